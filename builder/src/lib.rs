@@ -1,0 +1,2 @@
+//! Turns a parsed Dockerfile into images: stages, ARG/ENV scoping, ONBUILD,
+//! `.dockerignore`, cache keys and layer creation. RUN steps go to the runner.
