@@ -1,2 +1,22 @@
 //! The local image store: an OCI image layout on disk plus kiln's own
 //! bookkeeping beside it (locks, unpacked layers, containers).
+
+pub mod compose;
+pub mod digest;
+pub mod error;
+mod fsutil;
+pub mod images;
+pub mod layer;
+pub mod layout;
+mod lock;
+pub mod model;
+pub mod reference;
+
+pub use compose::{Committed, ComposeError, StoredLayer};
+pub use digest::Digest;
+pub use error::StoreError;
+pub use fsutil::write_atomic;
+pub use images::Image;
+pub use layout::Store;
+pub use model::{ContainerConfig, Descriptor, History, ImageConfig, Manifest};
+pub use reference::Reference;

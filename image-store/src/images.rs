@@ -1,0 +1,401 @@
+//! Images as `index.json` entries: lookup by name, ID or ID prefix, tagging,
+//! removal with docker's untag rules, and garbage collection of blobs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::digest::Digest;
+use crate::error::{Result, StoreError};
+use crate::layout::Store;
+use crate::model::{media, Descriptor, ImageConfig, Index, Manifest};
+use crate::reference::Reference;
+
+/// One image in the store: a manifest, its config, and the names it has.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub manifest_descriptor: Descriptor,
+    pub manifest: Manifest,
+    pub config: ImageConfig,
+    /// Fully normalized names (`localhost/busybox:latest`) of this manifest.
+    pub names: Vec<String>,
+}
+
+impl Image {
+    /// The image ID: the digest of the config blob.
+    pub fn id(&self) -> &Digest {
+        &self.manifest.config.digest
+    }
+
+    pub fn manifest_digest(&self) -> &Digest {
+        &self.manifest_descriptor.digest
+    }
+
+    /// Bytes of all layers as stored locally (uncompressed tars).
+    pub fn size(&self) -> u64 {
+        self.manifest.layers.iter().map(|l| l.size).sum()
+    }
+}
+
+/// What `rmi` did, in docker's words.
+#[derive(Debug, Default)]
+pub struct RemoveReport {
+    pub untagged: Vec<String>,
+    pub deleted: Vec<Digest>,
+}
+
+impl Store {
+    /// Every image in the store, one per distinct manifest, names merged.
+    pub fn images(&self) -> Result<Vec<Image>> {
+        let index = self.read_index()?;
+        let mut by_manifest: BTreeMap<Digest, (Descriptor, Vec<String>)> = BTreeMap::new();
+        let mut order = Vec::new();
+        for d in &index.manifests {
+            if d.media_type != media::OCI_MANIFEST && d.media_type != media::DOCKER_MANIFEST {
+                continue;
+            }
+            let slot = by_manifest.entry(d.digest.clone()).or_insert_with(|| {
+                order.push(d.digest.clone());
+                (d.clone(), Vec::new())
+            });
+            if let Some(n) = d.ref_name() {
+                if is_full_reference(n) {
+                    slot.1.push(n.to_string());
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(order.len());
+        for digest in order {
+            let (desc, names) = by_manifest.remove(&digest).expect("inserted above");
+            out.push(self.load_image(desc, names)?);
+        }
+        Ok(out)
+    }
+
+    fn load_image(&self, desc: Descriptor, names: Vec<String>) -> Result<Image> {
+        let manifest: Manifest = self.read_json(&desc.digest)?;
+        let config: ImageConfig = self.read_json(&manifest.config.digest)?;
+        let mut desc = desc;
+        desc.set_ref_name(None);
+        Ok(Image {
+            manifest_descriptor: desc,
+            manifest,
+            config,
+            names,
+        })
+    }
+
+    /// Finds the image a user named: a reference (short names try
+    /// `localhost/` then `docker.io/`), a full ID (`sha256:…` or 64 hex
+    /// digits) or a unique ID prefix of at least 4 hex digits.
+    pub fn resolve(&self, name: &str) -> Result<Image> {
+        let images = self.images()?;
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        let is_hex = hex.len() >= 4 && hex.bytes().all(|c| c.is_ascii_hexdigit());
+        if is_hex && hex.len() == 64 {
+            if let Some(img) = images.iter().find(|i| i.id().hex() == hex) {
+                return Ok(img.clone());
+            }
+        }
+        if let Ok(r) = name.parse::<Reference>() {
+            for cand in r.candidates() {
+                let want = cand.to_string();
+                if let Some(img) = images.iter().find(|i| i.names.contains(&want)) {
+                    return Ok(img.clone());
+                }
+                if let Some(d) = cand.digest() {
+                    let repo = cand.repository();
+                    if let Some(img) = images.iter().find(|i| {
+                        i.manifest_digest() == d && i.names.iter().any(|n| repo_of(n) == repo)
+                    }) {
+                        return Ok(img.clone());
+                    }
+                }
+            }
+        }
+        if is_hex && (name.starts_with("sha256:") || !name.contains(':')) {
+            let hex = hex.to_ascii_lowercase();
+            let mut ids: Vec<&Image> = images
+                .iter()
+                .filter(|i| i.id().hex().starts_with(&hex))
+                .collect();
+            ids.dedup_by(|a, b| a.id() == b.id());
+            match ids.len() {
+                0 => {}
+                1 => return Ok(ids[0].clone()),
+                n => {
+                    return Err(StoreError::Ambiguous {
+                        name: name.to_string(),
+                        count: n,
+                    })
+                }
+            }
+        }
+        Err(StoreError::NoSuchImage(name.to_string()))
+    }
+
+    /// Adds an image (manifest already stored) under `names`, moving each
+    /// name from whatever image held it. With no names the image is stored
+    /// untagged. Images left with no name stay as dangling (`<none>`).
+    pub fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<()> {
+        let names: Vec<String> = names.iter().map(|r| r.normalized().to_string()).collect();
+        self.update_index(|index| {
+            for n in &names {
+                untag_in(index, n);
+            }
+            if names.is_empty() {
+                if !index.manifests.iter().any(|d| d.digest == manifest.digest) {
+                    let mut d = manifest.clone();
+                    d.set_ref_name(None);
+                    index.manifests.push(d);
+                }
+            } else {
+                // The image is named now: a dangling entry for it is redundant.
+                index
+                    .manifests
+                    .retain(|d| !(d.digest == manifest.digest && d.ref_name().is_none()));
+                for n in &names {
+                    let mut d = manifest.clone();
+                    d.set_ref_name(Some(n));
+                    index.manifests.push(d);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// `kiln tag SOURCE TARGET`.
+    pub fn tag(&self, source: &str, target: &str) -> Result<Image> {
+        let img = self.resolve(source)?;
+        let target: Reference = target.parse()?;
+        let _w = self.writer_lock()?;
+        self.add_image(&img.manifest_descriptor, &[target])?;
+        Ok(img)
+    }
+
+    /// `kiln rmi [-f] NAME`, with docker's rules: a name that is one of
+    /// several tags only untags; removing by ID an image with tags in more
+    /// than one repository needs `force`; blobs nothing references any more
+    /// are deleted. `in_use` names the container using an image, if any.
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        in_use: &dyn Fn(&Digest) -> Option<String>,
+    ) -> Result<RemoveReport> {
+        let _gc = self.collector_lock()?;
+        let img = self.resolve(name)?;
+        let id = img.id().clone();
+        // Was it named by one of its tags?
+        let by_tag = name.parse::<Reference>().ok().and_then(|r| {
+            r.candidates()
+                .into_iter()
+                .map(|c| c.to_string())
+                .find(|c| img.names.contains(c))
+        });
+        let mut report = RemoveReport::default();
+        // All manifests that share this image ID are the same image.
+        let all = self.images()?;
+        let same_id: Vec<&Image> = all.iter().filter(|i| *i.id() == id).collect();
+        let all_names: Vec<String> = same_id.iter().flat_map(|i| i.names.clone()).collect();
+
+        if let Some(tag) = by_tag {
+            if all_names.len() > 1 {
+                self.update_index(|index| {
+                    untag_in(index, &tag);
+                    Ok(())
+                })?;
+                report.untagged.push(tag);
+                return Ok(report);
+            }
+        } else {
+            let repos: BTreeSet<&str> = all_names.iter().map(|n| repo_of(n)).collect();
+            if repos.len() > 1 && !force {
+                return Err(StoreError::MultipleRepositories {
+                    id: id.short().to_string(),
+                });
+            }
+        }
+        if !force {
+            if let Some(c) = in_use(&id) {
+                return Err(StoreError::InUse {
+                    id: id.short().to_string(),
+                    container: c,
+                });
+            }
+        }
+        let manifests: BTreeSet<Digest> = same_id
+            .iter()
+            .map(|i| i.manifest_digest().clone())
+            .collect();
+        self.update_index(|index| {
+            index.manifests.retain(|d| !manifests.contains(&d.digest));
+            Ok(())
+        })?;
+        report.untagged = all_names;
+        report.deleted.push(id);
+        self.collect_garbage_locked()?;
+        Ok(report)
+    }
+
+    /// Removes every untagged image (and, with `all`, every image for which
+    /// `keep` is false). Returns the deleted image IDs and bytes freed.
+    pub fn prune(&self, all: bool, keep: &dyn Fn(&Digest) -> bool) -> Result<(Vec<Digest>, u64)> {
+        let _gc = self.collector_lock()?;
+        let images = self.images()?;
+        let doomed: Vec<&Image> = images
+            .iter()
+            .filter(|i| (i.names.is_empty() || all) && !keep(i.id()))
+            .collect();
+        let manifests: BTreeSet<Digest> =
+            doomed.iter().map(|i| i.manifest_digest().clone()).collect();
+        let mut ids: Vec<Digest> = doomed.iter().map(|i| i.id().clone()).collect();
+        ids.sort();
+        ids.dedup();
+        if !manifests.is_empty() {
+            self.update_index(|index| {
+                index.manifests.retain(|d| !manifests.contains(&d.digest));
+                Ok(())
+            })?;
+        }
+        let freed = self.collect_garbage_locked()?;
+        Ok((ids, freed))
+    }
+
+    /// Deletes blobs that no `index.json` entry reaches, and stale temp
+    /// files. The caller holds the collector lock.
+    fn collect_garbage_locked(&self) -> Result<u64> {
+        let index = self.read_index()?;
+        let mut live = BTreeSet::new();
+        self.mark(&index.manifests, &mut live)?;
+        for extra in self.extra_roots()? {
+            live.insert(extra);
+        }
+        let dead: Vec<Digest> = self
+            .list_blobs()?
+            .into_iter()
+            .filter(|d| !live.contains(d))
+            .collect();
+        let freed = self.remove_blobs(&dead)?;
+        self.clean_tmp();
+        Ok(freed)
+    }
+
+    fn mark(&self, descs: &[Descriptor], live: &mut BTreeSet<Digest>) -> Result<()> {
+        for d in descs {
+            if !live.insert(d.digest.clone()) {
+                continue;
+            }
+            match d.media_type.as_str() {
+                media::OCI_MANIFEST | media::DOCKER_MANIFEST => {
+                    let m: Manifest = self.read_json(&d.digest)?;
+                    live.insert(m.config.digest.clone());
+                    live.extend(m.layers.iter().map(|l| l.digest.clone()));
+                }
+                media::OCI_INDEX | media::DOCKER_LIST => {
+                    let i: Index = self.read_json(&d.digest)?;
+                    self.mark(&i.manifests, live)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Blobs kiln keeps for its own use (e.g. the build cache), listed one
+    /// digest per line in files under `kiln/roots/`.
+    fn extra_roots(&self) -> Result<Vec<Digest>> {
+        let dir = self.kiln_dir().join("roots");
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
+        };
+        for e in entries {
+            let p = e.map_err(StoreError::io(&dir))?.path();
+            let text = std::fs::read_to_string(&p).map_err(StoreError::io(&p))?;
+            out.extend(text.lines().filter_map(|l| l.trim().parse().ok()));
+        }
+        Ok(out)
+    }
+
+    /// Temp files older than a day are leftovers of killed processes.
+    fn clean_tmp(&self) {
+        let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        let day = std::time::Duration::from_secs(86400);
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > day);
+            if old {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Removes `name` from whichever entry holds it; an image left with no
+/// name keeps one unnamed entry (dangling), as docker keeps `<none>` images.
+fn untag_in(index: &mut Index, name: &str) {
+    let Some(pos) = index
+        .manifests
+        .iter()
+        .position(|d| d.ref_name() == Some(name))
+    else {
+        return;
+    };
+    let digest = index.manifests[pos].digest.clone();
+    let others = index
+        .manifests
+        .iter()
+        .enumerate()
+        .any(|(i, d)| i != pos && d.digest == digest);
+    if others {
+        index.manifests.remove(pos);
+    } else {
+        index.manifests[pos].set_ref_name(None);
+    }
+}
+
+fn is_full_reference(n: &str) -> bool {
+    n.parse::<Reference>().is_ok_and(|r| r.is_qualified())
+}
+
+/// `localhost/busybox:latest` → `localhost/busybox`.
+pub fn repo_of(name: &str) -> &str {
+    let no_digest = name.split('@').next().unwrap_or(name);
+    let slash = no_digest.rfind('/').map_or(0, |i| i + 1);
+    match no_digest[slash..].rfind(':') {
+        Some(i) => &no_digest[..slash + i],
+        None => no_digest,
+    }
+}
+
+/// Splits a stored name into (repository, tag or `<none>`).
+pub fn split_name(name: &str) -> (String, String) {
+    let repo = repo_of(name);
+    let rest = &name[repo.len()..];
+    let tag = rest
+        .strip_prefix(':')
+        .map(|t| t.split('@').next().unwrap_or(t).to_string())
+        .unwrap_or_else(|| "<none>".to_string());
+    (repo.to_string(), tag)
+}
+
+/// Groups images by ID, for callers that show one row per image.
+pub fn by_id(images: &[Image]) -> HashMap<Digest, Vec<&Image>> {
+    let mut m: HashMap<Digest, Vec<&Image>> = HashMap::new();
+    for i in images {
+        m.entry(i.id().clone()).or_default().push(i);
+    }
+    m
+}

@@ -1,0 +1,272 @@
+//! The OCI image layout at the store root (`oci-layout`, `index.json`,
+//! `blobs/sha256/…`) plus kiln's own folder `kiln/` beside it (locks, temp
+//! files, unpacked layers). Other tools (skopeo, umoci) read the layout as is.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Result, StoreError};
+use crate::fsutil;
+use crate::lock::{self, LockGuard};
+use crate::model::{media, Descriptor, Index};
+
+pub const KILN_DIR: &str = "kiln";
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating an empty layout if there is none.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        let store = Store { root };
+        for d in [
+            store.root.join("blobs/sha256"),
+            store.kiln_dir().join("tmp"),
+            store.kiln_dir().join("locks"),
+        ] {
+            fs::create_dir_all(&d).map_err(StoreError::io(&d))?;
+        }
+        let layout = store.root.join("oci-layout");
+        if !layout.exists() {
+            let body = format!(
+                "{{\"imageLayoutVersion\":\"{}\"}}",
+                media::OCI_LAYOUT_VERSION
+            );
+            fsutil::write_atomic(&layout, body.as_bytes()).map_err(StoreError::io(&layout))?;
+        }
+        let index = store.index_path();
+        if !index.exists() {
+            let _g = store.lock_index()?;
+            if !index.exists() {
+                store.write_index(&Index::default())?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn kiln_dir(&self) -> PathBuf {
+        self.root.join(KILN_DIR)
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.kiln_dir().join("tmp")
+    }
+
+    pub fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).exists()
+    }
+
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let p = self.blob_path(digest);
+        File::open(&p).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::MissingBlob(digest.clone()),
+            _ => StoreError::Io { path: p, source: e },
+        })
+    }
+
+    /// Reads a small blob (manifest, config) whole and checks its digest.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut data = Vec::new();
+        self.open_blob(digest)?
+            .read_to_end(&mut data)
+            .map_err(StoreError::io(self.blob_path(digest)))?;
+        if Digest::of_bytes(&data) != *digest {
+            return Err(StoreError::CorruptBlob {
+                digest: digest.clone(),
+                reason: "content does not match its digest".into(),
+            });
+        }
+        Ok(data)
+    }
+
+    pub fn read_json<T: DeserializeOwned>(&self, digest: &Digest) -> Result<T> {
+        let data = self.read_blob(digest)?;
+        serde_json::from_slice(&data).map_err(|source| StoreError::Json {
+            path: self.blob_path(digest),
+            source,
+        })
+    }
+
+    /// Stores a small blob given whole; returns its descriptor.
+    pub fn write_blob(&self, media_type: &str, data: &[u8]) -> Result<Descriptor> {
+        let mut w = self.blob_writer()?;
+        w.write_all(data).map_err(StoreError::io(self.tmp_dir()))?;
+        let (digest, size) = w.commit(None)?;
+        Ok(Descriptor::new(media_type, digest, size))
+    }
+
+    pub fn write_json<T: Serialize>(&self, media_type: &str, value: &T) -> Result<Descriptor> {
+        let data = serde_json::to_vec(value).expect("serializing plain data cannot fail");
+        self.write_blob(media_type, &data)
+    }
+
+    /// A streaming writer for a new blob; nothing appears in `blobs/` until
+    /// [`BlobWriter::commit`] has checked, synced and renamed it.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let dir = self.tmp_dir();
+        let (path, file) = fsutil::tempfile_in(&dir).map_err(StoreError::io(&dir))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            inner: Some(BufWriter::with_capacity(1 << 20, HashingWriter::new(file))),
+            tmp: path,
+        })
+    }
+
+    pub fn read_index(&self) -> Result<Index> {
+        let p = self.index_path();
+        let data = fs::read(&p).map_err(StoreError::io(&p))?;
+        serde_json::from_slice(&data).map_err(|source| StoreError::Json { path: p, source })
+    }
+
+    fn write_index(&self, index: &Index) -> Result<()> {
+        let p = self.index_path();
+        let data = serde_json::to_vec(index).expect("serializing plain data cannot fail");
+        fsutil::write_atomic(&p, &data).map_err(StoreError::io(&p))
+    }
+
+    fn lock_path(&self, name: &str) -> PathBuf {
+        self.kiln_dir().join("locks").join(name)
+    }
+
+    fn lock_index(&self) -> Result<LockGuard> {
+        let p = self.lock_path("index.lock");
+        lock::exclusive(&p).map_err(StoreError::io(p))
+    }
+
+    /// Held by writers while they add blobs and reference them.
+    pub fn writer_lock(&self) -> Result<LockGuard> {
+        let p = self.lock_path("gc.lock");
+        lock::shared(&p).map_err(StoreError::io(p))
+    }
+
+    /// Held by the collector while it deletes unreferenced blobs.
+    pub fn collector_lock(&self) -> Result<LockGuard> {
+        let p = self.lock_path("gc.lock");
+        lock::exclusive(&p).map_err(StoreError::io(p))
+    }
+
+    /// Read-modify-write of `index.json` under the exclusive index lock.
+    /// When `f` fails nothing is written.
+    pub fn update_index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        let _g = self.lock_index()?;
+        let mut index = self.read_index()?;
+        let out = f(&mut index)?;
+        self.write_index(&index)?;
+        Ok(out)
+    }
+
+    /// Deletes the blob files in `digests`; missing ones are ignored.
+    pub fn remove_blobs<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) -> Result<u64> {
+        let mut freed = 0;
+        for d in digests {
+            let p = self.blob_path(d);
+            match fs::symlink_metadata(&p) {
+                Ok(m) => {
+                    fs::remove_file(&p).map_err(StoreError::io(&p))?;
+                    freed += m.len();
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::Io { path: p, source: e }),
+            }
+        }
+        Ok(freed)
+    }
+
+    /// All blob digests present on disk.
+    pub fn list_blobs(&self) -> Result<Vec<Digest>> {
+        let dir = self.root.join("blobs/sha256");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(StoreError::io(&dir))? {
+            let e = e.map_err(StoreError::io(&dir))?;
+            if let Some(name) = e.file_name().to_str() {
+                if let Ok(d) = Digest::from_hex(name) {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A blob being written: hashed as it is written, renamed into place on
+/// commit, deleted if dropped uncommitted.
+pub struct BlobWriter {
+    store: Store,
+    inner: Option<BufWriter<HashingWriter<File>>>,
+    tmp: PathBuf,
+}
+
+impl BlobWriter {
+    pub fn written(&self) -> u64 {
+        self.inner
+            .as_ref()
+            .map_or(0, |w| w.get_ref().written() + w.buffer().len() as u64)
+    }
+
+    /// Syncs the blob and moves it to `blobs/sha256/<digest>`. With
+    /// `expected`, a mismatch fails and nothing is stored.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let w = self.inner.take().expect("commit is called once");
+        let hashing = w
+            .into_inner()
+            .map_err(|e| StoreError::io(&self.tmp)(e.into_error()))?;
+        let (file, digest, size) = hashing.finish();
+        if let Some(exp) = expected {
+            if *exp != digest {
+                return Err(StoreError::CorruptBlob {
+                    digest: exp.clone(),
+                    reason: format!("content hashes to {digest}"),
+                });
+            }
+        }
+        let dest = self.store.blob_path(&digest);
+        if dest.exists() {
+            return Ok((digest, size));
+        }
+        file.sync_all().map_err(StoreError::io(&self.tmp))?;
+        drop(file);
+        fs::rename(&self.tmp, &dest).map_err(StoreError::io(&dest))?;
+        let dir = dest.parent().expect("blob path has a parent");
+        fsutil::sync_dir(dir).map_err(StoreError::io(dir))?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.as_mut().expect("not committed").write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.as_mut().expect("not committed").write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.as_mut().expect("not committed").flush()
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        // Uncommitted, or committed onto an existing blob: the temp file goes.
+        let _ = fs::remove_file(&self.tmp);
+    }
+}

@@ -1,0 +1,44 @@
+//! Advisory file locks between kiln processes sharing one store.
+//!
+//! Two locks, always taken in this order to avoid deadlock:
+//! - `gc`: shared by every writer for the whole time it adds blobs and
+//!   references them; exclusive for the collector, so it never deletes a blob
+//!   that a concurrent writer has written but not yet referenced.
+//! - `index`: exclusive around each read-modify-write of `index.json`.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+/// Holds a lock until dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    file: File,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+pub fn exclusive(path: &Path) -> io::Result<LockGuard> {
+    let file = open(path)?;
+    file.lock()?;
+    Ok(LockGuard { file })
+}
+
+pub fn shared(path: &Path) -> io::Result<LockGuard> {
+    let file = open(path)?;
+    file.lock_shared()?;
+    Ok(LockGuard { file })
+}

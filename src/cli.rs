@@ -1,0 +1,178 @@
+//! The command line, docker-compatible in names, flags and defaults.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Build container images from Dockerfiles, store them, move them and run them",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Store root (default: $KILN_ROOT, /var/lib/kiln for root, else $XDG_DATA_HOME/kiln)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create an image from a rootfs tarball (plain, gzip or zstd)
+    Import(ImportArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Create a tag TARGET that refers to SOURCE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Show low-level information on images as JSON
+    Inspect(InspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Build an image from a Dockerfile (not built yet)
+    Build(NotYet),
+    /// Run a command in a new container (not built yet)
+    Run(NotYet),
+    /// Pull an image from a registry (not built yet)
+    Pull(NotYet),
+    /// Push an image to a registry (not built yet)
+    Push(NotYet),
+    /// Log in to a registry (not built yet)
+    Login(NotYet),
+    /// Log out from a registry (not built yet)
+    Logout(NotYet),
+    /// Save images to a tar archive (not built yet)
+    Save(NotYet),
+    /// Load images from a tar archive (not built yet)
+    Load(NotYet),
+    /// Export a container's filesystem as a tar archive (not built yet)
+    Export(NotYet),
+    /// Create a new image from a container's changes (not built yet)
+    Commit(NotYet),
+    /// List containers (not built yet)
+    Ps(NotYet),
+    /// Remove containers (not built yet)
+    Rm(NotYet),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Remove unused images
+    Prune(PruneArgs),
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images
+    Rm(RmiArgs),
+    /// Show low-level information on images as JSON
+    Inspect(InspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a tag TARGET that refers to SOURCE
+    Tag(TagArgs),
+    /// Create an image from a rootfs tarball
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NotYet {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR)
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// Commit message for the imported image
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Print only the image ID (the default output already is)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Rootfs tarball: a file, `-` for standard input, or an http(s) URL
+    pub source: String,
+    /// Name of the new image, REPOSITORY[:TAG]
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Show all images (by default intermediate build images are hidden)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output format: `table` (default) or `json`
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Only images whose name matches REPOSITORY[:TAG]
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Remove the image even if it has several repositories or is in use
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Go-template-like field selection is not supported; only `json`
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Only image objects are inspected (accepted for docker compatibility)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print sizes and dates in a human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub human: bool,
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation (kiln never prompts)
+    #[arg(short, long)]
+    pub force: bool,
+}

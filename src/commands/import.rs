@@ -1,0 +1,52 @@
+//! `kiln import`: a rootfs tarball becomes a one-layer image.
+
+use std::fs::File;
+use std::io::Read;
+
+use anyhow::{bail, Context as _, Result};
+use image_store::model::{self, History, ImageConfig};
+use image_store::Reference;
+
+use crate::cli::ImportArgs;
+use crate::context::Ctx;
+use crate::exit::Status;
+
+pub fn run(ctx: &Ctx, args: ImportArgs) -> Result<Status> {
+    let name: Option<Reference> = args.reference.as_deref().map(str::parse).transpose()?;
+    if !args.changes.is_empty() {
+        bail!("import --change is not built yet");
+    }
+    let src = args.source.as_str();
+    let input: Box<dyn Read> = if src == "-" {
+        Box::new(std::io::stdin().lock())
+    } else if src.starts_with("http://") || src.starts_with("https://") {
+        bail!("importing from a URL is not built yet: {src}");
+    } else {
+        Box::new(File::open(src).with_context(|| format!("opening {src}"))?)
+    };
+
+    let store = ctx.store()?;
+    let _writer = store.writer_lock()?;
+    let layer = store
+        .store_layer_from_tar(input)
+        .with_context(|| format!("importing {src}"))?;
+    let created = model::now();
+    let comment = args
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("Imported from {src}"));
+    let mut config = ImageConfig::for_host();
+    config.created = Some(created.clone());
+    config.comment = Some(comment.clone());
+    config.config = Some(Default::default());
+    config.rootfs.diff_ids.push(layer.diff_id().clone());
+    config.history.push(History {
+        created: Some(created),
+        comment: Some(comment),
+        ..Default::default()
+    });
+    let names: Vec<Reference> = name.into_iter().collect();
+    let committed = store.commit_image(&config, vec![layer.descriptor], &names)?;
+    println!("{}", committed.id);
+    Ok(Status::Success)
+}

@@ -1,0 +1,48 @@
+//! `kiln rmi` and `kiln image prune`.
+
+use anyhow::Result;
+
+use crate::cli::{PruneArgs, RmiArgs};
+use crate::context::Ctx;
+use crate::exit::{self, Status};
+use crate::format;
+
+pub fn run(ctx: &Ctx, args: RmiArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    let mut failed = false;
+    for name in &args.images {
+        match store.remove(name, args.force, &|_| None) {
+            Ok(report) => {
+                for u in &report.untagged {
+                    println!("Untagged: {u}");
+                }
+                for d in &report.deleted {
+                    println!("Deleted: {d}");
+                }
+            }
+            Err(e) => {
+                eprintln!("kiln: {}", exit::render(&e.into()));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        Status::External(exit::KILN_ERROR)
+    } else {
+        Status::Success
+    })
+}
+
+pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    let (deleted, freed) = store.prune(args.all, &|_| false)?;
+    if !deleted.is_empty() {
+        println!("Deleted Images:");
+        for d in &deleted {
+            println!("deleted: {d}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", format::human_size(freed));
+    Ok(Status::Success)
+}
