@@ -10,6 +10,8 @@ use crate::model::media::Compression;
 pub enum LayerError {
     #[error("not a tar archive: {0}")]
     NotTar(String),
+    #[error("tar archive is corrupt or truncated after {entries} entries: {reason}")]
+    Corrupt { entries: u64, reason: String },
     #[error("the input is empty")]
     Empty,
     #[error("{kind} data is corrupt or truncated: {source}")]
@@ -277,10 +279,26 @@ fn not_tar(e: io::Error, stats: TarStats) -> LayerError {
         return fault;
     }
     if stats.entries == 0 {
-        LayerError::NotTar(e.to_string())
+        LayerError::NotTar("the data does not start with a valid tar header".into())
     } else {
-        LayerError::NotTar(format!("after {} entries: {e}", stats.entries))
+        LayerError::Corrupt {
+            entries: stats.entries,
+            reason: one_line(&e.to_string()),
+        }
     }
+}
+
+/// Control characters (a corrupt header's "name" may hold any byte) escaped.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 fn truncated(e: io::Error, entry: &str) -> LayerError {
@@ -289,7 +307,10 @@ fn truncated(e: io::Error, entry: &str) -> LayerError {
     }
     LayerError::BadEntry {
         entry: entry.to_string(),
-        reason: format!("cannot read its data (truncated input?): {e}"),
+        reason: format!(
+            "cannot read its data (corrupt or truncated input): {}",
+            one_line(&e.to_string())
+        ),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod layout;
 mod lock;
 pub mod model;
 pub mod reference;
+pub mod unpack;
 
 pub use compose::{Committed, ComposeError, StoredLayer};
 pub use digest::Digest;

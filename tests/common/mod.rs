@@ -1,0 +1,155 @@
+//! Shared helpers for the end-to-end tests: a throwaway store per test, the
+//! kiln binary, and the busybox rootfs made from the host's busybox-static.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub struct Kiln {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, want: i32) -> Run {
+        assert_eq!(
+            self.code, want,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub fn kiln_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kiln")
+}
+
+impl Kiln {
+    pub fn new() -> Kiln {
+        Kiln {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(kiln_bin());
+        c.arg("--root").arg(self.root());
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().expect("spawn kiln"))
+    }
+
+    /// Runs kiln with `input` on standard input.
+    pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kiln");
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let out = child.wait_with_output().expect("wait kiln");
+        writer.join().unwrap();
+        Run::from(out)
+    }
+
+    /// Imports the busybox rootfs as `name` and returns the image ID.
+    pub fn import_busybox(&self, name: &str) -> String {
+        let r = self
+            .run(&["import", busybox_tar().to_str().unwrap(), name])
+            .ok();
+        r.stdout.trim().to_string()
+    }
+
+    pub fn blob_count(&self) -> usize {
+        std::fs::read_dir(self.root().join("blobs/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+static BUSYBOX: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+
+/// A tarball of the busybox rootfs (made once per test binary).
+pub fn busybox_tar() -> &'static Path {
+    &BUSYBOX
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let tar = dir.path().join("busybox-rootfs.tar");
+            let st = Command::new(fixtures().join("make-busybox-rootfs.sh"))
+                .arg(dir.path().join("rootfs"))
+                .arg(&tar)
+                .status()
+                .expect("run make-busybox-rootfs.sh");
+            assert!(
+                st.success(),
+                "make-busybox-rootfs.sh failed (is busybox-static installed?)"
+            );
+            (dir, tar)
+        })
+        .1
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    let data = std::fs::read(p).unwrap();
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Fails the test with a clear message when an external tool is missing.
+pub fn require_tool(name: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{name} is not installed (CI installs it; see .ci/run)"
+    );
+}
