@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# demo.sh: set up a fresh Debian 12 machine and run kiln end to end.
+# Installs what it needs, builds kiln, makes a busybox rootfs from the host's
+# busybox-static, imports it, lists and inspects it.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+for pkg in busybox-static skopeo umoci; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+echo "==> building kiln (release)"
+cargo build --release --jobs 2
+KILN="$PWD/target/release/kiln"
+work=$(mktemp -d /tmp/kiln-demo.XXXXXX)
+export KILN_ROOT="$work/store"
+trap 'rm -rf "$work"' EXIT
+
+echo "==> making a busybox rootfs"
+fixtures/make-busybox-rootfs.sh "$work/rootfs"
+
+echo "==> tar -C rootfs -c . | kiln import - busybox:latest"
+tar -C "$work/rootfs" -c . | "$KILN" import -m "busybox from the demo" - busybox:latest
+
+echo "==> kiln images"
+"$KILN" images
+echo "==> kiln tag busybox demo/busybox:1.0"
+"$KILN" tag busybox demo/busybox:1.0
+"$KILN" images
+echo "==> kiln history busybox"
+"$KILN" history busybox
+echo "==> kiln inspect busybox (excerpt)"
+"$KILN" inspect busybox | head -n 20
+echo "==> skopeo reads kiln's store directly"
+skopeo inspect --raw "oci:$KILN_ROOT:localhost/busybox:latest"
+echo
+echo "==> kiln rmi demo/busybox:1.0"
+"$KILN" rmi demo/busybox:1.0
+echo "==> done"
