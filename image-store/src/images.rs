@@ -275,8 +275,34 @@ impl Store {
             .filter(|d| !live.contains(d))
             .collect();
         let freed = self.remove_blobs(&dead)?;
+        self.remove_unused_layer_dirs(&live)?;
         self.clean_tmp();
         Ok(freed)
+    }
+
+    /// Deletes unpacked layers that no live image or root uses any more.
+    fn remove_unused_layer_dirs(&self, live: &BTreeSet<Digest>) -> Result<()> {
+        let dir = self.layers_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        // Local layers are uncompressed, so a live layer blob's digest is
+        // its diff ID; configs cover layers stored compressed.
+        let mut diff_ids: BTreeSet<Digest> = live.clone();
+        for img in self.images()? {
+            diff_ids.extend(img.config.rootfs.diff_ids);
+        }
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Ok(d) = Digest::from_hex(name) {
+                if !diff_ids.contains(&d) {
+                    let p = e.path();
+                    std::fs::remove_dir_all(&p).map_err(StoreError::io(&p))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn mark(&self, descs: &[Descriptor], live: &mut BTreeSet<Digest>) -> Result<()> {

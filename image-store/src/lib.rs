@@ -2,11 +2,14 @@
 //! bookkeeping beside it (locks, unpacked layers, containers).
 
 pub mod compose;
+pub mod containers;
+pub mod diff;
 pub mod digest;
 pub mod error;
 mod fsutil;
 pub mod images;
 pub mod layer;
+pub mod layers;
 pub mod layout;
 mod lock;
 pub mod model;

@@ -11,7 +11,7 @@ pub fn run(ctx: &Ctx, args: RmiArgs) -> Result<Status> {
     let store = ctx.store()?;
     let mut failed = false;
     for name in &args.images {
-        match store.remove(name, args.force, &|_| None) {
+        match store.remove(name, args.force, &|id| store.container_using(id)) {
             Ok(report) => {
                 for u in &report.untagged {
                     println!("Untagged: {u}");
@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, args: RmiArgs) -> Result<Status> {
 
 pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let (deleted, freed) = store.prune(args.all, &|_| false)?;
+    let (deleted, freed) = store.prune(args.all, &|id| store.container_using(id).is_some())?;
     if !deleted.is_empty() {
         println!("Deleted Images:");
         for d in &deleted {

@@ -1,0 +1,139 @@
+//! Container records: what `kiln run` created, so that `ps`, `rm`, `logs`,
+//! `commit` and `export` can find a container's image and directories later.
+//! Each lives in `kiln/containers/<id>/` with `container.json` beside its
+//! overlay `upper/` and `work/` directories.
+
+use std::fs;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Result, StoreError};
+use crate::fsutil;
+use crate::layout::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Created,
+    Running,
+    Exited,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image_id: Digest,
+    /// The name the user gave for the image.
+    pub image: String,
+    pub command: Vec<String>,
+    pub created: String,
+    pub state: State,
+    #[serde(default)]
+    pub pid: Option<i32>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub finished: Option<String>,
+    /// Remove the container when it exits (`--rm`).
+    #[serde(default)]
+    pub auto_remove: bool,
+}
+
+impl Store {
+    pub fn containers_dir(&self) -> PathBuf {
+        self.kiln_dir().join("containers")
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    /// Records a new container; fails if its name is taken.
+    pub fn create_container(&self, c: &Container) -> Result<PathBuf> {
+        let _g = self.writer_lock()?;
+        if self.containers()?.iter().any(|o| o.name == c.name) {
+            return Err(StoreError::NameInUse(c.name.clone()));
+        }
+        let dir = self.container_dir(&c.id);
+        fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
+        self.save_container(c)?;
+        Ok(dir)
+    }
+
+    pub fn save_container(&self, c: &Container) -> Result<()> {
+        let p = self.container_dir(&c.id).join("container.json");
+        let data = serde_json::to_vec_pretty(c).expect("serializing plain data cannot fail");
+        fsutil::write_atomic(&p, &data).map_err(StoreError::io(p))
+    }
+
+    pub fn containers(&self) -> Result<Vec<Container>> {
+        let dir = self.containers_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let p = e.path().join("container.json");
+            // A directory without a record is one being created or removed.
+            let Ok(data) = fs::read(&p) else { continue };
+            let c: Container = serde_json::from_slice(&data)
+                .map_err(|source| StoreError::Json { path: p, source })?;
+            out.push(c);
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(out)
+    }
+
+    /// Finds a container by name, full ID or unique ID prefix.
+    pub fn container(&self, name: &str) -> Result<Container> {
+        let all = self.containers()?;
+        if let Some(c) = all.iter().find(|c| c.name == name || c.id == name) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<&Container> = all.iter().filter(|c| c.id.starts_with(name)).collect();
+        match matches.len() {
+            1 => Ok(matches[0].clone()),
+            0 => Err(StoreError::NoSuchContainer(name.to_string())),
+            n => Err(StoreError::Ambiguous {
+                name: name.to_string(),
+                count: n,
+            }),
+        }
+    }
+
+    pub fn remove_container(&self, id: &str) -> Result<()> {
+        let dir = self.container_dir(id);
+        // The record goes first, so a half-removed directory is not listed.
+        let rec = dir.join("container.json");
+        match fs::remove_file(&rec) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: rec,
+                    source: e,
+                })
+            }
+        }
+        fs::remove_dir_all(&dir).map_err(StoreError::io(dir))
+    }
+
+    /// The first container using image `id`, for `rmi`'s in-use check.
+    pub fn container_using(&self, id: &Digest) -> Option<String> {
+        self.containers()
+            .ok()?
+            .into_iter()
+            .find(|c| c.image_id == *id)
+            .map(|c| c.id[..12].to_string())
+    }
+}

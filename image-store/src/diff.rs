@@ -1,0 +1,199 @@
+//! Layers from directories: the changes a container made (an overlayfs
+//! upper directory) become a layer tar with OCI whiteouts, entries sorted
+//! and times optionally clamped, so equal inputs give equal digests.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use crate::layer::{LayerError, TarStats};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiffOptions {
+    /// `SOURCE_DATE_EPOCH`: no entry is newer than this.
+    pub clamp_mtime: Option<u64>,
+    /// Read overlayfs whiteouts (0/0 char devices, opaque xattrs) and write
+    /// them as `.wh.` entries. Off for a plain directory.
+    pub overlay_whiteouts: bool,
+}
+
+/// Writes `dir`'s contents as a tar stream, sorted by name.
+pub fn write_tar_from_dir<W: Write>(
+    dir: &Path,
+    out: W,
+    opts: DiffOptions,
+) -> Result<TarStats, LayerError> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let mut stats = TarStats::default();
+    let mut links: HashMap<(u64, u64), std::path::PathBuf> = HashMap::new();
+    add_dir(&mut b, dir, Path::new(""), opts, &mut stats, &mut links)?;
+    b.into_inner()?.flush()?;
+    Ok(stats)
+}
+
+fn add_dir<W: Write>(
+    b: &mut tar::Builder<W>,
+    abs: &Path,
+    rel: &Path,
+    opts: DiffOptions,
+    stats: &mut TarStats,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> Result<(), LayerError> {
+    let mut names: Vec<_> = fs::read_dir(abs)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()?;
+    names.sort();
+    for name in names {
+        let path = abs.join(&name);
+        let relp = rel.join(&name);
+        let md = fs::symlink_metadata(&path)?;
+        let ft = md.file_type();
+        if opts.overlay_whiteouts && ft.is_char_device() && md.rdev() == 0 {
+            let mut wh = name.clone();
+            wh = format!(".wh.{}", wh.to_string_lossy()).into();
+            let mut h = header(&md, tar::EntryType::Regular, opts);
+            h.set_mode(0o644);
+            h.set_size(0);
+            b.append_data(&mut h, rel.join(wh), io::empty())?;
+            stats.entries += 1;
+            continue;
+        }
+        if ft.is_dir() {
+            let mut h = header(&md, tar::EntryType::Directory, opts);
+            h.set_size(0);
+            let mut dname = relp.clone().into_os_string();
+            dname.push("/");
+            b.append_data(&mut h, Path::new(&dname), io::empty())?;
+            stats.entries += 1;
+            if opts.overlay_whiteouts && is_opaque(&path) {
+                let mut h = header(&md, tar::EntryType::Regular, opts);
+                h.set_mode(0o644);
+                h.set_size(0);
+                b.append_data(&mut h, relp.join(".wh..wh..opq"), io::empty())?;
+                stats.entries += 1;
+            }
+            add_dir(b, &path, &relp, opts, stats, links)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&path)?;
+            let mut h = header(&md, tar::EntryType::Symlink, opts);
+            h.set_size(0);
+            b.append_link(&mut h, &relp, &target)?;
+            stats.entries += 1;
+        } else if ft.is_file() {
+            let key = (md.dev(), md.ino());
+            if md.nlink() > 1 {
+                if let Some(first) = links.get(&key) {
+                    let mut h = header(&md, tar::EntryType::Link, opts);
+                    h.set_size(0);
+                    b.append_link(&mut h, &relp, first)?;
+                    stats.entries += 1;
+                    continue;
+                }
+                links.insert(key, relp.clone());
+            }
+            let mut h = header(&md, tar::EntryType::Regular, opts);
+            h.set_size(md.len());
+            let f = File::open(&path)?;
+            b.append_data(&mut h, &relp, f)?;
+            stats.entries += 1;
+            stats.bytes += md.len();
+        } else {
+            let kind = if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else if ft.is_fifo() {
+                tar::EntryType::Fifo
+            } else {
+                continue; // sockets do not belong in images
+            };
+            let mut h = header(&md, kind, opts);
+            h.set_size(0);
+            let dev = md.rdev();
+            h.set_device_major(rustix::fs::major(dev))?;
+            h.set_device_minor(rustix::fs::minor(dev))?;
+            b.append_data(&mut h, &relp, io::empty())?;
+            stats.entries += 1;
+        }
+    }
+    Ok(())
+}
+
+fn header(md: &fs::Metadata, kind: tar::EntryType, opts: DiffOptions) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(md.mode() & 0o7777);
+    h.set_uid(md.uid() as u64);
+    h.set_gid(md.gid() as u64);
+    let mtime = md.mtime().max(0) as u64;
+    h.set_mtime(opts.clamp_mtime.map_or(mtime, |c| mtime.min(c)));
+    h
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    let mut buf = [0u8; 4];
+    matches!(
+        rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut buf),
+        Ok(1) if buf[0] == b'y'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unpack::{unpack, UnpackOptions, Whiteouts};
+
+    #[test]
+    fn round_trips_through_unpack() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("a/b")).unwrap();
+        fs::write(src.path().join("a/b/f"), b"data").unwrap();
+        fs::hard_link(src.path().join("a/b/f"), src.path().join("a/h")).unwrap();
+        std::os::unix::fs::symlink("b/f", src.path().join("a/s")).unwrap();
+        let mut tar1 = Vec::new();
+        write_tar_from_dir(src.path(), &mut tar1, DiffOptions::default()).unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let opts = UnpackOptions {
+            whiteouts: Whiteouts::Overlay,
+            ..Default::default()
+        };
+        unpack(&tar1[..], dst.path(), opts).unwrap();
+        assert_eq!(fs::read(dst.path().join("a/h")).unwrap(), b"data");
+        assert_eq!(
+            fs::read_link(dst.path().join("a/s")).unwrap(),
+            Path::new("b/f")
+        );
+        let mut tar2 = Vec::new();
+        write_tar_from_dir(dst.path(), &mut tar2, DiffOptions::default()).unwrap();
+        assert_eq!(tar1, tar2, "same tree, same bytes");
+    }
+
+    #[test]
+    fn overlay_whiteouts_become_wh_entries() {
+        let src = tempfile::tempdir().unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &src.path().join("gone"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        let mut t = Vec::new();
+        let opts = DiffOptions {
+            overlay_whiteouts: true,
+            clamp_mtime: Some(0),
+        };
+        write_tar_from_dir(src.path(), &mut t, opts).unwrap();
+        let mut a = tar::Archive::new(&t[..]);
+        let e: Vec<String> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(e, [".wh.gone"]);
+    }
+}

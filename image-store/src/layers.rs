@@ -1,0 +1,103 @@
+//! Unpacked layers, kept beside the layout in `kiln/layers/<diff-id>/` in
+//! overlayfs form, so containers and RUN steps stack them as lower
+//! directories without unpacking again.
+
+use std::fs;
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
+
+use crate::compose::ComposeError;
+use crate::digest::Digest;
+use crate::error::StoreError;
+use crate::images::Image;
+use crate::layer::LayerError;
+use crate::layout::Store;
+use crate::model::{media, Descriptor};
+use crate::unpack::{unpack, UnpackOptions, Whiteouts};
+
+impl Store {
+    pub fn layers_dir(&self) -> PathBuf {
+        self.kiln_dir().join("layers")
+    }
+
+    /// The unpacked directories of an image's layers, bottom first.
+    pub fn unpacked_layers(&self, image: &Image) -> Result<Vec<PathBuf>, ComposeError> {
+        let diff_ids = &image.config.rootfs.diff_ids;
+        if diff_ids.len() != image.manifest.layers.len() {
+            return Err(StoreError::BadLayout {
+                path: self.blob_path(image.id()),
+                reason: format!(
+                    "the config lists {} diff IDs but the manifest has {} layers",
+                    diff_ids.len(),
+                    image.manifest.layers.len()
+                ),
+            }
+            .into());
+        }
+        image
+            .manifest
+            .layers
+            .iter()
+            .zip(diff_ids)
+            .map(|(desc, diff_id)| self.unpacked_layer(desc, diff_id))
+            .collect()
+    }
+
+    /// Unpacks one layer blob (once) and returns its directory.
+    pub fn unpacked_layer(
+        &self,
+        desc: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<PathBuf, ComposeError> {
+        let dir = self.layers_dir().join(diff_id.hex());
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let parent = self.layers_dir();
+        fs::create_dir_all(&parent).map_err(StoreError::io(&parent))?;
+        let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), diff_id.short()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir(&tmp).map_err(StoreError::io(&tmp))?;
+        let result = (|| -> Result<(), ComposeError> {
+            let blob = BufReader::with_capacity(1 << 20, self.open_blob(&desc.digest)?);
+            let reader: Box<dyn Read> = match media::layer_compression(&desc.media_type) {
+                Some(media::Compression::None) => Box::new(blob),
+                Some(media::Compression::Gzip) => {
+                    Box::new(flate2::bufread::MultiGzDecoder::new(blob))
+                }
+                Some(media::Compression::Zstd) => {
+                    Box::new(zstd::Decoder::with_buffer(blob).map_err(LayerError::Io)?)
+                }
+                None => {
+                    return Err(StoreError::UnsupportedMediaType(desc.media_type.clone()).into())
+                }
+            };
+            let opts = UnpackOptions {
+                whiteouts: Whiteouts::Overlay,
+                ..Default::default()
+            };
+            unpack(reader, &tmp, opts)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        match fs::rename(&tmp, &dir) {
+            Ok(()) => Ok(dir),
+            // Another process unpacked it first.
+            Err(_) if dir.is_dir() => {
+                let _ = fs::remove_dir_all(&tmp);
+                Ok(dir)
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                Err(StoreError::Io {
+                    path: dir,
+                    source: e,
+                }
+                .into())
+            }
+        }
+    }
+}
