@@ -49,10 +49,10 @@ pub enum Command {
     Login(NotYet),
     /// Log out from a registry (not built yet)
     Logout(NotYet),
-    /// Save images to a tar archive (not built yet)
-    Save(NotYet),
-    /// Load images from a tar archive (not built yet)
-    Load(NotYet),
+    /// Save images to a tar archive (docker-archive or oci-archive)
+    Save(SaveArgs),
+    /// Load images from a tar archive (docker-archive or oci-archive, optionally compressed)
+    Load(LoadArgs),
     /// Export a container's filesystem as a tar archive (not built yet)
     Export(NotYet),
     /// Create a new image from a container's changes (not built yet)
@@ -175,4 +175,32 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation (kiln never prompts)
     #[arg(short, long)]
     pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// docker-archive (default) or oci-archive
+    #[arg(long, default_value = "docker-archive", value_name = "FORMAT")]
+    pub format: String,
+    /// Compress the archive with gzip
+    #[arg(long)]
+    pub compress: bool,
+    /// Print nothing (accepted for podman compatibility)
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from FILE instead of standard input
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<std::path::PathBuf>,
+    /// Print only the loaded image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
 }

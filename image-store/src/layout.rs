@@ -225,7 +225,13 @@ impl BlobWriter {
 
     /// Syncs the blob and moves it to `blobs/sha256/<digest>`. With
     /// `expected`, a mismatch fails and nothing is stored.
-    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        self.commit_reporting(expected).map(|(d, n, _)| (d, n))
+    }
+
+    /// Like [`BlobWriter::commit`], also saying whether the blob is new to
+    /// the store (false when an identical blob was already there).
+    pub fn commit_reporting(mut self, expected: Option<&Digest>) -> Result<(Digest, u64, bool)> {
         let w = self.inner.take().expect("commit is called once");
         let hashing = w
             .into_inner()
@@ -241,14 +247,14 @@ impl BlobWriter {
         }
         let dest = self.store.blob_path(&digest);
         if dest.exists() {
-            return Ok((digest, size));
+            return Ok((digest, size, false));
         }
         file.sync_all().map_err(StoreError::io(&self.tmp))?;
         drop(file);
         fs::rename(&self.tmp, &dest).map_err(StoreError::io(&dest))?;
         let dir = dest.parent().expect("blob path has a parent");
         fsutil::sync_dir(dir).map_err(StoreError::io(dir))?;
-        Ok((digest, size))
+        Ok((digest, size, true))
     }
 }
 

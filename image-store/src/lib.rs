@@ -1,6 +1,7 @@
 //! The local image store: an OCI image layout on disk plus kiln's own
 //! bookkeeping beside it (locks, unpacked layers, containers).
 
+pub mod archive;
 pub mod compose;
 pub mod containers;
 pub mod diff;

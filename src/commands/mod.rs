@@ -6,6 +6,7 @@ mod images;
 mod import;
 mod inspect;
 mod rmi;
+mod save;
 
 use anyhow::{bail, Result};
 
@@ -29,8 +30,8 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Push(_) => not_yet("push"),
         Command::Login(_) => not_yet("login"),
         Command::Logout(_) => not_yet("logout"),
-        Command::Save(_) => not_yet("save"),
-        Command::Load(_) => not_yet("load"),
+        Command::Save(a) => save::save(&ctx, a),
+        Command::Load(a) => save::load(&ctx, a),
         Command::Export(_) => not_yet("export"),
         Command::Commit(_) => not_yet("commit"),
         Command::Ps(_) => not_yet("ps"),

@@ -1,0 +1,118 @@
+//! `kiln save` and `kiln load`.
+
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+
+use anyhow::{bail, Context as _, Result};
+use image_store::archive::{self, ArchiveFormat};
+use image_store::{Image, Reference};
+
+use crate::cli::{LoadArgs, SaveArgs};
+use crate::context::Ctx;
+use crate::exit::Status;
+
+pub fn save(ctx: &Ctx, args: SaveArgs) -> Result<Status> {
+    let format = match args.format.as_str() {
+        "docker-archive" => ArchiveFormat::DockerArchive,
+        "oci-archive" => ArchiveFormat::OciArchive,
+        other => bail!("unsupported archive format {other:?}: use docker-archive or oci-archive"),
+    };
+    let store = ctx.store()?;
+    let images = select(&store, &args.images)?;
+    match &args.output {
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let dir = dir.unwrap_or(std::path::Path::new("."));
+            let tmp = tempfile::Builder::new()
+                .prefix(".kiln-save-")
+                .tempfile_in(dir)
+                .with_context(|| format!("creating a temp file beside {}", path.display()))?;
+            write(&store, &images, format, args.compress, tmp.as_file())
+                .with_context(|| format!("saving to {}", path.display()))?;
+            tmp.persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            let out = std::io::stdout();
+            if out.is_terminal() {
+                bail!("refusing to write an archive to a terminal: use -o FILE or redirect");
+            }
+            write(&store, &images, format, args.compress, out.lock())?;
+        }
+    }
+    Ok(Status::Success)
+}
+
+fn write(
+    store: &image_store::Store,
+    images: &[(Image, Vec<String>)],
+    format: ArchiveFormat,
+    compress: bool,
+    out: impl Write,
+) -> Result<()> {
+    if compress {
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        archive::save(store, images, format, &mut gz)?;
+        gz.finish()?.flush()?;
+    } else {
+        let mut out = out;
+        archive::save(store, images, format, &mut out)?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Each named image once, carrying the tags it was named by (docker: an
+/// image named by ID carries no tag).
+fn select(store: &image_store::Store, names: &[String]) -> Result<Vec<(Image, Vec<String>)>> {
+    let mut out: Vec<(Image, Vec<String>)> = Vec::new();
+    for name in names {
+        let img = store.resolve(name)?;
+        let tag = name.parse::<Reference>().ok().and_then(|r| {
+            r.candidates()
+                .into_iter()
+                .map(|c| c.to_string())
+                .find(|c| img.names.contains(c))
+        });
+        match out
+            .iter_mut()
+            .find(|(i, _)| i.manifest_digest() == img.manifest_digest())
+        {
+            Some((_, tags)) => tags.extend(tag.filter(|t| !tags.contains(t))),
+            None => out.push((img, tag.into_iter().collect())),
+        }
+    }
+    Ok(out)
+}
+
+pub fn load(ctx: &Ctx, args: LoadArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    let (input, label): (Box<dyn Read>, String) = match &args.input {
+        Some(p) => (
+            Box::new(File::open(p).with_context(|| format!("opening {}", p.display()))?),
+            p.display().to_string(),
+        ),
+        None => {
+            if std::io::stdin().is_terminal() {
+                bail!("no archive given: use -i FILE or redirect standard input");
+            }
+            (
+                Box::new(std::io::stdin().lock()),
+                "standard input".to_string(),
+            )
+        }
+    };
+    let loaded = archive::load(&store, input).with_context(|| format!("loading {label}"))?;
+    for (id, names) in &loaded.images {
+        if args.quiet {
+            println!("{id}");
+        } else if names.is_empty() {
+            println!("Loaded image ID: {id}");
+        } else {
+            for n in names {
+                println!("Loaded image: {n}");
+            }
+        }
+    }
+    Ok(Status::Success)
+}

@@ -1,0 +1,258 @@
+//! save and load, against podman and skopeo.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{require_tool, Kiln};
+
+fn podman(dir: &Path) -> Command {
+    require_tool("podman");
+    let mut c = Command::new("podman");
+    c.arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("runroot"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ])
+        .arg("--tmpdir")
+        .arg(dir.join("tmp"));
+    c
+}
+
+#[track_caller]
+fn ok(c: &mut Command) -> String {
+    let out = c.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        c,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn kiln_save_podman_load_and_run() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let tar = k.dir.path().join("busybox.tar");
+    k.run(&["save", "-o", tar.to_str().unwrap(), "busybox"])
+        .ok();
+    let pd = k.dir.path().join("podman");
+    ok(podman(&pd).args(["load", "-i"]).arg(&tar));
+    let out = ok(podman(&pd).args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--runtime",
+        "runc",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "localhost/busybox:latest",
+        "/bin/echo",
+        "hello from kiln",
+    ]));
+    assert_eq!(out.trim(), "hello from kiln");
+}
+
+#[test]
+fn podman_save_both_formats_kiln_load() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let src = k.dir.path().join("src.tar");
+    k.run(&["save", "-o", src.to_str().unwrap(), "busybox"])
+        .ok();
+    let pd = k.dir.path().join("podman");
+    ok(podman(&pd).args(["load", "-i"]).arg(&src));
+    for fmt in ["docker-archive", "oci-archive"] {
+        let out = k.dir.path().join(format!("{fmt}.tar"));
+        ok(podman(&pd)
+            .args(["save", "--format", fmt, "-o"])
+            .arg(&out)
+            .arg("localhost/busybox:latest"));
+        let k2 = Kiln::new();
+        let r = k2.run(&["load", "-i", out.to_str().unwrap()]).ok();
+        assert_eq!(
+            r.stdout.trim(),
+            "Loaded image: localhost/busybox:latest",
+            "{fmt}"
+        );
+        // The loaded image is whole: umoci unpacks it from kiln's store.
+        require_tool("umoci");
+        let bundle = k2.dir.path().join("bundle");
+        ok(Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:localhost/busybox:latest", k2.root().display()))
+            .arg(&bundle));
+        assert!(bundle.join("rootfs/bin/busybox").exists(), "{fmt}");
+    }
+}
+
+#[test]
+fn skopeo_copies_both_ways() {
+    require_tool("skopeo");
+    let k = Kiln::new();
+    let id = k.import_busybox("busybox");
+    for (fmt, transport) in [
+        ("docker-archive", "docker-archive"),
+        ("oci-archive", "oci-archive"),
+    ] {
+        let saved = k.dir.path().join(format!("kiln-{fmt}.tar"));
+        k.run(&[
+            "save",
+            "--format",
+            fmt,
+            "-o",
+            saved.to_str().unwrap(),
+            "busybox",
+        ])
+        .ok();
+        // kiln → skopeo: skopeo reads kiln's archive and writes its own.
+        let copied = k.dir.path().join(format!("skopeo-{fmt}.tar"));
+        let dest_ref = format!("{transport}:{}:localhost/copied:1", copied.display());
+        ok(Command::new("skopeo")
+            .arg("copy")
+            .arg(format!("{transport}:{}", saved.display()))
+            .arg(&dest_ref));
+        // skopeo → kiln.
+        let k2 = Kiln::new();
+        let r = k2.run(&["load", "-i", copied.to_str().unwrap()]).ok();
+        assert!(
+            r.stdout.contains("localhost/copied:1"),
+            "{fmt}: {}",
+            r.stdout
+        );
+        let r = k2.run(&["inspect", "localhost/copied:1"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        if fmt == "docker-archive" {
+            assert_eq!(v[0]["Id"], id.as_str(), "config kept byte for byte");
+        }
+    }
+}
+
+#[test]
+fn several_images_and_tags_round_trip() {
+    let k = Kiln::new();
+    let a = k.import_busybox("one:a");
+    k.run(&["tag", "one:a", "one:b"]).ok();
+    let b = k
+        .run_stdin(
+            &["import", "-m", "other", "-", "two"],
+            &std::fs::read(common::busybox_tar()).unwrap(),
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    for fmt in ["docker-archive", "oci-archive"] {
+        let tar = k.dir.path().join(format!("{fmt}.tar"));
+        k.run(&[
+            "save",
+            "--format",
+            fmt,
+            "-o",
+            tar.to_str().unwrap(),
+            "one:a",
+            "one:b",
+            "two",
+        ])
+        .ok();
+        let k2 = Kiln::new();
+        let r = k2.run(&["load", "-i", tar.to_str().unwrap()]).ok();
+        for n in ["localhost/one:a", "localhost/one:b", "localhost/two:latest"] {
+            assert!(
+                r.stdout.contains(&format!("Loaded image: {n}")),
+                "{fmt}: {}",
+                r.stdout
+            );
+        }
+        let ids = k2.run(&["images", "-q", "--no-trunc"]).ok().stdout;
+        assert!(ids.contains(&a) && ids.contains(&b), "{fmt}: {ids}");
+        assert_eq!(
+            k2.blob_count(),
+            5,
+            "{fmt}: shared layer stored once, no stray blobs"
+        );
+    }
+}
+
+#[test]
+fn compressed_archives_load() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let tar = k.dir.path().join("gz.tar.gz");
+    k.run(&["save", "--compress", "-o", tar.to_str().unwrap(), "busybox"])
+        .ok();
+    let k2 = Kiln::new();
+    k2.run(&["load", "-i", tar.to_str().unwrap()]).ok();
+    let zst = k.dir.path().join("a.tar.zst");
+    let plain = k.dir.path().join("plain.tar");
+    k.run(&["save", "-o", plain.to_str().unwrap(), "busybox"])
+        .ok();
+    ok(Command::new("zstd")
+        .arg("-q")
+        .arg(&plain)
+        .arg("-o")
+        .arg(&zst));
+    let k3 = Kiln::new();
+    let r = k3.run_stdin(&["load"], &std::fs::read(&zst).unwrap()).ok();
+    assert!(r.stdout.contains("localhost/busybox:latest"));
+}
+
+#[test]
+fn tampered_and_truncated_archives_fail_and_change_nothing() {
+    let k = Kiln::new();
+    let id = k.import_busybox("busybox");
+    let tar = k.dir.path().join("good.tar");
+    k.run(&["save", "-o", tar.to_str().unwrap(), "busybox"])
+        .ok();
+    let data = std::fs::read(&tar).unwrap();
+
+    let target = Kiln::new();
+    target.import_busybox("keep");
+    let before = target.run(&["images", "--no-trunc"]).ok().stdout;
+    let blobs = target.blob_count();
+
+    // Flip a byte inside busybox's data (well past the first headers).
+    let mut tampered = data.clone();
+    let pos = data.len() / 2;
+    tampered[pos] ^= 0x55;
+    let bad = k.dir.path().join("tampered.tar");
+    std::fs::write(&bad, &tampered).unwrap();
+    let r = target.run(&["load", "-i", bad.to_str().unwrap()]).code(125);
+    assert!(r.stderr.contains("tampered.tar"), "{}", r.stderr);
+    assert!(r.stderr.contains("hashes to"), "{}", r.stderr);
+
+    let cut = k.dir.path().join("cut.tar");
+    std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
+    let r = target.run(&["load", "-i", cut.to_str().unwrap()]).code(125);
+    assert!(r.stderr.contains("cut.tar"), "{}", r.stderr);
+
+    assert_eq!(target.run(&["images", "--no-trunc"]).ok().stdout, before);
+    assert_eq!(target.blob_count(), blobs);
+    assert!(!before.contains(&id));
+}
+
+#[test]
+fn save_refuses_a_terminal_and_unknown_formats() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let r = k
+        .run(&["save", "--format", "zip", "-o", "/tmp/x", "busybox"])
+        .code(125);
+    assert!(r.stderr.contains("zip"));
+    let r = k.run(&["save", "-o", "/tmp/never", "nosuch"]).code(125);
+    assert!(r.stderr.contains("nosuch"));
+    assert!(!Path::new("/tmp/never").exists());
+}
