@@ -29,6 +29,10 @@ pub fn save(ctx: &Ctx, args: SaveArgs) -> Result<Status> {
                 .with_context(|| format!("creating a temp file beside {}", path.display()))?;
             write(&store, &images, format, args.compress, tmp.as_file())
                 .with_context(|| format!("saving to {}", path.display()))?;
+            // tempfile makes 0600 files; an archive is an ordinary file.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = 0o666 & !current_umask();
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))?;
             tmp.persist(path)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
@@ -41,6 +45,15 @@ pub fn save(ctx: &Ctx, args: SaveArgs) -> Result<Status> {
         }
     }
     Ok(Status::Success)
+}
+
+fn current_umask() -> u32 {
+    // SAFETY: umask cannot fail; it is set straight back.
+    unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old as u32
+    }
 }
 
 fn write(
