@@ -1,2 +1,29 @@
 //! Dockerfile text → syntax tree with source spans, typed instructions, and
 //! BuildKit-compatible shell word expansion. Pure: no I/O, no execution.
+//!
+//! * [`parse`] gives the syntax tree ([`Parsed`]), which matches BuildKit's
+//!   parser and dumps with [`dump()`] exactly like `Node.Dump()`.
+//! * [`instructions::from_parsed`] (or [`parse_dockerfile`]) validates it
+//!   into typed [`Instruction`]s for the builder.
+//! * [`shell::Lexer`] expands words with the builder's ARG/ENV values.
+
+pub mod ast;
+mod directives;
+pub mod dump;
+pub mod error;
+pub mod instructions;
+mod lexer;
+pub mod shell;
+
+pub use ast::{Heredoc, Node, Span};
+pub use directives::Directives;
+pub use dump::dump;
+pub use error::{ErrorKind, ParseError, ParseErrors};
+pub use instructions::{Dockerfile, Instruction};
+pub use lexer::{parse, parse_heredoc, Parsed, Warning};
+
+/// Parses and validates a Dockerfile in one step.
+pub fn parse_dockerfile(text: &str) -> Result<Dockerfile, ParseErrors> {
+    let parsed = parse(text)?;
+    instructions::from_parsed(parsed)
+}
