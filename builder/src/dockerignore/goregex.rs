@@ -658,6 +658,12 @@ mod tests {
     }
 
     #[test]
+    fn empty_classes_compile() {
+        assert!(!is_match(r"^[\P{Any}]$", "a"));
+        assert!(is_match(r"^[^\P{Any}]$", "a"));
+    }
+
+    #[test]
     fn unicode_tables() {
         assert!(is_match(r"^\pL$", "é"));
         assert!(is_match(r"^\p{Greek}$", "α"));

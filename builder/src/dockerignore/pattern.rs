@@ -375,6 +375,18 @@ mod tests {
     }
 
     #[test]
+    fn bang_in_class_is_literal_as_in_go() {
+        // Go's filepath.Match and regexp only negate with `^`; `[!a]` is {'!','a'}.
+        let pm = Matcher::new(&["[!a]b"]).unwrap();
+        assert!(pm.matches_or_parent_matches("!b").unwrap());
+        assert!(pm.matches_or_parent_matches("ab").unwrap());
+        assert!(!pm.matches_or_parent_matches("cb").unwrap());
+        let pm = Matcher::new(&["[^a]b"]).unwrap();
+        assert!(pm.matches_or_parent_matches("cb").unwrap());
+        assert!(!pm.matches_or_parent_matches("ab").unwrap());
+    }
+
+    #[test]
     fn match_kinds() {
         assert!(matches!(compile("abc"), Compiled::Exact));
         assert!(matches!(compile("abc/**"), Compiled::Prefix));
