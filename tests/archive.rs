@@ -256,3 +256,39 @@ fn save_refuses_a_terminal_and_unknown_formats() {
     assert!(r.stderr.contains("nosuch"));
     assert!(!Path::new("/tmp/never").exists());
 }
+
+#[test]
+fn onbuild_and_healthcheck_survive_save_and_load() {
+    let k = Kiln::new();
+    let tar = common::busybox_tar().to_str().unwrap().to_string();
+    k.run(&[
+        "import",
+        "-c",
+        "ONBUILD RUN echo hi",
+        "-c",
+        "HEALTHCHECK --interval=5s --retries=2 CMD true",
+        "-c",
+        "SHELL [\"/bin/ash\", \"-c\"]",
+        &tar,
+        "hc",
+    ])
+    .ok();
+    for fmt in ["docker-archive", "oci-archive"] {
+        let out = k.dir.path().join(format!("{fmt}.tar"));
+        k.run(&["save", "--format", fmt, "-o", out.to_str().unwrap(), "hc"])
+            .ok();
+        let k2 = Kiln::new();
+        k2.run(&["load", "-i", out.to_str().unwrap()]).ok();
+        let r = k2.run(&["inspect", "hc"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let c = &v[0]["Config"];
+        assert_eq!(c["OnBuild"], serde_json::json!(["RUN echo hi"]), "{fmt}");
+        assert_eq!(
+            c["Healthcheck"]["Test"],
+            serde_json::json!(["CMD-SHELL", "true"]),
+            "{fmt}"
+        );
+        assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000i64, "{fmt}");
+        assert_eq!(c["Shell"], serde_json::json!(["/bin/ash", "-c"]), "{fmt}");
+    }
+}

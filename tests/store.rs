@@ -450,3 +450,58 @@ fn every_command_has_help_and_unbuilt_ones_say_so() {
     let r = k.run(&["images", "--bogus-flag"]).code(125);
     assert!(r.stderr.contains("--bogus-flag"));
 }
+
+#[test]
+fn import_changes_set_the_config() {
+    let k = Kiln::new();
+    let tar = busybox_tar().to_str().unwrap().to_string();
+    k.run(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        "-c",
+        "ENV PATH=/bin",
+        "-c",
+        "WORKDIR /srv",
+        "-c",
+        "EXPOSE 8080",
+        "-c",
+        "LABEL team=kiln",
+        "-c",
+        "USER nobody",
+        "-c",
+        "VOLUME /data",
+        "-c",
+        "ONBUILD RUN echo triggered",
+        "-c",
+        "ENTRYPOINT [\"/bin/env\"]",
+        &tar,
+        "changed",
+    ])
+    .ok();
+    let r = k.run(&["inspect", "changed"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let c = &v[0]["Config"];
+    assert_eq!(c["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/env"]));
+    assert_eq!(c["Env"], serde_json::json!(["PATH=/bin"]));
+    assert_eq!(c["WorkingDir"], "/srv");
+    assert!(c["ExposedPorts"].get("8080/tcp").is_some());
+    assert_eq!(c["Labels"]["team"], "kiln");
+    assert_eq!(c["User"], "nobody");
+    assert!(c["Volumes"].get("/data").is_some());
+    assert_eq!(c["OnBuild"], serde_json::json!(["RUN echo triggered"]));
+
+    let r = k.run(&["import", "-c", "RUN echo no", &tar]).code(125);
+    assert!(
+        r.stderr.contains("RUN is not a valid change command"),
+        "{}",
+        r.stderr
+    );
+    let r = k.run(&["import", "-c", "FOO bar", &tar]).code(125);
+    assert!(
+        r.stderr.contains("unknown instruction: FOO"),
+        "{}",
+        r.stderr
+    );
+}

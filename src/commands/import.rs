@@ -13,9 +13,9 @@ use crate::exit::Status;
 
 pub fn run(ctx: &Ctx, args: ImportArgs) -> Result<Status> {
     let name: Option<Reference> = args.reference.as_deref().map(str::parse).transpose()?;
-    if !args.changes.is_empty() {
-        bail!("import --change is not built yet");
-    }
+    let mut container_config = image_store::ContainerConfig::default();
+    let mut author = None;
+    builder::config::apply_changes(&mut container_config, &mut author, &args.changes)?;
     let src = args.source.as_str();
     let input: Box<dyn Read> = if src == "-" {
         Box::new(std::io::stdin().lock())
@@ -38,7 +38,8 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> Result<Status> {
     let mut config = ImageConfig::for_host();
     config.created = Some(created.clone());
     config.comment = Some(comment.clone());
-    config.config = Some(Default::default());
+    config.config = Some(container_config);
+    config.author = author;
     config.rootfs.diff_ids.push(layer.diff_id().clone());
     config.history.push(History {
         created: Some(created),
