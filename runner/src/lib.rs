@@ -1,2 +1,364 @@
 //! Runs the process of an OCI runtime spec inside Linux namespaces. Knows
 //! nothing of images or Dockerfiles: a spec and a rootfs in, an exit status out.
+//!
+//! Threads: the container child is created with a fork-like `clone` and only
+//! makes syscalls on data prepared before it (see `child.rs`), so calling
+//! [`run`] from a multi-threaded process is safe. Signal forwarding, though,
+//! blocks the forwarded signals in the *calling thread* only; for docker-like
+//! behaviour call [`run`] from the main thread before other threads start
+//! (the kiln CLI does).
+//!
+//! Not mounted by default: docker's `/sys/fs/cgroup` (this host's hybrid
+//! v1/v2 layout needs per-controller bind mounts; left for later).
+
+mod caps;
+mod cgroup;
+mod child;
+mod error;
+mod etc;
+mod external;
+mod idmap;
+mod plan;
+mod process;
+mod rootfs;
+pub mod spec;
+mod sys;
+mod tty;
+pub mod user;
+
+pub use caps::{number as capability_number, DOCKER_DEFAULT as DOCKER_DEFAULT_CAPS};
+pub use error::{ExitStatus, RunError};
+pub use idmap::{rootless_default as rootless_id_maps, IdMap, IdMaps};
+pub use oci_spec::runtime::Spec;
+pub use rootfs::Rootfs;
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+/// Which runtime executes the spec.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Runtime {
+    /// kiln's own namespace runtime.
+    #[default]
+    Builtin,
+    /// An OCI runtime binary such as `/usr/sbin/runc`, run as
+    /// `RUNTIME run -b BUNDLE ID` on a `config.json` written into the bundle.
+    External(PathBuf),
+}
+
+/// Where the container's standard streams go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stdio {
+    /// The caller's own stdin/stdout/stderr (or a pty when
+    /// `process.terminal` is set).
+    #[default]
+    Inherit,
+    /// These descriptors become the container's 0, 1 and 2. They stay owned
+    /// by the caller.
+    Fds {
+        stdin: i32,
+        stdout: i32,
+        stderr: i32,
+    },
+}
+
+fn print_warning(msg: &str) {
+    eprintln!("WARNING: {msg}");
+}
+
+/// How to run a spec.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Container id: names cgroups and the external runtime's container.
+    pub id: String,
+    /// The container's own directory: holds the overlay mount point
+    /// (`merged/`), `/etc` files, `config.json` and the copy fallback.
+    pub bundle: PathBuf,
+    pub rootfs: Rootfs,
+    pub runtime: Runtime,
+    pub stdio: Stdio,
+    /// Write and mount /etc/hosts, /etc/hostname and /etc/resolv.conf.
+    pub etc_files: bool,
+    /// Do not tie the container's life to the caller's (no parent-death
+    /// signal); use [`spawn`] and [`Container::detach`].
+    pub detach: bool,
+    /// Id maps for a user namespace when the spec has none; by default the
+    /// caller's subuid/subgid ranges ([`rootless_id_maps`]).
+    pub id_maps: Option<IdMaps>,
+    /// Receives non-fatal problems (limits that could not be applied, the
+    /// copy fallback, ...). Defaults to printing `WARNING: ...` on stderr.
+    pub warn: fn(&str),
+}
+
+impl RunOptions {
+    pub fn new(id: impl Into<String>, bundle: impl Into<PathBuf>, rootfs: Rootfs) -> Self {
+        RunOptions {
+            id: id.into(),
+            bundle: bundle.into(),
+            rootfs,
+            runtime: Runtime::Builtin,
+            stdio: Stdio::Inherit,
+            etc_files: true,
+            detach: false,
+            id_maps: None,
+            warn: print_warning,
+        }
+    }
+}
+
+enum Waiter {
+    Builtin { pty: Option<OwnedFd> },
+    External,
+}
+
+/// A started container. Dropping it without [`Container::wait`] or
+/// [`Container::detach`] kills it.
+pub struct Container {
+    child: process::Child,
+    block: Option<process::SignalBlock>,
+    waiter: Waiter,
+    cgroup: cgroup::Cgroup,
+}
+
+impl Container {
+    /// The container's init as seen from the host (the runtime's pid for
+    /// an external runtime).
+    pub fn pid(&self) -> i32 {
+        self.child.pid
+    }
+
+    /// Waits for the container to exit, forwarding SIGHUP, SIGINT, SIGQUIT,
+    /// SIGTERM, SIGUSR1, SIGUSR2 and SIGCONT to it meanwhile (and proxying
+    /// the pty in terminal mode).
+    pub fn wait(mut self) -> Result<ExitStatus, RunError> {
+        let block = self.block.take().unwrap_or_else(process::SignalBlock::new);
+        let res = match std::mem::replace(&mut self.waiter, Waiter::External) {
+            Waiter::Builtin { pty: Some(m) } => tty::wait_with_pty(&mut self.child, &block, m),
+            Waiter::Builtin { pty: None } | Waiter::External => {
+                process::wait_forwarding(&mut self.child, &block)
+            }
+        };
+        drop(block);
+        self.cgroup.remove();
+        res
+    }
+
+    /// Leaves the container running; the caller records the pid and reaps
+    /// it (or lets init do so once the caller exits).
+    pub fn detach(mut self) -> i32 {
+        self.child.reaped = true;
+        self.child.pid
+    }
+}
+
+/// Sends `signal` to a container's init (e.g. a detached container's pid).
+pub fn kill(pid: i32, signal: i32) -> Result<(), RunError> {
+    // SAFETY: kill(2) with plain integers.
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        return Err(RunError::io(
+            format!("kill {pid}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Starts the spec's process and returns once it has been exec'd (so exec
+/// failures come back as [`RunError::NotFound`] / [`RunError::CannotExecute`]).
+pub fn spawn(spec: &Spec, opts: &RunOptions) -> Result<Container, RunError> {
+    let block = process::SignalBlock::new();
+    let (child, waiter, cgroup) = match &opts.runtime {
+        Runtime::Builtin => {
+            let (child, pty, cg) = builtin_start(spec, opts)?;
+            (child, Waiter::Builtin { pty }, cg)
+        }
+        Runtime::External(bin) => {
+            let child = external::start(bin, spec, opts)?;
+            (child, Waiter::External, cgroup::Cgroup::default())
+        }
+    };
+    if opts.detach {
+        drop(block);
+        return Ok(Container {
+            child,
+            block: None,
+            waiter,
+            cgroup,
+        });
+    }
+    Ok(Container {
+        child,
+        block: Some(block),
+        waiter,
+        cgroup,
+    })
+}
+
+/// Runs the spec to completion: [`spawn`] then [`Container::wait`].
+pub fn run(spec: &Spec, opts: &RunOptions) -> Result<ExitStatus, RunError> {
+    spawn(spec, opts)?.wait()
+}
+
+/// The spec with the runner's additions (the /etc files' mounts).
+fn effective_spec(spec: &Spec, opts: &RunOptions) -> Result<Spec, RunError> {
+    let mut spec = spec.clone();
+    if opts.etc_files {
+        rootfs::ensure_dir(&opts.bundle)?;
+        let host_net = !spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| {
+                ns.iter()
+                    .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+            });
+        let ro = spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false);
+        let extra = etc::prepare(&opts.bundle, spec.hostname().as_deref(), host_net, ro)?;
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.extend(extra);
+        spec.set_mounts(Some(mounts));
+    }
+    Ok(spec)
+}
+
+pub(crate) fn is_rootless() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() != 0 }
+}
+
+fn spec_id_maps(spec: &Spec) -> Option<IdMaps> {
+    let l = spec.linux().as_ref()?;
+    let conv = |v: &Vec<oci_spec::runtime::LinuxIdMapping>| {
+        v.iter()
+            .map(|m| IdMap {
+                container: m.container_id(),
+                host: m.host_id(),
+                size: m.size(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let uid = conv(l.uid_mappings().as_ref()?);
+    let gid = conv(l.gid_mappings().as_ref()?);
+    Some(IdMaps { uid, gid })
+}
+
+fn builtin_start(
+    spec: &Spec,
+    opts: &RunOptions,
+) -> Result<(process::Child, Option<OwnedFd>, cgroup::Cgroup), RunError> {
+    let spec = effective_spec(spec, opts)?;
+    let rootless = is_rootless();
+    let mut limits =
+        cgroup::Limits::from_spec(spec.linux().as_ref().and_then(|l| l.resources().as_ref()));
+    if rootless && !limits.is_empty() {
+        (opts.warn)("resource limits are not applied in rootless mode");
+        limits = cgroup::Limits::default();
+    }
+    let root = prepare_root(opts, false)?;
+    let mut plan = plan::build(plan::PlanInputs {
+        spec: &spec,
+        root,
+        rootless,
+        detach: opts.detach,
+        needs_parent_sync: !limits.is_empty(),
+    })?;
+    plan.stdio = match opts.stdio {
+        Stdio::Inherit => None,
+        Stdio::Fds {
+            stdin,
+            stdout,
+            stderr,
+        } => Some([stdin, stdout, stderr]),
+    };
+    let id_maps = if plan.userns {
+        Some(match spec_id_maps(&spec).or_else(|| opts.id_maps.clone()) {
+            Some(m) => m,
+            None if rootless => idmap::rootless_default(),
+            None => {
+                return Err(RunError::InvalidSpec(
+                    "user namespace without uid/gid mappings".into(),
+                ))
+            }
+        })
+    } else {
+        None
+    };
+    match start_with(&plan, opts, id_maps.as_ref(), &limits) {
+        Err(RunError::Setup { step, source })
+            if step == child::OVERLAY_STEP && matches!(opts.rootfs, Rootfs::Overlay { .. }) =>
+        {
+            (opts.warn)(&format!(
+                "overlay mount failed ({source}); copying the layers instead"
+            ));
+            plan.root = prepare_root(opts, true)?;
+            start_with(&plan, opts, id_maps.as_ref(), &limits)
+        }
+        other => other,
+    }
+}
+
+fn start_with(
+    plan: &plan::Plan,
+    opts: &RunOptions,
+    id_maps: Option<&IdMaps>,
+    limits: &cgroup::Limits,
+) -> Result<(process::Child, Option<OwnedFd>, cgroup::Cgroup), RunError> {
+    let mut cg = cgroup::Cgroup::default();
+    let res = process::start(plan, |pid| {
+        if let Some(m) = id_maps {
+            idmap::apply(pid, m)?;
+        }
+        if !limits.is_empty() {
+            let (c, warnings) = cgroup::Cgroup::apply(&opts.id, pid, limits);
+            cg = c;
+            for w in warnings {
+                (opts.warn)(&format!("resource limit not applied: {w}"));
+            }
+        }
+        Ok(())
+    });
+    match res {
+        Ok(s) => Ok((s.child, s.pty_master, cg)),
+        Err(e) => {
+            cg.remove();
+            Err(e)
+        }
+    }
+}
+
+/// The root mount for the child; `copy` forces the copy fallback.
+fn prepare_root(opts: &RunOptions, copy: bool) -> Result<rootfs::RootMount, RunError> {
+    match &opts.rootfs {
+        Rootfs::Dir(d) => Ok(rootfs::RootMount::Bind {
+            path: rootfs::cpath(&absolute(d)?)?,
+        }),
+        Rootfs::Overlay { lower, upper, work } => {
+            rootfs::ensure_dir(upper)?;
+            rootfs::ensure_dir(work)?;
+            if copy {
+                let dest = opts.bundle.join("rootfs-copy");
+                rootfs::flatten(lower, upper, &dest)?;
+                return Ok(rootfs::RootMount::Bind {
+                    path: rootfs::cpath(&absolute(&dest)?)?,
+                });
+            }
+            let target = absolute(&opts.bundle.join("merged"))?;
+            rootfs::ensure_dir(&target)?;
+            let (data, chdir) = rootfs::overlay_data(lower, upper, work)?;
+            Ok(rootfs::RootMount::Overlay {
+                target: rootfs::cpath(&target)?,
+                data: std::ffi::CString::new(data)
+                    .map_err(|_| RunError::InvalidSpec("NUL in overlay path".into()))?,
+                chdir: chdir.map(|c| rootfs::cpath(&c)).transpose()?,
+            })
+        }
+    }
+}
+
+pub(crate) fn absolute(p: &std::path::Path) -> Result<PathBuf, RunError> {
+    std::path::absolute(p).map_err(|e| RunError::io(format!("resolve {}", p.display()), e))
+}

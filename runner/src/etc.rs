@@ -1,0 +1,55 @@
+//! /etc/hosts, /etc/hostname and /etc/resolv.conf, written into the
+//! container's directory and bind-mounted over the image's, as docker does.
+
+use crate::error::RunError;
+use oci_spec::runtime::{Mount, MountBuilder};
+use std::fs;
+use std::path::Path;
+
+const HOSTS_NONE: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+fn host_hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Writes the three files into `dir` and returns the mounts that place them.
+pub(crate) fn prepare(
+    dir: &Path,
+    hostname: Option<&str>,
+    host_network: bool,
+    readonly: bool,
+) -> Result<Vec<Mount>, RunError> {
+    let hostname = hostname.map(str::to_string).unwrap_or_else(host_hostname);
+    let hosts = if host_network {
+        fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS_NONE.to_string())
+    } else {
+        HOSTS_NONE.to_string()
+    };
+    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut mounts = Vec::new();
+    for (name, content) in [
+        ("hosts", hosts),
+        ("hostname", format!("{hostname}\n")),
+        ("resolv.conf", resolv),
+    ] {
+        let path = dir.join(name);
+        fs::write(&path, content)
+            .map_err(|e| RunError::io(format!("write {}", path.display()), e))?;
+        let mut opts = vec!["rbind".to_string(), "rprivate".to_string()];
+        if readonly {
+            opts.push("ro".into());
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(format!("/etc/{name}"))
+                .typ("bind")
+                .source(path)
+                .options(opts)
+                .build()
+                .map_err(|e| RunError::InvalidSpec(e.to_string()))?,
+        );
+    }
+    Ok(mounts)
+}

@@ -1,0 +1,330 @@
+//! Parent side of the built-in runtime: clone the child with its namespaces,
+//! map ids, wait for exec, then forward signals and reap.
+
+use crate::child::{self, ChildFds, Step, FAILURE_LEN};
+use crate::error::{ExitStatus, RunError};
+use crate::plan::Plan;
+use crate::sys;
+use libc::c_int;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Signals the runner passes on to the container's init.
+pub(crate) const FORWARDED: [c_int; 8] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+];
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fds owned by us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills two fds.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh fds owned by us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Blocks the forwarded signals and SIGCHLD in the calling thread so they
+/// can be read from a signalfd; restores the old mask on drop.
+pub(crate) struct SignalBlock {
+    old: libc::sigset_t,
+    pub set: libc::sigset_t,
+}
+
+impl SignalBlock {
+    pub(crate) fn new() -> Self {
+        // SAFETY: sigset manipulation on locals.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in FORWARDED {
+                libc::sigaddset(&mut set, s);
+            }
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            SignalBlock { old, set }
+        }
+    }
+}
+
+impl Drop for SignalBlock {
+    fn drop(&mut self) {
+        // SAFETY: restoring the mask saved in new().
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// A cloned container child. Dropping it without `wait` kills and reaps it.
+pub(crate) struct Child {
+    pub pid: libc::pid_t,
+    pub reaped: bool,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SAFETY: killing and reaping our own child.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+                let mut st = 0;
+                libc::waitpid(self.pid, &mut st, 0);
+            }
+        }
+    }
+}
+
+pub(crate) struct Started {
+    pub child: Child,
+    pub pty_master: Option<OwnedFd>,
+}
+
+/// Clones the child, lets `before_go` (id maps, cgroups) act on its pid,
+/// and returns once the container's program has been exec'd.
+pub(crate) fn start(
+    plan: &Plan,
+    before_go: impl FnOnce(libc::pid_t) -> Result<(), RunError>,
+) -> Result<Started, RunError> {
+    let io_err = |what: &str| {
+        let e = io::Error::last_os_error();
+        RunError::io(what.to_string(), e)
+    };
+    let (sync_r, sync_w) = pipe().map_err(|e| RunError::io("pipe", e))?;
+    let (err_r, err_w) = pipe().map_err(|e| RunError::io("pipe", e))?;
+    let pty = if plan.terminal {
+        Some(socketpair().map_err(|e| RunError::io("socketpair", e))?)
+    } else {
+        None
+    };
+    let fds = ChildFds {
+        sync_read: sync_r.as_raw_fd(),
+        err_write: err_w.as_raw_fd(),
+        pty_sock: pty.as_ref().map_or(-1, |p| p.1.as_raw_fd()),
+    };
+    // SAFETY: a fork-like clone (no new stack): the child runs child::run,
+    // which only makes syscalls on data prepared above, and never returns.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (plan.clone_flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(io_err("clone with new namespaces"));
+    }
+    if pid == 0 {
+        child::run(plan, &fds);
+    }
+    let child = Child {
+        pid: pid as libc::pid_t,
+        reaped: false,
+    };
+    drop(sync_r);
+    drop(err_w);
+    let pty_sock = pty.map(|(parent, child_end)| {
+        drop(child_end);
+        parent
+    });
+    if plan.wait_for_parent {
+        before_go(child.pid)?;
+        sys::write_all(sync_w.as_raw_fd(), b"G")
+            .map_err(|e| RunError::io("start container", io::Error::from_raw_os_error(e)))?;
+    }
+    drop(sync_w);
+
+    let pty_master = match &pty_sock {
+        Some(s) => match sys::recv_fd(s.as_raw_fd()) {
+            // SAFETY: a fresh fd received from the child.
+            Ok(Some(fd)) => Some(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Ok(None) => None,
+            Err(e) => return Err(RunError::io("receive pty", io::Error::from_raw_os_error(e))),
+        },
+        None => None,
+    };
+
+    let mut buf = [0u8; FAILURE_LEN];
+    let n = sys::read_full(err_r.as_raw_fd(), &mut buf)
+        .map_err(|e| RunError::io("read container status", io::Error::from_raw_os_error(e)))?;
+    if n == 0 {
+        if plan.terminal && pty_master.is_none() {
+            return Err(RunError::Setup {
+                step: "terminal".into(),
+                source: io::Error::other("no pty received"),
+            });
+        }
+        return Ok(Started { child, pty_master });
+    }
+    if n != FAILURE_LEN {
+        return Err(RunError::Setup {
+            step: "unknown".into(),
+            source: io::Error::other("container child exited without a status"),
+        });
+    }
+    Err(failure_error(plan, &buf))
+}
+
+pub(crate) fn failure_error(plan: &Plan, buf: &[u8; FAILURE_LEN]) -> RunError {
+    let (step, idx, errno) = child::decode_failure(buf);
+    let source = io::Error::from_raw_os_error(errno);
+    let idx = idx as usize;
+    let Some(step) = step else {
+        return RunError::Setup {
+            step: "unknown step".into(),
+            source,
+        };
+    };
+    let step_text = match step {
+        Step::Exec => {
+            let path = plan
+                .exec_candidates
+                .get(idx)
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let arg0 = plan
+                .argv
+                .first()
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return match errno {
+                libc::ENOENT | libc::ENOTDIR => RunError::NotFound { path: arg0 },
+                libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::ETXTBSY | libc::EPERM => {
+                    RunError::CannotExecute { path, source }
+                }
+                _ => RunError::CannotExecute { path, source },
+            };
+        }
+        Step::Mount | Step::MountTarget => {
+            let dest = plan
+                .mounts
+                .get(idx)
+                .map(|m| m.display.clone())
+                .unwrap_or_default();
+            format!(
+                "{} {dest}",
+                if step == Step::Mount {
+                    "mount"
+                } else {
+                    "create mount point"
+                }
+            )
+        }
+        Step::Masked => format!("mask {:?}", plan.masked.get(idx)),
+        Step::ReadonlyPath => format!("make {:?} read-only", plan.readonly_paths.get(idx)),
+        Step::Workdir | Step::Chdir => format!("working directory {}", plan.cwd.to_string_lossy()),
+        Step::OverlayMount => child::OVERLAY_STEP.to_string(),
+        Step::SetUid => format!("setuid {}", plan.uid),
+        Step::SetGid => format!("setgid {}", plan.gid),
+        Step::Rlimit => format!("rlimit #{idx}"),
+        Step::Capabilities => format!("capabilities (cap {idx})"),
+        other => format!("{other:?}"),
+    };
+    RunError::Setup {
+        step: step_text,
+        source,
+    }
+}
+
+pub(crate) fn signalfd(block: &SignalBlock) -> Result<OwnedFd, RunError> {
+    // SAFETY: signalfd on a valid mask.
+    let fd = unsafe { libc::signalfd(-1, &block.set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(RunError::io("signalfd", io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads pending signals: forwards them to `pid` and reports whether a
+/// SIGCHLD arrived. SIGWINCH goes to `on_winch` instead when given.
+pub(crate) fn drain_signals(sfd: c_int, pid: libc::pid_t, on_winch: Option<&dyn Fn()>) -> bool {
+    let mut chld = false;
+    loop {
+        // SAFETY: signalfd_siginfo is plain data.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reading one record into info.
+        let n = unsafe { libc::read(sfd, &mut info as *mut _ as *mut libc::c_void, size) };
+        if n != size as isize {
+            return chld;
+        }
+        let sig = info.ssi_signo as c_int;
+        if sig == libc::SIGCHLD {
+            chld = true;
+        } else if sig == libc::SIGWINCH {
+            if let Some(f) = on_winch {
+                f();
+            }
+        } else {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+}
+
+pub(crate) fn try_reap(child: &mut Child) -> Option<ExitStatus> {
+    let mut st = 0;
+    // SAFETY: waitpid on our child.
+    let r = unsafe { libc::waitpid(child.pid, &mut st, libc::WNOHANG) };
+    if r == child.pid {
+        child.reaped = true;
+        Some(ExitStatus::from_wait(st))
+    } else if r < 0 {
+        child.reaped = true;
+        Some(ExitStatus::Exited(255))
+    } else {
+        None
+    }
+}
+
+/// Waits for the child while forwarding signals (no terminal).
+pub(crate) fn wait_forwarding(
+    child: &mut Child,
+    block: &SignalBlock,
+) -> Result<ExitStatus, RunError> {
+    let sfd = signalfd(block)?;
+    loop {
+        if let Some(st) = try_reap(child) {
+            return Ok(st);
+        }
+        let mut pfd = libc::pollfd {
+            fd: sfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if rc < 0 && sys::errno() != libc::EINTR {
+            return Err(RunError::io("poll", io::Error::last_os_error()));
+        }
+        drain_signals(sfd.as_raw_fd(), child.pid, None);
+    }
+}

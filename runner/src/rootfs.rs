@@ -1,0 +1,304 @@
+//! How the container's root filesystem is assembled: an overlay of the
+//! image's unpacked layers, a plain directory, or a copy when overlay cannot
+//! be mounted.
+
+use crate::error::RunError;
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The container's root filesystem as the caller has it on disk.
+#[derive(Debug, Clone)]
+pub enum Rootfs {
+    /// A ready directory, used in place (writes go to it).
+    Dir(PathBuf),
+    /// Unpacked layer directories in image order (base layer first), plus
+    /// the container's own upper and work directories (same filesystem as
+    /// each other; created if missing). Whiteouts in the layers use overlay's
+    /// format (0:0 character devices, `trusted.overlay.opaque`) or the OCI
+    /// `.wh.` files, which the copy fallback understands as well.
+    Overlay {
+        lower: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+    },
+}
+
+/// What the container child mounts as its root, prepared by the parent.
+#[derive(Debug)]
+pub(crate) enum RootMount {
+    Overlay {
+        target: CString,
+        data: CString,
+        /// Overlay options must fit in one page; long layer paths are made
+        /// relative to this directory, which the child enters first.
+        chdir: Option<CString>,
+    },
+    Bind {
+        path: CString,
+    },
+}
+
+impl RootMount {
+    pub(crate) fn target(&self) -> &CString {
+        match self {
+            RootMount::Overlay { target, .. } => target,
+            RootMount::Bind { path } => path,
+        }
+    }
+}
+
+fn check_overlay_path(p: &Path) -> Result<(), RunError> {
+    let b = p.as_os_str().as_bytes();
+    if b.iter().any(|c| matches!(c, b',' | b':' | b'\\' | 0)) {
+        return Err(RunError::InvalidSpec(format!(
+            "overlay layer path {} contains ',', ':' or '\\'",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+fn common_parent(paths: &[&Path]) -> Option<PathBuf> {
+    let mut common: PathBuf = paths.first()?.parent()?.to_path_buf();
+    for p in &paths[1..] {
+        while !p.starts_with(&common) {
+            common = common.parent()?.to_path_buf();
+        }
+    }
+    Some(common)
+}
+
+/// Overlay mount data; `lower` is base first, overlay wants topmost first.
+pub(crate) fn overlay_data(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+) -> Result<(String, Option<PathBuf>), RunError> {
+    if lower.is_empty() {
+        return Err(RunError::InvalidSpec(
+            "overlay rootfs without lower layers".into(),
+        ));
+    }
+    for p in lower.iter().map(PathBuf::as_path).chain([upper, work]) {
+        check_overlay_path(p)?;
+        if !p.is_absolute() {
+            return Err(RunError::InvalidSpec(format!(
+                "overlay path {} is not absolute",
+                p.display()
+            )));
+        }
+    }
+    let build = |base: Option<&Path>| {
+        let show = |p: &Path| match base {
+            Some(b) => p.strip_prefix(b).unwrap_or(p).display().to_string(),
+            None => p.display().to_string(),
+        };
+        let lowers: Vec<String> = lower.iter().rev().map(|p| show(p)).collect();
+        format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lowers.join(":"),
+            show(upper),
+            show(work)
+        )
+    };
+    let full = build(None);
+    // One page minus room for the kernel's own additions.
+    if full.len() < 4000 {
+        return Ok((full, None));
+    }
+    let all: Vec<&Path> = lower
+        .iter()
+        .map(PathBuf::as_path)
+        .chain([upper, work])
+        .collect();
+    let base = common_parent(&all)
+        .ok_or_else(|| RunError::InvalidSpec("overlay paths share no parent".into()))?;
+    let short = build(Some(&base));
+    if short.len() >= 4000 {
+        return Err(RunError::Unsupported(format!(
+            "{} overlay layers: mount options exceed one page",
+            lower.len()
+        )));
+    }
+    Ok((short, Some(base)))
+}
+
+pub(crate) fn cpath(p: &Path) -> Result<CString, RunError> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| RunError::InvalidSpec(format!("path {} contains a NUL byte", p.display())))
+}
+
+pub(crate) fn ensure_dir(p: &Path) -> Result<(), RunError> {
+    fs::create_dir_all(p).map_err(|e| RunError::io(format!("create {}", p.display()), e))
+}
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+fn is_opaque(dir: &Path) -> bool {
+    if dir.join(OPAQUE_MARKER).exists() {
+        return true;
+    }
+    let Ok(c) = cpath(dir) else { return false };
+    let mut buf = [0u8; 4];
+    for name in [c"trusted.overlay.opaque", c"user.overlay.opaque"] {
+        // SAFETY: valid C strings and buffer.
+        let n = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n == 1 && buf[0] == b'y' {
+            return true;
+        }
+    }
+    false
+}
+
+fn remove_any(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn lchown(p: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+}
+
+/// Applies one layer directory onto `dest`, honouring whiteouts.
+fn apply_layer(src: &Path, dest: &Path) -> io::Result<()> {
+    if is_opaque(src) {
+        for e in fs::read_dir(dest)? {
+            remove_any(&e?.path())?;
+        }
+    }
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name_s = name.to_string_lossy();
+        if name_s == OPAQUE_MARKER {
+            continue;
+        }
+        if let Some(hidden) = name_s.strip_prefix(WHITEOUT_PREFIX) {
+            remove_any(&dest.join(hidden))?;
+            continue;
+        }
+        let from = entry.path();
+        let to = dest.join(&name);
+        let md = fs::symlink_metadata(&from)?;
+        let ft = md.file_type();
+        if ft.is_char_device() && md.rdev() == 0 {
+            remove_any(&to)?;
+            continue;
+        }
+        if ft.is_dir() {
+            match fs::symlink_metadata(&to) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    fs::remove_file(&to)?;
+                    fs::create_dir(&to)?;
+                }
+                Err(_) => fs::create_dir(&to)?,
+            }
+            apply_layer(&from, &to)?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(md.mode() & 0o7777))?;
+            lchown(&to, md.uid(), md.gid())?;
+            continue;
+        }
+        remove_any(&to)?;
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+        } else if ft.is_file() {
+            fs::copy(&from, &to)?;
+            fs::set_permissions(&to, fs::Permissions::from_mode(md.mode() & 0o7777))?;
+        } else {
+            let c = cpath(&to)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            // SAFETY: valid C string; mode and rdev copied from the source node.
+            if unsafe { libc::mknod(c.as_ptr(), md.mode(), md.rdev()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        lchown(&to, md.uid(), md.gid())?;
+    }
+    Ok(())
+}
+
+/// The copy-based fallback: flattens layers and upper into `dest` (which is
+/// emptied first). Writes then land in `dest`, not in `upper`.
+pub(crate) fn flatten(lower: &[PathBuf], upper: &Path, dest: &Path) -> Result<(), RunError> {
+    let ctx = |e: io::Error| RunError::io(format!("copy rootfs into {}", dest.display()), e);
+    remove_any(dest).map_err(ctx)?;
+    fs::create_dir_all(dest).map_err(ctx)?;
+    for l in lower.iter().map(PathBuf::as_path).chain([upper]) {
+        if l.exists() {
+            apply_layer(l, dest).map_err(ctx)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_lowers_are_topmost_first() {
+        let (d, base) = overlay_data(
+            &[PathBuf::from("/l/a"), PathBuf::from("/l/b")],
+            Path::new("/c/up"),
+            Path::new("/c/work"),
+        )
+        .unwrap();
+        assert_eq!(d, "lowerdir=/l/b:/l/a,upperdir=/c/up,workdir=/c/work");
+        assert!(base.is_none());
+    }
+
+    #[test]
+    fn long_overlay_options_become_relative() {
+        let lower: Vec<PathBuf> = (0..50)
+            .map(|i| PathBuf::from(format!("/var/lib/kiln/layers/{:064}", i)))
+            .collect();
+        let (d, base) = overlay_data(
+            &lower,
+            Path::new("/var/lib/kiln/c/up"),
+            Path::new("/var/lib/kiln/c/w"),
+        )
+        .unwrap();
+        assert_eq!(base, Some(PathBuf::from("/var/lib/kiln")));
+        assert!(d.len() < 4000 && d.contains("upperdir=c/up"));
+    }
+
+    #[test]
+    fn flatten_honours_whiteouts() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b, up, out) = (
+            t.path().join("a"),
+            t.path().join("b"),
+            t.path().join("up"),
+            t.path().join("out"),
+        );
+        fs::create_dir_all(a.join("d")).unwrap();
+        fs::write(a.join("d/x"), "1").unwrap();
+        fs::write(a.join("gone"), "1").unwrap();
+        fs::create_dir_all(b.join("d")).unwrap();
+        fs::write(b.join(".wh.gone"), "").unwrap();
+        fs::write(b.join("d/.wh..wh..opq"), "").unwrap();
+        fs::write(b.join("d/y"), "2").unwrap();
+        fs::create_dir_all(&up).unwrap();
+        flatten(&[a, b], &up, &out).unwrap();
+        assert!(!out.join("gone").exists());
+        assert!(!out.join("d/x").exists());
+        assert_eq!(fs::read_to_string(out.join("d/y")).unwrap(), "2");
+    }
+}

@@ -1,0 +1,613 @@
+//! Real containers on this machine (root only; skipped otherwise).
+//! Run with `cargo test -p runner --test containers [-- FILTER]`.
+
+mod common;
+
+use common::*;
+use runner::spec::{MountSpec, Network, SpecParams};
+use runner::{ExitStatus, Rootfs, RunOptions, Runtime};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const HELPER_ENV: &str = "KILN_RUNNER_TEST_HELPER";
+const RUNC: &str = "/usr/sbin/runc";
+
+/// Helper mode: `ROOTFS BUNDLE CMD...` runs one container with inherited
+/// stdio and exits with its docker exit code. Used where the test needs the
+/// runner in a separate process (signals, another user).
+fn helper() -> ! {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let p = SpecParams {
+        args: args[2..].to_vec(),
+        hostname: Some("helper".into()),
+        ..Default::default()
+    };
+    let rootfs = match std::env::var("KILN_TEST_LOWER") {
+        Ok(l) => Rootfs::Overlay {
+            lower: vec![PathBuf::from(l)],
+            upper: PathBuf::from(&args[1]).join("upper"),
+            work: PathBuf::from(&args[1]).join("work"),
+        },
+        Err(_) => Rootfs::Dir(PathBuf::from(&args[0])),
+    };
+    let opts = RunOptions::new(
+        format!("kiln-helper-{}", std::process::id()),
+        &args[1],
+        rootfs,
+    );
+    let code = match runner::spec::build(&p).and_then(|s| runner::run(&s, &opts)) {
+        Ok(st) => st.code(),
+        Err(e) => {
+            eprintln!("helper: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code as i32)
+}
+
+fn main() {
+    if std::env::var_os(HELPER_ENV).is_some() {
+        helper();
+    }
+    if !is_root() {
+        println!("skipping the runner's container tests: they need root (CI runs them as root)");
+        return;
+    }
+    let env = Env::new();
+    let cases: &[Case<Env>] = &[
+        ("pid_is_1", pid_is_1),
+        ("hostname", hostname),
+        ("proc_only_container", proc_only_container),
+        ("network_none", network_none),
+        ("network_host", network_host),
+        ("readonly_root", readonly_root),
+        ("bind_mount", bind_mount),
+        ("exit_codes", exit_codes),
+        ("sigkill_137", sigkill_137),
+        ("user_nobody", user_nobody),
+        ("env_user_workdir", env_user_workdir),
+        ("capabilities", capabilities),
+        ("devices_and_masks", devices_and_masks),
+        ("sigterm_forwarded", sigterm_forwarded),
+        ("overlay_two_lowers", overlay_two_lowers),
+        ("copy_fallback", copy_fallback),
+        ("memory_limit", memory_limit),
+        ("runc_agrees", runc_agrees),
+        ("runc_overlay", runc_overlay),
+        ("rootless", rootless),
+        ("no_mount_left", no_mount_left),
+    ];
+    drive(&env, cases);
+}
+
+fn pid_is_1(e: &Env) -> TestResult {
+    expect_stdout(
+        &run_captured(&params(&["sh", "-c", "echo $$"]), e.opts()),
+        "1",
+    )
+}
+
+fn hostname(e: &Env) -> TestResult {
+    let o = run_captured(
+        &params(&["sh", "-c", "hostname; cat /etc/hostname"]),
+        e.opts(),
+    );
+    expect_stdout(&o, "kilnbox\nkilnbox")
+}
+
+fn proc_only_container(e: &Env) -> TestResult {
+    let o = run_captured(&params(&["ls", "/proc"]), e.opts());
+    let pids: Vec<&str> = o
+        .stdout
+        .split_whitespace()
+        .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    check(o.code() == 0 && pids == ["1"], || {
+        format!("pids in /proc: {pids:?} ({:?}, {})", o.status, o.stderr)
+    })
+}
+
+fn interfaces(o: &Output) -> Vec<String> {
+    // /proc/net/dev: two header lines, then "  name: counters".
+    o.stdout
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+fn network_none(e: &Env) -> TestResult {
+    let o = run_captured(
+        &params(&[
+            "sh",
+            "-c",
+            "cat /proc/net/dev; ip link show lo | grep -c UP",
+        ]),
+        e.opts(),
+    );
+    let ifs = interfaces(&o);
+    check(
+        o.code() == 0
+            && ifs
+                .iter()
+                .filter(|i| !i.chars().all(|c| c.is_ascii_digit()))
+                .eq(["lo"].iter()),
+        || format!("interfaces {ifs:?}, {:?} {}", o.status, o.stderr),
+    )?;
+    check(o.stdout.trim_end().ends_with('1'), || {
+        format!("lo is not up: {}", o.stdout)
+    })
+}
+
+fn network_host(e: &Env) -> TestResult {
+    let mut p = params(&["cat", "/proc/net/dev"]);
+    p.network = Network::Host;
+    let o = run_captured(&p, e.opts());
+    let host = fs::read_to_string("/proc/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .count();
+    check(o.code() == 0 && o.stdout.lines().count() == host, || {
+        format!("host netns not shared: {}", o.stdout)
+    })
+}
+
+fn readonly_root(e: &Env) -> TestResult {
+    let mut p = params(&["touch", "/should-fail"]);
+    p.readonly_rootfs = true;
+    let o = run_captured(&p, e.opts());
+    check(o.code() != 0 && o.stderr.contains("Read-only"), || {
+        format!("write succeeded: {:?} {}", o.status, o.stderr)
+    })?;
+    check(!e.rootfs.join("should-fail").exists(), || {
+        "file created on a read-only root".into()
+    })?;
+    let mut p = params(&[
+        "sh",
+        "-c",
+        "echo ok > /tmp/rw-check && cat /tmp/rw-check && rm /tmp/rw-check",
+    ]);
+    p.readonly_rootfs = false;
+    expect_stdout(&run_captured(&p, e.opts()), "ok")
+}
+
+fn bind_mount(e: &Env) -> TestResult {
+    let host = e.dir.path().join("shared");
+    fs::create_dir_all(&host).map_err(|x| x.to_string())?;
+    fs::write(host.join("from-host"), "hello").map_err(|x| x.to_string())?;
+    let mut p = params(&[
+        "sh",
+        "-c",
+        "cat /data/from-host; echo back > /data/from-container",
+    ]);
+    p.mounts.push(MountSpec::Bind {
+        source: host.clone(),
+        destination: "/data".into(),
+        readonly: false,
+    });
+    expect_stdout(&run_captured(&p, e.opts()), "hello")?;
+    let back = fs::read_to_string(host.join("from-container")).unwrap_or_default();
+    check(back == "back\n", || format!("host sees {back:?}"))?;
+    let mut p = params(&["sh", "-c", "echo x > /data/ro-write"]);
+    p.mounts.push(MountSpec::Bind {
+        source: host.clone(),
+        destination: "/data".into(),
+        readonly: true,
+    });
+    let o = run_captured(&p, e.opts());
+    check(o.code() != 0 && !host.join("ro-write").exists(), || {
+        format!("read-only bind was writable: {:?}", o.status)
+    })
+}
+
+fn exit_codes(e: &Env) -> TestResult {
+    for (args, want) in [
+        (vec!["true"], 0u8),
+        (vec!["sh", "-c", "exit 3"], 3),
+        (vec!["/etc/passwd"], 126),
+        (vec!["no-such-program"], 127),
+        (vec!["/no/such/path"], 127),
+    ] {
+        let o = run_captured(&params(&args), e.opts());
+        check(o.code() == want, || {
+            format!("{args:?}: want {want}, got {} ({:?})", o.code(), o.status)
+        })?;
+    }
+    Ok(())
+}
+
+fn sigkill_137(e: &Env) -> TestResult {
+    let spec = runner::spec::build(&params(&["sleep", "30"])).map_err(|x| x.to_string())?;
+    let c = runner::spawn(&spec, &e.opts()).map_err(|x| x.to_string())?;
+    std::thread::sleep(Duration::from_millis(100));
+    runner::kill(c.pid(), libc::SIGKILL).map_err(|x| x.to_string())?;
+    let st = c.wait().map_err(|x| x.to_string())?;
+    check(
+        st == ExitStatus::Signaled(libc::SIGKILL) && st.code() == 137,
+        || format!("got {st:?}"),
+    )
+}
+
+fn user_nobody(e: &Env) -> TestResult {
+    let u = runner::user::resolve_in(&e.rootfs, "nobody").map_err(|x| x.to_string())?;
+    let mut p = params(&["sh", "-c", "id -u; id -g"]);
+    (p.uid, p.gid) = (u.uid, u.gid);
+    expect_stdout(&run_captured(&p, e.opts()), "65534\n65534")
+}
+
+fn env_user_workdir(e: &Env) -> TestResult {
+    let u = runner::user::resolve_in(&e.rootfs, "65534:0").map_err(|x| x.to_string())?;
+    let mut p = params(&["sh", "-c", "echo $FOO; pwd; id -u; id -g; echo $HOME"]);
+    p.env = vec!["FOO=bar baz".into()];
+    p.cwd = "/srv/app/deep".into();
+    (p.uid, p.gid, p.home) = (u.uid, u.gid, Some(u.home));
+    expect_stdout(
+        &run_captured(&p, e.opts()),
+        "bar baz\n/srv/app/deep\n65534\n0\n/nonexistent",
+    )
+}
+
+fn cap_line<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("")
+}
+
+fn capabilities(e: &Env) -> TestResult {
+    let o = run_captured(&params(&["cat", "/proc/self/status"]), e.opts());
+    let want: u64 = runner::DOCKER_DEFAULT_CAPS
+        .iter()
+        .map(|n| 1u64 << runner::capability_number(n).unwrap_or(63))
+        .sum();
+    let bnd = u64::from_str_radix(cap_line(&o.stdout, "CapBnd:"), 16).unwrap_or(0);
+    let eff = u64::from_str_radix(cap_line(&o.stdout, "CapEff:"), 16).unwrap_or(0);
+    check(bnd == want && eff == want, || {
+        format!("CapBnd {bnd:x} CapEff {eff:x}, want {want:x}")
+    })?;
+    let mut p = params(&["cat", "/proc/self/status"]);
+    p.uid = 65534;
+    let o = run_captured(&p, e.opts());
+    let eff = u64::from_str_radix(cap_line(&o.stdout, "CapEff:"), 16).unwrap_or(1);
+    check(eff == 0, || format!("non-root CapEff {eff:x}"))
+}
+
+fn devices_and_masks(e: &Env) -> TestResult {
+    let script = "ls /dev | tr '\\n' ' '; echo; head -c 4 /dev/zero | wc -c; \
+                  cat /proc/kcore | wc -c; echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null || echo ro; \
+                  touch /dev/shm/x && echo shm; test -d /dev/pts && echo pts";
+    let o = run_captured(&params(&["sh", "-c", script]), e.opts());
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    let devs: Vec<&str> = lines
+        .first()
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    for d in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx", "fd", "stdin",
+        "mqueue",
+    ] {
+        check(devs.contains(&d), || {
+            format!("/dev lacks {d}: {devs:?} ({})", o.stderr)
+        })?;
+    }
+    check(
+        lines.get(1..) == Some(&["4", "0", "ro", "shm", "pts"][..]),
+        || format!("got {lines:?} / {}", o.stderr),
+    )
+}
+
+fn self_exe() -> PathBuf {
+    std::env::current_exe().expect("current exe")
+}
+
+fn sigterm_forwarded(e: &Env) -> TestResult {
+    let bundle = e.dir.path().join("containers/sigterm");
+    let script = "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done";
+    let mut child = Command::new(self_exe())
+        .env(HELPER_ENV, "1")
+        .args([
+            e.rootfs.to_str().unwrap_or(""),
+            bundle.to_str().unwrap_or(""),
+            "sh",
+            "-c",
+            script,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|x| x.to_string())?;
+    let mut out = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line).map_err(|x| x.to_string())?;
+    check(line.trim() == "ready", || format!("helper said {line:?}"))?;
+    runner::kill(child.id() as i32, libc::SIGTERM).map_err(|x| x.to_string())?;
+    let mut rest = String::new();
+    out.read_line(&mut rest).map_err(|x| x.to_string())?;
+    let st = child.wait().map_err(|x| x.to_string())?;
+    check(rest.trim() == "got-term" && st.code() == Some(7), || {
+        format!("after SIGTERM: {rest:?}, {st:?}")
+    })
+}
+
+fn copy_tree(from: &Path, to: &Path) -> TestResult {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .map_err(|x| x.to_string())?;
+    check(st.success(), || "cp -a failed".into())
+}
+
+fn overlay_two_lowers(e: &Env) -> TestResult {
+    let base = e.dir.path().join("ovl");
+    let (l1, l2, up, work) = (
+        base.join("l1"),
+        base.join("l2"),
+        base.join("upper"),
+        base.join("work"),
+    );
+    fs::create_dir_all(&base).map_err(|x| x.to_string())?;
+    copy_tree(&e.rootfs, &l1)?;
+    fs::create_dir_all(l2.join("etc")).map_err(|x| x.to_string())?;
+    fs::write(l2.join("etc/motd"), "from layer two\n").map_err(|x| x.to_string())?;
+    let mut opts = e.opts();
+    opts.rootfs = Rootfs::Overlay {
+        lower: vec![l1.clone(), l2.clone()],
+        upper: up.clone(),
+        work,
+    };
+    let o = run_captured(
+        &params(&[
+            "sh",
+            "-c",
+            "cat /etc/motd; echo new > /tmp/written; rm /etc/passwd",
+        ]),
+        opts,
+    );
+    expect_stdout(&o, "from layer two")?;
+    check(
+        fs::read_to_string(up.join("tmp/written")).ok().as_deref() == Some("new\n"),
+        || "write not in upper".into(),
+    )?;
+    check(
+        !l1.join("tmp/written").exists() && l1.join("etc/passwd").exists(),
+        || "lower layer modified".into(),
+    )?;
+    let wh = fs::symlink_metadata(up.join("etc/passwd"))
+        .map_err(|x| format!("no whiteout in upper: {x}"))?;
+    use std::os::unix::fs::FileTypeExt;
+    check(wh.file_type().is_char_device(), || {
+        "deletion is not a whiteout".into()
+    })
+}
+
+fn copy_fallback(e: &Env) -> TestResult {
+    // Overlay refuses a lower dir with a ':' … no: paths are checked first.
+    // Force the fallback by giving overlay an upper on a different
+    // filesystem than work (EXDEV/EINVAL from the kernel).
+    let base = e.dir.path().join("fallback");
+    let l1 = base.join("l1");
+    fs::create_dir_all(&base).map_err(|x| x.to_string())?;
+    copy_tree(&e.rootfs, &l1)?;
+    let shm = tempfile::Builder::new()
+        .prefix("kiln-fallback")
+        .tempdir_in("/dev/shm")
+        .map_err(|x| x.to_string())?;
+    let mut opts = e.opts();
+    let bundle = opts.bundle.clone();
+    opts.rootfs = Rootfs::Overlay {
+        lower: vec![l1],
+        upper: base.join("upper"),
+        work: shm.path().join("work"),
+    };
+    opts.warn = |_| {};
+    let o = run_captured(
+        &params(&["sh", "-c", "echo copied > /tmp/f; cat /tmp/f"]),
+        opts,
+    );
+    expect_stdout(&o, "copied")?;
+    check(bundle.join("rootfs-copy/tmp/f").exists(), || {
+        "fallback copy not used".into()
+    })
+}
+
+fn memory_limit(e: &Env) -> TestResult {
+    let mut p = params(&["sh", "-c", "cat /proc/self/cgroup | grep memory"]);
+    p.resources.memory_bytes = Some(64 << 20);
+    p.resources.pids = Some(64);
+    let mut opts = e.opts();
+    opts.warn = |w| println!("    (warning: {w})");
+    let id = opts.id.clone();
+    let o = run_captured(&p, opts);
+    check(
+        o.code() == 0 && o.stdout.contains(&format!("kiln-{id}")),
+        || {
+            format!(
+                "not in the container's memory cgroup: {:?} {}",
+                o.stdout, o.stderr
+            )
+        },
+    )?;
+    let leftover = Command::new("find")
+        .args(["/sys/fs/cgroup", "-name", &format!("kiln-{id}")])
+        .output()
+        .map_err(|x| x.to_string())?;
+    check(leftover.stdout.is_empty(), || {
+        format!(
+            "cgroups left: {}",
+            String::from_utf8_lossy(&leftover.stdout)
+        )
+    })
+}
+
+fn runc_agrees(e: &Env) -> TestResult {
+    if !Path::new(RUNC).exists() {
+        return Err(format!("{RUNC} is missing (apt-get install runc)"));
+    }
+    let script = "echo $$; hostname; id; pwd; cat /proc/net/dev | tail -n +3 | cut -d: -f1; ls /dev | tr '\\n' ' '; \
+                  grep -E 'CapBnd|CapEff|NoNewPrivs' /proc/self/status; cat /etc/hostname; echo $FOO; exit 3";
+    let mut p = params(&["sh", "-c", script]);
+    p.env = vec!["FOO=bar".into()];
+    p.cwd = "/tmp".into();
+    let builtin = run_captured(&p, e.opts());
+    let mut opts = e.opts();
+    opts.runtime = Runtime::External(RUNC.into());
+    let runc = run_captured(&p, opts);
+    check(builtin.code() == 3 && runc.code() == 3, || {
+        format!(
+            "exit codes {} vs {} ({})",
+            builtin.code(),
+            runc.code(),
+            runc.stderr
+        )
+    })?;
+    check(builtin.stdout == runc.stdout, || {
+        format!("builtin:\n{}\nrunc:\n{}", builtin.stdout, runc.stdout)
+    })?;
+    for args in [vec!["nope"], vec!["/etc/passwd"]] {
+        let b = run_captured(&params(&args), e.opts());
+        let mut opts = e.opts();
+        opts.runtime = Runtime::External(RUNC.into());
+        let r = run_captured(&params(&args), opts);
+        check(b.code() == r.code(), || {
+            format!("{args:?}: builtin {} runc {}", b.code(), r.code())
+        })?;
+    }
+    Ok(())
+}
+
+fn runc_overlay(e: &Env) -> TestResult {
+    let base = e.dir.path().join("runc-ovl");
+    let l1 = base.join("l1");
+    fs::create_dir_all(&base).map_err(|x| x.to_string())?;
+    copy_tree(&e.rootfs, &l1)?;
+    let before = mountinfo();
+    let mut opts = e.opts();
+    opts.runtime = Runtime::External(RUNC.into());
+    opts.rootfs = Rootfs::Overlay {
+        lower: vec![l1],
+        upper: base.join("upper"),
+        work: base.join("work"),
+    };
+    let o = run_captured(&params(&["sh", "-c", "echo hi > /tmp/x; cat /tmp/x"]), opts);
+    expect_stdout(&o, "hi")?;
+    check(base.join("upper/tmp/x").exists(), || {
+        "runc write not in upper".into()
+    })?;
+    check(mountinfo() == before, || {
+        "runc overlay leaked a mount".into()
+    })
+}
+
+const ROOTLESS_USER: &str = "kilnrootless";
+
+fn ensure_user() -> Result<(u32, u32), String> {
+    let id = |flag: &str| -> Option<u32> {
+        let o = Command::new("id")
+            .args([flag, ROOTLESS_USER])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let st = Command::new("useradd")
+            .args(["-M", "-s", "/bin/sh", ROOTLESS_USER])
+            .status()
+            .map_err(|x| x.to_string())?;
+        check(st.success(), || "useradd failed".into())?;
+    }
+    for f in ["/etc/subuid", "/etc/subgid"] {
+        let text = fs::read_to_string(f).unwrap_or_default();
+        if !text
+            .lines()
+            .any(|l| l.starts_with(&format!("{ROOTLESS_USER}:")))
+        {
+            fs::write(f, format!("{text}{ROOTLESS_USER}:700000:65536\n"))
+                .map_err(|x| x.to_string())?;
+        }
+    }
+    Ok((id("-u").ok_or("no uid")?, id("-g").ok_or("no gid")?))
+}
+
+fn chown_r(p: &Path, uid: u32, gid: u32) -> TestResult {
+    let st = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(p)
+        .status()
+        .map_err(|x| x.to_string())?;
+    check(st.success(), || "chown failed".into())
+}
+
+fn rootless(e: &Env) -> TestResult {
+    let (uid, gid) = ensure_user()?;
+    // The user needs its own copies: the test's temp dir is root-only, and
+    // the helper binary must be reachable.
+    let base = tempfile::Builder::new()
+        .prefix("kiln-rootless")
+        .tempdir()
+        .map_err(|x| x.to_string())?;
+    fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755))
+        .map_err(|x| x.to_string())?;
+    let rootfs = base.path().join("rootfs");
+    copy_tree(&e.rootfs, &rootfs)?;
+    let exe = base.path().join("helper");
+    fs::copy(self_exe(), &exe).map_err(|x| x.to_string())?;
+    let bundle = base.path().join("bundle");
+    fs::create_dir_all(&bundle).map_err(|x| x.to_string())?;
+    chown_r(&bundle, uid, gid)?;
+    let script = "echo $$; id -u; hostname; echo w > /tmp/rootless-ok && cat /tmp/rootless-ok";
+    let run = |lower: Option<&Path>| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid",
+            &uid.to_string(),
+            "--regid",
+            &gid.to_string(),
+            "--clear-groups",
+        ])
+        .arg(&exe)
+        .args([
+            rootfs.to_str().unwrap_or(""),
+            bundle.to_str().unwrap_or(""),
+            "sh",
+            "-c",
+            script,
+        ])
+        .env(HELPER_ENV, "1")
+        .current_dir(base.path());
+        if let Some(l) = lower {
+            cmd.env("KILN_TEST_LOWER", l);
+        }
+        cmd.output()
+    };
+    // A rootless store unpacks layers as the user; the user is root in the
+    // container, and overlay copy-up needs owners that are mapped.
+    chown_r(&rootfs, uid, gid)?;
+    let o = run(Some(&rootfs)).map_err(|x| x.to_string())?;
+    let out = String::from_utf8_lossy(&o.stdout);
+    check(o.status.success() && out == "1\n0\nhelper\nw\n", || {
+        format!(
+            "rootless overlay: {:?} {out:?} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })?;
+    check(bundle.join("upper/tmp/rootless-ok").exists(), || {
+        "rootless write not in upper".into()
+    })
+}
+
+fn no_mount_left(e: &Env) -> TestResult {
+    let before = &e.mounts_before;
+    let after = mountinfo();
+    check(&after == before, || {
+        format!("mounts changed:\nbefore:\n{before}\nafter:\n{after}")
+    })
+}
