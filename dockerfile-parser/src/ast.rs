@@ -163,6 +163,15 @@ pub(crate) struct LineParts {
 /// Splits a logical line into command, flags and arguments and dispatches
 /// to the argument parser for that command (`newNodeFromLine`).
 pub(crate) fn parse_line(line: &str, escape: char) -> Result<LineParts, ErrorKind> {
+    parse_line_nested(line, escape, 0)
+}
+
+/// ONBUILD nests; BuildKit puts no bound on it, but a bound keeps hostile
+/// input (`ONBUILD ONBUILD …` thousands deep) from exhausting the stack.
+/// The typed layer rejects any nesting beyond one level anyway.
+const MAX_ONBUILD_DEPTH: usize = 32;
+
+fn parse_line_nested(line: &str, escape: char, depth: usize) -> Result<LineParts, ErrorKind> {
     let trimmed = line.trim_matches(is_space);
     let mut parts = split_ws(trimmed, Some(2)).into_iter();
     let name = parts.next().unwrap_or("").to_string();
@@ -199,7 +208,10 @@ pub(crate) fn parse_line(line: &str, escape: char) -> Result<LineParts, ErrorKin
         "healthcheck" => (out.args, out.json) = health_config(rest)?,
         "onbuild" => {
             if !rest.is_empty() {
-                let sub = parse_line(rest, escape)?;
+                if depth >= MAX_ONBUILD_DEPTH {
+                    return Err(ErrorKind::Invalid("ONBUILD nested too deeply".into()));
+                }
+                let sub = parse_line_nested(rest, escape, depth + 1)?;
                 out.trigger = Some(Box::new(Node {
                     name: sub.name,
                     known: sub.known,

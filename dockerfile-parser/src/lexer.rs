@@ -11,6 +11,8 @@ use crate::shell::{EmptyEnv, Lexer};
 /// A non-fatal finding, returned as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
+    /// BuildKit lint rule name (`NoEmptyContinuation`, `StageNameCasing`, …).
+    pub rule: &'static str,
     pub message: String,
     /// 1-based line the warning refers to.
     pub line: usize,
@@ -137,7 +139,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseErrors> {
         directives: Directives::default(),
         dparser: DirectiveParser::default(),
     };
-    let mut nodes = Vec::new();
+    let mut nodes = Vec::with_capacity(lines.len() / 4);
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut comments: Vec<String> = Vec::new();
@@ -212,6 +214,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseErrors> {
         let mut last_idx = i - 1;
         if has_empty_continuation {
             warnings.push(Warning {
+                rule: "NoEmptyContinuation",
                 message: format!("Empty continuation line found in: {buf}"),
                 line: i,
             });

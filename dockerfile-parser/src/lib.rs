@@ -27,3 +27,10 @@ pub fn parse_dockerfile(text: &str) -> Result<Dockerfile, ParseErrors> {
     let parsed = parse(text)?;
     instructions::from_parsed(parsed)
 }
+
+/// The S-expression dump of a Dockerfile's syntax tree, as printed by
+/// `kiln build --print-ast` (identical to BuildKit's `Node.Dump()` plus a
+/// final newline).
+pub fn dump_ast(text: &str) -> Result<String, ParseErrors> {
+    parse(text).map(|p| dump(&p.nodes))
+}

@@ -211,12 +211,14 @@ impl Dockerfile {
 
 /// Validates every node; all errors are collected and returned together.
 pub fn from_parsed(parsed: Parsed) -> Result<Dockerfile, ParseErrors> {
-    let mut commands = Vec::new();
+    let mut commands = Vec::with_capacity(parsed.nodes.len());
     let mut errors = Vec::new();
+    let mut warnings = parsed.warnings;
     let mut seen_from = false;
     for node in &parsed.nodes {
         match instruction_from_node(node) {
             Ok(instruction) => {
+                lint(node, &instruction, &mut warnings);
                 match &instruction {
                     Instruction::From(_) => seen_from = true,
                     Instruction::Arg(_) => {}
@@ -246,13 +248,51 @@ pub fn from_parsed(parsed: Parsed) -> Result<Dockerfile, ParseErrors> {
         commands,
         escape: parsed.escape,
         directives: parsed.directives,
-        warnings: parsed.warnings,
+        warnings,
         nodes: parsed.nodes,
     })
 }
 
+/// The few BuildKit lint rules that need only one instruction.
+fn lint(node: &Node, instruction: &Instruction, warnings: &mut Vec<Warning>) {
+    let line = node.span.start_line;
+    match instruction {
+        Instruction::Maintainer(_) => warnings.push(Warning {
+            rule: "MaintainerDeprecated",
+            message: "Maintainer instruction is deprecated in favor of using label".into(),
+            line,
+        }),
+        Instruction::From(_) if node.args.len() == 3 => {
+            let stage = &node.args[2];
+            if *stage != stage.to_lowercase() {
+                warnings.push(Warning {
+                    rule: "StageNameCasing",
+                    message: format!("Stage name '{stage}' should be lowercase"),
+                    line,
+                });
+            }
+            let (from, as_kw) = (&node.name, &node.args[1]);
+            let from_lower = *from == from.to_lowercase();
+            let from_upper = *from == from.to_uppercase();
+            let mismatch = (from_lower && *as_kw != as_kw.to_lowercase())
+                || (from_upper && *as_kw != as_kw.to_uppercase());
+            if mismatch {
+                warnings.push(Warning {
+                    rule: "FromAsCasing",
+                    message: format!("'{as_kw}' and '{from}' keywords' casing do not match"),
+                    line,
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
 fn node_error(node: &Node, kind: ErrorKind) -> ParseError {
-    ParseError::new(kind, node.span, node.first_line())
+    // The node's text starts at the keyword; indent it back to its column
+    // so the caret lines up.
+    let indent = " ".repeat(node.span.start_col.saturating_sub(1));
+    ParseError::new(kind, node.span, format!("{indent}{}", node.first_line()))
 }
 
 fn err(msg: impl Into<String>) -> ErrorKind {

@@ -56,8 +56,16 @@ impl Pattern {
     }
 
     /// Returns the end of the preferred match that starts exactly at `start`.
-    fn match_at(&self, value: &[char], start: usize) -> Option<usize> {
-        let mut seen: HashSet<(usize, usize)> = HashSet::new();
+    ///
+    /// `seen` holds states already explored without success; a failed state
+    /// fails whatever the start position, so callers may share it between
+    /// start positions of one search.
+    fn match_at(
+        &self,
+        value: &[char],
+        start: usize,
+        seen: &mut HashSet<(usize, usize)>,
+    ) -> Option<usize> {
         let mut stack = vec![(0usize, start)];
         while let Some((pi, vi)) = stack.pop() {
             if !seen.insert((pi, vi)) {
@@ -100,7 +108,8 @@ impl Pattern {
 
     /// Leftmost match at or after `from`: (start, end) in char indices.
     fn find(&self, value: &[char], from: usize) -> Option<(usize, usize)> {
-        (from..=value.len()).find_map(|s| self.match_at(value, s).map(|e| (s, e)))
+        let mut seen = HashSet::new();
+        (from..=value.len()).find_map(|s| self.match_at(value, s, &mut seen).map(|e| (s, e)))
     }
 }
 
@@ -109,7 +118,7 @@ pub(crate) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<St
     let pat = Pattern::compile(pattern, greedy)
         .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
     let chars: Vec<char> = value.chars().collect();
-    Ok(match pat.match_at(&chars, 0) {
+    Ok(match pat.match_at(&chars, 0, &mut HashSet::new()) {
         Some(end) => chars[end..].iter().collect(),
         None => value.to_string(),
     })
