@@ -171,7 +171,10 @@ pub fn parse(text: &str) -> Result<Parsed, ParseErrors> {
         let raw = lines[i].text;
         i += 1;
         if is_comment(raw) {
-            let c = trim_newline(raw).trim_start_matches(is_space)[1..].trim_matches(is_space);
+            // BuildKit drops the line's first byte, whatever it is.
+            let mut chars = trim_newline(raw).chars();
+            chars.next();
+            let c = chars.as_str().trim_matches(is_space);
             if c.is_empty() {
                 comments.clear();
             } else {

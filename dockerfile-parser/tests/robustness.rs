@@ -168,3 +168,12 @@ fn hundred_thousand_lines_parse_quickly() {
     // Very generous: a quadratic parser would take minutes here.
     assert!(took < Duration::from_secs(20), "took {took:?}");
 }
+
+#[test]
+fn deeply_nested_substitution_fails_cleanly() {
+    let deep = format!("{}x{}", "${a:-".repeat(100_000), "}".repeat(100_000));
+    assert!(Lexer::new('\\')
+        .process_word(&deep, &env_from_pairs(["b=1"]))
+        .is_err());
+    exercise(&format!("FROM x\nRUN <<EOF {deep}\nEOF\n"));
+}
