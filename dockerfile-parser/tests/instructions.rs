@@ -405,3 +405,17 @@ fn dump_ast_for_cli() {
     assert_eq!(out, "(from \"x\")\n(onbuild (run \"echo hi\"))\n");
     assert!(dockerfile_parser::dump_ast("# only a comment\n").is_err());
 }
+
+#[test]
+fn empty_continuation_warnings() {
+    let src = "\nFROM alpine:3.6\n\nRUN valid \\\n    continuation\n\nRUN something \\\n\n    following \\\n\n    more\n\nRUN another \\\n\n    thing\n\nRUN non-indented \\\n# this is a comment\n   after-comment\n\nRUN indented \\\n    # this is an indented comment\n    comment\n\t";
+    let p = parse(src).unwrap();
+    let w: Vec<&str> = p.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].contains("Empty continuation line found in: RUN something     following     more"));
+    assert!(w[1].contains("RUN another     thing"));
+    assert_eq!(
+        dump(&p.nodes[4..]),
+        "(run \"non-indented    after-comment\")\n(run \"indented     comment\")\n"
+    );
+}
