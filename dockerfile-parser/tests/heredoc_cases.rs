@@ -4,8 +4,9 @@ use dockerfile_parser::parse;
 
 /// (name, content, expand, chomp, fd) per heredoc of each instruction.
 type Doc<'a> = (&'a str, &'a str, bool, bool, u64);
+type OwnedDoc = (String, String, bool, bool, u64);
 
-fn docs(src: &str) -> Vec<Vec<(String, String, bool, bool, u64)>> {
+fn docs(src: &str) -> Vec<Vec<OwnedDoc>> {
     parse(src)
         .unwrap_or_else(|e| panic!("{e}"))
         .nodes

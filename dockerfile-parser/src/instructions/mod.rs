@@ -6,7 +6,9 @@
 //! the stage's ARG/ENV values when it reaches the instruction.
 
 mod duration;
+mod expand;
 mod flags;
+mod lint;
 mod mount;
 
 pub use duration::{parse_go_duration, GoDuration};
@@ -18,7 +20,6 @@ use crate::lexer::{Parsed, Warning};
 use crate::shell::{Env, Lexer, ShellError};
 use crate::Directives;
 use flags::{parse_flags, FlagType, FlagValues};
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// A command line in shell form (run through the stage's SHELL) or exec
@@ -218,7 +219,7 @@ pub fn from_parsed(parsed: Parsed) -> Result<Dockerfile, ParseErrors> {
     for node in &parsed.nodes {
         match instruction_from_node(node) {
             Ok(instruction) => {
-                lint(node, &instruction, &mut warnings);
+                lint::lint(node, &instruction, &mut warnings);
                 match &instruction {
                     Instruction::From(_) => seen_from = true,
                     Instruction::Arg(_) => {}
@@ -251,41 +252,6 @@ pub fn from_parsed(parsed: Parsed) -> Result<Dockerfile, ParseErrors> {
         warnings,
         nodes: parsed.nodes,
     })
-}
-
-/// The few BuildKit lint rules that need only one instruction.
-fn lint(node: &Node, instruction: &Instruction, warnings: &mut Vec<Warning>) {
-    let line = node.span.start_line;
-    match instruction {
-        Instruction::Maintainer(_) => warnings.push(Warning {
-            rule: "MaintainerDeprecated",
-            message: "Maintainer instruction is deprecated in favor of using label".into(),
-            line,
-        }),
-        Instruction::From(_) if node.args.len() == 3 => {
-            let stage = &node.args[2];
-            if *stage != stage.to_lowercase() {
-                warnings.push(Warning {
-                    rule: "StageNameCasing",
-                    message: format!("Stage name '{stage}' should be lowercase"),
-                    line,
-                });
-            }
-            let (from, as_kw) = (&node.name, &node.args[1]);
-            let from_lower = *from == from.to_lowercase();
-            let from_upper = *from == from.to_uppercase();
-            let mismatch = (from_lower && *as_kw != as_kw.to_lowercase())
-                || (from_upper && *as_kw != as_kw.to_uppercase());
-            if mismatch {
-                warnings.push(Warning {
-                    rule: "FromAsCasing",
-                    message: format!("'{as_kw}' and '{from}' keywords' casing do not match"),
-                    line,
-                });
-            }
-        }
-        _ => {}
-    }
 }
 
 fn node_error(node: &Node, kind: ErrorKind) -> ParseError {
@@ -701,74 +667,4 @@ fn healthcheck(node: &Node) -> Result<Instruction, ErrorKind> {
         start_interval: interval("start-interval")?,
         retries,
     }))
-}
-
-/// Expansion of instruction arguments with the stage's variables, as
-/// BuildKit does before dispatching (RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK
-/// and ONBUILD are left to the shell or the child image).
-impl Instruction {
-    /// Expands variables in place. Returns the names of referenced but
-    /// unset variables.
-    pub fn expand(&mut self, lexer: &Lexer, env: &dyn Env) -> Result<BTreeSet<String>, ShellError> {
-        let mut unmatched = BTreeSet::new();
-        let mut word = |s: &mut String| -> Result<(), ShellError> {
-            let e = lexer.process(s, env)?;
-            unmatched.extend(e.unmatched);
-            *s = e.result;
-            Ok(())
-        };
-        match self {
-            Instruction::From(f) => {
-                word(&mut f.image)?;
-                if let Some(p) = f.platform.as_mut() {
-                    word(p)?;
-                }
-            }
-            Instruction::Env(kvs) | Instruction::Label(kvs) => {
-                for kv in kvs {
-                    word(&mut kv.key)?;
-                    word(&mut kv.value)?;
-                }
-            }
-            Instruction::Add(c) | Instruction::Copy(c) => {
-                for s in &mut c.sources {
-                    if let Source::Path(p) = s {
-                        word(p)?;
-                    }
-                }
-                word(&mut c.dest)?;
-                for o in [&mut c.from, &mut c.chown, &mut c.chmod, &mut c.checksum]
-                    .into_iter()
-                    .flatten()
-                {
-                    word(o)?;
-                }
-                for e in &mut c.exclude {
-                    word(e)?;
-                }
-            }
-            Instruction::Expose(v) | Instruction::Volume(v) => {
-                for s in v {
-                    word(s)?;
-                }
-            }
-            Instruction::User(s) | Instruction::Workdir(s) | Instruction::StopSignal(s) => word(s)?,
-            Instruction::Arg(defs) => {
-                for d in defs {
-                    word(&mut d.name)?;
-                    if let Some(v) = d.default.as_mut() {
-                        word(v)?;
-                    }
-                }
-            }
-            Instruction::Run(_)
-            | Instruction::Cmd(_)
-            | Instruction::Entrypoint(_)
-            | Instruction::Maintainer(_)
-            | Instruction::OnBuild(_)
-            | Instruction::Healthcheck(_)
-            | Instruction::Shell(_) => {}
-        }
-        Ok(unmatched)
-    }
 }
