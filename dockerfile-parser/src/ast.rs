@@ -235,6 +235,11 @@ fn parse_line_nested(line: &str, escape: char, depth: usize) -> Result<LineParts
 /// Pulls leading `--flag` words off the argument text (`extractBuilderFlags`):
 /// quotes and escapes are removed from flags; `--` ends the flags.
 fn extract_flags(line: &str, escape: char) -> (String, Vec<String>) {
+    let start = line.trim_start_matches(is_space);
+    if !start.starts_with("--") {
+        // Most instructions have no flags; skip the character walk.
+        return (start.to_string(), Vec::new());
+    }
     #[derive(PartialEq)]
     enum Phase {
         Spaces,

@@ -241,7 +241,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseErrors> {
             json: parts.json,
             trigger: parts.trigger,
             heredocs: Vec::new(),
-            original: buf.clone(),
+            original: String::new(),
             source_text: String::new(),
             comments: std::mem::take(&mut comments),
             span: Span::default(),
@@ -286,6 +286,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseErrors> {
             }
         }
 
+        node.original = buf;
         node.span = span_of(&lines, first_idx, last_idx, start_off, start_col);
         node.source_text = text[node.span.start..node.span.end].to_string();
         if let Some(t) = node.trigger.as_mut() {

@@ -419,3 +419,23 @@ fn empty_continuation_warnings() {
         "(run \"non-indented    after-comment\")\n(run \"indented     comment\")\n"
     );
 }
+
+#[test]
+fn copy_heredoc_expansion_keeps_quotes() {
+    let mut i = instrs("FROM x\nCOPY --chown=$U <<EOF <<'RAW' /d/$D\n\"$A\" '$B'\nEOF\n$A\nRAW\n")
+        .remove(1);
+    let env = env_from_pairs(["A=1", "B=2", "U=app", "D=dir"]);
+    i.expand(&Lexer::new('\\'), &env).unwrap();
+    let Instruction::Copy(c) = &i else { panic!() };
+    assert_eq!(c.chown.as_deref(), Some("app"));
+    assert_eq!(c.dest, "/d/dir");
+    let contents: Vec<&str> = c
+        .sources
+        .iter()
+        .map(|s| match s {
+            Source::Heredoc { content, .. } => content.as_str(),
+            Source::Path(p) => p.as_str(),
+        })
+        .collect();
+    assert_eq!(contents, ["\"1\" '2'\n", "$A\n"]);
+}

@@ -6,19 +6,26 @@ use crate::shell::{Env, Lexer, ShellError};
 use std::collections::BTreeSet;
 
 /// Expansion of instruction arguments with the stage's variables, as
-/// BuildKit does before dispatching (RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK
-/// and ONBUILD are left to the shell or the child image).
+/// BuildKit does before dispatching. RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK
+/// are left to the shell and ONBUILD to the child image. `COPY --from` and
+/// `--exclude` are not expanded here (BuildKit resolves `--from` against
+/// build args when it orders stages); RUN mounts have
+/// [`super::Run::expand_mounts`].
 impl Instruction {
     /// Expands variables in place. Returns the names of referenced but
     /// unset variables.
     pub fn expand(&mut self, lexer: &Lexer, env: &dyn Env) -> Result<BTreeSet<String>, ShellError> {
         let mut unmatched = BTreeSet::new();
-        let mut word = |s: &mut String| -> Result<(), ShellError> {
-            let e = lexer.process(s, env)?;
+        // Heredoc bodies keep their quotes: only variables are expanded.
+        let mut raw_lexer = Lexer::new('\\');
+        raw_lexer.skip_process_quotes = true;
+        let mut expand_with = |lex: &Lexer, s: &mut String| -> Result<(), ShellError> {
+            let e = lex.process(s, env)?;
             unmatched.extend(e.unmatched);
             *s = e.result;
             Ok(())
         };
+        let mut word = |s: &mut String| expand_with(lexer, s);
         match self {
             Instruction::From(f) => {
                 word(&mut f.image)?;
@@ -33,20 +40,29 @@ impl Instruction {
                 }
             }
             Instruction::Add(c) | Instruction::Copy(c) => {
+                for o in [&mut c.chown, &mut c.chmod, &mut c.checksum]
+                    .into_iter()
+                    .flatten()
+                {
+                    word(o)?;
+                }
                 for s in &mut c.sources {
                     if let Source::Path(p) = s {
                         word(p)?;
                     }
                 }
                 word(&mut c.dest)?;
-                for o in [&mut c.from, &mut c.chown, &mut c.chmod, &mut c.checksum]
-                    .into_iter()
-                    .flatten()
-                {
-                    word(o)?;
-                }
-                for e in &mut c.exclude {
-                    word(e)?;
+                for s in &mut c.sources {
+                    if let Source::Heredoc {
+                        content,
+                        expand: true,
+                        ..
+                    } = s
+                    {
+                        let e = raw_lexer.process(content, env)?;
+                        unmatched.extend(e.unmatched);
+                        *content = e.result;
+                    }
                 }
             }
             Instruction::Expose(v) | Instruction::Volume(v) => {
