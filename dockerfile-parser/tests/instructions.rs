@@ -439,3 +439,10 @@ fn copy_heredoc_expansion_keeps_quotes() {
         .collect();
     assert_eq!(contents, ["\"1\" '2'\n", "$A\n"]);
 }
+
+#[test]
+fn raw_bytes_with_invalid_utf8() {
+    let p =
+        dockerfile_parser::parse_bytes(b"\xef\xbb\xbfFROM a\n# caf\xe9\nRUN echo \xff\n").unwrap();
+    assert_eq!(dump(&p.nodes), "(from \"a\")\n(run \"echo \u{fffd}\")\n");
+}
