@@ -163,12 +163,22 @@ pub(crate) struct LineParts {
 /// Splits a logical line into command, flags and arguments and dispatches
 /// to the argument parser for that command (`newNodeFromLine`).
 pub(crate) fn parse_line(line: &str, escape: char) -> Result<LineParts, ErrorKind> {
+    parse_line_nested(line, escape, 0)
+}
+
+/// ONBUILD nests; BuildKit puts no bound on it, but a bound keeps hostile
+/// input (`ONBUILD ONBUILD …` thousands deep) from exhausting the stack.
+/// The typed layer rejects any nesting beyond one level anyway.
+const MAX_ONBUILD_DEPTH: usize = 32;
+
+fn parse_line_nested(line: &str, escape: char, depth: usize) -> Result<LineParts, ErrorKind> {
     let trimmed = line.trim_matches(is_space);
-    let mut parts = split_ws(trimmed, Some(2)).into_iter();
-    let name = parts.next().unwrap_or("").to_string();
-    let (rest, flags) = match parts.next() {
-        Some(r) => extract_flags(r, escape),
-        None => (String::new(), Vec::new()),
+    let (name, rest, flags) = match trimmed.find(is_ws_sep) {
+        Some(i) => {
+            let (rest, flags) = extract_flags(trimmed[i..].trim_start_matches(is_ws_sep), escape);
+            (trimmed[..i].to_string(), rest, flags)
+        }
+        None => (trimmed.to_string(), "", Vec::new()),
     };
     let rest = rest.trim_matches(is_space);
     let lower = name.to_ascii_lowercase();
@@ -199,7 +209,10 @@ pub(crate) fn parse_line(line: &str, escape: char) -> Result<LineParts, ErrorKin
         "healthcheck" => (out.args, out.json) = health_config(rest)?,
         "onbuild" => {
             if !rest.is_empty() {
-                let sub = parse_line(rest, escape)?;
+                if depth >= MAX_ONBUILD_DEPTH {
+                    return Err(ErrorKind::Invalid("ONBUILD nested too deeply".into()));
+                }
+                let sub = parse_line_nested(rest, escape, depth + 1)?;
                 out.trigger = Some(Box::new(Node {
                     name: sub.name,
                     known: sub.known,
@@ -222,7 +235,12 @@ pub(crate) fn parse_line(line: &str, escape: char) -> Result<LineParts, ErrorKin
 
 /// Pulls leading `--flag` words off the argument text (`extractBuilderFlags`):
 /// quotes and escapes are removed from flags; `--` ends the flags.
-fn extract_flags(line: &str, escape: char) -> (String, Vec<String>) {
+fn extract_flags(line: &str, escape: char) -> (&str, Vec<String>) {
+    let start = line.trim_start_matches(is_space);
+    if !start.starts_with("--") {
+        // Most instructions have no flags; skip the character walk.
+        return (start, Vec::new());
+    }
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -249,7 +267,7 @@ fn extract_flags(line: &str, escape: char) -> (String, Vec<String>) {
                 continue;
             }
             if ch != '-' || at(pos + 1) != Some('-') {
-                return (line[chars[pos].0..].to_string(), words);
+                return (&line[chars[pos].0..], words);
             }
             phase = Phase::Word;
         }
@@ -263,7 +281,7 @@ fn extract_flags(line: &str, escape: char) -> (String, Vec<String>) {
             if is_space(ch) {
                 phase = Phase::Spaces;
                 if buf == "--" {
-                    return (line[chars[pos].0..].to_string(), words);
+                    return (&line[chars[pos].0..], words);
                 }
                 if blank_ok || !buf.is_empty() {
                     words.push(std::mem::take(&mut buf));
@@ -312,7 +330,7 @@ fn extract_flags(line: &str, escape: char) -> (String, Vec<String>) {
         buf.push(c);
         pos += 1;
     }
-    (String::new(), words)
+    ("", words)
 }
 
 /// Splits into words keeping quotes and escapes (`parseWords`); they are

@@ -11,6 +11,8 @@ use crate::shell::{EmptyEnv, Lexer};
 /// A non-fatal finding, returned as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
+    /// BuildKit lint rule name (`NoEmptyContinuation`, `StageNameCasing`, …).
+    pub rule: &'static str,
     pub message: String,
     /// 1-based line the warning refers to.
     pub line: usize,
@@ -137,7 +139,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseErrors> {
         directives: Directives::default(),
         dparser: DirectiveParser::default(),
     };
-    let mut nodes = Vec::new();
+    let mut nodes = Vec::with_capacity(lines.len() / 4);
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut comments: Vec<String> = Vec::new();
@@ -169,7 +171,10 @@ pub fn parse(text: &str) -> Result<Parsed, ParseErrors> {
         let raw = lines[i].text;
         i += 1;
         if is_comment(raw) {
-            let c = trim_newline(raw).trim_start_matches(is_space)[1..].trim_matches(is_space);
+            // BuildKit drops the line's first byte, whatever it is.
+            let mut chars = trim_newline(raw).chars();
+            chars.next();
+            let c = chars.as_str().trim_matches(is_space);
             if c.is_empty() {
                 comments.clear();
             } else {
@@ -212,6 +217,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseErrors> {
         let mut last_idx = i - 1;
         if has_empty_continuation {
             warnings.push(Warning {
+                rule: "NoEmptyContinuation",
                 message: format!("Empty continuation line found in: {buf}"),
                 line: i,
             });
@@ -235,7 +241,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseErrors> {
             json: parts.json,
             trigger: parts.trigger,
             heredocs: Vec::new(),
-            original: buf.clone(),
+            original: String::new(),
             source_text: String::new(),
             comments: std::mem::take(&mut comments),
             span: Span::default(),
@@ -280,6 +286,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseErrors> {
             }
         }
 
+        node.original = buf;
         node.span = span_of(&lines, first_idx, last_idx, start_off, start_col);
         node.source_text = text[node.span.start..node.span.end].to_string();
         if let Some(t) = node.trigger.as_mut() {

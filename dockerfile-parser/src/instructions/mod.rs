@@ -6,7 +6,9 @@
 //! the stage's ARG/ENV values when it reaches the instruction.
 
 mod duration;
+mod expand;
 mod flags;
+mod lint;
 mod mount;
 
 pub use duration::{parse_go_duration, GoDuration};
@@ -18,7 +20,6 @@ use crate::lexer::{Parsed, Warning};
 use crate::shell::{Env, Lexer, ShellError};
 use crate::Directives;
 use flags::{parse_flags, FlagType, FlagValues};
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// A command line in shell form (run through the stage's SHELL) or exec
@@ -211,12 +212,14 @@ impl Dockerfile {
 
 /// Validates every node; all errors are collected and returned together.
 pub fn from_parsed(parsed: Parsed) -> Result<Dockerfile, ParseErrors> {
-    let mut commands = Vec::new();
+    let mut commands = Vec::with_capacity(parsed.nodes.len());
     let mut errors = Vec::new();
+    let mut warnings = parsed.warnings;
     let mut seen_from = false;
     for node in &parsed.nodes {
         match instruction_from_node(node) {
             Ok(instruction) => {
+                lint::lint(node, &instruction, &mut warnings);
                 match &instruction {
                     Instruction::From(_) => seen_from = true,
                     Instruction::Arg(_) => {}
@@ -246,13 +249,16 @@ pub fn from_parsed(parsed: Parsed) -> Result<Dockerfile, ParseErrors> {
         commands,
         escape: parsed.escape,
         directives: parsed.directives,
-        warnings: parsed.warnings,
+        warnings,
         nodes: parsed.nodes,
     })
 }
 
 fn node_error(node: &Node, kind: ErrorKind) -> ParseError {
-    ParseError::new(kind, node.span, node.first_line())
+    // The node's text starts at the keyword; indent it back to its column
+    // so the caret lines up.
+    let indent = " ".repeat(node.span.start_col.saturating_sub(1));
+    ParseError::new(kind, node.span, format!("{indent}{}", node.first_line()))
 }
 
 fn err(msg: impl Into<String>) -> ErrorKind {
@@ -661,74 +667,4 @@ fn healthcheck(node: &Node) -> Result<Instruction, ErrorKind> {
         start_interval: interval("start-interval")?,
         retries,
     }))
-}
-
-/// Expansion of instruction arguments with the stage's variables, as
-/// BuildKit does before dispatching (RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK
-/// and ONBUILD are left to the shell or the child image).
-impl Instruction {
-    /// Expands variables in place. Returns the names of referenced but
-    /// unset variables.
-    pub fn expand(&mut self, lexer: &Lexer, env: &dyn Env) -> Result<BTreeSet<String>, ShellError> {
-        let mut unmatched = BTreeSet::new();
-        let mut word = |s: &mut String| -> Result<(), ShellError> {
-            let e = lexer.process(s, env)?;
-            unmatched.extend(e.unmatched);
-            *s = e.result;
-            Ok(())
-        };
-        match self {
-            Instruction::From(f) => {
-                word(&mut f.image)?;
-                if let Some(p) = f.platform.as_mut() {
-                    word(p)?;
-                }
-            }
-            Instruction::Env(kvs) | Instruction::Label(kvs) => {
-                for kv in kvs {
-                    word(&mut kv.key)?;
-                    word(&mut kv.value)?;
-                }
-            }
-            Instruction::Add(c) | Instruction::Copy(c) => {
-                for s in &mut c.sources {
-                    if let Source::Path(p) = s {
-                        word(p)?;
-                    }
-                }
-                word(&mut c.dest)?;
-                for o in [&mut c.from, &mut c.chown, &mut c.chmod, &mut c.checksum]
-                    .into_iter()
-                    .flatten()
-                {
-                    word(o)?;
-                }
-                for e in &mut c.exclude {
-                    word(e)?;
-                }
-            }
-            Instruction::Expose(v) | Instruction::Volume(v) => {
-                for s in v {
-                    word(s)?;
-                }
-            }
-            Instruction::User(s) | Instruction::Workdir(s) | Instruction::StopSignal(s) => word(s)?,
-            Instruction::Arg(defs) => {
-                for d in defs {
-                    word(&mut d.name)?;
-                    if let Some(v) = d.default.as_mut() {
-                        word(v)?;
-                    }
-                }
-            }
-            Instruction::Run(_)
-            | Instruction::Cmd(_)
-            | Instruction::Entrypoint(_)
-            | Instruction::Maintainer(_)
-            | Instruction::OnBuild(_)
-            | Instruction::Healthcheck(_)
-            | Instruction::Shell(_) => {}
-        }
-        Ok(unmatched)
-    }
 }

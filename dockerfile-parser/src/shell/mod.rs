@@ -128,6 +128,7 @@ impl Lexer {
             pos: 0,
             env,
             raw_escapes: self.raw_escapes,
+            depth: 0,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         };
@@ -210,9 +211,14 @@ struct State<'a> {
     pos: usize,
     env: &'a dyn Env,
     raw_escapes: bool,
+    /// Nesting of `${…}` inside `${…}`; bounded so hostile input cannot
+    /// overflow the stack.
+    depth: usize,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
 }
+
+const MAX_NESTING: usize = 200;
 
 type Res<T> = Result<T, String>;
 
@@ -246,10 +252,15 @@ impl State<'_> {
         stop: Option<char>,
         raw_escapes: bool,
     ) -> Res<(String, Vec<String>)> {
+        if self.depth >= MAX_NESTING {
+            return Err("substitution nested too deeply".into());
+        }
+        self.depth += 1;
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let r = self.stop_on_inner(stop);
         self.raw_escapes = saved;
+        self.depth -= 1;
         r
     }
 

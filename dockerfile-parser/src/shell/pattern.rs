@@ -5,7 +5,40 @@
 //! the same preference order as Go's leftmost-first regexp engine, so the
 //! chosen match is identical while the cost stays O(pattern × value).
 
-use std::collections::HashSet;
+/// States already explored without success. A failed state fails whatever
+/// the start position, so one set may be shared between the start positions
+/// of a single search.
+pub(crate) struct Seen {
+    bits: Vec<u64>,
+    width: usize,
+}
+
+/// Upper bound on the search table (in states) so that a huge value and a
+/// long pattern cannot exhaust memory; beyond it expansion fails cleanly.
+const MAX_STATES: usize = 1 << 30;
+
+impl Seen {
+    fn new(pattern_len: usize, value_len: usize) -> Result<Seen, String> {
+        let width = value_len + 1;
+        let states = (pattern_len + 1)
+            .checked_mul(width)
+            .filter(|&n| n <= MAX_STATES)
+            .ok_or_else(|| "pattern too complex for value".to_string())?;
+        Ok(Seen {
+            bits: vec![0; states.div_ceil(64)],
+            width,
+        })
+    }
+
+    /// Marks a state; returns false if it was already marked.
+    fn insert(&mut self, pi: usize, vi: usize) -> bool {
+        let i = pi * self.width + vi;
+        let (w, b) = (i / 64, 1u64 << (i % 64));
+        let fresh = self.bits[w] & b == 0;
+        self.bits[w] |= b;
+        fresh
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
@@ -56,11 +89,10 @@ impl Pattern {
     }
 
     /// Returns the end of the preferred match that starts exactly at `start`.
-    fn match_at(&self, value: &[char], start: usize) -> Option<usize> {
-        let mut seen: HashSet<(usize, usize)> = HashSet::new();
+    fn match_at(&self, value: &[char], start: usize, seen: &mut Seen) -> Option<usize> {
         let mut stack = vec![(0usize, start)];
         while let Some((pi, vi)) = stack.pop() {
-            if !seen.insert((pi, vi)) {
+            if !seen.insert(pi, vi) {
                 continue;
             }
             let Some(tok) = self.toks.get(pi) else {
@@ -99,8 +131,9 @@ impl Pattern {
     }
 
     /// Leftmost match at or after `from`: (start, end) in char indices.
-    fn find(&self, value: &[char], from: usize) -> Option<(usize, usize)> {
-        (from..=value.len()).find_map(|s| self.match_at(value, s).map(|e| (s, e)))
+    fn find(&self, value: &[char], from: usize) -> Result<Option<(usize, usize)>, String> {
+        let mut seen = Seen::new(self.toks.len(), value.len())?;
+        Ok((from..=value.len()).find_map(|s| self.match_at(value, s, &mut seen).map(|e| (s, e))))
     }
 }
 
@@ -109,7 +142,8 @@ pub(crate) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<St
     let pat = Pattern::compile(pattern, greedy)
         .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
     let chars: Vec<char> = value.chars().collect();
-    Ok(match pat.match_at(&chars, 0) {
+    let mut seen = Seen::new(pat.toks.len(), chars.len())?;
+    Ok(match pat.match_at(&chars, 0, &mut seen) {
         Some(end) => chars[end..].iter().collect(),
         None => value.to_string(),
     })
@@ -155,7 +189,7 @@ pub(crate) fn replace(
         .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
     let v: Vec<char> = value.chars().collect();
     if !all {
-        return Ok(match pat.find(&v, 0) {
+        return Ok(match pat.find(&v, 0)? {
             Some((a, b)) => {
                 let mut s: String = v[..a].iter().collect();
                 s.push_str(replacement);
@@ -171,7 +205,7 @@ pub(crate) fn replace(
     let mut last_end = 0usize;
     let mut search = 0usize;
     while search <= v.len() {
-        let Some((a, b)) = pat.find(&v, search) else {
+        let Some((a, b)) = pat.find(&v, search)? else {
             break;
         };
         out.extend(&v[last_end..a]);
