@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "kiln",
@@ -37,30 +39,36 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
-    /// Build an image from a Dockerfile (not built yet)
-    Build(NotYet),
-    /// Run a command in a new container (not built yet)
-    Run(NotYet),
-    /// Pull an image from a registry (not built yet)
-    Pull(NotYet),
-    /// Push an image to a registry (not built yet)
-    Push(NotYet),
-    /// Log in to a registry (not built yet)
-    Login(NotYet),
-    /// Log out from a registry (not built yet)
-    Logout(NotYet),
+    /// Build an image from a Dockerfile
+    Build(commands::build::BuildArgs),
+    /// Run a command in a new container
+    Run(commands::run::RunArgs),
+    /// List containers
+    Ps(commands::containers::PsArgs),
+    /// Remove containers
+    Rm(commands::containers::RmArgs),
+    /// Show the output of a detached container
+    Logs(commands::containers::LogsArgs),
+    /// Stop running containers (SIGTERM, then SIGKILL after a grace period)
+    Stop(commands::containers::StopArgs),
+    /// Send a signal to running containers
+    Kill(commands::containers::KillArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(commands::export::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(commands::commit::CommitArgs),
+    /// Pull an image from a registry
+    Pull(commands::pull::PullArgs),
+    /// Push an image to a registry
+    Push(commands::push::PushArgs),
+    /// Log in to a registry
+    Login(commands::login::LoginArgs),
+    /// Log out from a registry
+    Logout(commands::login::LogoutArgs),
     /// Save images to a tar archive (docker-archive or oci-archive)
     Save(SaveArgs),
     /// Load images from a tar archive (docker-archive or oci-archive, optionally compressed)
     Load(LoadArgs),
-    /// Export a container's filesystem as a tar archive (not built yet)
-    Export(NotYet),
-    /// Create a new image from a container's changes (not built yet)
-    Commit(NotYet),
-    /// List containers (not built yet)
-    Ps(NotYet),
-    /// Remove containers (not built yet)
-    Rm(NotYet),
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,12 +88,6 @@ pub enum ImageCommand {
     Tag(TagArgs),
     /// Create an image from a rootfs tarball
     Import(ImportArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct NotYet {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
 }
 
 #[derive(Args, Debug)]

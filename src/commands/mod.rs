@@ -1,11 +1,19 @@
 //! One module per command; each turns parsed arguments into store calls and
 //! output, and returns the exit status.
 
+pub mod build;
+pub mod commit;
+pub mod containers;
+pub mod export;
 mod history;
 mod images;
 mod import;
 mod inspect;
+pub mod login;
+pub mod pull;
+pub mod push;
 mod rmi;
+pub mod run;
 mod save;
 
 use anyhow::{bail, Result};
@@ -24,21 +32,31 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Image(ImageCommand::Prune(a)) => rmi::prune(&ctx, a),
         Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
-        Command::Build(_) => not_yet("build"),
-        Command::Run(_) => not_yet("run"),
-        Command::Pull(_) => not_yet("pull"),
-        Command::Push(_) => not_yet("push"),
-        Command::Login(_) => not_yet("login"),
-        Command::Logout(_) => not_yet("logout"),
+        Command::Build(a) => build::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Ps(a) => containers::ps(&ctx, a),
+        Command::Rm(a) => containers::rm(&ctx, a),
+        Command::Logs(a) => containers::logs(&ctx, a),
+        Command::Stop(a) => containers::stop(&ctx, a),
+        Command::Kill(a) => containers::kill(&ctx, a),
+        Command::Export(a) => export::run(&ctx, a),
+        Command::Commit(a) => commit::run(&ctx, a),
+        Command::Pull(a) => pull::run(&ctx, a),
+        Command::Push(a) => push::run(&ctx, a),
+        Command::Login(a) => login::login(&ctx, a),
+        Command::Logout(a) => login::logout(&ctx, a),
         Command::Save(a) => save::save(&ctx, a),
         Command::Load(a) => save::load(&ctx, a),
-        Command::Export(_) => not_yet("export"),
-        Command::Commit(_) => not_yet("commit"),
-        Command::Ps(_) => not_yet("ps"),
-        Command::Rm(_) => not_yet("rm"),
     }
 }
 
-fn not_yet(cmd: &str) -> Result<Status> {
+/// Arguments of a command that is not built yet: accepted, then refused.
+#[derive(clap::Args, Debug)]
+pub struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+pub fn not_built(cmd: &str) -> Result<Status> {
     bail!("`kiln {cmd}` is not built yet")
 }
