@@ -1,13 +1,256 @@
-//! `kiln build`.
+//! `kiln build`: docker-compatible flags over the builder crate.
 
-use anyhow::Result;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
 
-use super::{not_built, NotBuilt};
+use anyhow::{bail, Context as _, Result};
+use builder::build::{BuildError, BuildOptions, Event};
+use image_store::Reference;
+
 use crate::context::Ctx;
-use crate::exit::Status;
+use crate::exit::{Status, WithCode};
 
-pub type BuildArgs = NotBuilt;
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// Name the image NAME[:TAG] (repeatable)
+    #[arg(short, long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile; `-` reads it from standard input)
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<String>,
+    /// Set a build-time variable (K=V, or K to take the value from the environment)
+    #[arg(long = "build-arg", value_name = "K[=V]")]
+    pub build_args: Vec<String>,
+    /// Build this stage and only the stages it needs
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Do not use the build cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always pull the base images (kiln build uses local images; not built yet)
+    #[arg(long)]
+    pub pull: bool,
+    /// Add a label to the image (K=V, repeatable)
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// Write the image ID to FILE
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Merge all layers above the base image into one
+    #[arg(long)]
+    pub squash: bool,
+    /// Target platform; only the host's (linux/amd64 here) is supported
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Network for RUN steps: host (default) or none
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// A secret for RUN --mount=type=secret: id=ID,src=PATH
+    #[arg(long = "secret", value_name = "id=ID,src=PATH")]
+    pub secrets: Vec<String>,
+    /// Progress output: auto, plain, tty or quiet
+    #[arg(long, default_value = "auto", value_name = "TYPE")]
+    pub progress: String,
+    /// Print only the image ID
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the Dockerfile's syntax tree (BuildKit's dump format) and exit
+    #[arg(long)]
+    pub print_ast: bool,
+    /// Run RUN steps with this OCI runtime (e.g. /usr/sbin/runc) instead of kiln's own
+    #[arg(long, value_name = "PATH")]
+    pub runtime: Option<PathBuf>,
+    /// The build context directory, or `-` for a Dockerfile on standard input and no context
+    #[arg(value_name = "CONTEXT")]
+    pub context: Option<String>,
+}
 
-pub fn run(_ctx: &Ctx, _args: BuildArgs) -> Result<Status> {
-    not_built("build")
+pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
+    let context_arg = args.context.clone().unwrap_or_else(|| ".".into());
+    let (text, name, context, dockerfile_path) = read_inputs(&args, &context_arg)?;
+    if args.print_ast {
+        let dump = dockerfile_parser::dump_ast(&text)
+            .map_err(|e| anyhow::anyhow!("{}", e.with_file_name(&name)))?;
+        print!("{dump}");
+        return Ok(Status::Success);
+    }
+    if args.pull {
+        bail!("kiln build --pull is not built yet: kiln build uses local images (`kiln pull` them first)");
+    }
+    let host = format!("linux/{}", image_store::model::host_arch());
+    if let Some(p) = args.platform.as_deref().filter(|p| *p != host) {
+        bail!("unsupported --platform {p}: kiln builds for {host}");
+    }
+    // Views of stages for COPY --from are mounted in a private mount
+    // namespace, entered while the process has one thread.
+    if let Err(e) = builder::build::private_mount_namespace() {
+        eprintln!("WARNING: {e}");
+    }
+    let store = ctx.store()?;
+    let mut opts = BuildOptions {
+        dockerfile: text,
+        dockerfile_name: name,
+        quiet: args.quiet || args.progress == "quiet",
+        no_cache: args.no_cache,
+        squash: args.squash,
+        target: args.target.clone(),
+        runtime: args.runtime.clone(),
+        ..Default::default()
+    };
+    for t in &args.tags {
+        opts.tags.push(t.parse::<Reference>()?);
+    }
+    opts.build_args = parse_build_args(&args.build_args);
+    for l in &args.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        opts.labels.push((k.to_string(), v.to_string()));
+    }
+    opts.network = match args.network.as_deref() {
+        None | Some("host") | Some("default") => None,
+        Some("none") => Some(runner::spec::Network::None),
+        Some(other) => bail!("unsupported --network {other:?}: use host or none"),
+    };
+    for s in &args.secrets {
+        let mut id = None;
+        let mut src = None;
+        for part in s.split(',') {
+            match part.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                _ => bail!("invalid --secret {s:?}: expected id=ID,src=PATH"),
+            }
+        }
+        let id = id.ok_or_else(|| anyhow::anyhow!("invalid --secret {s:?}: no id"))?;
+        let src = src.ok_or_else(|| anyhow::anyhow!("invalid --secret {s:?}: no src"))?;
+        if !src.is_file() {
+            bail!("--secret {id}: {} is not a file", src.display());
+        }
+        opts.secrets.insert(id, src);
+    }
+    opts.source_date_epoch = opts
+        .build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .flatten()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .map(|v| {
+            v.parse::<u64>()
+                .with_context(|| format!("invalid SOURCE_DATE_EPOCH {v:?}"))
+        })
+        .transpose()?;
+    if let Some(dir) = &context {
+        opts.ignore_patterns = builder::dockerignore::for_build(dir, &dockerfile_path)
+            .context("reading .dockerignore")?;
+    }
+    opts.context = context;
+
+    let quiet = opts.quiet;
+    let started = std::time::Instant::now();
+    let mut err = std::io::stderr();
+    let mut on_event = |e: Event| {
+        if quiet {
+            return;
+        }
+        let _ = match e {
+            Event::Step {
+                number,
+                total,
+                text,
+            } => writeln!(err, "STEP {number}/{total}: {text}"),
+            Event::CacheHit => writeln!(err, "--> Using cache"),
+            Event::CacheMiss { reason } => writeln!(err, "--> Cache miss at {reason}"),
+            Event::StepDone { secs } => writeln!(err, "--> {secs:.3}s"),
+            Event::Warning(w) => writeln!(err, "WARNING: {w}"),
+        };
+    };
+    let out = match builder::build::build(&store, &opts, &mut on_event) {
+        Ok(o) => o,
+        Err(e @ BuildError::RunFailed { .. }) => {
+            return Err(WithCode {
+                code: 1,
+                message: e.to_string(),
+            }
+            .into())
+        }
+        Err(e) => return Err(anyhow::anyhow!("{e}")),
+    };
+    if let Some(f) = &args.iidfile {
+        std::fs::write(f, out.id.to_string())
+            .with_context(|| format!("writing {}", f.display()))?;
+    }
+    if !quiet {
+        for t in &opts.tags {
+            eprintln!("Successfully tagged {}", t.normalized());
+        }
+        eprintln!(
+            "--> built {} in {:.3}s",
+            out.id.short(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    println!("{}", out.id);
+    Ok(Status::Success)
+}
+
+/// (Dockerfile text, its name for errors, context dir, Dockerfile path).
+fn read_inputs(
+    args: &BuildArgs,
+    context_arg: &str,
+) -> Result<(String, String, Option<PathBuf>, PathBuf)> {
+    let read_stdin = || -> Result<String> {
+        let mut s = String::new();
+        if std::io::stdin().is_terminal() {
+            bail!("no Dockerfile on standard input");
+        }
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the Dockerfile from standard input")?;
+        Ok(s)
+    };
+    if context_arg == "-" {
+        if args.file.as_deref().is_some_and(|f| f != "-") {
+            bail!("with a context of `-` the Dockerfile comes from standard input; drop -f");
+        }
+        return Ok((
+            read_stdin()?,
+            "Dockerfile".into(),
+            None,
+            PathBuf::from("Dockerfile"),
+        ));
+    }
+    let dir = PathBuf::from(context_arg);
+    if !dir.is_dir() {
+        bail!("the build context {context_arg:?} is not a directory");
+    }
+    let dir = std::fs::canonicalize(&dir).with_context(|| format!("resolving {context_arg}"))?;
+    match args.file.as_deref() {
+        Some("-") => Ok((
+            read_stdin()?,
+            "Dockerfile".into(),
+            Some(dir.clone()),
+            dir.join("Dockerfile"),
+        )),
+        other => {
+            let path = other
+                .map(PathBuf::from)
+                .unwrap_or_else(|| dir.join("Dockerfile"));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok((text, name, Some(dir), path))
+        }
+    }
+}
+
+fn parse_build_args(raw: &[String]) -> BTreeMap<String, Option<String>> {
+    raw.iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (a.clone(), None),
+        })
+        .collect()
 }

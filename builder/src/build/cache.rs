@@ -1,0 +1,200 @@
+//! The build cache: a record per step key, and a stat index of the context
+//! so unchanged files are not re-read to compute COPY keys.
+//!
+//! Records live in `ROOT/kiln/roots/` (one file per key), which is also
+//! where the store's garbage collector finds the blobs it must keep: a
+//! cached layer stays as long as its record does.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use image_store::{Descriptor, Digest, Store};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// What a step produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// When the step first ran: reused on hits so a cached build gives the
+    /// same image ID.
+    pub created: String,
+    #[serde(default)]
+    pub layer: Option<Descriptor>,
+}
+
+/// Builds a step key from its parts.
+pub struct KeyHasher(Sha256);
+
+impl KeyHasher {
+    pub fn new(parent: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"kiln-cache-v1\0");
+        h.update(parent.as_bytes());
+        h.update(b"\0");
+        KeyHasher(h)
+    }
+    pub fn part(&mut self, label: &str, data: &[u8]) -> &mut Self {
+        self.0.update(label.as_bytes());
+        self.0.update((data.len() as u64).to_le_bytes());
+        self.0.update(data);
+        self
+    }
+    pub fn finish(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
+
+pub struct Cache {
+    dir: PathBuf,
+    enabled: bool,
+}
+
+impl Cache {
+    pub fn new(store: &Store, enabled: bool) -> Cache {
+        Cache {
+            dir: store.kiln_dir().join("roots"),
+            enabled,
+        }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("cache-{key}.json"))
+    }
+
+    /// A usable record: its layer blob must still be in the store.
+    pub fn get(&self, store: &Store, key: &str) -> Option<Record> {
+        if !self.enabled {
+            return None;
+        }
+        let data = fs::read(self.path(key)).ok()?;
+        let rec: Record = serde_json::from_slice(&data).ok()?;
+        match &rec.layer {
+            Some(l) if !store.has_blob(&l.digest) => None,
+            _ => Some(rec),
+        }
+    }
+
+    /// Records a step (also with `--no-cache`, so the next build can hit).
+    pub fn put(&self, key: &str, rec: &Record) -> std::io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let data = serde_json::to_vec(rec).expect("plain data serializes");
+        image_store::write_atomic(&self.path(key), &data)
+    }
+}
+
+/// Content hashes of context files, keyed by what `stat` says, like git's
+/// index: a file whose size, mtime, ctime, inode and mode are unchanged is
+/// not read again.
+#[derive(Default, Serialize, Deserialize)]
+pub struct StatIndex {
+    entries: HashMap<String, StatEntry>,
+    #[serde(skip)]
+    dirty: bool,
+    #[serde(skip)]
+    path: Option<PathBuf>,
+}
+
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct StatEntry {
+    size: u64,
+    mtime: i64,
+    mtime_ns: i64,
+    ctime: i64,
+    ctime_ns: i64,
+    ino: u64,
+    mode: u32,
+    sha: String,
+}
+
+impl StatIndex {
+    /// The index for one context directory.
+    pub fn open(store: &Store, context: &Path) -> StatIndex {
+        let id = hex::encode(Sha256::digest(context.as_os_str().as_encoded_bytes()));
+        let path = store
+            .kiln_dir()
+            .join("stat-index")
+            .join(format!("{}.json", &id[..32]));
+        let mut idx: StatIndex = fs::read(&path)
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default();
+        idx.path = Some(path);
+        idx
+    }
+
+    /// sha256 of the file at `abs` (named `rel` in the context).
+    pub fn hash(&mut self, rel: &str, abs: &Path, md: &fs::Metadata) -> std::io::Result<String> {
+        let now = StatEntry {
+            size: md.len(),
+            mtime: md.mtime(),
+            mtime_ns: md.mtime_nsec(),
+            ctime: md.ctime(),
+            ctime_ns: md.ctime_nsec(),
+            ino: md.ino(),
+            mode: md.mode(),
+            sha: String::new(),
+        };
+        if let Some(e) = self.entries.get(rel) {
+            let same = StatEntry {
+                sha: String::new(),
+                ..e.clone()
+            } == now;
+            if same {
+                return Ok(e.sha.clone());
+            }
+        }
+        let sha = hash_file(abs)?;
+        self.entries.insert(
+            rel.to_string(),
+            StatEntry {
+                sha: sha.clone(),
+                ..now
+            },
+        );
+        self.dirty = true;
+        Ok(sha)
+    }
+
+    pub fn save(&self) {
+        if !self.dirty {
+            return;
+        }
+        if let Some(p) = &self.path {
+            if let Some(d) = p.parent() {
+                let _ = fs::create_dir_all(d);
+            }
+            if let Ok(data) = serde_json::to_vec(self) {
+                let _ = image_store::write_atomic(p, &data);
+            }
+        }
+    }
+}
+
+pub fn hash_file(p: &Path) -> std::io::Result<String> {
+    let mut f = fs::File::open(p)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The image ID as a parent key.
+pub fn image_key(id: &Digest) -> String {
+    id.to_string()
+}
+
+impl KeyHasher {
+    /// Finishes a copy-free one-shot key (for short ids).
+    pub fn clone_finish(&mut self) -> String {
+        hex::encode(self.0.clone().finalize())
+    }
+}

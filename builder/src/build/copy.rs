@@ -1,0 +1,405 @@
+//! COPY and ADD: the selected files become a layer tar written straight
+//! from their sources (no copy into a rootfs first), and a key that covers
+//! names, modes, ownership and bytes — not mtimes.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use dockerfile_parser::instructions::{Copy, Source};
+
+use super::cache::{KeyHasher, StatIndex};
+use super::lower::Lowers;
+use super::BuildError;
+use crate::context::{BuildContext, ContextError};
+use crate::dockerignore::Matcher;
+
+/// One tar entry of the layer to be.
+#[derive(Debug)]
+pub struct Planned {
+    /// Path inside the image, relative, no leading slash.
+    pub dest: String,
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+}
+
+#[derive(Debug)]
+pub enum Kind {
+    Dir,
+    File {
+        src: PathBuf,
+        size: u64,
+    },
+    Inline(Vec<u8>),
+    Symlink(PathBuf),
+    /// A local archive ADD extracts under `dest`.
+    Archive(PathBuf),
+}
+
+/// Where COPY reads from.
+pub struct SourceRoot<'a> {
+    pub ctx: &'a BuildContext,
+    /// Hash file contents through this index (the build context); `None`
+    /// for a stage or image, whose key already covers its content.
+    pub index: Option<&'a mut StatIndex>,
+}
+
+pub struct CopyParams<'a> {
+    pub copy: &'a Copy,
+    pub is_add: bool,
+    pub workdir: &'a str,
+    pub chown: Option<(u64, u64)>,
+    pub chmod: Option<u32>,
+    pub now: u64,
+}
+
+/// Plans the entries and feeds everything that identifies them into `key`.
+pub fn plan(
+    p: &CopyParams,
+    root: &mut SourceRoot,
+    lowers: &Lowers,
+    key: &mut KeyHasher,
+) -> Result<Vec<Planned>, BuildError> {
+    let c = p.copy;
+    let raw_dest = if c.dest.starts_with('/') {
+        c.dest.clone()
+    } else {
+        format!("{}/{}", p.workdir.trim_end_matches('/'), c.dest)
+    };
+    let dest_abs = crate::config::clean_abs(&raw_dest);
+    let dest_rel = dest_abs.trim_start_matches('/').to_string();
+    let wildcard = c
+        .sources
+        .iter()
+        .any(|s| matches!(s, Source::Path(p) if p.contains(['*', '?', '['])));
+    let dest_is_dir = raw_dest.ends_with('/')
+        || c.dest == "."
+        || lowers.stat(&dest_rel).is_some_and(|m| m.is_dir());
+    if (c.sources.len() > 1 || wildcard) && !dest_is_dir && !raw_dest.ends_with('/') {
+        return Err(BuildError::Invalid(
+            "When using COPY with more than one source file, the destination must be a directory and end with a /".into(),
+        ));
+    }
+    let excludes = Matcher::new(&c.exclude).map_err(|e| BuildError::Invalid(e.to_string()))?;
+
+    let mut out = Vec::new();
+    // Ancestors of the destination: kept as the image has them, or created
+    // 0755 root-owned.
+    let mut ancestors: Vec<&str> = Vec::new();
+    let parts: Vec<&str> = dest_rel.split('/').filter(|s| !s.is_empty()).collect();
+    let dir_depth = if dest_is_dir {
+        parts.len()
+    } else {
+        parts.len().saturating_sub(1)
+    };
+    for i in 1..=dir_depth {
+        ancestors.push(&dest_rel[..parts[..i].iter().map(|s| s.len() + 1).sum::<usize>() - 1]);
+    }
+    for a in ancestors {
+        out.push(dir_entry(a, lowers, p));
+    }
+
+    let hashed = |rel: &str,
+                  abs: &Path,
+                  md: &fs::Metadata,
+                  key: &mut KeyHasher,
+                  root: &mut SourceRoot|
+     -> Result<(), BuildError> {
+        if let Some(idx) = root.index.as_deref_mut() {
+            let sha = idx
+                .hash(rel, abs, md)
+                .map_err(|e| BuildError::Io(abs.to_path_buf(), e))?;
+            key.part("sha", sha.as_bytes());
+        }
+        Ok(())
+    };
+
+    for src in &c.sources {
+        match src {
+            Source::Heredoc { name, content, .. } => {
+                let target = if dest_is_dir {
+                    join(&dest_rel, name)
+                } else {
+                    dest_rel.clone()
+                };
+                key.part("heredoc", target.as_bytes())
+                    .part("content", content.as_bytes());
+                out.push(Planned {
+                    dest: target,
+                    kind: Kind::Inline(content.clone().into_bytes()),
+                    mode: p.chmod.unwrap_or(0o644),
+                    uid: p.chown.map_or(0, |c| c.0),
+                    gid: p.chown.map_or(0, |c| c.1),
+                    mtime: p.now,
+                });
+            }
+            Source::Path(s) => {
+                let entries = root.ctx.source_entries(s).map_err(|e| context_err(e, s))?;
+                for se in entries {
+                    let se = se.map_err(|e| context_err(e, s))?;
+                    let under = se
+                        .entry
+                        .path
+                        .strip_prefix(&se.source)
+                        .unwrap_or(Path::new(""))
+                        .to_path_buf();
+                    let md = &se.entry.metadata;
+                    let is_root = under.as_os_str().is_empty();
+                    if !is_root
+                        && !excludes.is_empty()
+                        && excludes
+                            .matches_or_parent_matches(under.as_os_str().as_encoded_bytes())
+                            .unwrap_or(false)
+                    {
+                        continue;
+                    }
+                    let target = if is_root && !md.is_dir() {
+                        if dest_is_dir {
+                            let base = se
+                                .source
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default();
+                            join(&dest_rel, &base)
+                        } else {
+                            dest_rel.clone()
+                        }
+                    } else if is_root {
+                        // A directory's contents go into the destination.
+                        continue;
+                    } else {
+                        join(&dest_rel, &under.to_string_lossy())
+                    };
+                    let abs = root.ctx.absolute(&se.entry.path);
+                    let ft = md.file_type();
+                    let mode = p.chmod.unwrap_or(md.mode() & 0o7777);
+                    let (uid, gid) = p.chown.unwrap_or((0, 0));
+                    let kind = if ft.is_dir() {
+                        Kind::Dir
+                    } else if ft.is_symlink() {
+                        Kind::Symlink(
+                            fs::read_link(&abs).map_err(|e| BuildError::Io(abs.clone(), e))?,
+                        )
+                    } else if ft.is_file() {
+                        let rel = se.entry.path.to_string_lossy().into_owned();
+                        hashed(&rel, &abs, md, key, root)?;
+                        if p.is_add && is_root && is_archive(&abs) {
+                            // Extracted into the destination directory.
+                            out.push(dir_entry(&dest_rel, lowers, p));
+                            key.part("archive-into", dest_rel.as_bytes());
+                            out.push(Planned {
+                                dest: dest_rel.clone(),
+                                kind: Kind::Archive(abs.clone()),
+                                mode: 0,
+                                uid: 0,
+                                gid: 0,
+                                mtime: 0,
+                            });
+                            continue;
+                        } else {
+                            Kind::File {
+                                src: abs.clone(),
+                                size: md.len(),
+                            }
+                        }
+                    } else if ft.is_char_device() && md.rdev() == 0 {
+                        continue; // an overlay whiteout seen in a stage view
+                    } else {
+                        continue; // sockets, fifos and devices are not copied
+                    };
+                    key.part("dest", target.as_bytes())
+                        .part("mode", &mode.to_le_bytes())
+                        .part("owner", format!("{uid}:{gid}").as_bytes());
+                    match &kind {
+                        Kind::Symlink(t) => {
+                            key.part("link", t.as_os_str().as_encoded_bytes());
+                        }
+                        Kind::Dir => {
+                            key.part("dir", b"");
+                        }
+                        _ => {}
+                    }
+                    out.push(Planned {
+                        dest: target,
+                        kind,
+                        mode,
+                        uid,
+                        gid,
+                        mtime: md.mtime().max(0) as u64,
+                    });
+                }
+            }
+        }
+    }
+    key.part("copy-dest", dest_abs.as_bytes());
+    Ok(out)
+}
+
+fn dir_entry(rel: &str, lowers: &Lowers, p: &CopyParams) -> Planned {
+    match lowers.stat(rel) {
+        Some(m) if m.is_dir() => Planned {
+            dest: rel.to_string(),
+            kind: Kind::Dir,
+            mode: m.mode() & 0o7777,
+            uid: m.uid() as u64,
+            gid: m.gid() as u64,
+            mtime: m.mtime().max(0) as u64,
+        },
+        _ => Planned {
+            dest: rel.to_string(),
+            kind: Kind::Dir,
+            mode: 0o755,
+            uid: p.chown.map_or(0, |c| c.0),
+            gid: p.chown.map_or(0, |c| c.1),
+            mtime: p.now,
+        },
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    let name = name.trim_start_matches('/');
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn context_err(e: ContextError, src: &str) -> BuildError {
+    match e {
+        ContextError::NotFound { .. } => BuildError::Invalid(format!("COPY failed: {e}")),
+        other => BuildError::Invalid(format!("COPY {src}: {other}")),
+    }
+}
+
+/// A local file ADD extracts: a tar, plain or gzip/zstd compressed.
+fn is_archive(p: &Path) -> bool {
+    let Ok(f) = File::open(p) else { return false };
+    let Ok(mut r) = image_store::layer::decompressed(f) else {
+        return false;
+    };
+    let mut head = [0u8; 512];
+    if io::Read::read_exact(&mut r, &mut head).is_err() {
+        return false;
+    }
+    tar::Header::from_byte_slice(&head).cksum().ok()
+        == Some(
+            head.iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    if (148..156).contains(&i) {
+                        32u32
+                    } else {
+                        *b as u32
+                    }
+                })
+                .sum(),
+        )
+}
+
+/// Writes the planned entries as a tar stream; `clamp` caps mtimes.
+pub fn write_layer<W: Write>(
+    entries: &[Planned],
+    out: W,
+    clamp: Option<u64>,
+) -> Result<(), BuildError> {
+    let mut b = tar::Builder::new(out);
+    let io_err = |p: &Path, e: io::Error| BuildError::Io(p.to_path_buf(), e);
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(e.mode);
+        h.set_uid(e.uid);
+        h.set_gid(e.gid);
+        h.set_mtime(clamp.map_or(e.mtime, |c| e.mtime.min(c)));
+        let res = match &e.kind {
+            Kind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                b.append_data(&mut h, format!("{}/", e.dest), io::empty())
+            }
+            Kind::File { src, size } => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(*size);
+                let f = File::open(src).map_err(|er| io_err(src, er))?;
+                b.append_data(&mut h, &e.dest, f)
+            }
+            Kind::Inline(data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, &e.dest, data.as_slice())
+            }
+            Kind::Symlink(t) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, &e.dest, t)
+            }
+            Kind::Archive(src) => {
+                extract_into(&mut b, src, &e.dest, clamp)?;
+                Ok(())
+            }
+        };
+        res.map_err(|er| BuildError::Io(PathBuf::from(&e.dest), er))?;
+    }
+    b.into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(|e| BuildError::Io(PathBuf::from("layer"), e))?;
+    Ok(())
+}
+
+/// ADD of a local archive: its entries, re-rooted under the destination
+/// directory (the archive's own path is not kept).
+fn extract_into<W: Write>(
+    b: &mut tar::Builder<W>,
+    src: &Path,
+    dir: &str,
+    clamp: Option<u64>,
+) -> Result<(), BuildError> {
+    let f = File::open(src).map_err(|e| BuildError::Io(src.to_path_buf(), e))?;
+    let plain = image_store::layer::decompressed(f)
+        .map_err(|e| BuildError::Invalid(format!("ADD {}: {e}", src.display())))?;
+    let mut a = tar::Archive::new(plain);
+    let bad = |e: io::Error| BuildError::Invalid(format!("ADD {}: {e}", src.display()));
+    for entry in a.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let Some(rel) = image_store::layer::clean_path(&raw)
+            .map_err(|e| BuildError::Invalid(format!("ADD {}: {e}", src.display())))?
+        else {
+            continue;
+        };
+        let name = join(dir, &rel.to_string_lossy());
+        let mut h = entry.header().clone();
+        if let Some(c) = clamp {
+            let m = h.mtime().unwrap_or(0);
+            h.set_mtime(m.min(c));
+        }
+        let kind = h.entry_type();
+        match kind {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(bad)?
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                let target = if kind == tar::EntryType::Link {
+                    PathBuf::from(join(dir, &target.to_string_lossy()))
+                } else {
+                    target
+                };
+                b.append_link(&mut h, &name, &target).map_err(bad)?;
+            }
+            tar::EntryType::Directory => {
+                b.append_data(&mut h, format!("{name}/"), io::empty())
+                    .map_err(bad)?;
+            }
+            _ => {
+                b.append_data(&mut h, &name, &mut entry).map_err(bad)?;
+            }
+        }
+    }
+    Ok(())
+}

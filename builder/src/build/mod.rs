@@ -1,0 +1,981 @@
+//! `kiln build`: a Dockerfile and a context in, an image in the store out.
+//!
+//! Stages run in dependency order, only those the target needs. Every step
+//! gets a cache key (parent key + expanded instruction + the build args it
+//! sees + for COPY/ADD the content of what it reads); a hit reuses the
+//! step's record without running anything, a miss runs it and every later
+//! step of the stage. The layer count is checked before anything runs.
+
+mod cache;
+mod copy;
+mod error;
+mod lower;
+mod plan;
+mod run;
+mod view;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use dockerfile_parser::instructions::{
+    instruction_from_node, Command, Instruction, MountType, NetworkMode,
+};
+use dockerfile_parser::shell::{Env, Lexer};
+use dockerfile_parser::Dockerfile;
+use image_store::diff::{write_tar_from_dir, DiffOptions};
+use image_store::model::{self, media, History, ImageConfig};
+use image_store::{Descriptor, Digest, Reference, Store};
+use runner::spec::{MountSpec, Network};
+
+pub use error::BuildError;
+pub use plan::MAX_LAYERS;
+pub use view::private_mount_namespace;
+
+use cache::{Cache, KeyHasher, Record, StatIndex};
+use lower::Lowers;
+use plan::{makes_layer, Base, Pairs, Plan, Stage};
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    pub dockerfile: String,
+    /// For error messages (`Dockerfile:3: …`).
+    pub dockerfile_name: String,
+    /// The build context; `None` when the Dockerfile came on stdin alone.
+    pub context: Option<PathBuf>,
+    /// `.dockerignore` patterns already read for this build.
+    pub ignore_patterns: Vec<String>,
+    pub tags: Vec<Reference>,
+    /// `--build-arg K=V` (`K` alone takes the value from the environment).
+    pub build_args: BTreeMap<String, Option<String>>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub labels: Vec<(String, String)>,
+    pub squash: bool,
+    pub network: Option<Network>,
+    /// `--secret id=ID,src=PATH`.
+    pub secrets: BTreeMap<String, PathBuf>,
+    pub quiet: bool,
+    /// `SOURCE_DATE_EPOCH`: times in the image clamped to it.
+    pub source_date_epoch: Option<u64>,
+    /// An external OCI runtime for RUN steps.
+    pub runtime: Option<PathBuf>,
+}
+
+/// Progress, for the CLI to show as it likes.
+#[derive(Debug)]
+pub enum Event<'a> {
+    Step {
+        number: usize,
+        total: usize,
+        text: &'a str,
+    },
+    CacheHit,
+    /// The first cache miss of a stage, and why.
+    CacheMiss {
+        reason: String,
+    },
+    StepDone {
+        secs: f64,
+    },
+    Warning(String),
+}
+
+#[derive(Debug)]
+pub struct BuildOutput {
+    pub id: Digest,
+    pub manifest: Descriptor,
+}
+
+/// What a finished (or running) stage has made so far.
+#[derive(Debug, Clone)]
+struct State {
+    config: ImageConfig,
+    layers: Vec<Descriptor>,
+    key: String,
+    cache_ok: bool,
+    cmd_set: bool,
+    /// Build args declared in this stage, with values.
+    args: Vec<(String, String)>,
+    /// Layers that came with the base (for --squash).
+    base_layers: usize,
+}
+
+struct Builder<'a> {
+    store: &'a Store,
+    opts: &'a BuildOptions,
+    plan: Plan,
+    lexer: Lexer,
+    cache: Cache,
+    index: Option<StatIndex>,
+    context: Option<crate::context::BuildContext>,
+    builtin_args: Vec<(String, String)>,
+    used_args: BTreeSet<String>,
+    scratch: PathBuf,
+    events: &'a mut dyn FnMut(Event),
+    step: usize,
+    total: usize,
+    now: String,
+    now_secs: u64,
+}
+
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<BuildOutput, BuildError> {
+    let name = if opts.dockerfile_name.is_empty() {
+        "Dockerfile"
+    } else {
+        &opts.dockerfile_name
+    };
+    build_inner(store, opts, events).map_err(|e| e.with_file(name))
+}
+
+fn build_inner(
+    store: &Store,
+    opts: &BuildOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<BuildOutput, BuildError> {
+    let df: Dockerfile =
+        dockerfile_parser::parse_dockerfile(&opts.dockerfile).map_err(BuildError::Parse)?;
+    let builtin_args = platform_args();
+    let plan = Plan::new(&df, opts.target.as_deref(), &opts.build_args, &builtin_args)?;
+    let lexer = df.lexer();
+    let context = match &opts.context {
+        Some(dir) => Some(
+            crate::context::BuildContext::new(dir, &opts.ignore_patterns)
+                .map_err(|e| BuildError::Invalid(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let index = opts.context.as_ref().map(|c| StatIndex::open(store, c));
+    let scratch = store
+        .kiln_dir()
+        .join("build")
+        .join(format!("{}", std::process::id()));
+    let (now, now_secs) = match opts.source_date_epoch {
+        Some(e) => (
+            model::format_time(chrono::DateTime::from_timestamp(e as i64, 0).unwrap_or_default()),
+            e,
+        ),
+        None => (model::now(), chrono::Utc::now().timestamp().max(0) as u64),
+    };
+    let mut b = Builder {
+        store,
+        opts,
+        plan,
+        lexer,
+        cache: Cache::new(store, !opts.no_cache),
+        index,
+        context,
+        builtin_args,
+        used_args: BTreeSet::new(),
+        scratch,
+        events,
+        step: 0,
+        total: 0,
+        now,
+        now_secs,
+    };
+    let _writer = store.writer_lock()?;
+    let result = b.run();
+    let _ = std::fs::remove_dir_all(&b.scratch);
+    if let Some(i) = &b.index {
+        i.save();
+    }
+    result
+}
+
+impl Builder<'_> {
+    fn run(&mut self) -> Result<BuildOutput, BuildError> {
+        let global_env = plan::args_env(&self.plan.global_args, &self.builtin_args);
+        let lexer = self.lexer;
+        let needed = self
+            .plan
+            .needed(&|s: &Stage| plan::referenced_names(s, &lexer, &global_env));
+        self.total = needed
+            .iter()
+            .map(|&i| 1 + self.plan.stages[i].commands.len())
+            .sum();
+        self.check_layer_limit(&needed, &global_env)?;
+
+        let mut done: BTreeMap<usize, State> = BTreeMap::new();
+        for &i in &needed {
+            let stage = self.plan.stages[i].clone();
+            let state = self.run_stage(&stage, &done, &global_env)?;
+            done.insert(i, state);
+        }
+        self.warn_unused_args();
+        let mut state = done
+            .remove(&self.plan.target)
+            .expect("the target was built");
+        if self.opts.squash {
+            self.squash(&mut state)?;
+        }
+        let cfg = state.config.config.get_or_insert_with(Default::default);
+        if !self.opts.labels.is_empty() {
+            let labels = cfg.labels.get_or_insert_with(Default::default);
+            for (k, v) in &self.opts.labels {
+                labels.insert(k.clone(), v.clone());
+            }
+        }
+        state.config.created = state
+            .config
+            .history
+            .last()
+            .and_then(|h| h.created.clone())
+            .or_else(|| Some(self.now.clone()));
+        let committed = self
+            .store
+            .commit_image(&state.config, state.layers, &self.opts.tags)?;
+        Ok(BuildOutput {
+            id: committed.id,
+            manifest: committed.manifest,
+        })
+    }
+
+    /// Counts the layers the target will have and fails, naming the step
+    /// that crosses the limit, before any work is done.
+    fn check_layer_limit(
+        &self,
+        needed: &[usize],
+        global_env: &[(String, String)],
+    ) -> Result<(), BuildError> {
+        let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+        for &i in needed {
+            let stage = &self.plan.stages[i];
+            let Instruction::From(f) = &stage.from.instruction else {
+                unreachable!()
+            };
+            let name = self
+                .lexer
+                .process_word(&f.image, &Pairs(global_env))
+                .unwrap_or(f.image.clone());
+            let (mut n, triggers) = match self.plan.base(&name, i, false) {
+                Base::Scratch => (0, 0),
+                Base::Stage(d) => (counts[&d], 0),
+                Base::Image(img) => match self.store.resolve(&img) {
+                    Ok(im) => {
+                        let t = im
+                            .config
+                            .container_config()
+                            .on_build
+                            .unwrap_or_default()
+                            .iter()
+                            .filter(|t| {
+                                let w = t
+                                    .split_whitespace()
+                                    .next()
+                                    .unwrap_or("")
+                                    .to_ascii_uppercase();
+                                matches!(w.as_str(), "RUN" | "COPY" | "ADD")
+                            })
+                            .count();
+                        (im.manifest.layers.len(), t)
+                    }
+                    Err(_) => (0, 0), // reported when the stage runs
+                },
+            };
+            let base = n + triggers;
+            n = base;
+            let check = i == self.plan.target && !self.opts.squash;
+            for c in &stage.commands {
+                if makes_layer(&c.instruction) {
+                    n += 1;
+                    if check && n > MAX_LAYERS {
+                        let total = n + stage
+                            .commands
+                            .iter()
+                            .skip_while(|x| !std::ptr::eq(*x, c))
+                            .skip(1)
+                            .filter(|x| makes_layer(&x.instruction))
+                            .count();
+                        return Err(BuildError::at(
+                            c,
+                            format!(
+                                "{} would produce {total} layers; the limit is {MAX_LAYERS} (use --squash to merge the layers above the base into one)",
+                                c.original.trim()
+                            ),
+                        ));
+                    }
+                }
+            }
+            if i == self.plan.target && self.opts.squash {
+                n = base + 1;
+                if n > MAX_LAYERS {
+                    return Err(BuildError::at(
+                        &stage.from,
+                        format!(
+                            "the base image already has {base} layers; the limit is {MAX_LAYERS}"
+                        ),
+                    ));
+                }
+            }
+            counts.insert(i, n);
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, e: Event) {
+        (self.events)(e);
+    }
+
+    fn begin_step(&mut self, text: &str) {
+        self.step += 1;
+        let (number, total) = (self.step, self.total.max(self.step));
+        (self.events)(Event::Step {
+            number,
+            total,
+            text,
+        });
+    }
+
+    fn run_stage(
+        &mut self,
+        stage: &Stage,
+        done: &BTreeMap<usize, State>,
+        global_env: &[(String, String)],
+    ) -> Result<State, BuildError> {
+        let Instruction::From(f) = &stage.from.instruction else {
+            unreachable!()
+        };
+        self.begin_step(stage.from.original.trim());
+        let started = Instant::now();
+        let image = self
+            .lexer
+            .process_word(&f.image, &Pairs(global_env))
+            .map_err(|e| BuildError::at(&stage.from, e.to_string()))?;
+        if let Some(p) = &f.platform {
+            let p = self
+                .lexer
+                .process_word(p, &Pairs(global_env))
+                .unwrap_or(p.clone());
+            if p != format!("linux/{}", model::host_arch()) {
+                return Err(BuildError::at(
+                    &stage.from,
+                    format!(
+                        "platform {p} is not supported: kiln builds for linux/{}",
+                        model::host_arch()
+                    ),
+                ));
+            }
+        }
+        let mut state = match self.plan.base(&image, stage.index, false) {
+            Base::Scratch => State {
+                config: ImageConfig::for_host(),
+                layers: Vec::new(),
+                key: "scratch".into(),
+                cache_ok: true,
+                cmd_set: false,
+                args: Vec::new(),
+                base_layers: 0,
+            },
+            Base::Stage(d) => {
+                let mut s = done[&d].clone();
+                s.args.clear();
+                s.cmd_set = false;
+                s
+            }
+            Base::Image(name) => {
+                let img = self.store.resolve(&name).map_err(|e| {
+                    BuildError::at(&stage.from, format!("{e} (kiln build uses local images; `kiln pull` or `kiln import` it first)"))
+                })?;
+                State {
+                    key: cache::image_key(img.id()),
+                    base_layers: img.manifest.layers.len(),
+                    config: img.config,
+                    layers: img.manifest.layers,
+                    cache_ok: true,
+                    cmd_set: false,
+                    args: Vec::new(),
+                }
+            }
+        };
+        state.base_layers = state.layers.len();
+        self.emit(Event::StepDone {
+            secs: started.elapsed().as_secs_f64(),
+        });
+
+        // ONBUILD triggers of the base run now, once, and are not inherited.
+        let mut cfg = state.config.container_config();
+        let triggers = cfg.on_build.take().unwrap_or_default();
+        state.config.config = Some(cfg);
+        for t in triggers {
+            let parsed = dockerfile_parser::parse(&t)
+                .map_err(|e| BuildError::at(&stage.from, format!("ONBUILD trigger {t:?}: {e}")))?;
+            for node in &parsed.nodes {
+                let instruction = instruction_from_node(node).map_err(|e| {
+                    BuildError::at(&stage.from, format!("ONBUILD trigger {t:?}: {e}"))
+                })?;
+                let cmd = Command {
+                    instruction,
+                    span: stage.from.span,
+                    source_text: t.clone(),
+                    original: t.clone(),
+                };
+                self.total += 1;
+                self.step_command(&cmd, &mut state, done, global_env, stage)?;
+            }
+        }
+        for cmd in &stage.commands {
+            self.step_command(cmd, &mut state, done, global_env, stage)?;
+        }
+        Ok(state)
+    }
+
+    /// The environment instructions are expanded with: the image's ENV
+    /// over the stage's build args.
+    fn expansion_env(&self, state: &State) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = state.args.clone();
+        env.extend(crate::config::env_pairs(&state.config.container_config()));
+        env
+    }
+
+    fn step_command(
+        &mut self,
+        cmd: &Command,
+        state: &mut State,
+        done: &BTreeMap<usize, State>,
+        global_env: &[(String, String)],
+        stage: &Stage,
+    ) -> Result<(), BuildError> {
+        self.begin_step(cmd.original.trim());
+        let started = Instant::now();
+        let env = self.expansion_env(state);
+        let mut instr = cmd.instruction.clone();
+        instr
+            .expand(&self.lexer, &env as &dyn Env)
+            .map_err(|e| BuildError::at(cmd, e.to_string()))?;
+
+        if let Instruction::Arg(defs) = &instr {
+            for d in defs {
+                let global = self.plan.global_args.iter().find(|(k, _)| *k == d.name);
+                let builtin = self.builtin_args.iter().find(|(k, _)| *k == d.name);
+                let value = match self.opts.build_args.get(&d.name) {
+                    Some(Some(v)) => Some(v.clone()),
+                    Some(None) => std::env::var(&d.name).ok().or(d.default.clone()),
+                    None => d
+                        .default
+                        .clone()
+                        .or_else(|| global.and_then(|(_, v)| v.clone()))
+                        .or_else(|| builtin.map(|(_, v)| v.clone())),
+                };
+                self.used_args.insert(d.name.clone());
+                state.args.retain(|(k, _)| *k != d.name);
+                if let Some(v) = value {
+                    state.args.push((d.name.clone(), v));
+                }
+            }
+            // ARG changes what later steps see, not the image.
+            let mut k = KeyHasher::new(&state.key);
+            k.part("arg", format!("{:?}", state.args).as_bytes());
+            state.key = k.finish();
+            self.emit(Event::StepDone {
+                secs: started.elapsed().as_secs_f64(),
+            });
+            return Ok(());
+        }
+        let _ = global_env;
+
+        let mut key = KeyHasher::new(&state.key);
+        key.part("instruction", format!("{instr:?}").as_bytes());
+        if matches!(instr, Instruction::Run(_)) {
+            key.part("args", format!("{:?}", state.args).as_bytes());
+            key.part(
+                "network",
+                format!("{:?}", self.network_for(&instr)).as_bytes(),
+            );
+        }
+        let created_by = created_by(cmd, &instr, &state.config);
+
+        let layer = if makes_layer(&instr) {
+            self.layer_step(cmd, &instr, state, done, stage, key)?
+        } else {
+            let mut author = state.config.author.clone();
+            let mut cfg = state.config.container_config();
+            let mut dispatch = crate::config::Dispatch {
+                cmd_set: state.cmd_set,
+            };
+            crate::config::apply(&mut cfg, &mut author, &mut dispatch, &instr)
+                .map_err(|e| BuildError::at(cmd, e.to_string()))?;
+            state.cmd_set = dispatch.cmd_set;
+            state.config.config = Some(cfg);
+            state.config.author = author;
+            let k = key.finish();
+            let rec = self.lookup_or(state, &k, cmd, |b| {
+                Ok(Record {
+                    created: b.now.clone(),
+                    layer: None,
+                })
+            })?;
+            state.key = k;
+            state.config.history.push(History {
+                created: Some(rec.created),
+                created_by: Some(created_by),
+                empty_layer: true,
+                ..Default::default()
+            });
+            self.emit(Event::StepDone {
+                secs: started.elapsed().as_secs_f64(),
+            });
+            return Ok(());
+        };
+        let (rec, key) = layer;
+        let l = rec.layer.clone().expect("layer steps record a layer");
+        state.key = key;
+        state.config.rootfs.diff_ids.push(l.digest.clone());
+        state.layers.push(l);
+        state.config.history.push(History {
+            created: Some(rec.created),
+            created_by: Some(created_by),
+            ..Default::default()
+        });
+        self.emit(Event::StepDone {
+            secs: started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+
+    /// A cached record for `key`, or a fresh one from `make` (then stored).
+    fn lookup_or(
+        &mut self,
+        state: &mut State,
+        key: &str,
+        cmd: &Command,
+        make: impl FnOnce(&mut Self) -> Result<Record, BuildError>,
+    ) -> Result<Record, BuildError> {
+        if state.cache_ok {
+            if let Some(rec) = self.cache.get(self.store, key) {
+                self.emit(Event::CacheHit);
+                return Ok(rec);
+            }
+            state.cache_ok = false;
+            if !self.opts.no_cache {
+                let reason = format!("line {}: {}", cmd.span.start_line, cmd.original.trim());
+                self.emit(Event::CacheMiss { reason });
+            }
+        }
+        let rec = make(self)?;
+        self.cache
+            .put(key, &rec)
+            .map_err(|e| BuildError::Io(self.store.kiln_dir().join("roots"), e))?;
+        Ok(rec)
+    }
+
+    fn network_for(&self, instr: &Instruction) -> Network {
+        if let Instruction::Run(r) = instr {
+            match r.network {
+                NetworkMode::None => return Network::None,
+                NetworkMode::Host => return Network::Host,
+                NetworkMode::Default => {}
+            }
+        }
+        self.opts.network.unwrap_or(Network::Host)
+    }
+
+    fn lowers(&self, state: &State) -> Result<Lowers, BuildError> {
+        let dirs = state
+            .layers
+            .iter()
+            .zip(&state.config.rootfs.diff_ids)
+            .map(|(d, id)| self.store.unpacked_layer(d, id))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BuildError::Compose)?;
+        Ok(Lowers { dirs })
+    }
+
+    fn layer_step(
+        &mut self,
+        cmd: &Command,
+        instr: &Instruction,
+        state: &mut State,
+        done: &BTreeMap<usize, State>,
+        stage: &Stage,
+        mut key: KeyHasher,
+    ) -> Result<(Record, String), BuildError> {
+        match instr {
+            Instruction::Copy(c) | Instruction::Add(c) => {
+                let is_add = matches!(instr, Instruction::Add(_));
+                for s in &c.sources {
+                    if let dockerfile_parser::instructions::Source::Path(p) = s {
+                        if p.starts_with("http://")
+                            || p.starts_with("https://")
+                            || p.starts_with("git@")
+                        {
+                            return Err(BuildError::at(
+                                cmd,
+                                format!("ADD from a URL is not built yet: {p}"),
+                            ));
+                        }
+                    }
+                }
+                let lowers = self.lowers(state)?;
+                let cfg = state.config.container_config();
+                let chown = match &c.chown {
+                    Some(spec) => {
+                        let u = runner::user::resolve(&lowers.dirs, spec)
+                            .map_err(|e| BuildError::at(cmd, format!("--chown={spec}: {e}")))?;
+                        Some((u.uid as u64, u.gid as u64))
+                    }
+                    None => None,
+                };
+                let chmod = match &c.chmod {
+                    Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
+                        BuildError::at(
+                            cmd,
+                            format!("invalid --chmod={m}: an octal mode is expected"),
+                        )
+                    })?),
+                    None => None,
+                };
+                let workdir = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+                let params = copy::CopyParams {
+                    copy: c,
+                    is_add,
+                    workdir: &workdir,
+                    chown,
+                    chmod,
+                    now: self.now_secs,
+                };
+                // Sources: the context, or a stage/image view.
+                let mut _view = None;
+                let mut _owned_ctx = None;
+                let planned = match &c.from {
+                    None => {
+                        let Some(ctx) = self.context.as_ref() else {
+                            return Err(BuildError::at(cmd, "COPY needs a build context, but the Dockerfile came from standard input"));
+                        };
+                        let mut root = copy::SourceRoot {
+                            ctx,
+                            index: self.index.as_mut(),
+                        };
+                        copy::plan(&params, &mut root, &lowers, &mut key)
+                            .map_err(|e| e.located(cmd))?
+                    }
+                    Some(from) => {
+                        let from = self
+                            .lexer
+                            .process_word(from, &self.expansion_env(state) as &dyn Env)
+                            .unwrap_or(from.clone());
+                        let (src_state_key, src_lowers) =
+                            self.source_of(&from, stage, done, cmd)?;
+                        key.part("from", src_state_key.as_bytes());
+                        let target = self.scratch.join(format!("view-{}", self.step));
+                        let v = view::View::mount(&src_lowers.dirs, &target)?;
+                        let ctx = crate::context::BuildContext::new(&v.root, &[] as &[&str])
+                            .map_err(|e| BuildError::Invalid(e.to_string()))?;
+                        _view = Some(v);
+                        let ctx = _owned_ctx.insert(ctx);
+                        let mut root = copy::SourceRoot { ctx, index: None };
+                        copy::plan(&params, &mut root, &lowers, &mut key)
+                            .map_err(|e| e.located(cmd))?
+                    }
+                };
+                let k = key.finish();
+                let clamp = self.opts.source_date_epoch;
+                let rec = self.lookup_or(state, &k, cmd, |b| {
+                    let mut w = b.store.blob_writer()?;
+                    copy::write_layer(&planned, &mut w, clamp).map_err(|e| e.located(cmd))?;
+                    let (digest, size) = w.commit(None)?;
+                    Ok(Record {
+                        created: b.now.clone(),
+                        layer: Some(Descriptor::new(media::OCI_LAYER, digest, size)),
+                    })
+                })?;
+                Ok((rec, k))
+            }
+            Instruction::Run(r) => {
+                let k = key.finish();
+                let network = self.network_for(instr);
+                let snapshot = state.clone();
+                let state_ref = &snapshot;
+                let rec = self.lookup_or(state, &k, cmd, |b| {
+                    let state = state_ref;
+                    let lowers = b.lowers(state)?;
+                    let dir = b.scratch.join(format!("run-{}", b.step));
+                    let mounts = b.run_mounts(r, state, stage, done, cmd, &dir)?;
+                    let cfg = state.config.container_config();
+                    let step = run::RunStep {
+                        lowers: &lowers,
+                        config: &cfg,
+                        args_env: &state.args,
+                        cmd: &r.cmd,
+                        heredocs: &r.heredocs,
+                        network,
+                        mounts,
+                        dir: &dir,
+                        quiet: b.opts.quiet,
+                        runtime: b.opts.runtime.as_deref(),
+                    };
+                    let upper = run::execute(&step).map_err(|e| e.located(cmd))?;
+                    let layer = b.store_upper(&upper)?;
+                    let _ = std::fs::remove_dir_all(&dir);
+                    Ok(Record {
+                        created: b.now.clone(),
+                        layer: Some(layer),
+                    })
+                })?;
+                Ok((rec, k))
+            }
+            _ => unreachable!("only RUN, COPY and ADD make layers"),
+        }
+    }
+
+    /// The diff in a RUN's upper directory becomes a layer; the directory
+    /// itself is already that layer in overlay form, so it is kept as the
+    /// unpacked copy instead of unpacking the blob again later.
+    fn store_upper(&self, upper: &Path) -> Result<Descriptor, BuildError> {
+        let mut w = self.store.blob_writer()?;
+        let opts = DiffOptions {
+            clamp_mtime: self.opts.source_date_epoch,
+            overlay_whiteouts: true,
+        };
+        write_tar_from_dir(upper, &mut w, opts).map_err(image_store::ComposeError::from)?;
+        let (digest, size) = w.commit(None)?;
+        let dest = self.store.layers_dir().join(digest.hex());
+        if !dest.exists() && self.opts.source_date_epoch.is_none() {
+            let _ = std::fs::create_dir_all(self.store.layers_dir());
+            let _ = std::fs::rename(upper, &dest);
+        }
+        Ok(Descriptor::new(media::OCI_LAYER, digest, size))
+    }
+
+    /// A `--from` source: its key (what identifies its content) and layers.
+    fn source_of(
+        &self,
+        from: &str,
+        stage: &Stage,
+        done: &BTreeMap<usize, State>,
+        cmd: &Command,
+    ) -> Result<(String, Lowers), BuildError> {
+        match self.plan.base(from, stage.index, true) {
+            Base::Stage(d) => {
+                let s = done
+                    .get(&d)
+                    .ok_or_else(|| BuildError::at(cmd, format!("stage {from} was not built")))?;
+                Ok((s.key.clone(), self.lowers(s)?))
+            }
+            Base::Scratch => Ok(("scratch".into(), Lowers::default())),
+            Base::Image(name) => {
+                let img = self
+                    .store
+                    .resolve(&name)
+                    .map_err(|e| BuildError::at(cmd, format!("--from={name}: {e}")))?;
+                let dirs = self.store.unpacked_layers(&img)?;
+                Ok((cache::image_key(img.id()), Lowers { dirs }))
+            }
+        }
+    }
+
+    fn run_mounts(
+        &mut self,
+        r: &dockerfile_parser::instructions::Run,
+        state: &State,
+        stage: &Stage,
+        done: &BTreeMap<usize, State>,
+        cmd: &Command,
+        dir: &Path,
+    ) -> Result<Vec<MountSpec>, BuildError> {
+        let mounts = r
+            .expand_mounts(&self.lexer, &self.expansion_env(state) as &dyn Env)
+            .map_err(|e| BuildError::at(cmd, e.to_string()))?;
+        let mut out = Vec::new();
+        for (n, m) in mounts.iter().enumerate() {
+            let target = m.target.clone();
+            match m.kind {
+                MountType::Cache => {
+                    let target =
+                        target.ok_or_else(|| BuildError::at(cmd, "cache mount needs a target"))?;
+                    let id = m.id.clone().unwrap_or_else(|| target.clone());
+                    let hex = cache::KeyHasher::new("cache-mount")
+                        .part("id", id.as_bytes())
+                        .clone_finish();
+                    let src = self.store.kiln_dir().join("cache-mounts").join(&hex[..32]);
+                    std::fs::create_dir_all(&src).map_err(|e| BuildError::Io(src.clone(), e))?;
+                    out.push(MountSpec::Bind {
+                        source: src,
+                        destination: target,
+                        readonly: false,
+                    });
+                }
+                MountType::Tmpfs => {
+                    let target =
+                        target.ok_or_else(|| BuildError::at(cmd, "tmpfs mount needs a target"))?;
+                    let mut options = vec![];
+                    if let Some(s) = m.size {
+                        options.push(format!("size={s}"));
+                    }
+                    out.push(MountSpec::Tmpfs {
+                        destination: target,
+                        options,
+                    });
+                }
+                MountType::Secret => {
+                    let id = m.id.clone().or_else(|| {
+                        target.as_ref().and_then(|t| {
+                            Path::new(t)
+                                .file_name()
+                                .map(|f| f.to_string_lossy().into_owned())
+                        })
+                    });
+                    let id = id.ok_or_else(|| BuildError::at(cmd, "secret mount needs an id"))?;
+                    match self.opts.secrets.get(&id) {
+                        Some(src) => out.push(MountSpec::Bind {
+                            source: src.clone(),
+                            destination: target.unwrap_or_else(|| format!("/run/secrets/{id}")),
+                            readonly: true,
+                        }),
+                        None if m.required => {
+                            return Err(BuildError::at(
+                                cmd,
+                                format!(
+                                    "secret {id} not found: pass it with --secret id={id},src=PATH"
+                                ),
+                            ))
+                        }
+                        None => {}
+                    }
+                }
+                MountType::Bind => {
+                    let target =
+                        target.ok_or_else(|| BuildError::at(cmd, "bind mount needs a target"))?;
+                    let rel = m.source.clone().unwrap_or_default();
+                    let root = match &m.from {
+                        None => self.opts.context.clone().ok_or_else(|| {
+                            BuildError::at(cmd, "bind mount needs a build context")
+                        })?,
+                        Some(f) => {
+                            let (_, lowers) = self.source_of(f, stage, done, cmd)?;
+                            let v =
+                                view::View::mount(&lowers.dirs, &dir.join(format!("mount-{n}")))?;
+                            let root = v.root.clone();
+                            // The view stays mounted until the build ends
+                            // (the private namespace goes with the process).
+                            std::mem::forget(v);
+                            root
+                        }
+                    };
+                    let source = root.join(rel.trim_start_matches('/'));
+                    out.push(MountSpec::Bind {
+                        source,
+                        destination: target,
+                        readonly: true,
+                    });
+                }
+                _ => {
+                    return Err(BuildError::at(
+                        cmd,
+                        format!("RUN --mount=type={} is not supported", m.kind.as_str()),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `--squash`: the layers above the base merged into one.
+    fn squash(&mut self, state: &mut State) -> Result<(), BuildError> {
+        let above = state.layers.len() - state.base_layers;
+        if above <= 1 {
+            return Ok(());
+        }
+        let merged = self.scratch.join("squash");
+        std::fs::create_dir_all(&merged).map_err(|e| BuildError::Io(merged.clone(), e))?;
+        for (d, id) in state.layers[state.base_layers..]
+            .iter()
+            .zip(&state.config.rootfs.diff_ids[state.base_layers..])
+        {
+            let _ = id;
+            let f = self.store.open_blob(&d.digest)?;
+            let opts = image_store::unpack::UnpackOptions {
+                whiteouts: image_store::unpack::Whiteouts::Overlay,
+                ..Default::default()
+            };
+            image_store::unpack::unpack(std::io::BufReader::new(f), &merged, opts)
+                .map_err(image_store::ComposeError::from)?;
+        }
+        let layer = self.store_upper(&merged)?;
+        state.layers.truncate(state.base_layers);
+        state.config.rootfs.diff_ids.truncate(state.base_layers);
+        state.config.rootfs.diff_ids.push(layer.digest.clone());
+        state.layers.push(layer);
+        let n = state.config.history.len();
+        for h in state
+            .config
+            .history
+            .iter_mut()
+            .skip(n.saturating_sub(self.step))
+        {
+            h.empty_layer = true;
+        }
+        state.config.history.push(History {
+            created: Some(self.now.clone()),
+            created_by: Some("kiln build --squash".into()),
+            comment: Some(format!("{above} layers merged")),
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    fn warn_unused_args(&mut self) {
+        let unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| {
+                !self.used_args.contains(*k) && !self.plan.global_args.iter().any(|(g, _)| g == *k)
+            })
+            .filter(|k| !PROXY_ARGS.contains(&k.as_str()))
+            .collect();
+        if !unused.is_empty() {
+            let list = unused
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.emit(Event::Warning(format!(
+                "one or more build args were not consumed: [{list}]"
+            )));
+        }
+    }
+}
+
+/// Predefined args usable without an ARG line (and not warned about).
+const PROXY_ARGS: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// BuildKit's automatic platform args (this host builds for itself).
+fn platform_args() -> Vec<(String, String)> {
+    let arch = model::host_arch();
+    let platform = format!("linux/{arch}");
+    vec![
+        ("TARGETPLATFORM".into(), platform.clone()),
+        ("TARGETOS".into(), "linux".into()),
+        ("TARGETARCH".into(), arch.into()),
+        ("TARGETVARIANT".into(), String::new()),
+        ("BUILDPLATFORM".into(), platform),
+        ("BUILDOS".into(), "linux".into()),
+        ("BUILDARCH".into(), arch.into()),
+        ("BUILDVARIANT".into(), String::new()),
+    ]
+}
+
+/// History `created_by` in docker's style.
+fn created_by(cmd: &Command, instr: &Instruction, config: &ImageConfig) -> String {
+    match instr {
+        Instruction::Run(r) => {
+            let argv = run::argv(&config.container_config(), &r.cmd, &r.heredocs);
+            format!("RUN {}", argv.join(" "))
+        }
+        _ => format!("{} # kiln", cmd.original.trim()),
+    }
+}

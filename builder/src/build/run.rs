@@ -1,0 +1,190 @@
+//! RUN: the command runs in a container over the current layers; the
+//! container's upper directory is the new layer.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use dockerfile_parser::instructions::ShellOrExec;
+use dockerfile_parser::Heredoc;
+use image_store::ContainerConfig;
+use runner::spec::{MountSpec, Network, SpecParams};
+
+use super::lower::Lowers;
+use super::BuildError;
+
+pub struct RunStep<'a> {
+    pub lowers: &'a Lowers,
+    pub config: &'a ContainerConfig,
+    /// Build args in scope: in the environment unless ENV sets the name.
+    pub args_env: &'a [(String, String)],
+    pub cmd: &'a ShellOrExec,
+    pub heredocs: &'a [Heredoc],
+    pub network: Network,
+    pub mounts: Vec<MountSpec>,
+    /// Scratch directory of this step (upper, work, bundle).
+    pub dir: &'a Path,
+    pub quiet: bool,
+    pub runtime: Option<&'a Path>,
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The argv a RUN executes, with heredocs handled as BuildKit does: a
+/// command that is only a heredoc runs its body as a script; otherwise the
+/// bodies follow the command line for the shell to read.
+pub fn argv(config: &ContainerConfig, cmd: &ShellOrExec, heredocs: &[Heredoc]) -> Vec<String> {
+    let shell = config
+        .shell
+        .clone()
+        .unwrap_or_else(crate::config::default_shell);
+    match cmd {
+        ShellOrExec::Exec(v) => v.clone(),
+        ShellOrExec::Shell(s) => {
+            if let [h] = heredocs {
+                if s.trim() == format!("<<{}", h.name) || s.trim() == format!("<<-{}", h.name) {
+                    return shell.into_iter().chain([h.effective_content()]).collect();
+                }
+            }
+            let mut text = s.clone();
+            for h in heredocs {
+                text.push('\n');
+                text.push_str(&h.content);
+                text.push_str(&h.name);
+            }
+            shell.into_iter().chain([text]).collect()
+        }
+    }
+}
+
+/// Runs the step; returns the upper directory holding its changes.
+pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
+    let upper = step.dir.join("upper");
+    let work = step.dir.join("work");
+    let bundle = step.dir.join("bundle");
+    for d in [&upper, &work, &bundle] {
+        fs::create_dir_all(d).map_err(|e| BuildError::Io(d.clone(), e))?;
+    }
+    let c = step.config;
+    let mut env: Vec<String> = step
+        .args_env
+        .iter()
+        .filter(|(k, _)| c.get_env(k).is_none())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.extend(c.env.iter().flatten().cloned());
+    if c.get_env("PATH").is_none() && !step.args_env.iter().any(|(k, _)| k == "PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    let user =
+        runner::user::resolve(&step.lowers.dirs, c.user.as_deref().unwrap_or("")).map_err(|e| {
+            BuildError::Invalid(format!("USER {}: {e}", c.user.as_deref().unwrap_or("")))
+        })?;
+    let args = argv(c, step.cmd, step.heredocs);
+    let params = SpecParams {
+        args: args.clone(),
+        env,
+        cwd: c.working_dir.clone().unwrap_or_else(|| "/".into()),
+        uid: user.uid,
+        gid: user.gid,
+        additional_gids: user.additional_gids,
+        home: Some(user.home),
+        hostname: Some("kiln-build".into()),
+        network: step.network,
+        mounts: step.mounts.clone(),
+        ..Default::default()
+    };
+    let spec = runner::spec::build(&params).map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let mut opts = runner::RunOptions::new(
+        format!("kiln-build-{}", std::process::id()),
+        &bundle,
+        runner::Rootfs::Overlay {
+            lower: step.lowers.dirs.clone(),
+            upper: upper.clone(),
+            work,
+        },
+    );
+    if let Some(rt) = step.runtime {
+        opts.runtime = runner::Runtime::External(rt.to_path_buf());
+    }
+    // Output goes to stderr: stdout carries only what kiln itself prints.
+    let devnull = fs::File::open("/dev/null").map_err(|e| BuildError::Io("/dev/null".into(), e))?;
+    let out = if step.quiet { devnull.as_raw_fd() } else { 2 };
+    opts.stdio = runner::Stdio::Fds {
+        stdin: devnull.as_raw_fd(),
+        stdout: out,
+        stderr: out,
+    };
+    let status = runner::run(&spec, &opts).map_err(|e| BuildError::RunFailed {
+        command: args.join(" "),
+        code: e.exit_code() as i32,
+        reason: Some(e.to_string()),
+    })?;
+    if !status.success() {
+        return Err(BuildError::RunFailed {
+            command: shown(step.cmd),
+            code: status.code() as i32,
+            reason: None,
+        });
+    }
+    let mut stubs: Vec<String> = ["etc/hosts", "etc/hostname", "etc/resolv.conf"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for m in &step.mounts {
+        let d = match m {
+            MountSpec::Bind { destination, .. } | MountSpec::Tmpfs { destination, .. } => {
+                destination
+            }
+        };
+        stubs.push(d.trim_start_matches('/').to_string());
+    }
+    remove_mount_stubs(&upper, step.lowers, &stubs);
+    Ok(upper)
+}
+
+/// Mount points the runner had to create (files and directories absent
+/// from the image) are not part of the layer; neither is what a mount
+/// showed there (a secret, a cache).
+fn remove_mount_stubs(upper: &Path, lowers: &Lowers, stubs: &[String]) {
+    for s in stubs {
+        if s.is_empty() || lowers.stat(s).is_some() {
+            continue;
+        }
+        let p = upper.join(s);
+        let Ok(m) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let empty = if m.is_dir() {
+            fs::read_dir(&p)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false)
+        } else {
+            m.len() == 0
+        };
+        if empty {
+            let _ = if m.is_dir() {
+                fs::remove_dir(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            // Parents made only to hold the mount point go too.
+            let mut rel = Path::new(s).parent();
+            while let Some(r) = rel.filter(|r| !r.as_os_str().is_empty()) {
+                let rs = r.to_string_lossy();
+                if lowers.stat(&rs).is_some() || fs::remove_dir(upper.join(r)).is_err() {
+                    break;
+                }
+                rel = r.parent();
+            }
+        }
+    }
+}
+
+/// The command as the user wrote it, for error messages.
+pub fn shown(cmd: &ShellOrExec) -> String {
+    match cmd {
+        ShellOrExec::Shell(s) => s.clone(),
+        ShellOrExec::Exec(v) => serde_json::to_string(v).unwrap_or_default(),
+    }
+}
