@@ -179,11 +179,10 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
         0,
         mkdir_all(libc::AT_FDCWD, plan.cwd.to_bytes())
     );
-    if let Some(stdio) = &plan.stdio {
-        try_step!(fds, Step::Stdio, 0, redirect_stdio(stdio));
-    }
     if plan.terminal {
         try_step!(fds, Step::Terminal, 0, setup_terminal(plan, fds.pty_sock));
+    } else if let Some(stdio) = &plan.stdio {
+        try_step!(fds, Step::Stdio, 0, redirect_stdio(stdio));
     }
     set_identity(plan, fds);
     // SAFETY: chdir with a valid C string.

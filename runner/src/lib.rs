@@ -85,6 +85,11 @@ pub struct RunOptions {
     /// Id maps for a user namespace when the spec has none; by default the
     /// caller's subuid/subgid ranges ([`rootless_id_maps`]).
     pub id_maps: Option<IdMaps>,
+    /// Mount the overlay with `volatile`: the upper directory is never
+    /// synced (saves the sync on unmount). Right for `--rm` containers and
+    /// build steps; turn off for containers whose writes must survive a
+    /// host crash. Default: on.
+    pub overlay_volatile: bool,
     /// Receives non-fatal problems (limits that could not be applied, the
     /// copy fallback, ...). Defaults to printing `WARNING: ...` on stderr.
     pub warn: fn(&str),
@@ -101,13 +106,17 @@ impl RunOptions {
             etc_files: true,
             detach: false,
             id_maps: None,
+            overlay_volatile: true,
             warn: print_warning,
         }
     }
 }
 
 enum Waiter {
-    Builtin { pty: Option<OwnedFd> },
+    Builtin {
+        pty: Option<OwnedFd>,
+        io: (i32, i32),
+    },
     External,
 }
 
@@ -133,8 +142,10 @@ impl Container {
     pub fn wait(mut self) -> Result<ExitStatus, RunError> {
         let block = self.block.take().unwrap_or_else(process::SignalBlock::new);
         let res = match std::mem::replace(&mut self.waiter, Waiter::External) {
-            Waiter::Builtin { pty: Some(m) } => tty::wait_with_pty(&mut self.child, &block, m),
-            Waiter::Builtin { pty: None } | Waiter::External => {
+            Waiter::Builtin { pty: Some(m), io } => {
+                tty::wait_with_pty(&mut self.child, &block, m, io)
+            }
+            Waiter::Builtin { pty: None, .. } | Waiter::External => {
                 process::wait_forwarding(&mut self.child, &block)
             }
         };
@@ -170,7 +181,12 @@ pub fn spawn(spec: &Spec, opts: &RunOptions) -> Result<Container, RunError> {
     let (child, waiter, cgroup) = match &opts.runtime {
         Runtime::Builtin => {
             let (child, pty, cg) = builtin_start(spec, opts)?;
-            (child, Waiter::Builtin { pty }, cg)
+            // In terminal mode the caller's streams are proxied to the pty.
+            let io = match opts.stdio {
+                Stdio::Inherit => (0, 1),
+                Stdio::Fds { stdin, stdout, .. } => (stdin, stdout),
+            };
+            (child, Waiter::Builtin { pty, io }, cg)
         }
         Runtime::External(bin) => {
             let child = external::start(bin, spec, opts)?;
@@ -348,7 +364,7 @@ fn prepare_root(opts: &RunOptions, copy: bool) -> Result<rootfs::RootMount, RunE
             }
             let target = absolute(&opts.bundle.join("merged"))?;
             rootfs::ensure_dir(&target)?;
-            let (data, chdir) = rootfs::overlay_data(lower, upper, work)?;
+            let (data, chdir) = rootfs::overlay_data(lower, upper, work, opts.overlay_volatile)?;
             Ok(rootfs::RootMount::Overlay {
                 target: rootfs::cpath(&target)?,
                 data: std::ffi::CString::new(data)

@@ -79,6 +79,8 @@ fn main() {
         ("runc_agrees", runc_agrees),
         ("runc_overlay", runc_overlay),
         ("rootless", rootless),
+        ("terminal", terminal),
+        ("detach", detach),
         ("no_mount_left", no_mount_left),
     ];
     drive(&env, cases);
@@ -384,11 +386,29 @@ fn overlay_two_lowers(e: &Env) -> TestResult {
     use std::os::unix::fs::FileTypeExt;
     check(wh.file_type().is_char_device(), || {
         "deletion is not a whiteout".into()
-    })
+    })?;
+    // A second run on the same upper/work (volatile left its marker) sees
+    // the first run's writes.
+    let mut opts = e.opts();
+    opts.rootfs = Rootfs::Overlay {
+        lower: vec![l1, l2],
+        upper: up,
+        work: base.join("work"),
+    };
+    expect_stdout(
+        &run_captured(
+            &params(&[
+                "sh",
+                "-c",
+                "cat /tmp/written; test -e /etc/passwd || echo gone",
+            ]),
+            opts,
+        ),
+        "new\ngone",
+    )
 }
 
 fn copy_fallback(e: &Env) -> TestResult {
-    // Overlay refuses a lower dir with a ':' … no: paths are checked first.
     // Force the fallback by giving overlay an upper on a different
     // filesystem than work (EXDEV/EINVAL from the kernel).
     let base = e.dir.path().join("fallback");
@@ -609,5 +629,34 @@ fn no_mount_left(e: &Env) -> TestResult {
     let after = mountinfo();
     check(&after == before, || {
         format!("mounts changed:\nbefore:\n{before}\nafter:\n{after}")
+    })
+}
+
+fn terminal(e: &Env) -> TestResult {
+    let mut p = params(&["sh", "-c", "tty; test -t 0 && echo stdin-is-tty; exit 5"]);
+    p.terminal = true;
+    let o = run_captured(&p, e.opts());
+    let lines: Vec<&str> = o.stdout.lines().map(str::trim_end).collect();
+    check(
+        o.code() == 5 && lines == ["/dev/pts/0", "stdin-is-tty"],
+        || format!("terminal run: {:?} {:?} {}", o.status, o.stdout, o.stderr),
+    )
+}
+
+fn detach(e: &Env) -> TestResult {
+    let spec = runner::spec::build(&params(&["sleep", "30"])).map_err(|x| x.to_string())?;
+    let mut opts = e.opts();
+    opts.detach = true;
+    let pid = runner::spawn(&spec, &opts)
+        .map_err(|x| x.to_string())?
+        .detach();
+    std::thread::sleep(Duration::from_millis(50));
+    let alive = Path::new(&format!("/proc/{pid}")).exists();
+    runner::kill(pid, libc::SIGKILL).map_err(|x| x.to_string())?;
+    let mut st = 0;
+    // SAFETY: reaping the detached child this test started.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    check(alive && r == pid && libc::WIFSIGNALED(st), || {
+        format!("detached pid {pid}: alive {alive}, wait {r} {st}")
     })
 }
