@@ -26,6 +26,7 @@ pub(crate) enum Step {
     Mount,
     Devices,
     PivotRoot,
+    Sysctl,
     Masked,
     ReadonlyPath,
     ReadonlyRoot,
@@ -47,7 +48,7 @@ pub(crate) enum Step {
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 25] = [
+        const ALL: [Step; 26] = [
             Sync,
             Propagation,
             RootMount,
@@ -57,6 +58,7 @@ impl Step {
             Mount,
             Devices,
             PivotRoot,
+            Sysctl,
             Masked,
             ReadonlyPath,
             ReadonlyRoot,
@@ -304,6 +306,9 @@ fn setup_root(plan: &Plan, fds: &ChildFds) {
         }
     }
     sys::close(root);
+    for (i, (path, value)) in plan.sysctls.iter().enumerate() {
+        try_step!(fds, Step::Sysctl, i, write_file(path, value.to_bytes()));
+    }
     for (i, p) in plan.masked.iter().enumerate() {
         try_step!(fds, Step::Masked, i, mask_path(p));
     }
@@ -598,6 +603,17 @@ fn populate_dev(root: c_int, core: bool) -> Result<(), Errno> {
     }
     sys::close(dev);
     Ok(())
+}
+
+fn write_file(path: &CStr, value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: open/close on a valid path; the fd is ours.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let r = sys::write_all(fd, value);
+    sys::close(fd);
+    r
 }
 
 fn mask_path(p: &CStr) -> Result<(), Errno> {

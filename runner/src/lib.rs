@@ -246,6 +246,10 @@ pub(crate) fn is_rootless() -> bool {
     unsafe { libc::geteuid() != 0 }
 }
 
+fn oom_score_adj(spec: &Spec) -> Option<i32> {
+    spec.process().as_ref().and_then(|p| p.oom_score_adj())
+}
+
 fn spec_id_maps(spec: &Spec) -> Option<IdMaps> {
     let l = spec.linux().as_ref()?;
     let conv = |v: &Vec<oci_spec::runtime::LinuxIdMapping>| {
@@ -280,7 +284,7 @@ fn builtin_start(
         root,
         rootless,
         detach: opts.detach,
-        needs_parent_sync: !limits.is_empty(),
+        needs_parent_sync: !limits.is_empty() || oom_score_adj(&spec).is_some(),
     })?;
     plan.stdio = match opts.stdio {
         Stdio::Inherit => None,
@@ -327,6 +331,11 @@ fn start_with(
     let res = process::start(plan, |pid| {
         if let Some(m) = id_maps {
             idmap::apply(pid, m)?;
+        }
+        if let Some(adj) = plan.oom_score_adj {
+            let path = format!("/proc/{pid}/oom_score_adj");
+            std::fs::write(&path, adj.to_string())
+                .map_err(|e| RunError::io(format!("write {path}"), e))?;
         }
         if !limits.is_empty() {
             let (c, warnings) = cgroup::Cgroup::apply(&opts.id, pid, limits);

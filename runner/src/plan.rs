@@ -88,6 +88,10 @@ pub(crate) struct Plan {
     pub kill_on_parent_death: bool,
     /// runc links /dev/core only when the host has /proc/kcore; so do we.
     pub dev_core: bool,
+    /// `/proc/sys/...` file and value, written before /proc/sys goes read-only.
+    pub sysctls: Vec<(CString, CString)>,
+    /// Written by the parent while the child waits.
+    pub oom_score_adj: Option<i32>,
 }
 
 fn cstring(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RunError> {
@@ -370,6 +374,19 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
     let to_cstrings = |v: Option<&Vec<String>>, what: &str| -> Result<Vec<CString>, RunError> {
         v.into_iter().flatten().map(|s| cstring(s, what)).collect()
     };
+    refuse_unsupported(spec)?;
+    let mut sysctls = Vec::new();
+    for (k, v) in linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        if k.contains('/') || k.contains("..") {
+            return Err(RunError::InvalidSpec(format!("sysctl name {k:?}")));
+        }
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        sysctls.push((cstring(path, "sysctl")?, cstring(v, "sysctl value")?));
+    }
     let masked = to_cstrings(linux.and_then(|l| l.masked_paths().as_ref()), "masked path")?;
     let readonly_paths = to_cstrings(
         linux.and_then(|l| l.readonly_paths().as_ref()),
@@ -466,10 +483,55 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
         terminal,
         stdio: None,
         winsize,
-        wait_for_parent: userns || inp.needs_parent_sync,
+        wait_for_parent: userns || inp.needs_parent_sync || process.oom_score_adj().is_some(),
         kill_on_parent_death: !inp.detach,
         dev_core: Path::new("/proc/kcore").exists(),
+        sysctls,
+        oom_score_adj: process.oom_score_adj(),
     })
+}
+
+/// Spec features kiln's runtime does not implement: refusing them beats
+/// silently running a container with less isolation than asked for.
+fn refuse_unsupported(spec: &Spec) -> Result<(), RunError> {
+    let unsupported = |what: &str| Err(RunError::Unsupported(what.to_string()));
+    if let Some(l) = spec.linux() {
+        if l.seccomp().is_some() {
+            return unsupported("seccomp profiles (use the runc runtime)");
+        }
+        if l.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return unsupported("extra devices in linux.devices");
+        }
+        if l.intel_rdt().is_some() || l.personality().is_some() || l.time_offsets().is_some() {
+            return unsupported("intelRdt, personality and time offsets");
+        }
+    }
+    if let Some(h) = spec.hooks() {
+        let any = [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+            h.poststart(),
+            h.poststop(),
+        ]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()));
+        if any {
+            return unsupported("OCI hooks");
+        }
+    }
+    if let Some(p) = spec.process() {
+        if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty())
+            || p.selinux_label().as_ref().is_some_and(|s| !s.is_empty())
+        {
+            return unsupported("AppArmor profiles and SELinux labels");
+        }
+        if p.scheduler().is_some() || p.io_priority().is_some() || p.exec_cpu_affinity().is_some() {
+            return unsupported("process scheduler, I/O priority and CPU affinity");
+        }
+    }
+    Ok(())
 }
 
 fn host_winsize() -> Option<libc::winsize> {

@@ -238,6 +238,7 @@ pub(crate) fn failure_error(plan: &Plan, buf: &[u8; FAILURE_LEN]) -> RunError {
             )
         }
         Step::Masked => format!("mask {:?}", plan.masked.get(idx)),
+        Step::Sysctl => format!("sysctl {:?}", plan.sysctls.get(idx).map(|s| &s.0)),
         Step::ReadonlyPath => format!("make {:?} read-only", plan.readonly_paths.get(idx)),
         Step::Workdir | Step::Chdir => format!("working directory {}", plan.cwd.to_string_lossy()),
         Step::OverlayMount => child::OVERLAY_STEP.to_string(),

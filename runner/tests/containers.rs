@@ -79,6 +79,7 @@ fn main() {
         ("runc_agrees", runc_agrees),
         ("runc_overlay", runc_overlay),
         ("rootless", rootless),
+        ("sysctl_oom_and_refusals", sysctl_oom_and_refusals),
         ("terminal", terminal),
         ("detach", detach),
         ("no_mount_left", no_mount_left),
@@ -659,4 +660,41 @@ fn detach(e: &Env) -> TestResult {
     check(alive && r == pid && libc::WIFSIGNALED(st), || {
         format!("detached pid {pid}: alive {alive}, wait {r} {st}")
     })
+}
+
+fn sysctl_oom_and_refusals(e: &Env) -> TestResult {
+    let p = params(&[
+        "sh",
+        "-c",
+        "cat /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj",
+    ]);
+    let mut spec = runner::spec::build(&p).map_err(|x| x.to_string())?;
+    if let Some(l) = spec.linux_mut() {
+        l.set_sysctl(Some(
+            [("net.ipv4.ip_forward".to_string(), "1".to_string())].into(),
+        ));
+    }
+    if let Some(pr) = spec.process_mut() {
+        pr.set_oom_score_adj(Some(500));
+    }
+    let out = tempfile::tempfile().map_err(|x| x.to_string())?;
+    let mut opts = e.opts();
+    use std::os::fd::AsRawFd;
+    opts.stdio = runner::Stdio::Fds {
+        stdin: 0,
+        stdout: out.as_raw_fd(),
+        stderr: 2,
+    };
+    let st = runner::run(&spec, &opts).map_err(|x| x.to_string())?;
+    let text = fs::read_to_string(format!("/proc/self/fd/{}", out.as_raw_fd())).unwrap_or_default();
+    check(st.success() && text == "1\n500\n", || {
+        format!("sysctl/oom: {st:?} {text:?}")
+    })?;
+    if let Some(l) = spec.linux_mut() {
+        l.set_seccomp(Some(Default::default()));
+    }
+    match runner::run(&spec, &e.opts()) {
+        Err(err @ runner::RunError::Unsupported(_)) if err.exit_code() == 125 => Ok(()),
+        other => Err(format!("a seccomp profile must be refused, got {other:?}")),
+    }
 }
