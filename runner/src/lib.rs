@@ -158,7 +158,24 @@ impl Container {
     /// it (or lets init do so once the caller exits).
     pub fn detach(mut self) -> i32 {
         self.child.reaped = true;
+        // The cgroups outlive this handle; the caller removes the container.
+        self.cgroup = cgroup::Cgroup::default();
         self.child.pid
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if !self.child.reaped {
+            // SAFETY: killing and reaping our own child before removing its cgroups.
+            unsafe {
+                libc::kill(self.child.pid, libc::SIGKILL);
+                let mut st = 0;
+                libc::waitpid(self.child.pid, &mut st, 0);
+            }
+            self.child.reaped = true;
+        }
+        self.cgroup.remove();
     }
 }
 

@@ -24,6 +24,11 @@ fn helper() -> ! {
     let p = SpecParams {
         args: args[2..].to_vec(),
         hostname: Some("helper".into()),
+        network: if std::env::var_os("KILN_TEST_NET_HOST").is_some() {
+            Network::Host
+        } else {
+            Network::None
+        },
         ..Default::default()
     };
     let rootfs = match std::env::var("KILN_TEST_LOWER") {
@@ -584,7 +589,7 @@ fn rootless(e: &Env) -> TestResult {
     fs::create_dir_all(&bundle).map_err(|x| x.to_string())?;
     chown_r(&bundle, uid, gid)?;
     let script = "echo $$; id -u; hostname; echo w > /tmp/rootless-ok && cat /tmp/rootless-ok";
-    let run = |lower: Option<&Path>| {
+    let run = |lower: Option<&Path>, host_net: bool| {
         let mut cmd = Command::new("setpriv");
         cmd.args([
             "--reuid",
@@ -606,12 +611,15 @@ fn rootless(e: &Env) -> TestResult {
         if let Some(l) = lower {
             cmd.env("KILN_TEST_LOWER", l);
         }
+        if host_net {
+            cmd.env("KILN_TEST_NET_HOST", "1");
+        }
         cmd.output()
     };
     // A rootless store unpacks layers as the user; the user is root in the
     // container, and overlay copy-up needs owners that are mapped.
     chown_r(&rootfs, uid, gid)?;
-    let o = run(Some(&rootfs)).map_err(|x| x.to_string())?;
+    let o = run(Some(&rootfs), false).map_err(|x| x.to_string())?;
     let out = String::from_utf8_lossy(&o.stdout);
     check(o.status.success() && out == "1\n0\nhelper\nw\n", || {
         format!(
@@ -622,6 +630,17 @@ fn rootless(e: &Env) -> TestResult {
     })?;
     check(bundle.join("upper/tmp/rootless-ok").exists(), || {
         "rootless write not in upper".into()
+    })?;
+    // Host network: sysfs cannot be mounted from this user namespace, so
+    // the runner binds the host's /sys read-only instead.
+    let o = run(None, true).map_err(|x| x.to_string())?;
+    let out = String::from_utf8_lossy(&o.stdout);
+    check(o.status.success() && out == "1\n0\nhelper\nw\n", || {
+        format!(
+            "rootless, host network: {:?} {out:?} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        )
     })
 }
 
