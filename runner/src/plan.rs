@@ -35,6 +35,8 @@ pub(crate) struct MountOp {
     /// sysfs cannot be mounted in a user namespace that does not own the
     /// network namespace; fall back to a read-only recursive bind of /sys.
     pub sysfs: bool,
+    /// Read-only for every submount too (host /sys or cgroup trees).
+    pub recursive_ro: bool,
     /// The tmpfs at /dev: populate it with the default device nodes.
     pub dev: bool,
     /// devpts options that name gid 5 fail when that gid is unmapped.
@@ -321,15 +323,26 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
         }
         let display = m.destination().display().to_string();
         let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
-        let typ = m.typ().clone().unwrap_or_default();
+        let mut typ = m.typ().clone().unwrap_or_default();
+        let mut opts = opts;
+        let mut source_path = m.source().clone();
+        // A cgroup filesystem cannot be mounted afresh on this host's hybrid
+        // v1 layout (controllers are already mounted elsewhere); expose the
+        // host's tree instead, read-only all the way down when asked to be.
+        let cgroup = typ == "cgroup" || typ == "cgroup2";
+        if cgroup {
+            typ = "bind".into();
+            opts.bind = true;
+            opts.recursive = true;
+            source_path = Some("/sys/fs/cgroup".into());
+        }
         let bind = opts.bind || typ == "bind";
-        let source = m
-            .source()
+        let source = source_path
             .as_ref()
             .map(|s| cstring(s.as_os_str().as_bytes(), "mount source"))
             .transpose()?;
         let target = if bind {
-            let src = m.source().as_ref().ok_or_else(|| {
+            let src = source_path.as_ref().ok_or_else(|| {
                 RunError::InvalidSpec(format!("bind mount {display} has no source"))
             })?;
             let md = std::fs::metadata(src)
@@ -350,6 +363,7 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
         mounts.push(MountOp {
             dest: cstring(&dest_rel, "mount destination")?,
             sysfs: typ == "sysfs",
+            recursive_ro: cgroup && opts.flags & libc::MS_RDONLY != 0,
             dev: typ == "tmpfs" && dest_rel == b"dev",
             devpts: typ == "devpts",
             display,

@@ -85,6 +85,7 @@ fn main() {
         ("runc_overlay", runc_overlay),
         ("rootless", rootless),
         ("sysctl_oom_and_refusals", sysctl_oom_and_refusals),
+        ("cgroup_mount_read_only", cgroup_mount),
         ("terminal", terminal),
         ("detach", detach),
         ("no_mount_left", no_mount_left),
@@ -716,4 +717,44 @@ fn sysctl_oom_and_refusals(e: &Env) -> TestResult {
         Err(err @ runner::RunError::Unsupported(_)) if err.exit_code() == 125 => Ok(()),
         other => Err(format!("a seccomp profile must be refused, got {other:?}")),
     }
+}
+
+fn cgroup_mount(e: &Env) -> TestResult {
+    // The mount runc's and umoci's default configs carry.
+    let p = params(&[
+        "sh",
+        "-c",
+        "ls /sys/fs/cgroup | grep -c memory; mkdir /sys/fs/cgroup/memory/kiln-x 2>/dev/null || echo ro",
+    ]);
+    let mut spec = runner::spec::build(&p).map_err(|x| x.to_string())?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(
+        oci_spec::runtime::MountBuilder::default()
+            .destination("/sys/fs/cgroup")
+            .typ("cgroup")
+            .source("cgroup")
+            .options(vec![
+                "nosuid".into(),
+                "noexec".into(),
+                "nodev".into(),
+                "relatime".into(),
+                "ro".into(),
+            ])
+            .build()
+            .map_err(|x| x.to_string())?,
+    );
+    spec.set_mounts(Some(mounts));
+    let out = tempfile::tempfile().map_err(|x| x.to_string())?;
+    let mut opts = e.opts();
+    use std::os::fd::AsRawFd;
+    opts.stdio = runner::Stdio::Fds {
+        stdin: 0,
+        stdout: out.as_raw_fd(),
+        stderr: 2,
+    };
+    let st = runner::run(&spec, &opts).map_err(|x| x.to_string())?;
+    let text = fs::read_to_string(format!("/proc/self/fd/{}", out.as_raw_fd())).unwrap_or_default();
+    check(st.success() && text == "1\nro\n", || {
+        format!("cgroup mount: {st:?} {text:?}")
+    })
 }

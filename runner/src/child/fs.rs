@@ -147,12 +147,13 @@ fn mount_one(root: c_int, m: &MountOp, plan: &Plan, fds: &ChildFds, i: usize) {
     }
     try_step!(fds, Step::Mount, i, res);
     sys::close(fd);
+    let recursive_ro = sysfs_bound || m.recursive_ro;
     let remount = if sysfs_bound {
         m.flags | libc::MS_RDONLY
     } else {
         m.remount_flags & !libc::MS_REC
     };
-    if remount == 0 && m.propagation == 0 {
+    if remount == 0 && m.propagation == 0 && !recursive_ro {
         return;
     }
     // The O_PATH fd names the directory under the new mount; reopen to get
@@ -168,6 +169,14 @@ fn mount_one(root: c_int, m: &MountOp, plan: &Plan, fds: &ChildFds, i: usize) {
         // Bind mounts ignore most flags until remounted; keep the flags the
         // kernel locked (nodev, nosuid, ...) in user namespaces.
         try_step!(fds, Step::Mount, i, remount_bind(target.as_cstr(), remount));
+    }
+    if recursive_ro {
+        try_step!(
+            fds,
+            Step::Mount,
+            i,
+            sys::make_readonly_recursive(target.as_cstr())
+        );
     }
     if m.propagation != 0 {
         try_step!(
