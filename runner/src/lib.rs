@@ -21,6 +21,7 @@ mod idmap;
 mod plan;
 mod process;
 mod rootfs;
+pub mod seccomp;
 pub mod spec;
 mod sys;
 mod tty;

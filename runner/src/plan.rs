@@ -94,6 +94,7 @@ pub(crate) struct Plan {
     pub sysctls: Vec<(CString, CString)>,
     /// Written by the parent while the child waits.
     pub oom_score_adj: Option<i32>,
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 fn cstring(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RunError> {
@@ -502,6 +503,10 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
         dev_core: Path::new("/proc/kcore").exists(),
         sysctls,
         oom_score_adj: process.oom_score_adj(),
+        seccomp: linux
+            .and_then(|l| l.seccomp().as_ref())
+            .map(crate::seccomp::compile)
+            .transpose()?,
     })
 }
 
@@ -510,9 +515,6 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
 fn refuse_unsupported(spec: &Spec) -> Result<(), RunError> {
     let unsupported = |what: &str| Err(RunError::Unsupported(what.to_string()));
     if let Some(l) = spec.linux() {
-        if l.seccomp().is_some() {
-            return unsupported("seccomp profiles (use the runc runtime)");
-        }
         if l.devices().as_ref().is_some_and(|d| !d.is_empty()) {
             return unsupported("extra devices in linux.devices");
         }

@@ -86,6 +86,7 @@ fn main() {
         ("rootless", rootless),
         ("sysctl_oom_and_refusals", sysctl_oom_and_refusals),
         ("cgroup_mount_read_only", cgroup_mount),
+        ("seccomp_default_profile", seccomp_default),
         ("terminal", terminal),
         ("detach", detach),
         ("no_mount_left", no_mount_left),
@@ -478,7 +479,7 @@ fn runc_agrees(e: &Env) -> TestResult {
         return Err(format!("{RUNC} is missing (apt-get install runc)"));
     }
     let script = "echo $$; hostname; id; pwd; cat /proc/net/dev | tail -n +3 | cut -d: -f1; ls /dev | tr '\\n' ' '; \
-                  grep -E 'CapBnd|CapEff|NoNewPrivs' /proc/self/status; cat /etc/hostname; echo $FOO; exit 3";
+                  grep -E 'CapBnd|CapEff|NoNewPrivs|Seccomp:' /proc/self/status; unshare -U true 2>/dev/null || echo unshare-denied; cat /etc/hostname; echo $FOO; exit 3";
     let mut p = params(&["sh", "-c", script]);
     p.env = vec!["FOO=bar".into()];
     p.cwd = "/tmp".into();
@@ -710,12 +711,32 @@ fn sysctl_oom_and_refusals(e: &Env) -> TestResult {
     check(st.success() && text == "1\n500\n", || {
         format!("sysctl/oom: {st:?} {text:?}")
     })?;
+    // A seccomp comparison kiln cannot compile must stop the run, not be
+    // silently dropped.
+    let mut profile = runner::seccomp::default_profile().map_err(|x| x.to_string())?;
+    let mut rules = profile.syscalls().clone().unwrap_or_default();
+    rules.push(
+        oci_spec::runtime::LinuxSyscallBuilder::default()
+            .names(vec!["write".to_string()])
+            .action(oci_spec::runtime::LinuxSeccompAction::ScmpActErrno)
+            .args(vec![oci_spec::runtime::LinuxSeccompArgBuilder::default()
+                .index(2usize)
+                .value(1u64 << 20)
+                .op(oci_spec::runtime::LinuxSeccompOperator::ScmpCmpGt)
+                .build()
+                .map_err(|x| x.to_string())?])
+            .build()
+            .map_err(|x| x.to_string())?,
+    );
+    profile.set_syscalls(Some(rules));
     if let Some(l) = spec.linux_mut() {
-        l.set_seccomp(Some(Default::default()));
+        l.set_seccomp(Some(profile));
     }
     match runner::run(&spec, &e.opts()) {
         Err(err @ runner::RunError::Unsupported(_)) if err.exit_code() == 125 => Ok(()),
-        other => Err(format!("a seccomp profile must be refused, got {other:?}")),
+        other => Err(format!(
+            "an unsupported seccomp rule must be refused, got {other:?}"
+        )),
     }
 }
 
@@ -757,4 +778,13 @@ fn cgroup_mount(e: &Env) -> TestResult {
     check(st.success() && text == "1\nro\n", || {
         format!("cgroup mount: {st:?} {text:?}")
     })
+}
+
+fn seccomp_default(e: &Env) -> TestResult {
+    let script = "grep Seccomp: /proc/self/status | tr -d '\\t'; unshare -U true && echo unshared || echo denied";
+    let o = run_captured(&params(&["sh", "-c", script]), e.opts());
+    expect_stdout(&o, "Seccomp:2\ndenied")?;
+    let mut p = params(&["sh", "-c", script]);
+    p.seccomp_unconfined = true;
+    expect_stdout(&run_captured(&p, e.opts()), "Seccomp:0\nunshared")
 }

@@ -39,6 +39,7 @@ pub(crate) enum Step {
     SetGid,
     SetUid,
     NoNewPrivs,
+    Seccomp,
     Chdir,
     Exec,
 }
@@ -46,7 +47,7 @@ pub(crate) enum Step {
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 26] = [
+        const ALL: [Step; 27] = [
             Sync,
             Propagation,
             RootMount,
@@ -71,6 +72,7 @@ impl Step {
             SetGid,
             SetUid,
             NoNewPrivs,
+            Seccomp,
             Chdir,
             Exec,
         ];
@@ -198,6 +200,11 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
     } else if let Some(stdio) = &plan.stdio {
         try_step!(fds, Step::Stdio, 0, redirect_stdio(stdio));
     }
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it
+    // while the capabilities are still there (as runc does).
+    if let (Some(f), false) = (&plan.seccomp, plan.no_new_privs) {
+        try_step!(fds, Step::Seccomp, 0, install_seccomp(f));
+    }
     set_identity(plan, fds);
     // SAFETY: chdir with a valid C string.
     if unsafe { libc::chdir(plan.cwd.as_ptr()) } != 0 {
@@ -208,6 +215,9 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             fail(fds, Step::NoNewPrivs, 0, errno());
         }
+    }
+    if let (Some(f), true) = (&plan.seccomp, plan.no_new_privs) {
+        try_step!(fds, Step::Seccomp, 0, install_seccomp(f));
     }
     if let Some(mask) = plan.umask {
         // SAFETY: umask cannot fail.
@@ -370,6 +380,26 @@ fn set_identity(plan: &Plan, fds: &ChildFds) {
             }
         }
     }
+}
+
+fn install_seccomp(f: &crate::seccomp::Filter) -> Result<(), Errno> {
+    let prog = libc::sock_fprog {
+        len: f.prog.len() as libc::c_ushort,
+        filter: f.prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prog points at the plan's instructions for the call's duration.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            f.flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(errno());
+    }
+    Ok(())
 }
 
 fn exec(plan: &Plan, fds: &ChildFds) -> ! {
