@@ -169,22 +169,31 @@ fn main() {
         });
         results.push((format!("kiln in-process, dir rootfs, network {name}"), d));
     }
-    {
+    // Like `kiln run --rm`: a fresh container directory per run, removed after.
+    for volatile in [true, false] {
         let spec = runner::spec::build(&params(Network::None)).expect("spec");
-        let bundle = tmp.path().join("inproc-overlay");
-        let o = opts(
-            "bench",
-            &bundle,
-            Rootfs::Overlay {
-                lower: vec![rootfs.clone()],
-                upper: bundle.join("upper"),
-                work: bundle.join("work"),
-            },
-        );
+        let mut n = 0;
         let d = time(runs, || {
+            n += 1;
+            let bundle = tmp.path().join(format!("ovl-{volatile}-{n}"));
+            let mut o = opts(
+                "bench",
+                &bundle,
+                Rootfs::Overlay {
+                    lower: vec![rootfs.clone()],
+                    upper: bundle.join("upper"),
+                    work: bundle.join("work"),
+                },
+            );
+            o.overlay_volatile = volatile;
             runner::run(&spec, &o).expect("run");
+            std::fs::remove_dir_all(&bundle).expect("rm");
         });
-        results.push(("kiln in-process, overlay rootfs, network none".into(), d));
+        let v = if volatile { "volatile" } else { "synced" };
+        results.push((
+            format!("kiln in-process, fresh overlay container dir ({v}) + rm, network none"),
+            d,
+        ));
     }
     for mode in ["dir", "overlay"] {
         let bundle = tmp.path().join(format!("proc-{mode}"));
