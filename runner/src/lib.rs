@@ -1,15 +1,39 @@
 //! Runs the process of an OCI runtime spec inside Linux namespaces. Knows
 //! nothing of images or Dockerfiles: a spec and a rootfs in, an exit status out.
 //!
-//! Threads: the container child is created with a fork-like `clone` and only
-//! makes syscalls on data prepared before it (see `child.rs`), so calling
-//! [`run`] from a multi-threaded process is safe. Signal forwarding, though,
-//! blocks the forwarded signals in the *calling thread* only; for docker-like
-//! behaviour call [`run`] from the main thread before other threads start
-//! (the kiln CLI does).
+//! ```no_run
+//! use runner::{spec, user, RunOptions, Rootfs};
+//! # fn main() -> Result<(), runner::RunError> {
+//! let layers = vec!["/var/lib/kiln/layers/a".into(), "/var/lib/kiln/layers/b".into()];
+//! // Image USER → numeric ids, from the image's own /etc/passwd and /etc/group.
+//! let u = user::resolve(&layers, "nobody")?;
+//! let spec = spec::build(&spec::SpecParams {
+//!     args: vec!["sh".into(), "-c".into(), "echo hi".into()],
+//!     uid: u.uid,
+//!     gid: u.gid,
+//!     additional_gids: u.additional_gids,
+//!     home: Some(u.home),
+//!     hostname: Some("0123456789ab".into()),
+//!     ..Default::default()
+//! })?;
+//! let dir = std::path::PathBuf::from("/var/lib/kiln/containers/0123456789ab");
+//! let rootfs = Rootfs::Overlay { lower: layers, upper: dir.join("upper"), work: dir.join("work") };
+//! let code = match runner::run(&spec, &RunOptions::new("0123456789ab", &dir, rootfs)) {
+//!     Ok(status) => status.code(), // the container's code, 128+N if killed by signal N
+//!     Err(e) => e.exit_code(),     // 125, or 126/127 when the program cannot run
+//! };
+//! # let _ = code; Ok(()) }
+//! ```
 //!
-//! Not mounted by default: docker's `/sys/fs/cgroup` (this host's hybrid
-//! v1/v2 layout needs per-controller bind mounts; left for later).
+//! Threads: the container child is created with a fork-like `clone` and only
+//! makes syscalls on data prepared before it (see `child/`), so calling
+//! [`run`] from a multi-threaded process is safe; no re-exec entry point is
+//! needed. Signal forwarding, though, blocks the forwarded signals in the
+//! *calling thread* only: for docker-like behaviour call [`run`] from the
+//! main thread before other threads start (the kiln CLI does).
+//!
+//! Not mounted by default: docker's `/sys/fs/cgroup` (a spec that asks for a
+//! cgroup mount gets the host's tree bound read-only).
 
 mod caps;
 mod cgroup;
