@@ -137,6 +137,11 @@ pub(crate) fn start(runtime: &Path, spec: &Spec, opts: &RunOptions) -> Result<Ch
             "detached containers with an external runtime".into(),
         ));
     }
+    if crate::is_rootless() {
+        return Err(RunError::Unsupported(
+            "an external runtime without root (use the built-in runtime)".into(),
+        ));
+    }
     let bundle = absolute(&opts.bundle)?;
     rootfs::ensure_dir(&bundle)?;
     let mut spec = effective_spec(spec, opts)?;

@@ -87,6 +87,7 @@ fn main() {
         ("sysctl_oom_and_refusals", sysctl_oom_and_refusals),
         ("cgroup_mount_read_only", cgroup_mount),
         ("seccomp_default_profile", seccomp_default),
+        ("no_leaked_fds", no_leaked_fds),
         ("terminal", terminal),
         ("detach", detach),
         ("no_mount_left", no_mount_left),
@@ -787,4 +788,15 @@ fn seccomp_default(e: &Env) -> TestResult {
     let mut p = params(&["sh", "-c", script]);
     p.seccomp_unconfined = true;
     expect_stdout(&run_captured(&p, e.opts()), "Seccomp:0\nunshared")
+}
+
+fn no_leaked_fds(e: &Env) -> TestResult {
+    // A descriptor without close-on-exec, as a careless caller might hold.
+    // SAFETY: dup of stdin into a new, inheritable descriptor.
+    let fd = unsafe { libc::dup(0) };
+    let o = run_captured(&params(&["ls", "/proc/self/fd"]), e.opts());
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    // ls itself holds one descriptor for the directory it lists.
+    expect_stdout(&o, "0\n1\n2\n3")
 }

@@ -403,6 +403,17 @@ fn install_seccomp(f: &crate::seccomp::Filter) -> Result<(), Errno> {
 }
 
 fn exec(plan: &Plan, fds: &ChildFds) -> ! {
+    // Descriptors the runner's caller left open must not reach the
+    // container: mark everything above stdio close-on-exec.
+    // SAFETY: close_range only changes descriptor flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
     // Like execvp: remember EACCES but keep looking; report the most telling errno.
     let mut best_err = libc::ENOENT;
     let mut best_idx = 0;
