@@ -565,6 +565,111 @@ fn host_winsize() -> Option<libc::winsize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::{build as build_spec, Network, SpecParams};
+
+    fn plan_for(p: &SpecParams) -> Result<Plan, RunError> {
+        let spec = build_spec(p)?;
+        build(PlanInputs {
+            spec: &spec,
+            root: RootMount::Bind {
+                path: CString::new("/nonexistent").unwrap(),
+            },
+            rootless: false,
+            detach: false,
+            needs_parent_sync: false,
+        })
+    }
+
+    fn args(a: &[&str]) -> SpecParams {
+        SpecParams {
+            args: a.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn namespaces_follow_the_network_mode() {
+        let none = plan_for(&args(&["true"])).unwrap();
+        assert_ne!(none.clone_flags & libc::CLONE_NEWNET, 0);
+        assert!(none.loopback_up);
+        assert_eq!(none.clone_flags & libc::CLONE_NEWUSER, 0);
+        assert!(
+            !none.wait_for_parent,
+            "no sync round-trip on the plain path"
+        );
+        let host = plan_for(&SpecParams {
+            network: Network::Host,
+            ..args(&["true"])
+        })
+        .unwrap();
+        assert_eq!(host.clone_flags & libc::CLONE_NEWNET, 0);
+        assert!(!host.loopback_up);
+        for f in [
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWIPC,
+        ] {
+            assert_ne!(host.clone_flags & f, 0);
+        }
+    }
+
+    #[test]
+    fn default_mounts_become_ops() {
+        let p = plan_for(&args(&["true"])).unwrap();
+        let dests: Vec<&str> = p.mounts.iter().map(|m| m.display.as_str()).collect();
+        assert_eq!(
+            dests,
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/sys",
+                "/dev/mqueue",
+                "/dev/shm"
+            ]
+        );
+        assert!(p.mounts.iter().find(|m| m.display == "/dev").unwrap().dev);
+        assert!(p.mounts.iter().find(|m| m.display == "/sys").unwrap().sysfs);
+        assert_eq!(p.exec_candidates[0].to_bytes(), b"/usr/local/sbin/true");
+        assert!(p.seccomp.is_some());
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        assert!(matches!(
+            plan_for(&SpecParams {
+                cwd: "rel".into(),
+                ..args(&["true"])
+            }),
+            Err(RunError::InvalidSpec(_))
+        ));
+        assert!(matches!(
+            plan_for(&args(&[""])),
+            Err(RunError::InvalidSpec(_))
+        ));
+        let mut spec = build_spec(&args(&["true"])).unwrap();
+        let hook = oci_spec::runtime::HookBuilder::default()
+            .path("/bin/true")
+            .build()
+            .unwrap();
+        spec.set_hooks(Some(
+            oci_spec::runtime::HooksBuilder::default()
+                .prestart(vec![hook])
+                .build()
+                .unwrap(),
+        ));
+        let r = build(PlanInputs {
+            spec: &spec,
+            root: RootMount::Bind {
+                path: CString::new("/x").unwrap(),
+            },
+            rootless: false,
+            detach: false,
+            needs_parent_sync: false,
+        });
+        assert!(matches!(r, Err(RunError::Unsupported(_))));
+    }
 
     #[test]
     fn relative_paths_stay_inside() {
