@@ -368,6 +368,8 @@ fn overlay_two_lowers(e: &Env) -> TestResult {
     fs::create_dir_all(l2.join("etc")).map_err(|x| x.to_string())?;
     fs::write(l2.join("etc/motd"), "from layer two\n").map_err(|x| x.to_string())?;
     let mut opts = e.opts();
+    // Volatile, so the second run must clear the marker it leaves.
+    opts.overlay_volatile = true;
     opts.rootfs = Rootfs::Overlay {
         lower: vec![l1.clone(), l2.clone()],
         upper: up.clone(),
@@ -399,6 +401,8 @@ fn overlay_two_lowers(e: &Env) -> TestResult {
     // A second run on the same upper/work (volatile left its marker) sees
     // the first run's writes.
     let mut opts = e.opts();
+    // Volatile, so the second run must clear the marker it leaves.
+    opts.overlay_volatile = true;
     opts.rootfs = Rootfs::Overlay {
         lower: vec![l1, l2],
         upper: up,
