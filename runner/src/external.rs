@@ -158,6 +158,7 @@ pub(crate) fn start(runtime: &Path, spec: &Spec, opts: &RunOptions) -> Result<Ch
             rootfs::ensure_dir(work)?;
             let target = bundle.join("merged");
             rootfs::ensure_dir(&target)?;
+            let lower = &rootfs::lowers_or_empty(lower, &bundle)?;
             let (data, chdir) = rootfs::overlay_data(lower, upper, work, opts.overlay_volatile)?;
             let mut roots = vec![upper.clone()];
             roots.extend(lower.iter().rev().cloned());

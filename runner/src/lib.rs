@@ -415,7 +415,8 @@ fn prepare_root(opts: &RunOptions, copy: bool) -> Result<rootfs::RootMount, RunE
             }
             let target = absolute(&opts.bundle.join("merged"))?;
             rootfs::ensure_dir(&target)?;
-            let (data, chdir) = rootfs::overlay_data(lower, upper, work, opts.overlay_volatile)?;
+            let lower = rootfs::lowers_or_empty(lower, &absolute(&opts.bundle)?)?;
+            let (data, chdir) = rootfs::overlay_data(&lower, upper, work, opts.overlay_volatile)?;
             Ok(rootfs::RootMount::Overlay {
                 target: rootfs::cpath(&target)?,
                 data: std::ffi::CString::new(data)

@@ -141,6 +141,17 @@ pub(crate) fn overlay_data(
     Ok((short, Some(base)))
 }
 
+/// Overlay needs at least one lower directory; an image without layers
+/// gets an empty one in the container's directory.
+pub(crate) fn lowers_or_empty(lower: &[PathBuf], bundle: &Path) -> Result<Vec<PathBuf>, RunError> {
+    if !lower.is_empty() {
+        return Ok(lower.to_vec());
+    }
+    let empty = bundle.join("empty-lower");
+    ensure_dir(&empty)?;
+    Ok(vec![empty])
+}
+
 pub(crate) fn cpath(p: &Path) -> Result<CString, RunError> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| RunError::InvalidSpec(format!("path {} contains a NUL byte", p.display())))

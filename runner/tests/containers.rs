@@ -79,6 +79,7 @@ fn main() {
         ("devices_and_masks", devices_and_masks),
         ("sigterm_forwarded", sigterm_forwarded),
         ("overlay_two_lowers", overlay_two_lowers),
+        ("overlay_without_layers", overlay_without_layers),
         ("copy_fallback", copy_fallback),
         ("memory_limit", memory_limit),
         ("runc_agrees", runc_agrees),
@@ -803,4 +804,18 @@ fn no_leaked_fds(e: &Env) -> TestResult {
     unsafe { libc::close(fd) };
     // ls itself holds one descriptor for the directory it lists.
     expect_stdout(&o, "0\n1\n2\n3")
+}
+
+fn overlay_without_layers(e: &Env) -> TestResult {
+    // An image with no layers: everything the container sees is in upper.
+    let base = e.dir.path().join("nolayers");
+    fs::create_dir_all(&base).map_err(|x| x.to_string())?;
+    copy_tree(&e.rootfs, &base.join("upper"))?;
+    let mut opts = e.opts();
+    opts.rootfs = Rootfs::Overlay {
+        lower: vec![],
+        upper: base.join("upper"),
+        work: base.join("work"),
+    };
+    expect_stdout(&run_captured(&params(&["sh", "-c", "echo $$"]), opts), "1")
 }
