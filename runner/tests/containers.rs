@@ -93,7 +93,12 @@ fn main() {
         ("detach", detach),
         ("no_mount_left", no_mount_left),
     ];
-    drive(&env, cases);
+    let ok = drive(&env, cases);
+    // Remove the temporary tree before exiting: exit() skips destructors.
+    drop(env);
+    if !ok {
+        std::process::exit(1);
+    }
 }
 
 fn pid_is_1(e: &Env) -> TestResult {
