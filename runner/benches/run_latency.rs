@@ -170,12 +170,20 @@ fn main() {
         results.push((format!("kiln in-process, dir rootfs, network {name}"), d));
     }
     // Like `kiln run --rm`: a fresh container directory per run, removed after.
-    for volatile in [true, false] {
+    let shm = tempfile::Builder::new()
+        .prefix("kiln-bench")
+        .tempdir_in("/dev/shm")
+        .expect("tempdir in /dev/shm");
+    for (volatile, base, place) in [
+        (true, tmp.path(), "disk"),
+        (false, tmp.path(), "disk"),
+        (false, shm.path(), "tmpfs"),
+    ] {
         let spec = runner::spec::build(&params(Network::None)).expect("spec");
         let mut n = 0;
         let d = time(runs, || {
             n += 1;
-            let bundle = tmp.path().join(format!("ovl-{volatile}-{n}"));
+            let bundle = base.join(format!("ovl-{volatile}-{n}"));
             let mut o = opts(
                 "bench",
                 &bundle,
@@ -191,7 +199,9 @@ fn main() {
         });
         let v = if volatile { "volatile" } else { "synced" };
         results.push((
-            format!("kiln in-process, fresh overlay container dir ({v}) + rm, network none"),
+            format!(
+                "kiln in-process, fresh overlay container dir on {place} ({v}) + rm, network none"
+            ),
             d,
         ));
     }
