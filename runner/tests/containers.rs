@@ -473,16 +473,57 @@ fn memory_limit(e: &Env) -> TestResult {
             )
         },
     )?;
-    let leftover = Command::new("find")
-        .args(["/sys/fs/cgroup", "-name", &format!("kiln-{id}")])
-        .output()
-        .map_err(|x| x.to_string())?;
-    check(leftover.stdout.is_empty(), || {
-        format!(
-            "cgroups left: {}",
-            String::from_utf8_lossy(&leftover.stdout)
-        )
-    })
+    // While a container runs, the limits are in its cgroup files.
+    let mut p = params(&["sleep", "5"]);
+    p.resources = runner::spec::Resources {
+        memory_bytes: Some(64 << 20),
+        pids: Some(64),
+        cpus: Some(0.5),
+    };
+    let mut opts = e.opts();
+    let id2 = opts.id.clone();
+    opts.warn = |w| println!("    (warning: {w})");
+    let spec = runner::spec::build(&p).map_err(|x| x.to_string())?;
+    let c = runner::spawn(&spec, &opts).map_err(|x| x.to_string())?;
+    let read = |file: &str| -> String {
+        let found = Command::new("find")
+            .args(["/sys/fs/cgroup", "-path", &format!("*/kiln-{id2}/{file}")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        fs::read_to_string(found.lines().next().unwrap_or("/nonexistent"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let got = (
+        read("memory.limit_in_bytes"),
+        read("pids.max"),
+        read("cpu.cfs_quota_us"),
+    );
+    runner::kill(c.pid(), libc::SIGKILL).map_err(|x| x.to_string())?;
+    c.wait().map_err(|x| x.to_string())?;
+    let want = (
+        (64u64 << 20).to_string(),
+        "64".to_string(),
+        "50000".to_string(),
+    );
+    check(got == want, || {
+        format!("cgroup files {got:?}, want {want:?}")
+    })?;
+    for id in [id, id2] {
+        let leftover = Command::new("find")
+            .args(["/sys/fs/cgroup", "-name", &format!("kiln-{id}")])
+            .output()
+            .map_err(|x| x.to_string())?;
+        check(leftover.stdout.is_empty(), || {
+            format!(
+                "cgroups left: {}",
+                String::from_utf8_lossy(&leftover.stdout)
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn runc_agrees(e: &Env) -> TestResult {
