@@ -35,8 +35,12 @@ pub(crate) fn prepare(
         ("resolv.conf", resolv),
     ] {
         let path = dir.join(name);
-        fs::write(&path, content)
-            .map_err(|e| RunError::io(format!("write {}", path.display()), e))?;
+        // Rewriting in place truncates, which ext4 turns into a flush on
+        // close (auto_da_alloc): leave files that already say the same.
+        if fs::read(&path).ok().as_deref() != Some(content.as_bytes()) {
+            fs::write(&path, content)
+                .map_err(|e| RunError::io(format!("write {}", path.display()), e))?;
+        }
         let mut opts = vec!["rbind".to_string(), "rprivate".to_string()];
         if readonly {
             opts.push("ro".into());

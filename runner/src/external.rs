@@ -137,6 +137,11 @@ pub(crate) fn start(runtime: &Path, spec: &Spec, opts: &RunOptions) -> Result<Ch
             "detached containers with an external runtime".into(),
         ));
     }
+    if crate::is_rootless() {
+        return Err(RunError::Unsupported(
+            "an external runtime without root (use the built-in runtime)".into(),
+        ));
+    }
     let bundle = absolute(&opts.bundle)?;
     rootfs::ensure_dir(&bundle)?;
     let mut spec = effective_spec(spec, opts)?;
@@ -153,7 +158,8 @@ pub(crate) fn start(runtime: &Path, spec: &Spec, opts: &RunOptions) -> Result<Ch
             rootfs::ensure_dir(work)?;
             let target = bundle.join("merged");
             rootfs::ensure_dir(&target)?;
-            let (data, chdir) = rootfs::overlay_data(lower, upper, work)?;
+            let lower = &rootfs::lowers_or_empty(lower, &bundle)?;
+            let (data, chdir) = rootfs::overlay_data(lower, upper, work, opts.overlay_volatile)?;
             let mut roots = vec![upper.clone()];
             roots.extend(lower.iter().rev().cloned());
             (

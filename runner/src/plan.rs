@@ -35,6 +35,8 @@ pub(crate) struct MountOp {
     /// sysfs cannot be mounted in a user namespace that does not own the
     /// network namespace; fall back to a read-only recursive bind of /sys.
     pub sysfs: bool,
+    /// Read-only for every submount too (host /sys or cgroup trees).
+    pub recursive_ro: bool,
     /// The tmpfs at /dev: populate it with the default device nodes.
     pub dev: bool,
     /// devpts options that name gid 5 fail when that gid is unmapped.
@@ -88,6 +90,11 @@ pub(crate) struct Plan {
     pub kill_on_parent_death: bool,
     /// runc links /dev/core only when the host has /proc/kcore; so do we.
     pub dev_core: bool,
+    /// `/proc/sys/...` file and value, written before /proc/sys goes read-only.
+    pub sysctls: Vec<(CString, CString)>,
+    /// Written by the parent while the child waits.
+    pub oom_score_adj: Option<i32>,
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 fn cstring(s: impl AsRef<[u8]>, what: &str) -> Result<CString, RunError> {
@@ -317,15 +324,26 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
         }
         let display = m.destination().display().to_string();
         let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
-        let typ = m.typ().clone().unwrap_or_default();
+        let mut typ = m.typ().clone().unwrap_or_default();
+        let mut opts = opts;
+        let mut source_path = m.source().clone();
+        // A cgroup filesystem cannot be mounted afresh on this host's hybrid
+        // v1 layout (controllers are already mounted elsewhere); expose the
+        // host's tree instead, read-only all the way down when asked to be.
+        let cgroup = typ == "cgroup" || typ == "cgroup2";
+        if cgroup {
+            typ = "bind".into();
+            opts.bind = true;
+            opts.recursive = true;
+            source_path = Some("/sys/fs/cgroup".into());
+        }
         let bind = opts.bind || typ == "bind";
-        let source = m
-            .source()
+        let source = source_path
             .as_ref()
             .map(|s| cstring(s.as_os_str().as_bytes(), "mount source"))
             .transpose()?;
         let target = if bind {
-            let src = m.source().as_ref().ok_or_else(|| {
+            let src = source_path.as_ref().ok_or_else(|| {
                 RunError::InvalidSpec(format!("bind mount {display} has no source"))
             })?;
             let md = std::fs::metadata(src)
@@ -346,6 +364,7 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
         mounts.push(MountOp {
             dest: cstring(&dest_rel, "mount destination")?,
             sysfs: typ == "sysfs",
+            recursive_ro: cgroup && opts.flags & libc::MS_RDONLY != 0,
             dev: typ == "tmpfs" && dest_rel == b"dev",
             devpts: typ == "devpts",
             display,
@@ -370,6 +389,19 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
     let to_cstrings = |v: Option<&Vec<String>>, what: &str| -> Result<Vec<CString>, RunError> {
         v.into_iter().flatten().map(|s| cstring(s, what)).collect()
     };
+    refuse_unsupported(spec)?;
+    let mut sysctls = Vec::new();
+    for (k, v) in linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        if k.contains('/') || k.contains("..") {
+            return Err(RunError::InvalidSpec(format!("sysctl name {k:?}")));
+        }
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        sysctls.push((cstring(path, "sysctl")?, cstring(v, "sysctl value")?));
+    }
     let masked = to_cstrings(linux.and_then(|l| l.masked_paths().as_ref()), "masked path")?;
     let readonly_paths = to_cstrings(
         linux.and_then(|l| l.readonly_paths().as_ref()),
@@ -466,10 +498,56 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
         terminal,
         stdio: None,
         winsize,
-        wait_for_parent: userns || inp.needs_parent_sync,
+        wait_for_parent: userns || inp.needs_parent_sync || process.oom_score_adj().is_some(),
         kill_on_parent_death: !inp.detach,
         dev_core: Path::new("/proc/kcore").exists(),
+        sysctls,
+        oom_score_adj: process.oom_score_adj(),
+        seccomp: linux
+            .and_then(|l| l.seccomp().as_ref())
+            .map(crate::seccomp::compile)
+            .transpose()?,
     })
+}
+
+/// Spec features kiln's runtime does not implement: refusing them beats
+/// silently running a container with less isolation than asked for.
+fn refuse_unsupported(spec: &Spec) -> Result<(), RunError> {
+    let unsupported = |what: &str| Err(RunError::Unsupported(what.to_string()));
+    if let Some(l) = spec.linux() {
+        if l.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return unsupported("extra devices in linux.devices");
+        }
+        if l.intel_rdt().is_some() || l.personality().is_some() || l.time_offsets().is_some() {
+            return unsupported("intelRdt, personality and time offsets");
+        }
+    }
+    if let Some(h) = spec.hooks() {
+        let any = [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+            h.poststart(),
+            h.poststop(),
+        ]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()));
+        if any {
+            return unsupported("OCI hooks");
+        }
+    }
+    if let Some(p) = spec.process() {
+        if p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty())
+            || p.selinux_label().as_ref().is_some_and(|s| !s.is_empty())
+        {
+            return unsupported("AppArmor profiles and SELinux labels");
+        }
+        if p.scheduler().is_some() || p.io_priority().is_some() || p.exec_cpu_affinity().is_some() {
+            return unsupported("process scheduler, I/O priority and CPU affinity");
+        }
+    }
+    Ok(())
 }
 
 fn host_winsize() -> Option<libc::winsize> {
@@ -487,6 +565,111 @@ fn host_winsize() -> Option<libc::winsize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::{build as build_spec, Network, SpecParams};
+
+    fn plan_for(p: &SpecParams) -> Result<Plan, RunError> {
+        let spec = build_spec(p)?;
+        build(PlanInputs {
+            spec: &spec,
+            root: RootMount::Bind {
+                path: CString::new("/nonexistent").unwrap(),
+            },
+            rootless: false,
+            detach: false,
+            needs_parent_sync: false,
+        })
+    }
+
+    fn args(a: &[&str]) -> SpecParams {
+        SpecParams {
+            args: a.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn namespaces_follow_the_network_mode() {
+        let none = plan_for(&args(&["true"])).unwrap();
+        assert_ne!(none.clone_flags & libc::CLONE_NEWNET, 0);
+        assert!(none.loopback_up);
+        assert_eq!(none.clone_flags & libc::CLONE_NEWUSER, 0);
+        assert!(
+            !none.wait_for_parent,
+            "no sync round-trip on the plain path"
+        );
+        let host = plan_for(&SpecParams {
+            network: Network::Host,
+            ..args(&["true"])
+        })
+        .unwrap();
+        assert_eq!(host.clone_flags & libc::CLONE_NEWNET, 0);
+        assert!(!host.loopback_up);
+        for f in [
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWIPC,
+        ] {
+            assert_ne!(host.clone_flags & f, 0);
+        }
+    }
+
+    #[test]
+    fn default_mounts_become_ops() {
+        let p = plan_for(&args(&["true"])).unwrap();
+        let dests: Vec<&str> = p.mounts.iter().map(|m| m.display.as_str()).collect();
+        assert_eq!(
+            dests,
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/sys",
+                "/dev/mqueue",
+                "/dev/shm"
+            ]
+        );
+        assert!(p.mounts.iter().find(|m| m.display == "/dev").unwrap().dev);
+        assert!(p.mounts.iter().find(|m| m.display == "/sys").unwrap().sysfs);
+        assert_eq!(p.exec_candidates[0].to_bytes(), b"/usr/local/sbin/true");
+        assert!(p.seccomp.is_some());
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        assert!(matches!(
+            plan_for(&SpecParams {
+                cwd: "rel".into(),
+                ..args(&["true"])
+            }),
+            Err(RunError::InvalidSpec(_))
+        ));
+        assert!(matches!(
+            plan_for(&args(&[""])),
+            Err(RunError::InvalidSpec(_))
+        ));
+        let mut spec = build_spec(&args(&["true"])).unwrap();
+        let hook = oci_spec::runtime::HookBuilder::default()
+            .path("/bin/true")
+            .build()
+            .unwrap();
+        spec.set_hooks(Some(
+            oci_spec::runtime::HooksBuilder::default()
+                .prestart(vec![hook])
+                .build()
+                .unwrap(),
+        ));
+        let r = build(PlanInputs {
+            spec: &spec,
+            root: RootMount::Bind {
+                path: CString::new("/x").unwrap(),
+            },
+            rootless: false,
+            detach: false,
+            needs_parent_sync: false,
+        });
+        assert!(matches!(r, Err(RunError::Unsupported(_))));
+    }
 
     #[test]
     fn relative_paths_stay_inside() {

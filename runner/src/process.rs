@@ -125,6 +125,8 @@ pub(crate) fn start(
         sync_read: sync_r.as_raw_fd(),
         err_write: err_w.as_raw_fd(),
         pty_sock: pty.as_ref().map_or(-1, |p| p.1.as_raw_fd()),
+        // SAFETY: getpid cannot fail.
+        parent: unsafe { libc::getpid() },
     };
     // SAFETY: a fork-like clone (no new stack): the child runs child::run,
     // which only makes syscalls on data prepared above, and never returns.
@@ -238,6 +240,7 @@ pub(crate) fn failure_error(plan: &Plan, buf: &[u8; FAILURE_LEN]) -> RunError {
             )
         }
         Step::Masked => format!("mask {:?}", plan.masked.get(idx)),
+        Step::Sysctl => format!("sysctl {:?}", plan.sysctls.get(idx).map(|s| &s.0)),
         Step::ReadonlyPath => format!("make {:?} read-only", plan.readonly_paths.get(idx)),
         Step::Workdir | Step::Chdir => format!("working directory {}", plan.cwd.to_string_lossy()),
         Step::OverlayMount => child::OVERLAY_STEP.to_string(),

@@ -73,10 +73,13 @@ fn common_parent(paths: &[&Path]) -> Option<PathBuf> {
 }
 
 /// Overlay mount data; `lower` is base first, overlay wants topmost first.
+/// With `volatile`, the marker a previous volatile mount left in the work
+/// directory is removed first (the kernel refuses to mount while it exists).
 pub(crate) fn overlay_data(
     lower: &[PathBuf],
     upper: &Path,
     work: &Path,
+    volatile: bool,
 ) -> Result<(String, Option<PathBuf>), RunError> {
     if lower.is_empty() {
         return Err(RunError::InvalidSpec(
@@ -98,13 +101,24 @@ pub(crate) fn overlay_data(
             None => p.display().to_string(),
         };
         let lowers: Vec<String> = lower.iter().rev().map(|p| show(p)).collect();
-        format!(
+        let mut d = format!(
             "lowerdir={},upperdir={},workdir={}",
             lowers.join(":"),
             show(upper),
             show(work)
-        )
+        );
+        if volatile {
+            d.push_str(",volatile");
+        }
+        d
     };
+    if volatile {
+        let marker = work.join("work/incompat/volatile");
+        if marker.exists() {
+            fs::remove_dir_all(&marker)
+                .map_err(|e| RunError::io(format!("remove {}", marker.display()), e))?;
+        }
+    }
     let full = build(None);
     // One page minus room for the kernel's own additions.
     if full.len() < 4000 {
@@ -125,6 +139,17 @@ pub(crate) fn overlay_data(
         )));
     }
     Ok((short, Some(base)))
+}
+
+/// Overlay needs at least one lower directory; an image without layers
+/// gets an empty one in the container's directory.
+pub(crate) fn lowers_or_empty(lower: &[PathBuf], bundle: &Path) -> Result<Vec<PathBuf>, RunError> {
+    if !lower.is_empty() {
+        return Ok(lower.to_vec());
+    }
+    let empty = bundle.join("empty-lower");
+    ensure_dir(&empty)?;
+    Ok(vec![empty])
 }
 
 pub(crate) fn cpath(p: &Path) -> Result<CString, RunError> {
@@ -258,6 +283,7 @@ mod tests {
             &[PathBuf::from("/l/a"), PathBuf::from("/l/b")],
             Path::new("/c/up"),
             Path::new("/c/work"),
+            false,
         )
         .unwrap();
         assert_eq!(d, "lowerdir=/l/b:/l/a,upperdir=/c/up,workdir=/c/work");
@@ -273,6 +299,7 @@ mod tests {
             &lower,
             Path::new("/var/lib/kiln/c/up"),
             Path::new("/var/lib/kiln/c/w"),
+            true,
         )
         .unwrap();
         assert_eq!(base, Some(PathBuf::from("/var/lib/kiln")));

@@ -87,6 +87,9 @@ pub struct SpecParams {
     pub mounts: Vec<MountSpec>,
     pub resources: Resources,
     pub rlimits: Vec<PosixRlimit>,
+    /// Run without kiln's default seccomp profile (`--security-opt
+    /// seccomp=unconfined`).
+    pub seccomp_unconfined: bool,
     /// Also create a user namespace (the runner adds one anyway when not root).
     pub user_namespace: bool,
     /// Written into `root.path`; the runner overrides it from its options.
@@ -296,6 +299,9 @@ pub fn build(p: &SpecParams) -> Result<Spec, RunError> {
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>(),
         );
+    if !p.seccomp_unconfined {
+        linux = linux.seccomp(crate::seccomp::default_profile()?);
+    }
     let r = &p.resources;
     if r.memory_bytes.is_some() || r.pids.is_some() || r.cpus.is_some() {
         let mut res = LinuxResourcesBuilder::default();

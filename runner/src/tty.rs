@@ -70,19 +70,20 @@ pub(crate) fn wait_with_pty(
     child: &mut Child,
     block: &SignalBlock,
     master: OwnedFd,
+    (input, output): (i32, i32),
 ) -> Result<ExitStatus, RunError> {
     let sfd = signalfd(block)?;
     let m = master.as_raw_fd();
     set_nonblocking(m);
     copy_winsize(m);
-    let _raw = RawMode::enter(0);
+    let _raw = RawMode::enter(input);
     let mut stdin_open = true;
     let mut master_open = true;
     let winch = move || copy_winsize(m);
     loop {
         if let Some(st) = try_reap(child) {
             // Flush what the program wrote just before it exited.
-            while master_open && pump(m, 1) {
+            while master_open && pump(m, output) {
                 let mut pfd = libc::pollfd {
                     fd: m,
                     events: libc::POLLIN,
@@ -107,7 +108,7 @@ pub(crate) fn wait_with_pty(
                 revents: 0,
             },
             libc::pollfd {
-                fd: if stdin_open { 0 } else { -1 },
+                fd: if stdin_open { input } else { -1 },
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -123,11 +124,11 @@ pub(crate) fn wait_with_pty(
         if pfds[0].revents != 0 {
             drain_signals(sfd.as_raw_fd(), child.pid, Some(&winch));
         }
-        if pfds[1].revents != 0 && !pump(m, 1) {
+        if pfds[1].revents != 0 && !pump(m, output) {
             // EIO once the last slave fd closes: keep waiting for the exit.
             master_open = false;
         }
-        if pfds[2].revents != 0 && !pump(0, m) {
+        if pfds[2].revents != 0 && !pump(input, m) {
             stdin_open = false;
         }
     }

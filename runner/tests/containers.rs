@@ -24,6 +24,11 @@ fn helper() -> ! {
     let p = SpecParams {
         args: args[2..].to_vec(),
         hostname: Some("helper".into()),
+        network: if std::env::var_os("KILN_TEST_NET_HOST").is_some() {
+            Network::Host
+        } else {
+            Network::None
+        },
         ..Default::default()
     };
     let rootfs = match std::env::var("KILN_TEST_LOWER") {
@@ -74,14 +79,26 @@ fn main() {
         ("devices_and_masks", devices_and_masks),
         ("sigterm_forwarded", sigterm_forwarded),
         ("overlay_two_lowers", overlay_two_lowers),
+        ("overlay_without_layers", overlay_without_layers),
         ("copy_fallback", copy_fallback),
         ("memory_limit", memory_limit),
         ("runc_agrees", runc_agrees),
         ("runc_overlay", runc_overlay),
         ("rootless", rootless),
+        ("sysctl_oom_and_refusals", sysctl_oom_and_refusals),
+        ("cgroup_mount_read_only", cgroup_mount),
+        ("seccomp_default_profile", seccomp_default),
+        ("no_leaked_fds", no_leaked_fds),
+        ("terminal", terminal),
+        ("detach", detach),
         ("no_mount_left", no_mount_left),
     ];
-    drive(&env, cases);
+    let ok = drive(&env, cases);
+    // Remove the temporary tree before exiting: exit() skips destructors.
+    drop(env);
+    if !ok {
+        std::process::exit(1);
+    }
 }
 
 fn pid_is_1(e: &Env) -> TestResult {
@@ -357,6 +374,8 @@ fn overlay_two_lowers(e: &Env) -> TestResult {
     fs::create_dir_all(l2.join("etc")).map_err(|x| x.to_string())?;
     fs::write(l2.join("etc/motd"), "from layer two\n").map_err(|x| x.to_string())?;
     let mut opts = e.opts();
+    // Volatile, so the second run must clear the marker it leaves.
+    opts.overlay_volatile = true;
     opts.rootfs = Rootfs::Overlay {
         lower: vec![l1.clone(), l2.clone()],
         upper: up.clone(),
@@ -384,11 +403,31 @@ fn overlay_two_lowers(e: &Env) -> TestResult {
     use std::os::unix::fs::FileTypeExt;
     check(wh.file_type().is_char_device(), || {
         "deletion is not a whiteout".into()
-    })
+    })?;
+    // A second run on the same upper/work (volatile left its marker) sees
+    // the first run's writes.
+    let mut opts = e.opts();
+    // Volatile, so the second run must clear the marker it leaves.
+    opts.overlay_volatile = true;
+    opts.rootfs = Rootfs::Overlay {
+        lower: vec![l1, l2],
+        upper: up,
+        work: base.join("work"),
+    };
+    expect_stdout(
+        &run_captured(
+            &params(&[
+                "sh",
+                "-c",
+                "cat /tmp/written; test -e /etc/passwd || echo gone",
+            ]),
+            opts,
+        ),
+        "new\ngone",
+    )
 }
 
 fn copy_fallback(e: &Env) -> TestResult {
-    // Overlay refuses a lower dir with a ':' … no: paths are checked first.
     // Force the fallback by giving overlay an upper on a different
     // filesystem than work (EXDEV/EINVAL from the kernel).
     let base = e.dir.path().join("fallback");
@@ -434,16 +473,57 @@ fn memory_limit(e: &Env) -> TestResult {
             )
         },
     )?;
-    let leftover = Command::new("find")
-        .args(["/sys/fs/cgroup", "-name", &format!("kiln-{id}")])
-        .output()
-        .map_err(|x| x.to_string())?;
-    check(leftover.stdout.is_empty(), || {
-        format!(
-            "cgroups left: {}",
-            String::from_utf8_lossy(&leftover.stdout)
-        )
-    })
+    // While a container runs, the limits are in its cgroup files.
+    let mut p = params(&["sleep", "5"]);
+    p.resources = runner::spec::Resources {
+        memory_bytes: Some(64 << 20),
+        pids: Some(64),
+        cpus: Some(0.5),
+    };
+    let mut opts = e.opts();
+    let id2 = opts.id.clone();
+    opts.warn = |w| println!("    (warning: {w})");
+    let spec = runner::spec::build(&p).map_err(|x| x.to_string())?;
+    let c = runner::spawn(&spec, &opts).map_err(|x| x.to_string())?;
+    let read = |file: &str| -> String {
+        let found = Command::new("find")
+            .args(["/sys/fs/cgroup", "-path", &format!("*/kiln-{id2}/{file}")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        fs::read_to_string(found.lines().next().unwrap_or("/nonexistent"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let got = (
+        read("memory.limit_in_bytes"),
+        read("pids.max"),
+        read("cpu.cfs_quota_us"),
+    );
+    runner::kill(c.pid(), libc::SIGKILL).map_err(|x| x.to_string())?;
+    c.wait().map_err(|x| x.to_string())?;
+    let want = (
+        (64u64 << 20).to_string(),
+        "64".to_string(),
+        "50000".to_string(),
+    );
+    check(got == want, || {
+        format!("cgroup files {got:?}, want {want:?}")
+    })?;
+    for id in [id, id2] {
+        let leftover = Command::new("find")
+            .args(["/sys/fs/cgroup", "-name", &format!("kiln-{id}")])
+            .output()
+            .map_err(|x| x.to_string())?;
+        check(leftover.stdout.is_empty(), || {
+            format!(
+                "cgroups left: {}",
+                String::from_utf8_lossy(&leftover.stdout)
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn runc_agrees(e: &Env) -> TestResult {
@@ -451,7 +531,7 @@ fn runc_agrees(e: &Env) -> TestResult {
         return Err(format!("{RUNC} is missing (apt-get install runc)"));
     }
     let script = "echo $$; hostname; id; pwd; cat /proc/net/dev | tail -n +3 | cut -d: -f1; ls /dev | tr '\\n' ' '; \
-                  grep -E 'CapBnd|CapEff|NoNewPrivs' /proc/self/status; cat /etc/hostname; echo $FOO; exit 3";
+                  grep -E 'CapBnd|CapEff|NoNewPrivs|Seccomp:' /proc/self/status; unshare -U true 2>/dev/null || echo unshare-denied; cat /etc/hostname; echo $FOO; exit 3";
     let mut p = params(&["sh", "-c", script]);
     p.env = vec!["FOO=bar".into()];
     p.cwd = "/tmp".into();
@@ -563,7 +643,7 @@ fn rootless(e: &Env) -> TestResult {
     fs::create_dir_all(&bundle).map_err(|x| x.to_string())?;
     chown_r(&bundle, uid, gid)?;
     let script = "echo $$; id -u; hostname; echo w > /tmp/rootless-ok && cat /tmp/rootless-ok";
-    let run = |lower: Option<&Path>| {
+    let run = |lower: Option<&Path>, host_net: bool| {
         let mut cmd = Command::new("setpriv");
         cmd.args([
             "--reuid",
@@ -585,12 +665,15 @@ fn rootless(e: &Env) -> TestResult {
         if let Some(l) = lower {
             cmd.env("KILN_TEST_LOWER", l);
         }
+        if host_net {
+            cmd.env("KILN_TEST_NET_HOST", "1");
+        }
         cmd.output()
     };
     // A rootless store unpacks layers as the user; the user is root in the
     // container, and overlay copy-up needs owners that are mapped.
     chown_r(&rootfs, uid, gid)?;
-    let o = run(Some(&rootfs)).map_err(|x| x.to_string())?;
+    let o = run(Some(&rootfs), false).map_err(|x| x.to_string())?;
     let out = String::from_utf8_lossy(&o.stdout);
     check(o.status.success() && out == "1\n0\nhelper\nw\n", || {
         format!(
@@ -601,6 +684,17 @@ fn rootless(e: &Env) -> TestResult {
     })?;
     check(bundle.join("upper/tmp/rootless-ok").exists(), || {
         "rootless write not in upper".into()
+    })?;
+    // Host network: sysfs cannot be mounted from this user namespace, so
+    // the runner binds the host's /sys read-only instead.
+    let o = run(None, true).map_err(|x| x.to_string())?;
+    let out = String::from_utf8_lossy(&o.stdout);
+    check(o.status.success() && out == "1\n0\nhelper\nw\n", || {
+        format!(
+            "rootless, host network: {:?} {out:?} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        )
     })
 }
 
@@ -610,4 +704,164 @@ fn no_mount_left(e: &Env) -> TestResult {
     check(&after == before, || {
         format!("mounts changed:\nbefore:\n{before}\nafter:\n{after}")
     })
+}
+
+fn terminal(e: &Env) -> TestResult {
+    let mut p = params(&["sh", "-c", "tty; test -t 0 && echo stdin-is-tty; exit 5"]);
+    p.terminal = true;
+    let o = run_captured(&p, e.opts());
+    let lines: Vec<&str> = o.stdout.lines().map(str::trim_end).collect();
+    check(
+        o.code() == 5 && lines == ["/dev/pts/0", "stdin-is-tty"],
+        || format!("terminal run: {:?} {:?} {}", o.status, o.stdout, o.stderr),
+    )
+}
+
+fn detach(e: &Env) -> TestResult {
+    let spec = runner::spec::build(&params(&["sleep", "30"])).map_err(|x| x.to_string())?;
+    let mut opts = e.opts();
+    opts.detach = true;
+    let pid = runner::spawn(&spec, &opts)
+        .map_err(|x| x.to_string())?
+        .detach();
+    std::thread::sleep(Duration::from_millis(50));
+    let alive = Path::new(&format!("/proc/{pid}")).exists();
+    runner::kill(pid, libc::SIGKILL).map_err(|x| x.to_string())?;
+    let mut st = 0;
+    // SAFETY: reaping the detached child this test started.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    check(alive && r == pid && libc::WIFSIGNALED(st), || {
+        format!("detached pid {pid}: alive {alive}, wait {r} {st}")
+    })
+}
+
+fn sysctl_oom_and_refusals(e: &Env) -> TestResult {
+    let p = params(&[
+        "sh",
+        "-c",
+        "cat /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj",
+    ]);
+    let mut spec = runner::spec::build(&p).map_err(|x| x.to_string())?;
+    if let Some(l) = spec.linux_mut() {
+        l.set_sysctl(Some(
+            [("net.ipv4.ip_forward".to_string(), "1".to_string())].into(),
+        ));
+    }
+    if let Some(pr) = spec.process_mut() {
+        pr.set_oom_score_adj(Some(500));
+    }
+    let out = tempfile::tempfile().map_err(|x| x.to_string())?;
+    let mut opts = e.opts();
+    use std::os::fd::AsRawFd;
+    opts.stdio = runner::Stdio::Fds {
+        stdin: 0,
+        stdout: out.as_raw_fd(),
+        stderr: 2,
+    };
+    let st = runner::run(&spec, &opts).map_err(|x| x.to_string())?;
+    let text = fs::read_to_string(format!("/proc/self/fd/{}", out.as_raw_fd())).unwrap_or_default();
+    check(st.success() && text == "1\n500\n", || {
+        format!("sysctl/oom: {st:?} {text:?}")
+    })?;
+    // A seccomp comparison kiln cannot compile must stop the run, not be
+    // silently dropped.
+    let mut profile = runner::seccomp::default_profile().map_err(|x| x.to_string())?;
+    let mut rules = profile.syscalls().clone().unwrap_or_default();
+    rules.push(
+        oci_spec::runtime::LinuxSyscallBuilder::default()
+            .names(vec!["write".to_string()])
+            .action(oci_spec::runtime::LinuxSeccompAction::ScmpActErrno)
+            .args(vec![oci_spec::runtime::LinuxSeccompArgBuilder::default()
+                .index(2usize)
+                .value(1u64 << 20)
+                .op(oci_spec::runtime::LinuxSeccompOperator::ScmpCmpGt)
+                .build()
+                .map_err(|x| x.to_string())?])
+            .build()
+            .map_err(|x| x.to_string())?,
+    );
+    profile.set_syscalls(Some(rules));
+    if let Some(l) = spec.linux_mut() {
+        l.set_seccomp(Some(profile));
+    }
+    match runner::run(&spec, &e.opts()) {
+        Err(err @ runner::RunError::Unsupported(_)) if err.exit_code() == 125 => Ok(()),
+        other => Err(format!(
+            "an unsupported seccomp rule must be refused, got {other:?}"
+        )),
+    }
+}
+
+fn cgroup_mount(e: &Env) -> TestResult {
+    // The mount runc's and umoci's default configs carry.
+    let p = params(&[
+        "sh",
+        "-c",
+        "ls /sys/fs/cgroup | grep -c memory; mkdir /sys/fs/cgroup/memory/kiln-x 2>/dev/null || echo ro",
+    ]);
+    let mut spec = runner::spec::build(&p).map_err(|x| x.to_string())?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(
+        oci_spec::runtime::MountBuilder::default()
+            .destination("/sys/fs/cgroup")
+            .typ("cgroup")
+            .source("cgroup")
+            .options(vec![
+                "nosuid".into(),
+                "noexec".into(),
+                "nodev".into(),
+                "relatime".into(),
+                "ro".into(),
+            ])
+            .build()
+            .map_err(|x| x.to_string())?,
+    );
+    spec.set_mounts(Some(mounts));
+    let out = tempfile::tempfile().map_err(|x| x.to_string())?;
+    let mut opts = e.opts();
+    use std::os::fd::AsRawFd;
+    opts.stdio = runner::Stdio::Fds {
+        stdin: 0,
+        stdout: out.as_raw_fd(),
+        stderr: 2,
+    };
+    let st = runner::run(&spec, &opts).map_err(|x| x.to_string())?;
+    let text = fs::read_to_string(format!("/proc/self/fd/{}", out.as_raw_fd())).unwrap_or_default();
+    check(st.success() && text == "1\nro\n", || {
+        format!("cgroup mount: {st:?} {text:?}")
+    })
+}
+
+fn seccomp_default(e: &Env) -> TestResult {
+    let script = "grep Seccomp: /proc/self/status | tr -d '\\t'; unshare -U true && echo unshared || echo denied";
+    let o = run_captured(&params(&["sh", "-c", script]), e.opts());
+    expect_stdout(&o, "Seccomp:2\ndenied")?;
+    let mut p = params(&["sh", "-c", script]);
+    p.seccomp_unconfined = true;
+    expect_stdout(&run_captured(&p, e.opts()), "Seccomp:0\nunshared")
+}
+
+fn no_leaked_fds(e: &Env) -> TestResult {
+    // A descriptor without close-on-exec, as a careless caller might hold.
+    // SAFETY: dup of stdin into a new, inheritable descriptor.
+    let fd = unsafe { libc::dup(0) };
+    let o = run_captured(&params(&["ls", "/proc/self/fd"]), e.opts());
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    // ls itself holds one descriptor for the directory it lists.
+    expect_stdout(&o, "0\n1\n2\n3")
+}
+
+fn overlay_without_layers(e: &Env) -> TestResult {
+    // An image with no layers: everything the container sees is in upper.
+    let base = e.dir.path().join("nolayers");
+    fs::create_dir_all(&base).map_err(|x| x.to_string())?;
+    copy_tree(&e.rootfs, &base.join("upper"))?;
+    let mut opts = e.opts();
+    opts.rootfs = Rootfs::Overlay {
+        lower: vec![],
+        upper: base.join("upper"),
+        work: base.join("work"),
+    };
+    expect_stdout(&run_captured(&params(&["sh", "-c", "echo $$"]), opts), "1")
 }

@@ -166,8 +166,9 @@ pub fn expect_stdout(o: &Output, want: &str) -> TestResult {
 
 pub type Case<C> = (&'static str, fn(&C) -> TestResult);
 
-/// Runs the cases in order; prints `N passed, N failed` and exits non-zero on failure.
-pub fn drive<C>(ctx: &C, cases: &[Case<C>]) {
+/// Runs the cases in order and prints `N passed, N failed`; returns whether
+/// all passed (the caller exits non-zero after cleaning up).
+pub fn drive<C>(ctx: &C, cases: &[Case<C>]) -> bool {
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -190,7 +191,5 @@ pub fn drive<C>(ctx: &C, cases: &[Case<C>]) {
         }
     }
     println!("\n{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    failed == 0
 }
