@@ -62,6 +62,9 @@ pub struct ClientOptions {
     /// Longest wait for any single read; a stalled transfer then fails as
     /// a retryable transport error (and a download resumes).
     pub read_timeout: Duration,
+    /// Upload blobs as PATCH chunks of this many bytes instead of one
+    /// streaming PUT (for registries or proxies that cap request sizes).
+    pub upload_chunk_size: Option<u64>,
 }
 
 impl Default for ClientOptions {
@@ -79,6 +82,7 @@ impl Default for ClientOptions {
             user_agent: concat!("kiln/", env!("CARGO_PKG_VERSION")).to_string(),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(120),
+            upload_chunk_size: None,
         }
     }
 }

@@ -16,10 +16,10 @@ pub mod manifest;
 mod reference;
 mod tls;
 
-pub use blob::{BlobSource, PushOutcome, ReaderFactory};
+pub use blob::{BlobSource, BlockingWrite, PushOutcome, ReaderFactory};
 pub use client::{Client, ClientOptions, RetryPolicy};
 pub use credentials::{config_key, CredentialStore, Credentials, DockerConfig, StaticCredentials};
 pub use digest::{Algorithm, Digest};
 pub use error::{Error, RegistryErrorItem, Result};
-pub use manifest::{select_platform, Descriptor, Manifest, Platform};
+pub use manifest::{select_platform, Descriptor, Manifest, ManifestHead, Platform};
 pub use reference::{normalize_registry, Reference, Repository, DOCKER_HUB};
