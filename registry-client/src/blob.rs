@@ -244,6 +244,8 @@ impl Client {
             while let Some(chunk) = stream.next().await {
                 let mut chunk = match chunk {
                     Ok(c) => c,
+                    // Everything arrived; only the connection's end was untidy.
+                    Err(_) if expected_size == Some(written) && written > 0 => break,
                     Err(e) if is_retryable_transport(&e) && resumes + 1 < policy.max_attempts => {
                         tracing::debug!(%digest, written, error = %e, "blob download broke, resuming");
                         tokio::time::sleep(policy.backoff(resumes)).await;

@@ -181,6 +181,21 @@ async fn token_auth_push_pull_and_scopes() {
         "cached token reused"
     );
 
+    // Cross-repository mount needs pull on the source and push on the target.
+    let other = Repository::new(reg.host(), "team/other").unwrap();
+    let l = &img.layers[2];
+    let o = client
+        .push_blob(
+            &other,
+            &l.digest,
+            l.data.len() as u64,
+            &registry_client::BlobSource::Bytes(l.data.clone().into()),
+            Some(&repo),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o, registry_client::PushOutcome::Mounted);
+
     // Anonymous clients get pull-only tokens.
     let anon = Client::new(ClientOptions {
         tls_verify: false,
