@@ -261,7 +261,7 @@ impl Client {
                     }
                 };
                 if skip > 0 {
-                    let n = (skip as usize).min(chunk.len());
+                    let n = skip.min(chunk.len() as u64) as usize;
                     let _ = chunk.split_to(n);
                     skip -= n as u64;
                     if chunk.is_empty() {

@@ -84,7 +84,7 @@ async fn skopeo_reads_what_we_pushed() {
         .args(["inspect", "--tls-verify=false"])
         .arg(format!("docker://{}/skopeo/check:latest", reg.host()))
         .output()
-        .expect("run skopeo");
+        .expect("cannot run skopeo: apt-get install skopeo");
     assert!(
         out.status.success(),
         "skopeo: {}",
