@@ -344,6 +344,15 @@ impl Client {
         bytes: &[u8],
     ) -> Result<Digest> {
         let digest = Digest::sha256_of(bytes);
+        // Registries refuse a Content-Type that contradicts the document
+        // with a bare "manifest invalid"; say what is wrong instead.
+        if let Some(inner) = embedded_media_type(bytes) {
+            if inner != media_type {
+                return Err(Error::Manifest(format!(
+                    "pushing as {media_type}, but the manifest's mediaType is {inner}"
+                )));
+            }
+        }
         if let Ok(d) = tag_or_digest.parse::<Digest>() {
             d.verify("manifest to push", bytes)?;
         }

@@ -381,3 +381,41 @@ async fn head_manifest_and_tls_verify_refuses_plain_http() {
         .unwrap()
         .is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_schema2_and_manifest_list() {
+    use registry_client::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST};
+    let reg = Registry::plain();
+    let client = insecure_client();
+    let repo = Repository::new(reg.host(), "docker/style").unwrap();
+    let amd = TestImage::docker("amd64", &[3000]);
+    let arm = TestImage::docker("arm", &[4000]);
+    amd.push(&client, &repo, "amd").await;
+    arm.push(&client, &repo, "arm").await;
+    let list = index_of(&[(&amd, "amd64", None), (&arm, "arm", Some("v7"))]);
+    let list_digest = client
+        .put_manifest(&repo, "multi", DOCKER_MANIFEST_LIST, &list)
+        .await
+        .unwrap();
+    let m = client
+        .get_manifest(&reference(&reg.host(), "docker/style", "multi"))
+        .await
+        .unwrap();
+    assert_eq!(m.media_type, DOCKER_MANIFEST_LIST);
+    assert_eq!(m.digest, list_digest);
+    let d = select_platform(&m.bytes, &"linux/arm/v7".parse().unwrap()).unwrap();
+    assert_eq!(d.digest, arm.digest.to_string());
+    let one: Reference = format!("{}/docker/style@{}", reg.host(), d.digest)
+        .parse()
+        .unwrap();
+    let got = client.get_manifest(&one).await.unwrap();
+    assert_eq!(got.media_type, DOCKER_MANIFEST);
+    assert_eq!(got.bytes, arm.manifest);
+    assert!(select_platform(&m.bytes, &"linux/arm/v6".parse().unwrap()).is_err());
+    // A Content-Type contradicting the document is caught before sending.
+    let e = client
+        .put_manifest(&repo, "bad", OCI_MANIFEST, &amd.manifest)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Manifest(_)), "{e}");
+}
