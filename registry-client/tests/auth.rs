@@ -302,3 +302,32 @@ async fn token_fetch_is_shared_and_identity_tokens_work() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verify_off_accepts_an_unknown_ca() {
+    let reg = htpasswd_registry();
+    let tls = reg.tls.as_ref().unwrap();
+    // Client certificate only: the server's CA stays unknown.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["client.cert", "client.key"] {
+        std::fs::copy(tls.client_dir.join(f), dir.path().join(f)).unwrap();
+    }
+    let opts = |tls_verify: bool| ClientOptions {
+        credentials: Some(Arc::new(
+            StaticCredentials::new().with(reg.host(), Credentials::new("alice", "wonderland")),
+        )),
+        cert_dir: Some(dir.path().to_path_buf()),
+        tls_verify,
+        ..fast_options()
+    };
+    assert!(Client::new(opts(true))
+        .check_login(&reg.host())
+        .await
+        .is_err());
+    let client = Client::new(opts(false));
+    client.check_login(&reg.host()).await.unwrap();
+    let repo = Repository::new(reg.host(), "insecure/app").unwrap();
+    TestImage::new("amd64", &[777])
+        .push(&client, &repo, "v1")
+        .await;
+}
