@@ -124,6 +124,7 @@ impl std::fmt::Debug for CachedToken {
 #[derive(Default)]
 pub(crate) struct TokenCache {
     map: std::sync::Mutex<HashMap<String, CachedToken>>,
+    fetching: std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl TokenCache {
@@ -132,6 +133,11 @@ impl TokenCache {
         s.sort_unstable();
         s.dedup();
         format!("{registry} {}", s.join(" "))
+    }
+    /// The lock serialising token fetches for one key.
+    pub(crate) fn fetch_lock(&self, key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key.to_string()).or_default().clone()
     }
     pub(crate) fn get(&self, key: &str) -> Option<String> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());

@@ -43,17 +43,18 @@ impl std::fmt::Debug for BlobSource {
     }
 }
 
+type ByteStream = futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>;
+
 impl BlobSource {
-    async fn body(&self) -> Result<Body> {
+    /// A fresh stream over the blob's bytes, in large chunks.
+    async fn stream(&self) -> Result<ByteStream> {
         match self {
-            BlobSource::Bytes(b) => Ok(Body::from(b.clone())),
+            BlobSource::Bytes(b) => Ok(futures_util::stream::iter([Ok(b.clone())]).boxed()),
             BlobSource::File(p) => {
                 let f = tokio::fs::File::open(p)
                     .await
                     .map_err(|e| Error::io(format!("opening {}", p.display()), e))?;
-                Ok(Body::wrap_stream(
-                    tokio_util::io::ReaderStream::with_capacity(f, IO_BUF),
-                ))
+                Ok(tokio_util::io::ReaderStream::with_capacity(f, IO_BUF).boxed())
             }
             BlobSource::Reader(open) => {
                 let mut reader = open().map_err(|e| Error::io("opening blob source", e))?;
@@ -74,13 +75,55 @@ impl BlobSource {
                         return;
                     }
                 });
-                let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                Ok(futures_util::stream::unfold(rx, |mut rx| async move {
                     rx.recv().await.map(|item| (item, rx))
-                });
-                Ok(Body::wrap_stream(stream))
+                })
+                .boxed())
             }
         }
     }
+
+    async fn body(&self) -> Result<Body> {
+        match self {
+            BlobSource::Bytes(b) => Ok(Body::from(b.clone())),
+            _ => Ok(Body::wrap_stream(self.stream().await?)),
+        }
+    }
+}
+
+/// Feeds exactly `len` bytes of `src` into `tx`, keeping any excess of the
+/// last piece in `carry` for the next chunk.
+async fn pump_chunk(
+    src: &mut ByteStream,
+    carry: &mut Option<Bytes>,
+    len: u64,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) -> std::io::Result<()> {
+    let mut sent = 0u64;
+    while sent < len {
+        let mut piece = match carry.take() {
+            Some(b) => b,
+            None => match src.next().await {
+                Some(r) => r?,
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("blob source ended {} bytes short", len - sent),
+                    ))
+                }
+            },
+        };
+        let room = (len - sent) as usize;
+        if piece.len() > room {
+            *carry = Some(piece.split_off(room));
+        }
+        sent += piece.len() as u64;
+        if tx.send(Ok(piece)).await.is_err() {
+            // The request ended early; its own error says why.
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// What `push_blob` had to do.
@@ -201,6 +244,8 @@ impl Client {
             while let Some(chunk) = stream.next().await {
                 let mut chunk = match chunk {
                     Ok(c) => c,
+                    // Everything arrived; only the connection's end was untidy.
+                    Err(_) if expected_size == Some(written) && written > 0 => break,
                     Err(e) if is_retryable_transport(&e) && resumes + 1 < policy.max_attempts => {
                         tracing::debug!(%digest, written, error = %e, "blob download broke, resuming");
                         tokio::time::sleep(policy.backoff(resumes)).await;
@@ -216,7 +261,7 @@ impl Client {
                     }
                 };
                 if skip > 0 {
-                    let n = (skip as usize).min(chunk.len());
+                    let n = skip.min(chunk.len() as u64) as usize;
                     let _ = chunk.split_to(n);
                     skip -= n as u64;
                     if chunk.is_empty() {
@@ -334,14 +379,28 @@ impl Client {
                 registry: repo.registry.clone(),
                 message: format!("POST {start}: 202 without Location"),
             })?;
+        let (location, body) = match self.inner.opts.upload_chunk_size {
+            Some(chunk) if chunk > 0 => {
+                let loc = self
+                    .upload_chunks(host, repo, location, size, chunk, source, scopes)
+                    .await?;
+                (loc, Body::from(Bytes::new()))
+            }
+            _ => (location, source.body().await?),
+        };
+        let put_size = if self.inner.opts.upload_chunk_size.unwrap_or(0) > 0 {
+            0
+        } else {
+            size
+        };
         let sep = if location.contains('?') { '&' } else { '?' };
         let put_url = format!("{location}{sep}digest={digest}");
-        let body = std::sync::Mutex::new(Some(source.body().await?));
+        let body = std::sync::Mutex::new(Some(body));
         let resp = self
             .send(host, Method::PUT, &put_url, scopes, Replay::No, |r| {
                 let r = r
                     .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, size.to_string());
+                    .header(CONTENT_LENGTH, put_size.to_string());
                 match body.lock().unwrap_or_else(|p| p.into_inner()).take() {
                     Some(b) => r.body(b),
                     None => r,
@@ -358,5 +417,87 @@ impl Client {
             .await);
         }
         Ok(PushOutcome::Uploaded)
+    }
+
+    /// Sends the blob as `PATCH` requests of `chunk` bytes each, every one
+    /// streamed, and returns the Location for the closing `PUT`.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_chunks(
+        &self,
+        host: &Host,
+        repo: &Repository,
+        mut location: String,
+        size: u64,
+        chunk: u64,
+        source: &BlobSource,
+        scopes: &[String],
+    ) -> Result<String> {
+        let mut src = source.stream().await?;
+        let mut carry = None;
+        let mut offset = 0u64;
+        let what = format!("/v2/{}/blobs/uploads/", repo.name);
+        while offset < size {
+            let len = chunk.min(size - offset);
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            });
+            let body = std::sync::Mutex::new(Some(Body::wrap_stream(stream)));
+            let request = self.send(host, Method::PATCH, &location, scopes, Replay::No, |r| {
+                let r = r
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, len.to_string())
+                    .header(CONTENT_RANGE, format!("{}-{}", offset, offset + len - 1));
+                match body.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    Some(b) => r.body(b),
+                    None => r,
+                }
+            });
+            let (pumped, resp) = tokio::join!(pump_chunk(&mut src, &mut carry, len, tx), request);
+            pumped.map_err(|e| Error::io("reading blob source", e))?;
+            let resp = resp?;
+            if resp.status() != StatusCode::ACCEPTED {
+                return Err(status_error(&repo.registry, "PATCH", &what, resp).await);
+            }
+            location = resp
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|l| resolve_location(host, l))
+                .ok_or_else(|| Error::Protocol {
+                    registry: repo.registry.clone(),
+                    message: format!("PATCH {what}: 202 without Location"),
+                })?;
+            offset += len;
+        }
+        Ok(location)
+    }
+}
+
+/// Adapts a blocking `std::io::Write` (e.g. a store's temp-file writer) to
+/// the `AsyncWrite` that [`Client::pull_blob`] takes. Each write runs inline
+/// on the async worker: fine for local files (page-cache writes, and
+/// `pull_blob` hands over 1 MiB at a time), not for slow sinks.
+pub struct BlockingWrite<W>(pub W);
+
+impl<W: std::io::Write + Unpin> AsyncWrite for BlockingWrite<W> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(self.get_mut().0.write(buf))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(self.get_mut().0.flush())
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
     }
 }

@@ -62,6 +62,9 @@ pub struct ClientOptions {
     /// Longest wait for any single read; a stalled transfer then fails as
     /// a retryable transport error (and a download resumes).
     pub read_timeout: Duration,
+    /// Upload blobs as PATCH chunks of this many bytes instead of one
+    /// streaming PUT (for registries or proxies that cap request sizes).
+    pub upload_chunk_size: Option<u64>,
 }
 
 impl Default for ClientOptions {
@@ -79,6 +82,7 @@ impl Default for ClientOptions {
             user_agent: concat!("kiln/", env!("CARGO_PKG_VERSION")).to_string(),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(120),
+            upload_chunk_size: None,
         }
     }
 }
@@ -368,6 +372,15 @@ impl Client {
                         return Ok(Some(format!("Bearer {t}")));
                     }
                 }
+                // Parallel layer fetches start together: let one of them ask
+                // the token server and the others wait for its answer.
+                let lock = self.inner.tokens.fetch_lock(&key);
+                let _guard = lock.lock().await;
+                if !force {
+                    if let Some(t) = self.inner.tokens.get(&key) {
+                        return Ok(Some(format!("Bearer {t}")));
+                    }
+                }
                 let token = self
                     .fetch_token(host, realm, service.as_deref(), scopes)
                     .await?;
@@ -384,6 +397,15 @@ impl Client {
         service: Option<&str>,
         scopes: &[String],
     ) -> Result<crate::auth::CachedToken> {
+        if let Some(c) = host
+            .creds
+            .as_ref()
+            .filter(|c| c.username() == IDENTITY_TOKEN_USER)
+        {
+            return self
+                .fetch_oauth_token(host, realm, service, scopes, c)
+                .await;
+        }
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
             query.push(("service", s));
@@ -403,8 +425,49 @@ impl Client {
                 }
             })
             .await?;
+        self.token_from_response(host, resp).await
+    }
+
+    /// docker's identity-token login: the secret is an OAuth2 refresh
+    /// token exchanged by POST for an access token.
+    async fn fetch_oauth_token(
+        &self,
+        host: &Host,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+        creds: &Credentials,
+    ) -> Result<crate::auth::CachedToken> {
+        let scope = scopes.join(" ");
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", creds.password()),
+            ("client_id", "kiln"),
+        ];
+        if let Some(s) = service {
+            form.push(("service", s));
+        }
+        if !scope.is_empty() {
+            form.push(("scope", &scope));
+        }
+        let resp = self
+            .retrying(&host.registry, "POST token", || {
+                host.http.post(realm).form(&form)
+            })
+            .await?;
+        self.token_from_response(host, resp).await
+    }
+
+    async fn token_from_response(
+        &self,
+        host: &Host,
+        resp: Response,
+    ) -> Result<crate::auth::CachedToken> {
         let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        if status == StatusCode::UNAUTHORIZED
+            || status == StatusCode::FORBIDDEN
+            || status == StatusCode::BAD_REQUEST
+        {
             let body = resp.bytes().await.unwrap_or_default();
             return Err(unauthorized(&host.registry, &body));
         }
@@ -451,6 +514,9 @@ impl Client {
         }
     }
 }
+
+/// The username docker's config uses for an identity (refresh) token.
+const IDENTITY_TOKEN_USER: &str = "<token>";
 
 fn basic_value(c: &Credentials) -> String {
     use base64::Engine as _;

@@ -251,7 +251,10 @@ impl DockerConfig {
             if msg.is_empty() {
                 msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
             }
-            msg.truncate(200);
+            // Cut on a character boundary (String::truncate panics mid-char).
+            if let Some((i, _)) = msg.char_indices().nth(200) {
+                msg.truncate(i);
+            }
             Ok(Err(msg))
         }
     }

@@ -41,6 +41,14 @@ pub struct Manifest {
     pub bytes: Vec<u8>,
 }
 
+/// What a manifest HEAD tells (the registry's word, not verified bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
 /// A content descriptor, as found in indexes and manifests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -267,6 +275,65 @@ impl Client {
         })
     }
 
+    /// HEADs a manifest: its digest, media type and size if it exists.
+    /// Cheap way to see whether a tag moved without downloading it.
+    pub async fn head_manifest(&self, reference: &Reference) -> Result<Option<ManifestHead>> {
+        let repo = &reference.repository;
+        let host = self.host(&repo.registry).await?;
+        let path = format!("/v2/{}/manifests/{}", repo.name, reference.manifest_ref());
+        let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
+        let resp = self
+            .send(
+                &host,
+                Method::HEAD,
+                &path,
+                &[pull_scope(&repo.name)],
+                Replay::Yes,
+                |r| r.header(ACCEPT, &accept),
+            )
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(status_error(&repo.registry, "HEAD", &path, resp).await);
+        }
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let digest = match (&reference.digest, header("docker-content-digest")) {
+            (_, Some(h)) => h.parse::<Digest>()?,
+            (Some(d), None) => d.clone(),
+            (None, None) => {
+                return Err(Error::Protocol {
+                    registry: repo.registry.clone(),
+                    message: format!("HEAD {path}: no Docker-Content-Digest header"),
+                })
+            }
+        };
+        if let Some(want) = &reference.digest {
+            if want != &digest {
+                return Err(Error::DigestMismatch {
+                    what: format!("manifest {reference}"),
+                    expected: want.to_string(),
+                    actual: digest.to_string(),
+                });
+            }
+        }
+        Ok(Some(ManifestHead {
+            digest,
+            media_type: header("content-type")
+                .map(|t| t.split(';').next().unwrap_or("").trim().to_string())
+                .unwrap_or_default(),
+            size: header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        }))
+    }
+
     /// Uploads a manifest under `tag_or_digest` and returns its digest.
     /// Blobs it refers to must already be in the repository.
     pub async fn put_manifest(
@@ -277,6 +344,15 @@ impl Client {
         bytes: &[u8],
     ) -> Result<Digest> {
         let digest = Digest::sha256_of(bytes);
+        // Registries refuse a Content-Type that contradicts the document
+        // with a bare "manifest invalid"; say what is wrong instead.
+        if let Some(inner) = embedded_media_type(bytes) {
+            if inner != media_type {
+                return Err(Error::Manifest(format!(
+                    "pushing as {media_type}, but the manifest's mediaType is {inner}"
+                )));
+            }
+        }
         if let Ok(d) = tag_or_digest.parse::<Digest>() {
             d.verify("manifest to push", bytes)?;
         }

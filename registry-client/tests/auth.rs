@@ -181,6 +181,21 @@ async fn token_auth_push_pull_and_scopes() {
         "cached token reused"
     );
 
+    // Cross-repository mount needs pull on the source and push on the target.
+    let other = Repository::new(reg.host(), "team/other").unwrap();
+    let l = &img.layers[2];
+    let o = client
+        .push_blob(
+            &other,
+            &l.digest,
+            l.data.len() as u64,
+            &registry_client::BlobSource::Bytes(l.data.clone().into()),
+            Some(&repo),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o, registry_client::PushOutcome::Mounted);
+
     // Anonymous clients get pull-only tokens.
     let anon = Client::new(ClientOptions {
         tls_verify: false,
@@ -223,4 +238,96 @@ async fn token_auth_push_pull_and_scopes() {
         "{e}"
     );
     assert!(bad.check_login(&reg.host()).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_fetch_is_shared_and_identity_tokens_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TokenServer::start(dir.path(), "carol", "pw").await;
+    let reg = Registry::start(
+        false,
+        Auth::Token(common::token::TokenServerConfig {
+            realm: ts.config.realm.clone(),
+            cert_path: ts.config.cert_path.clone(),
+        }),
+    );
+    // docker stores an identity token as user "<token>".
+    let client = Client::new(ClientOptions {
+        credentials: Some(Arc::new(StaticCredentials::new().with(
+            reg.host(),
+            Credentials::new("<token>", common::token::refresh_token("pw")),
+        ))),
+        tls_verify: false,
+        ..fast_options()
+    });
+    let repo = Repository::new(reg.host(), "team/par").unwrap();
+    let img = TestImage::new("amd64", &[1000, 2000, 3000, 4000, 5000]);
+    img.push(&client, &repo, "v1").await;
+
+    // A fresh anonymous client pulling five blobs at once asks for one token.
+    let anon = Client::new(ClientOptions {
+        tls_verify: false,
+        ..fast_options()
+    });
+    let before = ts.requests.load(Ordering::SeqCst);
+    let tasks: Vec<_> = img
+        .layers
+        .iter()
+        .map(|l| {
+            let (anon, repo, digest) = (anon.clone(), repo.clone(), l.digest.clone());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                anon.pull_blob(&repo, &digest, None, &mut out)
+                    .await
+                    .map(|_| out)
+            })
+        })
+        .collect();
+    for (t, l) in tasks.into_iter().zip(&img.layers) {
+        assert_eq!(t.await.unwrap().unwrap(), l.data);
+    }
+    assert_eq!(ts.requests.load(Ordering::SeqCst) - before, 1);
+
+    // A bad refresh token is refused with the registry named.
+    let bad = Client::new(ClientOptions {
+        credentials: Some(Arc::new(
+            StaticCredentials::new().with(reg.host(), Credentials::new("<token>", "stale")),
+        )),
+        tls_verify: false,
+        ..fast_options()
+    });
+    let e = bad.check_login(&reg.host()).await.unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("for {}", reg.host())),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verify_off_accepts_an_unknown_ca() {
+    let reg = htpasswd_registry();
+    let tls = reg.tls.as_ref().unwrap();
+    // Client certificate only: the server's CA stays unknown.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["client.cert", "client.key"] {
+        std::fs::copy(tls.client_dir.join(f), dir.path().join(f)).unwrap();
+    }
+    let opts = |tls_verify: bool| ClientOptions {
+        credentials: Some(Arc::new(
+            StaticCredentials::new().with(reg.host(), Credentials::new("alice", "wonderland")),
+        )),
+        cert_dir: Some(dir.path().to_path_buf()),
+        tls_verify,
+        ..fast_options()
+    };
+    assert!(Client::new(opts(true))
+        .check_login(&reg.host())
+        .await
+        .is_err());
+    let client = Client::new(opts(false));
+    client.check_login(&reg.host()).await.unwrap();
+    let repo = Repository::new(reg.host(), "insecure/app").unwrap();
+    TestImage::new("amd64", &[777])
+        .push(&client, &repo, "v1")
+        .await;
 }

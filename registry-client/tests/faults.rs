@@ -156,3 +156,32 @@ async fn upload_retries_whole_session() {
         .unwrap();
     assert_eq!(out, l.data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_copes_with_a_server_ignoring_range() {
+    let s = setup().await;
+    let path = blob_path(&s);
+    s.proxy.add("GET", &path, Fault::CutAfter(600_000), 1);
+    s.proxy.add("GET", &path, Fault::StripRange, 1);
+    let data = pull_layer(&s).await.unwrap();
+    assert_eq!(data, s.img.layers[0].data);
+    let heads = s.proxy.headers("GET", &path);
+    assert_eq!(heads.len(), 2);
+    assert!(heads[1].contains("range: bytes=600000-"), "{}", heads[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_resets_are_retried() {
+    let s = setup().await;
+    s.proxy.add("GET", "/manifests/v1", Fault::Reset, 2);
+    s.proxy.add("HEAD", "/blobs/", Fault::Reset, 1);
+    let r: Reference = format!("{}/fault/app:v1", s.proxy.host()).parse().unwrap();
+    let client = insecure_client();
+    assert_eq!(client.get_manifest(&r).await.unwrap().digest, s.img.digest);
+    assert_eq!(s.proxy.count("GET", "/manifests/v1"), 3);
+    let l = &s.img.layers[0];
+    assert_eq!(
+        client.blob_exists(&s.repo, &l.digest).await.unwrap(),
+        Some(l.data.len() as u64)
+    );
+}

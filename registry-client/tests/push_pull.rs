@@ -84,7 +84,7 @@ async fn skopeo_reads_what_we_pushed() {
         .args(["inspect", "--tls-verify=false"])
         .arg(format!("docker://{}/skopeo/check:latest", reg.host()))
         .output()
-        .expect("run skopeo");
+        .expect("cannot run skopeo: apt-get install skopeo");
     assert!(
         out.status.success(),
         "skopeo: {}",
@@ -274,4 +274,148 @@ async fn missing_things_are_clear_errors() {
     let e = client.get_manifest(&r).await.unwrap_err();
     assert!(matches!(e, Error::Transport { .. }), "{e}");
     assert!(e.to_string().contains(&format!("127.0.0.1:{dead}")), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_upload_and_blocking_writer() {
+    let reg = Registry::plain();
+    let proxy = FaultProxy::start(reg.port).await;
+    let client = registry_client::Client::new(registry_client::ClientOptions {
+        tls_verify: false,
+        upload_chunk_size: Some(1024 * 1024),
+        ..common::fast_options()
+    });
+    let repo = Repository::new(proxy.host(), "chunky/app").unwrap();
+    let blob = Blob::new(random_bytes(3 * 1024 * 1024 + 100), "x");
+    let o = client
+        .push_blob(
+            &repo,
+            &blob.digest,
+            blob.data.len() as u64,
+            &BlobSource::Bytes(blob.data.clone().into()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(o, PushOutcome::Uploaded);
+    assert_eq!(
+        proxy.count("PATCH", "/blobs/uploads/"),
+        4,
+        "3 full chunks and a tail"
+    );
+    let ranges: Vec<String> = proxy
+        .headers("PATCH", "/blobs/uploads/")
+        .iter()
+        .filter_map(|h| {
+            h.lines()
+                .find(|l| l.starts_with("content-range:"))
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(ranges[1], "content-range: 1048576-2097151");
+    assert_eq!(
+        ranges[3],
+        format!("content-range: 3145728-{}", blob.data.len() - 1)
+    );
+
+    // Pull back through a plain std::io::Write.
+    let mut sink = registry_client::BlockingWrite(std::io::Cursor::new(Vec::new()));
+    client
+        .pull_blob(&repo, &blob.digest, Some(blob.data.len() as u64), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(sink.0.into_inner(), blob.data);
+
+    // A source shorter than announced fails instead of hanging.
+    let short = Blob::new(random_bytes(1500 * 1024), "x");
+    let e = client
+        .push_blob(
+            &repo,
+            &short.digest,
+            2 * 1024 * 1024,
+            &BlobSource::Bytes(short.data.clone().into()),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("short"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_manifest_and_tls_verify_refuses_plain_http() {
+    let reg = Registry::plain();
+    let client = insecure_client();
+    let repo = Repository::new(reg.host(), "head/app").unwrap();
+    let img = TestImage::new("amd64", &[100]);
+    img.push(&client, &repo, "v1").await;
+    let h = client
+        .head_manifest(&reference(&reg.host(), "head/app", "v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.digest, img.digest);
+    assert_eq!(h.media_type, OCI_MANIFEST);
+    assert_eq!(h.size, img.manifest.len() as u64);
+    assert_eq!(
+        client
+            .head_manifest(&reference(&reg.host(), "head/app", "nope"))
+            .await
+            .unwrap(),
+        None
+    );
+    // With verification on, no silent downgrade to HTTP.
+    let strict = registry_client::Client::new(common::fast_options());
+    let e = strict
+        .head_manifest(&reference(&reg.host(), "head/app", "v1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Transport { .. }), "{e}");
+    // Unless this registry is listed as insecure.
+    let listed = registry_client::Client::new(registry_client::ClientOptions {
+        insecure_registries: vec![reg.host()],
+        ..common::fast_options()
+    });
+    assert!(listed
+        .head_manifest(&reference(&reg.host(), "head/app", "v1"))
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_schema2_and_manifest_list() {
+    use registry_client::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST};
+    let reg = Registry::plain();
+    let client = insecure_client();
+    let repo = Repository::new(reg.host(), "docker/style").unwrap();
+    let amd = TestImage::docker("amd64", &[3000]);
+    let arm = TestImage::docker("arm", &[4000]);
+    amd.push(&client, &repo, "amd").await;
+    arm.push(&client, &repo, "arm").await;
+    let list = index_of(&[(&amd, "amd64", None), (&arm, "arm", Some("v7"))]);
+    let list_digest = client
+        .put_manifest(&repo, "multi", DOCKER_MANIFEST_LIST, &list)
+        .await
+        .unwrap();
+    let m = client
+        .get_manifest(&reference(&reg.host(), "docker/style", "multi"))
+        .await
+        .unwrap();
+    assert_eq!(m.media_type, DOCKER_MANIFEST_LIST);
+    assert_eq!(m.digest, list_digest);
+    let d = select_platform(&m.bytes, &"linux/arm/v7".parse().unwrap()).unwrap();
+    assert_eq!(d.digest, arm.digest.to_string());
+    let one: Reference = format!("{}/docker/style@{}", reg.host(), d.digest)
+        .parse()
+        .unwrap();
+    let got = client.get_manifest(&one).await.unwrap();
+    assert_eq!(got.media_type, DOCKER_MANIFEST);
+    assert_eq!(got.bytes, arm.manifest);
+    assert!(select_platform(&m.bytes, &"linux/arm/v6".parse().unwrap()).is_err());
+    // A Content-Type contradicting the document is caught before sending.
+    let e = client
+        .put_manifest(&repo, "bad", OCI_MANIFEST, &amd.manifest)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Manifest(_)), "{e}");
 }

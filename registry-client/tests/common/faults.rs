@@ -16,6 +16,11 @@ pub enum Fault {
     CutAfter(usize),
     /// Forward, flipping the response-body byte at this offset.
     FlipByte(usize),
+    /// Forward without the request's `Range` header, like a server that
+    /// ignores ranges and answers 200 with the whole body.
+    StripRange,
+    /// Reset the connection (RST) without answering.
+    Reset,
 }
 
 pub struct Rule {
@@ -117,10 +122,15 @@ async fn read_head(sock: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, Vec
 
 /// Replaces any Connection header with `Connection: close`.
 fn force_close(head: &[u8]) -> Vec<u8> {
+    rewrite_head(head, false)
+}
+
+fn rewrite_head(head: &[u8], strip_range: bool) -> Vec<u8> {
     let text = String::from_utf8_lossy(head);
     let mut out = String::new();
     for line in text.trim_end_matches("\r\n\r\n").split("\r\n") {
-        if line.to_ascii_lowercase().starts_with("connection:") {
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("connection:") || (strip_range && lower.starts_with("range:")) {
             continue;
         }
         out.push_str(line);
@@ -161,6 +171,12 @@ async fn handle(
             r.fault.clone()
         })
     };
+    if let Some(Fault::Reset) = fault {
+        // Linger 0 turns the close into a TCP reset.
+        client.set_zero_linger()?;
+        drop(client);
+        return Ok(());
+    }
     if let Some(Fault::Status(code)) = fault {
         let extra = if code == 429 {
             "Retry-After: 1\r\n"
@@ -176,7 +192,12 @@ async fn handle(
         return client.shutdown().await;
     }
     let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port)).await?;
-    upstream.write_all(&force_close(&head)).await?;
+    upstream
+        .write_all(&rewrite_head(
+            &head,
+            matches!(fault, Some(Fault::StripRange)),
+        ))
+        .await?;
     upstream.write_all(&early_body).await?;
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();

@@ -1,6 +1,6 @@
 //! Builds small random test images (layer + config + OCI manifest).
 
-use registry_client::manifest::{OCI_INDEX, OCI_MANIFEST};
+use registry_client::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use registry_client::{BlobSource, Client, Digest, PushOutcome, Repository};
 
 pub struct Blob {
@@ -45,6 +45,7 @@ pub fn random_bytes(len: usize) -> Vec<u8> {
 }
 
 pub struct TestImage {
+    pub media_type: &'static str,
     pub layers: Vec<Blob>,
     pub config: Blob,
     pub manifest: Vec<u8>,
@@ -53,9 +54,31 @@ pub struct TestImage {
 
 impl TestImage {
     pub fn new(arch: &str, layer_sizes: &[usize]) -> TestImage {
+        Self::build(arch, layer_sizes, false)
+    }
+
+    /// The same, as a Docker schema2 image.
+    pub fn docker(arch: &str, layer_sizes: &[usize]) -> TestImage {
+        Self::build(arch, layer_sizes, true)
+    }
+
+    fn build(arch: &str, layer_sizes: &[usize], docker: bool) -> TestImage {
+        let (media_type, layer_type, config_type) = if docker {
+            (
+                DOCKER_MANIFEST,
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "application/vnd.docker.container.image.v1+json",
+            )
+        } else {
+            (
+                OCI_MANIFEST,
+                "application/vnd.oci.image.layer.v1.tar",
+                "application/vnd.oci.image.config.v1+json",
+            )
+        };
         let layers: Vec<Blob> = layer_sizes
             .iter()
-            .map(|n| Blob::new(random_bytes(*n), "application/vnd.oci.image.layer.v1.tar"))
+            .map(|n| Blob::new(random_bytes(*n), layer_type))
             .collect();
         let config = serde_json::json!({
             "architecture": arch,
@@ -63,13 +86,10 @@ impl TestImage {
             "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.digest.to_string()).collect::<Vec<_>>()},
             "config": {},
         });
-        let config = Blob::new(
-            config.to_string().into_bytes(),
-            "application/vnd.oci.image.config.v1+json",
-        );
+        let config = Blob::new(config.to_string().into_bytes(), config_type);
         let manifest = serde_json::json!({
             "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
+            "mediaType": media_type,
             "config": config.descriptor(),
             "layers": layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
         })
@@ -77,6 +97,7 @@ impl TestImage {
         .into_bytes();
         let digest = Digest::sha256_of(&manifest);
         TestImage {
+            media_type,
             layers,
             config,
             manifest,
@@ -105,7 +126,7 @@ impl TestImage {
             outcomes.push(o);
         }
         let d = client
-            .put_manifest(repo, tag, OCI_MANIFEST, &self.manifest)
+            .put_manifest(repo, tag, self.media_type, &self.manifest)
             .await
             .unwrap();
         assert_eq!(d, self.digest);
@@ -113,15 +134,19 @@ impl TestImage {
     }
 }
 
+/// An OCI index, or a Docker manifest list when the images are Docker's.
 pub fn index_of(images: &[(&TestImage, &str, Option<&str>)]) -> Vec<u8> {
+    let docker = images
+        .first()
+        .is_some_and(|i| i.0.media_type == DOCKER_MANIFEST);
     serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
+        "mediaType": if docker { DOCKER_MANIFEST_LIST } else { OCI_INDEX },
         "manifests": images.iter().map(|(img, arch, variant)| {
             let mut p = serde_json::json!({"os": "linux", "architecture": arch});
             if let Some(v) = variant { p["variant"] = serde_json::json!(v); }
             serde_json::json!({
-                "mediaType": OCI_MANIFEST,
+                "mediaType": img.media_type,
                 "digest": img.digest.to_string(),
                 "size": img.manifest.len(),
                 "platform": p,

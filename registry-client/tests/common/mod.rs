@@ -95,7 +95,9 @@ impl Registry {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start docker-registry");
+            .unwrap_or_else(|e| {
+                panic!("cannot run {REGISTRY_BIN} ({e}): apt-get install docker-registry")
+            });
         let mut reg = Registry {
             dir,
             port,

@@ -101,14 +101,63 @@ async fn serve(
         buf.extend_from_slice(&tmp[..n]);
     }
     counter.fetch_add(1, Ordering::SeqCst);
-    let head = String::from_utf8_lossy(&buf).to_string();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut body = buf[split..].to_vec();
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let content_length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while body.len() < content_length {
+        let n = sock.read(&mut tmp).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&tmp[..n]);
+    }
     let target = head.split_whitespace().nth(1).unwrap_or("/");
-    let query = target.split_once('?').map(|x| x.1).unwrap_or("");
-    let scopes: Vec<String> = query
+    let is_post = head.starts_with("POST ");
+    let query = target
+        .split_once('?')
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    let form = String::from_utf8_lossy(&body).to_string();
+    let params: Vec<(String, String)> = if is_post { &form } else { &query }
         .split('&')
-        .filter_map(|kv| kv.strip_prefix("scope="))
-        .map(percent_decode)
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
         .collect();
+    let param = |k: &str| {
+        params
+            .iter()
+            .filter(|p| p.0 == k)
+            .map(|p| p.1.clone())
+            .collect::<Vec<_>>()
+    };
+    // GET repeats `scope`; the OAuth2 POST joins scopes with spaces.
+    let scopes: Vec<String> = param("scope")
+        .iter()
+        .flat_map(|s| s.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if is_post {
+        let ok = param("grant_type") == ["refresh_token"]
+            && param("refresh_token") == [refresh_token(&signer.password)];
+        if !ok {
+            return respond(
+                &mut sock,
+                "401 Unauthorized",
+                r#"{"details":"invalid refresh token"}"#,
+            )
+            .await;
+        }
+    }
     let auth = head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case("authorization")
@@ -125,6 +174,7 @@ async fn serve(
                 return respond(&mut sock, "401 Unauthorized", body).await;
             }
         }
+        None if is_post => Some(signer.user.clone()),
         None => None,
     };
     let access: Vec<serde_json::Value> = scopes
@@ -162,7 +212,8 @@ async fn serve(
     let rng = ring::rand::SystemRandom::new();
     let sig = signer.key.sign(&rng, signing_input.as_bytes()).unwrap();
     let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()));
-    let body = serde_json::json!({"token": jwt, "expires_in": 300}).to_string();
+    let key = if is_post { "access_token" } else { "token" };
+    let body = serde_json::json!({key: jwt, "expires_in": 300}).to_string();
     respond(&mut sock, "200 OK", &body).await
 }
 
@@ -177,6 +228,11 @@ async fn respond(
     );
     sock.write_all(resp.as_bytes()).await?;
     sock.shutdown().await
+}
+
+/// The identity (refresh) token the server accepts for `password`'s user.
+pub fn refresh_token(password: &str) -> String {
+    format!("refresh-{password}")
 }
 
 fn percent_decode(s: &str) -> String {
