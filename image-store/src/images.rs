@@ -302,6 +302,14 @@ impl Store {
                 }
             }
         }
+        // Short links whose layer is gone go too.
+        if let Ok(links) = std::fs::read_dir(dir.join("l")) {
+            for l in links.flatten() {
+                if std::fs::metadata(l.path()).is_err() {
+                    let _ = std::fs::remove_file(l.path());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -326,8 +334,8 @@ impl Store {
         Ok(())
     }
 
-    /// Blobs kiln keeps for its own use (e.g. the build cache), listed one
-    /// digest per line in files under `kiln/roots/`.
+    /// Blobs kiln keeps for its own use (e.g. the build cache): every
+    /// `sha256:<hex>` that appears in a file under `kiln/roots/`.
     fn extra_roots(&self) -> Result<Vec<Digest>> {
         let dir = self.kiln_dir().join("roots");
         let mut out = Vec::new();
@@ -344,7 +352,7 @@ impl Store {
         for e in entries {
             let p = e.map_err(StoreError::io(&dir))?.path();
             let text = std::fs::read_to_string(&p).map_err(StoreError::io(&p))?;
-            out.extend(text.lines().filter_map(|l| l.trim().parse().ok()));
+            out.extend(digests_in(&text));
         }
         Ok(out)
     }
@@ -424,4 +432,21 @@ pub fn by_id(images: &[Image]) -> HashMap<Digest, Vec<&Image>> {
         m.entry(i.id().clone()).or_default().push(i);
     }
     m
+}
+
+/// Every `sha256:<64 hex>` in `text`, whatever surrounds it (root files may
+/// be plain lists or JSON records).
+fn digests_in(text: &str) -> Vec<Digest> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("sha256:") {
+        let tail = &rest[i + 7..];
+        if let Some(hex) = tail.get(..64) {
+            if let Ok(d) = Digest::from_hex(hex) {
+                out.push(d);
+            }
+        }
+        rest = tail;
+    }
+    out
 }

@@ -43,8 +43,44 @@ impl Store {
             .collect()
     }
 
-    /// Unpacks one layer blob (once) and returns its directory.
+    /// Unpacks one layer blob (once) and returns its directory, named by
+    /// a short link (`layers/l/<12 hex>`): overlayfs takes all lower
+    /// directories in one page of mount options, and 127 full paths would
+    /// not fit (docker's overlay2 driver does the same).
     pub fn unpacked_layer(
+        &self,
+        desc: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<PathBuf, ComposeError> {
+        let dir = self.unpack_layer_dir(desc, diff_id)?;
+        self.short_link(diff_id).map_err(|e| {
+            StoreError::Io {
+                path: dir,
+                source: e,
+            }
+            .into()
+        })
+    }
+
+    fn short_link(&self, diff_id: &Digest) -> std::io::Result<PathBuf> {
+        let links = self.layers_dir().join("l");
+        fs::create_dir_all(&links)?;
+        let link = links.join(&diff_id.hex()[..12]);
+        let target = PathBuf::from("..").join(diff_id.hex());
+        match fs::read_link(&link) {
+            Ok(t) if t == target => return Ok(link),
+            // A prefix collision: the full path still works.
+            Ok(_) => return Ok(self.layers_dir().join(diff_id.hex())),
+            Err(_) => {}
+        }
+        match std::os::unix::fs::symlink(&target, &link) {
+            Ok(()) => Ok(link),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(link),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn unpack_layer_dir(
         &self,
         desc: &Descriptor,
         diff_id: &Digest,

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use builder::build::{BuildError, BuildOptions, Event};
+use builder::build::{BuildOptions, Event};
 use image_store::Reference;
 
 use crate::context::Ctx;
@@ -166,7 +166,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     };
     let out = match builder::build::build(&store, &opts, &mut on_event) {
         Ok(o) => o,
-        Err(e @ BuildError::RunFailed { .. }) => {
+        Err(e) if e.is_run_failure() => {
             return Err(WithCode {
                 code: 1,
                 message: e.to_string(),

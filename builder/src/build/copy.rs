@@ -12,7 +12,7 @@ use dockerfile_parser::instructions::{Copy, Source};
 use super::cache::{KeyHasher, StatIndex};
 use super::lower::Lowers;
 use super::BuildError;
-use crate::context::{BuildContext, ContextError};
+use crate::context::{BuildContext, ContextError, SourceEntry};
 use crate::dockerignore::Matcher;
 
 /// One tar entry of the layer to be.
@@ -138,7 +138,19 @@ pub fn plan(
                 });
             }
             Source::Path(s) => {
-                let entries = root.ctx.source_entries(s).map_err(|e| context_err(e, s))?;
+                // The whole context (`.`): its contents, as a directory.
+                let whole = s.split('/').all(|c| c.is_empty() || c == "." || c == "..");
+                let entries: Box<dyn Iterator<Item = Result<SourceEntry, ContextError>>> = if whole
+                {
+                    Box::new(root.ctx.walk().map(|r| {
+                        r.map(|entry| SourceEntry {
+                            source: PathBuf::new(),
+                            entry,
+                        })
+                    }))
+                } else {
+                    Box::new(root.ctx.source_entries(s).map_err(|e| context_err(e, s))?)
+                };
                 for se in entries {
                     let se = se.map_err(|e| context_err(e, s))?;
                     let under = se

@@ -12,6 +12,8 @@ pub enum BuildError {
         file: String,
         line: usize,
         message: String,
+        /// A RUN command failed (not kiln): docker exits 1 for that.
+        run_failed: bool,
     },
     #[error("{0}")]
     Invalid(String),
@@ -35,23 +37,58 @@ impl BuildError {
             file: "Dockerfile".into(),
             line: cmd.span.start_line,
             message: message.into(),
+            run_failed: false,
         }
+    }
+
+    /// The build stopped because a RUN command failed.
+    pub fn is_run_failure(&self) -> bool {
+        matches!(
+            self,
+            BuildError::RunFailed { .. }
+                | BuildError::At {
+                    run_failed: true,
+                    ..
+                }
+        )
     }
 
     /// Ties an error without a location to the command it came from.
     pub fn located(self, cmd: &Command) -> BuildError {
         match self {
             BuildError::At { .. } | BuildError::Parse(_) => self,
-            other => BuildError::at(cmd, other.to_string()),
+            other => {
+                let run_failed = other.is_run_failure();
+                match BuildError::at(cmd, other.to_string()) {
+                    BuildError::At {
+                        file,
+                        line,
+                        message,
+                        ..
+                    } => BuildError::At {
+                        file,
+                        line,
+                        message,
+                        run_failed,
+                    },
+                    e => e,
+                }
+            }
         }
     }
 
     pub fn with_file(self, name: &str) -> BuildError {
         match self {
-            BuildError::At { line, message, .. } => BuildError::At {
+            BuildError::At {
+                line,
+                message,
+                run_failed,
+                ..
+            } => BuildError::At {
                 file: name.to_string(),
                 line,
                 message,
+                run_failed,
             },
             BuildError::Parse(e) => BuildError::Parse(e.with_file_name(name)),
             other => other,

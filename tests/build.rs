@@ -1,0 +1,490 @@
+//! `kiln build` end to end: each instruction and rule on the busybox base,
+//! checked by RUN steps inside the build and by `kiln inspect`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Kiln, Run};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/build")
+        .join(name)
+}
+
+/// A private copy of a fixture, so tests can edit and touch files.
+fn copy_fixture(k: &Kiln, name: &str) -> PathBuf {
+    let dest = k.dir.path().join(name);
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fixture(name))
+        .arg(&dest)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dest
+}
+
+fn with_base() -> Kiln {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    k
+}
+
+fn build(k: &Kiln, args: &[&str]) -> Run {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    k.run(&all)
+}
+
+fn inspect(k: &Kiln, name: &str) -> serde_json::Value {
+    let r = k.run(&["inspect", name]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    v[0].clone()
+}
+
+fn write(p: &Path, s: &str) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, s).unwrap();
+}
+
+#[test]
+fn metadata_instructions_set_the_config() {
+    let k = with_base();
+    let dir = fixture("instructions");
+    let r = build(
+        &k,
+        &[
+            "-t",
+            "meta",
+            "--build-arg",
+            "GREETING=hi",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let id = r.stdout.trim().to_string();
+    let i = inspect(&k, "meta");
+    assert_eq!(i["Id"], id.as_str());
+    let c = &i["Config"];
+    assert_eq!(
+        c["Env"],
+        serde_json::json!(["APP_HOME=/srv/app", "GREETING=hi"])
+    );
+    assert_eq!(c["Labels"]["org.example.team"], "kiln");
+    assert_eq!(c["Labels"]["version"], "1.0");
+    assert!(
+        c["ExposedPorts"].get("8080/tcp").is_some() && c["ExposedPorts"].get("53/udp").is_some()
+    );
+    assert!(c["Volumes"].get("/data").is_some());
+    assert_eq!(c["WorkingDir"], "/srv/app/sub");
+    assert_eq!(c["User"], "nobody");
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(c["StopSignal"], "SIGTERM");
+    assert_eq!(c["Healthcheck"]["Interval"], 30_000_000_000i64);
+    assert_eq!(c["Healthcheck"]["Retries"], 3);
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/echo"]));
+    // Exec-form CMD is not expanded, as docker.
+    assert_eq!(c["Cmd"], serde_json::json!(["$GREETING", "world"]));
+    assert_eq!(i["Author"], "someone@example.com");
+    // Only RUN/COPY/ADD make layers: the base's one layer and nothing else.
+    assert_eq!(i["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    let hist = i["History"].as_array().unwrap();
+    assert!(
+        hist.iter().skip(1).all(|h| h["empty_layer"] == true),
+        "{hist:?}"
+    );
+}
+
+fn make_archive(ctx: &Path) {
+    let tmp = ctx.join("..").join("archive-src");
+    write(&tmp.join("inside/packed.txt"), "packed\n");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&tmp)
+        .arg("-czf")
+        .arg(ctx.join("archive.tar.gz"))
+        .arg("inside")
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn copy_and_add_follow_docker_rules() {
+    let k = with_base();
+    let ctx = copy_fixture(&k, "copy-rules").join("ctx");
+    make_archive(&ctx);
+    build(&k, &["-t", "copies", ctx.to_str().unwrap()]).ok();
+    let r = build(&k, &["-f", "-", ctx.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "no Dockerfile on stdin must fail");
+}
+
+#[test]
+fn heredocs_in_run_and_copy() {
+    let k = with_base();
+    build(&k, &["-t", "here", fixture("heredoc").to_str().unwrap()]).ok();
+}
+
+#[test]
+fn multi_stage_copy_from_name_and_index_and_target_skips_unneeded_stages() {
+    let k = with_base();
+    let dir = fixture("multistage");
+    // The stage `broken` fails if it runs; the target does not need it.
+    let r = build(
+        &k,
+        &["-t", "multi", "--target", "final", dir.to_str().unwrap()],
+    )
+    .ok();
+    assert!(!r.stderr.contains("exit 7"), "{}", r.stderr);
+    // The default target is the last stage too, and it still skips `broken`.
+    build(&k, &[dir.to_str().unwrap()]).ok();
+    // Asking for the broken stage builds it and fails with its exit code.
+    let r = build(&k, &["--target", "broken", dir.to_str().unwrap()]).code(1);
+    assert!(
+        r.stderr.contains("exit 7") && r.stderr.contains("exit code 7"),
+        "{}",
+        r.stderr
+    );
+    let r = build(&k, &["--target", "nosuch", dir.to_str().unwrap()]).code(125);
+    assert!(r.stderr.contains("nosuch"));
+}
+
+#[test]
+fn dockerignore_rules_apply_end_to_end() {
+    let k = with_base();
+    let ctx = copy_fixture(&k, "dockerignore").join("ctx");
+    build(&k, &["-t", "ign", ctx.to_str().unwrap()]).ok();
+    // A missing source names the pattern that excluded it.
+    write(&ctx.join("Dockerfile"), "FROM busybox\nCOPY secret.key /\n");
+    let r = build(&k, &[ctx.to_str().unwrap()]).code(125);
+    assert!(r.stderr.contains("secret.key"), "{}", r.stderr);
+    assert!(r.stderr.contains("secret*"), "{}", r.stderr);
+    assert!(r.stderr.contains("Dockerfile:2"), "{}", r.stderr);
+}
+
+#[test]
+fn onbuild_triggers_run_once_and_are_not_inherited() {
+    let k = with_base();
+    let tar = common::busybox_tar().to_str().unwrap().to_string();
+    k.run(&[
+        "import",
+        "-c",
+        "ONBUILD RUN touch /triggered",
+        &tar,
+        "onbuild-base",
+    ])
+    .ok();
+    build(&k, &["-t", "child", fixture("onbuild").to_str().unwrap()]).ok();
+    let i = inspect(&k, "child");
+    assert!(
+        i["Config"].get("OnBuild").is_none_or(|v| v.is_null()),
+        "{}",
+        i["Config"]
+    );
+    // A grandchild does not run the trigger again.
+    let gc = k.dir.path().join("grandchild");
+    write(
+        &gc.join("Dockerfile"),
+        "FROM child\nRUN test -f /triggered\n",
+    );
+    let r = build(&k, &["-t", "grandchild", gc.to_str().unwrap()]).ok();
+    assert!(!r.stderr.contains("touch /triggered"), "{}", r.stderr);
+}
+
+#[test]
+fn secrets_stay_out_of_layers_and_cache_mounts_persist() {
+    let k = with_base();
+    let secret = k.dir.path().join("token");
+    std::fs::write(&secret, "s3cr3t").unwrap();
+    let dir = fixture("secret-cache");
+    let sec = format!("id=token,src={}", secret.display());
+    build(&k, &["-t", "sec", "--secret", &sec, dir.to_str().unwrap()]).ok();
+    build(
+        &k,
+        &[
+            "--no-cache",
+            "-t",
+            "sec",
+            "--secret",
+            &sec,
+            dir.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    // Nothing in any layer holds the secret, and no /run/secrets stub.
+    let i = inspect(&k, "sec");
+    for l in i["RootFS"]["Layers"].as_array().unwrap() {
+        let hex = l.as_str().unwrap().trim_start_matches("sha256:");
+        let data = std::fs::read(k.root().join("blobs/sha256").join(hex)).unwrap();
+        assert!(
+            !data.windows(6).any(|w| w == b"s3cr3t"),
+            "secret leaked into {hex}"
+        );
+        let mut a = tar::Archive::new(&data[..]);
+        for e in a.entries().unwrap() {
+            let p = e.unwrap().path().unwrap().to_string_lossy().into_owned();
+            assert!(!p.starts_with("run/secrets"), "{p} in {hex}");
+            assert!(!p.starts_with("cache"), "{p} in {hex}");
+        }
+    }
+    // The cache mount kept its file across the two builds: count is 2.
+    let f = k.dir.path().join("count-check");
+    write(
+        &f.join("Dockerfile"),
+        "FROM sec\nRUN test \"$(cat /count.txt)\" = 2\n",
+    );
+    build(&k, &[f.to_str().unwrap()]).ok();
+    let r = build(&k, &["--no-cache", dir.to_str().unwrap()]).code(125);
+    assert!(r.stderr.contains("secret token not found"), "{}", r.stderr);
+}
+
+const CACHE_DF: &str = "FROM busybox
+ENV A=1
+COPY one.txt /one.txt
+RUN cat /one.txt > /copy-of-one
+COPY two.txt /two.txt
+ARG LATE=x
+RUN echo $LATE > /late
+";
+
+fn cache_ctx(k: &Kiln) -> PathBuf {
+    let ctx = k.dir.path().join("cachectx");
+    write(&ctx.join("Dockerfile"), CACHE_DF);
+    write(&ctx.join("one.txt"), "one\n");
+    write(&ctx.join("two.txt"), "two\n");
+    ctx
+}
+
+fn hits(r: &Run) -> usize {
+    r.stderr.matches("Using cache").count()
+}
+
+#[test]
+fn cache_hits_and_misses_follow_the_inputs() {
+    let k = with_base();
+    let ctx = cache_ctx(&k);
+    let c = ctx.to_str().unwrap();
+    let first = build(&k, &["-t", "c", c]).ok();
+    assert_eq!(hits(&first), 0);
+    let id = first.stdout.trim().to_string();
+
+    // Unchanged: every step a hit, the same image ID.
+    let again = build(&k, &["-t", "c", c]).ok();
+    assert_eq!(hits(&again), 5, "{}", again.stderr);
+    assert_eq!(again.stdout.trim(), id);
+
+    // An mtime alone changes nothing.
+    let st = Command::new("touch")
+        .arg("-d")
+        .arg("2001-01-01")
+        .arg(ctx.join("two.txt"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let touched = build(&k, &["-t", "c", c]).ok();
+    assert_eq!(hits(&touched), 5, "{}", touched.stderr);
+    assert_eq!(touched.stdout.trim(), id);
+
+    // One changed byte: that COPY and everything after miss, earlier hit.
+    write(&ctx.join("two.txt"), "tw0\n");
+    let edited = build(&k, &["-t", "c", c]).ok();
+    assert_eq!(hits(&edited), 3, "{}", edited.stderr);
+    assert!(
+        edited.stderr.contains("Cache miss at line 5"),
+        "{}",
+        edited.stderr
+    );
+    assert_ne!(edited.stdout.trim(), id);
+
+    // A build arg used only by the last step: only that step misses.
+    let arg = build(&k, &["-t", "c", "--build-arg", "LATE=y", c]).ok();
+    assert_eq!(hits(&arg), 4, "{}", arg.stderr);
+    assert!(
+        arg.stderr.contains("Cache miss at line 7"),
+        "{}",
+        arg.stderr
+    );
+
+    // --no-cache runs everything.
+    let nc = build(&k, &["--no-cache", "-t", "c", c]).ok();
+    assert_eq!(hits(&nc), 0);
+}
+
+#[test]
+fn layer_limit_is_enforced_before_any_step_runs() {
+    let k = with_base();
+    let dir = k.dir.path().join("many");
+    let mut df = String::from("FROM busybox\n");
+    for i in 0..127 {
+        df.push_str(&format!("RUN echo {i} > /f{i}\n"));
+    }
+    write(&dir.join("Dockerfile"), &df);
+    // busybox has 1 layer: 127 RUNs make 128 layers.
+    let r = build(&k, &[dir.to_str().unwrap()]).code(125);
+    assert!(r.stderr.contains("Dockerfile:128:"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("would produce 128 layers; the limit is 127"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("STEP"), "no step may run: {}", r.stderr);
+
+    // --squash lets it through as base + 1 layer.
+    let r = build(&k, &["--squash", "-t", "squashed", dir.to_str().unwrap()]).ok();
+    let _ = r;
+    let i = inspect(&k, "squashed");
+    assert_eq!(i["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+    let check = k.dir.path().join("check-squash");
+    write(
+        &check.join("Dockerfile"),
+        "FROM squashed\nRUN test \"$(cat /f0)\" = 0 && test \"$(cat /f126)\" = 126\n",
+    );
+    build(&k, &[check.to_str().unwrap()]).ok();
+
+    // 126 RUNs: 127 layers, built and usable.
+    let mut df = String::from("FROM busybox\n");
+    for i in 0..126 {
+        df.push_str(&format!("RUN echo {i} > /f{i}\n"));
+    }
+    write(&dir.join("Dockerfile"), &df);
+    build(&k, &["-t", "tall", dir.to_str().unwrap()]).ok();
+    let i = inspect(&k, "tall");
+    assert_eq!(i["RootFS"]["Layers"].as_array().unwrap().len(), 127);
+}
+
+#[test]
+fn source_date_epoch_makes_builds_reproducible() {
+    let k = with_base();
+    let ctx = cache_ctx(&k);
+    let c = ctx.to_str().unwrap();
+    let a = build(
+        &k,
+        &[
+            "--no-cache",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            c,
+        ],
+    )
+    .ok();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let st = Command::new("touch")
+        .arg(ctx.join("one.txt"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let b = build(
+        &k,
+        &[
+            "--no-cache",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            c,
+        ],
+    )
+    .ok();
+    assert_eq!(
+        a.stdout.trim(),
+        b.stdout.trim(),
+        "{}\n{}",
+        a.stderr,
+        b.stderr
+    );
+}
+
+#[test]
+fn a_failing_run_reports_and_leaves_no_image() {
+    let k = with_base();
+    let dir = k.dir.path().join("fail");
+    write(
+        &dir.join("Dockerfile"),
+        "FROM busybox\nRUN echo partial > /p\nRUN sh -c 'exit 3'\n",
+    );
+    let before = k.run(&["images", "-q"]).ok().stdout;
+    let r = build(&k, &["-t", "failed", dir.to_str().unwrap()]).code(1);
+    assert!(r.stderr.contains("Dockerfile:3"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("exit 3") && r.stderr.contains("exit code 3"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(k.run(&["images", "-q"]).ok().stdout, before);
+    let scratch = k.root().join("kiln/build");
+    let left = std::fs::read_dir(&scratch).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "scratch directories left in {}", scratch.display());
+}
+
+#[test]
+fn parse_errors_name_file_line_and_column() {
+    let k = with_base();
+    let dir = k.dir.path().join("bad");
+    write(
+        &dir.join("Dockerfile"),
+        "FROM busybox\nFOO bar\nCOPY onlyone\n",
+    );
+    let r = build(&k, &[dir.to_str().unwrap()]).code(125);
+    assert!(r.stderr.contains("Dockerfile:2"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unknown instruction: FOO"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("Dockerfile:3"),
+        "both errors reported: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn stdin_dockerfile_quiet_and_iidfile() {
+    let k = with_base();
+    let iid = k.dir.path().join("iid");
+    let r = k
+        .run_stdin(
+            &[
+                "build",
+                "-q",
+                "--iidfile",
+                iid.to_str().unwrap(),
+                "-t",
+                "fromstdin",
+                "-",
+            ],
+            b"FROM busybox\nRUN echo hi > /hi\n",
+        )
+        .ok();
+    let id = r.stdout.trim();
+    assert!(
+        id.starts_with("sha256:") && r.stdout.lines().count() == 1,
+        "{}",
+        r.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    assert_eq!(inspect(&k, "fromstdin")["Id"], id);
+}
+
+#[test]
+fn print_ast_matches_buildkit_dump() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/conformance/buildkit/parser/testfiles");
+    let k = Kiln::new();
+    for case in ["env", "json", "escape"] {
+        let df = corpus.join(case).join("Dockerfile");
+        let r = k
+            .run(&[
+                "build",
+                "--print-ast",
+                "-f",
+                df.to_str().unwrap(),
+                corpus.join(case).to_str().unwrap(),
+            ])
+            .ok();
+        let want = std::fs::read_to_string(corpus.join(case).join("result")).unwrap();
+        assert_eq!(r.stdout, want, "{case}");
+    }
+}
