@@ -42,4 +42,10 @@ skopeo inspect --raw "oci:$KILN_ROOT:localhost/busybox:latest"
 echo
 echo "==> kiln rmi demo/busybox:1.0"
 "$KILN" rmi demo/busybox:1.0
+
+echo "==> kiln build -t demo/hello examples/hello"
+"$KILN" build -t demo/hello examples/hello
+echo "==> the same build again: every step comes from the cache"
+time "$KILN" build -q -t demo/hello examples/hello
+"$KILN" history demo/hello
 echo "==> done"
