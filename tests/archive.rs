@@ -292,3 +292,51 @@ fn onbuild_and_healthcheck_survive_save_and_load() {
         assert_eq!(c["Shell"], serde_json::json!(["/bin/ash", "-c"]), "{fmt}");
     }
 }
+
+#[test]
+fn loading_a_1gb_archive_keeps_memory_bounded() {
+    require_tool("/usr/bin/time");
+    let k = Kiln::new();
+    // A rootfs with one 1 GiB file; tar reads every byte of it.
+    let rootfs = k.dir.path().join("big-rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let f = std::fs::File::create(rootfs.join("big.bin")).unwrap();
+    f.set_len(1 << 30).unwrap();
+    let tar = k.dir.path().join("big-rootfs.tar");
+    ok(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    std::fs::remove_dir_all(&rootfs).unwrap();
+    k.run(&["import", tar.to_str().unwrap(), "big"]).ok();
+    std::fs::remove_file(&tar).unwrap();
+    let archive = k.dir.path().join("big.tar");
+    k.run(&["save", "-o", archive.to_str().unwrap(), "big"])
+        .ok();
+    assert!(std::fs::metadata(&archive).unwrap().len() > 1 << 30);
+
+    let target = Kiln::new();
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(common::kiln_bin())
+        .arg("--root")
+        .arg(target.root())
+        .args(["load", "-i"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let kb: u64 = stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .expect("time -v reports the peak RSS")
+        .parse()
+        .unwrap();
+    assert!(kb < 100 * 1024, "peak RSS {kb} kB loading a 1 GiB archive");
+}
