@@ -85,6 +85,49 @@ impl Cache {
     }
 }
 
+impl Cache {
+    fn probe_path(&self, probe: &str) -> PathBuf {
+        self.dir
+            .parent()
+            .unwrap_or(&self.dir)
+            .join("cache-probes")
+            .join(format!("{}.json", &probe[..32]))
+    }
+
+    /// The inputs a step with this parent and text read last time.
+    pub fn probe(&self, probe: &str) -> Option<Vec<(String, String)>> {
+        let data = fs::read(self.probe_path(probe)).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    /// Best effort: a lost probe only makes a miss less well explained.
+    pub fn put_probe(&self, probe: &str, inputs: &[(String, String)]) {
+        let p = self.probe_path(probe);
+        if let Some(d) = p.parent() {
+            let _ = fs::create_dir_all(d);
+        }
+        if let Ok(data) = serde_json::to_vec(inputs) {
+            let _ = image_store::write_atomic(&p, &data);
+        }
+    }
+}
+
+/// The first input that differs between two runs of a step, in words.
+pub fn changed_input(old: &[(String, String)], new: &[(String, String)]) -> Option<String> {
+    let before: HashMap<&str, &str> = old.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let after: HashMap<&str, &str> = new.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for (k, v) in new {
+        match before.get(k.as_str()) {
+            None => return Some(format!("{k} is new")),
+            Some(o) if o != v => return Some(format!("{k} changed")),
+            _ => {}
+        }
+    }
+    old.iter()
+        .find(|(k, _)| !after.contains_key(k.as_str()))
+        .map(|(k, _)| format!("{k} is gone"))
+}
+
 /// Content hashes of context files, keyed by what `stat` says, like git's
 /// index: a file whose size, mtime, ctime, inode and mode are unchanged is
 /// not read again.

@@ -46,6 +46,8 @@ pub struct SourceRoot<'a> {
     /// Hash file contents through this index (the build context); `None`
     /// for a stage or image, whose key already covers its content.
     pub index: Option<&'a mut StatIndex>,
+    /// (path, content hash) of every context file read, to explain a miss.
+    pub inputs: Vec<(String, String)>,
 }
 
 pub struct CopyParams<'a> {

@@ -503,7 +503,7 @@ impl Builder<'_> {
             state.config.config = Some(cfg);
             state.config.author = author;
             let k = key.finish();
-            let rec = self.lookup_or(state, &k, cmd, |b| {
+            let rec = self.lookup_or(state, &k, cmd, &[], |b| {
                 Ok(Record {
                     created: b.now.clone(),
                     layer: None,
@@ -538,13 +538,18 @@ impl Builder<'_> {
     }
 
     /// A cached record for `key`, or a fresh one from `make` (then stored).
+    /// `inputs` (files and args the step read) explain a first miss.
     fn lookup_or(
         &mut self,
         state: &mut State,
         key: &str,
         cmd: &Command,
+        inputs: &[(String, String)],
         make: impl FnOnce(&mut Self) -> Result<Record, BuildError>,
     ) -> Result<Record, BuildError> {
+        let probe = cache::KeyHasher::new(&state.key)
+            .part("probe", cmd.original.trim().as_bytes())
+            .clone_finish();
         if state.cache_ok {
             if let Some(rec) = self.cache.get(self.store, key) {
                 self.emit(Event::CacheHit);
@@ -552,7 +557,16 @@ impl Builder<'_> {
             }
             state.cache_ok = false;
             if !self.opts.no_cache {
-                let reason = format!("line {}: {}", cmd.span.start_line, cmd.original.trim());
+                let why = match self.cache.probe(&probe) {
+                    None => "new instruction, or an earlier step changed".to_string(),
+                    Some(old) => cache::changed_input(&old, inputs)
+                        .unwrap_or_else(|| "the instruction changed".to_string()),
+                };
+                let reason = format!(
+                    "line {}: {} ({why})",
+                    cmd.span.start_line,
+                    cmd.original.trim()
+                );
                 self.emit(Event::CacheMiss { reason });
             }
         }
@@ -560,6 +574,7 @@ impl Builder<'_> {
         self.cache
             .put(key, &rec)
             .map_err(|e| BuildError::Io(self.store.kiln_dir().join("roots"), e))?;
+        self.cache.put_probe(&probe, inputs);
         Ok(rec)
     }
 
@@ -639,6 +654,7 @@ impl Builder<'_> {
                     now: self.now_secs,
                 };
                 // Sources: the context, or a stage/image view.
+                let mut inputs = Vec::new();
                 let mut _view = None;
                 let mut _owned_ctx = None;
                 let planned = match &c.from {
@@ -649,9 +665,12 @@ impl Builder<'_> {
                         let mut root = copy::SourceRoot {
                             ctx,
                             index: self.index.as_mut(),
+                            inputs: Vec::new(),
                         };
-                        copy::plan(&params, &mut root, &lowers, &mut key)
-                            .map_err(|e| e.located(cmd))?
+                        let planned = copy::plan(&params, &mut root, &lowers, &mut key)
+                            .map_err(|e| e.located(cmd))?;
+                        inputs = root.inputs;
+                        planned
                     }
                     Some(from) => {
                         let from = self
@@ -667,14 +686,18 @@ impl Builder<'_> {
                             .map_err(|e| BuildError::Invalid(e.to_string()))?;
                         _view = Some(v);
                         let ctx = _owned_ctx.insert(ctx);
-                        let mut root = copy::SourceRoot { ctx, index: None };
+                        let mut root = copy::SourceRoot {
+                            ctx,
+                            index: None,
+                            inputs: Vec::new(),
+                        };
                         copy::plan(&params, &mut root, &lowers, &mut key)
                             .map_err(|e| e.located(cmd))?
                     }
                 };
                 let k = key.finish();
                 let clamp = self.opts.source_date_epoch;
-                let rec = self.lookup_or(state, &k, cmd, |b| {
+                let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
                     let mut w = b.store.blob_writer()?;
                     copy::write_layer(&planned, &mut w, clamp).map_err(|e| e.located(cmd))?;
                     let (digest, size) = w.commit(None)?;
@@ -690,7 +713,12 @@ impl Builder<'_> {
                 let network = self.network_for(instr);
                 let snapshot = state.clone();
                 let state_ref = &snapshot;
-                let rec = self.lookup_or(state, &k, cmd, |b| {
+                let inputs: Vec<(String, String)> = state
+                    .args
+                    .iter()
+                    .map(|(n, v)| (format!("build arg {n}"), v.clone()))
+                    .collect();
+                let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
                     let state = state_ref;
                     let lowers = b.lowers(state)?;
                     let dir = b.scratch.join(format!("run-{}", b.step));
