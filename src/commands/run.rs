@@ -419,12 +419,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
             let _ = ctr::remove_dir(&store, &id);
         } else {
             rec.state = State::Exited;
-            rec.exit_code = Some(
-                result
-                    .as_ref()
-                    .err()
-                    .map_or(125, crate::exit::code_of) as i32,
-            );
+            rec.exit_code = Some(result.as_ref().err().map_or(125, crate::exit::code_of) as i32);
             rec.finished = Some(image_store::model::now());
             let _ = ctr::save(&store, &rec);
         }
