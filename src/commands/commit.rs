@@ -46,8 +46,8 @@ impl Drop for Paused {
     }
 }
 
-fn pause(c: &image_store::containers::Container) -> Paused {
-    let Some(pid) = c.pid.filter(|_| ctr::is_running(c)) else {
+fn pause(store: &image_store::Store, c: &image_store::containers::Container) -> Paused {
+    let Some(pid) = ctr::init_pid(store, c) else {
         return Paused(Vec::new());
     };
     let mut stopped = Vec::new();
@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx, args: CommitArgs) -> Result<Status> {
     std::fs::create_dir_all(&upper)?;
     let (digest, size) = {
         let _paused = if args.pause {
-            pause(&c)
+            pause(&store, &c)
         } else {
             Paused(Vec::new())
         };

@@ -177,7 +177,7 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
                         "cannot remove container {name}: it is running (stop it first or use rm -f)"
                     );
                 }
-                let _ = ctr::signal(&c, libc::SIGKILL);
+                let _ = ctr::signal(&store, &c, libc::SIGKILL);
                 if !wait_stopped(&store, &c, Duration::from_secs(10)) {
                     bail!("container {name} did not stop after SIGKILL");
                 }
@@ -280,9 +280,9 @@ pub fn stop(ctx: &Ctx, args: StopArgs) -> Result<Status> {
                 .transpose()?
                 .unwrap_or(libc::SIGTERM),
         };
-        ctr::signal(&c, sig)?;
+        ctr::signal(&store, &c, sig)?;
         if !wait_stopped(&store, &c, Duration::from_secs(args.time)) {
-            let _ = ctr::signal(&c, libc::SIGKILL);
+            let _ = ctr::signal(&store, &c, libc::SIGKILL);
             if !wait_stopped(&store, &c, Duration::from_secs(10)) {
                 bail!("container {name} did not stop after SIGKILL");
             }
@@ -296,6 +296,6 @@ pub fn kill(ctx: &Ctx, args: KillArgs) -> Result<Status> {
     let sig = ctr::parse_signal(&args.signal)?;
     each(&args.containers, |name| {
         let c = ctr::find(&store, name)?;
-        ctr::signal(&c, sig)
+        ctr::signal(&store, &c, sig)
     })
 }

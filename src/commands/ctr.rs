@@ -19,6 +19,8 @@ pub const MONITOR_PID_FILE: &str = "monitor.pid";
 /// mount points the image lacks, so the runner does not create them in the
 /// upper directory and `commit` does not pick them up.
 pub const INIT_DIR: &str = "init";
+/// The external runtime's path, for containers run with `--runtime`.
+pub const RUNTIME_FILE: &str = "runtime";
 
 /// 64 random hex digits.
 pub fn new_id() -> Result<String> {
@@ -228,11 +230,45 @@ pub fn init_stub(init: &Path, rel: &str, dir: bool) -> Result<()> {
     res.with_context(|| format!("creating {}", p.display()))
 }
 
-/// Sends `sig` to the container's init.
-pub fn signal(c: &Container, sig: i32) -> Result<()> {
+/// The external OCI runtime a container runs under (`--runtime`), if any;
+/// its recorded pid is then the runtime's `run` process, not the init.
+pub fn external_runtime(store: &Store, c: &Container) -> Option<PathBuf> {
+    fs::read_to_string(store.container_dir(&c.id).join(RUNTIME_FILE))
+        .ok()
+        .map(|s| PathBuf::from(s.trim()))
+}
+
+/// The container's init as seen from the host.
+pub fn init_pid(store: &Store, c: &Container) -> Option<i32> {
+    let pid = c.pid.filter(|_| is_running(c))?;
+    let Some(rt) = external_runtime(store, c) else {
+        return Some(pid);
+    };
+    let out = std::process::Command::new(rt)
+        .args(["state", &c.id])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["pid"].as_i64().map(|p| p as i32).filter(|p| *p > 0)
+}
+
+/// Sends `sig` to the container's init (through `RUNTIME kill` for an
+/// external runtime, whose `run` process would not pass SIGKILL on).
+pub fn signal(store: &Store, c: &Container, sig: i32) -> Result<()> {
     let Some(pid) = c.pid.filter(|_| is_running(c)) else {
         bail!("container {} is not running", c.name);
     };
+    if let Some(rt) = external_runtime(store, c) {
+        let st = std::process::Command::new(&rt)
+            .args(["kill", &c.id, &sig.to_string()])
+            .status()
+            .with_context(|| format!("running {}", rt.display()))?;
+        if !st.success() {
+            bail!("{} kill {} failed", rt.display(), c.id);
+        }
+        return Ok(());
+    }
     runner::kill(pid, sig).with_context(|| format!("signalling container {}", c.name))
 }
 

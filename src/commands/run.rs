@@ -406,6 +406,13 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
     };
     let dir = ctr::create(&store, &mut rec, args.name.as_deref())?;
     let result = (|| -> Result<Status> {
+        if let Some(rt) = &args.runtime {
+            fs::write(
+                dir.join(ctr::RUNTIME_FILE),
+                rt.as_os_str().as_encoded_bytes(),
+            )
+            .context("recording the runtime")?;
+        }
         if prepare_init_layer(&dir, &lowers, &mounts)? {
             lowers.push(dir.join(ctr::INIT_DIR));
         }
