@@ -48,4 +48,22 @@ echo "==> kiln build -t demo/hello examples/hello"
 echo "==> the same build again: every step comes from the cache"
 time "$KILN" build -q -t demo/hello examples/hello
 "$KILN" history demo/hello
+if [ "$(id -u)" = 0 ]; then
+  echo "==> kiln run --rm busybox sh -c 'echo pid \$\$ on \$(hostname)'"
+  "$KILN" run --rm busybox sh -c 'echo pid $$ on $(hostname)'
+  echo "==> kiln run --name demo ... ; kiln commit demo busybox:changed"
+  "$KILN" run --name demo busybox sh -c 'echo hello > /greeting; rm /bin/vi'
+  "$KILN" commit -m "add a greeting" demo busybox:changed
+  "$KILN" run --rm busybox:changed cat /greeting
+  echo "==> kiln export demo | tar t | grep -E '^(greeting|bin/vi)\$'"
+  "$KILN" export demo | tar t | grep -E '^(greeting|bin/vi)$'
+  echo "==> kiln run -d, ps, logs, stop, rm"
+  "$KILN" run -d --name bg busybox sh -c 'echo started; exec sleep 60'
+  sleep 0.5
+  "$KILN" ps
+  "$KILN" logs bg
+  "$KILN" stop -t 1 bg
+  "$KILN" ps -a
+  "$KILN" rm bg demo
+fi
 echo "==> done"

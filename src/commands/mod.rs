@@ -4,6 +4,7 @@
 pub mod build;
 pub mod commit;
 pub mod containers;
+mod ctr;
 pub mod export;
 mod history;
 mod images;

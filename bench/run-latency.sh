@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# bench/run-latency.sh: start-to-exit latency of /bin/true in the busybox
+# image, as ../shared/bench/w5-run-latency.sh measures it: `kiln run --rm`
+# against `runc run -b BUNDLE` (and crun when installed) on an `umoci unpack`ed
+# bundle of the same image. hyperfine -N, 3 warmups, 50 runs. Root only.
+#   KILN=target/release/kiln bench/run-latency.sh
+# Needs: hyperfine umoci runc busybox-static (crun optional).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KILN=${KILN:-$PWD/target/release/kiln}
+W=${BENCH_DIR:-/tmp/kiln-bench-run}
+RUNS=${RUNS:-50}
+rm -rf "$W"
+mkdir -p "$W"
+fixtures/make-busybox-rootfs.sh "$W/rootfs" "$W/busybox.tar" >/dev/null
+K="$KILN --root $W/store"
+$K import "$W/busybox.tar" busybox >/dev/null
+$K run --rm localhost/busybox:latest /bin/true   # unpacks the layer once
+
+umoci unpack --image "$W/store:localhost/busybox:latest" "$W/bundle" >/dev/null
+# /bin/true, no terminal, as the shared harness does.
+python3 - "$W/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["args"] = ["/bin/true"]
+c["process"]["terminal"] = False
+json.dump(c, open(p, "w"))
+PY
+
+cmds=(-n kiln "$K run --rm localhost/busybox:latest /bin/true"
+      -n runc "runc run -b $W/bundle kiln-bench-runc")
+if command -v crun >/dev/null; then
+  cmds+=(-n crun "crun run -b $W/bundle kiln-bench-crun")
+fi
+hyperfine -N --warmup 3 --runs "$RUNS" --export-markdown "$W/results.md" "${cmds[@]}"
+cat "$W/results.md"

@@ -1,0 +1,487 @@
+//! `kiln run` and the container commands end to end: real containers of the
+//! busybox image on this machine (root only; skipped otherwise).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{require_tool, Kiln};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A store with busybox imported as `busybox`, or None when not root.
+fn setup() -> Option<Kiln> {
+    if !is_root() {
+        eprintln!("skipping: containers need root (CI runs these as root)");
+        return None;
+    }
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    Some(k)
+}
+
+fn out(k: &Kiln, args: &[&str]) -> String {
+    k.run(args).ok().stdout
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pid_1_hostname_proc_and_network() {
+    let Some(k) = setup() else { return };
+    assert_eq!(
+        out(&k, &["run", "--rm", "busybox", "sh", "-c", "echo $$"]),
+        "1\n"
+    );
+    // /proc shows only the container's processes: ls itself is pid 1.
+    let procs = out(&k, &["run", "--rm", "busybox", "ls", "/proc"]);
+    let pids: Vec<&str> = procs
+        .split_whitespace()
+        .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(pids, ["1"], "{procs}");
+    assert_eq!(
+        out(&k, &["run", "--rm", "busybox", "ls", "/sys/class/net"]),
+        "lo\n"
+    );
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "ls",
+                "/sys/class/net"
+            ]
+        ),
+        "lo\n"
+    );
+    let host_ifaces = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let n = out(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ],
+    );
+    assert_eq!(n.lines().count(), host_ifaces, "{n}");
+    // The default host name is the short container ID.
+    let h = out(&k, &["run", "--name", "h1", "busybox", "hostname"]);
+    let id = out(&k, &["ps", "-a", "-q"]);
+    assert_eq!(h.trim(), id.trim());
+    assert_eq!(h.trim().len(), 12);
+    let full = out(&k, &["ps", "-a", "-q", "--no-trunc"]);
+    assert!(full.trim().starts_with(h.trim()) && full.trim().len() == 64);
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--hostname",
+                "box",
+                "busybox",
+                "sh",
+                "-c",
+                "hostname; echo $HOSTNAME; cat /etc/hostname"
+            ]
+        ),
+        "box\nbox\nbox\n"
+    );
+    k.run(&["run", "--rm", "--network", "bridge", "busybox", "true"])
+        .code(125);
+}
+
+#[test]
+fn exit_codes() {
+    let Some(k) = setup() else { return };
+    k.run(&["run", "--rm", "busybox", "true"]).code(0);
+    k.run(&["run", "--rm", "busybox", "sh", "-c", "exit 3"])
+        .code(3);
+    let r = k.run(&["run", "--rm", "busybox", "/etc/passwd"]).code(126);
+    assert!(r.stderr.contains("/etc/passwd"), "{}", r.stderr);
+    let r = k.run(&["run", "--rm", "busybox", "no-such-cmd"]).code(127);
+    assert!(r.stderr.contains("no-such-cmd"), "{}", r.stderr);
+    let r = k.run(&["run", "--rm", "no-such-image", "true"]).code(125);
+    assert!(r.stderr.contains("no-such-image"), "{}", r.stderr);
+    k.run(&["run", "--rm", "--memory", "lots", "busybox", "true"])
+        .code(125);
+    // None of the --rm runs left a record.
+    assert_eq!(out(&k, &["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn killed_from_outside_is_137() {
+    let Some(k) = setup() else { return };
+    // `kiln kill` of a foreground container.
+    let mut child = k
+        .cmd()
+        .args(["run", "--name", "sleeper", "busybox", "sleep", "100"])
+        .spawn()
+        .unwrap();
+    wait_for("the container to run", || {
+        out(&k, &["ps", "-q"]).lines().count() == 1
+    });
+    k.run(&["kill", "sleeper"]).ok();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(137));
+    let ps = out(&k, &["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    // kill -9 of the container's pid 1 from the host.
+    let mut child = k
+        .cmd()
+        .args(["run", "--rm", "busybox", "sleep", "100"])
+        .spawn()
+        .unwrap();
+    let mut pid = 0;
+    wait_for("the container's pid", || {
+        let rec = std::fs::read_dir(k.root().join("kiln/containers"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("container.json")).ok())
+            .filter_map(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+            .find(|v| v["state"] == "running" && v["pid"].is_i64());
+        if let Some(v) = rec {
+            pid = v["pid"].as_i64().unwrap() as i32;
+        }
+        pid > 0
+    });
+    // SAFETY: kill(2) of the container's init.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(137));
+}
+
+#[test]
+fn sigterm_reaches_pid_1() {
+    let Some(k) = setup() else { return };
+    let mut child = k
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    // SAFETY: kill(2) of our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(lines.next().unwrap().unwrap(), "got TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+}
+
+#[test]
+fn read_only_and_volumes() {
+    let Some(k) = setup() else { return };
+    k.run(&["run", "--rm", "--read-only", "busybox", "touch", "/x"])
+        .code(1);
+    k.run(&["run", "--rm", "busybox", "touch", "/x"]).ok();
+    let vol = k.dir.path().join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    std::fs::write(vol.join("from-host"), "host\n").unwrap();
+    let spec = format!("{}:/data", vol.display());
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &spec,
+                "busybox",
+                "sh",
+                "-c",
+                "cat /data/from-host; echo ctr > /data/from-ctr"
+            ]
+        ),
+        "host\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(vol.join("from-ctr")).unwrap(),
+        "ctr\n"
+    );
+    let ro = format!("{}:/data:ro", vol.display());
+    k.run(&["run", "--rm", "-v", &ro, "busybox", "touch", "/data/x"])
+        .code(1);
+    // A read-only rootfs still gets writable volumes and tmpfs.
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--read-only",
+                "--tmpfs",
+                "/scratch",
+                "-v",
+                &spec,
+                "busybox",
+                "sh",
+                "-c",
+                "touch /scratch/a /data/b && echo ok"
+            ]
+        ),
+        "ok\n"
+    );
+    // A missing host directory is created, as docker does.
+    let missing = k.dir.path().join("new/dir");
+    let spec = format!("{}:/m", missing.display());
+    k.run(&["run", "--rm", "-v", &spec, "busybox", "touch", "/m/f"])
+        .ok();
+    assert!(missing.join("f").exists());
+    k.run(&["run", "--rm", "-v", "relative:/m", "busybox", "true"])
+        .code(125);
+}
+
+#[test]
+fn user_env_workdir() {
+    let Some(k) = setup() else { return };
+    assert_eq!(
+        out(&k, &["run", "--rm", "-u", "nobody", "busybox", "id", "-u"]),
+        "65534\n"
+    );
+    assert_eq!(
+        out(&k, &["run", "--rm", "-u", "1234:5678", "busybox", "id"]),
+        "uid=1234 gid=5678\n"
+    );
+    let tar = common::busybox_tar().to_str().unwrap().to_string();
+    k.run(&[
+        "import",
+        "-c",
+        "ENV FOO=from-image BAR=image",
+        "-c",
+        "USER nobody",
+        "-c",
+        "WORKDIR /srv/app",
+        "-c",
+        "CMD [\"sh\", \"-c\", \"echo $FOO $BAR; id -u; pwd\"]",
+        &tar,
+        "configured",
+    ])
+    .ok();
+    assert_eq!(
+        out(&k, &["run", "--rm", "configured"]),
+        "from-image image\n65534\n/srv/app\n"
+    );
+    // Flags override the image config; `-e K` takes the host's value.
+    let env_file = k.dir.path().join("env");
+    std::fs::write(&env_file, "# comment\nBAR=file\n\nFILE_ONLY=1\n").unwrap();
+    let r = k
+        .cmd()
+        .env("FROM_HOST", "host-value")
+        .args([
+            "run",
+            "--rm",
+            "-e",
+            "FOO=flag",
+            "-e",
+            "FROM_HOST",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "-u",
+            "0",
+            "-w",
+            "/tmp",
+            "configured",
+            "sh",
+            "-c",
+            "echo $FOO $BAR $FILE_ONLY $FROM_HOST; id -u; pwd; echo $PATH; echo $HOME",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        "flag file 1 host-value\n0\n/tmp\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n/root\n",
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    // --entrypoint clears the image CMD; arguments after the image replace it.
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--entrypoint",
+                "echo",
+                "configured",
+                "a",
+                "b"
+            ]
+        ),
+        "a b\n"
+    );
+    assert_eq!(
+        out(&k, &["run", "--rm", "--entrypoint", "pwd", "configured"]),
+        "/srv/app\n"
+    );
+}
+
+#[test]
+fn no_mounts_left_on_the_host() {
+    let Some(k) = setup() else { return };
+    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    k.run(&["run", "--rm", "busybox", "true"]).ok();
+    k.run(&[
+        "run",
+        "--name",
+        "kept",
+        "--read-only",
+        "--tmpfs",
+        "/t",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    k.run(&[
+        "export",
+        "-o",
+        k.dir.path().join("e.tar").to_str().unwrap(),
+        "kept",
+    ])
+    .ok();
+    let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = k.root().display().to_string();
+    assert!(!after.contains(&root), "{after}");
+    assert_eq!(
+        before.lines().filter(|l| l.contains("overlay")).count(),
+        after.lines().filter(|l| l.contains("overlay")).count()
+    );
+}
+
+#[test]
+fn runc_prints_the_same() {
+    let Some(k) = setup() else { return };
+    require_tool("runc");
+    let script = "echo $$; hostname; id; ls /sys/class/net; cat /etc/hostname; pwd";
+    let a = out(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "--hostname",
+            "same",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let b = out(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "--hostname",
+            "same",
+            "--runtime",
+            "/usr/sbin/runc",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(a, b);
+    k.run(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "/usr/sbin/runc",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ])
+    .code(3);
+}
+
+#[test]
+fn detached_logs_ps_rm() {
+    let Some(k) = setup() else { return };
+    let id = out(
+        &k,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "bg",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exec sleep 100",
+        ],
+    );
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    wait_for("the log", || k.run(&["logs", "bg"]).stdout == "out\nerr\n");
+    let ps = out(&k, &["ps"]);
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("Up ") && ps.contains("bg"),
+        "{ps}"
+    );
+    // Running: rm refuses without -f; names are unique.
+    k.run(&["rm", "bg"]).code(1);
+    k.run(&["run", "-d", "--name", "bg", "busybox", "true"])
+        .code(125);
+    k.run(&["stop", "-t", "1", "bg"]).ok();
+    let ps = out(&k, &["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    assert_eq!(out(&k, &["ps", "-q"]), "");
+    k.run(&["rm", "bg"]).ok();
+    assert_eq!(out(&k, &["ps", "-a", "-q"]), "");
+
+    // The exit code of a detached container is recorded; rm -f kills.
+    k.run(&[
+        "run", "-d", "--name", "three", "busybox", "sh", "-c", "exit 3",
+    ])
+    .ok();
+    wait_for("the exit", || out(&k, &["ps", "-a"]).contains("Exited (3)"));
+    k.run(&["run", "-d", "--name", "long", "busybox", "sleep", "100"])
+        .ok();
+    k.run(&["rm", "-f", "long", "three"]).ok();
+    assert_eq!(out(&k, &["ps", "-a", "-q"]), "");
+    // -d --rm removes the container when it exits; start errors come back.
+    k.run(&["run", "-d", "--rm", "busybox", "sh", "-c", "sleep 0.2"])
+        .ok();
+    wait_for("auto-removal", || out(&k, &["ps", "-a", "-q"]).is_empty());
+    k.run(&["run", "-d", "--rm", "busybox", "no-such-cmd"])
+        .code(127);
+    let leftovers = std::fs::read_dir(k.root().join("kiln/containers"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn rmi_refuses_an_image_in_use() {
+    let Some(k) = setup() else { return };
+    k.run(&["run", "--name", "user", "busybox", "true"]).ok();
+    k.run(&["rmi", "busybox"]).code(125);
+    k.run(&["rm", "user"]).ok();
+    k.run(&["rmi", "busybox"]).ok();
+}
