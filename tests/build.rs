@@ -126,6 +126,17 @@ fn copy_and_add_follow_docker_rules() {
 fn heredocs_in_run_and_copy() {
     let k = with_base();
     build(&k, &["-t", "here", fixture("heredoc").to_str().unwrap()]).ok();
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "here",
+            "cat",
+            "/heredoc.txt",
+            "/etc/app.conf",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "from heredoc\nkey=value\n");
 }
 
 #[test]
@@ -354,6 +365,11 @@ fn layer_limit_is_enforced_before_any_step_runs() {
     build(&k, &["-t", "tall", dir.to_str().unwrap()]).ok();
     let i = inspect(&k, "tall");
     assert_eq!(i["RootFS"]["Layers"].as_array().unwrap().len(), 127);
+    // All 127 layers stack in one overlay mount and the image runs.
+    let r = k
+        .run(&["run", "--rm", "tall", "sh", "-c", "cat /f0 /f125"])
+        .ok();
+    assert_eq!(r.stdout, "0\n125\n");
 }
 
 #[test]
