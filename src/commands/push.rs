@@ -74,12 +74,9 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
             img.manifest_digest().to_string()
         }
         Location::DockerArchive { file, reference } => {
+            // docker's RepoTags, as given (a short name means Docker Hub).
             let names = match reference {
-                Some(r) => vec![r
-                    .parse::<image_store::Reference>()
-                    .with_context(|| format!("{dest}: invalid image name"))?
-                    .normalized()
-                    .to_string()],
+                Some(r) => vec![r],
                 None => img.names.clone(),
             };
             write_archive(&store, &img, names, ArchiveFormat::DockerArchive, &file)

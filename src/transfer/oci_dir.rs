@@ -29,16 +29,21 @@ pub fn write(store: &Store, img: &Image, dir: &Path, reference: Option<&str>) ->
         .layers
         .iter()
         .map(|l| &l.digest)
-        .chain([img.id(), img.manifest_digest()]);
+        .chain([img.id()]);
+    let mut manifest_desc = img.manifest_descriptor.clone();
+    if manifest_desc.media_type == media::DOCKER_MANIFEST {
+        // An OCI layout holds OCI manifests (as skopeo writes them).
+        let m = to_oci(&img.manifest);
+        let bytes = serde_json::to_vec(&m)?;
+        let d = Digest::of_bytes(&bytes);
+        image_store::write_atomic(&blob_path(dir, &d), &bytes)
+            .with_context(|| format!("writing manifest to {}", dir.display()))?;
+        manifest_desc = Descriptor::new(media::OCI_MANIFEST, d, bytes.len() as u64);
+    } else {
+        copy_blob(store, dir, img.manifest_digest())?;
+    }
     for d in blobs {
-        let dest = blob_path(dir, d);
-        if dest.exists() {
-            continue;
-        }
-        let tmp = dest.with_extension("tmp");
-        fs::copy(store.blob_path(d), &tmp)
-            .with_context(|| format!("copying blob {d} to {}", dir.display()))?;
-        fs::rename(&tmp, &dest).with_context(|| format!("writing {}", dest.display()))?;
+        copy_blob(store, dir, d)?;
     }
     let index_path = dir.join("index.json");
     let mut index: Index = match fs::read(&index_path) {
@@ -47,7 +52,7 @@ pub fn write(store: &Store, img: &Image, dir: &Path, reference: Option<&str>) ->
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index::default(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", index_path.display())),
     };
-    let mut desc = img.manifest_descriptor.clone();
+    let mut desc = manifest_desc;
     desc.annotations = None;
     desc.set_ref_name(reference);
     if desc.annotations.as_ref().is_some_and(|a| a.is_empty()) {
@@ -64,6 +69,39 @@ pub fn write(store: &Store, img: &Image, dir: &Path, reference: Option<&str>) ->
     image_store::write_atomic(&index_path, &data)
         .with_context(|| format!("writing {}", index_path.display()))?;
     Ok(())
+}
+
+fn copy_blob(store: &Store, dir: &Path, d: &Digest) -> Result<()> {
+    let dest = blob_path(dir, d);
+    if dest.exists() {
+        return Ok(());
+    }
+    let tmp = dest.with_extension("tmp");
+    fs::copy(store.blob_path(d), &tmp)
+        .with_context(|| format!("copying blob {d} to {}", dir.display()))?;
+    fs::rename(&tmp, &dest).with_context(|| format!("writing {}", dest.display()))?;
+    Ok(())
+}
+
+/// A Docker schema 2 manifest with OCI media types.
+fn to_oci(m: &Manifest) -> Manifest {
+    use image_store::model::media::{layer_compression, Compression};
+    let mut m = m.clone();
+    m.media_type = Some(media::OCI_MANIFEST.to_string());
+    m.config.media_type = media::OCI_CONFIG.to_string();
+    for l in &mut m.layers {
+        if l.media_type == media::DOCKER_FOREIGN_LAYER {
+            continue;
+        }
+        l.media_type = match layer_compression(&l.media_type) {
+            Some(Compression::None) => media::OCI_LAYER,
+            Some(Compression::Gzip) => media::OCI_LAYER_GZIP,
+            Some(Compression::Zstd) => media::OCI_LAYER_ZSTD,
+            None => continue,
+        }
+        .to_string();
+    }
+    m
 }
 
 /// Picks the manifest named `reference` (or the only one) from the layout.
