@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod compose;
+pub mod compressed;
 pub mod containers;
 pub mod diff;
 pub mod digest;
