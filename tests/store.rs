@@ -437,10 +437,11 @@ fn images_formats() {
 }
 
 #[test]
-fn every_command_has_help_and_unbuilt_ones_say_so() {
+fn every_command_has_help_and_bad_flags_exit_125() {
     let k = Kiln::new();
     for cmd in [
         "import", "images", "tag", "rmi", "inspect", "history", "build", "run", "pull", "push",
+        "login", "logout", "save", "load", "export", "commit", "ps", "rm", "logs", "stop", "kill",
     ] {
         let r = k.run(&[cmd, "--help"]).ok();
         assert!(r.stdout.contains("Usage"), "{cmd}: {}", r.stdout);

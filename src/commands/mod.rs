@@ -17,7 +17,7 @@ mod rmi;
 pub mod run;
 mod save;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::cli::{Cli, Command, ImageCommand};
 use crate::context::Ctx;
@@ -49,15 +49,4 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Save(a) => save::save(&ctx, a),
         Command::Load(a) => save::load(&ctx, a),
     }
-}
-
-/// Arguments of a command that is not built yet: accepted, then refused.
-#[derive(clap::Args, Debug)]
-pub struct NotBuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
-}
-
-pub fn not_built(cmd: &str) -> Result<Status> {
-    bail!("`kiln {cmd}` is not built yet")
 }
