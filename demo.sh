@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for pkg in busybox-static skopeo umoci; do
+for pkg in busybox-static skopeo umoci docker-registry curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -20,7 +20,12 @@ cargo build --release --jobs 2
 KILN="$PWD/target/release/kiln"
 work=$(mktemp -d /tmp/kiln-demo.XXXXXX)
 export KILN_ROOT="$work/store"
-trap 'rm -rf "$work"' EXIT
+reg_pid=
+cleanup() {
+  [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 echo "==> making a busybox rootfs"
 fixtures/make-busybox-rootfs.sh "$work/rootfs"
@@ -65,5 +70,28 @@ if [ "$(id -u)" = 0 ]; then
   "$KILN" stop -t 1 bg
   "$KILN" ps -a
   "$KILN" rm bg demo
+fi
+echo "==> push to a private registry (Debian's docker-registry on a free loopback port)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > "$work/registry.yml" <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: 127.0.0.1:$port
+YML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+reg_pid=$!
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+"$KILN" push --tls-verify=false demo/hello "127.0.0.1:$port/demo/hello:1.0"
+echo "==> pushing again sends nothing new"
+time "$KILN" push -q --tls-verify=false demo/hello "127.0.0.1:$port/demo/hello:1.0"
+skopeo inspect --tls-verify=false "docker://127.0.0.1:$port/demo/hello:1.0" | head -n 8
+echo "==> rmi, pull it back"
+"$KILN" rmi demo/hello
+"$KILN" pull --tls-verify=false "127.0.0.1:$port/demo/hello:1.0"
+if [ "$(id -u)" = 0 ]; then
+  "$KILN" run --rm "127.0.0.1:$port/demo/hello:1.0"
 fi
 echo "==> done"
