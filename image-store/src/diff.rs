@@ -176,7 +176,7 @@ mod tests {
         let src = tempfile::tempdir().unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &src.path().join("gone"),
+            src.path().join("gone"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::empty(),
             0,
