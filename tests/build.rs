@@ -504,3 +504,70 @@ fn print_ast_matches_buildkit_dump() {
         assert_eq!(r.stdout, want, "{case}");
     }
 }
+
+/// A minimal HTTP server on a free loopback port that serves `body` for
+/// any GET, until the test process ends.
+fn serve(body: &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = c.write_all(head.as_bytes());
+            let _ = c.write_all(body);
+        }
+    });
+    port
+}
+
+#[test]
+fn add_fetches_urls_checks_checksums_and_never_extracts() {
+    use sha2::Digest;
+    let k = with_base();
+    // A gzip tar body: ADD must not extract it when it comes from a URL.
+    static BODY: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03not really a tarball";
+    let port = serve(BODY);
+    let sum = hex::encode(sha2::Sha256::digest(BODY));
+    let dir = k.dir.path().join("addurl");
+    write(
+        &dir.join("Dockerfile"),
+        &format!(
+            "FROM busybox\n\
+             ADD --checksum=sha256:{sum} http://127.0.0.1:{port}/files/pkg.tar.gz /dl/\n\
+             ADD http://127.0.0.1:{port}/other /named.bin\n\
+             RUN test \"$(stat -c %a /dl/pkg.tar.gz)\" = 600 && test \"$(sha256sum < /dl/pkg.tar.gz | cut -d' ' -f1)\" = {sum} && test -f /named.bin\n"
+        ),
+    );
+    build(&k, &["-t", "addurl", dir.to_str().unwrap()]).ok();
+    // Cached: with --checksum nothing changes, and the build hits.
+    let again = build(&k, &["-t", "addurl", dir.to_str().unwrap()]).ok();
+    assert_eq!(hits(&again), 3, "{}", again.stderr);
+
+    let bad = "0".repeat(64);
+    write(
+        &dir.join("Dockerfile"),
+        &format!("FROM busybox\nADD --checksum=sha256:{bad} http://127.0.0.1:{port}/x /x\n"),
+    );
+    let r = build(&k, &[dir.to_str().unwrap()]).code(125);
+    assert!(r.stderr.contains("checksum mismatch"), "{}", r.stderr);
+    assert!(r.stderr.contains("Dockerfile:2"), "{}", r.stderr);
+    write(
+        &dir.join("Dockerfile"),
+        &format!("FROM busybox\nCOPY http://127.0.0.1:{port}/x /x\n"),
+    );
+    let r = build(&k, &[dir.to_str().unwrap()]).code(125);
+    assert!(r.stderr.contains("use ADD"), "{}", r.stderr);
+}

@@ -614,13 +614,17 @@ impl Builder<'_> {
                 let is_add = matches!(instr, Instruction::Add(_));
                 for s in &c.sources {
                     if let dockerfile_parser::instructions::Source::Path(p) = s {
-                        if p.starts_with("http://")
-                            || p.starts_with("https://")
-                            || p.starts_with("git@")
-                        {
+                        let url = p.starts_with("http://") || p.starts_with("https://");
+                        if url && !is_add {
                             return Err(BuildError::at(
                                 cmd,
-                                format!("ADD from a URL is not built yet: {p}"),
+                                format!("COPY cannot fetch a URL ({p}): use ADD"),
+                            ));
+                        }
+                        if p.starts_with("git@") || (url && p.ends_with(".git")) {
+                            return Err(BuildError::at(
+                                cmd,
+                                format!("ADD of a git repository is not built yet: {p}"),
                             ));
                         }
                     }
@@ -645,7 +649,9 @@ impl Builder<'_> {
                     None => None,
                 };
                 let workdir = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+                let downloads = self.scratch.join(format!("add-{}", self.step));
                 let params = copy::CopyParams {
+                    scratch: &downloads,
                     copy: c,
                     is_add,
                     workdir: &workdir,
