@@ -505,41 +505,13 @@ fn print_ast_matches_buildkit_dump() {
     }
 }
 
-/// A minimal HTTP server on a free loopback port that serves `body` for
-/// any GET, until the test process ends.
-fn serve(body: &'static [u8]) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = c.write_all(head.as_bytes());
-            let _ = c.write_all(body);
-        }
-    });
-    port
-}
-
 #[test]
 fn add_fetches_urls_checks_checksums_and_never_extracts() {
     use sha2::Digest;
     let k = with_base();
     // A gzip tar body: ADD must not extract it when it comes from a URL.
     static BODY: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03not really a tarball";
-    let port = serve(BODY);
+    let port = common::serve(BODY);
     let sum = hex::encode(sha2::Sha256::digest(BODY));
     let dir = k.dir.path().join("addurl");
     write(

@@ -506,3 +506,34 @@ fn import_changes_set_the_config() {
         r.stderr
     );
 }
+
+#[test]
+fn import_from_a_url() {
+    let k = Kiln::new();
+    let body: &'static [u8] = Box::leak(std::fs::read(busybox_tar()).unwrap().into_boxed_slice());
+    let port = common::serve(body);
+    let url = format!("http://127.0.0.1:{port}/rootfs.tar");
+    let id = k
+        .run(&["import", &url, "fromurl"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let r = k.run(&["history", "fromurl"]).ok();
+    assert!(
+        r.stdout.contains(&format!("Imported from {url}")),
+        "{}",
+        r.stdout
+    );
+    // Same layer as a file import.
+    let a = k.run(&["inspect", &id]).ok().stdout;
+    k.import_busybox("fromfile");
+    let b = k.run(&["inspect", "fromfile"]).ok().stdout;
+    let layers =
+        |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()[0]["RootFS"].clone();
+    assert_eq!(layers(&a), layers(&b));
+    let r = k
+        .run(&["import", "http://127.0.0.1:1/nothing.tar"])
+        .code(125);
+    assert!(r.stderr.contains("127.0.0.1:1"), "{}", r.stderr);
+}

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::Read;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use image_store::model::{self, History, ImageConfig};
 use image_store::Reference;
 
@@ -20,7 +20,11 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> Result<Status> {
     let input: Box<dyn Read> = if src == "-" {
         Box::new(std::io::stdin().lock())
     } else if src.starts_with("http://") || src.starts_with("https://") {
-        bail!("importing from a URL is not built yet: {src}");
+        // Streamed straight into the layer writer, as docker import does.
+        let resp = reqwest::blocking::get(src)
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| anyhow::anyhow!("importing {src}: {}", e.without_url()))?;
+        Box::new(resp)
     } else {
         Box::new(File::open(src).with_context(|| format!("opening {src}"))?)
     };
