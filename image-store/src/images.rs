@@ -87,49 +87,7 @@ impl Store {
     /// `localhost/` then `docker.io/`), a full ID (`sha256:…` or 64 hex
     /// digits) or a unique ID prefix of at least 4 hex digits.
     pub fn resolve(&self, name: &str) -> Result<Image> {
-        let images = self.images()?;
-        let hex = name.strip_prefix("sha256:").unwrap_or(name);
-        let is_hex = hex.len() >= 4 && hex.bytes().all(|c| c.is_ascii_hexdigit());
-        if is_hex && hex.len() == 64 {
-            if let Some(img) = images.iter().find(|i| i.id().hex() == hex) {
-                return Ok(img.clone());
-            }
-        }
-        if let Ok(r) = name.parse::<Reference>() {
-            for cand in r.candidates() {
-                let want = cand.to_string();
-                if let Some(img) = images.iter().find(|i| i.names.contains(&want)) {
-                    return Ok(img.clone());
-                }
-                if let Some(d) = cand.digest() {
-                    let repo = cand.repository();
-                    if let Some(img) = images.iter().find(|i| {
-                        i.manifest_digest() == d && i.names.iter().any(|n| repo_of(n) == repo)
-                    }) {
-                        return Ok(img.clone());
-                    }
-                }
-            }
-        }
-        if is_hex && (name.starts_with("sha256:") || !name.contains(':')) {
-            let hex = hex.to_ascii_lowercase();
-            let mut ids: Vec<&Image> = images
-                .iter()
-                .filter(|i| i.id().hex().starts_with(&hex))
-                .collect();
-            ids.dedup_by(|a, b| a.id() == b.id());
-            match ids.len() {
-                0 => {}
-                1 => return Ok(ids[0].clone()),
-                n => {
-                    return Err(StoreError::Ambiguous {
-                        name: name.to_string(),
-                        count: n,
-                    })
-                }
-            }
-        }
-        Err(StoreError::NoSuchImage(name.to_string()))
+        find(&self.images()?, name)
     }
 
     /// Adds an image (manifest already stored) under `names`, moving each
@@ -182,7 +140,8 @@ impl Store {
         in_use: &dyn Fn(&Digest) -> Option<String>,
     ) -> Result<RemoveReport> {
         let _gc = self.collector_lock()?;
-        let img = self.resolve(name)?;
+        let all = self.images()?;
+        let img = find(&all, name)?;
         let id = img.id().clone();
         // Was it named by one of its tags?
         let by_tag = name.parse::<Reference>().ok().and_then(|r| {
@@ -193,7 +152,6 @@ impl Store {
         });
         let mut report = RemoveReport::default();
         // All manifests that share this image ID are the same image.
-        let all = self.images()?;
         let same_id: Vec<&Image> = all.iter().filter(|i| *i.id() == id).collect();
         let all_names: Vec<String> = same_id.iter().flat_map(|i| i.names.clone()).collect();
 
@@ -449,4 +407,50 @@ fn digests_in(text: &str) -> Vec<Digest> {
         rest = tail;
     }
     out
+}
+
+/// [`Store::resolve`] over an already-read list of images.
+fn find(images: &[Image], name: &str) -> Result<Image> {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    let is_hex = hex.len() >= 4 && hex.bytes().all(|c| c.is_ascii_hexdigit());
+    if is_hex && hex.len() == 64 {
+        if let Some(img) = images.iter().find(|i| i.id().hex() == hex) {
+            return Ok(img.clone());
+        }
+    }
+    if let Ok(r) = name.parse::<Reference>() {
+        for cand in r.candidates() {
+            let want = cand.to_string();
+            if let Some(img) = images.iter().find(|i| i.names.contains(&want)) {
+                return Ok(img.clone());
+            }
+            if let Some(d) = cand.digest() {
+                let repo = cand.repository();
+                if let Some(img) = images.iter().find(|i| {
+                    i.manifest_digest() == d && i.names.iter().any(|n| repo_of(n) == repo)
+                }) {
+                    return Ok(img.clone());
+                }
+            }
+        }
+    }
+    if is_hex && (name.starts_with("sha256:") || !name.contains(':')) {
+        let hex = hex.to_ascii_lowercase();
+        let mut ids: Vec<&Image> = images
+            .iter()
+            .filter(|i| i.id().hex().starts_with(&hex))
+            .collect();
+        ids.dedup_by(|a, b| a.id() == b.id());
+        match ids.len() {
+            0 => {}
+            1 => return Ok(ids[0].clone()),
+            n => {
+                return Err(StoreError::Ambiguous {
+                    name: name.to_string(),
+                    count: n,
+                })
+            }
+        }
+    }
+    Err(StoreError::NoSuchImage(name.to_string()))
 }

@@ -415,11 +415,11 @@ impl Builder<'_> {
                     original: t.clone(),
                 };
                 self.total += 1;
-                self.step_command(&cmd, &mut state, done, global_env, stage)?;
+                self.step_command(&cmd, &mut state, done, stage)?;
             }
         }
         for cmd in &stage.commands {
-            self.step_command(cmd, &mut state, done, global_env, stage)?;
+            self.step_command(cmd, &mut state, done, stage)?;
         }
         Ok(state)
     }
@@ -437,7 +437,6 @@ impl Builder<'_> {
         cmd: &Command,
         state: &mut State,
         done: &BTreeMap<usize, State>,
-        global_env: &[(String, String)],
         stage: &Stage,
     ) -> Result<(), BuildError> {
         self.begin_step(cmd.original.trim());
@@ -476,7 +475,6 @@ impl Builder<'_> {
             });
             return Ok(());
         }
-        let _ = global_env;
 
         let mut key = KeyHasher::new(&state.key);
         key.part("instruction", format!("{instr:?}").as_bytes());
@@ -916,11 +914,7 @@ impl Builder<'_> {
         }
         let merged = self.scratch.join("squash");
         std::fs::create_dir_all(&merged).map_err(|e| BuildError::Io(merged.clone(), e))?;
-        for (d, id) in state.layers[state.base_layers..]
-            .iter()
-            .zip(&state.config.rootfs.diff_ids[state.base_layers..])
-        {
-            let _ = id;
+        for d in &state.layers[state.base_layers..] {
             let f = self.store.open_blob(&d.digest)?;
             let opts = image_store::unpack::UnpackOptions {
                 whiteouts: image_store::unpack::Whiteouts::Overlay,

@@ -262,7 +262,7 @@ fn pick_manifest(
         media::OCI_INDEX | media::DOCKER_LIST => {
             let m = member(members, &format!("blobs/sha256/{}", d.digest.hex()))?;
             let idx: Index = read_member_json(store, "index", m)?;
-            let arch = media_arch();
+            let arch = crate::model::host_arch();
             let found = idx
                 .manifests
                 .iter()
@@ -279,10 +279,6 @@ fn pick_manifest(
             "unsupported manifest media type {other:?}"
         ))),
     }
-}
-
-fn media_arch() -> &'static str {
-    crate::model::host_arch()
 }
 
 /// docker's RepoTags: a short name means Docker Hub (`busybox:latest` is
