@@ -413,6 +413,92 @@ fn source_date_epoch_makes_builds_reproducible() {
 }
 
 #[test]
+fn independent_stages_run_at_the_same_time() {
+    let k = with_base();
+    let dir = fixture("parallel");
+    let r = build(&k, &["-t", "par", dir.to_str().unwrap()]).ok();
+    // Each line names its stage: three stages run.
+    assert!(
+        r.stderr.contains("[1/3] STEP 1/2: FROM busybox AS left"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("[3/3] STEP 4/4: RUN test"),
+        "{}",
+        r.stderr
+    );
+    let out = k
+        .run(&["run", "--rm", "par", "cat", "/left", "/right"])
+        .ok();
+    assert_eq!(out.stdout, "left\nright\n");
+}
+
+#[test]
+fn a_failing_stage_stops_a_parallel_build() {
+    let k = with_base();
+    let dir = k.dir.path().join("par-fail");
+    write(
+        &dir.join("Dockerfile"),
+        "FROM busybox AS slow\nRUN sleep 1\nRUN echo never > /never\n\
+         FROM busybox AS bad\nRUN sh -c 'exit 4'\n\
+         FROM busybox\nCOPY --from=slow /never /n\nCOPY --from=bad /etc/passwd /p\n",
+    );
+    let before = k.run(&["images", "-q"]).ok().stdout;
+    let r = build(&k, &["-t", "pfail", dir.to_str().unwrap()]).code(1);
+    assert!(
+        r.stderr.contains("Dockerfile:5") && r.stderr.contains("exit code 4"),
+        "{}",
+        r.stderr
+    );
+    // The final stage never starts.
+    assert!(!r.stderr.contains("[3/3]"), "{}", r.stderr);
+    assert_eq!(k.run(&["images", "-q"]).ok().stdout, before);
+    let scratch = k.root().join("kiln/build");
+    let left = std::fs::read_dir(&scratch).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "scratch directories left in {}", scratch.display());
+}
+
+#[test]
+fn tty_progress_draws_live_lines_and_shows_run_output() {
+    let k = with_base();
+    let dir = k.dir.path().join("tty");
+    write(
+        &dir.join("Dockerfile"),
+        "FROM busybox AS a\nRUN echo out-of-a\nFROM busybox\nCOPY --from=a /etc/passwd /h\nRUN echo out-of-final\n",
+    );
+    // Without a terminal, tty mode is refused rather than silently plain.
+    let r = build(&k, &["--progress", "tty", dir.to_str().unwrap()]).code(125);
+    assert!(r.stderr.contains("needs a terminal"), "{}", r.stderr);
+    // Under a pseudo-terminal (util-linux `script`), the build runs with
+    // live lines and RUN output passed through them.
+    let line = format!(
+        "{} --root {} build --progress tty -t ttyb {}",
+        common::kiln_bin(),
+        k.root().display(),
+        dir.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("[1/2] │ out-of-a"), "{text}");
+    assert!(text.contains("[2/2] │ out-of-final"), "{text}");
+    assert!(
+        text.contains("[2/2] STEP 3/3: RUN echo out-of-final"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Successfully tagged localhost/ttyb:latest"),
+        "{text}"
+    );
+    k.run(&["inspect", "ttyb"]).ok();
+}
+
+#[test]
 fn a_failing_run_reports_and_leaves_no_image() {
     let k = with_base();
     let dir = k.dir.path().join("fail");

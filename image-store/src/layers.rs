@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::compose::ComposeError;
 use crate::digest::Digest;
@@ -91,7 +92,23 @@ impl Store {
         }
         let parent = self.layers_dir();
         fs::create_dir_all(&parent).map_err(StoreError::io(&parent))?;
-        let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), diff_id.short()));
+        // Stages built side by side often want the same base layer at
+        // once: the first unpacks it, the others wait and reuse it. The
+        // rename below keeps it right even when the lock is lost to the
+        // race between unlinking and opening it; that only costs work.
+        let lock_path = parent.join(format!(".lock-{}", diff_id.hex()));
+        let _lock = crate::lock::exclusive(&lock_path).map_err(StoreError::io(&lock_path))?;
+        let _unlink = Unlink(&lock_path);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let tmp = parent.join(format!(
+            ".tmp-{}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            diff_id.short()
+        ));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir(&tmp).map_err(StoreError::io(&tmp))?;
         let result = (|| -> Result<(), ComposeError> {
@@ -135,5 +152,14 @@ impl Store {
                 .into())
             }
         }
+    }
+}
+
+/// Removes a file when dropped (before the lock on it is released).
+struct Unlink<'a>(&'a std::path::Path);
+
+impl Drop for Unlink<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.0);
     }
 }

@@ -308,23 +308,72 @@ pub(crate) fn try_reap(child: &mut Child) -> Option<ExitStatus> {
     }
 }
 
+/// A pidfd that becomes readable when `pid` exits.
+///
+/// SIGCHLD alone is not enough once several threads wait for containers:
+/// the signal is process-wide and does not queue, so one waiter can consume
+/// (or another thread can discard) the only notice of another's exit.
+pub(crate) struct ExitWatch {
+    fd: Option<OwnedFd>,
+}
+
+impl ExitWatch {
+    pub(crate) fn new(pid: libc::pid_t) -> Self {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        ExitWatch {
+            // SAFETY: a fresh fd owned by us.
+            fd: (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as c_int) }),
+        }
+    }
+
+    /// For poll: the pidfd, or -1 (ignored) without one.
+    pub(crate) fn raw(&self) -> c_int {
+        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+
+    /// Poll timeout: forever with a pidfd, else a short tick so an exit
+    /// whose SIGCHLD went elsewhere is still noticed.
+    pub(crate) fn timeout(&self) -> c_int {
+        if self.fd.is_some() {
+            -1
+        } else {
+            50
+        }
+    }
+}
+
 /// Waits for the child while forwarding signals (no terminal).
 pub(crate) fn wait_forwarding(
     child: &mut Child,
     block: &SignalBlock,
 ) -> Result<ExitStatus, RunError> {
     let sfd = signalfd(block)?;
+    let exit = ExitWatch::new(child.pid);
     loop {
         if let Some(st) = try_reap(child) {
             return Ok(st);
         }
-        let mut pfd = libc::pollfd {
-            fd: sfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        let mut pfds = [
+            libc::pollfd {
+                fd: sfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: exit.raw(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: a valid pollfd array.
+        let rc = unsafe {
+            libc::poll(
+                pfds.as_mut_ptr(),
+                pfds.len() as libc::nfds_t,
+                exit.timeout(),
+            )
         };
-        // SAFETY: one pollfd.
-        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
         if rc < 0 && sys::errno() != libc::EINTR {
             return Err(RunError::io("poll", io::Error::last_os_error()));
         }

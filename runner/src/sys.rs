@@ -317,3 +317,33 @@ pub(crate) fn recv_fd(sock: c_int) -> Result<Option<c_int>, Errno> {
         )))
     }
 }
+
+// The id changes below are raw syscalls on purpose. glibc's wrappers, in a
+// process that has threads, change the ids of every thread: they take a
+// lock and signal each thread the parent had. A child cloned from such a
+// process has none of those threads, so the wrapper waits for ever (seen
+// with a build running two stages beside a progress thread).
+
+/// setresuid(2) for the calling thread only: -1 and errno on failure.
+///
+/// # Safety
+/// A plain syscall; the caller must be the container child.
+pub(crate) unsafe fn setresuid(uid: libc::uid_t) -> libc::c_long {
+    libc::syscall(libc::SYS_setresuid, uid, uid, uid)
+}
+
+/// setresgid(2) for the calling thread only.
+///
+/// # Safety
+/// As for [`setresuid`].
+pub(crate) unsafe fn setresgid(gid: libc::gid_t) -> libc::c_long {
+    libc::syscall(libc::SYS_setresgid, gid, gid, gid)
+}
+
+/// setgroups(2) for the calling thread only.
+///
+/// # Safety
+/// As for [`setresuid`].
+pub(crate) unsafe fn setgroups(groups: &[libc::gid_t]) -> libc::c_long {
+    libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr())
+}

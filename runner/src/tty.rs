@@ -2,7 +2,7 @@
 //! the container's pty, and window size changes follow the host.
 
 use crate::error::{ExitStatus, RunError};
-use crate::process::{drain_signals, signalfd, try_reap, Child, SignalBlock};
+use crate::process::{drain_signals, signalfd, try_reap, Child, ExitWatch, SignalBlock};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -80,6 +80,7 @@ pub(crate) fn wait_with_pty(
     let mut stdin_open = true;
     let mut master_open = true;
     let winch = move || copy_winsize(m);
+    let exit = ExitWatch::new(child.pid);
     loop {
         if let Some(st) = try_reap(child) {
             // Flush what the program wrote just before it exited.
@@ -112,9 +113,20 @@ pub(crate) fn wait_with_pty(
                 events: libc::POLLIN,
                 revents: 0,
             },
+            libc::pollfd {
+                fd: exit.raw(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         // SAFETY: a valid pollfd array.
-        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+        let rc = unsafe {
+            libc::poll(
+                pfds.as_mut_ptr(),
+                pfds.len() as libc::nfds_t,
+                exit.timeout(),
+            )
+        };
         if rc < 0 {
             if crate::sys::errno() == libc::EINTR {
                 continue;

@@ -10,6 +10,8 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use image_store::{Descriptor, Digest, Store};
 use serde::{Deserialize, Serialize};
@@ -131,12 +133,13 @@ pub fn changed_input(old: &[(String, String)], new: &[(String, String)]) -> Opti
 /// Content hashes of context files, keyed by what `stat` says, like git's
 /// index: a file whose size, mtime, ctime, inode and mode are unchanged is
 /// not read again.
-#[derive(Default, Serialize, Deserialize)]
+///
+/// Stages share one index from several threads: the lock is held only to
+/// look up or record an entry, never while a file is hashed.
+#[derive(Default)]
 pub struct StatIndex {
-    entries: HashMap<String, StatEntry>,
-    #[serde(skip)]
-    dirty: bool,
-    #[serde(skip)]
+    entries: Mutex<HashMap<String, StatEntry>>,
+    dirty: AtomicBool,
     path: Option<PathBuf>,
 }
 
@@ -160,16 +163,23 @@ impl StatIndex {
             .kiln_dir()
             .join("stat-index")
             .join(format!("{}.json", &id[..32]));
-        let mut idx: StatIndex = fs::read(&path)
+        let entries: HashMap<String, StatEntry> = fs::read(&path)
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
             .unwrap_or_default();
-        idx.path = Some(path);
-        idx
+        StatIndex {
+            entries: Mutex::new(entries),
+            dirty: AtomicBool::new(false),
+            path: Some(path),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, StatEntry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// sha256 of the file at `abs` (named `rel` in the context).
-    pub fn hash(&mut self, rel: &str, abs: &Path, md: &fs::Metadata) -> std::io::Result<String> {
+    pub fn hash(&self, rel: &str, abs: &Path, md: &fs::Metadata) -> std::io::Result<String> {
         let now = StatEntry {
             size: md.len(),
             mtime: md.mtime(),
@@ -180,7 +190,7 @@ impl StatIndex {
             mode: md.mode(),
             sha: String::new(),
         };
-        if let Some(e) = self.entries.get(rel) {
+        if let Some(e) = self.entries().get(rel) {
             let same = StatEntry {
                 sha: String::new(),
                 ..e.clone()
@@ -190,26 +200,26 @@ impl StatIndex {
             }
         }
         let sha = hash_file(abs)?;
-        self.entries.insert(
+        self.entries().insert(
             rel.to_string(),
             StatEntry {
                 sha: sha.clone(),
                 ..now
             },
         );
-        self.dirty = true;
+        self.dirty.store(true, Ordering::Relaxed);
         Ok(sha)
     }
 
     pub fn save(&self) {
-        if !self.dirty {
+        if !self.dirty.load(Ordering::Relaxed) {
             return;
         }
         if let Some(p) = &self.path {
             if let Some(d) = p.parent() {
                 let _ = fs::create_dir_all(d);
             }
-            if let Ok(data) = serde_json::to_vec(self) {
+            if let Ok(data) = serde_json::to_vec(&*self.entries()) {
                 let _ = image_store::write_atomic(p, &data);
             }
         }

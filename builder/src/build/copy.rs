@@ -110,9 +110,11 @@ pub struct SourceRoot<'a> {
     pub ctx: &'a BuildContext,
     /// Hash file contents through this index (the build context); `None`
     /// for a stage or image, whose key already covers its content.
-    pub index: Option<&'a mut StatIndex>,
+    pub index: Option<&'a StatIndex>,
     /// (path, content hash) of every context file read, to explain a miss.
     pub inputs: Vec<(String, String)>,
+    /// `--from` value, when the source is a stage or image.
+    pub from: Option<String>,
 }
 
 pub struct CopyParams<'a> {
@@ -178,7 +180,7 @@ pub fn plan(
                   key: &mut KeyHasher,
                   root: &mut SourceRoot|
      -> Result<(), BuildError> {
-        if let Some(idx) = root.index.as_deref_mut() {
+        if let Some(idx) = root.index {
             let sha = idx
                 .hash(rel, abs, md)
                 .map_err(|e| BuildError::Io(abs.to_path_buf(), e))?;
@@ -243,10 +245,14 @@ pub fn plan(
                         })
                     }))
                 } else {
-                    Box::new(root.ctx.source_entries(s).map_err(|e| context_err(e, s))?)
+                    Box::new(
+                        root.ctx
+                            .source_entries(s)
+                            .map_err(|e| context_err(e, s, root.from.as_deref()))?,
+                    )
                 };
                 for se in entries {
-                    let se = se.map_err(|e| context_err(e, s))?;
+                    let se = se.map_err(|e| context_err(e, s, root.from.as_deref()))?;
                     let under = se
                         .entry
                         .path
@@ -375,10 +381,15 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
-fn context_err(e: ContextError, src: &str) -> BuildError {
-    match e {
-        ContextError::NotFound { .. } => BuildError::Invalid(format!("COPY failed: {e}")),
-        other => BuildError::Invalid(format!("COPY {src}: {other}")),
+fn context_err(e: ContextError, src: &str, from: Option<&str>) -> BuildError {
+    match (e, from) {
+        (ContextError::NotFound { source_path, .. }, Some(from)) => BuildError::Invalid(format!(
+            "COPY failed: {source_path:?} not found in --from={from}"
+        )),
+        (e @ ContextError::NotFound { .. }, None) => {
+            BuildError::Invalid(format!("COPY failed: {e}"))
+        }
+        (other, _) => BuildError::Invalid(format!("COPY {src}: {other}")),
     }
 }
 

@@ -29,6 +29,9 @@ pub enum BuildError {
     Store(#[from] image_store::StoreError),
     #[error(transparent)]
     Compose(#[from] image_store::ComposeError),
+    /// Another stage failed first; this one stopped (never reported).
+    #[error("stopped because another stage failed")]
+    Cancelled,
 }
 
 impl BuildError {

@@ -16,6 +16,8 @@ mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use dockerfile_parser::instructions::{
@@ -60,11 +62,26 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// An external OCI runtime for RUN steps.
     pub runtime: Option<PathBuf>,
+    /// RUN output comes as [`EventKind::Output`] lines instead of going
+    /// straight to standard error (for a progress display that owns the
+    /// terminal).
+    pub capture_output: bool,
 }
 
-/// Progress, for the CLI to show as it likes.
+/// Progress, for the CLI to show as it likes. Stages that do not depend on
+/// each other run at the same time, so every event names its stage.
 #[derive(Debug)]
-pub enum Event<'a> {
+pub struct Event<'a> {
+    /// 1-based among the stages this build runs; 0 for the build as a whole.
+    pub stage: usize,
+    /// How many stages this build runs.
+    pub stages: usize,
+    pub kind: EventKind<'a>,
+}
+
+#[derive(Debug)]
+pub enum EventKind<'a> {
+    /// A step starts; `number` and `total` count within the stage.
     Step {
         number: usize,
         total: usize,
@@ -78,6 +95,10 @@ pub enum Event<'a> {
     StepDone {
         secs: f64,
     },
+    /// A line a RUN step printed (only with [`BuildOptions::capture_output`]).
+    Output(&'a str),
+    /// The stage is finished.
+    StageDone,
     Warning(String),
 }
 
@@ -97,10 +118,13 @@ struct State {
     cmd_set: bool,
     /// Build args declared in this stage, with values.
     args: Vec<(String, String)>,
-    /// Layers that came with the base (for --squash).
+    /// Layers and history entries that came with the base (for --squash).
     base_layers: usize,
+    base_history: usize,
 }
 
+/// What every stage of a build shares. Stages run on their own threads,
+/// so the mutable parts sit behind locks.
 struct Builder<'a> {
     store: &'a Store,
     opts: &'a BuildOptions,
@@ -110,19 +134,38 @@ struct Builder<'a> {
     index: Option<StatIndex>,
     context: Option<crate::context::BuildContext>,
     builtin_args: Vec<(String, String)>,
-    used_args: BTreeSet<String>,
+    used_args: Mutex<BTreeSet<String>>,
     scratch: PathBuf,
-    events: &'a mut dyn FnMut(Event),
-    step: usize,
-    total: usize,
+    events: Mutex<&'a mut (dyn FnMut(Event) + Send)>,
+    /// Stage index → its 1-based number among the stages this build runs.
+    numbers: BTreeMap<usize, usize>,
+    /// Set once a stage has failed: the others stop at their next step.
+    failed: AtomicBool,
     now: String,
     now_secs: u64,
+}
+
+/// One stage being built: the shared builder plus this stage's progress
+/// and the states of the stages it depends on.
+struct StageRun<'b, 'a> {
+    b: &'b Builder<'a>,
+    stage: &'b Stage,
+    done: BTreeMap<usize, State>,
+    step: usize,
+    total: usize,
+}
+
+impl<'a> std::ops::Deref for StageRun<'_, 'a> {
+    type Target = Builder<'a>;
+    fn deref(&self) -> &Builder<'a> {
+        self.b
+    }
 }
 
 pub fn build(
     store: &Store,
     opts: &BuildOptions,
-    events: &mut dyn FnMut(Event),
+    events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<BuildOutput, BuildError> {
     let name = if opts.dockerfile_name.is_empty() {
         "Dockerfile"
@@ -135,7 +178,7 @@ pub fn build(
 fn build_inner(
     store: &Store,
     opts: &BuildOptions,
-    events: &mut dyn FnMut(Event),
+    events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<BuildOutput, BuildError> {
     let df: Dockerfile =
         dockerfile_parser::parse_dockerfile(&opts.dockerfile).map_err(BuildError::Parse)?;
@@ -170,11 +213,11 @@ fn build_inner(
         index,
         context,
         builtin_args,
-        used_args: BTreeSet::new(),
+        used_args: Mutex::new(BTreeSet::new()),
         scratch,
-        events,
-        step: 0,
-        total: 0,
+        events: Mutex::new(events),
+        numbers: BTreeMap::new(),
+        failed: AtomicBool::new(false),
         now,
         now_secs,
     };
@@ -187,25 +230,24 @@ fn build_inner(
     result
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
     fn run(&mut self) -> Result<BuildOutput, BuildError> {
         let global_env = plan::args_env(&self.plan.global_args, &self.builtin_args);
         let lexer = self.lexer;
-        let needed = self
-            .plan
-            .needed(&|s: &Stage| plan::referenced_names(s, &lexer, &global_env));
-        self.total = needed
+        let names = |s: &Stage| plan::referenced_names(s, &lexer, &global_env);
+        let needed = self.plan.needed(&names);
+        let deps: BTreeMap<usize, Vec<usize>> = needed
             .iter()
-            .map(|&i| 1 + self.plan.stages[i].commands.len())
-            .sum();
+            .map(|&i| (i, self.plan.deps(i, &names)))
+            .collect();
+        self.numbers = needed
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| (i, n + 1))
+            .collect();
         self.check_layer_limit(&needed, &global_env)?;
 
-        let mut done: BTreeMap<usize, State> = BTreeMap::new();
-        for &i in &needed {
-            let stage = self.plan.stages[i].clone();
-            let state = self.run_stage(&stage, &done, &global_env)?;
-            done.insert(i, state);
-        }
+        let mut done = self.run_stages(&needed, &deps, &global_env)?;
         self.warn_unused_args();
         let mut state = done
             .remove(&self.plan.target)
@@ -233,6 +275,93 @@ impl Builder<'_> {
             id: committed.id,
             manifest: committed.manifest,
         })
+    }
+
+    /// Runs the needed stages, each on its own thread as soon as the
+    /// stages it depends on are done. The first failure stops the others
+    /// at their next step and is the one reported.
+    fn run_stages(
+        &self,
+        needed: &[usize],
+        deps: &BTreeMap<usize, Vec<usize>>,
+        global_env: &[(String, String)],
+    ) -> Result<BTreeMap<usize, State>, BuildError> {
+        if let [only] = needed {
+            let state = self.stage_run(*only, BTreeMap::new()).run(global_env)?;
+            return Ok(BTreeMap::from([(*only, state)]));
+        }
+        let done: Mutex<BTreeMap<usize, State>> = Mutex::new(BTreeMap::new());
+        let changed = Condvar::new();
+        let first_error: Mutex<Option<BuildError>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for &i in needed {
+                let (done, changed, first_error) = (&done, &changed, &first_error);
+                let wanted = &deps[&i];
+                scope.spawn(move || {
+                    // View mounts change the working directory: each stage
+                    // thread gets its own.
+                    // SAFETY: unsharing the fs attributes (cwd, root, umask)
+                    // of this thread touches no memory.
+                    let _ =
+                        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) };
+                    let inputs = {
+                        let mut g = done.lock().unwrap_or_else(|p| p.into_inner());
+                        loop {
+                            if self.failed.load(Ordering::SeqCst) {
+                                return;
+                            }
+                            if wanted.iter().all(|d| g.contains_key(d)) {
+                                break wanted
+                                    .iter()
+                                    .map(|d| (*d, g[d].clone()))
+                                    .collect::<BTreeMap<_, _>>();
+                            }
+                            g = changed.wait(g).unwrap_or_else(|p| p.into_inner());
+                        }
+                    };
+                    let result = self.stage_run(i, inputs).run(global_env);
+                    let mut g = done.lock().unwrap_or_else(|p| p.into_inner());
+                    match result {
+                        Ok(state) => {
+                            g.insert(i, state);
+                        }
+                        Err(e) => {
+                            let mut first = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                            if first.is_none() && !matches!(e, BuildError::Cancelled) {
+                                *first = Some(e);
+                            }
+                            self.failed.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    drop(g);
+                    changed.notify_all();
+                });
+            }
+        });
+        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        Ok(done.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn stage_run<'b>(&'b self, i: usize, done: BTreeMap<usize, State>) -> StageRun<'b, 'a> {
+        let stage = &self.plan.stages[i];
+        StageRun {
+            b: self,
+            stage,
+            done,
+            step: 0,
+            total: 1 + stage.commands.len(),
+        }
+    }
+
+    fn emit(&self, stage: usize, kind: EventKind) {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        (events)(Event {
+            stage,
+            stages: self.numbers.len(),
+            kind,
+        });
     }
 
     /// Counts the layers the target will have and fails, naming the step
@@ -316,31 +445,45 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
 
-    fn emit(&mut self, e: Event) {
-        (self.events)(e);
+impl StageRun<'_, '_> {
+    fn emit(&self, kind: EventKind) {
+        self.b.emit(self.numbers[&self.stage.index], kind);
     }
 
-    fn begin_step(&mut self, text: &str) {
+    fn begin_step(&mut self, text: &str) -> Result<(), BuildError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(BuildError::Cancelled);
+        }
         self.step += 1;
         let (number, total) = (self.step, self.total.max(self.step));
-        (self.events)(Event::Step {
+        self.emit(EventKind::Step {
             number,
             total,
             text,
         });
+        Ok(())
     }
 
-    fn run_stage(
-        &mut self,
-        stage: &Stage,
-        done: &BTreeMap<usize, State>,
-        global_env: &[(String, String)],
-    ) -> Result<State, BuildError> {
+    /// A scratch path unique to this step of this stage.
+    fn scratch_for(&self, what: &str) -> PathBuf {
+        self.scratch
+            .join(format!("{what}-{}-{}", self.stage.index, self.step))
+    }
+
+    fn run(mut self, global_env: &[(String, String)]) -> Result<State, BuildError> {
+        let state = self.run_stage(global_env)?;
+        self.emit(EventKind::StageDone);
+        Ok(state)
+    }
+
+    fn run_stage(&mut self, global_env: &[(String, String)]) -> Result<State, BuildError> {
+        let stage = self.stage;
         let Instruction::From(f) = &stage.from.instruction else {
             unreachable!()
         };
-        self.begin_step(stage.from.original.trim());
+        self.begin_step(stage.from.original.trim())?;
         let started = Instant::now();
         let image = self
             .lexer
@@ -370,9 +513,16 @@ impl Builder<'_> {
                 cmd_set: false,
                 args: Vec::new(),
                 base_layers: 0,
+                base_history: 0,
             },
             Base::Stage(d) => {
-                let mut s = done[&d].clone();
+                let mut s = self
+                    .done
+                    .get(&d)
+                    .ok_or_else(|| {
+                        BuildError::at(&stage.from, "the stage it builds on was not built")
+                    })?
+                    .clone();
                 s.args.clear();
                 s.cmd_set = false;
                 s
@@ -389,11 +539,13 @@ impl Builder<'_> {
                     cache_ok: true,
                     cmd_set: false,
                     args: Vec::new(),
+                    base_history: 0,
                 }
             }
         };
         state.base_layers = state.layers.len();
-        self.emit(Event::StepDone {
+        state.base_history = state.config.history.len();
+        self.emit(EventKind::StepDone {
             secs: started.elapsed().as_secs_f64(),
         });
 
@@ -415,11 +567,11 @@ impl Builder<'_> {
                     original: t.clone(),
                 };
                 self.total += 1;
-                self.step_command(&cmd, &mut state, done, stage)?;
+                self.step_command(&cmd, &mut state)?;
             }
         }
         for cmd in &stage.commands {
-            self.step_command(cmd, &mut state, done, stage)?;
+            self.step_command(cmd, &mut state)?;
         }
         Ok(state)
     }
@@ -432,14 +584,8 @@ impl Builder<'_> {
         env
     }
 
-    fn step_command(
-        &mut self,
-        cmd: &Command,
-        state: &mut State,
-        done: &BTreeMap<usize, State>,
-        stage: &Stage,
-    ) -> Result<(), BuildError> {
-        self.begin_step(cmd.original.trim());
+    fn step_command(&mut self, cmd: &Command, state: &mut State) -> Result<(), BuildError> {
+        self.begin_step(cmd.original.trim())?;
         let started = Instant::now();
         let env = self.expansion_env(state);
         let mut instr = cmd.instruction.clone();
@@ -460,7 +606,10 @@ impl Builder<'_> {
                         .or_else(|| global.and_then(|(_, v)| v.clone()))
                         .or_else(|| builtin.map(|(_, v)| v.clone())),
                 };
-                self.used_args.insert(d.name.clone());
+                self.used_args
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(d.name.clone());
                 state.args.retain(|(k, _)| *k != d.name);
                 if let Some(v) = value {
                     state.args.push((d.name.clone(), v));
@@ -470,7 +619,7 @@ impl Builder<'_> {
             let mut k = KeyHasher::new(&state.key);
             k.part("arg", format!("{:?}", state.args).as_bytes());
             state.key = k.finish();
-            self.emit(Event::StepDone {
+            self.emit(EventKind::StepDone {
                 secs: started.elapsed().as_secs_f64(),
             });
             return Ok(());
@@ -488,7 +637,7 @@ impl Builder<'_> {
         let created_by = created_by(cmd, &instr, &state.config);
 
         let layer = if makes_layer(&instr) {
-            self.layer_step(cmd, &instr, state, done, stage, key)?
+            self.layer_step(cmd, &instr, state, key)?
         } else {
             let mut author = state.config.author.clone();
             let mut cfg = state.config.container_config();
@@ -514,7 +663,7 @@ impl Builder<'_> {
                 empty_layer: true,
                 ..Default::default()
             });
-            self.emit(Event::StepDone {
+            self.emit(EventKind::StepDone {
                 secs: started.elapsed().as_secs_f64(),
             });
             return Ok(());
@@ -529,7 +678,7 @@ impl Builder<'_> {
             created_by: Some(created_by),
             ..Default::default()
         });
-        self.emit(Event::StepDone {
+        self.emit(EventKind::StepDone {
             secs: started.elapsed().as_secs_f64(),
         });
         Ok(())
@@ -550,7 +699,7 @@ impl Builder<'_> {
             .clone_finish();
         if state.cache_ok {
             if let Some(rec) = self.cache.get(self.store, key) {
-                self.emit(Event::CacheHit);
+                self.emit(EventKind::CacheHit);
                 return Ok(rec);
             }
             state.cache_ok = false;
@@ -565,7 +714,7 @@ impl Builder<'_> {
                     cmd.span.start_line,
                     cmd.original.trim()
                 );
-                self.emit(Event::CacheMiss { reason });
+                self.emit(EventKind::CacheMiss { reason });
             }
         }
         let rec = make(self)?;
@@ -603,8 +752,6 @@ impl Builder<'_> {
         cmd: &Command,
         instr: &Instruction,
         state: &mut State,
-        done: &BTreeMap<usize, State>,
-        stage: &Stage,
         mut key: KeyHasher,
     ) -> Result<(Record, String), BuildError> {
         match instr {
@@ -647,7 +794,7 @@ impl Builder<'_> {
                     None => None,
                 };
                 let workdir = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
-                let downloads = self.scratch.join(format!("add-{}", self.step));
+                let downloads = self.scratch_for("add");
                 let params = copy::CopyParams {
                     scratch: &downloads,
                     copy: c,
@@ -668,8 +815,9 @@ impl Builder<'_> {
                         };
                         let mut root = copy::SourceRoot {
                             ctx,
-                            index: self.index.as_mut(),
+                            index: self.index.as_ref(),
                             inputs: Vec::new(),
+                            from: None,
                         };
                         let planned = copy::plan(&params, &mut root, &lowers, &mut key)
                             .map_err(|e| e.located(cmd))?;
@@ -681,10 +829,9 @@ impl Builder<'_> {
                             .lexer
                             .process_word(from, &self.expansion_env(state) as &dyn Env)
                             .unwrap_or(from.clone());
-                        let (src_state_key, src_lowers) =
-                            self.source_of(&from, stage, done, cmd)?;
+                        let (src_state_key, src_lowers) = self.source_of(&from, cmd)?;
                         key.part("from", src_state_key.as_bytes());
-                        let target = self.scratch.join(format!("view-{}", self.step));
+                        let target = self.scratch_for("view");
                         let v = view::View::mount(&src_lowers.dirs, &target)?;
                         let ctx = crate::context::BuildContext::new(&v.root, &[] as &[&str])
                             .map_err(|e| BuildError::Invalid(e.to_string()))?;
@@ -694,6 +841,7 @@ impl Builder<'_> {
                             ctx,
                             index: None,
                             inputs: Vec::new(),
+                            from: Some(from.clone()),
                         };
                         copy::plan(&params, &mut root, &lowers, &mut key)
                             .map_err(|e| e.located(cmd))?
@@ -722,11 +870,16 @@ impl Builder<'_> {
                     .iter()
                     .map(|(n, v)| (format!("build arg {n}"), v.clone()))
                     .collect();
+                let stage_no = self.numbers[&self.stage.index];
+                let shared = self.b;
+                let print = move |line: &str| shared.emit(stage_no, EventKind::Output(line));
+                let sink: Option<&(dyn Fn(&str) + Sync)> =
+                    self.opts.capture_output.then_some(&print);
                 let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
                     let state = state_ref;
                     let lowers = b.lowers(state)?;
-                    let dir = b.scratch.join(format!("run-{}", b.step));
-                    let mounts = b.run_mounts(r, state, stage, done, cmd, &dir)?;
+                    let dir = b.scratch_for("run");
+                    let mounts = b.run_mounts(r, state, cmd, &dir)?;
                     let cfg = state.config.container_config();
                     let step = run::RunStep {
                         lowers: &lowers,
@@ -739,6 +892,7 @@ impl Builder<'_> {
                         dir: &dir,
                         quiet: b.opts.quiet,
                         runtime: b.opts.runtime.as_deref(),
+                        output: sink,
                     };
                     let upper = run::execute(&step).map_err(|e| e.located(cmd))?;
                     let layer = b.store_upper(&upper)?;
@@ -754,36 +908,12 @@ impl Builder<'_> {
         }
     }
 
-    /// The diff in a RUN's upper directory becomes a layer; the directory
-    /// itself is already that layer in overlay form, so it is kept as the
-    /// unpacked copy instead of unpacking the blob again later.
-    fn store_upper(&self, upper: &Path) -> Result<Descriptor, BuildError> {
-        let mut w = self.store.blob_writer()?;
-        let opts = DiffOptions {
-            clamp_mtime: self.opts.source_date_epoch,
-            overlay_whiteouts: true,
-        };
-        write_tar_from_dir(upper, &mut w, opts).map_err(image_store::ComposeError::from)?;
-        let (digest, size) = w.commit(None)?;
-        let dest = self.store.layers_dir().join(digest.hex());
-        if !dest.exists() && self.opts.source_date_epoch.is_none() {
-            let _ = std::fs::create_dir_all(self.store.layers_dir());
-            let _ = std::fs::rename(upper, &dest);
-        }
-        Ok(Descriptor::new(media::OCI_LAYER, digest, size))
-    }
-
     /// A `--from` source: its key (what identifies its content) and layers.
-    fn source_of(
-        &self,
-        from: &str,
-        stage: &Stage,
-        done: &BTreeMap<usize, State>,
-        cmd: &Command,
-    ) -> Result<(String, Lowers), BuildError> {
-        match self.plan.base(from, stage.index, true) {
+    fn source_of(&self, from: &str, cmd: &Command) -> Result<(String, Lowers), BuildError> {
+        match self.plan.base(from, self.stage.index, true) {
             Base::Stage(d) => {
-                let s = done
+                let s = self
+                    .done
                     .get(&d)
                     .ok_or_else(|| BuildError::at(cmd, format!("stage {from} was not built")))?;
                 Ok((s.key.clone(), self.lowers(s)?))
@@ -801,11 +931,9 @@ impl Builder<'_> {
     }
 
     fn run_mounts(
-        &mut self,
+        &self,
         r: &dockerfile_parser::instructions::Run,
         state: &State,
-        stage: &Stage,
-        done: &BTreeMap<usize, State>,
         cmd: &Command,
         dir: &Path,
     ) -> Result<Vec<MountSpec>, BuildError> {
@@ -878,7 +1006,7 @@ impl Builder<'_> {
                             BuildError::at(cmd, "bind mount needs a build context")
                         })?,
                         Some(f) => {
-                            let (_, lowers) = self.source_of(f, stage, done, cmd)?;
+                            let (_, lowers) = self.source_of(f, cmd)?;
                             let v =
                                 view::View::mount(&lowers.dirs, &dir.join(format!("mount-{n}")))?;
                             let root = v.root.clone();
@@ -905,9 +1033,30 @@ impl Builder<'_> {
         }
         Ok(out)
     }
+}
+
+impl Builder<'_> {
+    /// The diff in a RUN's upper directory becomes a layer; the directory
+    /// itself is already that layer in overlay form, so it is kept as the
+    /// unpacked copy instead of unpacking the blob again later.
+    fn store_upper(&self, upper: &Path) -> Result<Descriptor, BuildError> {
+        let mut w = self.store.blob_writer()?;
+        let opts = DiffOptions {
+            clamp_mtime: self.opts.source_date_epoch,
+            overlay_whiteouts: true,
+        };
+        write_tar_from_dir(upper, &mut w, opts).map_err(image_store::ComposeError::from)?;
+        let (digest, size) = w.commit(None)?;
+        let dest = self.store.layers_dir().join(digest.hex());
+        if !dest.exists() && self.opts.source_date_epoch.is_none() {
+            let _ = std::fs::create_dir_all(self.store.layers_dir());
+            let _ = std::fs::rename(upper, &dest);
+        }
+        Ok(Descriptor::new(media::OCI_LAYER, digest, size))
+    }
 
     /// `--squash`: the layers above the base merged into one.
-    fn squash(&mut self, state: &mut State) -> Result<(), BuildError> {
+    fn squash(&self, state: &mut State) -> Result<(), BuildError> {
         let above = state.layers.len() - state.base_layers;
         if above <= 1 {
             return Ok(());
@@ -928,13 +1077,7 @@ impl Builder<'_> {
         state.config.rootfs.diff_ids.truncate(state.base_layers);
         state.config.rootfs.diff_ids.push(layer.digest.clone());
         state.layers.push(layer);
-        let n = state.config.history.len();
-        for h in state
-            .config
-            .history
-            .iter_mut()
-            .skip(n.saturating_sub(self.step))
-        {
+        for h in state.config.history.iter_mut().skip(state.base_history) {
             h.empty_layer = true;
         }
         state.config.history.push(History {
@@ -946,14 +1089,13 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn warn_unused_args(&mut self) {
+    fn warn_unused_args(&self) {
+        let used = self.used_args.lock().unwrap_or_else(|p| p.into_inner());
         let unused: Vec<&String> = self
             .opts
             .build_args
             .keys()
-            .filter(|k| {
-                !self.used_args.contains(*k) && !self.plan.global_args.iter().any(|(g, _)| g == *k)
-            })
+            .filter(|k| !used.contains(*k) && !self.plan.global_args.iter().any(|(g, _)| g == *k))
             .filter(|k| !PROXY_ARGS.contains(&k.as_str()))
             .collect();
         if !unused.is_empty() {
@@ -962,9 +1104,12 @@ impl Builder<'_> {
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            self.emit(Event::Warning(format!(
-                "one or more build args were not consumed: [{list}]"
-            )));
+            self.emit(
+                0,
+                EventKind::Warning(format!(
+                    "one or more build args were not consumed: [{list}]"
+                )),
+            );
         }
     }
 }

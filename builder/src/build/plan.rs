@@ -140,6 +140,22 @@ impl Plan {
         order
     }
 
+    /// The stages stage `i` uses directly (FROM, `--from`, mounts).
+    pub fn deps(&self, i: usize, from_names: &dyn Fn(&Stage) -> Vec<(String, bool)>) -> Vec<usize> {
+        let mut out: Vec<usize> = from_names(&self.stages[i])
+            .into_iter()
+            .filter_map(
+                |(name, allow_index)| match self.base(&name, i, allow_index) {
+                    Base::Stage(d) => Some(d),
+                    _ => None,
+                },
+            )
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     fn visit(
         &self,
         i: usize,

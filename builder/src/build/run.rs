@@ -26,6 +26,8 @@ pub struct RunStep<'a> {
     pub dir: &'a Path,
     pub quiet: bool,
     pub runtime: Option<&'a Path>,
+    /// Receives the output line by line instead of standard error.
+    pub output: Option<&'a (dyn Fn(&str) + Sync)>,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -95,8 +97,17 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
         ..Default::default()
     };
     let spec = runner::spec::build(&params).map_err(|e| BuildError::Invalid(e.to_string()))?;
+    // Stages run side by side: the id (which names cgroups) is per step.
+    let id = format!(
+        "kiln-build-{}-{}",
+        std::process::id(),
+        step.dir
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
     let mut opts = runner::RunOptions::new(
-        format!("kiln-build-{}", std::process::id()),
+        id,
         &bundle,
         runner::Rootfs::Overlay {
             lower: step.lowers.dirs.clone(),
@@ -109,13 +120,34 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     }
     // Output goes to stderr: stdout carries only what kiln itself prints.
     let devnull = fs::File::open("/dev/null").map_err(|e| BuildError::Io("/dev/null".into(), e))?;
-    let out = if step.quiet { devnull.as_raw_fd() } else { 2 };
+    let piped = match step.output {
+        Some(_) if !step.quiet => {
+            Some(std::io::pipe().map_err(|e| BuildError::Io("pipe".into(), e))?)
+        }
+        _ => None,
+    };
+    let out = match (&piped, step.quiet) {
+        (Some((_, w)), _) => w.as_raw_fd(),
+        (None, true) => devnull.as_raw_fd(),
+        (None, false) => 2,
+    };
     opts.stdio = runner::Stdio::Fds {
         stdin: devnull.as_raw_fd(),
         stdout: out,
         stderr: out,
     };
-    let status = runner::run(&spec, &opts).map_err(|e| BuildError::RunFailed {
+    let result = std::thread::scope(|scope| {
+        if let (Some((r, w)), Some(sink)) = (piped, step.output) {
+            scope.spawn(move || forward_lines(r, sink));
+            let result = runner::run(&spec, &opts);
+            // The reader ends once the container's copies close too.
+            drop(w);
+            result
+        } else {
+            runner::run(&spec, &opts)
+        }
+    });
+    let status = result.map_err(|e| BuildError::RunFailed {
         command: args.join(" "),
         code: e.exit_code() as i32,
         reason: Some(e.to_string()),
@@ -178,6 +210,21 @@ fn remove_mount_stubs(upper: &Path, lowers: &Lowers, stubs: &[String]) {
                 rel = r.parent();
             }
         }
+    }
+}
+
+/// Passes what a step prints to `sink`, a line at a time.
+fn forward_lines(r: std::io::PipeReader, sink: &(dyn Fn(&str) + Sync)) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(r);
+    let mut line = Vec::new();
+    while let Ok(n) = reader.read_until(b'\n', &mut line) {
+        if n == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
+        sink(text.trim_end_matches(['\n', '\r']));
+        line.clear();
     }
 }
 

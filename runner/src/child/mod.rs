@@ -155,8 +155,8 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
         // Become root of the new user namespace now that it is mapped.
         // SAFETY: plain id syscalls.
         unsafe {
-            libc::setresgid(0, 0, 0);
-            libc::setresuid(0, 0, 0);
+            sys::setresgid(0);
+            sys::setresuid(0);
         }
     }
     // A new session: tty-generated signals reach the container only via the
@@ -340,15 +340,13 @@ fn set_identity(plan: &Plan, fds: &ChildFds) {
             }
         }
         // setgroups is denied in a user namespace mapped without newgidmap.
-        if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) != 0
-            && !(plan.userns && plan.groups.is_empty())
-        {
+        if sys::setgroups(&plan.groups) != 0 && !(plan.userns && plan.groups.is_empty()) {
             fail(fds, Step::Groups, 0, errno());
         }
-        if libc::setresgid(plan.gid, plan.gid, plan.gid) != 0 {
+        if sys::setresgid(plan.gid) != 0 {
             fail(fds, Step::SetGid, 0, errno());
         }
-        if libc::setresuid(plan.uid, plan.uid, plan.uid) != 0 {
+        if sys::setresuid(plan.uid) != 0 {
             fail(fds, Step::SetUid, 0, errno());
         }
         if let Some(caps) = &plan.caps {

@@ -1,7 +1,7 @@
 //! `kiln build`: docker-compatible flags over the builder crate.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
@@ -9,6 +9,9 @@ use builder::build::{BuildOptions, Event};
 use image_store::Reference;
 
 use crate::context::Ctx;
+use progress::{Mode, Renderer};
+
+mod progress;
 use crate::exit::{Status, WithCode};
 
 #[derive(clap::Args, Debug)]
@@ -78,6 +81,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     if args.pull {
         bail!("kiln build --pull is not built yet: kiln build uses local images (`kiln pull` them first)");
     }
+    let mode = Mode::parse(&args.progress, args.quiet, std::io::stderr().is_terminal())?;
     let host = format!("linux/{}", image_store::model::host_arch());
     if let Some(p) = args.platform.as_deref().filter(|p| *p != host) {
         bail!("unsupported --platform {p}: kiln builds for {host}");
@@ -91,7 +95,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     let mut opts = BuildOptions {
         dockerfile: text,
         dockerfile_name: name,
-        quiet: args.quiet || args.progress == "quiet",
+        quiet: mode == Mode::Quiet,
         no_cache: args.no_cache,
         squash: args.squash,
         target: args.target.clone(),
@@ -146,25 +150,13 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     opts.context = context;
 
     let quiet = opts.quiet;
+    opts.capture_output = mode == Mode::Tty;
     let started = std::time::Instant::now();
-    let mut err = std::io::stderr();
-    let mut on_event = |e: Event| {
-        if quiet {
-            return;
-        }
-        let _ = match e {
-            Event::Step {
-                number,
-                total,
-                text,
-            } => writeln!(err, "STEP {number}/{total}: {text}"),
-            Event::CacheHit => writeln!(err, "--> Using cache"),
-            Event::CacheMiss { reason } => writeln!(err, "--> Cache miss at {reason}"),
-            Event::StepDone { secs } => writeln!(err, "--> {secs:.3}s"),
-            Event::Warning(w) => writeln!(err, "WARNING: {w}"),
-        };
-    };
-    let out = match builder::build::build(&store, &opts, &mut on_event) {
+    let mut renderer = Renderer::new(mode);
+    let mut on_event = |e: Event| renderer.event(e);
+    let result = builder::build::build(&store, &opts, &mut on_event);
+    drop(renderer);
+    let out = match result {
         Ok(o) => o,
         Err(e) if e.is_run_failure() => {
             return Err(WithCode {
