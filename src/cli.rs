@@ -24,7 +24,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create an image from a rootfs tarball (plain, gzip or zstd)
+    /// Create an image from a rootfs tarball (plain, gzip, zstd, bzip2 or xz)
     Import(ImportArgs),
     /// List images
     Images(ImagesArgs),

@@ -98,18 +98,26 @@ fn metadata_instructions_set_the_config() {
     );
 }
 
+/// The same small tree as gzip, bzip2 and xz tarballs.
 fn make_archive(ctx: &Path) {
     let tmp = ctx.join("..").join("archive-src");
     write(&tmp.join("inside/packed.txt"), "packed\n");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&tmp)
-        .arg("-czf")
-        .arg(ctx.join("archive.tar.gz"))
-        .arg("inside")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    for (flag, name) in [
+        ("-z", "archive.tar.gz"),
+        ("-j", "archive.tar.bz2"),
+        ("-J", "archive.tar.xz"),
+    ] {
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&tmp)
+            .arg(flag)
+            .arg("-cf")
+            .arg(ctx.join(name))
+            .arg("inside")
+            .status()
+            .unwrap();
+        assert!(st.success(), "tar {flag} (bzip2 and xz-utils installed?)");
+    }
 }
 
 #[test]

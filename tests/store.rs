@@ -58,7 +58,7 @@ fn import_is_readable_by_skopeo_and_umoci() {
 }
 
 #[test]
-fn import_from_stdin_gzip_and_zstd() {
+fn import_from_stdin_gzip_zstd_bzip2_and_xz() {
     let k = Kiln::new();
     let tar = std::fs::read(busybox_tar()).unwrap();
     let plain = k.run_stdin(&["import", "-", "base:latest"], &tar).ok();
@@ -67,6 +67,12 @@ fn import_from_stdin_gzip_and_zstd() {
     let from_gz = k.run_stdin(&["import", "-", "base:gz"], &gz).ok();
     let zs = compress("zstd");
     let from_zstd = k.run_stdin(&["import", "-", "base:zstd"], &zs).ok();
+    // docker import takes bzip2 and xz tarballs too.
+    for tool in ["bzip2", "xz"] {
+        let data = compress(tool);
+        k.run_stdin(&["import", "-", &format!("base:{tool}")], &data)
+            .ok();
+    }
 
     // Same layer whatever the compression: the diff IDs agree.
     let layers = |name: &str| {
@@ -76,11 +82,13 @@ fn import_from_stdin_gzip_and_zstd() {
     };
     assert_eq!(layers("base:latest"), layers("base:gz"));
     assert_eq!(layers("base:latest"), layers("base:zstd"));
+    assert_eq!(layers("base:latest"), layers("base:bzip2"));
+    assert_eq!(layers("base:latest"), layers("base:xz"));
     assert_ne!(plain.stdout, "");
     assert_ne!(from_gz.stdout, "");
     assert_ne!(from_zstd.stdout, "");
     let images = k.run(&["images"]).ok().stdout;
-    for tag in ["latest", "gz", "zstd"] {
+    for tag in ["latest", "gz", "zstd", "bzip2", "xz"] {
         assert!(images.contains(tag), "{images}");
     }
 }

@@ -41,7 +41,7 @@ pub struct Committed {
 }
 
 impl Store {
-    /// Reads a tar stream (plain, gzip or zstd), normalises it and stores it
+    /// Reads a tar stream (plain, gzip, zstd, bzip2 or xz), normalises it and stores it
     /// as an uncompressed layer blob.
     pub fn store_layer_from_tar(&self, input: impl Read) -> Result<StoredLayer, ComposeError> {
         let plain = layer::decompressed(input)?;

@@ -1,5 +1,5 @@
 //! Layer tars: path hygiene, and the normalising copy that turns any tar
-//! stream (plain, gzip or zstd) into a clean layer blob in one pass.
+//! stream (plain, gzip, zstd, bzip2 or xz) into a clean layer blob in one pass.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -20,8 +20,6 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
-    #[error("{compression} compressed input is not supported")]
-    UnsupportedCompression { compression: &'static str },
     #[error("tar entry {entry:?}: path escapes the root")]
     Escape { entry: String },
     #[error("tar entry {entry:?}: hard link to {target:?}, which is not earlier in the archive")]
@@ -56,7 +54,8 @@ pub fn clean_path(name: &str) -> Result<Option<PathBuf>, LayerError> {
     Ok(Some(parts.iter().collect()))
 }
 
-/// Detects gzip/zstd by magic bytes and returns a reader of the plain tar.
+/// Detects gzip, zstd, bzip2 or xz by magic bytes and returns a reader of
+/// the plain tar.
 pub fn decompressed<'a, R: Read + 'a>(input: R) -> Result<Box<dyn Read + 'a>, LayerError> {
     let mut br = BufReader::with_capacity(1 << 20, input);
     let head = br.fill_buf()?;
@@ -74,9 +73,14 @@ pub fn decompressed<'a, R: Read + 'a>(input: R) -> Result<Box<dyn Read + 'a>, La
             inner: zstd::Decoder::with_buffer(br)?,
         }),
         Sniffed::Compressed(Compression::None) => Box::new(br),
-        Sniffed::Unsupported(c) => {
-            return Err(LayerError::UnsupportedCompression { compression: c })
-        }
+        Sniffed::Bzip2 => Box::new(Tagged {
+            kind: "bzip2",
+            inner: bzip2::bufread::MultiBzDecoder::new(br),
+        }),
+        Sniffed::Xz => Box::new(Tagged {
+            kind: "xz",
+            inner: liblzma::bufread::XzDecoder::new_multi_decoder(br),
+        }),
     })
 }
 
@@ -127,10 +131,13 @@ fn decompress_fault(e: &io::Error) -> Option<LayerError> {
     None
 }
 
+/// Layers come plain, gzip or zstd; tarballs (import, ADD) may also be
+/// bzip2 or xz, as docker accepts.
 enum Sniffed {
     Plain,
     Compressed(Compression),
-    Unsupported(&'static str),
+    Bzip2,
+    Xz,
 }
 
 fn sniff(head: &[u8]) -> Sniffed {
@@ -139,9 +146,9 @@ fn sniff(head: &[u8]) -> Sniffed {
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Sniffed::Compressed(Compression::Zstd)
     } else if head.starts_with(b"BZh") {
-        Sniffed::Unsupported("bzip2")
+        Sniffed::Bzip2
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Sniffed::Unsupported("xz")
+        Sniffed::Xz
     } else {
         Sniffed::Plain
     }

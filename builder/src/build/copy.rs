@@ -393,7 +393,8 @@ fn context_err(e: ContextError, src: &str, from: Option<&str>) -> BuildError {
     }
 }
 
-/// A local file ADD extracts: a tar, plain or gzip/zstd compressed.
+/// A local file ADD extracts: a tar, plain or gzip, bzip2, xz or zstd
+/// compressed.
 fn is_archive(p: &Path) -> bool {
     let Ok(f) = File::open(p) else { return false };
     let Ok(mut r) = image_store::layer::decompressed(f) else {
