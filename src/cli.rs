@@ -40,7 +40,7 @@ pub enum Command {
     #[command(subcommand)]
     Image(ImageCommand),
     /// Build an image from a Dockerfile
-    Build(commands::build::BuildArgs),
+    Build(Box<commands::build::BuildArgs>),
     /// Run a command in a new container
     Run(commands::run::RunArgs),
     /// List containers

@@ -417,3 +417,55 @@ fn oci_and_archive_transports() {
     k3.run(&["pull", &format!("oci:{}:missing", dir.display())])
         .code(125);
 }
+
+#[test]
+fn build_pulls_missing_bases_and_pull_always_refreshes_them() {
+    let reg = Registry::plain();
+    let k = Kiln::new();
+    k.import_busybox("bb");
+    let base = format!("{}/base/bb:1", reg.host());
+    k.run(&["push", "--tls-verify=false", "bb", &base]).ok();
+
+    let k2 = Kiln::new();
+    let ctx = k2.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN (cat /marker 2>/dev/null || echo v1) > /seen\n"),
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let seen = |image: &str| k2.run(&["run", "--rm", image, "cat", "/seen"]).ok().stdout;
+
+    // --pull=never with the base absent: an error naming the FROM line.
+    let r = k2
+        .run(&["build", "--pull=never", "--tls-verify=false", ctx])
+        .code(125);
+    assert!(
+        r.stderr.contains("Dockerfile:1") && r.stderr.contains(&base),
+        "{}",
+        r.stderr
+    );
+    // By default a missing base is pulled, as docker does.
+    k2.run(&["build", "--tls-verify=false", "-t", "out1", ctx])
+        .ok();
+    assert_eq!(seen("out1"), "v1\n");
+
+    // The registry's tag moves to a new image.
+    let next = k.dir.path().join("next");
+    std::fs::create_dir_all(&next).unwrap();
+    std::fs::write(next.join("Dockerfile"), "FROM bb\nRUN echo v2 > /marker\n").unwrap();
+    k.run(&["build", "-t", "bb2", next.to_str().unwrap()]).ok();
+    k.run(&["push", "--tls-verify=false", "bb2", &base]).ok();
+
+    // Present locally: used as it is, no pull.
+    k2.run(&["build", "--tls-verify=false", "-t", "out2", ctx])
+        .ok();
+    assert_eq!(seen("out2"), "v1\n");
+    // --pull fetches the registry's current image.
+    let r = k2
+        .run(&["build", "--pull", "--tls-verify=false", "-t", "out3", ctx])
+        .ok();
+    assert!(r.stderr.contains("Trying to pull"), "{}", r.stderr);
+    assert_eq!(seen("out3"), "v2\n");
+}

@@ -33,7 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Image(ImageCommand::Prune(a)) => rmi::prune(&ctx, a),
         Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
-        Command::Build(a) => build::run(&ctx, a),
+        Command::Build(a) => build::run(&ctx, *a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Ps(a) => containers::ps(&ctx, a),
         Command::Rm(a) => containers::rm(&ctx, a),

@@ -62,10 +62,32 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// An external OCI runtime for RUN steps.
     pub runtime: Option<PathBuf>,
+    /// When base images are fetched through the [`BaseSource`].
+    pub pull: PullPolicy,
     /// RUN output comes as [`EventKind::Output`] lines instead of going
     /// straight to standard error (for a progress display that owns the
     /// terminal).
     pub capture_output: bool,
+}
+
+/// `--pull`: when a base image (FROM, `COPY --from`, a mount's `from`) is
+/// fetched rather than taken from the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Only when the store does not have it (docker's default).
+    #[default]
+    Missing,
+    /// Every time, so the build sees the registry's current image.
+    Always,
+    /// Never: a missing image is an error.
+    Never,
+}
+
+/// Where base images come from when the store lacks them (the CLI pulls
+/// them from a registry). Kept abstract so the builder needs no network.
+pub trait BaseSource: Sync {
+    /// Brings `name` into the store, or says why not.
+    fn fetch(&self, name: &str) -> Result<(), String>;
 }
 
 /// Progress, for the CLI to show as it likes. Stages that do not depend on
@@ -141,6 +163,7 @@ struct Builder<'a> {
     numbers: BTreeMap<usize, usize>,
     /// Set once a stage has failed: the others stop at their next step.
     failed: AtomicBool,
+    source: Option<&'a dyn BaseSource>,
     now: String,
     now_secs: u64,
 }
@@ -162,9 +185,12 @@ impl<'a> std::ops::Deref for StageRun<'_, 'a> {
     }
 }
 
+/// Builds the Dockerfile in `opts`; base images missing from the store
+/// come from `source` (per [`BuildOptions::pull`]).
 pub fn build(
     store: &Store,
     opts: &BuildOptions,
+    source: Option<&dyn BaseSource>,
     events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<BuildOutput, BuildError> {
     let name = if opts.dockerfile_name.is_empty() {
@@ -172,13 +198,14 @@ pub fn build(
     } else {
         &opts.dockerfile_name
     };
-    build_inner(store, opts, events).map_err(|e| e.with_file(name))
+    build_inner(store, opts, source, events).map_err(|e| e.with_file(name))
 }
 
-fn build_inner(
-    store: &Store,
-    opts: &BuildOptions,
-    events: &mut (dyn FnMut(Event) + Send),
+fn build_inner<'a>(
+    store: &'a Store,
+    opts: &'a BuildOptions,
+    source: Option<&'a dyn BaseSource>,
+    events: &'a mut (dyn FnMut(Event) + Send),
 ) -> Result<BuildOutput, BuildError> {
     let df: Dockerfile =
         dockerfile_parser::parse_dockerfile(&opts.dockerfile).map_err(BuildError::Parse)?;
@@ -218,6 +245,7 @@ fn build_inner(
         events: Mutex::new(events),
         numbers: BTreeMap::new(),
         failed: AtomicBool::new(false),
+        source,
         now,
         now_secs,
     };
@@ -245,6 +273,7 @@ impl<'a> Builder<'a> {
             .enumerate()
             .map(|(n, &i)| (i, n + 1))
             .collect();
+        self.fetch_bases(&needed, &global_env)?;
         self.check_layer_limit(&needed, &global_env)?;
 
         let mut done = self.run_stages(&needed, &deps, &global_env)?;
@@ -362,6 +391,44 @@ impl<'a> Builder<'a> {
             stages: self.numbers.len(),
             kind,
         });
+    }
+
+    /// Brings the images the needed stages use into the store first, so
+    /// the layer count is known and no stage waits on the network.
+    fn fetch_bases(
+        &self,
+        needed: &[usize],
+        global_env: &[(String, String)],
+    ) -> Result<(), BuildError> {
+        let policy = self.opts.pull;
+        let mut seen = BTreeSet::new();
+        for &i in needed {
+            let stage = &self.plan.stages[i];
+            for (name, allow_index, cmd) in plan::references(stage, &self.lexer, global_env) {
+                let Base::Image(image) = self.plan.base(&name, i, allow_index) else {
+                    continue;
+                };
+                if !seen.insert(image.clone()) {
+                    continue;
+                }
+                let present = self.store.resolve(&image).is_ok();
+                let fetch = match policy {
+                    PullPolicy::Always => true,
+                    PullPolicy::Missing => !present,
+                    PullPolicy::Never => false,
+                };
+                if !fetch {
+                    continue;
+                }
+                let Some(source) = self.source else {
+                    continue; // reported where the image is used
+                };
+                source
+                    .fetch(&image)
+                    .map_err(|e| BuildError::at(cmd, format!("pulling {image}: {e}")))?;
+            }
+        }
+        Ok(())
     }
 
     /// Counts the layers the target will have and fails, naming the step
@@ -529,7 +596,13 @@ impl StageRun<'_, '_> {
             }
             Base::Image(name) => {
                 let img = self.store.resolve(&name).map_err(|e| {
-                    BuildError::at(&stage.from, format!("{e} (kiln build uses local images; `kiln pull` or `kiln import` it first)"))
+                    let hint = match self.opts.pull {
+                        PullPolicy::Never => {
+                            " (--pull=never: `kiln pull` or `kiln import` it first)"
+                        }
+                        _ => "",
+                    };
+                    BuildError::at(&stage.from, format!("{e}{hint}"))
                 })?;
                 State {
                     key: cache::image_key(img.id()),

@@ -199,6 +199,18 @@ pub fn referenced_names(
     lexer: &Lexer,
     env: &[(String, String)],
 ) -> Vec<(String, bool)> {
+    references(stage, lexer, env)
+        .into_iter()
+        .map(|(name, index, _)| (name, index))
+        .collect()
+}
+
+/// [`referenced_names`] with the command each name appears in.
+pub fn references<'s>(
+    stage: &'s Stage,
+    lexer: &Lexer,
+    env: &[(String, String)],
+) -> Vec<(String, bool, &'s Command)> {
     let expand = |s: &str| {
         lexer
             .process_word(s, &Pairs(env))
@@ -206,20 +218,20 @@ pub fn referenced_names(
     };
     let mut out = Vec::new();
     if let Instruction::From(f) = &stage.from.instruction {
-        out.push((expand(&f.image), false));
+        out.push((expand(&f.image), false, &stage.from));
     }
     for c in &stage.commands {
         match &c.instruction {
             Instruction::Copy(cp) | Instruction::Add(cp) => {
                 if let Some(f) = &cp.from {
-                    out.push((expand(f), true));
+                    out.push((expand(f), true, c));
                 }
             }
             Instruction::Run(r) => {
                 for m in &r.mounts {
                     if let Some(f) = &m.from {
                         if matches!(m.kind, MountType::Bind | MountType::Cache) {
-                            out.push((expand(f), true));
+                            out.push((expand(f), true, c));
                         }
                     }
                 }

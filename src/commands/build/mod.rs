@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use builder::build::{BuildOptions, Event};
+use builder::build::{BaseSource, BuildOptions, Event, PullPolicy};
 use image_store::Reference;
 
 use crate::context::Ctx;
@@ -13,6 +13,8 @@ use progress::{Mode, Renderer};
 
 mod progress;
 use crate::exit::{Status, WithCode};
+use crate::transfer::opts::RegistryOpts;
+use crate::transfer::progress::Progress;
 
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
@@ -31,9 +33,19 @@ pub struct BuildArgs {
     /// Do not use the build cache
     #[arg(long)]
     pub no_cache: bool,
-    /// Always pull the base images (kiln build uses local images; not built yet)
-    #[arg(long)]
-    pub pull: bool,
+    /// When to pull base images: missing (default: only those not in the
+    /// store), always (`--pull` alone) or never
+    #[arg(
+        long,
+        value_name = "POLICY",
+        default_value = "missing",
+        num_args = 0..=1,
+        default_missing_value = "always",
+        require_equals = true
+    )]
+    pub pull: String,
+    #[command(flatten)]
+    pub registry: RegistryOpts,
     /// Add a label to the image (K=V, repeatable)
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
@@ -78,9 +90,12 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         print!("{dump}");
         return Ok(Status::Success);
     }
-    if args.pull {
-        bail!("kiln build --pull is not built yet: kiln build uses local images (`kiln pull` them first)");
-    }
+    let pull = match args.pull.as_str() {
+        "missing" | "false" => PullPolicy::Missing,
+        "always" | "true" => PullPolicy::Always,
+        "never" => PullPolicy::Never,
+        other => bail!("invalid --pull={other:?}: use missing, always or never"),
+    };
     let mode = Mode::parse(&args.progress, args.quiet, std::io::stderr().is_terminal())?;
     let host = format!("linux/{}", image_store::model::host_arch());
     if let Some(p) = args.platform.as_deref().filter(|p| *p != host) {
@@ -100,6 +115,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         squash: args.squash,
         target: args.target.clone(),
         runtime: args.runtime.clone(),
+        pull,
         ..Default::default()
     };
     for t in &args.tags {
@@ -154,7 +170,12 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     let started = std::time::Instant::now();
     let mut renderer = Renderer::new(mode);
     let mut on_event = |e: Event| renderer.event(e);
-    let result = builder::build::build(&store, &opts, &mut on_event);
+    let source = RegistrySource {
+        store: &store,
+        registry: &args.registry,
+        quiet,
+    };
+    let result = builder::build::build(&store, &opts, Some(&source), &mut on_event);
     drop(renderer);
     let out = match result {
         Ok(o) => o,
@@ -245,4 +266,30 @@ fn parse_build_args(raw: &[String]) -> BTreeMap<String, Option<String>> {
             None => (a.clone(), None),
         })
         .collect()
+}
+
+/// Base images the store lacks come from their registry, as `kiln pull`
+/// would fetch them (same flags: `--tls-verify`, `--creds`, …).
+struct RegistrySource<'a> {
+    store: &'a image_store::Store,
+    registry: &'a RegistryOpts,
+    quiet: bool,
+}
+
+impl BaseSource for RegistrySource<'_> {
+    fn fetch(&self, name: &str) -> std::result::Result<(), String> {
+        let reference: registry_client::Reference = name.parse().map_err(|e| format!("{e}"))?;
+        let client = self.registry.client().map_err(|e| format!("{e:#}"))?;
+        let progress = Progress::new(self.quiet);
+        progress.line(&format!("Trying to pull {reference}..."));
+        crate::transfer::registry::pull(
+            self.store,
+            &client,
+            &reference,
+            &registry_client::Platform::host(),
+            &progress,
+        )
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"))
+    }
 }
