@@ -340,3 +340,76 @@ fn loading_a_1gb_archive_keeps_memory_bounded() {
         .unwrap();
     assert!(kb < 100 * 1024, "peak RSS {kb} kB loading a 1 GiB archive");
 }
+
+/// A docker-archive of `n` one-file layers, written with the tar crate.
+fn many_layer_archive(path: &Path, n: usize) {
+    use sha2::Digest as _;
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+    let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut diff_ids = Vec::new();
+    for i in 0..n {
+        let layer = tar_of(&[(&format!("f{i}"), format!("{i}\n").as_bytes())]);
+        diff_ids.push(format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(&layer))
+        ));
+        members.push((format!("l{i}/layer.tar"), layer));
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_name = format!("{}.json", hex::encode(sha2::Sha256::digest(&config)));
+    let manifest = serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": ["localhost/tall:1"],
+        "Layers": (0..n).map(|i| format!("l{i}/layer.tar")).collect::<Vec<_>>(),
+    }]);
+    members.push((config_name, config));
+    members.push((
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).unwrap(),
+    ));
+    let refs: Vec<(&str, &[u8])> = members
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    std::fs::write(path, tar_of(&refs)).unwrap();
+}
+
+#[test]
+fn loading_an_image_over_127_layers_warns_and_keeps_it() {
+    let k = Kiln::new();
+    let archive = k.dir.path().join("tall.tar");
+    many_layer_archive(&archive, 128);
+    let r = k.run(&["load", "-i", archive.to_str().unwrap()]).ok();
+    assert!(
+        r.stderr
+            .contains("localhost/tall:1 has 128 layers; a union filesystem stacks at most 127"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("Loaded image: localhost/tall:1"),
+        "{}",
+        r.stdout
+    );
+    // 127 layers load without a word.
+    let ok = k.dir.path().join("ok.tar");
+    many_layer_archive(&ok, 127);
+    let r = k.run(&["load", "-i", ok.to_str().unwrap()]).ok();
+    assert!(!r.stderr.contains("WARNING"), "{}", r.stderr);
+}

@@ -116,7 +116,14 @@ pub fn load(ctx: &Ctx, args: LoadArgs) -> Result<Status> {
         }
     };
     let loaded = archive::load(&store, input).with_context(|| format!("loading {label}"))?;
+    let images = store.images()?;
     for (id, names) in &loaded.images {
+        if let Some(img) = images.iter().find(|i| i.id() == id) {
+            let name = names.first().map_or_else(|| id.to_string(), |n| n.clone());
+            if let Some(w) = crate::transfer::too_many_layers(&name, img.manifest.layers.len()) {
+                eprintln!("WARNING: {w}");
+            }
+        }
         if args.quiet {
             println!("{id}");
         } else if names.is_empty() {

@@ -8,6 +8,19 @@ pub mod progress;
 pub mod registry;
 pub mod transport;
 
+/// A union filesystem stacks at most this many layers.
+pub const MAX_LAYERS: usize = 127;
+
+/// The warning for an image that arrives with more layers than a union
+/// filesystem stacks (pull, load): it is stored, but may not run.
+pub fn too_many_layers(name: &str, layers: usize) -> Option<String> {
+    (layers > MAX_LAYERS).then(|| {
+        format!(
+            "{name} has {layers} layers; a union filesystem stacks at most {MAX_LAYERS}, so it may not run"
+        )
+    })
+}
+
 /// A multi-threaded runtime for the async registry client.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let threads = std::thread::available_parallelism()

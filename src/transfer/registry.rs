@@ -16,9 +16,6 @@ use tokio::task::JoinSet;
 use super::progress::{Counting, Progress};
 use super::{client_digest, runtime, store_digest};
 
-/// A union filesystem stacks at most this many layers.
-pub const MAX_LAYERS: usize = 127;
-
 /// Blobs moved at once.
 pub const DEFAULT_JOBS: usize = 4;
 
@@ -94,11 +91,8 @@ async fn pull_inner(
     }
     let manifest: Manifest = serde_json::from_slice(&m.bytes)
         .with_context(|| format!("{reference}: invalid manifest"))?;
-    if manifest.layers.len() > MAX_LAYERS {
-        progress.warn(&format!(
-            "{reference} has {} layers; a union filesystem stacks at most {MAX_LAYERS}, so it may not run",
-            manifest.layers.len()
-        ));
+    if let Some(w) = super::too_many_layers(&reference.to_string(), manifest.layers.len()) {
+        progress.warn(&w);
     }
     let sem = Arc::new(Semaphore::new(DEFAULT_JOBS));
     let mut tasks = JoinSet::new();
