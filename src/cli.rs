@@ -41,6 +41,9 @@ pub enum Command {
     Image(ImageCommand),
     /// Build an image from a Dockerfile
     Build(Box<commands::build::BuildArgs>),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Run a command in a new container
     Run(commands::run::RunArgs),
     /// List containers
@@ -167,6 +170,22 @@ pub struct HistoryArgs {
     #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
     pub human: bool,
     pub image: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Remove the build cache: step records and the layers only they keep
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Also empty the RUN --mount=type=cache mounts
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation (kiln never prompts)
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]

@@ -637,3 +637,46 @@ fn add_fetches_urls_checks_checksums_and_never_extracts() {
     let r = build(&k, &[dir.to_str().unwrap()]).code(125);
     assert!(r.stderr.contains("use ADD"), "{}", r.stderr);
 }
+
+#[test]
+fn builder_prune_forgets_the_cache_and_frees_its_layers() {
+    let k = with_base();
+    let dir = k.dir.path().join("prune");
+    write(
+        &dir.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN --mount=type=cache,target=/c (cat /c/seen 2>/dev/null || echo first) > /was && echo x > /c/seen\n\
+         RUN head -c 300000 /dev/urandom > /big\n",
+    );
+    let ctx = dir.to_str().unwrap();
+    build(&k, &["-t", "pr", ctx]).ok();
+    let blobs = || {
+        std::fs::read_dir(k.root().join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    // The image goes; its layers stay, kept by the cache.
+    k.run(&["rmi", "pr"]).ok();
+    let kept = blobs();
+    let r = build(&k, &["-t", "pr", ctx]).ok();
+    assert_eq!(hits(&r), 2, "{}", r.stderr);
+    k.run(&["rmi", "pr"]).ok();
+
+    let r = k.run(&["builder", "prune"]).ok();
+    assert!(
+        r.stdout.contains("Deleted 2 build cache records"),
+        "{}",
+        r.stdout
+    );
+    assert!(blobs() < kept, "the cached layers are freed");
+    // Nothing cached any more; the cache mount survives a plain prune.
+    let r = build(&k, &["-t", "pr", ctx]).ok();
+    assert_eq!(hits(&r), 0, "{}", r.stderr);
+    let was = |k: &Kiln| k.run(&["run", "--rm", "pr", "cat", "/was"]).ok().stdout;
+    assert_eq!(was(&k), "x\n");
+    // -a empties cache mounts too.
+    let r = k.run(&["builder", "prune", "-a"]).ok();
+    assert!(r.stdout.contains("1 cache mounts"), "{}", r.stdout);
+    build(&k, &["-t", "pr", ctx]).ok();
+    assert_eq!(was(&k), "first\n");
+}

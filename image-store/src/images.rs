@@ -218,9 +218,10 @@ impl Store {
         Ok((ids, freed))
     }
 
-    /// Deletes blobs that no `index.json` entry reaches, and stale temp
-    /// files. The caller holds the collector lock.
-    fn collect_garbage_locked(&self) -> Result<u64> {
+    /// Deletes blobs that no `index.json` entry or root reaches, and stale
+    /// temp files; returns the bytes freed. The caller holds
+    /// [`Store::collector_lock`].
+    pub fn collect_garbage_locked(&self) -> Result<u64> {
         let index = self.read_index()?;
         let mut live = BTreeSet::new();
         self.mark(&index.manifests, &mut live)?;

@@ -19,7 +19,7 @@ mod save;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, ImageCommand};
+use crate::cli::{BuilderCommand, Cli, Command, ImageCommand};
 use crate::context::Ctx;
 use crate::exit::Status;
 
@@ -34,6 +34,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Build(a) => build::run(&ctx, *a),
+        Command::Builder(BuilderCommand::Prune(a)) => build::prune(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Ps(a) => containers::ps(&ctx, a),
         Command::Rm(a) => containers::rm(&ctx, a),

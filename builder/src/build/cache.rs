@@ -114,6 +114,54 @@ impl Cache {
     }
 }
 
+/// What `builder prune` removed.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// Step records deleted.
+    pub records: usize,
+    /// Cache mounts deleted (only with `all`).
+    pub mounts: usize,
+    /// Bytes of blobs freed (layers only the cache kept).
+    pub freed: u64,
+}
+
+/// Forgets the build cache: every step record (so their layers go unless an
+/// image uses them), the miss explanations and the context stat indexes;
+/// with `all`, also the contents of `RUN --mount=type=cache` mounts.
+/// Runs under the store's collector lock, so no build is mid-way.
+pub fn prune(store: &Store, all: bool) -> Result<Pruned, crate::build::BuildError> {
+    use crate::build::BuildError;
+    let _gc = store.collector_lock()?;
+    let kiln = store.kiln_dir();
+    let mut out = Pruned::default();
+    let roots = kiln.join("roots");
+    if let Ok(entries) = fs::read_dir(&roots) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("cache-") && name.ends_with(".json") {
+                fs::remove_file(e.path()).map_err(|err| BuildError::Io(e.path(), err))?;
+                out.records += 1;
+            }
+        }
+    }
+    let mut dirs = vec![kiln.join("cache-probes"), kiln.join("stat-index")];
+    let mounts = kiln.join("cache-mounts");
+    if all {
+        out.mounts = fs::read_dir(&mounts).map(|d| d.count()).unwrap_or(0);
+        dirs.push(mounts);
+    }
+    for d in dirs {
+        match fs::remove_dir_all(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BuildError::Io(d, e)),
+        }
+    }
+    out.freed = store.collect_garbage_locked()?;
+    Ok(out)
+}
+
 /// The first input that differs between two runs of a step, in words.
 pub fn changed_input(old: &[(String, String)], new: &[(String, String)]) -> Option<String> {
     let before: HashMap<&str, &str> = old.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

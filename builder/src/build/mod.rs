@@ -30,6 +30,7 @@ use image_store::model::{self, media, History, ImageConfig};
 use image_store::{Descriptor, Digest, Reference, Store};
 use runner::spec::{MountSpec, Network};
 
+pub use cache::{prune as prune_cache, Pruned};
 pub use error::BuildError;
 pub use plan::MAX_LAYERS;
 pub use view::private_mount_namespace;

@@ -206,6 +206,27 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     Ok(Status::Success)
 }
 
+/// `kiln builder prune [-a]`: forget the build cache.
+pub fn prune(ctx: &Ctx, args: crate::cli::BuilderPruneArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    let pruned =
+        builder::build::prune_cache(&store, args.all).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "Deleted {} build cache records{}",
+        pruned.records,
+        if args.all {
+            format!(" and {} cache mounts", pruned.mounts)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "Total reclaimed space: {}",
+        crate::format::human_size(pruned.freed)
+    );
+    Ok(Status::Success)
+}
+
 /// (Dockerfile text, its name for errors, context dir, Dockerfile path).
 fn read_inputs(
     args: &BuildArgs,
