@@ -13,6 +13,7 @@ use registry_client::{
 
 use crate::context::Ctx;
 use crate::exit::Status;
+use crate::transfer::opts::TlsOpts;
 use crate::transfer::runtime;
 
 #[derive(clap::Args)]
@@ -26,23 +27,11 @@ pub struct LoginArgs {
     /// Read the password from standard input
     #[arg(long)]
     pub password_stdin: bool,
-    /// Require HTTPS and verify certificates (`--tls-verify=false` also allows plain HTTP)
-    #[arg(
-        long,
-        value_name = "BOOL",
-        default_value_t = true,
-        num_args = 0..=1,
-        default_missing_value = "true",
-        require_equals = true,
-        action = clap::ArgAction::Set
-    )]
-    pub tls_verify: bool,
+    #[command(flatten)]
+    pub tls: TlsOpts,
     /// Credentials file (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)
     #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
     pub authfile: Option<PathBuf>,
-    /// Directory of certificates for the registry
-    #[arg(long, value_name = "DIR")]
-    pub cert_dir: Option<PathBuf>,
     /// Registry host[:port] (default: docker.io)
     pub registry: Option<String>,
 }
@@ -141,8 +130,8 @@ pub fn login(_ctx: &Ctx, args: LoginArgs) -> Result<Status> {
         credentials: Some(Arc::new(
             StaticCredentials::new().with(registry.clone(), creds.clone()),
         )),
-        tls_verify: args.tls_verify,
-        cert_dir: args.cert_dir.clone(),
+        tls_verify: args.tls.tls_verify,
+        cert_dir: args.tls.cert_dir.clone(),
         ..ClientOptions::default()
     });
     runtime()?

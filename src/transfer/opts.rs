@@ -6,9 +6,10 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use registry_client::{Client, ClientOptions, CredentialStore, Credentials, DockerConfig};
 
-/// `--tls-verify`, `--creds`, `--authfile`, `--cert-dir`.
-#[derive(clap::Args, Clone, Default)]
-pub struct RegistryOpts {
+/// `--tls-verify` and `--cert-dir`: how the registry's TLS is checked
+/// (shared by login and every command that talks to a registry).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TlsOpts {
     /// Require HTTPS and verify certificates (`--tls-verify=false` also
     /// allows plain HTTP and skips verification)
     #[arg(
@@ -21,24 +22,30 @@ pub struct RegistryOpts {
         action = clap::ArgAction::Set
     )]
     pub tls_verify: bool,
+    /// Directory of certificates (*.crt CA files, *.cert/*.key client pairs) for the registry
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+}
+
+/// `--tls-verify`, `--cert-dir`, `--creds`, `--authfile`.
+#[derive(clap::Args, Clone, Default)]
+pub struct RegistryOpts {
+    #[command(flatten)]
+    pub tls: TlsOpts,
     /// Credentials USERNAME:PASSWORD for the registry (default: those stored by `kiln login`)
     #[arg(long, value_name = "USER:PASSWORD")]
     pub creds: Option<String>,
     /// Credentials file (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json)
     #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
     pub authfile: Option<PathBuf>,
-    /// Directory of certificates (*.crt CA files, *.cert/*.key client pairs) for the registry
-    #[arg(long, value_name = "DIR")]
-    pub cert_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RegistryOpts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistryOpts")
-            .field("tls_verify", &self.tls_verify)
+            .field("tls", &self.tls)
             .field("creds", &self.creds.as_ref().map(|_| "<redacted>"))
             .field("authfile", &self.authfile)
-            .field("cert_dir", &self.cert_dir)
             .finish()
     }
 }
@@ -79,8 +86,8 @@ impl RegistryOpts {
         };
         Ok(ClientOptions {
             credentials: Some(Arc::new(Creds { fixed, config })),
-            tls_verify: self.tls_verify,
-            cert_dir: self.cert_dir.clone(),
+            tls_verify: self.tls.tls_verify,
+            cert_dir: self.tls.cert_dir.clone(),
             ..ClientOptions::default()
         })
     }
