@@ -680,3 +680,126 @@ fn builder_prune_forgets_the_cache_and_frees_its_layers() {
     build(&k, &["-t", "pr", ctx]).ok();
     assert_eq!(was(&k), "first\n");
 }
+
+/// A `git daemon` serving `base` on a free loopback port; killed on drop.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn start(base: &Path) -> GitDaemon {
+        common::require_tool("git");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // git-daemon itself, not `git daemon`: the wrapper would leave the
+        // daemon running when killed.
+        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_string();
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .arg("--reuseaddr")
+            .arg("--export-all")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "git daemon did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        GitDaemon { child, port }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.com"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?}");
+}
+
+#[test]
+fn add_checks_out_git_repositories_at_a_ref() {
+    let k = with_base();
+    let serve = k.dir.path().join("git");
+    let work = k.dir.path().join("work");
+    write(&work.join("hello.txt"), "v1\n");
+    write(&work.join("sub/inner.txt"), "inner\n");
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "v1"]);
+    write(&work.join("hello.txt"), "v2\n");
+    git(&work, &["commit", "-q", "-am", "two"]);
+    std::fs::create_dir_all(&serve).unwrap();
+    git(
+        &serve,
+        &["clone", "-q", "--bare", work.to_str().unwrap(), "repo.git"],
+    );
+    let d = GitDaemon::start(&serve);
+    let repo = format!("git://127.0.0.1:{}/repo.git", d.port);
+
+    let ctx = k.dir.path().join("ctx");
+    write(
+        &ctx.join("Dockerfile"),
+        &format!(
+            "FROM busybox\n\
+             ADD {repo}#v1 /tagged/\n\
+             ADD {repo}#main:sub /sub\n\
+             ADD --keep-git-dir=true {repo} /kept/\n\
+             RUN test \"$(cat /tagged/hello.txt)\" = v1 && test ! -e /tagged/.git\n\
+             RUN test \"$(cat /sub/inner.txt)\" = inner && test ! -e /sub/hello.txt\n\
+             RUN test \"$(cat /kept/hello.txt)\" = v2 && test -d /kept/.git\n"
+        ),
+    );
+    let c = ctx.to_str().unwrap();
+    build(&k, &["-t", "fromgit", c]).ok();
+    // Same commits: all hits. The branch moves: the steps that follow it miss.
+    let r = build(&k, &["-t", "fromgit", c]).ok();
+    assert_eq!(hits(&r), 6, "{}", r.stderr);
+    write(&work.join("sub/inner.txt"), "inner\n");
+    write(&work.join("new.txt"), "new\n");
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "three"]);
+    git(
+        &serve.join("repo.git"),
+        &["fetch", "-q", work.to_str().unwrap(), "main:main"],
+    );
+    let r = build(&k, &["-t", "fromgit", c]).ok();
+    assert_eq!(hits(&r), 1, "only the tag's step hits: {}", r.stderr);
+    // A ref that does not exist names the repository.
+    write(
+        &ctx.join("Dockerfile"),
+        &format!("FROM busybox\nADD {repo}#nosuch /x/\n"),
+    );
+    let r = build(&k, &[c]).code(125);
+    assert!(
+        r.stderr.contains("Dockerfile:2") && r.stderr.contains(&repo),
+        "{}",
+        r.stderr
+    );
+}

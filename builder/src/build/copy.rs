@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use dockerfile_parser::instructions::{Copy, Source};
 
 use super::cache::{KeyHasher, StatIndex};
+use super::git::GitRef;
 use super::lower::Lowers;
 use super::BuildError;
 use crate::context::{BuildContext, ContextError, SourceEntry};
@@ -156,6 +157,11 @@ pub fn plan(
         ));
     }
     let excludes = Matcher::new(&c.exclude).map_err(|e| BuildError::Invalid(e.to_string()))?;
+    if p.is_add {
+        if let Some(g) = git_source(c)? {
+            return plan_git(p, &g, &dest_abs, lowers, key);
+        }
+    }
 
     let mut out = Vec::new();
     // Ancestors of the destination: kept as the image has them, or created
@@ -299,7 +305,7 @@ pub fn plan(
                     } else if ft.is_file() {
                         let rel = se.entry.path.to_string_lossy().into_owned();
                         hashed(&rel, &abs, md, key, root)?;
-                        if p.is_add && is_root && is_archive(&abs) {
+                        if p.is_add && is_root && p.copy.unpack != Some(false) && is_archive(&abs) {
                             // Extracted into the destination directory.
                             out.push(dir_entry(&dest_rel, lowers, p));
                             key.part("archive-into", dest_rel.as_bytes());
@@ -349,6 +355,82 @@ pub fn plan(
     }
     key.part("copy-dest", dest_abs.as_bytes());
     Ok(out)
+}
+
+/// The git repository an ADD names, if it names one; git sources stand
+/// alone (one source, no `--from`).
+fn git_source(c: &Copy) -> Result<Option<GitRef>, BuildError> {
+    let gits: Vec<GitRef> = c
+        .sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::Path(p) => GitRef::parse(p),
+            Source::Heredoc { .. } => None,
+        })
+        .collect();
+    match gits.len() {
+        0 => Ok(None),
+        1 if c.sources.len() == 1 => Ok(gits.into_iter().next()),
+        _ => Err(BuildError::Invalid(
+            "ADD of a git repository takes it as the only source".into(),
+        )),
+    }
+}
+
+/// ADD of a git repository: checked out, then planned as a COPY of its
+/// root (or `#ref:subdir`) into the destination directory, keyed by the
+/// commit rather than by file contents.
+fn plan_git(
+    p: &CopyParams,
+    g: &GitRef,
+    dest_abs: &str,
+    lowers: &Lowers,
+    key: &mut KeyHasher,
+) -> Result<Vec<Planned>, BuildError> {
+    use sha2::Digest as _;
+    let url = p.copy.sources.iter().find_map(|s| match s {
+        Source::Path(u) => Some(u.as_str()),
+        Source::Heredoc { .. } => None,
+    });
+    let url = url.unwrap_or_default();
+    let checkout = p.scratch.join(format!(
+        "git-{}",
+        hex::encode(&sha2::Sha256::digest(url.as_bytes())[..8])
+    ));
+    let keep = p.copy.keep_git_dir.unwrap_or(false);
+    let commit = super::git::fetch(g, &checkout, keep)
+        .map_err(|e| BuildError::Invalid(format!("ADD {url}: {e}")))?;
+    if let Some(want) = &p.copy.checksum {
+        if !commit.starts_with(want.as_str()) {
+            return Err(BuildError::Invalid(format!(
+                "ADD {url}: checksum mismatch: expected commit {want}, got {commit}"
+            )));
+        }
+    }
+    key.part("git", g.remote.as_bytes())
+        .part("commit", commit.as_bytes())
+        .part("keep-git-dir", &[keep as u8]);
+    let ctx = BuildContext::new(&checkout, &[] as &[&str])
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let mut root = SourceRoot {
+        ctx: &ctx,
+        index: None,
+        inputs: Vec::new(),
+        from: Some(url.to_string()),
+    };
+    let inner = Copy {
+        sources: vec![Source::Path(g.subdir.clone().unwrap_or_else(|| ".".into()))],
+        dest: format!("{}/", dest_abs.trim_end_matches('/')),
+        checksum: None,
+        ..p.copy.clone()
+    };
+    let params = CopyParams {
+        copy: &inner,
+        // Archives inside a repository are copied, not extracted.
+        is_add: false,
+        ..*p
+    };
+    plan(&params, &mut root, lowers, key)
 }
 
 fn dir_entry(rel: &str, lowers: &Lowers, p: &CopyParams) -> Planned {

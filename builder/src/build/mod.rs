@@ -9,6 +9,7 @@
 mod cache;
 mod copy;
 mod error;
+mod git;
 mod lower;
 mod plan;
 mod run;
@@ -838,12 +839,6 @@ impl StageRun<'_, '_> {
                             return Err(BuildError::at(
                                 cmd,
                                 format!("COPY cannot fetch a URL ({p}): use ADD"),
-                            ));
-                        }
-                        if p.starts_with("git@") || (url && p.ends_with(".git")) {
-                            return Err(BuildError::at(
-                                cmd,
-                                format!("ADD of a git repository is not built yet: {p}"),
                             ));
                         }
                     }
