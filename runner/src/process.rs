@@ -354,26 +354,8 @@ pub(crate) fn wait_forwarding(
         if let Some(st) = try_reap(child) {
             return Ok(st);
         }
-        let mut pfds = [
-            libc::pollfd {
-                fd: sfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: exit.raw(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: a valid pollfd array.
-        let rc = unsafe {
-            libc::poll(
-                pfds.as_mut_ptr(),
-                pfds.len() as libc::nfds_t,
-                exit.timeout(),
-            )
-        };
+        let mut pfds = [sys::pollin(sfd.as_raw_fd()), sys::pollin(exit.raw())];
+        let rc = sys::poll(&mut pfds, exit.timeout());
         if rc < 0 && sys::errno() != libc::EINTR {
             return Err(RunError::io("poll", io::Error::last_os_error()));
         }

@@ -347,3 +347,18 @@ pub(crate) unsafe fn setresgid(gid: libc::gid_t) -> libc::c_long {
 pub(crate) unsafe fn setgroups(groups: &[libc::gid_t]) -> libc::c_long {
     libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr())
 }
+
+/// A pollfd waiting for input on `fd` (-1: ignored by poll).
+pub(crate) fn pollin(fd: c_int) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+/// poll(2) on `fds`: the count of ready fds, or -1 with errno set.
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> c_int {
+    // SAFETY: the slice is a valid array of pollfds for its length.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) }
+}

@@ -3,6 +3,7 @@
 
 use crate::error::{ExitStatus, RunError};
 use crate::process::{drain_signals, signalfd, try_reap, Child, ExitWatch, SignalBlock};
+use crate::sys;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -85,50 +86,21 @@ pub(crate) fn wait_with_pty(
         if let Some(st) = try_reap(child) {
             // Flush what the program wrote just before it exited.
             while master_open && pump(m, output) {
-                let mut pfd = libc::pollfd {
-                    fd: m,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one pollfd.
-                if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
+                if sys::poll(&mut [sys::pollin(m)], 0) <= 0 {
                     break;
                 }
             }
             return Ok(st);
         }
         let mut pfds = [
-            libc::pollfd {
-                fd: sfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if master_open { m } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if stdin_open { input } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: exit.raw(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            sys::pollin(sfd.as_raw_fd()),
+            sys::pollin(if master_open { m } else { -1 }),
+            sys::pollin(if stdin_open { input } else { -1 }),
+            sys::pollin(exit.raw()),
         ];
-        // SAFETY: a valid pollfd array.
-        let rc = unsafe {
-            libc::poll(
-                pfds.as_mut_ptr(),
-                pfds.len() as libc::nfds_t,
-                exit.timeout(),
-            )
-        };
+        let rc = sys::poll(&mut pfds, exit.timeout());
         if rc < 0 {
-            if crate::sys::errno() == libc::EINTR {
+            if sys::errno() == libc::EINTR {
                 continue;
             }
             return Err(RunError::io("poll", io::Error::last_os_error()));
