@@ -166,6 +166,9 @@ struct Builder<'a> {
     /// Set once a stage has failed: the others stop at their next step.
     failed: AtomicBool,
     source: Option<&'a dyn BaseSource>,
+    /// Images looked up by name, so the store's index is read once per
+    /// build, not once per FROM, count and `--from`.
+    resolved: Mutex<BTreeMap<String, image_store::Image>>,
     now: String,
     now_secs: u64,
 }
@@ -248,6 +251,7 @@ fn build_inner<'a>(
         numbers: BTreeMap::new(),
         failed: AtomicBool::new(false),
         source,
+        resolved: Mutex::new(BTreeMap::new()),
         now,
         now_secs,
     };
@@ -386,6 +390,17 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The store's image for `name`, looked up once per build.
+    fn image(&self, name: &str) -> Result<image_store::Image, image_store::StoreError> {
+        let mut cache = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(img) = cache.get(name) {
+            return Ok(img.clone());
+        }
+        let img = self.store.resolve(name)?;
+        cache.insert(name.to_string(), img.clone());
+        Ok(img)
+    }
+
     fn emit(&self, stage: usize, kind: EventKind) {
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         (events)(Event {
@@ -413,7 +428,7 @@ impl<'a> Builder<'a> {
                 if !seen.insert(image.clone()) {
                     continue;
                 }
-                let present = self.store.resolve(&image).is_ok();
+                let present = self.image(&image).is_ok();
                 let fetch = match policy {
                     PullPolicy::Always => true,
                     PullPolicy::Missing => !present,
@@ -428,6 +443,11 @@ impl<'a> Builder<'a> {
                 source
                     .fetch(&image)
                     .map_err(|e| BuildError::at(cmd, format!("pulling {image}: {e}")))?;
+                // What the pull brought replaces what was looked up before.
+                self.resolved
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&image);
             }
         }
         Ok(())
@@ -453,7 +473,7 @@ impl<'a> Builder<'a> {
             let (mut n, triggers) = match self.plan.base(&name, i, false) {
                 Base::Scratch => (0, 0),
                 Base::Stage(d) => (counts[&d], 0),
-                Base::Image(img) => match self.store.resolve(&img) {
+                Base::Image(img) => match self.image(&img) {
                     Ok(im) => {
                         let t = im
                             .config
@@ -597,7 +617,7 @@ impl StageRun<'_, '_> {
                 s
             }
             Base::Image(name) => {
-                let img = self.store.resolve(&name).map_err(|e| {
+                let img = self.image(&name).map_err(|e| {
                     let hint = match self.opts.pull {
                         PullPolicy::Never => {
                             " (--pull=never: `kiln pull` or `kiln import` it first)"
@@ -990,8 +1010,7 @@ impl StageRun<'_, '_> {
             Base::Scratch => Ok(("scratch".into(), Lowers::default())),
             Base::Image(name) => {
                 let img = self
-                    .store
-                    .resolve(&name)
+                    .image(&name)
                     .map_err(|e| BuildError::at(cmd, format!("--from={name}: {e}")))?;
                 let dirs = self.store.unpacked_layers(&img)?;
                 Ok((cache::image_key(img.id()), Lowers { dirs }))
