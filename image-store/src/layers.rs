@@ -5,7 +5,6 @@
 use std::fs;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::compose::ComposeError;
 use crate::digest::Digest;
@@ -102,15 +101,8 @@ impl Store {
         if dir.is_dir() {
             return Ok(dir);
         }
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let tmp = parent.join(format!(
-            ".tmp-{}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            diff_id.short()
-        ));
-        let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir(&tmp).map_err(StoreError::io(&tmp))?;
+        let tmp = crate::fsutil::tempdir_in(&parent, &format!("-{}", diff_id.short()))
+            .map_err(StoreError::io(&parent))?;
         let result = (|| -> Result<(), ComposeError> {
             let blob = BufReader::with_capacity(1 << 20, self.open_blob(&desc.digest)?);
             let reader: Box<dyn Read> = match media::layer_compression(&desc.media_type) {

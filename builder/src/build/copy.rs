@@ -65,10 +65,7 @@ fn fetch_url(
         None => None,
     };
     fs::create_dir_all(dir).map_err(|e| BuildError::Io(dir.to_path_buf(), e))?;
-    let dest = dir.join(format!(
-        "url-{}",
-        hex::encode(&sha2::Sha256::digest(url.as_bytes())[..8])
-    ));
+    let dest = fetched_path(dir, "url", url);
     let mut resp = reqwest::blocking::get(url)
         .and_then(|r| r.error_for_status())
         .map_err(|e| bad(e.without_url().to_string()))?;
@@ -94,6 +91,15 @@ fn fetch_url(
         }
     }
     Ok((dest, got))
+}
+
+/// Where a download or checkout of `url` goes in a step's scratch space.
+fn fetched_path(scratch: &Path, kind: &str, url: &str) -> PathBuf {
+    use sha2::Digest as _;
+    scratch.join(format!(
+        "{kind}-{}",
+        hex::encode(&sha2::Sha256::digest(url.as_bytes())[..8])
+    ))
 }
 
 fn url_basename(url: &str) -> String {
@@ -158,8 +164,8 @@ pub fn plan(
     }
     let excludes = Matcher::new(&c.exclude).map_err(|e| BuildError::Invalid(e.to_string()))?;
     if p.is_add {
-        if let Some(g) = git_source(c)? {
-            return plan_git(p, &g, &dest_abs, lowers, key);
+        if let Some((url, g)) = git_source(c)? {
+            return plan_git(p, url, &g, &dest_abs, lowers, key);
         }
     }
 
@@ -357,14 +363,14 @@ pub fn plan(
     Ok(out)
 }
 
-/// The git repository an ADD names, if it names one; git sources stand
-/// alone (one source, no `--from`).
-fn git_source(c: &Copy) -> Result<Option<GitRef>, BuildError> {
-    let gits: Vec<GitRef> = c
+/// The git repository an ADD names (its URL and parsed form), if it names
+/// one; git sources stand alone (one source, no `--from`).
+fn git_source(c: &Copy) -> Result<Option<(&str, GitRef)>, BuildError> {
+    let gits: Vec<(&str, GitRef)> = c
         .sources
         .iter()
         .filter_map(|s| match s {
-            Source::Path(p) => GitRef::parse(p),
+            Source::Path(p) => GitRef::parse(p).map(|g| (p.as_str(), g)),
             Source::Heredoc { .. } => None,
         })
         .collect();
@@ -382,21 +388,13 @@ fn git_source(c: &Copy) -> Result<Option<GitRef>, BuildError> {
 /// commit rather than by file contents.
 fn plan_git(
     p: &CopyParams,
+    url: &str,
     g: &GitRef,
     dest_abs: &str,
     lowers: &Lowers,
     key: &mut KeyHasher,
 ) -> Result<Vec<Planned>, BuildError> {
-    use sha2::Digest as _;
-    let url = p.copy.sources.iter().find_map(|s| match s {
-        Source::Path(u) => Some(u.as_str()),
-        Source::Heredoc { .. } => None,
-    });
-    let url = url.unwrap_or_default();
-    let checkout = p.scratch.join(format!(
-        "git-{}",
-        hex::encode(&sha2::Sha256::digest(url.as_bytes())[..8])
-    ));
+    let checkout = fetched_path(p.scratch, "git", url);
     let keep = p.copy.keep_git_dir.unwrap_or(false);
     let commit = super::git::fetch(g, &checkout, keep)
         .map_err(|e| BuildError::Invalid(format!("ADD {url}: {e}")))?;

@@ -333,12 +333,6 @@ impl<'a> Builder<'a> {
                 let (done, changed, first_error) = (&done, &changed, &first_error);
                 let wanted = &deps[&i];
                 scope.spawn(move || {
-                    // View mounts change the working directory: each stage
-                    // thread gets its own.
-                    // SAFETY: unsharing the fs attributes (cwd, root, umask)
-                    // of this thread touches no memory.
-                    let _ =
-                        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) };
                     let inputs = {
                         let mut g = done.lock().unwrap_or_else(|p| p.into_inner());
                         loop {
@@ -537,8 +531,13 @@ impl<'a> Builder<'a> {
 }
 
 impl StageRun<'_, '_> {
+    /// This stage's 1-based number among the stages the build runs.
+    fn number(&self) -> usize {
+        self.numbers[&self.stage.index]
+    }
+
     fn emit(&self, kind: EventKind) {
-        self.b.emit(self.numbers[&self.stage.index], kind);
+        self.b.emit(self.number(), kind);
     }
 
     fn begin_step(&mut self, text: &str) -> Result<(), BuildError> {
@@ -959,7 +958,7 @@ impl StageRun<'_, '_> {
                     .iter()
                     .map(|(n, v)| (format!("build arg {n}"), v.clone()))
                     .collect();
-                let stage_no = self.numbers[&self.stage.index];
+                let stage_no = self.number();
                 let shared = self.b;
                 let print = move |line: &str| shared.emit(stage_no, EventKind::Output(line));
                 let sink: Option<&(dyn Fn(&str) + Sync)> =

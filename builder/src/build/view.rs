@@ -67,20 +67,7 @@ impl View {
                     .collect();
                 let data = std::ffi::CString::new(format!("lowerdir={}", names.join(":")))
                     .map_err(|_| BuildError::Invalid("NUL in a layer path".into()))?;
-                let cwd = std::env::current_dir().ok();
-                std::env::set_current_dir(parent)
-                    .map_err(|e| BuildError::Io(parent.to_path_buf(), e))?;
-                let r = mount::mount(
-                    "overlay",
-                    target,
-                    "overlay",
-                    MountFlags::RDONLY,
-                    Some(data.as_c_str()),
-                );
-                if let Some(c) = cwd {
-                    let _ = std::env::set_current_dir(c);
-                }
-                r.map_err(|e| {
+                mount_from(parent, target, &data).map_err(|e| {
                     BuildError::Invalid(format!("mounting a view of {} layers: {e}", lowers.len()))
                 })?;
                 Ok(View {
@@ -90,6 +77,25 @@ impl View {
             }
         }
     }
+}
+
+/// Mounts overlay `data` at `target` with `dir` as the working directory
+/// its relative lower names resolve against. The working directory is
+/// process-wide and stages build on several threads, so the change happens
+/// on a short-lived thread with its own (unshared) one.
+fn mount_from(dir: &Path, target: &Path, data: &std::ffi::CStr) -> std::io::Result<()> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: unsharing this thread's fs attributes (cwd, root,
+            // umask) touches no memory.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }?;
+            std::env::set_current_dir(dir)?;
+            mount::mount("overlay", target, "overlay", MountFlags::RDONLY, Some(data))?;
+            Ok(())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the mount thread panicked")))
+    })
 }
 
 impl Drop for View {

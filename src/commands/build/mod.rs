@@ -9,12 +9,12 @@ use builder::build::{BaseSource, BuildOptions, Event, PullPolicy};
 use image_store::Reference;
 
 use crate::context::Ctx;
-use progress::{Mode, Renderer};
-
-mod progress;
 use crate::exit::{Status, WithCode};
 use crate::transfer::opts::RegistryOpts;
 use crate::transfer::progress::Progress;
+use progress::{Mode, Renderer};
+
+mod progress;
 
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
