@@ -485,3 +485,24 @@ fn rmi_refuses_an_image_in_use() {
     k.run(&["rm", "user"]).ok();
     k.run(&["rmi", "busybox"]).ok();
 }
+
+#[test]
+fn container_names_are_validated_before_anything_runs() {
+    let Some(k) = setup() else { return };
+    // Names become directory entries and log lines: separators, dot-dot and
+    // control characters are refused as docker refuses them, with one line.
+    for bad in ["../../x", "a/b", "bad\nname", "x", ".x", "a b"] {
+        let r = k.run(&["run", "--name", bad, "busybox", "true"]).code(125);
+        assert!(
+            r.stderr.contains("invalid container name") && r.stderr.lines().count() == 1
+                || bad.contains('\n'),
+            "{bad:?}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(out(&k, &["ps", "-a", "-q"]), "");
+    // docker's leading slash is accepted and dropped.
+    k.run(&["run", "--name", "/web.1_a-b", "busybox", "true"])
+        .ok();
+    assert!(out(&k, &["ps", "-a"]).contains("web.1_a-b"));
+}

@@ -42,6 +42,26 @@ pub struct Container {
     pub auto_remove: bool,
 }
 
+/// Checks a user-given container name against docker's rule
+/// (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`, one leading `/` allowed and dropped) and
+/// returns the name to record. Names become paths and log lines, so
+/// separators, `..` and control characters must never reach them.
+pub fn container_name(name: &str) -> Result<&str> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    let mut chars = bare.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest: Vec<char> = chars.collect();
+    let rest_ok = !rest.is_empty()
+        && rest
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok {
+        Ok(bare)
+    } else {
+        Err(StoreError::InvalidName(name.to_string()))
+    }
+}
+
 impl Store {
     pub fn containers_dir(&self) -> PathBuf {
         self.kiln_dir().join("containers")
@@ -135,5 +155,23 @@ impl Store {
             .into_iter()
             .find(|c| c.image_id == *id)
             .map(|c| c.id[..12].to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::container_name;
+
+    #[test]
+    fn container_names_follow_docker() {
+        for ok in ["web", "a1", "my_app.v2-x", "0abc"] {
+            assert_eq!(container_name(ok).unwrap(), ok);
+        }
+        assert_eq!(container_name("/web").unwrap(), "web");
+        for bad in [
+            "", "a", "/", "//web", "../../x", "a/b", "a\nb", "-web", ".web", "_x", "wéb", "a b",
+        ] {
+            assert!(container_name(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

@@ -25,6 +25,8 @@ pub enum StoreError {
     NoSuchContainer(String),
     #[error("the container name {0:?} is already in use")]
     NameInUse(String),
+    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least two characters")]
+    InvalidName(String),
     #[error("no such image: {0}")]
     NoSuchImage(String),
     #[error("image reference {name:?} is ambiguous: it matches {count} images")]

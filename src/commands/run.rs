@@ -319,6 +319,12 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
         return monitor(ctx, id);
     }
     let image_name = args.image.clone().expect("clap requires IMAGE");
+    // Checked before anything is resolved or unpacked: a bad name costs nothing.
+    let name = args
+        .name
+        .as_deref()
+        .map(image_store::containers::container_name)
+        .transpose()?;
     let network = match args.network.as_str() {
         "none" => Network::None,
         "host" => Network::Host,
@@ -404,7 +410,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
         finished: None,
         auto_remove: args.rm,
     };
-    let dir = ctr::create(&store, &mut rec, args.name.as_deref())?;
+    let dir = ctr::create(&store, &mut rec, name)?;
     let result = (|| -> Result<Status> {
         if let Some(rt) = &args.runtime {
             fs::write(
