@@ -485,3 +485,49 @@ fn rmi_refuses_an_image_in_use() {
     k.run(&["rm", "user"]).ok();
     k.run(&["rmi", "busybox"]).ok();
 }
+
+/// Issue 12, item 9: a container init that makes the runner its tracer
+/// (`PTRACE_TRACEME`) and then gets signals must still run to its own exit,
+/// with its output and its exit code.
+#[test]
+fn traced_init_keeps_its_output_and_exit_code() {
+    let Some(k) = setup() else { return };
+    require_tool("gcc");
+    let dir = k.dir.path().join("traceme");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("traceme.c"),
+        r#"#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
+static volatile sig_atomic_t got;
+static void on_usr1(int s) { (void)s; got++; }
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, 0);
+    if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) { perror("ptrace"); return 2; }
+    printf("before\n"); fflush(stdout);
+    raise(SIGUSR2);
+    raise(SIGUSR1);
+    printf("after %d\n", (int)got); fflush(stdout);
+    return 7;
+}
+"#,
+    )
+    .unwrap();
+    let st = std::process::Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(dir.join("traceme"))
+        .arg(dir.join("traceme.c"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "gcc failed");
+    let vol = format!("{}:/t:ro", dir.display());
+    let r = k
+        .run(&["run", "--rm", "-v", &vol, "busybox", "/t/traceme"])
+        .code(7);
+    assert_eq!(r.stdout, "before\nafter 1\n");
+}

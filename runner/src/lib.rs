@@ -192,12 +192,8 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         if !self.child.reaped {
-            // SAFETY: killing and reaping our own child before removing its cgroups.
-            unsafe {
-                libc::kill(self.child.pid, libc::SIGKILL);
-                let mut st = 0;
-                libc::waitpid(self.child.pid, &mut st, 0);
-            }
+            // Killed and reaped before its cgroups are removed.
+            process::kill_and_reap(self.child.pid);
             self.child.reaped = true;
         }
         self.cgroup.remove();
