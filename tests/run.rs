@@ -486,6 +486,27 @@ fn rmi_refuses_an_image_in_use() {
     k.run(&["rmi", "busybox"]).ok();
 }
 
+/// Issue 12, item 9: a private cgroup namespace (podman's default, and
+/// docker's on cgroup v2): the container's own cgroup is its `/`, whether
+/// or not limits put it in more controllers.
+#[test]
+fn cgroup_paths_of_the_host_are_hidden() {
+    let Some(k) = setup() else { return };
+    for extra in [&[][..], &["--memory", "64m", "--pids-limit", "50"][..]] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend(["busybox", "cat", "/proc/self/cgroup"]);
+        let text = out(&k, &args);
+        assert!(!text.is_empty());
+        for line in text.lines() {
+            assert!(
+                line.ends_with(":/"),
+                "{extra:?}: host cgroup path visible: {text}"
+            );
+        }
+    }
+}
+
 /// Issue 12, item 9: a container init that makes the runner its tracer
 /// (`PTRACE_TRACEME`) and then gets signals must still run to its own exit,
 /// with its output and its exit code.

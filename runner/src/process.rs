@@ -243,6 +243,7 @@ pub(crate) fn failure_error(plan: &Plan, buf: &[u8; FAILURE_LEN]) -> RunError {
         Step::SetGid => format!("setgid {}", plan.gid),
         Step::Rlimit => format!("rlimit #{idx}"),
         Step::Capabilities => format!("capabilities (cap {idx})"),
+        Step::CgroupNs => "cgroup namespace".to_string(),
         other => format!("{other:?}"),
     };
     RunError::Setup {

@@ -224,11 +224,15 @@ pub fn build(p: &SpecParams) -> Result<Spec, RunError> {
     }
 
     let mut namespaces = Vec::new();
+    // A private cgroup namespace, as docker's default on cgroup v2 and
+    // podman's everywhere (docker on v1 shares the host's): the container
+    // sees its own cgroup as `/`, not the host's path to it.
     let mut kinds = vec![
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Cgroup,
     ];
     if p.network == Network::None {
         kinds.push(LinuxNamespaceType::Network);

@@ -42,12 +42,13 @@ pub(crate) enum Step {
     Seccomp,
     Chdir,
     Exec,
+    CgroupNs,
 }
 
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 27] = [
+        const ALL: [Step; 28] = [
             Sync,
             Propagation,
             RootMount,
@@ -75,6 +76,7 @@ impl Step {
             Seccomp,
             Chdir,
             Exec,
+            CgroupNs,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -157,6 +159,12 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
         unsafe {
             sys::setresgid(0);
             sys::setresuid(0);
+        }
+    }
+    if plan.cgroupns {
+        // SAFETY: unshare with a constant flag.
+        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+            fail(fds, Step::CgroupNs, 0, errno());
         }
     }
     // A new session: tty-generated signals reach the container only via the
