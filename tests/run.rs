@@ -486,6 +486,55 @@ fn rmi_refuses_an_image_in_use() {
     k.run(&["rmi", "busybox"]).ok();
 }
 
+/// Issue 12, item 1: a container root keeps CAP_MKNOD (as with docker), so
+/// only the device cgroup stands between it and the host's disks.
+#[test]
+fn host_devices_are_out_of_reach() {
+    let Some(k) = setup() else { return };
+    let mut runtimes = vec![None];
+    if std::path::Path::new("/usr/sbin/runc").exists() {
+        runtimes.push(Some("/usr/sbin/runc"));
+    }
+    for rt in runtimes {
+        let run = |script: &str| {
+            let mut args = vec!["run", "--rm"];
+            if let Some(r) = rt {
+                args.extend(["--runtime", r]);
+            }
+            args.extend(["busybox", "sh", "-c", script]);
+            k.run(&args)
+        };
+        // A block node can be made (docker allows mknod of any node), but
+        // not opened.
+        let r = run("mknod /tmp/d b 7 0 && dd if=/tmp/d of=/dev/null bs=512 count=1");
+        assert!(
+            r.code != 0 && r.stderr.contains("Operation not permitted"),
+            "{rt:?}: a host block device was readable: {} {} {}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        // Char devices outside the list: kvm, mem.
+        for node in ["c 10 232", "c 1 1"] {
+            let r = run(&format!("mknod /tmp/c {node} && cat /tmp/c"));
+            assert!(
+                r.code != 0 && r.stderr.contains("Operation not permitted"),
+                "{rt:?}: {node} opened: {} {} {}",
+                r.code,
+                r.stdout,
+                r.stderr
+            );
+        }
+        // The listed devices work, wherever their node is.
+        let r = run(
+            "mknod /tmp/n c 1 3 && echo x > /tmp/n && echo y > /dev/null \
+             && head -c 3 /dev/urandom | wc -c && head -c 2 /dev/zero | wc -c",
+        )
+        .ok();
+        assert_eq!(r.stdout.split_whitespace().collect::<Vec<_>>(), ["3", "2"]);
+    }
+}
+
 /// Issue 12, item 9: a private cgroup namespace (podman's default, and
 /// docker's on cgroup v2): the container's own cgroup is its `/`, whether
 /// or not limits put it in more controllers.
@@ -551,4 +600,41 @@ int main(void) {
         .run(&["run", "--rm", "-v", &vol, "busybox", "/t/traceme"])
         .code(7);
     assert_eq!(r.stdout, "before\nafter 1\n");
+}
+
+/// Issue 12, item 1: when no device cgroup can be made (a read-only cgroup
+/// filesystem), a root container is refused rather than run unconfined.
+#[test]
+fn no_writable_cgroup_fs_means_no_container() {
+    let Some(k) = setup() else { return };
+    require_tool("unshare");
+    // In a private mount namespace, every cgroup mount made read-only.
+    let script = r#"awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /proc/self/mounts |
+        while read -r m; do mount -o remount,bind,ro "$m" || exit 99; done
+        exec "$@""#;
+    let o = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(common::kiln_bin())
+        .arg("--root")
+        .arg(k.root())
+        .args(["run", "--rm", "busybox", "echo", "ran"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{stdout} {stderr}");
+    assert!(!stdout.contains("ran"), "{stdout}");
+    assert!(
+        stderr.contains("cannot confine the container's device access"),
+        "{stderr}"
+    );
 }

@@ -35,9 +35,11 @@
 //! Not mounted by default: docker's `/sys/fs/cgroup` (a spec that asks for a
 //! cgroup mount gets the host's tree bound read-only).
 
+mod bpf;
 mod caps;
 mod cgroup;
 mod child;
+mod devices;
 mod error;
 mod etc;
 mod external;
@@ -316,13 +318,28 @@ fn builtin_start(
         (opts.warn)("resource limits are not applied in rootless mode");
         limits = cgroup::Limits::default();
     }
+    // Rootless containers get no device cgroup (the user cannot create
+    // one): there mknod is refused by the kernel and every mount is nodev
+    // in the user namespace, so only the host nodes bound in are reachable.
+    let devices = if rootless {
+        None
+    } else {
+        Some(devices::rules_from_spec(
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.devices().as_deref()),
+        )?)
+    };
     let root = prepare_root(opts, false)?;
     let mut plan = plan::build(plan::PlanInputs {
         spec: &spec,
         root,
         rootless,
         detach: opts.detach,
-        needs_parent_sync: !limits.is_empty() || oom_score_adj(&spec).is_some(),
+        needs_parent_sync: !limits.is_empty()
+            || devices.is_some()
+            || oom_score_adj(&spec).is_some(),
     })?;
     plan.stdio = match opts.stdio {
         Stdio::Inherit => None,
@@ -345,7 +362,8 @@ fn builtin_start(
     } else {
         None
     };
-    match start_with(&plan, opts, id_maps.as_ref(), &limits) {
+    let devices = devices.as_deref();
+    match start_with(&plan, opts, id_maps.as_ref(), &limits, devices) {
         Err(RunError::Setup { step, source })
             if step == child::OVERLAY_STEP && matches!(opts.rootfs, Rootfs::Overlay { .. }) =>
         {
@@ -353,7 +371,7 @@ fn builtin_start(
                 "overlay mount failed ({source}); copying the layers instead"
             ));
             plan.root = prepare_root(opts, true)?;
-            start_with(&plan, opts, id_maps.as_ref(), &limits)
+            start_with(&plan, opts, id_maps.as_ref(), &limits, devices)
         }
         other => other,
     }
@@ -364,6 +382,7 @@ fn start_with(
     opts: &RunOptions,
     id_maps: Option<&IdMaps>,
     limits: &cgroup::Limits,
+    devices: Option<&[devices::Rule]>,
 ) -> Result<(process::Child, Option<OwnedFd>, cgroup::Cgroup), RunError> {
     let mut cg = cgroup::Cgroup::default();
     let res = process::start(plan, |pid| {
@@ -375,9 +394,8 @@ fn start_with(
             std::fs::write(&path, adj.to_string())
                 .map_err(|e| RunError::io(format!("write {path}"), e))?;
         }
-        if !limits.is_empty() {
-            let (c, warnings) = cgroup::Cgroup::apply(&opts.id, pid, limits);
-            cg = c;
+        if !limits.is_empty() || devices.is_some() {
+            let warnings = cg.apply(&opts.id, pid, limits, devices)?;
             for w in warnings {
                 (opts.warn)(&format!("resource limit not applied: {w}"));
             }

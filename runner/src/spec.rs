@@ -307,41 +307,41 @@ pub fn build(p: &SpecParams) -> Result<Spec, RunError> {
         linux = linux.seccomp(crate::seccomp::default_profile()?);
     }
     let r = &p.resources;
-    if r.memory_bytes.is_some() || r.pids.is_some() || r.cpus.is_some() {
-        let mut res = LinuxResourcesBuilder::default();
-        if let Some(m) = r.memory_bytes {
-            res = res.memory(
-                LinuxMemoryBuilder::default()
-                    .limit(m)
-                    .build()
-                    .map_err(spec_err)?,
-            );
-        }
-        if let Some(n) = r.pids {
-            res = res.pids(
-                LinuxPidsBuilder::default()
-                    .limit(n)
-                    .build()
-                    .map_err(spec_err)?,
-            );
-        }
-        if let Some(c) = r.cpus {
-            if c.is_nan() || c <= 0.0 {
-                return Err(RunError::InvalidSpec(format!(
-                    "cpus must be positive, got {c}"
-                )));
-            }
-            let period = 100_000u64;
-            res = res.cpu(
-                LinuxCpuBuilder::default()
-                    .period(period)
-                    .quota((c * period as f64) as i64)
-                    .build()
-                    .map_err(spec_err)?,
-            );
-        }
-        linux = linux.resources(res.build().map_err(spec_err)?);
+    // Docker's device allow-list, always: kiln's runtime and an external
+    // one (runc) both enforce it from here.
+    let mut res = LinuxResourcesBuilder::default().devices(crate::devices::default_spec_rules()?);
+    if let Some(m) = r.memory_bytes {
+        res = res.memory(
+            LinuxMemoryBuilder::default()
+                .limit(m)
+                .build()
+                .map_err(spec_err)?,
+        );
     }
+    if let Some(n) = r.pids {
+        res = res.pids(
+            LinuxPidsBuilder::default()
+                .limit(n)
+                .build()
+                .map_err(spec_err)?,
+        );
+    }
+    if let Some(c) = r.cpus {
+        if c.is_nan() || c <= 0.0 {
+            return Err(RunError::InvalidSpec(format!(
+                "cpus must be positive, got {c}"
+            )));
+        }
+        let period = 100_000u64;
+        res = res.cpu(
+            LinuxCpuBuilder::default()
+                .period(period)
+                .quota((c * period as f64) as i64)
+                .build()
+                .map_err(spec_err)?,
+        );
+    }
+    linux = linux.resources(res.build().map_err(spec_err)?);
 
     let mut spec = SpecBuilder::default()
         .version("1.0.2")

@@ -502,6 +502,9 @@ fn memory_limit(e: &Env) -> TestResult {
         read("pids.max"),
         read("cpu.cfs_quota_us"),
     );
+    // Seen from the host, it is in its own cgroups, device rules included.
+    let host_view = fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap_or_default();
+    let devices = read("devices.list");
     runner::kill(c.pid(), libc::SIGKILL).map_err(|x| x.to_string())?;
     c.wait().map_err(|x| x.to_string())?;
     let want = (
@@ -511,6 +514,16 @@ fn memory_limit(e: &Env) -> TestResult {
     );
     check(got == want, || {
         format!("cgroup files {got:?}, want {want:?}")
+    })?;
+    for ctrl in ["memory", "pids", "devices"] {
+        let tag = format!(":{ctrl}:");
+        let line = host_view.lines().find(|l| l.contains(&tag)).unwrap_or("");
+        check(line.ends_with(&format!("/kiln-{id2}")), || {
+            format!("not in its {ctrl} cgroup: {host_view}")
+        })?;
+    }
+    check(devices.starts_with("c *:* m\nb *:* m\nc 1:3 rwm"), || {
+        format!("devices.list: {devices:?}")
     })?;
     for id in [id, id2] {
         let leftover = Command::new("find")
