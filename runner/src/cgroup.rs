@@ -80,7 +80,40 @@ pub(crate) fn unified_base() -> Option<PathBuf> {
     Some(root.join(own_path(None).trim_start_matches('/')))
 }
 
+/// Every `kiln-<id>` directory under the runner's own cgroups, in each
+/// hierarchy this process belongs to (existing or not).
+pub(crate) fn all_dirs(id: &str) -> Vec<PathBuf> {
+    let name = format!("kiln-{id}");
+    let text = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut dirs = Vec::new();
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+        let root = if ctrls.is_empty() {
+            match [ROOT, "/sys/fs/cgroup/unified"]
+                .into_iter()
+                .find(|r| Path::new(r).join("cgroup.controllers").exists())
+            {
+                Some(r) => PathBuf::from(r),
+                None => continue,
+            }
+        } else {
+            let first = ctrls.split(',').next().unwrap_or("");
+            Path::new(ROOT).join(first.strip_prefix("name=").unwrap_or(first))
+        };
+        dirs.push(root.join(path.trim_start_matches('/')).join(&name));
+    }
+    dirs
+}
+
 impl Cgroup {
+    /// The directories a detached container may have left, to remove.
+    pub(crate) fn of_detached(id: &str) -> Cgroup {
+        Cgroup {
+            dirs: all_dirs(id).into_iter().filter(|d| d.exists()).collect(),
+        }
+    }
+
     fn create(&mut self, dir: &Path) -> Result<(), String> {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         self.dirs.push(dir.to_path_buf());
@@ -242,11 +275,11 @@ impl Cgroup {
     }
 
     /// Removes the directories; the container has exited, so they are empty.
-    pub(crate) fn remove(&self) {
-        for d in &self.dirs {
+    pub(crate) fn remove(&mut self) {
+        for d in std::mem::take(&mut self.dirs) {
             // A dying task may linger in the cgroup for a moment.
             for _ in 0..50 {
-                if fs::remove_dir(d).is_ok() || !d.exists() {
+                if fs::remove_dir(&d).is_ok() || !d.exists() {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(2));

@@ -182,7 +182,8 @@ impl Container {
     }
 
     /// Leaves the container running; the caller records the pid and reaps
-    /// it (or lets init do so once the caller exits).
+    /// it (or lets init do so once the caller exits), then calls
+    /// [`remove_cgroups`] with the container's id.
     pub fn detach(mut self) -> i32 {
         self.child.reaped = true;
         // The cgroups outlive this handle; the caller removes the container.
@@ -200,6 +201,12 @@ impl Drop for Container {
         }
         self.cgroup.remove();
     }
+}
+
+/// Removes the cgroups of a detached container that has exited (they hold
+/// its device rules and limits, and outlive [`Container::detach`]).
+pub fn remove_cgroups(id: &str) {
+    cgroup::Cgroup::of_detached(id).remove();
 }
 
 /// Sends `signal` to a container's init (e.g. a detached container's pid).

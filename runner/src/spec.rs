@@ -390,6 +390,16 @@ mod tests {
         );
         let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
         assert!(ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+        assert!(ns.iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup));
+        // Docker's device list, starting from deny-all, even without limits.
+        let devs = s
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().clone())
+            .unwrap();
+        assert!(!devs[0].allow() && devs[0].typ() == Some(oci_spec::runtime::LinuxDeviceType::A));
+        assert_eq!(devs.len(), 12);
         let host = build(&SpecParams {
             args: vec!["sh".into()],
             network: Network::Host,

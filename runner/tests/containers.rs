@@ -746,7 +746,22 @@ fn detach(e: &Env) -> TestResult {
     let r = unsafe { libc::waitpid(pid, &mut st, 0) };
     check(alive && r == pid && libc::WIFSIGNALED(st), || {
         format!("detached pid {pid}: alive {alive}, wait {r} {st}")
-    })
+    })?;
+    // Its cgroups (device rules) outlive the handle, until removed.
+    let name = format!("kiln-{}", opts.id);
+    let find = || {
+        Command::new("find")
+            .args(["/sys/fs/cgroup", "-name", &name])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    check(!find().is_empty(), || {
+        "no cgroup for the detached container".into()
+    })?;
+    runner::remove_cgroups(&opts.id);
+    let left = find();
+    check(left.is_empty(), || format!("cgroups left: {left}"))
 }
 
 fn sysctl_oom_and_refusals(e: &Env) -> TestResult {
