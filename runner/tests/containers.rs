@@ -91,6 +91,7 @@ fn main() {
         ("no_leaked_fds", no_leaked_fds),
         ("terminal", terminal),
         ("detach", detach),
+        ("session_keyring_is_private", session_keyring),
         ("no_mount_left", no_mount_left),
     ];
     let ok = drive(&env, cases);
@@ -893,4 +894,46 @@ fn overlay_without_layers(e: &Env) -> TestResult {
         work: base.join("work"),
     };
     expect_stdout(&run_captured(&params(&["sh", "-c", "echo $$"]), opts), "1")
+}
+
+/// The container gets its own session keyring, not the runner's: checked
+/// with a static helper (built with gcc now) and keyctl let through by an
+/// unconfined seccomp profile.
+fn session_keyring(e: &Env) -> TestResult {
+    if Command::new("gcc").arg("--version").output().is_err() {
+        println!("    (skipped: no gcc)");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|x| x.to_string())?;
+    let src = dir.path().join("ses.c");
+    fs::write(
+        &src,
+        "#include <stdio.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
+         int main(void) { printf(\"%ld\\n\", syscall(SYS_keyctl, 0, -3, 0)); return 0; }\n",
+    )
+    .map_err(|x| x.to_string())?;
+    let rootfs = dir.path().join("rootfs");
+    copy_tree(&e.rootfs, &rootfs)?;
+    let st = Command::new("gcc")
+        .args(["-static", "-o"])
+        .arg(rootfs.join("ses"))
+        .arg(&src)
+        .status()
+        .map_err(|x| x.to_string())?;
+    check(st.success(), || "gcc failed".into())?;
+    // KEYCTL_GET_KEYRING_ID of the session keyring, without creating one.
+    // SAFETY: keyctl with integer arguments.
+    let host = unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) };
+    let mut p = params(&["/ses"]);
+    p.seccomp_unconfined = true;
+    let mut opts = e.opts();
+    opts.rootfs = Rootfs::Dir(rootfs);
+    let o = run_captured(&p, opts);
+    let inside: i64 = o.stdout.trim().parse().unwrap_or(-1);
+    check(o.code() == 0 && inside > 0 && inside != host, || {
+        format!(
+            "session keyring: host {host}, container {:?} {}",
+            o.stdout, o.stderr
+        )
+    })
 }
