@@ -166,6 +166,10 @@ impl Container {
     /// Waits for the container to exit, forwarding SIGHUP, SIGINT, SIGQUIT,
     /// SIGTERM, SIGUSR1, SIGUSR2 and SIGCONT to it meanwhile (and proxying
     /// the pty in terminal mode).
+    ///
+    /// Call it on the thread that called [`spawn`]: if the container's
+    /// init makes itself traced (`PTRACE_TRACEME`), its tracer is that
+    /// thread, and only that thread can release its ptrace stops.
     pub fn wait(mut self) -> Result<ExitStatus, RunError> {
         let block = self.block.take().unwrap_or_else(process::SignalBlock::new);
         let res = match std::mem::replace(&mut self.waiter, Waiter::External) {
