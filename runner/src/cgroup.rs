@@ -70,14 +70,18 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<(), String> {
     fs::write(dir.join(file), value).map_err(|e| format!("{}/{file}: {e}", dir.display()))
 }
 
-/// The runner's own cgroup in the cgroup v2 hierarchy: `/sys/fs/cgroup`
-/// on a pure v2 host, `/sys/fs/cgroup/unified` on a hybrid one.
-pub(crate) fn unified_base() -> Option<PathBuf> {
-    let root = [ROOT, "/sys/fs/cgroup/unified"]
+/// The cgroup v2 hierarchy: `/sys/fs/cgroup` on a pure v2 host,
+/// `/sys/fs/cgroup/unified` on a hybrid one.
+fn unified_root() -> Option<&'static Path> {
+    [ROOT, "/sys/fs/cgroup/unified"]
         .into_iter()
         .map(Path::new)
-        .find(|r| r.join("cgroup.controllers").exists())?;
-    Some(root.join(own_path(None).trim_start_matches('/')))
+        .find(|r| r.join("cgroup.controllers").exists())
+}
+
+/// The runner's own cgroup in the cgroup v2 hierarchy.
+pub(crate) fn unified_base() -> Option<PathBuf> {
+    Some(unified_root()?.join(own_path(None).trim_start_matches('/')))
 }
 
 /// Every `kiln-<id>` directory under the runner's own cgroups, in each
@@ -90,11 +94,8 @@ pub(crate) fn all_dirs(id: &str) -> Vec<PathBuf> {
         let mut f = line.splitn(3, ':');
         let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
         let root = if ctrls.is_empty() {
-            match [ROOT, "/sys/fs/cgroup/unified"]
-                .into_iter()
-                .find(|r| Path::new(r).join("cgroup.controllers").exists())
-            {
-                Some(r) => PathBuf::from(r),
+            match unified_root() {
+                Some(r) => r.to_path_buf(),
                 None => continue,
             }
         } else {
