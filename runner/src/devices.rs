@@ -145,30 +145,38 @@ pub(crate) fn rules_from_spec(
 }
 
 impl Rule {
-    /// Every device, whatever the access bits ask for.
+    /// Every access to every device.
     pub(crate) fn is_everything(&self) -> bool {
-        self.kind == Kind::All && self.major.is_none() && self.minor.is_none()
+        self.kind == Kind::All
+            && self.major.is_none()
+            && self.minor.is_none()
+            && self.access == ALL_ACCESS
     }
 
-    /// The cgroup v1 line, e.g. `c 1:3 rwm` or `a *:* rwm`.
-    pub(crate) fn v1_line(&self) -> String {
+    /// The cgroup v1 lines, e.g. `c 1:3 rwm`. The kernel reads a leading
+    /// `a` as "every access to every device" whatever follows, so a rule
+    /// for both types that is narrower than that becomes a `c` and a `b`
+    /// line.
+    pub(crate) fn v1_lines(&self) -> Vec<String> {
+        if self.is_everything() {
+            return vec!["a".to_string()];
+        }
         let n = |v: Option<u32>| v.map_or("*".to_string(), |n| n.to_string());
-        let kind = match self.kind {
-            Kind::All => 'a',
-            Kind::Char => 'c',
-            Kind::Block => 'b',
-        };
         let mut acc = String::new();
         for (bit, c) in [(READ, 'r'), (WRITE, 'w'), (MKNOD, 'm')] {
             if self.access & bit != 0 {
                 acc.push(c);
             }
         }
-        if self.kind == Kind::All {
-            // The kernel takes "a" alone for every device.
-            return "a".to_string();
-        }
-        format!("{kind} {}:{} {acc}", n(self.major), n(self.minor))
+        let kinds: &[char] = match self.kind {
+            Kind::All => &['c', 'b'],
+            Kind::Char => &['c'],
+            Kind::Block => &['b'],
+        };
+        kinds
+            .iter()
+            .map(|k| format!("{k} {}:{} {acc}", n(self.major), n(self.minor)))
+            .collect()
     }
 }
 
@@ -176,16 +184,18 @@ impl Rule {
 /// the container gets nothing of its parent's allowances by default.
 pub(crate) fn v1_writes(rules: &[Rule]) -> Vec<(&'static str, String)> {
     let mut w = vec![("devices.deny", "a".to_string())];
-    for r in rules {
+    for (i, r) in rules.iter().enumerate() {
+        if i == 0 && r.is_everything() && !r.allow {
+            continue;
+        }
         let file = if r.allow {
             "devices.allow"
         } else {
             "devices.deny"
         };
-        if r.is_everything() && !r.allow && w.len() == 1 {
-            continue;
+        for line in r.v1_lines() {
+            w.push((file, line));
         }
-        w.push((file, r.v1_line()));
     }
     w
 }
@@ -218,6 +228,23 @@ mod tests {
                 "devices.allow c 136:* rwm",
             ]
         );
+    }
+
+    #[test]
+    fn narrow_rules_for_both_types_split() {
+        let r = Rule {
+            allow: true,
+            kind: Kind::All,
+            major: None,
+            minor: None,
+            access: MKNOD,
+        };
+        assert_eq!(r.v1_lines(), ["c *:* m", "b *:* m"]);
+        let all = Rule {
+            access: ALL_ACCESS,
+            ..r
+        };
+        assert_eq!(all.v1_lines(), ["a"]);
     }
 
     #[test]
