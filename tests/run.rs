@@ -638,3 +638,45 @@ fn no_writable_cgroup_fs_means_no_container() {
         "{stderr}"
     );
 }
+
+/// kiln as root of a user namespace (e.g. inside a rootless container)
+/// cannot make a device cgroup when the cgroup filesystem is read-only,
+/// but there the kernel refuses mknod and the outer rules hold: it runs.
+#[test]
+fn root_of_a_user_namespace_runs_without_a_device_cgroup() {
+    let Some(k) = setup() else { return };
+    require_tool("unshare");
+    // The namespace is mapped from outside (0-65535 onto the same ids),
+    // then its cgroup mounts are made read-only and kiln runs in it.
+    let script = r#"
+unshare --user --mount --propagation private sh -c '
+    while [ -z "$(cat /proc/self/gid_map)" ]; do sleep 0.02; done
+    awk '\''$3 == "cgroup" || $3 == "cgroup2" { print $2 }'\'' /proc/self/mounts |
+        while read -r m; do mount -o remount,bind,ro "$m" || exit 99; done
+    exec "$@"' sh "$@" &
+p=$!
+until echo "0 0 65536" 2>/dev/null > /proc/$p/uid_map; do sleep 0.02; done
+echo "0 0 65536" > /proc/$p/gid_map
+wait $p
+"#;
+    let o = std::process::Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(common::kiln_bin())
+        .arg("--root")
+        .arg(k.root())
+        .args([
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo ran; mknod /tmp/d b 7 0 || echo refused",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stdout} {stderr}");
+    assert_eq!(stdout, "ran\nrefused\n", "{stderr}");
+}

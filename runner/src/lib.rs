@@ -292,6 +292,22 @@ fn effective_spec(spec: &Spec, opts: &RunOptions) -> Result<Spec, RunError> {
     Ok(spec)
 }
 
+/// The device rules for a container, and whether it may run without them.
+#[derive(Clone, Copy)]
+struct DeviceRules<'a> {
+    rules: Option<&'a [devices::Rule]>,
+    required: bool,
+}
+
+/// Whether this process is in the host's user namespace, where root can
+/// make device nodes.
+fn in_initial_user_ns() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        m.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+    })
+}
+
 pub(crate) fn is_rootless() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() != 0 }
@@ -332,6 +348,10 @@ fn builtin_start(
     // Rootless containers get no device cgroup (the user cannot create
     // one): there mknod is refused by the kernel and every mount is nodev
     // in the user namespace, so only the host nodes bound in are reachable.
+    // The same holds for root of a user namespace (kiln inside a rootless
+    // container): there the rules are applied when the cgroup filesystem
+    // allows it, and skipped when not.
+    let devices_required = !rootless && in_initial_user_ns();
     let devices = if rootless {
         None
     } else {
@@ -373,7 +393,10 @@ fn builtin_start(
     } else {
         None
     };
-    let devices = devices.as_deref();
+    let devices = DeviceRules {
+        rules: devices.as_deref(),
+        required: devices_required,
+    };
     match start_with(&plan, opts, id_maps.as_ref(), &limits, devices) {
         Err(RunError::Setup { step, source })
             if step == child::OVERLAY_STEP && matches!(opts.rootfs, Rootfs::Overlay { .. }) =>
@@ -393,7 +416,7 @@ fn start_with(
     opts: &RunOptions,
     id_maps: Option<&IdMaps>,
     limits: &cgroup::Limits,
-    devices: Option<&[devices::Rule]>,
+    devices: DeviceRules<'_>,
 ) -> Result<(process::Child, Option<OwnedFd>, cgroup::Cgroup), RunError> {
     let mut cg = cgroup::Cgroup::default();
     let res = process::start(plan, |pid| {
@@ -405,8 +428,14 @@ fn start_with(
             std::fs::write(&path, adj.to_string())
                 .map_err(|e| RunError::io(format!("write {path}"), e))?;
         }
-        if !limits.is_empty() || devices.is_some() {
-            let warnings = cg.apply(&opts.id, pid, limits, devices)?;
+        if !limits.is_empty() || devices.rules.is_some() {
+            let warnings = match cg.apply(&opts.id, pid, limits, devices.rules) {
+                Err(_) if !devices.required => {
+                    cg.remove();
+                    cg.apply(&opts.id, pid, limits, None)?
+                }
+                other => other?,
+            };
             for w in warnings {
                 (opts.warn)(&format!("resource limit not applied: {w}"));
             }
