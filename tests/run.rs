@@ -680,3 +680,47 @@ wait $p
     assert_eq!(o.status.code(), Some(0), "{stdout} {stderr}");
     assert_eq!(stdout, "ran\nrefused\n", "{stderr}");
 }
+
+/// The pure cgroup v2 path (device program on the container's cgroup, no
+/// v1 controller), exercised on any host by mounting the cgroup2 hierarchy
+/// at /sys/fs/cgroup in a private mount namespace.
+#[test]
+fn pure_cgroup_v2_layout_confines_devices_too() {
+    let Some(k) = setup() else { return };
+    require_tool("unshare");
+    let cgroup2 = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("cgroup2"));
+    if !cgroup2 {
+        eprintln!("skipping: no cgroup2 hierarchy on this host");
+        return;
+    }
+    let o = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t cgroup2 none /sys/fs/cgroup || exit 99; exec \"$@\"")
+        .arg("sh")
+        .arg(common::kiln_bin())
+        .arg("--root")
+        .arg(k.root())
+        .args([
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "mknod /tmp/n c 1 3 && echo x > /tmp/n && echo null-ok; \
+             mknod /tmp/d b 7 0 && dd if=/tmp/d of=/dev/null count=1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stdout, "null-ok\n", "{stderr}");
+    assert!(
+        o.status.code() == Some(1) && stderr.contains("Operation not permitted"),
+        "{:?} {stderr}",
+        o.status
+    );
+}
