@@ -85,9 +85,12 @@ fn number(v: Option<i64>, what: &str) -> Result<Option<u32>, RunError> {
     match v {
         None => Ok(None),
         Some(n) if n < 0 => Ok(None),
-        Some(n) => u32::try_from(n)
-            .map(Some)
-            .map_err(|_| RunError::InvalidSpec(format!("device rule {what} {n} is out of range"))),
+        // The kernel's numbers are far smaller (12-bit majors, 20-bit
+        // minors); the device program compares them as signed immediates.
+        Some(n) if n > i64::from(i32::MAX) => Err(RunError::InvalidSpec(format!(
+            "device rule {what} {n} is out of range"
+        ))),
+        Some(n) => Ok(Some(n as u32)),
     }
 }
 
@@ -256,5 +259,13 @@ mod tests {
             .build()
             .unwrap();
         assert!(rules_from_spec(Some(&[r])).is_err());
+        let big = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::C)
+            .major(1i64 << 32)
+            .access("r")
+            .build()
+            .unwrap();
+        assert!(rules_from_spec(Some(&[big])).is_err());
     }
 }
