@@ -805,3 +805,29 @@ fn add_checks_out_git_repositories_at_a_ref() {
         r.stderr
     );
 }
+
+/// Issue 12, item 1: RUN steps get the same device allow-list as `kiln run`.
+#[test]
+fn run_steps_cannot_read_host_devices() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: RUN steps need root");
+        return;
+    }
+    let k = with_base();
+    let ctx = k.dir.path().join("devctx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN mknod /tmp/n c 1 3 && echo x > /tmp/n && rm /tmp/n\n\
+         RUN mknod /tmp/d b 7 0 && dd if=/tmp/d of=/dev/null bs=512 count=1\n",
+    );
+    let r = build(&k, &["-t", "dev", ctx.to_str().unwrap()]);
+    assert!(
+        r.code != 0 && r.stderr.contains("Operation not permitted"),
+        "a host block device was readable in RUN: {} {} {}",
+        r.code,
+        r.stdout,
+        r.stderr
+    );
+}

@@ -506,3 +506,242 @@ fn container_names_are_validated_before_anything_runs() {
         .ok();
     assert!(out(&k, &["ps", "-a"]).contains("web.1_a-b"));
 }
+
+/// Issue 12, item 1: a container root keeps CAP_MKNOD (as with docker), so
+/// only the device cgroup stands between it and the host's disks.
+#[test]
+fn host_devices_are_out_of_reach() {
+    let Some(k) = setup() else { return };
+    let mut runtimes = vec![None];
+    if std::path::Path::new("/usr/sbin/runc").exists() {
+        runtimes.push(Some("/usr/sbin/runc"));
+    }
+    for rt in runtimes {
+        let run = |script: &str| {
+            let mut args = vec!["run", "--rm"];
+            if let Some(r) = rt {
+                args.extend(["--runtime", r]);
+            }
+            args.extend(["busybox", "sh", "-c", script]);
+            k.run(&args)
+        };
+        // A block node can be made (docker allows mknod of any node), but
+        // not opened.
+        let r = run("mknod /tmp/d b 7 0 && dd if=/tmp/d of=/dev/null bs=512 count=1");
+        assert!(
+            r.code != 0 && r.stderr.contains("Operation not permitted"),
+            "{rt:?}: a host block device was readable: {} {} {}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        // Char devices outside the list: kvm, mem.
+        for node in ["c 10 232", "c 1 1"] {
+            let r = run(&format!("mknod /tmp/c {node} && cat /tmp/c"));
+            assert!(
+                r.code != 0 && r.stderr.contains("Operation not permitted"),
+                "{rt:?}: {node} opened: {} {} {}",
+                r.code,
+                r.stdout,
+                r.stderr
+            );
+        }
+        // The listed devices work, wherever their node is.
+        let r = run(
+            "mknod /tmp/n c 1 3 && echo x > /tmp/n && echo y > /dev/null \
+             && head -c 3 /dev/urandom | wc -c && head -c 2 /dev/zero | wc -c",
+        )
+        .ok();
+        assert_eq!(r.stdout.split_whitespace().collect::<Vec<_>>(), ["3", "2"]);
+    }
+}
+
+/// Issue 12, item 9: a private cgroup namespace (podman's default, and
+/// docker's on cgroup v2): the container's own cgroup is its `/`, whether
+/// or not limits put it in more controllers.
+#[test]
+fn cgroup_paths_of_the_host_are_hidden() {
+    let Some(k) = setup() else { return };
+    for extra in [&[][..], &["--memory", "64m", "--pids-limit", "50"][..]] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend(["busybox", "cat", "/proc/self/cgroup"]);
+        let text = out(&k, &args);
+        assert!(!text.is_empty());
+        for line in text.lines() {
+            assert!(
+                line.ends_with(":/"),
+                "{extra:?}: host cgroup path visible: {text}"
+            );
+        }
+    }
+}
+
+/// Issue 12, item 9: a container init that makes the runner its tracer
+/// (`PTRACE_TRACEME`) and then gets signals must still run to its own exit,
+/// with its output and its exit code.
+#[test]
+fn traced_init_keeps_its_output_and_exit_code() {
+    let Some(k) = setup() else { return };
+    require_tool("gcc");
+    let dir = k.dir.path().join("traceme");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("traceme.c"),
+        r#"#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ptrace.h>
+static volatile sig_atomic_t got;
+static void on_usr1(int s) { (void)s; got++; }
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, 0);
+    if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) { perror("ptrace"); return 2; }
+    printf("before\n"); fflush(stdout);
+    raise(SIGUSR2);
+    raise(SIGUSR1);
+    printf("after %d\n", (int)got); fflush(stdout);
+    return 7;
+}
+"#,
+    )
+    .unwrap();
+    let st = std::process::Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(dir.join("traceme"))
+        .arg(dir.join("traceme.c"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "gcc failed");
+    let vol = format!("{}:/t:ro", dir.display());
+    let r = k
+        .run(&["run", "--rm", "-v", &vol, "busybox", "/t/traceme"])
+        .code(7);
+    assert_eq!(r.stdout, "before\nafter 1\n");
+}
+
+/// Issue 12, item 1: when no device cgroup can be made (a read-only cgroup
+/// filesystem), a root container is refused rather than run unconfined.
+#[test]
+fn no_writable_cgroup_fs_means_no_container() {
+    let Some(k) = setup() else { return };
+    require_tool("unshare");
+    // In a private mount namespace, every cgroup mount made read-only.
+    let script = r#"awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /proc/self/mounts |
+        while read -r m; do mount -o remount,bind,ro "$m" || exit 99; done
+        exec "$@""#;
+    let o = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(common::kiln_bin())
+        .arg("--root")
+        .arg(k.root())
+        .args(["run", "--rm", "busybox", "echo", "ran"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{stdout} {stderr}");
+    assert!(!stdout.contains("ran"), "{stdout}");
+    assert!(
+        stderr.contains("cannot confine the container's device access"),
+        "{stderr}"
+    );
+}
+
+/// kiln as root of a user namespace (e.g. inside a rootless container)
+/// cannot make a device cgroup when the cgroup filesystem is read-only,
+/// but there the kernel refuses mknod and the outer rules hold: it runs.
+#[test]
+fn root_of_a_user_namespace_runs_without_a_device_cgroup() {
+    let Some(k) = setup() else { return };
+    require_tool("unshare");
+    // The namespace is mapped from outside (0-65535 onto the same ids),
+    // then its cgroup mounts are made read-only and kiln runs in it.
+    let script = r#"
+unshare --user --mount --propagation private sh -c '
+    while [ -z "$(cat /proc/self/gid_map)" ]; do sleep 0.02; done
+    awk '\''$3 == "cgroup" || $3 == "cgroup2" { print $2 }'\'' /proc/self/mounts |
+        while read -r m; do mount -o remount,bind,ro "$m" || exit 99; done
+    exec "$@"' sh "$@" &
+p=$!
+until echo "0 0 65536" 2>/dev/null > /proc/$p/uid_map; do sleep 0.02; done
+echo "0 0 65536" > /proc/$p/gid_map
+wait $p
+"#;
+    let o = std::process::Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(common::kiln_bin())
+        .arg("--root")
+        .arg(k.root())
+        .args([
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo ran; mknod /tmp/d b 7 0 || echo refused",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stdout} {stderr}");
+    assert_eq!(stdout, "ran\nrefused\n", "{stderr}");
+}
+
+/// The pure cgroup v2 path (device program on the container's cgroup, no
+/// v1 controller), exercised on any host by mounting the cgroup2 hierarchy
+/// at /sys/fs/cgroup in a private mount namespace.
+#[test]
+fn pure_cgroup_v2_layout_confines_devices_too() {
+    let Some(k) = setup() else { return };
+    require_tool("unshare");
+    let cgroup2 = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("cgroup2"));
+    if !cgroup2 {
+        eprintln!("skipping: no cgroup2 hierarchy on this host");
+        return;
+    }
+    let o = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t cgroup2 none /sys/fs/cgroup || exit 99; exec \"$@\"")
+        .arg("sh")
+        .arg(common::kiln_bin())
+        .arg("--root")
+        .arg(k.root())
+        .args([
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "mknod /tmp/n c 1 3 && echo x > /tmp/n && echo null-ok; \
+             mknod /tmp/d b 7 0 && dd if=/tmp/d of=/dev/null count=1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stdout, "null-ok\n", "{stderr}");
+    assert!(
+        o.status.code() == Some(1) && stderr.contains("Operation not permitted"),
+        "{:?} {stderr}",
+        o.status
+    );
+}

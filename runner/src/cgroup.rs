@@ -1,9 +1,14 @@
-//! Resource limits (memory, pids, cpu) through cgroupfs, v1 or v2.
+//! Device rules and resource limits (memory, pids, cpu) through cgroupfs,
+//! v1 or v2.
 //!
-//! Only touched when the spec asks for limits, so the common run pays nothing.
 //! Each container gets `kiln-<id>` under the runner's own cgroup in every
-//! controller it needs; the directories are removed after the container exits.
+//! controller it needs: always for the device rules (v1 `devices`, and a
+//! device program in the unified hierarchy), and for the limits the spec
+//! asks for. The directories are removed after the container exits.
 
+use crate::bpf;
+use crate::devices::{self, Rule};
+use crate::error::RunError;
 use oci_spec::runtime::LinuxResources;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,11 +70,69 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<(), String> {
     fs::write(dir.join(file), value).map_err(|e| format!("{}/{file}: {e}", dir.display()))
 }
 
+/// The cgroup v2 hierarchy: `/sys/fs/cgroup` on a pure v2 host,
+/// `/sys/fs/cgroup/unified` on a hybrid one.
+fn unified_root() -> Option<&'static Path> {
+    [ROOT, "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .map(Path::new)
+        .find(|r| r.join("cgroup.controllers").exists())
+}
+
+/// The runner's own cgroup in the cgroup v2 hierarchy.
+pub(crate) fn unified_base() -> Option<PathBuf> {
+    Some(unified_root()?.join(own_path(None).trim_start_matches('/')))
+}
+
+/// Every `kiln-<id>` directory under the runner's own cgroups, in each
+/// hierarchy this process belongs to (existing or not).
+pub(crate) fn all_dirs(id: &str) -> Vec<PathBuf> {
+    let name = format!("kiln-{id}");
+    let text = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut dirs = Vec::new();
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+        let root = if ctrls.is_empty() {
+            match unified_root() {
+                Some(r) => r.to_path_buf(),
+                None => continue,
+            }
+        } else {
+            let first = ctrls.split(',').next().unwrap_or("");
+            Path::new(ROOT).join(first.strip_prefix("name=").unwrap_or(first))
+        };
+        dirs.push(root.join(path.trim_start_matches('/')).join(&name));
+    }
+    dirs
+}
+
 impl Cgroup {
-    /// Creates the cgroups, applies `limits` and moves `pid` in. Returns the
-    /// cgroup (to remove later) and the limits that could not be applied.
-    pub(crate) fn apply(id: &str, pid: libc::pid_t, limits: &Limits) -> (Cgroup, Vec<String>) {
-        let mut cg = Cgroup::default();
+    /// The directories a detached container may have left, to remove.
+    pub(crate) fn of_detached(id: &str) -> Cgroup {
+        Cgroup {
+            dirs: all_dirs(id).into_iter().filter(|d| d.exists()).collect(),
+        }
+    }
+
+    fn create(&mut self, dir: &Path) -> Result<(), String> {
+        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        self.dirs.push(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Creates the cgroups, applies `limits` and the device rules, and
+    /// moves `pid` in. Limits that cannot be applied are returned as
+    /// warnings; device rules that cannot be applied are an error (the
+    /// container must not run unconfined). Directories created before a
+    /// failure are kept in `self`, for [`Cgroup::remove`].
+    pub(crate) fn apply(
+        &mut self,
+        id: &str,
+        pid: libc::pid_t,
+        limits: &Limits,
+        devices: Option<&[Rule]>,
+    ) -> Result<Vec<String>, RunError> {
         let mut warnings = Vec::new();
         let v2_only = Path::new(ROOT).join("cgroup.controllers").exists();
         let name = format!("kiln-{id}");
@@ -112,16 +175,22 @@ impl Cgroup {
                 ));
             }
         }
+        let procs = pid.to_string();
         if v2_only {
             let base = Path::new(ROOT).join(own_path(None).trim_start_matches('/'));
             let dir = base.join(&name);
-            let ctrls: Vec<String> = want.iter().map(|(c, _)| format!("+{c}")).collect();
-            let r = write(&base, "cgroup.subtree_control", &ctrls.join(" ")).and_then(|_| {
-                fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))
-            });
-            match r {
+            if want.is_empty() && devices.is_none() {
+                return Ok(warnings);
+            }
+            if !want.is_empty() {
+                let ctrls: Vec<String> = want.iter().map(|(c, _)| format!("+{c}")).collect();
+                if let Err(e) = write(&base, "cgroup.subtree_control", &ctrls.join(" ")) {
+                    warnings.push(e);
+                    want.clear();
+                }
+            }
+            match self.create(&dir) {
                 Ok(()) => {
-                    cg.dirs.push(dir.clone());
                     for (_, files) in &want {
                         for (f, v) in files {
                             if let Err(e) = write(&dir, f, v) {
@@ -129,13 +198,20 @@ impl Cgroup {
                             }
                         }
                     }
-                    if let Err(e) = write(&dir, "cgroup.procs", &pid.to_string()) {
+                    if let Some(rules) = devices {
+                        bpf::attach(&dir, rules).map_err(|e| confine_error(&e.to_string()))?;
+                    }
+                    if let Err(e) = write(&dir, "cgroup.procs", &procs) {
+                        if devices.is_some() {
+                            return Err(confine_error(&e));
+                        }
                         warnings.push(e);
                     }
                 }
+                Err(e) if devices.is_some() => return Err(confine_error(&e)),
                 Err(e) => warnings.push(e),
             }
-            return (cg, warnings);
+            return Ok(warnings);
         }
         for (ctrl, files) in &want {
             let base = Path::new(ROOT).join(ctrl);
@@ -146,33 +222,80 @@ impl Cgroup {
             let dir = base
                 .join(own_path(Some(ctrl)).trim_start_matches('/'))
                 .join(&name);
-            if let Err(e) = fs::create_dir_all(&dir) {
-                warnings.push(format!("{}: {e}", dir.display()));
+            if let Err(e) = self.create(&dir) {
+                warnings.push(e);
                 continue;
             }
-            cg.dirs.push(dir.clone());
             for (f, v) in files {
                 if let Err(e) = write(&dir, f, v) {
                     warnings.push(e);
                 }
             }
-            if let Err(e) = write(&dir, "cgroup.procs", &pid.to_string()) {
+            if let Err(e) = write(&dir, "cgroup.procs", &procs) {
                 warnings.push(e);
             }
         }
-        (cg, warnings)
+        if let Some(rules) = devices {
+            // Either mechanism alone confines the container: the kernel
+            // checks the v1 controller and the unified hierarchy's programs
+            // independently. Use both where both exist.
+            let v1 = self.devices_v1(&name, &procs, rules);
+            let v2 = self.devices_unified(&name, &procs, rules);
+            if let (Err(a), Err(b)) = (&v1, &v2) {
+                return Err(confine_error(&format!("{a}; {b}")));
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// The v1 `devices` controller: deny everything, then the rules.
+    fn devices_v1(&mut self, name: &str, procs: &str, rules: &[Rule]) -> Result<(), String> {
+        let base = Path::new(ROOT).join("devices");
+        if !base.join("devices.list").exists() {
+            return Err("no cgroup v1 devices controller".into());
+        }
+        let dir = base
+            .join(own_path(Some("devices")).trim_start_matches('/'))
+            .join(name);
+        self.create(&dir)?;
+        for (file, line) in devices::v1_writes(rules) {
+            write(&dir, file, &line)?;
+        }
+        write(&dir, "cgroup.procs", procs)
+    }
+
+    /// A device program on the container's cgroup in the unified hierarchy.
+    fn devices_unified(&mut self, name: &str, procs: &str, rules: &[Rule]) -> Result<(), String> {
+        let Some(base) = unified_base() else {
+            return Err("no cgroup2 hierarchy".into());
+        };
+        let dir = base.join(name);
+        self.create(&dir)?;
+        bpf::attach(&dir, rules).map_err(|e| e.to_string())?;
+        write(&dir, "cgroup.procs", procs)
     }
 
     /// Removes the directories; the container has exited, so they are empty.
-    pub(crate) fn remove(&self) {
-        for d in &self.dirs {
+    pub(crate) fn remove(&mut self) {
+        for d in std::mem::take(&mut self.dirs) {
             // A dying task may linger in the cgroup for a moment.
             for _ in 0..50 {
-                if fs::remove_dir(d).is_ok() || !d.exists() {
+                if fs::remove_dir(&d).is_ok() || !d.exists() {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
         }
+    }
+}
+
+/// Running unconfined would let the container open any host device.
+fn confine_error(detail: &str) -> RunError {
+    RunError::Setup {
+        step: "device cgroup".into(),
+        source: std::io::Error::other(format!(
+            "cannot confine the container's device access: {detail} \
+             (running containers as root needs a writable cgroup filesystem)"
+        )),
     }
 }

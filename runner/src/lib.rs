@@ -35,9 +35,11 @@
 //! Not mounted by default: docker's `/sys/fs/cgroup` (a spec that asks for a
 //! cgroup mount gets the host's tree bound read-only).
 
+mod bpf;
 mod caps;
 mod cgroup;
 mod child;
+mod devices;
 mod error;
 mod etc;
 mod external;
@@ -164,6 +166,10 @@ impl Container {
     /// Waits for the container to exit, forwarding SIGHUP, SIGINT, SIGQUIT,
     /// SIGTERM, SIGUSR1, SIGUSR2 and SIGCONT to it meanwhile (and proxying
     /// the pty in terminal mode).
+    ///
+    /// Call it on the thread that called [`spawn`]: if the container's
+    /// init makes itself traced (`PTRACE_TRACEME`), its tracer is that
+    /// thread, and only that thread can release its ptrace stops.
     pub fn wait(mut self) -> Result<ExitStatus, RunError> {
         let block = self.block.take().unwrap_or_else(process::SignalBlock::new);
         let res = match std::mem::replace(&mut self.waiter, Waiter::External) {
@@ -180,7 +186,8 @@ impl Container {
     }
 
     /// Leaves the container running; the caller records the pid and reaps
-    /// it (or lets init do so once the caller exits).
+    /// it (or lets init do so once the caller exits), then calls
+    /// [`remove_cgroups`] with the container's id.
     pub fn detach(mut self) -> i32 {
         self.child.reaped = true;
         // The cgroups outlive this handle; the caller removes the container.
@@ -192,16 +199,18 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         if !self.child.reaped {
-            // SAFETY: killing and reaping our own child before removing its cgroups.
-            unsafe {
-                libc::kill(self.child.pid, libc::SIGKILL);
-                let mut st = 0;
-                libc::waitpid(self.child.pid, &mut st, 0);
-            }
+            // Killed and reaped before its cgroups are removed.
+            process::kill_and_reap(self.child.pid);
             self.child.reaped = true;
         }
         self.cgroup.remove();
     }
+}
+
+/// Removes the cgroups of a detached container that has exited (they hold
+/// its device rules and limits, and outlive [`Container::detach`]).
+pub fn remove_cgroups(id: &str) {
+    cgroup::Cgroup::of_detached(id).remove();
 }
 
 /// Sends `signal` to a container's init (e.g. a detached container's pid).
@@ -283,6 +292,22 @@ fn effective_spec(spec: &Spec, opts: &RunOptions) -> Result<Spec, RunError> {
     Ok(spec)
 }
 
+/// The device rules for a container, and whether it may run without them.
+#[derive(Clone, Copy)]
+struct DeviceRules<'a> {
+    rules: Option<&'a [devices::Rule]>,
+    required: bool,
+}
+
+/// Whether this process is in the host's user namespace, where root can
+/// make device nodes.
+fn in_initial_user_ns() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        m.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+    })
+}
+
 pub(crate) fn is_rootless() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() != 0 }
@@ -320,13 +345,32 @@ fn builtin_start(
         (opts.warn)("resource limits are not applied in rootless mode");
         limits = cgroup::Limits::default();
     }
+    // Rootless containers get no device cgroup (the user cannot create
+    // one): there mknod is refused by the kernel and every mount is nodev
+    // in the user namespace, so only the host nodes bound in are reachable.
+    // The same holds for root of a user namespace (kiln inside a rootless
+    // container): there the rules are applied when the cgroup filesystem
+    // allows it, and skipped when not.
+    let devices_required = !rootless && in_initial_user_ns();
+    let devices = if rootless {
+        None
+    } else {
+        Some(devices::rules_from_spec(
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.devices().as_deref()),
+        )?)
+    };
     let root = prepare_root(opts, false)?;
     let mut plan = plan::build(plan::PlanInputs {
         spec: &spec,
         root,
         rootless,
         detach: opts.detach,
-        needs_parent_sync: !limits.is_empty() || oom_score_adj(&spec).is_some(),
+        needs_parent_sync: !limits.is_empty()
+            || devices.is_some()
+            || oom_score_adj(&spec).is_some(),
     })?;
     plan.stdio = match opts.stdio {
         Stdio::Inherit => None,
@@ -349,7 +393,11 @@ fn builtin_start(
     } else {
         None
     };
-    match start_with(&plan, opts, id_maps.as_ref(), &limits) {
+    let devices = DeviceRules {
+        rules: devices.as_deref(),
+        required: devices_required,
+    };
+    match start_with(&plan, opts, id_maps.as_ref(), &limits, devices) {
         Err(RunError::Setup { step, source })
             if step == child::OVERLAY_STEP && matches!(opts.rootfs, Rootfs::Overlay { .. }) =>
         {
@@ -357,7 +405,7 @@ fn builtin_start(
                 "overlay mount failed ({source}); copying the layers instead"
             ));
             plan.root = prepare_root(opts, true)?;
-            start_with(&plan, opts, id_maps.as_ref(), &limits)
+            start_with(&plan, opts, id_maps.as_ref(), &limits, devices)
         }
         other => other,
     }
@@ -368,6 +416,7 @@ fn start_with(
     opts: &RunOptions,
     id_maps: Option<&IdMaps>,
     limits: &cgroup::Limits,
+    devices: DeviceRules<'_>,
 ) -> Result<(process::Child, Option<OwnedFd>, cgroup::Cgroup), RunError> {
     let mut cg = cgroup::Cgroup::default();
     let res = process::start(plan, |pid| {
@@ -379,9 +428,14 @@ fn start_with(
             std::fs::write(&path, adj.to_string())
                 .map_err(|e| RunError::io(format!("write {path}"), e))?;
         }
-        if !limits.is_empty() {
-            let (c, warnings) = cgroup::Cgroup::apply(&opts.id, pid, limits);
-            cg = c;
+        if !limits.is_empty() || devices.rules.is_some() {
+            let warnings = match cg.apply(&opts.id, pid, limits, devices.rules) {
+                Err(_) if !devices.required => {
+                    cg.remove();
+                    cg.apply(&opts.id, pid, limits, None)?
+                }
+                other => other?,
+            };
             for w in warnings {
                 (opts.warn)(&format!("resource limit not applied: {w}"));
             }

@@ -56,6 +56,9 @@ pub(crate) struct CapSets {
 pub(crate) struct Plan {
     pub clone_flags: c_int,
     pub userns: bool,
+    /// Unshare the cgroup namespace once the parent has moved the child
+    /// into its cgroup, so that cgroup is the namespace's root.
+    pub cgroupns: bool,
     pub hostname: Option<CString>,
     pub root: RootMount,
     pub root_propagation: c_ulong,
@@ -278,6 +281,7 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
 
     let mut clone_flags = 0;
     let mut userns = inp.rootless;
+    let mut cgroupns = false;
     for ns in linux
         .and_then(|l| l.namespaces().as_ref())
         .into_iter()
@@ -291,6 +295,7 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
         }
         match ns.typ() {
             LinuxNamespaceType::User => userns = true,
+            LinuxNamespaceType::Cgroup => cgroupns = true,
             LinuxNamespaceType::Time => {
                 return Err(RunError::Unsupported("time namespaces".into()));
             }
@@ -462,6 +467,7 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
     Ok(Plan {
         clone_flags,
         userns,
+        cgroupns,
         hostname: if clone_flags & libc::CLONE_NEWUTS != 0 {
             spec.hostname()
                 .as_ref()

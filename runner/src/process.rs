@@ -89,12 +89,7 @@ pub(crate) struct Child {
 impl Drop for Child {
     fn drop(&mut self) {
         if !self.reaped {
-            // SAFETY: killing and reaping our own child.
-            unsafe {
-                libc::kill(self.pid, libc::SIGKILL);
-                let mut st = 0;
-                libc::waitpid(self.pid, &mut st, 0);
-            }
+            kill_and_reap(self.pid);
         }
     }
 }
@@ -248,6 +243,7 @@ pub(crate) fn failure_error(plan: &Plan, buf: &[u8; FAILURE_LEN]) -> RunError {
         Step::SetGid => format!("setgid {}", plan.gid),
         Step::Rlimit => format!("rlimit #{idx}"),
         Step::Capabilities => format!("capabilities (cap {idx})"),
+        Step::CgroupNs => "cgroup namespace".to_string(),
         other => format!("{other:?}"),
     };
     RunError::Setup {
@@ -294,18 +290,78 @@ pub(crate) fn drain_signals(sfd: c_int, pid: libc::pid_t, on_winch: Option<&dyn 
 }
 
 pub(crate) fn try_reap(child: &mut Child) -> Option<ExitStatus> {
-    let mut st = 0;
-    // SAFETY: waitpid on our child.
-    let r = unsafe { libc::waitpid(child.pid, &mut st, libc::WNOHANG) };
-    if r == child.pid {
-        child.reaped = true;
-        Some(ExitStatus::from_wait(st))
-    } else if r < 0 {
-        child.reaped = true;
-        Some(ExitStatus::Exited(255))
-    } else {
-        None
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid on our child.
+        let r = unsafe { libc::waitpid(child.pid, &mut st, libc::WNOHANG) };
+        if r == child.pid {
+            if libc::WIFSTOPPED(st) {
+                release_traced(child.pid, st);
+                continue;
+            }
+            child.reaped = true;
+            return Some(ExitStatus::from_wait(st));
+        } else if r < 0 {
+            child.reaped = true;
+            return Some(ExitStatus::Exited(255));
+        }
+        return None;
     }
+}
+
+/// Kills our child and waits until it is gone (not merely stopped).
+pub(crate) fn kill_and_reap(pid: libc::pid_t) {
+    // SAFETY: signalling and reaping our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        loop {
+            let mut st = 0;
+            let r = libc::waitpid(pid, &mut st, 0);
+            if r < 0 && sys::errno() == libc::EINTR {
+                continue;
+            }
+            if r == pid && libc::WIFSTOPPED(st) {
+                continue;
+            }
+            break;
+        }
+    }
+}
+
+/// The container's init is the runner's child, so a `ptrace(PTRACE_TRACEME)`
+/// there makes the runner its tracer: each signal it then receives stops it
+/// and is reported to waitpid as a stop (not an exit). Let it go on as if it
+/// had no tracer: detach, delivering the signal it stopped for. The SIGTRAP
+/// the kernel sends a tracee on exec (as SI_USER) would not exist untraced,
+/// so it is dropped.
+fn release_traced(pid: libc::pid_t, status: c_int) {
+    let mut sig = libc::WSTOPSIG(status);
+    if sig == libc::SIGTRAP {
+        // SAFETY: siginfo_t is plain data filled by PTRACE_GETSIGINFO.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the tracee is stopped; the kernel writes into info.
+        let rc = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETSIGINFO,
+                pid,
+                std::ptr::null_mut::<libc::c_void>(),
+                &mut info as *mut libc::siginfo_t,
+            )
+        };
+        if rc == 0 && info.si_code == libc::SI_USER {
+            sig = 0;
+        }
+    }
+    // SAFETY: detaching a stopped tracee; failure (it was killed meanwhile)
+    // leaves nothing to do.
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_DETACH,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            sig as libc::c_long as *mut libc::c_void,
+        )
+    };
 }
 
 /// A pidfd that becomes readable when `pid` exits.

@@ -224,11 +224,15 @@ pub fn build(p: &SpecParams) -> Result<Spec, RunError> {
     }
 
     let mut namespaces = Vec::new();
+    // A private cgroup namespace, as docker's default on cgroup v2 and
+    // podman's everywhere (docker on v1 shares the host's): the container
+    // sees its own cgroup as `/`, not the host's path to it.
     let mut kinds = vec![
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Cgroup,
     ];
     if p.network == Network::None {
         kinds.push(LinuxNamespaceType::Network);
@@ -303,41 +307,41 @@ pub fn build(p: &SpecParams) -> Result<Spec, RunError> {
         linux = linux.seccomp(crate::seccomp::default_profile()?);
     }
     let r = &p.resources;
-    if r.memory_bytes.is_some() || r.pids.is_some() || r.cpus.is_some() {
-        let mut res = LinuxResourcesBuilder::default();
-        if let Some(m) = r.memory_bytes {
-            res = res.memory(
-                LinuxMemoryBuilder::default()
-                    .limit(m)
-                    .build()
-                    .map_err(spec_err)?,
-            );
-        }
-        if let Some(n) = r.pids {
-            res = res.pids(
-                LinuxPidsBuilder::default()
-                    .limit(n)
-                    .build()
-                    .map_err(spec_err)?,
-            );
-        }
-        if let Some(c) = r.cpus {
-            if c.is_nan() || c <= 0.0 {
-                return Err(RunError::InvalidSpec(format!(
-                    "cpus must be positive, got {c}"
-                )));
-            }
-            let period = 100_000u64;
-            res = res.cpu(
-                LinuxCpuBuilder::default()
-                    .period(period)
-                    .quota((c * period as f64) as i64)
-                    .build()
-                    .map_err(spec_err)?,
-            );
-        }
-        linux = linux.resources(res.build().map_err(spec_err)?);
+    // Docker's device allow-list, always: kiln's runtime and an external
+    // one (runc) both enforce it from here.
+    let mut res = LinuxResourcesBuilder::default().devices(crate::devices::default_spec_rules()?);
+    if let Some(m) = r.memory_bytes {
+        res = res.memory(
+            LinuxMemoryBuilder::default()
+                .limit(m)
+                .build()
+                .map_err(spec_err)?,
+        );
     }
+    if let Some(n) = r.pids {
+        res = res.pids(
+            LinuxPidsBuilder::default()
+                .limit(n)
+                .build()
+                .map_err(spec_err)?,
+        );
+    }
+    if let Some(c) = r.cpus {
+        if c.is_nan() || c <= 0.0 {
+            return Err(RunError::InvalidSpec(format!(
+                "cpus must be positive, got {c}"
+            )));
+        }
+        let period = 100_000u64;
+        res = res.cpu(
+            LinuxCpuBuilder::default()
+                .period(period)
+                .quota((c * period as f64) as i64)
+                .build()
+                .map_err(spec_err)?,
+        );
+    }
+    linux = linux.resources(res.build().map_err(spec_err)?);
 
     let mut spec = SpecBuilder::default()
         .version("1.0.2")
@@ -386,6 +390,16 @@ mod tests {
         );
         let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
         assert!(ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+        assert!(ns.iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup));
+        // Docker's device list, starting from deny-all, even without limits.
+        let devs = s
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().clone())
+            .unwrap();
+        assert!(!devs[0].allow() && devs[0].typ() == Some(oci_spec::runtime::LinuxDeviceType::A));
+        assert_eq!(devs.len(), 12);
         let host = build(&SpecParams {
             args: vec!["sh".into()],
             network: Network::Host,

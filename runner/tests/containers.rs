@@ -91,6 +91,7 @@ fn main() {
         ("no_leaked_fds", no_leaked_fds),
         ("terminal", terminal),
         ("detach", detach),
+        ("session_keyring_is_private", session_keyring),
         ("no_mount_left", no_mount_left),
     ];
     let ok = drive(&env, cases);
@@ -464,11 +465,12 @@ fn memory_limit(e: &Env) -> TestResult {
     opts.warn = |w| println!("    (warning: {w})");
     let id = opts.id.clone();
     let o = run_captured(&p, opts);
+    // Its own cgroup namespace: the container's cgroup is its root.
     check(
-        o.code() == 0 && o.stdout.contains(&format!("kiln-{id}")),
+        o.code() == 0 && o.stdout.trim_end().ends_with(":memory:/"),
         || {
             format!(
-                "not in the container's memory cgroup: {:?} {}",
+                "not the root of its own cgroup namespace: {:?} {}",
                 o.stdout, o.stderr
             )
         },
@@ -501,6 +503,9 @@ fn memory_limit(e: &Env) -> TestResult {
         read("pids.max"),
         read("cpu.cfs_quota_us"),
     );
+    // Seen from the host, it is in its own cgroups, device rules included.
+    let host_view = fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap_or_default();
+    let devices = read("devices.list");
     runner::kill(c.pid(), libc::SIGKILL).map_err(|x| x.to_string())?;
     c.wait().map_err(|x| x.to_string())?;
     let want = (
@@ -510,6 +515,16 @@ fn memory_limit(e: &Env) -> TestResult {
     );
     check(got == want, || {
         format!("cgroup files {got:?}, want {want:?}")
+    })?;
+    for ctrl in ["memory", "pids", "devices"] {
+        let tag = format!(":{ctrl}:");
+        let line = host_view.lines().find(|l| l.contains(&tag)).unwrap_or("");
+        check(line.ends_with(&format!("/kiln-{id2}")), || {
+            format!("not in its {ctrl} cgroup: {host_view}")
+        })?;
+    }
+    check(devices.starts_with("c *:* m\nb *:* m\nc 1:3 rwm"), || {
+        format!("devices.list: {devices:?}")
     })?;
     for id in [id, id2] {
         let leftover = Command::new("find")
@@ -732,7 +747,22 @@ fn detach(e: &Env) -> TestResult {
     let r = unsafe { libc::waitpid(pid, &mut st, 0) };
     check(alive && r == pid && libc::WIFSIGNALED(st), || {
         format!("detached pid {pid}: alive {alive}, wait {r} {st}")
-    })
+    })?;
+    // Its cgroups (device rules) outlive the handle, until removed.
+    let name = format!("kiln-{}", opts.id);
+    let find = || {
+        Command::new("find")
+            .args(["/sys/fs/cgroup", "-name", &name])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    check(!find().is_empty(), || {
+        "no cgroup for the detached container".into()
+    })?;
+    runner::remove_cgroups(&opts.id);
+    let left = find();
+    check(left.is_empty(), || format!("cgroups left: {left}"))
 }
 
 fn sysctl_oom_and_refusals(e: &Env) -> TestResult {
@@ -864,4 +894,46 @@ fn overlay_without_layers(e: &Env) -> TestResult {
         work: base.join("work"),
     };
     expect_stdout(&run_captured(&params(&["sh", "-c", "echo $$"]), opts), "1")
+}
+
+/// The container gets its own session keyring, not the runner's: checked
+/// with a static helper (built with gcc now) and keyctl let through by an
+/// unconfined seccomp profile.
+fn session_keyring(e: &Env) -> TestResult {
+    if Command::new("gcc").arg("--version").output().is_err() {
+        println!("    (skipped: no gcc)");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|x| x.to_string())?;
+    let src = dir.path().join("ses.c");
+    fs::write(
+        &src,
+        "#include <stdio.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
+         int main(void) { printf(\"%ld\\n\", syscall(SYS_keyctl, 0, -3, 0)); return 0; }\n",
+    )
+    .map_err(|x| x.to_string())?;
+    let rootfs = dir.path().join("rootfs");
+    copy_tree(&e.rootfs, &rootfs)?;
+    let st = Command::new("gcc")
+        .args(["-static", "-o"])
+        .arg(rootfs.join("ses"))
+        .arg(&src)
+        .status()
+        .map_err(|x| x.to_string())?;
+    check(st.success(), || "gcc failed".into())?;
+    // KEYCTL_GET_KEYRING_ID of the session keyring, without creating one.
+    // SAFETY: keyctl with integer arguments.
+    let host = unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) };
+    let mut p = params(&["/ses"]);
+    p.seccomp_unconfined = true;
+    let mut opts = e.opts();
+    opts.rootfs = Rootfs::Dir(rootfs);
+    let o = run_captured(&p, opts);
+    let inside: i64 = o.stdout.trim().parse().unwrap_or(-1);
+    check(o.code() == 0 && inside > 0 && inside != host, || {
+        format!(
+            "session keyring: host {host}, container {:?} {}",
+            o.stdout, o.stderr
+        )
+    })
 }

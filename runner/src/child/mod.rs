@@ -42,12 +42,13 @@ pub(crate) enum Step {
     Seccomp,
     Chdir,
     Exec,
+    CgroupNs,
 }
 
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 27] = [
+        const ALL: [Step; 28] = [
             Sync,
             Propagation,
             RootMount,
@@ -75,10 +76,13 @@ impl Step {
             Seccomp,
             Chdir,
             Exec,
+            CgroupNs,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
 }
+
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
 
 /// How the parent names an overlay failure, to fall back to copying.
 pub(crate) const OVERLAY_STEP: &str = "overlay mount";
@@ -159,6 +163,25 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
             sys::setresuid(0);
         }
     }
+    if plan.cgroupns {
+        // SAFETY: unshare with a constant flag.
+        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+            fail(fds, Step::CgroupNs, 0, errno());
+        }
+    }
+    // A fresh anonymous session keyring: otherwise the container shares
+    // the runner's (or uid 0's user-session keyring), and a container
+    // whose seccomp profile lets keyctl through could read or plant keys
+    // there. Best effort, as runc: kernels without keys or a user out of
+    // key quota (rootless) keep the old behaviour.
+    // SAFETY: keyctl with integer arguments and a null name.
+    unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
     // A new session: tty-generated signals reach the container only via the
     // parent's forwarding, as with docker.
     // SAFETY: setsid has no arguments.
