@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
@@ -49,11 +50,14 @@ fn add_dir<W: Write>(
     for name in names {
         let path = abs.join(&name);
         let relp = rel.join(&name);
+        // A file the container named `.wh..` or `.wh...` would read as a
+        // whiteout of `.` or `..`: refused here as on every other way in.
+        crate::layer::classify_name(relp.as_os_str().as_bytes())?;
         let md = fs::symlink_metadata(&path)?;
         let ft = md.file_type();
         if opts.overlay_whiteouts && ft.is_char_device() && md.rdev() == 0 {
-            let mut wh = name.clone();
-            wh = format!(".wh.{}", wh.to_string_lossy()).into();
+            let mut wh = std::ffi::OsString::from(".wh.");
+            wh.push(&name);
             let mut h = header(&md, tar::EntryType::Regular, opts);
             h.set_mode(0o644);
             h.set_size(0);
