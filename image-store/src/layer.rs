@@ -254,6 +254,10 @@ impl<R: Read> Read for SizeLimit<R> {
     }
 }
 
+/// Linux's limits on a path and on one name in it.
+const PATH_MAX: usize = 4096;
+const NAME_MAX: usize = 255;
+
 /// One entry that passed [`EntryCheck::check`].
 #[derive(Debug)]
 pub struct CheckedEntry {
@@ -271,7 +275,9 @@ pub struct CheckedEntry {
 /// ones a filesystem has, hard links point at earlier entries (when
 /// `strict_links`), and the files add up to no more than the size limit.
 pub struct EntryCheck {
-    seen: std::collections::HashSet<PathBuf>,
+    /// Every path this layer made so far, and whether it is a node that
+    /// cannot hold children (a file, device or fifo).
+    seen: std::collections::HashMap<PathBuf, bool>,
     strict_links: bool,
     data: u64,
     limit: u64,
@@ -320,6 +326,40 @@ impl EntryCheck {
                 reason: format!("unsupported tar entry type {}", show_type(kind)),
             });
         }
+        let (dir, full) = match &name {
+            EntryName::Path(p) => (p.parent().unwrap_or(Path::new("")), p.clone()),
+            EntryName::Whiteout { dir, hidden } => (dir.as_path(), dir.join(hidden)),
+            EntryName::Opaque { dir } => (dir.as_path(), dir.join(OsStr::from_bytes(OPAQUE))),
+        };
+        // What no filesystem takes is refused here, naming the entry,
+        // rather than failing half-way through an unpack.
+        if full.as_os_str().len() >= PATH_MAX {
+            return Err(LayerError::BadEntry {
+                entry: shown,
+                reason: format!("the path is longer than {} bytes", PATH_MAX - 1),
+            });
+        }
+        if full.iter().any(|c| c.len() > NAME_MAX) {
+            return Err(LayerError::BadEntry {
+                entry: shown,
+                reason: format!("a name in the path is longer than {NAME_MAX} bytes"),
+            });
+        }
+        if let Some(file) = dir
+            .ancestors()
+            .find(|a| self.seen.get(*a).copied().unwrap_or(false))
+        {
+            return Err(LayerError::BadEntry {
+                entry: shown,
+                reason: format!(
+                    "it is inside \"{}\", which this layer made a file, not a directory",
+                    show_name(file.as_os_str().as_bytes())
+                ),
+            });
+        }
+        if let EntryName::Whiteout { .. } = &name {
+            self.seen.remove(&full);
+        }
         let mut link_target = None;
         if let EntryName::Path(path) = &name {
             if kind == T::Link {
@@ -342,7 +382,7 @@ impl EntryCheck {
                         })
                     }
                 };
-                if self.strict_links && !self.seen.contains(&target) {
+                if self.strict_links && !self.seen.contains_key(&target) {
                     return Err(LayerError::DanglingHardlink {
                         entry: shown,
                         target: show_name(&target_raw),
@@ -357,7 +397,8 @@ impl EntryCheck {
                     return Err(LayerError::TooLarge { limit: self.limit });
                 }
             }
-            self.seen.insert(path.clone());
+            self.seen
+                .insert(path.clone(), !matches!(kind, T::Directory | T::Symlink));
         }
         Ok(Some(CheckedEntry {
             name,
