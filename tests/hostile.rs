@@ -472,7 +472,7 @@ fn the_layer_size_limit() {
     assert_one_line_with("sparse", &err, "expands to more than");
     // Through pull, naming the layer.
     let layout = k.dir.path().join("big");
-    let layer = oci_layout(&layout, "big", &[gz.clone()], &[sha256(&big)]).remove(0);
+    let layer = oci_layout(&layout, "big", std::slice::from_ref(&gz), &[sha256(&big)]).remove(0);
     let (code, err) = run_env(
         &k,
         &limit,

@@ -200,4 +200,50 @@ mod tests {
             .collect();
         assert_eq!(e, [".wh.gone"]);
     }
+
+    #[test]
+    fn files_that_would_read_as_bad_whiteouts_are_refused() {
+        // A container can create `.wh...`; committed as is it would be a
+        // whiteout of `..` in the new layer.
+        for name in [".wh...", ".wh..", ".wh."] {
+            let src = tempfile::tempdir().unwrap();
+            fs::create_dir(src.path().join("d")).unwrap();
+            fs::write(src.path().join("d").join(name), b"").unwrap();
+            let err = write_tar_from_dir(src.path(), io::sink(), DiffOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("d/{name}")) && err.contains("whiteout"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_utf8_whiteouts_keep_their_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let src = tempfile::tempdir().unwrap();
+        let name = std::ffi::OsStr::from_bytes(b"g\xff");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            src.path().join(name),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        let mut t = Vec::new();
+        let opts = DiffOptions {
+            overlay_whiteouts: true,
+            clamp_mtime: Some(0),
+        };
+        write_tar_from_dir(src.path(), &mut t, opts).unwrap();
+        let mut a = tar::Archive::new(&t[..]);
+        let names: Vec<Vec<u8>> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path_bytes().into_owned())
+            .collect();
+        assert_eq!(names, [b".wh.g\xff".to_vec()]);
+    }
 }

@@ -730,4 +730,35 @@ mod tests {
         assert!(clean_path("../escape").is_err());
         assert!(clean_path("a/../../x").is_err());
     }
+
+    #[test]
+    fn sizes_and_names() {
+        assert_eq!(parse_size("1M"), Some(1 << 20));
+        assert_eq!(parse_size("64g"), Some(64 << 30));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("99999999999T"), None);
+        assert_eq!(show_name(b"a\xffb\n\"c"), "a\\xffb\\n\\\"c");
+        assert_eq!(show_type(tar::EntryType::new(b'V')), "'V' (86)");
+    }
+
+    #[test]
+    fn whiteout_names() {
+        let c = |s: &[u8]| classify_name(s).map_err(|e| e.to_string());
+        assert!(c(b"a/.wh...").unwrap_err().contains("a whiteout of \"..\""));
+        assert!(c(b".wh..").is_err());
+        assert!(c(b"./.wh.").is_err());
+        assert_eq!(
+            c(b"/a/.wh.x").unwrap(),
+            Some(EntryName::Whiteout {
+                dir: "a".into(),
+                hidden: "x".into()
+            })
+        );
+        assert_eq!(
+            c(b"a/.wh..wh..opq").unwrap(),
+            Some(EntryName::Opaque { dir: "a".into() })
+        );
+        assert_eq!(c(b".wh..wh.plnk").unwrap(), None);
+    }
 }
