@@ -481,6 +481,33 @@ fn the_layer_size_limit() {
     assert_eq!(code, 125, "{err}");
     assert_one_line_with("pull", &err, &format!("layer {layer}"));
     assert_one_line_with("pull", &err, "expands to more than 1048576 bytes");
+    // Through load: a docker-archive whose layer member is compressed (it
+    // is stored decompressed, so the limit is what keeps the disk).
+    let dock = k.dir.path().join("dock");
+    fs::create_dir_all(&dock).unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": image_store::model::host_arch(),
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&big)]},
+    }))
+    .unwrap();
+    fs::write(dock.join("config.json"), config).unwrap();
+    fs::write(
+        dock.join("manifest.json"),
+        br#"[{"Config":"config.json","RepoTags":["big:1"],"Layers":["layer.tar.gz"]}]"#,
+    )
+    .unwrap();
+    fs::write(dock.join("layer.tar.gz"), &gz).unwrap();
+    let archive = k.dir.path().join("big-docker.tar");
+    tar_dir(&dock, &archive);
+    let blobs = k.blob_count();
+    let (code, err) = run_env(&k, &limit, &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(code, 125, "{err}");
+    assert_one_line_with("load", &err, "layer.tar.gz");
+    assert_one_line_with("load", &err, "expands to more than 1048576 bytes");
+    assert_eq!(k.blob_count(), blobs, "a refused load left blobs");
+    k.run(&["load", "-i", archive.to_str().unwrap()]).ok();
     // A bad setting is an error, not no limit.
     let (code, err) = run_env(
         &k,
