@@ -522,3 +522,30 @@ fn the_layer_size_limit() {
     k.run(&["pull", &format!("oci:{}:big", layout.display())])
         .ok();
 }
+
+#[test]
+fn run_time_unpack_errors_name_the_image_and_layer() {
+    // Accepted on the way in (a symlink's target cannot be judged
+    // without the lower layers), refused when unpacked for a container.
+    let k = Kiln::new();
+    let top = k.dir.path();
+    let tar = top.join("swap.tar");
+    fs::write(
+        &tar,
+        RawTar::new()
+            .dir("a/")
+            .symlink("a", "/nowhere")
+            .file(b"a/planted", b"x")
+            .finish(),
+    )
+    .unwrap();
+    k.run(&["import", tar.to_str().unwrap(), "swap"]).ok();
+    let store = image_store::Store::open(k.root()).unwrap();
+    let layer = store.resolve("swap").unwrap().manifest.layers[0]
+        .digest
+        .to_string();
+    let r = k.run(&["run", "--rm", "swap", "/x"]).code(125);
+    assert_one_line_with("run", &r.stderr, "unpacking image swap");
+    assert_one_line_with("run", &r.stderr, &format!("layer {layer}"));
+    assert_one_line_with("run", &r.stderr, "tar entry \"a/planted\"");
+}
