@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
@@ -49,11 +50,14 @@ fn add_dir<W: Write>(
     for name in names {
         let path = abs.join(&name);
         let relp = rel.join(&name);
+        // A file the container named `.wh..` or `.wh...` would read as a
+        // whiteout of `.` or `..`: refused here as on every other way in.
+        crate::layer::classify_name(relp.as_os_str().as_bytes())?;
         let md = fs::symlink_metadata(&path)?;
         let ft = md.file_type();
         if opts.overlay_whiteouts && ft.is_char_device() && md.rdev() == 0 {
-            let mut wh = name.clone();
-            wh = format!(".wh.{}", wh.to_string_lossy()).into();
+            let mut wh = std::ffi::OsString::from(".wh.");
+            wh.push(&name);
             let mut h = header(&md, tar::EntryType::Regular, opts);
             h.set_mode(0o644);
             h.set_size(0);
@@ -195,5 +199,51 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(e, [".wh.gone"]);
+    }
+
+    #[test]
+    fn files_that_would_read_as_bad_whiteouts_are_refused() {
+        // A container can create `.wh...`; committed as is it would be a
+        // whiteout of `..` in the new layer.
+        for name in [".wh...", ".wh..", ".wh."] {
+            let src = tempfile::tempdir().unwrap();
+            fs::create_dir(src.path().join("d")).unwrap();
+            fs::write(src.path().join("d").join(name), b"").unwrap();
+            let err = write_tar_from_dir(src.path(), io::sink(), DiffOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("d/{name}")) && err.contains("whiteout"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_utf8_whiteouts_keep_their_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let src = tempfile::tempdir().unwrap();
+        let name = std::ffi::OsStr::from_bytes(b"g\xff");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            src.path().join(name),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        let mut t = Vec::new();
+        let opts = DiffOptions {
+            overlay_whiteouts: true,
+            clamp_mtime: Some(0),
+        };
+        write_tar_from_dir(src.path(), &mut t, opts).unwrap();
+        let mut a = tar::Archive::new(&t[..]);
+        let names: Vec<Vec<u8>> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path_bytes().into_owned())
+            .collect();
+        assert_eq!(names, [b".wh.g\xff".to_vec()]);
     }
 }

@@ -7,7 +7,7 @@ use std::io::{BufReader, Read};
 use std::path::PathBuf;
 
 use crate::compose::ComposeError;
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingReader};
 use crate::error::StoreError;
 use crate::images::Image;
 use crate::layer::LayerError;
@@ -110,9 +110,10 @@ impl Store {
                 Some(media::Compression::Gzip) => {
                     Box::new(flate2::bufread::MultiGzDecoder::new(blob))
                 }
-                Some(media::Compression::Zstd) => {
-                    Box::new(zstd::Decoder::with_buffer(blob).map_err(LayerError::Io)?)
-                }
+                Some(media::Compression::Zstd) => Box::new(
+                    zstd::Decoder::with_buffer(blob)
+                        .map_err(|e| LayerError::Io(e).in_layer(&desc.digest))?,
+                ),
                 None => {
                     return Err(StoreError::UnsupportedMediaType(desc.media_type.clone()).into())
                 }
@@ -121,7 +122,20 @@ impl Store {
                 whiteouts: Whiteouts::Overlay,
                 ..Default::default()
             };
-            unpack(reader, &tmp, opts)?;
+            // The directory is named by the diff ID, and other images
+            // share it: the content must hash to it (the config's claim
+            // alone is not enough), checked in the same pass.
+            let mut hashing = HashingReader::new(reader);
+            unpack(&mut hashing, &tmp, opts).map_err(|e| e.in_layer(&desc.digest))?;
+            let (_, actual, _) = hashing.finish();
+            if actual != *diff_id {
+                return Err(LayerError::DiffIdMismatch {
+                    layer: desc.digest.clone(),
+                    expected: diff_id.clone(),
+                    actual,
+                }
+                .into());
+            }
             Ok(())
         })();
         if let Err(e) = result {

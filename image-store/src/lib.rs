@@ -17,6 +17,7 @@ mod lock;
 pub mod model;
 pub mod reference;
 pub mod unpack;
+pub mod verify;
 
 pub use compose::{Committed, ComposeError, StoredLayer};
 pub use digest::Digest;

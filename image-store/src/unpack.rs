@@ -7,6 +7,7 @@
 //! created with `*at` calls relative to that parent.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,7 +17,10 @@ use rustix::fs::{
     self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
 };
 
-use crate::layer::{clean_path, LayerError};
+use crate::layer::{
+    max_layer_size, not_tar, show_name, EntryCheck, EntryName, LayerError, SizeLimit, TarStats,
+};
+use std::os::unix::ffi::OsStrExt;
 
 /// What a whiteout entry (`.wh.NAME`, `.wh..wh..opq`) turns into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +56,6 @@ pub struct UnpackStats {
     pub skipped_devices: u64,
 }
 
-const WHITEOUT_PREFIX: &str = ".wh.";
-const OPAQUE: &str = ".wh..wh..opq";
-
 fn io_err(entry: &str, what: &str) -> impl FnOnce(rustix::io::Errno) -> LayerError {
     let what = what.to_string();
     let entry = entry.to_string();
@@ -64,11 +65,34 @@ fn io_err(entry: &str, what: &str) -> impl FnOnce(rustix::io::Errno) -> LayerErr
     }
 }
 
-/// Unpacks an uncompressed layer tar into `dest` (which must exist).
+/// Unpacks an uncompressed layer tar into `dest` (which must exist). Every
+/// entry is checked as on ingest ([`EntryCheck`]: names, whiteouts, types,
+/// the size limit) before anything is written for it. The input is read to
+/// its end, so a hashing reader underneath sees the whole layer.
 pub fn unpack<R: Read>(
     input: R,
     dest: &Path,
     opts: UnpackOptions,
+) -> Result<UnpackStats, LayerError> {
+    let limit = max_layer_size()?;
+    let mut input = SizeLimit::new(input, limit);
+    let res = unpack_limited(&mut input, dest, opts, limit);
+    if let Some(e) = input.exceeded() {
+        return Err(e);
+    }
+    let stats = res?;
+    io::copy(&mut input, &mut io::sink())?;
+    if let Some(e) = input.exceeded() {
+        return Err(e);
+    }
+    Ok(stats)
+}
+
+fn unpack_limited<R: Read>(
+    input: R,
+    dest: &Path,
+    opts: UnpackOptions,
+    limit: u64,
 ) -> Result<UnpackStats, LayerError> {
     let root = rfs::open(
         dest,
@@ -80,56 +104,71 @@ pub fn unpack<R: Read>(
     let mut stats = UnpackStats::default();
     let mut created: HashSet<PathBuf> = HashSet::new();
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
+    // Hard links may point into lower layers when a layer is applied onto
+    // a tree, so they need not be earlier in this archive.
+    let mut check = EntryCheck::new(limit, false);
+    let mut tar_stats = TarStats::default();
 
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let Some(rel) = clean_path(&raw)? else {
+    let entries = archive.entries().map_err(|e| not_tar(e, tar_stats))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| not_tar(e, tar_stats))?;
+        tar_stats.entries += 1;
+        let Some(checked) = check.check(&entry)? else {
             continue;
+        };
+        let raw = checked.shown;
+        let rel = match checked.name {
+            EntryName::Opaque { dir } => {
+                let parent = ensure_dir(&root, &dir, &raw)?;
+                match opts.whiteouts {
+                    Whiteouts::Overlay => rfs::fsetxattr(
+                        &parent,
+                        "trusted.overlay.opaque",
+                        b"y",
+                        rfs::XattrFlags::empty(),
+                    )
+                    .map_err(io_err(&raw, "marking the directory opaque"))?,
+                    Whiteouts::Delete => clear_dir_except(&parent, &dir, &created, &raw)?,
+                }
+                continue;
+            }
+            EntryName::Whiteout { dir, hidden } => {
+                let parent = ensure_dir(&root, &dir, &raw)?;
+                remove_existing(&parent, &hidden, &raw)?;
+                if opts.whiteouts == Whiteouts::Overlay {
+                    rfs::mknodat(
+                        &parent,
+                        &hidden,
+                        FileType::CharacterDevice,
+                        Mode::empty(),
+                        0,
+                    )
+                    .map_err(io_err(&raw, "creating a whiteout"))?;
+                }
+                continue;
+            }
+            EntryName::Path(p) => p,
         };
         let name = rel
             .file_name()
             .expect("clean paths end in a name")
             .to_owned();
-        let name_str = name.to_string_lossy().into_owned();
         let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
         let parent = ensure_dir(&root, &parent_rel, &raw)?;
 
-        if name_str == OPAQUE {
-            match opts.whiteouts {
-                Whiteouts::Overlay => rfs::fsetxattr(
-                    &parent,
-                    "trusted.overlay.opaque",
-                    b"y",
-                    rfs::XattrFlags::empty(),
-                )
-                .map_err(io_err(&raw, "marking the directory opaque"))?,
-                Whiteouts::Delete => clear_dir_except(&parent, &parent_rel, &created, &raw)?,
-            }
-            continue;
-        }
-        if let Some(hidden) = name_str.strip_prefix(WHITEOUT_PREFIX) {
-            match opts.whiteouts {
-                Whiteouts::Overlay => {
-                    remove_existing(&parent, hidden, &raw)?;
-                    rfs::mknodat(&parent, hidden, FileType::CharacterDevice, Mode::empty(), 0)
-                        .map_err(io_err(&raw, "creating a whiteout"))?;
-                }
-                Whiteouts::Delete => remove_existing(&parent, hidden, &raw)?,
-            }
-            continue;
-        }
-
         let header = entry.header().clone();
         let mode = Mode::from_raw_mode(header.mode()? & 0o7777);
-        let kind = header.entry_type();
+        let kind = checked.kind;
         let existing = rfs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW).ok();
         let existing_is_dir = existing
             .as_ref()
             .is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
         if existing.is_some() && !(kind.is_dir() && existing_is_dir) {
-            remove_existing(&parent, &name_str, &raw)?;
+            remove_existing(&parent, &name, &raw)?;
         }
+        // The entry itself, opened without following a symlink, for
+        // chmod and times (chmodat cannot refuse to follow one).
+        let mut node_fd: Option<OwnedFd> = None;
         let mut file_fd: Option<OwnedFd> = None;
         match kind {
             tar::EntryType::Directory => {
@@ -151,7 +190,7 @@ pub fn unpack<R: Read>(
                 )
                 .map_err(io_err(&raw, "create"))?;
                 let mut f = File::from(fd);
-                io::copy(&mut entry, &mut f)?;
+                io::copy(&mut entry, &mut f).map_err(|e| read_fault(e, &raw))?;
                 file_fd = Some(f.into());
             }
             tar::EntryType::Symlink => {
@@ -160,13 +199,9 @@ pub fn unpack<R: Read>(
                     .map_err(io_err(&raw, "symlink"))?;
             }
             tar::EntryType::Link => {
-                let target_raw =
-                    String::from_utf8_lossy(&entry.link_name_bytes().unwrap_or_default())
-                        .into_owned();
-                let target = clean_path(&target_raw)?.ok_or_else(|| LayerError::BadEntry {
-                    entry: raw.clone(),
-                    reason: "hard link to the root directory".into(),
-                })?;
+                let target = checked
+                    .link_target
+                    .expect("checked hard links have a target");
                 let tparent = ensure_dir(&root, target.parent().unwrap_or(Path::new("")), &raw)?;
                 let tname = target.file_name().expect("clean paths end in a name");
                 rfs::linkat(&tparent, tname, &parent, &name, AtFlags::empty())
@@ -191,12 +226,18 @@ pub fn unpack<R: Read>(
                     Err(e) => return Err(io_err(&raw, "mknod")(e)),
                 }
             }
-            other => {
-                return Err(LayerError::BadEntry {
-                    entry: raw,
-                    reason: format!("unsupported tar entry type {other:?}"),
-                })
-            }
+            _ => unreachable!("EntryCheck admits only the types above"),
+        }
+        if file_fd.is_none() && kind != tar::EntryType::Symlink {
+            node_fd = Some(
+                rfs::openat(
+                    &parent,
+                    &name,
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io_err(&raw, "open"))?,
+            );
         }
 
         if opts.same_owner {
@@ -206,13 +247,13 @@ pub fn unpack<R: Read>(
             rfs::chownat(&parent, &name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(io_err(&raw, "chown"))?;
         }
-        if kind != tar::EntryType::Symlink {
-            // After chown, which clears set-id bits.
-            match &file_fd {
-                Some(fd) => rfs::fchmod(fd, mode),
-                None => rfs::chmodat(&parent, &name, mode, AtFlags::empty()),
-            }
-            .map_err(io_err(&raw, "chmod"))?;
+        // After chown, which clears set-id bits.
+        match (&file_fd, &node_fd) {
+            (Some(fd), _) => rfs::fchmod(fd, mode).map_err(io_err(&raw, "chmod"))?,
+            // An O_PATH descriptor of a node that is not a symlink: its
+            // /proc link reaches exactly that inode.
+            (None, Some(fd)) => rfs::chmod(proc_path(fd), mode).map_err(io_err(&raw, "chmod"))?,
+            (None, None) => {}
         }
         if let Some(exts) = entry.pax_extensions()? {
             for ext in exts.flatten() {
@@ -237,7 +278,10 @@ pub fn unpack<R: Read>(
         stats.entries += 1;
     }
 
-    // Directory times last: creating their children changed them.
+    // Directory times last: creating their children changed them. A later
+    // entry may have replaced a directory, or one above it, with a
+    // symlink: each directory is reached again inside the root
+    // (RESOLVE_IN_ROOT), and its own name is not followed.
     for (rel, secs) in dir_times.into_iter().rev() {
         let t = Timestamps {
             last_access: Timespec {
@@ -249,9 +293,27 @@ pub fn unpack<R: Read>(
                 tv_nsec: 0,
             },
         };
-        let _ = rfs::utimensat(&root, &rel, &t, AtFlags::SYMLINK_NOFOLLOW);
+        let Some(name) = rel.file_name() else {
+            continue;
+        };
+        let parent_rel = rel.parent().unwrap_or(Path::new(""));
+        let Ok(parent) = open_in_root(&root, parent_rel) else {
+            continue; // gone, or no longer a directory
+        };
+        let _ = rfs::utimensat(&parent, name, &t, AtFlags::SYMLINK_NOFOLLOW);
     }
     Ok(stats)
+}
+
+/// An error while reading an entry's data: a decompression fault or the
+/// size limit, else the entry's data is corrupt or cut short.
+fn read_fault(e: io::Error, entry: &str) -> LayerError {
+    if let Some(LayerError::TooLarge { limit }) =
+        e.get_ref().and_then(|i| i.downcast_ref::<LayerError>())
+    {
+        return LayerError::TooLarge { limit: *limit };
+    }
+    crate::layer::truncated(e, entry)
 }
 
 fn device(h: &tar::Header) -> u64 {
@@ -275,14 +337,7 @@ fn mtime(h: &tar::Header) -> Timestamps {
 /// Opens `rel` (a directory inside the root), creating missing components.
 /// `RESOLVE_IN_ROOT` keeps every symlink and `..` inside the root.
 fn ensure_dir(root: &OwnedFd, rel: &Path, entry: &str) -> Result<OwnedFd, LayerError> {
-    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
-    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-    let target = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
-    match rfs::openat2(root, target, flags, Mode::empty(), resolve) {
+    match open_in_root(root, rel) {
         Ok(fd) => Ok(fd),
         Err(rustix::io::Errno::NOENT) => {
             let parent = ensure_dir(root, rel.parent().unwrap_or(Path::new("")), entry)?;
@@ -291,16 +346,27 @@ fn ensure_dir(root: &OwnedFd, rel: &Path, entry: &str) -> Result<OwnedFd, LayerE
                 Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(io_err(entry, "creating a parent directory")(e)),
             }
-            rfs::openat2(root, target, flags, Mode::empty(), resolve)
-                .map_err(io_err(entry, "opening its parent directory"))
+            open_in_root(root, rel).map_err(io_err(entry, "opening its parent directory"))
         }
         Err(e) => Err(io_err(entry, "opening its parent directory")(e)),
     }
 }
 
+/// Opens the directory `rel` as if `root` were `/`.
+fn open_in_root(root: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let target = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    rfs::openat2(root, target, flags, Mode::empty(), resolve)
+}
+
 /// Removes `name` in `parent` (recursively for a directory) without
 /// following a symlink at `name`.
-fn remove_existing(parent: &OwnedFd, name: &str, entry: &str) -> Result<(), LayerError> {
+fn remove_existing(parent: &OwnedFd, name: &OsStr, entry: &str) -> Result<(), LayerError> {
     let st = match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(rustix::io::Errno::NOENT) => return Ok(()),
@@ -312,7 +378,7 @@ fn remove_existing(parent: &OwnedFd, name: &str, entry: &str) -> Result<(), Laye
         let p = proc_path(parent).join(name);
         std::fs::remove_dir_all(&p).map_err(|e| LayerError::BadEntry {
             entry: entry.to_string(),
-            reason: format!("removing {name}: {e}"),
+            reason: format!("removing {}: {e}", show_name(name.as_bytes())),
         })
     } else {
         rfs::unlinkat(parent, name, AtFlags::empty()).map_err(io_err(entry, "unlink"))
@@ -335,7 +401,7 @@ fn clear_dir_except(
         let child = child?;
         let name = child.file_name();
         if !created.contains(&dir_rel.join(&name)) {
-            remove_existing(dir, &name.to_string_lossy(), entry)?;
+            remove_existing(dir, &name, entry)?;
         }
     }
     Ok(())

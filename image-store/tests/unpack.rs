@@ -15,6 +15,16 @@ fn raw_entry(
     link: &str,
     data: &[u8],
 ) {
+    raw_entry_bytes(b, name.as_bytes(), kind, link, data)
+}
+
+fn raw_entry_bytes(
+    b: &mut tar::Builder<Vec<u8>>,
+    name: &[u8],
+    kind: tar::EntryType,
+    link: &str,
+    data: &[u8],
+) {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
@@ -24,7 +34,7 @@ fn raw_entry(
     h.set_gid(0);
     {
         let g = h.as_gnu_mut().unwrap();
-        g.name[..name.len()].copy_from_slice(name.as_bytes());
+        g.name[..name.len()].copy_from_slice(name);
         g.linkname[..link.len()].copy_from_slice(link.as_bytes());
     }
     h.set_cksum();
@@ -184,4 +194,149 @@ fn whiteouts_applied_onto_a_tree() {
     assert!(!dest.path().join("a/drop").exists());
     assert!(dest.path().join("o/new").exists());
     assert!(!dest.path().join("o/old").exists());
+}
+
+/// The store around the target of an unpack: a sibling layer that a
+/// whiteout of `..` would delete.
+fn with_victim() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let top = tempfile::tempdir().unwrap();
+    let dest = top.path().join("layers/new");
+    let victim = top.path().join("layers/victim/file");
+    fs::create_dir_all(&dest).unwrap();
+    fs::create_dir_all(victim.parent().unwrap()).unwrap();
+    fs::write(&victim, b"victim").unwrap();
+    (top, dest, victim)
+}
+
+#[test]
+fn whiteouts_of_dot_dot_and_dot_are_rejected() {
+    for name in [".wh...", "d/.wh...", ".wh..", "d/.wh..", ".wh.", "d/.wh."] {
+        for mode in [Whiteouts::Overlay, Whiteouts::Delete] {
+            let (_top, dest, victim) = with_victim();
+            let t = tar_of(&[("d/", D, "", b""), (name, F, "", b"")]);
+            let err = unpack(Cursor::new(t), &dest, opts(mode)).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(name) && msg.contains("whiteout") && !msg.contains('\n'),
+                "{name}: {msg}"
+            );
+            assert_eq!(fs::read(&victim).unwrap(), b"victim", "{name} {mode:?}");
+            assert!(dest.is_dir(), "{name} {mode:?}");
+        }
+    }
+}
+
+#[test]
+fn hard_links_to_whiteouts_are_rejected() {
+    let (_top, dest, victim) = with_victim();
+    let t = tar_of(&[
+        ("d/", D, "", b""),
+        ("d/.wh.x", F, "", b""),
+        ("l", H, "d/.wh.x", b""),
+    ]);
+    let err = unpack(Cursor::new(t), &dest, opts(Whiteouts::Overlay)).unwrap_err();
+    assert!(
+        err.to_string().contains("hard link to the whiteout"),
+        "{err}"
+    );
+    assert!(victim.exists());
+}
+
+#[test]
+fn directory_times_are_set_inside_the_root_only() {
+    let top = tempfile::tempdir().unwrap();
+    let dest = top.path().join("rootfs");
+    let host = top.path().join("host");
+    fs::create_dir_all(host.join("sub")).unwrap();
+    fs::create_dir(&dest).unwrap();
+    let before = fs::metadata(host.join("sub")).unwrap().mtime();
+    let t = tar_of(&[
+        ("dd/", D, "", b""),
+        ("dd/sub/", D, "", b""),
+        ("dd", S, host.to_str().unwrap(), b""),
+    ]);
+    unpack(Cursor::new(t), &dest, opts(Whiteouts::Overlay)).unwrap();
+    assert_eq!(
+        fs::metadata(host.join("sub")).unwrap().mtime(),
+        before,
+        "the host directory's time was changed"
+    );
+    assert_ne!(before, 1_700_000_000);
+    assert!(fs::symlink_metadata(dest.join("dd"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+#[test]
+fn names_are_kept_as_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    let dest = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    raw_entry_bytes(&mut b, b"n\xff", F, "", b"one");
+    raw_entry_bytes(&mut b, b"n\xfe", F, "", b"two");
+    let t = b.into_inner().unwrap();
+    unpack(Cursor::new(t), dest.path(), opts(Whiteouts::Overlay)).unwrap();
+    let p = |n: &[u8]| dest.path().join(std::ffi::OsStr::from_bytes(n));
+    assert_eq!(fs::read(p(b"n\xff")).unwrap(), b"one");
+    assert_eq!(fs::read(p(b"n\xfe")).unwrap(), b"two");
+    assert_eq!(fs::read_dir(dest.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn unsupported_entry_types_are_shown_readably() {
+    let dest = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    raw_entry(&mut b, "vol", tar::EntryType::new(b'V'), "", b"");
+    let t = b.into_inner().unwrap();
+    let err = unpack(Cursor::new(t), dest.path(), opts(Whiteouts::Overlay)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tar entry \"vol\": unsupported tar entry type 'V' (86)"
+    );
+}
+
+#[test]
+fn the_unpack_cache_checks_the_diff_id() {
+    let top = tempfile::tempdir().unwrap();
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    let victim = tar_of(&[("bin/", D, "", b""), ("bin/sh", F, "", b"victim")]);
+    let evil = tar_of(&[("bin/", D, "", b""), ("bin/sh", F, "", b"evil")]);
+    let victim_id = image_store::Digest::of_bytes(&victim);
+    let evil_desc = store
+        .write_blob(image_store::model::media::OCI_LAYER, &evil)
+        .unwrap();
+    // The evil layer claims the victim's diff ID: refused, nothing cached.
+    let err = store.unpacked_layer(&evil_desc, &victim_id).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&evil_desc.digest.to_string()) && msg.contains(&victim_id.to_string()),
+        "{msg}"
+    );
+    assert!(!store.layers_dir().join(victim_id.hex()).exists());
+    let victim_desc = store
+        .write_blob(image_store::model::media::OCI_LAYER, &victim)
+        .unwrap();
+    let dir = store.unpacked_layer(&victim_desc, &victim_id).unwrap();
+    assert_eq!(fs::read(dir.join("bin/sh")).unwrap(), b"victim");
+}
+
+#[test]
+fn garbage_layers_are_named_in_one_line() {
+    let top = tempfile::tempdir().unwrap();
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    let mut junk = vec![0xffu8; 1024];
+    junk[..4].copy_from_slice(b"\x01\x02\n\x1b");
+    let desc = store
+        .write_blob(image_store::model::media::OCI_LAYER, &junk)
+        .unwrap();
+    let err = store
+        .unpacked_layer(&desc, &image_store::Digest::of_bytes(&junk))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&desc.digest.to_string()), "{msg}");
+    assert!(
+        !msg.contains('\n') && !msg.contains('\x1b') && !msg.contains('\u{fffd}'),
+        "{msg:?}"
+    );
 }

@@ -194,7 +194,9 @@ pub fn lowers(store: &Store, c: &Container) -> Result<Vec<PathBuf>> {
     let image = store
         .resolve(&c.image_id.to_string())
         .with_context(|| format!("the image of container {}", &c.id[..12]))?;
-    let mut lowers = store.unpacked_layers(&image)?;
+    let mut lowers = store
+        .unpacked_layers(&image)
+        .with_context(|| format!("unpacking image {}", image.id().short()))?;
     let init = store.container_dir(&c.id).join(INIT_DIR);
     if init.is_dir() {
         lowers.push(init);

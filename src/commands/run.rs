@@ -358,7 +358,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
 
     let store = ctx.store()?;
     let image = store.resolve(&image_name)?;
-    let mut lowers = store.unpacked_layers(&image)?;
+    let mut lowers = store
+        .unpacked_layers(&image)
+        .with_context(|| format!("unpacking image {image_name}"))?;
     let config = image.config.container_config();
     let command = command_of(&config, &args)?;
     let env = build_env(config.env.as_deref().unwrap_or_default(), &args)?;

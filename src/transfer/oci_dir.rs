@@ -2,10 +2,10 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
+use image_store::model::media::layer_compression;
 use image_store::model::{media, Index};
 use image_store::{Descriptor, Digest, Image, Manifest, Store};
 use registry_client::Platform;
@@ -80,6 +80,24 @@ fn copy_blob(store: &Store, dir: &Path, d: &Digest) -> Result<()> {
     fs::copy(store.blob_path(d), &tmp)
         .with_context(|| format!("copying blob {d} to {}", dir.display()))?;
     fs::rename(&tmp, &dest).with_context(|| format!("writing {}", dest.display()))?;
+    Ok(())
+}
+
+/// Copies one blob (config, manifest) in, verified against its digest.
+fn copy_in(store: &Store, dir: &Path, d: &Digest, added: &mut Vec<Digest>) -> Result<()> {
+    if store.has_blob(d) {
+        return Ok(());
+    }
+    let src = blob_path(dir, d);
+    let mut f = fs::File::open(&src).with_context(|| format!("reading {}", src.display()))?;
+    let mut w = store.blob_writer()?;
+    std::io::copy(&mut f, &mut w)?;
+    let (_, _, new) = w
+        .commit_reporting(Some(d))
+        .with_context(|| format!("{}: blob {d}", dir.display()))?;
+    if new {
+        added.push(d.clone());
+    }
     Ok(())
 }
 
@@ -183,34 +201,49 @@ fn read_inner(
     let bytes = read_verified(dir, &desc.digest)?;
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: invalid manifest {}", dir.display(), desc.digest))?;
+    // The config first: each layer is checked against its diff ID as it
+    // is copied in.
+    copy_in(store, dir, &manifest.config.digest, added)?;
+    let config: image_store::ImageConfig = store
+        .read_json(&manifest.config.digest)
+        .with_context(|| format!("{}: invalid image config", dir.display()))?;
+    let diff_ids = &config.rootfs.diff_ids;
+    if diff_ids.len() != manifest.layers.len() {
+        bail!(
+            "{}: the image config lists {} diff IDs but the manifest has {} layers",
+            dir.display(),
+            diff_ids.len(),
+            manifest.layers.len()
+        );
+    }
     let mut seen = BTreeSet::new();
-    for d in manifest
-        .layers
-        .iter()
-        .map(|l| &l.digest)
-        .chain([&manifest.config.digest, &desc.digest])
-    {
-        if !seen.insert(d.clone()) || store.has_blob(d) {
+    for (l, diff_id) in manifest.layers.iter().zip(diff_ids) {
+        if !seen.insert((l.digest.clone(), diff_id.clone())) {
             continue;
         }
-        let src = blob_path(dir, d);
-        let mut f = fs::File::open(&src).with_context(|| format!("reading {}", src.display()))?;
-        let mut w = store.blob_writer()?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            w.write_all(&buf[..n])?;
+        if store.has_blob(&l.digest) {
+            let c = layer_compression(&l.media_type).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "layer {}: unsupported layer media type {:?}",
+                    l.digest,
+                    l.media_type
+                )
+            })?;
+            store
+                .check_stored_layer(&l.digest, c, diff_id)
+                .with_context(|| format!("{}", dir.display()))?;
+            continue;
         }
-        let (_, _, new) = w
-            .commit_reporting(Some(d))
-            .with_context(|| format!("{}: blob {d}", dir.display()))?;
+        let src = blob_path(dir, &l.digest);
+        let f = fs::File::open(&src).with_context(|| format!("reading {}", src.display()))?;
+        let new = store
+            .store_checked_layer(f, l, diff_id)
+            .with_context(|| format!("{}", dir.display()))?;
         if new {
-            added.push(d.clone());
+            added.push(l.digest.clone());
         }
     }
+    copy_in(store, dir, &desc.digest, added)?;
     let mut desc = desc;
     desc.annotations = None;
     store.add_image(&desc, names)?;

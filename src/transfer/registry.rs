@@ -1,6 +1,6 @@
 //! Pulling from and pushing to registries (`docker://`).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
@@ -94,15 +94,40 @@ async fn pull_inner(
     if let Some(w) = super::too_many_layers(&reference.to_string(), manifest.layers.len()) {
         progress.warn(&w);
     }
+    // The config first: its diff IDs are what each layer is checked
+    // against while it streams in.
+    fetch_blob(
+        client,
+        store,
+        &reference.repository,
+        &manifest.config,
+        None,
+        progress,
+        &added,
+    )
+    .await?;
+    let config: image_store::ImageConfig = store
+        .read_json(&manifest.config.digest)
+        .with_context(|| format!("{reference}: invalid image config"))?;
+    let diff_ids = &config.rootfs.diff_ids;
+    if diff_ids.len() != manifest.layers.len() {
+        bail!(
+            "{reference}: the image config lists {} diff IDs but the manifest has {} layers",
+            diff_ids.len(),
+            manifest.layers.len()
+        );
+    }
     let sem = Arc::new(Semaphore::new(DEFAULT_JOBS));
     let mut tasks = JoinSet::new();
-    let mut seen = BTreeSet::new();
-    for desc in manifest
-        .layers
-        .iter()
-        .chain(std::iter::once(&manifest.config))
-    {
-        if !seen.insert(desc.digest.clone()) {
+    let mut seen: BTreeMap<Digest, Digest> = BTreeMap::new();
+    for (desc, diff_id) in manifest.layers.iter().zip(diff_ids) {
+        if let Some(first) = seen.insert(desc.digest.clone(), diff_id.clone()) {
+            if first != *diff_id {
+                bail!(
+                    "{reference}: the image config gives layer {} two diff IDs, {first} and {diff_id}",
+                    desc.digest
+                );
+            }
             continue;
         }
         let (client, store, desc, progress, added, sem) = (
@@ -113,10 +138,19 @@ async fn pull_inner(
             added.clone(),
             sem.clone(),
         );
-        let repo = reference.repository.clone();
+        let (repo, diff_id) = (reference.repository.clone(), diff_id.clone());
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await?;
-            fetch_blob(&client, &store, &repo, &desc, &progress, &added).await
+            fetch_blob(
+                &client,
+                &store,
+                &repo,
+                &desc,
+                Some(&diff_id),
+                &progress,
+                &added,
+            )
+            .await
         });
     }
     // Let every transfer finish (their writers must be done before any
@@ -152,18 +186,38 @@ async fn pull_inner(
     })
 }
 
-/// Streams one blob into the store, verified against its digest.
+/// Streams one blob into the store, verified against its digest; a layer
+/// (`diff_id` given) is also decompressed, checked and hashed on the way
+/// in, and must hash to `diff_id`.
 async fn fetch_blob(
     client: &Client,
     store: &Store,
     repo: &registry_client::Repository,
     desc: &Descriptor,
+    diff_id: Option<&Digest>,
     progress: &Progress,
     added: &Arc<Mutex<Vec<Digest>>>,
 ) -> Result<()> {
     let digest = desc.digest.clone();
     let bp = progress.blob("Copying", &digest.to_string(), desc.size);
     if store.has_blob(&digest) {
+        if let Some(diff_id) = diff_id {
+            // Another image brought this blob; this config's claim about
+            // it is checked all the same.
+            let (st, d, c, id) = (
+                store.clone(),
+                desc.clone(),
+                media_compression(desc)?,
+                diff_id.clone(),
+            );
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || st.check_stored_layer(&d.digest, c, &id))
+                    .await?
+            {
+                bp.fail();
+                return Err(e.into());
+            }
+        }
         bp.finish("skipped: already exists");
         return Ok(());
     }
@@ -171,19 +225,16 @@ async fn fetch_blob(
     let (tx, rx) = tokio::io::duplex(4 << 20);
     let mut reader = tokio_util::io::SyncIoBridge::new(rx);
     let (st, exp, added2) = (store.clone(), digest.clone(), added.clone());
+    let (layer_desc, layer_diff_id) = (desc.clone(), diff_id.cloned());
     let writer = tokio::task::spawn_blocking(move || -> Result<()> {
-        let mut w = st.blob_writer()?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
-            w.write_all(&buf[..n])?;
-        }
-        let (_, _, new) = w.commit_reporting(Some(&exp))?;
+        let new = match &layer_diff_id {
+            Some(diff_id) => st.store_checked_layer(&mut reader, &layer_desc, diff_id)?,
+            None => {
+                let mut w = st.blob_writer()?;
+                std::io::copy(&mut reader, &mut w)?;
+                w.commit_reporting(Some(&exp))?.2
+            }
+        };
         if new {
             added2.lock().unwrap_or_else(|p| p.into_inner()).push(exp);
         }
@@ -212,6 +263,17 @@ async fn fetch_blob(
             Ok(())
         }
     }
+}
+
+/// How a layer blob is compressed, from its media type.
+fn media_compression(desc: &Descriptor) -> Result<Compression> {
+    layer_compression(&desc.media_type).ok_or_else(|| {
+        anyhow!(
+            "layer {}: unsupported layer media type {:?}",
+            desc.digest,
+            desc.media_type
+        )
+    })
 }
 
 /// The manifest format a push writes.

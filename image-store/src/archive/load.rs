@@ -12,10 +12,12 @@ use std::io::{BufRead, BufReader, Read};
 
 use super::{ArchiveError, DockerManifestEntry};
 use crate::digest::Digest;
-use crate::layer;
+use crate::layer::{self, LayerError};
 use crate::layout::Store;
+use crate::model::media::Compression;
 use crate::model::{media, Descriptor, ImageConfig, Index, Manifest};
 use crate::reference::Reference;
+use crate::verify::{self, CopyError};
 
 /// What a load added: each image ID with the names it now carries.
 #[derive(Debug, Default)]
@@ -27,6 +29,21 @@ pub struct Loaded {
 struct Member {
     digest: Digest,
     size: u64,
+    /// Read as a layer: its diff ID when it is one that passes every
+    /// check, else why not (members that are not layers fail too; that
+    /// matters only if an image lists them as a layer).
+    layer: Result<Digest, String>,
+}
+
+impl Member {
+    /// The diff ID of this member as the layer `path` of an image, or why
+    /// it cannot be one.
+    fn diff_id(&self, path: &str) -> Result<&Digest, ArchiveError> {
+        self.layer.as_ref().map_err(|reason| ArchiveError::Member {
+            member: path.to_string(),
+            reason: format!("layer {}: {reason}", self.digest),
+        })
+    }
 }
 
 pub fn load<R: Read>(store: &Store, input: R) -> Result<Loaded, ArchiveError> {
@@ -97,8 +114,10 @@ fn load_inner<R: Read>(
 
 /// Streams one member into the store as a blob. Members under
 /// `blobs/sha256/` must hash to their name; other members that are
-/// compressed tars are stored decompressed. Also says whether the blob is
-/// new to the store.
+/// compressed tars are stored decompressed. Every member is also read as a
+/// layer in the same pass (decompressed, hashed, each entry checked), since
+/// which members are layers is known only at the end. Also says whether
+/// the blob is new to the store.
 fn store_member(
     store: &Store,
     entry: &mut impl Read,
@@ -112,18 +131,42 @@ fn store_member(
     let mut w = store.blob_writer()?;
     let mut br = BufReader::with_capacity(1 << 20, entry);
     let head = br.fill_buf().map_err(|e| bad(e.to_string()))?.to_vec();
-    let compressed = expected.is_none()
-        && (head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]));
-    if compressed {
-        let mut plain = layer::decompressed(br).map_err(|e| bad(e.to_string()))?;
-        std::io::copy(&mut plain, &mut w).map_err(|e| bad(e.to_string()))?;
+    let compression = if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
     } else {
-        std::io::copy(&mut br, &mut w).map_err(|e| bad(e.to_string()))?;
-    }
+        Compression::None
+    };
+    let checked = if expected.is_none() && compression != Compression::None {
+        // Stored decompressed, and so limited like a layer.
+        let limit = layer::max_layer_size()?;
+        let plain = layer::decompressed(br).map_err(|e| bad(e.to_string()))?;
+        let mut plain = layer::SizeLimit::new(plain, limit);
+        let r = verify::copy_checked(&mut plain, &mut w, Compression::None);
+        if let Some(e) = plain.exceeded() {
+            return Err(bad(e.to_string()));
+        }
+        r
+    } else {
+        verify::copy_checked(&mut br, &mut w, compression)
+    };
+    let layer = match checked {
+        Ok(d) => Ok(d),
+        Err(CopyError::Layer(e)) => Err(e.to_string()),
+        Err(CopyError::Io(e)) => return Err(bad(e.to_string())),
+    };
     let (digest, size, new) = w
         .commit_reporting(expected)
         .map_err(|e| bad(e.to_string()))?;
-    Ok((Member { digest, size }, new))
+    Ok((
+        Member {
+            digest,
+            size,
+            layer,
+        },
+        new,
+    ))
 }
 
 fn read_member_json<T: serde::de::DeserializeOwned>(
@@ -173,6 +216,7 @@ fn load_docker(
         let mut layers = Vec::new();
         for (path, diff_id) in e.layers.iter().zip(&config.rootfs.diff_ids) {
             let m = member(members, path)?;
+            m.diff_id(path)?;
             if m.digest != *diff_id {
                 return Err(ArchiveError::Member {
                     member: path.clone(),
@@ -214,6 +258,29 @@ fn load_oci(
         let desc = pick_manifest(store, members, d)?;
         let m = member(members, &format!("blobs/sha256/{}", desc.digest.hex()))?;
         let manifest: Manifest = read_member_json(store, "manifest", m)?;
+        let config_path = format!("blobs/sha256/{}", manifest.config.digest.hex());
+        let config: ImageConfig =
+            read_member_json(store, &config_path, member(members, &config_path)?)?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(ArchiveError::Corrupt(format!(
+                "{config_path}: the config lists {} layers, the manifest {}",
+                config.rootfs.diff_ids.len(),
+                manifest.layers.len()
+            )));
+        }
+        // The config's diff IDs are claims; each layer must hash to its own.
+        for (l, claimed) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+            let path = format!("blobs/sha256/{}", l.digest.hex());
+            let actual = member(members, &path)?.diff_id(&path)?;
+            if actual != claimed {
+                return Err(LayerError::DiffIdMismatch {
+                    layer: l.digest.clone(),
+                    expected: claimed.clone(),
+                    actual: actual.clone(),
+                }
+                .into());
+            }
+        }
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
             let got = member(members, &format!("blobs/sha256/{}", blob.digest.hex()))?;
             if got.size != blob.size {

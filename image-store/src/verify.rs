@@ -1,0 +1,216 @@
+//! Checking layers that come from outside (pull, `oci:` directories,
+//! archives) in the same pass that stores them.
+//!
+//! An image config's `rootfs.diff_ids` are only claims: an image that
+//! claimed another image's diff ID would supply that image's files through
+//! the unpack cache (`layers/<diff-id>`). So while a layer blob is copied
+//! into the store, its bytes are also decompressed, hashed and read as a
+//! tar whose every entry must pass [`EntryCheck`]; the caller compares the
+//! resulting diff ID with the config before it names anything.
+
+use std::fs;
+use std::io::{self, BufReader, Read, Write};
+use std::path::PathBuf;
+
+use crate::digest::{Digest, HashingReader};
+use crate::layer::{max_layer_size, not_tar, EntryCheck, LayerError, SizeLimit, Tagged, TarStats};
+use crate::layout::Store;
+use crate::model::media::{self, Compression};
+use crate::model::Descriptor;
+use crate::{ComposeError, StoreError};
+
+/// Reads a plain (uncompressed) layer tar to its very end: every entry
+/// checked, every byte hashed. Returns the diff ID.
+pub fn check_plain<R: Read>(input: R) -> Result<Digest, LayerError> {
+    let limit = max_layer_size()?;
+    let mut limited = SizeLimit::new(HashingReader::new(input), limit);
+    let res = check_entries(&mut limited, limit);
+    if let Some(e) = limited.exceeded() {
+        return Err(e);
+    }
+    res?;
+    let (_, digest, _) = limited.into_inner().finish();
+    Ok(digest)
+}
+
+fn check_entries<R: Read>(input: &mut R, limit: u64) -> Result<(), LayerError> {
+    let mut stats = TarStats::default();
+    {
+        let mut archive = tar::Archive::new(&mut *input);
+        let mut check = EntryCheck::new(limit, true);
+        let entries = archive.entries().map_err(|e| not_tar(e, stats))?;
+        for entry in entries {
+            // Advancing skips (and so reads and hashes) the entry's data.
+            let entry = entry.map_err(|e| not_tar(e, stats))?;
+            check.check(&entry)?;
+            stats.entries += 1;
+        }
+    }
+    // Whatever follows the end-of-archive blocks is part of the diff ID.
+    io::copy(input, &mut io::sink()).map_err(|e| not_tar(e, stats))?;
+    Ok(())
+}
+
+/// Copies `raw` (a layer blob as stored, compressed as `compression` says)
+/// into `sink` byte for byte, and checks the layer it holds. Reading
+/// (`raw`) and writing (`sink`) failures come back as
+/// [`CopyError::Io`], faults of the layer as [`CopyError::Layer`].
+pub fn copy_checked<R: Read, W: Write>(
+    raw: R,
+    sink: W,
+    compression: Compression,
+) -> Result<Digest, CopyError> {
+    let mut tee = Tee {
+        inner: raw,
+        sink,
+        fault: None,
+    };
+    let res = {
+        let plain: Box<dyn Read + '_> = match compression {
+            Compression::None => Box::new(&mut tee),
+            Compression::Gzip => Box::new(Tagged::new(
+                "gzip",
+                flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, &mut tee)),
+            )),
+            Compression::Zstd => match zstd::Decoder::new(&mut tee) {
+                Ok(d) => Box::new(Tagged::new("zstd", d)),
+                Err(e) => return Err(CopyError::Io(e)),
+            },
+        };
+        check_plain(plain)
+    };
+    // The rest of the blob is copied even when the layer failed: the
+    // caller's digest check of the whole blob (a corrupt download) comes
+    // first. The compressed stream may also go on after its last frame.
+    if tee.fault.is_none() {
+        let _ = io::copy(&mut tee, &mut io::sink());
+    }
+    if let Some(e) = tee.fault.take() {
+        return Err(CopyError::Io(e));
+    }
+    res.map_err(CopyError::Layer)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("{0}")]
+    Io(io::Error),
+    #[error(transparent)]
+    Layer(LayerError),
+}
+
+/// Reads `inner`, writing every byte read into `sink`; a failure on either
+/// side is kept in `fault` (the reader above sees only that the read failed).
+struct Tee<R, W> {
+    inner: R,
+    sink: W,
+    fault: Option<io::Error>,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.fault.is_some() {
+            return Err(io::Error::other("the copy already failed"));
+        }
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                let msg = e.to_string();
+                self.fault = Some(e);
+                return Err(io::Error::other(msg));
+            }
+        };
+        if let Err(e) = self.sink.write_all(&buf[..n]) {
+            let msg = e.to_string();
+            self.fault = Some(e);
+            return Err(io::Error::other(msg));
+        }
+        Ok(n)
+    }
+}
+
+impl Store {
+    /// Streams a layer blob from outside into the store: its digest must
+    /// be `desc.digest`, and the layer inside must pass every check and
+    /// hash to `diff_id`, the image config's claim. Nothing is stored
+    /// otherwise. Says whether the blob is new to the store.
+    pub fn store_checked_layer<R: Read>(
+        &self,
+        raw: R,
+        desc: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<bool, ComposeError> {
+        let compression = media::layer_compression(&desc.media_type)
+            .ok_or_else(|| StoreError::UnsupportedMediaType(desc.media_type.clone()))?;
+        let mut w = self.blob_writer()?;
+        let checked = copy_checked(raw, &mut w, compression);
+        let actual = match checked {
+            Ok(d) => d,
+            Err(CopyError::Layer(e)) => return Err(e.in_layer(&desc.digest).into()),
+            Err(CopyError::Io(e)) => {
+                return Err(StoreError::io(self.blob_path(&desc.digest))(e).into())
+            }
+        };
+        if actual != *diff_id {
+            return Err(LayerError::DiffIdMismatch {
+                layer: desc.digest.clone(),
+                expected: diff_id.clone(),
+                actual,
+            }
+            .into());
+        }
+        let (_, _, new) = w.commit_reporting(Some(&desc.digest))?;
+        let _ = self.remember_diff_id(&desc.digest, diff_id);
+        Ok(new)
+    }
+
+    fn verified_path(&self, blob: &Digest) -> PathBuf {
+        self.kiln_dir().join("diffids").join(blob.hex())
+    }
+
+    /// Remembers that layer blob `blob` holds a checked layer with diff ID
+    /// `diff_id`. A fact about content, so it never goes stale.
+    pub fn remember_diff_id(&self, blob: &Digest, diff_id: &Digest) -> io::Result<()> {
+        let p = self.verified_path(blob);
+        fs::create_dir_all(p.parent().expect("has a parent"))?;
+        crate::fsutil::write_atomic(&p, diff_id.to_string().as_bytes())
+    }
+
+    /// Checks a layer blob already in the store against the diff ID an
+    /// image config claims for it (reading it once, unless it was checked
+    /// before).
+    pub fn check_stored_layer(
+        &self,
+        blob: &Digest,
+        compression: Compression,
+        diff_id: &Digest,
+    ) -> Result<(), ComposeError> {
+        // An uncompressed blob was hashed on its way into the store, and
+        // its entries checked there (import, commit, load, pull).
+        if compression == Compression::None && blob == diff_id {
+            return Ok(());
+        }
+        if let Ok(known) = fs::read_to_string(self.verified_path(blob)) {
+            if known.trim() == diff_id.to_string() {
+                return Ok(());
+            }
+        }
+        let f = self.open_blob(blob)?;
+        let actual = match copy_checked(f, io::sink(), compression) {
+            Ok(d) => d,
+            Err(CopyError::Layer(e)) => return Err(e.in_layer(blob).into()),
+            Err(CopyError::Io(e)) => return Err(StoreError::io(self.blob_path(blob))(e).into()),
+        };
+        if actual != *diff_id {
+            return Err(LayerError::DiffIdMismatch {
+                layer: blob.clone(),
+                expected: diff_id.clone(),
+                actual,
+            }
+            .into());
+        }
+        let _ = self.remember_diff_id(blob, diff_id);
+        Ok(())
+    }
+}
