@@ -42,3 +42,13 @@ pub fn shared(path: &Path) -> io::Result<LockGuard> {
     file.lock_shared()?;
     Ok(LockGuard { file })
 }
+
+/// The exclusive lock if nobody else holds it now, else `None`.
+pub fn try_exclusive(path: &Path) -> io::Result<Option<LockGuard>> {
+    let file = open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(LockGuard { file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
