@@ -183,11 +183,23 @@ impl Store {
         lock::exclusive(&p).map_err(StoreError::io(p))
     }
 
-    /// Held by writers while they add blobs and reference them. The first
-    /// writer lock a process takes also removes what killed processes left
-    /// behind, when no other process holds the lock (so it costs one
-    /// non-blocking lock attempt and a few directory listings, once).
+    /// Held by writers while they add blobs and reference them.
     pub fn writer_lock(&self) -> Result<LockGuard> {
+        self.shared_gc_lock()
+    }
+
+    /// Held by readers that resolve names and then read blobs, so that no
+    /// collector deletes what they found meanwhile (the same shared lock as
+    /// writers: only the collector excludes it).
+    pub fn reader_lock(&self) -> Result<LockGuard> {
+        self.shared_gc_lock()
+    }
+
+    /// The shared gc lock. The first one a process takes also removes what
+    /// killed processes left behind, when no other process holds the lock
+    /// (so it costs one non-blocking lock attempt and a few directory
+    /// listings, once) and tightens the store's modes.
+    fn shared_gc_lock(&self) -> Result<LockGuard> {
         use std::sync::atomic::{AtomicBool, Ordering};
         static CLEANED: AtomicBool = AtomicBool::new(false);
         let p = self.lock_path("gc.lock");
@@ -197,14 +209,6 @@ impl Store {
                 self.clean_stale_temps_locked();
             }
         }
-        lock::shared(&p).map_err(StoreError::io(p))
-    }
-
-    /// Held by readers that resolve names and then read blobs, so that no
-    /// collector deletes what they found meanwhile (the same shared lock as
-    /// writers: only the collector excludes it).
-    pub fn reader_lock(&self) -> Result<LockGuard> {
-        let p = self.lock_path("gc.lock");
         lock::shared(&p).map_err(StoreError::io(p))
     }
 
