@@ -481,3 +481,100 @@ fn concurrent_commands_never_fail_spuriously_or_lose_tags() {
     }
     assert_clean(k, "after the concurrent campaign");
 }
+
+/// `system check` names each problem on one line and exits 1; `--repair`
+/// removes what is dangling or corrupt and exits 0; then the store is clean
+/// and still works.
+#[test]
+fn system_check_finds_and_repairs_damage() {
+    let k = Kiln::new();
+    let id = k.import_busybox("busybox");
+    let other = k.dir.path().join("other.tar");
+    std::fs::write(&other, one_file_tar()).unwrap();
+    ok(
+        k.run(&["import", other.to_str().unwrap(), "small"]),
+        "import",
+    );
+    ok(k.run(&["tag", "busybox", "alias:1"]), "tag");
+    let r = ok(k.run(&["system", "check"]), "clean check");
+    assert!(r.stdout.contains("No problems found"), "{}", r.stdout);
+    let root = k.root();
+    let blob = |d: &str| {
+        root.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let small: serde_json::Value =
+        serde_json::from_str(&ok(k.run(&["inspect", "small"]), "inspect").stdout).unwrap();
+    let layer = small[0]["RootFS"]["Layers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Corrupt busybox's config (its ID), delete small's layer.
+    std::fs::write(blob(&id), b"{}").unwrap();
+    std::fs::remove_file(blob(&layer)).unwrap();
+    // A cache record whose layer is gone, a container dir without a record,
+    // a dangling short link.
+    let roots = root.join("kiln/roots");
+    std::fs::create_dir_all(&roots).unwrap();
+    std::fs::write(
+        roots.join("cache-0123.json"),
+        format!(
+            "{{\"layer\":{{\"mediaType\":\"x\",\"digest\":\"sha256:{}\",\"size\":1}}}}",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("kiln/containers/deadbeef/upper")).unwrap();
+    std::fs::create_dir_all(root.join("kiln/layers/l")).unwrap();
+    std::os::unix::fs::symlink("../gone", root.join("kiln/layers/l/abcdefabcdef")).unwrap();
+
+    let r = k.run(&["system", "check"]).code(1);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    for want in [
+        "image localhost/busybox:latest: config",
+        "image localhost/alias:1: config",
+        "image localhost/small:latest: layer",
+        "cache ",
+        "container deadbeef: has no record",
+        "layer ",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "no line starting {want:?}:\n{}",
+            r.stdout
+        );
+    }
+    assert!(
+        r.stdout.contains("is corrupt") && r.stdout.contains("is missing"),
+        "{}",
+        r.stdout
+    );
+    // Nothing was changed by the check alone.
+    assert!(blob(&id).exists());
+
+    let r = ok(k.run(&["system", "check", "--repair"]), "repair");
+    assert!(r.stdout.contains("(removed)"), "{}", r.stdout);
+    assert!(!blob(&id).exists(), "the corrupt blob is gone");
+    assert_clean(&k, "after repair");
+    // The store works: names of removed images are free again.
+    k.import_busybox("busybox");
+    ok(
+        k.run(&["run", "--rm", "busybox", "true"]),
+        "run after repair",
+    );
+    assert_clean(&k, "after reuse");
+}
+
+/// A small rootfs tar with one file.
+fn one_file_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(3);
+    b.append_data(&mut h, "hi", &b"hi\n"[..]).unwrap();
+    b.into_inner().unwrap()
+}
