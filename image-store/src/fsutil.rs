@@ -237,3 +237,35 @@ pub fn exit_cleanly_on_signals() {
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temp_is_stale_only_once_its_owner_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, file) = tempfile_in(dir.path()).unwrap();
+        assert!(path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(TEMP_PREFIX));
+        assert!(!is_stale(&path).unwrap(), "held by its writer");
+        assert!(!remove_if_stale(&path).unwrap());
+        assert!(path.exists());
+        // As if the writer died: its lock goes with its file.
+        drop(file);
+        assert!(is_stale(&path).unwrap());
+        assert!(remove_if_stale(&path).unwrap());
+        assert!(!path.exists());
+
+        let (d, handle) = tempdir_in(dir.path(), "-x").unwrap();
+        fs::write(d.join("f"), b"x").unwrap();
+        assert!(!remove_if_stale(&d).unwrap());
+        drop(handle);
+        assert!(remove_if_stale(&d).unwrap());
+        assert!(!d.exists());
+    }
+}
