@@ -439,12 +439,26 @@ fn concurrent_commands_never_fail_spuriously_or_lose_tags() {
             });
         }
         let ctx = &ctx;
+        // Two builds at a time (the second with --no-cache, so it runs
+        // its RUN step while the other hits the cache).
+        for b in 0..2 {
+            s.spawn(move || {
+                for n in 0..3 {
+                    let t = format!("built{b}:{n}");
+                    let mut args = vec!["build", "-t", &t];
+                    if b == 1 {
+                        args.push("--no-cache");
+                    }
+                    args.push(ctx.to_str().unwrap());
+                    fail(format!("build {t}"), &k.run(&args));
+                }
+            });
+        }
         s.spawn(move || {
-            for n in 0..3 {
-                let t = format!("built:{n}");
+            for _ in 0..4 {
                 fail(
-                    format!("build {t}"),
-                    &k.run(&["build", "-t", &t, ctx.to_str().unwrap()]),
+                    "run busybox".into(),
+                    &k.run(&["run", "--rm", "busybox", "true"]),
                 );
             }
         });
@@ -474,9 +488,7 @@ fn concurrent_commands_never_fail_spuriously_or_lose_tags() {
             );
         }
     }
-    for t in [
-        "stable:0", "stable:1", "built:0", "built:1", "built:2", "busybox",
-    ] {
+    for t in ["stable:0", "stable:1", "built0:2", "built1:2", "busybox"] {
         ok(k.run(&["inspect", t]), t);
     }
     assert_clean(k, "after the concurrent campaign");
