@@ -1,9 +1,10 @@
 //! Crash and concurrency campaigns against one store.
 //!
 //! Crash: `kill -9` at seeded random points of import, load, pull, push,
-//! build and rmi; after each, the next command of the same kind must work,
-//! leave no temp state of the killed process behind, and `system check`
-//! must find nothing. Concurrency: imports, tag/rmi loops, readers, builds
+//! build, rmi and run (while it unpacks); after each, the next command of
+//! the same kind must work, leave no temp state of the killed process
+//! behind, and `system check` must find nothing (`KILN_CRASH_SEED` picks
+//! another seed). Concurrency: imports, tag/rmi loops, readers, builds
 //! and pulls share one store; no command may fail and no tag may be lost.
 
 mod common;
@@ -215,8 +216,8 @@ fn kill_9_at_random_points_leaves_a_consistent_store() {
     )
     .unwrap();
 
-    let ops = ["import", "load", "pull", "push", "build", "rmi"];
-    let trials = 24;
+    let ops = ["import", "load", "pull", "push", "build", "rmi", "run"];
+    let trials = 28;
     for t in 0..trials {
         let op = ops[t % ops.len()];
         let big = big_tar(work.path(), 24, 100 + t as u64);
@@ -261,6 +262,12 @@ fn kill_9_at_random_points_leaves_a_consistent_store() {
                 format!("built:{t}"),
                 ctx.to_str().unwrap().into(),
             ],
+            // Killed while it unpacks a new layer.
+            "run" => {
+                let img = format!("runme:{t}");
+                ok(k.run(&["import", bigs, &img]), "import for run");
+                vec!["run".into(), "--rm".into(), img, "true".into()]
+            }
             "rmi" => {
                 let gone = format!("gone:{t}");
                 ok(k.run(&["import", bigs, &gone]), "import for rmi");
@@ -286,7 +293,7 @@ fn kill_9_at_random_points_leaves_a_consistent_store() {
         }
         assert_clean(&k, &what);
         // And the store still runs images.
-        if t % 6 == 5 {
+        if t % 7 == 5 {
             ok(k.run(&["run", "--rm", "busybox", "true"]), &what);
         }
         std::fs::remove_file(&big).unwrap();
