@@ -29,6 +29,9 @@ fn open(path: &Path) -> io::Result<File> {
         .create(true)
         .truncate(false)
         .open(path)
+        // A reader of a store it cannot write (read-only mount) still
+        // locks: flock needs no write access.
+        .or_else(|e| File::open(path).map_err(|_| e))
 }
 
 pub fn exclusive(path: &Path) -> io::Result<LockGuard> {
