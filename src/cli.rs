@@ -72,6 +72,26 @@ pub enum Command {
     Save(SaveArgs),
     /// Load images from a tar archive (docker-archive or oci-archive, optionally compressed)
     Load(LoadArgs),
+    /// Manage the store
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Check the store's consistency (exit 1 when problems are found)
+    Check(SystemCheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SystemCheckArgs {
+    /// Remove what is dangling or corrupt (images whose blobs are missing or
+    /// corrupt, stale temp files, partial layers, dangling cache records)
+    #[arg(short, long)]
+    pub repair: bool,
+    /// Print only the problems, not the summary
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]

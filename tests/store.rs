@@ -545,3 +545,90 @@ fn import_from_a_url() {
         .code(125);
     assert!(r.stderr.contains("127.0.0.1:1"), "{}", r.stderr);
 }
+
+/// Runs `sh -c script` as nobody (uid/gid 65534, no groups).
+fn as_nobody(script: &str) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("run setpriv")
+}
+
+/// CVE-2021-41091 class: another host user must not reach a setuid file
+/// (or device node) inside an unpacked layer, even when the directory
+/// holding the store is world-readable; a store made with 0755 directories
+/// is narrowed by the next command.
+#[test]
+fn unprivileged_users_cannot_reach_unpacked_layers() {
+    use std::os::unix::fs::PermissionsExt;
+    require_tool("setpriv");
+    let k = Kiln::new();
+    // The store's parent is open to everyone, as /var/lib is.
+    std::fs::set_permissions(k.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // busybox plus a setuid-root copy of it.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut bb = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
+    for e in bb.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut h = e.header().clone();
+        let path = e.path().unwrap().into_owned();
+        if h.entry_type().is_symlink() || h.entry_type().is_hard_link() {
+            let link = e.link_name().unwrap().unwrap().into_owned();
+            b.append_link(&mut h, &path, &link).unwrap();
+        } else {
+            b.append_data(&mut h, &path, &mut e).unwrap();
+        }
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o4755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(5);
+    b.append_data(&mut h, "suid-shell", &b"#!/x\n"[..]).unwrap();
+    let tar = k.dir.path().join("suid.tar");
+    std::fs::write(&tar, b.into_inner().unwrap()).unwrap();
+    k.run(&["import", tar.to_str().unwrap(), "suid"]).ok();
+    // Unpacks the layer into kiln/layers.
+    k.run(&["run", "--rm", "suid", "true"]).ok();
+    let layers = k.root().join("kiln/layers");
+    let suid = std::fs::read_dir(&layers)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("suid-shell"))
+        .find(|p| p.exists())
+        .expect("the unpacked layer holds suid-shell");
+    let mode = std::fs::metadata(&suid).unwrap().permissions().mode();
+    assert_eq!(mode & 0o4000, 0o4000, "the layer keeps the setuid bit");
+    let check = |when: &str| {
+        let out = as_nobody(&format!(
+            "test -e '{}' && echo reached; ls '{}' 2>&1",
+            suid.display(),
+            layers.display()
+        ));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("reached") && stdout.contains("Permission denied"),
+            "{when}: nobody reaches the unpacked layer: {stdout}"
+        );
+    };
+    check("new store");
+    for d in [k.root(), k.root().join("kiln"), layers.clone()] {
+        let m = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, 0o700, "{}", d.display());
+    }
+    // A store made before: everything 0755. The next command narrows it.
+    for d in [k.root(), k.root().join("kiln"), layers.clone()] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    k.run(&["tag", "suid", "suid2"]).ok();
+    check("existing 0755 store after the next command");
+}

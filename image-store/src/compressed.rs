@@ -163,9 +163,13 @@ impl Store {
         if stale.is_empty() {
             return Ok(());
         }
-        let _gc = self.collector_lock()?;
+        // Opportunistic: skipped while anyone (this process included, e.g.
+        // a push holding the reader lock) uses the store.
+        let Some(_gc) = self.try_collector_lock()? else {
+            return Ok(());
+        };
         let mut live = BTreeSet::new();
-        for img in self.images()? {
+        for img in self.images_locked()? {
             live.insert(img.manifest_digest().clone());
             live.insert(img.id().clone());
             live.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));

@@ -78,6 +78,8 @@ impl Store {
             return Err(StoreError::NameInUse(c.name.clone()));
         }
         let dir = self.container_dir(&c.id);
+        let parent = self.containers_dir();
+        crate::layout::private_dir(&parent).map_err(StoreError::io(&parent))?;
         fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
         self.save_container(c)?;
         Ok(dir)

@@ -44,7 +44,16 @@ pub struct RemoveReport {
 
 impl Store {
     /// Every image in the store, one per distinct manifest, names merged.
+    /// Read under the shared collector lock, so no `rmi` deletes a blob of
+    /// an image between reading `index.json` and reading the blob.
     pub fn images(&self) -> Result<Vec<Image>> {
+        let _r = self.reader_lock()?;
+        self.images_locked()
+    }
+
+    /// [`Store::images`] for a caller that holds a lock on the collector
+    /// (shared or exclusive) already.
+    pub fn images_locked(&self) -> Result<Vec<Image>> {
         let index = self.read_index()?;
         let mut by_manifest: BTreeMap<Digest, (Descriptor, Vec<String>)> = BTreeMap::new();
         let mut order = Vec::new();
@@ -86,8 +95,15 @@ impl Store {
     /// Finds the image a user named: a reference (short names try
     /// `localhost/` then `docker.io/`), a full ID (`sha256:…` or 64 hex
     /// digits) or a unique ID prefix of at least 4 hex digits.
+    /// Takes the shared collector lock while it reads; a caller that goes
+    /// on to write holds [`Store::writer_lock`] around both.
     pub fn resolve(&self, name: &str) -> Result<Image> {
         find(&self.images()?, name)
+    }
+
+    /// [`Store::resolve`] for a caller that holds a collector lock already.
+    pub fn resolve_locked(&self, name: &str) -> Result<Image> {
+        find(&self.images_locked()?, name)
     }
 
     /// Adds an image (manifest already stored) under `names`, moving each
@@ -122,9 +138,11 @@ impl Store {
 
     /// `kiln tag SOURCE TARGET`.
     pub fn tag(&self, source: &str, target: &str) -> Result<Image> {
-        let img = self.resolve(source)?;
         let target: Reference = target.parse()?;
+        // Resolved under the lock: an `rmi` cannot delete the source's
+        // blobs between the lookup and the new name.
         let _w = self.writer_lock()?;
+        let img = self.resolve_locked(source)?;
         self.add_image(&img.manifest_descriptor, &[target])?;
         Ok(img)
     }
@@ -140,7 +158,7 @@ impl Store {
         in_use: &dyn Fn(&Digest) -> Option<String>,
     ) -> Result<RemoveReport> {
         let _gc = self.collector_lock()?;
-        let all = self.images()?;
+        let all = self.images_locked()?;
         let img = find(&all, name)?;
         let id = img.id().clone();
         // Was it named by one of its tags?
@@ -198,7 +216,7 @@ impl Store {
     /// `keep` is false). Returns the deleted image IDs and bytes freed.
     pub fn prune(&self, all: bool, keep: &dyn Fn(&Digest) -> bool) -> Result<(Vec<Digest>, u64)> {
         let _gc = self.collector_lock()?;
-        let images = self.images()?;
+        let images = self.images_locked()?;
         let doomed: Vec<&Image> = images
             .iter()
             .filter(|i| (i.names.is_empty() || all) && !keep(i.id()))
@@ -235,7 +253,7 @@ impl Store {
             .collect();
         let freed = self.remove_blobs(&dead)?;
         self.remove_unused_layer_dirs(&live)?;
-        self.clean_tmp();
+        self.clean_stale_temps_locked();
         Ok(freed)
     }
 
@@ -248,7 +266,7 @@ impl Store {
         // Local layers are uncompressed, so a live layer blob's digest is
         // its diff ID; configs cover layers stored compressed.
         let mut diff_ids: BTreeSet<Digest> = live.clone();
-        for img in self.images()? {
+        for img in self.images_locked()? {
             diff_ids.extend(img.config.rootfs.diff_ids);
         }
         for e in entries.flatten() {
@@ -295,7 +313,7 @@ impl Store {
 
     /// Blobs kiln keeps for its own use (e.g. the build cache): every
     /// `sha256:<hex>` that appears in a file under `kiln/roots/`.
-    fn extra_roots(&self) -> Result<Vec<Digest>> {
+    pub(crate) fn extra_roots(&self) -> Result<Vec<Digest>> {
         let dir = self.kiln_dir().join("roots");
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&dir) {
@@ -314,25 +332,6 @@ impl Store {
             out.extend(digests_in(&text));
         }
         Ok(out)
-    }
-
-    /// Temp files older than a day are leftovers of killed processes.
-    fn clean_tmp(&self) {
-        let Ok(entries) = std::fs::read_dir(self.tmp_dir()) else {
-            return;
-        };
-        let day = std::time::Duration::from_secs(86400);
-        for e in entries.flatten() {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > day);
-            if old {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
     }
 }
 

@@ -90,7 +90,7 @@ impl Store {
             return Ok(dir);
         }
         let parent = self.layers_dir();
-        fs::create_dir_all(&parent).map_err(StoreError::io(&parent))?;
+        crate::layout::private_dir(&parent).map_err(StoreError::io(&parent))?;
         // Stages built side by side often want the same base layer at
         // once: the first unpacks it, the others wait and reuse it. The
         // rename below keeps it right even when the lock is lost to the
@@ -101,7 +101,8 @@ impl Store {
         if dir.is_dir() {
             return Ok(dir);
         }
-        let tmp = crate::fsutil::tempdir_in(&parent, &format!("-{}", diff_id.short()))
+        // Locked while it is being filled: a cleaner leaves it alone.
+        let (tmp, _tmp_lock) = crate::fsutil::tempdir_in(&parent, &format!("-{}", diff_id.short()))
             .map_err(StoreError::io(&parent))?;
         let result = (|| -> Result<(), ComposeError> {
             let blob = BufReader::with_capacity(1 << 20, self.open_blob(&desc.digest)?);

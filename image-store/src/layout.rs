@@ -27,12 +27,21 @@ impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
         let store = Store { root };
+        if let Some(parent) = store.root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(StoreError::io(parent))?;
+        }
+        // Private to the owner, as docker keeps /var/lib/docker: unpacked
+        // layers hold setuid files and device nodes another user must not
+        // reach (CVE-2021-41091).
         for d in [
+            store.root.clone(),
+            store.root.join("blobs"),
             store.root.join("blobs/sha256"),
+            store.kiln_dir(),
             store.kiln_dir().join("tmp"),
             store.kiln_dir().join("locks"),
         ] {
-            fs::create_dir_all(&d).map_err(StoreError::io(&d))?;
+            private_dir(&d).map_err(StoreError::io(&d))?;
         }
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
@@ -50,6 +59,27 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// Narrows the modes of a store made before directories were private
+    /// (0755) to 0700. Best effort: a directory we do not own is left alone.
+    pub(crate) fn tighten_modes(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let kiln = self.kiln_dir();
+        for d in [
+            self.root.clone(),
+            kiln.clone(),
+            kiln.join("layers"),
+            kiln.join("containers"),
+            kiln.join("build"),
+            kiln.join("tmp"),
+        ] {
+            if let Ok(m) = fs::symlink_metadata(&d) {
+                if m.is_dir() && m.permissions().mode() & 0o077 != 0 {
+                    let _ = fs::set_permissions(&d, fs::Permissions::from_mode(0o700));
+                }
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -155,7 +185,30 @@ impl Store {
 
     /// Held by writers while they add blobs and reference them.
     pub fn writer_lock(&self) -> Result<LockGuard> {
+        self.shared_gc_lock()
+    }
+
+    /// Held by readers that resolve names and then read blobs, so that no
+    /// collector deletes what they found meanwhile (the same shared lock as
+    /// writers: only the collector excludes it).
+    pub fn reader_lock(&self) -> Result<LockGuard> {
+        self.shared_gc_lock()
+    }
+
+    /// The shared gc lock. The first one a process takes also removes what
+    /// killed processes left behind, when no other process holds the lock
+    /// (so it costs one non-blocking lock attempt and a few directory
+    /// listings, once) and tightens the store's modes.
+    fn shared_gc_lock(&self) -> Result<LockGuard> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static CLEANED: AtomicBool = AtomicBool::new(false);
         let p = self.lock_path("gc.lock");
+        if !CLEANED.swap(true, Ordering::Relaxed) {
+            if let Some(_gc) = lock::try_exclusive(&p).map_err(StoreError::io(&p))? {
+                self.tighten_modes();
+                self.clean_stale_temps_locked();
+            }
+        }
         lock::shared(&p).map_err(StoreError::io(p))
     }
 
@@ -163,6 +216,12 @@ impl Store {
     pub fn collector_lock(&self) -> Result<LockGuard> {
         let p = self.lock_path("gc.lock");
         lock::exclusive(&p).map_err(StoreError::io(p))
+    }
+
+    /// The collector lock if nobody holds the gc lock now.
+    pub fn try_collector_lock(&self) -> Result<Option<LockGuard>> {
+        let p = self.lock_path("gc.lock");
+        lock::try_exclusive(&p).map_err(StoreError::io(p))
     }
 
     /// Read-modify-write of `index.json` under the exclusive index lock.
@@ -208,12 +267,22 @@ impl Store {
     }
 }
 
+/// Creates directory `d` with mode 0700 unless it exists.
+pub(crate) fn private_dir(d: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::DirBuilder::new().mode(0o700).create(d) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// A blob being written: hashed as it is written, renamed into place on
 /// commit, deleted if dropped uncommitted.
 pub struct BlobWriter {
     store: Store,
     inner: Option<BufWriter<HashingWriter<File>>>,
-    tmp: PathBuf,
+    tmp: fsutil::TempPath,
 }
 
 impl BlobWriter {
@@ -250,8 +319,9 @@ impl BlobWriter {
             return Ok((digest, size, false));
         }
         file.sync_all().map_err(StoreError::io(&self.tmp))?;
-        drop(file);
+        // Renamed while still open, so it stays locked as a live temp.
         fs::rename(&self.tmp, &dest).map_err(StoreError::io(&dest))?;
+        drop(file);
         let dir = dest.parent().expect("blob path has a parent");
         fsutil::sync_dir(dir).map_err(StoreError::io(dir))?;
         Ok((digest, size, true))

@@ -2,13 +2,14 @@
 //! bookkeeping beside it (locks, unpacked layers, containers).
 
 pub mod archive;
+pub mod check;
 pub mod compose;
 pub mod compressed;
 pub mod containers;
 pub mod diff;
 pub mod digest;
 pub mod error;
-mod fsutil;
+pub mod fsutil;
 pub mod images;
 pub mod layer;
 pub mod layers;
@@ -16,6 +17,7 @@ pub mod layout;
 mod lock;
 pub mod model;
 pub mod reference;
+pub mod temps;
 pub mod unpack;
 pub mod verify;
 

@@ -29,6 +29,9 @@ fn open(path: &Path) -> io::Result<File> {
         .create(true)
         .truncate(false)
         .open(path)
+        // A reader of a store it cannot write (read-only mount) still
+        // locks: flock needs no write access.
+        .or_else(|e| File::open(path).map_err(|_| e))
 }
 
 pub fn exclusive(path: &Path) -> io::Result<LockGuard> {
@@ -41,4 +44,14 @@ pub fn shared(path: &Path) -> io::Result<LockGuard> {
     let file = open(path)?;
     file.lock_shared()?;
     Ok(LockGuard { file })
+}
+
+/// The exclusive lock if nobody else holds it now, else `None`.
+pub fn try_exclusive(path: &Path) -> io::Result<Option<LockGuard>> {
+    let file = open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(LockGuard { file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }

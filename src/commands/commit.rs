@@ -63,15 +63,17 @@ pub fn run(ctx: &Ctx, args: CommitArgs) -> Result<Status> {
     let name: Option<Reference> = args.reference.as_deref().map(str::parse).transpose()?;
     let store = ctx.store()?;
     let c = ctr::find(&store, &args.container)?;
+    // The base image is looked up under the writer lock that also covers
+    // storing the new image, so an `rmi` cannot delete it in between.
+    let _writer = store.writer_lock()?;
     let image = store
-        .resolve(&c.image_id.to_string())
+        .resolve_locked(&c.image_id.to_string())
         .with_context(|| format!("the image of container {}", args.container))?;
     let mut config = image.config.clone();
     let mut container_config = config.container_config();
     let mut author = args.author.clone().or_else(|| config.author.clone());
     builder::config::apply_changes(&mut container_config, &mut author, &args.changes)?;
 
-    let _writer = store.writer_lock()?;
     let upper = store.container_dir(&c.id).join("upper");
     std::fs::create_dir_all(&upper)?;
     let (digest, size) = {

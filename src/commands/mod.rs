@@ -16,15 +16,34 @@ pub mod push;
 mod rmi;
 pub mod run;
 mod save;
+mod system;
 
 use anyhow::Result;
 
-use crate::cli::{BuilderCommand, Cli, Command, ImageCommand};
+use crate::cli::{BuilderCommand, Cli, Command, ImageCommand, SystemCommand};
 use crate::context::Ctx;
 use crate::exit::Status;
 
 pub fn dispatch(cli: Cli) -> Result<Status> {
     let ctx = Ctx::new(cli.root);
+    // Commands that run no container: on SIGINT/SIGTERM they remove their
+    // temp files and exit 130/143. (The runner forwards those signals to
+    // containers, so `run` and `build` keep the default.)
+    if matches!(
+        cli.command,
+        Command::Import(_)
+            | Command::Image(_)
+            | Command::Tag(_)
+            | Command::Rmi(_)
+            | Command::Pull(_)
+            | Command::Push(_)
+            | Command::Save(_)
+            | Command::Load(_)
+            | Command::Builder(_)
+            | Command::System(_)
+    ) {
+        image_store::fsutil::exit_cleanly_on_signals();
+    }
     match cli.command {
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&ctx, a),
@@ -49,5 +68,6 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Logout(a) => login::logout(&ctx, a),
         Command::Save(a) => save::save(&ctx, a),
         Command::Load(a) => save::load(&ctx, a),
+        Command::System(SystemCommand::Check(a)) => system::check(&ctx, a),
     }
 }

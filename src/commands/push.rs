@@ -43,7 +43,9 @@ pub struct PushArgs {
 
 pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let img = store.resolve(&args.image)?;
+    // Held until the push is done, so no `rmi` deletes a blob being sent.
+    let _reader = store.reader_lock()?;
+    let img = store.resolve_locked(&args.image)?;
     let dest = args.destination.as_deref().unwrap_or(&args.image);
     let progress = Progress::new(args.quiet);
     let digest = match Location::parse(dest)? {

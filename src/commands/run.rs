@@ -357,7 +357,10 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
     }
 
     let store = ctx.store()?;
-    let image = store.resolve(&image_name)?;
+    // Held until the container is recorded (from then on `rmi` sees it in
+    // use), so no `rmi` removes the image's layers while they are unpacked.
+    let reader = store.reader_lock()?;
+    let image = store.resolve_locked(&image_name)?;
     let mut lowers = store
         .unpacked_layers(&image)
         .with_context(|| format!("unpacking image {image_name}"))?;
@@ -413,6 +416,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
         auto_remove: args.rm,
     };
     let dir = ctr::create(&store, &mut rec, name)?;
+    drop(reader);
     let result = (|| -> Result<Status> {
         if let Some(rt) = &args.runtime {
             fs::write(

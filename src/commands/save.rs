@@ -18,6 +18,8 @@ pub fn save(ctx: &Ctx, args: SaveArgs) -> Result<Status> {
         other => bail!("unsupported archive format {other:?}: use docker-archive or oci-archive"),
     };
     let store = ctx.store()?;
+    // Held until the archive is written, so no `rmi` deletes a blob of it.
+    let _reader = store.reader_lock()?;
     let images = select(&store, &args.images)?;
     match &args.output {
         Some(path) => {
@@ -80,7 +82,7 @@ fn write(
 fn select(store: &image_store::Store, names: &[String]) -> Result<Vec<(Image, Vec<String>)>> {
     let mut out: Vec<(Image, Vec<String>)> = Vec::new();
     for name in names {
-        let img = store.resolve(name)?;
+        let img = store.resolve_locked(name)?;
         let tag = name.parse::<Reference>().ok().and_then(|r| {
             r.candidates()
                 .into_iter()

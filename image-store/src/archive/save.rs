@@ -162,7 +162,7 @@ fn add_blob<W: Write>(
 
 fn tempfile_in_store(store: &Store) -> io::Result<File> {
     let (path, f) = crate::fsutil::tempfile_in(&store.tmp_dir())?;
-    std::fs::remove_file(path)?;
+    std::fs::remove_file(&path)?;
     Ok(f)
 }
 

@@ -1,0 +1,98 @@
+//! Leftovers of killed processes: `.tmp-…` files and directories no live
+//! process holds a lock on (a blob being downloaded, a layer being
+//! unpacked, a JSON file being replaced), unpack lock files, and build
+//! scratch directories. Writers remove them when they start, `prune` and
+//! `system check --repair` too.
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::fsutil::{self, TEMP_PREFIX};
+use crate::layout::Store;
+
+/// One piece of stale temp state.
+#[derive(Debug, Clone)]
+pub struct StaleTemp {
+    pub path: PathBuf,
+    /// What it was, in words.
+    pub what: &'static str,
+}
+
+impl Store {
+    /// The directories where temps are made beside their final names.
+    fn temp_homes(&self) -> Vec<PathBuf> {
+        let kiln = self.kiln_dir();
+        let mut dirs = vec![
+            self.root().to_path_buf(),
+            self.tmp_dir(),
+            self.layers_dir(),
+            kiln.join("roots"),
+            kiln.join("stat-index"),
+            kiln.join("cache-probes"),
+        ];
+        if let Ok(entries) = fs::read_dir(self.containers_dir()) {
+            dirs.extend(entries.flatten().map(|e| e.path()));
+        }
+        dirs
+    }
+
+    /// Stale temp state. With `collector` (the caller holds the collector
+    /// lock, so no writer is running) build scratch directories count too.
+    pub fn stale_temps(&self, collector: bool) -> Vec<StaleTemp> {
+        let mut out = Vec::new();
+        for dir in self.temp_homes() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.as_encoded_bytes();
+                let what = if name.starts_with(TEMP_PREFIX.as_bytes()) {
+                    if dir == self.layers_dir() {
+                        "partly unpacked layer"
+                    } else if dir == self.tmp_dir() {
+                        "partial download or import"
+                    } else {
+                        "partly written file"
+                    }
+                } else if dir == self.layers_dir() && name.starts_with(b".lock-") {
+                    "unpack lock file"
+                } else {
+                    continue;
+                };
+                let path = e.path();
+                if fsutil::is_stale(&path).unwrap_or(false) {
+                    out.push(StaleTemp { path, what });
+                }
+            }
+        }
+        if collector {
+            if let Ok(entries) = fs::read_dir(self.kiln_dir().join("build")) {
+                for e in entries.flatten() {
+                    out.push(StaleTemp {
+                        path: e.path(),
+                        what: "build scratch directory",
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes stale temp state; returns what went. The caller holds the
+    /// collector lock.
+    pub fn clean_stale_temps_locked(&self) -> Vec<StaleTemp> {
+        let mut removed = Vec::new();
+        for t in self.stale_temps(true) {
+            let gone = if t.what == "build scratch directory" {
+                fs::remove_dir_all(&t.path).is_ok()
+            } else {
+                fsutil::remove_if_stale(&t.path).unwrap_or(false)
+            };
+            if gone {
+                removed.push(t);
+            }
+        }
+        removed
+    }
+}

@@ -1,0 +1,599 @@
+//! Crash and concurrency campaigns against one store.
+//!
+//! Crash: `kill -9` at seeded random points of import, load, pull, push,
+//! build, rmi and run (while it unpacks); after each, the next command of
+//! the same kind must work, leave no temp state of the killed process
+//! behind, and `system check` must find nothing (`KILN_CRASH_SEED` picks
+//! another seed). Concurrency: imports, tag/rmi loops, readers, builds
+//! and pulls share one store; no command may fail and no tag may be lost.
+
+mod common;
+#[path = "common/registry.rs"]
+mod registry;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{busybox_tar, Kiln, Run};
+use registry::Registry;
+
+/// splitmix64: a seeded RNG without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("KILN_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x6b69_6c6e)
+}
+
+/// A rootfs tar of busybox plus `mb` MiB of seeded noise (so the import
+/// takes long enough to be killed half-way).
+fn big_tar(dir: &Path, mb: usize, seed: u64) -> PathBuf {
+    let p = dir.join(format!("big-{seed}.tar"));
+    let f = std::fs::File::create(&p).unwrap();
+    let mut b = tar::Builder::new(std::io::BufWriter::new(f));
+    let mut rng = Rng(seed);
+    let mut data = vec![0u8; mb << 20];
+    for c in data.chunks_mut(8) {
+        let v = rng.next().to_le_bytes();
+        c.copy_from_slice(&v[..c.len()]);
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "noise", &data[..]).unwrap();
+    // The busybox files too, so the image runs.
+    let mut bb = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
+    for e in bb.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut h = e.header().clone();
+        let path = e.path().unwrap().into_owned();
+        if h.entry_type().is_symlink() || h.entry_type().is_hard_link() {
+            let link = e.link_name().unwrap().unwrap().into_owned();
+            b.append_link(&mut h, &path, &link).unwrap();
+        } else {
+            b.append_data(&mut h, &path, &mut e).unwrap();
+        }
+    }
+    b.into_inner().unwrap();
+    p
+}
+
+/// Temp state a killed process may leave: `.tmp-*` under the store's
+/// temp homes and build scratch directories.
+fn leftovers(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in [
+        root.to_path_buf(),
+        root.join("kiln/tmp"),
+        root.join("kiln/layers"),
+        root.join("kiln/roots"),
+        root.join("kiln/build"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(".tmp-") || d.ends_with("kiln/build") {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+fn has_temp(root: &Path) -> bool {
+    !leftovers(root).is_empty()
+}
+
+/// Waits until the killed command's processes are all gone: its container
+/// children (killed by their parent-death signal) may outlive it for a
+/// moment, holding its locks until they exit.
+fn wait_until_gone(root: &Path) {
+    let Ok(f) = std::fs::File::open(root.join("kiln/locks/gc.lock")) else {
+        return;
+    };
+    for _ in 0..10_000 {
+        if f.try_lock().is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[track_caller]
+fn assert_clean(k: &Kiln, what: &str) {
+    let left = leftovers(&k.root());
+    assert!(left.is_empty(), "{what}: left behind {left:?}");
+    let r = k.run(&["system", "check"]);
+    assert!(
+        r.code == 0 && r.stdout.contains("No problems found"),
+        "{what}: system check: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// Starts `args`, kills it with SIGKILL at a random point: either after a
+/// random delay, or a random delay after it started writing temp state.
+fn kill_randomly(k: &Kiln, args: &[&str], rng: &mut Rng) -> String {
+    let mut child: Child = k
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kiln");
+    // rmi writes no big temp and is over in a few milliseconds.
+    let quick = args[0] == "rmi";
+    let wait_for_temp = !quick && rng.below(4) != 0;
+    let max = if quick {
+        12
+    } else if wait_for_temp {
+        40
+    } else {
+        150
+    };
+    let delay = Duration::from_millis(rng.below(max));
+    if wait_for_temp {
+        for _ in 0..2000 {
+            if has_temp(&k.root()) || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    std::thread::sleep(delay);
+    let done = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    let _ = child.wait();
+    wait_until_gone(&k.root());
+    format!(
+        "{args:?} killed {}{:?}{}",
+        if wait_for_temp {
+            "after temp + "
+        } else {
+            "after "
+        },
+        delay,
+        if done { " (had already exited)" } else { "" }
+    )
+}
+
+#[track_caller]
+fn ok(r: Run, what: &str) -> Run {
+    assert_eq!(r.code, 0, "{what}: {}\n{}", r.stdout, r.stderr);
+    r
+}
+
+#[test]
+fn kill_9_at_random_points_leaves_a_consistent_store() {
+    let mut rng = Rng(seed());
+    let reg = Registry::plain();
+    let work = tempfile::tempdir().unwrap();
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    // The source of pulls: another store that pushed a big image.
+    let src = Kiln::new();
+    let big = big_tar(work.path(), 48, 1);
+    ok(src.run(&["import", big.to_str().unwrap(), "big"]), "import");
+    let remote = format!("{}/crash/big:1", reg.host());
+    ok(
+        src.run(&["push", "--tls-verify=false", "-q", "big", &remote]),
+        "push",
+    );
+    // What load reads.
+    let archive = work.path().join("big-archive.tar");
+    ok(
+        src.run(&["save", "-o", archive.to_str().unwrap(), "big"]),
+        "save",
+    );
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN dd if=/dev/urandom of=/noise bs=1M count=24 2>/dev/null\nCOPY Dockerfile /\n",
+    )
+    .unwrap();
+
+    let ops = ["import", "load", "pull", "push", "build", "rmi", "run"];
+    let trials = 28;
+    for t in 0..trials {
+        let op = ops[t % ops.len()];
+        let big = big_tar(work.path(), 24, 100 + t as u64);
+        let bigs = big.to_str().unwrap();
+        let push_dest = format!("{}/crash/pushed:{t}", reg.host());
+        // Each trial's command, run killed and then again to completion.
+        let args: Vec<String> = match op {
+            "import" => vec!["import".into(), bigs.into(), format!("imp:{t}")],
+            "load" => {
+                // So the load has blobs to write.
+                let _ = k.run(&["rmi", "-f", "localhost/big:latest"]);
+                vec![
+                    "load".into(),
+                    "-q".into(),
+                    "-i".into(),
+                    archive.to_str().unwrap().into(),
+                ]
+            }
+            "pull" => {
+                let _ = k.run(&["rmi", "-f", &remote]);
+                vec![
+                    "pull".into(),
+                    "--tls-verify=false".into(),
+                    "-q".into(),
+                    remote.clone(),
+                ]
+            }
+            "push" => {
+                ok(k.run(&["import", bigs, "topush"]), "import for push");
+                vec![
+                    "push".into(),
+                    "--tls-verify=false".into(),
+                    "-q".into(),
+                    "topush".into(),
+                    push_dest,
+                ]
+            }
+            "build" => vec![
+                "build".into(),
+                "--no-cache".into(),
+                "-t".into(),
+                format!("built:{t}"),
+                ctx.to_str().unwrap().into(),
+            ],
+            // Killed while it unpacks a new layer.
+            "run" => {
+                let img = format!("runme:{t}");
+                ok(k.run(&["import", bigs, &img]), "import for run");
+                vec!["run".into(), "--rm".into(), img, "true".into()]
+            }
+            "rmi" => {
+                let gone = format!("gone:{t}");
+                ok(k.run(&["import", bigs, &gone]), "import for rmi");
+                // So that rmi has an unpacked layer to delete too.
+                ok(k.run(&["run", "--rm", &gone, "true"]), "run for rmi");
+                vec!["rmi".into(), format!("gone:{t}")]
+            }
+            _ => unreachable!(),
+        };
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let what = format!(
+            "trial {t} (seed {}): {}",
+            seed(),
+            kill_randomly(&k, &argv, &mut rng)
+        );
+        eprintln!("{what}");
+        // The next command of the same kind cleans up and works.
+        let r = k.run(&argv);
+        let rmi_done =
+            op == "rmi" && r.code != 0 && r.stderr.to_lowercase().contains("no such image");
+        if !rmi_done {
+            ok(r, &format!("{what}: the command again"));
+        }
+        assert_clean(&k, &what);
+        // And the store still runs images.
+        if t % 7 == 5 {
+            ok(k.run(&["run", "--rm", "busybox", "true"]), &what);
+        }
+        std::fs::remove_file(&big).unwrap();
+    }
+    for t in (0..trials).filter(|t| t % ops.len() == 0) {
+        ok(
+            k.run(&["inspect", &format!("imp:{t}")]),
+            "an imported image",
+        );
+    }
+    ok(k.run(&["inspect", "busybox"]), "the base image");
+}
+
+/// SIGINT and SIGTERM during an import remove its temp file and exit 130
+/// and 143 as a shell reports them.
+#[test]
+fn sigint_and_sigterm_clean_up_and_exit_130_143() {
+    let work = tempfile::tempdir().unwrap();
+    let big = big_tar(work.path(), 64, 7);
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let k = Kiln::new();
+        k.import_busybox("busybox");
+        let mut child = k
+            .cmd()
+            .args(["import", big.to_str().unwrap(), "big"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut seen = false;
+        for _ in 0..5000 {
+            if has_temp(&k.root()) {
+                seen = true;
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert!(seen, "the import never wrote a temp file");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let st = child.wait().unwrap();
+        // An import that finished first exits 0; one that was interrupted
+        // exits 128+signal, and either way leaves nothing behind.
+        assert!(
+            st.code() == Some(code) || st.code() == Some(0),
+            "signal {sig}: {st:?}"
+        );
+        let left = leftovers(&k.root());
+        assert!(left.is_empty(), "signal {sig}: left behind {left:?}");
+    }
+}
+
+/// `image prune -a` and `builder prune -a` remove temp state left by a
+/// killed process (made here as a killed process would leave it).
+#[test]
+fn prune_removes_stale_temps_but_not_live_ones() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let root = k.root();
+    let stale = root.join("kiln/tmp/.tmp-1-2-3");
+    std::fs::write(&stale, b"partial").unwrap();
+    let layer = root.join("kiln/layers/.tmp-1-2-4-sha256:abc");
+    std::fs::create_dir_all(layer.join("usr/bin")).unwrap();
+    std::fs::write(layer.join("usr/bin/x"), b"x").unwrap();
+    // A live one: locked by this (test) process.
+    let live = root.join("kiln/tmp/.tmp-live");
+    let f = std::fs::File::create(&live).unwrap();
+    f.lock().unwrap();
+    let r = k.run(&["system", "check"]).code(1);
+    assert!(
+        r.stdout.contains(".tmp-1-2-3") && r.stdout.contains("stale"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains(".tmp-live"), "{}", r.stdout);
+    ok(k.run(&["image", "prune", "-a", "-f"]), "prune");
+    assert!(!stale.exists() && !layer.exists());
+    assert!(live.exists(), "a temp a live process holds was removed");
+    std::fs::write(&stale, b"partial").unwrap();
+    ok(k.run(&["builder", "prune", "-a", "-f"]), "builder prune");
+    assert!(!stale.exists());
+    drop(f);
+    ok(k.run(&["system", "check", "--repair"]), "repair");
+    assert!(!live.exists());
+    assert_clean(&k, "after repair");
+}
+
+/// Imports, tag/rmi loops, image listings, builds and pulls share one
+/// store: every command succeeds and every tag that should exist does.
+#[test]
+fn concurrent_commands_never_fail_spuriously_or_lose_tags() {
+    let reg = Registry::plain();
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let remote = format!("{}/conc/bb:1", reg.host());
+    ok(
+        k.run(&["push", "--tls-verify=false", "-q", "busybox", &remote]),
+        "push",
+    );
+    let ctx = k.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo hi > /hi\n").unwrap();
+    let bb = busybox_tar().to_str().unwrap().to_string();
+    let k = &k;
+    let failures = std::sync::Mutex::new(Vec::<String>::new());
+    let fail = |what: String, r: &Run| {
+        if r.code != 0 {
+            failures
+                .lock()
+                .unwrap()
+                .push(format!("{what}: {} {}", r.stdout, r.stderr.trim()));
+        }
+    };
+    let rounds = 16;
+    let workers_left = std::sync::atomic::AtomicUsize::new(4);
+    let busy = || workers_left.load(std::sync::atomic::Ordering::SeqCst) > 0;
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let bb = &bb;
+            let fail = &fail;
+            let workers_left = &workers_left;
+            s.spawn(move || {
+                for n in 0..rounds {
+                    let a = format!("w{w}a:{n}");
+                    let b = format!("w{w}b:{n}");
+                    fail(format!("import {a}"), &k.run(&["import", bb, &a]));
+                    fail(format!("tag {a} {b}"), &k.run(&["tag", &a, &b]));
+                    fail(format!("rmi {a}"), &k.run(&["rmi", &a]));
+                    fail(format!("inspect {b}"), &k.run(&["inspect", &b]));
+                    // Keep every other one: they must all be there at the end.
+                    if n % 2 == 1 {
+                        fail(format!("rmi {b}"), &k.run(&["rmi", &b]));
+                    }
+                }
+                workers_left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        let fail = &fail;
+        let busy = &busy;
+        for r in 0..2 {
+            s.spawn(move || {
+                while busy() {
+                    fail("images".into(), &k.run(&["images"]));
+                    let t = format!("stable:{r}");
+                    fail(format!("tag busybox {t}"), &k.run(&["tag", "busybox", &t]));
+                }
+            });
+        }
+        let ctx = &ctx;
+        // Two builds at a time (the second with --no-cache, so it runs
+        // its RUN step while the other hits the cache).
+        for b in 0..2 {
+            s.spawn(move || {
+                for n in 0..3 {
+                    let t = format!("built{b}:{n}");
+                    let mut args = vec!["build", "-t", &t];
+                    if b == 1 {
+                        args.push("--no-cache");
+                    }
+                    args.push(ctx.to_str().unwrap());
+                    fail(format!("build {t}"), &k.run(&args));
+                }
+            });
+        }
+        s.spawn(move || {
+            for _ in 0..4 {
+                fail(
+                    "run busybox".into(),
+                    &k.run(&["run", "--rm", "busybox", "true"]),
+                );
+            }
+        });
+        let remote = &remote;
+        s.spawn(move || {
+            for n in 0..4 {
+                fail(
+                    format!("pull {n}"),
+                    &k.run(&["pull", "--tls-verify=false", "-q", remote]),
+                );
+                let _ = k.run(&["rmi", remote]);
+            }
+        });
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    for w in 0..4 {
+        for n in (0..rounds).filter(|n| n % 2 == 0) {
+            ok(
+                k.run(&["inspect", &format!("w{w}b:{n}")]),
+                "a tag that must remain",
+            );
+        }
+    }
+    for t in ["stable:0", "stable:1", "built0:2", "built1:2", "busybox"] {
+        ok(k.run(&["inspect", t]), t);
+    }
+    assert_clean(k, "after the concurrent campaign");
+}
+
+/// `system check` names each problem on one line and exits 1; `--repair`
+/// removes what is dangling or corrupt and exits 0; then the store is clean
+/// and still works.
+#[test]
+fn system_check_finds_and_repairs_damage() {
+    let k = Kiln::new();
+    let id = k.import_busybox("busybox");
+    let other = k.dir.path().join("other.tar");
+    std::fs::write(&other, one_file_tar()).unwrap();
+    ok(
+        k.run(&["import", other.to_str().unwrap(), "small"]),
+        "import",
+    );
+    ok(k.run(&["tag", "busybox", "alias:1"]), "tag");
+    let r = ok(k.run(&["system", "check"]), "clean check");
+    assert!(r.stdout.contains("No problems found"), "{}", r.stdout);
+    let root = k.root();
+    let blob = |d: &str| {
+        root.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let small: serde_json::Value =
+        serde_json::from_str(&ok(k.run(&["inspect", "small"]), "inspect").stdout).unwrap();
+    let layer = small[0]["RootFS"]["Layers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Corrupt busybox's config (its ID), delete small's layer.
+    std::fs::write(blob(&id), b"{}").unwrap();
+    std::fs::remove_file(blob(&layer)).unwrap();
+    // A cache record whose layer is gone, a container dir without a record,
+    // a dangling short link.
+    let roots = root.join("kiln/roots");
+    std::fs::create_dir_all(&roots).unwrap();
+    std::fs::write(
+        roots.join("cache-0123.json"),
+        format!(
+            "{{\"layer\":{{\"mediaType\":\"x\",\"digest\":\"sha256:{}\",\"size\":1}}}}",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("kiln/containers/deadbeef/upper")).unwrap();
+    std::fs::create_dir_all(root.join("kiln/layers/l")).unwrap();
+    std::os::unix::fs::symlink("../gone", root.join("kiln/layers/l/abcdefabcdef")).unwrap();
+
+    let r = k.run(&["system", "check"]).code(1);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    for want in [
+        "image localhost/busybox:latest: config",
+        "image localhost/alias:1: config",
+        "image localhost/small:latest: layer",
+        "cache ",
+        "container deadbeef: has no record",
+        "layer ",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "no line starting {want:?}:\n{}",
+            r.stdout
+        );
+    }
+    assert!(
+        r.stdout.contains("is corrupt") && r.stdout.contains("is missing"),
+        "{}",
+        r.stdout
+    );
+    // Nothing was changed by the check alone.
+    assert!(blob(&id).exists());
+
+    let r = ok(k.run(&["system", "check", "--repair"]), "repair");
+    assert!(r.stdout.contains("(removed)"), "{}", r.stdout);
+    assert!(!blob(&id).exists(), "the corrupt blob is gone");
+    assert_clean(&k, "after repair");
+    // The store works: names of removed images are free again.
+    k.import_busybox("busybox");
+    ok(
+        k.run(&["run", "--rm", "busybox", "true"]),
+        "run after repair",
+    );
+    assert_clean(&k, "after reuse");
+}
+
+/// A small rootfs tar with one file.
+fn one_file_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(3);
+    b.append_data(&mut h, "hi", &b"hi\n"[..]).unwrap();
+    b.into_inner().unwrap()
+}
