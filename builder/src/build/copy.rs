@@ -293,15 +293,59 @@ pub fn plan(
                             dest_rel.clone()
                         }
                     } else if is_root {
-                        // A directory's contents go into the destination.
+                        // A directory's contents go into the destination,
+                        // which, when the image lacks it, is made with the
+                        // source directory's mode and owner (BuildKit).
+                        if !dest_rel.is_empty() && lowers.stat(&dest_rel).is_none() {
+                            let (uid, gid) = p.chown.unwrap_or(if root.from.is_some() {
+                                (md.uid() as u64, md.gid() as u64)
+                            } else {
+                                (0, 0)
+                            });
+                            let d = Planned {
+                                dest: dest_rel.clone(),
+                                kind: Kind::Dir,
+                                mode: p.chmod.unwrap_or(md.mode() & 0o7777),
+                                uid,
+                                gid,
+                                mtime: md.mtime().max(0) as u64,
+                            };
+                            key.part("dest-dir", format!("{:o} {uid}:{gid}", d.mode).as_bytes());
+                            match out
+                                .iter_mut()
+                                .find(|e| e.dest == dest_rel && matches!(e.kind, Kind::Dir))
+                            {
+                                Some(e) => *e = d,
+                                None => out.push(d),
+                            }
+                        }
                         continue;
                     } else {
                         join(&dest_rel, &under.to_string_lossy())
                     };
-                    let abs = root.ctx.absolute(&se.entry.path);
+                    let mut abs = root.ctx.absolute(&se.entry.path);
+                    // A source named directly that is a symlink is followed
+                    // (inside the source root), as BuildKit does.
+                    let followed = if is_root && md.file_type().is_symlink() {
+                        follow_in(&root.ctx.absolute(Path::new("")), &se.entry.path)
+                    } else {
+                        None
+                    };
+                    let md = match &followed {
+                        Some((p, m)) => {
+                            abs = p.clone();
+                            m
+                        }
+                        None => md,
+                    };
                     let ft = md.file_type();
                     let mode = p.chmod.unwrap_or(md.mode() & 0o7777);
-                    let (uid, gid) = p.chown.unwrap_or((0, 0));
+                    // Files from another stage or image keep their owner.
+                    let (uid, gid) = p.chown.unwrap_or(if root.from.is_some() {
+                        (md.uid() as u64, md.gid() as u64)
+                    } else {
+                        (0, 0)
+                    });
                     let kind = if ft.is_dir() {
                         Kind::Dir
                     } else if ft.is_symlink() {
@@ -310,7 +354,14 @@ pub fn plan(
                         )
                     } else if ft.is_file() {
                         let rel = se.entry.path.to_string_lossy().into_owned();
-                        hashed(&rel, &abs, md, key, root)?;
+                        if followed.is_some() {
+                            // The index knows the link, not its target.
+                            let sha = super::cache::hash_file(&abs)
+                                .map_err(|e| BuildError::Io(abs.clone(), e))?;
+                            key.part("followed", sha.as_bytes());
+                        } else {
+                            hashed(&rel, &abs, md, key, root)?;
+                        }
                         if p.is_add && is_root && p.copy.unpack != Some(false) && is_archive(&abs) {
                             // Extracted into the destination directory.
                             out.push(dir_entry(&dest_rel, lowers, p));
@@ -452,6 +503,48 @@ fn dir_entry(rel: &str, lowers: &Lowers, p: &CopyParams) -> Planned {
     }
 }
 
+/// Follows the symlink `rel` under `root` to a file or directory that is
+/// still under `root` (absolute targets are taken from `root`); `None` when
+/// it dangles, loops or would leave the root.
+fn follow_in(root: &Path, rel: &Path) -> Option<(PathBuf, fs::Metadata)> {
+    let mut cur: Vec<String> = rel
+        .to_string_lossy()
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect();
+    for _ in 0..40 {
+        let path = root.join(cur.join("/"));
+        let m = fs::symlink_metadata(&path).ok()?;
+        if !m.file_type().is_symlink() {
+            return Some((path, m));
+        }
+        let target = fs::read_link(&path).ok()?.to_string_lossy().into_owned();
+        cur.pop();
+        if target.starts_with('/') {
+            cur.clear();
+        }
+        for c in target.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    cur.pop()?;
+                }
+                c => cur.push(c.to_string()),
+            }
+        }
+        // Every component but the last must be a real directory.
+        let mut p = root.to_path_buf();
+        for c in &cur[..cur.len().saturating_sub(1)] {
+            p.push(c);
+            if !fs::symlink_metadata(&p).ok()?.is_dir() {
+                return None;
+            }
+        }
+    }
+    None
+}
+
 fn join(dir: &str, name: &str) -> String {
     let name = name.trim_start_matches('/');
     if dir.is_empty() {
@@ -514,6 +607,9 @@ pub fn write_layer<W: Write>(
         h.set_gid(e.gid);
         h.set_mtime(clamp.map_or(e.mtime, |c| e.mtime.min(c)));
         let res = match &e.kind {
+            // The root itself is no entry of a layer (an absolute "/"
+            // name is not even a valid one): `ADD rootfs.tar /` on scratch.
+            Kind::Dir if e.dest.is_empty() => continue,
             Kind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
