@@ -527,3 +527,33 @@ fn archives_whiteouts_users_ports_volumes_and_inheritance() {
     );
     assert_eq!(img.cfg("WorkingDir"), json!("/x/y"));
 }
+
+#[test]
+fn many_env_and_arg_lines_build_with_every_value() {
+    // 20k ENV lines took minutes before (the env was cloned and scanned at
+    // every instruction: quadratic); now indexed. No time is asserted: the
+    // old code simply did not finish within the test run.
+    let k = store();
+    let dir = k.dir.path().join("many");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut df = String::from("FROM localhost/busybox:latest\n");
+    for i in 0..10_000 {
+        df.push_str(&format!("ARG A{i}=v{i}\n"));
+    }
+    for i in 0..10_000 {
+        df.push_str(&format!("ENV E{i}=${{A{i}}}-x\n"));
+    }
+    df.push_str("ENV E5=again\nRUN echo \"$E9999 $A9999 $E5\" > /out\n");
+    std::fs::write(dir.join("Dockerfile"), df).unwrap();
+    let r = k.run(&["build", "-q", "-t", "many", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let img = load(&k, "many");
+    let env = img.cfg("Env");
+    let env = env.as_array().unwrap();
+    assert_eq!(env.len(), 10_001);
+    assert_eq!(env[1], json!("E0=v0-x"));
+    assert_eq!(env[6], json!("E5=again"));
+    assert_eq!(env[10_000], json!("E9999=v9999-x"));
+    assert_eq!(img.text("/out"), "v9999-x v9999 again\n");
+    assert_eq!(img.history.len(), 20_003);
+}

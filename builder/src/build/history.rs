@@ -10,7 +10,9 @@ use dockerfile_parser::instructions::{Healthcheck, Instruction, KeyValue, ShellO
 use super::{run, State};
 
 pub fn created_by(instr: &Instruction, state: &State) -> String {
-    let cfg = state.config.container_config();
+    // Borrowed, not cloned: this runs for every instruction.
+    let no_config = image_store::ContainerConfig::default();
+    let cfg = state.config.config.as_ref().unwrap_or(&no_config);
     let shell_form = |c: &ShellOrExec| match c {
         ShellOrExec::Exec(v) => v.clone(),
         ShellOrExec::Shell(s) => cfg
@@ -33,7 +35,7 @@ pub fn created_by(instr: &Instruction, state: &State) -> String {
     };
     match instr {
         Instruction::Run(r) => {
-            let argv = run::argv(&cfg, &r.cmd, &r.heredocs);
+            let argv = run::argv(cfg, &r.cmd, &r.heredocs);
             let mut words: Vec<String> = Vec::new();
             if !state.declared.is_empty() {
                 words.push(format!("|{}", state.declared.len()));

@@ -16,6 +16,7 @@ mod output;
 mod owner;
 mod plan;
 mod run;
+mod vars;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,6 +149,8 @@ struct State {
     /// Every ARG name declared in this stage, in order (with or without a
     /// value): BuildKit lists them in RUN history entries.
     declared: Vec<String>,
+    /// Hash indexes over `args`, `declared` and the config's env.
+    vars: vars::VarIndex,
     /// Layers and history entries that came with the base (for --squash).
     base_layers: usize,
     base_history: usize,
@@ -617,6 +620,7 @@ impl StageRun<'_, '_> {
                 cmd_set: false,
                 args: Vec::new(),
                 declared: Vec::new(),
+                vars: Default::default(),
                 base_layers: 0,
                 base_history: 0,
             },
@@ -630,6 +634,7 @@ impl StageRun<'_, '_> {
                     .clone();
                 s.args.clear();
                 s.declared.clear();
+                s.vars.clear_args();
                 s.cmd_set = false;
                 s
             }
@@ -652,6 +657,7 @@ impl StageRun<'_, '_> {
                     cmd_set: false,
                     args: Vec::new(),
                     declared: Vec::new(),
+                    vars: Default::default(),
                     base_history: 0,
                 }
             }
@@ -697,16 +703,26 @@ impl StageRun<'_, '_> {
     }
 
     /// The environment instructions are expanded with: the image's ENV
-    /// over the stage's build args.
-    fn expansion_env(&self, state: &State) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = state.args.clone();
-        env.extend(crate::config::env_pairs(&state.config.container_config()));
-        env
+    /// over the stage's build args (indexed, nothing copied).
+    fn expansion_env<'s>(&self, state: &'s State) -> vars::StageEnv<'s> {
+        vars::StageEnv {
+            index: &state.vars,
+            args: &state.args,
+            env: state
+                .config
+                .config
+                .as_ref()
+                .and_then(|c| c.env.as_deref())
+                .unwrap_or(&[]),
+        }
     }
 
     fn step_command(&mut self, cmd: &Command, state: &mut State) -> Result<(), BuildError> {
         self.begin_step(cmd.original.trim())?;
         let started = Instant::now();
+        if let Some(env) = state.config.config.as_ref().and_then(|c| c.env.as_deref()) {
+            state.vars.sync(env);
+        }
         let env = self.expansion_env(state);
         let mut instr = cmd.instruction.clone();
         instr
@@ -715,6 +731,7 @@ impl StageRun<'_, '_> {
 
         if let Instruction::Arg(defs) = &instr {
             let mut words = Vec::with_capacity(defs.len());
+            let mut k = KeyHasher::new(&state.key);
             for d in defs {
                 let global = self.plan.global_args.iter().find(|(k, _)| *k == d.name);
                 let builtin = self.builtin_args.iter().find(|(k, _)| *k == d.name);
@@ -734,12 +751,13 @@ impl StageRun<'_, '_> {
                 // Declared again without a value, an ARG keeps the value it
                 // had (BuildKit only adds to the step's environment).
                 if let Some(v) = &value {
-                    state.args.retain(|(k, _)| *k != d.name);
-                    state.args.push((d.name.clone(), v.clone()));
+                    state.vars.set_arg(&mut state.args, &d.name, v);
                 }
-                if !state.declared.contains(&d.name) {
+                if state.vars.declare(&d.name) {
                     state.declared.push(d.name.clone());
                 }
+                // The parent key covers earlier args; this one adds itself.
+                k.part("arg", format!("{}={value:?}", d.name).as_bytes());
                 words.push(match value {
                     Some(v) => format!("{}={v}", d.name),
                     None => d.name.clone(),
@@ -747,8 +765,6 @@ impl StageRun<'_, '_> {
             }
             // ARG changes what later steps see, and the history (an empty
             // layer entry, as BuildKit writes), not the filesystem.
-            let mut k = KeyHasher::new(&state.key);
-            k.part("arg", format!("{:?}", state.args).as_bytes());
             let k = k.finish();
             let rec = self.lookup_or(state, &k, cmd, &[], |b| {
                 Ok(Record {
@@ -785,8 +801,19 @@ impl StageRun<'_, '_> {
             let mut dispatch = crate::config::Dispatch {
                 cmd_set: state.cmd_set,
             };
-            crate::config::apply(cfg, &mut author, &mut dispatch, &instr)
-                .map_err(|e| BuildError::at(cmd, e.to_string()))?;
+            match &instr {
+                // Through the index: O(1) per variable.
+                Instruction::Env(kvs) => {
+                    let env = cfg.env.get_or_insert_with(Vec::new);
+                    for kv in kvs {
+                        state.vars.set_env(env, &kv.key, &kv.value);
+                    }
+                }
+                _ => {
+                    crate::config::apply(cfg, &mut author, &mut dispatch, &instr)
+                        .map_err(|e| BuildError::at(cmd, e.to_string()))?;
+                }
+            }
             if matches!(instr, Instruction::Cmd(_)) {
                 // BuildKit marks CMD as already escaped (children inherit it).
                 cfg.args_escaped = Some(true);
@@ -982,7 +1009,7 @@ impl StageRun<'_, '_> {
                     Some(from) => {
                         let from = self
                             .lexer
-                            .process_word(from, &self.expansion_env(state) as &dyn Env)
+                            .process_word(from, &self.expansion_env(state))
                             .unwrap_or(from.clone());
                         let (src_state_key, src_lowers) = self.source_of(&from, cmd)?;
                         key.part("from", src_state_key.as_bytes());
@@ -1131,7 +1158,7 @@ impl StageRun<'_, '_> {
         dir: &Path,
     ) -> Result<Vec<MountSpec>, BuildError> {
         let mounts = r
-            .expand_mounts(&self.lexer, &self.expansion_env(state) as &dyn Env)
+            .expand_mounts(&self.lexer, &self.expansion_env(state))
             .map_err(|e| BuildError::at(cmd, e.to_string()))?;
         let mut out = Vec::new();
         for (n, m) in mounts.iter().enumerate() {
