@@ -557,3 +557,95 @@ fn many_env_and_arg_lines_build_with_every_value() {
     assert_eq!(img.text("/out"), "v9999-x v9999 again\n");
     assert_eq!(img.history.len(), 20_003);
 }
+
+#[test]
+fn copy_from_stages_destinations_through_symlinks_and_context_copies() {
+    let k = store();
+    let img = built(&k, "copy-from-owner");
+    // Files from another stage keep their owner; the destination a
+    // directory's contents go to is made 0755, owned by --chown or root.
+    assert_eq!(img.line("/copied"), "/copied d 0755 0:0");
+    assert_eq!(img.line("/copied/d"), "/copied/d d 0751 123:456");
+    assert_eq!(img.line("/copied/d/f"), "/copied/d/f f 0644 123:456");
+    assert_eq!(img.line("/single"), "/single f 0644 123:456");
+    assert_eq!(img.line("/chowned"), "/chowned d 0755 7:8");
+    assert_eq!(img.line("/chowned/f"), "/chowned/f f 0644 7:8");
+    assert_eq!(img.history, "LELLL");
+
+    // A destination through symlinks lands where they point; the links stay.
+    let img = built(&k, "copy-into-symlink-dir");
+    assert_eq!(img.fs["/link"].link, "/real/dir");
+    assert_eq!(img.fs["/rel"].link, "real");
+    assert_eq!(img.text("/real/dir/f"), "f\n");
+    assert_eq!(img.text("/real/dir/g"), "f\n");
+
+    let img = built(&k, "dockerignore-copy");
+    assert_eq!(img.line("/app"), "/app d 0755 0:0");
+    assert_eq!(img.line("/app/keep/k"), "/app/keep/k f 0644 0:0");
+    assert!(!img.fs.contains_key("/app/skip") && !img.fs.contains_key("/app/a.log"));
+    assert!(img.fs.contains_key("/app/.dockerignore") && img.fs.contains_key("/app/readme"));
+
+    let img = built(&k, "copy-file-forms");
+    assert_eq!(img.text("/w/g"), "f\n");
+    assert_eq!(img.line("/w/sub/f"), "/w/sub/f f 0644 0:0");
+    assert_eq!(img.line("/abs"), "/abs f 0644 0:0");
+    assert_eq!(img.line("/tmp"), "/tmp d 1777 0:0");
+    assert_eq!(img.text("/txt/b.txt"), "2\n");
+    assert_eq!(img.layers, 7);
+
+    let img = built(&k, "add-nonarchive");
+    // Not an archive: copied as a file; --chown does not apply to what an
+    // archive holds.
+    assert_eq!(
+        img.line("/n/notatar.tar.gz"),
+        "/n/notatar.tar.gz f 0644 0:0"
+    );
+    assert_eq!(img.line("/o/in"), "/o/in f 0640 3:4");
+    assert_eq!(img.text("/p"), "plain\n");
+}
+
+#[test]
+fn run_special_files_mount_stubs_args_labels_and_legacy_env() {
+    let k = store();
+    let img = built(&k, "run-special-files");
+    assert_eq!(img.line("/s/suid"), "/s/suid f 4755 0:0");
+    assert_eq!(img.line("/s/sgid"), "/s/sgid f 2755 0:0");
+    assert_eq!(img.line("/s/sticky"), "/s/sticky d 1777 0:0");
+    assert_eq!(img.fs["/s/dangling"].link, "/nonexistent");
+    assert_eq!(img.text("/s/h2"), "h\n");
+    assert!(!img.fs.contains_key("/etc/group") && !img.fs.contains_key("/root"));
+
+    // Current BuildKit (>= 0.11) removes the mount points it had to create,
+    // parents included; Docker 20.10 left them (a known DIFF there).
+    let img = built(&k, "run-mount-stubs");
+    for p in ["/mnt", "/deep", "/var/cache"] {
+        assert!(!img.fs.contains_key(p), "{p} left in the image");
+    }
+    assert_eq!(img.layers, 4);
+
+    let img = built(&k, "global-args");
+    // The last stage does not declare V: it expands to nothing there.
+    assert_eq!(img.text("/v2"), "[]\n");
+
+    let img = built(&k, "labels-entrypoint");
+    assert_eq!(
+        img.cfg("Labels"),
+        json!({"a": "override", "b": "two words", "c": "3"})
+    );
+    // ENTRYPOINT in the child resets the CMD it inherited.
+    assert_eq!(img.cfg("Entrypoint"), json!(["/bin/echo"]));
+    assert_eq!(img.cfg("Cmd"), Value::Null);
+    assert_eq!(img.history, "LEEEEE");
+
+    let img = built(&k, "env-legacy");
+    assert_eq!(
+        img.cfg("Env"),
+        json!([
+            "PATH=/custom:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "A=b c",
+            "B=1",
+            "C=x y",
+            "D=z w"
+        ])
+    );
+}

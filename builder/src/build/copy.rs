@@ -148,7 +148,9 @@ pub fn plan(
     } else {
         format!("{}/{}", p.workdir.trim_end_matches('/'), c.dest)
     };
-    let dest_abs = crate::config::clean_abs(&raw_dest);
+    // Symlinks on the way are followed inside the image (BuildKit): a
+    // layer must not replace `/link -> /real/dir` with a directory.
+    let dest_abs = lowers.resolve(&crate::config::clean_abs(&raw_dest));
     let dest_rel = dest_abs.trim_start_matches('/').to_string();
     let wildcard = c
         .sources
@@ -248,6 +250,9 @@ pub fn plan(
             Source::Path(s) => {
                 // The whole context (`.`): its contents, as a directory.
                 let whole = s.split('/').all(|c| c.is_empty() || c == "." || c == "..");
+                if whole {
+                    dest_dir(&mut out, &dest_rel, lowers, p);
+                }
                 let entries: Box<dyn Iterator<Item = Result<SourceEntry, ContextError>>> = if whole
                 {
                     Box::new(root.ctx.walk().map(|r| {
@@ -293,32 +298,8 @@ pub fn plan(
                             dest_rel.clone()
                         }
                     } else if is_root {
-                        // A directory's contents go into the destination,
-                        // which, when the image lacks it, is made with the
-                        // source directory's mode and owner (BuildKit).
-                        if !dest_rel.is_empty() && lowers.stat(&dest_rel).is_none() {
-                            let (uid, gid) = p.chown.unwrap_or(if root.from.is_some() {
-                                (md.uid() as u64, md.gid() as u64)
-                            } else {
-                                (0, 0)
-                            });
-                            let d = Planned {
-                                dest: dest_rel.clone(),
-                                kind: Kind::Dir,
-                                mode: p.chmod.unwrap_or(md.mode() & 0o7777),
-                                uid,
-                                gid,
-                                mtime: md.mtime().max(0) as u64,
-                            };
-                            key.part("dest-dir", format!("{:o} {uid}:{gid}", d.mode).as_bytes());
-                            match out
-                                .iter_mut()
-                                .find(|e| e.dest == dest_rel && matches!(e.kind, Kind::Dir))
-                            {
-                                Some(e) => *e = d,
-                                None => out.push(d),
-                            }
-                        }
+                        // A directory's contents go into the destination.
+                        dest_dir(&mut out, &dest_rel, lowers, p);
                         continue;
                     } else {
                         join(&dest_rel, &under.to_string_lossy())
@@ -501,6 +482,22 @@ fn dir_entry(rel: &str, lowers: &Lowers, p: &CopyParams) -> Planned {
             mtime: p.now,
         },
     }
+}
+
+/// The destination a directory's contents go to: when the image lacks it,
+/// made 0755 and owned by `--chown` (else root), whatever the source
+/// directory's own mode and owner (BuildKit's MkdirAll of the destination).
+fn dest_dir(out: &mut Vec<Planned>, dest_rel: &str, lowers: &Lowers, p: &CopyParams) {
+    if dest_rel.is_empty() || lowers.stat(dest_rel).is_some() {
+        return;
+    }
+    if out
+        .iter()
+        .any(|e| e.dest == dest_rel && matches!(e.kind, Kind::Dir))
+    {
+        return; // already planned as an ancestor, the same way
+    }
+    out.push(dir_entry(dest_rel, lowers, p));
 }
 
 /// Follows the symlink `rel` under `root` to a file or directory that is

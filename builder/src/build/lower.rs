@@ -94,6 +94,51 @@ impl Lowers {
         Ok(Vec::new())
     }
 
+    /// `path` (absolute) with the symlinks of its existing components
+    /// followed inside the image, as BuildKit resolves a COPY destination
+    /// (continuity's RootPath): `/link/f` with `/link -> /real/dir` is
+    /// `/real/dir/f`. Components from the first missing one on are kept.
+    pub fn resolve(&self, path: &str) -> String {
+        let mut todo: Vec<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .rev()
+            .map(str::to_string)
+            .collect();
+        let mut cur: Vec<String> = Vec::new();
+        let mut hops = 0;
+        let mut missing = false;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            cur.push(c);
+            if missing {
+                continue;
+            }
+            let rel = cur.join("/");
+            match self.stat(&rel) {
+                None => missing = true,
+                Some(m) if m.file_type().is_symlink() && hops < 40 => {
+                    hops += 1;
+                    let target = self.read_link(&rel).unwrap_or_default();
+                    cur.pop();
+                    if target.starts_with('/') {
+                        cur.clear();
+                    }
+                    for t in target.split('/').rev() {
+                        if !t.is_empty() && t != "." {
+                            todo.push(t.to_string());
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        format!("/{}", cur.join("/"))
+    }
+
     /// The content of the regular file `rel` as the merged filesystem
     /// shows it (at most 4 MiB: passwd and group files).
     pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
