@@ -649,3 +649,19 @@ fn run_special_files_mount_stubs_args_labels_and_legacy_env() {
         ])
     );
 }
+
+#[test]
+fn created_parents_belong_to_chown_and_the_build_host_is_buildkits() {
+    let k = store();
+    let img = built(&k, "parents-chown");
+    // Parents COPY creates are owned like what it copies.
+    assert_eq!(img.line("/p1"), "/p1 d 0755 1001:1002");
+    assert_eq!(img.line("/p1/p2/p3/f"), "/p1/p2/p3/f f 0644 1001:1002");
+    assert_eq!(img.line("/q1/q2"), "/q1/q2 d 0755 7:7");
+    assert_eq!(img.line("/q1/q2/x"), "/q1/q2/x f 0644 7:7");
+    assert_eq!(img.line("/r1/r2/f"), "/r1/r2/f f 0644 65534:65534");
+
+    let img = built(&k, "run-hostname");
+    assert_eq!(img.text("/h"), "buildkitsandbox\n");
+    assert_eq!(img.text("/hosts"), "hosts\n");
+}

@@ -92,7 +92,9 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
         gid: user.gid,
         additional_gids: user.additional_gids,
         home: Some(user.home),
-        hostname: Some("kiln-build".into()),
+        // BuildKit's name for the build container's host: a step that
+        // records it (`hostname > f`) gives the same file.
+        hostname: Some("buildkitsandbox".into()),
         network: step.network,
         mounts: step.mounts.clone(),
         ..Default::default()
