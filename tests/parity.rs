@@ -665,3 +665,19 @@ fn created_parents_belong_to_chown_and_the_build_host_is_buildkits() {
     assert_eq!(img.text("/h"), "buildkitsandbox\n");
     assert_eq!(img.text("/hosts"), "hosts\n");
 }
+
+#[test]
+fn a_stage_built_from_another_keeps_its_build_args() {
+    let k = store();
+    let img = built(&k, "arg-inherit");
+    // Docker 20.10 and current BuildKit: the base stage's ARG values expand
+    // and reach RUN's environment in the child.
+    assert_eq!(img.text("/v"), "[1] [1]\n");
+    assert_eq!(img.text("/venv"), "1\n");
+    // Current BuildKit lists them in the RUN entry (20.10 did not).
+    assert!(
+        img.created_by[3].starts_with("RUN |1 V=1 /bin/sh -c"),
+        "{:?}",
+        img.created_by
+    );
+}

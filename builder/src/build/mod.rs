@@ -632,9 +632,9 @@ impl StageRun<'_, '_> {
                         BuildError::at(&stage.from, "the stage it builds on was not built")
                     })?
                     .clone();
-                s.args.clear();
-                s.declared.clear();
-                s.vars.clear_args();
+                // The stage's build args come along: BuildKit's child
+                // state starts from the base's (its values expand and reach
+                // RUN, and RUN history lists them).
                 s.cmd_set = false;
                 s
             }

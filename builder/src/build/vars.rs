@@ -88,12 +88,6 @@ impl VarIndex {
     pub fn declare(&mut self, name: &str) -> bool {
         self.declared.insert(name.to_string())
     }
-
-    /// A stage built FROM another starts with no args of its own.
-    pub fn clear_args(&mut self) {
-        self.arg_pos.clear();
-        self.declared.clear();
-    }
 }
 
 /// A stage's variables for word expansion: ENV over build args.
