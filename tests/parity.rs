@@ -98,6 +98,8 @@ struct Image {
     history: String,
     created_by: Vec<String>,
     fs: BTreeMap<String, Entry>,
+    /// `(path, target)` of the hard links the layers hold.
+    hardlinks: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +155,7 @@ fn load(k: &Kiln, name: &str) -> Image {
         .map(|l| l.as_str().unwrap().to_string())
         .collect();
     let mut fs: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut hardlinks = Vec::new();
     for l in &layer_names {
         let mut raw = files[l].clone();
         if raw.starts_with(&[0x1f, 0x8b]) {
@@ -173,7 +176,7 @@ fn load(k: &Kiln, name: &str) -> Image {
             assert!(c.wait().unwrap().success());
             raw = d;
         }
-        apply_layer(&mut fs, &raw);
+        apply_layer(&mut fs, &mut hardlinks, &raw);
     }
     let history: Vec<Value> = config["history"].as_array().cloned().unwrap_or_default();
     Image {
@@ -194,11 +197,16 @@ fn load(k: &Kiln, name: &str) -> Image {
             .collect(),
         config,
         fs,
+        hardlinks,
     }
 }
 
 /// Applies a layer with its whiteouts, as the comparison does.
-fn apply_layer(fs: &mut BTreeMap<String, Entry>, raw: &[u8]) {
+fn apply_layer(
+    fs: &mut BTreeMap<String, Entry>,
+    hardlinks: &mut Vec<(String, String)>,
+    raw: &[u8],
+) {
     let mut a = tar::Archive::new(raw);
     for e in a.entries().unwrap() {
         let mut e = e.unwrap();
@@ -249,6 +257,7 @@ fn apply_layer(fs: &mut BTreeMap<String, Entry>, raw: &[u8]) {
             let target = format!("/{}", entry.link.trim_start_matches("./"));
             let mut t = fs[&target].clone();
             t.mode = entry.mode;
+            hardlinks.push((p.clone(), target));
             fs.insert(p, t);
         } else {
             fs.insert(p, entry);
@@ -571,6 +580,15 @@ fn copy_from_stages_destinations_through_symlinks_and_context_copies() {
     assert_eq!(img.line("/chowned"), "/chowned d 0755 7:8");
     assert_eq!(img.line("/chowned/f"), "/chowned/f f 0644 7:8");
     assert_eq!(img.history, "LELLL");
+    // Hard links between copied files stay hard links.
+    assert!(
+        img.hardlinks.iter().any(|(a, b)| {
+            (a, b) == (&"/copied/d/hard".to_string(), &"/copied/d/f".to_string())
+                || (a, b) == (&"/copied/d/f".to_string(), &"/copied/d/hard".to_string())
+        }),
+        "{:?}",
+        img.hardlinks
+    );
 
     // A destination through symlinks lands where they point; the links stay.
     let img = built(&k, "copy-into-symlink-dir");

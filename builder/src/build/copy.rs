@@ -37,6 +37,9 @@ pub enum Kind {
     },
     Inline(Vec<u8>),
     Symlink(PathBuf),
+    /// A hard link to a file planned earlier in the same step (BuildKit
+    /// keeps the links between the files it copies).
+    HardLink(String),
     /// A local archive ADD extracts under `dest`.
     Archive(PathBuf),
 }
@@ -172,6 +175,8 @@ pub fn plan(
     }
 
     let mut out = Vec::new();
+    // (device, inode) of a multiply linked file → where it was planned.
+    let mut links: std::collections::HashMap<(u64, u64), String> = Default::default();
     // Ancestors of the destination: kept as the image has them, or created
     // 0755 root-owned.
     let mut ancestors: Vec<&str> = Vec::new();
@@ -357,9 +362,20 @@ pub fn plan(
                             });
                             continue;
                         } else {
-                            Kind::File {
-                                src: abs.clone(),
-                                size: md.len(),
+                            let inode = (md.dev(), md.ino());
+                            match links.get(&inode) {
+                                Some(first) if md.nlink() > 1 && followed.is_none() => {
+                                    Kind::HardLink(first.clone())
+                                }
+                                _ => {
+                                    if md.nlink() > 1 && followed.is_none() {
+                                        links.insert(inode, target.clone());
+                                    }
+                                    Kind::File {
+                                        src: abs.clone(),
+                                        size: md.len(),
+                                    }
+                                }
                             }
                         }
                     } else if ft.is_char_device() && md.rdev() == 0 {
@@ -376,6 +392,9 @@ pub fn plan(
                         }
                         Kind::Dir => {
                             key.part("dir", b"");
+                        }
+                        Kind::HardLink(t) => {
+                            key.part("hardlink", t.as_bytes());
                         }
                         _ => {}
                     }
@@ -622,6 +641,11 @@ pub fn write_layer<W: Write>(
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(data.len() as u64);
                 b.append_data(&mut h, &e.dest, data.as_slice())
+            }
+            Kind::HardLink(t) => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, &e.dest, t)
             }
             Kind::Symlink(t) => {
                 h.set_entry_type(tar::EntryType::Symlink);
