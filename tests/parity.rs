@@ -699,3 +699,25 @@ fn a_stage_built_from_another_keeps_its_build_args() {
         img.created_by
     );
 }
+
+#[test]
+fn workdir_layers_count_against_the_layer_limit() {
+    // WORKDIR makes a layer now: 127 of them on a one-layer base are one
+    // too many, refused before any step runs.
+    let k = store();
+    let dir = k.dir.path().join("wd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut df = String::from("FROM localhost/busybox:latest\nWORKDIR /\n");
+    for i in 0..127 {
+        df.push_str(&format!("WORKDIR /w{i}\n"));
+    }
+    std::fs::write(dir.join("Dockerfile"), df).unwrap();
+    let r = k.run(&["build", dir.to_str().unwrap()]).code(125);
+    assert!(
+        r.stderr
+            .contains("would produce 128 layers; the limit is 127"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("STEP"), "no step may run: {}", r.stderr);
+}

@@ -42,7 +42,7 @@ pub use view::private_mount_namespace;
 
 use cache::{Cache, KeyHasher, Record, StatIndex};
 use lower::Lowers;
-use plan::{makes_layer, Base, Pairs, Plan, Stage};
+use plan::{counts_as_layer, makes_layer, Base, Pairs, Plan, Stage};
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -490,7 +490,7 @@ impl<'a> Builder<'a> {
                                     .next()
                                     .unwrap_or("")
                                     .to_ascii_uppercase();
-                                matches!(w.as_str(), "RUN" | "COPY" | "ADD")
+                                matches!(w.as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR")
                             })
                             .count();
                         (im.manifest.layers.len(), t)
@@ -502,7 +502,7 @@ impl<'a> Builder<'a> {
             n = base;
             let check = i == self.plan.target && !self.opts.squash;
             for c in &stage.commands {
-                if makes_layer(&c.instruction) {
+                if counts_as_layer(&c.instruction) {
                     n += 1;
                     if check && n > MAX_LAYERS {
                         let total = n + stage
@@ -510,7 +510,7 @@ impl<'a> Builder<'a> {
                             .iter()
                             .skip_while(|x| !std::ptr::eq(*x, c))
                             .skip(1)
-                            .filter(|x| makes_layer(&x.instruction))
+                            .filter(|x| counts_as_layer(&x.instruction))
                             .count();
                         return Err(BuildError::at(
                             c,
