@@ -721,3 +721,34 @@ fn workdir_layers_count_against_the_layer_limit() {
     );
     assert!(!r.stderr.contains("STEP"), "no step may run: {}", r.stderr);
 }
+
+#[test]
+fn syntax_newer_than_docker_20_10_follows_current_buildkit() {
+    // Docker 20.10's frontend rejects these (N/A in tests/parity.sh): the
+    // expected results are current BuildKit's.
+    let k = store();
+    let img = built(&k, "heredoc-run-copy");
+    assert_eq!(img.text("/greeting"), "hello world\n");
+    // An unquoted delimiter expands, a quoted one does not.
+    assert_eq!(img.text("/etc/app.conf"), "who=world\n");
+    assert_eq!(img.text("/usr/local/bin/hi"), "#!/bin/sh\necho \"hi $1\"\n");
+    assert_eq!(
+        img.line("/usr/local/bin/hi"),
+        "/usr/local/bin/hi f 0755 0:0"
+    );
+    assert_eq!(img.history, "LELLL");
+
+    let img = built(&k, "add-unpack-false");
+    assert_eq!(img.line("/kept/a.tar"), "/kept/a.tar f 0644 0:0");
+    assert_eq!(img.text("/unpacked/in"), "in\n");
+
+    let img = built(&k, "copy-parents");
+    assert_eq!(img.text("/dst/a/b/f"), "f\n");
+    assert_eq!(img.text("/dst/x/y/g"), "g\n");
+    assert_eq!(img.line("/dst/a/b"), "/dst/a/b d 0755 0:0");
+    // After a `/./` pivot only the rest of the path is kept.
+    assert_eq!(img.text("/pivot/b/f"), "f\n");
+    assert!(!img.fs.contains_key("/pivot/a"));
+    // A directory keeps its own name.
+    assert_eq!(img.text("/whole/x/y/g"), "g\n");
+}

@@ -291,7 +291,58 @@ pub fn plan(
                     {
                         continue;
                     }
-                    let target = if is_root && !md.is_dir() {
+                    // COPY --parents: the source's own path (after a `/./`
+                    // pivot) is kept under the destination, its directories
+                    // copied like the source's.
+                    let kept = c.parents.then(|| parents_kept(s, &se.source));
+                    if let (Some(kept), true) = (&kept, is_root) {
+                        let norm: PathBuf = se
+                            .source
+                            .components()
+                            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                            .collect();
+                        let n = norm.components().count();
+                        let k = kept.components().count();
+                        let dirs = if md.is_dir() { k } else { k.saturating_sub(1) };
+                        for i in (n - k + 1)..=(n - k + dirs) {
+                            let src: PathBuf = norm.components().take(i).collect();
+                            let rel: PathBuf =
+                                norm.components().skip(n - k).take(i - (n - k)).collect();
+                            let dest = join(&dest_rel, &rel.to_string_lossy());
+                            if out.iter().any(|e| e.dest == dest) {
+                                continue;
+                            }
+                            let abs = root.ctx.absolute(&src);
+                            let Ok(dm) = fs::symlink_metadata(&abs) else {
+                                continue;
+                            };
+                            let (uid, gid) = p.chown.unwrap_or(if root.from.is_some() {
+                                (dm.uid() as u64, dm.gid() as u64)
+                            } else {
+                                (0, 0)
+                            });
+                            key.part("parent", dest.as_bytes());
+                            out.push(Planned {
+                                dest,
+                                kind: Kind::Dir,
+                                mode: p.chmod.unwrap_or(dm.mode() & 0o7777),
+                                uid,
+                                gid,
+                                mtime: dm.mtime().max(0) as u64,
+                            });
+                        }
+                        if md.is_dir() {
+                            continue;
+                        }
+                    }
+                    let target = if let Some(kept) = &kept {
+                        join(
+                            &join(&dest_rel, &kept.to_string_lossy()),
+                            &under.to_string_lossy(),
+                        )
+                        .trim_end_matches('/')
+                        .to_string()
+                    } else if is_root && !md.is_dir() {
                         if dest_is_dir {
                             let base = se
                                 .source
@@ -501,6 +552,23 @@ fn dir_entry(rel: &str, lowers: &Lowers, p: &CopyParams) -> Planned {
             mtime: p.now,
         },
     }
+}
+
+/// `COPY --parents`: the part of a matched source path kept under the
+/// destination: all of it, or what follows a `/./` pivot in the pattern.
+fn parents_kept(pattern: &str, source: &Path) -> PathBuf {
+    let skip = match pattern.find("/./") {
+        Some(i) => Path::new(&pattern[..i])
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count(),
+        None => 0,
+    };
+    source
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .skip(skip)
+        .collect()
 }
 
 /// The destination a directory's contents go to: when the image lacks it,
