@@ -51,7 +51,22 @@ fn run_forms_and_flags() {
     let Instruction::Run(r) = &i[2] else { panic!() };
     assert_eq!(r.cmd, ShellOrExec::Exec(vec!["a".into(), "b c".into()]));
     assert!(errors("FROM x\nRUN --network=bogus true\n")[0].contains("invalid network mode"));
-    assert!(errors("FROM x\nRUN --mount=type=nfs true\n")[0].contains("unsupported mount type"));
+    // Mount values are validated once expanded (BuildKit): not at parse time...
+    let i = instrs("FROM x\nRUN --mount=type=nfs true\n");
+    let Instruction::Run(r) = &i[1] else { panic!() };
+    let e = r
+        .expand_mounts(&Lexer::new('\\'), &env_from_pairs(["A=1"]))
+        .unwrap_err();
+    assert!(e.to_string().contains("unsupported mount type"), "{e}");
+    // ...except `from`, which may not hold a variable.
+    assert!(errors("FROM x\nRUN --mount=from=$X,target=/x true\n")[0]
+        .contains("'from' doesn't support variable expansion"));
+    // `$` at the very end is no variable.
+    instrs("FROM x\nRUN --mount=from=a$,target=/x true\n");
+    // An empty shell form is `/bin/sh -c ""`.
+    let i = instrs("FROM x\nRUN\n");
+    let Instruction::Run(r) = &i[1] else { panic!() };
+    assert_eq!(r.cmd, ShellOrExec::Shell(String::new()));
 }
 
 #[test]
@@ -62,6 +77,16 @@ fn run_mounts_expand_with_env() {
     let m = r.expand_mounts(&Lexer::new('\\'), &env).unwrap();
     assert_eq!(m[0].id.as_deref(), Some("token"));
     assert_eq!(m[0].kind, MountType::Secret);
+    // Every value is expanded before it is validated: uid=$UID works.
+    let i = instrs("FROM x\nRUN --mount=type=cache,target=/x,uid=$UID,mode=$M,sharing=$S true\n");
+    let Instruction::Run(r) = &i[1] else { panic!() };
+    let env = env_from_pairs(["UID=1000", "M=0700", "S=locked"]);
+    let m = r.expand_mounts(&Lexer::new('\\'), &env).unwrap();
+    assert_eq!((m[0].uid, m[0].mode), (Some(1000), Some(0o700)));
+    assert_eq!(
+        m[0].sharing,
+        Some(dockerfile_parser::instructions::Sharing::Locked)
+    );
 }
 
 #[test]
@@ -173,7 +198,12 @@ fn onbuild_rules() {
         panic!()
     };
     assert_eq!(o.expression, "RUN echo hi");
-    assert!(matches!(*o.trigger, Instruction::Run(_)));
+    // The trigger is kept as text, checked only in the child (BuildKit).
+    let i = instrs("FROM x\nONBUILD COPY --bogus a b\nONBUILD BOGUS x\n");
+    let Instruction::OnBuild(o) = &i[1] else {
+        panic!()
+    };
+    assert_eq!(o.expression, "COPY --bogus a b");
     assert!(
         errors("FROM x\nONBUILD FROM y\n")[0].contains("FROM isn't allowed as an ONBUILD trigger")
     );

@@ -80,10 +80,18 @@ impl Cache {
     }
 
     /// Records a step (also with `--no-cache`, so the next build can hit).
+    /// A record that names a layer is written durably (it keeps the blob
+    /// alive); one without (a metadata step) only atomically: losing it in
+    /// a crash costs a cache miss, and an fsync per ENV line made a long
+    /// Dockerfile take minutes.
     pub fn put(&self, key: &str, rec: &Record) -> std::io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let data = serde_json::to_vec(rec).expect("plain data serializes");
-        image_store::write_atomic(&self.path(key), &data)
+        if rec.layer.is_some() {
+            image_store::write_atomic(&self.path(key), &data)
+        } else {
+            replace_file(&self.path(key), &data)
+        }
     }
 }
 
@@ -109,9 +117,37 @@ impl Cache {
             let _ = fs::create_dir_all(d);
         }
         if let Ok(data) = serde_json::to_vec(inputs) {
-            let _ = image_store::write_atomic(&p, &data);
+            let _ = replace_file(&p, &data);
         }
     }
+}
+
+/// Writes `data` to `path` through a temp file and a rename (readers see
+/// the old or the new content, never a part), without syncing: for records
+/// whose loss is harmless. The temp name is the store's `.tmp-` form, so
+/// one left by a crash is swept like the others.
+fn replace_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}-cache",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    // The name is this process's own: one left by a dead process with the
+    // same pid may be overwritten.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    f.write_all(data)
+        .and_then(|_| fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
 }
 
 /// What `builder prune` removed.

@@ -37,6 +37,9 @@ pub enum Kind {
     },
     Inline(Vec<u8>),
     Symlink(PathBuf),
+    /// A hard link to a file planned earlier in the same step (BuildKit
+    /// keeps the links between the files it copies).
+    HardLink(String),
     /// A local archive ADD extracts under `dest`.
     Archive(PathBuf),
 }
@@ -148,7 +151,9 @@ pub fn plan(
     } else {
         format!("{}/{}", p.workdir.trim_end_matches('/'), c.dest)
     };
-    let dest_abs = crate::config::clean_abs(&raw_dest);
+    // Symlinks on the way are followed inside the image (BuildKit): a
+    // layer must not replace `/link -> /real/dir` with a directory.
+    let dest_abs = lowers.resolve(&crate::config::clean_abs(&raw_dest));
     let dest_rel = dest_abs.trim_start_matches('/').to_string();
     let wildcard = c
         .sources
@@ -170,6 +175,8 @@ pub fn plan(
     }
 
     let mut out = Vec::new();
+    // (device, inode) of a multiply linked file → where it was planned.
+    let mut links: std::collections::HashMap<(u64, u64), String> = Default::default();
     // Ancestors of the destination: kept as the image has them, or created
     // 0755 root-owned.
     let mut ancestors: Vec<&str> = Vec::new();
@@ -248,6 +255,9 @@ pub fn plan(
             Source::Path(s) => {
                 // The whole context (`.`): its contents, as a directory.
                 let whole = s.split('/').all(|c| c.is_empty() || c == "." || c == "..");
+                if whole {
+                    dest_dir(&mut out, &dest_rel, lowers, p);
+                }
                 let entries: Box<dyn Iterator<Item = Result<SourceEntry, ContextError>>> = if whole
                 {
                     Box::new(root.ctx.walk().map(|r| {
@@ -281,7 +291,58 @@ pub fn plan(
                     {
                         continue;
                     }
-                    let target = if is_root && !md.is_dir() {
+                    // COPY --parents: the source's own path (after a `/./`
+                    // pivot) is kept under the destination, its directories
+                    // copied like the source's.
+                    let kept = c.parents.then(|| parents_kept(s, &se.source));
+                    if let (Some(kept), true) = (&kept, is_root) {
+                        let norm: PathBuf = se
+                            .source
+                            .components()
+                            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                            .collect();
+                        let n = norm.components().count();
+                        let k = kept.components().count();
+                        let dirs = if md.is_dir() { k } else { k.saturating_sub(1) };
+                        for i in (n - k + 1)..=(n - k + dirs) {
+                            let src: PathBuf = norm.components().take(i).collect();
+                            let rel: PathBuf =
+                                norm.components().skip(n - k).take(i - (n - k)).collect();
+                            let dest = join(&dest_rel, &rel.to_string_lossy());
+                            if out.iter().any(|e| e.dest == dest) {
+                                continue;
+                            }
+                            let abs = root.ctx.absolute(&src);
+                            let Ok(dm) = fs::symlink_metadata(&abs) else {
+                                continue;
+                            };
+                            let (uid, gid) = p.chown.unwrap_or(if root.from.is_some() {
+                                (dm.uid() as u64, dm.gid() as u64)
+                            } else {
+                                (0, 0)
+                            });
+                            key.part("parent", dest.as_bytes());
+                            out.push(Planned {
+                                dest,
+                                kind: Kind::Dir,
+                                mode: p.chmod.unwrap_or(dm.mode() & 0o7777),
+                                uid,
+                                gid,
+                                mtime: dm.mtime().max(0) as u64,
+                            });
+                        }
+                        if md.is_dir() {
+                            continue;
+                        }
+                    }
+                    let target = if let Some(kept) = &kept {
+                        join(
+                            &join(&dest_rel, &kept.to_string_lossy()),
+                            &under.to_string_lossy(),
+                        )
+                        .trim_end_matches('/')
+                        .to_string()
+                    } else if is_root && !md.is_dir() {
                         if dest_is_dir {
                             let base = se
                                 .source
@@ -294,14 +355,34 @@ pub fn plan(
                         }
                     } else if is_root {
                         // A directory's contents go into the destination.
+                        dest_dir(&mut out, &dest_rel, lowers, p);
                         continue;
                     } else {
                         join(&dest_rel, &under.to_string_lossy())
                     };
-                    let abs = root.ctx.absolute(&se.entry.path);
+                    let mut abs = root.ctx.absolute(&se.entry.path);
+                    // A source named directly that is a symlink is followed
+                    // (inside the source root), as BuildKit does.
+                    let followed = if is_root && md.file_type().is_symlink() {
+                        follow_in(&root.ctx.absolute(Path::new("")), &se.entry.path)
+                    } else {
+                        None
+                    };
+                    let md = match &followed {
+                        Some((p, m)) => {
+                            abs = p.clone();
+                            m
+                        }
+                        None => md,
+                    };
                     let ft = md.file_type();
                     let mode = p.chmod.unwrap_or(md.mode() & 0o7777);
-                    let (uid, gid) = p.chown.unwrap_or((0, 0));
+                    // Files from another stage or image keep their owner.
+                    let (uid, gid) = p.chown.unwrap_or(if root.from.is_some() {
+                        (md.uid() as u64, md.gid() as u64)
+                    } else {
+                        (0, 0)
+                    });
                     let kind = if ft.is_dir() {
                         Kind::Dir
                     } else if ft.is_symlink() {
@@ -310,7 +391,14 @@ pub fn plan(
                         )
                     } else if ft.is_file() {
                         let rel = se.entry.path.to_string_lossy().into_owned();
-                        hashed(&rel, &abs, md, key, root)?;
+                        if followed.is_some() {
+                            // The index knows the link, not its target.
+                            let sha = super::cache::hash_file(&abs)
+                                .map_err(|e| BuildError::Io(abs.clone(), e))?;
+                            key.part("followed", sha.as_bytes());
+                        } else {
+                            hashed(&rel, &abs, md, key, root)?;
+                        }
                         if p.is_add && is_root && p.copy.unpack != Some(false) && is_archive(&abs) {
                             // Extracted into the destination directory.
                             out.push(dir_entry(&dest_rel, lowers, p));
@@ -325,9 +413,20 @@ pub fn plan(
                             });
                             continue;
                         } else {
-                            Kind::File {
-                                src: abs.clone(),
-                                size: md.len(),
+                            let inode = (md.dev(), md.ino());
+                            match links.get(&inode) {
+                                Some(first) if md.nlink() > 1 && followed.is_none() => {
+                                    Kind::HardLink(first.clone())
+                                }
+                                _ => {
+                                    if md.nlink() > 1 && followed.is_none() {
+                                        links.insert(inode, target.clone());
+                                    }
+                                    Kind::File {
+                                        src: abs.clone(),
+                                        size: md.len(),
+                                    }
+                                }
                             }
                         }
                     } else if ft.is_char_device() && md.rdev() == 0 {
@@ -344,6 +443,9 @@ pub fn plan(
                         }
                         Kind::Dir => {
                             key.part("dir", b"");
+                        }
+                        Kind::HardLink(t) => {
+                            key.part("hardlink", t.as_bytes());
                         }
                         _ => {}
                     }
@@ -452,6 +554,81 @@ fn dir_entry(rel: &str, lowers: &Lowers, p: &CopyParams) -> Planned {
     }
 }
 
+/// `COPY --parents`: the part of a matched source path kept under the
+/// destination: all of it, or what follows a `/./` pivot in the pattern.
+fn parents_kept(pattern: &str, source: &Path) -> PathBuf {
+    let skip = match pattern.find("/./") {
+        Some(i) => Path::new(&pattern[..i])
+            .components()
+            .filter(|c| matches!(c, std::path::Component::Normal(_)))
+            .count(),
+        None => 0,
+    };
+    source
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .skip(skip)
+        .collect()
+}
+
+/// The destination a directory's contents go to: when the image lacks it,
+/// made 0755 and owned by `--chown` (else root), whatever the source
+/// directory's own mode and owner (BuildKit's MkdirAll of the destination).
+fn dest_dir(out: &mut Vec<Planned>, dest_rel: &str, lowers: &Lowers, p: &CopyParams) {
+    if dest_rel.is_empty() || lowers.stat(dest_rel).is_some() {
+        return;
+    }
+    if out
+        .iter()
+        .any(|e| e.dest == dest_rel && matches!(e.kind, Kind::Dir))
+    {
+        return; // already planned as an ancestor, the same way
+    }
+    out.push(dir_entry(dest_rel, lowers, p));
+}
+
+/// Follows the symlink `rel` under `root` to a file or directory that is
+/// still under `root` (absolute targets are taken from `root`); `None` when
+/// it dangles, loops or would leave the root.
+fn follow_in(root: &Path, rel: &Path) -> Option<(PathBuf, fs::Metadata)> {
+    let mut cur: Vec<String> = rel
+        .to_string_lossy()
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect();
+    for _ in 0..40 {
+        let path = root.join(cur.join("/"));
+        let m = fs::symlink_metadata(&path).ok()?;
+        if !m.file_type().is_symlink() {
+            return Some((path, m));
+        }
+        let target = fs::read_link(&path).ok()?.to_string_lossy().into_owned();
+        cur.pop();
+        if target.starts_with('/') {
+            cur.clear();
+        }
+        for c in target.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    cur.pop()?;
+                }
+                c => cur.push(c.to_string()),
+            }
+        }
+        // Every component but the last must be a real directory.
+        let mut p = root.to_path_buf();
+        for c in &cur[..cur.len().saturating_sub(1)] {
+            p.push(c);
+            if !fs::symlink_metadata(&p).ok()?.is_dir() {
+                return None;
+            }
+        }
+    }
+    None
+}
+
 fn join(dir: &str, name: &str) -> String {
     let name = name.trim_start_matches('/');
     if dir.is_empty() {
@@ -514,6 +691,9 @@ pub fn write_layer<W: Write>(
         h.set_gid(e.gid);
         h.set_mtime(clamp.map_or(e.mtime, |c| e.mtime.min(c)));
         let res = match &e.kind {
+            // The root itself is no entry of a layer (an absolute "/"
+            // name is not even a valid one): `ADD rootfs.tar /` on scratch.
+            Kind::Dir if e.dest.is_empty() => continue,
             Kind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
@@ -529,6 +709,11 @@ pub fn write_layer<W: Write>(
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(data.len() as u64);
                 b.append_data(&mut h, &e.dest, data.as_slice())
+            }
+            Kind::HardLink(t) => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, &e.dest, t)
             }
             Kind::Symlink(t) => {
                 h.set_entry_type(tar::EntryType::Symlink);

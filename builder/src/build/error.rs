@@ -19,11 +19,13 @@ pub enum BuildError {
     Invalid(String),
     #[error("{}: {}", .0.display(), .1)]
     Io(PathBuf, #[source] std::io::Error),
-    #[error("RUN {command} failed with exit code {code}{}", .reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    /// `output`: the step's last lines, shown as docker shows them.
+    #[error("RUN {command} failed with exit code {code}{}{}", .reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(), output_box(.output))]
     RunFailed {
         command: String,
         code: i32,
         reason: Option<String>,
+        output: Vec<String>,
     },
     #[error(transparent)]
     Store(#[from] image_store::StoreError),
@@ -97,4 +99,18 @@ impl BuildError {
             other => other,
         }
     }
+}
+
+/// The last lines of a failed step, framed as docker frames them.
+fn output_box(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\n------ last output lines:\n");
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s.push_str("------");
+    s
 }

@@ -36,6 +36,139 @@ impl Lowers {
     }
 }
 
+impl Lowers {
+    /// WORKDIR's `mkdir -p`: the directories of the absolute `path` that do
+    /// not exist yet, outermost first, as relative paths. Symlinks on the
+    /// way are followed inside the image (an absolute target is taken from
+    /// its root), as BuildKit's MkdirAll does; a non-directory on the way is
+    /// an error.
+    pub fn missing_dirs(&self, path: &str) -> Result<Vec<String>, String> {
+        let mut todo: Vec<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .rev()
+            .map(str::to_string)
+            .collect();
+        let mut cur: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            cur.push(c);
+            let rel = cur.join("/");
+            match self.stat(&rel) {
+                None => {
+                    // Everything from here on is new.
+                    let mut out = vec![rel];
+                    while let Some(c) = todo.pop() {
+                        if c == ".." {
+                            return Err("a path that goes up through a new directory".into());
+                        }
+                        cur.push(c);
+                        out.push(cur.join("/"));
+                    }
+                    return Ok(out);
+                }
+                Some(m) if m.is_dir() => {}
+                Some(m) if m.file_type().is_symlink() => {
+                    hops += 1;
+                    if hops > 40 {
+                        return Err("too many levels of symbolic links".into());
+                    }
+                    let target = self.read_link(&rel).unwrap_or_default();
+                    cur.pop();
+                    if target.starts_with('/') {
+                        cur.clear();
+                    }
+                    for t in target.split('/').rev() {
+                        if !t.is_empty() && t != "." {
+                            todo.push(t.to_string());
+                        }
+                    }
+                }
+                Some(_) => return Err(format!("/{rel} is not a directory")),
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// `path` (absolute) with the symlinks of its existing components
+    /// followed inside the image, as BuildKit resolves a COPY destination
+    /// (continuity's RootPath): `/link/f` with `/link -> /real/dir` is
+    /// `/real/dir/f`. Components from the first missing one on are kept.
+    pub fn resolve(&self, path: &str) -> String {
+        let mut todo: Vec<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .rev()
+            .map(str::to_string)
+            .collect();
+        let mut cur: Vec<String> = Vec::new();
+        let mut hops = 0;
+        let mut missing = false;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            cur.push(c);
+            if missing {
+                continue;
+            }
+            let rel = cur.join("/");
+            match self.stat(&rel) {
+                None => missing = true,
+                Some(m) if m.file_type().is_symlink() && hops < 40 => {
+                    hops += 1;
+                    let target = self.read_link(&rel).unwrap_or_default();
+                    cur.pop();
+                    if target.starts_with('/') {
+                        cur.clear();
+                    }
+                    for t in target.split('/').rev() {
+                        if !t.is_empty() && t != "." {
+                            todo.push(t.to_string());
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        format!("/{}", cur.join("/"))
+    }
+
+    /// The content of the regular file `rel` as the merged filesystem
+    /// shows it (at most 4 MiB: passwd and group files).
+    pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let m = self.stat(rel)?;
+        if !m.is_file() {
+            return None;
+        }
+        let rel = rel.trim_start_matches('/');
+        for d in self.dirs.iter().rev() {
+            if let Ok(f) = fs::File::open(d.join(rel)) {
+                let mut out = Vec::new();
+                f.take(4 << 20).read_to_end(&mut out).ok()?;
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    /// The target of the symlink `rel` as the merged filesystem shows it.
+    fn read_link(&self, rel: &str) -> Option<String> {
+        for d in self.dirs.iter().rev() {
+            if let Ok(t) = fs::read_link(d.join(rel)) {
+                return Some(t.to_string_lossy().into_owned());
+            }
+        }
+        None
+    }
+}
+
 fn hidden_in(layer: &std::path::Path, rel: &str) -> bool {
     let mut p = layer.to_path_buf();
     let parts: Vec<&str> = rel.split('/').collect();

@@ -10,9 +10,13 @@ mod cache;
 mod copy;
 mod error;
 mod git;
+mod history;
 mod lower;
+mod output;
+mod owner;
 mod plan;
 mod run;
+mod vars;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,7 +42,7 @@ pub use view::private_mount_namespace;
 
 use cache::{Cache, KeyHasher, Record, StatIndex};
 use lower::Lowers;
-use plan::{makes_layer, Base, Pairs, Plan, Stage};
+use plan::{counts_as_layer, makes_layer, Base, Pairs, Plan, Stage};
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -142,6 +146,11 @@ struct State {
     cmd_set: bool,
     /// Build args declared in this stage, with values.
     args: Vec<(String, String)>,
+    /// Every ARG name declared in this stage, in order (with or without a
+    /// value): BuildKit lists them in RUN history entries.
+    declared: Vec<String>,
+    /// Hash indexes over `args`, `declared` and the config's env.
+    vars: vars::VarIndex,
     /// Layers and history entries that came with the base (for --squash).
     base_layers: usize,
     base_history: usize,
@@ -481,7 +490,7 @@ impl<'a> Builder<'a> {
                                     .next()
                                     .unwrap_or("")
                                     .to_ascii_uppercase();
-                                matches!(w.as_str(), "RUN" | "COPY" | "ADD")
+                                matches!(w.as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR")
                             })
                             .count();
                         (im.manifest.layers.len(), t)
@@ -493,7 +502,7 @@ impl<'a> Builder<'a> {
             n = base;
             let check = i == self.plan.target && !self.opts.squash;
             for c in &stage.commands {
-                if makes_layer(&c.instruction) {
+                if counts_as_layer(&c.instruction) {
                     n += 1;
                     if check && n > MAX_LAYERS {
                         let total = n + stage
@@ -501,7 +510,7 @@ impl<'a> Builder<'a> {
                             .iter()
                             .skip_while(|x| !std::ptr::eq(*x, c))
                             .skip(1)
-                            .filter(|x| makes_layer(&x.instruction))
+                            .filter(|x| counts_as_layer(&x.instruction))
                             .count();
                         return Err(BuildError::at(
                             c,
@@ -546,10 +555,12 @@ impl StageRun<'_, '_> {
         }
         self.step += 1;
         let (number, total) = (self.step, self.total.max(self.step));
+        // A huge instruction is shown cut, not printed whole.
+        let text = output::truncate_command(text);
         self.emit(EventKind::Step {
             number,
             total,
-            text,
+            text: &text,
         });
         Ok(())
     }
@@ -594,12 +605,22 @@ impl StageRun<'_, '_> {
         }
         let mut state = match self.plan.base(&image, stage.index, false) {
             Base::Scratch => State {
-                config: ImageConfig::for_host(),
+                // BuildKit's empty image: WorkingDir "/" (PATH is added below).
+                config: {
+                    let mut c = ImageConfig::for_host();
+                    c.config = Some(image_store::ContainerConfig {
+                        working_dir: Some("/".into()),
+                        ..Default::default()
+                    });
+                    c
+                },
                 layers: Vec::new(),
                 key: "scratch".into(),
                 cache_ok: true,
                 cmd_set: false,
                 args: Vec::new(),
+                declared: Vec::new(),
+                vars: Default::default(),
                 base_layers: 0,
                 base_history: 0,
             },
@@ -611,7 +632,9 @@ impl StageRun<'_, '_> {
                         BuildError::at(&stage.from, "the stage it builds on was not built")
                     })?
                     .clone();
-                s.args.clear();
+                // The stage's build args come along: BuildKit's child
+                // state starts from the base's (its values expand and reach
+                // RUN, and RUN history lists them).
                 s.cmd_set = false;
                 s
             }
@@ -633,12 +656,21 @@ impl StageRun<'_, '_> {
                     cache_ok: true,
                     cmd_set: false,
                     args: Vec::new(),
+                    declared: Vec::new(),
+                    vars: Default::default(),
                     base_history: 0,
                 }
             }
         };
         state.base_layers = state.layers.len();
         state.base_history = state.config.history.len();
+        // BuildKit makes sure every stage has a PATH.
+        let cfg = state.config.config.get_or_insert_with(Default::default);
+        if cfg.get_env("PATH").is_none() {
+            cfg.env
+                .get_or_insert_with(Vec::new)
+                .push(format!("PATH={}", run::DEFAULT_PATH));
+        }
         self.emit(EventKind::StepDone {
             secs: started.elapsed().as_secs_f64(),
         });
@@ -671,16 +703,26 @@ impl StageRun<'_, '_> {
     }
 
     /// The environment instructions are expanded with: the image's ENV
-    /// over the stage's build args.
-    fn expansion_env(&self, state: &State) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = state.args.clone();
-        env.extend(crate::config::env_pairs(&state.config.container_config()));
-        env
+    /// over the stage's build args (indexed, nothing copied).
+    fn expansion_env<'s>(&self, state: &'s State) -> vars::StageEnv<'s> {
+        vars::StageEnv {
+            index: &state.vars,
+            args: &state.args,
+            env: state
+                .config
+                .config
+                .as_ref()
+                .and_then(|c| c.env.as_deref())
+                .unwrap_or(&[]),
+        }
     }
 
     fn step_command(&mut self, cmd: &Command, state: &mut State) -> Result<(), BuildError> {
         self.begin_step(cmd.original.trim())?;
         let started = Instant::now();
+        if let Some(env) = state.config.config.as_ref().and_then(|c| c.env.as_deref()) {
+            state.vars.sync(env);
+        }
         let env = self.expansion_env(state);
         let mut instr = cmd.instruction.clone();
         instr
@@ -688,6 +730,8 @@ impl StageRun<'_, '_> {
             .map_err(|e| BuildError::at(cmd, e.to_string()))?;
 
         if let Instruction::Arg(defs) = &instr {
+            let mut words = Vec::with_capacity(defs.len());
+            let mut k = KeyHasher::new(&state.key);
             for d in defs {
                 let global = self.plan.global_args.iter().find(|(k, _)| *k == d.name);
                 let builtin = self.builtin_args.iter().find(|(k, _)| *k == d.name);
@@ -704,15 +748,37 @@ impl StageRun<'_, '_> {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(d.name.clone());
-                state.args.retain(|(k, _)| *k != d.name);
-                if let Some(v) = value {
-                    state.args.push((d.name.clone(), v));
+                // Declared again without a value, an ARG keeps the value it
+                // had (BuildKit only adds to the step's environment).
+                if let Some(v) = &value {
+                    state.vars.set_arg(&mut state.args, &d.name, v);
                 }
+                if state.vars.declare(&d.name) {
+                    state.declared.push(d.name.clone());
+                }
+                // The parent key covers earlier args; this one adds itself.
+                k.part("arg", format!("{}={value:?}", d.name).as_bytes());
+                words.push(match value {
+                    Some(v) => format!("{}={v}", d.name),
+                    None => d.name.clone(),
+                });
             }
-            // ARG changes what later steps see, not the image.
-            let mut k = KeyHasher::new(&state.key);
-            k.part("arg", format!("{:?}", state.args).as_bytes());
-            state.key = k.finish();
+            // ARG changes what later steps see, and the history (an empty
+            // layer entry, as BuildKit writes), not the filesystem.
+            let k = k.finish();
+            let rec = self.lookup_or(state, &k, cmd, &[], |b| {
+                Ok(Record {
+                    created: b.now.clone(),
+                    layer: None,
+                })
+            })?;
+            state.key = k;
+            state.config.history.push(History {
+                created: Some(rec.created),
+                created_by: Some(format!("ARG {}", words.join(" "))),
+                empty_layer: true,
+                ..Default::default()
+            });
             self.emit(EventKind::StepDone {
                 secs: started.elapsed().as_secs_f64(),
             });
@@ -728,21 +794,56 @@ impl StageRun<'_, '_> {
                 format!("{:?}", self.network_for(&instr)).as_bytes(),
             );
         }
-        let created_by = created_by(cmd, &instr, &state.config);
-
-        let layer = if makes_layer(&instr) {
-            self.layer_step(cmd, &instr, state, key)?
-        } else {
-            let mut author = state.config.author.clone();
-            let mut cfg = state.config.container_config();
+        // Metadata first: WORKDIR's directory is made with the new value.
+        if !makes_layer(&instr) {
+            let mut author = state.config.author.take();
+            let cfg = state.config.config.get_or_insert_with(Default::default);
             let mut dispatch = crate::config::Dispatch {
                 cmd_set: state.cmd_set,
             };
-            crate::config::apply(&mut cfg, &mut author, &mut dispatch, &instr)
-                .map_err(|e| BuildError::at(cmd, e.to_string()))?;
+            match &instr {
+                // Through the index: O(1) per variable.
+                Instruction::Env(kvs) => {
+                    let env = cfg.env.get_or_insert_with(Vec::new);
+                    for kv in kvs {
+                        state.vars.set_env(env, &kv.key, &kv.value);
+                    }
+                }
+                _ => {
+                    crate::config::apply(cfg, &mut author, &mut dispatch, &instr)
+                        .map_err(|e| BuildError::at(cmd, e.to_string()))?;
+                }
+            }
+            if matches!(instr, Instruction::Cmd(_)) {
+                // BuildKit marks CMD as already escaped (children inherit it).
+                cfg.args_escaped = Some(true);
+            }
             state.cmd_set = dispatch.cmd_set;
-            state.config.config = Some(cfg);
             state.config.author = author;
+        }
+        let created_by = history::created_by(&instr, state);
+        let workdir_layer = match &instr {
+            Instruction::Workdir(_) => {
+                let wd = state
+                    .config
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.working_dir.as_deref());
+                wd.is_some_and(|w| w != "/")
+            }
+            _ => false,
+        };
+
+        let layer = if makes_layer(&instr) || workdir_layer {
+            self.layer_step(cmd, &instr, state, key)?
+        } else {
+            if matches!(instr, Instruction::OnBuild(_)) {
+                // BuildKit stores the trigger and writes no history entry.
+                self.emit(EventKind::StepDone {
+                    secs: started.elapsed().as_secs_f64(),
+                });
+                return Ok(());
+            }
             let k = key.finish();
             let rec = self.lookup_or(state, &k, cmd, &[], |b| {
                 Ok(Record {
@@ -806,7 +907,7 @@ impl StageRun<'_, '_> {
                 let reason = format!(
                     "line {}: {} ({why})",
                     cmd.span.start_line,
-                    cmd.original.trim()
+                    output::truncate_command(cmd.original.trim())
                 );
                 self.emit(EventKind::CacheMiss { reason });
             }
@@ -864,14 +965,7 @@ impl StageRun<'_, '_> {
                 }
                 let lowers = self.lowers(state)?;
                 let cfg = state.config.container_config();
-                let chown = match &c.chown {
-                    Some(spec) => {
-                        let u = runner::user::resolve(&lowers.dirs, spec)
-                            .map_err(|e| BuildError::at(cmd, format!("--chown={spec}: {e}")))?;
-                        Some((u.uid as u64, u.gid as u64))
-                    }
-                    None => None,
-                };
+                let chown = c.chown.as_deref().map(|spec| owner::resolve(&lowers, spec));
                 let chmod = match &c.chmod {
                     Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
                         BuildError::at(
@@ -915,7 +1009,7 @@ impl StageRun<'_, '_> {
                     Some(from) => {
                         let from = self
                             .lexer
-                            .process_word(from, &self.expansion_env(state) as &dyn Env)
+                            .process_word(from, &self.expansion_env(state))
                             .unwrap_or(from.clone());
                         let (src_state_key, src_lowers) = self.source_of(&from, cmd)?;
                         key.part("from", src_state_key.as_bytes());
@@ -992,7 +1086,46 @@ impl StageRun<'_, '_> {
                 })?;
                 Ok((rec, k))
             }
-            _ => unreachable!("only RUN, COPY and ADD make layers"),
+            Instruction::Workdir(_) => {
+                let lowers = self.lowers(state)?;
+                let cfg = state.config.container_config();
+                let wd = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+                // BuildKit: `mkdir -p` as the current USER (its uid and gid
+                // own every directory it creates).
+                let (uid, gid) = match cfg.user.as_deref().filter(|u| !u.is_empty()) {
+                    Some(u) => owner::resolve(&lowers, u),
+                    None => (0, 0),
+                };
+                key.part("workdir-owner", format!("{uid}:{gid}").as_bytes());
+                let missing = lowers
+                    .missing_dirs(&wd)
+                    .map_err(|e| BuildError::at(cmd, format!("WORKDIR {wd}: {e}")))?;
+                let k = key.finish();
+                let clamp = self.opts.source_date_epoch;
+                let now = self.now_secs;
+                let rec = self.lookup_or(state, &k, cmd, &[], |b| {
+                    let planned: Vec<copy::Planned> = missing
+                        .iter()
+                        .map(|d| copy::Planned {
+                            dest: d.clone(),
+                            kind: copy::Kind::Dir,
+                            mode: 0o755,
+                            uid,
+                            gid,
+                            mtime: now,
+                        })
+                        .collect();
+                    let mut w = b.store.blob_writer()?;
+                    copy::write_layer(&planned, &mut w, clamp).map_err(|e| e.located(cmd))?;
+                    let (digest, size) = w.commit(None)?;
+                    Ok(Record {
+                        created: b.now.clone(),
+                        layer: Some(Descriptor::new(media::OCI_LAYER, digest, size)),
+                    })
+                })?;
+                Ok((rec, k))
+            }
+            _ => unreachable!("only RUN, COPY, ADD and WORKDIR make layers"),
         }
     }
 
@@ -1025,7 +1158,7 @@ impl StageRun<'_, '_> {
         dir: &Path,
     ) -> Result<Vec<MountSpec>, BuildError> {
         let mounts = r
-            .expand_mounts(&self.lexer, &self.expansion_env(state) as &dyn Env)
+            .expand_mounts(&self.lexer, &self.expansion_env(state))
             .map_err(|e| BuildError::at(cmd, e.to_string()))?;
         let mut out = Vec::new();
         for (n, m) in mounts.iter().enumerate() {
@@ -1040,6 +1173,21 @@ impl StageRun<'_, '_> {
                         .clone_finish();
                     let src = self.store.kiln_dir().join("cache-mounts").join(&hex[..32]);
                     std::fs::create_dir_all(&src).map_err(|e| BuildError::Io(src.clone(), e))?;
+                    // The mount's owner and mode (BuildKit: 0:0, 0755 unless
+                    // uid/gid/mode say otherwise), set at every use.
+                    {
+                        use std::os::unix::fs::PermissionsExt;
+                        let mode = m.mode.unwrap_or(0o755) & 0o7777;
+                        std::os::unix::fs::chown(
+                            &src,
+                            Some(m.uid.unwrap_or(0)),
+                            Some(m.gid.unwrap_or(0)),
+                        )
+                        .and_then(|_| {
+                            std::fs::set_permissions(&src, std::fs::Permissions::from_mode(mode))
+                        })
+                        .map_err(|e| BuildError::Io(src.clone(), e))?;
+                    }
                     out.push(MountSpec::Bind {
                         source: src,
                         destination: target,
@@ -1227,15 +1375,4 @@ fn platform_args() -> Vec<(String, String)> {
         ("BUILDARCH".into(), arch.into()),
         ("BUILDVARIANT".into(), String::new()),
     ]
-}
-
-/// History `created_by` in docker's style.
-fn created_by(cmd: &Command, instr: &Instruction, config: &ImageConfig) -> String {
-    match instr {
-        Instruction::Run(r) => {
-            let argv = run::argv(&config.container_config(), &r.cmd, &r.heredocs);
-            format!("RUN {}", argv.join(" "))
-        }
-        _ => format!("{} # kiln", cmd.original.trim()),
-    }
 }

@@ -250,6 +250,16 @@ pub fn makes_layer(i: &Instruction) -> bool {
     )
 }
 
+/// Counted against the layer limit before anything runs: RUN, COPY, ADD
+/// and WORKDIR (which makes its directory in a layer unless it is `/`; a
+/// value still to be expanded is counted).
+pub fn counts_as_layer(i: &Instruction) -> bool {
+    match i {
+        Instruction::Workdir(w) => w != "/",
+        i => makes_layer(i),
+    }
+}
+
 /// Name/value pairs as an expansion environment (the last one wins).
 pub struct Pairs<'a>(pub &'a [(String, String)]);
 

@@ -11,6 +11,7 @@ use image_store::ContainerConfig;
 use runner::spec::{MountSpec, Network, SpecParams};
 
 use super::lower::Lowers;
+use super::output::{self, Show};
 use super::BuildError;
 
 pub struct RunStep<'a> {
@@ -30,7 +31,7 @@ pub struct RunStep<'a> {
     pub output: Option<&'a (dyn Fn(&str) + Sync)>,
 }
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The argv a RUN executes, with heredocs handled as BuildKit does: a
 /// command that is only a heredoc runs its body as a script; otherwise the
@@ -91,12 +92,26 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
         gid: user.gid,
         additional_gids: user.additional_gids,
         home: Some(user.home),
-        hostname: Some("kiln-build".into()),
+        // BuildKit's name for the build container's host: a step that
+        // records it (`hostname > f`) gives the same file.
+        hostname: Some("buildkitsandbox".into()),
         network: step.network,
         mounts: step.mounts.clone(),
         ..Default::default()
     };
-    let spec = runner::spec::build(&params).map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let mut spec = runner::spec::build(&params).map_err(|e| BuildError::Invalid(e.to_string()))?;
+    // BuildKit names the build container's host but sets no HOSTNAME
+    // variable (unless the image or a build arg does).
+    if !params.env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        if let Some(p) = spec.process_mut().as_mut() {
+            let env = p.env().clone().map(|v| {
+                v.into_iter()
+                    .filter(|e| !e.starts_with("HOSTNAME="))
+                    .collect::<Vec<_>>()
+            });
+            p.set_env(env);
+        }
+    }
     // Stages run side by side: the id (which names cgroups) is per step.
     let id = format!(
         "kiln-build-{}-{}",
@@ -118,45 +133,42 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     if let Some(rt) = step.runtime {
         opts.runtime = runner::Runtime::External(rt.to_path_buf());
     }
-    // Output goes to stderr: stdout carries only what kiln itself prints.
+    // The step's output always goes through a pipe, whatever the progress
+    // mode (a quiet build must not change what the command sees): it is
+    // shown (standard error, or the progress display), and its last lines
+    // are kept for the error message if the step fails.
     let devnull = fs::File::open("/dev/null").map_err(|e| BuildError::Io("/dev/null".into(), e))?;
-    let piped = match step.output {
-        Some(_) if !step.quiet => {
-            Some(std::io::pipe().map_err(|e| BuildError::Io("pipe".into(), e))?)
-        }
-        _ => None,
-    };
-    let out = match (&piped, step.quiet) {
-        (Some((_, w)), _) => w.as_raw_fd(),
-        (None, true) => devnull.as_raw_fd(),
-        (None, false) => 2,
-    };
+    let (r, w) = std::io::pipe().map_err(|e| BuildError::Io("pipe".into(), e))?;
     opts.stdio = runner::Stdio::Fds {
         stdin: devnull.as_raw_fd(),
-        stdout: out,
-        stderr: out,
+        stdout: w.as_raw_fd(),
+        stderr: w.as_raw_fd(),
     };
-    let result = std::thread::scope(|scope| {
-        if let (Some((r, w)), Some(sink)) = (piped, step.output) {
-            scope.spawn(move || forward_lines(r, sink));
-            let result = runner::run(&spec, &opts);
-            // The reader ends once the container's copies close too.
-            drop(w);
-            result
-        } else {
-            runner::run(&spec, &opts)
-        }
+    let show = match (step.quiet, step.output) {
+        (true, _) => Show::Nothing,
+        (false, Some(sink)) => Show::Lines(sink),
+        (false, None) => Show::Stderr,
+    };
+    let (result, tail) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || output::forward(r, show));
+        let result = runner::run(&spec, &opts);
+        // The reader ends once the container's copies close too.
+        drop(w);
+        let tail = reader.join().unwrap_or_default();
+        (result, tail)
     });
     let status = result.map_err(|e| BuildError::RunFailed {
-        command: args.join(" "),
+        command: output::truncate_command(&args.join(" ")),
         code: e.exit_code() as i32,
         reason: Some(e.to_string()),
+        output: tail.clone(),
     })?;
     if !status.success() {
         return Err(BuildError::RunFailed {
-            command: shown(step.cmd),
+            command: output::truncate_command(&shown(step.cmd)),
             code: status.code() as i32,
             reason: None,
+            output: tail,
         });
     }
     let mut stubs: Vec<String> = ["etc/hosts", "etc/hostname", "etc/resolv.conf"]
@@ -210,21 +222,6 @@ fn remove_mount_stubs(upper: &Path, lowers: &Lowers, stubs: &[String]) {
                 rel = r.parent();
             }
         }
-    }
-}
-
-/// Passes what a step prints to `sink`, a line at a time.
-fn forward_lines(r: std::io::PipeReader, sink: &(dyn Fn(&str) + Sync)) {
-    use std::io::BufRead;
-    let mut reader = std::io::BufReader::new(r);
-    let mut line = Vec::new();
-    while let Ok(n) = reader.read_until(b'\n', &mut line) {
-        if n == 0 {
-            break;
-        }
-        let text = String::from_utf8_lossy(&line);
-        sink(text.trim_end_matches(['\n', '\r']));
-        line.clear();
     }
 }
 

@@ -17,7 +17,7 @@ pub use mount::{parse_mount, Mount, MountType, Sharing};
 use crate::ast::{Heredoc, Node, Span, INSTRUCTIONS};
 use crate::error::{suggest, ErrorKind, ParseError, ParseErrors};
 use crate::lexer::{Parsed, Warning};
-use crate::shell::{Env, Lexer, ShellError};
+use crate::shell::{Env, Lexer};
 use crate::Directives;
 use flags::{parse_flags, FlagType, FlagValues};
 use std::time::Duration;
@@ -71,14 +71,9 @@ impl Run {
         self.mount_specs
             .iter()
             .map(|spec| {
-                let fields = spec
-                    .split(',')
-                    .map(|f| match f.split_once('=') {
-                        Some((k, v)) => Ok(format!("{k}={}", lexer.process_word(v, env)?)),
-                        None => Ok(f.to_string()),
-                    })
-                    .collect::<Result<Vec<_>, ShellError>>()?;
-                parse_mount(&fields.join(","))
+                mount::expand_mount(spec, &mut |v| {
+                    lexer.process_word(v, env).map_err(ErrorKind::Shell)
+                })
             })
             .collect()
     }
@@ -150,9 +145,11 @@ pub enum Healthcheck {
     },
 }
 
+/// ONBUILD keeps its trigger as text: BuildKit parses it only in the
+/// child (so `ONBUILD COPY --bogus a b` builds the parent and fails in the
+/// child); only ONBUILD, FROM and MAINTAINER triggers are refused here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnBuild {
-    pub trigger: Box<Instruction>,
     /// The trigger as docker stores it in the image config (`RUN echo hi`),
     /// with heredoc bodies appended.
     pub expression: String,
@@ -334,7 +331,8 @@ pub fn instruction_from_node(node: &Node) -> Result<Instruction, ErrorKind> {
                     ("security", String),
                 ],
             )?;
-            if node.args.is_empty() {
+            // An empty shell form runs `/bin/sh -c ""`, as BuildKit does.
+            if node.args.is_empty() && node.json {
                 return Err(at_least_one("RUN"));
             }
             let network = match f.string("network").as_deref() {
@@ -361,7 +359,7 @@ pub fn instruction_from_node(node: &Node) -> Result<Instruction, ErrorKind> {
             let mount_specs = f.strings("mount");
             let mounts = mount_specs
                 .iter()
-                .map(|s| parse_mount(s))
+                .map(|s| mount::parse_mount_outline(s))
                 .collect::<Result<Vec<_>, _>>()?;
             Instruction::Run(Run {
                 cmd: cmdline(node),
@@ -527,17 +525,13 @@ pub fn instruction_from_node(node: &Node) -> Result<Instruction, ErrorKind> {
                 }
                 _ => {}
             }
-            let inner = instruction_from_node(trigger)?;
             let mut expression = strip_onbuild(&node.original).to_string();
             for h in &node.heredocs {
                 expression.push('\n');
                 expression.push_str(&h.content);
                 expression.push_str(&h.name);
             }
-            Instruction::OnBuild(OnBuild {
-                trigger: Box::new(inner),
-                expression,
-            })
+            Instruction::OnBuild(OnBuild { expression })
         }
         "healthcheck" => healthcheck(node)?,
         "shell" => {

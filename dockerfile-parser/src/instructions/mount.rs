@@ -190,6 +190,65 @@ const ALL_KEYS: &[&str] = &[
 /// Parses and validates one `--mount` value. Values are taken literally;
 /// the builder expands variables first (see `Run::expand_mounts`).
 pub fn parse_mount(spec: &str) -> Result<Mount, ErrorKind> {
+    parse_fields(csv_fields(spec)?)
+}
+
+/// What is known of a `--mount` value before the stage's variables are:
+/// BuildKit validates a mount only once its values are expanded (so
+/// `uid=$UID` is fine here), except `from`, which names a stage and must
+/// not use a variable (it is refused now, as BuildKit does). The result
+/// is the literal parse when that succeeds, else a bind mount carrying
+/// only `from` (enough to order the stages).
+pub fn parse_mount_outline(spec: &str) -> Result<Mount, ErrorKind> {
+    let fields = csv_fields(spec)?;
+    let mut from = None;
+    for f in &fields {
+        if let Some((k, v)) = f.split_once('=') {
+            if k.eq_ignore_ascii_case("from") {
+                if v.find('$').is_some_and(|i| i + 1 != v.len()) {
+                    return Err(invalid(
+                        "'from' doesn't support variable expansion, define alias stage instead"
+                            .into(),
+                    ));
+                }
+                from = Some(v.to_string());
+            }
+        }
+    }
+    Ok(parse_fields(fields.clone()).unwrap_or(Mount {
+        kind: MountType::Bind,
+        from,
+        source: None,
+        target: None,
+        readonly: true,
+        id: None,
+        sharing: None,
+        required: false,
+        size: None,
+        mode: None,
+        uid: None,
+        gid: None,
+        env: None,
+    }))
+}
+
+/// Expands every value of a `--mount` spec (all but `from`, refused
+/// earlier if it held a variable) with `expand`, then validates it.
+pub fn expand_mount(
+    spec: &str,
+    expand: &mut dyn FnMut(&str) -> Result<String, ErrorKind>,
+) -> Result<Mount, ErrorKind> {
+    let fields = csv_fields(spec)?
+        .into_iter()
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) if !k.eq_ignore_ascii_case("from") => Ok(format!("{k}={}", expand(v)?)),
+            _ => Ok(f),
+        })
+        .collect::<Result<Vec<_>, ErrorKind>>()?;
+    parse_fields(fields)
+}
+
+fn parse_fields(fields: Vec<String>) -> Result<Mount, ErrorKind> {
     let mut m = Mount {
         kind: MountType::Bind,
         from: None,
@@ -206,7 +265,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, ErrorKind> {
         env: None,
     };
     let mut ro_auto = true;
-    for field in csv_fields(spec)? {
+    for field in fields {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
             None => (field.to_ascii_lowercase(), None),
