@@ -218,38 +218,84 @@ pub fn changed_input(old: &[(String, String)], new: &[(String, String)]) -> Opti
 /// index: a file whose size, mtime, ctime, inode and mode are unchanged is
 /// not read again.
 ///
+/// Racy entries (git's "racy clean" problem): a file changed again within
+/// the same timestamp tick as the stat we recorded keeps an identical stat
+/// but new bytes. Its ctime is then not clearly older than the moment we
+/// hashed it, so such an entry is marked racy and hashed again next time
+/// rather than trusted.
+///
+/// The index is one binary file (see [`StatIndex::encode`]), read whole at
+/// start and written back only when an entry changed.
+///
 /// Stages share one index from several threads: the lock is held only to
 /// look up or record an entry, never while a file is hashed.
 #[derive(Default)]
 pub struct StatIndex {
-    entries: Mutex<HashMap<String, StatEntry>>,
+    entries: Mutex<HashMap<Box<[u8]>, StatEntry>>,
     dirty: AtomicBool,
     path: Option<PathBuf>,
 }
 
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-struct StatEntry {
-    size: u64,
-    mtime: i64,
-    mtime_ns: i64,
-    ctime: i64,
-    ctime_ns: i64,
-    ino: u64,
-    mode: u32,
-    sha: String,
+/// What `lstat` says of a context file, as far as the index compares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime: i64,
+    pub mtime_ns: i64,
+    pub ctime: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    pub mode: u32,
 }
+
+impl From<&fs::Metadata> for FileStat {
+    fn from(md: &fs::Metadata) -> Self {
+        FileStat {
+            size: md.len(),
+            mtime: md.mtime(),
+            mtime_ns: md.mtime_nsec(),
+            ctime: md.ctime(),
+            ctime_ns: md.ctime_nsec(),
+            ino: md.ino(),
+            mode: md.mode(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct StatEntry {
+    stat: FileStat,
+    /// The ctime was too close to the hashing time to trust the stat.
+    racy: bool,
+    sha: [u8; 32],
+}
+
+/// How much younger than the moment of hashing a ctime must be for the
+/// entry to be trusted: file timestamps come from a coarse clock (a jiffy
+/// behind the real time on Linux, whole seconds or two on some
+/// filesystems), so a same-tick change can carry a ctime slightly older
+/// than the fine clock read before hashing.
+const RACY_MARGIN_SECS: i64 = 2;
+
+const MAGIC: &[u8; 16] = b"kiln-statidx-v2\n";
+/// Path length, then size, mtime (s, ns), ctime (s, ns), ino, mode, racy, sha.
+const FIXED: usize = 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 1 + 32;
 
 impl StatIndex {
     /// The index for one context directory.
     pub fn open(store: &Store, context: &Path) -> StatIndex {
         let id = hex::encode(Sha256::digest(context.as_os_str().as_encoded_bytes()));
-        let path = store
-            .kiln_dir()
-            .join("stat-index")
-            .join(format!("{}.json", &id[..32]));
-        let entries: HashMap<String, StatEntry> = fs::read(&path)
+        let dir = store.kiln_dir().join("stat-index");
+        // The JSON index of earlier versions is no longer read.
+        let _ = fs::remove_file(dir.join(format!("{}.json", &id[..32])));
+        StatIndex::open_at(dir.join(format!("{}.bin", &id[..32])))
+    }
+
+    /// The index kept in the file `path` (empty if absent or unreadable).
+    pub fn open_at(path: PathBuf) -> StatIndex {
+        let entries = fs::read(&path)
             .ok()
-            .and_then(|d| serde_json::from_slice(&d).ok())
+            .and_then(|d| Self::decode(&d))
             .unwrap_or_default();
         StatIndex {
             entries: Mutex::new(entries),
@@ -258,43 +304,41 @@ impl StatIndex {
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, StatEntry>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, StatEntry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// sha256 of the file at `abs` (named `rel` in the context).
     pub fn hash(&self, rel: &str, abs: &Path, md: &fs::Metadata) -> std::io::Result<String> {
-        let now = StatEntry {
-            size: md.len(),
-            mtime: md.mtime(),
-            mtime_ns: md.mtime_nsec(),
-            ctime: md.ctime(),
-            ctime_ns: md.ctime_nsec(),
-            ino: md.ino(),
-            mode: md.mode(),
-            sha: String::new(),
-        };
-        if let Some(e) = self.entries().get(rel) {
-            let same = StatEntry {
-                sha: String::new(),
-                ..e.clone()
-            } == now;
-            if same {
-                return Ok(e.sha.clone());
-            }
-        }
-        let sha = hash_file(abs)?;
-        self.entries().insert(
-            rel.to_string(),
-            StatEntry {
-                sha: sha.clone(),
-                ..now
-            },
-        );
-        self.dirty.store(true, Ordering::Relaxed);
-        Ok(sha)
+        self.hash_stat(rel, abs, &FileStat::from(md))
     }
 
+    /// As [`StatIndex::hash`], with the stat given apart.
+    pub fn hash_stat(&self, rel: &str, abs: &Path, stat: &FileStat) -> std::io::Result<String> {
+        let old = self.entries().get(rel.as_bytes()).copied();
+        if let Some(e) = old {
+            if !e.racy && e.stat == *stat {
+                return Ok(hex::encode(e.sha));
+            }
+        }
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(i64::MAX, |d| d.as_secs() as i64);
+        let sha = hash_file_raw(abs)?;
+        let entry = StatEntry {
+            stat: *stat,
+            racy: stat.ctime.saturating_add(RACY_MARGIN_SECS) >= started,
+            sha,
+        };
+        if old != Some(entry) {
+            self.entries().insert(rel.as_bytes().into(), entry);
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+        Ok(hex::encode(sha))
+    }
+
+    /// Writes the index back if an entry changed (best effort: a lost
+    /// index only costs hashing again).
     pub fn save(&self) {
         if !self.dirty.load(Ordering::Relaxed) {
             return;
@@ -303,14 +347,79 @@ impl StatIndex {
             if let Some(d) = p.parent() {
                 let _ = fs::create_dir_all(d);
             }
-            if let Ok(data) = serde_json::to_vec(&*self.entries()) {
-                let _ = image_store::write_atomic(p, &data);
-            }
+            let data = Self::encode(&self.entries());
+            let _ = image_store::write_atomic(p, &data);
         }
+    }
+
+    /// `MAGIC`, then per entry: path length (u32), the fixed fields (all
+    /// little-endian), then the path bytes.
+    fn encode(entries: &HashMap<Box<[u8]>, StatEntry>) -> Vec<u8> {
+        let bytes: usize = entries.keys().map(|k| FIXED + k.len()).sum();
+        let mut out = Vec::with_capacity(MAGIC.len() + bytes);
+        out.extend_from_slice(MAGIC);
+        for (path, e) in entries {
+            let s = &e.stat;
+            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+            out.extend_from_slice(&s.size.to_le_bytes());
+            out.extend_from_slice(&s.mtime.to_le_bytes());
+            out.extend_from_slice(&s.mtime_ns.to_le_bytes());
+            out.extend_from_slice(&s.ctime.to_le_bytes());
+            out.extend_from_slice(&s.ctime_ns.to_le_bytes());
+            out.extend_from_slice(&s.ino.to_le_bytes());
+            out.extend_from_slice(&s.mode.to_le_bytes());
+            out.push(e.racy as u8);
+            out.extend_from_slice(&e.sha);
+            out.extend_from_slice(path);
+        }
+        out
+    }
+
+    /// `None` for anything but a well-formed index.
+    fn decode(data: &[u8]) -> Option<HashMap<Box<[u8]>, StatEntry>> {
+        let mut rest = data.strip_prefix(MAGIC.as_slice())?;
+        let mut out = HashMap::new();
+        while !rest.is_empty() {
+            if rest.len() < FIXED {
+                return None;
+            }
+            let (fixed, tail) = rest.split_at(FIXED);
+            let mut at = 0;
+            let mut take = |n: usize| {
+                let s = &fixed[at..at + n];
+                at += n;
+                s
+            };
+            let u32_ = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
+            let u64_ = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+            let len = u32_(take(4)) as usize;
+            let stat = FileStat {
+                size: u64_(take(8)),
+                mtime: u64_(take(8)) as i64,
+                mtime_ns: u64_(take(8)) as i64,
+                ctime: u64_(take(8)) as i64,
+                ctime_ns: u64_(take(8)) as i64,
+                ino: u64_(take(8)),
+                mode: u32_(take(4)),
+            };
+            let racy = match take(1)[0] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            let sha: [u8; 32] = take(32).try_into().expect("32 bytes");
+            if tail.len() < len {
+                return None;
+            }
+            let (path, tail) = tail.split_at(len);
+            out.insert(path.into(), StatEntry { stat, racy, sha });
+            rest = tail;
+        }
+        Some(out)
     }
 }
 
-pub fn hash_file(p: &Path) -> std::io::Result<String> {
+fn hash_file_raw(p: &Path) -> std::io::Result<[u8; 32]> {
     let mut f = fs::File::open(p)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -321,7 +430,7 @@ pub fn hash_file(p: &Path) -> std::io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(h.finalize().into())
 }
 
 /// The image ID as a parent key.
@@ -333,5 +442,111 @@ impl KeyHasher {
     /// Finishes a copy-free one-shot key (for short ids).
     pub fn clone_finish(&mut self) -> String {
         hex::encode(self.0.clone().finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now_secs() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn stat_with_ctime(ctime: i64) -> FileStat {
+        FileStat {
+            size: 4,
+            mtime: 1_700_000_000,
+            mtime_ns: 0,
+            ctime,
+            ctime_ns: 0,
+            ino: 42,
+            mode: 0o100644,
+        }
+    }
+
+    fn sha_of(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    /// A file rewritten in the same timestamp tick keeps its whole stat
+    /// (size, mtime, ctime, inode): the entry recorded when the ctime was
+    /// that fresh must not be trusted, in this build or the next.
+    #[test]
+    fn racy_clean_entry_is_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let at = dir.path().join("index.bin");
+        let stat = stat_with_ctime(now_secs());
+        fs::write(&file, b"aaaa").unwrap();
+        let idx = StatIndex::open_at(at.clone());
+        assert_eq!(idx.hash_stat("f", &file, &stat).unwrap(), sha_of(b"aaaa"));
+        fs::write(&file, b"bbbb").unwrap();
+        assert_eq!(idx.hash_stat("f", &file, &stat).unwrap(), sha_of(b"bbbb"));
+        idx.save();
+        fs::write(&file, b"cccc").unwrap();
+        let again = StatIndex::open_at(at);
+        assert_eq!(again.hash_stat("f", &file, &stat).unwrap(), sha_of(b"cccc"));
+    }
+
+    /// An old, unchanged stat is trusted across builds (the file is not
+    /// read); any change of the stat makes it read again.
+    #[test]
+    fn settled_entry_is_reused_until_its_stat_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let at = dir.path().join("index.bin");
+        let stat = stat_with_ctime(now_secs() - 3600);
+        fs::write(&file, b"aaaa").unwrap();
+        let idx = StatIndex::open_at(at.clone());
+        assert_eq!(idx.hash_stat("f", &file, &stat).unwrap(), sha_of(b"aaaa"));
+        idx.save();
+        fs::write(&file, b"bbbb").unwrap();
+        let again = StatIndex::open_at(at.clone());
+        // Same stat: the recorded digest, proving the index was used.
+        assert_eq!(again.hash_stat("f", &file, &stat).unwrap(), sha_of(b"aaaa"));
+        for changed in [
+            FileStat { size: 5, ..stat },
+            FileStat {
+                mtime_ns: 1,
+                ..stat
+            },
+            FileStat {
+                ctime: stat.ctime + 1,
+                ..stat
+            },
+            FileStat { ino: 43, ..stat },
+            FileStat {
+                mode: 0o100755,
+                ..stat
+            },
+        ] {
+            let fresh = StatIndex::open_at(at.clone());
+            assert_eq!(
+                fresh.hash_stat("f", &file, &changed).unwrap(),
+                sha_of(b"bbbb")
+            );
+        }
+    }
+
+    #[test]
+    fn damaged_index_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let at = dir.path().join("index.bin");
+        fs::write(&file, b"aaaa").unwrap();
+        let stat = stat_with_ctime(now_secs() - 3600);
+        let idx = StatIndex::open_at(at.clone());
+        idx.hash_stat("f", &file, &stat).unwrap();
+        idx.save();
+        let data = fs::read(&at).unwrap();
+        assert!(StatIndex::decode(&data).is_some_and(|m| m.len() == 1));
+        fs::write(&at, &data[..data.len() - 1]).unwrap();
+        fs::write(&file, b"bbbb").unwrap();
+        let again = StatIndex::open_at(at);
+        assert_eq!(again.hash_stat("f", &file, &stat).unwrap(), sha_of(b"bbbb"));
     }
 }
