@@ -632,3 +632,36 @@ fn unprivileged_users_cannot_reach_unpacked_layers() {
     k.run(&["tag", "suid", "suid2"]).ok();
     check("existing 0755 store after the next command");
 }
+
+/// A relative `--root` names the same store from every process kiln starts:
+/// a RUN step's overlay needs absolute paths (it failed with "overlay path
+/// … is not absolute").
+#[test]
+fn a_relative_root_works_for_builds_with_run_steps() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: RUN steps need root (CI runs these as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM base\nRUN echo ran > /f\n").unwrap();
+    let kiln = |args: &[&str]| {
+        let out = Command::new(common::kiln_bin())
+            .current_dir(dir.path())
+            .args(["--root", "rel-store"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    kiln(&["import", busybox_tar().to_str().unwrap(), "base"]);
+    kiln(&["build", "-q", "-t", "img", "ctx"]);
+    assert_eq!(kiln(&["run", "--rm", "img", "cat", "/f"]), "ran\n");
+}

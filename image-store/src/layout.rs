@@ -25,7 +25,10 @@ pub struct Store {
 impl Store {
     /// Opens the store at `root`, creating an empty layout if there is none.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        // Absolute from here on: overlay mounts need absolute lower/upper
+        // paths, and a detached container's monitor runs in another cwd.
         let root = root.into();
+        let root = std::path::absolute(&root).map_err(StoreError::io(&root))?;
         let store = Store { root };
         if let Some(parent) = store.root.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(StoreError::io(parent))?;

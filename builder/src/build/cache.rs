@@ -419,6 +419,11 @@ impl StatIndex {
     }
 }
 
+/// The hex sha256 of a file the stat index does not cover (a followed link).
+pub fn hash_file(p: &Path) -> std::io::Result<String> {
+    hash_file_raw(p).map(hex::encode)
+}
+
 fn hash_file_raw(p: &Path) -> std::io::Result<[u8; 32]> {
     let mut f = fs::File::open(p)?;
     let mut h = Sha256::new();
