@@ -154,6 +154,19 @@ impl Store {
         self.check_layers(repair, &mut rep);
         self.check_roots(repair, &mut rep);
         self.check_containers(repair, &mut rep, &verified);
+        self.check_orphans(repair, &mut rep);
+        for c in self.leftover_cgroups() {
+            let repaired = repair && runner::remove_empty_cgroup(&c);
+            rep.problems.push(Problem {
+                kind: "cgroup",
+                object: c.path.display().to_string(),
+                message: format!(
+                    "empty cgroup of container {} left by a kiln process that is gone",
+                    c.id
+                ),
+                repaired,
+            });
+        }
 
         // Unreferenced blobs are garbage, not damage.
         let mut roots_live = live.clone();
@@ -422,6 +435,77 @@ impl Store {
                 });
             }
         }
+    }
+}
+
+impl Store {
+    /// Container records that say created/running, but whose kiln process
+    /// and init are gone; repaired by [`Store::reap_orphans`].
+    fn check_orphans(&self, repair: bool, rep: &mut CheckReport) {
+        let Ok(all) = self.containers() else { return };
+        let orphans: Vec<_> = all.into_iter().filter(|c| c.orphaned()).collect();
+        if orphans.is_empty() {
+            return;
+        }
+        let reaped = if repair {
+            self.reap_orphans().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for c in orphans {
+            let (what, message) = if c.auto_remove {
+                ("removed", "a --rm container whose kiln process died")
+            } else {
+                (
+                    "marked exited",
+                    "recorded as running, but its kiln process and init are gone",
+                )
+            };
+            let done = reaped.iter().any(|r| r.id == c.id);
+            rep.problems.push(Problem {
+                kind: "container",
+                object: c.id[..12.min(c.id.len())].to_string(),
+                message: if done && !c.auto_remove {
+                    format!(
+                        "{message} ({what} with code {})",
+                        crate::containers::ORPHAN_EXIT_CODE
+                    )
+                } else {
+                    format!("{message} ({what} by --repair)")
+                },
+                repaired: done,
+            });
+        }
+    }
+
+    /// Empty `kiln-*` cgroups of this store that no live container and no
+    /// live build step owns: `kill -9` of `kiln run` or `build` leaves them.
+    /// A container's record (with its owner) is made before its cgroup, and
+    /// a build step's id carries its live pid, so a starting container or
+    /// step is live here. Cgroups of other stores (container ids without a
+    /// directory here, build ids without this store's tag) are left alone.
+    pub fn leftover_cgroups(&self) -> Vec<runner::EmptyCgroup> {
+        let found = runner::empty_cgroups();
+        if found.is_empty() {
+            return found;
+        }
+        // Without every record, no cgroup can be told to be stale.
+        let Ok(all) = self.containers() else {
+            return Vec::new();
+        };
+        let records: BTreeMap<String, bool> =
+            all.into_iter().map(|c| (c.id.clone(), c.live())).collect();
+        found
+            .into_iter()
+            .filter(|c| match self.build_step_pid(&c.id) {
+                Some(pid) => !crate::containers::pid_alive(pid),
+                None => {
+                    Digest::from_hex(&c.id).is_ok()
+                        && self.container_dir(&c.id).is_dir()
+                        && !records.get(&c.id).copied().unwrap_or(false)
+                }
+            })
+            .collect()
     }
 }
 
