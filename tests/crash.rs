@@ -121,6 +121,44 @@ fn wait_until_gone(root: &Path) {
     }
 }
 
+/// Waits until the containers of killed kiln `pid` (killed by their
+/// parent-death signal) are gone: a run's recorded init, and the processes
+/// in the cgroups of its build steps. Until then their cgroups are not
+/// leftovers and their records not orphans.
+fn wait_for_containers(root: &Path, pid: u32) {
+    let alive = |p: i64| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+        })
+    };
+    let mark = format!("-{pid}-");
+    for _ in 0..10_000 {
+        let runs = std::fs::read_dir(root.join("kiln/containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("container.json")).ok())
+            .filter_map(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+            .any(|v| v["state"] != "exited" && v["pid"].as_i64().is_some_and(alive));
+        let steps = cgroup_bases()
+            .iter()
+            .flat_map(|b| std::fs::read_dir(b).into_iter().flatten().flatten())
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("kiln-") && n.contains("build-") && n.contains(&mark)
+            })
+            .any(|e| {
+                std::fs::read_to_string(e.path().join("cgroup.procs"))
+                    .is_ok_and(|p| !p.trim().is_empty())
+            });
+        if !runs && !steps {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[track_caller]
 fn assert_clean(k: &Kiln, what: &str) {
     let left = leftovers(&k.root());
@@ -165,9 +203,11 @@ fn kill_randomly(k: &Kiln, args: &[&str], rng: &mut Rng) -> String {
     }
     std::thread::sleep(delay);
     let done = child.try_wait().unwrap().is_some();
+    let pid = child.id();
     let _ = child.kill();
     let _ = child.wait();
     wait_until_gone(&k.root());
+    wait_for_containers(&k.root(), pid);
     format!(
         "{args:?} killed {}{:?}{}",
         if wait_for_temp {
@@ -625,9 +665,9 @@ fn kill_9(pid: i32) {
         .status();
 }
 
-/// The `kiln-<id>` cgroups that exist, in every hierarchy this test (and
-/// so the kiln it starts) belongs to.
-fn cgroups_of(id: &str) -> Vec<PathBuf> {
+/// The cgroup of this test (and so of the kiln it starts) in every
+/// hierarchy.
+fn cgroup_bases() -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     let mut out = Vec::new();
     for line in text.lines() {
@@ -643,14 +683,21 @@ fn cgroups_of(id: &str) -> Vec<PathBuf> {
             let first = ctrls.split(',').next().unwrap();
             Path::new("/sys/fs/cgroup").join(first.strip_prefix("name=").unwrap_or(first))
         };
-        let d = root
-            .join(path.trim_start_matches('/'))
-            .join(format!("kiln-{id}"));
-        if d.is_dir() && !out.contains(&d) {
+        let d = root.join(path.trim_start_matches('/'));
+        if !out.contains(&d) {
             out.push(d);
         }
     }
     out
+}
+
+/// The `kiln-<id>` cgroups that exist.
+fn cgroups_of(id: &str) -> Vec<PathBuf> {
+    cgroup_bases()
+        .into_iter()
+        .map(|b| b.join(format!("kiln-{id}")))
+        .filter(|d| d.is_dir())
+        .collect()
 }
 
 /// Kills `kiln` and the container's init with SIGKILL; returns once the
@@ -802,4 +849,71 @@ fn containers_of_killed_kiln_processes_are_settled() {
     );
     ok(k.run(&["rm", &id]), "rm");
     assert_clean(&k, "after settling");
+}
+
+/// `kill -9` of a build during a RUN step leaves the step's empty cgroups:
+/// once the build process is gone, `system check` reports them and
+/// `--repair` removes them.
+#[test]
+fn killed_build_leaves_step_cgroups_check_reports_and_repair_removes() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let ctx = k.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN sleep 100\n").unwrap();
+    let child = k
+        .cmd()
+        .args(["build", "-q", "-t", "x", ctx.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mark = format!("-{}-", child.id());
+    // The step's cgroups, once its process is in them.
+    let mut dirs = Vec::new();
+    let mut procs = Vec::new();
+    for _ in 0..5000 {
+        dirs = cgroup_bases()
+            .iter()
+            .flat_map(|b| std::fs::read_dir(b).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n.starts_with("kiln-") && n.contains("build-") && n.contains(&mark)
+            })
+            .collect();
+        procs = dirs
+            .iter()
+            .filter(|d| d.starts_with("/sys/fs/cgroup/devices"))
+            .flat_map(|d| {
+                std::fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if !procs.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!procs.is_empty(), "the RUN step never started: {dirs:?}");
+    let init: i32 = procs[0].trim().parse().unwrap();
+    kill_run_and_container(child, init, &dirs);
+
+    let r = k.run(&["system", "check"]).code(1);
+    for d in &dirs {
+        assert!(
+            r.stdout
+                .contains(&format!("cgroup {}: empty cgroup", d.display())),
+            "{} not reported:\n{}",
+            d.display(),
+            r.stdout
+        );
+    }
+    ok(k.run(&["system", "check", "--repair"]), "repair");
+    let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "repair left {left:?}");
+    assert_clean(&k, "after repair");
 }
