@@ -762,6 +762,11 @@ fn killed_run_leaves_cgroups_check_reports_and_repair_removes() {
 
     let r = ok(k.run(&["system", "check", "--repair"]), "repair");
     assert!(r.stdout.contains("all repaired"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("init are gone (marked exited (137))"),
+        "{}",
+        r.stdout
+    );
     let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
     assert!(left.is_empty(), "repair left {left:?}");
     assert_clean(&k, "after repair");

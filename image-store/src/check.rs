@@ -24,8 +24,10 @@ pub struct Problem {
     /// Which one (a name, digest or path).
     pub object: String,
     pub message: String,
-    /// With `repair`: whether it was removed.
+    /// With `repair`: whether it was repaired.
     pub repaired: bool,
+    /// What the repair does, in words (`removed` for most problems).
+    pub action: &'static str,
 }
 
 impl std::fmt::Display for Problem {
@@ -74,6 +76,7 @@ impl Store {
                 object,
                 message,
                 repaired: false,
+                action: "removed",
             });
             rep.problems.len() - 1
         };
@@ -165,6 +168,7 @@ impl Store {
                     c.id
                 ),
                 repaired,
+                action: "removed",
             });
         }
 
@@ -308,6 +312,7 @@ impl Store {
                         object: p.display().to_string(),
                         message: "is not an unpacked layer directory".into(),
                         repaired,
+                        action: "removed",
                     });
                 }
             }
@@ -321,6 +326,7 @@ impl Store {
                         object: l.path().display().to_string(),
                         message: "short link to a layer that is gone".into(),
                         repaired,
+                        action: "removed",
                     });
                 }
             }
@@ -378,6 +384,7 @@ impl Store {
                     object: p.display().to_string(),
                     message,
                     repaired,
+                    action: "removed",
                 });
             }
         }
@@ -419,6 +426,7 @@ impl Store {
                                     c.image_id
                                 ),
                                 repaired: false,
+                                action: "removed",
                             });
                         }
                         None
@@ -432,6 +440,7 @@ impl Store {
                     object: id,
                     message,
                     repaired,
+                    action: "removed",
                 });
             }
         }
@@ -453,27 +462,20 @@ impl Store {
             Vec::new()
         };
         for c in orphans {
-            let (what, message) = if c.auto_remove {
+            let (action, message) = if c.auto_remove {
                 ("removed", "a --rm container whose kiln process died")
             } else {
                 (
-                    "marked exited",
+                    "marked exited (137)",
                     "recorded as running, but its kiln process and init are gone",
                 )
             };
-            let done = reaped.iter().any(|r| r.id == c.id);
             rep.problems.push(Problem {
                 kind: "container",
                 object: c.id[..12.min(c.id.len())].to_string(),
-                message: if done && !c.auto_remove {
-                    format!(
-                        "{message} ({what} with code {})",
-                        crate::containers::ORPHAN_EXIT_CODE
-                    )
-                } else {
-                    format!("{message} ({what} by --repair)")
-                },
-                repaired: done,
+                message: message.into(),
+                repaired: reaped.iter().any(|r| r.id == c.id),
+                action,
             });
         }
     }

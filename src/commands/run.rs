@@ -357,7 +357,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
     }
 
     let store = ctx.store()?;
-    store.reap_orphans()?;
+    // Best effort: `system check --repair` reports what is left.
+    let _ = store.reap_orphans();
     // Held until the container is recorded (from then on `rmi` sees it in
     // use), so no `rmi` removes the image's layers while they are unpacked.
     let reader = store.reader_lock()?;
