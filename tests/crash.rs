@@ -121,6 +121,44 @@ fn wait_until_gone(root: &Path) {
     }
 }
 
+/// Waits until the containers of killed kiln `pid` (killed by their
+/// parent-death signal) are gone: a run's recorded init, and the processes
+/// in the cgroups of its build steps. Until then their cgroups are not
+/// leftovers and their records not orphans.
+fn wait_for_containers(root: &Path, pid: u32) {
+    let alive = |p: i64| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+        })
+    };
+    let mark = format!("-{pid}-");
+    for _ in 0..10_000 {
+        let runs = std::fs::read_dir(root.join("kiln/containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("container.json")).ok())
+            .filter_map(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+            .any(|v| v["state"] != "exited" && v["pid"].as_i64().is_some_and(alive));
+        let steps = cgroup_bases()
+            .iter()
+            .flat_map(|b| std::fs::read_dir(b).into_iter().flatten().flatten())
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("kiln-") && n.contains("build-") && n.contains(&mark)
+            })
+            .any(|e| {
+                std::fs::read_to_string(e.path().join("cgroup.procs"))
+                    .is_ok_and(|p| !p.trim().is_empty())
+            });
+        if !runs && !steps {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[track_caller]
 fn assert_clean(k: &Kiln, what: &str) {
     let left = leftovers(&k.root());
@@ -165,9 +203,11 @@ fn kill_randomly(k: &Kiln, args: &[&str], rng: &mut Rng) -> String {
     }
     std::thread::sleep(delay);
     let done = child.try_wait().unwrap().is_some();
+    let pid = child.id();
     let _ = child.kill();
     let _ = child.wait();
     wait_until_gone(&k.root());
+    wait_for_containers(&k.root(), pid);
     format!(
         "{args:?} killed {}{:?}{}",
         if wait_for_temp {
@@ -596,4 +636,289 @@ fn one_file_tar() -> Vec<u8> {
     h.set_size(3);
     b.append_data(&mut h, "hi", &b"hi\n"[..]).unwrap();
     b.into_inner().unwrap()
+}
+
+/// The one container of the store once its init runs: (id, init pid).
+fn running_container(k: &Kiln) -> (String, i32) {
+    let dir = k.root().join("kiln/containers");
+    for _ in 0..5000 {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(data) = std::fs::read(e.path().join("container.json")) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) else {
+                continue;
+            };
+            if let (Some("running"), Some(pid)) = (v["state"].as_str(), v["pid"].as_i64()) {
+                return (v["id"].as_str().unwrap().to_string(), pid as i32);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no container started");
+}
+
+fn kill_9(pid: i32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The cgroup of this test (and so of the kiln it starts) in every
+/// hierarchy.
+fn cgroup_bases() -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap(), f.next().unwrap());
+        let root = if ctrls.is_empty() {
+            if Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists() {
+                PathBuf::from("/sys/fs/cgroup/unified")
+            } else {
+                PathBuf::from("/sys/fs/cgroup")
+            }
+        } else {
+            let first = ctrls.split(',').next().unwrap();
+            Path::new("/sys/fs/cgroup").join(first.strip_prefix("name=").unwrap_or(first))
+        };
+        let d = root.join(path.trim_start_matches('/'));
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// The `kiln-<id>` cgroups that exist.
+fn cgroups_of(id: &str) -> Vec<PathBuf> {
+    cgroup_bases()
+        .into_iter()
+        .map(|b| b.join(format!("kiln-{id}")))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
+/// Kills `kiln` and the container's init with SIGKILL; returns once the
+/// container's cgroups `dirs` hold no process.
+fn kill_run_and_container(mut kiln: Child, init: i32, dirs: &[PathBuf]) {
+    let _ = kiln.kill();
+    let _ = kiln.wait();
+    kill_9(init);
+    for _ in 0..5000 {
+        let busy = dirs.iter().any(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
+        });
+        if !busy {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the container's processes did not go away");
+}
+
+/// `kill -9` of `kiln run` and its container leaves the container's empty
+/// cgroups (device rules in v1 `devices` and the unified hierarchy) and a
+/// record saying "running": `system check` reports both, `--repair`
+/// removes the cgroups and marks the container exited (137).
+#[test]
+fn killed_run_leaves_cgroups_check_reports_and_repair_removes() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let child = k
+        .cmd()
+        .args(["run", "busybox", "sleep", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (id, init) = running_container(&k);
+    let dirs = cgroups_of(&id);
+    assert!(
+        dirs.iter().any(|d| d.starts_with("/sys/fs/cgroup/devices")),
+        "no device cgroup for the container: {dirs:?}"
+    );
+    kill_run_and_container(child, init, &dirs);
+
+    let r = k.run(&["system", "check"]).code(1);
+    for d in &dirs {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("cgroup {}: empty cgroup", d.display()))),
+            "{} not reported:\n{}",
+            d.display(),
+            r.stdout
+        );
+    }
+    assert!(
+        r.stdout
+            .contains(&format!("container {}: recorded as running", &id[..12])),
+        "{}",
+        r.stdout
+    );
+    assert!(dirs.iter().all(|d| d.is_dir()), "the check alone removed");
+
+    let r = ok(k.run(&["system", "check", "--repair"]), "repair");
+    assert!(r.stdout.contains("all repaired"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("init are gone (marked exited (137))"),
+        "{}",
+        r.stdout
+    );
+    let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "repair left {left:?}");
+    assert_clean(&k, "after repair");
+    let r = ok(k.run(&["ps", "-a"]), "ps -a");
+    let line = r.stdout.lines().find(|l| l.starts_with(&id[..12])).unwrap();
+    assert!(line.contains("Exited (137)"), "{line}");
+
+    // The first writer of a later command removes them too.
+    let child = k
+        .cmd()
+        .args(["run", "busybox", "sleep", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first container is recorded exited now.
+    let (id, init) = running_container(&k);
+    let dirs = cgroups_of(&id);
+    kill_run_and_container(child, init, &dirs);
+    ok(k.run(&["tag", "busybox", "other:1"]), "tag");
+    let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "the next writer left {left:?}");
+}
+
+/// A container whose kiln process died is settled by the next `ps`, `rm`
+/// or `run` (as docker's daemon does when it restarts): an `--rm` one is
+/// removed with its cgroups, any other shows as exited (137) and `rm`
+/// removes it without `-f`.
+#[test]
+fn containers_of_killed_kiln_processes_are_settled() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let containers = k.root().join("kiln/containers");
+    let rm_run = |k: &Kiln| {
+        let child = k
+            .cmd()
+            .args(["run", "--rm", "busybox", "sleep", "100"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (id, init) = running_container(k);
+        let dirs = cgroups_of(&id);
+        kill_run_and_container(child, init, &dirs);
+        (id, dirs)
+    };
+
+    // `--rm`, settled by `ps`.
+    let (id, dirs) = rm_run(&k);
+    let r = ok(k.run(&["ps", "-a"]), "ps -a");
+    assert!(!r.stdout.contains(&id[..12]), "{}", r.stdout);
+    assert!(!containers.join(&id).exists(), "the --rm container is left");
+    let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "its cgroups are left: {left:?}");
+
+    // `--rm`, settled by the next `run`.
+    let (id, _) = rm_run(&k);
+    ok(k.run(&["run", "--rm", "busybox", "true"]), "run");
+    assert!(!containers.join(&id).exists(), "the --rm container is left");
+
+    // Detached, its monitor killed: exited (137), `rm` without -f.
+    let id = ok(k.run(&["run", "-d", "busybox", "sleep", "100"]), "run -d")
+        .stdout
+        .trim()
+        .to_string();
+    let (_, init) = running_container(&k);
+    let monitor: i32 = std::fs::read_to_string(containers.join(&id).join("monitor.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let dirs = cgroups_of(&id);
+    kill_9(monitor);
+    kill_run_and_container(
+        std::process::Command::new("true").spawn().unwrap(),
+        init,
+        &dirs,
+    );
+    let r = ok(k.run(&["ps", "-a"]), "ps -a");
+    let line = r.stdout.lines().find(|l| l.starts_with(&id[..12]));
+    assert!(
+        line.is_some_and(|l| l.contains("Exited (137)")),
+        "{}",
+        r.stdout
+    );
+    ok(k.run(&["rm", &id]), "rm");
+    assert_clean(&k, "after settling");
+}
+
+/// `kill -9` of a build during a RUN step leaves the step's empty cgroups:
+/// once the build process is gone, `system check` reports them and
+/// `--repair` removes them.
+#[test]
+fn killed_build_leaves_step_cgroups_check_reports_and_repair_removes() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let ctx = k.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN sleep 100\n").unwrap();
+    let child = k
+        .cmd()
+        .args(["build", "-q", "-t", "x", ctx.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mark = format!("-{}-", child.id());
+    // The step's cgroups, once its process is in them.
+    let mut dirs = Vec::new();
+    let mut procs = Vec::new();
+    for _ in 0..5000 {
+        dirs = cgroup_bases()
+            .iter()
+            .flat_map(|b| std::fs::read_dir(b).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n.starts_with("kiln-") && n.contains("build-") && n.contains(&mark)
+            })
+            .collect();
+        procs = dirs
+            .iter()
+            .filter(|d| d.starts_with("/sys/fs/cgroup/devices"))
+            .flat_map(|d| {
+                std::fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if !procs.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!procs.is_empty(), "the RUN step never started: {dirs:?}");
+    let init: i32 = procs[0].trim().parse().unwrap();
+    kill_run_and_container(child, init, &dirs);
+
+    let r = k.run(&["system", "check"]).code(1);
+    for d in &dirs {
+        assert!(
+            r.stdout
+                .contains(&format!("cgroup {}: empty cgroup", d.display())),
+            "{} not reported:\n{}",
+            d.display(),
+            r.stdout
+        );
+    }
+    ok(k.run(&["system", "check", "--repair"]), "repair");
+    let left: Vec<_> = dirs.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "repair left {left:?}");
+    assert_clean(&k, "after repair");
 }

@@ -665,3 +665,95 @@ fn a_relative_root_works_for_builds_with_run_steps() {
     kiln(&["build", "-q", "-t", "img", "ctx"]);
     assert_eq!(kiln(&["run", "--rm", "img", "cat", "/f"]), "ran\n");
 }
+
+/// One image with a corrupt config blob does not hide the others: `images`
+/// lists the good ones and warns once about the broken one (naming it, its
+/// blob and the repair); the good one inspects, tags and runs; naming the
+/// broken one fails in one line naming the blob; `system check --repair`
+/// removes it.
+#[test]
+fn one_broken_image_does_not_hide_the_others() {
+    let k = Kiln::new();
+    let tar = busybox_tar().to_str().unwrap().to_string();
+    k.import_busybox("good");
+    let bad = k
+        .run(&["import", "-c", "ENV BROKEN=1", &tar, "bad"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let blob = k
+        .root()
+        .join("blobs/sha256")
+        .join(bad.trim_start_matches("sha256:"));
+    std::fs::write(&blob, b"not the config").unwrap();
+
+    let r = k.run(&["images"]).ok();
+    assert!(r.stdout.contains("localhost/good"), "{}", r.stdout);
+    assert!(!r.stdout.contains("localhost/bad"), "{}", r.stdout);
+    let warnings: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(warnings.len(), 1, "{}", r.stderr);
+    for want in ["localhost/bad:latest", &bad, "kiln system check --repair"] {
+        assert!(warnings[0].contains(want), "no {want:?} in {}", warnings[0]);
+    }
+
+    k.run(&["inspect", "good"]).ok();
+    k.run(&["tag", "good", "good:2"]).ok();
+    k.run(&["run", "--rm", "good:2", "true"]).ok();
+    for args in [
+        &["inspect", "bad"][..],
+        &["tag", "bad", "other"],
+        &["run", "--rm", "bad", "true"],
+        &["rmi", "bad"],
+    ] {
+        let r = k.run(args).code(125);
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&bad) && r.stderr.contains("is corrupt"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+
+    // A third image loses its manifest: the blobs it reached are unknown,
+    // so removing another image keeps every blob, and nothing fails.
+    k.run(&["import", "-c", "ENV GONE=1", &tar, "gone"]).ok();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(k.root().join("index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "localhost/gone:latest")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(
+        k.root()
+            .join("blobs/sha256")
+            .join(manifest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let r = k.run(&["images"]).ok();
+    assert_eq!(r.stderr.lines().count(), 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("manifest {manifest} is missing")),
+        "{}",
+        r.stderr
+    );
+    k.run(&["import", "-c", "ENV EXTRA=1", &tar, "extra"]).ok();
+    let blobs = k.blob_count();
+    k.run(&["rmi", "extra"]).ok();
+    assert_eq!(k.blob_count(), blobs, "a blob was collected");
+    k.run(&["inspect", "gone"]).code(125);
+
+    k.run(&["system", "check", "--repair"]).ok();
+    k.run(&["system", "check"]).ok();
+    let r = k.run(&["images"]).ok();
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(r.stdout.contains("localhost/good"), "{}", r.stdout);
+    k.run(&["inspect", "bad"]).code(125);
+    k.run(&["run", "--rm", "good", "true"]).ok();
+}

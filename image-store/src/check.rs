@@ -24,8 +24,10 @@ pub struct Problem {
     /// Which one (a name, digest or path).
     pub object: String,
     pub message: String,
-    /// With `repair`: whether it was removed.
+    /// With `repair`: whether it was repaired.
     pub repaired: bool,
+    /// What the repair does, in words (`removed` for most problems).
+    pub action: &'static str,
 }
 
 impl std::fmt::Display for Problem {
@@ -74,6 +76,7 @@ impl Store {
                 object,
                 message,
                 repaired: false,
+                action: "removed",
             });
             rep.problems.len() - 1
         };
@@ -154,6 +157,20 @@ impl Store {
         self.check_layers(repair, &mut rep);
         self.check_roots(repair, &mut rep);
         self.check_containers(repair, &mut rep, &verified);
+        self.check_orphans(repair, &mut rep);
+        for c in self.leftover_cgroups() {
+            let repaired = repair && runner::remove_empty_cgroup(&c);
+            rep.problems.push(Problem {
+                kind: "cgroup",
+                object: c.path.display().to_string(),
+                message: format!(
+                    "empty cgroup of container {} left by a kiln process that is gone",
+                    c.id
+                ),
+                repaired,
+                action: "removed",
+            });
+        }
 
         // Unreferenced blobs are garbage, not damage.
         let mut roots_live = live.clone();
@@ -295,6 +312,7 @@ impl Store {
                         object: p.display().to_string(),
                         message: "is not an unpacked layer directory".into(),
                         repaired,
+                        action: "removed",
                     });
                 }
             }
@@ -308,6 +326,7 @@ impl Store {
                         object: l.path().display().to_string(),
                         message: "short link to a layer that is gone".into(),
                         repaired,
+                        action: "removed",
                     });
                 }
             }
@@ -365,6 +384,7 @@ impl Store {
                     object: p.display().to_string(),
                     message,
                     repaired,
+                    action: "removed",
                 });
             }
         }
@@ -406,6 +426,7 @@ impl Store {
                                     c.image_id
                                 ),
                                 repaired: false,
+                                action: "removed",
                             });
                         }
                         None
@@ -419,9 +440,74 @@ impl Store {
                     object: id,
                     message,
                     repaired,
+                    action: "removed",
                 });
             }
         }
+    }
+}
+
+impl Store {
+    /// Container records that say created/running, but whose kiln process
+    /// and init are gone; repaired by [`Store::reap_orphans`].
+    fn check_orphans(&self, repair: bool, rep: &mut CheckReport) {
+        let Ok(all) = self.containers() else { return };
+        let orphans: Vec<_> = all.into_iter().filter(|c| c.orphaned()).collect();
+        if orphans.is_empty() {
+            return;
+        }
+        let reaped = if repair {
+            self.reap_orphans().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for c in orphans {
+            let (action, message) = if c.auto_remove {
+                ("removed", "a --rm container whose kiln process died")
+            } else {
+                (
+                    "marked exited (137)",
+                    "recorded as running, but its kiln process and init are gone",
+                )
+            };
+            rep.problems.push(Problem {
+                kind: "container",
+                object: c.id[..12.min(c.id.len())].to_string(),
+                message: message.into(),
+                repaired: reaped.iter().any(|r| r.id == c.id),
+                action,
+            });
+        }
+    }
+
+    /// Empty `kiln-*` cgroups of this store that no live container and no
+    /// live build step owns: `kill -9` of `kiln run` or `build` leaves them.
+    /// A container's record (with its owner) is made before its cgroup, and
+    /// a build step's id carries its live pid, so a starting container or
+    /// step is live here. Cgroups of other stores (container ids without a
+    /// directory here, build ids without this store's tag) are left alone.
+    pub fn leftover_cgroups(&self) -> Vec<runner::EmptyCgroup> {
+        let found = runner::empty_cgroups();
+        if found.is_empty() {
+            return found;
+        }
+        // Without every record, no cgroup can be told to be stale.
+        let Ok(all) = self.containers() else {
+            return Vec::new();
+        };
+        let records: BTreeMap<String, bool> =
+            all.into_iter().map(|c| (c.id.clone(), c.live())).collect();
+        found
+            .into_iter()
+            .filter(|c| match self.build_step_pid(&c.id) {
+                Some(pid) => !crate::containers::pid_alive(pid),
+                None => {
+                    Digest::from_hex(&c.id).is_ok()
+                        && self.container_dir(&c.id).is_dir()
+                        && !records.get(&c.id).copied().unwrap_or(false)
+                }
+            })
+            .collect()
     }
 }
 

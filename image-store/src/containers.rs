@@ -40,6 +40,60 @@ pub struct Container {
     /// Remove the container when it exits (`--rm`).
     #[serde(default)]
     pub auto_remove: bool,
+    /// The kiln process that manages the container (the `kiln run` in the
+    /// foreground, the monitor of a detached one): while it lives, the
+    /// container is being started or waited for.
+    #[serde(default)]
+    pub owner: Option<i32>,
+}
+
+/// The exit code recorded for a container whose kiln process died without
+/// recording one: docker's for a container killed with SIGKILL, which is
+/// what happens to a container whose daemon is killed.
+pub const ORPHAN_EXIT_CODE: i32 = 137;
+
+/// Is `pid` a live (not zombie) process?
+pub fn pid_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            // The state follows the `(comm)` field.
+            let state = s
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next());
+            !matches!(state, Some('Z') | Some('X') | None)
+        }
+        Err(_) => false,
+    }
+}
+
+impl Container {
+    /// Created or running by its record, but neither its kiln process nor
+    /// its init is alive: nobody will record how it ended (a `kill -9`'d
+    /// `kiln run`, a monitor that died). A record without an owner (older
+    /// kiln) counts by its init alone.
+    pub fn orphaned(&self) -> bool {
+        self.state != State::Exited
+            && !self.owner.is_some_and(pid_alive)
+            && !self.pid.is_some_and(pid_alive)
+    }
+
+    /// Is this container (possibly) using its cgroups: starting, running,
+    /// or managed by a live kiln process?
+    pub fn live(&self) -> bool {
+        self.state != State::Exited && !self.orphaned()
+    }
+}
+
+/// What [`Store::reap_orphans`] did to one container.
+#[derive(Debug, Clone)]
+pub struct Reaped {
+    pub id: String,
+    pub name: String,
+    /// `--rm`: removed; otherwise marked exited with [`ORPHAN_EXIT_CODE`].
+    pub removed: bool,
 }
 
 /// Checks a user-given container name against docker's rule
@@ -148,6 +202,79 @@ impl Store {
             }
         }
         fs::remove_dir_all(&dir).map_err(StoreError::io(dir))
+    }
+
+    /// Settles containers whose kiln process died ([`Container::orphaned`]),
+    /// as docker's daemon does when it restarts: an `--rm` container is
+    /// removed, any other is marked exited with [`ORPHAN_EXIT_CODE`]. Their
+    /// cgroups are removed too. `ps`, `rm`, `run` and `system check
+    /// --repair` call this; it is cheap when there is nothing to do.
+    pub fn reap_orphans(&self) -> Result<Vec<Reaped>> {
+        let mut out = Vec::new();
+        for mut c in self.containers()? {
+            if !c.orphaned() {
+                continue;
+            }
+            runner::remove_cgroups(&c.id);
+            if c.auto_remove {
+                match self.remove_container(&c.id) {
+                    Ok(()) => {}
+                    // Another process settled it first.
+                    Err(StoreError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            } else {
+                c.state = State::Exited;
+                c.exit_code = Some(ORPHAN_EXIT_CODE);
+                c.finished = Some(crate::model::now());
+                // `rm` may have removed it meanwhile.
+                if !self.container_dir(&c.id).join("container.json").exists() {
+                    continue;
+                }
+                if let Err(e) = self.save_container(&c) {
+                    if self.container_dir(&c.id).exists() {
+                        return Err(e);
+                    }
+                    continue;
+                }
+            }
+            out.push(Reaped {
+                id: c.id,
+                name: c.name,
+                removed: c.auto_remove,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A short tag of this store (its path's hash), in the runner ids of
+    /// build steps so that their cgroups can be told from other stores'.
+    fn runner_tag(&self) -> String {
+        use sha2::Digest as _;
+        let dir = self.kiln_dir();
+        let path = fs::canonicalize(&dir).unwrap_or(dir);
+        hex::encode(sha2::Sha256::digest(path.as_os_str().as_encoded_bytes()))[..12].to_string()
+    }
+
+    /// The runner id (which names cgroups) of a build's RUN step in scratch
+    /// directory `dir` of build process `pid`: per step, as stages run
+    /// side by side.
+    pub fn build_step_id(&self, pid: u32, dir: &std::path::Path) -> String {
+        let step = dir
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        format!("build-{}-{pid}-{step}", self.runner_tag())
+    }
+
+    /// The build process of a runner id from [`Store::build_step_id`] of
+    /// this store.
+    pub(crate) fn build_step_pid(&self, id: &str) -> Option<i32> {
+        let rest = id
+            .strip_prefix("build-")?
+            .strip_prefix(&self.runner_tag())?;
+        rest.strip_prefix('-')?.split('-').next()?.parse().ok()
     }
 
     /// The first container using image `id`, for `rmi`'s in-use check.

@@ -31,6 +31,13 @@ pub enum StoreError {
     NoSuchImage(String),
     #[error("image reference {name:?} is ambiguous: it matches {count} images")]
     Ambiguous { name: String, count: usize },
+    #[error("image {name} is damaged: its {what} {blob} {reason} (`kiln system check --repair` removes it)")]
+    BrokenImage {
+        name: String,
+        what: &'static str,
+        blob: Digest,
+        reason: String,
+    },
     #[error("blob {0} is missing from the store")]
     MissingBlob(Digest),
     #[error("blob {digest} is corrupt: {reason}")]

@@ -35,6 +35,73 @@ impl Image {
     }
 }
 
+/// An image whose manifest or config blob cannot be read (missing or
+/// corrupt). Listed apart, so that one damaged image does not hide the
+/// others; `system check --repair` removes it.
+#[derive(Debug, Clone)]
+pub struct BrokenImage {
+    pub manifest: Digest,
+    /// The image ID, when the manifest could be read.
+    pub id: Option<Digest>,
+    pub names: Vec<String>,
+    /// `manifest` or `config`.
+    pub what: &'static str,
+    pub blob: Digest,
+    /// `is missing`, `is corrupt: …`, `does not parse: …`.
+    pub reason: String,
+}
+
+impl BrokenImage {
+    /// How to refer to it: its first name, else its manifest digest.
+    pub fn label(&self) -> String {
+        self.names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.manifest.to_string())
+    }
+
+    /// The error for a lookup of this image under `name`.
+    pub fn error(&self, name: &str) -> StoreError {
+        StoreError::BrokenImage {
+            name: name.to_string(),
+            what: self.what,
+            blob: self.blob.clone(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+/// The store's images: those that can be read, and those that cannot.
+#[derive(Debug, Default)]
+pub struct ImageList {
+    pub images: Vec<Image>,
+    pub broken: Vec<BrokenImage>,
+}
+
+impl ImageList {
+    /// [`Store::resolve`] over this list: a name that only a broken image
+    /// answers to fails naming its blob.
+    pub fn find(&self, name: &str) -> Result<Image> {
+        match find(&self.images, name) {
+            Err(StoreError::NoSuchImage(n)) => match find_broken(&self.broken, name) {
+                Some(b) => Err(b.error(name)),
+                None => Err(StoreError::NoSuchImage(n)),
+            },
+            r => r,
+        }
+    }
+}
+
+/// Why a blob could not be read, in a few words.
+fn blob_fault(e: &StoreError) -> String {
+    match e {
+        StoreError::MissingBlob(_) => "is missing".into(),
+        StoreError::CorruptBlob { reason, .. } => format!("is corrupt: {reason}"),
+        StoreError::Json { source, .. } => format!("does not parse: {source}"),
+        e => format!("cannot be read: {e}"),
+    }
+}
+
 /// What `rmi` did, in docker's words.
 #[derive(Debug, Default)]
 pub struct RemoveReport {
@@ -46,14 +113,26 @@ impl Store {
     /// Every image in the store, one per distinct manifest, names merged.
     /// Read under the shared collector lock, so no `rmi` deletes a blob of
     /// an image between reading `index.json` and reading the blob.
+    /// Images whose manifest or config cannot be read are left out (see
+    /// [`Store::image_list`]).
     pub fn images(&self) -> Result<Vec<Image>> {
-        let _r = self.reader_lock()?;
-        self.images_locked()
+        Ok(self.image_list()?.images)
     }
 
     /// [`Store::images`] for a caller that holds a lock on the collector
     /// (shared or exclusive) already.
     pub fn images_locked(&self) -> Result<Vec<Image>> {
+        Ok(self.image_list_locked()?.images)
+    }
+
+    /// Every image, the readable ones and the broken ones apart.
+    pub fn image_list(&self) -> Result<ImageList> {
+        let _r = self.reader_lock()?;
+        self.image_list_locked()
+    }
+
+    /// [`Store::image_list`] for a caller that holds a collector lock.
+    pub fn image_list_locked(&self) -> Result<ImageList> {
         let index = self.read_index()?;
         let mut by_manifest: BTreeMap<Digest, (Descriptor, Vec<String>)> = BTreeMap::new();
         let mut order = Vec::new();
@@ -71,17 +150,35 @@ impl Store {
                 }
             }
         }
-        let mut out = Vec::with_capacity(order.len());
+        let mut out = ImageList::default();
         for digest in order {
             let (desc, names) = by_manifest.remove(&digest).expect("inserted above");
-            out.push(self.load_image(desc, names)?);
+            match self.load_image(desc, names) {
+                Ok(img) => out.images.push(img),
+                Err(b) => out.broken.push(*b),
+            }
         }
         Ok(out)
     }
 
-    fn load_image(&self, desc: Descriptor, names: Vec<String>) -> Result<Image> {
-        let manifest: Manifest = self.read_json(&desc.digest)?;
-        let config: ImageConfig = self.read_json(&manifest.config.digest)?;
+    fn load_image(&self, desc: Descriptor, names: Vec<String>) -> Result<Image, Box<BrokenImage>> {
+        let broken = |id: Option<&Digest>, what, blob: &Digest, e: StoreError| {
+            Box::new(BrokenImage {
+                manifest: desc.digest.clone(),
+                id: id.cloned(),
+                names: names.clone(),
+                what,
+                blob: blob.clone(),
+                reason: blob_fault(&e),
+            })
+        };
+        let manifest: Manifest = self
+            .read_json(&desc.digest)
+            .map_err(|e| broken(None, "manifest", &desc.digest, e))?;
+        let cfg = &manifest.config.digest;
+        let config: ImageConfig = self
+            .read_json(cfg)
+            .map_err(|e| broken(Some(cfg), "config", cfg, e))?;
         let mut desc = desc;
         desc.set_ref_name(None);
         Ok(Image {
@@ -98,12 +195,12 @@ impl Store {
     /// Takes the shared collector lock while it reads; a caller that goes
     /// on to write holds [`Store::writer_lock`] around both.
     pub fn resolve(&self, name: &str) -> Result<Image> {
-        find(&self.images()?, name)
+        self.image_list()?.find(name)
     }
 
     /// [`Store::resolve`] for a caller that holds a collector lock already.
     pub fn resolve_locked(&self, name: &str) -> Result<Image> {
-        find(&self.images_locked()?, name)
+        self.image_list_locked()?.find(name)
     }
 
     /// Adds an image (manifest already stored) under `names`, moving each
@@ -158,8 +255,9 @@ impl Store {
         in_use: &dyn Fn(&Digest) -> Option<String>,
     ) -> Result<RemoveReport> {
         let _gc = self.collector_lock()?;
-        let all = self.images_locked()?;
-        let img = find(&all, name)?;
+        let list = self.image_list_locked()?;
+        let img = list.find(name)?;
+        let all = list.images;
         let id = img.id().clone();
         // Was it named by one of its tags?
         let by_tag = name.parse::<Reference>().ok().and_then(|r| {
@@ -242,7 +340,13 @@ impl Store {
     pub fn collect_garbage_locked(&self) -> Result<u64> {
         let index = self.read_index()?;
         let mut live = BTreeSet::new();
-        self.mark(&index.manifests, &mut live)?;
+        let whole = self.mark(&index.manifests, &mut live);
+        if !whole {
+            // An unreadable manifest hides which blobs it keeps alive:
+            // delete nothing until `system check --repair` removed it.
+            self.clean_stale_temps_locked();
+            return Ok(0);
+        }
         for extra in self.extra_roots()? {
             live.insert(extra);
         }
@@ -290,25 +394,32 @@ impl Store {
         Ok(())
     }
 
-    fn mark(&self, descs: &[Descriptor], live: &mut BTreeSet<Digest>) -> Result<()> {
+    /// Adds what `descs` reach to `live`; false when a manifest or index
+    /// could not be read (so what it reaches is unknown).
+    fn mark(&self, descs: &[Descriptor], live: &mut BTreeSet<Digest>) -> bool {
+        let mut whole = true;
         for d in descs {
             if !live.insert(d.digest.clone()) {
                 continue;
             }
             match d.media_type.as_str() {
                 media::OCI_MANIFEST | media::DOCKER_MANIFEST => {
-                    let m: Manifest = self.read_json(&d.digest)?;
-                    live.insert(m.config.digest.clone());
-                    live.extend(m.layers.iter().map(|l| l.digest.clone()));
+                    match self.read_json::<Manifest>(&d.digest) {
+                        Ok(m) => {
+                            live.insert(m.config.digest.clone());
+                            live.extend(m.layers.iter().map(|l| l.digest.clone()));
+                        }
+                        Err(_) => whole = false,
+                    }
                 }
-                media::OCI_INDEX | media::DOCKER_LIST => {
-                    let i: Index = self.read_json(&d.digest)?;
-                    self.mark(&i.manifests, live)?;
-                }
+                media::OCI_INDEX | media::DOCKER_LIST => match self.read_json::<Index>(&d.digest) {
+                    Ok(i) => whole &= self.mark(&i.manifests, live),
+                    Err(_) => whole = false,
+                },
                 _ => {}
             }
         }
-        Ok(())
+        whole
     }
 
     /// Blobs kiln keeps for its own use (e.g. the build cache): every
@@ -407,6 +518,29 @@ fn digests_in(text: &str) -> Vec<Digest> {
         rest = tail;
     }
     out
+}
+
+/// The broken image `name` refers to: by name, manifest digest, or (when
+/// its manifest was read) full ID or ID prefix.
+fn find_broken<'a>(broken: &'a [BrokenImage], name: &str) -> Option<&'a BrokenImage> {
+    if let Ok(r) = name.parse::<Reference>() {
+        for cand in r.candidates() {
+            let want = cand.to_string();
+            if let Some(b) = broken.iter().find(|b| b.names.contains(&want)) {
+                return Some(b);
+            }
+        }
+    }
+    let hex = name
+        .strip_prefix("sha256:")
+        .unwrap_or(name)
+        .to_ascii_lowercase();
+    if hex.len() < 4 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    broken.iter().find(|b| {
+        b.manifest.hex() == hex || b.id.as_ref().is_some_and(|i| i.hex().starts_with(&hex))
+    })
 }
 
 /// [`Store::resolve`] over an already-read list of images.

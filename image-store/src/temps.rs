@@ -93,6 +93,10 @@ impl Store {
                 removed.push(t);
             }
         }
+        // Cgroups of killed runners: a directory listing per hierarchy.
+        for c in self.leftover_cgroups() {
+            runner::remove_empty_cgroup(&c);
+        }
         removed
     }
 }

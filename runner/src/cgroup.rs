@@ -84,10 +84,9 @@ pub(crate) fn unified_base() -> Option<PathBuf> {
     Some(unified_root()?.join(own_path(None).trim_start_matches('/')))
 }
 
-/// Every `kiln-<id>` directory under the runner's own cgroups, in each
-/// hierarchy this process belongs to (existing or not).
-pub(crate) fn all_dirs(id: &str) -> Vec<PathBuf> {
-    let name = format!("kiln-{id}");
+/// The runner's own cgroup in each hierarchy this process belongs to
+/// (existing or not; one path per hierarchy).
+fn own_dirs() -> Vec<PathBuf> {
     let text = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mut dirs = Vec::new();
     for line in text.lines() {
@@ -102,9 +101,48 @@ pub(crate) fn all_dirs(id: &str) -> Vec<PathBuf> {
             let first = ctrls.split(',').next().unwrap_or("");
             Path::new(ROOT).join(first.strip_prefix("name=").unwrap_or(first))
         };
-        dirs.push(root.join(path.trim_start_matches('/')).join(&name));
+        dirs.push(root.join(path.trim_start_matches('/')));
     }
     dirs
+}
+
+/// Every `kiln-<id>` directory under the runner's own cgroups, in each
+/// hierarchy this process belongs to (existing or not).
+pub(crate) fn all_dirs(id: &str) -> Vec<PathBuf> {
+    let name = format!("kiln-{id}");
+    own_dirs().into_iter().map(|d| d.join(&name)).collect()
+}
+
+/// Empty `kiln-<id>` cgroups under the runner's own cgroups: `(id, dir)`.
+/// A killed runner leaves them; nothing else removes them.
+pub(crate) fn empty_kiln_dirs() -> Vec<(String, PathBuf)> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for base in own_dirs() {
+        // Co-mounted controllers (cpu,cpuacct) are reached by several names.
+        let Ok(real) = fs::canonicalize(&base) else {
+            continue;
+        };
+        if !seen.insert(real.clone()) {
+            continue;
+        }
+        let Ok(entries) = fs::read_dir(&real) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_prefix("kiln-")) else {
+                continue;
+            };
+            let dir = e.path();
+            let empty =
+                fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty());
+            if e.file_type().is_ok_and(|t| t.is_dir()) && empty {
+                out.push((id.to_string(), dir));
+            }
+        }
+    }
+    out
 }
 
 impl Cgroup {
@@ -117,8 +155,29 @@ impl Cgroup {
 
     fn create(&mut self, dir: &Path) -> Result<(), String> {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        self.dirs.push(dir.to_path_buf());
+        if !self.dirs.iter().any(|d| d == dir) {
+            self.dirs.push(dir.to_path_buf());
+        }
         Ok(())
+    }
+
+    /// Creates `dir` and runs `fill` on it (settings, then `cgroup.procs`).
+    /// Until the process is in, the cgroup is empty, and another kiln's
+    /// cleanup of killed runners' cgroups may remove it (`rmdir` refuses
+    /// only non-empty cgroups); then it is made again.
+    fn setup(
+        &mut self,
+        dir: &Path,
+        mut fill: impl FnMut(&Path) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut attempt = 0;
+        loop {
+            self.create(dir)?;
+            match fill(dir) {
+                Err(_) if attempt < 4 && !dir.exists() => attempt += 1,
+                r => return r,
+            }
+        }
     }
 
     /// Creates the cgroups, applies `limits` and the device rules, and
@@ -189,25 +248,24 @@ impl Cgroup {
                     want.clear();
                 }
             }
-            match self.create(&dir) {
-                Ok(()) => {
-                    for (_, files) in &want {
-                        for (f, v) in files {
-                            if let Err(e) = write(&dir, f, v) {
-                                warnings.push(e);
-                            }
+            let mut soft = Vec::new();
+            let res = self.setup(&dir, |dir| {
+                soft.clear();
+                for (_, files) in &want {
+                    for (f, v) in files {
+                        if let Err(e) = write(dir, f, v) {
+                            soft.push(e);
                         }
-                    }
-                    if let Some(rules) = devices {
-                        bpf::attach(&dir, rules).map_err(|e| confine_error(&e.to_string()))?;
-                    }
-                    if let Err(e) = write(&dir, "cgroup.procs", &procs) {
-                        if devices.is_some() {
-                            return Err(confine_error(&e));
-                        }
-                        warnings.push(e);
                     }
                 }
+                if let Some(rules) = devices {
+                    bpf::attach(dir, rules).map_err(|e| e.to_string())?;
+                }
+                write(dir, "cgroup.procs", &procs)
+            });
+            warnings.append(&mut soft);
+            match res {
+                Ok(()) => {}
                 Err(e) if devices.is_some() => return Err(confine_error(&e)),
                 Err(e) => warnings.push(e),
             }
@@ -222,16 +280,18 @@ impl Cgroup {
             let dir = base
                 .join(own_path(Some(ctrl)).trim_start_matches('/'))
                 .join(&name);
-            if let Err(e) = self.create(&dir) {
-                warnings.push(e);
-                continue;
-            }
-            for (f, v) in files {
-                if let Err(e) = write(&dir, f, v) {
-                    warnings.push(e);
+            let mut soft = Vec::new();
+            let res = self.setup(&dir, |dir| {
+                soft.clear();
+                for (f, v) in files {
+                    if let Err(e) = write(dir, f, v) {
+                        soft.push(e);
+                    }
                 }
-            }
-            if let Err(e) = write(&dir, "cgroup.procs", &procs) {
+                write(dir, "cgroup.procs", &procs)
+            });
+            warnings.append(&mut soft);
+            if let Err(e) = res {
                 warnings.push(e);
             }
         }
@@ -257,11 +317,12 @@ impl Cgroup {
         let dir = base
             .join(own_path(Some("devices")).trim_start_matches('/'))
             .join(name);
-        self.create(&dir)?;
-        for (file, line) in devices::v1_writes(rules) {
-            write(&dir, file, &line)?;
-        }
-        write(&dir, "cgroup.procs", procs)
+        self.setup(&dir, |dir| {
+            for (file, line) in devices::v1_writes(rules) {
+                write(dir, file, &line)?;
+            }
+            write(dir, "cgroup.procs", procs)
+        })
     }
 
     /// A device program on the container's cgroup in the unified hierarchy.
@@ -270,9 +331,10 @@ impl Cgroup {
             return Err("no cgroup2 hierarchy".into());
         };
         let dir = base.join(name);
-        self.create(&dir)?;
-        bpf::attach(&dir, rules).map_err(|e| e.to_string())?;
-        write(&dir, "cgroup.procs", procs)
+        self.setup(&dir, |dir| {
+            bpf::attach(dir, rules).map_err(|e| e.to_string())?;
+            write(dir, "cgroup.procs", procs)
+        })
     }
 
     /// Removes the directories; the container has exited, so they are empty.

@@ -213,6 +213,32 @@ pub fn remove_cgroups(id: &str) {
     cgroup::Cgroup::of_detached(id).remove();
 }
 
+/// A `kiln-<id>` cgroup with no process in it, under the runner's own
+/// cgroup: what a killed runner (`kill -9` of `kiln run` or a build) leaves.
+#[derive(Debug, Clone)]
+pub struct EmptyCgroup {
+    /// The container id the runner was given (`kiln-<id>` names the cgroup).
+    pub id: String,
+    pub path: PathBuf,
+}
+
+/// The empty `kiln-*` cgroups in every hierarchy. One may belong to a
+/// container being started right now (its cgroup exists a moment before
+/// its process is moved in): callers skip ids they know to be live, and the
+/// runner makes a cgroup again if it vanishes before its process is in.
+pub fn empty_cgroups() -> Vec<EmptyCgroup> {
+    cgroup::empty_kiln_dirs()
+        .into_iter()
+        .map(|(id, path)| EmptyCgroup { id, path })
+        .collect()
+}
+
+/// Removes an empty cgroup; the kernel refuses (and this returns false)
+/// once a process is in it.
+pub fn remove_empty_cgroup(c: &EmptyCgroup) -> bool {
+    std::fs::remove_dir(&c.path).is_ok()
+}
+
 /// Sends `signal` to a container's init (e.g. a detached container's pid).
 pub fn kill(pid: i32, signal: i32) -> Result<(), RunError> {
     // SAFETY: kill(2) with plain integers.

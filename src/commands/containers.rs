@@ -89,6 +89,8 @@ fn status_text(c: &Container) -> String {
 
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
     let store = ctx.store()?;
+    // Best effort: a store this user cannot write is still listed.
+    let _ = store.reap_orphans();
     let list: Vec<Container> = store
         .containers()?
         .into_iter()
@@ -167,6 +169,8 @@ fn wait_stopped(store: &Store, c: &Container, timeout: Duration) -> bool {
 
 pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
     let store = ctx.store()?;
+    // Best effort: a store this user cannot write is still listed.
+    let _ = store.reap_orphans();
     let mut failed = false;
     for name in &args.containers {
         let res = (|| -> Result<()> {

@@ -135,19 +135,7 @@ pub fn create(store: &Store, c: &mut Container, name: Option<&str>) -> Result<Pa
 
 /// Is `pid` a live (not zombie) process?
 pub fn alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => {
-            // The state follows the `(comm)` field.
-            let state = s
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.trim_start().chars().next());
-            !matches!(state, Some('Z') | Some('X') | None)
-        }
-        Err(_) => false,
-    }
+    image_store::containers::pid_alive(pid)
 }
 
 /// Is the container's init running right now?

@@ -18,7 +18,11 @@ struct Row<'a> {
 
 pub fn run(ctx: &Ctx, args: ImagesArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let mut images = store.images()?;
+    let list = store.image_list()?;
+    for b in &list.broken {
+        eprintln!("WARNING: {}", b.error(&b.label()));
+    }
+    let mut images = list.images;
     images.sort_by(|a, b| b.config.created.cmp(&a.config.created));
     let filter: Option<Reference> = args.reference.as_deref().map(str::parse).transpose()?;
 

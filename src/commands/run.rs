@@ -357,6 +357,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
     }
 
     let store = ctx.store()?;
+    // Best effort: `system check --repair` reports what is left.
+    let _ = store.reap_orphans();
     // Held until the container is recorded (from then on `rmi` sees it in
     // use), so no `rmi` removes the image's layers while they are unpacked.
     let reader = store.reader_lock()?;
@@ -414,6 +416,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
         exit_code: None,
         finished: None,
         auto_remove: args.rm,
+        owner: Some(std::process::id() as i32),
     };
     let dir = ctr::create(&store, &mut rec, name)?;
     drop(reader);
@@ -610,6 +613,8 @@ fn monitor(ctx: &Ctx, id: &str) -> Result<Status> {
     };
     rec.state = State::Running;
     rec.pid = Some(container.pid());
+    // From here the monitor, not the `kiln run` that started it, waits.
+    rec.owner = Some(std::process::id() as i32);
     if let Err(e) = ctr::save(&store, &rec) {
         let _ = writeln!(ready, "125 {e:#}");
         return Err(e);

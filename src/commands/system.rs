@@ -14,9 +14,9 @@ pub fn check(ctx: &Ctx, args: SystemCheckArgs) -> Result<Status> {
     let report = store.check(args.repair)?;
     for p in &report.problems {
         let note = match (args.repair, p.repaired) {
-            (false, _) => "",
-            (true, true) => " (removed)",
-            (true, false) => " (not repaired)",
+            (false, _) => String::new(),
+            (true, true) => format!(" ({})", p.action),
+            (true, false) => " (not repaired)".into(),
         };
         println!("{p}{note}");
     }

@@ -25,6 +25,9 @@ pub struct RunStep<'a> {
     pub mounts: Vec<MountSpec>,
     /// Scratch directory of this step (upper, work, bundle).
     pub dir: &'a Path,
+    /// The runner id, which names the step's cgroups
+    /// ([`image_store::Store::build_step_id`]).
+    pub id: String,
     pub quiet: bool,
     pub runtime: Option<&'a Path>,
     /// Receives the output line by line instead of standard error.
@@ -112,17 +115,8 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
             p.set_env(env);
         }
     }
-    // Stages run side by side: the id (which names cgroups) is per step.
-    let id = format!(
-        "kiln-build-{}-{}",
-        std::process::id(),
-        step.dir
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    );
     let mut opts = runner::RunOptions::new(
-        id,
+        step.id.clone(),
         &bundle,
         runner::Rootfs::Overlay {
             lower: step.lowers.dirs.clone(),
