@@ -877,10 +877,19 @@ fn context_names_that_are_not_utf8_keep_their_bytes() {
     use std::os::unix::ffi::OsStrExt;
     let k = with_base();
     let ctx = k.dir.path().join("bytesctx");
-    write(&ctx.join("Dockerfile"), "FROM busybox\nCOPY . /d/\n");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY . /d/\nADD x/arch.tar /t/\nCOPY x/l* /e/\n",
+    );
     let name = |b: &[u8]| ctx.join(std::ffi::OsStr::from_bytes(b));
     std::fs::write(name(b"a\xfe"), "one\n").unwrap();
     std::fs::write(name(b"a\xff"), "two\n").unwrap();
+    // An archive entry and a symlink named as a source (followed) whose
+    // names are not UTF-8 either.
+    std::fs::create_dir(ctx.join("x")).unwrap();
+    let tar = cases::RawTar::new().file(b"t\xfc", b"three\n").finish();
+    std::fs::write(ctx.join("x/arch.tar"), tar).unwrap();
+    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(b"../a\xff"), name(b"x/l\xfa")).unwrap();
     std::fs::write(ctx.join(".dockerignore"), "Dockerfile\n.dockerignore\n").unwrap();
     // Names as hex bytes (`od`), then the files' contents in name order.
     let listing = |k: &Kiln| {
@@ -890,13 +899,15 @@ fn context_names_that_are_not_utf8_keep_their_bytes() {
             "bytes",
             "sh",
             "-c",
-            "cd /d && printf '%s\\n' * | od -An -tx1 | tr -s ' \\n' ' '; cat /d/*",
+            "cd /d && printf '%s\\n' a* /t/* /e/* | od -An -tx1 | tr -s ' \\n' ' '; \\
+             cat /d/a* /t/* && test ! -L /e/* && cat /e/*",
         ])
         .ok()
         .stdout
     };
     let first = build(&k, &["-t", "bytes", ctx.to_str().unwrap()]).ok();
-    assert_eq!(listing(&k), " 61 fe 0a 61 ff 0a one\ntwo\n");
+    let rest = "2f 74 2f 74 fc 0a 2f 65 2f 6c fa 0a one\ntwo\nthree\ntwo\n";
+    assert_eq!(listing(&k), format!(" 61 fe 0a 61 ff 0a {rest}"));
 
     // Renaming one to another name that is not UTF-8 either changes the
     // key (and the layer).
@@ -904,5 +915,5 @@ fn context_names_that_are_not_utf8_keep_their_bytes() {
     let second = build(&k, &["-t", "bytes", ctx.to_str().unwrap()]).ok();
     assert_eq!(hits(&second), 0, "the COPY is no hit: {}", second.stderr);
     assert_ne!(first.stdout, second.stdout);
-    assert_eq!(listing(&k), " 61 fd 0a 61 ff 0a one\ntwo\n");
+    assert_eq!(listing(&k), format!(" 61 fd 0a 61 ff 0a {rest}"));
 }

@@ -591,30 +591,32 @@ fn dest_dir(out: &mut Vec<Planned>, dest_rel: &str, lowers: &Lowers, p: &CopyPar
 /// still under `root` (absolute targets are taken from `root`); `None` when
 /// it dangles, loops or would leave the root.
 fn follow_in(root: &Path, rel: &Path) -> Option<(PathBuf, fs::Metadata)> {
-    let mut cur: Vec<String> = rel
-        .to_string_lossy()
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_string)
-        .collect();
+    // Names are bytes: a context's need not be UTF-8.
+    let names = |p: &Path| -> Vec<OsString> {
+        p.as_os_str()
+            .as_bytes()
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .map(|c| OsStr::from_bytes(c).to_owned())
+            .collect()
+    };
+    let mut cur = names(rel);
     for _ in 0..40 {
-        let path = root.join(cur.join("/"));
+        let path = root.join(cur.iter().collect::<PathBuf>());
         let m = fs::symlink_metadata(&path).ok()?;
         if !m.file_type().is_symlink() {
             return Some((path, m));
         }
-        let target = fs::read_link(&path).ok()?.to_string_lossy().into_owned();
+        let target = fs::read_link(&path).ok()?;
         cur.pop();
-        if target.starts_with('/') {
+        if target.as_os_str().as_bytes().starts_with(b"/") {
             cur.clear();
         }
-        for c in target.split('/') {
-            match c {
-                "" | "." => {}
-                ".." => {
-                    cur.pop()?;
-                }
-                c => cur.push(c.to_string()),
+        for c in names(&target) {
+            if c.as_bytes() == b".." {
+                cur.pop()?;
+            } else {
+                cur.push(c);
             }
         }
         // Every component but the last must be a real directory.
