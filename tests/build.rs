@@ -1,6 +1,8 @@
 //! `kiln build` end to end: each instruction and rule on the busybox base,
 //! checked by RUN steps inside the build and by `kiln inspect`.
 
+#[path = "../fixtures/hostile/cases.rs"]
+mod cases;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -838,4 +840,80 @@ fn run_steps_cannot_read_host_devices() {
         r.stdout,
         r.stderr
     );
+}
+
+#[test]
+fn add_refuses_an_archive_the_store_would_refuse() {
+    // The entries of a local archive ADD extracts pass the store's entry
+    // check: a whiteout of `..` or `.` never reaches a built layer.
+    let k = with_base();
+    for (i, name) in [&b".wh..."[..], b"d/.wh.."].into_iter().enumerate() {
+        let ctx = k.dir.path().join(format!("evilctx{i}"));
+        write(&ctx.join("Dockerfile"), "FROM busybox\nADD evil.tar /\n");
+        let tar = cases::RawTar::new()
+            .dir("d/")
+            .file(b"d/f", b"x\n")
+            .file(name, b"")
+            .finish();
+        std::fs::write(ctx.join("evil.tar"), tar).unwrap();
+        let r = build(&k, &["-t", "evil", ctx.to_str().unwrap()]);
+        let shown = String::from_utf8_lossy(name);
+        assert!(
+            r.code == 125
+                && r.stderr.lines().any(|l| l.contains("Dockerfile:2:")
+                    && l.contains("evil.tar")
+                    && l.contains(&format!("\"{shown}\""))),
+            "ADD of an archive holding {shown:?}: {} {} {}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        k.run(&["inspect", "evil"]).code(125);
+    }
+}
+
+#[test]
+fn context_names_that_are_not_utf8_keep_their_bytes() {
+    use std::os::unix::ffi::OsStrExt;
+    let k = with_base();
+    let ctx = k.dir.path().join("bytesctx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY . /d/\nADD x/arch.tar /t/\nCOPY x/l* /e/\n",
+    );
+    let name = |b: &[u8]| ctx.join(std::ffi::OsStr::from_bytes(b));
+    std::fs::write(name(b"a\xfe"), "one\n").unwrap();
+    std::fs::write(name(b"a\xff"), "two\n").unwrap();
+    // An archive entry and a symlink named as a source (followed) whose
+    // names are not UTF-8 either.
+    std::fs::create_dir(ctx.join("x")).unwrap();
+    let tar = cases::RawTar::new().file(b"t\xfc", b"three\n").finish();
+    std::fs::write(ctx.join("x/arch.tar"), tar).unwrap();
+    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(b"../a\xff"), name(b"x/l\xfa")).unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "Dockerfile\n.dockerignore\n").unwrap();
+    // Names as hex bytes (`od`), then the files' contents in name order.
+    let listing = |k: &Kiln| {
+        k.run(&[
+            "run",
+            "--rm",
+            "bytes",
+            "sh",
+            "-c",
+            "cd /d && printf '%s\\n' a* /t/* /e/* | od -An -tx1 | tr -s ' \\n' ' '; \\
+             cat /d/a* /t/* && test ! -L /e/* && cat /e/*",
+        ])
+        .ok()
+        .stdout
+    };
+    let first = build(&k, &["-t", "bytes", ctx.to_str().unwrap()]).ok();
+    let rest = "2f 74 2f 74 fc 0a 2f 65 2f 6c fa 0a one\ntwo\nthree\ntwo\n";
+    assert_eq!(listing(&k), format!(" 61 fe 0a 61 ff 0a {rest}"));
+
+    // Renaming one to another name that is not UTF-8 either changes the
+    // key (and the layer).
+    std::fs::rename(name(b"a\xfe"), name(b"a\xfd")).unwrap();
+    let second = build(&k, &["-t", "bytes", ctx.to_str().unwrap()]).ok();
+    assert_eq!(hits(&second), 0, "the COPY is no hit: {}", second.stderr);
+    assert_ne!(first.stdout, second.stdout);
+    assert_eq!(listing(&k), format!(" 61 fd 0a 61 ff 0a {rest}"));
 }

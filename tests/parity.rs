@@ -685,6 +685,37 @@ fn created_parents_belong_to_chown_and_the_build_host_is_buildkits() {
 }
 
 #[test]
+fn run_steps_get_buildkits_etc_files_not_docker_runs() {
+    // BuildKit mounts its own /etc/hosts (localhost and the build host's
+    // name) and /etc/resolv.conf over a RUN, but no /etc/hostname: on an
+    // image without one, `cat /etc/hostname` fails. `kiln run` keeps
+    // docker's three files.
+    let k = store();
+    let img = built(&k, "run-etc-files");
+    assert_eq!(img.text("/hn"), "none\n");
+    assert_eq!(
+        img.text("/hosts"),
+        "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    );
+    assert_eq!(img.text("/resolv"), "resolv\n");
+    for p in ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"] {
+        assert!(!img.fs.contains_key(p), "{p} left in the image");
+    }
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--hostname",
+            "h1",
+            "localhost/busybox:latest",
+            "cat",
+            "/etc/hostname",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "h1\n");
+}
+
+#[test]
 fn a_stage_built_from_another_keeps_its_build_args() {
     let k = store();
     let img = built(&k, "arg-inherit");

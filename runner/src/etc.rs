@@ -1,7 +1,9 @@
 //! /etc/hosts, /etc/hostname and /etc/resolv.conf, written into the
-//! container's directory and bind-mounted over the image's, as docker does.
+//! container's directory and bind-mounted over the image's, as docker does
+//! (or, for build steps, the two BuildKit gives a RUN).
 
 use crate::error::RunError;
+use crate::EtcStyle;
 use oci_spec::runtime::{Mount, MountBuilder};
 use std::fs;
 use std::path::Path;
@@ -14,26 +16,43 @@ fn host_hostname() -> String {
         .unwrap_or_default()
 }
 
-/// Writes the three files into `dir` and returns the mounts that place them.
+/// Writes the files into `dir` and returns the mounts that place them.
 pub(crate) fn prepare(
     dir: &Path,
     hostname: Option<&str>,
     host_network: bool,
     readonly: bool,
+    style: EtcStyle,
 ) -> Result<Vec<Mount>, RunError> {
     let hostname = hostname.map(str::to_string).unwrap_or_else(host_hostname);
-    let hosts = if host_network {
-        fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS_NONE.to_string())
-    } else {
-        HOSTS_NONE.to_string()
-    };
     let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let files = match style {
+        EtcStyle::Docker => {
+            let hosts = if host_network {
+                fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS_NONE.to_string())
+            } else {
+                HOSTS_NONE.to_string()
+            };
+            vec![
+                ("hosts", hosts),
+                ("hostname", format!("{hostname}\n")),
+                ("resolv.conf", resolv),
+            ]
+        }
+        // BuildKit writes the same hosts file whatever the network, and
+        // mounts nothing over /etc/hostname.
+        EtcStyle::BuildKit => vec![
+            (
+                "hosts",
+                format!(
+                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                ),
+            ),
+            ("resolv.conf", resolv),
+        ],
+    };
     let mut mounts = Vec::new();
-    for (name, content) in [
-        ("hosts", hosts),
-        ("hostname", format!("{hostname}\n")),
-        ("resolv.conf", resolv),
-    ] {
+    for (name, content) in files {
         let path = dir.join(name);
         // Rewriting in place truncates, which ext4 turns into a flush on
         // close (auto_da_alloc): leave files that already say the same.

@@ -73,6 +73,18 @@ pub enum Runtime {
     External(PathBuf),
 }
 
+/// Whose /etc files a container gets (with [`RunOptions::etc_files`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EtcStyle {
+    /// docker run's: /etc/hosts, /etc/hostname and /etc/resolv.conf.
+    #[default]
+    Docker,
+    /// A BuildKit RUN step's: its own /etc/hosts (localhost and the
+    /// hostname) and /etc/resolv.conf, but no /etc/hostname (the image's
+    /// own, if it has one, shows).
+    BuildKit,
+}
+
 /// Where the container's standard streams go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Stdio {
@@ -106,6 +118,7 @@ pub struct RunOptions {
     pub stdio: Stdio,
     /// Write and mount /etc/hosts, /etc/hostname and /etc/resolv.conf.
     pub etc_files: bool,
+    pub etc_style: EtcStyle,
     /// Do not tie the container's life to the caller's (no parent-death
     /// signal); use [`spawn`] and [`Container::detach`].
     pub detach: bool,
@@ -131,6 +144,7 @@ impl RunOptions {
             runtime: Runtime::Builtin,
             stdio: Stdio::Inherit,
             etc_files: true,
+            etc_style: EtcStyle::Docker,
             detach: false,
             id_maps: None,
             overlay_volatile: false,
@@ -310,7 +324,13 @@ fn effective_spec(spec: &Spec, opts: &RunOptions) -> Result<Spec, RunError> {
             .as_ref()
             .and_then(|r| r.readonly())
             .unwrap_or(false);
-        let extra = etc::prepare(&opts.bundle, spec.hostname().as_deref(), host_net, ro)?;
+        let extra = etc::prepare(
+            &opts.bundle,
+            spec.hostname().as_deref(),
+            host_net,
+            ro,
+            opts.etc_style,
+        )?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(extra);
         spec.set_mounts(Some(mounts));

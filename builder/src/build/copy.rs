@@ -2,8 +2,10 @@
 //! from their sources (no copy into a rootfs first), and a key that covers
 //! names, modes, ownership and bytes — not mtimes.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -15,12 +17,14 @@ use super::lower::Lowers;
 use super::BuildError;
 use crate::context::{BuildContext, ContextError, SourceEntry};
 use crate::dockerignore::Matcher;
+use image_store::layer::show_name;
 
 /// One tar entry of the layer to be.
 #[derive(Debug)]
 pub struct Planned {
-    /// Path inside the image, relative, no leading slash.
-    pub dest: String,
+    /// Path inside the image, relative, no leading slash; bytes as the
+    /// source named them (context names need not be UTF-8).
+    pub dest: PathBuf,
     pub kind: Kind,
     pub mode: u32,
     pub uid: u64,
@@ -39,7 +43,7 @@ pub enum Kind {
     Symlink(PathBuf),
     /// A hard link to a file planned earlier in the same step (BuildKit
     /// keeps the links between the files it copies).
-    HardLink(String),
+    HardLink(PathBuf),
     /// A local archive ADD extracts under `dest`.
     Archive(PathBuf),
 }
@@ -176,7 +180,7 @@ pub fn plan(
 
     let mut out = Vec::new();
     // (device, inode) of a multiply linked file → where it was planned.
-    let mut links: std::collections::HashMap<(u64, u64), String> = Default::default();
+    let mut links: std::collections::HashMap<(u64, u64), PathBuf> = Default::default();
     // Ancestors of the destination: kept as the image has them, or created
     // 0755 root-owned.
     let mut ancestors: Vec<&str> = Vec::new();
@@ -193,7 +197,7 @@ pub fn plan(
         out.push(dir_entry(a, lowers, p));
     }
 
-    let hashed = |rel: &str,
+    let hashed = |rel: &Path,
                   abs: &Path,
                   md: &fs::Metadata,
                   key: &mut KeyHasher,
@@ -201,7 +205,7 @@ pub fn plan(
      -> Result<(), BuildError> {
         if let Some(idx) = root.index {
             let sha = idx
-                .hash(rel, abs, md)
+                .hash(&show_name(rel.as_os_str().as_bytes()), abs, md)
                 .map_err(|e| BuildError::Io(abs.to_path_buf(), e))?;
             key.part("sha", sha.as_bytes());
         }
@@ -219,7 +223,7 @@ pub fn plan(
                 key.part("heredoc", target.as_bytes())
                     .part("content", content.as_bytes());
                 out.push(Planned {
-                    dest: target,
+                    dest: target.into(),
                     kind: Kind::Inline(content.clone().into_bytes()),
                     mode: p.chmod.unwrap_or(0o644),
                     uid: p.chown.map_or(0, |c| c.0),
@@ -243,7 +247,7 @@ pub fn plan(
                     .map_err(|e| BuildError::Io(file.clone(), e))?
                     .len();
                 out.push(Planned {
-                    dest: target,
+                    dest: target.into(),
                     kind: Kind::File { src: file, size },
                     // Docker gives downloads 0600 unless --chmod says otherwise.
                     mode: p.chmod.unwrap_or(0o600),
@@ -308,7 +312,7 @@ pub fn plan(
                             let src: PathBuf = norm.components().take(i).collect();
                             let rel: PathBuf =
                                 norm.components().skip(n - k).take(i - (n - k)).collect();
-                            let dest = join(&dest_rel, &rel.to_string_lossy());
+                            let dest = join_os(&dest_rel, &rel);
                             if out.iter().any(|e| e.dest == dest) {
                                 continue;
                             }
@@ -321,7 +325,7 @@ pub fn plan(
                             } else {
                                 (0, 0)
                             });
-                            key.part("parent", dest.as_bytes());
+                            key.part("parent", dest.as_os_str().as_bytes());
                             out.push(Planned {
                                 dest,
                                 kind: Kind::Dir,
@@ -336,29 +340,26 @@ pub fn plan(
                         }
                     }
                     let target = if let Some(kept) = &kept {
-                        join(
-                            &join(&dest_rel, &kept.to_string_lossy()),
-                            &under.to_string_lossy(),
+                        join_os(
+                            &dest_rel,
+                            &Path::new(kept)
+                                .join(&under)
+                                .components()
+                                .collect::<PathBuf>(),
                         )
-                        .trim_end_matches('/')
-                        .to_string()
                     } else if is_root && !md.is_dir() {
                         if dest_is_dir {
-                            let base = se
-                                .source
-                                .file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default();
-                            join(&dest_rel, &base)
+                            let base = se.source.file_name().unwrap_or_default();
+                            join_os(&dest_rel, Path::new(base))
                         } else {
-                            dest_rel.clone()
+                            PathBuf::from(&dest_rel)
                         }
                     } else if is_root {
                         // A directory's contents go into the destination.
                         dest_dir(&mut out, &dest_rel, lowers, p);
                         continue;
                     } else {
-                        join(&dest_rel, &under.to_string_lossy())
+                        join_os(&dest_rel, &under)
                     };
                     let mut abs = root.ctx.absolute(&se.entry.path);
                     // A source named directly that is a symlink is followed
@@ -390,21 +391,21 @@ pub fn plan(
                             fs::read_link(&abs).map_err(|e| BuildError::Io(abs.clone(), e))?,
                         )
                     } else if ft.is_file() {
-                        let rel = se.entry.path.to_string_lossy().into_owned();
+                        let rel = &se.entry.path;
                         if followed.is_some() {
                             // The index knows the link, not its target.
                             let sha = super::cache::hash_file(&abs)
                                 .map_err(|e| BuildError::Io(abs.clone(), e))?;
                             key.part("followed", sha.as_bytes());
                         } else {
-                            hashed(&rel, &abs, md, key, root)?;
+                            hashed(rel, &abs, md, key, root)?;
                         }
                         if p.is_add && is_root && p.copy.unpack != Some(false) && is_archive(&abs) {
                             // Extracted into the destination directory.
                             out.push(dir_entry(&dest_rel, lowers, p));
                             key.part("archive-into", dest_rel.as_bytes());
                             out.push(Planned {
-                                dest: dest_rel.clone(),
+                                dest: PathBuf::from(&dest_rel),
                                 kind: Kind::Archive(abs.clone()),
                                 mode: 0,
                                 uid: 0,
@@ -434,7 +435,7 @@ pub fn plan(
                     } else {
                         continue; // sockets, fifos and devices are not copied
                     };
-                    key.part("dest", target.as_bytes())
+                    key.part("dest", target.as_os_str().as_bytes())
                         .part("mode", &mode.to_le_bytes())
                         .part("owner", format!("{uid}:{gid}").as_bytes());
                     match &kind {
@@ -445,7 +446,7 @@ pub fn plan(
                             key.part("dir", b"");
                         }
                         Kind::HardLink(t) => {
-                            key.part("hardlink", t.as_bytes());
+                            key.part("hardlink", t.as_os_str().as_bytes());
                         }
                         _ => {}
                     }
@@ -536,7 +537,7 @@ fn plan_git(
 fn dir_entry(rel: &str, lowers: &Lowers, p: &CopyParams) -> Planned {
     match lowers.stat(rel) {
         Some(m) if m.is_dir() => Planned {
-            dest: rel.to_string(),
+            dest: rel.into(),
             kind: Kind::Dir,
             mode: m.mode() & 0o7777,
             uid: m.uid() as u64,
@@ -544,7 +545,7 @@ fn dir_entry(rel: &str, lowers: &Lowers, p: &CopyParams) -> Planned {
             mtime: m.mtime().max(0) as u64,
         },
         _ => Planned {
-            dest: rel.to_string(),
+            dest: rel.into(),
             kind: Kind::Dir,
             mode: 0o755,
             uid: p.chown.map_or(0, |c| c.0),
@@ -578,10 +579,9 @@ fn dest_dir(out: &mut Vec<Planned>, dest_rel: &str, lowers: &Lowers, p: &CopyPar
     if dest_rel.is_empty() || lowers.stat(dest_rel).is_some() {
         return;
     }
-    if out
-        .iter()
-        .any(|e| e.dest == dest_rel && matches!(e.kind, Kind::Dir))
-    {
+    if out.iter().any(|e| {
+        e.dest.as_os_str().as_bytes() == dest_rel.as_bytes() && matches!(e.kind, Kind::Dir)
+    }) {
         return; // already planned as an ancestor, the same way
     }
     out.push(dir_entry(dest_rel, lowers, p));
@@ -591,30 +591,32 @@ fn dest_dir(out: &mut Vec<Planned>, dest_rel: &str, lowers: &Lowers, p: &CopyPar
 /// still under `root` (absolute targets are taken from `root`); `None` when
 /// it dangles, loops or would leave the root.
 fn follow_in(root: &Path, rel: &Path) -> Option<(PathBuf, fs::Metadata)> {
-    let mut cur: Vec<String> = rel
-        .to_string_lossy()
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_string)
-        .collect();
+    // Names are bytes: a context's need not be UTF-8.
+    let names = |p: &Path| -> Vec<OsString> {
+        p.as_os_str()
+            .as_bytes()
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .map(|c| OsStr::from_bytes(c).to_owned())
+            .collect()
+    };
+    let mut cur = names(rel);
     for _ in 0..40 {
-        let path = root.join(cur.join("/"));
+        let path = root.join(cur.iter().collect::<PathBuf>());
         let m = fs::symlink_metadata(&path).ok()?;
         if !m.file_type().is_symlink() {
             return Some((path, m));
         }
-        let target = fs::read_link(&path).ok()?.to_string_lossy().into_owned();
+        let target = fs::read_link(&path).ok()?;
         cur.pop();
-        if target.starts_with('/') {
+        if target.as_os_str().as_bytes().starts_with(b"/") {
             cur.clear();
         }
-        for c in target.split('/') {
-            match c {
-                "" | "." => {}
-                ".." => {
-                    cur.pop()?;
-                }
-                c => cur.push(c.to_string()),
+        for c in names(&target) {
+            if c.as_bytes() == b".." {
+                cur.pop()?;
+            } else {
+                cur.push(c);
             }
         }
         // Every component but the last must be a real directory.
@@ -627,6 +629,26 @@ fn follow_in(root: &Path, rel: &Path) -> Option<(PathBuf, fs::Metadata)> {
         }
     }
     None
+}
+
+/// `dir/name` for a name from a source tree, byte for byte (no leading or
+/// trailing `/`; `dir` alone when the name is empty).
+fn join_os(dir: &str, name: &Path) -> PathBuf {
+    let mut n = name.as_os_str().as_bytes();
+    while let Some(rest) = n.strip_prefix(b"/") {
+        n = rest;
+    }
+    while let Some(rest) = n.strip_suffix(b"/") {
+        n = rest;
+    }
+    let mut out = dir.as_bytes().to_vec();
+    if !n.is_empty() {
+        if !out.is_empty() {
+            out.push(b'/');
+        }
+        out.extend_from_slice(n);
+    }
+    PathBuf::from(OsString::from_vec(out))
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -693,11 +715,13 @@ pub fn write_layer<W: Write>(
         let res = match &e.kind {
             // The root itself is no entry of a layer (an absolute "/"
             // name is not even a valid one): `ADD rootfs.tar /` on scratch.
-            Kind::Dir if e.dest.is_empty() => continue,
+            Kind::Dir if e.dest.as_os_str().is_empty() => continue,
             Kind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
-                b.append_data(&mut h, format!("{}/", e.dest), io::empty())
+                let mut name = e.dest.clone().into_os_string();
+                name.push("/");
+                b.append_data(&mut h, name, io::empty())
             }
             Kind::File { src, size } => {
                 h.set_entry_type(tar::EntryType::Regular);
@@ -725,7 +749,7 @@ pub fn write_layer<W: Write>(
                 Ok(())
             }
         };
-        res.map_err(|er| BuildError::Io(PathBuf::from(&e.dest), er))?;
+        res.map_err(|er| BuildError::Io(e.dest.clone(), er))?;
     }
     b.into_inner()
         .and_then(|mut w| w.flush())
@@ -734,53 +758,66 @@ pub fn write_layer<W: Write>(
 }
 
 /// ADD of a local archive: its entries, re-rooted under the destination
-/// directory (the archive's own path is not kept).
+/// directory (the archive's own path is not kept). Each entry passes the
+/// store's check for layer entries first, so a build never makes a layer
+/// the store would refuse on import (a whiteout of `..`, say).
 fn extract_into<W: Write>(
     b: &mut tar::Builder<W>,
     src: &Path,
-    dir: &str,
+    dir: &Path,
     clamp: Option<u64>,
 ) -> Result<(), BuildError> {
+    use image_store::layer::{max_layer_size, EntryCheck, EntryName, OPAQUE, WHITEOUT_PREFIX};
+    let bad =
+        |e: &dyn std::fmt::Display| BuildError::Invalid(format!("ADD {}: {e}", src.display()));
+    let dir = dir
+        .to_str()
+        .ok_or_else(|| bad(&"the destination is not UTF-8"))?;
+    let limit = max_layer_size().map_err(|e| bad(&e))?;
+    let mut check = EntryCheck::new(limit, true);
     let f = File::open(src).map_err(|e| BuildError::Io(src.to_path_buf(), e))?;
-    let plain = image_store::layer::decompressed(f)
-        .map_err(|e| BuildError::Invalid(format!("ADD {}: {e}", src.display())))?;
+    let plain = image_store::layer::decompressed(f).map_err(|e| bad(&e))?;
     let mut a = tar::Archive::new(plain);
-    let bad = |e: io::Error| BuildError::Invalid(format!("ADD {}: {e}", src.display()));
-    for entry in a.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let Some(rel) = image_store::layer::clean_path(&raw)
-            .map_err(|e| BuildError::Invalid(format!("ADD {}: {e}", src.display())))?
-        else {
+    for entry in a.entries().map_err(|e| bad(&e))? {
+        let mut entry = entry.map_err(|e| bad(&e))?;
+        let Some(c) = check.check(&entry).map_err(|e| bad(&e))? else {
             continue;
         };
-        let name = join(dir, &rel.to_string_lossy());
+        let rel = match &c.name {
+            EntryName::Path(p) => p.clone(),
+            EntryName::Whiteout { dir, hidden } => {
+                let mut n = OsString::from(OsStr::from_bytes(WHITEOUT_PREFIX));
+                n.push(hidden);
+                dir.join(n)
+            }
+            EntryName::Opaque { dir } => dir.join(OsStr::from_bytes(OPAQUE)),
+        };
+        let name = join_os(dir, &rel);
         let mut h = entry.header().clone();
         if let Some(c) = clamp {
             let m = h.mtime().unwrap_or(0);
             h.set_mtime(m.min(c));
         }
-        let kind = h.entry_type();
-        match kind {
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(bad)?
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                let target = if kind == tar::EntryType::Link {
-                    PathBuf::from(join(dir, &target.to_string_lossy()))
-                } else {
-                    target
-                };
-                b.append_link(&mut h, &name, &target).map_err(bad)?;
+        let shown = &c.shown;
+        let fail = |e: io::Error| bad(&format!("tar entry \"{shown}\": {e}"));
+        match c.kind {
+            tar::EntryType::Link => {
+                let target = c.link_target.as_deref().unwrap_or(Path::new(""));
+                b.append_link(&mut h, &name, join_os(dir, target))
+                    .map_err(fail)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                b.append_link(&mut h, &name, Path::new(OsStr::from_bytes(&target)))
+                    .map_err(fail)?;
             }
             tar::EntryType::Directory => {
-                b.append_data(&mut h, format!("{name}/"), io::empty())
-                    .map_err(bad)?;
+                let mut n = name.into_os_string();
+                n.push("/");
+                b.append_data(&mut h, n, io::empty()).map_err(fail)?;
             }
             _ => {
-                b.append_data(&mut h, &name, &mut entry).map_err(bad)?;
+                b.append_data(&mut h, &name, &mut entry).map_err(fail)?;
             }
         }
     }

@@ -1108,7 +1108,7 @@ impl StageRun<'_, '_> {
                     let planned: Vec<copy::Planned> = missing
                         .iter()
                         .map(|d| copy::Planned {
-                            dest: d.clone(),
+                            dest: d.into(),
                             kind: copy::Kind::Dir,
                             mode: 0o755,
                             uid,

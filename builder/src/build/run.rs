@@ -124,6 +124,8 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
             work,
         },
     );
+    // A RUN step sees BuildKit's /etc files, not `docker run`'s.
+    opts.etc_style = runner::EtcStyle::BuildKit;
     if let Some(rt) = step.runtime {
         opts.runtime = runner::Runtime::External(rt.to_path_buf());
     }
@@ -165,7 +167,7 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
             output: tail,
         });
     }
-    let mut stubs: Vec<String> = ["etc/hosts", "etc/hostname", "etc/resolv.conf"]
+    let mut stubs: Vec<String> = ["etc/hosts", "etc/resolv.conf"]
         .iter()
         .map(|s| s.to_string())
         .collect();
