@@ -131,3 +131,17 @@ proptest! {
         prop_assert_eq!(Lexer::new('\\').process_word(&s, &EmptyEnv).unwrap(), s);
     }
 }
+
+/// Found by the `shell_expand` fuzz target (a 612-byte input ran for minutes
+/// and used ~900 MB): nested `${v//p/r}` with a replacement that matches
+/// every position multiplies the length at each level. Now an error.
+#[test]
+fn nested_replace_all_cannot_explode() {
+    let env = dockerfile_parser::shell::env_from_pairs([format!("a={}", "x".repeat(64))]);
+    let mut word = String::from("yy");
+    for _ in 0..8 {
+        word = format!("${{a//?/{word}}}");
+    }
+    let err = Lexer::new('\\').process_word(&word, &env).unwrap_err();
+    assert!(err.message.contains("longer than"), "{err}");
+}
