@@ -178,6 +178,11 @@ fn reverse_pattern(pattern: &str) -> String {
     out.into_iter().collect()
 }
 
+/// Bound on a `${v//p/r}` result: each match can insert the whole
+/// replacement, and nested substitutions multiply, so without it a short
+/// word expands exponentially (found by the `shell_expand` fuzz target).
+pub(crate) const MAX_REPLACED_LEN: usize = 1 << 20;
+
 /// `${v/p/r}` and `${v//p/r}`.
 pub(crate) fn replace(
     pattern: &str,
@@ -211,6 +216,11 @@ pub(crate) fn replace(
         out.extend(&v[last_end..a]);
         if b > last_end || a == 0 {
             out.push_str(&expand_template(replacement, &v[a..b]));
+        }
+        if out.len() > MAX_REPLACED_LEN {
+            return Err(format!(
+                "substitution result is longer than {MAX_REPLACED_LEN} bytes"
+            ));
         }
         last_end = b;
         if search + 1 > b {
