@@ -58,3 +58,31 @@ pub fn render(err: &anyhow::Error) -> String {
     }
     out
 }
+
+/// Standard output was closed by its reader (EPIPE on a command's output),
+/// kept apart from broken pipes to registries or helper processes, which are
+/// real errors.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output is closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Maps a write error on standard output: EPIPE becomes `StdoutClosed`.
+pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        StdoutClosed.into()
+    } else {
+        anyhow::Error::new(e).context("writing to standard output")
+    }
+}
+
+/// Did the command fail only because its standard output was closed?
+pub fn is_stdout_closed(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<StdoutClosed>().is_some()
+}

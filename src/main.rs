@@ -1,5 +1,22 @@
 //! kiln: build, store, move and run container images.
 
+/// `println!` for command output: a closed stdout (`kiln images | head`)
+/// becomes an error that `main` ends quietly, where `println!` would panic.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($t)*).map_err(crate::exit::stdout_error)?
+    }};
+}
+
+/// `print!` for command output (see `outln!`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($t)*).map_err(crate::exit::stdout_error)?
+    }};
+}
+
 mod cli;
 mod commands;
 mod context;
@@ -25,6 +42,9 @@ fn main() -> ExitCode {
     };
     match commands::dispatch(cli) {
         Ok(status) => status.into(),
+        // Whoever read our output stopped reading: end as a Go CLI (docker)
+        // ends on SIGPIPE, quietly and with 128+SIGPIPE.
+        Err(err) if exit::is_stdout_closed(&err) => ExitCode::from(141),
         Err(err) => {
             eprintln!("kiln: {}", exit::render(&err));
             ExitCode::from(exit::code_of(&err))

@@ -757,3 +757,28 @@ fn one_broken_image_does_not_hide_the_others() {
     k.run(&["inspect", "bad"]).code(125);
     k.run(&["run", "--rm", "good", "true"]).ok();
 }
+
+/// A reader that stops reading (`kiln inspect x | head -n 1`) ends kiln as
+/// it ends docker: quietly, with 128+SIGPIPE, never with a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    for args in [
+        &["inspect", "busybox"][..],
+        &["images"],
+        &["history", "busybox"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = k
+            .cmd()
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(141), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}

@@ -111,6 +111,6 @@ pub fn run(ctx: &Ctx, args: CommitArgs) -> Result<Status> {
     layers.push(Descriptor::new(media::OCI_LAYER, digest, size));
     let names: Vec<Reference> = name.into_iter().collect();
     let committed = store.commit_image(&config, layers, &names)?;
-    println!("{}", committed.id);
+    outln!("{}", committed.id);
     Ok(Status::Success)
 }

@@ -197,7 +197,7 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
             ctr::remove_dir(&store, &c.id)
         })();
         match res {
-            Ok(()) => println!("{name}"),
+            Ok(()) => outln!("{name}"),
             Err(e) => {
                 eprintln!("kiln: {}", crate::exit::render(&e));
                 failed = true;
@@ -252,7 +252,7 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<Statu
     let mut failed = false;
     for name in names {
         match f(name) {
-            Ok(()) => println!("{name}"),
+            Ok(()) => outln!("{name}"),
             Err(e) => {
                 eprintln!("kiln: {}", crate::exit::render(&e));
                 failed = true;

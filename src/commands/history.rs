@@ -60,11 +60,11 @@ pub fn run(ctx: &Ctx, args: HistoryArgs) -> Result<Status> {
     }
     if args.quiet {
         for r in &rows {
-            println!("{}", r[0]);
+            outln!("{}", r[0]);
         }
         return Ok(Status::Success);
     }
-    print!(
+    out!(
         "{}",
         format::table(
             &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],

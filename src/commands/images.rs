@@ -62,7 +62,7 @@ pub fn run(ctx: &Ctx, args: ImagesArgs) -> Result<Status> {
         let mut seen = std::collections::HashSet::new();
         for r in &rows {
             if seen.insert(r.image.id().clone()) {
-                println!("{}", id(r.image));
+                outln!("{}", id(r.image));
             }
         }
         return Ok(Status::Success);
@@ -82,7 +82,7 @@ pub fn run(ctx: &Ctx, args: ImagesArgs) -> Result<Status> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(Status::Success);
     }
     if let Some(f) = args.format.as_deref().filter(|f| *f != "table") {
@@ -106,7 +106,7 @@ pub fn run(ctx: &Ctx, args: ImagesArgs) -> Result<Status> {
             cells
         })
         .collect();
-    print!("{}", format::table(&header, &table));
+    out!("{}", format::table(&header, &table));
     Ok(Status::Success)
 }
 

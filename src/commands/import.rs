@@ -52,6 +52,6 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> Result<Status> {
     });
     let names: Vec<Reference> = name.into_iter().collect();
     let committed = store.commit_image(&config, vec![layer.descriptor], &names)?;
-    println!("{}", committed.id);
+    outln!("{}", committed.id);
     Ok(Status::Success)
 }

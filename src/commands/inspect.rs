@@ -27,7 +27,7 @@ pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<Status> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(if failed {
         Status::External(exit::KILN_ERROR)
     } else {

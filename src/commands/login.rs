@@ -140,7 +140,7 @@ pub fn login(_ctx: &Ctx, args: LoginArgs) -> Result<Status> {
     let mut cfg = DockerConfig::load(args.authfile.as_deref())?;
     cfg.store(&registry, &creds)
         .with_context(|| format!("saving credentials for {registry}"))?;
-    println!("Login Succeeded!");
+    outln!("Login Succeeded!");
     Ok(Status::Success)
 }
 
@@ -153,6 +153,6 @@ pub fn logout(_ctx: &Ctx, args: LogoutArgs) -> Result<Status> {
     {
         bail!("not logged into {registry}");
     }
-    println!("Removed login credentials for {registry}");
+    outln!("Removed login credentials for {registry}");
     Ok(Status::Success)
 }

@@ -74,13 +74,13 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<Status> {
             let pulled = registry::pull(&store, &client, &reference, &platform, &progress)
                 .with_context(|| format!("pulling {reference}"))?;
             progress.line(&format!("Pulled {}@{}", pulled.name, pulled.manifest));
-            println!("{}", pulled.id);
+            outln!("{}", pulled.id);
         }
         Location::OciDir { dir, reference } => {
             let name = layout_name(&dir, reference.as_deref())?;
             let (_, id) = oci_dir::read(&store, &dir, reference.as_deref(), &platform, &[name])
                 .with_context(|| format!("pulling {}", args.image))?;
-            println!("{id}");
+            outln!("{id}");
         }
         Location::OciArchive { file, .. } | Location::DockerArchive { file, .. } => {
             let f = std::fs::File::open(&file)
@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<Status> {
             let loaded = archive::load(&store, std::io::BufReader::with_capacity(1 << 20, f))
                 .with_context(|| format!("pulling {}", args.image))?;
             for (id, _) in &loaded.images {
-                println!("{id}");
+                outln!("{id}");
             }
         }
     }

@@ -14,10 +14,10 @@ pub fn run(ctx: &Ctx, args: RmiArgs) -> Result<Status> {
         match store.remove(name, args.force, &|id| store.container_using(id)) {
             Ok(report) => {
                 for u in &report.untagged {
-                    println!("Untagged: {u}");
+                    outln!("Untagged: {u}");
                 }
                 for d in &report.deleted {
-                    println!("Deleted: {d}");
+                    outln!("Deleted: {d}");
                 }
             }
             Err(e) => {
@@ -37,12 +37,12 @@ pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<Status> {
     let store = ctx.store()?;
     let (deleted, freed) = store.prune(args.all, &|id| store.container_using(id).is_some())?;
     if !deleted.is_empty() {
-        println!("Deleted Images:");
+        outln!("Deleted Images:");
         for d in &deleted {
-            println!("deleted: {d}");
+            outln!("deleted: {d}");
         }
-        println!();
+        outln!();
     }
-    println!("Total reclaimed space: {}", format::human_size(freed));
+    outln!("Total reclaimed space: {}", format::human_size(freed));
     Ok(Status::Success)
 }

@@ -562,7 +562,7 @@ fn start_detached(
     let _ = fs::File::from(rd).read_to_string(&mut answer);
     let line = answer.lines().next().unwrap_or("").to_string();
     if line == "ok" {
-        println!("{}", rec.id);
+        outln!("{}", rec.id);
         // The monitor lives on in its own session; it is reparented to init
         // when kiln exits.
         std::mem::forget(child);

@@ -127,12 +127,12 @@ pub fn load(ctx: &Ctx, args: LoadArgs) -> Result<Status> {
             }
         }
         if args.quiet {
-            println!("{id}");
+            outln!("{id}");
         } else if names.is_empty() {
-            println!("Loaded image ID: {id}");
+            outln!("Loaded image ID: {id}");
         } else {
             for n in names {
-                println!("Loaded image: {n}");
+                outln!("Loaded image: {n}");
             }
         }
     }

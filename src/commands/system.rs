@@ -18,10 +18,10 @@ pub fn check(ctx: &Ctx, args: SystemCheckArgs) -> Result<Status> {
             (true, true) => format!(" ({})", p.action),
             (true, false) => " (not repaired)".into(),
         };
-        println!("{p}{note}");
+        outln!("{p}{note}");
     }
     if !args.quiet {
-        println!(
+        outln!(
             "Checked {} images, {} blobs ({})",
             report.images,
             report.blobs,
@@ -29,20 +29,20 @@ pub fn check(ctx: &Ctx, args: SystemCheckArgs) -> Result<Status> {
         );
         let (n, bytes) = report.unreferenced;
         if n > 0 && !args.repair {
-            println!(
+            outln!(
                 "{n} unreferenced blobs ({}) can be removed with `kiln image prune`",
                 format::human_size(bytes)
             );
         }
         match (report.problems.len(), report.remaining()) {
-            (0, _) => println!("No problems found"),
-            (found, 0) => println!("{found} problems found, all repaired"),
+            (0, _) => outln!("No problems found"),
+            (found, 0) => outln!("{found} problems found, all repaired"),
             (found, left) if args.repair => {
-                println!("{found} problems found, {left} not repaired")
+                outln!("{found} problems found, {left} not repaired")
             }
-            (found, _) => println!(
-                "{found} problems found (`kiln system check --repair` removes what it can)"
-            ),
+            (found, _) => {
+                outln!("{found} problems found (`kiln system check --repair` removes what it can)")
+            }
         }
     }
     Ok(if report.remaining() > 0 {

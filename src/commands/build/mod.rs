@@ -87,7 +87,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     if args.print_ast {
         let dump = dockerfile_parser::dump_ast(&text)
             .map_err(|e| anyhow::anyhow!("{}", e.with_file_name(&name)))?;
-        print!("{dump}");
+        out!("{dump}");
         return Ok(Status::Success);
     }
     let pull = match args.pull.as_str() {
@@ -202,7 +202,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
             started.elapsed().as_secs_f64()
         );
     }
-    println!("{}", out.id);
+    outln!("{}", out.id);
     Ok(Status::Success)
 }
 
@@ -211,7 +211,7 @@ pub fn prune(ctx: &Ctx, args: crate::cli::BuilderPruneArgs) -> Result<Status> {
     let store = ctx.store()?;
     let pruned =
         builder::build::prune_cache(&store, args.all).map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!(
+    outln!(
         "Deleted {} build cache records{}",
         pruned.records,
         if args.all {
@@ -220,7 +220,7 @@ pub fn prune(ctx: &Ctx, args: crate::cli::BuilderPruneArgs) -> Result<Status> {
             String::new()
         }
     );
-    println!(
+    outln!(
         "Total reclaimed space: {}",
         crate::format::human_size(pruned.freed)
     );
