@@ -53,6 +53,23 @@ pub enum LayerError {
 }
 
 impl LayerError {
+    /// Ok when the layer `blob`'s uncompressed content hashed to the
+    /// `claimed` diff ID, else the mismatch, naming all three.
+    pub fn check_diff_id(
+        blob: &Digest,
+        claimed: &Digest,
+        actual: &Digest,
+    ) -> Result<(), LayerError> {
+        if actual == claimed {
+            return Ok(());
+        }
+        Err(LayerError::DiffIdMismatch {
+            layer: blob.clone(),
+            expected: claimed.clone(),
+            actual: actual.clone(),
+        })
+    }
+
     /// This error, naming the layer it was found in (once).
     pub fn in_layer(self, layer: &Digest) -> LayerError {
         match self {

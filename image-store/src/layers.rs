@@ -129,14 +129,7 @@ impl Store {
             let mut hashing = HashingReader::new(reader);
             unpack(&mut hashing, &tmp, opts).map_err(|e| e.in_layer(&desc.digest))?;
             let (_, actual, _) = hashing.finish();
-            if actual != *diff_id {
-                return Err(LayerError::DiffIdMismatch {
-                    layer: desc.digest.clone(),
-                    expected: diff_id.clone(),
-                    actual,
-                }
-                .into());
-            }
+            LayerError::check_diff_id(&desc.digest, diff_id, &actual)?;
             Ok(())
         })();
         if let Err(e) = result {

@@ -152,14 +152,7 @@ impl Store {
                 return Err(StoreError::io(self.blob_path(&desc.digest))(e).into())
             }
         };
-        if actual != *diff_id {
-            return Err(LayerError::DiffIdMismatch {
-                layer: desc.digest.clone(),
-                expected: diff_id.clone(),
-                actual,
-            }
-            .into());
-        }
+        LayerError::check_diff_id(&desc.digest, diff_id, &actual)?;
         let (_, _, new) = w.commit_reporting(Some(&desc.digest))?;
         let _ = self.remember_diff_id(&desc.digest, diff_id);
         Ok(new)
@@ -202,14 +195,7 @@ impl Store {
             Err(CopyError::Layer(e)) => return Err(e.in_layer(blob).into()),
             Err(CopyError::Io(e)) => return Err(StoreError::io(self.blob_path(blob))(e).into()),
         };
-        if actual != *diff_id {
-            return Err(LayerError::DiffIdMismatch {
-                layer: blob.clone(),
-                expected: diff_id.clone(),
-                actual,
-            }
-            .into());
-        }
+        LayerError::check_diff_id(blob, diff_id, &actual)?;
         let _ = self.remember_diff_id(blob, diff_id);
         Ok(())
     }

@@ -765,24 +765,8 @@ impl StageRun<'_, '_> {
             }
             // ARG changes what later steps see, and the history (an empty
             // layer entry, as BuildKit writes), not the filesystem.
-            let k = k.finish();
-            let rec = self.lookup_or(state, &k, cmd, &[], |b| {
-                Ok(Record {
-                    created: b.now.clone(),
-                    layer: None,
-                })
-            })?;
-            state.key = k;
-            state.config.history.push(History {
-                created: Some(rec.created),
-                created_by: Some(format!("ARG {}", words.join(" "))),
-                empty_layer: true,
-                ..Default::default()
-            });
-            self.emit(EventKind::StepDone {
-                secs: started.elapsed().as_secs_f64(),
-            });
-            return Ok(());
+            let created_by = format!("ARG {}", words.join(" "));
+            return self.empty_layer_step(state, k.finish(), cmd, created_by, started);
         }
 
         let mut key = KeyHasher::new(&state.key);
@@ -844,24 +828,7 @@ impl StageRun<'_, '_> {
                 });
                 return Ok(());
             }
-            let k = key.finish();
-            let rec = self.lookup_or(state, &k, cmd, &[], |b| {
-                Ok(Record {
-                    created: b.now.clone(),
-                    layer: None,
-                })
-            })?;
-            state.key = k;
-            state.config.history.push(History {
-                created: Some(rec.created),
-                created_by: Some(created_by),
-                empty_layer: true,
-                ..Default::default()
-            });
-            self.emit(EventKind::StepDone {
-                secs: started.elapsed().as_secs_f64(),
-            });
-            return Ok(());
+            return self.empty_layer_step(state, key.finish(), cmd, created_by, started);
         };
         let (rec, key) = layer;
         let l = rec.layer.clone().expect("layer steps record a layer");
@@ -871,6 +838,35 @@ impl StageRun<'_, '_> {
         state.config.history.push(History {
             created: Some(rec.created),
             created_by: Some(created_by),
+            ..Default::default()
+        });
+        self.emit(EventKind::StepDone {
+            secs: started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+
+    /// Ends a step that changes only the config: its cache record (for the
+    /// created time and the chain of keys) and an `empty_layer` history entry.
+    fn empty_layer_step(
+        &mut self,
+        state: &mut State,
+        key: String,
+        cmd: &Command,
+        created_by: String,
+        started: Instant,
+    ) -> Result<(), BuildError> {
+        let rec = self.lookup_or(state, &key, cmd, &[], |b| {
+            Ok(Record {
+                created: b.now.clone(),
+                layer: None,
+            })
+        })?;
+        state.key = key;
+        state.config.history.push(History {
+            created: Some(rec.created),
+            created_by: Some(created_by),
+            empty_layer: true,
             ..Default::default()
         });
         self.emit(EventKind::StepDone {

@@ -272,14 +272,7 @@ fn load_oci(
         for (l, claimed) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
             let path = format!("blobs/sha256/{}", l.digest.hex());
             let actual = member(members, &path)?.diff_id(&path)?;
-            if actual != claimed {
-                return Err(LayerError::DiffIdMismatch {
-                    layer: l.digest.clone(),
-                    expected: claimed.clone(),
-                    actual: actual.clone(),
-                }
-                .into());
-            }
+            LayerError::check_diff_id(&l.digest, claimed, actual)?;
         }
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
             let got = member(members, &format!("blobs/sha256/{}", blob.digest.hex()))?;
