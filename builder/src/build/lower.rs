@@ -43,12 +43,7 @@ impl Lowers {
     /// its root), as BuildKit's MkdirAll does; a non-directory on the way is
     /// an error.
     pub fn missing_dirs(&self, path: &str) -> Result<Vec<String>, String> {
-        let mut todo: Vec<String> = path
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .rev()
-            .map(str::to_string)
-            .collect();
+        let mut todo = components_reversed(path);
         let mut cur: Vec<String> = Vec::new();
         let mut hops = 0;
         while let Some(c) = todo.pop() {
@@ -77,16 +72,7 @@ impl Lowers {
                     if hops > 40 {
                         return Err("too many levels of symbolic links".into());
                     }
-                    let target = self.read_link(&rel).unwrap_or_default();
-                    cur.pop();
-                    if target.starts_with('/') {
-                        cur.clear();
-                    }
-                    for t in target.split('/').rev() {
-                        if !t.is_empty() && t != "." {
-                            todo.push(t.to_string());
-                        }
-                    }
+                    self.splice_link(&rel, &mut cur, &mut todo);
                 }
                 Some(_) => return Err(format!("/{rel} is not a directory")),
             }
@@ -99,12 +85,7 @@ impl Lowers {
     /// (continuity's RootPath): `/link/f` with `/link -> /real/dir` is
     /// `/real/dir/f`. Components from the first missing one on are kept.
     pub fn resolve(&self, path: &str) -> String {
-        let mut todo: Vec<String> = path
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .rev()
-            .map(str::to_string)
-            .collect();
+        let mut todo = components_reversed(path);
         let mut cur: Vec<String> = Vec::new();
         let mut hops = 0;
         let mut missing = false;
@@ -122,21 +103,24 @@ impl Lowers {
                 None => missing = true,
                 Some(m) if m.file_type().is_symlink() && hops < 40 => {
                     hops += 1;
-                    let target = self.read_link(&rel).unwrap_or_default();
-                    cur.pop();
-                    if target.starts_with('/') {
-                        cur.clear();
-                    }
-                    for t in target.split('/').rev() {
-                        if !t.is_empty() && t != "." {
-                            todo.push(t.to_string());
-                        }
-                    }
+                    self.splice_link(&rel, &mut cur, &mut todo);
                 }
                 Some(_) => {}
             }
         }
         format!("/{}", cur.join("/"))
+    }
+
+    /// Replaces the symlink `rel`, the last of `cur`, by its target: an
+    /// absolute target restarts from the image's root, and the target's
+    /// components are walked next.
+    fn splice_link(&self, rel: &str, cur: &mut Vec<String>, todo: &mut Vec<String>) {
+        let target = self.read_link(rel).unwrap_or_default();
+        cur.pop();
+        if target.starts_with('/') {
+            cur.clear();
+        }
+        todo.extend(components_reversed(&target));
     }
 
     /// The content of the regular file `rel` as the merged filesystem
@@ -193,4 +177,14 @@ fn opaque_parent(layer: &std::path::Path, rel: &str) -> bool {
         rustix::fs::lgetxattr(&dir, "trusted.overlay.opaque", &mut buf),
         Ok(1) if buf[0] == b'y'
     )
+}
+
+/// The components of `path` (without empty ones and `.`), last first: a
+/// stack to walk from the root.
+fn components_reversed(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .rev()
+        .map(str::to_string)
+        .collect()
 }
