@@ -846,6 +846,23 @@ impl StageRun<'_, '_> {
         Ok(())
     }
 
+    /// Writes `planned` (COPY/ADD sources, WORKDIR's new directories) as a
+    /// layer blob and records it.
+    fn planned_layer(
+        &self,
+        planned: &[copy::Planned],
+        cmd: &Command,
+    ) -> Result<Record, BuildError> {
+        let mut w = self.store.blob_writer()?;
+        copy::write_layer(planned, &mut w, self.opts.source_date_epoch)
+            .map_err(|e| e.located(cmd))?;
+        let (digest, size) = w.commit(None)?;
+        Ok(Record {
+            created: self.now.clone(),
+            layer: Some(Descriptor::new(media::OCI_LAYER, digest, size)),
+        })
+    }
+
     /// Ends a step that changes only the config: its cache record (for the
     /// created time and the chain of keys) and an `empty_layer` history entry.
     fn empty_layer_step(
@@ -1026,16 +1043,8 @@ impl StageRun<'_, '_> {
                     }
                 };
                 let k = key.finish();
-                let clamp = self.opts.source_date_epoch;
-                let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
-                    let mut w = b.store.blob_writer()?;
-                    copy::write_layer(&planned, &mut w, clamp).map_err(|e| e.located(cmd))?;
-                    let (digest, size) = w.commit(None)?;
-                    Ok(Record {
-                        created: b.now.clone(),
-                        layer: Some(Descriptor::new(media::OCI_LAYER, digest, size)),
-                    })
-                })?;
+                let rec =
+                    self.lookup_or(state, &k, cmd, &inputs, |b| b.planned_layer(&planned, cmd))?;
                 Ok((rec, k))
             }
             Instruction::Run(r) => {
@@ -1098,7 +1107,6 @@ impl StageRun<'_, '_> {
                     .missing_dirs(&wd)
                     .map_err(|e| BuildError::at(cmd, format!("WORKDIR {wd}: {e}")))?;
                 let k = key.finish();
-                let clamp = self.opts.source_date_epoch;
                 let now = self.now_secs;
                 let rec = self.lookup_or(state, &k, cmd, &[], |b| {
                     let planned: Vec<copy::Planned> = missing
@@ -1112,13 +1120,7 @@ impl StageRun<'_, '_> {
                             mtime: now,
                         })
                         .collect();
-                    let mut w = b.store.blob_writer()?;
-                    copy::write_layer(&planned, &mut w, clamp).map_err(|e| e.located(cmd))?;
-                    let (digest, size) = w.commit(None)?;
-                    Ok(Record {
-                        created: b.now.clone(),
-                        layer: Some(Descriptor::new(media::OCI_LAYER, digest, size)),
-                    })
+                    b.planned_layer(&planned, cmd)
                 })?;
                 Ok((rec, k))
             }

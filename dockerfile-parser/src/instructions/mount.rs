@@ -216,19 +216,9 @@ pub fn parse_mount_outline(spec: &str) -> Result<Mount, ErrorKind> {
         }
     }
     Ok(parse_fields(fields.clone()).unwrap_or(Mount {
-        kind: MountType::Bind,
         from,
-        source: None,
-        target: None,
         readonly: true,
-        id: None,
-        sharing: None,
-        required: false,
-        size: None,
-        mode: None,
-        uid: None,
-        gid: None,
-        env: None,
+        ..Mount::bind()
     }))
 }
 
@@ -248,22 +238,29 @@ pub fn expand_mount(
     parse_fields(fields)
 }
 
+impl Mount {
+    /// A bind mount with nothing set: what a spec starts from.
+    fn bind() -> Mount {
+        Mount {
+            kind: MountType::Bind,
+            from: None,
+            source: None,
+            target: None,
+            readonly: false,
+            id: None,
+            sharing: None,
+            required: false,
+            size: None,
+            mode: None,
+            uid: None,
+            gid: None,
+            env: None,
+        }
+    }
+}
+
 fn parse_fields(fields: Vec<String>) -> Result<Mount, ErrorKind> {
-    let mut m = Mount {
-        kind: MountType::Bind,
-        from: None,
-        source: None,
-        target: None,
-        readonly: false,
-        id: None,
-        sharing: None,
-        required: false,
-        size: None,
-        mode: None,
-        uid: None,
-        gid: None,
-        env: None,
-    };
+    let mut m = Mount::bind();
     let mut ro_auto = true;
     for field in fields {
         let (key, value) = match field.split_once('=') {
