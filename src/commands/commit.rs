@@ -46,7 +46,7 @@ impl Drop for Paused {
     }
 }
 
-fn pause(store: &image_store::Store, c: &image_store::containers::Container) -> Paused {
+fn pause(store: &image_store::Store, c: &::containers::Container) -> Paused {
     let Some(pid) = ctr::init_pid(store, c) else {
         return Paused(Vec::new());
     };
@@ -74,7 +74,9 @@ pub fn run(ctx: &Ctx, args: CommitArgs) -> Result<Status> {
     let mut author = args.author.clone().or_else(|| config.author.clone());
     builder::config::apply_changes(&mut container_config, &mut author, &args.changes)?;
 
-    let upper = store.container_dir(&c.id).join("upper");
+    let upper = ::containers::Containers::new(&store)
+        .container_dir(&c.id)
+        .join("upper");
     std::fs::create_dir_all(&upper)?;
     let (digest, size) = {
         let _paused = if args.pause {

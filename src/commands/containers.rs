@@ -4,8 +4,8 @@ use std::fs;
 use std::io::{Read as _, Seek as _, Write as _};
 use std::time::Duration;
 
+use ::containers::{Container, State};
 use anyhow::{bail, Context as _, Result};
-use image_store::containers::{Container, State};
 use image_store::Store;
 
 use super::ctr;
@@ -90,8 +90,8 @@ fn status_text(c: &Container) -> String {
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
     let store = ctx.store()?;
     // Best effort: a store this user cannot write is still listed.
-    let _ = store.reap_orphans();
-    let list: Vec<Container> = store
+    let _ = ::containers::Containers::new(&store).reap_orphans();
+    let list: Vec<Container> = ::containers::Containers::new(&store)
         .containers()?
         .into_iter()
         .filter(|c| args.all || ctr::is_running(c))
@@ -160,17 +160,20 @@ fn wait_stopped(store: &Store, c: &Container, timeout: Duration) -> bool {
         return false;
     }
     // The monitor or `kiln run` writes the exit code right after.
-    ctr::wait_until(Duration::from_secs(2), || match store.container(&c.id) {
-        Ok(now) => now.state != State::Running,
-        Err(_) => true,
-    });
+    ctr::wait_until(
+        Duration::from_secs(2),
+        || match ::containers::Containers::new(store).container(&c.id) {
+            Ok(now) => now.state != State::Running,
+            Err(_) => true,
+        },
+    );
     true
 }
 
 pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
     let store = ctx.store()?;
     // Best effort: a store this user cannot write is still listed.
-    let _ = store.reap_orphans();
+    let _ = ::containers::Containers::new(&store).reap_orphans();
     let mut failed = false;
     for name in &args.containers {
         let res = (|| -> Result<()> {
@@ -187,9 +190,11 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
                 }
             }
             // A detached container's monitor may still be writing.
-            if let Ok(p) =
-                fs::read_to_string(store.container_dir(&c.id).join(ctr::MONITOR_PID_FILE))
-            {
+            if let Ok(p) = fs::read_to_string(
+                ::containers::Containers::new(&store)
+                    .container_dir(&c.id)
+                    .join(ctr::MONITOR_PID_FILE),
+            ) {
                 if let Ok(p) = p.trim().parse::<i32>() {
                     ctr::wait_until(Duration::from_secs(2), || !ctr::alive(p));
                 }
@@ -213,7 +218,9 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
 pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
     let store = ctx.store()?;
     let c = ctr::find(&store, &args.container)?;
-    let path = store.container_dir(&c.id).join(ctr::LOG_FILE);
+    let path = ::containers::Containers::new(&store)
+        .container_dir(&c.id)
+        .join(ctr::LOG_FILE);
     let mut f = match fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -229,7 +236,9 @@ pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
     if args.follow {
         let mut buf = vec![0u8; 64 << 10];
         loop {
-            let running = store.container(&c.id).map(|c| ctr::is_running(&c));
+            let running = ::containers::Containers::new(&store)
+                .container(&c.id)
+                .map(|c| ctr::is_running(&c));
             let n = f.read(&mut buf)?;
             if n > 0 {
                 out.write_all(&buf[..n])?;

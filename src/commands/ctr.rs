@@ -7,8 +7,8 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use ::containers::{Container, State};
 use anyhow::{bail, Context as _, Result};
-use image_store::containers::{Container, State};
 use image_store::Store;
 
 /// The container's log file (`-d`): stdout and stderr, interleaved.
@@ -98,7 +98,7 @@ pub fn name_lock(store: &Store) -> Result<NameLock> {
 /// Writes the record with a rename but no fsync: container records describe
 /// processes that do not survive a reboot anyway, and `run --rm` must be fast.
 pub fn save(store: &Store, c: &Container) -> Result<()> {
-    let dir = store.container_dir(&c.id);
+    let dir = ::containers::Containers::new(store).container_dir(&c.id);
     let p = dir.join("container.json");
     let tmp = dir.join(".container.json.tmp");
     let data = serde_json::to_vec_pretty(c).expect("serializing plain data cannot fail");
@@ -112,7 +112,11 @@ pub fn save(store: &Store, c: &Container) -> Result<()> {
 /// With `name == None` a random free name is chosen.
 pub fn create(store: &Store, c: &mut Container, name: Option<&str>) -> Result<PathBuf> {
     let _g = name_lock(store)?;
-    let taken: Vec<String> = store.containers()?.into_iter().map(|o| o.name).collect();
+    let taken: Vec<String> = ::containers::Containers::new(store)
+        .containers()?
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
     match name {
         Some(n) => {
             if taken.iter().any(|t| t == n) {
@@ -127,7 +131,7 @@ pub fn create(store: &Store, c: &mut Container, name: Option<&str>) -> Result<Pa
                 .expect("an unbounded search finds a free name");
         }
     }
-    let dir = store.container_dir(&c.id);
+    let dir = ::containers::Containers::new(store).container_dir(&c.id);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     save(store, c)?;
     Ok(dir)
@@ -135,7 +139,7 @@ pub fn create(store: &Store, c: &mut Container, name: Option<&str>) -> Result<Pa
 
 /// Is `pid` a live (not zombie) process?
 pub fn alive(pid: i32) -> bool {
-    image_store::containers::pid_alive(pid)
+    ::containers::records::pid_alive(pid)
 }
 
 /// Is the container's init running right now?
@@ -185,7 +189,9 @@ pub fn lowers(store: &Store, c: &Container) -> Result<Vec<PathBuf>> {
     let mut lowers = store
         .unpacked_layers(&image)
         .with_context(|| format!("unpacking image {}", image.id().short()))?;
-    let init = store.container_dir(&c.id).join(INIT_DIR);
+    let init = ::containers::Containers::new(store)
+        .container_dir(&c.id)
+        .join(INIT_DIR);
     if init.is_dir() {
         lowers.push(init);
     }
@@ -223,9 +229,13 @@ pub fn init_stub(init: &Path, rel: &str, dir: bool) -> Result<()> {
 /// The external OCI runtime a container runs under (`--runtime`), if any;
 /// its recorded pid is then the runtime's `run` process, not the init.
 pub fn external_runtime(store: &Store, c: &Container) -> Option<PathBuf> {
-    fs::read_to_string(store.container_dir(&c.id).join(RUNTIME_FILE))
-        .ok()
-        .map(|s| PathBuf::from(s.trim()))
+    fs::read_to_string(
+        ::containers::Containers::new(store)
+            .container_dir(&c.id)
+            .join(RUNTIME_FILE),
+    )
+    .ok()
+    .map(|s| PathBuf::from(s.trim()))
 }
 
 /// The container's init as seen from the host.
@@ -310,16 +320,14 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 /// Finds a container, with kiln's error wording.
 pub fn find(store: &Store, name: &str) -> Result<Container> {
-    Ok(store.container(name)?)
+    Ok(::containers::Containers::new(store).container(name)?)
 }
 
 /// Removes a container's directory whatever its state (after it stopped).
 pub fn remove_dir(store: &Store, id: &str) -> Result<()> {
-    match store.remove_container(id) {
+    match ::containers::Containers::new(store).remove_container(id) {
         Ok(()) => Ok(()),
-        Err(image_store::StoreError::Io { source, .. })
-            if source.kind() == io::ErrorKind::NotFound =>
-        {
+        Err(::containers::Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             Ok(())
         }
         Err(e) => Err(e.into()),

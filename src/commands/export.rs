@@ -97,7 +97,9 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<Status> {
     let store = ctx.store()?;
     let c = ctr::find(&store, &args.container)?;
     let mut layers = ctr::lowers(&store, &c)?;
-    let upper = store.container_dir(&c.id).join("upper");
+    let upper = ::containers::Containers::new(&store)
+        .container_dir(&c.id)
+        .join("upper");
     if upper.is_dir() {
         layers.push(upper);
     }

@@ -9,8 +9,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 
+use ::containers::{Container, State};
 use anyhow::{anyhow, bail, Context as _, Result};
-use image_store::containers::{Container, State};
 use image_store::Store;
 use runner::spec::{MountSpec, Network, Resources, SpecParams};
 use runner::{ExitStatus, Rootfs, RunError, RunOptions, Runtime};
@@ -323,7 +323,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
     let name = args
         .name
         .as_deref()
-        .map(image_store::containers::container_name)
+        .map(::containers::container_name)
         .transpose()?;
     let network = match args.network.as_str() {
         "none" => Network::None,
@@ -358,7 +358,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
 
     let store = ctx.store()?;
     // Best effort: `system check --repair` reports what is left.
-    let _ = store.reap_orphans();
+    let _ = ::containers::Containers::new(&store).reap_orphans();
     // Held until the container is recorded (from then on `rmi` sees it in
     // use), so no `rmi` removes the image's layers while they are unpacked.
     let reader = store.reader_lock()?;
@@ -455,7 +455,11 @@ fn finish(store: &Store, rec: &mut Container, status: Option<ExitStatus>) {
         return;
     }
     // `rm -f` may have removed the container meanwhile.
-    if !store.container_dir(&rec.id).join("container.json").exists() {
+    if !::containers::Containers::new(store)
+        .container_dir(&rec.id)
+        .join("container.json")
+        .exists()
+    {
         return;
     }
     rec.state = State::Exited;
@@ -580,8 +584,8 @@ fn start_detached(
 /// session of its own.
 fn monitor(ctx: &Ctx, id: &str) -> Result<Status> {
     let store = ctx.store()?;
-    let mut rec = store.container(id)?;
-    let dir = store.container_dir(id);
+    let mut rec = ::containers::Containers::new(&store).container(id)?;
+    let dir = ::containers::Containers::new(&store).container_dir(id);
     let spec: runner::Spec =
         serde_json::from_slice(&fs::read(dir.join(SPEC_FILE))?).context("reading spec.json")?;
     let launch: Launch =

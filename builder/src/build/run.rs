@@ -26,7 +26,7 @@ pub struct RunStep<'a> {
     /// Scratch directory of this step (upper, work, bundle).
     pub dir: &'a Path,
     /// The runner id, which names the step's cgroups
-    /// ([`image_store::Store::build_step_id`]).
+    /// ([`containers::Containers::build_step_id`]).
     pub id: String,
     pub quiet: bool,
     pub runtime: Option<&'a Path>,
