@@ -33,6 +33,19 @@ pub enum Error {
     InvalidName(String),
     #[error("image reference {name:?} is ambiguous: it matches {count} images")]
     Ambiguous { name: String, count: usize },
+    /// A request that cannot be carried out (the message says why).
+    #[error("{0}")]
+    Invalid(String),
+    /// A `--change` the caller applies to a committed image's config.
+    #[error(transparent)]
+    Changes(Box<dyn std::error::Error + Send + Sync>),
+    /// An external runtime's command failed.
+    #[error("{0}")]
+    Runtime(String),
+    /// The detached container's monitor failed to start it: its exit code
+    /// and message.
+    #[error("{message}")]
+    Failed { code: u8, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -48,7 +61,25 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Run(e) => e.exit_code(),
+            Error::Failed { code, .. } => *code,
             _ => 125,
         }
     }
+}
+
+/// `e` and its causes as one line (`a: b: c`), causes that merely repeat
+/// their parent's text left out: for messages that add context to an error
+/// from another crate.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
 }

@@ -4,8 +4,20 @@
 //! kiln processes left behind.
 
 pub mod check;
+pub mod commit;
+pub mod control;
 pub mod error;
+pub mod export;
+pub mod layers;
+pub mod mountpoints;
+pub mod names;
+pub mod options;
 pub mod records;
+pub mod run;
+pub mod runtime;
+pub mod spec;
+pub mod view;
 
 pub use error::{Error, Result};
+pub use layers::LayerStack;
 pub use records::{container_name, Container, Containers, State};

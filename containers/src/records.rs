@@ -78,6 +78,11 @@ impl Container {
             && !self.pid.is_some_and(pid_alive)
     }
 
+    /// Is the container's init running right now?
+    pub fn is_running(&self) -> bool {
+        self.state == State::Running && self.pid.is_some_and(pid_alive)
+    }
+
     /// Is this container (possibly) using its cgroups: starting, running,
     /// or managed by a live kiln process?
     pub fn live(&self) -> bool {
@@ -137,6 +142,50 @@ impl<'s> Containers<'s> {
         self.containers_dir().join(id)
     }
 
+    /// Creates the container's directory and record; fails if the name is
+    /// taken. With `name == None` a random free name is chosen.
+    pub fn create(&self, c: &mut Container, name: Option<&str>) -> Result<PathBuf> {
+        let _g = self.name_lock()?;
+        let taken: Vec<String> = self.containers()?.into_iter().map(|o| o.name).collect();
+        match name {
+            Some(n) => {
+                if taken.iter().any(|t| t == n) {
+                    return Err(Error::NameInUse(n.to_string()));
+                }
+                c.name = n.to_string();
+            }
+            None => {
+                c.name = (0..)
+                    .map(|i| crate::names::random_name(&c.id, i))
+                    .find(|n| !taken.contains(n))
+                    .expect("an unbounded search finds a free name");
+            }
+        }
+        let dir = self.container_dir(&c.id);
+        fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        self.save(c)?;
+        Ok(dir)
+    }
+
+    /// An exclusive flock on `kiln/locks/containers.lock`, held while a
+    /// name is checked and a record created (separate from the store's
+    /// writer lock so a long import does not delay `kiln run`).
+    fn name_lock(&self) -> Result<fs::File> {
+        use std::os::fd::AsRawFd;
+        let p = self.store.kiln_dir().join("locks/containers.lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(Error::io(&p))?;
+        // SAFETY: flock on an open descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io(&p)(std::io::Error::last_os_error()));
+        }
+        Ok(f)
+    }
+
     /// Writes the record with a rename but no fsync: container records
     /// describe processes that do not survive a reboot anyway, and
     /// `run --rm` must be fast.
@@ -190,6 +239,17 @@ impl<'s> Containers<'s> {
                 name: name.to_string(),
                 count: n,
             }),
+        }
+    }
+
+    /// Removes a container's directory whatever its state (after it
+    /// stopped); one already gone is fine.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        match self.remove_container(id) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(())
+            }
+            other => other,
         }
     }
 
