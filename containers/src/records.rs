@@ -2,6 +2,18 @@
 //! `commit` and `export` can find a container's image and directories later.
 //! Each lives in `kiln/containers/<id>/` with `container.json` beside its
 //! overlay `upper/` and `work/` directories.
+//!
+//! Growing the record (networks, published ports, volumes, exec sessions,
+//! restart policy and count, health log): every field is optional with a
+//! serde default, so records written by an older kiln still parse; state
+//! that changes often or grows (a health log, the log file, the monitor's
+//! pid, the external runtime's path) goes in its own file in the
+//! container's directory instead, so that `save` stays one small rename.
+//! The monitor of a detached container ([`crate::run::monitor`]) is the one
+//! process that lives as long as the container: restart policies and
+//! health probes belong there; teardown of what a container was given
+//! (network namespaces, anonymous volumes) belongs where it is settled
+//! ([`crate::run`]'s finish and [`Containers::reap_orphans`]).
 
 use std::fs;
 use std::path::PathBuf;

@@ -18,10 +18,10 @@ pub enum ViewError {
     Private(#[source] std::io::Error),
     #[error("{0}: {1}")]
     Io(PathBuf, #[source] std::io::Error),
-    #[error("layer path {0} contains ',', ':' or a NUL byte")]
-    BadPath(String),
-    #[error("{0} layers: overlay options exceed one page")]
-    TooLong(usize),
+    /// The layers cannot be named in overlay's options (a path with `,`
+    /// or `:`, more than a page of them).
+    #[error(transparent)]
+    Options(#[from] runner::RunError),
     #[error("mounting a view of {layers} layers: {source}")]
     Mount {
         layers: usize,
@@ -69,8 +69,13 @@ impl View {
             _ => {
                 std::fs::create_dir_all(target)
                     .map_err(|e| ViewError::Io(target.to_path_buf(), e))?;
-                let (dir, data) = lowerdir_option(layers)?;
-                mount_from(&dir, target, &data).map_err(|source| ViewError::Mount {
+                // The runner's options, as for a container's root: long
+                // layer lists go relative to a directory the mount enters.
+                let (data, dir) = runner::readonly_overlay_data(layers)?;
+                let data = std::ffi::CString::new(data).map_err(|_| {
+                    ViewError::Options(runner::RunError::InvalidSpec("NUL in a layer path".into()))
+                })?;
+                mount_from(dir.as_deref(), target, &data).map_err(|source| ViewError::Mount {
                     layers: layers.len(),
                     source,
                 })?;
@@ -80,36 +85,21 @@ impl View {
     }
 }
 
-/// The overlay option `lowerdir=top:…:base` and the directory its relative
-/// names resolve against: layers that share the bottom layer's parent go
-/// by their file name, so the options stay under a page for deep images.
-fn lowerdir_option(layers: &[PathBuf]) -> Result<(PathBuf, std::ffi::CString), ViewError> {
-    let parent = layers[0].parent().unwrap_or(Path::new("/")).to_path_buf();
-    let mut names = Vec::with_capacity(layers.len());
-    for l in layers.iter().rev() {
-        let name = match l.parent() == Some(parent.as_path()) {
-            true => l.file_name().unwrap_or_default().to_string_lossy(),
-            false => l.to_string_lossy(),
-        };
-        if name.contains([',', ':', '\0']) {
-            return Err(ViewError::BadPath(l.display().to_string()));
-        }
-        names.push(name.into_owned());
-    }
-    let data = format!("lowerdir={}", names.join(":"));
-    // One page minus room for the kernel's own additions.
-    if data.len() >= 4000 {
-        return Err(ViewError::TooLong(layers.len()));
-    }
-    let data = std::ffi::CString::new(data).expect("NUL bytes were refused above");
-    Ok((parent, data))
-}
-
-/// Mounts overlay `data` at `target` with `dir` as the working directory
-/// its relative lower names resolve against. The working directory is
-/// process-wide and a build runs stages on several threads, so the change
-/// happens on a short-lived thread with its own (unshared) one.
-fn mount_from(dir: &Path, target: &Path, data: &std::ffi::CStr) -> std::io::Result<()> {
+/// Mounts overlay `data` at `target`, with `dir` (if any) as the working
+/// directory its relative lower names resolve against. The working
+/// directory is process-wide and a build runs stages on several threads,
+/// so the change happens on a short-lived thread with its own (unshared)
+/// one.
+fn mount_from(dir: Option<&Path>, target: &Path, data: &std::ffi::CStr) -> std::io::Result<()> {
+    let Some(dir) = dir else {
+        return Ok(mount::mount(
+            "overlay",
+            target,
+            "overlay",
+            MountFlags::RDONLY,
+            Some(data),
+        )?);
+    };
     std::thread::scope(|s| {
         s.spawn(|| {
             // SAFETY: unsharing this thread's fs attributes (cwd, root,
