@@ -1,4 +1,5 @@
-//! A test CA, a server certificate for 127.0.0.1 and a client certificate.
+//! A test CA, a server certificate for 127.0.0.1 and localhost, and a
+//! client certificate, written as PEM files.
 
 use std::path::{Path, PathBuf};
 
@@ -10,11 +11,15 @@ pub struct TlsFiles {
     pub ca_cert: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    /// A directory holding only `ca.crt`: a client's `--cert-dir` that
+    /// trusts the server and has no certificate of its own.
+    pub ca_dir: PathBuf,
     /// A directory laid out like `certs.d/HOST/`: ca.crt, client.cert, client.key.
     pub client_dir: PathBuf,
 }
 
 impl TlsFiles {
+    /// Generates fresh keys and certificates into `dir`.
     pub fn generate(dir: &Path) -> TlsFiles {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -45,6 +50,9 @@ impl TlsFiles {
             std::fs::write(&p, data).unwrap();
             p
         };
+        let ca_dir = dir.join("certs");
+        std::fs::create_dir_all(&ca_dir).unwrap();
+        std::fs::write(ca_dir.join("ca.crt"), ca.pem()).unwrap();
         let client_dir = dir.join("certs.d-host");
         std::fs::create_dir_all(&client_dir).unwrap();
         std::fs::write(client_dir.join("ca.crt"), ca.pem()).unwrap();
@@ -54,6 +62,7 @@ impl TlsFiles {
             ca_cert: w("ca.pem", ca.pem()),
             server_cert: w("server.pem", srv.pem()),
             server_key: w("server-key.pem", srv_key.serialize_pem()),
+            ca_dir,
             client_dir,
         }
     }
