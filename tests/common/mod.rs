@@ -1,5 +1,6 @@
-//! Shared helpers for the end-to-end tests: a throwaway store per test, the
-//! kiln binary, and the busybox rootfs made from the host's busybox-static.
+//! Shared helpers for the end-to-end tests: a throwaway store per test and
+//! the kiln binary; the busybox rootfs tarball and the HTTP server come from
+//! the test-support crate (as does the registry launcher).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
