@@ -6,18 +6,12 @@
 //! step's record without running anything, a miss runs it and every later
 //! step of the stage. The layer count is checked before anything runs.
 
-mod cache;
-mod copy;
-mod error;
-mod git;
 mod history;
-mod lower;
-mod output;
-mod owner;
 mod plan;
-mod run;
 mod vars;
-mod view;
+
+use crate::cache;
+use crate::steps::{copy, output, owner, run, view};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -35,13 +29,13 @@ use image_store::model::{self, media, History, ImageConfig};
 use image_store::{Descriptor, Digest, Reference, Store};
 use runner::spec::{MountSpec, Network};
 
-pub use cache::{prune as prune_cache, Pruned};
-pub use error::BuildError;
+pub use crate::cache::{prune as prune_cache, Pruned};
+pub use crate::error::BuildError;
 pub use plan::MAX_LAYERS;
 pub use view::private_mount_namespace;
 
+use crate::steps::lower::Lowers;
 use cache::{Cache, KeyHasher, Record, StatIndex};
-use lower::Lowers;
 use plan::{counts_as_layer, makes_layer, Base, Pairs, Plan, Stage};
 
 #[derive(Debug, Clone, Default)]

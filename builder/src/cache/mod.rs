@@ -165,8 +165,8 @@ pub struct Pruned {
 /// image uses them), the miss explanations and the context stat indexes;
 /// with `all`, also the contents of `RUN --mount=type=cache` mounts.
 /// Runs under the store's collector lock, so no build is mid-way.
-pub fn prune(store: &Store, all: bool) -> Result<Pruned, crate::build::BuildError> {
-    use crate::build::BuildError;
+pub fn prune(store: &Store, all: bool) -> Result<Pruned, crate::error::BuildError> {
+    use crate::error::BuildError;
     let _gc = store.collector_lock()?;
     let kiln = store.kiln_dir();
     let mut out = Pruned::default();

@@ -8,7 +8,7 @@ use dockerfile_parser::instructions::{Command, Instruction, MountType};
 use dockerfile_parser::shell::Lexer;
 use dockerfile_parser::Dockerfile;
 
-use super::BuildError;
+use crate::error::BuildError;
 
 /// The union filesystem stacks at most this many layers.
 pub const MAX_LAYERS: usize = 127;
