@@ -11,7 +11,7 @@ mod plan;
 mod vars;
 
 use crate::cache;
-use crate::steps::{copy, output, owner, run, view};
+use crate::steps::{copy_plan as copy, output, owner, run, view};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
