@@ -1,19 +1,19 @@
 use std::path::PathBuf;
 
 use dockerfile_parser::instructions::Command;
+use dockerfile_parser::Span;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{0}")]
     Parse(dockerfile_parser::ParseErrors),
     /// An error tied to a Dockerfile line: `Dockerfile:LINE: message`.
-    #[error("{file}:{line}: {message}")]
+    /// The cause is kept whole (as BuildKit's `LocationError` wraps its
+    /// error) and is this error's [`std::error::Error::source`].
+    #[error("{location}: {source}")]
     At {
-        file: String,
-        line: usize,
-        message: String,
-        /// A RUN command failed (not kiln): docker exits 1 for that.
-        run_failed: bool,
+        location: Location,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{0}")]
     Invalid(String),
@@ -36,64 +36,71 @@ pub enum BuildError {
     Cancelled,
 }
 
+/// Where in the Dockerfile an error happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The Dockerfile's name as the user gave it (`Dockerfile` until
+    /// [`BuildError::with_file`] names it).
+    pub file: String,
+    pub span: Span,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.span.start_line)
+    }
+}
+
 impl BuildError {
+    /// A message about `cmd`'s line.
     pub fn at(cmd: &Command, message: impl Into<String>) -> BuildError {
-        BuildError::At {
-            file: "Dockerfile".into(),
-            line: cmd.span.start_line,
-            message: message.into(),
-            run_failed: false,
-        }
+        BuildError::Invalid(message.into()).located(cmd)
     }
 
     /// The build stopped because a RUN command failed.
     pub fn is_run_failure(&self) -> bool {
-        matches!(
-            self,
-            BuildError::RunFailed { .. }
-                | BuildError::At {
-                    run_failed: true,
-                    ..
-                }
-        )
+        match self {
+            BuildError::RunFailed { .. } => true,
+            BuildError::At { source, .. } => source
+                .downcast_ref::<BuildError>()
+                .is_some_and(BuildError::is_run_failure),
+            _ => false,
+        }
     }
 
     /// Ties an error without a location to the command it came from.
     pub fn located(self, cmd: &Command) -> BuildError {
         match self {
             BuildError::At { .. } | BuildError::Parse(_) => self,
-            other => {
-                let run_failed = other.is_run_failure();
-                match BuildError::at(cmd, other.to_string()) {
-                    BuildError::At {
-                        file,
-                        line,
-                        message,
-                        ..
-                    } => BuildError::At {
-                        file,
-                        line,
-                        message,
-                        run_failed,
-                    },
-                    e => e,
-                }
-            }
+            other => BuildError::caused_at(cmd, other),
+        }
+    }
+
+    /// Another crate's error about `cmd`'s line, kept as the cause.
+    pub fn caused_at(
+        cmd: &Command,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> BuildError {
+        BuildError::At {
+            location: Location {
+                file: "Dockerfile".into(),
+                span: cmd.span,
+            },
+            source: cause.into(),
         }
     }
 
     pub fn with_file(self, name: &str) -> BuildError {
         match self {
             BuildError::At {
-                line,
-                message,
-                run_failed,
-                ..
+                location: Location { span, .. },
+                source,
             } => BuildError::At {
-                file: name.to_string(),
-                line,
-                message,
-                run_failed,
+                location: Location {
+                    file: name.to_string(),
+                    span,
+                },
+                source,
             },
             BuildError::Parse(e) => BuildError::Parse(e.with_file_name(name)),
             other => other,
@@ -113,4 +120,53 @@ fn output_box(lines: &[String]) -> String {
     }
     s.push_str("------");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn cmd_at_line(line: usize) -> Command {
+        let df = dockerfile_parser::parse_dockerfile("FROM scratch\n").unwrap();
+        let mut cmd = df.commands[0].clone();
+        cmd.span.start_line = line;
+        cmd
+    }
+
+    /// The located error prints as before (`FILE:LINE: cause`) and keeps
+    /// its cause, down to the I/O error, as its source chain.
+    #[test]
+    fn located_error_keeps_its_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e = BuildError::Io("/ctx/a".into(), io)
+            .located(&cmd_at_line(3))
+            .with_file("Containerfile");
+        assert_eq!(e.to_string(), "Containerfile:3: /ctx/a: gone");
+        let cause = e.source().expect("a source");
+        assert_eq!(cause.to_string(), "/ctx/a: gone");
+        assert!(matches!(
+            cause.downcast_ref::<BuildError>(),
+            Some(BuildError::Io(..))
+        ));
+        assert_eq!(cause.source().expect("the io error").to_string(), "gone");
+    }
+
+    #[test]
+    fn a_run_failure_stays_one_when_located() {
+        let e = BuildError::RunFailed {
+            command: "false".into(),
+            code: 1,
+            reason: None,
+            output: vec![],
+        }
+        .located(&cmd_at_line(2));
+        assert!(e.is_run_failure());
+        assert_eq!(
+            e.to_string(),
+            "Dockerfile:2: RUN false failed with exit code 1"
+        );
+        assert!(!BuildError::at(&cmd_at_line(2), "no").is_run_failure());
+    }
 }

@@ -2,7 +2,7 @@
 //! `.dockerignore`, cache keys and layer creation. RUN steps go to the runner.
 
 mod cache;
-mod error;
+pub mod error;
 pub mod stages;
 mod steps;
 pub use error::BuildError;

@@ -66,7 +66,7 @@ impl Plan {
                             Some(v) => Some(
                                 lexer
                                     .process_word(v, &env)
-                                    .map_err(|e| BuildError::at(cmd, e.to_string()))?,
+                                    .map_err(|e| BuildError::caused_at(cmd, e))?,
                             ),
                             None => None,
                         };

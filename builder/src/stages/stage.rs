@@ -105,7 +105,7 @@ impl StageRun<'_, '_> {
         let image = self
             .lexer
             .process_word(&f.image, &Pairs(global_env))
-            .map_err(|e| BuildError::at(&stage.from, e.to_string()))?;
+            .map_err(|e| BuildError::caused_at(&stage.from, e))?;
         if let Some(p) = &f.platform {
             let p = self
                 .lexer

@@ -27,7 +27,7 @@ pub(crate) fn apply(
         }
         _ => {
             crate::config::apply(cfg, &mut author, &mut dispatch, instr)
-                .map_err(|e| BuildError::at(cmd, e.to_string()))?;
+                .map_err(|e| BuildError::caused_at(cmd, e))?;
         }
     }
     if matches!(instr, Instruction::Cmd(_)) {

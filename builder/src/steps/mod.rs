@@ -45,7 +45,7 @@ impl StageRun<'_, '_> {
         let mut instr = cmd.instruction.clone();
         instr
             .expand(&self.lexer, &env as &dyn Env)
-            .map_err(|e| BuildError::at(cmd, e.to_string()))?;
+            .map_err(|e| BuildError::caused_at(cmd, e))?;
 
         if let Instruction::Arg(defs) = &instr {
             return self.arg_step(defs, cmd, state, started);

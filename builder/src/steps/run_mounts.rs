@@ -21,7 +21,7 @@ impl StageRun<'_, '_> {
     ) -> Result<Vec<MountSpec>, BuildError> {
         let mounts = r
             .expand_mounts(&self.lexer, &self.expansion_env(state))
-            .map_err(|e| BuildError::at(cmd, e.to_string()))?;
+            .map_err(|e| BuildError::caused_at(cmd, e))?;
         let mut out = Vec::new();
         for (n, m) in mounts.iter().enumerate() {
             let target = m.target.clone();
