@@ -18,12 +18,12 @@ mod stage;
 mod vars;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
 use dockerfile_parser::shell::Lexer;
 use dockerfile_parser::Dockerfile;
+use image_store::cache_dirs::BuildScratch;
 use image_store::model;
 use image_store::Store;
 
@@ -49,7 +49,7 @@ pub(crate) struct Builder<'a> {
     pub(crate) context: Option<crate::context::BuildContext>,
     pub(crate) builtin_args: Vec<(String, String)>,
     pub(crate) used_args: Mutex<BTreeSet<String>>,
-    pub(crate) scratch: PathBuf,
+    pub(crate) scratch: BuildScratch,
     pub(crate) events: Mutex<&'a mut (dyn FnMut(Event) + Send)>,
     /// Stage index → its 1-based number among the stages this build runs.
     pub(crate) numbers: BTreeMap<usize, usize>,
@@ -98,10 +98,7 @@ fn build_inner<'a>(
         None => None,
     };
     let index = opts.context.as_ref().map(|c| StatIndex::open(store, c));
-    let scratch = store
-        .kiln_dir()
-        .join("build")
-        .join(format!("{}", std::process::id()));
+    let scratch = store.build_scratch(std::process::id());
     let (now, now_secs) = match opts.source_date_epoch {
         Some(e) => (
             model::format_time(chrono::DateTime::from_timestamp(e as i64, 0).unwrap_or_default()),
@@ -130,8 +127,9 @@ fn build_inner<'a>(
     };
     let _writer = store.writer_lock()?;
     let result = b.run();
-    let _ = std::fs::remove_dir_all(&b.scratch);
-    if let Some(i) = &b.index {
+    let Builder { scratch, index, .. } = b;
+    drop(scratch);
+    if let Some(i) = &index {
         i.save();
     }
     result

@@ -13,7 +13,7 @@ impl Builder<'_> {
         if above <= 1 {
             return Ok(());
         }
-        let merged = self.scratch.join("squash");
+        let merged = self.scratch.path().join("squash");
         std::fs::create_dir_all(&merged).map_err(|e| BuildError::Io(merged.clone(), e))?;
         for d in &state.layers[state.base_layers..] {
             let f = self.store.open_blob(&d.digest)?;

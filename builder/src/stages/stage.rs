@@ -83,6 +83,7 @@ impl StageRun<'_, '_> {
     /// A scratch path unique to this step of this stage.
     pub(crate) fn scratch_for(&self, what: &str) -> PathBuf {
         self.scratch
+            .path()
             .join(format!("{what}-{}-{}", self.stage.index, self.step))
     }
 

@@ -187,7 +187,7 @@ impl StageRun<'_, '_> {
         let rec = make(self)?;
         self.cache
             .put(key, &rec)
-            .map_err(|e| BuildError::Io(self.store.kiln_dir().join("roots"), e))?;
+            .map_err(|e| BuildError::Io(self.cache.dir().to_path_buf(), e))?;
         self.cache.put_probe(&probe, inputs);
         Ok(rec)
     }

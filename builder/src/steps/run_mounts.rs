@@ -33,23 +33,17 @@ impl StageRun<'_, '_> {
                     let hex = cache::KeyHasher::new("cache-mount")
                         .part("id", id.as_bytes())
                         .clone_finish();
-                    let src = self.store.kiln_dir().join("cache-mounts").join(&hex[..32]);
-                    std::fs::create_dir_all(&src).map_err(|e| BuildError::Io(src.clone(), e))?;
+                    let mount = self.store.cache_mount(&hex[..32])?;
                     // The mount's owner and mode (BuildKit: 0:0, 0755 unless
                     // uid/gid/mode say otherwise), set at every use.
-                    {
-                        use std::os::unix::fs::PermissionsExt;
-                        let mode = m.mode.unwrap_or(0o755) & 0o7777;
-                        std::os::unix::fs::chown(
-                            &src,
-                            Some(m.uid.unwrap_or(0)),
-                            Some(m.gid.unwrap_or(0)),
+                    mount
+                        .set_owner(
+                            m.uid.unwrap_or(0),
+                            m.gid.unwrap_or(0),
+                            m.mode.unwrap_or(0o755),
                         )
-                        .and_then(|_| {
-                            std::fs::set_permissions(&src, std::fs::Permissions::from_mode(mode))
-                        })
-                        .map_err(|e| BuildError::Io(src.clone(), e))?;
-                    }
+                        .map_err(|e| BuildError::Io(mount.path().to_path_buf(), e))?;
+                    let src = mount.path().to_path_buf();
                     out.push(MountSpec::Bind {
                         source: src,
                         destination: target,
