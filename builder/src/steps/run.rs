@@ -1,0 +1,178 @@
+//! RUN: the command runs in a container over the current layers; the
+//! container's upper directory is the new layer.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use containers::mountpoints::{self, MountPoints};
+use containers::spec::{ContainerSpec, Overrides, SpecError};
+use containers::LayerStack;
+use dockerfile_parser::instructions::ShellOrExec;
+use dockerfile_parser::Heredoc;
+use image_store::ContainerConfig;
+use runner::spec::{MountSpec, Network};
+
+use super::lower::Lowers;
+use super::output::{self, Show};
+use crate::error::BuildError;
+
+pub struct RunStep<'a> {
+    pub lowers: &'a Lowers,
+    pub config: &'a ContainerConfig,
+    /// Build args in scope: in the environment unless ENV sets the name.
+    pub args_env: &'a [(String, String)],
+    pub cmd: &'a ShellOrExec,
+    pub heredocs: &'a [Heredoc],
+    pub network: Network,
+    pub mounts: Vec<MountSpec>,
+    /// Scratch directory of this step (upper, work, bundle).
+    pub dir: &'a Path,
+    /// The runner id, which names the step's cgroups
+    /// ([`containers::Containers::build_step_id`]).
+    pub id: String,
+    pub quiet: bool,
+    pub runtime: Option<&'a Path>,
+    /// Receives the output line by line instead of standard error.
+    pub output: Option<&'a (dyn Fn(&str) + Sync)>,
+}
+
+pub use containers::spec::DEFAULT_PATH;
+
+/// The argv a RUN executes, with heredocs handled as BuildKit does: a
+/// command that is only a heredoc runs its body as a script; otherwise the
+/// bodies follow the command line for the shell to read.
+pub fn argv(config: &ContainerConfig, cmd: &ShellOrExec, heredocs: &[Heredoc]) -> Vec<String> {
+    let shell = config
+        .shell
+        .clone()
+        .unwrap_or_else(crate::config::default_shell);
+    match cmd {
+        ShellOrExec::Exec(v) => v.clone(),
+        ShellOrExec::Shell(s) => {
+            if let [h] = heredocs {
+                if s.trim() == format!("<<{}", h.name) || s.trim() == format!("<<-{}", h.name) {
+                    return shell.into_iter().chain([h.effective_content()]).collect();
+                }
+            }
+            let mut text = s.clone();
+            for h in heredocs {
+                text.push('\n');
+                text.push_str(&h.content);
+                text.push_str(&h.name);
+            }
+            shell.into_iter().chain([text]).collect()
+        }
+    }
+}
+
+/// Runs the step; returns the upper directory holding its changes.
+pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
+    let upper = step.dir.join("upper");
+    let work = step.dir.join("work");
+    let bundle = step.dir.join("bundle");
+    for d in [&upper, &work, &bundle] {
+        fs::create_dir_all(d).map_err(|e| BuildError::Io(d.clone(), e))?;
+    }
+    let args = argv(step.config, step.cmd, step.heredocs);
+    let derived = ContainerSpec::from_image(
+        step.config,
+        &step.lowers.dirs,
+        Overrides {
+            args: args.clone(),
+            env_defaults: step.args_env.to_vec(),
+            // BuildKit's name for the build container's host: a step that
+            // records it (`hostname > f`) gives the same file.
+            hostname: Some("buildkitsandbox".into()),
+            network: step.network,
+            mounts: step.mounts.clone(),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| match e {
+        SpecError::User { user, message } => BuildError::Invalid(format!("USER {user}: {message}")),
+        e => BuildError::Invalid(e.to_string()),
+    })?;
+    let params = &derived.params;
+    let mut spec = derived
+        .oci()
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let stack = LayerStack::new(step.lowers.dirs.clone());
+    let stubs = MountPoints::missing(&stack, &[], &mountpoints::BUILD_FILES, &step.mounts);
+    // BuildKit names the build container's host but sets no HOSTNAME
+    // variable (unless the image or a build arg does).
+    if !params.env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        if let Some(p) = spec.process_mut().as_mut() {
+            let env = p.env().clone().map(|v| {
+                v.into_iter()
+                    .filter(|e| !e.starts_with("HOSTNAME="))
+                    .collect::<Vec<_>>()
+            });
+            p.set_env(env);
+        }
+    }
+    let mut opts = runner::RunOptions::new(
+        step.id.clone(),
+        &bundle,
+        runner::Rootfs::Overlay {
+            lower: step.lowers.dirs.clone(),
+            upper: upper.clone(),
+            work,
+        },
+    );
+    // A RUN step sees BuildKit's /etc files, not `docker run`'s.
+    opts.etc_style = runner::EtcStyle::BuildKit;
+    if let Some(rt) = step.runtime {
+        opts.runtime = runner::Runtime::External(rt.to_path_buf());
+    }
+    // The step's output always goes through a pipe, whatever the progress
+    // mode (a quiet build must not change what the command sees): it is
+    // shown (standard error, or the progress display), and its last lines
+    // are kept for the error message if the step fails.
+    let devnull = fs::File::open("/dev/null").map_err(|e| BuildError::Io("/dev/null".into(), e))?;
+    let (r, w) = std::io::pipe().map_err(|e| BuildError::Io("pipe".into(), e))?;
+    opts.stdio = runner::Stdio::Fds {
+        stdin: devnull.as_raw_fd(),
+        stdout: w.as_raw_fd(),
+        stderr: w.as_raw_fd(),
+    };
+    let show = match (step.quiet, step.output) {
+        (true, _) => Show::Nothing,
+        (false, Some(sink)) => Show::Lines(sink),
+        (false, None) => Show::Stderr,
+    };
+    let (result, tail) = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || output::forward(r, show));
+        let result = runner::run(&spec, &opts);
+        // The reader ends once the container's copies close too.
+        drop(w);
+        let tail = reader.join().unwrap_or_default();
+        (result, tail)
+    });
+    let status = result.map_err(|e| BuildError::RunFailed {
+        command: output::truncate_command(&args.join(" ")),
+        code: e.exit_code() as i32,
+        reason: Some(e.to_string()),
+        output: tail.clone(),
+    })?;
+    if !status.success() {
+        return Err(BuildError::RunFailed {
+            command: output::truncate_command(&shown(step.cmd)),
+            code: status.code() as i32,
+            reason: None,
+            output: tail,
+        });
+    }
+    // Mount points the runner had to create (files and directories absent
+    // from the image) are not part of the layer.
+    stubs.remove_from(&upper, &stack);
+    Ok(upper)
+}
+
+/// The command as the user wrote it, for error messages.
+pub fn shown(cmd: &ShellOrExec) -> String {
+    match cmd {
+        ShellOrExec::Shell(s) => s.clone(),
+        ShellOrExec::Exec(v) => serde_json::to_string(v).unwrap_or_default(),
+    }
+}
