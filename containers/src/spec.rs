@@ -4,8 +4,6 @@
 //! WORKDIR), as the runner's [`SpecParams`]. `kiln run` and the builder's
 //! RUN both start here.
 
-use std::path::Path;
-
 use image_store::ContainerConfig;
 use runner::spec::{MountSpec, Network, Resources, SpecParams};
 use runner::RunError;
@@ -150,14 +148,6 @@ pub fn set_env(env: &mut Vec<String>, entry: String) {
     match env.iter_mut().find(|e| env_key(e) == k) {
         Some(slot) => *slot = entry,
         None => env.push(entry),
-    }
-}
-
-/// Whether `path` is usable as a working directory override.
-pub fn check_workdir(path: &str) -> Result<(), String> {
-    match Path::new(path).is_absolute() {
-        true => Ok(()),
-        false => Err(format!("the working directory {path:?} is not absolute")),
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use containers::options;
 use containers::run::{self, RunRequest};
-use runner::spec::{Network, Resources};
+use runner::spec::Resources;
 
 use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
@@ -99,20 +99,12 @@ fn request(args: RunFlags) -> Result<RunRequest> {
     if let Some(n) = &args.name {
         containers::container_name(n)?;
     }
-    let network = match args.network.as_str() {
-        "none" => Network::None,
-        "host" => Network::Host,
-        other => bail!(
-            "unsupported network mode {other:?}: only none and host (user-mode networking may come later)"
-        ),
-    };
+    let network = options::parse_network(&args.network)?;
     if args.detach && (args.tty || args.interactive) {
         bail!("-d cannot be combined with -i or -t (attaching is not supported)");
     }
     if let Some(w) = &args.workdir {
-        if !w.starts_with('/') {
-            bail!("the working directory {w:?} is not absolute");
-        }
+        options::check_workdir(w)?;
     }
     let mut resources = Resources {
         pids: args.pids_limit,
