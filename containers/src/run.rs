@@ -109,27 +109,25 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     let command = spec::command(&config, req.entrypoint.as_deref(), &req.command)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let id = crate::names::new_id()?;
-    let derived = ContainerSpec::from_image(
-        &config,
-        &lowers,
-        Overrides {
-            args: command.clone(),
-            env: req.env,
-            user: req.user,
-            workdir: req.workdir,
-            hostname: Some(req.hostname.unwrap_or_else(|| id[..12].to_string())),
-            terminal: req.terminal,
-            readonly_rootfs: req.readonly_rootfs,
-            network: req.network,
-            mounts: req.mounts,
-            resources: req.resources,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| match e {
-        SpecError::Run(e) => Error::Run(e),
-        e => Error::Invalid(e.to_string()),
-    })?;
+    let overrides = Overrides {
+        args: command.clone(),
+        env: req.env,
+        user: req.user,
+        workdir: req.workdir,
+        ..Default::default()
+    };
+    let mut derived =
+        ContainerSpec::from_image(&config, &lowers, overrides).map_err(|e| match e {
+            SpecError::Run(e) => Error::Run(e),
+            e => Error::Invalid(e.to_string()),
+        })?;
+    let p = &mut derived.params;
+    p.hostname = Some(req.hostname.unwrap_or_else(|| id[..12].to_string()));
+    p.terminal = req.terminal;
+    p.readonly_rootfs = req.readonly_rootfs;
+    p.network = req.network;
+    p.mounts = req.mounts;
+    p.resources = req.resources;
     let spec = derived.oci()?;
 
     let mut record = Container {

@@ -5,7 +5,7 @@
 //! RUN both start here.
 
 use image_store::ContainerConfig;
-use runner::spec::{MountSpec, Network, Resources, SpecParams};
+use runner::spec::SpecParams;
 use runner::RunError;
 
 /// The PATH a container gets when its image sets none (docker's and
@@ -27,12 +27,6 @@ pub struct Overrides {
     pub user: Option<String>,
     /// `-w`: replaces the image's WORKDIR.
     pub workdir: Option<String>,
-    pub hostname: Option<String>,
-    pub terminal: bool,
-    pub readonly_rootfs: bool,
-    pub network: Network,
-    pub mounts: Vec<MountSpec>,
-    pub resources: Resources,
 }
 
 /// Why no spec could be derived.
@@ -45,7 +39,9 @@ pub enum SpecError {
     Run(#[from] RunError),
 }
 
-/// A container's process as the runner takes it.
+/// A container's process as the runner takes it. What the image does not
+/// decide (host name, terminal, network, mounts, limits) the caller sets
+/// in `params` after [`ContainerSpec::from_image`].
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub params: SpecParams,
@@ -88,12 +84,6 @@ impl ContainerSpec {
                 gid: user.gid,
                 additional_gids: user.additional_gids,
                 home: Some(user.home),
-                hostname: o.hostname,
-                terminal: o.terminal,
-                readonly_rootfs: o.readonly_rootfs,
-                network: o.network,
-                mounts: o.mounts,
-                resources: o.resources,
                 ..Default::default()
             },
         })
