@@ -39,6 +39,10 @@ pub enum Error {
     /// A `--change` the caller applies to a committed image's config.
     #[error(transparent)]
     Changes(Box<dyn std::error::Error + Send + Sync>),
+    /// Writing to the caller's output failed (a log or tar being copied
+    /// out): the caller's own error, kept as it is.
+    #[error(transparent)]
+    Output(std::io::Error),
     /// An external runtime's command failed.
     #[error("{0}")]
     Runtime(String),
