@@ -6,6 +6,8 @@
 
 use image_store::ContainerConfig;
 use runner::spec::SpecParams;
+
+use crate::layers::LayerStack;
 use runner::RunError;
 
 /// The PATH a container gets when its image sets none (docker's and
@@ -67,7 +69,17 @@ impl ContainerSpec {
             set_env(&mut env, e);
         }
         let user_spec = o.user.or_else(|| config.user.clone()).unwrap_or_default();
-        let user = runner::user::resolve(layers, &user_spec).map_err(|e| SpecError::User {
+        // Read through the stack, so a passwd file a layer deleted (or hid
+        // under an opaque /etc) is gone, as in the container.
+        let stack = LayerStack::new(layers.to_vec());
+        let text = |rel| {
+            stack
+                .read(rel)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        let (passwd, group) = (text("etc/passwd"), text("etc/group"));
+        let user = runner::user::resolve_from(passwd.as_deref(), group.as_deref(), &user_spec);
+        let user = user.map_err(|e| SpecError::User {
             user: user_spec.clone(),
             message: e.to_string(),
         })?;
@@ -188,6 +200,31 @@ mod tests {
         let blank = config(&[], None, Some(""));
         let got = ContainerSpec::from_image(&blank, &[], Overrides::default()).unwrap();
         assert_eq!(got.params.cwd, "/");
+    }
+
+    /// The runner's own lookup takes the topmost passwd file it can read,
+    /// so a passwd a layer deleted still named users; through the stack it
+    /// is gone, as in the container.
+    #[test]
+    fn users_come_from_the_passwd_the_container_sees() {
+        use crate::layers::tests::{layer, root, whiteout};
+        let t = tempfile::tempdir().unwrap();
+        let base = layer(t.path(), "l1", &["etc/passwd", "etc/group"]);
+        std::fs::write(base.join("etc/passwd"), "app:x:5:6::/home/app:/bin/sh\n").unwrap();
+        std::fs::write(base.join("etc/group"), "extra:x:9:app\n").unwrap();
+        let c = config(&[], Some("app"), None);
+        let got = ContainerSpec::from_image(&c, std::slice::from_ref(&base), Overrides::default())
+            .unwrap()
+            .params;
+        assert_eq!((got.uid, got.gid, got.additional_gids), (5, 6, vec![9]));
+        assert_eq!(got.home.as_deref(), Some("/home/app"));
+        if !root() {
+            return;
+        }
+        let top = layer(t.path(), "l2", &[]);
+        whiteout(&top, "etc/passwd");
+        let err = ContainerSpec::from_image(&c, &[base, top], Overrides::default()).unwrap_err();
+        assert!(matches!(err, SpecError::User { .. }), "{err}");
     }
 
     #[test]
