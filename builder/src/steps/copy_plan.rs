@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use dockerfile_parser::instructions::{Copy, Source};
 
-use super::cache::{KeyHasher, StatIndex};
 use super::git::GitRef;
 use super::lower::Lowers;
-use super::BuildError;
+use crate::cache::{KeyHasher, StatIndex};
 use crate::context::{BuildContext, ContextError, SourceEntry};
 use crate::dockerignore::Matcher;
+use crate::error::BuildError;
 use image_store::layer::show_name;
 
 /// One tar entry of the layer to be.
@@ -394,7 +394,7 @@ pub fn plan(
                         let rel = &se.entry.path;
                         if followed.is_some() {
                             // The index knows the link, not its target.
-                            let sha = super::cache::hash_file(&abs)
+                            let sha = crate::cache::hash_file(&abs)
                                 .map_err(|e| BuildError::Io(abs.clone(), e))?;
                             key.part("followed", sha.as_bytes());
                         } else {

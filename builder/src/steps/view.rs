@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::mount::{self, MountFlags, MountPropagationFlags, UnmountFlags};
 
-use super::BuildError;
+use crate::error::BuildError;
 
 /// Moves the calling thread into its own mount namespace with private
 /// propagation. Call once, from the main thread, before views are made.

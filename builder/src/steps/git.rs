@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::BuildError;
+use crate::error::BuildError;
 
 /// A git source in BuildKit's forms: `git://…`, `ssh://…`, `git@host:path`,
 /// or `http(s)://….git`, each with an optional `#ref[:subdir]`.

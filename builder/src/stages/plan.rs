@@ -8,7 +8,7 @@ use dockerfile_parser::instructions::{Command, Instruction, MountType};
 use dockerfile_parser::shell::Lexer;
 use dockerfile_parser::Dockerfile;
 
-use super::BuildError;
+use crate::error::BuildError;
 
 /// The union filesystem stacks at most this many layers.
 pub const MAX_LAYERS: usize = 127;
@@ -66,7 +66,7 @@ impl Plan {
                             Some(v) => Some(
                                 lexer
                                     .process_word(v, &env)
-                                    .map_err(|e| BuildError::at(cmd, e.to_string()))?,
+                                    .map_err(|e| BuildError::caused_at(cmd, e))?,
                             ),
                             None => None,
                         };

@@ -1,9 +1,8 @@
 //! The build cache: a record per step key, and a stat index of the context
 //! so unchanged files are not re-read to compute COPY keys.
 //!
-//! Records live in `ROOT/kiln/roots/` (one file per key), which is also
-//! where the store's garbage collector finds the blobs it must keep: a
-//! cached layer stays as long as its record does.
+//! Records are the store's build roots ([`image_store::build_roots`]): the
+//! garbage collector keeps a cached layer as long as its record names it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -13,19 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use image_store::{Descriptor, Digest, Store};
-use serde::{Deserialize, Serialize};
+use image_store::build_roots::{replace_unsynced, BuildRoots};
+use image_store::cache_dirs::BuildHints;
+use image_store::{Digest, Store};
 use sha2::{Digest as _, Sha256};
 
 /// What a step produced.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Record {
-    /// When the step first ran: reused on hits so a cached build gives the
-    /// same image ID.
-    pub created: String,
-    #[serde(default)]
-    pub layer: Option<Descriptor>,
-}
+pub use image_store::build_roots::StepRecord as Record;
 
 /// Builds a step key from its parts.
 pub struct KeyHasher(Sha256);
@@ -50,20 +43,23 @@ impl KeyHasher {
 }
 
 pub struct Cache {
-    dir: PathBuf,
+    roots: BuildRoots,
+    probes: PathBuf,
     enabled: bool,
 }
 
 impl Cache {
     pub fn new(store: &Store, enabled: bool) -> Cache {
         Cache {
-            dir: store.kiln_dir().join("roots"),
+            roots: store.build_roots(),
+            probes: store.build_hints_dir(BuildHints::Probes),
             enabled,
         }
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("cache-{key}.json"))
+    /// Where the records are (for error messages).
+    pub fn dir(&self) -> &Path {
+        self.roots.dir()
     }
 
     /// A usable record: its layer blob must still be in the store.
@@ -71,8 +67,7 @@ impl Cache {
         if !self.enabled {
             return None;
         }
-        let data = fs::read(self.path(key)).ok()?;
-        let rec: Record = serde_json::from_slice(&data).ok()?;
+        let rec = self.roots.get(key)?;
         match &rec.layer {
             Some(l) if !store.has_blob(&l.digest) => None,
             _ => Some(rec),
@@ -80,28 +75,14 @@ impl Cache {
     }
 
     /// Records a step (also with `--no-cache`, so the next build can hit).
-    /// A record that names a layer is written durably (it keeps the blob
-    /// alive); one without (a metadata step) only atomically: losing it in
-    /// a crash costs a cache miss, and an fsync per ENV line made a long
-    /// Dockerfile take minutes.
     pub fn put(&self, key: &str, rec: &Record) -> std::io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
-        let data = serde_json::to_vec(rec).expect("plain data serializes");
-        if rec.layer.is_some() {
-            image_store::write_atomic(&self.path(key), &data)
-        } else {
-            replace_file(&self.path(key), &data)
-        }
+        self.roots.put(key, rec)
     }
 }
 
 impl Cache {
     fn probe_path(&self, probe: &str) -> PathBuf {
-        self.dir
-            .parent()
-            .unwrap_or(&self.dir)
-            .join("cache-probes")
-            .join(format!("{}.json", &probe[..32]))
+        self.probes.join(format!("{}.json", &probe[..32]))
     }
 
     /// The inputs a step with this parent and text read last time.
@@ -117,37 +98,9 @@ impl Cache {
             let _ = fs::create_dir_all(d);
         }
         if let Ok(data) = serde_json::to_vec(inputs) {
-            let _ = replace_file(&p, &data);
+            let _ = replace_unsynced(&p, &data);
         }
     }
-}
-
-/// Writes `data` to `path` through a temp file and a rename (readers see
-/// the old or the new content, never a part), without syncing: for records
-/// whose loss is harmless. The temp name is the store's `.tmp-` form, so
-/// one left by a crash is swept like the others.
-fn replace_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}-cache",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    // The name is this process's own: one left by a dead process with the
-    // same pid may be overwritten.
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    f.write_all(data)
-        .and_then(|_| fs::rename(&tmp, path))
-        .inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })
 }
 
 /// What `builder prune` removed.
@@ -165,34 +118,15 @@ pub struct Pruned {
 /// image uses them), the miss explanations and the context stat indexes;
 /// with `all`, also the contents of `RUN --mount=type=cache` mounts.
 /// Runs under the store's collector lock, so no build is mid-way.
-pub fn prune(store: &Store, all: bool) -> Result<Pruned, crate::build::BuildError> {
-    use crate::build::BuildError;
+pub fn prune(store: &Store, all: bool) -> Result<Pruned, crate::error::BuildError> {
     let _gc = store.collector_lock()?;
-    let kiln = store.kiln_dir();
-    let mut out = Pruned::default();
-    let roots = kiln.join("roots");
-    if let Ok(entries) = fs::read_dir(&roots) {
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with("cache-") && name.ends_with(".json") {
-                fs::remove_file(e.path()).map_err(|err| BuildError::Io(e.path(), err))?;
-                out.records += 1;
-            }
-        }
-    }
-    let mut dirs = vec![kiln.join("cache-probes"), kiln.join("stat-index")];
-    let mounts = kiln.join("cache-mounts");
+    let mut out = Pruned {
+        records: store.build_roots().remove_all()?,
+        ..Default::default()
+    };
+    store.remove_build_hints()?;
     if all {
-        out.mounts = fs::read_dir(&mounts).map(|d| d.count()).unwrap_or(0);
-        dirs.push(mounts);
-    }
-    for d in dirs {
-        match fs::remove_dir_all(&d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(BuildError::Io(d, e)),
-        }
+        out.mounts = store.remove_cache_mounts()?;
     }
     out.freed = store.collect_garbage_locked()?;
     Ok(out)
@@ -285,7 +219,7 @@ impl StatIndex {
     /// The index for one context directory.
     pub fn open(store: &Store, context: &Path) -> StatIndex {
         let id = hex::encode(Sha256::digest(context.as_os_str().as_encoded_bytes()));
-        let dir = store.kiln_dir().join("stat-index");
+        let dir = store.build_hints_dir(BuildHints::StatIndex);
         // The JSON index of earlier versions is no longer read.
         let _ = fs::remove_file(dir.join(format!("{}.json", &id[..32])));
         StatIndex::open_at(dir.join(format!("{}.bin", &id[..32])))

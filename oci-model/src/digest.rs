@@ -8,8 +8,25 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
-/// A validated `sha256:` digest. Other algorithms are rejected: every image
-/// kiln handles (docker, podman, OCI) uses sha256 for content addressing.
+/// The digest algorithms kiln accepts. Only sha256: every image kiln
+/// handles (docker, podman, OCI) uses it for content addressing, and the
+/// store's blobs live under `blobs/sha256/`. (The registry client once also
+/// parsed sha512, but every such digest failed on its way into the store.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    Sha256,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+        }
+    }
+}
+
+/// A validated `sha256:` digest. Other algorithms are rejected (see
+/// [`Algorithm`]).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
     hex: String,
@@ -45,6 +62,10 @@ impl Digest {
         Digest {
             hex: hex::encode(Sha256::digest(data)),
         }
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        Algorithm::Sha256
     }
 
     pub fn hex(&self) -> &str {

@@ -1,7 +1,9 @@
 //! Image references as docker writes them (`[domain/]path[:tag][@digest]`)
 //! with docker's and podman's normalisation: a missing tag is `latest`; a name
 //! without a domain is stored under `localhost/` and looked up there first,
-//! then under `docker.io` (with `library/` for one-component names).
+//! then under `docker.io` (with `library/` for one-component names). Towards
+//! a registry a name without a domain means Docker Hub ([`Reference::remote`],
+//! [`Reference::repository`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +19,47 @@ pub const DOCKER_HUB: &str = "docker.io";
 pub struct ReferenceError {
     pub value: String,
     pub reason: String,
+}
+
+/// A registry host plus repository name: the unit of auth scopes and of
+/// every blob/manifest URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Repository {
+    /// `host[:port]` as the user wrote it (`docker.io` for Docker Hub).
+    pub registry: String,
+    /// The path inside the registry, e.g. `library/alpine`.
+    pub name: String,
+}
+
+impl Repository {
+    pub fn new(
+        registry: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Result<Self, ReferenceError> {
+        let registry = registry.into();
+        let name = name.into();
+        if name.is_empty() || !name.split('/').all(valid_component) {
+            return Err(err(
+                &format!("{registry}/{name}"),
+                "invalid repository name",
+            ));
+        }
+        Ok(Repository { registry, name })
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.name)
+    }
+}
+
+/// Maps docker's alternate spellings of Docker Hub to `docker.io`.
+pub fn normalize_registry(host: &str) -> String {
+    match host {
+        "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
+        h => h.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -145,12 +188,7 @@ impl FromStr for Reference {
         if !path.split('/').all(valid_component) {
             return Err(err(s, "invalid repository name"));
         }
-        let (domain, path) = match domain.as_deref() {
-            Some("index.docker.io") | Some("registry-1.docker.io") => {
-                (Some(DOCKER_HUB.to_string()), path)
-            }
-            _ => (domain, path),
-        };
+        let domain = domain.as_deref().map(normalize_registry);
         let path = if domain.as_deref() == Some(DOCKER_HUB) && !path.contains('/') {
             format!("library/{path}")
         } else {
@@ -216,11 +254,55 @@ impl Reference {
         vec![local, hub]
     }
 
-    /// `domain/path` without tag or digest.
-    pub fn repository(&self) -> String {
+    /// `domain/path` without tag or digest, as written.
+    pub fn name(&self) -> String {
         match &self.domain {
             Some(d) => format!("{d}/{}", self.path),
             None => self.path.clone(),
+        }
+    }
+
+    /// The registry this reference is pulled from or pushed to: its domain,
+    /// or Docker Hub when it names none.
+    pub fn registry(&self) -> &str {
+        self.domain.as_deref().unwrap_or(DOCKER_HUB)
+    }
+
+    /// The registry and repository this reference names on the wire
+    /// (`library/` added for one-component Docker Hub names).
+    pub fn repository(&self) -> Repository {
+        let registry = self.registry().to_string();
+        let name = if registry == DOCKER_HUB && !self.path.contains('/') {
+            format!("library/{}", self.path)
+        } else {
+            self.path.clone()
+        };
+        Repository { registry, name }
+    }
+
+    /// The reference as a registry reads it: the domain made explicit
+    /// (Docker Hub when none was given) and `latest` added when neither tag
+    /// nor digest is set, e.g. `alpine` → `docker.io/library/alpine:latest`.
+    pub fn remote(&self) -> Reference {
+        let repo = self.repository();
+        let tag = match (&self.tag, &self.digest) {
+            (None, None) => Some(DEFAULT_TAG.to_string()),
+            (t, _) => t.clone(),
+        };
+        Reference {
+            domain: Some(repo.registry),
+            path: repo.name,
+            tag,
+            digest: self.digest.clone(),
+        }
+    }
+
+    /// What to put after `/manifests/`: the digest if known, else the tag.
+    pub fn manifest_ref(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => DEFAULT_TAG.to_string(),
         }
     }
 
@@ -236,7 +318,7 @@ impl Reference {
 
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.repository())?;
+        f.write_str(&self.name())?;
         if let Some(t) = &self.tag {
             write!(f, ":{t}")?;
         }
@@ -286,6 +368,48 @@ mod tests {
         );
     }
 
+    fn remote(s: &str) -> Reference {
+        s.parse::<Reference>().unwrap().remote()
+    }
+
+    #[test]
+    fn docker_hub_defaults_towards_a_registry() {
+        let r = remote("alpine");
+        assert_eq!(r.repository().registry, "docker.io");
+        assert_eq!(r.repository().name, "library/alpine");
+        assert_eq!(r.tag(), Some("latest"));
+        assert_eq!(r.to_string(), "docker.io/library/alpine:latest");
+        assert_eq!(remote("user/app:1").repository().name, "user/app");
+        assert_eq!(
+            remote("index.docker.io/library/busybox").registry(),
+            "docker.io"
+        );
+        // Not normalised, a short name still means Docker Hub on the wire.
+        let short: Reference = "alpine".parse().unwrap();
+        assert_eq!(short.repository(), remote("alpine").repository());
+        assert_eq!(short.manifest_ref(), "latest");
+    }
+
+    #[test]
+    fn registry_with_port_and_digest() {
+        let d = Digest::of_bytes(b"x");
+        let r = remote(&format!("127.0.0.1:5000/a/b:v1@{d}"));
+        assert_eq!(r.repository().registry, "127.0.0.1:5000");
+        assert_eq!(r.repository().name, "a/b");
+        assert_eq!(r.tag(), Some("v1"));
+        assert_eq!(r.manifest_ref(), d.to_string());
+        assert_eq!(remote("localhost/x").registry(), "localhost");
+        let r = remote("localhost:5000/x");
+        assert_eq!(r.tag(), Some("latest"));
+        assert_eq!(r.to_string(), "localhost:5000/x:latest");
+        assert!(Repository::new("reg.io", "-a").is_err());
+        assert!(Repository::new("reg.io", "a//b").is_err());
+        assert_eq!(
+            Repository::new("reg.io", "a/b").unwrap().to_string(),
+            "reg.io/a/b"
+        );
+    }
+
     #[test]
     fn rejects_bad_names() {
         for bad in [
@@ -297,6 +421,10 @@ mod tests {
             "-a",
             "a@sha256:12",
             "a:$tag",
+            "x:",
+            "x:-bad",
+            "reg.io/-a",
+            "a..b",
         ] {
             assert!(
                 bad.parse::<Reference>().is_err(),

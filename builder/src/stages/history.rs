@@ -7,7 +7,8 @@
 use dockerfile_parser::dump::go_quote;
 use dockerfile_parser::instructions::{Healthcheck, Instruction, KeyValue, ShellOrExec, Source};
 
-use super::{run, State};
+use super::State;
+use crate::steps::run;
 
 pub fn created_by(instr: &Instruction, state: &State) -> String {
     // Borrowed, not cloned: this runs for every instruction.

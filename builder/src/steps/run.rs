@@ -12,7 +12,7 @@ use runner::spec::{MountSpec, Network, SpecParams};
 
 use super::lower::Lowers;
 use super::output::{self, Show};
-use super::BuildError;
+use crate::error::BuildError;
 
 pub struct RunStep<'a> {
     pub lowers: &'a Lowers,

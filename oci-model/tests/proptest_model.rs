@@ -3,8 +3,7 @@
 //! on arbitrary or mutated JSON, and whatever parses re-serialises to a
 //! fixpoint (serialise → parse → serialise gives the same bytes).
 
-use image_store::model::Index;
-use image_store::{Descriptor, Digest, ImageConfig, Manifest};
+use oci_model::{Descriptor, Digest, ImageConfig, Index, Manifest};
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;

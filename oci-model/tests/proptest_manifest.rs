@@ -3,9 +3,18 @@
 //! arbitrary input, and on a well-formed index it returns an entry whose
 //! platform matches (or fails exactly when none does).
 
+use oci_model::{Descriptor, Index, Platform, PlatformNotFound};
 use proptest::prelude::*;
-use registry_client::manifest::{select_platform, Descriptor, Platform};
 use serde_json::json;
+
+/// Parses an index and picks `want`'s entry, as a pull does.
+fn select_platform(index: &[u8], want: &Platform) -> Result<Descriptor, String> {
+    let index: Index = serde_json::from_slice(index).map_err(|e| format!("not an index: {e}"))?;
+    let d = index
+        .select(want)
+        .map_err(|e: PlatformNotFound| e.to_string())?;
+    Ok(d.clone())
+}
 
 fn platform() -> impl Strategy<Value = Platform> {
     (
@@ -19,6 +28,7 @@ fn platform() -> impl Strategy<Value = Platform> {
             os: os.into(),
             architecture: arch.into(),
             variant: variant.map(str::to_string),
+            ..Default::default()
         })
 }
 
@@ -31,8 +41,8 @@ proptest! {
         let _ = serde_json::from_slice::<Descriptor>(&data);
         if let Ok(s) = std::str::from_utf8(&data) {
             let _ = s.parse::<Platform>();
-            let _ = s.parse::<registry_client::Reference>();
-            let _ = s.parse::<registry_client::Digest>();
+            let _ = s.parse::<oci_model::Reference>();
+            let _ = s.parse::<oci_model::Digest>();
         }
     }
 
