@@ -265,7 +265,7 @@ impl<'s> Containers<'s> {
         }
     }
 
-    pub fn remove_container(&self, id: &str) -> Result<()> {
+    fn remove_container(&self, id: &str) -> Result<()> {
         let dir = self.container_dir(id);
         // The record goes first, so a half-removed directory is not listed.
         let rec = dir.join("container.json");
@@ -295,13 +295,8 @@ impl<'s> Containers<'s> {
             }
             runner::remove_cgroups(&c.id);
             if c.auto_remove {
-                match self.remove_container(&c.id) {
-                    Ok(()) => {}
-                    // Another process settled it first.
-                    Err(Error::Io { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
+                // Gone already: another process settled it first.
+                self.remove(&c.id)?;
             } else {
                 c.state = State::Exited;
                 c.exit_code = Some(ORPHAN_EXIT_CODE);
