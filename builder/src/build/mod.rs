@@ -32,7 +32,7 @@ use dockerfile_parser::shell::{Env, Lexer};
 use dockerfile_parser::Dockerfile;
 use image_store::diff::{write_tar_from_dir, DiffOptions};
 use image_store::model::{self, media, History, ImageConfig};
-use image_store::{Descriptor, Digest, Reference, Store};
+use image_store::{Descriptor, Digest, Ingest, Reference, Store};
 use runner::spec::{MountSpec, Network};
 
 pub use cache::{prune as prune_cache, Pruned};
@@ -264,8 +264,11 @@ fn build_inner<'a>(
         now,
         now_secs,
     };
-    let _writer = store.writer_lock()?;
-    let result = b.run();
+    let ingest = store.ingest()?;
+    let result = b.run(&ingest).and_then(|out| {
+        ingest.commit()?;
+        Ok(out)
+    });
     let _ = std::fs::remove_dir_all(&b.scratch);
     if let Some(i) = &b.index {
         i.save();
@@ -274,7 +277,9 @@ fn build_inner<'a>(
 }
 
 impl<'a> Builder<'a> {
-    fn run(&mut self) -> Result<BuildOutput, BuildError> {
+    /// Builds the target; its config and manifest go into `ingest`, which
+    /// names the image when the caller commits it.
+    fn run(&mut self, ingest: &Ingest) -> Result<BuildOutput, BuildError> {
         let global_env = plan::args_env(&self.plan.global_args, &self.builtin_args);
         let lexer = self.lexer;
         let names = |s: &Stage| plan::referenced_names(s, &lexer, &global_env);
@@ -312,9 +317,7 @@ impl<'a> Builder<'a> {
             .last()
             .and_then(|h| h.created.clone())
             .or_else(|| Some(self.now.clone()));
-        let committed = self
-            .store
-            .commit_image(&state.config, state.layers, &self.opts.tags)?;
+        let committed = ingest.commit_image(&state.config, state.layers, &self.opts.tags)?;
         Ok(BuildOutput {
             id: committed.id,
             manifest: committed.manifest,
