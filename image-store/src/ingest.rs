@@ -245,7 +245,9 @@ mod tests {
         // Named only on commit.
         assert!(store.resolve("done:1").is_err());
         let junk = ingest.write_blob("x", b"junk").unwrap();
-        ingest.remove_added(std::slice::from_ref(&junk.digest)).unwrap();
+        ingest
+            .remove_added(std::slice::from_ref(&junk.digest))
+            .unwrap();
         ingest.commit().unwrap();
         assert_eq!(store.resolve("done:1").unwrap().id(), &c.id);
         assert!(!store.has_blob(&junk.digest));

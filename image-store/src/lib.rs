@@ -2,6 +2,8 @@
 //! bookkeeping beside it (locks, unpacked layers, containers).
 
 pub mod archive;
+pub mod build_roots;
+pub mod cache_dirs;
 pub mod check;
 pub mod compose;
 pub mod compressed;
