@@ -14,12 +14,12 @@ pub mod fsutil;
 pub mod images;
 pub mod ingest;
 pub mod layer;
-pub mod layers;
-pub mod layout;
 mod lock;
 pub mod model;
+pub mod store;
 pub mod temps;
 pub mod unpack;
+pub mod unpacked;
 pub mod verify;
 
 /// The OCI model lives in `oci-model`; these keep `image_store::digest::…`
@@ -32,6 +32,8 @@ pub use error::StoreError;
 pub use fsutil::write_atomic;
 pub use images::Image;
 pub use ingest::{Added, Ingest};
-pub use layout::Store;
+pub use store::Store;
+// Until the next commit updates the paths.
+pub(crate) use store as layout;
 pub use model::{ContainerConfig, Descriptor, History, ImageConfig, Manifest};
 pub use reference::Reference;
