@@ -5,7 +5,6 @@ pub mod archive;
 pub mod build_roots;
 pub mod cache_dirs;
 pub mod check;
-pub mod compose;
 pub mod compressed;
 pub mod containers;
 pub mod diff;
@@ -26,14 +25,11 @@ pub mod verify;
 /// and `image_store::reference::…` paths working.
 pub use oci_model::{digest, reference};
 
-pub use compose::{Committed, ComposeError, StoredLayer};
 pub use digest::Digest;
 pub use error::StoreError;
 pub use fsutil::write_atomic;
 pub use images::Image;
-pub use ingest::{Added, Ingest};
-pub use store::Store;
-// Until the next commit updates the paths.
-pub(crate) use store as layout;
+pub use ingest::{Added, Committed, ComposeError, Ingest, StoredLayer};
 pub use model::{ContainerConfig, Descriptor, History, ImageConfig, Manifest};
 pub use reference::Reference;
+pub use store::Store;
