@@ -66,9 +66,10 @@ pub fn commit(
 ) -> Result<Committed> {
     let containers = Containers::new(store);
     let c = containers.container(name)?;
-    // The base image is looked up under the writer lock that also covers
-    // storing the new image, so an `rmi` cannot delete it in between.
-    let _writer = store.writer_lock()?;
+    // The base image is looked up inside the transaction that also stores
+    // the new image (it holds the writer lock), so an `rmi` cannot delete it
+    // in between; on failure the blobs it wrote are removed again.
+    let ingest = store.ingest()?;
     let image = store
         .resolve_locked(&c.image_id.to_string())
         .map_err(|e| Error::Invalid(format!("the image of container {name}: {}", chain(&e))))?;
@@ -85,7 +86,7 @@ pub fn commit(
         } else {
             Paused(Vec::new())
         };
-        let mut w = store.blob_writer()?;
+        let mut w = ingest.blob_writer()?;
         write_tar_from_dir(
             &upper,
             &mut w,
@@ -118,5 +119,7 @@ pub fn commit(
     let mut layers = image.manifest.layers.clone();
     layers.push(Descriptor::new(media::OCI_LAYER, digest, size));
     let names: Vec<Reference> = opts.reference.into_iter().collect();
-    Ok(store.commit_image(&config, layers, &names)?)
+    let committed = ingest.commit_image(&config, layers, &names)?;
+    ingest.commit()?;
+    Ok(committed)
 }

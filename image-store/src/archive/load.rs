@@ -13,10 +13,10 @@ use std::io::{BufRead, BufReader, Read};
 use super::{ArchiveError, DockerManifestEntry};
 use crate::digest::Digest;
 use crate::layer::{self, LayerError};
-use crate::layout::Store;
 use crate::model::media::Compression;
 use crate::model::{media, Descriptor, ImageConfig, Index, Manifest};
 use crate::reference::Reference;
+use crate::store::Store;
 use crate::verify::{self, CopyError};
 
 /// What a load added: each image ID with the names it now carries.

@@ -9,8 +9,8 @@ mod save;
 pub use load::{load, Loaded};
 pub use save::{save, ArchiveFormat};
 
-use crate::compose::ComposeError;
 use crate::error::StoreError;
+use crate::ingest::ComposeError;
 use crate::layer::LayerError;
 
 #[derive(Debug, thiserror::Error)]

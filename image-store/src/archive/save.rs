@@ -7,8 +7,8 @@ use std::io::{self, BufReader, Read, Seek, Write};
 use super::{ArchiveError, DockerManifestEntry};
 use crate::digest::Digest;
 use crate::images::{split_name, Image};
-use crate::layout::Store;
 use crate::model::{media, Descriptor, Index};
+use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveFormat {

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Result, StoreError};
 use crate::fsutil;
+use crate::ingest::Added;
 use crate::lock::{self, LockGuard};
 use crate::model::{media, Descriptor, Index};
 
@@ -103,7 +104,7 @@ impl Store {
         self.kiln_dir().join("tmp")
     }
 
-    pub fn index_path(&self) -> PathBuf {
+    pub(crate) fn index_path(&self) -> PathBuf {
         self.root.join("index.json")
     }
 
@@ -154,7 +155,11 @@ impl Store {
         Ok(Descriptor::new(media_type, digest, size))
     }
 
-    pub fn write_json<T: Serialize>(&self, media_type: &str, value: &T) -> Result<Descriptor> {
+    pub(crate) fn write_json<T: Serialize>(
+        &self,
+        media_type: &str,
+        value: &T,
+    ) -> Result<Descriptor> {
         let data = serde_json::to_vec(value).expect("serializing plain data cannot fail");
         self.write_blob(media_type, &data)
     }
@@ -168,10 +173,11 @@ impl Store {
             store: self.clone(),
             inner: Some(BufWriter::with_capacity(1 << 20, HashingWriter::new(file))),
             tmp: path,
+            added: None,
         })
     }
 
-    pub fn read_index(&self) -> Result<Index> {
+    pub(crate) fn read_index(&self) -> Result<Index> {
         let p = self.index_path();
         let data = fs::read(&p).map_err(StoreError::io(&p))?;
         serde_json::from_slice(&data).map_err(|source| StoreError::Json { path: p, source })
@@ -192,7 +198,8 @@ impl Store {
         lock::exclusive(&p).map_err(StoreError::io(p))
     }
 
-    /// Held by writers while they add blobs and reference them.
+    /// Held by writers while they add blobs and reference them. Writers of
+    /// images take it through [`Store::ingest`], which also rolls back.
     pub fn writer_lock(&self) -> Result<LockGuard> {
         self.shared_gc_lock()
     }
@@ -228,14 +235,14 @@ impl Store {
     }
 
     /// The collector lock if nobody holds the gc lock now.
-    pub fn try_collector_lock(&self) -> Result<Option<LockGuard>> {
+    pub(crate) fn try_collector_lock(&self) -> Result<Option<LockGuard>> {
         let p = self.lock_path("gc.lock");
         lock::try_exclusive(&p).map_err(StoreError::io(p))
     }
 
     /// Read-modify-write of `index.json` under the exclusive index lock.
     /// When `f` fails nothing is written.
-    pub fn update_index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+    pub(crate) fn update_index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
         let _g = self.lock_index()?;
         let mut index = self.read_index()?;
         let out = f(&mut index)?;
@@ -243,7 +250,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes the blob files in `digests`; missing ones are ignored.
+    /// Deletes the blob files in `digests`; missing ones are ignored. (A
+    /// failed write need not: an uncommitted [`crate::Ingest`] removes what
+    /// it added.)
     pub fn remove_blobs<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) -> Result<u64> {
         let mut freed = 0;
         for d in digests {
@@ -261,7 +270,7 @@ impl Store {
     }
 
     /// All blob digests present on disk.
-    pub fn list_blobs(&self) -> Result<Vec<Digest>> {
+    pub(crate) fn list_blobs(&self) -> Result<Vec<Digest>> {
         let dir = self.root.join("blobs/sha256");
         let mut out = Vec::new();
         for e in fs::read_dir(&dir).map_err(StoreError::io(&dir))? {
@@ -292,9 +301,16 @@ pub struct BlobWriter {
     store: Store,
     inner: Option<BufWriter<HashingWriter<File>>>,
     tmp: fsutil::TempPath,
+    /// The transaction that records this blob if it is new.
+    added: Option<Added>,
 }
 
 impl BlobWriter {
+    pub(crate) fn recording(mut self, added: Added) -> Self {
+        self.added = Some(added);
+        self
+    }
+
     pub fn written(&self) -> u64 {
         self.inner
             .as_ref()
@@ -331,6 +347,10 @@ impl BlobWriter {
         // Renamed while still open, so it stays locked as a live temp.
         fs::rename(&self.tmp, &dest).map_err(StoreError::io(&dest))?;
         drop(file);
+        // Recorded before anything else can fail, so a rollback finds it.
+        if let Some(added) = &self.added {
+            added.record(digest.clone());
+        }
         let dir = dest.parent().expect("blob path has a parent");
         fsutil::sync_dir(dir).map_err(StoreError::io(dir))?;
         Ok((digest, size, true))
