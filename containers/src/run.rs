@@ -358,14 +358,10 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
         let p = dir.join(name);
         fs::read(&p).map_err(Error::io(&p))
     };
-    let json = |name: &str, e: serde_json::Error| Error::Json {
-        path: dir.join(name),
-        source: e,
-    };
     let spec: runner::Spec =
-        serde_json::from_slice(&read(SPEC_FILE)?).map_err(|e| json(SPEC_FILE, e))?;
+        serde_json::from_slice(&read(SPEC_FILE)?).map_err(Error::json(dir.join(SPEC_FILE)))?;
     let launch: Launch =
-        serde_json::from_slice(&read(LAUNCH_FILE)?).map_err(|e| json(LAUNCH_FILE, e))?;
+        serde_json::from_slice(&read(LAUNCH_FILE)?).map_err(Error::json(dir.join(LAUNCH_FILE)))?;
     // SAFETY: the fd was inherited from the parent for this purpose only.
     let mut ready = unsafe { fs::File::from_raw_fd(launch.ready_fd) };
     // SAFETY: setting FD_CLOEXEC on our own descriptor.
