@@ -1,7 +1,6 @@
 //! The local image store: an OCI image layout on disk plus kiln's own
 //! bookkeeping beside it (locks, unpacked layers, containers).
 
-pub mod archive;
 pub mod check;
 pub mod compose;
 pub mod compressed;

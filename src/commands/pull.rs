@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use ::transfer::archive;
 use anyhow::{anyhow, Context as _, Result};
-use image_store::archive;
 use registry_client::{Platform, Reference};
 
 use crate::context::Ctx;
@@ -61,7 +61,8 @@ pub fn layout_name(dir: &Path, reference: Option<&str>) -> Result<image_store::R
 
 pub fn run(ctx: &Ctx, args: PullArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let progress = Progress::new(args.quiet);
+    let progress: std::sync::Arc<dyn ::transfer::Progress> =
+        std::sync::Arc::new(Progress::new(args.quiet));
     let platform: Platform = match &args.platform {
         Some(p) => p.parse().map_err(|e| anyhow!("--platform {p:?}: {e}"))?,
         None => Platform::host(),

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use ::transfer::archive::{self, ArchiveFormat};
 use anyhow::{Context as _, Result};
-use image_store::archive::{self, ArchiveFormat};
 use image_store::compressed::LayerFormat;
 use registry_client::Reference;
 
@@ -47,7 +47,8 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
     let _reader = store.reader_lock()?;
     let img = store.resolve_locked(&args.image)?;
     let dest = args.destination.as_deref().unwrap_or(&args.image);
-    let progress = Progress::new(args.quiet);
+    let progress: std::sync::Arc<dyn ::transfer::Progress> =
+        std::sync::Arc::new(Progress::new(args.quiet));
     let digest = match Location::parse(dest)? {
         Location::Docker(name) => {
             let reference: Reference = name.parse()?;

@@ -3,8 +3,8 @@
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 
+use ::transfer::archive::{self, ArchiveFormat};
 use anyhow::{bail, Context as _, Result};
-use image_store::archive::{self, ArchiveFormat};
 use image_store::{Image, Reference};
 
 use crate::cli::{LoadArgs, SaveArgs};

@@ -301,7 +301,8 @@ impl BaseSource for RegistrySource<'_> {
     fn fetch(&self, name: &str) -> std::result::Result<(), String> {
         let reference: registry_client::Reference = name.parse().map_err(|e| format!("{e}"))?;
         let client = self.registry.client().map_err(|e| format!("{e:#}"))?;
-        let progress = Progress::new(self.quiet);
+        let progress: std::sync::Arc<dyn ::transfer::Progress> =
+            std::sync::Arc::new(Progress::new(self.quiet));
         progress.line(&format!("Trying to pull {reference}..."));
         crate::transfer::registry::pull(
             self.store,

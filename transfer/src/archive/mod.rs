@@ -9,9 +9,8 @@ mod save;
 pub use load::{load, Loaded};
 pub use save::{save, ArchiveFormat};
 
-use crate::compose::ComposeError;
-use crate::error::StoreError;
-use crate::layer::LayerError;
+use image_store::layer::LayerError;
+use image_store::{ComposeError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use anyhow::{bail, Context as _, Result};
+use crate::{bail, invalid, Context as _, Result};
 use image_store::model::media::layer_compression;
 use image_store::model::{media, Index};
 use image_store::{Descriptor, Digest, Image, Manifest, Store};
@@ -223,7 +223,7 @@ fn read_inner(
         }
         if store.has_blob(&l.digest) {
             let c = layer_compression(&l.media_type).ok_or_else(|| {
-                anyhow::anyhow!(
+                invalid!(
                     "layer {}: unsupported layer media type {:?}",
                     l.digest,
                     l.media_type

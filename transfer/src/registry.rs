@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use crate::{bail, invalid, Context as _, Error, Result};
 use image_store::compressed::LayerFormat;
 use image_store::model::media::{self, layer_compression, Compression};
 use image_store::{Descriptor, Digest, Image, Manifest, Store};
@@ -13,8 +13,8 @@ use registry_client::{select_platform, BlobSource, Client, Platform, PushOutcome
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::progress::{Counting, Progress};
-use super::{client_digest, runtime, store_digest};
+use crate::progress::{Counting, CountingRead, Progress};
+use crate::{client_digest, runtime, store_digest};
 
 /// Blobs moved at once.
 pub const DEFAULT_JOBS: usize = 4;
@@ -44,7 +44,7 @@ pub fn pull(
     client: &Client,
     reference: &Reference,
     platform: &Platform,
-    progress: &Progress,
+    progress: &Arc<dyn Progress>,
 ) -> Result<Pulled> {
     let _ = store.sweep_compressed();
     let _w = store.writer_lock()?;
@@ -70,7 +70,7 @@ async fn pull_inner(
     client: &Client,
     reference: &Reference,
     platform: &Platform,
-    progress: &Progress,
+    progress: &Arc<dyn Progress>,
     added: Arc<Mutex<Vec<Digest>>>,
 ) -> Result<Pulled> {
     let mut m = client.get_manifest(reference).await?;
@@ -91,7 +91,7 @@ async fn pull_inner(
     }
     let manifest: Manifest = serde_json::from_slice(&m.bytes)
         .with_context(|| format!("{reference}: invalid manifest"))?;
-    if let Some(w) = super::too_many_layers(&reference.to_string(), manifest.layers.len()) {
+    if let Some(w) = crate::too_many_layers(&reference.to_string(), manifest.layers.len()) {
         progress.warn(&w);
     }
     // The config first: its diff IDs are what each layer is checked
@@ -157,7 +157,7 @@ async fn pull_inner(
     // cleanup), keeping the first error.
     let mut first_err = None;
     while let Some(r) = tasks.join_next().await {
-        let r = r.map_err(anyhow::Error::from).and_then(|r| r);
+        let r = r.map_err(Error::from).and_then(|r| r);
         if let Err(e) = r {
             first_err.get_or_insert(e);
         }
@@ -195,7 +195,7 @@ async fn fetch_blob(
     repo: &registry_client::Repository,
     desc: &Descriptor,
     diff_id: Option<&Digest>,
-    progress: &Progress,
+    progress: &Arc<dyn Progress>,
     added: &Arc<Mutex<Vec<Digest>>>,
 ) -> Result<()> {
     let digest = desc.digest.clone();
@@ -242,13 +242,13 @@ async fn fetch_blob(
     });
     let mut out = Counting {
         inner: tx,
-        progress: &bp,
+        progress: &*bp,
     };
     let res = client
         .pull_blob(repo, &rc_digest, Some(desc.size), &mut out)
         .await;
     drop(out);
-    let wres = writer.await.map_err(anyhow::Error::from).and_then(|r| r);
+    let wres = writer.await.map_err(Error::from).and_then(|r| r);
     match (res, wres) {
         (Err(e), _) => {
             bp.fail();
@@ -268,7 +268,7 @@ async fn fetch_blob(
 /// How a layer blob is compressed, from its media type.
 fn media_compression(desc: &Descriptor) -> Result<Compression> {
     layer_compression(&desc.media_type).ok_or_else(|| {
-        anyhow!(
+        invalid!(
             "layer {}: unsupported layer media type {:?}",
             desc.digest,
             desc.media_type
@@ -331,7 +331,7 @@ pub fn push(
     img: &Image,
     dest: &Reference,
     opts: &PushOptions,
-    progress: &Progress,
+    progress: &Arc<dyn Progress>,
 ) -> Result<registry_client::Digest> {
     let _ = store.sweep_compressed();
     let _w = store.writer_lock()?;
@@ -345,7 +345,7 @@ async fn push_inner(
     img: &Image,
     dest: &Reference,
     opts: &PushOptions,
-    progress: &Progress,
+    progress: &Arc<dyn Progress>,
 ) -> Result<registry_client::Digest> {
     let repo = dest.repository.clone();
     let mount = mount_source(img, dest);
@@ -386,13 +386,13 @@ async fn push_inner(
                 _ => layer.clone(),
             };
             send_blob(&client, &store, &repo, &desc, mount.as_ref(), &progress).await?;
-            anyhow::Ok((i, desc))
+            Ok::<_, Error>((i, desc))
         });
     }
     let mut layers: Vec<Option<Descriptor>> = vec![None; img.manifest.layers.len()];
     let mut first_err = None;
     while let Some(r) = tasks.join_next().await {
-        match r.map_err(anyhow::Error::from).and_then(|r| r) {
+        match r.map_err(Error::from).and_then(|r| r) {
             Ok((i, d)) => layers[i] = Some(d),
             Err(e) => {
                 first_err.get_or_insert(e);
@@ -476,27 +476,26 @@ async fn send_blob(
     repo: &registry_client::Repository,
     desc: &Descriptor,
     mount: Option<&registry_client::Repository>,
-    progress: &Progress,
+    progress: &Arc<dyn Progress>,
 ) -> Result<()> {
     let bp = progress.blob("Copying", &desc.digest.to_string(), desc.size);
     let path = store.blob_path(&desc.digest);
     if !path.exists() {
         bp.fail();
-        return Err(anyhow!("blob {} is missing from the store", desc.digest));
+        return Err(invalid!("blob {} is missing from the store", desc.digest));
     }
-    let source = match bp.bar() {
-        Some(bar) => {
-            let path = path.clone();
-            BlobSource::Reader(Arc::new(move || {
-                bar.set_position(0);
-                let f = std::fs::File::open(&path)?;
-                Ok(Box::new(CountingRead {
-                    inner: f,
-                    bar: bar.clone(),
-                }) as Box<dyn Read + Send>)
-            }))
-        }
-        None => BlobSource::File(path),
+    let source = if bp.counts() {
+        let (path, bp) = (path.clone(), bp.clone());
+        BlobSource::Reader(Arc::new(move || {
+            bp.restart();
+            let f = std::fs::File::open(&path)?;
+            Ok(Box::new(CountingRead {
+                inner: f,
+                progress: bp.clone(),
+            }) as Box<dyn Read + Send>)
+        }))
+    } else {
+        BlobSource::File(path)
     };
     let digest = client_digest(&desc.digest)?;
     match client
@@ -515,17 +514,4 @@ async fn send_blob(
         }
     }
     Ok(())
-}
-
-struct CountingRead<R> {
-    inner: R,
-    bar: indicatif::ProgressBar,
-}
-
-impl<R: Read> Read for CountingRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
 }

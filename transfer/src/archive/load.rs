@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 
 use super::{ArchiveError, DockerManifestEntry};
-use crate::digest::Digest;
-use crate::layer::{self, LayerError};
-use crate::layout::Store;
-use crate::model::media::Compression;
-use crate::model::{media, Descriptor, ImageConfig, Index, Manifest};
-use crate::reference::Reference;
-use crate::verify::{self, CopyError};
+use image_store::digest::Digest;
+use image_store::layer::{self, LayerError};
+use image_store::layout::Store;
+use image_store::model::media::Compression;
+use image_store::model::{media, Descriptor, ImageConfig, Index, Manifest};
+use image_store::reference::Reference;
+use image_store::verify::{self, CopyError};
 
 /// What a load added: each image ID with the names it now carries.
 #[derive(Debug, Default)]
@@ -322,7 +322,7 @@ fn pick_manifest(
         media::OCI_INDEX | media::DOCKER_LIST => {
             let m = member(members, &format!("blobs/sha256/{}", d.digest.hex()))?;
             let idx: Index = read_member_json(store, "index", m)?;
-            let arch = crate::model::host_arch();
+            let arch = image_store::model::host_arch();
             let found = idx
                 .manifests
                 .iter()
@@ -346,9 +346,11 @@ fn pick_manifest(
 fn normalize_names(tags: &[String]) -> Result<Vec<Reference>, ArchiveError> {
     tags.iter()
         .map(|t| {
-            let r: Reference = t.parse().map_err(|e: crate::reference::ReferenceError| {
-                ArchiveError::Corrupt(e.to_string())
-            })?;
+            let r: Reference = t
+                .parse()
+                .map_err(|e: image_store::reference::ReferenceError| {
+                    ArchiveError::Corrupt(e.to_string())
+                })?;
             Ok(if r.is_qualified() {
                 r
             } else {
@@ -357,7 +359,7 @@ fn normalize_names(tags: &[String]) -> Result<Vec<Reference>, ArchiveError> {
                     r.normalized().to_string().trim_start_matches("localhost/")
                 )
                 .parse()
-                .map_err(|e: crate::reference::ReferenceError| {
+                .map_err(|e: image_store::reference::ReferenceError| {
                     ArchiveError::Corrupt(e.to_string())
                 })?
             })

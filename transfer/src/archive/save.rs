@@ -5,10 +5,10 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, Write};
 
 use super::{ArchiveError, DockerManifestEntry};
-use crate::digest::Digest;
-use crate::images::{split_name, Image};
-use crate::layout::Store;
-use crate::model::{media, Descriptor, Index};
+use image_store::digest::Digest;
+use image_store::images::{split_name, Image};
+use image_store::layout::Store;
+use image_store::model::{media, Descriptor, Index};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveFormat {
@@ -161,7 +161,7 @@ fn add_blob<W: Write>(
 }
 
 fn tempfile_in_store(store: &Store) -> io::Result<File> {
-    let (path, f) = crate::fsutil::tempfile_in(&store.tmp_dir())?;
+    let (path, f) = image_store::fsutil::tempfile_in(&store.tmp_dir())?;
     std::fs::remove_file(&path)?;
     Ok(f)
 }
