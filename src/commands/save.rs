@@ -43,7 +43,15 @@ pub fn save(ctx: &Ctx, args: SaveArgs) -> Result<Status> {
             if out.is_terminal() {
                 bail!("refusing to write an archive to a terminal: use -o FILE or redirect");
             }
-            write(&store, &images, format, args.compress, out.lock())?;
+            // Stdout, not its lock: the archive writer may be shared between
+            // threads (the lock is not `Send`).
+            write(
+                &store,
+                &images,
+                format,
+                args.compress,
+                std::io::BufWriter::with_capacity(1 << 20, out),
+            )?;
         }
     }
     Ok(Status::Success)
@@ -63,7 +71,7 @@ fn write(
     images: &[(Image, Vec<String>)],
     format: ArchiveFormat,
     compress: bool,
-    out: impl Write,
+    out: impl Write + Send,
 ) -> Result<()> {
     if compress {
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());

@@ -4,5 +4,4 @@
 pub mod opts;
 pub mod progress;
 
-pub use ::transfer::location as transport;
-pub use ::transfer::{oci_dir, registry, runtime, too_many_layers};
+pub use ::transfer::{runtime, too_many_layers};

@@ -42,6 +42,24 @@ impl Error {
         Error::Invalid(msg.into())
     }
 
+    /// One line: the error and its causes as `a: b: c` (causes that
+    /// repeat their parent's text left out).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut cause: Option<&dyn std::error::Error> = Some(self);
+        while let Some(c) = cause {
+            let s = c.to_string();
+            if !out.contains(&s) {
+                if !out.is_empty() {
+                    out.push_str(": ");
+                }
+                out.push_str(&s);
+            }
+            cause = c.source();
+        }
+        out
+    }
+
     pub fn context(self, what: impl Into<String>) -> Error {
         Error::Context {
             what: what.into(),

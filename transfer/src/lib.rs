@@ -4,15 +4,25 @@
 //! `load` and the builder's base-image pull all go through here.
 
 pub mod archive;
+mod copy;
+pub mod credentials;
 mod error;
+mod image;
 pub mod location;
 pub mod oci_dir;
+pub mod oci_layout;
 pub mod progress;
 pub mod registry;
+pub mod store;
 
+pub use copy::{copy, Copied, CopyOptions, DEFAULT_JOBS};
+pub use credentials::RegistryAccess;
 pub use error::{Context, Error, Result};
+pub use image::{ImageDest, ImageSource, RawManifest, SourceBlob, SourceImage};
 pub use location::Location;
 pub use progress::{BlobProgress, Progress, Silent};
+pub use registry::{Pulled, Puller};
+pub use store::{StoreDest, StoreSource};
 
 /// A union filesystem stacks at most this many layers.
 pub const MAX_LAYERS: usize = 127;

@@ -1,23 +1,18 @@
-//! Pulling from and pushing to registries (`docker://`).
+//! Registries (`docker://`) as a source (pull) and a destination (push).
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
+use std::io::Read;
+use std::sync::Arc;
 
-use crate::{bail, invalid, Context as _, Error, Result};
-use image_store::compressed::LayerFormat;
 use image_store::model::media::{self, layer_compression, Compression};
-use image_store::{Descriptor, Digest, Image, Manifest, Store};
-use registry_client::manifest::{is_index, DOCKER_MANIFEST, OCI_MANIFEST};
-use registry_client::{select_platform, BlobSource, Client, Platform, PushOutcome, Reference};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use image_store::{Descriptor, Digest, Store};
+use registry_client::{BlobSource, Client, Platform, PushOutcome, Reference};
+use tokio::runtime::Runtime;
 
-use crate::progress::{Counting, CountingRead, Progress};
-use crate::{client_digest, runtime, store_digest};
-
-/// Blobs moved at once.
-pub const DEFAULT_JOBS: usize = 4;
+use crate::copy::{copy, CopyOptions, DEFAULT_JOBS};
+use crate::image::{ImageDest, ImageSource, RawManifest, SourceBlob, SourceImage};
+use crate::progress::{BlobProgress, Counting, CountingRead, Progress};
+use crate::store::StoreDest;
+use crate::{bail, client_digest, runtime, store_digest, Error, Result};
 
 pub struct Pulled {
     pub id: Digest,
@@ -37,243 +32,132 @@ pub fn store_name(reference: &Reference) -> Result<image_store::Reference> {
     Ok(s.parse()?)
 }
 
-/// Pulls `reference` into the store. On failure the blobs this pull added
-/// are deleted again.
+/// Pulls `reference` into the store under its [`store_name`]. On failure
+/// the blobs this pull added are deleted again.
 pub fn pull(
     store: &Store,
     client: &Client,
     reference: &Reference,
     platform: &Platform,
-    progress: &Arc<dyn Progress>,
+    progress: &dyn Progress,
 ) -> Result<Pulled> {
-    let _ = store.sweep_compressed();
-    let _w = store.writer_lock()?;
-    let added: Arc<Mutex<Vec<Digest>>> = Arc::default();
-    let rt = runtime()?;
-    let res = rt.block_on(pull_inner(
-        store,
-        client,
-        reference,
-        platform,
-        progress,
-        added.clone(),
-    ));
-    if res.is_err() {
-        let added = added.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = store.remove_blobs(added.iter());
-    }
-    res
-}
-
-async fn pull_inner(
-    store: &Store,
-    client: &Client,
-    reference: &Reference,
-    platform: &Platform,
-    progress: &Arc<dyn Progress>,
-    added: Arc<Mutex<Vec<Digest>>>,
-) -> Result<Pulled> {
-    let mut m = client.get_manifest(reference).await?;
-    if is_index(&m.media_type) {
-        let d = select_platform(&m.bytes, platform)?;
-        let by_digest = Reference {
-            repository: reference.repository.clone(),
-            tag: None,
-            digest: Some(d.digest.parse()?),
-        };
-        m = client.get_manifest(&by_digest).await?;
-    }
-    if m.media_type != OCI_MANIFEST && m.media_type != DOCKER_MANIFEST {
-        bail!(
-            "{reference}: unsupported manifest type {:?} (only OCI and Docker schema 2 images)",
-            m.media_type
-        );
-    }
-    let manifest: Manifest = serde_json::from_slice(&m.bytes)
-        .with_context(|| format!("{reference}: invalid manifest"))?;
-    if let Some(w) = crate::too_many_layers(&reference.to_string(), manifest.layers.len()) {
-        progress.warn(&w);
-    }
-    // The config first: its diff IDs are what each layer is checked
-    // against while it streams in.
-    fetch_blob(
-        client,
-        store,
-        &reference.repository,
-        &manifest.config,
-        None,
-        progress,
-        &added,
-    )
-    .await?;
-    let config: image_store::ImageConfig = store
-        .read_json(&manifest.config.digest)
-        .with_context(|| format!("{reference}: invalid image config"))?;
-    let diff_ids = &config.rootfs.diff_ids;
-    if diff_ids.len() != manifest.layers.len() {
-        bail!(
-            "{reference}: the image config lists {} diff IDs but the manifest has {} layers",
-            diff_ids.len(),
-            manifest.layers.len()
-        );
-    }
-    let sem = Arc::new(Semaphore::new(DEFAULT_JOBS));
-    let mut tasks = JoinSet::new();
-    let mut seen: BTreeMap<Digest, Digest> = BTreeMap::new();
-    for (desc, diff_id) in manifest.layers.iter().zip(diff_ids) {
-        if let Some(first) = seen.insert(desc.digest.clone(), diff_id.clone()) {
-            if first != *diff_id {
-                bail!(
-                    "{reference}: the image config gives layer {} two diff IDs, {first} and {diff_id}",
-                    desc.digest
-                );
-            }
-            continue;
-        }
-        let (client, store, desc, progress, added, sem) = (
-            client.clone(),
-            store.clone(),
-            desc.clone(),
-            progress.clone(),
-            added.clone(),
-            sem.clone(),
-        );
-        let (repo, diff_id) = (reference.repository.clone(), diff_id.clone());
-        tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await?;
-            fetch_blob(
-                &client,
-                &store,
-                &repo,
-                &desc,
-                Some(&diff_id),
-                &progress,
-                &added,
-            )
-            .await
-        });
-    }
-    // Let every transfer finish (their writers must be done before any
-    // cleanup), keeping the first error.
-    let mut first_err = None;
-    while let Some(r) = tasks.join_next().await {
-        let r = r.map_err(Error::from).and_then(|r| r);
-        if let Err(e) = r {
-            first_err.get_or_insert(e);
-        }
-    }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
-    let manifest_digest = store_digest(&m.digest)?;
-    let mut w = store.blob_writer()?;
-    w.write_all(&m.bytes)?;
-    let (_, size, new) = w.commit_reporting(Some(&manifest_digest))?;
-    if new {
-        added
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(manifest_digest.clone());
-    }
-    progress.line("Writing manifest to image destination");
     let name = store_name(reference)?;
-    let desc = Descriptor::new(&m.media_type, manifest_digest.clone(), size);
-    store.add_image(&desc, std::slice::from_ref(&name))?;
+    let src = RegistrySource::new(client, reference)?;
+    let dest = StoreDest::new(store, vec![name.clone()])?;
+    let opts = CopyOptions {
+        platform: platform.clone(),
+        jobs: DEFAULT_JOBS,
+    };
+    let copied = copy(&src, &dest, &opts, progress)?;
+    dest.commit();
     Ok(Pulled {
-        id: manifest.config.digest.clone(),
-        manifest: manifest_digest,
+        id: copied.id,
+        manifest: copied.manifest,
         name: name.normalized().to_string(),
     })
 }
 
-/// Streams one blob into the store, verified against its digest; a layer
-/// (`diff_id` given) is also decompressed, checked and hashed on the way
-/// in, and must hash to `diff_id`.
-async fn fetch_blob(
-    client: &Client,
-    store: &Store,
-    repo: &registry_client::Repository,
-    desc: &Descriptor,
-    diff_id: Option<&Digest>,
-    progress: &Arc<dyn Progress>,
-    added: &Arc<Mutex<Vec<Digest>>>,
-) -> Result<()> {
-    let digest = desc.digest.clone();
-    let bp = progress.blob("Copying", &digest.to_string(), desc.size);
-    if store.has_blob(&digest) {
-        if let Some(diff_id) = diff_id {
-            // Another image brought this blob; this config's claim about
-            // it is checked all the same.
-            let (st, d, c, id) = (
-                store.clone(),
-                desc.clone(),
-                media_compression(desc)?,
-                diff_id.clone(),
-            );
-            if let Err(e) =
-                tokio::task::spawn_blocking(move || st.check_stored_layer(&d.digest, c, &id))
-                    .await?
-            {
-                bp.fail();
-                return Err(e.into());
-            }
+/// Base images for a build, pulled as `kiln pull` pulls them (the same
+/// registry flags, the host's platform).
+pub struct Puller {
+    pub access: crate::RegistryAccess,
+    pub platform: Platform,
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Puller {
+    pub fn new(access: crate::RegistryAccess, progress: Arc<dyn Progress>) -> Puller {
+        Puller {
+            access,
+            platform: Platform::host(),
+            progress,
         }
-        bp.finish("skipped: already exists");
-        return Ok(());
     }
-    let rc_digest = client_digest(&digest)?;
-    let (tx, rx) = tokio::io::duplex(4 << 20);
-    let mut reader = tokio_util::io::SyncIoBridge::new(rx);
-    let (st, exp, added2) = (store.clone(), digest.clone(), added.clone());
-    let (layer_desc, layer_diff_id) = (desc.clone(), diff_id.cloned());
-    let writer = tokio::task::spawn_blocking(move || -> Result<()> {
-        let new = match &layer_diff_id {
-            Some(diff_id) => st.store_checked_layer(&mut reader, &layer_desc, diff_id)?,
-            None => {
-                let mut w = st.blob_writer()?;
-                std::io::copy(&mut reader, &mut w)?;
-                w.commit_reporting(Some(&exp))?.2
-            }
-        };
-        if new {
-            added2.lock().unwrap_or_else(|p| p.into_inner()).push(exp);
-        }
-        Ok(())
-    });
-    let mut out = Counting {
-        inner: tx,
-        progress: &*bp,
-    };
-    let res = client
-        .pull_blob(repo, &rc_digest, Some(desc.size), &mut out)
-        .await;
-    drop(out);
-    let wres = writer.await.map_err(Error::from).and_then(|r| r);
-    match (res, wres) {
-        (Err(e), _) => {
-            bp.fail();
-            Err(e.into())
-        }
-        (Ok(_), Err(e)) => {
-            bp.fail();
-            Err(e.context(format!("storing blob {digest}")))
-        }
-        (Ok(_), Ok(())) => {
-            bp.finish("done");
-            Ok(())
-        }
+
+    /// Brings `name` into the store.
+    pub fn pull(&self, store: &Store, name: &str) -> Result<Pulled> {
+        let reference: Reference = name.parse()?;
+        let client = self.access.client()?;
+        self.progress
+            .line(&format!("Trying to pull {reference}..."));
+        pull(store, &client, &reference, &self.platform, &*self.progress)
     }
 }
 
-/// How a layer blob is compressed, from its media type.
-fn media_compression(desc: &Descriptor) -> Result<Compression> {
-    layer_compression(&desc.media_type).ok_or_else(|| {
-        invalid!(
-            "layer {}: unsupported layer media type {:?}",
-            desc.digest,
-            desc.media_type
-        )
+/// An image in a registry, read through the async client on a runtime of
+/// its own.
+pub struct RegistrySource {
+    client: Client,
+    reference: Reference,
+    rt: Runtime,
+}
+
+impl RegistrySource {
+    pub fn new(client: &Client, reference: &Reference) -> Result<RegistrySource> {
+        Ok(RegistrySource {
+            client: client.clone(),
+            reference: reference.clone(),
+            rt: runtime()?,
+        })
+    }
+}
+
+fn raw(m: registry_client::Manifest) -> Result<RawManifest> {
+    Ok(RawManifest {
+        media_type: m.media_type,
+        digest: store_digest(&m.digest)?,
+        bytes: m.bytes,
     })
+}
+
+impl ImageSource for RegistrySource {
+    fn label(&self) -> String {
+        self.reference.to_string()
+    }
+
+    fn manifest(&self) -> Result<RawManifest> {
+        raw(self
+            .rt
+            .block_on(self.client.get_manifest(&self.reference))?)
+    }
+
+    fn manifest_at(&self, desc: &Descriptor) -> Result<RawManifest> {
+        let by_digest = Reference {
+            repository: self.reference.repository.clone(),
+            tag: None,
+            digest: Some(client_digest(&desc.digest)?),
+        };
+        raw(self.rt.block_on(self.client.get_manifest(&by_digest))?)
+    }
+
+    /// The download runs on the runtime and streams through a pipe; the
+    /// client verifies the digest, and its error is the blob's `done`.
+    fn open_blob(&self, desc: &Descriptor, progress: Arc<dyn BlobProgress>) -> Result<SourceBlob> {
+        let (tx, rx) = tokio::io::duplex(4 << 20);
+        let (client, repo) = (self.client.clone(), self.reference.repository.clone());
+        let (digest, size) = (client_digest(&desc.digest)?, desc.size);
+        let task = self.rt.spawn(async move {
+            let mut out = Counting {
+                inner: tx,
+                progress: &*progress,
+            };
+            client
+                .pull_blob(&repo, &digest, Some(size), &mut out)
+                .await
+                .map(|_| ())
+        });
+        let handle = self.rt.handle().clone();
+        let reader = tokio_util::io::SyncIoBridge::new_with_handle(rx, handle.clone());
+        Ok(SourceBlob {
+            reader: Box::new(reader),
+            done: Box::new(move || {
+                handle
+                    .block_on(task)
+                    .map_err(Error::from)?
+                    .map_err(Error::from)
+            }),
+        })
+    }
 }
 
 /// The manifest format a push writes.
@@ -296,13 +180,6 @@ impl std::str::FromStr for ManifestFormat {
     }
 }
 
-pub struct PushOptions {
-    /// `None`: keep the image's own format when nothing else changes, else OCI.
-    pub format: Option<ManifestFormat>,
-    pub compression: LayerFormat,
-    pub jobs: usize,
-}
-
 fn layer_type(format: ManifestFormat, c: Compression) -> &'static str {
     match (format, c) {
         (ManifestFormat::Oci, Compression::None) => media::OCI_LAYER,
@@ -314,204 +191,151 @@ fn layer_type(format: ManifestFormat, c: Compression) -> &'static str {
     }
 }
 
-/// Another repository of `dest`'s registry that is known to hold the
-/// image's blobs (one of its names), for cross-repository mounts.
-fn mount_source(img: &Image, dest: &Reference) -> Option<registry_client::Repository> {
-    img.names
-        .iter()
-        .filter_map(|n| n.parse::<Reference>().ok())
-        .map(|r| r.repository)
-        .find(|r| r.registry == dest.repository.registry && r.name != dest.repository.name)
+/// A repository in a registry as a destination.
+pub struct RegistryDest {
+    client: Client,
+    dest: Reference,
+    /// `None`: keep the image's own format when no layer changed, else OCI.
+    format: Option<ManifestFormat>,
+    /// Another repository of the same registry that holds the image's
+    /// blobs (one of its names), for cross-repository mounts.
+    mount: Option<registry_client::Repository>,
+    rt: Runtime,
 }
 
-/// Pushes `img` to `dest`; returns the manifest digest.
-pub fn push(
-    store: &Store,
-    client: &Client,
-    img: &Image,
-    dest: &Reference,
-    opts: &PushOptions,
-    progress: &Arc<dyn Progress>,
-) -> Result<registry_client::Digest> {
-    let _ = store.sweep_compressed();
-    let _w = store.writer_lock()?;
-    let rt = runtime()?;
-    rt.block_on(push_inner(store, client, img, dest, opts, progress))
+impl RegistryDest {
+    /// `names`: what the image is called elsewhere, to find a repository
+    /// of the same registry to mount blobs from.
+    pub fn new(
+        client: &Client,
+        dest: &Reference,
+        format: Option<ManifestFormat>,
+        names: &[String],
+    ) -> Result<RegistryDest> {
+        let mount = names
+            .iter()
+            .filter_map(|n| n.parse::<Reference>().ok())
+            .map(|r| r.repository)
+            .find(|r| r.registry == dest.repository.registry && r.name != dest.repository.name);
+        Ok(RegistryDest {
+            client: client.clone(),
+            dest: dest.clone(),
+            format,
+            mount,
+            rt: runtime()?,
+        })
+    }
 }
 
-async fn push_inner(
-    store: &Store,
-    client: &Client,
-    img: &Image,
-    dest: &Reference,
-    opts: &PushOptions,
-    progress: &Arc<dyn Progress>,
-) -> Result<registry_client::Digest> {
-    let repo = dest.repository.clone();
-    let mount = mount_source(img, dest);
-    let sem = Arc::new(Semaphore::new(opts.jobs.max(1)));
-    let mut tasks = JoinSet::new();
-    for (i, layer) in img.manifest.layers.iter().enumerate() {
-        let (client, store, layer, progress, sem, repo, mount) = (
-            client.clone(),
-            store.clone(),
-            layer.clone(),
-            progress.clone(),
-            sem.clone(),
-            repo.clone(),
-            mount.clone(),
-        );
-        let compression = opts.compression;
-        tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await?;
-            let desc = match layer_compression(&layer.media_type) {
-                Some(Compression::None) => {
-                    match store.compressed_layer(&layer.digest, compression) {
-                        Some(d) => d,
-                        None => {
-                            progress.line(&format!(
-                                "Compressing layer {} ({})",
-                                layer.digest.short(),
-                                compression.name()
-                            ));
-                            let st = store.clone();
-                            let diff_id = layer.digest.clone();
-                            tokio::task::spawn_blocking(move || {
-                                st.compress_layer(&diff_id, compression)
-                            })
-                            .await??
+impl ImageDest for RegistryDest {
+    /// Uploads unless the repository has the blob (asked per blob, since
+    /// a mount may bring it).
+    fn put_blob(
+        &self,
+        src: &dyn ImageSource,
+        desc: &Descriptor,
+        _diff_id: Option<&Digest>,
+        progress: Arc<dyn BlobProgress>,
+    ) -> Result<String> {
+        let source = match src.blob_file(desc) {
+            Some(path) if progress.counts() => {
+                let bp = progress.clone();
+                BlobSource::Reader(Arc::new(move || {
+                    bp.restart();
+                    let f = std::fs::File::open(&path)?;
+                    Ok(Box::new(CountingRead {
+                        inner: f,
+                        progress: bp.clone(),
+                    }) as Box<dyn Read + Send>)
+                }))
+            }
+            Some(path) => BlobSource::File(path),
+            None => {
+                // A stream can be read once: no retry from the start.
+                let once = std::sync::Mutex::new(Some(src.open_blob(desc, progress)?));
+                BlobSource::Reader(Arc::new(move || {
+                    match once.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        Some(b) => Ok(b.reader),
+                        None => Err(std::io::Error::other(
+                            "a streamed blob cannot be sent again",
+                        )),
+                    }
+                }))
+            }
+        };
+        let digest = client_digest(&desc.digest)?;
+        let outcome = self.rt.block_on(self.client.push_blob(
+            &self.dest.repository,
+            &digest,
+            desc.size,
+            &source,
+            self.mount.as_ref(),
+        ))?;
+        Ok(match outcome {
+            PushOutcome::Existed => "skipped: already exists".into(),
+            PushOutcome::Mounted => format!(
+                "mounted from {}",
+                self.mount.as_ref().map(|m| m.name.as_str()).unwrap_or("?")
+            ),
+            PushOutcome::Uploaded => "done".into(),
+        })
+    }
+
+    /// The stored bytes when nothing changed, else a manifest rewritten
+    /// with the layers as sent.
+    fn put_manifest(&self, image: &SourceImage, layers: &[Descriptor]) -> Result<Digest> {
+        let source_format = if image.raw.media_type == media::DOCKER_MANIFEST {
+            ManifestFormat::V2s2
+        } else {
+            ManifestFormat::Oci
+        };
+        let layers_changed = layers
+            .iter()
+            .zip(&image.manifest.layers)
+            .any(|(a, b)| a.digest != b.digest);
+        let format = self.format.unwrap_or(if layers_changed {
+            ManifestFormat::Oci
+        } else {
+            source_format
+        });
+        let (media_type, bytes) = if !layers_changed && format == source_format {
+            (image.raw.media_type.clone(), image.raw.bytes.clone())
+        } else {
+            let mut m = image.manifest.clone();
+            let (mt, config_type) = match format {
+                ManifestFormat::Oci => (media::OCI_MANIFEST, media::OCI_CONFIG),
+                ManifestFormat::V2s2 => (media::DOCKER_MANIFEST, media::DOCKER_CONFIG),
+            };
+            m.media_type = Some(mt.to_string());
+            m.config.media_type = config_type.to_string();
+            m.layers = layers
+                .iter()
+                .cloned()
+                .map(|mut d| {
+                    if let Some(c) = layer_compression(&d.media_type) {
+                        if format == ManifestFormat::V2s2 && c == Compression::Zstd {
+                            bail!("zstd layers need an OCI manifest: use --format oci");
+                        }
+                        if d.media_type != media::DOCKER_FOREIGN_LAYER {
+                            d.media_type = layer_type(format, c).to_string();
                         }
                     }
-                }
-                _ => layer.clone(),
-            };
-            send_blob(&client, &store, &repo, &desc, mount.as_ref(), &progress).await?;
-            Ok::<_, Error>((i, desc))
-        });
-    }
-    let mut layers: Vec<Option<Descriptor>> = vec![None; img.manifest.layers.len()];
-    let mut first_err = None;
-    while let Some(r) = tasks.join_next().await {
-        match r.map_err(Error::from).and_then(|r| r) {
-            Ok((i, d)) => layers[i] = Some(d),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
-    let layers: Vec<Descriptor> = layers.into_iter().map(|d| d.expect("set")).collect();
-    send_blob(
-        client,
-        store,
-        &repo,
-        &img.manifest.config,
-        mount.as_ref(),
-        progress,
-    )
-    .await?;
-
-    // The manifest: the stored bytes when nothing changed, else rewritten.
-    let source_format = if img.manifest_descriptor.media_type == media::DOCKER_MANIFEST {
-        ManifestFormat::V2s2
-    } else {
-        ManifestFormat::Oci
-    };
-    let layers_changed = layers
-        .iter()
-        .zip(&img.manifest.layers)
-        .any(|(a, b)| a.digest != b.digest);
-    let format = opts.format.unwrap_or(if layers_changed {
-        ManifestFormat::Oci
-    } else {
-        source_format
-    });
-    let (media_type, bytes) = if !layers_changed && format == source_format {
-        (
-            img.manifest_descriptor.media_type.clone(),
-            store.read_blob(img.manifest_digest())?,
-        )
-    } else {
-        let mut m = img.manifest.clone();
-        let (mt, config_type) = match format {
-            ManifestFormat::Oci => (media::OCI_MANIFEST, media::OCI_CONFIG),
-            ManifestFormat::V2s2 => (media::DOCKER_MANIFEST, media::DOCKER_CONFIG),
+                    Ok(d)
+                })
+                .collect::<Result<_>>()?;
+            (mt.to_string(), serde_json::to_vec(&m)?)
         };
-        m.media_type = Some(mt.to_string());
-        m.config.media_type = config_type.to_string();
-        m.layers = layers
-            .into_iter()
-            .map(|mut d| {
-                if let Some(c) = layer_compression(&d.media_type) {
-                    if format == ManifestFormat::V2s2 && c == Compression::Zstd {
-                        bail!("zstd layers need an OCI manifest: use --format oci");
-                    }
-                    if d.media_type != media::DOCKER_FOREIGN_LAYER {
-                        d.media_type = layer_type(format, c).to_string();
-                    }
-                }
-                Ok(d)
-            })
-            .collect::<Result<_>>()?;
-        (mt.to_string(), serde_json::to_vec(&m)?)
-    };
-    progress.line("Writing manifest to image destination");
-    let target = match (&dest.tag, &dest.digest) {
-        (Some(t), _) => t.clone(),
-        (None, Some(d)) => d.to_string(),
-        (None, None) => "latest".to_string(),
-    };
-    let digest = client
-        .put_manifest(&repo, &target, &media_type, &bytes)
-        .await?;
-    Ok(digest)
-}
-
-/// Uploads one blob from the store unless the repository has it.
-async fn send_blob(
-    client: &Client,
-    store: &Store,
-    repo: &registry_client::Repository,
-    desc: &Descriptor,
-    mount: Option<&registry_client::Repository>,
-    progress: &Arc<dyn Progress>,
-) -> Result<()> {
-    let bp = progress.blob("Copying", &desc.digest.to_string(), desc.size);
-    let path = store.blob_path(&desc.digest);
-    if !path.exists() {
-        bp.fail();
-        return Err(invalid!("blob {} is missing from the store", desc.digest));
+        let target = match (&self.dest.tag, &self.dest.digest) {
+            (Some(t), _) => t.clone(),
+            (None, Some(d)) => d.to_string(),
+            (None, None) => "latest".to_string(),
+        };
+        let digest = self.rt.block_on(self.client.put_manifest(
+            &self.dest.repository,
+            &target,
+            &media_type,
+            &bytes,
+        ))?;
+        store_digest(&digest)
     }
-    let source = if bp.counts() {
-        let (path, bp) = (path.clone(), bp.clone());
-        BlobSource::Reader(Arc::new(move || {
-            bp.restart();
-            let f = std::fs::File::open(&path)?;
-            Ok(Box::new(CountingRead {
-                inner: f,
-                progress: bp.clone(),
-            }) as Box<dyn Read + Send>)
-        }))
-    } else {
-        BlobSource::File(path)
-    };
-    let digest = client_digest(&desc.digest)?;
-    match client
-        .push_blob(repo, &digest, desc.size, &source, mount)
-        .await
-    {
-        Ok(PushOutcome::Existed) => bp.finish("skipped: already exists"),
-        Ok(PushOutcome::Mounted) => bp.finish(&format!(
-            "mounted from {}",
-            mount.map(|m| m.name.as_str()).unwrap_or("?")
-        )),
-        Ok(PushOutcome::Uploaded) => bp.finish("done"),
-        Err(e) => {
-            bp.fail();
-            return Err(e.into());
-        }
-    }
-    Ok(())
 }

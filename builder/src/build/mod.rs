@@ -68,7 +68,7 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// An external OCI runtime for RUN steps.
     pub runtime: Option<PathBuf>,
-    /// When base images are fetched through the [`BaseSource`].
+    /// When base images are pulled through the [`transfer::Puller`].
     pub pull: PullPolicy,
     /// RUN output comes as [`EventKind::Output`] lines instead of going
     /// straight to standard error (for a progress display that owns the
@@ -87,13 +87,6 @@ pub enum PullPolicy {
     Always,
     /// Never: a missing image is an error.
     Never,
-}
-
-/// Where base images come from when the store lacks them (the CLI pulls
-/// them from a registry). Kept abstract so the builder needs no network.
-pub trait BaseSource: Sync {
-    /// Brings `name` into the store, or says why not.
-    fn fetch(&self, name: &str) -> Result<(), String>;
 }
 
 /// Progress, for the CLI to show as it likes. Stages that do not depend on
@@ -174,7 +167,7 @@ struct Builder<'a> {
     numbers: BTreeMap<usize, usize>,
     /// Set once a stage has failed: the others stop at their next step.
     failed: AtomicBool,
-    source: Option<&'a dyn BaseSource>,
+    source: Option<&'a transfer::Puller>,
     /// Images looked up by name, so the store's index is read once per
     /// build, not once per FROM, count and `--from`.
     resolved: Mutex<BTreeMap<String, image_store::Image>>,
@@ -200,11 +193,11 @@ impl<'a> std::ops::Deref for StageRun<'_, 'a> {
 }
 
 /// Builds the Dockerfile in `opts`; base images missing from the store
-/// come from `source` (per [`BuildOptions::pull`]).
+/// are pulled by `source` (per [`BuildOptions::pull`]).
 pub fn build(
     store: &Store,
     opts: &BuildOptions,
-    source: Option<&dyn BaseSource>,
+    source: Option<&transfer::Puller>,
     events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<BuildOutput, BuildError> {
     let name = if opts.dockerfile_name.is_empty() {
@@ -218,7 +211,7 @@ pub fn build(
 fn build_inner<'a>(
     store: &'a Store,
     opts: &'a BuildOptions,
-    source: Option<&'a dyn BaseSource>,
+    source: Option<&'a transfer::Puller>,
     events: &'a mut (dyn FnMut(Event) + Send),
 ) -> Result<BuildOutput, BuildError> {
     let df: Dockerfile =
@@ -444,8 +437,8 @@ impl<'a> Builder<'a> {
                     continue; // reported where the image is used
                 };
                 source
-                    .fetch(&image)
-                    .map_err(|e| BuildError::at(cmd, format!("pulling {image}: {e}")))?;
+                    .pull(self.store, &image)
+                    .map_err(|e| BuildError::at(cmd, format!("pulling {image}: {}", e.render())))?;
                 // What the pull brought replaces what was looked up before.
                 self.resolved
                     .lock()

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use builder::build::{BaseSource, BuildOptions, Event, PullPolicy};
+use builder::build::{BuildOptions, Event, PullPolicy};
 use image_store::Reference;
 
 use crate::context::Ctx;
@@ -170,12 +170,13 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     let started = std::time::Instant::now();
     let mut renderer = Renderer::new(mode);
     let mut on_event = |e: Event| renderer.event(e);
-    let source = RegistrySource {
-        store: &store,
-        registry: &args.registry,
-        quiet,
-    };
-    let result = builder::build::build(&store, &opts, Some(&source), &mut on_event);
+    // Base images the store lacks come from their registry, as `kiln pull`
+    // would fetch them (same flags: `--tls-verify`, `--creds`, …).
+    let puller = transfer::Puller::new(
+        args.registry.access(),
+        std::sync::Arc::new(Progress::new(quiet)),
+    );
+    let result = builder::build::build(&store, &opts, Some(&puller), &mut on_event);
     drop(renderer);
     let out = match result {
         Ok(o) => o,
@@ -287,31 +288,4 @@ fn parse_build_args(raw: &[String]) -> BTreeMap<String, Option<String>> {
             None => (a.clone(), None),
         })
         .collect()
-}
-
-/// Base images the store lacks come from their registry, as `kiln pull`
-/// would fetch them (same flags: `--tls-verify`, `--creds`, …).
-struct RegistrySource<'a> {
-    store: &'a image_store::Store,
-    registry: &'a RegistryOpts,
-    quiet: bool,
-}
-
-impl BaseSource for RegistrySource<'_> {
-    fn fetch(&self, name: &str) -> std::result::Result<(), String> {
-        let reference: registry_client::Reference = name.parse().map_err(|e| format!("{e}"))?;
-        let client = self.registry.client().map_err(|e| format!("{e:#}"))?;
-        let progress: std::sync::Arc<dyn ::transfer::Progress> =
-            std::sync::Arc::new(Progress::new(self.quiet));
-        progress.line(&format!("Trying to pull {reference}..."));
-        crate::transfer::registry::pull(
-            self.store,
-            &client,
-            &reference,
-            &registry_client::Platform::host(),
-            &progress,
-        )
-        .map(|_| ())
-        .map_err(|e| format!("{e:#}"))
-    }
 }

@@ -7,7 +7,7 @@ mod load;
 mod save;
 
 pub use load::{load, Loaded};
-pub use save::{save, ArchiveFormat};
+pub use save::{save, ArchiveFormat, DockerArchiveDest, TarFiles};
 
 use image_store::layer::LayerError;
 use image_store::{ComposeError, StoreError};

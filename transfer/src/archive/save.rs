@@ -1,14 +1,26 @@
-//! Writing archives from the store.
+//! Writing archives: `oci-archive` through the one OCI layout writer over
+//! a tar stream, `docker-archive` through its own destination. Both take
+//! images through [`crate::copy`], one blob at a time, verified as read.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, Write};
+use std::io::{self, Read, Seek, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
-use super::{ArchiveError, DockerManifestEntry};
-use image_store::digest::Digest;
+use image_store::digest::VerifyingReader;
 use image_store::images::{split_name, Image};
 use image_store::layout::Store;
-use image_store::model::{media, Descriptor, Index};
+use image_store::model::media::{self, Compression};
+use image_store::model::Index;
+use image_store::{Descriptor, Digest};
+
+use super::DockerManifestEntry;
+use crate::copy::{copy, CopyOptions};
+use crate::image::{ImageDest, ImageSource, SourceImage};
+use crate::oci_layout::{LayoutFiles, Naming, OciLayoutDest};
+use crate::progress::{BlobProgress, Silent};
+use crate::store::StoreSource;
+use crate::{bail, Context as _, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveFormat {
@@ -17,42 +29,196 @@ pub enum ArchiveFormat {
 }
 
 /// Writes `images` (each with the names it should carry in the archive) to
-/// `out` as one archive.
-pub fn save<W: Write>(
+/// `out` as one archive. The caller holds the store's reader lock.
+pub fn save<W: Write + Send>(
     store: &Store,
     images: &[(Image, Vec<String>)],
     format: ArchiveFormat,
     out: W,
-) -> Result<(), ArchiveError> {
+) -> Result<()> {
+    let opts = CopyOptions {
+        jobs: 1,
+        ..CopyOptions::default()
+    };
     let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Deterministic);
-    let mut written: BTreeSet<Digest> = BTreeSet::new();
-    match format {
-        ArchiveFormat::DockerArchive => save_docker(store, images, &mut b, &mut written)?,
-        ArchiveFormat::OciArchive => save_oci(store, images, &mut b, &mut written)?,
-    }
+    let copy_all = |dest: &dyn ImageDest| -> Result<()> {
+        for (img, names) in images {
+            let src = StoreSource::new(store, img.clone()).with_names(names.clone());
+            copy(&src, dest, &opts, &Silent)?;
+        }
+        Ok(())
+    };
+    let b = match format {
+        ArchiveFormat::DockerArchive => {
+            let dest = DockerArchiveDest::new(b, store.tmp_dir());
+            copy_all(&dest)?;
+            dest.finish()?
+        }
+        ArchiveFormat::OciArchive => {
+            let dest = OciLayoutDest::new(TarFiles(b), Naming::Archive)?;
+            copy_all(&dest)?;
+            dest.finish()?.0
+        }
+    };
     b.into_inner()?.flush()?;
     Ok(())
 }
 
-fn save_docker<W: Write>(
-    store: &Store,
-    images: &[(Image, Vec<String>)],
+fn blob_name(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+/// An OCI layout's files as tar members.
+pub struct TarFiles<W: Write>(pub tar::Builder<W>);
+
+impl<W: Write + Send> LayoutFiles for TarFiles<W> {
+    fn has_blob(&self, _d: &Digest) -> bool {
+        false
+    }
+    fn write_blob(&mut self, d: &Digest, size: u64, data: &mut dyn Read) -> Result<()> {
+        append(&mut self.0, &blob_name(d), 0o444, size, data)
+    }
+    fn write_file(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        append(&mut self.0, name, 0o644, data.len() as u64, &mut &data[..])
+    }
+    fn read_index(&self) -> Result<Option<Index>> {
+        Ok(None)
+    }
+}
+
+/// One regular member; `data` must give exactly `size` bytes.
+fn append<W: Write>(
     b: &mut tar::Builder<W>,
-    written: &mut BTreeSet<Digest>,
-) -> Result<(), ArchiveError> {
-    let mut manifest = Vec::new();
-    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for (img, names) in images {
-        let config = img.id().clone();
-        add_blob(store, b, &config, None, written)?;
-        let mut layers = Vec::new();
-        for (desc, diff_id) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids) {
-            // docker-archive layers are plain tars named by their diff ID.
-            add_blob(store, b, diff_id, Some(desc), written)?;
-            layers.push(blob_name(diff_id));
+    name: &str,
+    mode: u32,
+    size: u64,
+    data: &mut dyn Read,
+) -> Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(0);
+    b.append_data(&mut h, name, data)?;
+    Ok(())
+}
+
+/// `docker save`'s format: the config and each layer as a plain tar,
+/// named by digest and diff ID, then `manifest.json` and `repositories`.
+pub struct DockerArchiveDest<W: Write> {
+    b: Mutex<tar::Builder<W>>,
+    tmp: PathBuf,
+    written: Mutex<BTreeSet<Digest>>,
+    manifest: Mutex<Vec<DockerManifestEntry>>,
+    repositories: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+impl<W: Write + Send> DockerArchiveDest<W> {
+    /// `tmp`: where a compressed layer is spooled plain (a tar header
+    /// states the size before the data).
+    pub fn new(b: tar::Builder<W>, tmp: PathBuf) -> Self {
+        DockerArchiveDest {
+            b: Mutex::new(b),
+            tmp,
+            written: Mutex::default(),
+            manifest: Mutex::default(),
+            repositories: Mutex::default(),
         }
-        if let Some(top) = img.config.rootfs.diff_ids.last() {
+    }
+
+    fn builder(&self) -> std::sync::MutexGuard<'_, tar::Builder<W>> {
+        self.b.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn written(&self) -> std::sync::MutexGuard<'_, BTreeSet<Digest>> {
+        self.written.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `manifest.json` and `repositories`; hands back the builder.
+    pub fn finish(self) -> Result<tar::Builder<W>> {
+        let mut b = self.b.into_inner().unwrap_or_else(|p| p.into_inner());
+        let manifest = self
+            .manifest
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        let repositories = self
+            .repositories
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        for (name, data) in [
+            ("manifest.json", serde_json::to_vec(&manifest)?),
+            ("repositories", serde_json::to_vec(&repositories)?),
+        ] {
+            append(&mut b, name, 0o644, data.len() as u64, &mut &data[..])?;
+        }
+        Ok(b)
+    }
+}
+
+impl<W: Write + Send> ImageDest for DockerArchiveDest<W> {
+    fn has_blob(&self, desc: &Descriptor) -> bool {
+        self.written().contains(&desc.digest)
+    }
+
+    fn put_blob(
+        &self,
+        src: &dyn ImageSource,
+        desc: &Descriptor,
+        diff_id: Option<&Digest>,
+        progress: Arc<dyn BlobProgress>,
+    ) -> Result<String> {
+        let named = diff_id.unwrap_or(&desc.digest);
+        if self.written().contains(named) {
+            return Ok("skipped: already exists".into());
+        }
+        let name = blob_name(named);
+        let blob = src.open_blob(desc, progress)?;
+        let compression = diff_id.and_then(|_| media::layer_compression(&desc.media_type));
+        blob.consume(&desc.digest, |r| {
+            let mut r = VerifyingReader::new(r, desc.digest.clone(), Some(desc.size));
+            match compression {
+                None | Some(Compression::None) => {
+                    append(&mut self.builder(), &name, 0o444, desc.size, &mut r)
+                }
+                Some(c) => {
+                    // docker-archive layers are plain tars named by their
+                    // diff ID: spool the plain tar first, checking it.
+                    let (path, mut spool) = image_store::fsutil::tempfile_in(&self.tmp)?;
+                    std::fs::remove_file(&path)?;
+                    let mut dec: Box<dyn Read> = match c {
+                        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+                            io::BufReader::new(&mut r),
+                        )),
+                        _ => Box::new(zstd::Decoder::new(&mut r)?),
+                    };
+                    let mut hashed = image_store::digest::HashingWriter::new(&mut spool);
+                    let size = io::copy(&mut dec, &mut hashed)?;
+                    let (_, plain, _) = hashed.finish();
+                    drop(dec);
+                    // The compressed stream's own digest is checked at its end.
+                    io::copy(&mut r, &mut io::sink())?;
+                    if Some(&plain) != diff_id {
+                        bail!(
+                            "layer {}: hashes to {plain} uncompressed, not its diff ID",
+                            desc.digest
+                        );
+                    }
+                    spool.rewind()?;
+                    append(&mut self.builder(), &name, 0o444, size, &mut spool)
+                }
+            }
+        })
+        .with_context(|| format!("writing {name}"))?;
+        self.written().insert(desc.digest.clone());
+        self.written().insert(named.clone());
+        Ok("done".into())
+    }
+
+    fn put_manifest(&self, image: &SourceImage, _layers: &[Descriptor]) -> Result<Digest> {
+        let names = &image.names;
+        if let Some(top) = image.diff_ids.last() {
+            let mut repositories = self.repositories.lock().unwrap_or_else(|p| p.into_inner());
             for n in names {
                 let (repo, tag) = split_name(n);
                 repositories
@@ -61,128 +227,18 @@ fn save_docker<W: Write>(
                     .insert(tag, top.hex().to_string());
             }
         }
-        manifest.push(DockerManifestEntry {
-            config: blob_name(&config),
-            repo_tags: (!names.is_empty()).then(|| names.clone()),
-            layers,
-        });
+        self.manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(DockerManifestEntry {
+                config: blob_name(image.id()),
+                repo_tags: (!names.is_empty()).then(|| names.clone()),
+                layers: image.diff_ids.iter().map(blob_name).collect(),
+            });
+        Ok(image.raw.digest.clone())
     }
-    add_json(b, "manifest.json", &manifest)?;
-    add_json(b, "repositories", &repositories)?;
-    Ok(())
-}
 
-fn save_oci<W: Write>(
-    store: &Store,
-    images: &[(Image, Vec<String>)],
-    b: &mut tar::Builder<W>,
-    written: &mut BTreeSet<Digest>,
-) -> Result<(), ArchiveError> {
-    let mut index = Index::default();
-    add_file(
-        b,
-        "oci-layout",
-        format!(
-            "{{\"imageLayoutVersion\":\"{}\"}}",
-            media::OCI_LAYOUT_VERSION
-        )
-        .as_bytes(),
-    )?;
-    for (img, names) in images {
-        for l in &img.manifest.layers {
-            add_blob(store, b, &l.digest, None, written)?;
-        }
-        add_blob(store, b, img.id(), None, written)?;
-        add_blob(store, b, img.manifest_digest(), None, written)?;
-        let base = img.manifest_descriptor.clone();
-        if names.is_empty() {
-            index.manifests.push(base.clone());
-        }
-        for n in names {
-            let mut d: Descriptor = base.clone();
-            d.set_ref_name(Some(n));
-            d.annotations
-                .get_or_insert_with(Default::default)
-                .insert("io.containerd.image.name".into(), n.clone());
-            index.manifests.push(d);
-        }
+    fn jobs(&self) -> usize {
+        1
     }
-    add_json(b, "index.json", &index)?;
-    Ok(())
-}
-
-fn blob_name(d: &Digest) -> String {
-    format!("blobs/sha256/{}", d.hex())
-}
-
-/// Adds blob `digest` (once per archive). With `decompress_from`, the blob
-/// is the uncompressed form of that stored layer.
-fn add_blob<W: Write>(
-    store: &Store,
-    b: &mut tar::Builder<W>,
-    digest: &Digest,
-    decompress_from: Option<&Descriptor>,
-    written: &mut BTreeSet<Digest>,
-) -> Result<(), ArchiveError> {
-    if !written.insert(digest.clone()) {
-        return Ok(());
-    }
-    let stored = decompress_from.map_or(digest, |d| &d.digest);
-    let compression = decompress_from.and_then(|d| media::layer_compression(&d.media_type));
-    let mut file = store.open_blob(stored)?;
-    let mut tmp_holder;
-    let (reader, size): (&mut dyn Read, u64) = match compression {
-        None | Some(media::Compression::None) => {
-            let size = file.metadata()?.len();
-            (&mut file, size)
-        }
-        Some(c) => {
-            // The size must precede the data in a tar header: spool the
-            // plain tar to a temp file first.
-            tmp_holder = tempfile_in_store(store)?;
-            let mut dec: Box<dyn Read> = match c {
-                media::Compression::Gzip => {
-                    Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
-                }
-                _ => Box::new(zstd::Decoder::new(file)?),
-            };
-            let size = io::copy(&mut dec, &mut tmp_holder)?;
-            tmp_holder.rewind()?;
-            (&mut tmp_holder, size)
-        }
-    };
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o444);
-    h.set_size(size);
-    h.set_mtime(0);
-    b.append_data(&mut h, blob_name(digest), reader)?;
-    Ok(())
-}
-
-fn tempfile_in_store(store: &Store) -> io::Result<File> {
-    let (path, f) = image_store::fsutil::tempfile_in(&store.tmp_dir())?;
-    std::fs::remove_file(&path)?;
-    Ok(f)
-}
-
-fn add_json<W: Write, T: serde::Serialize>(
-    b: &mut tar::Builder<W>,
-    name: &str,
-    v: &T,
-) -> io::Result<()> {
-    add_file(
-        b,
-        name,
-        &serde_json::to_vec(v).expect("plain data serializes"),
-    )
-}
-
-fn add_file<W: Write>(b: &mut tar::Builder<W>, name: &str, data: &[u8]) -> io::Result<()> {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_size(data.len() as u64);
-    h.set_mtime(0);
-    b.append_data(&mut h, name, data)
 }
