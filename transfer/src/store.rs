@@ -114,6 +114,8 @@ impl ImageSource for StoreSource {
 pub struct StoreDest {
     store: Store,
     names: Vec<Reference>,
+    /// Name each image as its source does instead (an archive's tags).
+    by_source: bool,
     added: Mutex<Vec<Digest>>,
     committed: bool,
     /// The store's writer lock, held until the copy is over.
@@ -128,10 +130,18 @@ impl StoreDest {
         Ok(StoreDest {
             store: store.clone(),
             names,
+            by_source: false,
             added: Mutex::default(),
             committed: false,
             _lock: Mutex::new(Box::new(lock)),
         })
+    }
+
+    /// Names each image by the names its source gives it (several images
+    /// through one transaction, as a load).
+    pub fn named_by_source(mut self) -> StoreDest {
+        self.by_source = true;
+        self
     }
 
     /// Keeps what was copied.
@@ -211,7 +221,16 @@ impl ImageDest for StoreDest {
             self.added(&digest);
         }
         let desc = Descriptor::new(&image.raw.media_type, digest.clone(), size);
-        self.store.add_image(&desc, &self.names)?;
+        if self.by_source {
+            let names = image
+                .names
+                .iter()
+                .map(|n| n.parse())
+                .collect::<std::result::Result<Vec<Reference>, _>>()?;
+            self.store.add_image(&desc, &names)?;
+        } else {
+            self.store.add_image(&desc, &self.names)?;
+        }
         Ok(digest)
     }
 }

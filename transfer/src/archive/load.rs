@@ -1,16 +1,28 @@
-//! Reading archives into the store, in one pass over the tar stream.
+//! Reading archives: an [`ImageSource`] per image, after one pass over the
+//! tar stream.
 //!
 //! Members arrive in any order (docker writes `manifest.json` last), so
-//! every file member is streamed into the store's temp area as a blob while
-//! it is hashed; the small JSON documents are then read back from there.
-//! Compressed layer files are stored decompressed. Nothing is named until
-//! every digest has been checked; on failure the blobs this load added are
-//! deleted again, so the store is left as it was.
+//! every file member is streamed into a staging directory in the store's
+//! temp area while it is hashed and read as a layer; the small JSON
+//! documents are then read back from there. Compressed layer files of a
+//! docker archive are staged decompressed. Every image is checked before
+//! any is copied; then [`crate::copy`] takes them into the store in one
+//! transaction, so on failure the store is left as it was.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use image_store::digest::HashingWriter;
+use image_store::StoreError;
 
 use super::{ArchiveError, DockerManifestEntry};
+use crate::copy::{copy, CopyOptions};
+use crate::image::{ImageSource, RawManifest, SourceBlob};
+use crate::progress::{BlobProgress, CountingRead, Silent};
+use crate::store::StoreDest;
 use image_store::digest::Digest;
 use image_store::layer::{self, LayerError};
 use image_store::layout::Store;
@@ -18,6 +30,7 @@ use image_store::model::media::Compression;
 use image_store::model::{media, Descriptor, ImageConfig, Index, Manifest};
 use image_store::reference::Reference;
 use image_store::verify::{self, CopyError};
+use registry_client::Platform;
 
 /// What a load added: each image ID with the names it now carries.
 #[derive(Debug, Default)]
@@ -29,6 +42,8 @@ pub struct Loaded {
 struct Member {
     digest: Digest,
     size: u64,
+    /// Where it is staged.
+    file: PathBuf,
     /// Read as a layer: its diff ID when it is one that passes every
     /// check, else why not (members that are not layers fail too; that
     /// matters only if an image lists them as a layer).
@@ -46,89 +61,175 @@ impl Member {
     }
 }
 
-pub fn load<R: Read>(store: &Store, input: R) -> Result<Loaded, ArchiveError> {
-    let _w = store.writer_lock()?;
-    let mut added: BTreeSet<Digest> = BTreeSet::new();
-    let result = load_inner(store, input, &mut added);
-    match &result {
-        Err(_) => {
-            let _ = store.remove_blobs(&added);
-        }
-        Ok(loaded) => {
-            // Members that are not part of an image (manifest.json,
-            // repositories, …) were stored as blobs on the way in.
-            let mut used = BTreeSet::new();
-            for img in store.images()? {
-                if loaded.images.iter().any(|(id, _)| id == img.id()) {
-                    used.insert(img.manifest_digest().clone());
-                    used.insert(img.id().clone());
-                    used.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
-                }
+/// Loads every image of the archive `input` into the store, named as the
+/// archive names them.
+pub fn load<R: Read>(store: &Store, input: R) -> Result<Loaded, crate::Error> {
+    let staged = Staged::read(store, input)?;
+    let dest = StoreDest::new(store, Vec::new())?.named_by_source();
+    let opts = CopyOptions {
+        jobs: 1,
+        ..CopyOptions::default()
+    };
+    let mut loaded = Loaded::default();
+    for image in staged.images() {
+        let names = image.names.clone();
+        let copied = copy(&image, &dest, &opts, &Silent)?;
+        loaded.images.push((copied.id, names));
+    }
+    dest.commit();
+    Ok(loaded)
+}
+
+/// An archive read once into a staging directory, and its images, each
+/// checked against the archive's claims.
+pub struct Staged {
+    dir: PathBuf,
+    _lock: File,
+    /// Staged files by blob digest.
+    blobs: BTreeMap<Digest, PathBuf>,
+    images: Vec<StagedImage>,
+}
+
+struct StagedImage {
+    raw: RawManifest,
+    names: Vec<String>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Staged {
+    /// Reads the whole archive (each member hashed and read as a layer on
+    /// the way) and checks every image it holds.
+    pub fn read<R: Read>(store: &Store, input: R) -> Result<Staged, ArchiveError> {
+        let (dir, lock) = image_store::fsutil::tempdir_in(&store.tmp_dir(), "-load")
+            .map_err(|e| StoreError::io(store.tmp_dir())(e))?;
+        let mut staged = Staged {
+            dir: PathBuf::from(&dir),
+            _lock: lock,
+            blobs: BTreeMap::new(),
+            images: Vec::new(),
+        };
+        let members = staged.stage(input)?;
+        staged.images = if let Some(m) = members.get("manifest.json") {
+            let entries: Vec<DockerManifestEntry> = read_member_json("manifest.json", m)?;
+            load_docker(&members, entries)?
+        } else if let Some(m) = members.get("index.json") {
+            let index: Index = read_member_json("index.json", m)?;
+            load_oci(&members, index)?
+        } else {
+            return Err(ArchiveError::NoManifest);
+        };
+        staged.blobs = members.into_values().map(|m| (m.digest, m.file)).collect();
+        Ok(staged)
+    }
+
+    fn stage<R: Read>(&mut self, input: R) -> Result<BTreeMap<String, Member>, ArchiveError> {
+        let plain = layer::decompressed(input)?;
+        let mut archive = tar::Archive::new(plain);
+        let mut members: BTreeMap<String, Member> = BTreeMap::new();
+        let entries = archive
+            .entries()
+            .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+            if !entry.header().entry_type().is_file() {
+                continue;
             }
-            let junk: Vec<Digest> = added.difference(&used).cloned().collect();
-            store.remove_blobs(&junk)?;
+            let name = String::from_utf8_lossy(&entry.path_bytes())
+                .trim_start_matches("./")
+                .to_string();
+            let expected = name
+                .strip_prefix("blobs/sha256/")
+                .and_then(|h| Digest::from_hex(h).ok());
+            let file = self.dir.join(members.len().to_string());
+            let member = stage_member(file, &mut entry, &name, expected.as_ref())?;
+            members.insert(name, member);
         }
+        Ok(members)
     }
-    result
+
+    /// The images, as sources.
+    pub fn images(&self) -> Vec<ArchiveImage<'_>> {
+        self.images
+            .iter()
+            .map(|image| ArchiveImage {
+                staged: self,
+                raw: &image.raw,
+                names: image.names.clone(),
+            })
+            .collect()
+    }
 }
 
-fn load_inner<R: Read>(
-    store: &Store,
-    input: R,
-    added: &mut BTreeSet<Digest>,
-) -> Result<Loaded, ArchiveError> {
-    let plain = layer::decompressed(input)?;
-    let mut archive = tar::Archive::new(plain);
-    let mut members: BTreeMap<String, Member> = BTreeMap::new();
-    let entries = archive
-        .entries()
-        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let name = String::from_utf8_lossy(&entry.path_bytes())
-            .trim_start_matches("./")
-            .to_string();
-        let expected = name
-            .strip_prefix("blobs/sha256/")
-            .and_then(|h| Digest::from_hex(h).ok());
-        let (member, new) = store_member(store, &mut entry, &name, expected.as_ref())?;
-        if new {
-            added.insert(member.digest.clone());
-        }
-        members.insert(name, member);
-    }
-
-    if let Some(m) = members.get("manifest.json") {
-        let entries: Vec<DockerManifestEntry> = read_member_json(store, "manifest.json", m)?;
-        return load_docker(store, &members, entries);
-    }
-    if let Some(m) = members.get("index.json") {
-        let index: Index = read_member_json(store, "index.json", m)?;
-        return load_oci(store, &members, index);
-    }
-    Err(ArchiveError::NoManifest)
+/// One image of a staged archive.
+pub struct ArchiveImage<'a> {
+    staged: &'a Staged,
+    raw: &'a RawManifest,
+    pub names: Vec<String>,
 }
 
-/// Streams one member into the store as a blob. Members under
-/// `blobs/sha256/` must hash to their name; other members that are
-/// compressed tars are stored decompressed. Every member is also read as a
-/// layer in the same pass (decompressed, hashed, each entry checked), since
-/// which members are layers is known only at the end. Also says whether
-/// the blob is new to the store.
-fn store_member(
-    store: &Store,
+impl ImageSource for ArchiveImage<'_> {
+    fn label(&self) -> String {
+        self.names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.raw.digest.to_string())
+    }
+
+    fn manifest(&self) -> crate::Result<RawManifest> {
+        Ok(self.raw.clone())
+    }
+
+    fn manifest_at(&self, desc: &Descriptor) -> crate::Result<RawManifest> {
+        Err(crate::invalid!(
+            "{}: no manifest {} is staged",
+            self.label(),
+            desc.digest
+        ))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    fn open_blob(
+        &self,
+        desc: &Descriptor,
+        progress: Arc<dyn BlobProgress>,
+    ) -> crate::Result<SourceBlob> {
+        let path = self.blob_file(desc).ok_or_else(|| {
+            ArchiveError::Corrupt(format!("blob {} is not in the archive", desc.digest))
+        })?;
+        let f = File::open(&path).map_err(|e| StoreError::io(path.clone())(e))?;
+        Ok(SourceBlob::reader(CountingRead { inner: f, progress }))
+    }
+
+    fn blob_file(&self, desc: &Descriptor) -> Option<PathBuf> {
+        self.staged.blobs.get(&desc.digest).cloned()
+    }
+}
+
+/// Streams one member into `file`. Members under `blobs/sha256/` must
+/// hash to their name; other members that are compressed tars are staged
+/// decompressed. Every member is also read as a layer in the same pass
+/// (decompressed, hashed, each entry checked), since which members are
+/// layers is known only at the end.
+fn stage_member(
+    file: PathBuf,
     entry: &mut impl Read,
     name: &str,
     expected: Option<&Digest>,
-) -> Result<(Member, bool), ArchiveError> {
+) -> Result<Member, ArchiveError> {
     let bad = |reason: String| ArchiveError::Member {
         member: name.to_string(),
         reason,
     };
-    let mut w = store.blob_writer()?;
+    let out = File::create(&file).map_err(|e| bad(e.to_string()))?;
+    let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, out));
     let mut br = BufReader::with_capacity(1 << 20, entry);
     let head = br.fill_buf().map_err(|e| bad(e.to_string()))?.to_vec();
     let compression = if head.starts_with(&[0x1f, 0x8b]) {
@@ -156,21 +257,26 @@ fn store_member(
         Err(CopyError::Layer(e)) => Err(e.to_string()),
         Err(CopyError::Io(e)) => return Err(bad(e.to_string())),
     };
-    let (digest, size, new) = w
-        .commit_reporting(expected)
-        .map_err(|e| bad(e.to_string()))?;
-    Ok((
-        Member {
-            digest,
-            size,
-            layer,
-        },
-        new,
-    ))
+    let (mut out, digest, size) = w.finish();
+    out.flush().map_err(|e| bad(e.to_string()))?;
+    if let Some(exp) = expected {
+        if *exp != digest {
+            let e = StoreError::CorruptBlob {
+                digest: exp.clone(),
+                reason: format!("content hashes to {digest}"),
+            };
+            return Err(bad(e.to_string()));
+        }
+    }
+    Ok(Member {
+        digest,
+        size,
+        file,
+        layer,
+    })
 }
 
 fn read_member_json<T: serde::de::DeserializeOwned>(
-    store: &Store,
     name: &str,
     m: &Member,
 ) -> Result<T, ArchiveError> {
@@ -180,7 +286,7 @@ fn read_member_json<T: serde::de::DeserializeOwned>(
             reason: "too large for a JSON document".into(),
         });
     }
-    let data = store.read_blob(&m.digest)?;
+    let data = std::fs::read(&m.file).map_err(|e| StoreError::io(m.file.clone())(e))?;
     serde_json::from_slice(&data).map_err(|e| ArchiveError::Member {
         member: name.into(),
         reason: format!("invalid JSON: {e}"),
@@ -196,15 +302,19 @@ fn member<'a>(
         .ok_or_else(|| ArchiveError::Corrupt(format!("{name:?} is listed but not in the archive")))
 }
 
+/// The normalized strings of `names`.
+fn strings(names: &[Reference]) -> Vec<String> {
+    names.iter().map(|n| n.normalized().to_string()).collect()
+}
+
 fn load_docker(
-    store: &Store,
     members: &BTreeMap<String, Member>,
     entries: Vec<DockerManifestEntry>,
-) -> Result<Loaded, ArchiveError> {
+) -> Result<Vec<StagedImage>, ArchiveError> {
     let mut plans = Vec::new();
     for e in &entries {
         let cm = member(members, &e.config)?;
-        let config: ImageConfig = read_member_json(store, &e.config, cm)?;
+        let config: ImageConfig = read_member_json(&e.config, cm)?;
         if config.rootfs.diff_ids.len() != e.layers.len() {
             return Err(ArchiveError::Corrupt(format!(
                 "{}: the config lists {} layers, manifest.json {}",
@@ -228,7 +338,7 @@ fn load_docker(
         let names = normalize_names(e.repo_tags.as_deref().unwrap_or_default())?;
         plans.push((cm.clone(), layers, names));
     }
-    let mut loaded = Loaded::default();
+    let mut images = Vec::new();
     for (cm, layers, names) in plans {
         let manifest = Manifest {
             schema_version: 2,
@@ -238,29 +348,30 @@ fn load_docker(
             annotations: None,
             extra: Default::default(),
         };
-        let desc = store.write_json(media::OCI_MANIFEST, &manifest)?;
-        store.add_image(&desc, &names)?;
-        loaded.images.push((
-            cm.digest,
-            names.iter().map(|n| n.normalized().to_string()).collect(),
-        ));
+        let bytes = serde_json::to_vec(&manifest).expect("plain data serializes");
+        images.push(StagedImage {
+            raw: RawManifest {
+                media_type: media::OCI_MANIFEST.into(),
+                digest: Digest::of_bytes(&bytes),
+                bytes,
+            },
+            names: strings(&names),
+        });
     }
-    Ok(loaded)
+    Ok(images)
 }
 
 fn load_oci(
-    store: &Store,
     members: &BTreeMap<String, Member>,
     index: Index,
-) -> Result<Loaded, ArchiveError> {
-    let mut plans = Vec::new();
+) -> Result<Vec<StagedImage>, ArchiveError> {
+    let mut images = Vec::new();
     for d in &index.manifests {
-        let desc = pick_manifest(store, members, d)?;
+        let desc = pick_manifest(members, d)?;
         let m = member(members, &format!("blobs/sha256/{}", desc.digest.hex()))?;
-        let manifest: Manifest = read_member_json(store, "manifest", m)?;
+        let manifest: Manifest = read_member_json("manifest", m)?;
         let config_path = format!("blobs/sha256/{}", manifest.config.digest.hex());
-        let config: ImageConfig =
-            read_member_json(store, &config_path, member(members, &config_path)?)?;
+        let config: ImageConfig = read_member_json(&config_path, member(members, &config_path)?)?;
         if config.rootfs.diff_ids.len() != manifest.layers.len() {
             return Err(ArchiveError::Corrupt(format!(
                 "{config_path}: the config lists {} layers, the manifest {}",
@@ -295,25 +406,22 @@ fn load_oci(
             }
             _ => Vec::new(),
         };
-        let mut clean = desc.clone();
-        clean.annotations = None;
-        clean.platform = None;
-        plans.push((clean, manifest.config.digest.clone(), names));
+        let bytes = std::fs::read(&m.file).map_err(|e| StoreError::io(m.file.clone())(e))?;
+        images.push(StagedImage {
+            raw: RawManifest {
+                media_type: desc.media_type.clone(),
+                digest: desc.digest.clone(),
+                bytes,
+            },
+            names: strings(&names),
+        });
     }
-    let mut loaded = Loaded::default();
-    for (desc, id, names) in plans {
-        store.add_image(&desc, &names)?;
-        loaded.images.push((
-            id,
-            names.iter().map(|n| n.normalized().to_string()).collect(),
-        ));
-    }
-    Ok(loaded)
+    Ok(images)
 }
 
-/// A manifest descriptor, or for an index the host platform's manifest.
+/// A manifest descriptor, or for an index the host platform's manifest
+/// (chosen by the one picker; an index without one gives its first).
 fn pick_manifest(
-    store: &Store,
     members: &BTreeMap<String, Member>,
     d: &Descriptor,
 ) -> Result<Descriptor, ArchiveError> {
@@ -321,19 +429,25 @@ fn pick_manifest(
         media::OCI_MANIFEST | media::DOCKER_MANIFEST => Ok(d.clone()),
         media::OCI_INDEX | media::DOCKER_LIST => {
             let m = member(members, &format!("blobs/sha256/{}", d.digest.hex()))?;
-            let idx: Index = read_member_json(store, "index", m)?;
-            let arch = image_store::model::host_arch();
-            let found = idx
-                .manifests
-                .iter()
-                .find(|m| {
-                    m.platform
-                        .as_ref()
-                        .is_some_and(|p| p.architecture == arch && p.os == "linux")
-                })
-                .or_else(|| idx.manifests.first())
-                .ok_or_else(|| ArchiveError::Corrupt("an empty image index".into()))?;
-            pick_manifest(store, members, found)
+            read_member_json::<Index>("index", m)?;
+            let bytes = std::fs::read(&m.file).map_err(|e| StoreError::io(m.file.clone())(e))?;
+            let found = match registry_client::select_platform(&bytes, &Platform::host()) {
+                Ok(found) => Descriptor::new(
+                    &found.media_type,
+                    found.digest.to_string().parse().map_err(
+                        |e: image_store::digest::DigestError| ArchiveError::Corrupt(e.to_string()),
+                    )?,
+                    found.size,
+                ),
+                Err(_) => {
+                    let idx: Index = read_member_json("index", m)?;
+                    idx.manifests
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| ArchiveError::Corrupt("an empty image index".into()))?
+                }
+            };
+            pick_manifest(members, &found)
         }
         other => Err(ArchiveError::Corrupt(format!(
             "unsupported manifest media type {other:?}"
