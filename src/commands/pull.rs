@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<Status> {
                 .with_context(|| format!("opening {}", file.display()))?;
             let loaded = archive::load(&store, std::io::BufReader::with_capacity(1 << 20, f))
                 .with_context(|| format!("pulling {}", args.image))?;
-            for (id, _) in &loaded.images {
+            for (id, ..) in &loaded.images {
                 outln!("{id}");
             }
         }

@@ -2,7 +2,7 @@
 //! [--compression-format gzip|zstd] [--format oci|v2s2] [--digestfile F]
 //! [-q] IMAGE [DESTINATION]`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use image_store::compressed::LayerFormat;
@@ -75,7 +75,8 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
             };
             // docker's RepoTags, as given (a short name means Docker Hub).
             let names = reference.map_or_else(|| img.names.clone(), |r| vec![r]);
-            write_archive(&store, &img, names, format, &file)
+            let images = [(img.clone(), names)];
+            archive::save_to_file(&store, &images, format, false, &file, 0o644)
                 .with_context(|| format!("pushing to {dest}"))?;
             img.manifest_digest().to_string()
         }
@@ -85,28 +86,4 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
     }
     progress.line(&format!("Pushed {dest}@{digest}"));
     Ok(Status::Success)
-}
-
-fn write_archive(
-    store: &image_store::Store,
-    img: &image_store::Image,
-    names: Vec<String>,
-    format: ArchiveFormat,
-    file: &Path,
-) -> Result<()> {
-    let dir = file.parent().filter(|p| !p.as_os_str().is_empty());
-    let tmp = tempfile::Builder::new()
-        .prefix(".kiln-push-")
-        .tempfile_in(dir.unwrap_or(Path::new(".")))
-        .with_context(|| format!("creating a temp file beside {}", file.display()))?;
-    {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
-        archive::save(store, &[(img.clone(), names)], format, &mut out)?;
-        std::io::Write::flush(&mut out)?;
-    }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(file)
-        .with_context(|| format!("writing {}", file.display()))?;
-    Ok(())
 }

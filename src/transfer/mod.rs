@@ -4,4 +4,4 @@
 pub mod opts;
 pub mod progress;
 
-pub use ::transfer::{runtime, too_many_layers};
+pub use ::transfer::runtime;

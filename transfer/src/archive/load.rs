@@ -35,7 +35,8 @@ use registry_client::Platform;
 /// What a load added: each image ID with the names it now carries.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    pub images: Vec<(Digest, Vec<String>)>,
+    /// Image ID, names, and how many layers it has.
+    pub images: Vec<(Digest, Vec<String>, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,7 +75,8 @@ pub fn load<R: Read>(store: &Store, input: R) -> Result<Loaded, crate::Error> {
     for image in staged.images() {
         let names = image.names.clone();
         let copied = copy(&image, &dest, &opts, &Silent)?;
-        loaded.images.push((copied.id, names));
+        let layers = copied.image.manifest.layers.len();
+        loaded.images.push((copied.id, names, layers));
     }
     dest.commit();
     Ok(loaded)

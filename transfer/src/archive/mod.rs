@@ -6,8 +6,8 @@
 mod load;
 mod save;
 
-pub use load::{load, Loaded};
-pub use save::{save, ArchiveFormat, DockerArchiveDest, TarFiles};
+pub use load::{load, ArchiveImage, Loaded, Staged};
+pub use save::{save, save_to, save_to_file, select, ArchiveFormat, DockerArchiveDest, TarFiles};
 
 use image_store::layer::LayerError;
 use image_store::{ComposeError, StoreError};

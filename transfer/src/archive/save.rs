@@ -65,6 +65,76 @@ pub fn save<W: Write + Send>(
     Ok(())
 }
 
+/// [`save`], gzip-compressed when `compress` says so.
+pub fn save_to<W: Write + Send>(
+    store: &Store,
+    images: &[(Image, Vec<String>)],
+    format: ArchiveFormat,
+    compress: bool,
+    out: W,
+) -> Result<()> {
+    if compress {
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        save(store, images, format, &mut gz)?;
+        gz.finish()?.flush()?;
+    } else {
+        let mut out = out;
+        save(store, images, format, &mut out)?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// [`save_to`] the file `path`: written to a temp file beside it, made
+/// `mode`, then renamed over it, so a failed save leaves no partial file.
+pub fn save_to_file(
+    store: &Store,
+    images: &[(Image, Vec<String>)],
+    format: ArchiveFormat,
+    compress: bool,
+    path: &std::path::Path,
+    mode: u32,
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let tmp = tempfile::Builder::new()
+        .prefix(".kiln-save-")
+        .tempfile_in(dir.unwrap_or(std::path::Path::new(".")))
+        .with_context(|| format!("creating a temp file beside {}", path.display()))?;
+    let out = io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+    save_to(store, images, format, compress, out)?;
+    // tempfile makes 0600 files; an archive is an ordinary file.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The images `names` name, each once, carrying the tags it was named by
+/// (as docker: an image named by ID carries no tag). The caller holds the
+/// store's reader lock.
+pub fn select(store: &Store, names: &[String]) -> Result<Vec<(Image, Vec<String>)>> {
+    let mut out: Vec<(Image, Vec<String>)> = Vec::new();
+    for name in names {
+        let img = store.resolve_locked(name)?;
+        let tag = name.parse::<image_store::Reference>().ok().and_then(|r| {
+            r.candidates()
+                .into_iter()
+                .map(|c| c.to_string())
+                .find(|c| img.names.contains(c))
+        });
+        match out
+            .iter_mut()
+            .find(|(i, _)| i.manifest_digest() == img.manifest_digest())
+        {
+            Some((_, tags)) => tags.extend(tag.filter(|t| !tags.contains(t))),
+            None => out.push((img, tag.into_iter().collect())),
+        }
+    }
+    Ok(out)
+}
+
 fn blob_name(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
