@@ -254,8 +254,9 @@ impl<W: Write + Send> ImageDest for DockerArchiveDest<W> {
                 Some(c) => {
                     // docker-archive layers are plain tars named by their
                     // diff ID: spool the plain tar first, checking it.
-                    let (path, mut spool) = image_store::fsutil::tempfile_in(&self.tmp)?;
-                    std::fs::remove_file(&path)?;
+                    // Unnamed and opened for reading too (the spool is read
+                    // back into the tar).
+                    let mut spool = tempfile::tempfile_in(&self.tmp)?;
                     let mut dec: Box<dyn Read> = match c {
                         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
                             io::BufReader::new(&mut r),
