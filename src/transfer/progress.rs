@@ -118,10 +118,10 @@ impl ::transfer::Progress for Progress {
     fn blob(
         &self,
         verb: &'static str,
-        digest: &str,
+        digest: &image_store::Digest,
         size: u64,
     ) -> Arc<dyn ::transfer::BlobProgress> {
-        Arc::new(self.make_blob(verb, digest, size))
+        Arc::new(self.make_blob(verb, &digest.to_string(), size))
     }
 }
 

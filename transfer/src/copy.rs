@@ -101,11 +101,7 @@ pub fn copy(
         .collect();
 
     // The config, from the bytes already read and checked.
-    let bp = progress.blob(
-        "Copying",
-        &manifest.config.digest.to_string(),
-        manifest.config.size,
-    );
+    let bp = progress.blob("Copying", &manifest.config.digest, manifest.config.size);
     let res = if dest.has_blob(&manifest.config) {
         Ok("skipped: already exists".to_string())
     } else if src.blob_file(&manifest.config).is_some() {
@@ -206,7 +202,7 @@ fn copy_layers(
         let layer = &image.manifest.layers[i];
         let diff_id = &diff_ids[i];
         let desc = src.prepare_layer(layer, progress)?;
-        let bp = progress.blob("Copying", &desc.digest.to_string(), desc.size);
+        let bp = progress.blob("Copying", &desc.digest, desc.size);
         let res = if dest.has_blob(&desc) {
             // Another image brought this blob; this config's claim
             // about it is checked all the same.

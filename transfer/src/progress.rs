@@ -6,6 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use image_store::Digest;
+
 /// A transfer's messages, and one [`BlobProgress`] per blob it moves.
 pub trait Progress: Send + Sync {
     /// A message line ("Writing manifest to image destination").
@@ -13,7 +15,7 @@ pub trait Progress: Send + Sync {
     /// A warning, shown even when lines are not.
     fn warn(&self, msg: &str);
     /// One blob's progress; `verb` is what is done to it ("Copying").
-    fn blob(&self, verb: &'static str, digest: &str, size: u64) -> Arc<dyn BlobProgress>;
+    fn blob(&self, verb: &'static str, digest: &Digest, size: u64) -> Arc<dyn BlobProgress>;
 }
 
 /// One blob's progress.
@@ -37,7 +39,7 @@ pub struct Silent;
 impl Progress for Silent {
     fn line(&self, _msg: &str) {}
     fn warn(&self, _msg: &str) {}
-    fn blob(&self, _verb: &'static str, _digest: &str, _size: u64) -> Arc<dyn BlobProgress> {
+    fn blob(&self, _verb: &'static str, _digest: &Digest, _size: u64) -> Arc<dyn BlobProgress> {
         Arc::new(Silent)
     }
 }

@@ -54,7 +54,7 @@ struct RecordBlob(Arc<Mutex<BTreeMap<String, String>>>, String);
 impl Progress for Record {
     fn line(&self, _msg: &str) {}
     fn warn(&self, _msg: &str) {}
-    fn blob(&self, _verb: &'static str, digest: &str, _size: u64) -> Arc<dyn BlobProgress> {
+    fn blob(&self, _verb: &'static str, digest: &Digest, _size: u64) -> Arc<dyn BlobProgress> {
         Arc::new(RecordBlob(self.0.clone(), digest.to_string()))
     }
 }
