@@ -64,7 +64,7 @@ impl std::str::FromStr for LayerFormat {
     }
 }
 
-const ROOT_PREFIX: &str = "compressed-";
+pub(crate) const ROOT_PREFIX: &str = "compressed-";
 /// Uncompressed bytes per independently deflated gzip chunk.
 const GZIP_CHUNK: usize = 4 << 20;
 const GZIP_LEVEL: u32 = 1;

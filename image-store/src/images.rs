@@ -347,7 +347,7 @@ impl Store {
             self.clean_stale_temps_locked();
             return Ok(0);
         }
-        for extra in self.extra_roots()? {
+        for extra in self.pinned_by_roots()? {
             live.insert(extra);
         }
         let dead: Vec<Digest> = self
@@ -421,29 +421,6 @@ impl Store {
         }
         whole
     }
-
-    /// Blobs kiln keeps for its own use (e.g. the build cache): every
-    /// `sha256:<hex>` that appears in a file under `kiln/roots/`.
-    pub(crate) fn extra_roots(&self) -> Result<Vec<Digest>> {
-        let dir = self.kiln_dir().join("roots");
-        let mut out = Vec::new();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => {
-                return Err(StoreError::Io {
-                    path: dir,
-                    source: e,
-                })
-            }
-        };
-        for e in entries {
-            let p = e.map_err(StoreError::io(&dir))?.path();
-            let text = std::fs::read_to_string(&p).map_err(StoreError::io(&p))?;
-            out.extend(digests_in(&text));
-        }
-        Ok(out)
-    }
 }
 
 /// Removes `name` from whichever entry holds it; an image left with no
@@ -503,23 +480,6 @@ pub fn by_id(images: &[Image]) -> HashMap<Digest, Vec<&Image>> {
     m
 }
 
-/// Every `sha256:<64 hex>` in `text`, whatever surrounds it (root files may
-/// be plain lists or JSON records).
-fn digests_in(text: &str) -> Vec<Digest> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("sha256:") {
-        let tail = &rest[i + 7..];
-        if let Some(hex) = tail.get(..64) {
-            if let Ok(d) = Digest::from_hex(hex) {
-                out.push(d);
-            }
-        }
-        rest = tail;
-    }
-    out
-}
-
 /// The broken image `name` refers to: by name, manifest digest, or (when
 /// its manifest was read) full ID or ID prefix.
 fn find_broken<'a>(broken: &'a [BrokenImage], name: &str) -> Option<&'a BrokenImage> {
@@ -559,7 +519,7 @@ fn find(images: &[Image], name: &str) -> Result<Image> {
                 return Ok(img.clone());
             }
             if let Some(d) = cand.digest() {
-                let repo = cand.repository();
+                let repo = cand.name();
                 if let Some(img) = images.iter().find(|i| {
                     i.manifest_digest() == d && i.names.iter().any(|n| repo_of(n) == repo)
                 }) {

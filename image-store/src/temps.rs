@@ -67,7 +67,7 @@ impl Store {
             }
         }
         if collector {
-            if let Ok(entries) = fs::read_dir(self.kiln_dir().join("build")) {
+            if let Ok(entries) = fs::read_dir(self.build_scratch_root()) {
                 for e in entries.flatten() {
                     out.push(StaleTemp {
                         path: e.path(),

@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
     let src = StoreSource::new(&store, img.clone());
     let digest = match Location::parse(dest)? {
         Location::Docker(name) => {
-            let reference: Reference = name.parse()?;
+            let reference = name.parse::<Reference>()?.remote();
             let client = args.registry.client()?;
             let to = RegistryDest::new(&client, &reference, args.format, &img.names)?;
             let src = src.compressing(args.compression_format);

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use image_store::model::media;
 use image_store::{Descriptor, Digest, ImageConfig, Manifest};
+use oci_model::Index;
 use registry_client::Platform;
 
 use crate::image::{BytesBlob, ImageDest, ImageSource, SourceImage};
@@ -138,9 +139,12 @@ fn read_image(src: &dyn ImageSource, platform: &Platform) -> Result<SourceImage>
     let label = src.label();
     let mut raw = src.manifest()?;
     if registry_client::manifest::is_index(&raw.media_type) {
-        let d = registry_client::select_platform(&raw.bytes, platform)
-            .with_context(|| label.clone())?;
-        let desc = Descriptor::new(&d.media_type, d.digest.parse()?, d.size);
+        let index: Index = serde_json::from_slice(&raw.bytes)
+            .with_context(|| format!("{label}: invalid index"))?;
+        let desc = index
+            .select(platform)
+            .with_context(|| label.clone())?
+            .clone();
         raw = src.manifest_at(&desc)?;
     }
     if raw.media_type != media::OCI_MANIFEST && raw.media_type != media::DOCKER_MANIFEST {

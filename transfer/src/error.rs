@@ -25,6 +25,8 @@ pub enum Error {
     #[error(transparent)]
     Digest(#[from] image_store::digest::DigestError),
     #[error(transparent)]
+    Platform(#[from] oci_model::PlatformNotFound),
+    #[error(transparent)]
     Reference(#[from] image_store::reference::ReferenceError),
     /// Bad input or an unsupported request, said in one line.
     #[error("{0}")]

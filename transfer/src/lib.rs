@@ -47,12 +47,3 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
 }
-
-/// Converts between the registry client's digest and the store's.
-pub fn store_digest(d: &registry_client::Digest) -> Result<image_store::Digest> {
-    Ok(d.to_string().parse()?)
-}
-
-pub fn client_digest(d: &image_store::Digest) -> Result<registry_client::Digest> {
-    Ok(d.to_string().parse()?)
-}

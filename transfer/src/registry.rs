@@ -12,7 +12,7 @@ use crate::copy::{copy, CopyOptions, DEFAULT_JOBS};
 use crate::image::{ImageDest, ImageSource, RawManifest, SourceBlob, SourceImage};
 use crate::progress::{BlobProgress, Counting, CountingRead, Progress};
 use crate::store::StoreDest;
-use crate::{bail, client_digest, runtime, store_digest, Error, Result};
+use crate::{bail, runtime, Error, Result};
 
 pub struct Pulled {
     pub id: Digest,
@@ -23,8 +23,8 @@ pub struct Pulled {
 /// The name a pulled image is stored under: `registry/repo:tag` or
 /// `registry/repo@digest`.
 pub fn store_name(reference: &Reference) -> Result<image_store::Reference> {
-    let r = &reference.repository;
-    let s = match (&reference.tag, &reference.digest) {
+    let r = &reference.repository();
+    let s = match (reference.tag(), reference.digest()) {
         (Some(t), _) => format!("{}/{}:{t}", r.registry, r.name),
         (None, Some(d)) => format!("{}/{}@{d}", r.registry, r.name),
         (None, None) => format!("{}/{}:latest", r.registry, r.name),
@@ -76,7 +76,7 @@ impl Puller {
 
     /// Brings `name` into the store.
     pub fn pull(&self, store: &Store, name: &str) -> Result<Pulled> {
-        let reference: Reference = name.parse()?;
+        let reference = name.parse::<Reference>()?.remote();
         let client = self.access.client()?;
         self.progress
             .line(&format!("Trying to pull {reference}..."));
@@ -105,7 +105,7 @@ impl RegistrySource {
 fn raw(m: registry_client::Manifest) -> Result<RawManifest> {
     Ok(RawManifest {
         media_type: m.media_type,
-        digest: store_digest(&m.digest)?,
+        digest: m.digest,
         bytes: m.bytes,
     })
 }
@@ -122,11 +122,7 @@ impl ImageSource for RegistrySource {
     }
 
     fn manifest_at(&self, desc: &Descriptor) -> Result<RawManifest> {
-        let by_digest = Reference {
-            repository: self.reference.repository.clone(),
-            tag: None,
-            digest: Some(client_digest(&desc.digest)?),
-        };
+        let by_digest = self.reference.with_digest(desc.digest.clone());
         raw(self.rt.block_on(self.client.get_manifest(&by_digest))?)
     }
 
@@ -134,8 +130,8 @@ impl ImageSource for RegistrySource {
     /// client verifies the digest, and its error is the blob's `done`.
     fn open_blob(&self, desc: &Descriptor, progress: Arc<dyn BlobProgress>) -> Result<SourceBlob> {
         let (tx, rx) = tokio::io::duplex(4 << 20);
-        let (client, repo) = (self.client.clone(), self.reference.repository.clone());
-        let (digest, size) = (client_digest(&desc.digest)?, desc.size);
+        let (client, repo) = (self.client.clone(), self.reference.repository());
+        let (digest, size) = (desc.digest.clone(), desc.size);
         let task = self.rt.spawn(async move {
             let mut out = Counting {
                 inner: tx,
@@ -215,8 +211,8 @@ impl RegistryDest {
         let mount = names
             .iter()
             .filter_map(|n| n.parse::<Reference>().ok())
-            .map(|r| r.repository)
-            .find(|r| r.registry == dest.repository.registry && r.name != dest.repository.name);
+            .map(|r| r.repository())
+            .find(|r| r.registry == dest.registry() && r.name != dest.repository().name);
         Ok(RegistryDest {
             client: client.clone(),
             dest: dest.clone(),
@@ -263,10 +259,9 @@ impl ImageDest for RegistryDest {
                 }))
             }
         };
-        let digest = client_digest(&desc.digest)?;
         let outcome = self.rt.block_on(self.client.push_blob(
-            &self.dest.repository,
-            &digest,
+            &self.dest.repository(),
+            &desc.digest,
             desc.size,
             &source,
             self.mount.as_ref(),
@@ -325,17 +320,16 @@ impl ImageDest for RegistryDest {
                 .collect::<Result<_>>()?;
             (mt.to_string(), serde_json::to_vec(&m)?)
         };
-        let target = match (&self.dest.tag, &self.dest.digest) {
-            (Some(t), _) => t.clone(),
+        let target = match (self.dest.tag(), self.dest.digest()) {
+            (Some(t), _) => t.to_string(),
             (None, Some(d)) => d.to_string(),
             (None, None) => "latest".to_string(),
         };
-        let digest = self.rt.block_on(self.client.put_manifest(
-            &self.dest.repository,
+        Ok(self.rt.block_on(self.client.put_manifest(
+            &self.dest.repository(),
             &target,
             &media_type,
             &bytes,
-        ))?;
-        store_digest(&digest)
+        ))?)
     }
 }

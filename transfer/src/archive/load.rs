@@ -30,7 +30,7 @@ use image_store::model::media::Compression;
 use image_store::model::{media, Descriptor, ImageConfig, Index, Manifest};
 use image_store::reference::Reference;
 use image_store::verify::{self, CopyError};
-use registry_client::Platform;
+use oci_model::Platform;
 
 /// What a load added: each image ID with the names it now carries.
 #[derive(Debug, Default)]
@@ -431,25 +431,13 @@ fn pick_manifest(
         media::OCI_MANIFEST | media::DOCKER_MANIFEST => Ok(d.clone()),
         media::OCI_INDEX | media::DOCKER_LIST => {
             let m = member(members, &format!("blobs/sha256/{}", d.digest.hex()))?;
-            read_member_json::<Index>("index", m)?;
-            let bytes = std::fs::read(&m.file).map_err(|e| StoreError::io(m.file.clone())(e))?;
-            let found = match registry_client::select_platform(&bytes, &Platform::host()) {
-                Ok(found) => Descriptor::new(
-                    &found.media_type,
-                    found.digest.to_string().parse().map_err(
-                        |e: image_store::digest::DigestError| ArchiveError::Corrupt(e.to_string()),
-                    )?,
-                    found.size,
-                ),
-                Err(_) => {
-                    let idx: Index = read_member_json("index", m)?;
-                    idx.manifests
-                        .first()
-                        .cloned()
-                        .ok_or_else(|| ArchiveError::Corrupt("an empty image index".into()))?
-                }
-            };
-            pick_manifest(members, &found)
+            let idx: Index = read_member_json("index", m)?;
+            let found = idx
+                .select(&Platform::host())
+                .ok()
+                .or_else(|| idx.manifests.first())
+                .ok_or_else(|| ArchiveError::Corrupt("an empty image index".into()))?;
+            pick_manifest(members, found)
         }
         other => Err(ArchiveError::Corrupt(format!(
             "unsupported manifest media type {other:?}"

@@ -1,0 +1,491 @@
+//! The build cache: a record per step key, and a stat index of the context
+//! so unchanged files are not re-read to compute COPY keys.
+//!
+//! Records are the store's build roots ([`image_store::build_roots`]): the
+//! garbage collector keeps a cached layer as long as its record names it.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use image_store::build_roots::{replace_unsynced, BuildRoots};
+use image_store::cache_dirs::BuildHints;
+use image_store::{Digest, Store};
+use sha2::{Digest as _, Sha256};
+
+/// What a step produced.
+pub use image_store::build_roots::StepRecord as Record;
+
+/// Builds a step key from its parts.
+pub struct KeyHasher(Sha256);
+
+impl KeyHasher {
+    pub fn new(parent: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"kiln-cache-v1\0");
+        h.update(parent.as_bytes());
+        h.update(b"\0");
+        KeyHasher(h)
+    }
+    pub fn part(&mut self, label: &str, data: &[u8]) -> &mut Self {
+        self.0.update(label.as_bytes());
+        self.0.update((data.len() as u64).to_le_bytes());
+        self.0.update(data);
+        self
+    }
+    pub fn finish(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
+
+pub struct Cache {
+    roots: BuildRoots,
+    probes: PathBuf,
+    enabled: bool,
+}
+
+impl Cache {
+    pub fn new(store: &Store, enabled: bool) -> Cache {
+        Cache {
+            roots: store.build_roots(),
+            probes: store.build_hints_dir(BuildHints::Probes),
+            enabled,
+        }
+    }
+
+    /// Where the records are (for error messages).
+    pub fn dir(&self) -> &Path {
+        self.roots.dir()
+    }
+
+    /// A usable record: its layer blob must still be in the store.
+    pub fn get(&self, store: &Store, key: &str) -> Option<Record> {
+        if !self.enabled {
+            return None;
+        }
+        let rec = self.roots.get(key)?;
+        match &rec.layer {
+            Some(l) if !store.has_blob(&l.digest) => None,
+            _ => Some(rec),
+        }
+    }
+
+    /// Records a step (also with `--no-cache`, so the next build can hit).
+    pub fn put(&self, key: &str, rec: &Record) -> std::io::Result<()> {
+        self.roots.put(key, rec)
+    }
+}
+
+impl Cache {
+    fn probe_path(&self, probe: &str) -> PathBuf {
+        self.probes.join(format!("{}.json", &probe[..32]))
+    }
+
+    /// The inputs a step with this parent and text read last time.
+    pub fn probe(&self, probe: &str) -> Option<Vec<(String, String)>> {
+        let data = fs::read(self.probe_path(probe)).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    /// Best effort: a lost probe only makes a miss less well explained.
+    pub fn put_probe(&self, probe: &str, inputs: &[(String, String)]) {
+        let p = self.probe_path(probe);
+        if let Some(d) = p.parent() {
+            let _ = fs::create_dir_all(d);
+        }
+        if let Ok(data) = serde_json::to_vec(inputs) {
+            let _ = replace_unsynced(&p, &data);
+        }
+    }
+}
+
+/// What `builder prune` removed.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// Step records deleted.
+    pub records: usize,
+    /// Cache mounts deleted (only with `all`).
+    pub mounts: usize,
+    /// Bytes of blobs freed (layers only the cache kept).
+    pub freed: u64,
+}
+
+/// Forgets the build cache: every step record (so their layers go unless an
+/// image uses them), the miss explanations and the context stat indexes;
+/// with `all`, also the contents of `RUN --mount=type=cache` mounts.
+/// Runs under the store's collector lock, so no build is mid-way.
+pub fn prune(store: &Store, all: bool) -> Result<Pruned, crate::error::BuildError> {
+    let _gc = store.collector_lock()?;
+    let mut out = Pruned {
+        records: store.build_roots().remove_all()?,
+        ..Default::default()
+    };
+    store.remove_build_hints()?;
+    if all {
+        out.mounts = store.remove_cache_mounts()?;
+    }
+    out.freed = store.collect_garbage_locked()?;
+    Ok(out)
+}
+
+/// The first input that differs between two runs of a step, in words.
+pub fn changed_input(old: &[(String, String)], new: &[(String, String)]) -> Option<String> {
+    let before: HashMap<&str, &str> = old.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let after: HashMap<&str, &str> = new.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for (k, v) in new {
+        match before.get(k.as_str()) {
+            None => return Some(format!("{k} is new")),
+            Some(o) if o != v => return Some(format!("{k} changed")),
+            _ => {}
+        }
+    }
+    old.iter()
+        .find(|(k, _)| !after.contains_key(k.as_str()))
+        .map(|(k, _)| format!("{k} is gone"))
+}
+
+/// Content hashes of context files, keyed by what `stat` says, like git's
+/// index: a file whose size, mtime, ctime, inode and mode are unchanged is
+/// not read again.
+///
+/// Racy entries (git's "racy clean" problem): a file changed again within
+/// the same timestamp tick as the stat we recorded keeps an identical stat
+/// but new bytes. Its ctime is then not clearly older than the moment we
+/// hashed it, so such an entry is marked racy and hashed again next time
+/// rather than trusted.
+///
+/// The index is one binary file (see [`StatIndex::encode`]), read whole at
+/// start and written back only when an entry changed.
+///
+/// Stages share one index from several threads: the lock is held only to
+/// look up or record an entry, never while a file is hashed.
+#[derive(Default)]
+pub struct StatIndex {
+    entries: Mutex<HashMap<Box<[u8]>, StatEntry>>,
+    dirty: AtomicBool,
+    path: Option<PathBuf>,
+}
+
+/// What `lstat` says of a context file, as far as the index compares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime: i64,
+    pub mtime_ns: i64,
+    pub ctime: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    pub mode: u32,
+}
+
+impl From<&fs::Metadata> for FileStat {
+    fn from(md: &fs::Metadata) -> Self {
+        FileStat {
+            size: md.len(),
+            mtime: md.mtime(),
+            mtime_ns: md.mtime_nsec(),
+            ctime: md.ctime(),
+            ctime_ns: md.ctime_nsec(),
+            ino: md.ino(),
+            mode: md.mode(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct StatEntry {
+    stat: FileStat,
+    /// The ctime was too close to the hashing time to trust the stat.
+    racy: bool,
+    sha: [u8; 32],
+}
+
+/// How much younger than the moment of hashing a ctime must be for the
+/// entry to be trusted: file timestamps come from a coarse clock (a jiffy
+/// behind the real time on Linux, whole seconds or two on some
+/// filesystems), so a same-tick change can carry a ctime slightly older
+/// than the fine clock read before hashing.
+const RACY_MARGIN_SECS: i64 = 2;
+
+const MAGIC: &[u8; 16] = b"kiln-statidx-v2\n";
+/// Path length, then size, mtime (s, ns), ctime (s, ns), ino, mode, racy, sha.
+const FIXED: usize = 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 1 + 32;
+
+impl StatIndex {
+    /// The index for one context directory.
+    pub fn open(store: &Store, context: &Path) -> StatIndex {
+        let id = hex::encode(Sha256::digest(context.as_os_str().as_encoded_bytes()));
+        let dir = store.build_hints_dir(BuildHints::StatIndex);
+        // The JSON index of earlier versions is no longer read.
+        let _ = fs::remove_file(dir.join(format!("{}.json", &id[..32])));
+        StatIndex::open_at(dir.join(format!("{}.bin", &id[..32])))
+    }
+
+    /// The index kept in the file `path` (empty if absent or unreadable).
+    pub fn open_at(path: PathBuf) -> StatIndex {
+        let entries = fs::read(&path)
+            .ok()
+            .and_then(|d| Self::decode(&d))
+            .unwrap_or_default();
+        StatIndex {
+            entries: Mutex::new(entries),
+            dirty: AtomicBool::new(false),
+            path: Some(path),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, StatEntry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// sha256 of the file at `abs` (named `rel` in the context).
+    pub fn hash(&self, rel: &str, abs: &Path, md: &fs::Metadata) -> std::io::Result<String> {
+        self.hash_stat(rel, abs, &FileStat::from(md))
+    }
+
+    /// As [`StatIndex::hash`], with the stat given apart.
+    pub fn hash_stat(&self, rel: &str, abs: &Path, stat: &FileStat) -> std::io::Result<String> {
+        let old = self.entries().get(rel.as_bytes()).copied();
+        if let Some(e) = old {
+            if !e.racy && e.stat == *stat {
+                return Ok(hex::encode(e.sha));
+            }
+        }
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(i64::MAX, |d| d.as_secs() as i64);
+        let sha = hash_file_raw(abs)?;
+        let entry = StatEntry {
+            stat: *stat,
+            racy: stat.ctime.saturating_add(RACY_MARGIN_SECS) >= started,
+            sha,
+        };
+        if old != Some(entry) {
+            self.entries().insert(rel.as_bytes().into(), entry);
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+        Ok(hex::encode(sha))
+    }
+
+    /// Writes the index back if an entry changed (best effort: a lost
+    /// index only costs hashing again).
+    pub fn save(&self) {
+        if !self.dirty.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(p) = &self.path {
+            if let Some(d) = p.parent() {
+                let _ = fs::create_dir_all(d);
+            }
+            let data = Self::encode(&self.entries());
+            let _ = image_store::write_atomic(p, &data);
+        }
+    }
+
+    /// `MAGIC`, then per entry: path length (u32), the fixed fields (all
+    /// little-endian), then the path bytes.
+    fn encode(entries: &HashMap<Box<[u8]>, StatEntry>) -> Vec<u8> {
+        let bytes: usize = entries.keys().map(|k| FIXED + k.len()).sum();
+        let mut out = Vec::with_capacity(MAGIC.len() + bytes);
+        out.extend_from_slice(MAGIC);
+        for (path, e) in entries {
+            let s = &e.stat;
+            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+            out.extend_from_slice(&s.size.to_le_bytes());
+            out.extend_from_slice(&s.mtime.to_le_bytes());
+            out.extend_from_slice(&s.mtime_ns.to_le_bytes());
+            out.extend_from_slice(&s.ctime.to_le_bytes());
+            out.extend_from_slice(&s.ctime_ns.to_le_bytes());
+            out.extend_from_slice(&s.ino.to_le_bytes());
+            out.extend_from_slice(&s.mode.to_le_bytes());
+            out.push(e.racy as u8);
+            out.extend_from_slice(&e.sha);
+            out.extend_from_slice(path);
+        }
+        out
+    }
+
+    /// `None` for anything but a well-formed index.
+    fn decode(data: &[u8]) -> Option<HashMap<Box<[u8]>, StatEntry>> {
+        let mut rest = data.strip_prefix(MAGIC.as_slice())?;
+        let mut out = HashMap::new();
+        while !rest.is_empty() {
+            if rest.len() < FIXED {
+                return None;
+            }
+            let (fixed, tail) = rest.split_at(FIXED);
+            let mut at = 0;
+            let mut take = |n: usize| {
+                let s = &fixed[at..at + n];
+                at += n;
+                s
+            };
+            let u32_ = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
+            let u64_ = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+            let len = u32_(take(4)) as usize;
+            let stat = FileStat {
+                size: u64_(take(8)),
+                mtime: u64_(take(8)) as i64,
+                mtime_ns: u64_(take(8)) as i64,
+                ctime: u64_(take(8)) as i64,
+                ctime_ns: u64_(take(8)) as i64,
+                ino: u64_(take(8)),
+                mode: u32_(take(4)),
+            };
+            let racy = match take(1)[0] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            };
+            let sha: [u8; 32] = take(32).try_into().expect("32 bytes");
+            if tail.len() < len {
+                return None;
+            }
+            let (path, tail) = tail.split_at(len);
+            out.insert(path.into(), StatEntry { stat, racy, sha });
+            rest = tail;
+        }
+        Some(out)
+    }
+}
+
+/// The hex sha256 of a file the stat index does not cover (a followed link).
+pub fn hash_file(p: &Path) -> std::io::Result<String> {
+    hash_file_raw(p).map(hex::encode)
+}
+
+fn hash_file_raw(p: &Path) -> std::io::Result<[u8; 32]> {
+    let mut f = fs::File::open(p)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+/// The image ID as a parent key.
+pub fn image_key(id: &Digest) -> String {
+    id.to_string()
+}
+
+impl KeyHasher {
+    /// Finishes a copy-free one-shot key (for short ids).
+    pub fn clone_finish(&mut self) -> String {
+        hex::encode(self.0.clone().finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now_secs() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn stat_with_ctime(ctime: i64) -> FileStat {
+        FileStat {
+            size: 4,
+            mtime: 1_700_000_000,
+            mtime_ns: 0,
+            ctime,
+            ctime_ns: 0,
+            ino: 42,
+            mode: 0o100644,
+        }
+    }
+
+    fn sha_of(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    /// A file rewritten in the same timestamp tick keeps its whole stat
+    /// (size, mtime, ctime, inode): the entry recorded when the ctime was
+    /// that fresh must not be trusted, in this build or the next.
+    #[test]
+    fn racy_clean_entry_is_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let at = dir.path().join("index.bin");
+        let stat = stat_with_ctime(now_secs());
+        fs::write(&file, b"aaaa").unwrap();
+        let idx = StatIndex::open_at(at.clone());
+        assert_eq!(idx.hash_stat("f", &file, &stat).unwrap(), sha_of(b"aaaa"));
+        fs::write(&file, b"bbbb").unwrap();
+        assert_eq!(idx.hash_stat("f", &file, &stat).unwrap(), sha_of(b"bbbb"));
+        idx.save();
+        fs::write(&file, b"cccc").unwrap();
+        let again = StatIndex::open_at(at);
+        assert_eq!(again.hash_stat("f", &file, &stat).unwrap(), sha_of(b"cccc"));
+    }
+
+    /// An old, unchanged stat is trusted across builds (the file is not
+    /// read); any change of the stat makes it read again.
+    #[test]
+    fn settled_entry_is_reused_until_its_stat_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let at = dir.path().join("index.bin");
+        let stat = stat_with_ctime(now_secs() - 3600);
+        fs::write(&file, b"aaaa").unwrap();
+        let idx = StatIndex::open_at(at.clone());
+        assert_eq!(idx.hash_stat("f", &file, &stat).unwrap(), sha_of(b"aaaa"));
+        idx.save();
+        fs::write(&file, b"bbbb").unwrap();
+        let again = StatIndex::open_at(at.clone());
+        // Same stat: the recorded digest, proving the index was used.
+        assert_eq!(again.hash_stat("f", &file, &stat).unwrap(), sha_of(b"aaaa"));
+        for changed in [
+            FileStat { size: 5, ..stat },
+            FileStat {
+                mtime_ns: 1,
+                ..stat
+            },
+            FileStat {
+                ctime: stat.ctime + 1,
+                ..stat
+            },
+            FileStat { ino: 43, ..stat },
+            FileStat {
+                mode: 0o100755,
+                ..stat
+            },
+        ] {
+            let fresh = StatIndex::open_at(at.clone());
+            assert_eq!(
+                fresh.hash_stat("f", &file, &changed).unwrap(),
+                sha_of(b"bbbb")
+            );
+        }
+    }
+
+    #[test]
+    fn damaged_index_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        let at = dir.path().join("index.bin");
+        fs::write(&file, b"aaaa").unwrap();
+        let stat = stat_with_ctime(now_secs() - 3600);
+        let idx = StatIndex::open_at(at.clone());
+        idx.hash_stat("f", &file, &stat).unwrap();
+        idx.save();
+        let data = fs::read(&at).unwrap();
+        assert!(StatIndex::decode(&data).is_some_and(|m| m.len() == 1));
+        fs::write(&at, &data[..data.len() - 1]).unwrap();
+        fs::write(&file, b"bbbb").unwrap();
+        let again = StatIndex::open_at(at);
+        assert_eq!(again.hash_stat("f", &file, &stat).unwrap(), sha_of(b"bbbb"));
+    }
+}

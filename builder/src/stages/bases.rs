@@ -1,0 +1,86 @@
+//! Base images: fetched before the build starts (per `--pull`), and the
+//! sources `--from` names (a stage, an image or scratch).
+
+use std::collections::BTreeSet;
+
+use dockerfile_parser::instructions::Command;
+
+use super::options::PullPolicy;
+use super::plan::{self, Base};
+use super::stage::StageRun;
+use super::Builder;
+use crate::cache;
+use crate::error::BuildError;
+use crate::steps::lower::Lowers;
+
+impl Builder<'_> {
+    /// Brings the images the needed stages use into the store first, so
+    /// the layer count is known and no stage waits on the network.
+    pub(crate) fn fetch_bases(
+        &self,
+        needed: &[usize],
+        global_env: &[(String, String)],
+    ) -> Result<(), BuildError> {
+        let policy = self.opts.pull;
+        let mut seen = BTreeSet::new();
+        for &i in needed {
+            let stage = &self.plan.stages[i];
+            for (name, allow_index, cmd) in plan::references(stage, &self.lexer, global_env) {
+                let Base::Image(image) = self.plan.base(&name, i, allow_index) else {
+                    continue;
+                };
+                if !seen.insert(image.clone()) {
+                    continue;
+                }
+                let present = self.image(&image).is_ok();
+                let fetch = match policy {
+                    PullPolicy::Always => true,
+                    PullPolicy::Missing => !present,
+                    PullPolicy::Never => false,
+                };
+                if !fetch {
+                    continue;
+                }
+                let Some(source) = self.source else {
+                    continue; // reported where the image is used
+                };
+                source
+                    .pull(self.store, &image)
+                    .map_err(|e| BuildError::at(cmd, format!("pulling {image}: {}", e.render())))?;
+                // What the pull brought replaces what was looked up before.
+                self.resolved
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&image);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StageRun<'_, '_> {
+    /// A `--from` source: its key (what identifies its content) and layers.
+    pub(crate) fn source_of(
+        &self,
+        from: &str,
+        cmd: &Command,
+    ) -> Result<(String, Lowers), BuildError> {
+        match self.plan.base(from, self.stage.index, true) {
+            Base::Stage(d) => {
+                let s = self
+                    .done
+                    .get(&d)
+                    .ok_or_else(|| BuildError::at(cmd, format!("stage {from} was not built")))?;
+                Ok((s.key.clone(), self.lowers(s)?))
+            }
+            Base::Scratch => Ok(("scratch".into(), Lowers::default())),
+            Base::Image(name) => {
+                let img = self
+                    .image(&name)
+                    .map_err(|e| BuildError::at(cmd, format!("--from={name}: {e}")))?;
+                let dirs = self.store.unpacked_layers(&img)?;
+                Ok((cache::image_key(img.id()), Lowers { dirs }))
+            }
+        }
+    }
+}

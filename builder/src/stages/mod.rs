@@ -1,0 +1,220 @@
+//! `kiln build`: a Dockerfile and a context in, an image in the store out.
+//!
+//! Stages run in dependency order, only those the target needs. Every step
+//! gets a cache key (parent key + expanded instruction + the build args it
+//! sees + for COPY/ADD the content of what it reads); a hit reuses the
+//! step's record without running anything, a miss runs it and every later
+//! step of the stage. The layer count is checked before anything runs.
+
+mod args;
+mod bases;
+pub(crate) mod history;
+mod layer_limit;
+mod options;
+pub(crate) mod plan;
+mod scheduler;
+mod squash;
+mod stage;
+mod vars;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+
+use dockerfile_parser::shell::Lexer;
+use dockerfile_parser::Dockerfile;
+use image_store::cache_dirs::BuildScratch;
+use image_store::model;
+use image_store::Store;
+
+pub use crate::cache::{prune as prune_cache, Pruned};
+pub use crate::error::BuildError;
+pub use crate::steps::view::private_mount_namespace;
+pub use options::{BuildOptions, BuildOutput, Event, EventKind, PullPolicy};
+pub use plan::MAX_LAYERS;
+pub(crate) use stage::{StageRun, State};
+
+use crate::cache::{Cache, StatIndex};
+use plan::{Plan, Stage};
+
+/// What every stage of a build shares. Stages run on their own threads,
+/// so the mutable parts sit behind locks.
+pub(crate) struct Builder<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) opts: &'a BuildOptions,
+    pub(crate) plan: Plan,
+    pub(crate) lexer: Lexer,
+    pub(crate) cache: Cache,
+    pub(crate) index: Option<StatIndex>,
+    pub(crate) context: Option<crate::context::BuildContext>,
+    pub(crate) builtin_args: Vec<(String, String)>,
+    pub(crate) used_args: Mutex<BTreeSet<String>>,
+    pub(crate) scratch: BuildScratch,
+    pub(crate) events: Mutex<&'a mut (dyn FnMut(Event) + Send)>,
+    /// Stage index → its 1-based number among the stages this build runs.
+    pub(crate) numbers: BTreeMap<usize, usize>,
+    /// Set once a stage has failed: the others stop at their next step.
+    pub(crate) failed: AtomicBool,
+    pub(crate) source: Option<&'a transfer::Puller>,
+    /// Images looked up by name, so the store's index is read once per
+    /// build, not once per FROM, count and `--from`.
+    pub(crate) resolved: Mutex<BTreeMap<String, image_store::Image>>,
+    pub(crate) now: String,
+    pub(crate) now_secs: u64,
+}
+
+/// Builds the Dockerfile in `opts`; base images missing from the store
+/// come from `source` (per [`BuildOptions::pull`]).
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    source: Option<&transfer::Puller>,
+    events: &mut (dyn FnMut(Event) + Send),
+) -> Result<BuildOutput, BuildError> {
+    let name = if opts.dockerfile_name.is_empty() {
+        "Dockerfile"
+    } else {
+        &opts.dockerfile_name
+    };
+    build_inner(store, opts, source, events).map_err(|e| e.with_file(name))
+}
+
+fn build_inner<'a>(
+    store: &'a Store,
+    opts: &'a BuildOptions,
+    source: Option<&'a transfer::Puller>,
+    events: &'a mut (dyn FnMut(Event) + Send),
+) -> Result<BuildOutput, BuildError> {
+    let df: Dockerfile =
+        dockerfile_parser::parse_dockerfile(&opts.dockerfile).map_err(BuildError::Parse)?;
+    let builtin_args = args::platform_args();
+    let plan = Plan::new(&df, opts.target.as_deref(), &opts.build_args, &builtin_args)?;
+    let lexer = df.lexer();
+    let context = match &opts.context {
+        Some(dir) => Some(
+            crate::context::BuildContext::new(dir, &opts.ignore_patterns)
+                .map_err(|e| BuildError::Invalid(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let index = opts.context.as_ref().map(|c| StatIndex::open(store, c));
+    let scratch = store.build_scratch(std::process::id());
+    let (now, now_secs) = match opts.source_date_epoch {
+        Some(e) => (
+            model::format_time(chrono::DateTime::from_timestamp(e as i64, 0).unwrap_or_default()),
+            e,
+        ),
+        None => (model::now(), chrono::Utc::now().timestamp().max(0) as u64),
+    };
+    let mut b = Builder {
+        store,
+        opts,
+        plan,
+        lexer,
+        cache: Cache::new(store, !opts.no_cache),
+        index,
+        context,
+        builtin_args,
+        used_args: Mutex::new(BTreeSet::new()),
+        scratch,
+        events: Mutex::new(events),
+        numbers: BTreeMap::new(),
+        failed: AtomicBool::new(false),
+        source,
+        resolved: Mutex::new(BTreeMap::new()),
+        now,
+        now_secs,
+    };
+    let _writer = store.writer_lock()?;
+    let result = b.run();
+    let Builder { scratch, index, .. } = b;
+    drop(scratch);
+    if let Some(i) = &index {
+        i.save();
+    }
+    result
+}
+
+impl<'a> Builder<'a> {
+    pub(crate) fn run(&mut self) -> Result<BuildOutput, BuildError> {
+        let global_env = plan::args_env(&self.plan.global_args, &self.builtin_args);
+        let lexer = self.lexer;
+        let names = |s: &Stage| plan::referenced_names(s, &lexer, &global_env);
+        let needed = self.plan.needed(&names);
+        let deps: BTreeMap<usize, Vec<usize>> = needed
+            .iter()
+            .map(|&i| (i, self.plan.deps(i, &names)))
+            .collect();
+        self.numbers = needed
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| (i, n + 1))
+            .collect();
+        self.fetch_bases(&needed, &global_env)?;
+        self.check_layer_limit(&needed, &global_env)?;
+
+        let mut done = self.run_stages(&needed, &deps, &global_env)?;
+        self.warn_unused_args();
+        let mut state = done
+            .remove(&self.plan.target)
+            .expect("the target was built");
+        if self.opts.squash {
+            self.squash(&mut state)?;
+        }
+        let cfg = state.config.config.get_or_insert_with(Default::default);
+        if !self.opts.labels.is_empty() {
+            let labels = cfg.labels.get_or_insert_with(Default::default);
+            for (k, v) in &self.opts.labels {
+                labels.insert(k.clone(), v.clone());
+            }
+        }
+        state.config.created = state
+            .config
+            .history
+            .last()
+            .and_then(|h| h.created.clone())
+            .or_else(|| Some(self.now.clone()));
+        let committed = self
+            .store
+            .commit_image(&state.config, state.layers, &self.opts.tags)?;
+        Ok(BuildOutput {
+            id: committed.id,
+            manifest: committed.manifest,
+        })
+    }
+
+    pub(crate) fn stage_run<'b>(
+        &'b self,
+        i: usize,
+        done: BTreeMap<usize, State>,
+    ) -> StageRun<'b, 'a> {
+        let stage = &self.plan.stages[i];
+        StageRun {
+            b: self,
+            stage,
+            done,
+            step: 0,
+            total: 1 + stage.commands.len(),
+        }
+    }
+
+    /// The store's image for `name`, looked up once per build.
+    pub(crate) fn image(&self, name: &str) -> Result<image_store::Image, image_store::StoreError> {
+        let mut cache = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(img) = cache.get(name) {
+            return Ok(img.clone());
+        }
+        let img = self.store.resolve(name)?;
+        cache.insert(name.to_string(), img.clone());
+        Ok(img)
+    }
+
+    pub(crate) fn emit(&self, stage: usize, kind: EventKind) {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        (events)(Event {
+            stage,
+            stages: self.numbers.len(),
+            kind,
+        });
+    }
+}

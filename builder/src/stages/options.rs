@@ -1,0 +1,93 @@
+//! What a build is asked to do ([`BuildOptions`]), what it reports while
+//! it runs ([`Event`]) and what it returns ([`BuildOutput`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use image_store::{Descriptor, Digest, Reference};
+use runner::spec::Network;
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    pub dockerfile: String,
+    /// For error messages (`Dockerfile:3: …`).
+    pub dockerfile_name: String,
+    /// The build context; `None` when the Dockerfile came on stdin alone.
+    pub context: Option<PathBuf>,
+    /// `.dockerignore` patterns already read for this build.
+    pub ignore_patterns: Vec<String>,
+    pub tags: Vec<Reference>,
+    /// `--build-arg K=V` (`K` alone takes the value from the environment).
+    pub build_args: BTreeMap<String, Option<String>>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub labels: Vec<(String, String)>,
+    pub squash: bool,
+    pub network: Option<Network>,
+    /// `--secret id=ID,src=PATH`.
+    pub secrets: BTreeMap<String, PathBuf>,
+    pub quiet: bool,
+    /// `SOURCE_DATE_EPOCH`: times in the image clamped to it.
+    pub source_date_epoch: Option<u64>,
+    /// An external OCI runtime for RUN steps.
+    pub runtime: Option<PathBuf>,
+    /// When base images are pulled through the [`transfer::Puller`].
+    pub pull: PullPolicy,
+    /// RUN output comes as [`EventKind::Output`] lines instead of going
+    /// straight to standard error (for a progress display that owns the
+    /// terminal).
+    pub capture_output: bool,
+}
+
+/// `--pull`: when a base image (FROM, `COPY --from`, a mount's `from`) is
+/// fetched rather than taken from the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Only when the store does not have it (docker's default).
+    #[default]
+    Missing,
+    /// Every time, so the build sees the registry's current image.
+    Always,
+    /// Never: a missing image is an error.
+    Never,
+}
+
+/// Progress, for the CLI to show as it likes. Stages that do not depend on
+/// each other run at the same time, so every event names its stage.
+#[derive(Debug)]
+pub struct Event<'a> {
+    /// 1-based among the stages this build runs; 0 for the build as a whole.
+    pub stage: usize,
+    /// How many stages this build runs.
+    pub stages: usize,
+    pub kind: EventKind<'a>,
+}
+
+#[derive(Debug)]
+pub enum EventKind<'a> {
+    /// A step starts; `number` and `total` count within the stage.
+    Step {
+        number: usize,
+        total: usize,
+        text: &'a str,
+    },
+    CacheHit,
+    /// The first cache miss of a stage, and why.
+    CacheMiss {
+        reason: String,
+    },
+    StepDone {
+        secs: f64,
+    },
+    /// A line a RUN step printed (only with [`BuildOptions::capture_output`]).
+    Output(&'a str),
+    /// The stage is finished.
+    StageDone,
+    Warning(String),
+}
+
+#[derive(Debug)]
+pub struct BuildOutput {
+    pub id: Digest,
+    pub manifest: Descriptor,
+}

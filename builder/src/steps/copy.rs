@@ -1,0 +1,106 @@
+//! COPY and ADD: sources from the context, a stage, an image, a URL or a
+//! git repository, planned (`copy_plan`) then written as one layer.
+
+use dockerfile_parser::instructions::{Command, Copy, Instruction};
+
+use super::copy_plan as copy;
+use super::owner;
+use crate::cache::{KeyHasher, Record};
+use crate::error::BuildError;
+use crate::stages::{StageRun, State};
+use crate::steps::view;
+
+impl StageRun<'_, '_> {
+    pub(crate) fn copy_step(
+        &mut self,
+        cmd: &Command,
+        instr: &Instruction,
+        c: &Copy,
+        state: &mut State,
+        mut key: KeyHasher,
+    ) -> Result<(Record, String), BuildError> {
+        let is_add = matches!(instr, Instruction::Add(_));
+        for s in &c.sources {
+            if let dockerfile_parser::instructions::Source::Path(p) = s {
+                let url = p.starts_with("http://") || p.starts_with("https://");
+                if url && !is_add {
+                    return Err(BuildError::at(
+                        cmd,
+                        format!("COPY cannot fetch a URL ({p}): use ADD"),
+                    ));
+                }
+            }
+        }
+        let lowers = self.lowers(state)?;
+        let cfg = state.config.container_config();
+        let chown = c.chown.as_deref().map(|spec| owner::resolve(&lowers, spec));
+        let chmod = match &c.chmod {
+            Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
+                BuildError::at(
+                    cmd,
+                    format!("invalid --chmod={m}: an octal mode is expected"),
+                )
+            })?),
+            None => None,
+        };
+        let workdir = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
+        let downloads = self.scratch_for("add");
+        let params = copy::CopyParams {
+            scratch: &downloads,
+            copy: c,
+            is_add,
+            workdir: &workdir,
+            chown,
+            chmod,
+            now: self.now_secs,
+        };
+        // Sources: the context, or a stage/image view.
+        let mut inputs = Vec::new();
+        let mut _view = None;
+        let mut _owned_ctx = None;
+        let planned = match &c.from {
+            None => {
+                let Some(ctx) = self.context.as_ref() else {
+                    return Err(BuildError::at(
+                        cmd,
+                        "COPY needs a build context, but the Dockerfile came from standard input",
+                    ));
+                };
+                let mut root = copy::SourceRoot {
+                    ctx,
+                    index: self.index.as_ref(),
+                    inputs: Vec::new(),
+                    from: None,
+                };
+                let planned = copy::plan(&params, &mut root, &lowers, &mut key)
+                    .map_err(|e| e.located(cmd))?;
+                inputs = root.inputs;
+                planned
+            }
+            Some(from) => {
+                let from = self
+                    .lexer
+                    .process_word(from, &self.expansion_env(state))
+                    .unwrap_or(from.clone());
+                let (src_state_key, src_lowers) = self.source_of(&from, cmd)?;
+                key.part("from", src_state_key.as_bytes());
+                let target = self.scratch_for("view");
+                let v = view::View::mount(&src_lowers.dirs, &target)?;
+                let ctx = crate::context::BuildContext::new(&v.root, &[] as &[&str])
+                    .map_err(|e| BuildError::Invalid(e.to_string()))?;
+                _view = Some(v);
+                let ctx = _owned_ctx.insert(ctx);
+                let mut root = copy::SourceRoot {
+                    ctx,
+                    index: None,
+                    inputs: Vec::new(),
+                    from: Some(from.clone()),
+                };
+                copy::plan(&params, &mut root, &lowers, &mut key).map_err(|e| e.located(cmd))?
+            }
+        };
+        let k = key.finish();
+        let rec = self.lookup_or(state, &k, cmd, &inputs, |b| b.planned_layer(&planned, cmd))?;
+        Ok((rec, k))
+    }
+}

@@ -1,0 +1,242 @@
+//! One module per kind of step, and what steps share: the cache lookup,
+//! the layer stack below a step, writing a layer.
+
+mod arg;
+pub mod copy;
+pub mod copy_plan;
+pub mod git;
+pub mod lower;
+mod metadata;
+pub mod output;
+pub mod owner;
+pub mod run;
+mod run_mounts;
+mod run_step;
+pub mod view;
+mod workdir;
+
+use std::path::Path;
+use std::time::Instant;
+
+use dockerfile_parser::instructions::{Command, Instruction};
+use dockerfile_parser::shell::Env;
+use image_store::diff::{write_tar_from_dir, DiffOptions};
+use image_store::model::{media, History};
+use image_store::Descriptor;
+
+use crate::cache::{self, KeyHasher, Record};
+use crate::error::BuildError;
+use crate::stages::plan::makes_layer;
+use crate::stages::{history, Builder, EventKind, StageRun, State};
+use lower::Lowers;
+
+impl StageRun<'_, '_> {
+    pub(crate) fn step_command(
+        &mut self,
+        cmd: &Command,
+        state: &mut State,
+    ) -> Result<(), BuildError> {
+        self.begin_step(cmd.original.trim())?;
+        let started = Instant::now();
+        if let Some(env) = state.config.config.as_ref().and_then(|c| c.env.as_deref()) {
+            state.vars.sync(env);
+        }
+        let env = self.expansion_env(state);
+        let mut instr = cmd.instruction.clone();
+        instr
+            .expand(&self.lexer, &env as &dyn Env)
+            .map_err(|e| BuildError::caused_at(cmd, e))?;
+
+        if let Instruction::Arg(defs) = &instr {
+            return self.arg_step(defs, cmd, state, started);
+        }
+
+        let mut key = KeyHasher::new(&state.key);
+        key.part("instruction", format!("{instr:?}").as_bytes());
+        if matches!(instr, Instruction::Run(_)) {
+            key.part("args", format!("{:?}", state.args).as_bytes());
+            key.part(
+                "network",
+                format!("{:?}", self.network_for(&instr)).as_bytes(),
+            );
+        }
+        // Metadata first: WORKDIR's directory is made with the new value.
+        if !makes_layer(&instr) {
+            metadata::apply(&instr, cmd, state)?;
+        }
+        let created_by = history::created_by(&instr, state);
+        let workdir_layer = match &instr {
+            Instruction::Workdir(_) => {
+                let wd = state
+                    .config
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.working_dir.as_deref());
+                wd.is_some_and(|w| w != "/")
+            }
+            _ => false,
+        };
+
+        let layer = if makes_layer(&instr) || workdir_layer {
+            self.layer_step(cmd, &instr, state, key)?
+        } else {
+            if matches!(instr, Instruction::OnBuild(_)) {
+                // BuildKit stores the trigger and writes no history entry.
+                self.emit(EventKind::StepDone {
+                    secs: started.elapsed().as_secs_f64(),
+                });
+                return Ok(());
+            }
+            return self.empty_layer_step(state, key.finish(), cmd, created_by, started);
+        };
+        let (rec, key) = layer;
+        let l = rec.layer.clone().expect("layer steps record a layer");
+        state.key = key;
+        state.config.rootfs.diff_ids.push(l.digest.clone());
+        state.layers.push(l);
+        state.config.history.push(History {
+            created: Some(rec.created),
+            created_by: Some(created_by),
+            ..Default::default()
+        });
+        self.emit(EventKind::StepDone {
+            secs: started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+
+    /// Writes `planned` (COPY/ADD sources, WORKDIR's new directories) as a
+    /// layer blob and records it.
+    pub(crate) fn planned_layer(
+        &self,
+        planned: &[copy_plan::Planned],
+        cmd: &Command,
+    ) -> Result<Record, BuildError> {
+        let mut w = self.store.blob_writer()?;
+        copy_plan::write_layer(planned, &mut w, self.opts.source_date_epoch)
+            .map_err(|e| e.located(cmd))?;
+        let (digest, size) = w.commit(None)?;
+        Ok(Record {
+            created: self.now.clone(),
+            layer: Some(Descriptor::new(media::OCI_LAYER, digest, size)),
+        })
+    }
+
+    /// Ends a step that changes only the config: its cache record (for the
+    /// created time and the chain of keys) and an `empty_layer` history entry.
+    pub(crate) fn empty_layer_step(
+        &mut self,
+        state: &mut State,
+        key: String,
+        cmd: &Command,
+        created_by: String,
+        started: Instant,
+    ) -> Result<(), BuildError> {
+        let rec = self.lookup_or(state, &key, cmd, &[], |b| {
+            Ok(Record {
+                created: b.now.clone(),
+                layer: None,
+            })
+        })?;
+        state.key = key;
+        state.config.history.push(History {
+            created: Some(rec.created),
+            created_by: Some(created_by),
+            empty_layer: true,
+            ..Default::default()
+        });
+        self.emit(EventKind::StepDone {
+            secs: started.elapsed().as_secs_f64(),
+        });
+        Ok(())
+    }
+
+    /// A cached record for `key`, or a fresh one from `make` (then stored).
+    /// `inputs` (files and args the step read) explain a first miss.
+    pub(crate) fn lookup_or(
+        &mut self,
+        state: &mut State,
+        key: &str,
+        cmd: &Command,
+        inputs: &[(String, String)],
+        make: impl FnOnce(&mut Self) -> Result<Record, BuildError>,
+    ) -> Result<Record, BuildError> {
+        let probe = cache::KeyHasher::new(&state.key)
+            .part("probe", cmd.original.trim().as_bytes())
+            .clone_finish();
+        if state.cache_ok {
+            if let Some(rec) = self.cache.get(self.store, key) {
+                self.emit(EventKind::CacheHit);
+                return Ok(rec);
+            }
+            state.cache_ok = false;
+            if !self.opts.no_cache {
+                let why = match self.cache.probe(&probe) {
+                    None => "new instruction, or an earlier step changed".to_string(),
+                    Some(old) => cache::changed_input(&old, inputs)
+                        .unwrap_or_else(|| "the instruction changed".to_string()),
+                };
+                let reason = format!(
+                    "line {}: {} ({why})",
+                    cmd.span.start_line,
+                    output::truncate_command(cmd.original.trim())
+                );
+                self.emit(EventKind::CacheMiss { reason });
+            }
+        }
+        let rec = make(self)?;
+        self.cache
+            .put(key, &rec)
+            .map_err(|e| BuildError::Io(self.cache.dir().to_path_buf(), e))?;
+        self.cache.put_probe(&probe, inputs);
+        Ok(rec)
+    }
+
+    pub(crate) fn lowers(&self, state: &State) -> Result<Lowers, BuildError> {
+        let dirs = state
+            .layers
+            .iter()
+            .zip(&state.config.rootfs.diff_ids)
+            .map(|(d, id)| self.store.unpacked_layer(d, id))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BuildError::Compose)?;
+        Ok(Lowers { dirs })
+    }
+
+    /// The steps that write a layer, each in its own module.
+    fn layer_step(
+        &mut self,
+        cmd: &Command,
+        instr: &Instruction,
+        state: &mut State,
+        key: KeyHasher,
+    ) -> Result<(Record, String), BuildError> {
+        match instr {
+            Instruction::Copy(c) | Instruction::Add(c) => self.copy_step(cmd, instr, c, state, key),
+            Instruction::Run(r) => self.run_step(cmd, instr, r, state, key),
+            Instruction::Workdir(_) => self.workdir_step(cmd, state, key),
+            _ => unreachable!("only RUN, COPY, ADD and WORKDIR make layers"),
+        }
+    }
+}
+
+impl Builder<'_> {
+    /// The diff in a RUN's upper directory becomes a layer; the directory
+    /// itself is already that layer in overlay form, so it is kept as the
+    /// unpacked copy instead of unpacking the blob again later.
+    pub(crate) fn store_upper(&self, upper: &Path) -> Result<Descriptor, BuildError> {
+        let mut w = self.store.blob_writer()?;
+        let opts = DiffOptions {
+            clamp_mtime: self.opts.source_date_epoch,
+            overlay_whiteouts: true,
+        };
+        write_tar_from_dir(upper, &mut w, opts).map_err(image_store::ComposeError::from)?;
+        let (digest, size) = w.commit(None)?;
+        let dest = self.store.layers_dir().join(digest.hex());
+        if !dest.exists() && self.opts.source_date_epoch.is_none() {
+            let _ = std::fs::create_dir_all(self.store.layers_dir());
+            let _ = std::fs::rename(upper, &dest);
+        }
+        Ok(Descriptor::new(media::OCI_LAYER, digest, size))
+    }
+}

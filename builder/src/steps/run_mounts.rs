@@ -1,0 +1,127 @@
+//! `RUN --mount`: cache, tmpfs, secret and bind mounts translated into the
+//! runner's mount list.
+
+use std::path::Path;
+
+use dockerfile_parser::instructions::{Command, MountType};
+use runner::spec::MountSpec;
+
+use crate::cache;
+use crate::error::BuildError;
+use crate::stages::{StageRun, State};
+use crate::steps::view;
+
+impl StageRun<'_, '_> {
+    pub(crate) fn run_mounts(
+        &self,
+        r: &dockerfile_parser::instructions::Run,
+        state: &State,
+        cmd: &Command,
+        dir: &Path,
+    ) -> Result<Vec<MountSpec>, BuildError> {
+        let mounts = r
+            .expand_mounts(&self.lexer, &self.expansion_env(state))
+            .map_err(|e| BuildError::caused_at(cmd, e))?;
+        let mut out = Vec::new();
+        for (n, m) in mounts.iter().enumerate() {
+            let target = m.target.clone();
+            match m.kind {
+                MountType::Cache => {
+                    let target =
+                        target.ok_or_else(|| BuildError::at(cmd, "cache mount needs a target"))?;
+                    let id = m.id.clone().unwrap_or_else(|| target.clone());
+                    let hex = cache::KeyHasher::new("cache-mount")
+                        .part("id", id.as_bytes())
+                        .clone_finish();
+                    let mount = self.store.cache_mount(&hex[..32])?;
+                    // The mount's owner and mode (BuildKit: 0:0, 0755 unless
+                    // uid/gid/mode say otherwise), set at every use.
+                    mount
+                        .set_owner(
+                            m.uid.unwrap_or(0),
+                            m.gid.unwrap_or(0),
+                            m.mode.unwrap_or(0o755),
+                        )
+                        .map_err(|e| BuildError::Io(mount.path().to_path_buf(), e))?;
+                    let src = mount.path().to_path_buf();
+                    out.push(MountSpec::Bind {
+                        source: src,
+                        destination: target,
+                        readonly: false,
+                    });
+                }
+                MountType::Tmpfs => {
+                    let target =
+                        target.ok_or_else(|| BuildError::at(cmd, "tmpfs mount needs a target"))?;
+                    let mut options = vec![];
+                    if let Some(s) = m.size {
+                        options.push(format!("size={s}"));
+                    }
+                    out.push(MountSpec::Tmpfs {
+                        destination: target,
+                        options,
+                    });
+                }
+                MountType::Secret => {
+                    let id = m.id.clone().or_else(|| {
+                        target.as_ref().and_then(|t| {
+                            Path::new(t)
+                                .file_name()
+                                .map(|f| f.to_string_lossy().into_owned())
+                        })
+                    });
+                    let id = id.ok_or_else(|| BuildError::at(cmd, "secret mount needs an id"))?;
+                    match self.opts.secrets.get(&id) {
+                        Some(src) => out.push(MountSpec::Bind {
+                            source: src.clone(),
+                            destination: target.unwrap_or_else(|| format!("/run/secrets/{id}")),
+                            readonly: true,
+                        }),
+                        None if m.required => {
+                            return Err(BuildError::at(
+                                cmd,
+                                format!(
+                                    "secret {id} not found: pass it with --secret id={id},src=PATH"
+                                ),
+                            ))
+                        }
+                        None => {}
+                    }
+                }
+                MountType::Bind => {
+                    let target =
+                        target.ok_or_else(|| BuildError::at(cmd, "bind mount needs a target"))?;
+                    let rel = m.source.clone().unwrap_or_default();
+                    let root = match &m.from {
+                        None => self.opts.context.clone().ok_or_else(|| {
+                            BuildError::at(cmd, "bind mount needs a build context")
+                        })?,
+                        Some(f) => {
+                            let (_, lowers) = self.source_of(f, cmd)?;
+                            let v =
+                                view::View::mount(&lowers.dirs, &dir.join(format!("mount-{n}")))?;
+                            let root = v.root.clone();
+                            // The view stays mounted until the build ends
+                            // (the private namespace goes with the process).
+                            std::mem::forget(v);
+                            root
+                        }
+                    };
+                    let source = root.join(rel.trim_start_matches('/'));
+                    out.push(MountSpec::Bind {
+                        source,
+                        destination: target,
+                        readonly: true,
+                    });
+                }
+                _ => {
+                    return Err(BuildError::at(
+                        cmd,
+                        format!("RUN --mount=type={} is not supported", m.kind.as_str()),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
