@@ -207,28 +207,8 @@ impl Store {
     /// name from whatever image held it. With no names the image is stored
     /// untagged. Images left with no name stay as dangling (`<none>`).
     pub fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<()> {
-        let names: Vec<String> = names.iter().map(|r| r.normalized().to_string()).collect();
         self.update_index(|index| {
-            for n in &names {
-                untag_in(index, n);
-            }
-            if names.is_empty() {
-                if !index.manifests.iter().any(|d| d.digest == manifest.digest) {
-                    let mut d = manifest.clone();
-                    d.set_ref_name(None);
-                    index.manifests.push(d);
-                }
-            } else {
-                // The image is named now: a dangling entry for it is redundant.
-                index
-                    .manifests
-                    .retain(|d| !(d.digest == manifest.digest && d.ref_name().is_none()));
-                for n in &names {
-                    let mut d = manifest.clone();
-                    d.set_ref_name(Some(n));
-                    index.manifests.push(d);
-                }
-            }
+            name_in(index, manifest, names);
             Ok(())
         })
     }
@@ -238,9 +218,10 @@ impl Store {
         let target: Reference = target.parse()?;
         // Resolved under the lock: an `rmi` cannot delete the source's
         // blobs between the lookup and the new name.
-        let _w = self.writer_lock()?;
+        let ingest = self.ingest()?;
         let img = self.resolve_locked(source)?;
-        self.add_image(&img.manifest_descriptor, &[target])?;
+        ingest.add_image(&img.manifest_descriptor, &[target]);
+        ingest.commit()?;
         Ok(img)
     }
 
@@ -425,6 +406,31 @@ impl Store {
 
 /// Removes `name` from whichever entry holds it; an image left with no
 /// name keeps one unnamed entry (dangling), as docker keeps `<none>` images.
+/// Names `manifest` in `index` under `names` (see [`Store::add_image`]).
+pub(crate) fn name_in(index: &mut Index, manifest: &Descriptor, names: &[Reference]) {
+    let names: Vec<String> = names.iter().map(|r| r.normalized().to_string()).collect();
+    for n in &names {
+        untag_in(index, n);
+    }
+    if names.is_empty() {
+        if !index.manifests.iter().any(|d| d.digest == manifest.digest) {
+            let mut d = manifest.clone();
+            d.set_ref_name(None);
+            index.manifests.push(d);
+        }
+    } else {
+        // The image is named now: a dangling entry for it is redundant.
+        index
+            .manifests
+            .retain(|d| !(d.digest == manifest.digest && d.ref_name().is_none()));
+        for n in &names {
+            let mut d = manifest.clone();
+            d.set_ref_name(Some(n));
+            index.manifests.push(d);
+        }
+    }
+}
+
 fn untag_in(index: &mut Index, name: &str) {
     let Some(pos) = index
         .manifests

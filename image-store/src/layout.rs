@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Result, StoreError};
 use crate::fsutil;
+use crate::ingest::Added;
 use crate::lock::{self, LockGuard};
 use crate::model::{media, Descriptor, Index};
 
@@ -162,6 +163,7 @@ impl Store {
             store: self.clone(),
             inner: Some(BufWriter::with_capacity(1 << 20, HashingWriter::new(file))),
             tmp: path,
+            added: None,
         })
     }
 
@@ -286,9 +288,16 @@ pub struct BlobWriter {
     store: Store,
     inner: Option<BufWriter<HashingWriter<File>>>,
     tmp: fsutil::TempPath,
+    /// The transaction that records this blob if it is new.
+    added: Option<Added>,
 }
 
 impl BlobWriter {
+    pub(crate) fn recording(mut self, added: Added) -> Self {
+        self.added = Some(added);
+        self
+    }
+
     pub fn written(&self) -> u64 {
         self.inner
             .as_ref()
@@ -325,6 +334,10 @@ impl BlobWriter {
         // Renamed while still open, so it stays locked as a live temp.
         fs::rename(&self.tmp, &dest).map_err(StoreError::io(&dest))?;
         drop(file);
+        // Recorded before anything else can fail, so a rollback finds it.
+        if let Some(added) = &self.added {
+            added.record(digest.clone());
+        }
         let dir = dest.parent().expect("blob path has a parent");
         fsutil::sync_dir(dir).map_err(StoreError::io(dir))?;
         Ok((digest, size, true))

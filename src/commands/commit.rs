@@ -63,9 +63,10 @@ pub fn run(ctx: &Ctx, args: CommitArgs) -> Result<Status> {
     let name: Option<Reference> = args.reference.as_deref().map(str::parse).transpose()?;
     let store = ctx.store()?;
     let c = ctr::find(&store, &args.container)?;
-    // The base image is looked up under the writer lock that also covers
-    // storing the new image, so an `rmi` cannot delete it in between.
-    let _writer = store.writer_lock()?;
+    // The base image is looked up inside the transaction that also stores
+    // the new image (it holds the writer lock), so an `rmi` cannot delete it
+    // in between; on failure the blobs it wrote are removed again.
+    let ingest = store.ingest()?;
     let image = store
         .resolve_locked(&c.image_id.to_string())
         .with_context(|| format!("the image of container {}", args.container))?;
@@ -82,7 +83,7 @@ pub fn run(ctx: &Ctx, args: CommitArgs) -> Result<Status> {
         } else {
             Paused(Vec::new())
         };
-        let mut w = store.blob_writer()?;
+        let mut w = ingest.blob_writer()?;
         write_tar_from_dir(
             &upper,
             &mut w,
@@ -110,7 +111,8 @@ pub fn run(ctx: &Ctx, args: CommitArgs) -> Result<Status> {
     let mut layers = image.manifest.layers.clone();
     layers.push(Descriptor::new(media::OCI_LAYER, digest, size));
     let names: Vec<Reference> = name.into_iter().collect();
-    let committed = store.commit_image(&config, layers, &names)?;
+    let committed = ingest.commit_image(&config, layers, &names)?;
+    ingest.commit()?;
     outln!("{}", committed.id);
     Ok(Status::Success)
 }

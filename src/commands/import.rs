@@ -30,8 +30,8 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> Result<Status> {
     };
 
     let store = ctx.store()?;
-    let _writer = store.writer_lock()?;
-    let layer = store
+    let ingest = store.ingest()?;
+    let layer = ingest
         .store_layer_from_tar(input)
         .with_context(|| format!("importing {src}"))?;
     let created = model::now();
@@ -51,7 +51,8 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> Result<Status> {
         ..Default::default()
     });
     let names: Vec<Reference> = name.into_iter().collect();
-    let committed = store.commit_image(&config, vec![layer.descriptor], &names)?;
+    let committed = ingest.commit_image(&config, vec![layer.descriptor], &names)?;
+    ingest.commit()?;
     outln!("{}", committed.id);
     Ok(Status::Success)
 }

@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<Status> {
             };
             let copied = copy(&src, &dest, &opts, &Silent)
                 .with_context(|| format!("pulling {}", args.image))?;
-            dest.commit();
+            dest.commit()?;
             outln!("{}", copied.id);
         }
         Location::OciArchive { file, .. } | Location::DockerArchive { file, .. } => {

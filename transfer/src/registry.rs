@@ -49,7 +49,7 @@ pub fn pull(
         jobs: DEFAULT_JOBS,
     };
     let copied = copy(&src, &dest, &opts, progress)?;
-    dest.commit();
+    dest.commit()?;
     Ok(Pulled {
         id: copied.id,
         manifest: copied.manifest,

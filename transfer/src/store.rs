@@ -2,11 +2,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use image_store::compressed::LayerFormat;
 use image_store::model::media::{layer_compression, Compression};
-use image_store::{Descriptor, Digest, Image, Reference, Store};
+use image_store::{Descriptor, Digest, Image, Ingest, Reference, Store};
 
 use crate::image::{ImageDest, ImageSource, RawManifest, SourceBlob, SourceImage};
 use crate::progress::{BlobProgress, CountingRead, Progress};
@@ -109,31 +109,25 @@ impl ImageSource for StoreSource {
     }
 }
 
-/// The store as a destination: holds the writer lock, and deletes the
-/// blobs it added unless [`StoreDest::commit`] is reached.
+/// The store as a destination: one store transaction ([`Ingest`]), so the
+/// writer lock is held throughout, images are named only on
+/// [`StoreDest::commit`], and dropped uncommitted it deletes the blobs it
+/// added.
 pub struct StoreDest {
-    store: Store,
+    ingest: Ingest,
     names: Vec<Reference>,
     /// Name each image as its source does instead (an archive's tags).
     by_source: bool,
-    added: Mutex<Vec<Digest>>,
-    committed: bool,
-    /// The store's writer lock, held until the copy is over.
-    _lock: Mutex<Box<dyn std::any::Any + Send>>,
 }
 
 impl StoreDest {
     /// A destination that names the image `names`.
     pub fn new(store: &Store, names: Vec<Reference>) -> Result<StoreDest> {
         let _ = store.sweep_compressed();
-        let lock = store.writer_lock()?;
         Ok(StoreDest {
-            store: store.clone(),
+            ingest: store.ingest()?,
             names,
             by_source: false,
-            added: Mutex::default(),
-            committed: false,
-            _lock: Mutex::new(Box::new(lock)),
         })
     }
 
@@ -144,31 +138,19 @@ impl StoreDest {
         self
     }
 
-    /// Keeps what was copied.
-    pub fn commit(mut self) {
-        self.committed = true;
+    /// Names what was copied and keeps its blobs.
+    pub fn commit(self) -> Result<()> {
+        Ok(self.ingest.commit()?)
     }
 
-    fn added(&self, d: &Digest) {
-        self.added
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(d.clone());
-    }
-}
-
-impl Drop for StoreDest {
-    fn drop(&mut self) {
-        if !self.committed {
-            let added = self.added.get_mut().unwrap_or_else(|p| p.into_inner());
-            let _ = self.store.remove_blobs(added.iter());
-        }
+    fn store(&self) -> &Store {
+        self.ingest.store()
     }
 }
 
 impl ImageDest for StoreDest {
     fn has_blob(&self, desc: &Descriptor) -> bool {
-        self.store.has_blob(&desc.digest)
+        self.store().has_blob(&desc.digest)
     }
 
     fn check_layer(&self, desc: &Descriptor, diff_id: &Digest) -> Result<()> {
@@ -179,7 +161,7 @@ impl ImageDest for StoreDest {
                 desc.media_type
             )
         })?;
-        Ok(self.store.check_stored_layer(&desc.digest, c, diff_id)?)
+        Ok(self.store().check_stored_layer(&desc.digest, c, diff_id)?)
     }
 
     fn put_blob(
@@ -190,17 +172,20 @@ impl ImageDest for StoreDest {
         progress: Arc<dyn BlobProgress>,
     ) -> Result<String> {
         let blob = src.open_blob(desc, progress)?;
-        let new = blob.consume(&desc.digest, |r| match diff_id {
-            Some(diff_id) => Ok(self.store.store_checked_layer(r, desc, diff_id)?),
+        blob.consume(&desc.digest, |r| match diff_id {
+            Some(diff_id) => {
+                if self.store().store_checked_layer(r, desc, diff_id)? {
+                    self.ingest.added().record(desc.digest.clone());
+                }
+                Ok(())
+            }
             None => {
-                let mut w = self.store.blob_writer()?;
+                let mut w = self.ingest.blob_writer()?;
                 std::io::copy(r, &mut w)?;
-                Ok(w.commit_reporting(Some(&desc.digest))?.2)
+                w.commit(Some(&desc.digest))?;
+                Ok(())
             }
         })?;
-        if new {
-            self.added(&desc.digest);
-        }
         Ok("done".into())
     }
 
@@ -214,12 +199,9 @@ impl ImageDest for StoreDest {
                 "the store takes layers as the manifest lists them"
             ));
         }
-        let mut w = self.store.blob_writer()?;
+        let mut w = self.ingest.blob_writer()?;
         w.write_all(&image.raw.bytes)?;
-        let (digest, size, new) = w.commit_reporting(Some(&image.raw.digest))?;
-        if new {
-            self.added(&digest);
-        }
+        let (digest, size) = w.commit(Some(&image.raw.digest))?;
         let desc = Descriptor::new(&image.raw.media_type, digest.clone(), size);
         if self.by_source {
             let names = image
@@ -227,9 +209,9 @@ impl ImageDest for StoreDest {
                 .iter()
                 .map(|n| n.parse())
                 .collect::<std::result::Result<Vec<Reference>, _>>()?;
-            self.store.add_image(&desc, &names)?;
+            self.ingest.add_image(&desc, &names);
         } else {
-            self.store.add_image(&desc, &self.names)?;
+            self.ingest.add_image(&desc, &self.names);
         }
         Ok(digest)
     }

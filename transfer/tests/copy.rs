@@ -27,15 +27,17 @@ fn layer_tar(name: &str, data: &[u8]) -> Vec<u8> {
 /// A store at `dir` holding a two-layer image named `name`.
 fn store_with_image(dir: &Path, name: &str) -> (Store, Digest) {
     let store = Store::open(dir).unwrap();
+    let ingest = store.ingest().unwrap();
     let mut config = ImageConfig::for_host();
     let mut layers = Vec::new();
     for (f, d) in [("a", &b"first"[..]), ("b", &b"second"[..])] {
-        let l = store.store_layer_from_tar(&layer_tar(f, d)[..]).unwrap();
+        let l = ingest.store_layer_from_tar(&layer_tar(f, d)[..]).unwrap();
         config.rootfs.diff_ids.push(l.diff_id().clone());
         layers.push(l.descriptor);
     }
     let names = vec![name.parse().unwrap()];
-    let c = store.commit_image(&config, layers, &names).unwrap();
+    let c = ingest.commit_image(&config, layers, &names).unwrap();
+    ingest.commit().unwrap();
     (store, c.id)
 }
 
@@ -96,7 +98,7 @@ fn store_to_oci_dir_to_store_keeps_the_image_and_skips_what_is_there() {
         &Silent,
     )
     .unwrap();
-    dest.commit();
+    dest.commit().unwrap();
     assert_eq!(copied.id, id);
     assert_eq!(&copied.manifest, img.manifest_digest());
     let got = b.resolve("localhost/layout:one").unwrap();
@@ -112,7 +114,7 @@ fn store_to_oci_dir_to_store_keeps_the_image_and_skips_what_is_there() {
         &record,
     )
     .unwrap();
-    dest.commit();
+    dest.commit().unwrap();
     let ends = record.0.lock().unwrap();
     assert_eq!(ends.len(), 3, "{ends:?}");
     assert!(
@@ -203,7 +205,7 @@ fn gzip_layers_are_saved_plain_in_a_docker_archive() {
         &Silent,
     )
     .unwrap();
-    dest.commit();
+    dest.commit().unwrap();
     let gz = b.resolve("localhost/gz:1").unwrap();
     assert!(
         gz.manifest

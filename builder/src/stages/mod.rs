@@ -125,8 +125,11 @@ fn build_inner<'a>(
         now,
         now_secs,
     };
-    let _writer = store.writer_lock()?;
-    let result = b.run();
+    let ingest = store.ingest()?;
+    let result = b.run(&ingest).and_then(|out| {
+        ingest.commit()?;
+        Ok(out)
+    });
     let Builder { scratch, index, .. } = b;
     drop(scratch);
     if let Some(i) = &index {
@@ -136,7 +139,9 @@ fn build_inner<'a>(
 }
 
 impl<'a> Builder<'a> {
-    pub(crate) fn run(&mut self) -> Result<BuildOutput, BuildError> {
+    /// Builds the target; its config and manifest go into `ingest`, which
+    /// names the image when the caller commits it.
+    pub(crate) fn run(&mut self, ingest: &image_store::Ingest) -> Result<BuildOutput, BuildError> {
         let global_env = plan::args_env(&self.plan.global_args, &self.builtin_args);
         let lexer = self.lexer;
         let names = |s: &Stage| plan::referenced_names(s, &lexer, &global_env);
@@ -174,9 +179,7 @@ impl<'a> Builder<'a> {
             .last()
             .and_then(|h| h.created.clone())
             .or_else(|| Some(self.now.clone()));
-        let committed = self
-            .store
-            .commit_image(&state.config, state.layers, &self.opts.tags)?;
+        let committed = ingest.commit_image(&state.config, state.layers, &self.opts.tags)?;
         Ok(BuildOutput {
             id: committed.id,
             manifest: committed.manifest,

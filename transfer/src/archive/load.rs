@@ -78,7 +78,7 @@ pub fn load<R: Read>(store: &Store, input: R) -> Result<Loaded, crate::Error> {
         let layers = copied.image.manifest.layers.len();
         loaded.images.push((copied.id, names, layers));
     }
-    dest.commit();
+    dest.commit()?;
     Ok(loaded)
 }
 
