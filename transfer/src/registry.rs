@@ -247,7 +247,9 @@ impl ImageDest for RegistryDest {
             }
             Some(path) => BlobSource::File(path),
             None => {
-                // A stream can be read once: no retry from the start.
+                // A stream can be read once: no retry from the start. A
+                // source that fails mid-way ends the stream early, and the
+                // registry refuses the upload's digest.
                 let once = std::sync::Mutex::new(Some(src.open_blob(desc, progress)?));
                 BlobSource::Reader(Arc::new(move || {
                     match once.lock().unwrap_or_else(|p| p.into_inner()).take() {

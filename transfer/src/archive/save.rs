@@ -245,6 +245,14 @@ impl<W: Write + Send> ImageDest for DockerArchiveDest<W> {
         let name = blob_name(named);
         let blob = src.open_blob(desc, progress)?;
         let compression = diff_id.and_then(|_| media::layer_compression(&desc.media_type));
+        if compression == Some(Compression::None) && diff_id != Some(&desc.digest) {
+            // An uncompressed layer is its own diff ID; it is named by it.
+            bail!(
+                "layer {}: uncompressed, but its diff ID is {}",
+                desc.digest,
+                named
+            );
+        }
         blob.consume(&desc.digest, |r| {
             let mut r = VerifyingReader::new(r, desc.digest.clone(), Some(desc.size));
             match compression {
