@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
 use crate::fsutil;
-use crate::layout::Store;
 use crate::model::Descriptor;
+use crate::store::Store;
 
 const STEP_PREFIX: &str = "cache-";
 const STEP_SUFFIX: &str = ".json";

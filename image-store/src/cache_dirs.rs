@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, StoreError};
-use crate::layout::Store;
+use crate::store::Store;
 
 /// A `RUN --mount=type=cache` directory.
 #[derive(Debug)]

@@ -13,8 +13,8 @@ use std::path::Path;
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Result, StoreError};
-use crate::layout::Store;
 use crate::model::{media, Descriptor, ImageConfig, Index, Manifest};
+use crate::store::Store;
 
 /// One thing found wrong.
 #[derive(Debug, Clone)]

@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
 use crate::fsutil;
-use crate::layout::Store;
 use crate::model::{media, Descriptor};
+use crate::store::Store;
 
 /// How a pushed layer is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl Store {
 
     /// Records that `compressed` is `diff_id` in `format` (e.g. a layer
     /// pulled compressed), and roots it for garbage collection.
-    pub fn remember_compressed(
+    pub(crate) fn remember_compressed(
         &self,
         diff_id: &Digest,
         format: LayerFormat,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
 use crate::fsutil;
-use crate::layout::Store;
+use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -133,7 +133,7 @@ impl Store {
         }
         let dir = self.container_dir(&c.id);
         let parent = self.containers_dir();
-        crate::layout::private_dir(&parent).map_err(StoreError::io(&parent))?;
+        crate::store::private_dir(&parent).map_err(StoreError::io(&parent))?;
         fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
         self.save_container(c)?;
         Ok(dir)

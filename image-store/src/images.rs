@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
-use crate::layout::Store;
 use crate::model::{media, Descriptor, ImageConfig, Index, Manifest};
 use crate::reference::Reference;
+use crate::store::Store;
 
 /// One image in the store: a manifest, its config, and the names it has.
 #[derive(Debug, Clone)]
@@ -121,7 +121,7 @@ impl Store {
 
     /// [`Store::images`] for a caller that holds a lock on the collector
     /// (shared or exclusive) already.
-    pub fn images_locked(&self) -> Result<Vec<Image>> {
+    pub(crate) fn images_locked(&self) -> Result<Vec<Image>> {
         Ok(self.image_list_locked()?.images)
     }
 
@@ -132,7 +132,7 @@ impl Store {
     }
 
     /// [`Store::image_list`] for a caller that holds a collector lock.
-    pub fn image_list_locked(&self) -> Result<ImageList> {
+    pub(crate) fn image_list_locked(&self) -> Result<ImageList> {
         let index = self.read_index()?;
         let mut by_manifest: BTreeMap<Digest, (Descriptor, Vec<String>)> = BTreeMap::new();
         let mut order = Vec::new();
@@ -193,7 +193,7 @@ impl Store {
     /// `localhost/` then `docker.io/`), a full ID (`sha256:…` or 64 hex
     /// digits) or a unique ID prefix of at least 4 hex digits.
     /// Takes the shared collector lock while it reads; a caller that goes
-    /// on to write holds [`Store::writer_lock`] around both.
+    /// on to write holds a [`Store::ingest`] (the writer lock) around both.
     pub fn resolve(&self, name: &str) -> Result<Image> {
         self.image_list()?.find(name)
     }

@@ -1,20 +1,69 @@
-//! A store transaction: [`Store::ingest`] takes the writer lock, records
-//! every blob it adds, and names images only when it is committed. Dropped
-//! without [`Ingest::commit`] (an error, a panic, a killed transfer) it
-//! deletes the blobs it added, so a failed pull, load or build leaves the
-//! store as it was. Blobs that were in the store before are never removed.
+//! Writing new images, as a store transaction: [`Store::ingest`] takes the
+//! writer lock, records every blob it adds (layer blobs from tar streams,
+//! then config and manifest) and names images only when it is committed, so
+//! a reader never sees a name whose blobs are missing. Dropped without
+//! [`Ingest::commit`] (an error, a panic, a killed transfer) it deletes the
+//! blobs it added, so a failed pull, load or build leaves the store as it
+//! was. Blobs that were in the store before are never removed.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::compose::{Committed, ComposeError, StoredLayer};
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
-use crate::layout::{BlobWriter, Store};
+use crate::layer::{self, LayerError, TarStats};
 use crate::lock::LockGuard;
 use crate::model::{media, Descriptor, ImageConfig, Manifest};
 use crate::reference::Reference;
+use crate::store::{BlobWriter, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A layer stored locally: uncompressed, so its digest is its diff ID.
+#[derive(Debug, Clone)]
+pub struct StoredLayer {
+    pub descriptor: Descriptor,
+    pub stats: TarStats,
+}
+
+impl StoredLayer {
+    pub fn diff_id(&self) -> &Digest {
+        &self.descriptor.digest
+    }
+}
+
+/// A newly written image.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The image ID (config digest).
+    pub id: Digest,
+    pub manifest: Descriptor,
+}
+
+impl Store {
+    /// Reads a tar stream (plain, gzip, zstd, bzip2 or xz), normalises it
+    /// and stores it through `w` as an uncompressed layer blob.
+    pub(crate) fn store_layer_into(
+        &self,
+        input: impl Read,
+        mut w: BlobWriter,
+    ) -> Result<StoredLayer, ComposeError> {
+        let plain = layer::decompressed(input)?;
+        let stats = layer::normalize_tar(plain, &mut w)?;
+        let (digest, size) = w.commit(None)?;
+        Ok(StoredLayer {
+            descriptor: Descriptor::new(media::OCI_LAYER, digest, size),
+            stats,
+        })
+    }
+}
 
 /// The blobs a transaction added. Cheap to clone into the threads and tasks
 /// that write blobs for it.
@@ -98,7 +147,8 @@ impl Ingest {
         self.write_blob(media_type, &data)
     }
 
-    /// [`Store::store_layer_from_tar`], recorded.
+    /// Reads a tar stream (plain, gzip, zstd, bzip2 or xz), normalises it
+    /// and stores it as an uncompressed layer blob, recorded.
     pub fn store_layer_from_tar(&self, input: impl Read) -> Result<StoredLayer, ComposeError> {
         let w = self.blob_writer()?;
         self.store.store_layer_into(input, w)

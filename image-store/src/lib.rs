@@ -4,7 +4,6 @@
 pub mod build_roots;
 pub mod cache_dirs;
 pub mod check;
-pub mod compose;
 pub mod compressed;
 pub mod containers;
 pub mod diff;
@@ -13,24 +12,23 @@ pub mod fsutil;
 pub mod images;
 pub mod ingest;
 pub mod layer;
-pub mod layers;
-pub mod layout;
 mod lock;
 pub mod model;
+pub mod store;
 pub mod temps;
 pub mod unpack;
+pub mod unpacked;
 pub mod verify;
 
 /// The OCI model lives in `oci-model`; these keep `image_store::digest::…`
 /// and `image_store::reference::…` paths working.
 pub use oci_model::{digest, reference};
 
-pub use compose::{Committed, ComposeError, StoredLayer};
 pub use digest::Digest;
 pub use error::StoreError;
 pub use fsutil::write_atomic;
 pub use images::Image;
-pub use ingest::{Added, Ingest};
-pub use layout::Store;
+pub use ingest::{Added, Committed, ComposeError, Ingest, StoredLayer};
 pub use model::{ContainerConfig, Descriptor, History, ImageConfig, Manifest};
 pub use reference::Reference;
+pub use store::Store;

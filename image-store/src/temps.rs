@@ -8,7 +8,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use crate::fsutil::{self, TEMP_PREFIX};
-use crate::layout::Store;
+use crate::store::Store;
 
 /// One piece of stale temp state.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ impl Store {
 
     /// Stale temp state. With `collector` (the caller holds the collector
     /// lock, so no writer is running) build scratch directories count too.
-    pub fn stale_temps(&self, collector: bool) -> Vec<StaleTemp> {
+    pub(crate) fn stale_temps(&self, collector: bool) -> Vec<StaleTemp> {
         let mut out = Vec::new();
         for dir in self.temp_homes() {
             let Ok(entries) = fs::read_dir(&dir) else {
@@ -81,7 +81,7 @@ impl Store {
 
     /// Removes stale temp state; returns what went. The caller holds the
     /// collector lock.
-    pub fn clean_stale_temps_locked(&self) -> Vec<StaleTemp> {
+    pub(crate) fn clean_stale_temps_locked(&self) -> Vec<StaleTemp> {
         let mut removed = Vec::new();
         for t in self.stale_temps(true) {
             let gone = if t.what == "build scratch directory" {

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 
 use crate::digest::{Digest, HashingReader};
 use crate::layer::{max_layer_size, not_tar, EntryCheck, LayerError, SizeLimit, Tagged, TarStats};
-use crate::layout::Store;
 use crate::model::media::{self, Compression};
 use crate::model::Descriptor;
+use crate::store::Store;
 use crate::{ComposeError, StoreError};
 
 /// Reads a plain (uncompressed) layer tar to its very end: every entry
@@ -164,7 +164,7 @@ impl Store {
 
     /// Remembers that layer blob `blob` holds a checked layer with diff ID
     /// `diff_id`. A fact about content, so it never goes stale.
-    pub fn remember_diff_id(&self, blob: &Digest, diff_id: &Digest) -> io::Result<()> {
+    pub(crate) fn remember_diff_id(&self, blob: &Digest, diff_id: &Digest) -> io::Result<()> {
         let p = self.verified_path(blob);
         fs::create_dir_all(p.parent().expect("has a parent"))?;
         crate::fsutil::write_atomic(&p, diff_id.to_string().as_bytes())

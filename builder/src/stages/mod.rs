@@ -25,7 +25,7 @@ use dockerfile_parser::shell::Lexer;
 use dockerfile_parser::Dockerfile;
 use image_store::cache_dirs::BuildScratch;
 use image_store::model;
-use image_store::Store;
+use image_store::{Ingest, Store};
 
 pub use crate::cache::{prune as prune_cache, Pruned};
 pub use crate::error::BuildError;
@@ -141,7 +141,7 @@ fn build_inner<'a>(
 impl<'a> Builder<'a> {
     /// Builds the target; its config and manifest go into `ingest`, which
     /// names the image when the caller commits it.
-    pub(crate) fn run(&mut self, ingest: &image_store::Ingest) -> Result<BuildOutput, BuildError> {
+    pub(crate) fn run(&mut self, ingest: &Ingest) -> Result<BuildOutput, BuildError> {
         let global_env = plan::args_env(&self.plan.global_args, &self.builtin_args);
         let lexer = self.lexer;
         let names = |s: &Stage| plan::referenced_names(s, &lexer, &global_env);

@@ -25,11 +25,11 @@ use crate::progress::{BlobProgress, CountingRead, Silent};
 use crate::store::StoreDest;
 use image_store::digest::Digest;
 use image_store::layer::{self, LayerError};
-use image_store::layout::Store;
 use image_store::model::media::Compression;
 use image_store::model::{media, Descriptor, ImageConfig, Index, Manifest};
 use image_store::reference::Reference;
 use image_store::verify::{self, CopyError};
+use image_store::Store;
 use oci_model::Platform;
 
 /// What a load added: each image ID with the names it now carries.

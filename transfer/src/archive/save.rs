@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use image_store::digest::VerifyingReader;
 use image_store::images::{split_name, Image};
-use image_store::layout::Store;
 use image_store::model::media::{self, Compression};
 use image_store::model::Index;
+use image_store::Store;
 use image_store::{Descriptor, Digest};
 
 use super::DockerManifestEntry;

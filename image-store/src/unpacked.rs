@@ -6,13 +6,13 @@ use std::fs;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
 
-use crate::compose::ComposeError;
 use crate::digest::{Digest, HashingReader};
 use crate::error::StoreError;
 use crate::images::Image;
+use crate::ingest::ComposeError;
 use crate::layer::LayerError;
-use crate::layout::Store;
 use crate::model::{media, Descriptor};
+use crate::store::Store;
 use crate::unpack::{unpack, UnpackOptions, Whiteouts};
 
 impl Store {
@@ -90,7 +90,7 @@ impl Store {
             return Ok(dir);
         }
         let parent = self.layers_dir();
-        crate::layout::private_dir(&parent).map_err(StoreError::io(&parent))?;
+        crate::store::private_dir(&parent).map_err(StoreError::io(&parent))?;
         // Stages built side by side often want the same base layer at
         // once: the first unpacks it, the others wait and reuse it. The
         // rename below keeps it right even when the lock is lost to the

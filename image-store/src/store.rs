@@ -98,7 +98,7 @@ impl Store {
         self.kiln_dir().join("tmp")
     }
 
-    pub fn index_path(&self) -> PathBuf {
+    pub(crate) fn index_path(&self) -> PathBuf {
         self.root.join("index.json")
     }
 
@@ -188,7 +188,8 @@ impl Store {
         lock::exclusive(&p).map_err(StoreError::io(p))
     }
 
-    /// Held by writers while they add blobs and reference them.
+    /// Held by writers while they add blobs and reference them. Writers of
+    /// images take it through [`Store::ingest`], which also rolls back.
     pub fn writer_lock(&self) -> Result<LockGuard> {
         self.shared_gc_lock()
     }
@@ -224,14 +225,14 @@ impl Store {
     }
 
     /// The collector lock if nobody holds the gc lock now.
-    pub fn try_collector_lock(&self) -> Result<Option<LockGuard>> {
+    pub(crate) fn try_collector_lock(&self) -> Result<Option<LockGuard>> {
         let p = self.lock_path("gc.lock");
         lock::try_exclusive(&p).map_err(StoreError::io(p))
     }
 
     /// Read-modify-write of `index.json` under the exclusive index lock.
     /// When `f` fails nothing is written.
-    pub fn update_index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+    pub(crate) fn update_index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
         let _g = self.lock_index()?;
         let mut index = self.read_index()?;
         let out = f(&mut index)?;
@@ -239,7 +240,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes the blob files in `digests`; missing ones are ignored.
+    /// Deletes the blob files in `digests`; missing ones are ignored. (A
+    /// failed write need not: an uncommitted [`crate::Ingest`] removes what
+    /// it added.)
     pub fn remove_blobs<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) -> Result<u64> {
         let mut freed = 0;
         for d in digests {
@@ -257,7 +260,7 @@ impl Store {
     }
 
     /// All blob digests present on disk.
-    pub fn list_blobs(&self) -> Result<Vec<Digest>> {
+    pub(crate) fn list_blobs(&self) -> Result<Vec<Digest>> {
         let dir = self.root.join("blobs/sha256");
         let mut out = Vec::new();
         for e in fs::read_dir(&dir).map_err(StoreError::io(&dir))? {
