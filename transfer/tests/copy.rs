@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use image_store::{Digest, ImageConfig, Store};
+use oci_model::Platform;
 use transfer::archive::{self, ArchiveFormat};
 use transfer::oci_dir::{self, OciDirSource};
 use transfer::{copy, BlobProgress, CopyOptions, Progress, Silent, StoreDest, StoreSource};
@@ -227,4 +228,89 @@ fn gzip_layers_are_saved_plain_in_a_docker_archive() {
         .layers
         .iter()
         .all(|l| !l.media_type.ends_with("gzip")));
+}
+
+#[test]
+fn an_index_is_resolved_to_the_platform_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, host_id) = store_with_image(&tmp.path().join("a"), "localhost/host:1");
+    let layout = tmp.path().join("layout");
+    // Another image (other layers) plays the foreign platform's.
+    let other = Store::open(tmp.path().join("o")).unwrap();
+    let ingest = other.ingest().unwrap();
+    let l = ingest
+        .store_layer_from_tar(&layer_tar("s390x", b"other")[..])
+        .unwrap();
+    let mut config = ImageConfig::for_host();
+    config.architecture = "s390x".into();
+    config.rootfs.diff_ids.push(l.diff_id().clone());
+    let names = ["localhost/other:1".parse().unwrap()];
+    let other_id = ingest
+        .commit_image(&config, vec![l.descriptor], &names)
+        .unwrap()
+        .id;
+    ingest.commit().unwrap();
+
+    let dest = oci_dir::dest(&layout).unwrap();
+    let mut manifests = Vec::new();
+    for (store, name, platform) in [
+        (&other, "localhost/other:1", "linux/s390x"),
+        (&a, "localhost/host:1", &*Platform::host().to_string()),
+    ] {
+        let img = store.resolve(name).unwrap();
+        let mut d = img.manifest_descriptor.clone();
+        d.platform = Some(platform.parse().unwrap());
+        manifests.push(d);
+        copy(
+            &StoreSource::new(store, img),
+            &dest,
+            &CopyOptions::default(),
+            &Silent,
+        )
+        .unwrap();
+    }
+    dest.finish().unwrap();
+    // index.json names one index listing both manifests.
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let digest = Digest::of_bytes(&bytes);
+    std::fs::write(layout.join("blobs/sha256").join(digest.hex()), &bytes).unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest.to_string(),
+            "size": bytes.len(),
+        }],
+    });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+
+    for (platform, want) in [
+        (Platform::host(), &host_id),
+        ("linux/s390x".parse().unwrap(), &other_id),
+    ] {
+        let b = Store::open(tmp.path().join(format!("b-{}", platform.architecture))).unwrap();
+        let dest = StoreDest::new(&b, vec!["localhost/picked:1".parse().unwrap()]).unwrap();
+        let opts = CopyOptions {
+            platform: platform.clone(),
+            ..CopyOptions::default()
+        };
+        let copied = copy(&OciDirSource::new(&layout, None), &dest, &opts, &Silent).unwrap();
+        dest.commit().unwrap();
+        assert_eq!(&copied.id, want, "{platform:?}");
+    }
+
+    // A platform the index lacks is refused, naming what it has.
+    let b = Store::open(tmp.path().join("none")).unwrap();
+    let dest = StoreDest::new(&b, vec!["localhost/none:1".parse().unwrap()]).unwrap();
+    let opts = CopyOptions {
+        platform: "linux/mips64le".parse().unwrap(),
+        ..CopyOptions::default()
+    };
+    let err = copy(&OciDirSource::new(&layout, None), &dest, &opts, &Silent).unwrap_err();
+    assert!(err.render().contains("s390x"), "{}", err.render());
 }
