@@ -1,6 +1,8 @@
 //! One copy for every pair of places: read the manifest (choosing a
-//! platform from an index), the config, then stream each layer the
-//! destination lacks through it, and write the manifest last.
+//! platform from an index) and the config (read whole and checked: its
+//! diff IDs are what each layer is checked against), stream each layer the
+//! destination lacks through it, then write the config and, last, the
+//! manifest (layers → config → manifest, as registries want them).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -8,8 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use image_store::model::media;
 use image_store::{Descriptor, Digest, ImageConfig, Manifest};
-use oci_model::Index;
-use registry_client::Platform;
+use oci_model::{Index, Platform};
 
 use crate::image::{BytesBlob, ImageDest, ImageSource, SourceImage};
 use crate::progress::Progress;
