@@ -146,6 +146,12 @@ impl StoreDest {
     fn store(&self) -> &Store {
         self.ingest.store()
     }
+
+    /// The transaction, for a source that stages its blobs in it (an
+    /// archive read in one pass).
+    pub fn ingest(&self) -> &Ingest {
+        &self.ingest
+    }
 }
 
 impl ImageDest for StoreDest {

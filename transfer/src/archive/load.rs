@@ -2,20 +2,22 @@
 //! tar stream.
 //!
 //! Members arrive in any order (docker writes `manifest.json` last), so
-//! every file member is streamed into a staging directory in the store's
-//! temp area while it is hashed and read as a layer; the small JSON
-//! documents are then read back from there. Compressed layer files of a
-//! docker archive are staged decompressed. Every image is checked before
-//! any is copied; then [`crate::copy`] takes them into the store in one
-//! transaction, so on failure the store is left as it was.
+//! every file member is streamed into the destination store's transaction
+//! ([`Ingest`]) as a blob while it is hashed and read as a layer; the small
+//! JSON documents are then read back from there. Compressed layer files of
+//! a docker archive are stored decompressed. Every image is checked before
+//! any is named; [`crate::copy`] then takes each into the store (its blobs
+//! are there already, and are checked again), members that are no image's
+//! part are removed, and the transaction commits; on failure it rolls back,
+//! so the store is left as it was.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use image_store::digest::HashingWriter;
+use image_store::Ingest;
 use image_store::StoreError;
 
 use super::{ArchiveError, DockerManifestEntry};
@@ -43,8 +45,6 @@ pub struct Loaded {
 struct Member {
     digest: Digest,
     size: u64,
-    /// Where it is staged.
-    file: PathBuf,
     /// Read as a layer: its diff ID when it is one that passes every
     /// check, else why not (members that are not layers fail too; that
     /// matters only if an image lists them as a layer).
@@ -65,8 +65,8 @@ impl Member {
 /// Loads every image of the archive `input` into the store, named as the
 /// archive names them.
 pub fn load<R: Read>(store: &Store, input: R) -> Result<Loaded, crate::Error> {
-    let staged = Staged::read(store, input)?;
     let dest = StoreDest::new(store, Vec::new())?.named_by_source();
+    let staged = Staged::read(dest.ingest(), input)?;
     let opts = CopyOptions {
         jobs: 1,
         ..CopyOptions::default()
@@ -78,17 +78,18 @@ pub fn load<R: Read>(store: &Store, input: R) -> Result<Loaded, crate::Error> {
         let layers = copied.image.manifest.layers.len();
         loaded.images.push((copied.id, names, layers));
     }
+    // Members that are no image's part (manifest.json, repositories, …).
+    dest.ingest().remove_added(&staged.unused())?;
     dest.commit()?;
     Ok(loaded)
 }
 
-/// An archive read once into a staging directory, and its images, each
+/// An archive read once into a store transaction, and its images, each
 /// checked against the archive's claims.
 pub struct Staged {
-    dir: PathBuf,
-    _lock: File,
-    /// Staged files by blob digest.
-    blobs: BTreeMap<Digest, PathBuf>,
+    store: Store,
+    /// Every member's blob.
+    members: Vec<Digest>,
     images: Vec<StagedImage>,
 }
 
@@ -97,61 +98,43 @@ struct StagedImage {
     names: Vec<String>,
 }
 
-impl Drop for Staged {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 impl Staged {
-    /// Reads the whole archive (each member hashed and read as a layer on
-    /// the way) and checks every image it holds.
-    pub fn read<R: Read>(store: &Store, input: R) -> Result<Staged, ArchiveError> {
-        let (dir, lock) = image_store::fsutil::tempdir_in(&store.tmp_dir(), "-load")
-            .map_err(|e| StoreError::io(store.tmp_dir())(e))?;
-        let mut staged = Staged {
-            dir: PathBuf::from(&dir),
-            _lock: lock,
-            blobs: BTreeMap::new(),
-            images: Vec::new(),
-        };
-        let members = staged.stage(input)?;
-        staged.images = if let Some(m) = members.get("manifest.json") {
-            let entries: Vec<DockerManifestEntry> = read_member_json("manifest.json", m)?;
-            load_docker(&members, entries)?
+    /// Reads the whole archive into `ingest` (each member hashed and read
+    /// as a layer on the way) and checks every image it holds.
+    pub fn read<R: Read>(ingest: &Ingest, input: R) -> Result<Staged, ArchiveError> {
+        let store = ingest.store().clone();
+        let members = stage(ingest, input)?;
+        let images = if let Some(m) = members.get("manifest.json") {
+            let entries: Vec<DockerManifestEntry> = read_member_json(&store, "manifest.json", m)?;
+            load_docker(&store, &members, entries)?
         } else if let Some(m) = members.get("index.json") {
-            let index: Index = read_member_json("index.json", m)?;
-            load_oci(&members, index)?
+            let index: Index = read_member_json(&store, "index.json", m)?;
+            load_oci(&store, &members, index)?
         } else {
             return Err(ArchiveError::NoManifest);
         };
-        staged.blobs = members.into_values().map(|m| (m.digest, m.file)).collect();
-        Ok(staged)
+        Ok(Staged {
+            store,
+            members: members.into_values().map(|m| m.digest).collect(),
+            images,
+        })
     }
 
-    fn stage<R: Read>(&mut self, input: R) -> Result<BTreeMap<String, Member>, ArchiveError> {
-        let plain = layer::decompressed(input)?;
-        let mut archive = tar::Archive::new(plain);
-        let mut members: BTreeMap<String, Member> = BTreeMap::new();
-        let entries = archive
-            .entries()
-            .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-            if !entry.header().entry_type().is_file() {
-                continue;
+    /// Members no image uses.
+    pub fn unused(&self) -> Vec<Digest> {
+        let mut used = std::collections::BTreeSet::new();
+        for image in &self.images {
+            used.insert(image.raw.digest.clone());
+            if let Ok(m) = serde_json::from_slice::<Manifest>(&image.raw.bytes) {
+                used.insert(m.config.digest);
+                used.extend(m.layers.into_iter().map(|l| l.digest));
             }
-            let name = String::from_utf8_lossy(&entry.path_bytes())
-                .trim_start_matches("./")
-                .to_string();
-            let expected = name
-                .strip_prefix("blobs/sha256/")
-                .and_then(|h| Digest::from_hex(h).ok());
-            let file = self.dir.join(members.len().to_string());
-            let member = stage_member(file, &mut entry, &name, expected.as_ref())?;
-            members.insert(name, member);
         }
-        Ok(members)
+        self.members
+            .iter()
+            .filter(|d| !used.contains(*d))
+            .cloned()
+            .collect()
     }
 
     /// The images, as sources.
@@ -211,17 +194,43 @@ impl ImageSource for ArchiveImage<'_> {
     }
 
     fn blob_file(&self, desc: &Descriptor) -> Option<PathBuf> {
-        self.staged.blobs.get(&desc.digest).cloned()
+        let p = self.staged.store.blob_path(&desc.digest);
+        p.exists().then_some(p)
     }
 }
 
-/// Streams one member into `file`. Members under `blobs/sha256/` must
-/// hash to their name; other members that are compressed tars are staged
-/// decompressed. Every member is also read as a layer in the same pass
-/// (decompressed, hashed, each entry checked), since which members are
-/// layers is known only at the end.
+/// Streams every file member of the archive into `ingest` as a blob.
+fn stage<R: Read>(ingest: &Ingest, input: R) -> Result<BTreeMap<String, Member>, ArchiveError> {
+    let plain = layer::decompressed(input)?;
+    let mut archive = tar::Archive::new(plain);
+    let mut members: BTreeMap<String, Member> = BTreeMap::new();
+    let entries = archive
+        .entries()
+        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&entry.path_bytes())
+            .trim_start_matches("./")
+            .to_string();
+        let expected = name
+            .strip_prefix("blobs/sha256/")
+            .and_then(|h| Digest::from_hex(h).ok());
+        let member = stage_member(ingest, &mut entry, &name, expected.as_ref())?;
+        members.insert(name, member);
+    }
+    Ok(members)
+}
+
+/// Streams one member into the store as a blob. Members under
+/// `blobs/sha256/` must hash to their name; other members that are
+/// compressed tars are stored decompressed. Every member is also read as a
+/// layer in the same pass (decompressed, hashed, each entry checked), since
+/// which members are layers is known only at the end.
 fn stage_member(
-    file: PathBuf,
+    ingest: &Ingest,
     entry: &mut impl Read,
     name: &str,
     expected: Option<&Digest>,
@@ -230,8 +239,7 @@ fn stage_member(
         member: name.to_string(),
         reason,
     };
-    let out = File::create(&file).map_err(|e| bad(e.to_string()))?;
-    let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, out));
+    let mut w = ingest.blob_writer()?;
     let mut br = BufReader::with_capacity(1 << 20, entry);
     let head = br.fill_buf().map_err(|e| bad(e.to_string()))?.to_vec();
     let compression = if head.starts_with(&[0x1f, 0x8b]) {
@@ -259,26 +267,16 @@ fn stage_member(
         Err(CopyError::Layer(e)) => Err(e.to_string()),
         Err(CopyError::Io(e)) => return Err(bad(e.to_string())),
     };
-    let (mut out, digest, size) = w.finish();
-    out.flush().map_err(|e| bad(e.to_string()))?;
-    if let Some(exp) = expected {
-        if *exp != digest {
-            let e = StoreError::CorruptBlob {
-                digest: exp.clone(),
-                reason: format!("content hashes to {digest}"),
-            };
-            return Err(bad(e.to_string()));
-        }
-    }
+    let (digest, size) = w.commit(expected).map_err(|e| bad(e.to_string()))?;
     Ok(Member {
         digest,
         size,
-        file,
         layer,
     })
 }
 
 fn read_member_json<T: serde::de::DeserializeOwned>(
+    store: &Store,
     name: &str,
     m: &Member,
 ) -> Result<T, ArchiveError> {
@@ -288,7 +286,7 @@ fn read_member_json<T: serde::de::DeserializeOwned>(
             reason: "too large for a JSON document".into(),
         });
     }
-    let data = std::fs::read(&m.file).map_err(|e| StoreError::io(m.file.clone())(e))?;
+    let data = store.read_blob(&m.digest)?;
     serde_json::from_slice(&data).map_err(|e| ArchiveError::Member {
         member: name.into(),
         reason: format!("invalid JSON: {e}"),
@@ -310,13 +308,14 @@ fn strings(names: &[Reference]) -> Vec<String> {
 }
 
 fn load_docker(
+    store: &Store,
     members: &BTreeMap<String, Member>,
     entries: Vec<DockerManifestEntry>,
 ) -> Result<Vec<StagedImage>, ArchiveError> {
     let mut plans = Vec::new();
     for e in &entries {
         let cm = member(members, &e.config)?;
-        let config: ImageConfig = read_member_json(&e.config, cm)?;
+        let config: ImageConfig = read_member_json(store, &e.config, cm)?;
         if config.rootfs.diff_ids.len() != e.layers.len() {
             return Err(ArchiveError::Corrupt(format!(
                 "{}: the config lists {} layers, manifest.json {}",
@@ -364,16 +363,18 @@ fn load_docker(
 }
 
 fn load_oci(
+    store: &Store,
     members: &BTreeMap<String, Member>,
     index: Index,
 ) -> Result<Vec<StagedImage>, ArchiveError> {
     let mut images = Vec::new();
     for d in &index.manifests {
-        let desc = pick_manifest(members, d)?;
+        let desc = pick_manifest(store, members, d)?;
         let m = member(members, &format!("blobs/sha256/{}", desc.digest.hex()))?;
-        let manifest: Manifest = read_member_json("manifest", m)?;
+        let manifest: Manifest = read_member_json(store, "manifest", m)?;
         let config_path = format!("blobs/sha256/{}", manifest.config.digest.hex());
-        let config: ImageConfig = read_member_json(&config_path, member(members, &config_path)?)?;
+        let config: ImageConfig =
+            read_member_json(store, &config_path, member(members, &config_path)?)?;
         if config.rootfs.diff_ids.len() != manifest.layers.len() {
             return Err(ArchiveError::Corrupt(format!(
                 "{config_path}: the config lists {} layers, the manifest {}",
@@ -408,7 +409,7 @@ fn load_oci(
             }
             _ => Vec::new(),
         };
-        let bytes = std::fs::read(&m.file).map_err(|e| StoreError::io(m.file.clone())(e))?;
+        let bytes = store.read_blob(&m.digest)?;
         images.push(StagedImage {
             raw: RawManifest {
                 media_type: desc.media_type.clone(),
@@ -424,6 +425,7 @@ fn load_oci(
 /// A manifest descriptor, or for an index the host platform's manifest
 /// (chosen by the one picker; an index without one gives its first).
 fn pick_manifest(
+    store: &Store,
     members: &BTreeMap<String, Member>,
     d: &Descriptor,
 ) -> Result<Descriptor, ArchiveError> {
@@ -431,13 +433,13 @@ fn pick_manifest(
         media::OCI_MANIFEST | media::DOCKER_MANIFEST => Ok(d.clone()),
         media::OCI_INDEX | media::DOCKER_LIST => {
             let m = member(members, &format!("blobs/sha256/{}", d.digest.hex()))?;
-            let idx: Index = read_member_json("index", m)?;
+            let idx: Index = read_member_json(store, "index", m)?;
             let found = idx
                 .select(&Platform::host())
                 .ok()
                 .or_else(|| idx.manifests.first())
                 .ok_or_else(|| ArchiveError::Corrupt("an empty image index".into()))?;
-            pick_manifest(members, found)
+            pick_manifest(store, members, found)
         }
         other => Err(ArchiveError::Corrupt(format!(
             "unsupported manifest media type {other:?}"
