@@ -1,11 +1,11 @@
 //! The local image store: an OCI image layout on disk plus kiln's own
-//! bookkeeping beside it (locks, unpacked layers, containers).
+//! bookkeeping beside it (locks, unpacked layers). Container records live
+//! beside it too (`kiln/containers/`), but belong to the containers crate.
 
 pub mod build_roots;
 pub mod cache_dirs;
 pub mod check;
 pub mod compressed;
-pub mod containers;
 pub mod diff;
 pub mod error;
 pub mod fsutil;
