@@ -155,7 +155,11 @@ impl Store {
         Ok(Descriptor::new(media_type, digest, size))
     }
 
-    pub fn write_json<T: Serialize>(&self, media_type: &str, value: &T) -> Result<Descriptor> {
+    pub(crate) fn write_json<T: Serialize>(
+        &self,
+        media_type: &str,
+        value: &T,
+    ) -> Result<Descriptor> {
         let data = serde_json::to_vec(value).expect("serializing plain data cannot fail");
         self.write_blob(media_type, &data)
     }
@@ -173,7 +177,7 @@ impl Store {
         })
     }
 
-    pub fn read_index(&self) -> Result<Index> {
+    pub(crate) fn read_index(&self) -> Result<Index> {
         let p = self.index_path();
         let data = fs::read(&p).map_err(StoreError::io(&p))?;
         serde_json::from_slice(&data).map_err(|source| StoreError::Json { path: p, source })
