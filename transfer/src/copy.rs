@@ -62,9 +62,6 @@ pub fn copy(
     let label = src.label();
     let mut image = read_image(src, &opts.platform)?;
     let manifest = image.manifest.clone();
-    if let Some(w) = crate::too_many_layers(&label, manifest.layers.len()) {
-        progress.warn(&w);
-    }
     let config_bytes = read_config(src, &manifest.config)
         .with_context(|| format!("{label}: reading the image config"))?;
     let config: ImageConfig = serde_json::from_slice(&config_bytes)

@@ -50,6 +50,9 @@ pub fn pull(
     };
     let copied = copy(&src, &dest, &opts, progress)?;
     dest.commit()?;
+    if let Some(w) = crate::too_many_layers(&src.label(), copied.image.manifest.layers.len()) {
+        progress.warn(&w);
+    }
     Ok(Pulled {
         id: copied.id,
         manifest: copied.manifest,
