@@ -1,8 +1,8 @@
 //! One copy for every pair of places: read the manifest (choosing a
 //! platform from an index) and the config (read whole and checked: its
 //! diff IDs are what each layer is checked against), stream each layer the
-//! destination lacks through it, then write the config and, last, the
-//! manifest (layers → config → manifest, as registries want them).
+//! destination lacks through it, with the config before or after them (as
+//! the destination writes it), and the manifest last.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -88,6 +88,23 @@ pub fn copy(
             None => work.push(i),
         }
     }
+    // The config, from the bytes already read and checked: first or last,
+    // as the destination writes it.
+    let put_config = || {
+        let bp = progress.blob("Copying", &manifest.config.digest, manifest.config.size);
+        let res = if dest.has_blob(&manifest.config) {
+            Ok("skipped: already exists".to_string())
+        } else if src.blob_file(&manifest.config).is_some() {
+            dest.put_blob(src, &manifest.config, None, bp.clone())
+        } else {
+            let bytes = BytesBlob(config_bytes.clone());
+            dest.put_blob(&bytes, &manifest.config, None, bp.clone())
+        };
+        finish(&*bp, res)
+    };
+    if dest.config_first() {
+        put_config()?;
+    }
     let sent = copy_layers(src, dest, &image, diff_ids, &work, opts, progress)?;
     let layers: Vec<Descriptor> = manifest
         .layers
@@ -98,17 +115,9 @@ pub fn copy(
                 .map_or_else(|| l.clone(), |(_, d)| d.clone())
         })
         .collect();
-
-    // The config, from the bytes already read and checked.
-    let bp = progress.blob("Copying", &manifest.config.digest, manifest.config.size);
-    let res = if dest.has_blob(&manifest.config) {
-        Ok("skipped: already exists".to_string())
-    } else if src.blob_file(&manifest.config).is_some() {
-        dest.put_blob(src, &manifest.config, None, bp.clone())
-    } else {
-        dest.put_blob(&BytesBlob(config_bytes), &manifest.config, None, bp.clone())
-    };
-    finish(&*bp, res)?;
+    if !dest.config_first() {
+        put_config()?;
+    }
 
     progress.line("Writing manifest to image destination");
     let digest = dest.put_manifest(&image, &layers)?;

@@ -139,6 +139,11 @@ pub trait ImageDest: Sync {
     fn jobs(&self) -> usize {
         usize::MAX
     }
+    /// Whether the config goes before the layers (else after them, as a
+    /// registry push sends them).
+    fn config_first(&self) -> bool {
+        false
+    }
 }
 
 /// A source over one blob held in memory (a config already read).

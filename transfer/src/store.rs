@@ -155,6 +155,11 @@ impl StoreDest {
 }
 
 impl ImageDest for StoreDest {
+    /// As pulls always showed it: the config, then the layers.
+    fn config_first(&self) -> bool {
+        true
+    }
+
     fn has_blob(&self, desc: &Descriptor) -> bool {
         self.store().has_blob(&desc.digest)
     }

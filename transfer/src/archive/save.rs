@@ -227,6 +227,11 @@ impl<W: Write + Send> DockerArchiveDest<W> {
 }
 
 impl<W: Write + Send> ImageDest for DockerArchiveDest<W> {
+    /// `docker save` puts the config before the layers.
+    fn config_first(&self) -> bool {
+        true
+    }
+
     fn has_blob(&self, desc: &Descriptor) -> bool {
         self.written().contains(&desc.digest)
     }
