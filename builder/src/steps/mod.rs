@@ -33,6 +33,8 @@ use crate::stages::{history, Builder, EventKind, StageRun, State};
 use lower::Lowers;
 
 impl StageRun<'_, '_> {
+    /// One step: the instruction expanded with the stage's ARG and ENV and
+    /// keyed, then run by its kind's module (or found in the cache).
     pub(crate) fn step_command(
         &mut self,
         cmd: &Command,
