@@ -1,21 +1,19 @@
 #!/usr/bin/env python3
 """Writes the committed seed corpora under fuzz/corpus/<target>/.
 
-Sources: the repo's fixtures, the shared conformance corpora (BuildKit parser
-and shell test files, moby patternmatcher cases) when present, and small
+Sources: the repo's fixtures, the conformance corpora in fixtures/conformance
+(BuildKit parser and shell test files, moby patternmatcher cases), and small
 hand-made tars and JSON documents. Each seed is small; names are the sha1 of
 the content (as libFuzzer names its own), so reruns are idempotent.
 
-    python3 fuzz/make-seeds.py [CONFORMANCE_DIR]   # default ../shared/conformance
+    python3 fuzz/make-seeds.py [CONFORMANCE_DIR]   # default fixtures/conformance
 """
 import bz2, gzip, hashlib, io, json, lzma, os, subprocess, sys, tarfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 CONF = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
-    "KILN_CONFORMANCE_DIR", os.path.join(REPO, "..", "shared", "conformance"))
-if not os.path.isdir(CONF):
-    CONF = "/work/shared/conformance"
+    "KILN_CONFORMANCE_DIR", os.path.join(REPO, "fixtures", "conformance"))
 MAX_SEED = 8 * 1024
 
 

@@ -590,8 +590,7 @@ fn stdin_dockerfile_quiet_and_iidfile() {
 
 #[test]
 fn print_ast_matches_buildkit_dump() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/conformance/buildkit/parser/testfiles");
+    let corpus = test_support::conformance_dir().join("buildkit/parser/testfiles");
     let k = Kiln::new();
     for case in ["env", "json", "escape"] {
         let df = corpus.join(case).join("Dockerfile");
@@ -700,11 +699,7 @@ struct GitDaemon {
 impl GitDaemon {
     fn start(base: &Path) -> GitDaemon {
         common::require_tool("git");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = test_support::free_port();
         // git-daemon itself, not `git daemon`: the wrapper would leave the
         // daemon running when killed.
         let exec_path = Command::new("git").arg("--exec-path").output().unwrap();

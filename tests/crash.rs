@@ -8,15 +8,13 @@
 //! and pulls share one store; no command may fail and no tag may be lost.
 
 mod common;
-#[path = "common/registry.rs"]
-mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::{busybox_tar, Kiln, Run};
-use registry::Registry;
+use test_support::registry::Registry;
 
 /// splitmix64: a seeded RNG without a dependency.
 struct Rng(u64);
@@ -62,18 +60,7 @@ fn big_tar(dir: &Path, mb: usize, seed: u64) -> PathBuf {
     h.set_entry_type(tar::EntryType::Regular);
     b.append_data(&mut h, "noise", &data[..]).unwrap();
     // The busybox files too, so the image runs.
-    let mut bb = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
-    for e in bb.entries().unwrap() {
-        let mut e = e.unwrap();
-        let mut h = e.header().clone();
-        let path = e.path().unwrap().into_owned();
-        if h.entry_type().is_symlink() || h.entry_type().is_hard_link() {
-            let link = e.link_name().unwrap().unwrap().into_owned();
-            b.append_link(&mut h, &path, &link).unwrap();
-        } else {
-            b.append_data(&mut h, &path, &mut e).unwrap();
-        }
-    }
+    test_support::busybox::append_to(&mut b);
     b.into_inner().unwrap();
     p
 }

@@ -6,8 +6,6 @@
 #[path = "../fixtures/hostile/cases.rs"]
 mod cases;
 mod common;
-#[path = "common/registry.rs"]
-mod registry;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,7 +18,7 @@ use std::process::Command;
 use cases::{Outcome, RawTar};
 use common::{require_tool, Kiln};
 use image_store::unpack::{unpack, UnpackOptions, Whiteouts};
-use registry::Registry;
+use test_support::registry::Registry;
 
 /// Type, mode, size and mtime of everything under `dir`.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, u64, i64)> {

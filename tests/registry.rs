@@ -2,13 +2,11 @@
 //! cross-checked with skopeo and umoci.
 
 mod common;
-#[path = "common/registry.rs"]
-mod registry;
 
 use std::process::Command;
 
 use common::{require_tool, Kiln};
-use registry::Registry;
+use test_support::registry::Registry;
 
 fn skopeo(args: &[&str]) -> String {
     require_tool("skopeo");
@@ -276,7 +274,7 @@ fn cross_repository_mount() {
 #[test]
 fn auth_login_logout() {
     let reg = Registry::tls_auth("alice", "s3cret-pw");
-    let cert_dir = reg.cert_dir.clone().unwrap();
+    let cert_dir = reg.tls.as_ref().unwrap().ca_dir.clone();
     let cert_dir = cert_dir.to_str().unwrap();
     let k = Kiln::new();
     k.import_busybox("bb");

@@ -574,18 +574,7 @@ fn unprivileged_users_cannot_reach_unpacked_layers() {
     std::fs::set_permissions(k.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // busybox plus a setuid-root copy of it.
     let mut b = tar::Builder::new(Vec::new());
-    let mut bb = tar::Archive::new(std::fs::File::open(busybox_tar()).unwrap());
-    for e in bb.entries().unwrap() {
-        let mut e = e.unwrap();
-        let mut h = e.header().clone();
-        let path = e.path().unwrap().into_owned();
-        if h.entry_type().is_symlink() || h.entry_type().is_hard_link() {
-            let link = e.link_name().unwrap().unwrap().into_owned();
-            b.append_link(&mut h, &path, &link).unwrap();
-        } else {
-            b.append_data(&mut h, &path, &mut e).unwrap();
-        }
-    }
+    test_support::busybox::append_to(&mut b);
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);
     h.set_mode(0o4755);

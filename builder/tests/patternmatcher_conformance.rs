@@ -1,5 +1,5 @@
-//! Runs moby/patternmatcher's own test tables (converted to JSON in the shared
-//! conformance corpus) against `builder::dockerignore`.
+//! Runs moby/patternmatcher's own test tables (converted to JSON in
+//! `fixtures/conformance/patternmatcher`) against `builder::dockerignore`.
 
 use std::path::PathBuf;
 
@@ -7,10 +7,7 @@ use builder::dockerignore::{self, MatchInfo, Matcher};
 use serde_json::Value;
 
 fn corpus_path() -> PathBuf {
-    let dir = match std::env::var_os("KILN_CONFORMANCE_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
-    };
+    let dir = test_support::conformance_dir();
     dir.join("patternmatcher/cases.json")
 }
 

@@ -1,4 +1,4 @@
-//! BuildKit conformance corpora from `/work/shared/conformance` (or
+//! BuildKit conformance corpora from `fixtures/conformance` (or
 //! `$KILN_CONFORMANCE_DIR`), read at test time. Every case is reported by
 //! name; a missing corpus fails.
 
@@ -8,10 +8,7 @@ use std::fs;
 use std::path::PathBuf;
 
 fn corpus() -> PathBuf {
-    let dir = match std::env::var_os("KILN_CONFORMANCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
-    };
+    let dir = test_support::conformance_dir();
     assert!(
         dir.join("buildkit").is_dir(),
         "conformance corpus not found at {} (set KILN_CONFORMANCE_DIR)",

@@ -4,15 +4,10 @@ use dockerfile_parser::shell::{env_from_pairs, Lexer};
 use dockerfile_parser::{dump, parse, parse_dockerfile};
 use proptest::prelude::*;
 use std::fs;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn corpus_dockerfiles() -> Vec<String> {
-    let dir = match std::env::var_os("KILN_CONFORMANCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
-    }
-    .join("buildkit/parser/testfiles");
+    let dir = test_support::conformance_dir().join("buildkit/parser/testfiles");
     let mut out: Vec<String> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus missing at {}: {e}", dir.display()))
         .filter_map(|e| fs::read_to_string(e.ok()?.path().join("Dockerfile")).ok())

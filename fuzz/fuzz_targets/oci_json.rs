@@ -1,7 +1,6 @@
 //! The JSON documents kiln reads from images, archives and registries:
-//! image-store's Manifest / Index / ImageConfig / Descriptor, registry-client's
-//! index platform selection and Descriptor, and the digest/reference/platform
-//! strings inside them. Properties: no panic, and what parses re-serialises to
+//! oci-model's Manifest / Index / ImageConfig / Descriptor, index platform
+//! selection, and the digest/reference/platform strings inside them. Properties: no panic, and what parses re-serialises to
 //! a fixpoint (serialise → parse → serialise gives the same bytes).
 #![no_main]
 
@@ -24,21 +23,22 @@ fn fixpoint<T: Serialize + DeserializeOwned>(data: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    fixpoint::<image_store::Manifest>(data);
-    fixpoint::<image_store::model::Index>(data);
-    fixpoint::<image_store::ImageConfig>(data);
-    fixpoint::<image_store::Descriptor>(data);
-    fixpoint::<registry_client::Descriptor>(data);
-    for want in ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"] {
-        let _ = registry_client::select_platform(data, &want.parse().unwrap());
+    fixpoint::<oci_model::Manifest>(data);
+    fixpoint::<oci_model::Index>(data);
+    fixpoint::<oci_model::ImageConfig>(data);
+    fixpoint::<oci_model::Descriptor>(data);
+    if let Ok(index) = serde_json::from_slice::<oci_model::Index>(data) {
+        for want in ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"] {
+            let _ = index.select(&want.parse().unwrap());
+        }
     }
     if let Ok(s) = std::str::from_utf8(data) {
-        if let Ok(d) = s.parse::<image_store::Digest>() {
-            assert_eq!(d.to_string().parse::<image_store::Digest>().ok(), Some(d));
+        if let Ok(d) = s.parse::<oci_model::Digest>() {
+            assert_eq!(d.to_string().parse::<oci_model::Digest>().ok(), Some(d));
         }
-        let _ = s.parse::<registry_client::Digest>();
-        let _ = s.parse::<image_store::Reference>();
-        let _ = s.parse::<registry_client::Reference>();
-        let _ = s.parse::<registry_client::Platform>();
+        if let Ok(r) = s.parse::<oci_model::Reference>() {
+            let _ = (r.normalized(), r.remote(), r.candidates());
+        }
+        let _ = s.parse::<oci_model::Platform>();
     }
 });

@@ -519,7 +519,7 @@ fn find(images: &[Image], name: &str) -> Result<Image> {
                 return Ok(img.clone());
             }
             if let Some(d) = cand.digest() {
-                let repo = cand.repository();
+                let repo = cand.name();
                 if let Some(img) = images.iter().find(|i| {
                     i.manifest_digest() == d && i.names.iter().any(|n| repo_of(n) == repo)
                 }) {

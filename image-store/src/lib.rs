@@ -9,7 +9,6 @@ pub mod compose;
 pub mod compressed;
 pub mod containers;
 pub mod diff;
-pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod images;
@@ -18,10 +17,13 @@ pub mod layers;
 pub mod layout;
 mod lock;
 pub mod model;
-pub mod reference;
 pub mod temps;
 pub mod unpack;
 pub mod verify;
+
+/// The OCI model lives in `oci-model`; these keep `image_store::digest::…`
+/// and `image_store::reference::…` paths working.
+pub use oci_model::{digest, reference};
 
 pub use compose::{Committed, ComposeError, StoredLayer};
 pub use digest::Digest;

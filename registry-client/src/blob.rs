@@ -13,9 +13,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::auth::{pull_scope, push_scope};
 use crate::client::{status_error, Client, Host, Replay};
-use crate::digest::{Digest, Hasher};
 use crate::error::{is_retryable_transport, Error, Result};
-use crate::reference::Repository;
+use oci_model::digest::Hasher;
+use oci_model::{Digest, Repository};
 
 /// Large buffers keep syscalls and task hops few on multi-GB layers.
 const IO_BUF: usize = 1 << 20;
@@ -203,7 +203,7 @@ impl Client {
         let what = format!("blob {digest}");
         let scopes = [pull_scope(&repo.name)];
         let mut out = tokio::io::BufWriter::with_capacity(IO_BUF, out);
-        let mut hasher = Hasher::new(digest.algorithm());
+        let mut hasher = Hasher::new();
         let mut written: u64 = 0;
         let mut resumes = 0u32;
         let policy = self.inner.opts.retry.clone();
@@ -297,7 +297,7 @@ impl Client {
                 });
             }
         }
-        hasher.finish_check(digest, &what)?;
+        Error::check_digest(&what, digest, &hasher.finish().0)?;
         Ok(written)
     }
 

@@ -13,7 +13,6 @@ use tokio::sync::OnceCell;
 use crate::auth::{parse_challenge, Challenge, TokenCache, TokenResponse};
 use crate::credentials::{CredentialStore, Credentials};
 use crate::error::{is_retryable_status, is_retryable_transport, parse_error_body, Error, Result};
-use crate::reference::api_host;
 use crate::tls::{build_http_client, cert_dirs, HttpConfig};
 
 /// How often and how patiently to retry.
@@ -597,5 +596,14 @@ pub(crate) async fn status_error(
         path: strip_query(path).to_string(),
         status,
         errors: parse_error_body(&body),
+    }
+}
+
+/// The host the HTTP API is actually served from.
+pub(crate) fn api_host(registry: &str) -> &str {
+    if registry == oci_model::DOCKER_HUB {
+        "registry-1.docker.io"
+    } else {
+        registry
     }
 }

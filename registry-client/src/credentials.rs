@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::reference::DOCKER_HUB;
+use oci_model::DOCKER_HUB;
 
 /// A username and password (or token). `Debug` redacts the secret.
 #[derive(Clone, PartialEq, Eq)]

@@ -116,7 +116,50 @@ pub enum Error {
     },
 }
 
+impl From<oci_model::DigestError> for Error {
+    fn from(e: oci_model::DigestError) -> Self {
+        Error::InvalidDigest {
+            input: e.value,
+            reason: e.reason.to_string(),
+        }
+    }
+}
+
+impl From<oci_model::ReferenceError> for Error {
+    fn from(e: oci_model::ReferenceError) -> Self {
+        Error::InvalidReference {
+            input: e.value,
+            reason: e.reason,
+        }
+    }
+}
+
+impl From<oci_model::PlatformNotFound> for Error {
+    fn from(e: oci_model::PlatformNotFound) -> Self {
+        Error::PlatformNotFound {
+            platform: e.platform,
+            available: e.available,
+        }
+    }
+}
+
 impl Error {
+    /// `DigestMismatch` unless `actual` is `expected`.
+    pub(crate) fn check_digest(
+        what: &str,
+        expected: &oci_model::Digest,
+        actual: &oci_model::Digest,
+    ) -> Result<()> {
+        if actual != expected {
+            return Err(Error::DigestMismatch {
+                what: what.to_string(),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether repeating the same request may succeed (5xx, 429, broken
     /// connections). Digest errors and 4xx are final.
     pub fn is_retryable(&self) -> bool {

@@ -15,13 +15,13 @@
 //! let mut m = client.get_manifest(&r).await?;
 //! if manifest::is_index(&m.media_type) {
 //!     let d = select_platform(&m.bytes, &Platform::host())?;
-//!     let by_digest = Reference { digest: Some(d.digest.parse()?), ..r.clone() };
+//!     let by_digest = r.with_digest(d.digest.clone());
 //!     m = client.get_manifest(&by_digest).await?;
 //! }
 //! // ... parse m.bytes, then for each layer (in parallel, on clones of `client`):
 //! # let (digest, size): (Digest, u64) = todo!();
 //! let mut tmp = tokio::fs::File::create("blob.tmp").await.unwrap();
-//! client.pull_blob(&r.repository, &digest, Some(size), &mut tmp).await?;
+//! client.pull_blob(&r.repository(), &digest, Some(size), &mut tmp).await?;
 //! // Only now rename blob.tmp into the store: on Err it holds garbage.
 //! # Ok(()) }
 //! ```
@@ -38,16 +38,16 @@ mod auth;
 mod blob;
 mod client;
 pub mod credentials;
-mod digest;
 mod error;
 pub mod manifest;
-mod reference;
 mod tls;
 
 pub use blob::{BlobSource, BlockingWrite, PushOutcome, ReaderFactory};
 pub use client::{Client, ClientOptions, RetryPolicy};
 pub use credentials::{config_key, CredentialStore, Credentials, DockerConfig, StaticCredentials};
-pub use digest::{Algorithm, Digest};
 pub use error::{Error, RegistryErrorItem, Result};
-pub use manifest::{select_platform, Descriptor, Manifest, ManifestHead, Platform};
-pub use reference::{normalize_registry, Reference, Repository, DOCKER_HUB};
+pub use manifest::{select_platform, Manifest, ManifestHead};
+// The model is oci-model's; re-exported so callers keep their paths.
+pub use oci_model::{
+    normalize_registry, Algorithm, Descriptor, Digest, Platform, Reference, Repository, DOCKER_HUB,
+};

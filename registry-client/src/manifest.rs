@@ -1,22 +1,17 @@
 //! Manifests, manifest lists / OCI indexes, and platform selection.
 
-use std::fmt;
-use std::str::FromStr;
-
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::auth::{pull_scope, push_scope};
 use crate::client::{status_error, Client, Replay};
-use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::reference::{Reference, Repository};
+use oci_model::{Descriptor, Digest, Index, Platform, Reference, Repository};
 
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub use oci_model::media::{
+    is_index, DOCKER_LIST as DOCKER_MANIFEST_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
+};
 
 /// Everything we accept on a manifest GET, best first.
 pub const ACCEPTED_MANIFEST_TYPES: [&str; 4] = [
@@ -28,10 +23,6 @@ pub const ACCEPTED_MANIFEST_TYPES: [&str; 4] = [
 
 /// Manifests are small; refuse to buffer anything claiming to be larger.
 const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
-
-pub fn is_index(media_type: &str) -> bool {
-    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
-}
 
 /// A manifest exactly as the registry served it, verified against `digest`.
 #[derive(Debug, Clone)]
@@ -49,142 +40,12 @@ pub struct ManifestHead {
     pub size: u64,
 }
 
-/// A content descriptor, as found in indexes and manifests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    #[serde(default)]
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-}
-
-/// `os/architecture[/variant]`, with Go's names (`amd64`, `arm64`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    #[serde(default)]
-    pub os: String,
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-/// Maps Rust/uname architecture names to Go's.
-pub fn normalize_arch(arch: &str) -> &str {
-    match arch {
-        "x86_64" | "x86-64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" | "i386" | "i686" => "386",
-        "powerpc64le" => "ppc64le",
-        "armhf" | "armel" => "arm",
-        a => a,
-    }
-}
-
-impl Platform {
-    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Self {
-        Platform {
-            os: os.to_string(),
-            architecture: normalize_arch(architecture).to_string(),
-            variant: variant.filter(|v| !v.is_empty()).map(str::to_string),
-        }
-    }
-
-    /// The platform this binary runs on.
-    pub fn host() -> Self {
-        let variant = match std::env::consts::ARCH {
-            "arm" => Some("v7"),
-            _ => None,
-        };
-        Platform::new(std::env::consts::OS, std::env::consts::ARCH, variant)
-    }
-
-    fn variant_matches(&self, candidate: &Platform) -> bool {
-        let norm = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
-            // arm64 images are v8 unless they say otherwise.
-            ("arm64", None) => Some("v8".to_string()),
-            (_, v) => v.map(str::to_string),
-        };
-        match &self.variant {
-            None => true,
-            Some(_) => norm(self) == norm(candidate),
-        }
-    }
-
-    /// Whether an index entry for `candidate` can run as `self`.
-    pub fn matches(&self, candidate: &Platform) -> bool {
-        self.os == candidate.os
-            && self.architecture == normalize_arch(&candidate.architecture)
-            && self.variant_matches(candidate)
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for Platform {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let parts: Vec<&str> = s.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform::new(os, arch, None)),
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() => {
-                Ok(Platform::new(os, arch, Some(v)))
-            }
-            _ => Err(Error::Manifest(format!(
-                "invalid platform {s:?}: expected os/arch[/variant]"
-            ))),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct IndexDoc {
-    #[serde(default)]
-    manifests: Vec<Descriptor>,
-}
-
-/// Picks the manifest for `want` from an OCI index or docker manifest list.
-/// When `want` has no variant, an entry without variant (or the lowest one
-/// listed first) wins; attestation entries (`unknown/unknown`) never match.
+/// Parses an OCI index or Docker manifest list and picks the manifest for
+/// `want` ([`oci_model::Index::select`], the one platform rule).
 pub fn select_platform(index: &[u8], want: &Platform) -> Result<Descriptor> {
-    let doc: IndexDoc =
+    let index: Index =
         serde_json::from_slice(index).map_err(|e| Error::Manifest(format!("not an index: {e}")))?;
-    let candidates: Vec<&Descriptor> = doc
-        .manifests
-        .iter()
-        .filter(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
-        .collect();
-    let best = candidates
-        .iter()
-        .find(|d| {
-            d.platform
-                .as_ref()
-                .is_some_and(|p| p.variant.is_none() || p.variant == want.variant)
-        })
-        .or(candidates.first());
-    match best {
-        Some(d) => Ok((*d).clone()),
-        None => Err(Error::PlatformNotFound {
-            platform: want.to_string(),
-            available: doc
-                .manifests
-                .iter()
-                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
-    }
+    Ok(index.select(want)?.clone())
 }
 
 /// The `mediaType` field of a manifest document, if any.
@@ -201,7 +62,7 @@ impl Client {
     /// Fetches a manifest or index by tag or digest and verifies its digest
     /// (against the reference's digest, else against `Docker-Content-Digest`).
     pub async fn get_manifest(&self, reference: &Reference) -> Result<Manifest> {
-        let repo = &reference.repository;
+        let repo = &reference.repository();
         let host = self.host(&repo.registry).await?;
         let path = format!("/v2/{}/manifests/{}", repo.name, reference.manifest_ref());
         let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
@@ -250,18 +111,13 @@ impl Client {
             }
         }
         let what = format!("manifest {reference}");
-        let digest = match (&reference.digest, header_digest) {
-            (Some(d), _) => {
-                d.verify(&what, &bytes)?;
-                d.clone()
-            }
-            (None, Some(h)) => {
-                let d: Digest = h.parse()?;
-                d.verify(&what, &bytes)?;
-                d
-            }
-            (None, None) => Digest::sha256_of(&bytes),
+        let actual = Digest::of_bytes(&bytes);
+        let digest = match (reference.digest(), header_digest) {
+            (Some(d), _) => d.clone(),
+            (None, Some(h)) => h.parse::<Digest>()?,
+            (None, None) => actual.clone(),
         };
+        Error::check_digest(&what, &digest, &actual)?;
         let media_type = match header_type {
             Some(t) if ACCEPTED_MANIFEST_TYPES.contains(&t.as_str()) => t,
             other => embedded_media_type(&bytes)
@@ -278,7 +134,7 @@ impl Client {
     /// HEADs a manifest: its digest, media type and size if it exists.
     /// Cheap way to see whether a tag moved without downloading it.
     pub async fn head_manifest(&self, reference: &Reference) -> Result<Option<ManifestHead>> {
-        let repo = &reference.repository;
+        let repo = &reference.repository();
         let host = self.host(&repo.registry).await?;
         let path = format!("/v2/{}/manifests/{}", repo.name, reference.manifest_ref());
         let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
@@ -304,7 +160,7 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let digest = match (&reference.digest, header("docker-content-digest")) {
+        let digest = match (reference.digest(), header("docker-content-digest")) {
             (_, Some(h)) => h.parse::<Digest>()?,
             (Some(d), None) => d.clone(),
             (None, None) => {
@@ -314,7 +170,7 @@ impl Client {
                 })
             }
         };
-        if let Some(want) = &reference.digest {
+        if let Some(want) = reference.digest() {
             if want != &digest {
                 return Err(Error::DigestMismatch {
                     what: format!("manifest {reference}"),
@@ -343,7 +199,7 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest> {
-        let digest = Digest::sha256_of(bytes);
+        let digest = Digest::of_bytes(bytes);
         // Registries refuse a Content-Type that contradicts the document
         // with a bare "manifest invalid"; say what is wrong instead.
         if let Some(inner) = embedded_media_type(bytes) {
@@ -354,7 +210,7 @@ impl Client {
             }
         }
         if let Ok(d) = tag_or_digest.parse::<Digest>() {
-            d.verify("manifest to push", bytes)?;
+            Error::check_digest("manifest to push", &d, &digest)?;
         }
         let host = self.host(&repo.registry).await?;
         let path = format!("/v2/{}/manifests/{}", repo.name, tag_or_digest);
@@ -386,59 +242,5 @@ impl Client {
             }
         }
         Ok(digest)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn index() -> Vec<u8> {
-        serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [
-                {"mediaType": OCI_MANIFEST, "digest": "sha256:aa", "size": 1,
-                 "platform": {"os": "linux", "architecture": "amd64"}},
-                {"mediaType": OCI_MANIFEST, "digest": "sha256:bb", "size": 2,
-                 "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}},
-                {"mediaType": OCI_MANIFEST, "digest": "sha256:cc", "size": 3,
-                 "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
-                {"mediaType": OCI_MANIFEST, "digest": "sha256:dd", "size": 4,
-                 "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-                {"mediaType": OCI_MANIFEST, "digest": "sha256:ee", "size": 5,
-                 "platform": {"os": "unknown", "architecture": "unknown"}}
-            ]
-        })
-        .to_string()
-        .into_bytes()
-    }
-
-    fn pick(p: &str) -> Result<String> {
-        select_platform(&index(), &p.parse()?).map(|d| d.digest)
-    }
-
-    #[test]
-    fn selects_by_platform() {
-        assert_eq!(pick("linux/amd64").unwrap(), "sha256:aa");
-        assert_eq!(pick("linux/x86_64").unwrap(), "sha256:aa");
-        assert_eq!(pick("linux/arm/v7").unwrap(), "sha256:cc");
-        assert_eq!(pick("linux/arm64").unwrap(), "sha256:dd");
-        assert_eq!(pick("linux/aarch64/v8").unwrap(), "sha256:dd");
-        let e = pick("linux/s390x").unwrap_err().to_string();
-        assert!(
-            e.contains("linux/s390x") && e.contains("linux/amd64"),
-            "{e}"
-        );
-        assert!(pick("linux").is_err());
-        assert!(select_platform(b"[]", &Platform::host()).is_err());
-    }
-
-    #[test]
-    fn host_platform_uses_go_names() {
-        let h = Platform::host();
-        assert_eq!(h.os, "linux");
-        assert_ne!(h.architecture, "x86_64");
-        assert_ne!(h.architecture, "aarch64");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::image::TestImage;
 use common::token::TokenServer;
-use common::{fast_options, Auth, Registry};
+use common::{fast_options, Auth, Registry, Tls};
 use registry_client::{
     Client, ClientOptions, Credentials, DockerConfig, Error, Reference, Repository,
     StaticCredentials,
@@ -28,7 +28,7 @@ fn tls_client(reg: &Registry, creds: Option<Credentials>) -> Client {
 
 fn htpasswd_registry() -> Registry {
     Registry::start(
-        true,
+        Tls::ClientCerts,
         Auth::Htpasswd {
             user: "alice".into(),
             password: "wonderland".into(),
@@ -147,14 +147,8 @@ async fn tls_refuses_unknown_ca_and_missing_client_cert() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_auth_push_pull_and_scopes() {
     let dir = tempfile::tempdir().unwrap();
-    let ts = TokenServer::start(dir.path(), "bob", "builder").await;
-    let reg = Registry::start(
-        false,
-        Auth::Token(common::token::TokenServerConfig {
-            realm: ts.config.realm.clone(),
-            cert_path: ts.config.cert_path.clone(),
-        }),
-    );
+    let ts = TokenServer::start(dir.path(), "bob", "builder");
+    let reg = Registry::start(Tls::Off, Auth::Token(ts.config.clone()));
     // Credentials read from a docker config.json, as `kiln login` writes it.
     let cfg_path = dir.path().join("docker").join("config.json");
     let mut cfg = DockerConfig::load(Some(&cfg_path)).unwrap();
@@ -243,14 +237,8 @@ async fn token_auth_push_pull_and_scopes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_fetch_is_shared_and_identity_tokens_work() {
     let dir = tempfile::tempdir().unwrap();
-    let ts = TokenServer::start(dir.path(), "carol", "pw").await;
-    let reg = Registry::start(
-        false,
-        Auth::Token(common::token::TokenServerConfig {
-            realm: ts.config.realm.clone(),
-            cert_path: ts.config.cert_path.clone(),
-        }),
-    );
+    let ts = TokenServer::start(dir.path(), "carol", "pw");
+    let reg = Registry::start(Tls::Off, Auth::Token(ts.config.clone()));
     // docker stores an identity token as user "<token>".
     let client = Client::new(ClientOptions {
         credentials: Some(Arc::new(StaticCredentials::new().with(

@@ -66,7 +66,7 @@ async fn push_pull_510mb() {
         "diff_ids": layers.iter().map(|l| l.1.to_string()).collect::<Vec<_>>()}, "config": {}})
         .to_string()
         .into_bytes();
-    let config_digest = Digest::sha256_of(&config);
+    let config_digest = Digest::of_bytes(&config);
     let manifest = serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},

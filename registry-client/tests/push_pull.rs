@@ -237,9 +237,9 @@ async fn manifest_list_chooses_the_platform() {
     assert!(is_index(&m.media_type), "{}", m.media_type);
     let want: Platform = "linux/arm64".parse().unwrap();
     let d = select_platform(&m.bytes, &want).unwrap();
-    assert_eq!(d.digest, arm.digest.to_string());
+    assert_eq!(d.digest.to_string(), arm.digest.to_string());
     let d = select_platform(&m.bytes, &"linux/x86_64".parse().unwrap()).unwrap();
-    assert_eq!(d.digest, amd.digest.to_string());
+    assert_eq!(d.digest.to_string(), amd.digest.to_string());
     let chosen: Reference = format!("{}/multi/arch@{}", reg.host(), arm.digest)
         .parse()
         .unwrap();
@@ -404,7 +404,7 @@ async fn docker_schema2_and_manifest_list() {
     assert_eq!(m.media_type, DOCKER_MANIFEST_LIST);
     assert_eq!(m.digest, list_digest);
     let d = select_platform(&m.bytes, &"linux/arm/v7".parse().unwrap()).unwrap();
-    assert_eq!(d.digest, arm.digest.to_string());
+    assert_eq!(d.digest.to_string(), arm.digest.to_string());
     let one: Reference = format!("{}/docker/style@{}", reg.host(), d.digest)
         .parse()
         .unwrap();

@@ -117,7 +117,7 @@ fn matches_filter(filter: &Reference, name: &str) -> bool {
         if filter.tag().is_some() || filter.digest().is_some() {
             c.to_string() == name
         } else {
-            image_store::images::repo_of(name) == c.repository()
+            image_store::images::repo_of(name) == c.name()
         }
     })
 }

@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, args: PullArgs) -> Result<Status> {
     };
     match Location::parse(&args.image)? {
         Location::Docker(name) => {
-            let reference: Reference = name.parse()?;
+            let reference = name.parse::<Reference>()?.remote();
             let client = args.registry.client()?;
             progress.line(&format!("Trying to pull {reference}..."));
             let pulled = registry::pull(&store, &client, &reference, &platform, &progress)

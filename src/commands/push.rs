@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
     let progress = Progress::new(args.quiet);
     let digest = match Location::parse(dest)? {
         Location::Docker(name) => {
-            let reference: Reference = name.parse()?;
+            let reference = name.parse::<Reference>()?.remote();
             let client = args.registry.client()?;
             let opts = PushOptions {
                 format: args.format,

@@ -152,8 +152,7 @@ fn pick(dir: &Path, reference: Option<&str>, platform: &Platform) -> Result<Desc
     if desc.media_type == media::OCI_INDEX || desc.media_type == media::DOCKER_LIST {
         let bytes = read_verified(dir, &desc.digest)?;
         let d = registry_client::select_platform(&bytes, platform)?;
-        let digest: Digest = d.digest.parse()?;
-        return Ok(Descriptor::new(&d.media_type, digest, d.size));
+        return Ok(Descriptor::new(&d.media_type, d.digest, d.size));
     }
     Ok(desc)
 }

@@ -28,8 +28,8 @@ pub struct Pulled {
 /// The name a pulled image is stored under: `registry/repo:tag` or
 /// `registry/repo@digest`.
 pub fn store_name(reference: &Reference) -> Result<image_store::Reference> {
-    let r = &reference.repository;
-    let s = match (&reference.tag, &reference.digest) {
+    let r = &reference.repository();
+    let s = match (reference.tag(), reference.digest()) {
         (Some(t), _) => format!("{}/{}:{t}", r.registry, r.name),
         (None, Some(d)) => format!("{}/{}@{d}", r.registry, r.name),
         (None, None) => format!("{}/{}:latest", r.registry, r.name),
@@ -76,11 +76,7 @@ async fn pull_inner(
     let mut m = client.get_manifest(reference).await?;
     if is_index(&m.media_type) {
         let d = select_platform(&m.bytes, platform)?;
-        let by_digest = Reference {
-            repository: reference.repository.clone(),
-            tag: None,
-            digest: Some(d.digest.parse()?),
-        };
+        let by_digest = reference.with_digest(d.digest.clone());
         m = client.get_manifest(&by_digest).await?;
     }
     if m.media_type != OCI_MANIFEST && m.media_type != DOCKER_MANIFEST {
@@ -99,7 +95,7 @@ async fn pull_inner(
     fetch_blob(
         client,
         store,
-        &reference.repository,
+        &reference.repository(),
         &manifest.config,
         None,
         progress,
@@ -138,7 +134,7 @@ async fn pull_inner(
             added.clone(),
             sem.clone(),
         );
-        let (repo, diff_id) = (reference.repository.clone(), diff_id.clone());
+        let (repo, diff_id) = (reference.repository(), diff_id.clone());
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await?;
             fetch_blob(
@@ -320,8 +316,8 @@ fn mount_source(img: &Image, dest: &Reference) -> Option<registry_client::Reposi
     img.names
         .iter()
         .filter_map(|n| n.parse::<Reference>().ok())
-        .map(|r| r.repository)
-        .find(|r| r.registry == dest.repository.registry && r.name != dest.repository.name)
+        .map(|r| r.repository())
+        .find(|r| r.registry == dest.registry() && r.name != dest.repository().name)
 }
 
 /// Pushes `img` to `dest`; returns the manifest digest.
@@ -347,7 +343,7 @@ async fn push_inner(
     opts: &PushOptions,
     progress: &Progress,
 ) -> Result<registry_client::Digest> {
-    let repo = dest.repository.clone();
+    let repo = dest.repository();
     let mount = mount_source(img, dest);
     let sem = Arc::new(Semaphore::new(opts.jobs.max(1)));
     let mut tasks = JoinSet::new();
@@ -458,8 +454,8 @@ async fn push_inner(
         (mt.to_string(), serde_json::to_vec(&m)?)
     };
     progress.line("Writing manifest to image destination");
-    let target = match (&dest.tag, &dest.digest) {
-        (Some(t), _) => t.clone(),
+    let target = match (dest.tag(), dest.digest()) {
+        (Some(t), _) => t.to_string(),
         (None, Some(d)) => d.to_string(),
         (None, None) => "latest".to_string(),
     };

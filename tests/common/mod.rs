@@ -1,10 +1,10 @@
-//! Shared helpers for the end-to-end tests: a throwaway store per test, the
-//! kiln binary, and the busybox rootfs made from the host's busybox-static.
+//! Shared helpers for the end-to-end tests: a throwaway store per test and
+//! the kiln binary; the busybox rootfs tarball and the HTTP server come from
+//! the test-support crate (as does the registry launcher).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 pub struct Kiln {
     pub dir: tempfile::TempDir,
@@ -108,31 +108,10 @@ impl Kiln {
     }
 }
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-static BUSYBOX: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-
-/// A tarball of the busybox rootfs (made once per test binary).
-pub fn busybox_tar() -> &'static Path {
-    &BUSYBOX
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let tar = dir.path().join("busybox-rootfs.tar");
-            let st = Command::new(fixtures().join("make-busybox-rootfs.sh"))
-                .arg(dir.path().join("rootfs"))
-                .arg(&tar)
-                .status()
-                .expect("run make-busybox-rootfs.sh");
-            assert!(
-                st.success(),
-                "make-busybox-rootfs.sh failed (is busybox-static installed?)"
-            );
-            (dir, tar)
-        })
-        .1
-}
+/// A tarball of the busybox rootfs (made once per test binary), and the
+/// loopback HTTP server: both from the shared test-support crate.
+#[allow(unused_imports)]
+pub use test_support::{busybox::tar as busybox_tar, http::serve};
 
 pub fn sha256_file(p: &Path) -> String {
     use sha2::Digest;
@@ -152,32 +131,4 @@ pub fn require_tool(name: &str) {
         found,
         "{name} is not installed (CI installs it; see .ci/run)"
     );
-}
-
-/// A minimal HTTP server on a free loopback port that serves `body` for
-/// any GET, until the test process ends.
-pub fn serve(body: &'static [u8]) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = c.write_all(head.as_bytes());
-            let _ = c.write_all(body);
-        }
-    });
-    port
 }

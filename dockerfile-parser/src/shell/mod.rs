@@ -5,73 +5,12 @@
 //! [`Lexer::process_word`] / [`Lexer::process_words`] with the stage's
 //! ARG/ENV values through the [`Env`] trait.
 
+mod env;
 mod pattern;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+pub use env::{env_from_pairs, EmptyEnv, Env};
 
-/// Variable lookup for expansion. `None` means "unset", which differs from
-/// set-but-empty for `${v-w}`, `${v?m}` and friends.
-pub trait Env {
-    fn get(&self, name: &str) -> Option<&str>;
-}
-
-impl Env for HashMap<String, String> {
-    fn get(&self, name: &str) -> Option<&str> {
-        HashMap::get(self, name).map(String::as_str)
-    }
-}
-
-impl Env for BTreeMap<String, String> {
-    fn get(&self, name: &str) -> Option<&str> {
-        BTreeMap::get(self, name).map(String::as_str)
-    }
-}
-
-/// Ordered `(name, value)` list; a later entry shadows an earlier one, as
-/// when ENV redefines a variable.
-impl Env for [(String, String)] {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl Env for Vec<(String, String)> {
-    fn get(&self, name: &str) -> Option<&str> {
-        Env::get(self.as_slice(), name)
-    }
-}
-
-/// An environment with nothing set.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct EmptyEnv;
-
-impl Env for EmptyEnv {
-    fn get(&self, _name: &str) -> Option<&str> {
-        None
-    }
-}
-
-/// Builds an environment from `KEY=value` strings (a missing `=` means an
-/// empty value), the way BuildKit's `EnvsFromSlice` does.
-pub fn env_from_pairs<I, S>(items: I) -> Vec<(String, String)>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    items
-        .into_iter()
-        .map(|s| {
-            let s = s.as_ref();
-            match s.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (s.to_string(), String::new()),
-            }
-        })
-        .collect()
-}
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("failed to process {}: {message}", crate::dump::go_quote(.word))]
@@ -563,42 +502,4 @@ impl State<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mandatory_vars() {
-        let lex = Lexer::new('\\');
-        let set = env_from_pairs(["VAR=plain", "ARG=x"]);
-        let empty = env_from_pairs(["VAR=", "ARG=x"]);
-        let unset = env_from_pairs(["ARG=x"]);
-        let no_empty = "${VAR:?message here$ARG}";
-        let no_unset = "${VAR?message here$ARG}";
-        assert_eq!(lex.process_word(no_empty, &set).unwrap(), "plain");
-        let e = lex.process_word(no_empty, &empty).unwrap_err();
-        assert!(e.to_string().contains("message herex"), "{e}");
-        assert!(lex.process_word(no_empty, &unset).is_err());
-        assert_eq!(lex.process_word(no_unset, &empty).unwrap(), "");
-        assert!(lex.process_word(no_unset, &unset).is_err());
-    }
-
-    #[test]
-    fn reports_unmatched() {
-        let lex = Lexer::new('\\');
-        let env = env_from_pairs(["A=1"]);
-        let e = lex.process("$A ${B:-x} $C", &env).unwrap();
-        assert_eq!(e.result, "1 x ");
-        assert!(e.matched.contains("A"));
-        assert_eq!(e.unmatched.iter().collect::<Vec<_>>(), ["B", "C"]);
-    }
-
-    #[test]
-    fn skip_unset_keeps_references() {
-        let mut lex = Lexer::new('\\');
-        lex.skip_unset_env = true;
-        let got = lex
-            .process_word("$A ${B} ${C:-d} ${E/f/g}", &EmptyEnv)
-            .unwrap();
-        assert_eq!(got, "$A ${B} ${C:-d} ${E/f/g}");
-    }
-}
+mod tests;

@@ -322,15 +322,9 @@ fn pick_manifest(
         media::OCI_INDEX | media::DOCKER_LIST => {
             let m = member(members, &format!("blobs/sha256/{}", d.digest.hex()))?;
             let idx: Index = read_member_json(store, "index", m)?;
-            let arch = crate::model::host_arch();
             let found = idx
-                .manifests
-                .iter()
-                .find(|m| {
-                    m.platform
-                        .as_ref()
-                        .is_some_and(|p| p.architecture == arch && p.os == "linux")
-                })
+                .select(&crate::model::Platform::host())
+                .ok()
                 .or_else(|| idx.manifests.first())
                 .ok_or_else(|| ArchiveError::Corrupt("an empty image index".into()))?;
             pick_manifest(store, members, found)

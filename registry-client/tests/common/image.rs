@@ -12,7 +12,7 @@ pub struct Blob {
 impl Blob {
     pub fn new(data: Vec<u8>, media_type: &str) -> Blob {
         Blob {
-            digest: Digest::sha256_of(&data),
+            digest: Digest::of_bytes(&data),
             data,
             media_type: media_type.into(),
         }
@@ -95,7 +95,7 @@ impl TestImage {
         })
         .to_string()
         .into_bytes();
-        let digest = Digest::sha256_of(&manifest);
+        let digest = Digest::of_bytes(&manifest);
         TestImage {
             media_type,
             layers,

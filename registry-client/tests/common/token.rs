@@ -2,7 +2,7 @@
 //! `auth.token`): ES256 JWTs with an `x5c` header holding a self-signed
 //! certificate that is also the registry's `rootcertbundle`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -10,27 +10,18 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use rcgen::{CertificateParams, DnType, KeyPair};
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use test_support::http::{Request, Response, Server};
+use test_support::registry::TokenAuth;
 
 pub const SERVICE: &str = "kiln-test-registry";
 pub const ISSUER: &str = "kiln-test-issuer";
 
-pub struct TokenServerConfig {
-    pub realm: String,
-    pub cert_path: PathBuf,
-}
-
 pub struct TokenServer {
-    pub config: TokenServerConfig,
+    /// What the registry needs to trust this server (`Auth::Token`).
+    pub config: TokenAuth,
     /// Token requests answered (any outcome).
     pub requests: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Server,
 }
 
 struct Signer {
@@ -43,7 +34,7 @@ struct Signer {
 impl TokenServer {
     /// Grants everything asked to `user`/`password`, only `pull` to
     /// anonymous callers, and 401 to wrong credentials.
-    pub async fn start(dir: &Path, user: &str, password: &str) -> TokenServer {
+    pub fn start(dir: &Path, user: &str, password: &str) -> TokenServer {
         let kp = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
@@ -56,78 +47,35 @@ impl TokenServer {
         let key =
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &kp.serialize_der(), &rng)
                 .unwrap();
-        let signer = Arc::new(Signer {
+        let signer = Signer {
             key,
             cert_der_b64: STANDARD.encode(cert.der()),
             user: user.into(),
             password: password.into(),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        };
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                let signer = signer.clone();
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let _ = serve(sock, &signer, &counter).await;
-                });
-            }
+        let server = Server::start(move |req| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            answer(req, &signer, &counter)
         });
         TokenServer {
-            config: TokenServerConfig {
-                realm: format!("http://127.0.0.1:{port}/token"),
+            config: TokenAuth {
+                realm: server.url("/token"),
+                service: SERVICE.into(),
+                issuer: ISSUER.into(),
                 cert_path,
             },
             requests,
-            task,
+            _server: server,
         }
     }
 }
 
-async fn serve(
-    mut sock: tokio::net::TcpStream,
-    signer: &Signer,
-    counter: &AtomicUsize,
-) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = sock.read(&mut tmp).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&tmp[..n]);
-    }
-    counter.fetch_add(1, Ordering::SeqCst);
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let mut body = buf[split..].to_vec();
-    let header = |name: &str| {
-        head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    };
-    let content_length: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    while body.len() < content_length {
-        let n = sock.read(&mut tmp).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&tmp[..n]);
-    }
-    let target = head.split_whitespace().nth(1).unwrap_or("/");
-    let is_post = head.starts_with("POST ");
-    let query = target
-        .split_once('?')
-        .map(|x| x.1)
-        .unwrap_or("")
-        .to_string();
-    let form = String::from_utf8_lossy(&body).to_string();
+fn answer(req: &Request, signer: &Signer, counter: &AtomicUsize) -> Response {
+    let is_post = req.method == "POST";
+    let query = req.query().to_string();
+    let form = String::from_utf8_lossy(&req.body).to_string();
     let params: Vec<(String, String)> = if is_post { &form } else { &query }
         .split('&')
         .filter_map(|kv| kv.split_once('='))
@@ -150,20 +98,13 @@ async fn serve(
         let ok = param("grant_type") == ["refresh_token"]
             && param("refresh_token") == [refresh_token(&signer.password)];
         if !ok {
-            return respond(
-                &mut sock,
-                "401 Unauthorized",
-                r#"{"details":"invalid refresh token"}"#,
-            )
-            .await;
+            return Response::json("401 Unauthorized", r#"{"details":"invalid refresh token"}"#);
         }
     }
-    let auth = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("authorization")
-            .then(|| v.trim().to_string())
-    });
-    let who = match auth.as_deref().and_then(|a| a.strip_prefix("Basic ")) {
+    let who = match req
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Basic "))
+    {
         Some(b64) => {
             let decoded =
                 String::from_utf8(STANDARD.decode(b64).unwrap_or_default()).unwrap_or_default();
@@ -171,7 +112,7 @@ async fn serve(
                 Some(signer.user.clone())
             } else {
                 let body = r#"{"details":"incorrect username or password"}"#;
-                return respond(&mut sock, "401 Unauthorized", body).await;
+                return Response::json("401 Unauthorized", body);
             }
         }
         None if is_post => Some(signer.user.clone()),
@@ -214,20 +155,7 @@ async fn serve(
     let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()));
     let key = if is_post { "access_token" } else { "token" };
     let body = serde_json::json!({key: jwt, "expires_in": 300}).to_string();
-    respond(&mut sock, "200 OK", &body).await
-}
-
-async fn respond(
-    sock: &mut tokio::net::TcpStream,
-    status: &str,
-    body: &str,
-) -> std::io::Result<()> {
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    sock.write_all(resp.as_bytes()).await?;
-    sock.shutdown().await
+    Response::json("200 OK", &body)
 }
 
 /// The identity (refresh) token the server accepts for `password`'s user.

@@ -1,5 +1,5 @@
-//! Shared helpers for the runner's process-level tests: a busybox rootfs
-//! built from the host's static busybox, output capture and a tiny
+//! Shared helpers for the runner's process-level tests: the busybox rootfs
+//! (from the test-support crate), output capture and a tiny
 //! sequential test driver (the runner must not be exercised from cargo's
 //! multi-threaded harness).
 
@@ -10,9 +10,7 @@ use runner::{ExitStatus, Rootfs, RunError, RunOptions, Stdio};
 use std::fs;
 use std::io::{Read, Seek};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 pub type TestResult = Result<(), String>;
 
@@ -21,36 +19,8 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Builds a minimal busybox rootfs in `dir`: the static binary, one symlink
-/// per applet, passwd/group with root and nobody, and /tmp.
-pub fn busybox_rootfs(dir: &Path) -> Result<(), String> {
-    let bin = dir.join("bin");
-    fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
-    fs::copy("/bin/busybox", bin.join("busybox")).map_err(|e| format!("copy /bin/busybox: {e}"))?;
-    let list = Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .map_err(|e| e.to_string())?;
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        let link = bin.join(applet);
-        if applet != "busybox" && !link.exists() {
-            std::os::unix::fs::symlink("busybox", &link).map_err(|e| e.to_string())?;
-        }
-    }
-    for d in ["etc", "proc", "sys", "dev", "root"] {
-        fs::create_dir_all(dir.join(d)).map_err(|e| e.to_string())?;
-    }
-    fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
-    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777))
-        .map_err(|e| e.to_string())?;
-    fs::write(
-        dir.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    )
-    .map_err(|e| e.to_string())?;
-    fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").map_err(|e| e.to_string())?;
-    Ok(())
-}
+/// The busybox rootfs builder shared by every test crate.
+pub use test_support::busybox::rootfs as busybox_rootfs;
 
 pub fn params(args: &[&str]) -> SpecParams {
     SpecParams {

@@ -251,7 +251,10 @@ struct RegistrySource<'a> {
 
 impl BaseSource for RegistrySource<'_> {
     fn fetch(&self, name: &str) -> std::result::Result<(), String> {
-        let reference: registry_client::Reference = name.parse().map_err(|e| format!("{e}"))?;
+        let reference = name
+            .parse::<registry_client::Reference>()
+            .map_err(|e| format!("{e}"))?
+            .remote();
         let client = self.registry.client().map_err(|e| format!("{e:#}"))?;
         let progress = Progress::new(self.quiet);
         progress.line(&format!("Trying to pull {reference}..."));
