@@ -24,6 +24,7 @@ impl Ctx {
 
     pub fn store(&self) -> Result<Store> {
         Store::open(&self.root)
+            .map(|s| s.with_janitor(containers::check::remove_leftover_cgroups))
             .with_context(|| format!("opening the image store at {}", self.root.display()))
     }
 }

@@ -37,6 +37,20 @@ impl std::fmt::Display for WithCode {
 
 impl std::error::Error for WithCode {}
 
+/// A containers-crate error for the CLI: the runner's failures (and a
+/// detached container's monitor's) keep their exit code and read as one
+/// line, as the runner words them.
+pub fn from_containers(e: containers::Error) -> anyhow::Error {
+    match e {
+        containers::Error::Run(_) | containers::Error::Failed { .. } => WithCode {
+            code: e.exit_code(),
+            message: e.to_string(),
+        }
+        .into(),
+        e => e.into(),
+    }
+}
+
 pub fn code_of(err: &anyhow::Error) -> u8 {
     err.downcast_ref::<WithCode>()
         .map_or(KILN_ERROR, |w| w.code)

@@ -198,3 +198,38 @@ fn export_then_import_gives_the_same_files() {
     assert!(lines > 100, "{lines}");
     k.run(&["export", "no-such-container"]).code(125);
 }
+
+/// A mount point that an image layer deleted (a whiteout over a lower
+/// layer's directory) is a stub in the container's init layer, not a
+/// directory the runner makes in its upper one: the committed image does
+/// not get it back. (`kiln run` once looked for mount points in the layers
+/// without honouring whiteouts, so `/data` came back here.)
+#[test]
+fn commit_does_not_revive_a_deleted_mount_point() {
+    if !is_root() {
+        eprintln!("skipping: containers need root");
+        return;
+    }
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    k.run(&["run", "--name", "ca", "busybox", "mkdir", "/data"])
+        .ok();
+    k.run(&["commit", "ca", "with-data"]).ok();
+    k.run(&["run", "--name", "cb", "with-data", "rmdir", "/data"])
+        .ok();
+    k.run(&["commit", "cb", "without-data"]).ok();
+    let host = k.dir.path().join("vol");
+    let vol = format!("{}:/data", host.display());
+    k.run(&["run", "--name", "cc", "-v", &vol, "without-data", "true"])
+        .ok();
+    k.run(&["commit", "cc", "after-mount"]).ok();
+    let r = k.run(&[
+        "run",
+        "--rm",
+        "after-mount",
+        "sh",
+        "-c",
+        "ls -d /data || echo gone",
+    ]);
+    assert_eq!(r.stdout, "gone\n", "{}", r.stderr);
+}

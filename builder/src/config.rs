@@ -147,20 +147,8 @@ pub fn resolve_workdir(config: &ContainerConfig, w: &str) -> String {
     clean_abs(&joined)
 }
 
-/// Cleans an absolute path: `.`, `..` and repeated slashes removed.
-pub fn clean_abs(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+/// Cleans an absolute path (one definition, shared with `-v`/`--tmpfs`).
+pub use containers::options::clean_abs;
 
 /// `80`, `80/udp`, `8000-8002/tcp` → docker's `PORT/PROTO` keys.
 fn port_specs(p: &str) -> Result<Vec<String>, ConfigError> {

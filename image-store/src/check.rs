@@ -2,14 +2,14 @@
 //! the collector lock (so no writer is half-way): `index.json` parses,
 //! every blob an image references is there and hashes to its digest
 //! (streamed), unpacked layers and their short links are whole, build cache
-//! and compressed-layer records point at blobs that exist, container
-//! records parse and match their directories, and no killed process left
-//! temp state. With `repair`, what is dangling or corrupt is removed.
+//! and compressed-layer records point at blobs that exist, and no killed
+//! process left temp state. With `repair`, what is dangling or corrupt is
+//! removed. Container records and cgroups are the containers crate's
+//! (`containers::check`), which runs this under the same lock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
-use std::path::Path;
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Result, StoreError};
@@ -46,6 +46,9 @@ pub struct CheckReport {
     /// Blobs nothing references (not a problem: `image prune` or a repair
     /// removes them) and their size.
     pub unreferenced: (usize, u64),
+    /// Every blob the check looked at (whether it was sound or not), so a
+    /// further check does not report an image that is already reported.
+    pub examined: BTreeSet<Digest>,
 }
 
 impl CheckReport {
@@ -69,6 +72,12 @@ impl Store {
     /// collects garbage.
     pub fn check(&self, repair: bool) -> Result<CheckReport> {
         let _gc = self.collector_lock()?;
+        self.check_locked(repair)
+    }
+
+    /// [`Store::check`] for a caller that holds the collector lock and
+    /// checks more beside it (the containers crate's records and cgroups).
+    pub fn check_locked(&self, repair: bool) -> Result<CheckReport> {
         let mut rep = CheckReport::default();
         let problem = |rep: &mut CheckReport, kind, object: String, message: String| {
             rep.problems.push(Problem {
@@ -156,21 +165,7 @@ impl Store {
 
         self.check_layers(repair, &mut rep);
         self.check_roots(repair, &mut rep);
-        self.check_containers(repair, &mut rep, &verified);
-        self.check_orphans(repair, &mut rep);
-        for c in self.leftover_cgroups() {
-            let repaired = repair && runner::remove_empty_cgroup(&c);
-            rep.problems.push(Problem {
-                kind: "cgroup",
-                object: c.path.display().to_string(),
-                message: format!(
-                    "empty cgroup of container {} left by a kiln process that is gone",
-                    c.id
-                ),
-                repaired,
-                action: "removed",
-            });
-        }
+        rep.examined = verified.keys().cloned().collect();
 
         // Unreferenced blobs are garbage, not damage.
         let mut roots_live = live.clone();
@@ -389,128 +384,4 @@ impl Store {
             }
         }
     }
-
-    /// Every container directory has a record that parses, carries its
-    /// directory's ID and names an image the store still has.
-    fn check_containers(
-        &self,
-        repair: bool,
-        rep: &mut CheckReport,
-        verified: &BTreeMap<Digest, Option<BlobFault>>,
-    ) {
-        let Ok(entries) = fs::read_dir(self.containers_dir()) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let dir = e.path();
-            let id = e.file_name().to_string_lossy().into_owned();
-            if !dir.is_dir() {
-                continue;
-            }
-            let rec = dir.join("container.json");
-            let fault = match fs::read(&rec) {
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                    Some("has no record (partly created or removed)".to_string())
-                }
-                Err(err) => Some(format!("record cannot be read: {err}")),
-                Ok(data) => match serde_json::from_slice::<crate::containers::Container>(&data) {
-                    Err(err) => Some(format!("record does not parse: {err}")),
-                    Ok(c) if c.id != id => Some(format!("record carries ID {}", c.id)),
-                    Ok(c) => {
-                        if !verified.contains_key(&c.image_id) && !self.has_blob(&c.image_id) {
-                            rep.problems.push(Problem {
-                                kind: "container",
-                                object: id.clone(),
-                                message: format!(
-                                    "its image {} is gone (not repairable: remove the container)",
-                                    c.image_id
-                                ),
-                                repaired: false,
-                                action: "removed",
-                            });
-                        }
-                        None
-                    }
-                },
-            };
-            if let Some(message) = fault {
-                let repaired = repair && remove_tree(&dir);
-                rep.problems.push(Problem {
-                    kind: "container",
-                    object: id,
-                    message,
-                    repaired,
-                    action: "removed",
-                });
-            }
-        }
-    }
-}
-
-impl Store {
-    /// Container records that say created/running, but whose kiln process
-    /// and init are gone; repaired by [`Store::reap_orphans`].
-    fn check_orphans(&self, repair: bool, rep: &mut CheckReport) {
-        let Ok(all) = self.containers() else { return };
-        let orphans: Vec<_> = all.into_iter().filter(|c| c.orphaned()).collect();
-        if orphans.is_empty() {
-            return;
-        }
-        let reaped = if repair {
-            self.reap_orphans().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        for c in orphans {
-            let (action, message) = if c.auto_remove {
-                ("removed", "a --rm container whose kiln process died")
-            } else {
-                (
-                    "marked exited (137)",
-                    "recorded as running, but its kiln process and init are gone",
-                )
-            };
-            rep.problems.push(Problem {
-                kind: "container",
-                object: c.id[..12.min(c.id.len())].to_string(),
-                message: message.into(),
-                repaired: reaped.iter().any(|r| r.id == c.id),
-                action,
-            });
-        }
-    }
-
-    /// Empty `kiln-*` cgroups of this store that no live container and no
-    /// live build step owns: `kill -9` of `kiln run` or `build` leaves them.
-    /// A container's record (with its owner) is made before its cgroup, and
-    /// a build step's id carries its live pid, so a starting container or
-    /// step is live here. Cgroups of other stores (container ids without a
-    /// directory here, build ids without this store's tag) are left alone.
-    pub fn leftover_cgroups(&self) -> Vec<runner::EmptyCgroup> {
-        let found = runner::empty_cgroups();
-        if found.is_empty() {
-            return found;
-        }
-        // Without every record, no cgroup can be told to be stale.
-        let Ok(all) = self.containers() else {
-            return Vec::new();
-        };
-        let records: BTreeMap<String, bool> =
-            all.into_iter().map(|c| (c.id.clone(), c.live())).collect();
-        found
-            .into_iter()
-            .filter(|c| match self.build_step_pid(&c.id) {
-                Some(pid) => !crate::containers::pid_alive(pid),
-                None => {
-                    Digest::from_hex(&c.id).is_ok()
-                        && self.container_dir(&c.id).is_dir()
-                        && !records.get(&c.id).copied().unwrap_or(false)
-                }
-            })
-            .collect()
-    }
-}
-
-fn remove_tree(p: &Path) -> bool {
-    fs::remove_dir_all(p).is_ok()
 }

@@ -21,12 +21,6 @@ pub enum StoreError {
     Reference(#[from] ReferenceError),
     #[error(transparent)]
     Digest(#[from] DigestError),
-    #[error("no such container: {0}")]
-    NoSuchContainer(String),
-    #[error("the container name {0:?} is already in use")]
-    NameInUse(String),
-    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least two characters")]
-    InvalidName(String),
     #[error("no such image: {0}")]
     NoSuchImage(String),
     #[error("image reference {name:?} is ambiguous: it matches {count} images")]

@@ -20,6 +20,9 @@ pub const KILN_DIR: &str = "kiln";
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Cleans up what the layers above leave beside the store (the
+    /// containers crate: cgroups of killed runners), with the stale temps.
+    pub(crate) janitor: Option<fn(&Store)>,
 }
 
 impl Store {
@@ -29,7 +32,10 @@ impl Store {
         // paths, and a detached container's monitor runs in another cwd.
         let root = root.into();
         let root = std::path::absolute(&root).map_err(StoreError::io(&root))?;
-        let store = Store { root };
+        let store = Store {
+            root,
+            janitor: None,
+        };
         if let Some(parent) = store.root.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(StoreError::io(parent))?;
         }

@@ -1,5 +1,6 @@
 //! The local image store: an OCI image layout on disk plus kiln's own
-//! bookkeeping beside it (locks, unpacked layers, containers).
+//! bookkeeping beside it (locks, unpacked layers). Container records live
+//! beside it too (`kiln/containers/`), but belong to the containers crate.
 
 pub mod archive;
 pub mod build_roots;
@@ -7,7 +8,6 @@ pub mod cache_dirs;
 pub mod check;
 pub mod compose;
 pub mod compressed;
-pub mod containers;
 pub mod diff;
 pub mod error;
 pub mod fsutil;

@@ -30,7 +30,8 @@ impl Store {
             kiln.join("stat-index"),
             kiln.join("cache-probes"),
         ];
-        if let Ok(entries) = fs::read_dir(self.containers_dir()) {
+        // Container directories (the containers crate's records).
+        if let Ok(entries) = fs::read_dir(kiln.join("containers")) {
             dirs.extend(entries.flatten().map(|e| e.path()));
         }
         dirs
@@ -93,10 +94,18 @@ impl Store {
                 removed.push(t);
             }
         }
-        // Cgroups of killed runners: a directory listing per hierarchy.
-        for c in self.leftover_cgroups() {
-            runner::remove_empty_cgroup(&c);
+        if let Some(janitor) = self.janitor {
+            janitor(self);
         }
         removed
+    }
+
+    /// Has `janitor` run whenever stale temps are cleaned (the first lock a
+    /// process takes, `prune`, `system check --repair`): the layers above
+    /// the store clean up after their killed processes there (the
+    /// containers crate removes their cgroups).
+    pub fn with_janitor(mut self, janitor: fn(&Store)) -> Store {
+        self.janitor = Some(janitor);
+        self
     }
 }

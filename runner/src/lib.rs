@@ -57,7 +57,7 @@ pub use caps::{number as capability_number, DOCKER_DEFAULT as DOCKER_DEFAULT_CAP
 pub use error::{ExitStatus, RunError};
 pub use idmap::{rootless_default as rootless_id_maps, IdMap, IdMaps};
 pub use oci_spec::runtime::Spec;
-pub use rootfs::Rootfs;
+pub use rootfs::{readonly_overlay_data, Rootfs};
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;

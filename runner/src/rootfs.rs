@@ -81,12 +81,35 @@ pub(crate) fn overlay_data(
     work: &Path,
     volatile: bool,
 ) -> Result<(String, Option<PathBuf>), RunError> {
+    mount_data(lower, Some((upper, work)), volatile)
+}
+
+/// Mount data of a read-only overlay of `lower` (base first, at least two
+/// layers: overlay wants that without an upper directory), for views of a
+/// layer stack: `lowerdir=` only. As for a container's root, when the
+/// absolute paths exceed a page they are made relative to the returned
+/// directory, which the mounter must make its working directory.
+pub fn readonly_overlay_data(lower: &[PathBuf]) -> Result<(String, Option<PathBuf>), RunError> {
+    mount_data(lower, None, false)
+}
+
+fn mount_data(
+    lower: &[PathBuf],
+    rw: Option<(&Path, &Path)>,
+    volatile: bool,
+) -> Result<(String, Option<PathBuf>), RunError> {
     if lower.is_empty() {
         return Err(RunError::InvalidSpec(
             "overlay rootfs without lower layers".into(),
         ));
     }
-    for p in lower.iter().map(PathBuf::as_path).chain([upper, work]) {
+    let rw_paths = rw.map(|(u, w)| [u, w]);
+    let all: Vec<&Path> = lower
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(rw_paths.into_iter().flatten())
+        .collect();
+    for &p in &all {
         check_overlay_path(p)?;
         if !p.is_absolute() {
             return Err(RunError::InvalidSpec(format!(
@@ -101,18 +124,16 @@ pub(crate) fn overlay_data(
             None => p.display().to_string(),
         };
         let lowers: Vec<String> = lower.iter().rev().map(|p| show(p)).collect();
-        let mut d = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lowers.join(":"),
-            show(upper),
-            show(work)
-        );
+        let mut d = format!("lowerdir={}", lowers.join(":"));
+        if let Some((upper, work)) = rw {
+            d.push_str(&format!(",upperdir={},workdir={}", show(upper), show(work)));
+        }
         if volatile {
             d.push_str(",volatile");
         }
         d
     };
-    if volatile {
+    if let (true, Some((_, work))) = (volatile, rw) {
         let marker = work.join("work/incompat/volatile");
         if marker.exists() {
             fs::remove_dir_all(&marker)
@@ -124,11 +145,6 @@ pub(crate) fn overlay_data(
     if full.len() < 4000 {
         return Ok((full, None));
     }
-    let all: Vec<&Path> = lower
-        .iter()
-        .map(PathBuf::as_path)
-        .chain([upper, work])
-        .collect();
     let base = common_parent(&all)
         .ok_or_else(|| RunError::InvalidSpec("overlay paths share no parent".into()))?;
     let short = build(Some(&base));

@@ -1,19 +1,14 @@
-//! `kiln commit`: a container's changes (its overlay upper directory)
-//! become one new layer on top of its image.
-//!
-//! `--pause` (default true, as docker): a running container's processes are
-//! stopped with SIGSTOP while the layer is written and continued with
-//! SIGCONT after (no cgroup freezer: the runner creates cgroups only for
-//! resource limits).
+//! `kiln commit`: flags into [`containers::commit::commit`], which writes
+//! the container's changes as a layer on its image (pausing it first
+//! unless `--pause=false`); `--change` instructions are applied by the
+//! builder's Dockerfile config rules.
 
-use anyhow::{Context as _, Result};
-use image_store::diff::{write_tar_from_dir, DiffOptions};
-use image_store::model::{self, media, Descriptor, History};
+use anyhow::Result;
+use containers::commit::CommitOptions;
 use image_store::Reference;
 
-use super::ctr;
 use crate::context::Ctx;
-use crate::exit::Status;
+use crate::exit::{from_containers, Status};
 
 #[derive(clap::Args, Debug)]
 pub struct CommitArgs {
@@ -35,82 +30,21 @@ pub struct CommitArgs {
     pub reference: Option<String>,
 }
 
-/// SIGCONTs the stopped processes when dropped.
-struct Paused(Vec<i32>);
-
-impl Drop for Paused {
-    fn drop(&mut self) {
-        for &p in &self.0 {
-            let _ = runner::kill(p, libc::SIGCONT);
-        }
-    }
-}
-
-fn pause(store: &image_store::Store, c: &image_store::containers::Container) -> Paused {
-    let Some(pid) = ctr::init_pid(store, c) else {
-        return Paused(Vec::new());
-    };
-    let mut stopped = Vec::new();
-    for p in ctr::namespace_pids(pid) {
-        if runner::kill(p, libc::SIGSTOP).is_ok() {
-            stopped.push(p);
-        }
-    }
-    Paused(stopped)
-}
-
 pub fn run(ctx: &Ctx, args: CommitArgs) -> Result<Status> {
-    let name: Option<Reference> = args.reference.as_deref().map(str::parse).transpose()?;
+    let reference: Option<Reference> = args.reference.as_deref().map(str::parse).transpose()?;
     let store = ctx.store()?;
-    let c = ctr::find(&store, &args.container)?;
-    // The base image is looked up under the writer lock that also covers
-    // storing the new image, so an `rmi` cannot delete it in between.
-    let _writer = store.writer_lock()?;
-    let image = store
-        .resolve_locked(&c.image_id.to_string())
-        .with_context(|| format!("the image of container {}", args.container))?;
-    let mut config = image.config.clone();
-    let mut container_config = config.container_config();
-    let mut author = args.author.clone().or_else(|| config.author.clone());
-    builder::config::apply_changes(&mut container_config, &mut author, &args.changes)?;
-
-    let upper = store.container_dir(&c.id).join("upper");
-    std::fs::create_dir_all(&upper)?;
-    let (digest, size) = {
-        let _paused = if args.pause {
-            pause(&store, &c)
-        } else {
-            Paused(Vec::new())
-        };
-        let mut w = store.blob_writer()?;
-        write_tar_from_dir(
-            &upper,
-            &mut w,
-            DiffOptions {
-                overlay_whiteouts: true,
-                clamp_mtime: None,
-            },
-        )
-        .context("writing the container's changes as a layer")?;
-        w.commit(None)?
+    let opts = CommitOptions {
+        author: args.author,
+        message: args.message,
+        pause: args.pause,
+        reference,
     };
-    let created = model::now();
-    config.created = Some(created.clone());
-    config.author = author.clone();
-    config.comment = args.message.clone();
-    config.config = Some(container_config);
-    config.rootfs.diff_ids.push(digest.clone());
-    config.history.push(History {
-        created: Some(created),
-        created_by: Some(c.command.join(" ")),
-        author,
-        comment: args.message.clone(),
-        empty_layer: false,
+    let changes = args.changes;
+    let edit = Box::new(|config: &mut _, author: &mut _| {
+        builder::config::apply_changes(config, author, &changes).map_err(Into::into)
     });
-    let mut layers = image.manifest.layers.clone();
-    layers.push(Descriptor::new(media::OCI_LAYER, digest, size));
-    let names: Vec<Reference> = name.into_iter().collect();
-    let committed = store.commit_image(&config, layers, &names)?;
+    let committed =
+        containers::commit::commit(&store, &args.container, opts, edit).map_err(from_containers)?;
     outln!("{}", committed.id);
     Ok(Status::Success)
 }

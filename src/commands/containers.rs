@@ -1,16 +1,15 @@
-//! `kiln ps`, `rm`, `logs`, `stop`, `kill`.
+//! `kiln ps`, `rm`, `logs`, `stop`, `kill`: flags into
+//! [`containers::control`] calls, and `ps`'s table.
 
-use std::fs;
-use std::io::{Read as _, Seek as _, Write as _};
+use std::io::Write as _;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
-use image_store::containers::{Container, State};
-use image_store::Store;
+use anyhow::Result;
+use containers::control;
+use containers::{Container, State};
 
-use super::ctr;
 use crate::context::Ctx;
-use crate::exit::Status;
+use crate::exit::{from_containers, Status};
 use crate::format;
 
 #[derive(clap::Args, Debug)]
@@ -73,7 +72,7 @@ fn since(t: Option<&str>) -> String {
 }
 
 fn status_text(c: &Container) -> String {
-    if ctr::is_running(c) {
+    if c.is_running() {
         return format!("Up {}", since(Some(&c.created)));
     }
     match c.state {
@@ -88,23 +87,15 @@ fn status_text(c: &Container) -> String {
 }
 
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
-    let store = ctx.store()?;
-    // Best effort: a store this user cannot write is still listed.
-    let _ = store.reap_orphans();
-    let list: Vec<Container> = store
-        .containers()?
-        .into_iter()
-        .filter(|c| args.all || ctr::is_running(c))
-        .collect();
+    let list = control::list(&ctx.store()?, args.all).map_err(from_containers)?;
+    let id = |c: &Container| match args.no_trunc {
+        true => c.id.clone(),
+        false => c.id[..12].to_string(),
+    };
     let mut out = std::io::stdout().lock();
     if args.quiet {
         for c in &list {
-            let id = if args.no_trunc {
-                &c.id[..]
-            } else {
-                &c.id[..12]
-            };
-            writeln!(out, "{id}")?;
+            writeln!(out, "{}", id(c))?;
         }
         return Ok(Status::Success);
     }
@@ -112,149 +103,41 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
         .iter()
         .map(|c| {
             let cmd = c.command.join(" ");
+            let cmd = match args.no_trunc {
+                true => cmd,
+                false => format::ellipsis(&cmd, 20),
+            };
             vec![
-                if args.no_trunc {
-                    c.id.clone()
-                } else {
-                    c.id[..12].to_string()
-                },
+                id(c),
                 c.image.clone(),
-                format!(
-                    "\"{}\"",
-                    if args.no_trunc {
-                        cmd
-                    } else {
-                        format::ellipsis(&cmd, 20)
-                    }
-                ),
+                format!("\"{cmd}\""),
                 format::ago(Some(&c.created)),
                 status_text(c),
                 c.name.clone(),
             ]
         })
         .collect();
-    write!(
-        out,
-        "{}",
-        format::table(
-            &[
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "NAMES"
-            ],
-            &rows
-        )
-    )?;
+    let head = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "NAMES",
+    ];
+    write!(out, "{}", format::table(&head, &rows))?;
     Ok(Status::Success)
 }
 
-/// Waits for a killed container's init to go and for whoever ran it to
-/// record that (or remove it, for `--rm`).
-fn wait_stopped(store: &Store, c: &Container, timeout: Duration) -> bool {
-    let pid = c.pid.unwrap_or(0);
-    let gone = ctr::wait_until(timeout, || !ctr::alive(pid));
-    if !gone {
-        return false;
-    }
-    // The monitor or `kiln run` writes the exit code right after.
-    ctr::wait_until(Duration::from_secs(2), || match store.container(&c.id) {
-        Ok(now) => now.state != State::Running,
-        Err(_) => true,
-    });
-    true
-}
-
-pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
-    let store = ctx.store()?;
-    // Best effort: a store this user cannot write is still listed.
-    let _ = store.reap_orphans();
-    let mut failed = false;
-    for name in &args.containers {
-        let res = (|| -> Result<()> {
-            let c = ctr::find(&store, name)?;
-            if ctr::is_running(&c) {
-                if !args.force {
-                    bail!(
-                        "cannot remove container {name}: it is running (stop it first or use rm -f)"
-                    );
-                }
-                let _ = ctr::signal(&store, &c, libc::SIGKILL);
-                if !wait_stopped(&store, &c, Duration::from_secs(10)) {
-                    bail!("container {name} did not stop after SIGKILL");
-                }
-            }
-            // A detached container's monitor may still be writing.
-            if let Ok(p) =
-                fs::read_to_string(store.container_dir(&c.id).join(ctr::MONITOR_PID_FILE))
-            {
-                if let Ok(p) = p.trim().parse::<i32>() {
-                    ctr::wait_until(Duration::from_secs(2), || !ctr::alive(p));
-                }
-            }
-            ctr::remove_dir(&store, &c.id)
-        })();
-        match res {
-            Ok(()) => outln!("{name}"),
-            Err(e) => {
-                eprintln!("kiln: {}", crate::exit::render(&e));
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Ok(Status::External(1));
-    }
-    Ok(Status::Success)
-}
-
-pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
-    let store = ctx.store()?;
-    let c = ctr::find(&store, &args.container)?;
-    let path = store.container_dir(&c.id).join(ctr::LOG_FILE);
-    let mut f = match fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!(
-                "container {} has no log: only detached (-d) containers are logged",
-                args.container
-            )
-        }
-        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
-    };
-    let mut out = std::io::stdout().lock();
-    std::io::copy(&mut f, &mut out)?;
-    if args.follow {
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let running = store.container(&c.id).map(|c| ctr::is_running(&c));
-            let n = f.read(&mut buf)?;
-            if n > 0 {
-                out.write_all(&buf[..n])?;
-                out.flush()?;
-                continue;
-            }
-            if !matches!(running, Ok(true)) {
-                break;
-            }
-            let pos = f.stream_position()?;
-            std::thread::sleep(Duration::from_millis(100));
-            f.seek(std::io::SeekFrom::Start(pos))?;
-        }
-    }
-    out.flush()?;
-    Ok(Status::Success)
-}
-
-fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<Status> {
+/// Runs `f` on each name, printing the name on success and the error
+/// otherwise; exit 1 if any failed.
+fn each(names: &[String], mut f: impl FnMut(&str) -> containers::Result<()>) -> Result<Status> {
     let mut failed = false;
     for name in names {
         match f(name) {
             Ok(()) => outln!("{name}"),
             Err(e) => {
-                eprintln!("kiln: {}", crate::exit::render(&e));
+                eprintln!("kiln: {}", crate::exit::render(&from_containers(e)));
                 failed = true;
             }
         }
@@ -266,40 +149,34 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<Statu
     })
 }
 
+pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    // Best effort: a store this user cannot write is still listed.
+    let _ = containers::Containers::new(&store).reap_orphans();
+    each(&args.containers, |name| {
+        control::remove(&store, name, args.force)
+    })
+}
+
+pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    let mut out = std::io::stdout().lock();
+    control::logs(&store, &args.container, args.follow, &mut out).map_err(from_containers)?;
+    Ok(Status::Success)
+}
+
 pub fn stop(ctx: &Ctx, args: StopArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let first = args.signal.as_deref().map(ctr::parse_signal).transpose()?;
+    let signal = args.signal.as_deref().map(control::parse_signal);
+    let signal = signal.transpose().map_err(from_containers)?;
+    let time = Duration::from_secs(args.time);
     each(&args.containers, |name| {
-        let c = ctr::find(&store, name)?;
-        if !ctr::is_running(&c) {
-            return Ok(());
-        }
-        let sig = match first {
-            Some(s) => s,
-            None => store
-                .resolve(&c.image_id.to_string())
-                .ok()
-                .and_then(|i| i.config.container_config().stop_signal)
-                .map(|s| ctr::parse_signal(&s))
-                .transpose()?
-                .unwrap_or(libc::SIGTERM),
-        };
-        ctr::signal(&store, &c, sig)?;
-        if !wait_stopped(&store, &c, Duration::from_secs(args.time)) {
-            let _ = ctr::signal(&store, &c, libc::SIGKILL);
-            if !wait_stopped(&store, &c, Duration::from_secs(10)) {
-                bail!("container {name} did not stop after SIGKILL");
-            }
-        }
-        Ok(())
+        control::stop(&store, name, signal, time)
     })
 }
 
 pub fn kill(ctx: &Ctx, args: KillArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let sig = ctr::parse_signal(&args.signal)?;
-    each(&args.containers, |name| {
-        let c = ctr::find(&store, name)?;
-        ctr::signal(&store, &c, sig)
-    })
+    let signal = control::parse_signal(&args.signal).map_err(from_containers)?;
+    each(&args.containers, |name| control::kill(&store, name, signal))
 }

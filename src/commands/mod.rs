@@ -4,7 +4,6 @@
 pub mod build;
 pub mod commit;
 pub mod containers;
-mod ctr;
 pub mod export;
 mod history;
 mod images;

@@ -11,7 +11,9 @@ pub fn run(ctx: &Ctx, args: RmiArgs) -> Result<Status> {
     let store = ctx.store()?;
     let mut failed = false;
     for name in &args.images {
-        match store.remove(name, args.force, &|id| store.container_using(id)) {
+        match store.remove(name, args.force, &|id| {
+            ::containers::Containers::new(&store).container_using(id)
+        }) {
             Ok(report) => {
                 for u in &report.untagged {
                     outln!("Untagged: {u}");
@@ -35,7 +37,11 @@ pub fn run(ctx: &Ctx, args: RmiArgs) -> Result<Status> {
 
 pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let (deleted, freed) = store.prune(args.all, &|id| store.container_using(id).is_some())?;
+    let (deleted, freed) = store.prune(args.all, &|id| {
+        ::containers::Containers::new(&store)
+            .container_using(id)
+            .is_some()
+    })?;
     if !deleted.is_empty() {
         outln!("Deleted Images:");
         for d in &deleted {

@@ -11,7 +11,7 @@ use crate::format;
 
 pub fn check(ctx: &Ctx, args: SystemCheckArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let report = store.check(args.repair)?;
+    let report = ::containers::check::system_check(&store, args.repair)?;
     for p in &report.problems {
         let note = match (args.repair, p.repaired) {
             (false, _) => String::new(),

@@ -2,7 +2,6 @@
 //! (overlay-form) layer directories: what exists, and with which metadata.
 
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
 /// Layer directories, base first.
@@ -13,26 +12,10 @@ pub struct Lowers {
 
 impl Lowers {
     /// Metadata of `rel` as the merged filesystem shows it: the topmost
-    /// layer that has it decides; a whiteout there means it is gone.
+    /// layer that has it decides; a whiteout there means it is gone
+    /// ([`containers::layers::stat`]).
     pub fn stat(&self, rel: &str) -> Option<fs::Metadata> {
-        let rel = rel.trim_start_matches('/');
-        for d in self.dirs.iter().rev() {
-            // A parent whited out or made opaque in this layer hides
-            // everything below from older layers.
-            if hidden_in(d, rel) {
-                return None;
-            }
-            if let Ok(m) = fs::symlink_metadata(d.join(rel)) {
-                if m.file_type().is_char_device() && m.rdev() == 0 {
-                    return None;
-                }
-                return Some(m);
-            }
-            if opaque_parent(d, rel) {
-                return None;
-            }
-        }
-        None
+        containers::layers::stat(&self.dirs, rel)
     }
 }
 
@@ -151,32 +134,6 @@ impl Lowers {
         }
         None
     }
-}
-
-fn hidden_in(layer: &std::path::Path, rel: &str) -> bool {
-    let mut p = layer.to_path_buf();
-    let parts: Vec<&str> = rel.split('/').collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        p.push(part);
-        if let Ok(m) = fs::symlink_metadata(&p) {
-            if m.file_type().is_char_device() && m.rdev() == 0 {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-fn opaque_parent(layer: &std::path::Path, rel: &str) -> bool {
-    let parent = std::path::Path::new(rel)
-        .parent()
-        .unwrap_or(std::path::Path::new(""));
-    let mut buf = [0u8; 2];
-    let dir = layer.join(parent);
-    matches!(
-        rustix::fs::lgetxattr(&dir, "trusted.overlay.opaque", &mut buf),
-        Ok(1) if buf[0] == b'y'
-    )
 }
 
 /// The components of `path` (without empty ones and `.`), last first: a

@@ -5,10 +5,13 @@ use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use containers::mountpoints::{self, MountPoints};
+use containers::spec::{ContainerSpec, Overrides, SpecError};
+use containers::LayerStack;
 use dockerfile_parser::instructions::ShellOrExec;
 use dockerfile_parser::Heredoc;
 use image_store::ContainerConfig;
-use runner::spec::{MountSpec, Network, SpecParams};
+use runner::spec::{MountSpec, Network};
 
 use super::lower::Lowers;
 use super::output::{self, Show};
@@ -26,7 +29,7 @@ pub struct RunStep<'a> {
     /// Scratch directory of this step (upper, work, bundle).
     pub dir: &'a Path,
     /// The runner id, which names the step's cgroups
-    /// ([`image_store::Store::build_step_id`]).
+    /// ([`containers::Containers::build_step_id`]).
     pub id: String,
     pub quiet: bool,
     pub runtime: Option<&'a Path>,
@@ -34,7 +37,7 @@ pub struct RunStep<'a> {
     pub output: Option<&'a (dyn Fn(&str) + Sync)>,
 }
 
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use containers::spec::DEFAULT_PATH;
 
 /// The argv a RUN executes, with heredocs handled as BuildKit does: a
 /// command that is only a heredoc runs its body as a script; otherwise the
@@ -71,38 +74,31 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     for d in [&upper, &work, &bundle] {
         fs::create_dir_all(d).map_err(|e| BuildError::Io(d.clone(), e))?;
     }
-    let c = step.config;
-    let mut env: Vec<String> = step
-        .args_env
-        .iter()
-        .filter(|(k, _)| c.get_env(k).is_none())
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    env.extend(c.env.iter().flatten().cloned());
-    if c.get_env("PATH").is_none() && !step.args_env.iter().any(|(k, _)| k == "PATH") {
-        env.push(format!("PATH={DEFAULT_PATH}"));
-    }
-    let user =
-        runner::user::resolve(&step.lowers.dirs, c.user.as_deref().unwrap_or("")).map_err(|e| {
-            BuildError::Invalid(format!("USER {}: {e}", c.user.as_deref().unwrap_or("")))
-        })?;
-    let args = argv(c, step.cmd, step.heredocs);
-    let params = SpecParams {
-        args: args.clone(),
-        env,
-        cwd: c.working_dir.clone().unwrap_or_else(|| "/".into()),
-        uid: user.uid,
-        gid: user.gid,
-        additional_gids: user.additional_gids,
-        home: Some(user.home),
-        // BuildKit's name for the build container's host: a step that
-        // records it (`hostname > f`) gives the same file.
-        hostname: Some("buildkitsandbox".into()),
-        network: step.network,
-        mounts: step.mounts.clone(),
-        ..Default::default()
-    };
-    let mut spec = runner::spec::build(&params).map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let args = argv(step.config, step.cmd, step.heredocs);
+    let derived = ContainerSpec::from_image(
+        step.config,
+        &step.lowers.dirs,
+        Overrides {
+            args: args.clone(),
+            env_defaults: step.args_env.to_vec(),
+            // BuildKit's name for the build container's host: a step that
+            // records it (`hostname > f`) gives the same file.
+            hostname: Some("buildkitsandbox".into()),
+            network: step.network,
+            mounts: step.mounts.clone(),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| match e {
+        SpecError::User { user, message } => BuildError::Invalid(format!("USER {user}: {message}")),
+        e => BuildError::Invalid(e.to_string()),
+    })?;
+    let params = &derived.params;
+    let mut spec = derived
+        .oci()
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let stack = LayerStack::new(step.lowers.dirs.clone());
+    let stubs = MountPoints::missing(&stack, &[], &mountpoints::BUILD_FILES, &step.mounts);
     // BuildKit names the build container's host but sets no HOSTNAME
     // variable (unless the image or a build arg does).
     if !params.env.iter().any(|e| e.starts_with("HOSTNAME=")) {
@@ -167,58 +163,10 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
             output: tail,
         });
     }
-    let mut stubs: Vec<String> = ["etc/hosts", "etc/resolv.conf"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for m in &step.mounts {
-        let d = match m {
-            MountSpec::Bind { destination, .. } | MountSpec::Tmpfs { destination, .. } => {
-                destination
-            }
-        };
-        stubs.push(d.trim_start_matches('/').to_string());
-    }
-    remove_mount_stubs(&upper, step.lowers, &stubs);
+    // Mount points the runner had to create (files and directories absent
+    // from the image) are not part of the layer.
+    stubs.remove_from(&upper, &stack);
     Ok(upper)
-}
-
-/// Mount points the runner had to create (files and directories absent
-/// from the image) are not part of the layer; neither is what a mount
-/// showed there (a secret, a cache).
-fn remove_mount_stubs(upper: &Path, lowers: &Lowers, stubs: &[String]) {
-    for s in stubs {
-        if s.is_empty() || lowers.stat(s).is_some() {
-            continue;
-        }
-        let p = upper.join(s);
-        let Ok(m) = fs::symlink_metadata(&p) else {
-            continue;
-        };
-        let empty = if m.is_dir() {
-            fs::read_dir(&p)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false)
-        } else {
-            m.len() == 0
-        };
-        if empty {
-            let _ = if m.is_dir() {
-                fs::remove_dir(&p)
-            } else {
-                fs::remove_file(&p)
-            };
-            // Parents made only to hold the mount point go too.
-            let mut rel = Path::new(s).parent();
-            while let Some(r) = rel.filter(|r| !r.as_os_str().is_empty()) {
-                let rs = r.to_string_lossy();
-                if lowers.stat(&rs).is_some() || fs::remove_dir(upper.join(r)).is_err() {
-                    break;
-                }
-                rel = r.parent();
-            }
-        }
-    }
 }
 
 /// The command as the user wrote it, for error messages.

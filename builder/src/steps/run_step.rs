@@ -46,7 +46,7 @@ impl StageRun<'_, '_> {
                 network,
                 mounts,
                 dir: &dir,
-                id: b.store.build_step_id(std::process::id(), &dir),
+                id: containers::Containers::new(b.store).build_step_id(std::process::id(), &dir),
                 quiet: b.opts.quiet,
                 runtime: b.opts.runtime.as_deref(),
                 output: sink,

@@ -2,16 +2,26 @@
 //! `commit` and `export` can find a container's image and directories later.
 //! Each lives in `kiln/containers/<id>/` with `container.json` beside its
 //! overlay `upper/` and `work/` directories.
+//!
+//! Growing the record (networks, published ports, volumes, exec sessions,
+//! restart policy and count, health log): every field is optional with a
+//! serde default, so records written by an older kiln still parse; state
+//! that changes often or grows (a health log, the log file, the monitor's
+//! pid, the external runtime's path) goes in its own file in the
+//! container's directory instead, so that `save` stays one small rename.
+//! The monitor of a detached container ([`crate::run::monitor`]) is the one
+//! process that lives as long as the container: restart policies and
+//! health probes belong there; teardown of what a container was given
+//! (network namespaces, anonymous volumes) belongs where it is settled
+//! ([`crate::run`]'s finish and [`Containers::reap_orphans`]).
 
 use std::fs;
 use std::path::PathBuf;
 
+use image_store::{Digest, Store};
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
-use crate::error::{Result, StoreError};
-use crate::fsutil;
-use crate::layout::Store;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,6 +90,11 @@ impl Container {
             && !self.pid.is_some_and(pid_alive)
     }
 
+    /// Is the container's init running right now?
+    pub fn is_running(&self) -> bool {
+        self.state == State::Running && self.pid.is_some_and(pid_alive)
+    }
+
     /// Is this container (possibly) using its cgroups: starting, running,
     /// or managed by a live kiln process?
     pub fn live(&self) -> bool {
@@ -87,7 +102,7 @@ impl Container {
     }
 }
 
-/// What [`Store::reap_orphans`] did to one container.
+/// What [`Containers::reap_orphans`] did to one container.
 #[derive(Debug, Clone)]
 pub struct Reaped {
     pub id: String,
@@ -112,37 +127,89 @@ pub fn container_name(name: &str) -> Result<&str> {
     if first_ok && rest_ok {
         Ok(bare)
     } else {
-        Err(StoreError::InvalidName(name.to_string()))
+        Err(Error::InvalidName(name.to_string()))
     }
 }
 
-impl Store {
+/// The container records of one store, in `kiln/containers/`.
+#[derive(Debug, Clone, Copy)]
+pub struct Containers<'s> {
+    store: &'s Store,
+}
+
+impl<'s> Containers<'s> {
+    pub fn new(store: &'s Store) -> Containers<'s> {
+        Containers { store }
+    }
+
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
     pub fn containers_dir(&self) -> PathBuf {
-        self.kiln_dir().join("containers")
+        self.store.kiln_dir().join("containers")
     }
 
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.containers_dir().join(id)
     }
 
-    /// Records a new container; fails if its name is taken.
-    pub fn create_container(&self, c: &Container) -> Result<PathBuf> {
-        let _g = self.writer_lock()?;
-        if self.containers()?.iter().any(|o| o.name == c.name) {
-            return Err(StoreError::NameInUse(c.name.clone()));
+    /// Creates the container's directory and record; fails if the name is
+    /// taken. With `name == None` a random free name is chosen.
+    pub fn create(&self, c: &mut Container, name: Option<&str>) -> Result<PathBuf> {
+        let _g = self.name_lock()?;
+        let taken: Vec<String> = self.containers()?.into_iter().map(|o| o.name).collect();
+        match name {
+            Some(n) => {
+                if taken.iter().any(|t| t == n) {
+                    return Err(Error::NameInUse(n.to_string()));
+                }
+                c.name = n.to_string();
+            }
+            None => {
+                c.name = (0..)
+                    .map(|i| crate::names::random_name(&c.id, i))
+                    .find(|n| !taken.contains(n))
+                    .expect("an unbounded search finds a free name");
+            }
         }
         let dir = self.container_dir(&c.id);
-        let parent = self.containers_dir();
-        crate::layout::private_dir(&parent).map_err(StoreError::io(&parent))?;
-        fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
-        self.save_container(c)?;
+        fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        self.save(c)?;
         Ok(dir)
     }
 
-    pub fn save_container(&self, c: &Container) -> Result<()> {
-        let p = self.container_dir(&c.id).join("container.json");
+    /// An exclusive flock on `kiln/locks/containers.lock`, held while a
+    /// name is checked and a record created (separate from the store's
+    /// writer lock so a long import does not delay `kiln run`).
+    fn name_lock(&self) -> Result<fs::File> {
+        use std::os::fd::AsRawFd;
+        let p = self.store.kiln_dir().join("locks/containers.lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(Error::io(&p))?;
+        // SAFETY: flock on an open descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io(&p)(std::io::Error::last_os_error()));
+        }
+        Ok(f)
+    }
+
+    /// Writes the record with a rename but no fsync: container records
+    /// describe processes that do not survive a reboot anyway, and
+    /// `run --rm` must be fast.
+    pub fn save(&self, c: &Container) -> Result<()> {
+        let dir = self.container_dir(&c.id);
+        let p = dir.join("container.json");
+        let tmp = dir.join(".container.json.tmp");
         let data = serde_json::to_vec_pretty(c).expect("serializing plain data cannot fail");
-        fsutil::write_atomic(&p, &data).map_err(StoreError::io(p))
+        let res = fs::File::create(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &data))
+            .and_then(|()| fs::rename(&tmp, &p));
+        res.map_err(|source| Error::Io { path: p, source })
     }
 
     pub fn containers(&self) -> Result<Vec<Container>> {
@@ -151,7 +218,7 @@ impl Store {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(StoreError::Io {
+                return Err(Error::Io {
                     path: dir,
                     source: e,
                 })
@@ -162,8 +229,8 @@ impl Store {
             let p = e.path().join("container.json");
             // A directory without a record is one being created or removed.
             let Ok(data) = fs::read(&p) else { continue };
-            let c: Container = serde_json::from_slice(&data)
-                .map_err(|source| StoreError::Json { path: p, source })?;
+            let c: Container =
+                serde_json::from_slice(&data).map_err(|source| Error::Json { path: p, source })?;
             out.push(c);
         }
         out.sort_by(|a, b| b.created.cmp(&a.created));
@@ -179,11 +246,22 @@ impl Store {
         let matches: Vec<&Container> = all.iter().filter(|c| c.id.starts_with(name)).collect();
         match matches.len() {
             1 => Ok(matches[0].clone()),
-            0 => Err(StoreError::NoSuchContainer(name.to_string())),
-            n => Err(StoreError::Ambiguous {
+            0 => Err(Error::NoSuchContainer(name.to_string())),
+            n => Err(Error::Ambiguous {
                 name: name.to_string(),
                 count: n,
             }),
+        }
+    }
+
+    /// Removes a container's directory whatever its state (after it
+    /// stopped); one already gone is fine.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        match self.remove_container(id) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(())
+            }
+            other => other,
         }
     }
 
@@ -195,13 +273,13 @@ impl Store {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(StoreError::Io {
+                return Err(Error::Io {
                     path: rec,
                     source: e,
                 })
             }
         }
-        fs::remove_dir_all(&dir).map_err(StoreError::io(dir))
+        fs::remove_dir_all(&dir).map_err(|source| Error::Io { path: dir, source })
     }
 
     /// Settles containers whose kiln process died ([`Container::orphaned`]),
@@ -220,19 +298,19 @@ impl Store {
                 match self.remove_container(&c.id) {
                     Ok(()) => {}
                     // Another process settled it first.
-                    Err(StoreError::Io { source, .. })
+                    Err(Error::Io { source, .. })
                         if source.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
                 }
             } else {
                 c.state = State::Exited;
                 c.exit_code = Some(ORPHAN_EXIT_CODE);
-                c.finished = Some(crate::model::now());
+                c.finished = Some(image_store::model::now());
                 // `rm` may have removed it meanwhile.
                 if !self.container_dir(&c.id).join("container.json").exists() {
                     continue;
                 }
-                if let Err(e) = self.save_container(&c) {
+                if let Err(e) = self.save(&c) {
                     if self.container_dir(&c.id).exists() {
                         return Err(e);
                     }
@@ -252,7 +330,7 @@ impl Store {
     /// build steps so that their cgroups can be told from other stores'.
     fn runner_tag(&self) -> String {
         use sha2::Digest as _;
-        let dir = self.kiln_dir();
+        let dir = self.store.kiln_dir();
         let path = fs::canonicalize(&dir).unwrap_or(dir);
         hex::encode(sha2::Sha256::digest(path.as_os_str().as_encoded_bytes()))[..12].to_string()
     }
@@ -268,8 +346,8 @@ impl Store {
         format!("build-{}-{pid}-{step}", self.runner_tag())
     }
 
-    /// The build process of a runner id from [`Store::build_step_id`] of
-    /// this store.
+    /// The build process of a runner id from [`Containers::build_step_id`]
+    /// of this store.
     pub(crate) fn build_step_pid(&self, id: &str) -> Option<i32> {
         let rest = id
             .strip_prefix("build-")?

@@ -1,0 +1,196 @@
+//! Mount points a container needs but its image lacks (`/proc`, the
+//! `/etc` files the runner binds, `-v` and `RUN --mount` targets). The
+//! runner would create them in the upper directory, where they do not
+//! belong: they are not the container's changes. One planner,
+//! [`MountPoints::missing`], decides which are absent from the layer stack
+//! (honouring whiteouts: a path an upper layer deleted is absent); where
+//! the stubs go depends on how long the upper directory lives:
+//!
+//! - a container keeps its upper directory while it runs (`commit` and
+//!   `export` read it then), so its stubs go into an init layer beneath it,
+//!   docker's way ([`MountPoints::create_in`]);
+//! - a build step's upper directory becomes its layer once the step ends,
+//!   and BuildKit lets the runtime create the stubs and removes them after
+//!   (its `MountStubsCleaner`): stubs placed in a layer beneath would give
+//!   their parent directories the stub's mode and owner in the merged view,
+//!   which BuildKit's layers do not show ([`MountPoints::remove_from`]).
+
+use std::fs;
+use std::path::Path;
+
+use runner::spec::MountSpec;
+
+use crate::error::{Error, Result};
+use crate::layers::LayerStack;
+
+/// Directories every container mounts over.
+pub const CONTAINER_DIRS: [&str; 3] = ["proc", "sys", "dev"];
+/// The files `kiln run` binds (BuildKit binds the first and last only).
+pub const CONTAINER_FILES: [&str; 3] = ["etc/hosts", "etc/hostname", "etc/resolv.conf"];
+/// The files a build step binds.
+pub const BUILD_FILES: [&str; 2] = ["etc/hosts", "etc/resolv.conf"];
+
+/// One mount point: a path relative to the root, and whether it is a
+/// directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountPoint {
+    pub rel: String,
+    pub dir: bool,
+}
+
+/// The mount points a container lacks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MountPoints(pub Vec<MountPoint>);
+
+impl MountPoints {
+    /// The directories `dirs`, the files `files` and the targets of
+    /// `mounts` that `stack` does not have.
+    pub fn missing(
+        stack: &LayerStack,
+        dirs: &[&str],
+        files: &[&str],
+        mounts: &[MountSpec],
+    ) -> MountPoints {
+        let wanted = dirs
+            .iter()
+            .map(|d| (d.to_string(), true))
+            .chain(files.iter().map(|f| (f.to_string(), false)))
+            .chain(mounts.iter().map(|m| match m {
+                MountSpec::Bind {
+                    source,
+                    destination,
+                    ..
+                } => (rel(destination), source.is_dir()),
+                MountSpec::Tmpfs { destination, .. } => (rel(destination), true),
+            }));
+        MountPoints(
+            wanted
+                .filter(|(r, _)| !r.is_empty() && !stack.exists(r))
+                .map(|(rel, dir)| MountPoint { rel, dir })
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Creates each mount point in the init layer `init` (parents as
+    /// directories).
+    pub fn create_in(&self, init: &Path) -> Result<()> {
+        for m in &self.0 {
+            let p = init.join(&m.rel);
+            let parent = p.parent().unwrap_or(init);
+            fs::create_dir_all(parent).map_err(Error::io(parent))?;
+            let res = if m.dir {
+                fs::create_dir_all(&p)
+            } else {
+                fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&p)
+                    .map(drop)
+            };
+            res.map_err(Error::io(&p))?;
+        }
+        Ok(())
+    }
+
+    /// Removes from `upper` the mount points the runner created there (an
+    /// empty file or directory where `lowers` has nothing), and the parents
+    /// made only to hold them. What a mount showed there (a secret, a
+    /// cache) was never written to `upper`.
+    pub fn remove_from(&self, upper: &Path, lowers: &LayerStack) {
+        for s in &self.0 {
+            let p = upper.join(&s.rel);
+            let Ok(m) = fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let empty = if m.is_dir() {
+                fs::read_dir(&p)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false)
+            } else {
+                m.len() == 0
+            };
+            if !empty {
+                continue;
+            }
+            let _ = if m.is_dir() {
+                fs::remove_dir(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            let mut parent = Path::new(&s.rel).parent();
+            while let Some(r) = parent.filter(|r| !r.as_os_str().is_empty()) {
+                if lowers.exists(&r.to_string_lossy()) || fs::remove_dir(upper.join(r)).is_err() {
+                    break;
+                }
+                parent = r.parent();
+            }
+        }
+    }
+}
+
+fn rel(destination: &str) -> String {
+    destination.trim_start_matches('/').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::tests::{layer, root, whiteout};
+
+    /// The bug of `kiln run`'s old `in_lowers` (src/commands/ctr.rs), which
+    /// ignored whiteouts: a mount point an upper layer deleted counted as
+    /// present, so no init-layer stub was made and the runner created it in
+    /// the container's upper directory, where `commit` picked it up.
+    #[test]
+    fn a_whited_out_mount_point_is_missing() {
+        if !root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let base = layer(t.path(), "l1", &["etc/hosts", "etc/hostname", "srv/data/"]);
+        let top = layer(t.path(), "l2", &[]);
+        whiteout(&top, "etc/hosts");
+        whiteout(&top, "srv");
+        let stack = LayerStack::new(vec![base, top]);
+        let mounts = [MountSpec::Tmpfs {
+            destination: "/srv/data".into(),
+            options: Vec::new(),
+        }];
+        let got = MountPoints::missing(&stack, &[], &CONTAINER_FILES, &mounts);
+        let rels: Vec<&str> = got.0.iter().map(|m| m.rel.as_str()).collect();
+        assert_eq!(rels, ["etc/hosts", "etc/resolv.conf", "srv/data"]);
+        assert!(got.0[2].dir && !got.0[0].dir);
+
+        let init = t.path().join("init");
+        got.create_in(&init).unwrap();
+        assert!(init.join("etc/hosts").is_file());
+        assert!(init.join("srv/data").is_dir());
+        assert!(!init.join("etc/hostname").exists());
+    }
+
+    #[test]
+    fn stubs_the_runner_made_are_removed_with_their_parents() {
+        let t = tempfile::tempdir().unwrap();
+        let base = layer(t.path(), "l1", &["etc/hosts", "root/"]);
+        let stack = LayerStack::new(vec![base]);
+        let mounts = [MountSpec::Tmpfs {
+            destination: "/root/.cache/go".into(),
+            options: Vec::new(),
+        }];
+        let stubs = MountPoints::missing(&stack, &[], &BUILD_FILES, &mounts);
+        let upper = layer(
+            t.path(),
+            "upper",
+            &["etc/resolv.conf", "root/.cache/go/", "root/kept"],
+        );
+        stubs.remove_from(&upper, &stack);
+        assert!(!upper.join("etc/resolv.conf").exists());
+        assert!(!upper.join("root/.cache").exists());
+        assert!(upper.join("root/kept").exists());
+    }
+}

@@ -1,0 +1,415 @@
+//! `kiln run`'s lifecycle: [`create`] a container from an image (its
+//! layers as overlay lowers, a spec from the image config and the
+//! request, its record), then start it in the foreground
+//! ([`Created::run_foreground`]) or hand it to a monitor
+//! ([`Created::start_detached`]): kiln re-executed in its own session,
+//! like conmon, which runs [`monitor`], waits for the container and
+//! records its exit code.
+
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use image_store::Store;
+use runner::spec::{MountSpec, Network, Resources};
+use runner::{ExitStatus, Rootfs, RunOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::layers::LayerStack;
+use crate::mountpoints::{self, MountPoints};
+use crate::records::{Container, Containers, State};
+use crate::runtime::{self, RUNTIME_FILE};
+use crate::spec::{self, ContainerSpec, Overrides, SpecError};
+
+/// The container's log file (`-d`): stdout and stderr, interleaved.
+pub const LOG_FILE: &str = "container.log";
+/// The monitor's own pid (`-d`), so `rm -f` can wait for it.
+pub const MONITOR_PID_FILE: &str = "monitor.pid";
+/// The per-container layer above the image's (docker's "init layer"):
+/// empty mount points the image lacks (see [`crate::mountpoints`]).
+pub const INIT_DIR: &str = "init";
+const SPEC_FILE: &str = "spec.json";
+const LAUNCH_FILE: &str = "launch.json";
+
+/// What `kiln run` asks for, flags already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    pub image: String,
+    /// `--name` (checked with [`crate::container_name`]); else a random one.
+    pub name: Option<String>,
+    pub entrypoint: Option<String>,
+    /// Replaces the image's CMD when not empty.
+    pub command: Vec<String>,
+    /// `KEY=VALUE` over the image's ENV (see [`crate::options::env`]).
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    /// Default: the short container ID.
+    pub hostname: Option<String>,
+    pub terminal: bool,
+    /// Keep standard input (else the container reads /dev/null).
+    pub interactive: bool,
+    pub readonly_rootfs: bool,
+    pub network: Network,
+    pub mounts: Vec<MountSpec>,
+    pub resources: Resources,
+    /// An external OCI runtime such as `/usr/sbin/runc`.
+    pub runtime: Option<PathBuf>,
+    /// `--rm`.
+    pub auto_remove: bool,
+}
+
+/// What the monitor of a detached container needs, beside `spec.json`.
+#[derive(Serialize, Deserialize)]
+struct Launch {
+    lowers: Vec<PathBuf>,
+    runtime: Option<PathBuf>,
+    ready_fd: i32,
+}
+
+/// A recorded container, ready to start.
+pub struct Created<'s> {
+    containers: Containers<'s>,
+    pub record: Container,
+    pub dir: PathBuf,
+    spec: runner::Spec,
+    lowers: Vec<PathBuf>,
+    runtime: Option<PathBuf>,
+    interactive: bool,
+}
+
+/// Creates the container `req` describes: resolves and unpacks its image,
+/// derives its spec, records it, and makes its init layer.
+pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
+    // Checked before anything is resolved or unpacked: a bad name costs nothing.
+    let name = req
+        .name
+        .as_deref()
+        .map(crate::records::container_name)
+        .transpose()?;
+    let containers = Containers::new(store);
+    // Best effort: `system check --repair` reports what is left.
+    let _ = containers.reap_orphans();
+    // Held until the container is recorded (from then on `rmi` sees it in
+    // use), so no `rmi` removes the image's layers while they are unpacked.
+    let reader = store.reader_lock()?;
+    let image = store.resolve_locked(&req.image)?;
+    let lowers = store.unpacked_layers(&image).map_err(|e| {
+        Error::Invalid(format!(
+            "unpacking image {}: {}",
+            req.image,
+            crate::error::chain(&e)
+        ))
+    })?;
+    let config = image.config.container_config();
+    let command = spec::command(&config, req.entrypoint.as_deref(), &req.command)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let id = crate::names::new_id()?;
+    let derived = ContainerSpec::from_image(
+        &config,
+        &lowers,
+        Overrides {
+            args: command.clone(),
+            env: req.env,
+            user: req.user,
+            workdir: req.workdir,
+            hostname: Some(req.hostname.unwrap_or_else(|| id[..12].to_string())),
+            terminal: req.terminal,
+            readonly_rootfs: req.readonly_rootfs,
+            network: req.network,
+            mounts: req.mounts,
+            resources: req.resources,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| match e {
+        SpecError::Run(e) => Error::Run(e),
+        e => Error::Invalid(e.to_string()),
+    })?;
+    let spec = derived.oci()?;
+
+    let mut record = Container {
+        id: id.clone(),
+        name: String::new(),
+        image_id: image.id().clone(),
+        image: req.image,
+        command,
+        created: image_store::model::now(),
+        state: State::Created,
+        pid: None,
+        exit_code: None,
+        finished: None,
+        auto_remove: req.auto_remove,
+        owner: Some(std::process::id() as i32),
+    };
+    let dir = containers.create(&mut record, name)?;
+    drop(reader);
+    let mut created = Created {
+        containers,
+        record,
+        dir,
+        spec,
+        lowers,
+        runtime: req.runtime,
+        interactive: req.interactive || req.terminal,
+    };
+    let prepared = created.prepare(&derived.params.mounts);
+    if let Err(e) = prepared {
+        created.failed(e.exit_code());
+        return Err(e);
+    }
+    Ok(created)
+}
+
+impl Created<'_> {
+    /// The runtime file and the init layer.
+    fn prepare(&mut self, mounts: &[MountSpec]) -> Result<()> {
+        if let Some(rt) = &self.runtime {
+            let p = self.dir.join(RUNTIME_FILE);
+            fs::write(&p, rt.as_os_str().as_encoded_bytes()).map_err(Error::io(p))?;
+        }
+        let stack = LayerStack::new(self.lowers.clone());
+        let stubs = MountPoints::missing(
+            &stack,
+            &mountpoints::CONTAINER_DIRS,
+            &mountpoints::CONTAINER_FILES,
+            mounts,
+        );
+        if !stubs.is_empty() {
+            let init = self.dir.join(INIT_DIR);
+            stubs.create_in(&init)?;
+            self.lowers.push(init);
+        }
+        Ok(())
+    }
+
+    /// Records a container that failed to start (or removes it, `--rm`).
+    fn failed(&mut self, code: u8) {
+        if self.record.auto_remove {
+            let _ = self.containers.remove(&self.record.id);
+        } else {
+            self.record.state = State::Exited;
+            self.record.exit_code = Some(code as i32);
+            self.record.finished = Some(image_store::model::now());
+            let _ = self.containers.save(&self.record);
+        }
+    }
+
+    /// Runs the container in the foreground and waits for it.
+    pub fn run_foreground(mut self) -> Result<ExitStatus> {
+        let res = self.foreground();
+        if let Err(e) = &res {
+            self.failed(e.exit_code());
+        }
+        res
+    }
+
+    fn foreground(&mut self) -> Result<ExitStatus> {
+        let mut opts = options(
+            &self.record.id,
+            &self.dir,
+            self.lowers.clone(),
+            self.runtime.as_deref(),
+        );
+        // Without -i the container reads /dev/null, as with docker.
+        let devnull;
+        if !self.interactive {
+            devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
+            opts.stdio = runner::Stdio::Fds {
+                stdin: devnull.as_raw_fd(),
+                stdout: 1,
+                stderr: 2,
+            };
+        }
+        let container = runner::spawn(&self.spec, &opts)?;
+        self.record.state = State::Running;
+        self.record.pid = Some(container.pid());
+        self.containers.save(&self.record)?;
+        let status = container.wait();
+        finish(
+            &self.containers,
+            &mut self.record,
+            status.as_ref().ok().copied(),
+        );
+        Ok(status?)
+    }
+
+    /// Starts the monitor `monitor` (kiln's `run --monitor ID`, which calls
+    /// [`monitor`]) in a session of its own with the log file as its
+    /// output, and waits only until it reports the container started (or
+    /// failed to: the exit code and message come back over a pipe).
+    pub fn start_detached(mut self, monitor: Command) -> Result<Container> {
+        let res = self.detached(monitor);
+        if let Err(e) = &res {
+            self.failed(e.exit_code());
+        }
+        res.map(|()| self.record)
+    }
+
+    fn detached(&mut self, mut cmd: Command) -> Result<()> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two descriptors.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(Error::io("pipe")(std::io::Error::last_os_error()));
+        }
+        // SAFETY: both descriptors were just created and are owned here.
+        let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let spec_json = serde_json::to_vec(&self.spec).expect("a spec serializes");
+        let p = self.dir.join(SPEC_FILE);
+        fs::write(&p, spec_json).map_err(Error::io(p))?;
+        let launch = Launch {
+            lowers: self.lowers.clone(),
+            runtime: self.runtime.clone(),
+            ready_fd: wr.as_raw_fd(),
+        };
+        let p = self.dir.join(LAUNCH_FILE);
+        fs::write(&p, serde_json::to_vec(&launch).expect("plain data")).map_err(Error::io(p))?;
+        let p = self.dir.join(LOG_FILE);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(Error::io(&p))?;
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(Error::io(&p))?)
+            .stderr(log);
+        let wr_fd = wr.as_raw_fd();
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let flags = libc::fcntl(wr_fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(wr_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Invalid(format!("starting the container monitor: {e}")))?;
+        drop(wr);
+        let mut answer = String::new();
+        let _ = fs::File::from(rd).read_to_string(&mut answer);
+        let line = answer.lines().next().unwrap_or("").to_string();
+        if line == "ok" {
+            // The monitor lives on in its own session; it is reparented to
+            // init when kiln exits.
+            std::mem::forget(child);
+            return Ok(());
+        }
+        let _ = child.wait();
+        let (code, message) = line
+            .split_once(' ')
+            .and_then(|(c, m)| Some((c.parse::<u8>().ok()?, m.to_string())))
+            .unwrap_or((125, "the container monitor failed".to_string()));
+        Err(Error::Failed { code, message })
+    }
+}
+
+fn options(id: &str, dir: &Path, lowers: Vec<PathBuf>, runtime: Option<&Path>) -> RunOptions {
+    let mut o = RunOptions::new(
+        id,
+        dir,
+        Rootfs::Overlay {
+            lower: lowers,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+        },
+    );
+    o.runtime = runtime::from_path(runtime).runner();
+    o
+}
+
+/// Records how the container ended (or removes it, `--rm`).
+fn finish(containers: &Containers, rec: &mut Container, status: Option<ExitStatus>) {
+    if rec.auto_remove {
+        let _ = containers.remove(&rec.id);
+        return;
+    }
+    // `rm -f` may have removed the container meanwhile.
+    if !containers
+        .container_dir(&rec.id)
+        .join("container.json")
+        .exists()
+    {
+        return;
+    }
+    rec.state = State::Exited;
+    rec.exit_code = Some(status.map_or(125, |s| s.code() as i32));
+    rec.finished = Some(image_store::model::now());
+    let _ = containers.save(rec);
+}
+
+/// The monitor of detached container `id` (kiln's hidden
+/// `run --monitor ID`, whose standard output and error are the container's
+/// log, in a session of its own): starts the container, tells the waiting
+/// `kiln run` over the inherited pipe, waits, records the exit. Returns the
+/// container's exit code (or the runner's for a failed start).
+pub fn monitor(store: &Store, id: &str) -> Result<u8> {
+    let containers = Containers::new(store);
+    let mut rec = containers.container(id)?;
+    let dir = containers.container_dir(id);
+    let read = |name: &str| {
+        let p = dir.join(name);
+        fs::read(&p).map_err(Error::io(&p))
+    };
+    let json = |name: &str, e: serde_json::Error| Error::Json {
+        path: dir.join(name),
+        source: e,
+    };
+    let spec: runner::Spec =
+        serde_json::from_slice(&read(SPEC_FILE)?).map_err(|e| json(SPEC_FILE, e))?;
+    let launch: Launch =
+        serde_json::from_slice(&read(LAUNCH_FILE)?).map_err(|e| json(LAUNCH_FILE, e))?;
+    // SAFETY: the fd was inherited from the parent for this purpose only.
+    let mut ready = unsafe { fs::File::from_raw_fd(launch.ready_fd) };
+    // SAFETY: setting FD_CLOEXEC on our own descriptor.
+    unsafe { libc::fcntl(launch.ready_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let _ = fs::write(dir.join(MONITOR_PID_FILE), std::process::id().to_string());
+    let opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
+    let container = match runner::spawn(&spec, &opts) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(ready, "{} {}", e.exit_code(), e);
+            drop(ready);
+            rec.state = State::Exited;
+            rec.exit_code = Some(e.exit_code() as i32);
+            rec.finished = Some(image_store::model::now());
+            if rec.auto_remove {
+                let _ = containers.remove(&rec.id);
+            } else {
+                let _ = containers.save(&rec);
+            }
+            return Ok(e.exit_code());
+        }
+    };
+    rec.state = State::Running;
+    rec.pid = Some(container.pid());
+    // From here the monitor, not the `kiln run` that started it, waits.
+    rec.owner = Some(std::process::id() as i32);
+    if let Err(e) = containers.save(&rec) {
+        let _ = writeln!(ready, "125 {e}");
+        return Err(e);
+    }
+    let _ = writeln!(ready, "ok");
+    drop(ready);
+    let status = container.wait();
+    finish(&containers, &mut rec, status.as_ref().ok().copied());
+    let _ = std::io::stdout().flush();
+    match status {
+        Ok(s) => Ok(s.code()),
+        Err(e) => {
+            // Standard error is the container's log: the runner's failure
+            // goes there, as any other output of the container.
+            eprintln!("kiln: {e}");
+            Ok(e.exit_code())
+        }
+    }
+}
