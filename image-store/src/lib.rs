@@ -2,7 +2,6 @@
 //! bookkeeping beside it (locks, unpacked layers). Container records live
 //! beside it too (`kiln/containers/`), but belong to the containers crate.
 
-pub mod archive;
 pub mod build_roots;
 pub mod cache_dirs;
 pub mod check;

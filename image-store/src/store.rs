@@ -7,7 +7,6 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Result, StoreError};
@@ -153,15 +152,6 @@ impl Store {
         w.write_all(data).map_err(StoreError::io(self.tmp_dir()))?;
         let (digest, size) = w.commit(None)?;
         Ok(Descriptor::new(media_type, digest, size))
-    }
-
-    pub(crate) fn write_json<T: Serialize>(
-        &self,
-        media_type: &str,
-        value: &T,
-    ) -> Result<Descriptor> {
-        let data = serde_json::to_vec(value).expect("serializing plain data cannot fail");
-        self.write_blob(media_type, &data)
     }
 
     /// A streaming writer for a new blob; nothing appears in `blobs/` until

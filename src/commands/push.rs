@@ -5,17 +5,16 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use image_store::archive::{self, ArchiveFormat};
 use image_store::compressed::LayerFormat;
 use registry_client::Reference;
+use transfer::archive::{self, ArchiveFormat};
+use transfer::registry::{ManifestFormat, RegistryDest};
+use transfer::{copy, oci_dir, CopyOptions, Location, Silent, StoreSource};
 
 use crate::context::Ctx;
 use crate::exit::Status;
-use crate::transfer::oci_dir;
 use crate::transfer::opts::RegistryOpts;
 use crate::transfer::progress::Progress;
-use crate::transfer::registry::{self, ManifestFormat, PushOptions, DEFAULT_JOBS};
-use crate::transfer::transport::Location;
 
 #[derive(clap::Args, Debug)]
 pub struct PushArgs {
@@ -48,40 +47,36 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
     let img = store.resolve_locked(&args.image)?;
     let dest = args.destination.as_deref().unwrap_or(&args.image);
     let progress = Progress::new(args.quiet);
+    let src = StoreSource::new(&store, img.clone());
     let digest = match Location::parse(dest)? {
         Location::Docker(name) => {
             let reference = name.parse::<Reference>()?.remote();
             let client = args.registry.client()?;
-            let opts = PushOptions {
-                format: args.format,
-                compression: args.compression_format,
-                jobs: DEFAULT_JOBS,
-            };
-            registry::push(&store, &client, &img, &reference, &opts, &progress)
+            let to = RegistryDest::new(&client, &reference, args.format, &img.names)?;
+            let src = src.compressing(args.compression_format);
+            copy(&src, &to, &CopyOptions::default(), &progress)
                 .with_context(|| format!("pushing {reference}"))?
+                .manifest
                 .to_string()
         }
         Location::OciDir { dir, reference } => {
-            oci_dir::write(&store, &img, &dir, reference.as_deref())
+            let to = oci_dir::dest(&dir).with_context(|| format!("pushing to {dest}"))?;
+            let src = src.with_names(reference.into_iter().collect());
+            copy(&src, &to, &CopyOptions::default(), &Silent)
+                .and_then(|_| to.finish())
                 .with_context(|| format!("pushing to {dest}"))?;
             img.manifest_digest().to_string()
         }
-        Location::OciArchive { file, reference } => {
-            let names = match reference {
-                Some(r) => vec![r],
-                None => img.names.clone(),
+        Location::OciArchive { file, reference } | Location::DockerArchive { file, reference } => {
+            let format = if dest.starts_with("oci-archive:") {
+                ArchiveFormat::OciArchive
+            } else {
+                ArchiveFormat::DockerArchive
             };
-            write_archive(&store, &img, names, ArchiveFormat::OciArchive, &file)
-                .with_context(|| format!("pushing to {dest}"))?;
-            img.manifest_digest().to_string()
-        }
-        Location::DockerArchive { file, reference } => {
             // docker's RepoTags, as given (a short name means Docker Hub).
-            let names = match reference {
-                Some(r) => vec![r],
-                None => img.names.clone(),
-            };
-            write_archive(&store, &img, names, ArchiveFormat::DockerArchive, &file)
+            let names = reference.map_or_else(|| img.names.clone(), |r| vec![r]);
+            let images = [(img.clone(), names)];
+            archive::save_to_file(&store, &images, format, false, &file, 0o644)
                 .with_context(|| format!("pushing to {dest}"))?;
             img.manifest_digest().to_string()
         }
@@ -91,29 +86,4 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
     }
     progress.line(&format!("Pushed {dest}@{digest}"));
     Ok(Status::Success)
-}
-
-fn write_archive(
-    store: &image_store::Store,
-    img: &image_store::Image,
-    names: Vec<String>,
-    format: ArchiveFormat,
-    file: &std::path::Path,
-) -> Result<()> {
-    let dir = file.parent().filter(|p| !p.as_os_str().is_empty());
-    let dir = dir.unwrap_or(std::path::Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".kiln-push-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temp file beside {}", file.display()))?;
-    {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
-        archive::save(store, &[(img.clone(), names)], format, &mut out)?;
-        std::io::Write::flush(&mut out)?;
-    }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(file)
-        .with_context(|| format!("writing {}", file.display()))?;
-    Ok(())
 }

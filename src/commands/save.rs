@@ -1,11 +1,10 @@
 //! `kiln save` and `kiln load`.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 
 use anyhow::{bail, Context as _, Result};
-use image_store::archive::{self, ArchiveFormat};
-use image_store::{Image, Reference};
+use transfer::archive::{self, ArchiveFormat};
 
 use crate::cli::{LoadArgs, SaveArgs};
 use crate::context::Ctx;
@@ -20,30 +19,22 @@ pub fn save(ctx: &Ctx, args: SaveArgs) -> Result<Status> {
     let store = ctx.store()?;
     // Held until the archive is written, so no `rmi` deletes a blob of it.
     let _reader = store.reader_lock()?;
-    let images = select(&store, &args.images)?;
+    let images = archive::select(&store, &args.images)?;
     match &args.output {
         Some(path) => {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-            let dir = dir.unwrap_or(std::path::Path::new("."));
-            let tmp = tempfile::Builder::new()
-                .prefix(".kiln-save-")
-                .tempfile_in(dir)
-                .with_context(|| format!("creating a temp file beside {}", path.display()))?;
-            write(&store, &images, format, args.compress, tmp.as_file())
-                .with_context(|| format!("saving to {}", path.display()))?;
-            // tempfile makes 0600 files; an archive is an ordinary file.
-            use std::os::unix::fs::PermissionsExt;
             let mode = 0o666 & !current_umask();
-            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))?;
-            tmp.persist(path)
-                .with_context(|| format!("writing {}", path.display()))?;
+            archive::save_to_file(&store, &images, format, args.compress, path, mode)
+                .with_context(|| format!("saving to {}", path.display()))?;
         }
         None => {
             let out = std::io::stdout();
             if out.is_terminal() {
                 bail!("refusing to write an archive to a terminal: use -o FILE or redirect");
             }
-            write(&store, &images, format, args.compress, out.lock())?;
+            // Stdout, not its lock: the archive writer may be shared
+            // between threads (the lock is not `Send`).
+            let out = std::io::BufWriter::with_capacity(1 << 20, out);
+            archive::save_to(&store, &images, format, args.compress, out)?;
         }
     }
     Ok(Status::Success)
@@ -56,48 +47,6 @@ fn current_umask() -> u32 {
         libc::umask(old);
         old as u32
     }
-}
-
-fn write(
-    store: &image_store::Store,
-    images: &[(Image, Vec<String>)],
-    format: ArchiveFormat,
-    compress: bool,
-    out: impl Write,
-) -> Result<()> {
-    if compress {
-        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-        archive::save(store, images, format, &mut gz)?;
-        gz.finish()?.flush()?;
-    } else {
-        let mut out = out;
-        archive::save(store, images, format, &mut out)?;
-        out.flush()?;
-    }
-    Ok(())
-}
-
-/// Each named image once, carrying the tags it was named by (docker: an
-/// image named by ID carries no tag).
-fn select(store: &image_store::Store, names: &[String]) -> Result<Vec<(Image, Vec<String>)>> {
-    let mut out: Vec<(Image, Vec<String>)> = Vec::new();
-    for name in names {
-        let img = store.resolve_locked(name)?;
-        let tag = name.parse::<Reference>().ok().and_then(|r| {
-            r.candidates()
-                .into_iter()
-                .map(|c| c.to_string())
-                .find(|c| img.names.contains(c))
-        });
-        match out
-            .iter_mut()
-            .find(|(i, _)| i.manifest_digest() == img.manifest_digest())
-        {
-            Some((_, tags)) => tags.extend(tag.filter(|t| !tags.contains(t))),
-            None => out.push((img, tag.into_iter().collect())),
-        }
-    }
-    Ok(out)
 }
 
 pub fn load(ctx: &Ctx, args: LoadArgs) -> Result<Status> {
@@ -118,13 +67,10 @@ pub fn load(ctx: &Ctx, args: LoadArgs) -> Result<Status> {
         }
     };
     let loaded = archive::load(&store, input).with_context(|| format!("loading {label}"))?;
-    let images = store.images()?;
-    for (id, names) in &loaded.images {
-        if let Some(img) = images.iter().find(|i| i.id() == id) {
-            let name = names.first().map_or_else(|| id.to_string(), |n| n.clone());
-            if let Some(w) = crate::transfer::too_many_layers(&name, img.manifest.layers.len()) {
-                eprintln!("WARNING: {w}");
-            }
+    for (id, names, layers) in &loaded.images {
+        let name = names.first().map_or_else(|| id.to_string(), |n| n.clone());
+        if let Some(w) = transfer::too_many_layers(&name, *layers) {
+            eprintln!("WARNING: {w}");
         }
         if args.quiet {
             outln!("{id}");

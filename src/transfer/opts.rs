@@ -1,10 +1,10 @@
-//! Registry flags shared by pull, push and login, and the client they make.
+//! Registry flags shared by pull, push, build and login.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{bail, Result};
-use registry_client::{Client, ClientOptions, CredentialStore, Credentials, DockerConfig};
+use anyhow::Result;
+use registry_client::Client;
+use transfer::RegistryAccess;
 
 /// `--tls-verify` and `--cert-dir`: how the registry's TLS is checked
 /// (shared by login and every command that talks to a registry).
@@ -50,49 +50,18 @@ impl std::fmt::Debug for RegistryOpts {
     }
 }
 
-/// `--creds` for every registry, else the docker config (and its helpers).
-struct Creds {
-    fixed: Option<Credentials>,
-    config: Option<DockerConfig>,
-}
-
-impl CredentialStore for Creds {
-    fn get(&self, registry: &str) -> registry_client::Result<Option<Credentials>> {
-        if let Some(c) = &self.fixed {
-            return Ok(Some(c.clone()));
-        }
-        match &self.config {
-            Some(cfg) => cfg.get(registry),
-            None => Ok(None),
-        }
-    }
-}
-
-/// Splits `USER:PASSWORD` (the password may contain ':').
-pub fn parse_creds(s: &str) -> Result<Credentials> {
-    match s.split_once(':') {
-        Some((u, p)) if !u.is_empty() => Ok(Credentials::new(u, p)),
-        _ => bail!("--creds: expected USERNAME:PASSWORD"),
-    }
-}
-
 impl RegistryOpts {
-    pub fn client_options(&self) -> Result<ClientOptions> {
-        let fixed = self.creds.as_deref().map(parse_creds).transpose()?;
-        let config = if fixed.is_some() {
-            None
-        } else {
-            Some(DockerConfig::load(self.authfile.as_deref())?)
-        };
-        Ok(ClientOptions {
-            credentials: Some(Arc::new(Creds { fixed, config })),
+    /// What the flags say, for the transfer crate.
+    pub fn access(&self) -> RegistryAccess {
+        RegistryAccess {
+            creds: self.creds.clone(),
+            authfile: self.authfile.clone(),
             tls_verify: self.tls.tls_verify,
             cert_dir: self.tls.cert_dir.clone(),
-            ..ClientOptions::default()
-        })
+        }
     }
 
     pub fn client(&self) -> Result<Client> {
-        Ok(Client::new(self.client_options()?))
+        Ok(self.access().client()?)
     }
 }

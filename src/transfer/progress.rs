@@ -2,8 +2,7 @@
 //! plain lines otherwise, nothing with `-q`.
 
 use std::io::IsTerminal;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -53,7 +52,7 @@ impl Progress {
         }
     }
 
-    pub fn blob(&self, verb: &'static str, digest: &str, size: u64) -> BlobProgress {
+    fn make_blob(&self, verb: &'static str, digest: &str, size: u64) -> BlobProgress {
         let short = digest
             .strip_prefix("sha256:")
             .map_or(digest, |h| &h[..h.len().min(12)])
@@ -88,10 +87,6 @@ pub struct BlobProgress {
 }
 
 impl BlobProgress {
-    pub fn bar(&self) -> Option<ProgressBar> {
-        self.bar.clone()
-    }
-
     pub fn inc(&self, n: u64) {
         if let Some(b) = &self.bar {
             b.inc(n);
@@ -113,28 +108,39 @@ impl BlobProgress {
     }
 }
 
-/// An `AsyncWrite` that reports the bytes written through it.
-pub struct Counting<'a, W> {
-    pub inner: W,
-    pub progress: &'a BlobProgress,
+impl ::transfer::Progress for Progress {
+    fn line(&self, msg: &str) {
+        Progress::line(self, msg)
+    }
+    fn warn(&self, msg: &str) {
+        Progress::warn(self, msg)
+    }
+    fn blob(
+        &self,
+        verb: &'static str,
+        digest: &image_store::Digest,
+        size: u64,
+    ) -> Arc<dyn ::transfer::BlobProgress> {
+        Arc::new(self.make_blob(verb, &digest.to_string(), size))
+    }
 }
 
-impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counting<'_, W> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &r {
-            self.progress.inc(*n as u64);
+impl ::transfer::BlobProgress for BlobProgress {
+    fn counts(&self) -> bool {
+        self.bar.is_some()
+    }
+    fn restart(&self) {
+        if let Some(b) = &self.bar {
+            b.set_position(0);
         }
-        r
     }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+    fn inc(&self, n: u64) {
+        BlobProgress::inc(self, n)
     }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn finish(&self, msg: &str) {
+        BlobProgress::finish(self, msg)
+    }
+    fn fail(&self) {
+        BlobProgress::fail(self)
     }
 }

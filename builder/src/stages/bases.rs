@@ -45,8 +45,8 @@ impl Builder<'_> {
                     continue; // reported where the image is used
                 };
                 source
-                    .fetch(&image)
-                    .map_err(|e| BuildError::at(cmd, format!("pulling {image}: {e}")))?;
+                    .pull(self.store, &image)
+                    .map_err(|e| BuildError::at(cmd, format!("pulling {image}: {}", e.render())))?;
                 // What the pull brought replaces what was looked up before.
                 self.resolved
                     .lock()

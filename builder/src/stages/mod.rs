@@ -30,7 +30,7 @@ use image_store::{Ingest, Store};
 pub use crate::cache::{prune as prune_cache, Pruned};
 pub use crate::error::BuildError;
 pub use crate::steps::view::private_mount_namespace;
-pub use options::{BaseSource, BuildOptions, BuildOutput, Event, EventKind, PullPolicy};
+pub use options::{BuildOptions, BuildOutput, Event, EventKind, PullPolicy};
 pub use plan::MAX_LAYERS;
 pub(crate) use stage::{StageRun, State};
 
@@ -55,7 +55,7 @@ pub(crate) struct Builder<'a> {
     pub(crate) numbers: BTreeMap<usize, usize>,
     /// Set once a stage has failed: the others stop at their next step.
     pub(crate) failed: AtomicBool,
-    pub(crate) source: Option<&'a dyn BaseSource>,
+    pub(crate) source: Option<&'a transfer::Puller>,
     /// Images looked up by name, so the store's index is read once per
     /// build, not once per FROM, count and `--from`.
     pub(crate) resolved: Mutex<BTreeMap<String, image_store::Image>>,
@@ -68,7 +68,7 @@ pub(crate) struct Builder<'a> {
 pub fn build(
     store: &Store,
     opts: &BuildOptions,
-    source: Option<&dyn BaseSource>,
+    source: Option<&transfer::Puller>,
     events: &mut (dyn FnMut(Event) + Send),
 ) -> Result<BuildOutput, BuildError> {
     let name = if opts.dockerfile_name.is_empty() {
@@ -82,7 +82,7 @@ pub fn build(
 fn build_inner<'a>(
     store: &'a Store,
     opts: &'a BuildOptions,
-    source: Option<&'a dyn BaseSource>,
+    source: Option<&'a transfer::Puller>,
     events: &'a mut (dyn FnMut(Event) + Send),
 ) -> Result<BuildOutput, BuildError> {
     let df: Dockerfile =

@@ -31,7 +31,7 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// An external OCI runtime for RUN steps.
     pub runtime: Option<PathBuf>,
-    /// When base images are fetched through the [`BaseSource`].
+    /// When base images are pulled through the [`transfer::Puller`].
     pub pull: PullPolicy,
     /// RUN output comes as [`EventKind::Output`] lines instead of going
     /// straight to standard error (for a progress display that owns the
@@ -50,13 +50,6 @@ pub enum PullPolicy {
     Always,
     /// Never: a missing image is an error.
     Never,
-}
-
-/// Where base images come from when the store lacks them (the CLI pulls
-/// them from a registry). Kept abstract so the builder needs no network.
-pub trait BaseSource: Sync {
-    /// Brings `name` into the store, or says why not.
-    fn fetch(&self, name: &str) -> Result<(), String>;
 }
 
 /// Progress, for the CLI to show as it likes. Stages that do not depend on

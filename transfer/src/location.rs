@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use crate::{bail, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {

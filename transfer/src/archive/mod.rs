@@ -6,12 +6,11 @@
 mod load;
 mod save;
 
-pub use load::{load, Loaded};
-pub use save::{save, ArchiveFormat};
+pub use load::{load, ArchiveImage, Loaded, Staged};
+pub use save::{save, save_to, save_to_file, select, ArchiveFormat, DockerArchiveDest, TarFiles};
 
-use crate::error::StoreError;
-use crate::ingest::ComposeError;
-use crate::layer::LayerError;
+use image_store::layer::LayerError;
+use image_store::{ComposeError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {

@@ -1,28 +1,44 @@
-//! Reading archives into the store, in one pass over the tar stream.
+//! Reading archives: an [`ImageSource`] per image, after one pass over the
+//! tar stream.
 //!
 //! Members arrive in any order (docker writes `manifest.json` last), so
-//! every file member is streamed into the store's temp area as a blob while
-//! it is hashed; the small JSON documents are then read back from there.
-//! Compressed layer files are stored decompressed. Nothing is named until
-//! every digest has been checked; on failure the blobs this load added are
-//! deleted again, so the store is left as it was.
+//! every file member is streamed into the destination store's transaction
+//! ([`Ingest`]) as a blob while it is hashed and read as a layer; the small
+//! JSON documents are then read back from there. Compressed layer files of
+//! a docker archive are stored decompressed. Every image is checked before
+//! any is named; [`crate::copy`] then takes each into the store (its blobs
+//! are there already, and are checked again), members that are no image's
+//! part are removed, and the transaction commits; on failure it rolls back,
+//! so the store is left as it was.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use image_store::Ingest;
+use image_store::StoreError;
 
 use super::{ArchiveError, DockerManifestEntry};
-use crate::digest::Digest;
-use crate::layer::{self, LayerError};
-use crate::model::media::Compression;
-use crate::model::{media, Descriptor, ImageConfig, Index, Manifest};
-use crate::reference::Reference;
-use crate::store::Store;
-use crate::verify::{self, CopyError};
+use crate::copy::{copy, CopyOptions};
+use crate::image::{ImageSource, RawManifest, SourceBlob};
+use crate::progress::{BlobProgress, CountingRead, Silent};
+use crate::store::StoreDest;
+use image_store::digest::Digest;
+use image_store::layer::{self, LayerError};
+use image_store::model::media::Compression;
+use image_store::model::{media, Descriptor, ImageConfig, Index, Manifest};
+use image_store::reference::Reference;
+use image_store::verify::{self, CopyError};
+use image_store::Store;
+use oci_model::Platform;
 
 /// What a load added: each image ID with the names it now carries.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    pub images: Vec<(Digest, Vec<String>)>,
+    /// Image ID, names, and how many layers it has.
+    pub images: Vec<(Digest, Vec<String>, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,37 +62,145 @@ impl Member {
     }
 }
 
-pub fn load<R: Read>(store: &Store, input: R) -> Result<Loaded, ArchiveError> {
-    let _w = store.writer_lock()?;
-    let mut added: BTreeSet<Digest> = BTreeSet::new();
-    let result = load_inner(store, input, &mut added);
-    match &result {
-        Err(_) => {
-            let _ = store.remove_blobs(&added);
-        }
-        Ok(loaded) => {
-            // Members that are not part of an image (manifest.json,
-            // repositories, …) were stored as blobs on the way in.
-            let mut used = BTreeSet::new();
-            for img in store.images()? {
-                if loaded.images.iter().any(|(id, _)| id == img.id()) {
-                    used.insert(img.manifest_digest().clone());
-                    used.insert(img.id().clone());
-                    used.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
-                }
-            }
-            let junk: Vec<Digest> = added.difference(&used).cloned().collect();
-            store.remove_blobs(&junk)?;
-        }
+/// Loads every image of the archive `input` into the store, named as the
+/// archive names them.
+pub fn load<R: Read>(store: &Store, input: R) -> Result<Loaded, crate::Error> {
+    let dest = StoreDest::new(store, Vec::new())?.named_by_source();
+    let staged = Staged::read(dest.ingest(), input)?;
+    let opts = CopyOptions {
+        jobs: 1,
+        ..CopyOptions::default()
+    };
+    let mut loaded = Loaded::default();
+    for image in staged.images() {
+        let names = image.names.clone();
+        let copied = copy(&image, &dest, &opts, &Silent)?;
+        let layers = copied.image.manifest.layers.len();
+        loaded.images.push((copied.id, names, layers));
     }
-    result
+    // Members that are no image's part (manifest.json, repositories, …).
+    dest.ingest().remove_added(&staged.unused())?;
+    dest.commit()?;
+    Ok(loaded)
 }
 
-fn load_inner<R: Read>(
-    store: &Store,
-    input: R,
-    added: &mut BTreeSet<Digest>,
-) -> Result<Loaded, ArchiveError> {
+/// An archive read once into a store transaction, and its images, each
+/// checked against the archive's claims.
+pub struct Staged {
+    store: Store,
+    /// Every member's blob.
+    members: Vec<Digest>,
+    images: Vec<StagedImage>,
+}
+
+struct StagedImage {
+    raw: RawManifest,
+    names: Vec<String>,
+}
+
+impl Staged {
+    /// Reads the whole archive into `ingest` (each member hashed and read
+    /// as a layer on the way) and checks every image it holds.
+    pub fn read<R: Read>(ingest: &Ingest, input: R) -> Result<Staged, ArchiveError> {
+        let store = ingest.store().clone();
+        let members = stage(ingest, input)?;
+        let images = if let Some(m) = members.get("manifest.json") {
+            let entries: Vec<DockerManifestEntry> = read_member_json(&store, "manifest.json", m)?;
+            load_docker(&store, &members, entries)?
+        } else if let Some(m) = members.get("index.json") {
+            let index: Index = read_member_json(&store, "index.json", m)?;
+            load_oci(&store, &members, index)?
+        } else {
+            return Err(ArchiveError::NoManifest);
+        };
+        Ok(Staged {
+            store,
+            members: members.into_values().map(|m| m.digest).collect(),
+            images,
+        })
+    }
+
+    /// Members no image uses.
+    pub fn unused(&self) -> Vec<Digest> {
+        let mut used = std::collections::BTreeSet::new();
+        for image in &self.images {
+            used.insert(image.raw.digest.clone());
+            if let Ok(m) = serde_json::from_slice::<Manifest>(&image.raw.bytes) {
+                used.insert(m.config.digest);
+                used.extend(m.layers.into_iter().map(|l| l.digest));
+            }
+        }
+        self.members
+            .iter()
+            .filter(|d| !used.contains(*d))
+            .cloned()
+            .collect()
+    }
+
+    /// The images, as sources.
+    pub fn images(&self) -> Vec<ArchiveImage<'_>> {
+        self.images
+            .iter()
+            .map(|image| ArchiveImage {
+                staged: self,
+                raw: &image.raw,
+                names: image.names.clone(),
+            })
+            .collect()
+    }
+}
+
+/// One image of a staged archive.
+pub struct ArchiveImage<'a> {
+    staged: &'a Staged,
+    raw: &'a RawManifest,
+    pub names: Vec<String>,
+}
+
+impl ImageSource for ArchiveImage<'_> {
+    fn label(&self) -> String {
+        self.names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.raw.digest.to_string())
+    }
+
+    fn manifest(&self) -> crate::Result<RawManifest> {
+        Ok(self.raw.clone())
+    }
+
+    fn manifest_at(&self, desc: &Descriptor) -> crate::Result<RawManifest> {
+        Err(crate::invalid!(
+            "{}: no manifest {} is staged",
+            self.label(),
+            desc.digest
+        ))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    fn open_blob(
+        &self,
+        desc: &Descriptor,
+        progress: Arc<dyn BlobProgress>,
+    ) -> crate::Result<SourceBlob> {
+        let path = self.blob_file(desc).ok_or_else(|| {
+            ArchiveError::Corrupt(format!("blob {} is not in the archive", desc.digest))
+        })?;
+        let f = File::open(&path).map_err(|e| StoreError::io(path.clone())(e))?;
+        Ok(SourceBlob::reader(CountingRead { inner: f, progress }))
+    }
+
+    fn blob_file(&self, desc: &Descriptor) -> Option<PathBuf> {
+        let p = self.staged.store.blob_path(&desc.digest);
+        p.exists().then_some(p)
+    }
+}
+
+/// Streams every file member of the archive into `ingest` as a blob.
+fn stage<R: Read>(ingest: &Ingest, input: R) -> Result<BTreeMap<String, Member>, ArchiveError> {
     let plain = layer::decompressed(input)?;
     let mut archive = tar::Archive::new(plain);
     let mut members: BTreeMap<String, Member> = BTreeMap::new();
@@ -94,41 +218,28 @@ fn load_inner<R: Read>(
         let expected = name
             .strip_prefix("blobs/sha256/")
             .and_then(|h| Digest::from_hex(h).ok());
-        let (member, new) = store_member(store, &mut entry, &name, expected.as_ref())?;
-        if new {
-            added.insert(member.digest.clone());
-        }
+        let member = stage_member(ingest, &mut entry, &name, expected.as_ref())?;
         members.insert(name, member);
     }
-
-    if let Some(m) = members.get("manifest.json") {
-        let entries: Vec<DockerManifestEntry> = read_member_json(store, "manifest.json", m)?;
-        return load_docker(store, &members, entries);
-    }
-    if let Some(m) = members.get("index.json") {
-        let index: Index = read_member_json(store, "index.json", m)?;
-        return load_oci(store, &members, index);
-    }
-    Err(ArchiveError::NoManifest)
+    Ok(members)
 }
 
 /// Streams one member into the store as a blob. Members under
 /// `blobs/sha256/` must hash to their name; other members that are
 /// compressed tars are stored decompressed. Every member is also read as a
 /// layer in the same pass (decompressed, hashed, each entry checked), since
-/// which members are layers is known only at the end. Also says whether
-/// the blob is new to the store.
-fn store_member(
-    store: &Store,
+/// which members are layers is known only at the end.
+fn stage_member(
+    ingest: &Ingest,
     entry: &mut impl Read,
     name: &str,
     expected: Option<&Digest>,
-) -> Result<(Member, bool), ArchiveError> {
+) -> Result<Member, ArchiveError> {
     let bad = |reason: String| ArchiveError::Member {
         member: name.to_string(),
         reason,
     };
-    let mut w = store.blob_writer()?;
+    let mut w = ingest.blob_writer()?;
     let mut br = BufReader::with_capacity(1 << 20, entry);
     let head = br.fill_buf().map_err(|e| bad(e.to_string()))?.to_vec();
     let compression = if head.starts_with(&[0x1f, 0x8b]) {
@@ -156,17 +267,12 @@ fn store_member(
         Err(CopyError::Layer(e)) => Err(e.to_string()),
         Err(CopyError::Io(e)) => return Err(bad(e.to_string())),
     };
-    let (digest, size, new) = w
-        .commit_reporting(expected)
-        .map_err(|e| bad(e.to_string()))?;
-    Ok((
-        Member {
-            digest,
-            size,
-            layer,
-        },
-        new,
-    ))
+    let (digest, size) = w.commit(expected).map_err(|e| bad(e.to_string()))?;
+    Ok(Member {
+        digest,
+        size,
+        layer,
+    })
 }
 
 fn read_member_json<T: serde::de::DeserializeOwned>(
@@ -196,11 +302,16 @@ fn member<'a>(
         .ok_or_else(|| ArchiveError::Corrupt(format!("{name:?} is listed but not in the archive")))
 }
 
+/// The normalized strings of `names`.
+fn strings(names: &[Reference]) -> Vec<String> {
+    names.iter().map(|n| n.normalized().to_string()).collect()
+}
+
 fn load_docker(
     store: &Store,
     members: &BTreeMap<String, Member>,
     entries: Vec<DockerManifestEntry>,
-) -> Result<Loaded, ArchiveError> {
+) -> Result<Vec<StagedImage>, ArchiveError> {
     let mut plans = Vec::new();
     for e in &entries {
         let cm = member(members, &e.config)?;
@@ -228,7 +339,7 @@ fn load_docker(
         let names = normalize_names(e.repo_tags.as_deref().unwrap_or_default())?;
         plans.push((cm.clone(), layers, names));
     }
-    let mut loaded = Loaded::default();
+    let mut images = Vec::new();
     for (cm, layers, names) in plans {
         let manifest = Manifest {
             schema_version: 2,
@@ -238,22 +349,25 @@ fn load_docker(
             annotations: None,
             extra: Default::default(),
         };
-        let desc = store.write_json(media::OCI_MANIFEST, &manifest)?;
-        store.add_image(&desc, &names)?;
-        loaded.images.push((
-            cm.digest,
-            names.iter().map(|n| n.normalized().to_string()).collect(),
-        ));
+        let bytes = serde_json::to_vec(&manifest).expect("plain data serializes");
+        images.push(StagedImage {
+            raw: RawManifest {
+                media_type: media::OCI_MANIFEST.into(),
+                digest: Digest::of_bytes(&bytes),
+                bytes,
+            },
+            names: strings(&names),
+        });
     }
-    Ok(loaded)
+    Ok(images)
 }
 
 fn load_oci(
     store: &Store,
     members: &BTreeMap<String, Member>,
     index: Index,
-) -> Result<Loaded, ArchiveError> {
-    let mut plans = Vec::new();
+) -> Result<Vec<StagedImage>, ArchiveError> {
+    let mut images = Vec::new();
     for d in &index.manifests {
         let desc = pick_manifest(store, members, d)?;
         let m = member(members, &format!("blobs/sha256/{}", desc.digest.hex()))?;
@@ -295,23 +409,21 @@ fn load_oci(
             }
             _ => Vec::new(),
         };
-        let mut clean = desc.clone();
-        clean.annotations = None;
-        clean.platform = None;
-        plans.push((clean, manifest.config.digest.clone(), names));
+        let bytes = store.read_blob(&m.digest)?;
+        images.push(StagedImage {
+            raw: RawManifest {
+                media_type: desc.media_type.clone(),
+                digest: desc.digest.clone(),
+                bytes,
+            },
+            names: strings(&names),
+        });
     }
-    let mut loaded = Loaded::default();
-    for (desc, id, names) in plans {
-        store.add_image(&desc, &names)?;
-        loaded.images.push((
-            id,
-            names.iter().map(|n| n.normalized().to_string()).collect(),
-        ));
-    }
-    Ok(loaded)
+    Ok(images)
 }
 
-/// A manifest descriptor, or for an index the host platform's manifest.
+/// A manifest descriptor, or for an index the host platform's manifest
+/// (chosen by the one picker; an index without one gives its first).
 fn pick_manifest(
     store: &Store,
     members: &BTreeMap<String, Member>,
@@ -323,7 +435,7 @@ fn pick_manifest(
             let m = member(members, &format!("blobs/sha256/{}", d.digest.hex()))?;
             let idx: Index = read_member_json(store, "index", m)?;
             let found = idx
-                .select(&crate::model::Platform::host())
+                .select(&Platform::host())
                 .ok()
                 .or_else(|| idx.manifests.first())
                 .ok_or_else(|| ArchiveError::Corrupt("an empty image index".into()))?;
@@ -340,9 +452,11 @@ fn pick_manifest(
 fn normalize_names(tags: &[String]) -> Result<Vec<Reference>, ArchiveError> {
     tags.iter()
         .map(|t| {
-            let r: Reference = t.parse().map_err(|e: crate::reference::ReferenceError| {
-                ArchiveError::Corrupt(e.to_string())
-            })?;
+            let r: Reference = t
+                .parse()
+                .map_err(|e: image_store::reference::ReferenceError| {
+                    ArchiveError::Corrupt(e.to_string())
+                })?;
             Ok(if r.is_qualified() {
                 r
             } else {
@@ -351,7 +465,7 @@ fn normalize_names(tags: &[String]) -> Result<Vec<Reference>, ArchiveError> {
                     r.normalized().to_string().trim_start_matches("localhost/")
                 )
                 .parse()
-                .map_err(|e: crate::reference::ReferenceError| {
+                .map_err(|e: image_store::reference::ReferenceError| {
                     ArchiveError::Corrupt(e.to_string())
                 })?
             })

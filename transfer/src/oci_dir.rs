@@ -1,0 +1,195 @@
+//! `oci:DIR[:REF]`: a plain OCI image layout directory, as a source (pull)
+//! and, through the one layout writer, a destination (push).
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use image_store::model::Index;
+use image_store::{Descriptor, Digest};
+
+use crate::image::{ImageSource, RawManifest, SourceBlob};
+use crate::oci_layout::{LayoutFiles, Naming, OciLayoutDest};
+use crate::progress::{BlobProgress, CountingRead};
+use crate::{bail, invalid, Context as _, Result};
+
+fn blob_path(dir: &Path, d: &Digest) -> PathBuf {
+    dir.join("blobs/sha256").join(d.hex())
+}
+
+/// The name an image read from an `oci:` layout gets: REF when it is a
+/// full reference, else `localhost/<dir name>:<REF or latest>`.
+pub fn layout_name(dir: &Path, reference: Option<&str>) -> Result<image_store::Reference> {
+    if let Some(r) = reference {
+        if let Ok(parsed) = r.parse::<image_store::Reference>() {
+            if parsed.is_qualified() {
+                return Ok(parsed);
+            }
+        }
+    }
+    let base = dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
+        .unwrap_or_else(|| "image".to_string());
+    let base: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let tag = reference.unwrap_or("latest");
+    format!("localhost/{base}:{tag}")
+        .parse::<image_store::Reference>()
+        .map_err(|e| invalid!("cannot name the image from {}: {e}", dir.display()))
+}
+
+/// The image `reference` (or the only one) of the layout at `dir`.
+pub struct OciDirSource {
+    dir: PathBuf,
+    reference: Option<String>,
+}
+
+impl OciDirSource {
+    pub fn new(dir: &Path, reference: Option<&str>) -> OciDirSource {
+        OciDirSource {
+            dir: dir.to_path_buf(),
+            reference: reference.map(str::to_string),
+        }
+    }
+
+    fn read_verified(&self, d: &Digest) -> Result<Vec<u8>> {
+        let p = blob_path(&self.dir, d);
+        let data = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        if Digest::of_bytes(&data) != *d {
+            bail!("{}: blob {d} does not match its digest", self.dir.display());
+        }
+        Ok(data)
+    }
+}
+
+impl ImageSource for OciDirSource {
+    fn label(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    /// The manifest named `reference`, or the only one.
+    fn manifest(&self) -> Result<RawManifest> {
+        let dir = &self.dir;
+        let index_path = dir.join("index.json");
+        let data =
+            fs::read(&index_path).with_context(|| format!("reading {}", index_path.display()))?;
+        let index: Index = serde_json::from_slice(&data)
+            .with_context(|| format!("{}: invalid index", index_path.display()))?;
+        let reference = self.reference.as_deref();
+        let found: Vec<&Descriptor> = match reference {
+            Some(r) => index
+                .manifests
+                .iter()
+                .filter(|d| d.ref_name() == Some(r))
+                .collect(),
+            None => index.manifests.iter().collect(),
+        };
+        let desc = match found.as_slice() {
+            [one] => (*one).clone(),
+            [] => match reference {
+                Some(r) => bail!("{}: no image named {r:?}", dir.display()),
+                None => bail!("{}: the layout holds no image", dir.display()),
+            },
+            _ => bail!(
+                "{}: the layout holds {} images; name one with oci:DIR:REF",
+                dir.display(),
+                found.len()
+            ),
+        };
+        self.manifest_at(&desc)
+    }
+
+    fn manifest_at(&self, desc: &Descriptor) -> Result<RawManifest> {
+        Ok(RawManifest {
+            media_type: desc.media_type.clone(),
+            digest: desc.digest.clone(),
+            bytes: self.read_verified(&desc.digest)?,
+        })
+    }
+
+    fn open_blob(&self, desc: &Descriptor, progress: Arc<dyn BlobProgress>) -> Result<SourceBlob> {
+        let src = blob_path(&self.dir, &desc.digest);
+        let f = fs::File::open(&src).with_context(|| format!("reading {}", src.display()))?;
+        Ok(SourceBlob::reader(CountingRead { inner: f, progress }))
+    }
+
+    fn blob_file(&self, desc: &Descriptor) -> Option<PathBuf> {
+        let p = blob_path(&self.dir, &desc.digest);
+        p.exists().then_some(p)
+    }
+}
+
+/// The files of a layout directory: each written to a temp file beside
+/// its place, then renamed.
+pub struct DirFiles {
+    dir: PathBuf,
+}
+
+impl DirFiles {
+    pub fn new(dir: &Path) -> Result<DirFiles> {
+        fs::create_dir_all(dir.join("blobs/sha256"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        Ok(DirFiles {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl LayoutFiles for DirFiles {
+    fn has_blob(&self, d: &Digest) -> bool {
+        blob_path(&self.dir, d).exists()
+    }
+
+    fn write_blob(&mut self, d: &Digest, _size: u64, data: &mut dyn Read) -> Result<()> {
+        let dest = blob_path(&self.dir, d);
+        let tmp = dest.with_extension("tmp");
+        let res = (|| -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            std::io::copy(data, &mut f)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &dest)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res.with_context(|| format!("copying blob {d} to {}", self.dir.display()))
+    }
+
+    fn write_file(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        let p = self.dir.join(name);
+        if name == "oci-layout" && p.exists() {
+            return Ok(());
+        }
+        image_store::write_atomic(&p, data).with_context(|| format!("writing {}", p.display()))
+    }
+
+    fn read_index(&self) -> Result<Option<Index>> {
+        let index_path = self.dir.join("index.json");
+        match fs::read(&index_path) {
+            Ok(data) => {
+                Ok(Some(serde_json::from_slice(&data).with_context(|| {
+                    format!("{}: invalid index", index_path.display())
+                })?))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", index_path.display())),
+        }
+    }
+}
+
+/// A layout directory as a destination (created if needed); the image is
+/// named REF in `index.json`, replacing any manifest of that name.
+pub fn dest(dir: &Path) -> Result<OciLayoutDest<DirFiles>> {
+    OciLayoutDest::new(DirFiles::new(dir)?, Naming::Directory)
+}
