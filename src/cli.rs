@@ -46,6 +46,8 @@ pub enum Command {
     Builder(BuilderCommand),
     /// Run a command in a new container
     Run(commands::run::RunArgs),
+    /// Run a command in a running container
+    Exec(commands::exec::ExecArgs),
     /// List containers
     Ps(commands::containers::PsArgs),
     /// Remove containers

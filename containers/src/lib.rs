@@ -17,6 +17,7 @@ pub mod check;
 pub mod commit;
 pub mod control;
 pub mod error;
+pub mod exec;
 pub mod export;
 pub mod layers;
 pub mod mountpoints;

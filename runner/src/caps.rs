@@ -98,6 +98,18 @@ pub(crate) fn mask(set: Option<&Capabilities>) -> Result<u64, RunError> {
     Ok(m)
 }
 
+/// The capabilities in this process's bounding set: all it can hand on
+/// (`exec --privileged`).
+pub fn bounding() -> Vec<&'static str> {
+    (0..=last_cap().min(NAMES.len() as u32 - 1))
+        // SAFETY: prctl with integer arguments.
+        .filter(
+            |c| unsafe { libc::prctl(libc::PR_CAPBSET_READ, *c as libc::c_ulong, 0, 0, 0) } == 1,
+        )
+        .map(|c| NAMES[c as usize])
+        .collect()
+}
+
 /// Highest capability the running kernel knows; bounding-set drops go up to it.
 pub(crate) fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")

@@ -106,6 +106,46 @@ fn own_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// The `cgroup.procs` files of `pid`'s cgroups that differ from this
+/// process's, opened for writing: what `exec` joins. A `kiln-*` cgroup
+/// (device rules, limits) must be joined; others (a service manager's)
+/// are joined where this process may.
+pub(crate) fn procs_files_of(pid: libc::pid_t) -> Result<Vec<std::fs::File>, RunError> {
+    let path = format!("/proc/{pid}/cgroup");
+    let text = fs::read_to_string(&path).map_err(|e| RunError::io(format!("read {path}"), e))?;
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if own.lines().any(|l| l == line) {
+            continue;
+        }
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, rel) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+        let root = if ctrls.is_empty() {
+            match unified_root() {
+                Some(r) => r.to_path_buf(),
+                None => continue,
+            }
+        } else {
+            let first = ctrls.split(',').next().unwrap_or("");
+            Path::new(ROOT).join(first.strip_prefix("name=").unwrap_or(first))
+        };
+        let file = root.join(rel.trim_start_matches('/')).join("cgroup.procs");
+        let required = rel
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with("kiln-"));
+        match fs::OpenOptions::new().write(true).open(&file) {
+            Ok(f) => out.push(f),
+            Err(e) if required => {
+                return Err(RunError::io(format!("open {}", file.display()), e));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
 /// Every `kiln-<id>` directory under the runner's own cgroups, in each
 /// hierarchy this process belongs to (existing or not).
 pub(crate) fn all_dirs(id: &str) -> Vec<PathBuf> {

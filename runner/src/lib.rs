@@ -44,6 +44,7 @@ mod error;
 mod etc;
 mod external;
 mod idmap;
+mod join;
 mod plan;
 mod process;
 mod rootfs;
@@ -53,9 +54,13 @@ mod sys;
 mod tty;
 pub mod user;
 
-pub use caps::{number as capability_number, DOCKER_DEFAULT as DOCKER_DEFAULT_CAPS};
+pub use caps::{
+    bounding as bounding_capabilities, number as capability_number,
+    DOCKER_DEFAULT as DOCKER_DEFAULT_CAPS,
+};
 pub use error::{ExitStatus, RunError};
 pub use idmap::{rootless_default as rootless_id_maps, IdMap, IdMaps};
+pub use join::{check_executable, exec, resolve_user, ExecOptions};
 pub use oci_spec::runtime::Spec;
 pub use rootfs::{readonly_overlay_data, Rootfs};
 

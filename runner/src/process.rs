@@ -21,7 +21,7 @@ pub(crate) const FORWARDED: [c_int; 8] = [
     libc::SIGCONT,
 ];
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -31,7 +31,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: socketpair fills two fds.
     if unsafe {
@@ -244,6 +244,9 @@ pub(crate) fn failure_error(plan: &Plan, buf: &[u8; FAILURE_LEN]) -> RunError {
         Step::Rlimit => format!("rlimit #{idx}"),
         Step::Capabilities => format!("capabilities (cap {idx})"),
         Step::CgroupNs => "cgroup namespace".to_string(),
+        Step::CgroupJoin => format!("join the container's cgroup #{idx}"),
+        Step::Setns => format!("join the container's namespace #{idx}"),
+        Step::Fork => "fork into the container".to_string(),
         other => format!("{other:?}"),
     };
     RunError::Setup {

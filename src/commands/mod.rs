@@ -4,6 +4,7 @@
 pub mod build;
 pub mod commit;
 pub mod containers;
+pub mod exec;
 pub mod export;
 mod history;
 mod images;
@@ -54,6 +55,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Build(a) => build::run(&ctx, *a),
         Command::Builder(BuilderCommand::Prune(a)) => build::prune(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
+        Command::Exec(a) => exec::run(&ctx, a),
         Command::Ps(a) => containers::ps(&ctx, a),
         Command::Rm(a) => containers::rm(&ctx, a),
         Command::Logs(a) => containers::logs(&ctx, a),

@@ -43,12 +43,15 @@ pub(crate) enum Step {
     Chdir,
     Exec,
     CgroupNs,
+    CgroupJoin,
+    Setns,
+    Fork,
 }
 
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 28] = [
+        const ALL: [Step; 31] = [
             Sync,
             Propagation,
             RootMount,
@@ -77,6 +80,9 @@ impl Step {
             Chdir,
             Exec,
             CgroupNs,
+            CgroupJoin,
+            Setns,
+            Fork,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -128,7 +134,9 @@ macro_rules! try_step {
 
 // After the macro: textual scoping makes it visible inside.
 mod fs;
+mod join;
 use fs::{mkdir_all, setup_root};
+pub(crate) use join::{run as run_join, JoinFds};
 
 /// Entry point of the cloned child. Never returns.
 pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
@@ -169,23 +177,7 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
             fail(fds, Step::CgroupNs, 0, errno());
         }
     }
-    // A fresh anonymous session keyring: otherwise the container shares
-    // the runner's (or uid 0's user-session keyring), and a container
-    // whose seccomp profile lets keyctl through could read or plant keys
-    // there. Best effort, as runc: kernels without keys or a user out of
-    // key quota (rootless) keep the old behaviour.
-    // SAFETY: keyctl with integer arguments and a null name.
-    unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            KEYCTL_JOIN_SESSION_KEYRING,
-            std::ptr::null::<libc::c_char>(),
-        )
-    };
-    // A new session: tty-generated signals reach the container only via the
-    // parent's forwarding, as with docker.
-    // SAFETY: setsid has no arguments.
-    unsafe { libc::setsid() };
+    new_session();
 
     try_step!(
         fds,
@@ -205,12 +197,6 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
     if plan.loopback_up {
         try_step!(fds, Step::Loopback, 0, loopback_up());
     }
-    for (i, (res, lim)) in plan.rlimits.iter().enumerate() {
-        // SAFETY: valid rlimit pointer.
-        if unsafe { libc::setrlimit(*res as _, lim) } != 0 {
-            fail(fds, Step::Rlimit, i, errno());
-        }
-    }
     // Docker creates a missing working directory, as root, before switching user.
     try_step!(
         fds,
@@ -218,6 +204,40 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
         0,
         mkdir_all(libc::AT_FDCWD, plan.cwd.to_bytes())
     );
+    process_setup(plan, fds)
+}
+
+/// A new session keyring and session (both an init and an exec'd process
+/// get them).
+fn new_session() {
+    // A fresh anonymous session keyring: otherwise the container shares
+    // the runner's (or uid 0's user-session keyring), and a container
+    // whose seccomp profile lets keyctl through could read or plant keys
+    // there. Best effort, as runc: kernels without keys or a user out of
+    // key quota (rootless) keep the old behaviour.
+    // SAFETY: keyctl with integer arguments and a null name.
+    unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    // A new session: tty-generated signals reach the container only via the
+    // parent's forwarding, as with docker.
+    // SAFETY: setsid has no arguments.
+    unsafe { libc::setsid() };
+}
+
+/// What an init and an exec'd process both do once inside the container:
+/// limits, standard streams, seccomp, identity, working directory, exec.
+fn process_setup(plan: &Plan, fds: &ChildFds) -> ! {
+    for (i, (res, lim)) in plan.rlimits.iter().enumerate() {
+        // SAFETY: valid rlimit pointer.
+        if unsafe { libc::setrlimit(*res as _, lim) } != 0 {
+            fail(fds, Step::Rlimit, i, errno());
+        }
+    }
     if plan.terminal {
         try_step!(fds, Step::Terminal, 0, setup_terminal(plan, fds.pty_sock));
     } else if let Some(stdio) = &plan.stdio {

@@ -1,0 +1,309 @@
+//! `kiln exec` (and the lifecycle commands beside it) end to end: real
+//! containers of the busybox image on this machine (root only; skipped
+//! otherwise).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{require_tool, Kiln};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A store with busybox imported as `busybox`, or None when not root.
+fn setup() -> Option<Kiln> {
+    if !is_root() {
+        eprintln!("skipping: containers need root (CI runs these as root)");
+        return None;
+    }
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    Some(k)
+}
+
+/// Waits (up to a generous bound, never asserting on speed) for `f`.
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A detached container, removed (with `rm -f`) when the test ends.
+struct Detached<'k> {
+    k: &'k Kiln,
+    name: String,
+}
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        let _ = self.k.run(&["rm", "-f", &self.name]);
+    }
+}
+
+/// `run -d --name NAME ARGS…`, then waits until the init wrote `ready`.
+fn service<'k>(k: &'k Kiln, name: &str, args: &[&str]) -> Detached<'k> {
+    service_ready(k, name, args, "/ready")
+}
+
+fn service_ready<'k>(k: &'k Kiln, name: &str, args: &[&str], ready: &str) -> Detached<'k> {
+    let mut all = vec!["run", "-d", "--name", name];
+    all.extend_from_slice(args);
+    k.run(&all).ok();
+    let d = Detached {
+        k,
+        name: name.to_string(),
+    };
+    wait_for("the init to write /ready", || {
+        k.run(&["exec", name, "test", "-e", ready]).code == 0
+    });
+    d
+}
+
+const SERVICE: &str = "echo from-init > /ready; exec sleep 1000";
+
+#[test]
+fn exec_sees_the_containers_processes_files_and_env() {
+    let Some(k) = setup() else { return };
+    let _c = service(
+        &k,
+        "svc",
+        &["-e", "FOO=bar", "busybox", "sh", "-c", SERVICE],
+    );
+    let ps = k.run(&["exec", "svc", "ps", "-o", "pid,args"]).ok().stdout;
+    // The init is pid 1 of the namespace the exec'd ps is in.
+    let init = ps.lines().find(|l| l.contains("sleep 1000")).unwrap_or("");
+    assert_eq!(init.split_whitespace().next(), Some("1"), "{ps}");
+    assert_eq!(
+        k.run(&["exec", "svc", "cat", "/ready"]).ok().stdout,
+        "from-init\n"
+    );
+    // The image's PATH and run's -e, plus exec's own -e.
+    let env = k.run(&["exec", "-e", "BAR=baz", "svc", "env"]).ok().stdout;
+    for want in ["FOO=bar", "BAR=baz", "PATH=/usr/local/sbin:"] {
+        assert!(env.lines().any(|l| l.starts_with(want)), "{want}: {env}");
+    }
+    // The same hostname, and the same network, IPC, UTS, mount, PID and
+    // cgroup namespaces and cgroups as the init.
+    let same = k
+        .run(&[
+            "exec",
+            "svc",
+            "sh",
+            "-c",
+            "for n in net ipc uts mnt pid cgroup; do \
+               [ \"$(readlink /proc/self/ns/$n)\" = \"$(readlink /proc/1/ns/$n)\" ] || echo $n differs; \
+             done; \
+             [ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ] || echo cgroups differ; \
+             hostname",
+        ])
+        .ok()
+        .stdout;
+    let id = k.run(&["ps", "-q"]).ok().stdout;
+    assert_eq!(same.trim(), &id.trim()[..12], "{same}");
+}
+
+#[test]
+fn exec_has_no_more_power_than_the_init() {
+    let Some(k) = setup() else { return };
+    let _c = service(&k, "caps", &["busybox", "sh", "-c", SERVICE]);
+    let status = |pid: &str, extra: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        let path = format!("/proc/{pid}/status");
+        args.extend_from_slice(&["caps", "grep", "-E", "^(Cap|Seccomp:|NoNewPrivs)"]);
+        args.push(&path);
+        k.run(&args).ok().stdout
+    };
+    let init = status("1", &[]);
+    assert!(init.contains("Seccomp:\t2"), "{init}");
+    assert_eq!(status("self", &[]), init);
+    // --privileged adds capabilities, and only capabilities.
+    let privileged = status("self", &["--privileged"]);
+    assert_ne!(privileged, init);
+    assert!(privileged.contains("Seccomp:\t2"), "{privileged}");
+    let eff = |s: &str| {
+        let l = s.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+        u64::from_str_radix(l.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(eff(&privileged) & eff(&init), eff(&init));
+    // The device rules come with the cgroup: a node the container may
+    // make (CAP_MKNOD) but not open (/dev/kmsg) stays closed.
+    let r = k.run(&[
+        "exec",
+        "--privileged",
+        "caps",
+        "sh",
+        "-c",
+        "mknod /tmp/kmsg c 1 11 && head -c1 /tmp/kmsg",
+    ]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn exec_exit_codes_follow_docker() {
+    let Some(k) = setup() else { return };
+    let _c = service(&k, "codes", &["busybox", "sh", "-c", SERVICE]);
+    k.run(&["exec", "codes", "true"]).code(0);
+    k.run(&["exec", "codes", "false"]).code(1);
+    k.run(&["exec", "codes", "sh", "-c", "exit 42"]).code(42);
+    let r = k.run(&["exec", "codes", "no-such-program"]).code(127);
+    assert!(r.stderr.contains("no-such-program"), "{}", r.stderr);
+    k.run(&["exec", "codes", "/etc"]).code(126);
+    // kiln's own errors: 125 and one line saying why.
+    let r = k.run(&["exec", "nosuch", "true"]).code(125);
+    assert!(
+        r.stderr.contains("no such container: nosuch"),
+        "{}",
+        r.stderr
+    );
+    let r = k
+        .run(&["exec", "-w", "relative", "codes", "true"])
+        .code(125);
+    assert!(r.stderr.contains("not absolute"), "{}", r.stderr);
+}
+
+#[test]
+fn exec_into_a_stopped_container_is_refused() {
+    let Some(k) = setup() else { return };
+    k.run(&["run", "--name", "done", "busybox", "true"]).ok();
+    let r = k.run(&["exec", "done", "true"]).code(125);
+    assert_eq!(
+        r.stderr.trim(),
+        "kiln: container done is not running",
+        "{}",
+        r.stderr
+    );
+    k.run(&["rm", "done"]).ok();
+}
+
+#[test]
+fn exec_user_workdir_and_detach() {
+    let Some(k) = setup() else { return };
+    let _c = service_ready(
+        &k,
+        "who",
+        &[
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > ready; exec sleep 1000",
+        ],
+        "/tmp/ready",
+    );
+    // The container's user and working directory by default.
+    let r = k.run(&["exec", "who", "sh", "-c", "id -u; pwd"]).ok();
+    assert_eq!(r.stdout, "65534\n/tmp\n");
+    let r = k
+        .run(&[
+            "exec",
+            "-u",
+            "root",
+            "-w",
+            "/etc",
+            "who",
+            "sh",
+            "-c",
+            "id -u; pwd",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "0\n/etc\n");
+    // -d: started, left running, its output discarded.
+    let r = k
+        .run(&[
+            "exec",
+            "-d",
+            "who",
+            "sh",
+            "-c",
+            "echo lost; touch /tmp/detached",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "");
+    wait_for("the detached exec", || {
+        k.run(&["exec", "who", "test", "-e", "/tmp/detached"]).code == 0
+    });
+}
+
+#[test]
+fn exec_t_gets_a_terminal() {
+    let Some(k) = setup() else { return };
+    require_tool("script");
+    let _c = service(&k, "tty", &["busybox", "sh", "-c", SERVICE]);
+    let cmd = format!(
+        "{} --root {} exec -t tty tty",
+        common::kiln_bin(),
+        k.root().display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.trim().starts_with("/dev/pts/"), "{out:?}");
+    // Without -t: no terminal.
+    let r = k.run(&["exec", "tty", "tty"]);
+    assert_eq!(r.stdout.trim(), "not a tty");
+}
+
+#[test]
+fn exec_with_an_external_runtime_uses_its_exec() {
+    let Some(k) = setup() else { return };
+    require_tool("runc");
+    // runc containers run in the foreground only: this `kiln run` is ours.
+    let mut run = k
+        .cmd()
+        .args([
+            "run",
+            "--runtime",
+            "/usr/sbin/runc",
+            "--name",
+            "rc",
+            "-e",
+            "FOO=bar",
+        ])
+        .args(["busybox", "sh", "-c", SERVICE])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let c = Detached {
+        k: &k,
+        name: "rc".into(),
+    };
+    wait_for("the runc container", || {
+        k.run(&["exec", "rc", "test", "-e", "/ready"]).code == 0
+    });
+    let r = k
+        .run(&["exec", "rc", "sh", "-c", "cat /ready; echo $FOO"])
+        .ok();
+    assert_eq!(r.stdout, "from-init\nbar\n");
+    let status = |pid: &str| {
+        let path = format!("/proc/{pid}/status");
+        k.run(&[
+            "exec",
+            "rc",
+            "grep",
+            "-E",
+            "^(Cap|Seccomp:|NoNewPrivs)",
+            &path,
+        ])
+        .ok()
+        .stdout
+    };
+    assert_eq!(status("self"), status("1"));
+    k.run(&["exec", "rc", "false"]).code(1);
+    k.run(&["exec", "rc", "no-such-program"]).code(127);
+    k.run(&["exec", "rc", "/etc"]).code(126);
+    drop(c);
+    let _ = run.wait();
+}
