@@ -48,6 +48,22 @@ pub enum Command {
     Run(commands::run::RunArgs),
     /// Run a command in a running container
     Exec(commands::exec::ExecArgs),
+    /// Create a new container (as `run` does) without starting it
+    Create(commands::run::RunArgs),
+    /// Start created or stopped containers
+    Start(commands::standby::StartArgs),
+    /// Block until containers stop, then print their exit codes
+    Wait(commands::standby::NamesArgs),
+    /// Stop and start containers again
+    Restart(commands::standby::RestartArgs),
+    /// Rename a container
+    Rename(commands::standby::RenameArgs),
+    /// Pause all processes within containers (cgroup freezer)
+    Pause(commands::standby::NamesArgs),
+    /// Unpause all processes within containers
+    Unpause(commands::standby::NamesArgs),
+    /// Display the running processes of a container
+    Top(commands::standby::TopArgs),
     /// List containers
     Ps(commands::containers::PsArgs),
     /// Remove containers

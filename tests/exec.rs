@@ -307,3 +307,88 @@ fn exec_with_an_external_runtime_uses_its_exec() {
     drop(c);
     let _ = run.wait();
 }
+
+#[test]
+fn create_start_attach_and_wait() {
+    let Some(k) = setup() else { return };
+    let id = k
+        .run(&[
+            "create",
+            "--name",
+            "job",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; exit 7",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(id.trim().len(), 64, "{id}");
+    let ps = k.run(&["ps", "-a"]).ok().stdout;
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("Created") && l.ends_with("job")),
+        "{ps}"
+    );
+    // Created, not running: exec refuses it.
+    k.run(&["exec", "job", "true"]).code(125);
+    let r = k.run(&["start", "-a", "job"]).code(7);
+    assert_eq!(r.stdout, "out\n");
+    assert_eq!(k.run(&["wait", "job"]).ok().stdout, "7\n");
+    // Started again, detached: `wait` blocks until it exits.
+    k.run(&["start", "job"]).ok();
+    assert_eq!(k.run(&["wait", "job"]).ok().stdout, "7\n");
+    assert_eq!(k.run(&["logs", "job"]).ok().stdout, "out\n");
+    k.run(&["rm", "job"]).ok();
+    k.run(&["wait", "job"]).code(1);
+}
+
+#[test]
+fn rename_then_exec_by_the_new_name() {
+    let Some(k) = setup() else { return };
+    let c = service(&k, "old-name", &["busybox", "sh", "-c", SERVICE]);
+    k.run(&["rename", "old-name", "new-name"]).ok();
+    let _c = Detached {
+        k: &k,
+        name: "new-name".into(),
+    };
+    std::mem::forget(c);
+    assert_eq!(
+        k.run(&["exec", "new-name", "cat", "/ready"]).ok().stdout,
+        "from-init\n"
+    );
+    k.run(&["exec", "old-name", "true"]).code(125);
+    let r = k.run(&["rename", "new-name", "../x"]).code(125);
+    assert!(r.stderr.contains("invalid container name"), "{}", r.stderr);
+}
+
+#[test]
+fn pause_freezes_and_unpause_resumes() {
+    let Some(k) = setup() else { return };
+    let counter = "i=0; while true; do i=$((i+1)); echo $i > /n; echo x > /ready; sleep 0.01; done";
+    let _c = service(&k, "count", &["busybox", "sh", "-c", counter]);
+    let top = k.run(&["top", "count"]).ok().stdout;
+    assert!(top.lines().next().unwrap().contains("PID"), "{top}");
+    assert!(top.contains("while true"), "{top}");
+    k.run(&["pause", "count"]).ok();
+    // Paused: the counter's file does not change (read from the host,
+    // as exec into a paused container is refused).
+    let r = k.run(&["exec", "count", "true"]).code(125);
+    assert!(r.stderr.contains("paused"), "{}", r.stderr);
+    // The init's pid from top's listing (ps -ef: the second column).
+    let init = top
+        .lines()
+        .find(|l| l.contains("while true"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .to_string();
+    let n = format!("/proc/{init}/root/n");
+    let read = || std::fs::read_to_string(&n).ok();
+    let frozen = read();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(read(), frozen, "the counter moved while paused");
+    }
+    k.run(&["unpause", "count"]).ok();
+    wait_for("the counter to move again", || read() != frozen);
+}

@@ -41,6 +41,10 @@ pub fn signal(store: &Store, c: &Container, sig: i32) -> Result<()> {
         )));
     }
     let dir = Containers::new(store).container_dir(&c.id);
+    // A paused container's processes take no signal until thawed.
+    if let Some(pid) = init_pid(store, c) {
+        let _ = runner::freeze(pid, false);
+    }
     runtime::of_dir(&dir).kill(c, sig).map_err(|e| match e {
         Error::Run(e) => Error::Invalid(format!("signalling container {}: {e}", c.name)),
         e => e,

@@ -67,6 +67,13 @@ pub fn exec(store: &Store, req: &ExecRequest) -> Result<Outcome> {
         return Err(not_running());
     }
     let init = runtime::of_dir(&dir).init_pid(&c).ok_or_else(not_running)?;
+    // A process joining a frozen cgroup would freeze before it ran.
+    if runner::is_paused(init) {
+        return Err(Error::Invalid(format!(
+            "container {} is paused: unpause it before exec",
+            c.name
+        )));
+    }
     let p = dir.join(SPEC_FILE);
     let data = match fs::read(&p) {
         Ok(d) => d,

@@ -19,6 +19,7 @@ pub mod control;
 pub mod error;
 pub mod exec;
 pub mod export;
+pub mod freeze;
 pub mod layers;
 pub mod mountpoints;
 pub mod names;

@@ -85,6 +85,10 @@ impl Container {
     /// `kiln run`, a monitor that died). A record without an owner (older
     /// kiln) counts by its init alone.
     pub fn orphaned(&self) -> bool {
+        // `kiln create`'s containers wait for `start` with no process at all.
+        if self.state == State::Created && self.owner.is_none() && self.pid.is_none() {
+            return false;
+        }
         self.state != State::Exited
             && !self.owner.is_some_and(pid_alive)
             && !self.pid.is_some_and(pid_alive)
@@ -177,6 +181,23 @@ impl<'s> Containers<'s> {
         fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         self.save(c)?;
         Ok(dir)
+    }
+
+    /// `kiln rename`: gives container `name` the name `new` (checked as
+    /// `--name` is, and free).
+    pub fn rename(&self, name: &str, new: &str) -> Result<()> {
+        let new = container_name(new)?;
+        let _g = self.name_lock()?;
+        let mut c = self.container(name)?;
+        if self
+            .containers()?
+            .iter()
+            .any(|o| o.name == new && o.id != c.id)
+        {
+            return Err(Error::NameInUse(new.to_string()));
+        }
+        c.name = new.to_string();
+        self.save(&c)
     }
 
     /// An exclusive flock on `kiln/locks/containers.lock`, held while a

@@ -70,7 +70,14 @@ struct Launch {
     lowers: Vec<PathBuf>,
     runtime: Option<PathBuf>,
     ready_fd: i32,
+    /// `create -i`: `start -a` keeps standard input.
+    #[serde(default)]
+    interactive: bool,
 }
+
+// `kiln create` / `start`: a container kept between the two.
+mod standby;
+pub use standby::{restart, start, wait, Start};
 
 /// A recorded container, ready to start.
 pub struct Created<'s> {
@@ -264,6 +271,7 @@ impl Created<'_> {
             lowers: self.lowers.clone(),
             runtime: self.runtime.clone(),
             ready_fd: wr.as_raw_fd(),
+            interactive: self.interactive,
         };
         let p = self.dir.join(LAUNCH_FILE);
         fs::write(&p, serde_json::to_vec(&launch).expect("plain data")).map_err(Error::io(p))?;

@@ -146,6 +146,115 @@ pub(crate) fn procs_files_of(pid: libc::pid_t) -> Result<Vec<std::fs::File>, Run
     Ok(out)
 }
 
+/// `pid`'s own `kiln-*` cgroup directory in the hierarchy `line_matches`
+/// picks from its `/proc/<pid>/cgroup` (`freezer`, or `""` for v2).
+fn kiln_dir_of(pid: libc::pid_t, controller: &str) -> Option<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, rel) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+        let hit = if controller.is_empty() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        if !hit
+            || !rel
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with("kiln-"))
+        {
+            continue;
+        }
+        let root = if controller.is_empty() {
+            unified_root()?.to_path_buf()
+        } else {
+            Path::new(ROOT).join(controller)
+        };
+        return Some(root.join(rel.trim_start_matches('/')));
+    }
+    None
+}
+
+/// Freezes (or thaws) every process of the container whose init is `pid`:
+/// the v1 freezer controller where the container has a freezer cgroup,
+/// else cgroup v2's `cgroup.freeze`. Returns once the kernel says done.
+pub(crate) fn freeze(pid: libc::pid_t, frozen: bool) -> Result<(), RunError> {
+    let err = |m: String| RunError::Setup {
+        step: "freezer cgroup".into(),
+        source: std::io::Error::other(m),
+    };
+    let (file, value, done) = if let Some(d) = kiln_dir_of(pid, "freezer") {
+        let v = if frozen { "FROZEN" } else { "THAWED" };
+        (d.join("freezer.state"), v, v)
+    } else if let Some(d) = kiln_dir_of(pid, "").filter(|d| d.join("cgroup.freeze").exists()) {
+        let v = if frozen { "1" } else { "0" };
+        (d.join("cgroup.freeze"), v, v)
+    } else {
+        return Err(err(
+            "the container has no freezer cgroup of its own (started rootless or by an older kiln)"
+                .into(),
+        ));
+    };
+    write(
+        file.parent().unwrap_or(Path::new("/")),
+        &file.file_name().unwrap_or_default().to_string_lossy(),
+        value,
+    )
+    .map_err(err)?;
+    // v1 reports FREEZING until every task stopped; v2's file reads back
+    // at once (its `cgroup.events` `frozen` follows).
+    let events = file.with_file_name("cgroup.events");
+    for _ in 0..5000 {
+        let state = if file.ends_with("cgroup.freeze") {
+            let ev = fs::read_to_string(&events).unwrap_or_default();
+            let want = format!("frozen {done}");
+            if ev.lines().any(|l| l == want) || !events.exists() {
+                return Ok(());
+            }
+            String::new()
+        } else {
+            fs::read_to_string(&file).unwrap_or_default()
+        };
+        if state.trim() == done {
+            return Ok(());
+        }
+        if frozen && state.trim() == "FREEZING" {
+            // Writing again retries tasks that were busy.
+            let _ = fs::write(&file, value);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Err(err(format!("{} did not become {done}", file.display())))
+}
+
+/// Is the container whose init is `pid` paused (frozen or freezing)?
+pub(crate) fn is_frozen(pid: libc::pid_t) -> bool {
+    if let Some(d) = kiln_dir_of(pid, "freezer") {
+        let s = fs::read_to_string(d.join("freezer.state")).unwrap_or_default();
+        return s.trim() != "THAWED" && !s.trim().is_empty();
+    }
+    kiln_dir_of(pid, "")
+        .and_then(|d| fs::read_to_string(d.join("cgroup.freeze")).ok())
+        .is_some_and(|s| s.trim() == "1")
+}
+
+/// The processes in the container's cgroup (init `pid`'s own `kiln-*`
+/// cgroup: the device one, which every container of root has).
+pub(crate) fn pids_of(pid: libc::pid_t) -> Result<Vec<libc::pid_t>, RunError> {
+    let dir = kiln_dir_of(pid, "devices")
+        .or_else(|| kiln_dir_of(pid, "freezer"))
+        .or_else(|| kiln_dir_of(pid, ""))
+        .ok_or_else(|| RunError::Setup {
+            step: "container cgroup".into(),
+            source: std::io::Error::other("the container has no cgroup of its own"),
+        })?;
+    let p = dir.join("cgroup.procs");
+    let text =
+        fs::read_to_string(&p).map_err(|e| RunError::io(format!("read {}", p.display()), e))?;
+    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+}
+
 /// Every `kiln-<id>` directory under the runner's own cgroups, in each
 /// hierarchy this process belongs to (existing or not).
 pub(crate) fn all_dirs(id: &str) -> Vec<PathBuf> {
@@ -273,6 +382,11 @@ impl Cgroup {
                     ],
                 ));
             }
+        }
+        // A freezer cgroup of its own, so that `pause` can freeze it
+        // (on cgroup v2 the core `cgroup.freeze` of its device cgroup does).
+        if !v2_only && Path::new(ROOT).join("freezer/tasks").exists() {
+            want.push(("freezer", Vec::new()));
         }
         let procs = pid.to_string();
         if v2_only {

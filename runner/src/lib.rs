@@ -232,6 +232,23 @@ pub fn remove_cgroups(id: &str) {
     cgroup::Cgroup::of_detached(id).remove();
 }
 
+/// `pause` / `unpause`: freezes or thaws every process of the container
+/// whose init is `pid` (its freezer cgroup).
+pub fn freeze(pid: i32, frozen: bool) -> Result<(), RunError> {
+    cgroup::freeze(pid, frozen)
+}
+
+/// Is the container whose init is `pid` paused?
+pub fn is_paused(pid: i32) -> bool {
+    cgroup::is_frozen(pid)
+}
+
+/// The host pids of every process in the container whose init is `pid`
+/// (from its cgroup), for `top`.
+pub fn container_pids(pid: i32) -> Result<Vec<i32>, RunError> {
+    cgroup::pids_of(pid)
+}
+
 /// A `kiln-<id>` cgroup with no process in it, under the runner's own
 /// cgroup: what a killed runner (`kill -9` of `kiln run` or a build) leaves.
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ pub mod push;
 mod rmi;
 pub mod run;
 mod save;
+pub mod standby;
 mod system;
 
 use anyhow::Result;
@@ -56,6 +57,14 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Builder(BuilderCommand::Prune(a)) => build::prune(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Exec(a) => exec::run(&ctx, a),
+        Command::Create(a) => standby::create(&ctx, a),
+        Command::Start(a) => standby::start(&ctx, a),
+        Command::Wait(a) => standby::wait(&ctx, a),
+        Command::Restart(a) => standby::restart(&ctx, a),
+        Command::Rename(a) => standby::rename(&ctx, a),
+        Command::Pause(a) => standby::pause(&ctx, a, true),
+        Command::Unpause(a) => standby::pause(&ctx, a, false),
+        Command::Top(a) => standby::top(&ctx, a),
         Command::Ps(a) => containers::ps(&ctx, a),
         Command::Rm(a) => containers::rm(&ctx, a),
         Command::Logs(a) => containers::logs(&ctx, a),

@@ -94,7 +94,7 @@ pub struct RunFlags {
     pub command: Vec<String>,
 }
 
-fn request(args: RunFlags) -> Result<RunRequest> {
+pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
     // Checked first: a bad name costs nothing.
     if let Some(n) = &args.name {
         containers::container_name(n)?;
@@ -151,11 +151,21 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Status> {
         let status = created.run_foreground().map_err(from_containers)?;
         return Ok(Status::External(status.code()));
     }
-    let exe = std::env::current_exe()?;
-    let mut monitor = std::process::Command::new(exe);
-    monitor.arg("--root").arg(store.root());
-    monitor.args(["run", "--monitor", &created.record.id]);
+    let monitor = monitor_command(&store, &created.record.id)?;
     let rec = created.start_detached(monitor).map_err(from_containers)?;
     outln!("{}", rec.id);
     Ok(Status::Success)
+}
+
+/// The monitor of detached container `id`: this program again, as
+/// `run --monitor ID`.
+pub(crate) fn monitor_command(
+    store: &image_store::Store,
+    id: &str,
+) -> Result<std::process::Command> {
+    let exe = std::env::current_exe()?;
+    let mut monitor = std::process::Command::new(exe);
+    monitor.arg("--root").arg(store.root());
+    monitor.args(["run", "--monitor", id]);
+    Ok(monitor)
 }
