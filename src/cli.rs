@@ -75,6 +75,9 @@ pub enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volume::VolumeCommand),
 }
 
 #[derive(Subcommand, Debug)]

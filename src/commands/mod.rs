@@ -16,6 +16,7 @@ mod rmi;
 pub mod run;
 mod save;
 mod system;
+pub mod volume;
 
 use anyhow::Result;
 
@@ -68,5 +69,6 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Save(a) => save::save(&ctx, a),
         Command::Load(a) => save::load(&ctx, a),
         Command::System(SystemCommand::Check(a)) => system::check(&ctx, a),
+        Command::Volume(c) => volume::run(&ctx, c),
     }
 }

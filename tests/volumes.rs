@@ -1,0 +1,301 @@
+//! Volumes, `kiln cp` and `kiln diff` end to end: real containers of the
+//! busybox image (root only; skipped otherwise).
+
+mod common;
+
+use common::Kiln;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn out(k: &Kiln, args: &[&str]) -> String {
+    k.run(args).ok().stdout
+}
+
+/// A store with busybox as `busybox` and `img`: busybox plus `/data/seed`
+/// (owner 5:6, mode 640, a user xattr) and a symlink `/data/ln` to /etc,
+/// over a layer that had `/data/gone` (deleted above, so a whiteout), and
+/// `VOLUME /anon`. None when not root.
+fn setup() -> Option<Kiln> {
+    if !is_root() {
+        eprintln!("skipping: containers need root (CI runs these as root)");
+        return None;
+    }
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let first = "mkdir /data && echo from-image > /data/seed && echo old > /data/gone \
+                 && chown 5:6 /data/seed && chmod 640 /data/seed && ln -s /etc /data/ln";
+    k.run(&["run", "--name", "s1", "busybox", "sh", "-c", first])
+        .ok();
+    k.run(&["commit", "s1", "stage1"]).ok();
+    k.run(&["run", "--name", "s2", "stage1", "rm", "/data/gone"])
+        .ok();
+    k.run(&["commit", "-c", "VOLUME /anon", "s2", "img"]).ok();
+    k.run(&["rm", "s1", "s2"]).ok();
+    Some(k)
+}
+
+fn volumes(k: &Kiln) -> Vec<String> {
+    out(k, &["volume", "ls", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_named_volume_is_filled_from_the_image_and_shared() {
+    let Some(k) = setup() else { return };
+    // First use: made, and filled from the image (owners, modes, links
+    // kept; the file a layer deleted is not there).
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "-v",
+            "vol1:/data",
+            "img",
+            "sh",
+            "-c",
+            "cat /data/seed; stat -c %u:%g:%a /data/seed; readlink /data/ln; ls /data; echo written > /data/new",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "from-image\n5:6:640\n/etc\nln\nseed\n");
+    // It outlives its container (and the image's VOLUME got an anonymous
+    // one, removed with the --rm container).
+    assert_eq!(volumes(&k), ["vol1"]);
+    // A second container sees what the first wrote; the volume is not
+    // filled again (it is not empty).
+    k.run(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "vol1:/data",
+        "img",
+        "sh",
+        "-c",
+        "rm /data/seed",
+    ])
+    .ok();
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--volumes-from",
+                "writer",
+                "busybox",
+                "ls",
+                "/data"
+            ]
+        ),
+        "ln\nnew\n"
+    );
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--volumes-from",
+                "writer",
+                "busybox",
+                "cat",
+                "/data/new"
+            ]
+        ),
+        "written\n"
+    );
+    k.run(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "writer:ro",
+        "busybox",
+        "touch",
+        "/data/x",
+    ])
+    .code(1);
+    // --mount names the same volume.
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--mount",
+                "type=volume,source=vol1,target=/v,readonly",
+                "busybox",
+                "cat",
+                "/v/new"
+            ]
+        ),
+        "written\n"
+    );
+    // In use: refused, naming the container.
+    let r = k.run(&["volume", "rm", "vol1"]).code(1);
+    assert!(r.stderr.contains("writer"), "{}", r.stderr);
+    // (vol1 and the writer's anonymous /anon.)
+    assert_eq!(volumes(&k).len(), 2);
+    k.run(&["rm", "-v", "writer"]).ok();
+    k.run(&["volume", "rm", "vol1"]).ok();
+    assert!(volumes(&k).is_empty());
+    k.run(&["volume", "rm", "vol1"]).code(1);
+    k.run(&["volume", "rm", "-f", "vol1"]).ok();
+}
+
+#[test]
+fn volume_commands() {
+    let Some(k) = setup() else { return };
+    k.run(&["volume", "create", "--label", "team=db", "v2"])
+        .ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&out(&k, &["volume", "inspect", "v2"])).unwrap();
+    assert_eq!(v[0]["Name"], "v2");
+    assert_eq!(v[0]["Labels"]["team"], "db");
+    assert_eq!(v[0]["Driver"], "local");
+    let mp = v[0]["Mountpoint"].as_str().unwrap().to_string();
+    assert!(mp.starts_with(k.root().to_str().unwrap()), "{mp}");
+    // An existing name is kept as it is.
+    std::fs::write(format!("{mp}/f"), "x").unwrap();
+    k.run(&["volume", "create", "v2"]).ok();
+    assert!(std::path::Path::new(&format!("{mp}/f")).exists());
+    // A volume with content is not filled from the image.
+    assert_eq!(
+        out(&k, &["run", "--rm", "-v", "v2:/data", "img", "ls", "/data"]),
+        "f\n"
+    );
+    for bad in ["a", "_x", "a/b", "../x"] {
+        let r = k.run(&["volume", "create", bad]).code(125);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+    k.run(&["volume", "inspect", "nope"]).code(125);
+    let ls = out(&k, &["volume", "ls"]);
+    assert!(
+        ls.starts_with("DRIVER") && ls.contains("local") && ls.contains("v2"),
+        "{ls}"
+    );
+    // prune: anonymous volumes by default, named ones too with --all.
+    k.run(&["run", "--name", "keep", "img", "true"]).ok();
+    k.run(&["rm", "keep"]).ok();
+    assert_eq!(
+        volumes(&k).len(),
+        2,
+        "rm without -v keeps the anonymous volume"
+    );
+    k.run(&["volume", "prune", "-f"]).ok();
+    assert_eq!(volumes(&k), ["v2"]);
+    k.run(&["volume", "prune", "-a", "-f"]).ok();
+    assert!(volumes(&k).is_empty());
+}
+
+#[test]
+fn anonymous_volumes_go_with_rm_v_and_rm() {
+    let Some(k) = setup() else { return };
+    // The image's VOLUME /anon gets one, and so does -v /scratch.
+    k.run(&[
+        "run",
+        "--name",
+        "a1",
+        "-v",
+        "/scratch",
+        "img",
+        "sh",
+        "-c",
+        "echo hi > /anon/f; echo s > /scratch/g",
+    ])
+    .ok();
+    let names = volumes(&k);
+    assert_eq!(names.len(), 2);
+    let found: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let v: serde_json::Value =
+                serde_json::from_str(&out(&k, &["volume", "inspect", n])).unwrap();
+            let mp = v[0]["Mountpoint"].as_str().unwrap().to_string();
+            let mut files: Vec<String> = std::fs::read_dir(&mp)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            files.join(",")
+        })
+        .collect();
+    let mut found = found;
+    found.sort();
+    assert_eq!(found, ["f", "g"]);
+    // An anonymous volume in use is kept too.
+    let r = k.run(&["volume", "rm", &names[0]]).code(1);
+    assert!(r.stderr.contains("a1"), "{}", r.stderr);
+    k.run(&["rm", "-v", "a1"]).ok();
+    assert!(volumes(&k).is_empty());
+    k.run(&["run", "--rm", "-v", "/scratch", "img", "true"])
+        .ok();
+    assert!(volumes(&k).is_empty());
+    // Detached --rm too, once the monitor removed the container.
+    k.run(&["run", "-d", "--rm", "-v", "/scratch", "img", "true"])
+        .ok();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !volumes(&k).is_empty() {
+        assert!(
+            std::time::Instant::now() < end,
+            "anonymous volumes left: {:?}",
+            volumes(&k)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn mount_flags_are_checked() {
+    let Some(k) = setup() else { return };
+    let host = k.dir.path().join("h");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "host\n").unwrap();
+    let bind = format!("type=bind,source={},target=/h,readonly", host.display());
+    assert_eq!(
+        out(
+            &k,
+            &["run", "--rm", "--mount", &bind, "busybox", "cat", "/h/f"]
+        ),
+        "host\n"
+    );
+    k.run(&["run", "--rm", "--mount", &bind, "busybox", "touch", "/h/x"])
+        .code(1);
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--mount",
+                "type=tmpfs,target=/t",
+                "busybox",
+                "sh",
+                "-c",
+                "touch /t/a && echo ok"
+            ]
+        ),
+        "ok\n"
+    );
+    for bad in [
+        "type=bind,source=/tmp,target=/t,colour=red",
+        "type=volume,source=v1",
+        "type=nfs,target=/t",
+        "type=bind,source=/no/such/dir,target=/t",
+        "type=volume,source=a/b,target=/t",
+    ] {
+        let r = k
+            .run(&["run", "--rm", "--mount", bad, "busybox", "true"])
+            .code(125);
+        assert_eq!(r.stderr.lines().count(), 1, "{bad}: {}", r.stderr);
+    }
+    k.run(&["run", "--rm", "--volumes-from", "nope", "busybox", "true"])
+        .code(125);
+    // Nothing was left behind by the refused runs.
+    assert!(volumes(&k).is_empty());
+    assert_eq!(out(&k, &["ps", "-a", "-q"]), "");
+}
