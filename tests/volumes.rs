@@ -299,3 +299,210 @@ fn mount_flags_are_checked() {
     assert!(volumes(&k).is_empty());
     assert_eq!(out(&k, &["ps", "-a", "-q"]), "");
 }
+
+/// Runs kiln with `input` on standard input and returns its output bytes.
+fn run_bytes(k: &Kiln, args: &[&str], input: &[u8]) -> (i32, Vec<u8>, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = k
+        .cmd()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        o.stdout,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn tar_names(data: &[u8]) -> Vec<String> {
+    let mut ar = tar::Archive::new(data);
+    ar.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn cp_both_ways_stays_inside_the_container() {
+    let Some(k) = setup() else { return };
+    let h = k.dir.path().join("host");
+    std::fs::create_dir(&h).unwrap();
+    let hs = |p: &str| h.join(p).to_str().unwrap().to_string();
+    // The container makes a link to /etc, a dangling link into /etc, and
+    // files of its own.
+    k.run(&[
+        "run",
+        "--name",
+        "cc",
+        "img",
+        "sh",
+        "-c",
+        "ln -s /etc /evil; ln -s /etc/kiln-cp-dangling /evil2; mkdir /d; echo in > /d/f",
+    ])
+    .ok();
+
+    // Out: a file to a new name, a directory into an existing one, a
+    // directory's contents to a new one, an image file with its owner
+    // and mode.
+    k.run(&["cp", "cc:/d/f", &hs("out.txt")]).ok();
+    assert_eq!(std::fs::read_to_string(h.join("out.txt")).unwrap(), "in\n");
+    k.run(&["cp", "cc:/d", &format!("{}/", h.display())]).ok();
+    assert_eq!(std::fs::read_to_string(h.join("d/f")).unwrap(), "in\n");
+    k.run(&["cp", "cc:/d/.", &hs("new")]).ok();
+    assert_eq!(std::fs::read_to_string(h.join("new/f")).unwrap(), "in\n");
+    k.run(&["cp", "cc:/data/seed", &hs("seed")]).ok();
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(h.join("seed")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (5, 6, 0o640));
+    }
+    k.run(&["cp", "cc:/d/f", &format!("{}/nodir/", h.display())])
+        .code(125);
+    k.run(&["cp", "cc:/nope", &hs("x")]).code(125);
+    // Reading follows the container's symlinks inside its root: this is
+    // the image's /etc/passwd, not the host's.
+    k.run(&["cp", "cc:/data/ln/passwd", &hs("passwd")]).ok();
+    let theirs = out(&k, &["run", "--rm", "busybox", "cat", "/etc/passwd"]);
+    assert_eq!(std::fs::read_to_string(h.join("passwd")).unwrap(), theirs);
+    // The last component is copied as a link unless -L.
+    k.run(&["cp", "cc:/evil", &hs("link")]).ok();
+    assert_eq!(
+        std::fs::read_link(h.join("link")).unwrap().to_str(),
+        Some("/etc")
+    );
+
+    // In: through /evil (-> /etc) and /evil2 (-> /etc/kiln-cp-dangling)
+    // the container's /etc gets the files; the host's never does.
+    let probe = format!("kiln-cp-probe-{}", std::process::id());
+    std::fs::write(h.join("probe"), "probe\n").unwrap();
+    assert!(!std::path::Path::new("/etc").join(&probe).exists());
+    k.run(&["cp", &hs("probe"), &format!("cc:/evil/{probe}")])
+        .ok();
+    k.run(&["cp", &hs("probe"), "cc:/evil2"]).ok();
+    assert!(
+        !std::path::Path::new("/etc").join(&probe).exists(),
+        "wrote the host's /etc"
+    );
+    assert!(
+        !std::path::Path::new("/etc/kiln-cp-dangling").exists(),
+        "wrote the host's /etc"
+    );
+    k.run(&["commit", "cc", "after"]).ok();
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "after",
+                "cat",
+                &format!("/etc/{probe}"),
+                "/etc/kiln-cp-dangling"
+            ]
+        ),
+        "probe\nprobe\n"
+    );
+    // A directory goes into an existing one, or becomes a new one.
+    std::fs::create_dir(h.join("tree")).unwrap();
+    std::fs::write(h.join("tree/a"), "a\n").unwrap();
+    k.run(&["cp", &hs("tree"), "cc:/d"]).ok();
+    k.run(&["cp", &format!("{}/.", hs("tree")), "cc:/fresh"])
+        .ok();
+    k.run(&["cp", &hs("tree"), "cc:/d/f"]).code(125);
+
+    // Tars both ways.
+    let (code, tar, err) = run_bytes(&k, &["cp", "cc:/d", "-"], b"");
+    assert_eq!(code, 0, "{err}");
+    let mut names = tar_names(&tar);
+    names.sort();
+    assert_eq!(names, ["d", "d/f", "d/tree", "d/tree/a"]);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut hd = tar::Header::new_gnu();
+    hd.set_size(3);
+    hd.set_uid(0);
+    hd.set_gid(0);
+    hd.set_mtime(0);
+    hd.set_mode(0o644);
+    b.append_data(&mut hd, "x.txt", &b"tar"[..]).unwrap();
+    let good = b.into_inner().unwrap();
+    let (code, _, err) = run_bytes(&k, &["cp", "-", "cc:/d"], &good);
+    assert_eq!(code, 0, "{err}");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut hd = tar::Header::new_gnu();
+    hd.set_size(3);
+    hd.set_uid(0);
+    hd.set_gid(0);
+    hd.set_mtime(0);
+    // The tar crate refuses to write `..`; set the name bytes directly.
+    hd.as_old_mut().name[..9].copy_from_slice(b"../escape");
+    hd.set_mode(0o644);
+    hd.set_cksum();
+    b.append(&hd, &b"bad"[..]).unwrap();
+    let bad = b.into_inner().unwrap();
+    let (code, _, _) = run_bytes(&k, &["cp", "-", "cc:/d"], &bad);
+    assert_eq!(code, 125);
+    let (_, back, _) = run_bytes(&k, &["cp", "cc:/d/x.txt", "-"], b"");
+    let mut ar = tar::Archive::new(&back[..]);
+    let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+    assert_eq!(s, "tar");
+}
+
+#[test]
+fn cp_reads_a_running_container() {
+    let Some(k) = setup() else { return };
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "rr",
+        "img",
+        "sh",
+        "-c",
+        "echo live > /live; sleep 1000",
+    ])
+    .ok();
+    let dest = k.dir.path().join("live");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if k.run(&["cp", "rr:/live", dest.to_str().unwrap()]).code == 0
+            && std::fs::read_to_string(&dest).unwrap_or_default() == "live\n"
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "cp from a running container"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    k.run(&["rm", "-f", "-v", "rr"]).ok();
+}
+
+#[test]
+fn diff_lists_the_upper_directory() {
+    let Some(k) = setup() else { return };
+    k.run(&[
+        "run",
+        "--name",
+        "dd",
+        "img",
+        "sh",
+        "-c",
+        "echo new > /newfile; echo x >> /etc/passwd; rm /bin/vi; rm /data/seed; mkdir -p /n/m",
+    ])
+    .ok();
+    assert_eq!(
+        out(&k, &["diff", "dd"]),
+        "C /bin\nD /bin/vi\nC /data\nD /data/seed\nC /etc\nC /etc/passwd\nA /n\nA /n/m\nA /newfile\n"
+    );
+    k.run(&["diff", "nope"]).code(125);
+}

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod commit;
 pub mod containers;
+pub mod cp;
 pub mod export;
 mod history;
 mod images;
@@ -62,6 +63,8 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Kill(a) => containers::kill(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
         Command::Commit(a) => commit::run(&ctx, a),
+        Command::Cp(a) => cp::cp(&ctx, a),
+        Command::Diff(a) => cp::diff(&ctx, a),
         Command::Pull(a) => pull::run(&ctx, a),
         Command::Push(a) => push::run(&ctx, a),
         Command::Login(a) => login::login(&ctx, a),
