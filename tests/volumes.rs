@@ -15,7 +15,7 @@ fn out(k: &Kiln, args: &[&str]) -> String {
 }
 
 /// A store with busybox as `busybox` and `img`: busybox plus `/data/seed`
-/// (owner 5:6, mode 640, a user xattr) and a symlink `/data/ln` to /etc,
+/// (owner 5:6, mode 640) and a symlink `/data/ln` to /etc,
 /// over a layer that had `/data/gone` (deleted above, so a whiteout), and
 /// `VOLUME /anon`. None when not root.
 fn setup() -> Option<Kiln> {
@@ -65,6 +65,27 @@ fn a_named_volume_is_filled_from_the_image_and_shared() {
     // It outlives its container (and the image's VOLUME got an anonymous
     // one, removed with the --rm container).
     assert_eq!(volumes(&k), ["vol1"]);
+    // The mount point is resolved inside the image: /data/ln is a link to
+    // /etc, so the volume gets the image's /etc, never the host's.
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "-v",
+            "etcvol:/data/ln",
+            "img",
+            "cat",
+            "/etc/passwd",
+        ])
+        .ok();
+    let theirs = out(&k, &["run", "--rm", "busybox", "cat", "/etc/passwd"]);
+    assert_eq!(r.stdout, theirs);
+    let v: serde_json::Value =
+        serde_json::from_str(&out(&k, &["volume", "inspect", "etcvol"])).unwrap();
+    let mp = std::path::PathBuf::from(v[0]["Mountpoint"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(mp.join("passwd")).unwrap(), theirs);
+    k.run(&["volume", "rm", "etcvol"]).ok();
+    k.run(&["system", "check"]).ok();
     // A second container sees what the first wrote; the volume is not
     // filled again (it is not empty).
     k.run(&[

@@ -514,4 +514,31 @@ mod tests {
         assert!(fs::symlink_metadata(root.join("ln")).unwrap().is_file());
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
     }
+
+    /// In an upper directory, a directory made where a whiteout was is
+    /// opaque: the lower layers' old content stays deleted.
+    #[test]
+    fn a_directory_over_a_whiteout_is_opaque() {
+        use crate::layers::tests::{root, whiteout};
+        if !root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let upper = t.path().join("upper");
+        fs::create_dir(&upper).unwrap();
+        whiteout(&upper, "gone");
+        let w = RootWriter::open(&upper, true).unwrap();
+        let fd = w
+            .dir(None, &["gone".into(), "sub".into()], &|_| None)
+            .unwrap();
+        drop(fd);
+        let mut buf = [0u8; 2];
+        let n = rfs::lgetxattr(upper.join("gone"), "trusted.overlay.opaque", &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"y");
+        assert!(upper.join("gone/sub").is_dir());
+        // Outside an upper directory a whiteout is just a device: refused.
+        whiteout(&upper, "dev");
+        let plain = RootWriter::open(&upper, false).unwrap();
+        assert!(plain.dir(None, &["dev".into()], &|_| None).is_err());
+    }
 }
