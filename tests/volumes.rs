@@ -156,6 +156,34 @@ fn a_named_volume_is_filled_from_the_image_and_shared() {
         ),
         "written\n"
     );
+    // kiln cp reads and writes the volume where the container mounts it.
+    let h = k.dir.path().join("fromvol");
+    k.run(&["cp", "writer:/data/new", h.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read_to_string(&h).unwrap(), "written\n");
+    k.run(&[
+        "cp",
+        "writer:/data",
+        h.with_extension("dir").to_str().unwrap(),
+    ])
+    .ok();
+    assert!(h.with_extension("dir").join("new").is_file());
+    k.run(&["cp", h.to_str().unwrap(), "writer:/data/copied"])
+        .ok();
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                "vol1:/v",
+                "busybox",
+                "cat",
+                "/v/copied"
+            ]
+        ),
+        "written\n"
+    );
     // In use: refused, naming the container.
     let r = k.run(&["volume", "rm", "vol1"]).code(1);
     assert!(r.stderr.contains("writer"), "{}", r.stderr);

@@ -39,13 +39,87 @@ pub enum HostEnd<'a> {
     Tar,
 }
 
-/// The container `name`'s merged view and its upper directory.
-fn open(store: &Store, name: &str) -> Result<(Merged, PathBuf)> {
+/// Where a container path lives: the container's own files (its merged
+/// view, written in its upper directory) or a volume or bind mounted
+/// there (its source directory).
+struct Side {
+    m: Merged,
+    /// Where writes go.
+    root: PathBuf,
+    /// `root` is an overlay upper directory.
+    overlay: bool,
+    /// The path inside `m`, with the caller's trailing `/` or `/.`.
+    path: String,
+    /// A read-only mount.
+    readonly: bool,
+}
+
+/// The mount of `mounts` (volumes and binds) whose destination holds the
+/// clean absolute path `p` (the deepest one), and the rest of `p`.
+fn under_mount<'m>(
+    mounts: &'m [crate::volumes::MountRecord],
+    p: &str,
+) -> Option<(&'m crate::volumes::MountRecord, String)> {
+    mounts
+        .iter()
+        .filter(|m| m.kind != "tmpfs" && m.source.is_some())
+        .filter_map(|m| {
+            let rest = match p.strip_prefix(m.destination.as_str())? {
+                "" => "/",
+                r if r.starts_with('/') => r,
+                _ => return None,
+            };
+            Some((m, rest.to_string()))
+        })
+        .max_by_key(|(m, _)| m.destination.len())
+}
+
+/// Finds where `path` of container `name` lives: a path in one of its
+/// volumes or binds (by its words, or once the container's symlinks are
+/// resolved) is read and written there, as docker does; the rest in the
+/// container's layers.
+fn locate(store: &Store, name: &str, path: &str, follow_last: bool) -> Result<Side> {
     let containers = Containers::new(store);
     let c = containers.container(name)?;
     let layers = crate::export::layers(store, &c)?;
     let upper = containers.container_dir(&c.id).join("upper");
-    Ok((Merged::new(&layers), upper))
+    let m = Merged::new(&layers);
+    let suffix = if contents_only(path) {
+        "/."
+    } else if path.ends_with('/') {
+        "/"
+    } else {
+        ""
+    };
+    let mut mounted = under_mount(&c.mounts, &crate::options::clean_abs(path));
+    if mounted.is_none() {
+        if let Ok((comps, _)) = m.resolve(path, follow_last) {
+            let p: Vec<String> = comps
+                .iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect();
+            mounted = under_mount(&c.mounts, &format!("/{}", p.join("/")));
+        }
+    }
+    Ok(match mounted {
+        Some((mr, rest)) => {
+            let src = mr.source.clone().expect("filtered on a source");
+            Side {
+                m: Merged::new(std::slice::from_ref(&src)),
+                root: src,
+                overlay: false,
+                path: format!("{}{suffix}", rest.trim_end_matches('/')),
+                readonly: mr.readonly,
+            }
+        }
+        None => Side {
+            m,
+            root: upper,
+            overlay: true,
+            path: path.to_string(),
+            readonly: false,
+        },
+    })
 }
 
 /// Does `path` ask for a directory's contents (`dir/.`)?
@@ -69,14 +143,16 @@ pub fn copy_out(
     dest: HostEnd,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let (m, _) = open(store, name)?;
     let follow_last = follow || path.ends_with('/') || contents_only(path);
+    let side = locate(store, name, path, follow_last)?;
+    let m = side.m;
+    let inner = side.path.as_str();
     let not_found = || {
         invalid(format!(
             "could not find the file {path} in container {name}"
         ))
     };
-    let (comps, found) = m.resolve(path, follow_last).map_err(|_| not_found())?;
+    let (comps, found) = m.resolve(inner, follow_last).map_err(|_| not_found())?;
     let found = found.ok_or_else(not_found)?;
     let is_dir = matches!(found.node, Node::Dir(_));
     if path.ends_with('/') && !is_dir {
@@ -84,9 +160,13 @@ pub fn copy_out(
             "{path} in container {name} is not a directory"
         )));
     }
-    // The root has no name: its contents are copied.
-    let only = contents_only(path) || comps.is_empty();
-    let src_name = comps.last().cloned().unwrap_or_default();
+    // The root has no name: its contents are copied. (A volume's root is
+    // named by its mount point.)
+    let user_last = Path::new(&crate::options::clean_abs(path))
+        .file_name()
+        .map(OsStr::to_os_string);
+    let only = contents_only(path) || (comps.is_empty() && user_last.is_none());
+    let src_name = comps.last().cloned().or(user_last).unwrap_or_default();
     match dest {
         HostEnd::Tar => {
             let mut b = tar::Builder::new(&mut *out);
@@ -213,10 +293,16 @@ pub fn copy_in(
     follow: bool,
     input: &mut dyn Read,
 ) -> Result<()> {
-    let (m, upper) = open(store, name)?;
+    let side = locate(store, name, path, true)?;
+    if side.readonly {
+        return Err(invalid(format!(
+            "{path} in container {name} is on a read-only volume"
+        )));
+    }
+    let (m, upper) = (side.m, side.root);
     fs::create_dir_all(&upper).map_err(Error::io(&upper))?;
     let (comps, found) = m
-        .resolve(path, true)
+        .resolve(&side.path, true)
         .map_err(|e| invalid(format!("{path} in container {name}: {e}")))?;
     let found_dir = matches!(
         found,
@@ -225,7 +311,7 @@ pub fn copy_in(
             ..
         })
     );
-    let w = RootWriter::open(&upper, true).map_err(Error::io(&upper))?;
+    let w = RootWriter::open(&upper, side.overlay).map_err(Error::io(&upper))?;
     // Directories made in the upper one take the merged view's attributes.
     let like = |i: usize| -> Option<Attrs> {
         let rel: Vec<&str> = comps[..=i]
