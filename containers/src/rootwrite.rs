@@ -105,7 +105,14 @@ fn xattrs(path: &Path) -> Vec<(OsString, Vec<u8>)> {
 pub struct RootWriter {
     root: OwnedFd,
     overlay: bool,
+    /// Files with several links copied so far: (device, inode) → their
+    /// directory and name, so that later links to them are links again.
+    links: std::cell::RefCell<std::collections::HashMap<(u64, u64), (OwnedFd, OsString)>>,
 }
+
+/// At most this many multiply-linked files are remembered (one open
+/// directory each); beyond, further links are copies.
+const MAX_LINKS: usize = 512;
 
 fn dir_flags() -> OFlags {
     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
@@ -156,7 +163,11 @@ impl RootWriter {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(RootWriter { root, overlay })
+        Ok(RootWriter {
+            root,
+            overlay,
+            links: Default::default(),
+        })
     }
 
     pub fn root(&self) -> &OwnedFd {
@@ -327,25 +338,72 @@ impl RootWriter {
         ))
     }
 
-    /// Copies the host entry `src` (not followed; a directory with all it
-    /// holds) as `name` in `dir`. Devices and sockets are skipped.
-    pub fn copy_host(&self, dir: &OwnedFd, name: &OsStr, src: &Path) -> io::Result<()> {
-        let m = fs::symlink_metadata(src)?;
-        let Some(kind) = Attrs::kind(src, &m)? else {
+    /// Copies the non-directory `src` (metadata `m`) as `name` in `dir`;
+    /// a second link to a file already copied becomes a link to the copy.
+    fn copy_entry(
+        &self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        src: &Path,
+        m: &fs::Metadata,
+    ) -> io::Result<()> {
+        let Some(kind) = Attrs::kind(src, m)? else {
             return Ok(());
         };
-        let attrs = Attrs::of(src, &m);
+        let key = (m.dev(), m.ino());
+        let linked = kind == Kind::File && m.nlink() > 1;
+        if linked {
+            if let Some((d, n)) = self.links.borrow().get(&key) {
+                self.unlink_non_dir(dir, name)?;
+                rfs::linkat(d, n.as_os_str(), dir, name, AtFlags::empty())?;
+                return Ok(());
+            }
+        }
+        let attrs = Attrs::of(src, m);
         let mut file = match kind {
             Kind::File => Some(fs::File::open(src)?),
             _ => None,
         };
-        let sub = self.put(
+        self.put(
             dir,
             name,
             &kind,
             &attrs,
             file.as_mut().map(|f| f as &mut dyn Read),
         )?;
+        let mut links = self.links.borrow_mut();
+        if linked && links.len() < MAX_LINKS {
+            let d = rfs::openat(dir, ".", dir_flags(), Mode::empty())?;
+            links.insert(key, (d, name.to_os_string()));
+        }
+        Ok(())
+    }
+
+    /// Removes a non-directory `name` from `dir` (a link is made there).
+    fn unlink_non_dir(&self, dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
+        check_name(name)?;
+        match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory => {
+                Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    format!("cannot overwrite directory {name:?} with a non-directory"),
+                ))
+            }
+            Ok(_) => Ok(rfs::unlinkat(dir, name, AtFlags::empty())?),
+            Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Copies the host entry `src` (not followed; a directory with all it
+    /// holds) as `name` in `dir`. Devices and sockets are skipped.
+    pub fn copy_host(&self, dir: &OwnedFd, name: &OsStr, src: &Path) -> io::Result<()> {
+        let m = fs::symlink_metadata(src)?;
+        if !m.is_dir() {
+            return self.copy_entry(dir, name, src, &m);
+        }
+        let attrs = Attrs::of(src, &m);
+        let sub = self.put(dir, name, &Kind::Dir, &attrs, None)?;
         if let Some(sub) = sub {
             let mut names: Vec<OsString> = fs::read_dir(src)?
                 .map(|e| e.map(|e| e.file_name()))
@@ -377,24 +435,7 @@ impl RootWriter {
                 self.copy_merged_children(m, &sub, dirs)?;
                 self.finish_dir(&sub, &attrs)
             }
-            Node::Other(p) => {
-                let Some(kind) = Attrs::kind(p, &found.meta)? else {
-                    return Ok(());
-                };
-                let attrs = Attrs::of(p, &found.meta);
-                let mut file = match kind {
-                    Kind::File => Some(fs::File::open(p)?),
-                    _ => None,
-                };
-                self.put(
-                    dir,
-                    name,
-                    &kind,
-                    &attrs,
-                    file.as_mut().map(|f| f as &mut dyn Read),
-                )?;
-                Ok(())
-            }
+            Node::Other(p) => self.copy_entry(dir, name, p, &found.meta),
         }
     }
 
@@ -456,13 +497,40 @@ impl RootWriter {
                 ),
                 tar::EntryType::Fifo => Kind::Fifo,
                 tar::EntryType::Link => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        format!(
-                            "tar entry {:?}: hard links are not supported by kiln cp",
-                            String::from_utf8_lossy(&path)
-                        ),
-                    ))
+                    // A link to an entry extracted before, by its path in
+                    // the archive (checked as the entries' own paths are).
+                    let target = e
+                        .link_name_bytes()
+                        .map(|t| t.into_owned())
+                        .unwrap_or_default();
+                    let mut tcomps: Vec<OsString> = Vec::new();
+                    for c in target
+                        .split(|b| *b == b'/')
+                        .filter(|c| !c.is_empty() && *c != b".")
+                    {
+                        if c == b".." {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!(
+                                    "tar entry {:?}: link target leaves the destination",
+                                    String::from_utf8_lossy(&path)
+                                ),
+                            ));
+                        }
+                        tcomps.push(OsStr::from_bytes(c).to_os_string());
+                    }
+                    let Some(tname) = tcomps.pop() else { continue };
+                    let tdir = self.dir(Some(dir), &tcomps, &|_| None)?;
+                    let parent = self.dir(Some(dir), &comps, &|_| None)?;
+                    self.unlink_non_dir(&parent, &name)?;
+                    rfs::linkat(
+                        &tdir,
+                        tname.as_os_str(),
+                        &parent,
+                        name.as_os_str(),
+                        AtFlags::empty(),
+                    )?;
+                    continue;
                 }
                 // PAX and GNU headers are read by the tar crate; devices
                 // are not copied.
@@ -513,6 +581,47 @@ mod tests {
         .unwrap();
         assert!(fs::symlink_metadata(root.join("ln")).unwrap().is_file());
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    /// Files with several links stay linked in the copy, from a tree and
+    /// from a tar.
+    #[test]
+    fn hard_links_are_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::create_dir_all(src.join("sub")).unwrap();
+        fs::write(src.join("a"), "x").unwrap();
+        fs::hard_link(src.join("a"), src.join("sub/b")).unwrap();
+        let dst = t.path().join("dst");
+        fs::create_dir(&dst).unwrap();
+        let w = RootWriter::open(&dst, false).unwrap();
+        w.copy_host(w.root(), OsStr::new("tree"), &src).unwrap();
+        let ino = |p: &str| fs::metadata(dst.join(p)).unwrap().ino();
+        assert_eq!(ino("tree/a"), ino("tree/sub/b"));
+
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "f", &b"y"[..]).unwrap();
+        let mut l = tar::Header::new_gnu();
+        l.set_entry_type(tar::EntryType::Link);
+        l.set_size(0);
+        l.set_mode(0o644);
+        l.set_uid(0);
+        l.set_gid(0);
+        l.set_mtime(0);
+        b.append_link(&mut l, "d/g", "f").unwrap();
+        let data = b.into_inner().unwrap();
+        let x = t.path().join("x");
+        fs::create_dir(&x).unwrap();
+        let w = RootWriter::open(&x, false).unwrap();
+        w.extract_tar(w.root(), &mut &data[..]).unwrap();
+        let ino = |p: &str| fs::metadata(x.join(p)).unwrap().ino();
+        assert_eq!(ino("f"), ino("d/g"));
     }
 
     /// In an upper directory, a directory made where a whiteout was is
