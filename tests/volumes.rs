@@ -553,5 +553,21 @@ fn diff_lists_the_upper_directory() {
         out(&k, &["diff", "dd"]),
         "C /bin\nD /bin/vi\nC /data\nD /data/seed\nC /etc\nC /etc/passwd\nA /n\nA /n/m\nA /newfile\n"
     );
+    // A directory removed and made again is opaque in the upper
+    // directory: what it had before and lacks now is deleted.
+    k.run(&[
+        "run",
+        "--name",
+        "op",
+        "img",
+        "sh",
+        "-c",
+        "rm -rf /data && mkdir /data && echo n > /data/new",
+    ])
+    .ok();
+    assert_eq!(
+        out(&k, &["diff", "op"]),
+        "C /data\nD /data/ln\nA /data/new\nD /data/seed\n"
+    );
     k.run(&["diff", "nope"]).code(125);
 }

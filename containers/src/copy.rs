@@ -421,7 +421,17 @@ pub fn diff(store: &Store, name: &str) -> Result<Vec<Change>> {
     if upper.is_dir() {
         walk_changes(&below, &upper, "", &mut out).map_err(Error::io(&upper))?;
     }
+    // By path, as docker sorts them.
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    let mut buf = [0u8; 2];
+    matches!(
+        rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut buf),
+        Ok(1) if buf[0] == b'y'
+    )
 }
 
 fn walk_changes(below: &Merged, dir: &Path, rel: &str, out: &mut Vec<Change>) -> io::Result<()> {
@@ -437,13 +447,30 @@ fn walk_changes(below: &Merged, dir: &Path, rel: &str, out: &mut Vec<Change>) ->
             out.push(Change { kind: 'D', path: r });
             continue;
         }
-        let existed = below.lookup(&r).is_some();
+        let existed = below.lookup(&r);
         out.push(Change {
-            kind: if existed { 'C' } else { 'A' },
+            kind: if existed.is_some() { 'C' } else { 'A' },
             path: r.clone(),
         });
         if meta.is_dir() {
             walk_changes(below, &p, &r, out)?;
+            // An opaque directory (the old one removed, a new one made)
+            // hides all that was below: what it does not have again is
+            // deleted.
+            if let Some(Found {
+                node: Node::Dir(dirs),
+                ..
+            }) = existed.filter(|_| is_opaque(&p))
+            {
+                for (n, _) in below.read_dir(&dirs)? {
+                    if fs::symlink_metadata(p.join(&n)).is_err() {
+                        out.push(Change {
+                            kind: 'D',
+                            path: format!("{r}/{}", n.to_string_lossy()),
+                        });
+                    }
+                }
+            }
         }
     }
     Ok(())
