@@ -239,6 +239,23 @@ fn volume_commands() {
     assert_eq!(volumes(&k), ["v2"]);
     k.run(&["volume", "prune", "-a", "-f"]).ok();
     assert!(volumes(&k).is_empty());
+    // system check: a half-made volume of a dead process is removed with
+    // --repair; a directory without a record is reported, never removed.
+    k.run(&["system", "check"]).ok();
+    let vdir = k.root().join("kiln/volumes");
+    std::fs::create_dir_all(vdir.join(".tmp-x1-999999999/_data")).unwrap();
+    std::fs::create_dir_all(vdir.join("broken/_data")).unwrap();
+    let r = k.run(&["system", "check"]).code(1);
+    assert!(
+        r.stdout.contains(".tmp-x1-999999999") && r.stdout.contains("broken"),
+        "{}",
+        r.stdout
+    );
+    k.run(&["system", "check", "--repair"]).code(1);
+    assert!(!vdir.join(".tmp-x1-999999999").exists());
+    assert!(vdir.join("broken/_data").exists());
+    std::fs::remove_dir_all(vdir.join("broken")).unwrap();
+    k.run(&["system", "check"]).ok();
 }
 
 #[test]

@@ -282,6 +282,84 @@ impl<'s> Volumes<'s> {
     }
 }
 
+impl Volumes<'_> {
+    /// `system check`: every volume directory has a record that parses
+    /// and its data directory; no half-made or half-removed volume of a
+    /// kiln process that is gone is left (`repair` removes those); every
+    /// volume a container record names exists.
+    pub fn check(&self, repair: bool, rep: &mut image_store::check::CheckReport) {
+        use image_store::check::Problem;
+        let Ok(_g) = self.lock() else { return };
+        let mut problem =
+            |object: String, message: String, fixable: bool, path: Option<PathBuf>| {
+                let repaired =
+                    fixable && repair && path.is_some_and(|p| fs::remove_dir_all(p).is_ok());
+                rep.problems.push(Problem {
+                    kind: "volume",
+                    object,
+                    message,
+                    repaired,
+                    action: "removed",
+                });
+            };
+        if let Ok(entries) = fs::read_dir(self.dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let path = e.path();
+                if let Some(rest) = name
+                    .strip_prefix(".tmp-")
+                    .or_else(|| name.strip_prefix(".rm-"))
+                {
+                    // `.tmp-NAME-PID`, `.rm-NAME-PID`: its process may be at work.
+                    let pid = rest
+                        .rsplit_once('-')
+                        .and_then(|(_, p)| p.parse::<i32>().ok());
+                    if !pid.is_some_and(crate::records::pid_alive) {
+                        problem(
+                            name,
+                            "a volume partly made or removed by a kiln process that is gone".into(),
+                            true,
+                            Some(path),
+                        );
+                    }
+                    continue;
+                }
+                let fault = match self.get(&name) {
+                    Err(e) => Some(format!("its record cannot be read: {e}")),
+                    Ok(v) if v.name != name => Some(format!("its record names {:?}", v.name)),
+                    Ok(_) if !self.data_dir(&name).is_dir() => Some("has no data directory".into()),
+                    Ok(_) => None,
+                };
+                if let Some(f) = fault {
+                    // Not removed: its files may be someone's data.
+                    problem(
+                        name,
+                        format!("{f} (not repairable: inspect and remove it)"),
+                        false,
+                        None,
+                    );
+                }
+            }
+        }
+        let Ok(all) = Containers::new(self.store).containers() else {
+            return;
+        };
+        for c in all {
+            for m in c.mounts.iter().filter(|m| m.kind == "volume") {
+                let name = m.name.as_deref().unwrap_or("");
+                if self.get(name).is_err() {
+                    problem(
+                        c.id[..12].to_string(),
+                        format!("container {} mounts volume {name}, which is gone", c.name),
+                        false,
+                        None,
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Removes an `--rm` container and its anonymous volumes.
 pub fn auto_remove(containers: &Containers, c: &Container) -> Result<()> {
     containers.remove(&c.id)?;
