@@ -583,6 +583,53 @@ mod tests {
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
     }
 
+    /// A merged tree's copy keeps owners, modes and extended attributes,
+    /// leaves overlay's own attributes behind, and honours whiteouts.
+    #[test]
+    fn merged_copies_keep_attributes() {
+        use crate::layers::tests::{layer, root, whiteout};
+        use crate::merged::{Merged, Node};
+        use std::os::unix::fs::PermissionsExt;
+        if !root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let a = layer(t.path(), "a", &["v/f", "v/gone", "v/d/"]);
+        let b = layer(t.path(), "b", &["v/"]);
+        whiteout(&b, "v/gone");
+        let f = a.join("v/f");
+        std::os::unix::fs::chown(&f, Some(7), Some(8)).unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o4750)).unwrap();
+        if rfs::setxattr(&f, "user.kiln", b"1", XattrFlags::empty()).is_err() {
+            eprintln!("skipping: no user xattrs on this filesystem");
+            return;
+        }
+        rfs::setxattr(
+            a.join("v/d"),
+            "trusted.overlay.opaque",
+            b"y",
+            XattrFlags::empty(),
+        )
+        .unwrap();
+        let m = Merged::new(&[a, b]);
+        let Node::Dir(dirs) = m.lookup("v").unwrap().node else {
+            panic!()
+        };
+        let out = t.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let w = RootWriter::open(&out, false).unwrap();
+        w.copy_merged_children(&m, w.root(), &dirs).unwrap();
+        let md = fs::symlink_metadata(out.join("f")).unwrap();
+        assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (7, 8, 0o4750));
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            rfs::lgetxattr(out.join("f"), "user.kiln", &mut buf).unwrap(),
+            1
+        );
+        assert!(rfs::lgetxattr(out.join("d"), "trusted.overlay.opaque", &mut buf).is_err());
+        assert!(!out.join("gone").exists());
+    }
+
     /// Files with several links stay linked in the copy, from a tree and
     /// from a tar.
     #[test]
