@@ -101,3 +101,8 @@ impl Default for Index {
         }
     }
 }
+
+/// The most layers an image may have and still run: a union filesystem
+/// (overlayfs) stacks at most this many lower directories. The builder
+/// plans against it; pull and load warn past it.
+pub const MAX_LAYERS: usize = 127;
