@@ -227,6 +227,32 @@ fn volume_commands() {
         ls.starts_with("DRIVER") && ls.contains("local") && ls.contains("v2"),
         "{ls}"
     );
+    // Filters.
+    k.run(&["volume", "create", "v3"]).ok();
+    k.run(&["run", "--name", "user3", "-v", "v3:/x", "busybox", "true"])
+        .ok();
+    assert_eq!(
+        out(&k, &["volume", "ls", "-q", "-f", "dangling=true"]),
+        "v2\n"
+    );
+    assert_eq!(
+        out(&k, &["volume", "ls", "-q", "-f", "dangling=false"]),
+        "v3\n"
+    );
+    assert_eq!(
+        out(&k, &["volume", "ls", "-q", "-f", "label=team=db"]),
+        "v2\n"
+    );
+    assert_eq!(
+        out(
+            &k,
+            &["volume", "ls", "-q", "-f", "label=team", "-f", "name=3"]
+        ),
+        ""
+    );
+    k.run(&["volume", "ls", "-f", "colour=red"]).code(125);
+    k.run(&["rm", "user3"]).ok();
+    k.run(&["volume", "rm", "v3"]).ok();
     // prune: anonymous volumes by default, named ones too with --all.
     k.run(&["run", "--name", "keep", "img", "true"]).ok();
     k.run(&["rm", "keep"]).ok();

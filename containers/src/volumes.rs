@@ -219,6 +219,15 @@ impl<'s> Volumes<'s> {
             .collect())
     }
 
+    /// The names of the volumes some container record mounts.
+    pub fn used(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(Containers::new(self.store)
+            .containers()?
+            .into_iter()
+            .flat_map(|c| c.mounts.into_iter().filter_map(|m| m.name))
+            .collect())
+    }
+
     /// `kiln volume rm`: refused while a container uses the volume;
     /// `force` only makes a missing volume no error.
     pub fn remove(&self, name: &str, force: bool) -> Result<()> {
@@ -254,11 +263,7 @@ impl<'s> Volumes<'s> {
     /// their names.
     pub fn prune(&self, all: bool) -> Result<Vec<String>> {
         let _g = self.lock()?;
-        let used: std::collections::HashSet<String> = Containers::new(self.store)
-            .containers()?
-            .into_iter()
-            .flat_map(|c| c.mounts.into_iter().filter_map(|m| m.name))
-            .collect();
+        let used = self.used()?;
         let mut out = Vec::new();
         for v in self.list()? {
             if used.contains(&v.name) || !(all || v.anonymous) {

@@ -44,6 +44,9 @@ pub struct LsArgs {
     /// Only display volume names
     #[arg(short, long)]
     pub quiet: bool,
+    /// Filter: dangling=true|false, name=SUBSTRING, label=KEY[=VALUE]
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -95,7 +98,16 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<Status> {
             outln!("{}", v.name);
         }
         VolumeCommand::Ls(a) => {
-            let list = vols.list().map_err(from_containers)?;
+            let filters = a
+                .filter
+                .iter()
+                .map(|f| VolumeFilter::parse(f))
+                .collect::<Result<Vec<_>>>()?;
+            let mut list = vols.list().map_err(from_containers)?;
+            if !filters.is_empty() {
+                let used = vols.used().map_err(from_containers)?;
+                list.retain(|v| filters.iter().all(|f| f.matches(v, used.contains(&v.name))));
+            }
             let mut out = std::io::stdout().lock();
             if a.quiet {
                 for v in &list {
@@ -143,6 +155,46 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<Status> {
         }
     }
     Ok(Status::Success)
+}
+
+/// One `volume ls --filter`.
+enum VolumeFilter {
+    Dangling(bool),
+    Name(String),
+    Label(String, Option<String>),
+}
+
+impl VolumeFilter {
+    fn parse(f: &str) -> Result<VolumeFilter> {
+        let Some((k, v)) = f.split_once('=') else {
+            bail!("invalid filter {f:?}: want KEY=VALUE");
+        };
+        Ok(match k {
+            "dangling" => match v {
+                "true" | "1" => VolumeFilter::Dangling(true),
+                "false" | "0" => VolumeFilter::Dangling(false),
+                _ => bail!("invalid filter {f:?}: dangling is true or false"),
+            },
+            "name" => VolumeFilter::Name(v.to_string()),
+            "label" => match v.split_once('=') {
+                Some((l, val)) => VolumeFilter::Label(l.to_string(), Some(val.to_string())),
+                None => VolumeFilter::Label(v.to_string(), None),
+            },
+            _ => bail!("invalid filter {f:?}: only dangling, name and label are supported"),
+        })
+    }
+
+    fn matches(&self, v: &Volume, used: bool) -> bool {
+        match self {
+            VolumeFilter::Dangling(d) => *d != used,
+            VolumeFilter::Name(n) => v.name.contains(n.as_str()),
+            VolumeFilter::Label(k, val) => match (v.labels.get(k), val) {
+                (Some(got), Some(want)) => got == want,
+                (Some(_), None) => true,
+                (None, _) => false,
+            },
+        }
+    }
 }
 
 /// docker's `volume inspect` object.
