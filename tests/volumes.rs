@@ -458,6 +458,7 @@ fn cp_both_ways_stays_inside_the_container() {
     k.run(&["cp", "cc:/d/f", &format!("{}/nodir/", h.display())])
         .code(125);
     k.run(&["cp", "cc:/nope", &hs("x")]).code(125);
+    k.run(&["cp", "cc:/d/f/.", &hs("new")]).code(125);
     // Reading follows the container's symlinks inside its root: this is
     // the image's /etc/passwd, not the host's.
     k.run(&["cp", "cc:/data/ln/passwd", &hs("passwd")]).ok();

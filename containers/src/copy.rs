@@ -155,7 +155,7 @@ pub fn copy_out(
     let (comps, found) = m.resolve(inner, follow_last).map_err(|_| not_found())?;
     let found = found.ok_or_else(not_found)?;
     let is_dir = matches!(found.node, Node::Dir(_));
-    if path.ends_with('/') && !is_dir {
+    if (path.ends_with('/') || contents_only(path)) && !is_dir {
         return Err(invalid(format!(
             "{path} in container {name} is not a directory"
         )));
