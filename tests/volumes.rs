@@ -387,6 +387,23 @@ fn mount_flags_are_checked() {
     }
     k.run(&["run", "--rm", "--volumes-from", "nope", "busybox", "true"])
         .code(125);
+    // A volume mount without a source is anonymous: gone with --rm.
+    assert_eq!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--mount",
+                "type=volume,target=/a2",
+                "busybox",
+                "sh",
+                "-c",
+                "touch /a2/f && echo ok"
+            ]
+        ),
+        "ok\n"
+    );
     // Nothing was left behind by the refused runs.
     assert!(volumes(&k).is_empty());
     assert_eq!(out(&k, &["ps", "-a", "-q"]), "");
