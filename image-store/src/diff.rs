@@ -100,7 +100,7 @@ fn add_dir<W: Write>(
             }
             let mut h = header(&md, tar::EntryType::Regular, opts);
             h.set_size(md.len());
-            let f = File::open(&path)?;
+            let f = open_same(&path, &md)?;
             b.append_data(&mut h, &relp, f)?;
             stats.entries += 1;
             stats.bytes += md.len();
@@ -143,6 +143,25 @@ fn is_opaque(dir: &Path) -> bool {
         rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut buf),
         Ok(1) if buf[0] == b'y'
     )
+}
+
+/// Opens the regular file `path` that `lstat` found as `md`, without
+/// following a link: a running container (`commit --pause=false`,
+/// `export`) may swap the file for a symlink to a host file in between.
+fn open_same(path: &Path, md: &fs::Metadata) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let now = f.metadata()?;
+    if (now.dev(), now.ino()) != (md.dev(), md.ino()) || !now.is_file() {
+        return Err(io::Error::other(format!(
+            "{}: replaced while it was read",
+            path.display()
+        )));
+    }
+    Ok(f)
 }
 
 #[cfg(test)]
@@ -245,5 +264,25 @@ mod tests {
             .map(|e| e.unwrap().path_bytes().into_owned())
             .collect();
         assert_eq!(names, [b".wh.g\xff".to_vec()]);
+    }
+
+    /// The file `lstat` saw is replaced by a link to a host file before it
+    /// is opened: the host file is never read.
+    #[test]
+    fn a_file_swapped_for_a_link_is_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let (f, host) = (t.path().join("f"), t.path().join("host"));
+        fs::write(&f, "mine").unwrap();
+        fs::write(&host, "host").unwrap();
+        let md = fs::symlink_metadata(&f).unwrap();
+        assert!(open_same(&f, &md).is_ok());
+        // Kept, so its inode number is not reused below.
+        fs::rename(&f, t.path().join("kept")).unwrap();
+        std::os::unix::fs::symlink(&host, &f).unwrap();
+        assert!(open_same(&f, &md).is_err());
+        // Another file in its place is not the one measured either.
+        fs::remove_file(&f).unwrap();
+        fs::write(&f, "other, longer").unwrap();
+        assert!(open_same(&f, &md).is_err());
     }
 }
