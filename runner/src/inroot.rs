@@ -36,6 +36,12 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
 
+const READ_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::NONBLOCK);
+
 /// A container's root as the host can look into it.
 #[derive(Debug)]
 pub struct Root {
@@ -70,13 +76,10 @@ impl Found {
     }
 
     /// Opens what was found for reading; a symlink (left unfollowed) fails.
+    /// Non-blocking, so an image's FIFO cannot hang kiln (no effect on a
+    /// regular file).
     pub fn open(&self) -> io::Result<File> {
-        let fd = rustix::fs::openat(
-            &self.parent,
-            &self.name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::empty(),
-        )?;
+        let fd = rustix::fs::openat(&self.parent, &self.name, READ_FLAGS, Mode::empty())?;
         Ok(File::from(fd))
     }
 
@@ -182,6 +185,9 @@ impl Root {
                     }
                     let target = rustix::fs::readlinkat(&level[i], &c, Vec::new())?;
                     let target = OsString::from_vec(target.into_bytes());
+                    if target.is_empty() {
+                        return Err(Errno::NOENT.into());
+                    }
                     if target.as_bytes().starts_with(b"/") {
                         levels.truncate(1);
                         names.clear();
@@ -306,7 +312,7 @@ pub fn open_in_root(root: &Path, path: &Path) -> io::Result<File> {
     match rustix::fs::openat2(
         &dir,
         rel,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        READ_FLAGS.difference(OFlags::NOFOLLOW),
         Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     ) {

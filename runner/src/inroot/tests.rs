@@ -1,7 +1,7 @@
 use super::*;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, FileTypeExt};
 
 /// A layer directory `name` under `dir` with `files` (path, content; a
 /// trailing `/` makes a directory) and `links` (path, target).
@@ -196,4 +196,28 @@ fn link_hops_are_bounded() {
     symlink("c0", l.join("before")).unwrap();
     let e = root.lookup(Path::new("before"), true).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+}
+
+/// An image's FIFO where a file is expected does not hang the reader.
+#[test]
+fn fifos_do_not_block() {
+    let t = tempfile::tempdir().unwrap();
+    let l = layer(t.path(), "l", &[("etc/", "")], &[]);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &l.join("etc/passwd"),
+        FileType::Fifo,
+        Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let root = Root::dir(&l).unwrap();
+    let mut s = String::new();
+    let f = root.open(Path::new("etc/passwd")).unwrap();
+    assert!(f.metadata().unwrap().file_type().is_fifo());
+    // Nothing written, no writer: an empty read, not a wait.
+    (&f).read_to_string(&mut s).unwrap();
+    let f = open_in_root(&l, Path::new("etc/passwd")).unwrap();
+    (&f).read_to_string(&mut s).unwrap();
+    assert_eq!(s, "");
 }
