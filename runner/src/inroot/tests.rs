@@ -205,7 +205,7 @@ fn fifos_do_not_block() {
     let l = layer(t.path(), "l", &[("etc/", "")], &[]);
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &l.join("etc/passwd"),
+        l.join("etc/passwd"),
         FileType::Fifo,
         Mode::from_raw_mode(0o644),
         0,
