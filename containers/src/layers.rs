@@ -43,6 +43,16 @@ impl LayerStack {
         self.stat(rel).is_some()
     }
 
+    /// Where `rel` is, or would be made, as the container sees it: the
+    /// existing part with its symlinks resolved inside the stack, the
+    /// missing rest as written ([`Root::resolve`]). `None` when the path
+    /// loops or goes through a file.
+    pub fn resolve(&self, rel: &str) -> Option<String> {
+        let root = Root::layers(&self.dirs()).ok()?;
+        let p = root.resolve(Path::new(rel)).ok()?;
+        Some(p.to_string_lossy().into_owned())
+    }
+
     /// The target of the symlink `rel` as the merged filesystem shows it.
     pub fn read_link(&self, rel: &str) -> Option<PathBuf> {
         let root = Root::layers(&self.dirs()).ok()?;

@@ -69,6 +69,11 @@ impl MountPoints {
             }));
         MountPoints(
             wanted
+                // Where the runner will find the target: through the
+                // image's links (`/var/run -> /run`), not beside them. A
+                // target that loops or goes through a file gets no stub
+                // (which would hide the link): the runner names the error.
+                .filter_map(|(r, dir)| Some((stack.resolve(&r)?, dir)))
                 .filter(|(r, _)| !r.is_empty() && !stack.exists(r))
                 .map(|(rel, dir)| MountPoint { rel, dir })
                 .collect(),
@@ -265,5 +270,28 @@ mod tests {
     fn destinations_stay_under_the_root() {
         let dest = "/../../x/./../y";
         assert_eq!(rel(dest), "y");
+    }
+
+    /// A target behind an image's link gets its stub where the link leads
+    /// (as the runner, resolving inside the root, will look for it): a
+    /// real `var/run` directory in the init layer would hide the image's
+    /// `/var/run -> /run`.
+    #[test]
+    fn stubs_go_where_the_images_links_lead() {
+        let t = tempfile::tempdir().unwrap();
+        let base = layer(t.path(), "l1", &["run/", "etc/"]);
+        std::os::unix::fs::symlink("/run", base.join("run-link")).unwrap();
+        fs::create_dir_all(base.join("var")).unwrap();
+        std::os::unix::fs::symlink("../run", base.join("var/run")).unwrap();
+        let stack = LayerStack::new(vec![base]);
+        let mounts = [MountSpec::Tmpfs {
+            destination: "/var/run/sock".into(),
+            options: Vec::new(),
+        }];
+        let stubs = MountPoints::missing(&stack, &["run-link/d"], &[], &mounts);
+        let rels: Vec<&str> = stubs.0.iter().map(|m| m.rel.as_str()).collect();
+        assert_eq!(rels, ["run/d", "run/sock"]);
+        std::os::unix::fs::symlink("loop", stack.lowers[0].join("loop")).unwrap();
+        assert!(MountPoints::missing(&stack, &["loop/d"], &[], &[]).is_empty());
     }
 }

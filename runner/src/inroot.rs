@@ -132,6 +132,30 @@ impl Root {
     /// `ENOTDIR` for a non-directory in the middle, `ELOOP` past
     /// [`MAX_HOPS`] links.
     pub fn lookup(&self, path: &Path, follow_last: bool) -> io::Result<Found> {
+        self.walk(path, follow_last, None)
+    }
+
+    /// Where `path` is, or would be created, inside the root: its existing
+    /// part with every symlink resolved, the missing rest appended as
+    /// written (`..` there taken lexically), as securejoin does for a
+    /// mount target. `/var/run/x` with `/var/run -> /run` is `run/x`.
+    pub fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        let mut missing = PathBuf::new();
+        match self.walk(path, true, Some(&mut missing)) {
+            Ok(f) => Ok(f.path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !missing.as_os_str().is_empty() => {
+                Ok(missing)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn walk(
+        &self,
+        path: &Path,
+        follow_last: bool,
+        mut missing: Option<&mut PathBuf>,
+    ) -> io::Result<Found> {
         let top = self.layers.first().ok_or(Errno::NOENT)?;
         let root_level = self.merge_from(self.layers.iter().map(|f| f.try_clone()))?;
         // The directory levels walked so far (the root first) and their names.
@@ -160,7 +184,26 @@ impl Root {
                 })
             };
             match self.entry(level, &c)? {
-                Entry::Missing => return Err(Errno::NOENT.into()),
+                Entry::Missing => {
+                    if let Some(out) = missing.as_deref_mut() {
+                        let mut rest = names.clone();
+                        rest.push(c);
+                        while let Some(c) = todo.pop() {
+                            match c.as_bytes() {
+                                b".." => {
+                                    rest.pop();
+                                }
+                                _ => rest.push(c),
+                            }
+                        }
+                        *out = rest.iter().collect();
+                        if out.as_os_str().is_empty() {
+                            // Climbed back to the root, which exists.
+                            return self.walk(Path::new(""), true, None);
+                        }
+                    }
+                    return Err(Errno::NOENT.into());
+                }
                 Entry::Dir(fds) => {
                     if todo.is_empty() {
                         // The parent in the topmost layer that has it.

@@ -221,3 +221,23 @@ fn fifos_do_not_block() {
     (&f).read_to_string(&mut s).unwrap();
     assert_eq!(s, "");
 }
+
+#[test]
+fn resolve_keeps_the_missing_rest() {
+    let t = tempfile::tempdir().unwrap();
+    let l = layer(
+        t.path(),
+        "l",
+        &[("run/", ""), ("usr/bin/", "")],
+        &[("var/run", "/run"), ("up", "../../.."), ("loop", "loop")],
+    );
+    let root = Root::layers(std::slice::from_ref(&l)).unwrap();
+    let r = |p: &str| root.resolve(Path::new(p)).map(|p| p.display().to_string());
+    assert_eq!(r("/var/run/x/y").unwrap(), "run/x/y");
+    assert_eq!(r("/var/run").unwrap(), "run");
+    assert_eq!(r("/up/new/../usr/bin").unwrap(), "usr/bin");
+    assert_eq!(r("/usr/new/../../x").unwrap(), "x");
+    assert_eq!(r("/new/..").unwrap(), "");
+    assert_eq!(r("/usr/bin").unwrap(), "usr/bin");
+    assert!(r("/loop/x").is_err());
+}
