@@ -671,3 +671,25 @@ fn copy_and_workdir_through_links_stay_in_the_image() {
     let left: Vec<_> = fs::read_dir(&host).unwrap().collect();
     assert!(left.is_empty(), "the build wrote to the host: {left:?}");
 }
+
+#[test]
+fn mount_points_behind_an_images_link_keep_the_link() {
+    if !is_root() {
+        return;
+    }
+    let k = Kiln::new();
+    busybox_with(&k, "var-run-link", |r| {
+        fs::create_dir_all(r.join("run")).unwrap();
+        fs::create_dir_all(r.join("var")).unwrap();
+        std::os::unix::fs::symlink("../run", r.join("var/run")).unwrap();
+    });
+    let vol = k.dir.path().join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    fs::write(vol.join("mark"), "m").unwrap();
+    let v = format!("{}:/var/run/app", vol.display());
+    let check = "test -L /var/run && cat /run/app/mark";
+    let r = k
+        .run(&["run", "--rm", "-v", &v, "var-run-link", "sh", "-c", check])
+        .ok();
+    assert_eq!(r.stdout, "m");
+}
