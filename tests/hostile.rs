@@ -693,3 +693,33 @@ fn mount_points_behind_an_images_link_keep_the_link() {
         .ok();
     assert_eq!(r.stdout, "m");
 }
+
+#[test]
+fn bind_mount_sources_resolve_inside_the_image() {
+    if !is_root() {
+        return;
+    }
+    let k = Kiln::new();
+    let host = k.dir.path().join("host-secret");
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("secret"), "host's").unwrap();
+    busybox_with(&k, "bind-links", |r| {
+        std::os::unix::fs::symlink(&host, r.join("abs")).unwrap();
+        std::os::unix::fs::symlink("/etc", r.join("etc2")).unwrap();
+    });
+    let ctx = k.dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    // Through the image's own link: its /etc/passwd.
+    let ok = "FROM busybox-base\nRUN --mount=type=bind,from=bind-links,source=etc2/passwd,target=/x grep -c nobody /x\n";
+    k.import_busybox("busybox-base");
+    fs::write(ctx.join("Dockerfile"), ok).unwrap();
+    k.run(&["build", ctx.to_str().unwrap()]).ok();
+    // A link to a host directory is the image's own (missing) path.
+    let bad = "FROM busybox-base\nRUN --mount=type=bind,from=bind-links,source=abs/secret,target=/x cat /x\n";
+    fs::write(ctx.join("Dockerfile"), bad).unwrap();
+    let r = k.run(&["build", ctx.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "the host's file was bound: {}", r.stdout);
+    assert!(!r.stdout.contains("host's") && !r.stderr.contains("host's"));
+    let last = r.stderr.trim_end().lines().last().unwrap_or_default();
+    assert_one_line_with("bind", last, "bind mount source \"abs/secret\"");
+}
