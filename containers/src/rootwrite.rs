@@ -460,22 +460,7 @@ impl RootWriter {
         for e in ar.entries()? {
             let mut e = e?;
             let path = e.path_bytes().into_owned();
-            let mut comps: Vec<OsString> = Vec::new();
-            for c in path
-                .split(|b| *b == b'/')
-                .filter(|c| !c.is_empty() && *c != b".")
-            {
-                if c == b".." {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "tar entry {:?} leaves the destination",
-                            String::from_utf8_lossy(&path)
-                        ),
-                    ));
-                }
-                comps.push(OsStr::from_bytes(c).to_os_string());
-            }
+            let mut comps = inside_components(&path, &path, "leaves the destination")?;
             let Some(name) = comps.pop() else { continue };
             let h = e.header();
             let attrs = Attrs {
@@ -503,22 +488,8 @@ impl RootWriter {
                         .link_name_bytes()
                         .map(|t| t.into_owned())
                         .unwrap_or_default();
-                    let mut tcomps: Vec<OsString> = Vec::new();
-                    for c in target
-                        .split(|b| *b == b'/')
-                        .filter(|c| !c.is_empty() && *c != b".")
-                    {
-                        if c == b".." {
-                            return Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                format!(
-                                    "tar entry {:?}: link target leaves the destination",
-                                    String::from_utf8_lossy(&path)
-                                ),
-                            ));
-                        }
-                        tcomps.push(OsStr::from_bytes(c).to_os_string());
-                    }
+                    let mut tcomps =
+                        inside_components(&target, &path, ": link target leaves the destination")?;
                     let Some(tname) = tcomps.pop() else { continue };
                     let tdir = self.dir(Some(dir), &tcomps, &|_| None)?;
                     let parent = self.dir(Some(dir), &comps, &|_| None)?;
@@ -553,148 +524,25 @@ impl RootWriter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A symlink planted where a directory is expected is not followed.
-    #[test]
-    fn symlinks_in_the_way_are_refused() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        let outside = t.path().join("outside");
-        fs::create_dir_all(&root).unwrap();
-        fs::create_dir_all(&outside).unwrap();
-        std::os::unix::fs::symlink(&outside, root.join("ln")).unwrap();
-        let w = RootWriter::open(&root, false).unwrap();
-        let err = w.dir(None, &["ln".into()], &|_| None).unwrap_err();
-        assert!(err.to_string().contains("not a directory"), "{err}");
-        // A file put over the symlink replaces the link, not its target.
-        let mut data: &[u8] = b"x";
-        w.put(
-            w.root(),
-            OsStr::new("ln"),
-            &Kind::File,
-            &Attrs::default(),
-            Some(&mut data),
-        )
-        .unwrap();
-        assert!(fs::symlink_metadata(root.join("ln")).unwrap().is_file());
-        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
-    }
-
-    /// A merged tree's copy keeps owners, modes and extended attributes,
-    /// leaves overlay's own attributes behind, and honours whiteouts.
-    #[test]
-    fn merged_copies_keep_attributes() {
-        use crate::layers::tests::{layer, root, whiteout};
-        use crate::merged::{Merged, Node};
-        use std::os::unix::fs::PermissionsExt;
-        if !root() {
-            return;
+/// The components of a tar entry's path (or link target) `p`, without
+/// empty ones and `.`; a `..` is refused, naming the entry `entry`.
+fn inside_components(p: &[u8], entry: &[u8], why: &str) -> io::Result<Vec<OsString>> {
+    let mut comps = Vec::new();
+    for c in p
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
+        if c == b".." {
+            let sep = if why.starts_with(':') { "" } else { " " };
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("tar entry {:?}{sep}{why}", String::from_utf8_lossy(entry)),
+            ));
         }
-        let t = tempfile::tempdir().unwrap();
-        let a = layer(t.path(), "a", &["v/f", "v/gone", "v/d/"]);
-        let b = layer(t.path(), "b", &["v/"]);
-        whiteout(&b, "v/gone");
-        let f = a.join("v/f");
-        std::os::unix::fs::chown(&f, Some(7), Some(8)).unwrap();
-        fs::set_permissions(&f, fs::Permissions::from_mode(0o4750)).unwrap();
-        if rfs::setxattr(&f, "user.kiln", b"1", XattrFlags::empty()).is_err() {
-            eprintln!("skipping: no user xattrs on this filesystem");
-            return;
-        }
-        rfs::setxattr(
-            a.join("v/d"),
-            "trusted.overlay.opaque",
-            b"y",
-            XattrFlags::empty(),
-        )
-        .unwrap();
-        let m = Merged::new(&[a, b]);
-        let Node::Dir(dirs) = m.lookup("v").unwrap().node else {
-            panic!()
-        };
-        let out = t.path().join("out");
-        fs::create_dir(&out).unwrap();
-        let w = RootWriter::open(&out, false).unwrap();
-        w.copy_merged_children(&m, w.root(), &dirs).unwrap();
-        let md = fs::symlink_metadata(out.join("f")).unwrap();
-        assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (7, 8, 0o4750));
-        let mut buf = [0u8; 4];
-        assert_eq!(
-            rfs::lgetxattr(out.join("f"), "user.kiln", &mut buf).unwrap(),
-            1
-        );
-        assert!(rfs::lgetxattr(out.join("d"), "trusted.overlay.opaque", &mut buf).is_err());
-        assert!(!out.join("gone").exists());
+        comps.push(OsStr::from_bytes(c).to_os_string());
     }
-
-    /// Files with several links stay linked in the copy, from a tree and
-    /// from a tar.
-    #[test]
-    fn hard_links_are_kept() {
-        let t = tempfile::tempdir().unwrap();
-        let src = t.path().join("src");
-        fs::create_dir_all(src.join("sub")).unwrap();
-        fs::write(src.join("a"), "x").unwrap();
-        fs::hard_link(src.join("a"), src.join("sub/b")).unwrap();
-        let dst = t.path().join("dst");
-        fs::create_dir(&dst).unwrap();
-        let w = RootWriter::open(&dst, false).unwrap();
-        w.copy_host(w.root(), OsStr::new("tree"), &src).unwrap();
-        let ino = |p: &str| fs::metadata(dst.join(p)).unwrap().ino();
-        assert_eq!(ino("tree/a"), ino("tree/sub/b"));
-
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(1);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        b.append_data(&mut h, "f", &b"y"[..]).unwrap();
-        let mut l = tar::Header::new_gnu();
-        l.set_entry_type(tar::EntryType::Link);
-        l.set_size(0);
-        l.set_mode(0o644);
-        l.set_uid(0);
-        l.set_gid(0);
-        l.set_mtime(0);
-        b.append_link(&mut l, "d/g", "f").unwrap();
-        let data = b.into_inner().unwrap();
-        let x = t.path().join("x");
-        fs::create_dir(&x).unwrap();
-        let w = RootWriter::open(&x, false).unwrap();
-        w.extract_tar(w.root(), &mut &data[..]).unwrap();
-        let ino = |p: &str| fs::metadata(x.join(p)).unwrap().ino();
-        assert_eq!(ino("f"), ino("d/g"));
-    }
-
-    /// In an upper directory, a directory made where a whiteout was is
-    /// opaque: the lower layers' old content stays deleted.
-    #[test]
-    fn a_directory_over_a_whiteout_is_opaque() {
-        use crate::layers::tests::{root, whiteout};
-        if !root() {
-            return;
-        }
-        let t = tempfile::tempdir().unwrap();
-        let upper = t.path().join("upper");
-        fs::create_dir(&upper).unwrap();
-        whiteout(&upper, "gone");
-        let w = RootWriter::open(&upper, true).unwrap();
-        let fd = w
-            .dir(None, &["gone".into(), "sub".into()], &|_| None)
-            .unwrap();
-        drop(fd);
-        let mut buf = [0u8; 2];
-        let n = rfs::lgetxattr(upper.join("gone"), "trusted.overlay.opaque", &mut buf).unwrap();
-        assert_eq!(&buf[..n], b"y");
-        assert!(upper.join("gone/sub").is_dir());
-        // Outside an upper directory a whiteout is just a device: refused.
-        whiteout(&upper, "dev");
-        let plain = RootWriter::open(&upper, false).unwrap();
-        assert!(plain.dir(None, &["dev".into()], &|_| None).is_err());
-    }
+    Ok(comps)
 }
+
+#[cfg(test)]
+mod tests;
