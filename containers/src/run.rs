@@ -57,6 +57,10 @@ pub struct RunRequest {
     pub readonly_rootfs: bool,
     pub network: Network,
     pub mounts: Vec<MountSpec>,
+    /// `-v`, `--mount` (binds, volumes, tmpfs), before `mounts`.
+    pub volumes: Vec<crate::mountopts::MountRequest>,
+    /// `--volumes-from C[:ro|rw]`.
+    pub volumes_from: Vec<String>,
     pub resources: Resources,
     /// An external OCI runtime such as `/usr/sbin/runc`.
     pub runtime: Option<PathBuf>,
@@ -134,9 +138,31 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     p.terminal = req.terminal;
     p.readonly_rootfs = req.readonly_rootfs;
     p.network = req.network;
-    p.mounts = req.mounts;
     p.resources = req.resources;
-    let spec = derived.oci()?;
+    // Volumes are made (and filled from the image) under the volumes
+    // lock, held until the record names them.
+    let image_volumes: Vec<String> = config
+        .volumes
+        .iter()
+        .flat_map(|v| v.keys().cloned())
+        .collect();
+    let planned = crate::volumes::plan(
+        store,
+        &lowers,
+        req.volumes,
+        &req.volumes_from,
+        &image_volumes,
+    )?;
+    // Binds and volumes first, then `--tmpfs`, as before volumes.
+    p.mounts = planned.mounts.clone();
+    p.mounts.extend(req.mounts);
+    let spec = match derived.oci() {
+        Ok(s) => s,
+        Err(e) => {
+            planned.discard(store);
+            return Err(e.into());
+        }
+    };
 
     let mut record = Container {
         id: id.clone(),
@@ -151,8 +177,16 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         finished: None,
         auto_remove: req.auto_remove,
         owner: Some(std::process::id() as i32),
+        mounts: planned.records.clone(),
     };
-    let dir = containers.create(&mut record, name)?;
+    let dir = match containers.create(&mut record, name) {
+        Ok(d) => d,
+        Err(e) => {
+            planned.discard(store);
+            return Err(e);
+        }
+    };
+    planned.done();
     drop(reader);
     let mut created = Created {
         containers,
@@ -199,7 +233,7 @@ impl Created<'_> {
     /// Records a container that failed to start (or removes it, `--rm`).
     fn failed(&mut self, code: u8) {
         if self.record.auto_remove {
-            let _ = self.containers.remove(&self.record.id);
+            let _ = crate::volumes::auto_remove(&self.containers, &self.record);
         } else {
             self.record.state = State::Exited;
             self.record.exit_code = Some(code as i32);
@@ -337,7 +371,7 @@ fn options(id: &str, dir: &Path, lowers: Vec<PathBuf>, runtime: Option<&Path>) -
 /// Records how the container ended (or removes it, `--rm`).
 fn finish(containers: &Containers, rec: &mut Container, status: Option<ExitStatus>) {
     if rec.auto_remove {
-        let _ = containers.remove(&rec.id);
+        let _ = crate::volumes::auto_remove(containers, rec);
         return;
     }
     // `rm -f` may have removed the container meanwhile.
@@ -386,7 +420,7 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
             rec.exit_code = Some(e.exit_code() as i32);
             rec.finished = Some(image_store::model::now());
             if rec.auto_remove {
-                let _ = containers.remove(&rec.id);
+                let _ = crate::volumes::auto_remove(&containers, &rec);
             } else {
                 let _ = containers.save(&rec);
             }

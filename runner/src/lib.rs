@@ -44,6 +44,7 @@ mod error;
 mod etc;
 mod external;
 mod idmap;
+pub mod inroot;
 mod join;
 mod plan;
 mod process;
