@@ -10,6 +10,7 @@ use image_store::Store;
 
 use crate::error::{Error, Result};
 use crate::records::{pid_alive, Container, Containers, State};
+use crate::restart;
 use crate::run::{LOG_FILE, MONITOR_PID_FILE};
 use crate::runtime;
 
@@ -22,7 +23,7 @@ pub fn list(store: &Store, all: bool) -> Result<Vec<Container>> {
     Ok(containers
         .containers()?
         .into_iter()
-        .filter(|c| all || c.is_running())
+        .filter(|c| all || c.is_running() || c.is_restarting())
         .collect())
 }
 
@@ -47,30 +48,61 @@ pub fn signal(store: &Store, c: &Container, sig: i32) -> Result<()> {
     })
 }
 
-/// `kiln kill`: signals the container `name`.
+/// The image's STOPSIGNAL, if it has one.
+fn image_stop_signal(store: &Store, c: &Container) -> Result<Option<i32>> {
+    store
+        .resolve(&c.image_id.to_string())
+        .ok()
+        .and_then(|i| i.config.container_config().stop_signal)
+        .map(|s| parse_signal(&s))
+        .transpose()
+}
+
+/// `kiln kill`: signals the container `name`. A signal that stops it
+/// (SIGKILL, the image's STOPSIGNAL, any signal when the image has none)
+/// also ends its restart policy, as docker's; a restarting container is
+/// then only kept from starting again.
 pub fn kill(store: &Store, name: &str, sig: i32) -> Result<()> {
-    let c = Containers::new(store).container(name)?;
+    let containers = Containers::new(store);
+    let c = containers.container(name)?;
+    let stop_sig = image_stop_signal(store, &c)?;
+    if c.is_running() || c.is_restarting() {
+        if sig == libc::SIGKILL || stop_sig.is_none_or(|s| s == sig) {
+            restart::request_stop(&containers.container_dir(&c.id))?;
+        }
+        if c.is_restarting() {
+            return Ok(());
+        }
+    }
     signal(store, &c, sig)
 }
 
 /// `kiln stop`: `sig` (else the image's STOPSIGNAL, else SIGTERM), then
-/// SIGKILL after `timeout`. A container that is not running is left as is.
+/// SIGKILL after `timeout`; ends the restart policy. A container that is
+/// neither running nor restarting is left as is.
 pub fn stop(store: &Store, name: &str, sig: Option<i32>, timeout: Duration) -> Result<()> {
-    let c = Containers::new(store).container(name)?;
-    if !c.is_running() {
+    let containers = Containers::new(store);
+    let c = containers.container(name)?;
+    if !c.is_running() && !c.is_restarting() {
         return Ok(());
     }
+    restart::request_stop(&containers.container_dir(&c.id))?;
     let sig = match sig {
         Some(s) => s,
-        None => store
-            .resolve(&c.image_id.to_string())
-            .ok()
-            .and_then(|i| i.config.container_config().stop_signal)
-            .map(|s| parse_signal(&s))
-            .transpose()?
-            .unwrap_or(libc::SIGTERM),
+        None => image_stop_signal(store, &c)?.unwrap_or(libc::SIGTERM),
     };
-    signal(store, &c, sig)?;
+    // A restarting container's monitor sees the request and records it
+    // exited; one caught starting again is signalled once it runs.
+    let c = match settle_restart(&containers, &c) {
+        Some(c) => c,
+        None => return Ok(()),
+    };
+    if let Err(e) = signal(store, &c, sig) {
+        // It may have exited meanwhile (a policy's short runs do).
+        if containers.load(&c.id).is_ok_and(|now| now.is_running()) {
+            return Err(e);
+        }
+    }
     if !wait_stopped(store, &c, timeout) {
         let _ = signal(store, &c, libc::SIGKILL);
         if !wait_stopped(store, &c, Duration::from_secs(10)) {
@@ -82,11 +114,39 @@ pub fn stop(store: &Store, name: &str, sig: Option<i32>, timeout: Duration) -> R
     Ok(())
 }
 
+/// Waits while `c` is between runs: the running container to signal, or
+/// None once it is no longer running (exited, removed, orphaned).
+fn settle_restart(containers: &Containers, c: &Container) -> Option<Container> {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = containers.load(&c.id).ok()?;
+        if now.is_running() {
+            return Some(now);
+        }
+        if !now.is_restarting() || Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `kiln rm`: removes the container `name`; a running one only with
 /// `force` (SIGKILL first).
 pub fn remove(store: &Store, name: &str, force: bool) -> Result<()> {
     let containers = Containers::new(store);
     let c = containers.container(name)?;
+    if c.is_restarting() {
+        if !force {
+            return Err(Error::Invalid(format!(
+                "cannot remove container {name}: it is restarting (stop it first or use rm -f)"
+            )));
+        }
+        restart::request_stop(&containers.container_dir(&c.id))?;
+    }
+    let c = match c.is_restarting() {
+        true => settle_restart(&containers, &c).unwrap_or(c),
+        false => c,
+    };
     if c.is_running() {
         if !force {
             return Err(Error::Invalid(format!(

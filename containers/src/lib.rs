@@ -23,6 +23,7 @@ pub mod mountpoints;
 pub mod names;
 pub mod options;
 pub mod records;
+pub mod restart;
 pub mod run;
 pub mod runtime;
 pub mod spec;

@@ -78,6 +78,11 @@ fn status_text(c: &Container) -> String {
     match c.state {
         State::Created => "Created".into(),
         State::Running => "Exited (unknown)".into(),
+        State::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.exit_code.unwrap_or(-1),
+            since(c.finished.as_deref())
+        ),
         State::Exited => format!(
             "Exited ({}) {} ago",
             c.exit_code.unwrap_or(-1),

@@ -1,0 +1,198 @@
+//! A container's life after `kiln run -d`, end to end with real busybox
+//! containers (root only; skipped otherwise): restart policies carried out
+//! by the monitor, logs with their streams and times, inspect, labels and
+//! `ps --filter`. Waits poll with a generous timeout; nothing asserts on
+//! how long anything took.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Kiln;
+use serde_json::Value;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A store with busybox imported as `busybox`, or None when not root.
+fn setup() -> Option<Kiln> {
+    if !is_root() {
+        eprintln!("skipping: containers need root (CI runs these as root)");
+        return None;
+    }
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    Some(k)
+}
+
+fn out(k: &Kiln, args: &[&str]) -> String {
+    k.run(args).ok().stdout
+}
+
+#[track_caller]
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The container's record as kiln keeps it.
+fn record(k: &Kiln, id: &str) -> Value {
+    let p = k
+        .root()
+        .join("kiln/containers")
+        .join(id)
+        .join("container.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn monitor_alive(k: &Kiln, id: &str) -> bool {
+    let p = k
+        .root()
+        .join("kiln/containers")
+        .join(id)
+        .join("monitor.pid");
+    let pid = std::fs::read_to_string(p).unwrap();
+    std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
+}
+
+fn run_d(k: &Kiln, args: &[&str]) -> String {
+    let mut all = vec!["run", "-d"];
+    all.extend_from_slice(args);
+    out(k, &all).trim().to_string()
+}
+
+#[test]
+fn on_failure_restarts_exactly_n_times() {
+    let Some(k) = setup() else { return };
+    let id = run_d(
+        &k,
+        &[
+            "--restart",
+            "on-failure:3",
+            "busybox",
+            "sh",
+            "-c",
+            "echo run; exit 2",
+        ],
+    );
+    wait_for("the container to give up", || {
+        record(&k, &id)["state"] == "exited"
+    });
+    let rec = record(&k, &id);
+    assert_eq!(rec["restart_count"], 3, "{rec:#}");
+    assert_eq!(rec["exit_code"], 2, "{rec:#}");
+    let runs = rec["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "{rec:#}");
+    assert!(runs.iter().all(|r| r["ExitCode"] == 2), "{rec:#}");
+    wait_for("the monitor to exit", || !monitor_alive(&k, &id));
+    assert_eq!(out(&k, &["logs", &id]), "run\nrun\nrun\nrun\n");
+    // A success is not a failure: no restart.
+    let ok = run_d(&k, &["--restart", "on-failure", "busybox", "true"]);
+    wait_for("the exit", || record(&k, &ok)["state"] == "exited");
+    assert_eq!(record(&k, &ok)["restart_count"], 0);
+}
+
+#[test]
+fn always_restarts_after_success_until_stopped() {
+    let Some(k) = setup() else { return };
+    let id = run_d(
+        &k,
+        &[
+            "--name",
+            "svc",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 0",
+        ],
+    );
+    wait_for("two restarts", || {
+        record(&k, &id)["restart_count"].as_u64() >= Some(2)
+    });
+    // Listed without -a while it restarts, as docker does.
+    wait_for("ps to list it", || {
+        out(&k, &["ps", "-q"]).contains(&id[..12])
+    });
+    k.run(&["stop", "-t", "1", "svc"]).ok();
+    let rec = record(&k, &id);
+    assert_eq!(rec["state"], "exited", "{rec:#}");
+    wait_for("the monitor to exit", || !monitor_alive(&k, &id));
+    let count = record(&k, &id)["restart_count"].clone();
+    assert_eq!(record(&k, &id)["state"], "exited");
+    assert_eq!(record(&k, &id)["restart_count"], count);
+
+    // A long-running one: stop ends the policy too (SIGTERM, exit 143).
+    let long = run_d(
+        &k,
+        &[
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 143' TERM; sleep 100 & wait",
+        ],
+    );
+    wait_for("it to run", || record(&k, &long)["state"] == "running");
+    k.run(&["stop", &long]).ok();
+    wait_for("the monitor to exit", || !monitor_alive(&k, &long));
+    let rec = record(&k, &long);
+    assert_eq!(
+        (rec["state"].as_str(), rec["restart_count"].as_u64()),
+        (Some("exited"), Some(0)),
+        "{rec:#}"
+    );
+}
+
+#[test]
+fn kill_ends_the_policy_as_docker() {
+    let Some(k) = setup() else { return };
+    let id = run_d(&k, &["--restart", "always", "busybox", "sleep", "100"]);
+    wait_for("it to run", || record(&k, &id)["state"] == "running");
+    k.run(&["kill", &id]).ok();
+    wait_for("the monitor to exit", || !monitor_alive(&k, &id));
+    let rec = record(&k, &id);
+    assert_eq!(rec["state"], "exited", "{rec:#}");
+    assert_eq!(rec["exit_code"], 137, "{rec:#}");
+    assert_eq!(rec["restart_count"], 0, "{rec:#}");
+    // rm -f of a restarting container stops its monitor and removes it.
+    let r = run_d(&k, &["--restart", "always", "busybox", "false"]);
+    wait_for("a restart", || {
+        record(&k, &r)["restart_count"].as_u64() >= Some(1)
+    });
+    k.run(&["rm", "-f", &r]).ok();
+    assert!(!k.root().join("kiln/containers").join(&r).exists());
+}
+
+#[test]
+fn restart_flags_are_checked() {
+    let Some(k) = setup() else { return };
+    let r = k
+        .run(&[
+            "run",
+            "-d",
+            "--rm",
+            "--restart",
+            "always",
+            "busybox",
+            "true",
+        ])
+        .code(125);
+    assert!(r.stderr.contains("--restart and --rm"), "{}", r.stderr);
+    let r = k
+        .run(&["run", "--restart", "always", "busybox", "true"])
+        .code(125);
+    assert!(r.stderr.contains("needs -d"), "{}", r.stderr);
+    let r = k
+        .run(&["run", "-d", "--restart", "always:3", "busybox", "true"])
+        .code(125);
+    assert!(r.stderr.contains("on-failure"), "{}", r.stderr);
+    assert_eq!(out(&k, &["ps", "-a", "-q"]), "");
+}
