@@ -196,3 +196,104 @@ fn restart_flags_are_checked() {
     assert!(r.stderr.contains("on-failure"), "{}", r.stderr);
     assert_eq!(out(&k, &["ps", "-a", "-q"]), "");
 }
+
+#[test]
+fn logs_keep_streams_apart() {
+    let Some(k) = setup() else { return };
+    let id = run_d(
+        &k,
+        &[
+            "--name",
+            "chatty",
+            "busybox",
+            "sh",
+            "-c",
+            "echo o1; echo e1 >&2; echo o2; echo e2 >&2; printf 'no newline'",
+        ],
+    );
+    wait_for("the exit", || record(&k, &id)["state"] == "exited");
+    let r = k.run(&["logs", "chatty"]).ok();
+    assert_eq!(r.stdout, "o1\no2\nno newline");
+    assert_eq!(r.stderr, "e1\ne2\n");
+    // The last two lines (of one stream: the two streams are read apart,
+    // so their order between them is the order they were read in).
+    let abc = run_d(&k, &["busybox", "sh", "-c", "echo a; echo b; echo c"]);
+    wait_for("the exit", || record(&k, &abc)["state"] == "exited");
+    assert_eq!(out(&k, &["logs", "--tail", "2", &abc]), "b\nc\n");
+    let r = k.run(&["logs", "--tail", "2", "chatty"]).ok();
+    assert_eq!(r.stdout.lines().count() + r.stderr.lines().count(), 2);
+    let r = k.run(&["logs", "-n", "0", "chatty"]).ok();
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""));
+    // docker's RFC3339Nano with nine digits, in UTC, then a space.
+    let r = k.run(&["logs", "-t", "chatty"]).ok();
+    for line in r.stdout.lines().chain(r.stderr.lines()) {
+        let (ts, _) = line.split_once(' ').unwrap();
+        let b = ts.as_bytes();
+        assert_eq!(b.len(), 30, "{line}");
+        assert_eq!(
+            (b[4], b[10], b[19], b[29]),
+            (b'-', b'T', b'.', b'Z'),
+            "{line}"
+        );
+        assert!(chrono_like(ts), "{line}");
+    }
+    // --since after everything: nothing; --until before everything: nothing.
+    let r = k.run(&["logs", "--since", "2099-01-01", "chatty"]).ok();
+    assert_eq!(r.stdout + &r.stderr, "");
+    let r = k.run(&["logs", "--until", "1h", "chatty"]).ok();
+    assert_eq!(r.stdout + &r.stderr, "");
+    let r = k.run(&["logs", "--since", "1h", "chatty"]).ok();
+    assert_eq!(r.stderr, "e1\ne2\n");
+    k.run(&["logs", "--since", "yesterday", "chatty"]).code(125);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ`, digits where digits go.
+fn chrono_like(ts: &str) -> bool {
+    ts.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b'T',
+        13 | 16 => b == b':',
+        19 => b == b'.',
+        29 => b == b'Z',
+        _ => b.is_ascii_digit(),
+    })
+}
+
+#[test]
+fn logs_follow_until_the_container_exits() {
+    let Some(k) = setup() else { return };
+    let sync = k.dir.path().join("sync");
+    let vol = format!("{}:/sync", sync.display());
+    let id = run_d(
+        &k,
+        &[
+            "-v",
+            &vol,
+            "busybox",
+            "sh",
+            "-c",
+            "echo first; while [ ! -e /sync/go ]; do sleep 0.05; done; echo last; echo bye >&2",
+        ],
+    );
+    let mut child = k
+        .cmd()
+        .args(["logs", "-f", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Following: the first line arrives while the container still runs.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "first\n");
+    assert_eq!(record(&k, &id)["state"], "running");
+    std::fs::write(sync.join("go"), "").unwrap();
+    // ... and ends by itself when the container exits, with all of it.
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(rest, "last\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "bye\n");
+}

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use image_store::Store;
 
 use crate::error::{Error, Result};
+use crate::logfile::{self, LogOptions};
 use crate::records::{pid_alive, Container, Containers, State};
 use crate::restart;
-use crate::run::{LOG_FILE, MONITOR_PID_FILE};
+use crate::run::{LEGACY_LOG_FILE, LOG_FILE, MONITOR_PID_FILE};
 use crate::runtime;
 
 /// Settles the containers of kiln processes that died (best effort: a
@@ -169,41 +170,73 @@ pub fn remove(store: &Store, name: &str, force: bool) -> Result<()> {
     containers.remove(&c.id)
 }
 
-/// `kiln logs`: copies the container's log to `out`; with `follow`, keeps
-/// copying until the container exits.
-pub fn logs(store: &Store, name: &str, follow: bool, out: &mut dyn Write) -> Result<()> {
+/// `kiln logs`: prints the container's log, its stdout lines on `out`
+/// and its stderr lines on `err` ([`crate::logfile`]); with
+/// `opts.follow`, until the container exits for good (it is neither
+/// running nor waiting to be restarted).
+pub fn logs(
+    store: &Store,
+    name: &str,
+    opts: &LogOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
     let containers = Containers::new(store);
     let c = containers.container(name)?;
-    let path = containers.container_dir(&c.id).join(LOG_FILE);
-    let mut f = match fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Invalid(format!(
-                "container {name} has no log: only detached (-d) containers are logged"
-            )))
-        }
-        Err(e) => return Err(Error::io(path)(e)),
+    let dir = containers.container_dir(&c.id);
+    let path = dir.join(LOG_FILE);
+    let mut live = || {
+        containers
+            .load(&c.id)
+            .is_ok_and(|c| c.is_running() || c.is_restarting())
     };
+    if path.exists() {
+        return logfile::print(&path, opts, &mut live, out, err);
+    }
+    let legacy = dir.join(LEGACY_LOG_FILE);
+    if !legacy.exists() {
+        return Err(Error::Invalid(format!(
+            "container {name} has no log: only detached (-d) containers are logged"
+        )));
+    }
+    if opts.needs_entries() {
+        return Err(Error::Invalid(format!(
+            "container {name} was logged by an older kiln, without streams or times: \
+             only `kiln logs [-f]` can show it"
+        )));
+    }
+    legacy_logs(&legacy, opts.follow, &mut live, out)
+}
+
+/// The whole output in one file, as kiln logged detached containers before
+/// [`crate::logfile`].
+fn legacy_logs(
+    path: &std::path::Path,
+    follow: bool,
+    live: &mut dyn FnMut() -> bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut f = fs::File::open(path).map_err(Error::io(path))?;
     // Reading the log and writing the output fail apart: a closed output
     // is the caller's to report.
     std::io::copy(&mut f, out).map_err(Error::Output)?;
     if follow {
         let mut buf = vec![0u8; 64 << 10];
         loop {
-            let running = containers.container(&c.id).map(|c| c.is_running());
-            let n = f.read(&mut buf).map_err(Error::io(&path))?;
+            let running = live();
+            let n = f.read(&mut buf).map_err(Error::io(path))?;
             if n > 0 {
                 out.write_all(&buf[..n]).map_err(Error::Output)?;
                 out.flush().map_err(Error::Output)?;
                 continue;
             }
-            if !matches!(running, Ok(true)) {
+            if !running {
                 break;
             }
-            let pos = f.stream_position().map_err(Error::io(&path))?;
+            let pos = f.stream_position().map_err(Error::io(path))?;
             std::thread::sleep(Duration::from_millis(100));
             f.seek(std::io::SeekFrom::Start(pos))
-                .map_err(Error::io(&path))?;
+                .map_err(Error::io(path))?;
         }
     }
     out.flush().map_err(Error::Output)

@@ -19,6 +19,7 @@ pub mod control;
 pub mod error;
 pub mod export;
 pub mod layers;
+pub mod logfile;
 pub mod mountpoints;
 pub mod names;
 pub mod options;

@@ -20,14 +20,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::layers::LayerStack;
+use crate::logfile::{LogWriter, Pipes, Stream};
 use crate::mountpoints::{self, MountPoints};
 use crate::records::{Container, Containers, State};
 use crate::restart::{self, Backoff, RestartPolicy, RunExit};
 use crate::runtime::{self, RUNTIME_FILE};
 use crate::spec::{self, ContainerSpec, Overrides, SpecError};
 
-/// The container's log file (`-d`): stdout and stderr, interleaved.
-pub const LOG_FILE: &str = "container.log";
+/// The container's log file (`-d`): entries of its stdout and stderr
+/// lines in podman's k8s-file format ([`crate::logfile`]).
+pub const LOG_FILE: &str = "ctr.log";
+/// The log of containers run by an older kiln: raw stdout and stderr.
+pub const LEGACY_LOG_FILE: &str = "container.log";
+/// The monitor's own output (the runner's warnings, its failures).
+pub const MONITOR_LOG_FILE: &str = "monitor.log";
 /// The monitor's own pid (`-d`), so `rm -f` can wait for it.
 pub const MONITOR_PID_FILE: &str = "monitor.pid";
 /// The per-container layer above the image's (docker's "init layer"):
@@ -285,6 +291,8 @@ impl Created<'_> {
         let p = self.dir.join(LAUNCH_FILE);
         fs::write(&p, serde_json::to_vec(&launch).expect("plain data")).map_err(Error::io(p))?;
         let p = self.dir.join(LOG_FILE);
+        fs::File::create(&p).map_err(Error::io(&p))?;
+        let p = self.dir.join(MONITOR_LOG_FILE);
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -389,18 +397,33 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     let _ = fs::write(dir.join(MONITOR_PID_FILE), std::process::id().to_string());
     // A start clears the user's earlier stop.
     restart::clear_stop(&dir);
-    let opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
+    let mut opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
+    let log = LogWriter::open(&dir.join(LOG_FILE))?;
+    let devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
     let mut backoff = Backoff::default();
     loop {
-        let container = match runner::spawn(&spec, &opts) {
+        let pipes = Pipes::new()?;
+        let (stdout, stderr) = pipes.writers();
+        opts.stdio = runner::Stdio::Fds {
+            stdin: devnull.as_raw_fd(),
+            stdout,
+            stderr,
+        };
+        let spawned = runner::spawn(&spec, &opts);
+        let pumps = pipes.start(&log);
+        let container = match spawned {
             Ok(c) => c,
             Err(e) => {
+                pumps.join();
                 if let Some(mut r) = ready.take() {
                     let _ = writeln!(r, "{} {}", e.exit_code(), e);
                 } else {
                     // A restart that failed: the log says why, the
                     // policy ends here.
-                    eprintln!("kiln: restarting the container: {e}");
+                    log.message(
+                        Stream::Stderr,
+                        &format!("kiln: restarting the container: {e}"),
+                    );
                 }
                 rec = reload(&containers, rec);
                 rec.state = State::Exited;
@@ -432,13 +455,13 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
             let _ = writeln!(r, "ok");
         }
         let status = container.wait();
-        let _ = std::io::stdout().flush();
+        pumps.join();
         let code = match &status {
             Ok(s) => s.code(),
             Err(e) => {
-                // Standard error is the container's log: the runner's
-                // failure goes there, as any other output of the container.
-                eprintln!("kiln: {e}");
+                // The runner's failure goes into the container's log, as
+                // any other output of the container.
+                log.message(Stream::Stderr, &format!("kiln: {e}"));
                 e.exit_code()
             }
         };
