@@ -85,6 +85,10 @@ fn on_failure_restarts_exactly_n_times() {
     });
     let rec = record(&k, &id);
     assert_eq!(rec["restart_count"], 3, "{rec:#}");
+    let c = &inspect(&k, &[&id])[0];
+    assert_eq!(c["RestartCount"], 3, "{c:#}");
+    assert_eq!(c["State"]["Status"], "exited", "{c:#}");
+    assert_eq!(c["KilnRuns"].as_array().unwrap().len(), 4, "{c:#}");
     assert_eq!(rec["exit_code"], 2, "{rec:#}");
     let runs = rec["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4, "{rec:#}");
@@ -296,4 +300,177 @@ fn logs_follow_until_the_container_exits() {
     assert!(out.status.success());
     assert_eq!(rest, "last\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "bye\n");
+}
+
+fn inspect(k: &Kiln, args: &[&str]) -> Value {
+    let mut all = vec!["inspect"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&out(k, &all)).unwrap()
+}
+
+#[test]
+fn inspect_a_container_as_docker() {
+    let Some(k) = setup() else { return };
+    let vol = k.dir.path().join("data");
+    let bind = format!("{}:/data:ro", vol.display());
+    let id = run_d(
+        &k,
+        &[
+            "--name",
+            "web",
+            "--label",
+            "tier=front",
+            "-l",
+            "team",
+            "-e",
+            "A=1",
+            "-w",
+            "/tmp",
+            "-v",
+            &bind,
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    );
+    wait_for("it to run", || record(&k, &id)["state"] == "running");
+    for v in [
+        inspect(&k, &["web"]),
+        inspect(&k, &["--type", "container", &id[..12]]),
+        serde_json::from_str(&out(&k, &["container", "inspect", "web"])).unwrap(),
+    ] {
+        let c = &v[0];
+        assert_eq!(c["Id"], id.as_str(), "{c:#}");
+        assert_eq!(c["Name"], "/web");
+        assert_eq!(c["Path"], "sleep");
+        assert_eq!(c["Args"], serde_json::json!(["100"]));
+        let s = &c["State"];
+        assert_eq!(s["Status"], "running", "{c:#}");
+        assert_eq!(
+            (s["Running"].as_bool(), s["Restarting"].as_bool()),
+            (Some(true), Some(false))
+        );
+        assert!(s["Pid"].as_i64().unwrap() > 0, "{c:#}");
+        assert_eq!(s["FinishedAt"], "0001-01-01T00:00:00Z");
+        assert!(s["StartedAt"].as_str().unwrap().ends_with('Z'));
+        for key in ["Paused", "OOMKilled", "Dead", "ExitCode", "Error"] {
+            assert!(s.get(key).is_some(), "{key} missing: {c:#}");
+        }
+        assert_eq!(c["RestartCount"], 0);
+        assert_eq!(
+            c["HostConfig"]["RestartPolicy"],
+            serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 2})
+        );
+        assert_eq!(c["HostConfig"]["Binds"], serde_json::json!([bind.clone()]));
+        assert_eq!(c["Mounts"][0]["Destination"], "/data");
+        assert_eq!(c["Mounts"][0]["RW"], false);
+        let cfg = &c["Config"];
+        assert_eq!(
+            cfg["Labels"],
+            serde_json::json!({"team": "", "tier": "front"})
+        );
+        assert_eq!(cfg["WorkingDir"], "/tmp");
+        assert!(
+            cfg["Env"].as_array().unwrap().iter().any(|e| e == "A=1"),
+            "{c:#}"
+        );
+        assert_eq!(cfg["Image"], "busybox");
+        assert!(c["Image"].as_str().unwrap().starts_with("sha256:"));
+        assert!(c["Created"].as_str().is_some());
+    }
+    k.run(&["stop", "-t", "1", "web"]).ok();
+    let s = &inspect(&k, &["web"])[0]["State"];
+    assert_eq!(
+        (
+            s["Status"].as_str(),
+            s["ExitCode"].as_i64(),
+            s["Pid"].as_i64()
+        ),
+        (Some("exited"), Some(137), Some(0))
+    );
+    assert_ne!(s["FinishedAt"], "0001-01-01T00:00:00Z");
+
+    // Images still inspect as before; a container's name wins over an
+    // image's, as docker decides.
+    let img = inspect(&k, &["busybox"]);
+    assert!(img[0]["RootFS"]["Layers"].is_array(), "{img:#}");
+    k.run(&["tag", "busybox", "web"]).ok();
+    assert_eq!(inspect(&k, &["web"])[0]["Name"], "/web");
+    assert!(inspect(&k, &["--type", "image", "web"])[0]["RootFS"].is_object());
+    k.run(&["container", "inspect", "busybox"]).code(125);
+    k.run(&["inspect", "--type", "volume", "web"]).code(125);
+}
+
+#[test]
+fn ps_filters_as_docker() {
+    let Some(k) = setup() else { return };
+    let a = run_d(
+        &k,
+        &[
+            "--name", "app1", "-l", "env=prod", "-l", "tier=web", "busybox", "sleep", "100",
+        ],
+    );
+    let b = run_d(
+        &k,
+        &[
+            "--name", "app2", "-l", "env=dev", "busybox", "sh", "-c", "exit 3",
+        ],
+    );
+    let c = run_d(&k, &["--name", "db", "-l", "env=prod", "busybox", "true"]);
+    wait_for("two exits", || {
+        record(&k, &b)["state"] == "exited" && record(&k, &c)["state"] == "exited"
+    });
+    let ps = |f: &[&str]| -> Vec<String> {
+        let mut args = vec!["ps", "-q", "--no-trunc"];
+        for x in f {
+            args.extend(["--filter", x]);
+        }
+        let mut v: Vec<String> = out(&k, &args).lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<&String>| {
+        v.sort();
+        v.into_iter().cloned().collect::<Vec<_>>()
+    };
+    // status= implies -a; one key's values are alternatives.
+    assert_eq!(ps(&["status=exited"]), sorted(vec![&b, &c]));
+    assert_eq!(ps(&["status=running"]), vec![a.clone()]);
+    assert_eq!(
+        ps(&["status=running", "status=exited"]),
+        sorted(vec![&a, &b, &c])
+    );
+    // name= is a substring (an unanchored expression); without -a only running.
+    assert_eq!(ps(&["name=app"]), vec![a.clone()]);
+    assert_eq!(ps(&["name=app", "status=exited"]), vec![b.clone()]);
+    assert_eq!(ps(&["name=^/?db$", "status=exited"]), vec![c.clone()]);
+    // label=KEY and label=KEY=VALUE; several label filters must all match.
+    assert_eq!(ps(&["label=env=prod", "status=exited"]), vec![c.clone()]);
+    assert_eq!(
+        ps(&["label=env", "status=exited", "status=running"]),
+        sorted(vec![&a, &b, &c])
+    );
+    assert_eq!(
+        ps(&["label=env=prod", "label=tier", "status=running"]),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        ps(&["label=env=prod", "label=tier=db", "status=running"]),
+        Vec::<String>::new()
+    );
+    // id= by prefix; exited= by code.
+    assert_eq!(
+        ps(&[&format!("id={}", &b[..10]), "status=exited"]),
+        vec![b.clone()]
+    );
+    assert_eq!(ps(&["exited=3", "status=exited"]), vec![b.clone()]);
+    // exited= alone does not list stopped containers (docker's -a rule).
+    assert_eq!(ps(&["exited=3"]), Vec::<String>::new());
+    // Bad filters are refused with one line.
+    for bad in ["status=sleeping", "color=red", "nokey", "name=("] {
+        let r = k.run(&["ps", "--filter", bad]).code(125);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
 }

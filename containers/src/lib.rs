@@ -18,6 +18,8 @@ pub mod commit;
 pub mod control;
 pub mod error;
 pub mod export;
+pub mod filters;
+pub mod inspect;
 pub mod layers;
 pub mod logfile;
 pub mod mountpoints;

@@ -39,7 +39,8 @@ pub const MONITOR_PID_FILE: &str = "monitor.pid";
 /// The per-container layer above the image's (docker's "init layer"):
 /// empty mount points the image lacks (see [`crate::mountpoints`]).
 pub const INIT_DIR: &str = "init";
-const SPEC_FILE: &str = "spec.json";
+/// The container's OCI spec (for the monitor and `inspect`).
+pub const SPEC_FILE: &str = "spec.json";
 const LAUNCH_FILE: &str = "launch.json";
 
 /// What `kiln run` asks for, flags already parsed.
@@ -189,6 +190,9 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
 impl Created<'_> {
     /// The runtime file and the init layer.
     fn prepare(&mut self, mounts: &[MountSpec]) -> Result<()> {
+        let spec_json = serde_json::to_vec(&self.spec).expect("a spec serializes");
+        let p = self.dir.join(SPEC_FILE);
+        fs::write(&p, spec_json).map_err(Error::io(p))?;
         if let Some(rt) = &self.runtime {
             let p = self.dir.join(RUNTIME_FILE);
             fs::write(&p, rt.as_os_str().as_encoded_bytes()).map_err(Error::io(p))?;
@@ -280,9 +284,6 @@ impl Created<'_> {
         }
         // SAFETY: both descriptors were just created and are owned here.
         let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let spec_json = serde_json::to_vec(&self.spec).expect("a spec serializes");
-        let p = self.dir.join(SPEC_FILE);
-        fs::write(&p, spec_json).map_err(Error::io(p))?;
         let launch = Launch {
             lowers: self.lowers.clone(),
             runtime: self.runtime.clone(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use containers::control;
+use containers::filters::Filters;
 use containers::logfile::{self, LogOptions};
 use containers::{Container, State};
 
@@ -24,6 +25,9 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter: id=, name=, label=KEY[=VALUE], status=, exited= (repeatable)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -105,7 +109,10 @@ fn status_text(c: &Container) -> String {
 }
 
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
-    let list = control::list(&ctx.store()?, args.all).map_err(from_containers)?;
+    let filters = Filters::parse(&args.filter).map_err(from_containers)?;
+    let all = args.all || filters.implies_all();
+    let list = control::list(&ctx.store()?, all).map_err(from_containers)?;
+    let list: Vec<Container> = list.into_iter().filter(|c| filters.accepts(c)).collect();
     let id = |c: &Container| match args.no_trunc {
         true => c.id.clone(),
         false => c.id[..12].to_string(),
