@@ -31,6 +31,9 @@ use crate::error::{Error, Result};
 /// entries (docker's json-file splits at 16 KiB too).
 pub const MAX_ENTRY: usize = 16 << 10;
 
+/// How much of one line `kiln logs` holds before printing it in parts.
+const PRINT_CHUNK: usize = 1 << 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
     Stdout,
@@ -238,8 +241,9 @@ struct Printer<'a> {
     opts: &'a LogOptions,
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
-    /// Per stream: a line begun by `P` entries, with its first time.
-    pending: [Option<(String, Vec<u8>)>; 2],
+    /// Per stream: a line begun by `P` entries, with its first time and
+    /// whether a part of it was printed already.
+    pending: [Option<(String, Vec<u8>, bool)>; 2],
     /// Past `until`: nothing more is printed.
     done: bool,
 }
@@ -247,19 +251,27 @@ struct Printer<'a> {
 impl Printer<'_> {
     fn feed(&mut self, time: &str, stream: Stream, partial: bool, content: &[u8]) -> Result<()> {
         let slot = &mut self.pending[stream as usize];
-        let (first, mut line) = slot
+        let (first, mut line, begun) = slot
             .take()
-            .unwrap_or_else(|| (time.to_string(), Vec::new()));
+            .unwrap_or_else(|| (time.to_string(), Vec::new(), false));
         line.extend_from_slice(content);
         if partial {
-            *slot = Some((first, line));
+            // Memory stays bounded: a very long line goes out in parts.
+            if line.len() >= PRINT_CHUNK {
+                self.emit(&first, stream, &line, !begun)?;
+                self.pending[stream as usize] = Some((first, Vec::new(), true));
+            } else {
+                self.pending[stream as usize] = Some((first, line, begun));
+            }
             return Ok(());
         }
         line.push(b'\n');
-        self.emit(&first, stream, &line)
+        self.emit(&first, stream, &line, !begun)
     }
 
-    fn emit(&mut self, time: &str, stream: Stream, line: &[u8]) -> Result<()> {
+    /// Prints (a part of) a line that began at `time`, with the time in
+    /// front when `prefix` and `--timestamps`.
+    fn emit(&mut self, time: &str, stream: Stream, line: &[u8], prefix: bool) -> Result<()> {
         let t = DateTime::parse_from_rfc3339(time).ok().map(|t| t.to_utc());
         if let (Some(until), Some(t)) = (self.opts.until, t) {
             if t > until {
@@ -278,7 +290,7 @@ impl Printer<'_> {
             Stream::Stdout => &mut *self.out,
             Stream::Stderr => &mut *self.err,
         };
-        if self.opts.timestamps {
+        if self.opts.timestamps && prefix {
             write!(w, "{time} ").map_err(Error::Output)?;
         }
         w.write_all(line).map_err(Error::Output)?;
@@ -291,8 +303,8 @@ impl Printer<'_> {
     /// Output that ended without a newline, at the end of the log.
     fn flush_partial(&mut self) -> Result<()> {
         for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
-            if let Some((time, line)) = self.pending[i].take() {
-                self.emit(&time, stream, &line)?;
+            if let Some((time, line, begun)) = self.pending[i].take() {
+                self.emit(&time, stream, &line, !begun)?;
             }
         }
         self.out.flush().map_err(Error::Output)?;
@@ -546,6 +558,28 @@ mod tests {
                 "2026-01-01T00:00:03.000000000Z three\n".into(),
                 "2026-01-01T00:00:02.000000000Z two\n".into()
             )
+        );
+    }
+
+    #[test]
+    fn long_lines_print_in_parts_with_one_time() {
+        let part = "x".repeat(MAX_ENTRY);
+        let mut log = String::new();
+        let n = PRINT_CHUNK / MAX_ENTRY + 2;
+        for i in 0..n {
+            let tag = if i + 1 == n { "F" } else { "P" };
+            log.push_str(&format!(
+                "2026-01-01T00:00:01.000000000Z stdout {tag} {part}\n"
+            ));
+        }
+        let opts = LogOptions {
+            timestamps: true,
+            ..Default::default()
+        };
+        let (out, _) = printed(&log, &opts);
+        assert_eq!(
+            out,
+            format!("2026-01-01T00:00:01.000000000Z {}\n", part.repeat(n))
         );
     }
 
