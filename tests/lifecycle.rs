@@ -474,3 +474,24 @@ fn ps_filters_as_docker() {
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     }
 }
+
+#[test]
+fn detached_output_is_never_lost() {
+    let Some(k) = setup() else { return };
+    // More than the pipes and the monitor's buffers hold, on both streams
+    // at once, from a container that exits right after.
+    let id = run_d(
+        &k,
+        &[
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 20000 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done",
+        ],
+    );
+    wait_for("the exit", || record(&k, &id)["state"] == "exited");
+    let r = k.run(&["logs", &id]).ok();
+    let want = |p: &str| (0..20000).map(|i| format!("{p}{i}\n")).collect::<String>();
+    assert!(r.stdout == want("out"), "stdout differs");
+    assert!(r.stderr == want("err"), "stderr differs");
+}
