@@ -39,6 +39,9 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Build an image from a Dockerfile
     Build(Box<commands::build::BuildArgs>),
     /// Manage the build cache
@@ -178,11 +181,17 @@ pub struct InspectArgs {
     /// Go-template-like field selection is not supported; only `json`
     #[arg(short, long, value_name = "FORMAT")]
     pub format: Option<String>,
-    /// Only image objects are inspected (accepted for docker compatibility)
+    /// Only inspect objects of this type: image or container (default: a container, else an image)
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: Option<String>,
-    #[arg(required = true, value_name = "IMAGE")]
+    #[arg(required = true, value_name = "NAME")]
     pub images: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Show low-level information on containers as JSON
+    Inspect(InspectArgs),
 }
 
 #[derive(Args, Debug)]

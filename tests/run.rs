@@ -439,7 +439,11 @@ fn detached_logs_ps_rm() {
     );
     let id = id.trim();
     assert_eq!(id.len(), 64, "{id}");
-    wait_for("the log", || k.run(&["logs", "bg"]).stdout == "out\nerr\n");
+    // stdout and stderr come back apart (issue 16), as with docker.
+    wait_for("the log", || {
+        let r = k.run(&["logs", "bg"]);
+        r.stdout == "out\n" && r.stderr == "err\n"
+    });
     let ps = out(&k, &["ps"]);
     assert!(
         ps.contains(&id[..12]) && ps.contains("Up ") && ps.contains("bg"),

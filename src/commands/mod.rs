@@ -21,7 +21,7 @@ pub mod volume;
 
 use anyhow::Result;
 
-use crate::cli::{BuilderCommand, Cli, Command, ImageCommand, SystemCommand};
+use crate::cli::{BuilderCommand, Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 use crate::context::Ctx;
 use crate::exit::Status;
 
@@ -52,6 +52,10 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => rmi::prune(&ctx, a),
         Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
+        Command::Container(ContainerCommand::Inspect(mut a)) => {
+            a.kind = Some("container".into());
+            inspect::run(&ctx, a)
+        }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Build(a) => build::run(&ctx, *a),
         Command::Builder(BuilderCommand::Prune(a)) => build::prune(&ctx, a),

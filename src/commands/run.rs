@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use containers::restart::RestartPolicy;
 use containers::run::{self, RunRequest};
 use containers::{mountopts, options};
 use runner::spec::Resources;
@@ -89,6 +90,12 @@ pub struct RunFlags {
     /// Number of CPUs (fractional)
     #[arg(long, value_name = "CPUS")]
     pub cpus: Option<f64>,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped (needs -d)
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
+    /// Set a label on the container (KEY=VALUE)
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
     /// Internal: run the monitor of a detached container
     #[arg(long, hide = true, value_name = "ID")]
     pub monitor: Option<String>,
@@ -109,6 +116,17 @@ fn request(args: RunFlags) -> Result<RunRequest> {
     if args.detach && (args.tty || args.interactive) {
         bail!("-d cannot be combined with -i or -t (attaching is not supported)");
     }
+    let restart = RestartPolicy::parse(&args.restart)?;
+    if args.rm && !restart.is_none() {
+        bail!("conflicting options: cannot specify both --restart and --rm");
+    }
+    if !args.detach && !restart.is_none() {
+        bail!(
+            "--restart needs -d: kiln has no daemon, the detached container's monitor restarts it"
+        );
+    }
+    let labels = args.label.iter().map(|l| options::parse_label(l));
+    let labels = labels.collect::<Result<_, _>>()?;
     if let Some(w) = &args.workdir {
         options::check_workdir(w)?;
     }
@@ -150,6 +168,8 @@ fn request(args: RunFlags) -> Result<RunRequest> {
         resources,
         runtime: args.runtime,
         auto_remove: args.rm,
+        restart,
+        labels,
     })
 }
 
