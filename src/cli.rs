@@ -48,6 +48,8 @@ pub enum Command {
     Run(commands::run::RunArgs),
     /// List containers
     Ps(commands::containers::PsArgs),
+    /// List a container's published ports
+    Port(commands::port::PortArgs),
     /// Remove containers
     Rm(commands::containers::RmArgs),
     /// Show the output of a detached container

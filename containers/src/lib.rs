@@ -11,6 +11,7 @@ pub mod export;
 pub mod layers;
 pub mod mountpoints;
 pub mod names;
+pub mod network;
 pub mod options;
 pub mod records;
 pub mod run;

@@ -55,6 +55,9 @@ pub struct RunRequest {
     pub interactive: bool,
     pub readonly_rootfs: bool,
     pub network: Network,
+    /// A netavark network (`--network bridge|NAME`, `-p`): with
+    /// `network: None`, the container joins the namespace made for it.
+    pub networking: Option<crate::network::NetworkRequest>,
     pub mounts: Vec<MountSpec>,
     pub resources: Resources,
     /// An external OCI runtime such as `/usr/sbin/runc`.
@@ -80,6 +83,9 @@ pub struct Created<'s> {
     lowers: Vec<PathBuf>,
     runtime: Option<PathBuf>,
     interactive: bool,
+    networking: Option<crate::network::NetworkRequest>,
+    exposed: Vec<(u16, crate::network::Proto)>,
+    hostname: String,
 }
 
 /// Creates the container `req` describes: resolves and unpacks its image,
@@ -109,6 +115,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     let command = spec::command(&config, req.entrypoint.as_deref(), &req.command)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let id = crate::names::new_id()?;
+    let hostname = req.hostname.unwrap_or_else(|| id[..12].to_string());
     let derived = ContainerSpec::from_image(
         &config,
         &lowers,
@@ -117,7 +124,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
             env: req.env,
             user: req.user,
             workdir: req.workdir,
-            hostname: Some(req.hostname.unwrap_or_else(|| id[..12].to_string())),
+            hostname: Some(hostname.clone()),
             terminal: req.terminal,
             readonly_rootfs: req.readonly_rootfs,
             network: req.network,
@@ -130,7 +137,18 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         SpecError::Run(e) => Error::Run(e),
         e => Error::Invalid(e.to_string()),
     })?;
+    let mut derived = derived;
+    if req.networking.is_some() {
+        derived.params.netns = Some(crate::network::netns_path(store, &id));
+    }
     let spec = derived.oci()?;
+    let exposed = config
+        .exposed_ports
+        .iter()
+        .flat_map(|m| m.keys())
+        .filter_map(|k| crate::network::ports::parse_expose(k).ok())
+        .flatten()
+        .collect();
 
     let mut record = Container {
         id: id.clone(),
@@ -156,6 +174,9 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         lowers,
         runtime: req.runtime,
         interactive: req.interactive || req.terminal,
+        networking: req.networking,
+        exposed,
+        hostname,
     };
     let prepared = created.prepare(&derived.params.mounts);
     if let Err(e) = prepared {
@@ -184,11 +205,21 @@ impl Created<'_> {
             stubs.create_in(&init)?;
             self.lowers.push(init);
         }
+        if let Some(net) = &self.networking {
+            let who = crate::network::attach::Identity {
+                id: &self.record.id,
+                name: &self.record.name,
+                hostname: &self.hostname,
+                dir: &self.dir,
+            };
+            crate::network::attach(self.containers.store(), who, net, &self.exposed)?;
+        }
         Ok(())
     }
 
     /// Records a container that failed to start (or removes it, `--rm`).
     fn failed(&mut self, code: u8) {
+        let _ = crate::network::detach(self.containers.store(), &self.dir);
         if self.record.auto_remove {
             let _ = self.containers.remove(&self.record.id);
         } else {
@@ -324,11 +355,19 @@ fn options(id: &str, dir: &Path, lowers: Vec<PathBuf>, runtime: Option<&Path>) -
         },
     );
     o.runtime = runtime::from_path(runtime).runner();
+    o.etc_network = crate::network::attachment(dir).and_then(|a| a.runner_etc());
     o
 }
 
 /// Records how the container ended (or removes it, `--rm`).
 fn finish(containers: &Containers, rec: &mut Container, status: Option<ExitStatus>) {
+    let dir = containers.container_dir(&rec.id);
+    if let Err(e) = crate::network::detach(containers.store(), &dir) {
+        eprintln!(
+            "kiln: WARNING: tearing down the network of {}: {e}",
+            rec.name
+        );
+    }
     if rec.auto_remove {
         let _ = containers.remove(&rec.id);
         return;
@@ -382,6 +421,7 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
             rec.state = State::Exited;
             rec.exit_code = Some(e.exit_code() as i32);
             rec.finished = Some(image_store::model::now());
+            let _ = crate::network::detach(store, &dir);
             if rec.auto_remove {
                 let _ = containers.remove(&rec.id);
             } else {

@@ -87,7 +87,8 @@ fn status_text(c: &Container) -> String {
 }
 
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
-    let list = control::list(&ctx.store()?, args.all).map_err(from_containers)?;
+    let store = ctx.store()?;
+    let list = control::list(&store, args.all).map_err(from_containers)?;
     let id = |c: &Container| match args.no_trunc {
         true => c.id.clone(),
         false => c.id[..12].to_string(),
@@ -113,6 +114,11 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
                 format!("\"{cmd}\""),
                 format::ago(Some(&c.created)),
                 status_text(c),
+                containers::network::published(&store, c)
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 c.name.clone(),
             ]
         })
@@ -123,6 +129,7 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
         "COMMAND",
         "CREATED",
         "STATUS",
+        "PORTS",
         "NAMES",
     ];
     write!(out, "{}", format::table(&head, &rows))?;

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use containers::network::ports::{self, PortSpec};
+use containers::network::NetworkRequest;
 use containers::options;
 use containers::run::{self, RunRequest};
 use runner::spec::{Network, Resources};
@@ -16,8 +18,9 @@ use crate::exit::{from_containers, Status};
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Networking: `--network none` (the default: a new network namespace with only \
-    loopback) or `--network host`. Docker's default bridge is not built; unprivileged \
-    user-mode networking may come later."
+    loopback), `--network host`, or `--network bridge` / `--network NAME` (a user network from \
+    `kiln network create`), set up by netavark as root, with `-p`, `-P`, `--expose` and \
+    `--network-alias`. Unprivileged (rootless) networks are not built yet."
 )]
 pub struct RunArgs {
     #[command(flatten)]
@@ -62,9 +65,21 @@ pub struct RunFlags {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
-    /// Network: none (default) or host
+    /// Network: none (default), host, bridge or the name of a user network
     #[arg(long, value_name = "MODE", default_value = "none")]
     pub network: String,
+    /// Publish a container's port(s) to the host: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]
+    #[arg(short, long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
+    /// Publish every exposed port (image EXPOSE and --expose) to a free host port
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports: PORT[-PORT][/tcp|udp]
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
+    /// Another name the container has on a user network
+    #[arg(long, value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// Container host name (default: the short container ID)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
@@ -99,13 +114,47 @@ fn request(args: RunFlags) -> Result<RunRequest> {
     if let Some(n) = &args.name {
         containers::container_name(n)?;
     }
-    let network = match args.network.as_str() {
-        "none" => Network::None,
-        "host" => Network::Host,
-        other => bail!(
-            "unsupported network mode {other:?}: only none and host (user-mode networking may come later)"
-        ),
+    let (network, networking) = match args.network.as_str() {
+        "none" => (Network::None, None),
+        "host" => (Network::Host, None),
+        name => {
+            if name.contains(':') {
+                bail!("unsupported network mode {name:?}: container: and other modes are not built yet (none, host, bridge or a network name)");
+            }
+            // SAFETY: geteuid cannot fail.
+            if unsafe { libc::geteuid() } != 0 {
+                bail!("--network {name}: container networks need root (rootless networking is not built yet)");
+            }
+            let request = NetworkRequest {
+                network: name.to_string(),
+                aliases: args.network_alias.clone(),
+                publish: args
+                    .publish
+                    .iter()
+                    .map(|p| PortSpec::parse(p))
+                    .collect::<Result<_, _>>()?,
+                publish_all: args.publish_all,
+                expose: args
+                    .expose
+                    .iter()
+                    .map(|e| ports::parse_expose(e))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .concat(),
+            };
+            (Network::None, Some(request))
+        }
     };
+    if networking.is_none()
+        && (!args.publish.is_empty()
+            || args.publish_all
+            || !args.expose.is_empty()
+            || !args.network_alias.is_empty())
+    {
+        bail!(
+            "-p, -P, --expose and --network-alias need a container network (--network bridge or a network name), not --network {}",
+            args.network
+        );
+    }
     if args.detach && (args.tty || args.interactive) {
         bail!("-d cannot be combined with -i or -t (attaching is not supported)");
     }
@@ -138,6 +187,7 @@ fn request(args: RunFlags) -> Result<RunRequest> {
         interactive: args.interactive,
         readonly_rootfs: args.read_only,
         network,
+        networking,
         mounts,
         resources,
         runtime: args.runtime,

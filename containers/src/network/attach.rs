@@ -1,0 +1,296 @@
+//! A container on a network: [`attach`] before it starts (an address and
+//! host ports allocated, a network namespace made and set up by netavark),
+//! [`detach`] once it is over (netavark's teardown, the namespace removed,
+//! the address and ports freed). What a container holds is its
+//! `network.json`, beside its record: the store's allocations are the
+//! union of those files, read under `networks.lock`, so removing the file
+//! is what frees them and nothing else can drift out of step.
+
+use std::fs;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use image_store::Store;
+use serde::{Deserialize, Serialize};
+
+use super::config::{NetworkDef, Networks};
+use super::netavark::{self, Options};
+use super::netns;
+use super::ports::{self, PortMapping, PortSpec, Proto};
+use crate::error::{Error, Result};
+use crate::records::Containers;
+
+/// A container's network state, in its directory.
+pub const NETWORK_FILE: &str = "network.json";
+
+/// What `kiln run` asks of the network.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkRequest {
+    /// The network's name (`bridge` or a user network).
+    pub network: String,
+    /// `--network-alias`: more names other containers resolve.
+    pub aliases: Vec<String>,
+    /// `-p`.
+    pub publish: Vec<PortSpec>,
+    /// `-P`: every exposed port to a free host port.
+    pub publish_all: bool,
+    /// `--expose`, added to the image's EXPOSE.
+    pub expose: Vec<(u16, Proto)>,
+}
+
+/// What a container holds on its network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network: String,
+    pub netns: PathBuf,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub ports: Vec<PortMapping>,
+    /// The ports the container exposes (image and `--expose`).
+    #[serde(default)]
+    pub exposed: Vec<(u16, Proto)>,
+    /// For teardown: what setup was given.
+    options: Options,
+    /// The container's /etc/hosts entries and resolv.conf, once set up.
+    #[serde(default)]
+    pub etc: Option<EtcFiles>,
+}
+
+/// The container's /etc/hosts lines (after localhost's) and resolv.conf.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EtcFiles {
+    pub hosts: String,
+    pub resolv_conf: String,
+}
+
+impl Attachment {
+    /// The /etc files for the runner.
+    pub fn runner_etc(&self) -> Option<runner::EtcNetwork> {
+        self.etc.as_ref().map(|e| runner::EtcNetwork {
+            hosts: e.hosts.clone(),
+            resolv_conf: e.resolv_conf.clone(),
+        })
+    }
+}
+
+/// The container's attachment, if it has one.
+pub fn attachment(dir: &Path) -> Option<Attachment> {
+    let data = fs::read(dir.join(NETWORK_FILE)).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
+fn write(dir: &Path, a: &Attachment) -> Result<()> {
+    let p = dir.join(NETWORK_FILE);
+    let tmp = dir.join(".network.json.tmp");
+    let data = serde_json::to_vec_pretty(a).expect("plain data");
+    fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&data))
+        .and_then(|()| fs::rename(&tmp, &p))
+        .map_err(Error::io(p))
+}
+
+/// Every attachment of the store's containers: `(id, name, attachment)`.
+fn all(store: &Store) -> Vec<(String, String, Attachment)> {
+    let c = Containers::new(store);
+    c.containers()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| {
+            let a = attachment(&c.container_dir(&r.id))?;
+            Some((r.id, r.name, a))
+        })
+        .collect()
+}
+
+/// The names of the containers attached to network `name`.
+pub fn users(store: &Store, name: &str) -> Vec<String> {
+    all(store)
+        .into_iter()
+        .filter(|(_, _, a)| a.network == name)
+        .map(|(_, n, _)| n)
+        .collect()
+}
+
+/// The container's identity on the network.
+pub struct Identity<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub hostname: &'a str,
+    pub dir: &'a Path,
+}
+
+/// Puts the container on the network `req` names: allocates, makes the
+/// namespace, runs netavark setup, records it all in `network.json`. On
+/// failure nothing is left. Returns the attachment (its `netns` is what the
+/// container joins).
+pub fn attach(
+    store: &Store,
+    who: Identity,
+    req: &NetworkRequest,
+    image_exposed: &[(u16, Proto)],
+) -> Result<Attachment> {
+    let nets = Networks::new(store);
+    let lock = nets.lock()?;
+    let net = nets.get(&lock, &req.network)?;
+    if !req.aliases.is_empty() && !net.dns {
+        return Err(Error::Invalid(format!(
+            "--network-alias needs a network with name resolution; {} has none (create one with `kiln network create`)",
+            net.name
+        )));
+    }
+    let others = all(store);
+    let mut exposed: Vec<(u16, Proto)> = image_exposed.to_vec();
+    for e in &req.expose {
+        if !exposed.contains(e) {
+            exposed.push(*e);
+        }
+    }
+    let taken: Vec<(String, PortMapping)> = others
+        .iter()
+        .flat_map(|(_, n, a)| a.ports.iter().map(move |p| (n.clone(), p.clone())))
+        .collect();
+    let ports = ports::resolve(&req.publish, &exposed, req.publish_all, &taken)?;
+    let ip = allocate(&net, &others)?;
+    let netns = super::netns_path(store, who.id);
+    let mut aliases = req.aliases.clone();
+    aliases.push(who.id[..12].to_string());
+    let options = Options::new(who.id, who.name, &net, ip, aliases, ports.clone());
+    let mut a = Attachment {
+        network: net.name.clone(),
+        netns: netns.clone(),
+        ip,
+        prefix: net.subnet.prefix,
+        gateway: net.gateway,
+        ports,
+        exposed,
+        options,
+        etc: None,
+    };
+    netns::create(&netns).map_err(|e| {
+        Error::Invalid(format!(
+            "creating network namespace {}: {e}",
+            netns.display()
+        ))
+    })?;
+    // Recorded before setup: from here on a crash leaves something
+    // [`detach`] (from the orphan reaping) knows how to undo.
+    if let Err(e) = write(who.dir, &a) {
+        let _ = netns::remove(&netns);
+        return Err(e);
+    }
+    let status = match netavark::setup(&nets.run_dir().join("netavark"), &netns, &a.options) {
+        Ok(s) => s,
+        Err(e) => {
+            drop(lock);
+            let _ = detach(store, who.dir);
+            return Err(e);
+        }
+    };
+    a.etc = Some(etc_files(&net, &a, who.hostname, &status));
+    write(who.dir, &a)?;
+    Ok(a)
+}
+
+/// The first free address of `net`: not the gateway, not another
+/// container's.
+fn allocate(net: &NetworkDef, others: &[(String, String, Attachment)]) -> Result<Ipv4Addr> {
+    net.subnet
+        .hosts()
+        .find(|ip| {
+            *ip != net.gateway
+                && !others
+                    .iter()
+                    .any(|(_, _, a)| a.network == net.name && a.ip == *ip)
+        })
+        .ok_or_else(|| Error::Invalid(format!("network {} has no free address left", net.name)))
+}
+
+/// docker's /etc files for a container on a bridge: its address and host
+/// name in /etc/hosts; on a network with name resolution aardvark-dns
+/// (at the addresses netavark reports) as the resolver, else the host's
+/// resolvers without the loopback ones (unreachable from the container),
+/// and docker's public fallback when none is left.
+fn etc_files(
+    net: &NetworkDef,
+    a: &Attachment,
+    hostname: &str,
+    status: &netavark::Status,
+) -> EtcFiles {
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut resolv = String::new();
+    let dns: Vec<IpAddr> = status.dns_server_ips.clone().unwrap_or_default();
+    if net.dns && !dns.is_empty() {
+        if let Some(d) = &status.dns_search_domains {
+            if !d.is_empty() {
+                resolv.push_str(&format!("search {}\n", d.join(" ")));
+            }
+        }
+        for ip in dns {
+            resolv.push_str(&format!("nameserver {ip}\n"));
+        }
+    } else {
+        let mut servers = 0;
+        for line in host.lines() {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("nameserver"), Some(ip)) => {
+                    let loopback = ip.parse::<IpAddr>().map_or(true, |i| i.is_loopback());
+                    if !loopback {
+                        resolv.push_str(line);
+                        resolv.push('\n');
+                        servers += 1;
+                    }
+                }
+                (Some("search" | "options" | "domain"), _) => {
+                    resolv.push_str(line);
+                    resolv.push('\n');
+                }
+                _ => {}
+            }
+        }
+        if servers == 0 {
+            resolv.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        }
+    }
+    EtcFiles {
+        hosts: format!("{}\t{hostname}\n", a.ip),
+        resolv_conf: resolv,
+    }
+}
+
+/// Undoes [`attach`] for the container in `dir`: netavark teardown, the
+/// namespace unmounted and removed, `network.json` removed (which frees
+/// the address and ports). Nothing to do without an attachment; safe to
+/// call from several processes (the lock orders them).
+pub fn detach(store: &Store, dir: &Path) -> Result<()> {
+    let nets = Networks::new(store);
+    let _lock = nets.lock()?;
+    let Some(a) = attachment(dir) else {
+        return Ok(());
+    };
+    let mut first_err = None;
+    if a.netns.exists() {
+        if let Err(e) = netavark::teardown(&nets.run_dir().join("netavark"), &a.netns, &a.options) {
+            first_err = Some(e);
+        }
+    }
+    if let Err(e) = netns::remove(&a.netns) {
+        first_err.get_or_insert(Error::Invalid(format!(
+            "removing network namespace {}: {e}",
+            a.netns.display()
+        )));
+    }
+    let p = dir.join(NETWORK_FILE);
+    match fs::remove_file(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            first_err.get_or_insert(Error::io(p)(e));
+        }
+        _ => {}
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

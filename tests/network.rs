@@ -1,0 +1,314 @@
+//! Container networks end to end, as root with netavark: published ports
+//! reached from the host over loopback, name resolution on a user network,
+//! and teardown that leaves no veth, firewall rule or namespace behind.
+//! Traffic stays on loopback and inside the networks the tests create.
+//! The tests share the host's bridges, so they run one at a time.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use common::{require_tool, Kiln};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A store with `web` (busybox with /www/index.html, EXPOSE 80), or None
+/// when not root.
+fn setup() -> Option<Kiln> {
+    if !is_root() {
+        eprintln!("skipping: container networks need root (CI runs these as root)");
+        return None;
+    }
+    for t in ["iptables-save", "ip"] {
+        require_tool(t);
+    }
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let ctx = k.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN mkdir /www && echo hello-from-kiln > /www/index.html\nEXPOSE 80\n",
+    )
+    .unwrap();
+    k.run(&["build", "-q", "-t", "web", ctx.to_str().unwrap()])
+        .ok();
+    Some(k)
+}
+
+fn out(k: &Kiln, args: &[&str]) -> String {
+    k.run(args).ok().stdout.trim().to_string()
+}
+
+/// The host's network interfaces by name.
+fn links() -> Vec<String> {
+    let o = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The firewall rules (iptables-save, counters dropped) that mention any
+/// of `needles`.
+fn rules_with(needles: &[&str]) -> Vec<String> {
+    let o = Command::new("iptables-save").output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| needles.iter().any(|n| l.contains(n)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `GET /` on 127.0.0.1:`port`, retried while the server starts.
+fn http_get(port: u16) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut s) => {
+                let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+                let mut body = String::new();
+                let _ = s.read_to_string(&mut body);
+                if body.contains("200") {
+                    return body;
+                }
+                last = body;
+            }
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no answer on 127.0.0.1:{port}: {last}");
+}
+
+fn netns_files(k: &Kiln) -> usize {
+    std::fs::read_dir(k.root().join("kiln/run/netns"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The container's address from its network state.
+fn container_ip(k: &Kiln, id: &str) -> String {
+    let p = k
+        .root()
+        .join("kiln/containers")
+        .join(id)
+        .join("network.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+    v["ip"].as_str().unwrap().to_string()
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn published_port_serves_the_host_and_rm_leaves_nothing() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let links_before = links();
+    let id = out(
+        &k,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "bridge",
+            "-p",
+            "127.0.0.1:0:80",
+            "web",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ],
+    );
+    let ip = container_ip(&k, &id);
+    let ports = out(&k, &["port", "web"]);
+    let addr = out(&k, &["port", "web", "80/tcp"]);
+    assert_eq!(ports, format!("80/tcp -> {addr}"));
+    let port: u16 = addr.strip_prefix("127.0.0.1:").unwrap().parse().unwrap();
+    assert!(http_get(port).contains("hello-from-kiln"));
+    let ps = out(&k, &["ps"]);
+    assert!(ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
+    // What must go at rm is there now (so the checks below can fail).
+    let port_s = port.to_string();
+    assert!(!rules_with(&[&ip, &port_s]).is_empty());
+    assert_ne!(links(), links_before);
+    assert_eq!(netns_files(&k), 1);
+
+    // The port is taken: by this container, then by a host socket.
+    let spec = format!("127.0.0.1:{port}:80");
+    let r = k
+        .run(&["run", "--network", "bridge", "-p", &spec, "web", "true"])
+        .code(125);
+    assert_eq!(
+        r.stderr.trim(),
+        format!("kiln: host port 127.0.0.1:{port}/tcp is already published by container web")
+    );
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hport = held.local_addr().unwrap().port();
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "-p",
+            &format!("127.0.0.1:{hport}:80"),
+            "web",
+            "true",
+        ])
+        .code(125);
+    assert_eq!(
+        r.stderr.trim(),
+        format!("kiln: host port 127.0.0.1:{hport}/tcp is already in use")
+    );
+    drop(held);
+
+    k.run(&["rm", "-f", "web"]).ok();
+    assert_eq!(links(), links_before, "a veth or bridge is left");
+    assert_eq!(
+        rules_with(&[&ip, &format!("dport {port_s}")]),
+        Vec::<String>::new()
+    );
+    assert_eq!(netns_files(&k), 0);
+    assert!(port_is_free(port));
+    // Exited container of the refused run: nothing of it is left either.
+    assert!(!k
+        .root()
+        .join("kiln/run/netns")
+        .read_dir()
+        .unwrap()
+        .any(|_| true));
+}
+
+#[test]
+fn publish_all_maps_exposed_ports_and_exit_tears_down() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let links_before = links();
+    let id = out(
+        &k,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "bridge",
+            "-P",
+            "--expose",
+            "81/udp",
+            "web",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ],
+    );
+    let ports = out(&k, &["port", &id]);
+    let lines: Vec<&str> = ports.lines().collect();
+    assert_eq!(lines.len(), 2, "{ports}");
+    assert!(lines[0].starts_with("80/tcp -> 0.0.0.0:"), "{ports}");
+    assert!(lines[1].starts_with("81/udp -> 0.0.0.0:"), "{ports}");
+    let port: u16 = lines[0].rsplit(':').next().unwrap().parse().unwrap();
+    // Reached over loopback (published on all addresses).
+    assert!(http_get(port).contains("hello-from-kiln"));
+    k.run(&["stop", &id]).ok();
+    assert_eq!(links(), links_before);
+    assert_eq!(netns_files(&k), 0);
+    assert_eq!(out(&k, &["port", &id]), "");
+
+    // A foreground --rm run: its namespace is made and removed.
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "web",
+            "cat",
+            "/etc/hosts",
+        ])
+        .ok();
+    assert!(r.stdout.contains("10.77."), "{}", r.stdout);
+    assert_eq!(netns_files(&k), 0);
+    assert_eq!(links(), links_before);
+
+    // kiln killed: the next command tears down what it left.
+    let mut child = k
+        .cmd()
+        .args(["run", "--network", "bridge", "busybox", "sleep", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if netns_files(&k) == 1 && out(&k, &["ps", "-q"]).lines().count() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(netns_files(&k), 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for _ in 0..200 {
+        out(&k, &["ps", "-a"]);
+        if netns_files(&k) == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        netns_files(&k),
+        0,
+        "a killed kiln's network namespace is left"
+    );
+    assert_eq!(links(), links_before);
+}
+
+#[test]
+fn bad_network_flags_are_one_line_and_125() {
+    let Some(k) = is_root().then(Kiln::new) else {
+        return;
+    };
+    k.import_busybox("busybox");
+    for args in [
+        &[
+            "run",
+            "--network",
+            "bridge",
+            "-p",
+            "80:x",
+            "busybox",
+            "true",
+        ][..],
+        &["run", "--network", "nosuch", "busybox", "true"],
+        &["run", "-p", "80", "busybox", "true"],
+        &["run", "--network", "container:x", "busybox", "true"],
+    ] {
+        let r = k.run(args).code(125);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+    }
+    assert!(!Path::new(&k.root().join("kiln/run/netns"))
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some()));
+}
