@@ -286,6 +286,85 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
 }
 
 #[test]
+fn user_network_resolves_names_and_aliases() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let links_before = links();
+    k.run(&["network", "create", "--label", "a=b", "testnet"])
+        .ok();
+    let ls = out(&k, &["network", "ls"]);
+    assert!(ls.contains("testnet") && ls.contains("bridge"), "{ls}");
+    let r = k.run(&["network", "create", "testnet"]).code(125);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "testnet",
+        "--network-alias",
+        "db",
+        "web",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    let inspect: serde_json::Value =
+        serde_json::from_str(&out(&k, &["network", "inspect", "testnet"])).unwrap();
+    assert_eq!(inspect[0]["Containers"], serde_json::json!(["web"]));
+    assert_eq!(inspect[0]["Labels"]["a"], "b");
+    for name in ["web", "db"] {
+        let url = format!("http://{name}/");
+        let mut last = String::new();
+        let mut ok = false;
+        for _ in 0..50 {
+            let r = k.run(&[
+                "run",
+                "--rm",
+                "--network",
+                "testnet",
+                "busybox",
+                "wget",
+                "-qO-",
+                &url,
+            ]);
+            if r.code == 0 && r.stdout.contains("hello-from-kiln") {
+                ok = true;
+                break;
+            }
+            last = format!("{} {}", r.stdout, r.stderr);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(ok, "{url}: {last}");
+    }
+    let r = k.run(&["network", "rm", "testnet"]).code(125);
+    assert!(r.stderr.contains("in use by container web"), "{}", r.stderr);
+    // The default bridge has no name resolution, as docker's.
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--network-alias",
+            "x",
+            "busybox",
+            "true",
+        ])
+        .code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    k.run(&["rm", "-f", "web"]).ok();
+    assert_eq!(out(&k, &["network", "prune"]), "Deleted Networks:\ntestnet");
+    assert!(!out(&k, &["network", "ls"]).contains("testnet"));
+    assert_eq!(links(), links_before);
+}
+
+#[test]
 fn bad_network_flags_are_one_line_and_125() {
     let Some(k) = is_root().then(Kiln::new) else {
         return;
@@ -304,6 +383,8 @@ fn bad_network_flags_are_one_line_and_125() {
         &["run", "--network", "nosuch", "busybox", "true"],
         &["run", "-p", "80", "busybox", "true"],
         &["run", "--network", "container:x", "busybox", "true"],
+        &["network", "create", "--subnet", "10.78.0.1/24", "n1"],
+        &["network", "rm", "bridge"],
     ] {
         let r = k.run(args).code(125);
         assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);

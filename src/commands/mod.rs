@@ -10,6 +10,7 @@ mod images;
 mod import;
 mod inspect;
 pub mod login;
+pub mod network;
 pub mod port;
 pub mod pull;
 pub mod push;
@@ -57,6 +58,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Run(a) => run::run(&ctx, a),
         Command::Ps(a) => containers::ps(&ctx, a),
         Command::Port(a) => port::run(&ctx, a),
+        Command::Network(a) => network::run(&ctx, a),
         Command::Rm(a) => containers::rm(&ctx, a),
         Command::Logs(a) => containers::logs(&ctx, a),
         Command::Stop(a) => containers::stop(&ctx, a),
