@@ -45,6 +45,20 @@ fn setup() -> Option<Kiln> {
     Some(k)
 }
 
+/// Removes the store's containers when a test ends, failed or not: their
+/// namespaces, veths and rules are the host's, not the temp dir's.
+struct Cleanup<'a>(&'a Kiln);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let ids = self.0.run(&["ps", "-aq"]).stdout;
+        for id in ids.split_whitespace() {
+            let _ = self.0.run(&["rm", "-f", id]);
+        }
+        let _ = self.0.run(&["network", "prune"]);
+    }
+}
+
 fn out(k: &Kiln, args: &[&str]) -> String {
     k.run(args).ok().stdout.trim().to_string()
 }
@@ -119,6 +133,7 @@ fn port_is_free(port: u16) -> bool {
 fn published_port_serves_the_host_and_rm_leaves_nothing() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
     let links_before = links();
     let id = out(
         &k,
@@ -151,6 +166,7 @@ fn published_port_serves_the_host_and_rm_leaves_nothing() {
     // What must go at rm is there now (so the checks below can fail).
     let port_s = port.to_string();
     assert!(!rules_with(&[&ip, &port_s]).is_empty());
+    assert!(!rules_with(&[&id]).is_empty());
     assert_ne!(links(), links_before);
     assert_eq!(netns_files(&k), 1);
 
@@ -186,7 +202,7 @@ fn published_port_serves_the_host_and_rm_leaves_nothing() {
     k.run(&["rm", "-f", "web"]).ok();
     assert_eq!(links(), links_before, "a veth or bridge is left");
     assert_eq!(
-        rules_with(&[&ip, &format!("dport {port_s}")]),
+        rules_with(&[&ip, &id, &format!("dport {port_s}")]),
         Vec::<String>::new()
     );
     assert_eq!(netns_files(&k), 0);
@@ -204,6 +220,7 @@ fn published_port_serves_the_host_and_rm_leaves_nothing() {
 fn publish_all_maps_exposed_ports_and_exit_tears_down() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
     let links_before = links();
     let id = out(
         &k,
@@ -289,6 +306,7 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
 fn user_network_resolves_names_and_aliases() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
     let links_before = links();
     k.run(&["network", "create", "--label", "a=b", "testnet"])
         .ok();
@@ -361,6 +379,41 @@ fn user_network_resolves_names_and_aliases() {
     k.run(&["rm", "-f", "web"]).ok();
     assert_eq!(out(&k, &["network", "prune"]), "Deleted Networks:\ntestnet");
     assert!(!out(&k, &["network", "ls"]).contains("testnet"));
+    assert_eq!(links(), links_before);
+}
+
+#[test]
+fn two_stores_on_the_bridge_get_different_addresses() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(a) = setup() else { return };
+    let _ca = Cleanup(&a);
+    let b = Kiln::new();
+    let _cb = Cleanup(&b);
+    b.import_busybox("busybox");
+    let links_before = links();
+    let run = |k: &Kiln| {
+        out(
+            k,
+            &[
+                "run",
+                "-d",
+                "--network",
+                "bridge",
+                "busybox",
+                "sleep",
+                "100",
+            ],
+        )
+    };
+    let (ia, ib) = (run(&a), run(&b));
+    assert_ne!(container_ip(&a, &ia), container_ip(&b, &ib));
+    // The first store's lease is freed with its container: the next
+    // container of the second store can have the address.
+    let first = container_ip(&a, &ia);
+    a.run(&["rm", "-f", &ia]).ok();
+    let ic = run(&b);
+    assert_eq!(container_ip(&b, &ic), first);
+    b.run(&["rm", "-f", &ib, &ic]).ok();
     assert_eq!(links(), links_before);
 }
 

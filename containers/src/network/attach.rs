@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{NetworkDef, Networks};
 use super::netavark::{self, Options};
-use super::netns;
 use super::ports::{self, PortMapping, PortSpec, Proto};
+use super::{lease, netns};
 use crate::error::{Error, Result};
 use crate::records::Containers;
 
@@ -66,6 +66,11 @@ pub struct EtcFiles {
 }
 
 impl Attachment {
+    /// The host bridge the container's interface is on.
+    pub fn bridge(&self) -> Option<&str> {
+        self.options.bridge()
+    }
+
     /// The /etc files for the runner.
     pub fn runner_etc(&self) -> Option<runner::EtcNetwork> {
         self.etc.as_ref().map(|e| runner::EtcNetwork {
@@ -152,7 +157,7 @@ pub fn attach(
         .flat_map(|(_, n, a)| a.ports.iter().map(move |p| (n.clone(), p.clone())))
         .collect();
     let ports = ports::resolve(&req.publish, &exposed, req.publish_all, &taken)?;
-    let ip = allocate(&net, &others)?;
+    let ip = allocate(&net, &others, who.dir)?;
     let netns = super::netns_path(store, who.id);
     let mut aliases = req.aliases.clone();
     aliases.push(who.id[..12].to_string());
@@ -178,6 +183,7 @@ pub fn attach(
     // [`detach`] (from the orphan reaping) knows how to undo.
     if let Err(e) = write(who.dir, &a) {
         let _ = netns::remove(&netns);
+        lease::release(&net.interface, ip, who.dir);
         return Err(e);
     }
     let status = match netavark::setup(&nets.run_dir().join("netavark"), &netns, &a.options) {
@@ -193,18 +199,33 @@ pub fn attach(
     Ok(a)
 }
 
-/// The first free address of `net`: not the gateway, not another
-/// container's.
-fn allocate(net: &NetworkDef, others: &[(String, String, Attachment)]) -> Result<Ipv4Addr> {
-    net.subnet
-        .hosts()
-        .find(|ip| {
-            *ip != net.gateway
-                && !others
-                    .iter()
-                    .any(|(_, _, a)| a.network == net.name && a.ip == *ip)
-        })
-        .ok_or_else(|| Error::Invalid(format!("network {} has no free address left", net.name)))
+/// The first free address of `net` (not the gateway, not another
+/// container's of this store), leased host-wide for the container in
+/// `holder` (see [`lease`]).
+fn allocate(
+    net: &NetworkDef,
+    others: &[(String, String, Attachment)],
+    holder: &Path,
+) -> Result<Ipv4Addr> {
+    for ip in net.subnet.hosts() {
+        if ip == net.gateway
+            || others
+                .iter()
+                .any(|(_, _, a)| a.network == net.name && a.ip == ip)
+        {
+            continue;
+        }
+        let claimed = lease::claim(&net.interface, ip, holder).map_err(|e| {
+            Error::Invalid(format!("leasing address {ip} on {}: {e}", net.interface))
+        })?;
+        if claimed {
+            return Ok(ip);
+        }
+    }
+    Err(Error::Invalid(format!(
+        "network {} has no free address left",
+        net.name
+    )))
 }
 
 /// docker's /etc files for a container on a bridge: its address and host
@@ -283,11 +304,15 @@ pub fn detach(store: &Store, dir: &Path) -> Result<()> {
         )));
     }
     let p = dir.join(NETWORK_FILE);
+    let bridge = a.bridge().map(str::to_string);
     match fs::remove_file(&p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             first_err.get_or_insert(Error::io(p)(e));
         }
         _ => {}
+    }
+    if let Some(b) = bridge {
+        lease::release(&b, a.ip, dir);
     }
     match first_err {
         Some(e) => Err(e),

@@ -6,6 +6,7 @@
 
 pub mod attach;
 pub mod config;
+mod lease;
 mod netavark;
 mod netns;
 pub mod ports;

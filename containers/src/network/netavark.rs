@@ -77,6 +77,14 @@ pub struct Options {
 }
 
 impl Options {
+    /// The bridge of the (one) network.
+    pub fn bridge(&self) -> Option<&str> {
+        self.network_info
+            .values()
+            .next()
+            .map(|n| n.network_interface.as_str())
+    }
+
     /// One interface, `eth0`, on `net` with address `ip`.
     pub fn new(
         id: &str,
