@@ -417,6 +417,72 @@ fn two_stores_on_the_bridge_get_different_addresses() {
     assert_eq!(links(), links_before);
 }
 
+/// A store deleted while a killed kiln's container was still on the
+/// bridge: the next container on that bridge, from any store, tears down
+/// what the stale lease names.
+#[test]
+fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(a) = setup() else { return };
+    let b = Kiln::new();
+    let _cb = Cleanup(&b);
+    b.import_busybox("busybox");
+    let links_before = links();
+    let id = out(
+        &a,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "bridge",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    );
+    let ip = container_ip(&a, &id);
+    let dir = a.root().join("kiln/containers").join(&id);
+    let monitor: i32 = std::fs::read_to_string(dir.join("monitor.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("container.json")).unwrap()).unwrap();
+    let init = rec["pid"].as_i64().unwrap() as i32;
+    // SAFETY: signals to processes this test started.
+    unsafe {
+        libc::kill(monitor, libc::SIGKILL);
+        libc::kill(init, libc::SIGKILL);
+    }
+    // The store's records go; its namespace mount stays (as when a temp
+    // store is removed: the mounted file cannot be).
+    std::fs::remove_dir_all(a.root().join("kiln/containers")).unwrap();
+    assert_eq!(netns_files(&a), 1);
+    assert_ne!(links(), links_before);
+
+    let other = out(
+        &b,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "bridge",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    );
+    assert_eq!(netns_files(&a), 0, "the stale namespace is left");
+    assert_eq!(
+        container_ip(&b, &other),
+        ip,
+        "the stale address is not free"
+    );
+    b.run(&["rm", "-f", &other]).ok();
+    assert_eq!(links(), links_before);
+}
+
 #[test]
 fn bad_network_flags_are_one_line_and_125() {
     let Some(k) = is_root().then(Kiln::new) else {
@@ -434,7 +500,7 @@ fn bad_network_flags_are_one_line_and_125() {
             "true",
         ][..],
         &["run", "--network", "nosuch", "busybox", "true"],
-        &["run", "-p", "80", "busybox", "true"],
+        &["run", "--network", "none", "-p", "80", "busybox", "true"],
         &["run", "--network", "container:x", "busybox", "true"],
         &["network", "create", "--subnet", "10.78.0.1/24", "n1"],
         &["network", "rm", "bridge"],

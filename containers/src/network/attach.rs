@@ -157,6 +157,7 @@ pub fn attach(
         .flat_map(|(_, n, a)| a.ports.iter().map(move |p| (n.clone(), p.clone())))
         .collect();
     let ports = ports::resolve(&req.publish, &exposed, req.publish_all, &taken)?;
+    lease::sweep(&net.interface);
     let ip = allocate(&net, &others, who.dir)?;
     let netns = super::netns_path(store, who.id);
     let mut aliases = req.aliases.clone();
@@ -173,20 +174,31 @@ pub fn attach(
         options,
         etc: None,
     };
-    netns::create(&netns).map_err(|e| {
-        Error::Invalid(format!(
-            "creating network namespace {}: {e}",
-            netns.display()
-        ))
-    })?;
-    // Recorded before setup: from here on a crash leaves something
-    // [`detach`] (from the orphan reaping) knows how to undo.
+    // Recorded before anything is made: from here on a crash leaves
+    // something [`detach`] (from the orphan reaping) knows how to undo.
     if let Err(e) = write(who.dir, &a) {
-        let _ = netns::remove(&netns);
         lease::release(&net.interface, ip, who.dir);
         return Err(e);
     }
-    let status = match netavark::setup(&nets.run_dir().join("netavark"), &netns, &a.options) {
+    let config = nets.run_dir().join("netavark");
+    let made = netns::create(&netns)
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "creating network namespace {}: {e}",
+                netns.display()
+            ))
+        })
+        .and_then(|()| {
+            let setup = lease::Setup {
+                netns: netns.clone(),
+                config: config.clone(),
+                options: a.options.clone(),
+            };
+            lease::record(&net.interface, ip, who.dir, setup)
+                .map_err(|e| Error::Invalid(format!("recording the lease of {ip}: {e}")))
+        })
+        .and_then(|()| netavark::setup(&config, &netns, &a.options));
+    let status = match made {
         Ok(s) => s,
         Err(e) => {
             drop(lock);

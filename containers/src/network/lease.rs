@@ -2,18 +2,42 @@
 //! store ([`super::attach`]), but the bridge a network names (`kiln0`) is
 //! the host's: two stores (two `--root`s, or tests side by side) put their
 //! containers on the same one. So each address also gets a lease file,
-//! `/run/kiln/leases/<bridge>/<ip>`, created exclusively and naming its
-//! holder (the container's directory); a lease whose holder no longer
-//! holds that address (a store deleted, a crash) is stale and taken over.
+//! `/run/kiln/leases/<bridge>/<ip>`, created exclusively, naming its
+//! holder (the container's directory) and, once known, what netavark was
+//! given and the namespace. A lease whose holder directory is gone (a
+//! store deleted while a killed kiln's container was still attached) is
+//! stale: the next attach to that bridge tears down what it names and
+//! frees the address.
 
 use std::fs;
 use std::io::{self, Write as _};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
+use super::netavark::{self, Options};
+use super::netns;
+
 /// Where leases live: a tmpfs, as the namespaces they go with, so that a
 /// reboot clears both.
 const LEASE_DIR: &str = "/run/kiln/leases";
+
+/// What a lease file holds.
+#[derive(Serialize, Deserialize)]
+struct Lease {
+    holder: PathBuf,
+    /// Set once the holder is set up: what to tear down if it goes away.
+    #[serde(default)]
+    setup: Option<Setup>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Setup {
+    pub netns: PathBuf,
+    pub config: PathBuf,
+    pub options: Options,
+}
 
 fn path(bridge: &str, ip: Ipv4Addr) -> PathBuf {
     Path::new(LEASE_DIR).join(bridge).join(ip.to_string())
@@ -25,47 +49,86 @@ fn absolute(holder: &Path) -> PathBuf {
     fs::canonicalize(holder).unwrap_or_else(|_| holder.to_path_buf())
 }
 
-/// Whether the container in `holder` still holds `ip` on `bridge`.
-fn held(holder: &Path, bridge: &str, ip: Ipv4Addr) -> bool {
-    super::attach::attachment(holder).is_some_and(|a| a.ip == ip && a.bridge() == Some(bridge))
+fn read(p: &Path) -> Option<Lease> {
+    serde_json::from_slice(&fs::read(p).ok()?).ok()
 }
 
-/// Claims `ip` on `bridge` for the container in `holder`: false when a
-/// live holder has it.
-pub fn claim(bridge: &str, ip: Ipv4Addr, holder: &Path) -> io::Result<bool> {
-    let holder = &absolute(holder);
-    let p = path(bridge, ip);
-    fs::create_dir_all(p.parent().expect("a lease has a directory"))?;
-    for _ in 0..2 {
-        match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
-            Ok(mut f) => {
-                f.write_all(holder.as_os_str().as_encoded_bytes())?;
-                return Ok(true);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let other = fs::read(&p).unwrap_or_default();
-                let other = PathBuf::from(String::from_utf8_lossy(&other).into_owned());
-                if &other == holder {
-                    return Ok(true);
-                }
-                if held(&other, bridge, ip) {
-                    return Ok(false);
-                }
-                // Stale: its holder is gone. Racing claimers both remove
-                // and retry; create_new lets one win.
-                let _ = fs::remove_file(&p);
-            }
-            Err(e) => return Err(e),
+fn write_new(p: &Path, lease: &Lease) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(p)?;
+    f.write_all(&serde_json::to_vec(lease).expect("plain data"))
+}
+
+/// Tears down what a stale lease names, then removes it. The lease is
+/// renamed away first, so that of racing cleaners one does the work.
+fn clean_stale(p: &Path) {
+    let claimed = p.with_extension("stale");
+    if fs::rename(p, &claimed).is_err() {
+        return;
+    }
+    if let Some(Lease { setup: Some(s), .. }) = read(&claimed) {
+        if s.netns.exists() {
+            let _ = netavark::teardown(&s.config, &s.netns, &s.options);
+        }
+        let _ = netns::remove(&s.netns);
+    }
+    let _ = fs::remove_file(&claimed);
+}
+
+/// Cleans every stale lease of `bridge` (see the module comment).
+pub fn sweep(bridge: &str) {
+    let dir = Path::new(LEASE_DIR).join(bridge);
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "stale") {
+            continue;
+        }
+        if read(&p).is_some_and(|l| !l.holder.exists()) {
+            clean_stale(&p);
         }
     }
-    Ok(false)
+}
+
+/// Claims `ip` on `bridge` for the container in `holder`: false when
+/// another holder has it.
+pub fn claim(bridge: &str, ip: Ipv4Addr, holder: &Path) -> io::Result<bool> {
+    let holder = absolute(holder);
+    let p = path(bridge, ip);
+    fs::create_dir_all(p.parent().expect("a lease has a directory"))?;
+    let lease = Lease {
+        holder: holder.clone(),
+        setup: None,
+    };
+    match write_new(&p, &lease) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Ok(read(&p).is_some_and(|l| l.holder == holder))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Adds what `holder` was set up with to its lease.
+pub fn record(bridge: &str, ip: Ipv4Addr, holder: &Path, setup: Setup) -> io::Result<()> {
+    let holder = absolute(holder);
+    let p = path(bridge, ip);
+    let tmp = p.with_extension("tmp");
+    let data = serde_json::to_vec(&Lease {
+        holder,
+        setup: Some(setup),
+    })
+    .expect("plain data");
+    fs::write(&tmp, data)?;
+    fs::rename(&tmp, &p)
 }
 
 /// Releases `holder`'s lease on `ip` (one held by another is left).
 pub fn release(bridge: &str, ip: Ipv4Addr, holder: &Path) {
-    let holder = &absolute(holder);
+    let holder = absolute(holder);
     let p = path(bridge, ip);
-    if fs::read(&p).is_ok_and(|o| o == holder.as_os_str().as_encoded_bytes()) {
+    if read(&p).is_some_and(|l| l.holder == holder) {
         let _ = fs::remove_file(&p);
     }
 }

@@ -138,8 +138,33 @@ pub struct Status {
     pub dns_server_ips: Option<Vec<std::net::IpAddr>>,
 }
 
+/// Held around each netavark call: the bridges and firewall chains it
+/// makes and removes are the host's, shared by every store, and netavark
+/// only locks per configuration directory (per store).
+const HOST_LOCK: &str = "/run/kiln/netavark.lock";
+
+fn host_lock() -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd as _;
+    let p = Path::new(HOST_LOCK);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).map_err(Error::io(d))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(p)
+        .map_err(Error::io(p))?;
+    // SAFETY: flock on an open descriptor.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(Error::io(p)(std::io::Error::last_os_error()));
+    }
+    Ok(f)
+}
+
 fn run(config: &Path, verb: &str, netns: &Path, opts: &Options) -> Result<Vec<u8>> {
     std::fs::create_dir_all(config).map_err(Error::io(config))?;
+    let _host = host_lock()?;
     let mut cmd = Command::new(helper("netavark")?);
     cmd.arg("--config")
         .arg(config)
