@@ -51,9 +51,10 @@ fn pid_1_hostname_proc_and_network() {
         .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
         .collect();
     assert_eq!(pids, ["1"], "{procs}");
+    // The default network is the bridge, as docker's (tests/network.rs).
     assert_eq!(
         out(&k, &["run", "--rm", "busybox", "ls", "/sys/class/net"]),
-        "lo\n"
+        "eth0\nlo\n"
     );
     assert_eq!(
         out(

@@ -17,10 +17,12 @@ use crate::exit::{from_containers, Status};
 /// `kiln run`'s arguments (boxed: the flags are many).
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Networking: `--network none` (the default: a new network namespace with only \
-    loopback), `--network host`, or `--network bridge` / `--network NAME` (a user network from \
-    `kiln network create`), set up by netavark as root, with `-p`, `-P`, `--expose` and \
-    `--network-alias`. Unprivileged (rootless) networks are not built yet."
+    after_help = "Networking: `--network bridge` (the default as root, as docker's: an address \
+    on kiln's default bridge, NAT out), `--network NAME` (a user network from `kiln network \
+    create`: containers resolve each other by name and alias), both set up by netavark, with \
+    `-p`, `-P`, `--expose` and `--network-alias`; `--network none` (a new network namespace \
+    with only loopback; the default when not root in the host's user namespace, since \
+    unprivileged networks are not built yet) or `--network host`."
 )]
 pub struct RunArgs {
     #[command(flatten)]
@@ -65,9 +67,9 @@ pub struct RunFlags {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
-    /// Network: none (default), host, bridge or the name of a user network
-    #[arg(long, value_name = "MODE", default_value = "none")]
-    pub network: String,
+    /// Network: bridge (default as root), none (default otherwise), host, or a user network's name
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
     /// Publish a container's port(s) to the host: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]
     #[arg(short, long = "publish", value_name = "PORTS")]
     pub publish: Vec<String>,
@@ -114,15 +116,20 @@ fn request(args: RunFlags) -> Result<RunRequest> {
     if let Some(n) = &args.name {
         containers::container_name(n)?;
     }
-    let (network, networking) = match args.network.as_str() {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mode = args
+        .network
+        .clone()
+        .unwrap_or_else(|| containers::network::default_mode().to_string());
+    let (network, networking) = match mode.as_str() {
         "none" => (Network::None, None),
         "host" => (Network::Host, None),
         name => {
             if name.contains(':') {
                 bail!("unsupported network mode {name:?}: container: and other modes are not built yet (none, host, bridge or a network name)");
             }
-            // SAFETY: geteuid cannot fail.
-            if unsafe { libc::geteuid() } != 0 {
+            if !root {
                 bail!("--network {name}: container networks need root (rootless networking is not built yet)");
             }
             let request = NetworkRequest {
@@ -151,8 +158,7 @@ fn request(args: RunFlags) -> Result<RunRequest> {
             || !args.network_alias.is_empty())
     {
         bail!(
-            "-p, -P, --expose and --network-alias need a container network (--network bridge or a network name), not --network {}",
-            args.network
+            "-p, -P, --expose and --network-alias need a container network (--network bridge or a network name), not --network {mode}"
         );
     }
     if args.detach && (args.tty || args.interactive) {

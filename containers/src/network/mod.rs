@@ -28,3 +28,20 @@ pub fn published(store: &image_store::Store, c: &crate::Container) -> Vec<PortMa
         .map(|a| a.ports)
         .unwrap_or_default()
 }
+
+/// `kiln run`'s network when none is asked for: the default bridge, as
+/// docker's, when kiln can set one up (root in the host's user namespace:
+/// netavark needs the host's network namespace); otherwise `none`, since
+/// unprivileged networks (slirp4netns, pasta) are not built yet.
+pub fn default_mode() -> &'static str {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let initial_userns = std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        m.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+    });
+    match root && initial_userns {
+        true => DEFAULT_NETWORK,
+        false => "none",
+    }
+}
