@@ -413,6 +413,52 @@ fn two_stores_on_the_bridge_get_different_addresses() {
     a.run(&["rm", "-f", &ia]).ok();
     let ic = run(&b);
     assert_eq!(container_ip(&b, &ic), first);
+    // A published port of one store is taken for the other: netavark's
+    // forward binds no socket, the host-wide claim refuses it.
+    let web = out(
+        &b,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "bridge",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    );
+    let addr = out(&b, &["port", &web, "80"]);
+    let r = a
+        .run(&[
+            "run",
+            "--network",
+            "bridge",
+            "-p",
+            &format!("{addr}:80"),
+            "busybox",
+            "true",
+        ])
+        .code(125);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "kiln: host port {addr}/tcp is already published by a container of another kiln store"
+        )
+    );
+    b.run(&["rm", "-f", &web]).ok();
+    a.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "-p",
+        &format!("{addr}:80"),
+        "busybox",
+        "true",
+    ])
+    .ok();
     b.run(&["rm", "-f", &ib, &ic]).ok();
     assert_eq!(links(), links_before);
 }

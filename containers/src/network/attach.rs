@@ -158,7 +158,14 @@ pub fn attach(
         .collect();
     let ports = ports::resolve(&req.publish, &exposed, req.publish_all, &taken)?;
     lease::sweep(&net.interface);
-    let ip = allocate(&net, &others, who.dir)?;
+    lease::claim_ports(&ports, who.dir)?;
+    let ip = match allocate(&net, &others, who.dir) {
+        Ok(ip) => ip,
+        Err(e) => {
+            lease::release_ports(&ports, who.dir);
+            return Err(e);
+        }
+    };
     let netns = super::netns_path(store, who.id);
     let mut aliases = req.aliases.clone();
     aliases.push(who.id[..12].to_string());
@@ -178,6 +185,7 @@ pub fn attach(
     // something [`detach`] (from the orphan reaping) knows how to undo.
     if let Err(e) = write(who.dir, &a) {
         lease::release(&net.interface, ip, who.dir);
+        lease::release_ports(&a.ports, who.dir);
         return Err(e);
     }
     let config = nets.run_dir().join("netavark");
@@ -326,6 +334,7 @@ pub fn detach(store: &Store, dir: &Path) -> Result<()> {
     if let Some(b) = bridge {
         lease::release(&b, a.ip, dir);
     }
+    lease::release_ports(&a.ports, dir);
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::netavark::{self, Options};
 use super::netns;
+use super::ports::PortMapping;
 
 /// Where leases live: a tmpfs, as the namespaces they go with, so that a
 /// reboot clears both.
@@ -130,5 +131,87 @@ pub fn release(bridge: &str, ip: Ipv4Addr, holder: &Path) {
     let p = path(bridge, ip);
     if read(&p).is_some_and(|l| l.holder == holder) {
         let _ = fs::remove_file(&p);
+    }
+}
+
+/// Where published host ports are claimed host-wide:
+/// `/run/kiln/ports/<proto>-<port>/<host address>`, each naming its holder
+/// (netavark's port forwards bind no socket, so another store's would not
+/// show as taken otherwise).
+const PORT_DIR: &str = "/run/kiln/ports";
+
+fn port_dir(m: &PortMapping) -> PathBuf {
+    Path::new(PORT_DIR).join(format!("{}-{}", m.protocol, m.host_port))
+}
+
+fn port_ip(m: &PortMapping) -> String {
+    match m.host_ip.as_str() {
+        "" => "0.0.0.0".to_string(),
+        ip => ip.to_string(),
+    }
+}
+
+/// Claims the host ports of `ports` for `holder`, under netavark's host
+/// lock. A port another live holder has is refused naming it; stale
+/// claims (their holder's directory gone) are dropped.
+pub fn claim_ports(ports: &[PortMapping], holder: &Path) -> crate::Result<()> {
+    let _host = netavark::host_lock()?;
+    let holder = absolute(holder);
+    let mut done: Vec<&PortMapping> = Vec::new();
+    let fail = |done: &[&PortMapping], msg: String| {
+        for m in done {
+            let _ = fs::remove_file(port_dir(m).join(port_ip(m)));
+        }
+        Err(crate::Error::Invalid(msg))
+    };
+    for m in ports {
+        let dir = port_dir(m);
+        if let Err(e) = fs::create_dir_all(&dir) {
+            return fail(&done, format!("claiming host port {}: {e}", m.host_addr()));
+        }
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let other = PathBuf::from(
+                String::from_utf8_lossy(&fs::read(e.path()).unwrap_or_default()).into_owned(),
+            );
+            if other == holder {
+                continue;
+            }
+            if !other.exists() {
+                let _ = fs::remove_file(e.path());
+                continue;
+            }
+            let theirs = PortMapping {
+                host_ip: e.file_name().to_string_lossy().into_owned(),
+                ..m.clone()
+            };
+            if theirs.clashes(m) {
+                return fail(
+                    &done,
+                    format!(
+                        "host port {}/{} is already published by a container of another kiln store",
+                        m.host_addr(),
+                        m.protocol
+                    ),
+                );
+            }
+        }
+        if let Err(e) = fs::write(dir.join(port_ip(m)), holder.as_os_str().as_encoded_bytes()) {
+            return fail(&done, format!("claiming host port {}: {e}", m.host_addr()));
+        }
+        done.push(m);
+    }
+    Ok(())
+}
+
+/// Releases `holder`'s claims on `ports`.
+pub fn release_ports(ports: &[PortMapping], holder: &Path) {
+    let holder = absolute(holder);
+    for m in ports {
+        let p = port_dir(m).join(port_ip(m));
+        if fs::read(&p).is_ok_and(|o| o == holder.as_os_str().as_encoded_bytes()) {
+            let _ = fs::remove_file(&p);
+            // Only when empty; another claimer may be filling it.
+            let _ = fs::remove_dir(port_dir(m));
+        }
     }
 }

@@ -32,7 +32,7 @@ fn helper(name: &str) -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| {
             Error::Invalid(format!(
-                "{name} not found in {}: install the {name} package for container networks",
+                "{name} not found in {}: install the {name} package for container networks, or run with --network none",
                 HELPER_DIRS.join(", ")
             ))
         })
@@ -143,7 +143,7 @@ pub struct Status {
 /// only locks per configuration directory (per store).
 const HOST_LOCK: &str = "/run/kiln/netavark.lock";
 
-fn host_lock() -> Result<std::fs::File> {
+pub(super) fn host_lock() -> Result<std::fs::File> {
     use std::os::fd::AsRawFd as _;
     let p = Path::new(HOST_LOCK);
     if let Some(d) = p.parent() {
