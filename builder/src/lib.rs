@@ -1,13 +1,28 @@
 //! Turns a parsed Dockerfile into images: stages, ARG/ENV scoping, ONBUILD,
 //! `.dockerignore`, cache keys and layer creation. RUN steps go to the runner.
+//!
+//! - `stages/`: the build as a whole: the plan of stages, the scheduler that
+//!   runs them side by side, one stage's FROM and step loop, the layer limit,
+//!   `--squash`;
+//! - `steps/`: one module per kind of step (ARG, config-only, COPY/ADD, RUN,
+//!   WORKDIR) and what they share;
+//! - `cache/`: step keys, the step records (the store's build roots) and the
+//!   stat index of the context;
+//! - `context`, `dockerignore`: the build context and what it excludes;
+//! - `config`: the config-only instructions applied to an image config;
+//! - `flags`: `docker build`'s flag values, parsed.
 
 mod cache;
-pub mod error;
-pub mod stages;
-mod steps;
-pub use error::BuildError;
-/// The former path of the build API.
-pub use stages as build;
 pub mod config;
 pub mod context;
 pub mod dockerignore;
+pub mod error;
+pub mod flags;
+pub mod stages;
+mod steps;
+
+pub use error::BuildError;
+pub use stages::{
+    build, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event, EventKind,
+    Pruned, PullPolicy, MAX_LAYERS,
+};

@@ -124,30 +124,29 @@ pub fn logs(store: &Store, name: &str, follow: bool, out: &mut dyn Write) -> Res
         }
         Err(e) => return Err(Error::io(path)(e)),
     };
-    let io = Error::io(&path);
-    let res = (|| -> std::io::Result<()> {
-        std::io::copy(&mut f, out)?;
-        if follow {
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                let running = containers.container(&c.id).map(|c| c.is_running());
-                let n = f.read(&mut buf)?;
-                if n > 0 {
-                    out.write_all(&buf[..n])?;
-                    out.flush()?;
-                    continue;
-                }
-                if !matches!(running, Ok(true)) {
-                    break;
-                }
-                let pos = f.stream_position()?;
-                std::thread::sleep(Duration::from_millis(100));
-                f.seek(std::io::SeekFrom::Start(pos))?;
+    // Reading the log and writing the output fail apart: a closed output
+    // is the caller's to report.
+    std::io::copy(&mut f, out).map_err(Error::Output)?;
+    if follow {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let running = containers.container(&c.id).map(|c| c.is_running());
+            let n = f.read(&mut buf).map_err(Error::io(&path))?;
+            if n > 0 {
+                out.write_all(&buf[..n]).map_err(Error::Output)?;
+                out.flush().map_err(Error::Output)?;
+                continue;
             }
+            if !matches!(running, Ok(true)) {
+                break;
+            }
+            let pos = f.stream_position().map_err(Error::io(&path))?;
+            std::thread::sleep(Duration::from_millis(100));
+            f.seek(std::io::SeekFrom::Start(pos))
+                .map_err(Error::io(&path))?;
         }
-        out.flush()
-    })();
-    res.map_err(io)
+    }
+    out.flush().map_err(Error::Output)
 }
 
 /// Waits for a killed container's init to go and for whoever ran it to

@@ -13,18 +13,6 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Run(#[from] RunError),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: invalid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("no such container: {0}")]
     NoSuchContainer(String),
     #[error("the container name {0:?} is already in use")]
@@ -39,6 +27,10 @@ pub enum Error {
     /// A `--change` the caller applies to a committed image's config.
     #[error(transparent)]
     Changes(Box<dyn std::error::Error + Send + Sync>),
+    /// Writing to the caller's output failed (a log or tar being copied
+    /// out): the caller's own error, kept as it is.
+    #[error(transparent)]
+    Output(std::io::Error),
     /// An external runtime's command failed.
     #[error("{0}")]
     Runtime(String),
@@ -51,9 +43,22 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// A failed file operation on `path` (the store's error: same words).
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { path, source }
+        move |source| Error::Store(StoreError::Io { path, source })
+    }
+
+    /// A JSON file that does not parse.
+    pub fn json(path: impl Into<PathBuf>) -> impl FnOnce(serde_json::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Store(StoreError::Json { path, source })
+    }
+
+    /// Is this a file operation that failed because the file is not there?
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Store(StoreError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound)
     }
 
     /// docker's exit code for this failure: the runner's 126/127 when the

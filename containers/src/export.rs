@@ -55,7 +55,7 @@ pub fn export(store: &Store, name: &str, out: &mut dyn Write) -> Result<()> {
     with_view(store, name, |root| {
         let mut w = BufWriter::with_capacity(1 << 20, out);
         write_tar_from_dir(root, &mut w, DiffOptions::default()).map_err(tar_error)?;
-        w.flush().map_err(Error::io("standard output"))
+        w.flush().map_err(Error::Output)
     })
 }
 

@@ -41,6 +41,25 @@ impl LayerStack {
     pub fn exists(&self, rel: &str) -> bool {
         self.stat(rel).is_some()
     }
+
+    /// The content of the regular file `rel` as the merged filesystem
+    /// shows it (at most 4 MiB: passwd and group files).
+    pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let m = self.stat(rel)?;
+        if !m.is_file() {
+            return None;
+        }
+        let rel = rel.trim_start_matches('/');
+        for d in self.dirs().iter().rev() {
+            if let Ok(f) = fs::File::open(d.join(rel)) {
+                let mut out = Vec::new();
+                f.take(4 << 20).read_to_end(&mut out).ok()?;
+                return Some(out);
+            }
+        }
+        None
+    }
 }
 
 /// Metadata of `rel` (relative; a leading `/` is ignored) as the overlay of

@@ -1,7 +1,17 @@
-//! From image to container, above `runner` and `image-store`: the layer
-//! stack a container or build step sees, the container records kept in
-//! the store's `kiln/containers/`, and the checks that settle what killed
-//! kiln processes left behind.
+//! From image to container, above `runner` and `image-store`, below the
+//! CLI and the builder (whose RUN steps are containers too):
+//!
+//! - what a container sees: [`layers`] (the layer stack and its
+//!   whiteout-aware `stat`), [`view`] (the one read-only overlay mount),
+//!   [`mountpoints`] (stubs for mount points the image lacks);
+//! - what it runs: [`spec`] (`ContainerSpec::from_image`, shared by
+//!   `kiln run` and RUN), [`options`] (docker's `-v`/`--tmpfs`/`-e` syntax);
+//! - what is kept of it: [`records`] (`kiln/containers/<id>/`), [`names`];
+//! - what is done to it: [`run`] (create, foreground, detached with a
+//!   monitor), [`control`] (list, signal, stop, remove, logs), [`commit`],
+//!   [`export`], through a [`runtime`] (kiln's runner or runc);
+//! - what killed kiln processes left: [`check`] (`system check` beyond
+//!   the store, cgroup cleanup).
 
 pub mod check;
 pub mod commit;

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use runner::spec::MountSpec;
+use runner::spec::{MountSpec, Network};
 
 use crate::error::{Error, Result};
 use crate::spec::set_env;
@@ -113,6 +113,27 @@ pub fn parse_tmpfs(t: &str) -> Result<MountSpec> {
             .map(String::from)
             .collect(),
     })
+}
+
+/// `--network`: `none` (a namespace with only loopback) or `host`.
+pub fn parse_network(mode: &str) -> Result<Network> {
+    match mode {
+        "none" => Ok(Network::None),
+        "host" => Ok(Network::Host),
+        other => Err(invalid(format!(
+            "unsupported network mode {other:?}: only none and host (user-mode networking may come later)"
+        ))),
+    }
+}
+
+/// `-w`: the working directory must be absolute.
+pub fn check_workdir(dir: &str) -> Result<()> {
+    match dir.starts_with('/') {
+        true => Ok(()),
+        false => Err(invalid(format!(
+            "the working directory {dir:?} is not absolute"
+        ))),
+    }
 }
 
 /// `-e K=V`, or `-e K` taking the host's value (skipped when unset).

@@ -209,7 +209,7 @@ impl<'s> Containers<'s> {
         let res = fs::File::create(&tmp)
             .and_then(|mut f| std::io::Write::write_all(&mut f, &data))
             .and_then(|()| fs::rename(&tmp, &p));
-        res.map_err(|source| Error::Io { path: p, source })
+        res.map_err(Error::io(p))
     }
 
     pub fn containers(&self) -> Result<Vec<Container>> {
@@ -217,20 +217,14 @@ impl<'s> Containers<'s> {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(Error::Io {
-                    path: dir,
-                    source: e,
-                })
-            }
+            Err(e) => return Err(Error::io(dir)(e)),
         };
         let mut out = Vec::new();
         for e in entries.flatten() {
             let p = e.path().join("container.json");
             // A directory without a record is one being created or removed.
             let Ok(data) = fs::read(&p) else { continue };
-            let c: Container =
-                serde_json::from_slice(&data).map_err(|source| Error::Json { path: p, source })?;
+            let c: Container = serde_json::from_slice(&data).map_err(Error::json(p))?;
             out.push(c);
         }
         out.sort_by(|a, b| b.created.cmp(&a.created));
@@ -258,14 +252,12 @@ impl<'s> Containers<'s> {
     /// stopped); one already gone is fine.
     pub fn remove(&self, id: &str) -> Result<()> {
         match self.remove_container(id) {
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                Ok(())
-            }
+            Err(e) if e.is_not_found() => Ok(()),
             other => other,
         }
     }
 
-    pub fn remove_container(&self, id: &str) -> Result<()> {
+    fn remove_container(&self, id: &str) -> Result<()> {
         let dir = self.container_dir(id);
         // Its network namespace, address and ports go first. A failed
         // teardown still frees them (see `detach`): it is reported, not
@@ -278,14 +270,9 @@ impl<'s> Containers<'s> {
         match fs::remove_file(&rec) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::Io {
-                    path: rec,
-                    source: e,
-                })
-            }
+            Err(e) => return Err(Error::io(rec)(e)),
         }
-        fs::remove_dir_all(&dir).map_err(|source| Error::Io { path: dir, source })
+        fs::remove_dir_all(&dir).map_err(Error::io(dir))
     }
 
     /// Settles containers whose kiln process died ([`Container::orphaned`]),
@@ -303,13 +290,8 @@ impl<'s> Containers<'s> {
             // Best effort: a later reap or `rm` tries again.
             let _ = crate::network::detach(self.store, &self.container_dir(&c.id));
             if c.auto_remove {
-                match self.remove_container(&c.id) {
-                    Ok(()) => {}
-                    // Another process settled it first.
-                    Err(Error::Io { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
+                // Gone already: another process settled it first.
+                self.remove(&c.id)?;
             } else {
                 c.state = State::Exited;
                 c.exit_code = Some(ORPHAN_EXIT_CODE);

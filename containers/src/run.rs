@@ -115,31 +115,28 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     let command = spec::command(&config, req.entrypoint.as_deref(), &req.command)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let id = crate::names::new_id()?;
+    let overrides = Overrides {
+        args: command.clone(),
+        env: req.env,
+        user: req.user,
+        workdir: req.workdir,
+        ..Default::default()
+    };
+    let mut derived =
+        ContainerSpec::from_image(&config, &lowers, overrides).map_err(|e| match e {
+            SpecError::Run(e) => Error::Run(e),
+            e => Error::Invalid(e.to_string()),
+        })?;
+    let p = &mut derived.params;
     let hostname = req.hostname.unwrap_or_else(|| id[..12].to_string());
-    let derived = ContainerSpec::from_image(
-        &config,
-        &lowers,
-        Overrides {
-            args: command.clone(),
-            env: req.env,
-            user: req.user,
-            workdir: req.workdir,
-            hostname: Some(hostname.clone()),
-            terminal: req.terminal,
-            readonly_rootfs: req.readonly_rootfs,
-            network: req.network,
-            mounts: req.mounts,
-            resources: req.resources,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| match e {
-        SpecError::Run(e) => Error::Run(e),
-        e => Error::Invalid(e.to_string()),
-    })?;
-    let mut derived = derived;
+    p.hostname = Some(hostname.clone());
+    p.terminal = req.terminal;
+    p.readonly_rootfs = req.readonly_rootfs;
+    p.network = req.network;
+    p.mounts = req.mounts;
+    p.resources = req.resources;
     if req.networking.is_some() {
-        derived.params.netns = Some(crate::network::netns_path(store, &id));
+        p.netns = Some(crate::network::netns_path(store, &id));
     }
     let spec = derived.oci()?;
     let exposed = config
@@ -399,14 +396,10 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
         let p = dir.join(name);
         fs::read(&p).map_err(Error::io(&p))
     };
-    let json = |name: &str, e: serde_json::Error| Error::Json {
-        path: dir.join(name),
-        source: e,
-    };
     let spec: runner::Spec =
-        serde_json::from_slice(&read(SPEC_FILE)?).map_err(|e| json(SPEC_FILE, e))?;
+        serde_json::from_slice(&read(SPEC_FILE)?).map_err(Error::json(dir.join(SPEC_FILE)))?;
     let launch: Launch =
-        serde_json::from_slice(&read(LAUNCH_FILE)?).map_err(|e| json(LAUNCH_FILE, e))?;
+        serde_json::from_slice(&read(LAUNCH_FILE)?).map_err(Error::json(dir.join(LAUNCH_FILE)))?;
     // SAFETY: the fd was inherited from the parent for this purpose only.
     let mut ready = unsafe { fs::File::from_raw_fd(launch.ready_fd) };
     // SAFETY: setting FD_CLOEXEC on our own descriptor.

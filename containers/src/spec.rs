@@ -4,10 +4,10 @@
 //! WORKDIR), as the runner's [`SpecParams`]. `kiln run` and the builder's
 //! RUN both start here.
 
-use std::path::Path;
-
 use image_store::ContainerConfig;
-use runner::spec::{MountSpec, Network, Resources, SpecParams};
+use runner::spec::SpecParams;
+
+use crate::layers::LayerStack;
 use runner::RunError;
 
 /// The PATH a container gets when its image sets none (docker's and
@@ -29,12 +29,6 @@ pub struct Overrides {
     pub user: Option<String>,
     /// `-w`: replaces the image's WORKDIR.
     pub workdir: Option<String>,
-    pub hostname: Option<String>,
-    pub terminal: bool,
-    pub readonly_rootfs: bool,
-    pub network: Network,
-    pub mounts: Vec<MountSpec>,
-    pub resources: Resources,
 }
 
 /// Why no spec could be derived.
@@ -47,7 +41,9 @@ pub enum SpecError {
     Run(#[from] RunError),
 }
 
-/// A container's process as the runner takes it.
+/// A container's process as the runner takes it. What the image does not
+/// decide (host name, terminal, network, mounts, limits) the caller sets
+/// in `params` after [`ContainerSpec::from_image`].
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
     pub params: SpecParams,
@@ -73,7 +69,17 @@ impl ContainerSpec {
             set_env(&mut env, e);
         }
         let user_spec = o.user.or_else(|| config.user.clone()).unwrap_or_default();
-        let user = runner::user::resolve(layers, &user_spec).map_err(|e| SpecError::User {
+        // Read through the stack, so a passwd file a layer deleted (or hid
+        // under an opaque /etc) is gone, as in the container.
+        let stack = LayerStack::new(layers.to_vec());
+        let text = |rel| {
+            stack
+                .read(rel)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        let (passwd, group) = (text("etc/passwd"), text("etc/group"));
+        let user = runner::user::resolve_from(passwd.as_deref(), group.as_deref(), &user_spec);
+        let user = user.map_err(|e| SpecError::User {
             user: user_spec.clone(),
             message: e.to_string(),
         })?;
@@ -90,12 +96,6 @@ impl ContainerSpec {
                 gid: user.gid,
                 additional_gids: user.additional_gids,
                 home: Some(user.home),
-                hostname: o.hostname,
-                terminal: o.terminal,
-                readonly_rootfs: o.readonly_rootfs,
-                network: o.network,
-                mounts: o.mounts,
-                resources: o.resources,
                 ..Default::default()
             },
         })
@@ -153,14 +153,6 @@ pub fn set_env(env: &mut Vec<String>, entry: String) {
     }
 }
 
-/// Whether `path` is usable as a working directory override.
-pub fn check_workdir(path: &str) -> Result<(), String> {
-    match Path::new(path).is_absolute() {
-        true => Ok(()),
-        false => Err(format!("the working directory {path:?} is not absolute")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +200,31 @@ mod tests {
         let blank = config(&[], None, Some(""));
         let got = ContainerSpec::from_image(&blank, &[], Overrides::default()).unwrap();
         assert_eq!(got.params.cwd, "/");
+    }
+
+    /// The runner's own lookup takes the topmost passwd file it can read,
+    /// so a passwd a layer deleted still named users; through the stack it
+    /// is gone, as in the container.
+    #[test]
+    fn users_come_from_the_passwd_the_container_sees() {
+        use crate::layers::tests::{layer, root, whiteout};
+        let t = tempfile::tempdir().unwrap();
+        let base = layer(t.path(), "l1", &["etc/passwd", "etc/group"]);
+        std::fs::write(base.join("etc/passwd"), "app:x:5:6::/home/app:/bin/sh\n").unwrap();
+        std::fs::write(base.join("etc/group"), "extra:x:9:app\n").unwrap();
+        let c = config(&[], Some("app"), None);
+        let got = ContainerSpec::from_image(&c, std::slice::from_ref(&base), Overrides::default())
+            .unwrap()
+            .params;
+        assert_eq!((got.uid, got.gid, got.additional_gids), (5, 6, vec![9]));
+        assert_eq!(got.home.as_deref(), Some("/home/app"));
+        if !root() {
+            return;
+        }
+        let top = layer(t.path(), "l2", &[]);
+        whiteout(&top, "etc/passwd");
+        let err = ContainerSpec::from_image(&c, &[base, top], Overrides::default()).unwrap_err();
+        assert!(matches!(err, SpecError::User { .. }), "{err}");
     }
 
     #[test]

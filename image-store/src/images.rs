@@ -203,16 +203,6 @@ impl Store {
         self.image_list_locked()?.find(name)
     }
 
-    /// Adds an image (manifest already stored) under `names`, moving each
-    /// name from whatever image held it. With no names the image is stored
-    /// untagged. Images left with no name stay as dangling (`<none>`).
-    pub fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<()> {
-        self.update_index(|index| {
-            name_in(index, manifest, names);
-            Ok(())
-        })
-    }
-
     /// `kiln tag SOURCE TARGET`.
     pub fn tag(&self, source: &str, target: &str) -> Result<Image> {
         let target: Reference = target.parse()?;

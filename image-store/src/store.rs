@@ -190,7 +190,7 @@ impl Store {
 
     /// Held by writers while they add blobs and reference them. Writers of
     /// images take it through [`Store::ingest`], which also rolls back.
-    pub fn writer_lock(&self) -> Result<LockGuard> {
+    pub(crate) fn writer_lock(&self) -> Result<LockGuard> {
         self.shared_gc_lock()
     }
 
@@ -243,7 +243,10 @@ impl Store {
     /// Deletes the blob files in `digests`; missing ones are ignored. (A
     /// failed write need not: an uncommitted [`crate::Ingest`] removes what
     /// it added.)
-    pub fn remove_blobs<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) -> Result<u64> {
+    pub(crate) fn remove_blobs<'a>(
+        &self,
+        digests: impl IntoIterator<Item = &'a Digest>,
+    ) -> Result<u64> {
         let mut freed = 0;
         for d in digests {
             let p = self.blob_path(d);

@@ -13,6 +13,6 @@ pub mod reference;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use digest::{Algorithm, Digest, DigestError};
-pub use manifest::{Descriptor, Index, Manifest};
+pub use manifest::{Descriptor, Index, Manifest, RawManifest, MAX_LAYERS};
 pub use platform::{host_arch, normalize_arch, Platform, PlatformError, PlatformNotFound};
 pub use reference::{normalize_registry, Reference, ReferenceError, Repository, DOCKER_HUB};

@@ -101,3 +101,18 @@ impl Default for Index {
         }
     }
 }
+
+/// The most layers an image may have and still run: a union filesystem
+/// (overlayfs) stacks at most this many lower directories. The builder
+/// plans against it; pull and load warn past it.
+pub const MAX_LAYERS: usize = 127;
+
+/// A manifest (or an index) exactly as its source holds it: the raw bytes
+/// are kept, since every digest is computed over them, and `digest` is
+/// theirs (checked by whoever read them).
+#[derive(Debug, Clone)]
+pub struct RawManifest {
+    pub media_type: String,
+    pub digest: Digest,
+    pub bytes: Vec<u8>,
+}

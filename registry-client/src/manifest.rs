@@ -25,12 +25,7 @@ pub const ACCEPTED_MANIFEST_TYPES: [&str; 4] = [
 const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
 
 /// A manifest exactly as the registry served it, verified against `digest`.
-#[derive(Debug, Clone)]
-pub struct Manifest {
-    pub media_type: String,
-    pub digest: Digest,
-    pub bytes: Vec<u8>,
-}
+pub use oci_model::RawManifest as Manifest;
 
 /// What a manifest HEAD tells (the registry's word, not verified bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]

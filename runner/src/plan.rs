@@ -253,7 +253,7 @@ pub(crate) fn exec_candidates(arg0: &str, env: &[String]) -> Vec<Vec<u8>> {
         .iter()
         .rev()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        .unwrap_or(crate::spec::DEFAULT_PATH);
     path.split(':')
         .map(|dir| {
             let dir = if dir.is_empty() { "." } else { dir };

@@ -86,12 +86,21 @@ fn read_top(roots: &[PathBuf], rel: &str) -> Option<String> {
 /// Resolves `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`, ...) against
 /// the rootfs directories `roots` (base first; the topmost file wins).
 pub fn resolve(roots: &[PathBuf], spec: &str) -> Result<ResolvedUser, RunError> {
-    let passwd = read_top(roots, "etc/passwd")
-        .map(|t| parse_passwd(&t))
-        .unwrap_or_default();
-    let groups = read_top(roots, "etc/group")
-        .map(|t| parse_group(&t))
-        .unwrap_or_default();
+    let passwd = read_top(roots, "etc/passwd");
+    let group = read_top(roots, "etc/group");
+    resolve_from(passwd.as_deref(), group.as_deref(), spec)
+}
+
+/// Resolves `spec` against the texts of `/etc/passwd` and `/etc/group`
+/// (`None`: the image has no such file), for callers that read them
+/// through their own view of the layers (whiteouts honoured).
+pub fn resolve_from(
+    passwd: Option<&str>,
+    group: Option<&str>,
+    spec: &str,
+) -> Result<ResolvedUser, RunError> {
+    let passwd = passwd.map(parse_passwd).unwrap_or_default();
+    let groups = group.map(parse_group).unwrap_or_default();
     resolve_with(&passwd, &groups, spec)
 }
 

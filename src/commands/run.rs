@@ -5,11 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use containers::network::ports::{self, PortSpec};
-use containers::network::NetworkRequest;
+use containers::network::NetworkFlags;
 use containers::options;
 use containers::run::{self, RunRequest};
-use runner::spec::{Network, Resources};
+use runner::spec::Resources;
 
 use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
@@ -116,58 +115,18 @@ fn request(args: RunFlags) -> Result<RunRequest> {
     if let Some(n) = &args.name {
         containers::container_name(n)?;
     }
-    // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mode = args
-        .network
-        .clone()
-        .unwrap_or_else(|| containers::network::default_mode().to_string());
-    let (network, networking) = match mode.as_str() {
-        "none" => (Network::None, None),
-        "host" => (Network::Host, None),
-        name => {
-            if name.contains(':') {
-                bail!("unsupported network mode {name:?}: container: and other modes are not built yet (none, host, bridge or a network name)");
-            }
-            if !root {
-                bail!("--network {name}: container networks need root (rootless networking is not built yet)");
-            }
-            let request = NetworkRequest {
-                network: name.to_string(),
-                aliases: args.network_alias.clone(),
-                publish: args
-                    .publish
-                    .iter()
-                    .map(|p| PortSpec::parse(p))
-                    .collect::<Result<_, _>>()?,
-                publish_all: args.publish_all,
-                expose: args
-                    .expose
-                    .iter()
-                    .map(|e| ports::parse_expose(e))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .concat(),
-            };
-            (Network::None, Some(request))
-        }
-    };
-    if networking.is_none()
-        && (!args.publish.is_empty()
-            || args.publish_all
-            || !args.expose.is_empty()
-            || !args.network_alias.is_empty())
-    {
-        bail!(
-            "-p, -P, --expose and --network-alias need a container network (--network bridge or a network name), not --network {mode}"
-        );
-    }
+    let (network, networking) = containers::network::from_flags(NetworkFlags {
+        mode: args.network.as_deref(),
+        publish: &args.publish,
+        publish_all: args.publish_all,
+        expose: &args.expose,
+        aliases: &args.network_alias,
+    })?;
     if args.detach && (args.tty || args.interactive) {
         bail!("-d cannot be combined with -i or -t (attaching is not supported)");
     }
     if let Some(w) = &args.workdir {
-        if !w.starts_with('/') {
-            bail!("the working directory {w:?} is not absolute");
-        }
+        options::check_workdir(w)?;
     }
     let mut resources = Resources {
         pids: args.pids_limit,

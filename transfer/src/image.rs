@@ -12,14 +12,7 @@ use image_store::{Descriptor, Digest, Manifest};
 use crate::progress::{BlobProgress, Progress};
 use crate::Result;
 
-/// A manifest (or an index) as its source holds it: the raw bytes are
-/// kept, and every digest is computed over them.
-#[derive(Debug, Clone)]
-pub struct RawManifest {
-    pub media_type: String,
-    pub digest: Digest,
-    pub bytes: Vec<u8>,
-}
+pub use oci_model::RawManifest;
 
 /// The image being copied: its manifest, parsed and raw, and the names the
 /// source knows it by.

@@ -24,8 +24,7 @@ pub use progress::{BlobProgress, Progress, Silent};
 pub use registry::{Pulled, Puller};
 pub use store::{StoreDest, StoreSource};
 
-/// A union filesystem stacks at most this many layers.
-pub const MAX_LAYERS: usize = 127;
+pub use oci_model::MAX_LAYERS;
 
 /// The warning for an image that arrives with more layers than a union
 /// filesystem stacks (pull, load): it is stored, but may not run.

@@ -105,28 +105,20 @@ impl RegistrySource {
     }
 }
 
-fn raw(m: registry_client::Manifest) -> Result<RawManifest> {
-    Ok(RawManifest {
-        media_type: m.media_type,
-        digest: m.digest,
-        bytes: m.bytes,
-    })
-}
-
 impl ImageSource for RegistrySource {
     fn label(&self) -> String {
         self.reference.to_string()
     }
 
     fn manifest(&self) -> Result<RawManifest> {
-        raw(self
+        Ok(self
             .rt
             .block_on(self.client.get_manifest(&self.reference))?)
     }
 
     fn manifest_at(&self, desc: &Descriptor) -> Result<RawManifest> {
         let by_digest = self.reference.with_digest(desc.digest.clone());
-        raw(self.rt.block_on(self.client.get_manifest(&by_digest))?)
+        Ok(self.rt.block_on(self.client.get_manifest(&by_digest))?)
     }
 
     /// The download runs on the runtime and streams through a pipe; the

@@ -12,6 +12,10 @@
 
 use std::fmt::Write as _;
 
+use classes::{is_go_unicode_table, posix_class, DIGIT, PERL_SPACE, WORD};
+
+mod classes;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid Go regular expression: {0}")]
 pub struct GoRegexError(pub &'static str);
@@ -560,115 +564,5 @@ fn lit_u32(c: u32) -> String {
     format!("\\x{{{c:X}}}")
 }
 
-const DIGIT: &[(u32, u32)] = &[(0x30, 0x39)];
-const PERL_SPACE: &[(u32, u32)] = &[(0x09, 0x0A), (0x0C, 0x0D), (0x20, 0x20)];
-const WORD: &[(u32, u32)] = &[(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)];
-
-fn posix_class(name: &str) -> Option<&'static [(u32, u32)]> {
-    Some(match name {
-        "alnum" => &[(0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A)],
-        "alpha" => &[(0x41, 0x5A), (0x61, 0x7A)],
-        "ascii" => &[(0x00, 0x7F)],
-        "blank" => &[(0x09, 0x09), (0x20, 0x20)],
-        "cntrl" => &[(0x00, 0x1F), (0x7F, 0x7F)],
-        "digit" => DIGIT,
-        "graph" => &[(0x21, 0x7E)],
-        "lower" => &[(0x61, 0x7A)],
-        "print" => &[(0x20, 0x7E)],
-        "punct" => &[(0x21, 0x2F), (0x3A, 0x40), (0x5B, 0x60), (0x7B, 0x7E)],
-        "space" => &[(0x09, 0x0D), (0x20, 0x20)],
-        "upper" => &[(0x41, 0x5A)],
-        "word" => WORD,
-        "xdigit" => &[(0x30, 0x39), (0x41, 0x46), (0x61, 0x66)],
-        _ => return None,
-    })
-}
-
-/// Names Go's `unicode.Categories` and `unicode.Scripts` accept. Scripts are
-/// checked against the regex crate's own script table, restricted to Go's
-/// spelling (long names, initial capital, underscores).
-fn is_go_unicode_table(name: &str) -> bool {
-    const CATEGORIES: &[&str] = &[
-        "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N",
-        "Nd", "Nl", "No", "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm",
-        "So", "Z", "Zl", "Zp", "Zs",
-    ];
-    if CATEGORIES.contains(&name) {
-        return true;
-    }
-    let mut chars = name.chars();
-    let plausible = chars.next().is_some_and(|c| c.is_ascii_uppercase())
-        && chars.all(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.len() > 4;
-    plausible && regex::Regex::new(&format!(r"\p{{sc={name}}}")).is_ok()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn is_match(go_re: &str, text: &str) -> bool {
-        let rust = translate(go_re).unwrap();
-        regex::Regex::new(&rust).unwrap().is_match(text)
-    }
-
-    #[test]
-    fn class_with_nested_bracket_is_literal_in_go() {
-        // moby turns `[*]` into `^[[^/]*]$`: class {'[','^','/'} repeated, then ']'.
-        assert!(is_match("^[[^/]*]$", "]"));
-        assert!(is_match("^[[^/]*]$", "[^/]"));
-        assert!(!is_match("^[[^/]*]$", "a]"));
-    }
-
-    #[test]
-    fn perl_classes_are_ascii() {
-        assert!(is_match(r"^a\d$", "a5"));
-        assert!(!is_match(r"^a\d$", "a٣"));
-        assert!(!is_match(r"^a\d$", "ad"));
-    }
-
-    #[test]
-    fn escapes() {
-        assert!(is_match(r"^\a$", "\u{7}"));
-        assert!(is_match(r"^\01$", "\u{1}"));
-        assert!(is_match(r"^\Qa[^/]*b$", "a[^/]*b$"));
-        assert!(translate(r"^\1$").is_err());
-        assert!(translate(r"^\e$").is_err());
-        assert!(translate(r"^\é$").is_err());
-    }
-
-    #[test]
-    fn class_errors() {
-        assert!(translate("^[Local-Only]$").is_err());
-        assert!(translate("^[a$").is_err());
-        assert!(translate("^a)$").is_err());
-        assert!(translate("^[[:nope:]]$").is_err());
-        assert!(is_match("^[[:alpha:]]$", "q"));
-        assert!(is_match("^[^[:alpha:]]$", "1"));
-    }
-
-    #[test]
-    fn groups_and_repeats() {
-        assert!(is_match("^(.*/)?foo$", "a/b/foo"));
-        assert!(is_match("^(.*/)?foo$", "foo"));
-        assert!(!is_match("^(.*/)?foo$", "afoo"));
-        assert!(translate("^(*)$").is_err());
-        assert!(translate("^a**$").is_err());
-        assert!(is_match("^^a$", "a"));
-    }
-
-    #[test]
-    fn empty_classes_compile() {
-        assert!(!is_match(r"^[\P{Any}]$", "a"));
-        assert!(is_match(r"^[^\P{Any}]$", "a"));
-    }
-
-    #[test]
-    fn unicode_tables() {
-        assert!(is_match(r"^\pL$", "é"));
-        assert!(is_match(r"^\p{Greek}$", "α"));
-        assert!(!is_match(r"^\P{Greek}$", "α"));
-        assert!(translate(r"^\p{Nope}$").is_err());
-        assert!(translate(r"^\p{Grek}$").is_err());
-    }
-}
+mod tests;

@@ -10,8 +10,7 @@ use dockerfile_parser::Dockerfile;
 
 use crate::error::BuildError;
 
-/// The union filesystem stacks at most this many layers.
-pub const MAX_LAYERS: usize = 127;
+pub use image_store::model::MAX_LAYERS;
 
 #[derive(Debug, Clone)]
 pub struct Stage {

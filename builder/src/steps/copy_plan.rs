@@ -1,17 +1,16 @@
-//! COPY and ADD: the selected files become a layer tar written straight
-//! from their sources (no copy into a rootfs first), and a key that covers
-//! names, modes, ownership and bytes — not mtimes.
+//! COPY and ADD planning: which entries the layer will hold (from the
+//! context, a stage or image view, a download or a checkout; written by
+//! `copy_layer`), and a key that covers names, modes, ownership and
+//! bytes — not mtimes.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use dockerfile_parser::instructions::{Copy, Source};
 
-use super::git::GitRef;
 use super::lower::Lowers;
 use crate::cache::{KeyHasher, StatIndex};
 use crate::context::{BuildContext, ContextError, SourceEntry};
@@ -19,105 +18,8 @@ use crate::dockerignore::Matcher;
 use crate::error::BuildError;
 use image_store::layer::show_name;
 
-/// One tar entry of the layer to be.
-#[derive(Debug)]
-pub struct Planned {
-    /// Path inside the image, relative, no leading slash; bytes as the
-    /// source named them (context names need not be UTF-8).
-    pub dest: PathBuf,
-    pub kind: Kind,
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub mtime: u64,
-}
-
-#[derive(Debug)]
-pub enum Kind {
-    Dir,
-    File {
-        src: PathBuf,
-        size: u64,
-    },
-    Inline(Vec<u8>),
-    Symlink(PathBuf),
-    /// A hard link to a file planned earlier in the same step (BuildKit
-    /// keeps the links between the files it copies).
-    HardLink(PathBuf),
-    /// A local archive ADD extracts under `dest`.
-    Archive(PathBuf),
-}
-
-/// `ADD https://…`: fetched into `dir` (the step's scratch space), never
-/// extracted. With `--checksum` the key is the checksum and the download
-/// is checked against it; without, the content is fetched to be hashed.
-fn fetch_url(
-    url: &str,
-    checksum: Option<&str>,
-    dir: &Path,
-) -> Result<(PathBuf, String), BuildError> {
-    use sha2::Digest as _;
-    let bad = |m: String| BuildError::Invalid(format!("ADD {url}: {m}"));
-    let want = match checksum {
-        Some(c) => Some(
-            c.strip_prefix("sha256:")
-                .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "unsupported --checksum {c:?}: expected sha256:<64 hex>"
-                    ))
-                })?
-                .to_ascii_lowercase(),
-        ),
-        None => None,
-    };
-    fs::create_dir_all(dir).map_err(|e| BuildError::Io(dir.to_path_buf(), e))?;
-    let dest = fetched_path(dir, "url", url);
-    let mut resp = reqwest::blocking::get(url)
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| bad(e.without_url().to_string()))?;
-    let mut f = File::create(&dest).map_err(|e| BuildError::Io(dest.clone(), e))?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = io::Read::read(&mut resp, &mut buf).map_err(|e| bad(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        f.write_all(&buf[..n])
-            .map_err(|e| BuildError::Io(dest.clone(), e))?;
-    }
-    let got = hex::encode(h.finalize());
-    if let Some(w) = want {
-        if w != got {
-            let _ = fs::remove_file(&dest);
-            return Err(bad(format!(
-                "checksum mismatch: expected sha256:{w}, got sha256:{got}"
-            )));
-        }
-    }
-    Ok((dest, got))
-}
-
-/// Where a download or checkout of `url` goes in a step's scratch space.
-fn fetched_path(scratch: &Path, kind: &str, url: &str) -> PathBuf {
-    use sha2::Digest as _;
-    scratch.join(format!(
-        "{kind}-{}",
-        hex::encode(&sha2::Sha256::digest(url.as_bytes())[..8])
-    ))
-}
-
-fn url_basename(url: &str) -> String {
-    let path = url.split(['?', '#']).next().unwrap_or(url);
-    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-    if name.is_empty() || name.contains(':') {
-        "download".to_string()
-    } else {
-        name.to_string()
-    }
-}
+use super::copy_layer::{is_archive, Kind, Planned};
+use super::copy_remote::{fetch_url, git_source, plan_git, url_basename};
 
 /// Where COPY reads from.
 pub struct SourceRoot<'a> {
@@ -466,74 +368,6 @@ pub fn plan(
     Ok(out)
 }
 
-/// The git repository an ADD names (its URL and parsed form), if it names
-/// one; git sources stand alone (one source, no `--from`).
-fn git_source(c: &Copy) -> Result<Option<(&str, GitRef)>, BuildError> {
-    let gits: Vec<(&str, GitRef)> = c
-        .sources
-        .iter()
-        .filter_map(|s| match s {
-            Source::Path(p) => GitRef::parse(p).map(|g| (p.as_str(), g)),
-            Source::Heredoc { .. } => None,
-        })
-        .collect();
-    match gits.len() {
-        0 => Ok(None),
-        1 if c.sources.len() == 1 => Ok(gits.into_iter().next()),
-        _ => Err(BuildError::Invalid(
-            "ADD of a git repository takes it as the only source".into(),
-        )),
-    }
-}
-
-/// ADD of a git repository: checked out, then planned as a COPY of its
-/// root (or `#ref:subdir`) into the destination directory, keyed by the
-/// commit rather than by file contents.
-fn plan_git(
-    p: &CopyParams,
-    url: &str,
-    g: &GitRef,
-    dest_abs: &str,
-    lowers: &Lowers,
-    key: &mut KeyHasher,
-) -> Result<Vec<Planned>, BuildError> {
-    let checkout = fetched_path(p.scratch, "git", url);
-    let keep = p.copy.keep_git_dir.unwrap_or(false);
-    let commit = super::git::fetch(g, &checkout, keep)
-        .map_err(|e| BuildError::Invalid(format!("ADD {url}: {e}")))?;
-    if let Some(want) = &p.copy.checksum {
-        if !commit.starts_with(want.as_str()) {
-            return Err(BuildError::Invalid(format!(
-                "ADD {url}: checksum mismatch: expected commit {want}, got {commit}"
-            )));
-        }
-    }
-    key.part("git", g.remote.as_bytes())
-        .part("commit", commit.as_bytes())
-        .part("keep-git-dir", &[keep as u8]);
-    let ctx = BuildContext::new(&checkout, &[] as &[&str])
-        .map_err(|e| BuildError::Invalid(e.to_string()))?;
-    let mut root = SourceRoot {
-        ctx: &ctx,
-        index: None,
-        inputs: Vec::new(),
-        from: Some(url.to_string()),
-    };
-    let inner = Copy {
-        sources: vec![Source::Path(g.subdir.clone().unwrap_or_else(|| ".".into()))],
-        dest: format!("{}/", dest_abs.trim_end_matches('/')),
-        checksum: None,
-        ..p.copy.clone()
-    };
-    let params = CopyParams {
-        copy: &inner,
-        // Archives inside a repository are copied, not extracted.
-        is_add: false,
-        ..*p
-    };
-    plan(&params, &mut root, lowers, key)
-}
-
 fn dir_entry(rel: &str, lowers: &Lowers, p: &CopyParams) -> Planned {
     match lowers.stat(rel) {
         Some(m) if m.is_dir() => Planned {
@@ -633,7 +467,7 @@ fn follow_in(root: &Path, rel: &Path) -> Option<(PathBuf, fs::Metadata)> {
 
 /// `dir/name` for a name from a source tree, byte for byte (no leading or
 /// trailing `/`; `dir` alone when the name is empty).
-fn join_os(dir: &str, name: &Path) -> PathBuf {
+pub(super) fn join_os(dir: &str, name: &Path) -> PathBuf {
     let mut n = name.as_os_str().as_bytes();
     while let Some(rest) = n.strip_prefix(b"/") {
         n = rest;
@@ -670,156 +504,4 @@ fn context_err(e: ContextError, src: &str, from: Option<&str>) -> BuildError {
         }
         (other, _) => BuildError::Invalid(format!("COPY {src}: {other}")),
     }
-}
-
-/// A local file ADD extracts: a tar, plain or gzip, bzip2, xz or zstd
-/// compressed.
-fn is_archive(p: &Path) -> bool {
-    let Ok(f) = File::open(p) else { return false };
-    let Ok(mut r) = image_store::layer::decompressed(f) else {
-        return false;
-    };
-    let mut head = [0u8; 512];
-    if io::Read::read_exact(&mut r, &mut head).is_err() {
-        return false;
-    }
-    tar::Header::from_byte_slice(&head).cksum().ok()
-        == Some(
-            head.iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    if (148..156).contains(&i) {
-                        32u32
-                    } else {
-                        *b as u32
-                    }
-                })
-                .sum(),
-        )
-}
-
-/// Writes the planned entries as a tar stream; `clamp` caps mtimes.
-pub fn write_layer<W: Write>(
-    entries: &[Planned],
-    out: W,
-    clamp: Option<u64>,
-) -> Result<(), BuildError> {
-    let mut b = tar::Builder::new(out);
-    let io_err = |p: &Path, e: io::Error| BuildError::Io(p.to_path_buf(), e);
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(e.mode);
-        h.set_uid(e.uid);
-        h.set_gid(e.gid);
-        h.set_mtime(clamp.map_or(e.mtime, |c| e.mtime.min(c)));
-        let res = match &e.kind {
-            // The root itself is no entry of a layer (an absolute "/"
-            // name is not even a valid one): `ADD rootfs.tar /` on scratch.
-            Kind::Dir if e.dest.as_os_str().is_empty() => continue,
-            Kind::Dir => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_size(0);
-                let mut name = e.dest.clone().into_os_string();
-                name.push("/");
-                b.append_data(&mut h, name, io::empty())
-            }
-            Kind::File { src, size } => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(*size);
-                let f = File::open(src).map_err(|er| io_err(src, er))?;
-                b.append_data(&mut h, &e.dest, f)
-            }
-            Kind::Inline(data) => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(data.len() as u64);
-                b.append_data(&mut h, &e.dest, data.as_slice())
-            }
-            Kind::HardLink(t) => {
-                h.set_entry_type(tar::EntryType::Link);
-                h.set_size(0);
-                b.append_link(&mut h, &e.dest, t)
-            }
-            Kind::Symlink(t) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_size(0);
-                b.append_link(&mut h, &e.dest, t)
-            }
-            Kind::Archive(src) => {
-                extract_into(&mut b, src, &e.dest, clamp)?;
-                Ok(())
-            }
-        };
-        res.map_err(|er| BuildError::Io(e.dest.clone(), er))?;
-    }
-    b.into_inner()
-        .and_then(|mut w| w.flush())
-        .map_err(|e| BuildError::Io(PathBuf::from("layer"), e))?;
-    Ok(())
-}
-
-/// ADD of a local archive: its entries, re-rooted under the destination
-/// directory (the archive's own path is not kept). Each entry passes the
-/// store's check for layer entries first, so a build never makes a layer
-/// the store would refuse on import (a whiteout of `..`, say).
-fn extract_into<W: Write>(
-    b: &mut tar::Builder<W>,
-    src: &Path,
-    dir: &Path,
-    clamp: Option<u64>,
-) -> Result<(), BuildError> {
-    use image_store::layer::{max_layer_size, EntryCheck, EntryName, OPAQUE, WHITEOUT_PREFIX};
-    let bad =
-        |e: &dyn std::fmt::Display| BuildError::Invalid(format!("ADD {}: {e}", src.display()));
-    let dir = dir
-        .to_str()
-        .ok_or_else(|| bad(&"the destination is not UTF-8"))?;
-    let limit = max_layer_size().map_err(|e| bad(&e))?;
-    let mut check = EntryCheck::new(limit, true);
-    let f = File::open(src).map_err(|e| BuildError::Io(src.to_path_buf(), e))?;
-    let plain = image_store::layer::decompressed(f).map_err(|e| bad(&e))?;
-    let mut a = tar::Archive::new(plain);
-    for entry in a.entries().map_err(|e| bad(&e))? {
-        let mut entry = entry.map_err(|e| bad(&e))?;
-        let Some(c) = check.check(&entry).map_err(|e| bad(&e))? else {
-            continue;
-        };
-        let rel = match &c.name {
-            EntryName::Path(p) => p.clone(),
-            EntryName::Whiteout { dir, hidden } => {
-                let mut n = OsString::from(OsStr::from_bytes(WHITEOUT_PREFIX));
-                n.push(hidden);
-                dir.join(n)
-            }
-            EntryName::Opaque { dir } => dir.join(OsStr::from_bytes(OPAQUE)),
-        };
-        let name = join_os(dir, &rel);
-        let mut h = entry.header().clone();
-        if let Some(c) = clamp {
-            let m = h.mtime().unwrap_or(0);
-            h.set_mtime(m.min(c));
-        }
-        let shown = &c.shown;
-        let fail = |e: io::Error| bad(&format!("tar entry \"{shown}\": {e}"));
-        match c.kind {
-            tar::EntryType::Link => {
-                let target = c.link_target.as_deref().unwrap_or(Path::new(""));
-                b.append_link(&mut h, &name, join_os(dir, target))
-                    .map_err(fail)?;
-            }
-            tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                b.append_link(&mut h, &name, Path::new(OsStr::from_bytes(&target)))
-                    .map_err(fail)?;
-            }
-            tar::EntryType::Directory => {
-                let mut n = name.into_os_string();
-                n.push("/");
-                b.append_data(&mut h, n, io::empty()).map_err(fail)?;
-            }
-            _ => {
-                b.append_data(&mut h, &name, &mut entry).map_err(fail)?;
-            }
-        }
-    }
-    Ok(())
 }

@@ -3,7 +3,9 @@
 
 mod arg;
 pub mod copy;
+pub mod copy_layer;
 pub mod copy_plan;
+mod copy_remote;
 pub mod git;
 pub mod lower;
 mod metadata;
@@ -31,6 +33,8 @@ use crate::stages::{history, Builder, EventKind, StageRun, State};
 use lower::Lowers;
 
 impl StageRun<'_, '_> {
+    /// One step: the instruction expanded with the stage's ARG and ENV and
+    /// keyed, then run by its kind's module (or found in the cache).
     pub(crate) fn step_command(
         &mut self,
         cmd: &Command,
@@ -109,11 +113,11 @@ impl StageRun<'_, '_> {
     /// layer blob and records it.
     pub(crate) fn planned_layer(
         &self,
-        planned: &[copy_plan::Planned],
+        planned: &[copy_layer::Planned],
         cmd: &Command,
     ) -> Result<Record, BuildError> {
         let mut w = self.store.blob_writer()?;
-        copy_plan::write_layer(planned, &mut w, self.opts.source_date_epoch)
+        copy_layer::write_layer(planned, &mut w, self.opts.source_date_epoch)
             .map_err(|e| e.located(cmd))?;
         let (digest, size) = w.commit(None)?;
         Ok(Record {

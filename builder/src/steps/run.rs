@@ -75,24 +75,23 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
         fs::create_dir_all(d).map_err(|e| BuildError::Io(d.clone(), e))?;
     }
     let args = argv(step.config, step.cmd, step.heredocs);
-    let derived = ContainerSpec::from_image(
-        step.config,
-        &step.lowers.dirs,
-        Overrides {
-            args: args.clone(),
-            env_defaults: step.args_env.to_vec(),
-            // BuildKit's name for the build container's host: a step that
-            // records it (`hostname > f`) gives the same file.
-            hostname: Some("buildkitsandbox".into()),
-            network: step.network,
-            mounts: step.mounts.clone(),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| match e {
-        SpecError::User { user, message } => BuildError::Invalid(format!("USER {user}: {message}")),
-        e => BuildError::Invalid(e.to_string()),
-    })?;
+    let overrides = Overrides {
+        args: args.clone(),
+        env_defaults: step.args_env.to_vec(),
+        ..Default::default()
+    };
+    let mut derived = ContainerSpec::from_image(step.config, &step.lowers.dirs, overrides)
+        .map_err(|e| match e {
+            SpecError::User { user, message } => {
+                BuildError::Invalid(format!("USER {user}: {message}"))
+            }
+            e => BuildError::Invalid(e.to_string()),
+        })?;
+    // BuildKit's name for the build container's host: a step that records
+    // it (`hostname > f`) gives the same file.
+    derived.params.hostname = Some("buildkitsandbox".into());
+    derived.params.network = step.network;
+    derived.params.mounts = step.mounts.clone();
     let params = &derived.params;
     let mut spec = derived
         .oci()

@@ -3,7 +3,7 @@
 
 use dockerfile_parser::instructions::Command;
 
-use super::{copy_plan as copy, owner};
+use super::{copy_layer as copy, owner};
 use crate::cache::{KeyHasher, Record};
 use crate::error::BuildError;
 use crate::stages::{StageRun, State};

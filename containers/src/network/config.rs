@@ -131,7 +131,7 @@ impl<'s> Networks<'s> {
         match fs::read(&p) {
             Ok(data) => serde_json::from_slice(&data)
                 .map(Some)
-                .map_err(|source| Error::Json { path: p, source }),
+                .map_err(Error::json(p)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(p)(e)),
         }

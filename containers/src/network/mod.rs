@@ -45,3 +45,65 @@ pub fn default_mode() -> &'static str {
         false => "none",
     }
 }
+
+/// `kiln run`'s network flags, as given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetworkFlags<'a> {
+    /// `--network`; None: [`default_mode`].
+    pub mode: Option<&'a str>,
+    pub publish: &'a [String],
+    pub publish_all: bool,
+    pub expose: &'a [String],
+    pub aliases: &'a [String],
+}
+
+/// The runner's network mode and, for a netavark network, what to ask of
+/// it. Bad flags are refused with one line.
+pub fn from_flags(
+    f: NetworkFlags,
+) -> crate::Result<(runner::spec::Network, Option<NetworkRequest>)> {
+    use crate::Error;
+    let mode = f.mode.unwrap_or(default_mode()).to_string();
+    let request = match mode.as_str() {
+        "none" | "host" => None,
+        name if name.contains(':') => {
+            return Err(Error::Invalid(format!(
+                "unsupported network mode {name:?}: container: and other modes are not built yet (none, host, bridge or a network name)"
+            )))
+        }
+        name => {
+            // SAFETY: geteuid cannot fail.
+            if unsafe { libc::geteuid() } != 0 {
+                return Err(Error::Invalid(format!(
+                    "--network {name}: container networks need root (rootless networking is not built yet)"
+                )));
+            }
+            let mut expose = Vec::new();
+            for e in f.expose {
+                expose.extend(ports::parse_expose(e)?);
+            }
+            Some(NetworkRequest {
+                network: name.to_string(),
+                aliases: f.aliases.to_vec(),
+                publish: f
+                    .publish
+                    .iter()
+                    .map(|p| PortSpec::parse(p))
+                    .collect::<crate::Result<_>>()?,
+                publish_all: f.publish_all,
+                expose,
+            })
+        }
+    };
+    if request.is_none()
+        && (!f.publish.is_empty() || f.publish_all || !f.expose.is_empty() || !f.aliases.is_empty())
+    {
+        return Err(Error::Invalid(format!(
+            "-p, -P, --expose and --network-alias need a container network (--network bridge or a network name), not --network {mode}"
+        )));
+    }
+    match request {
+        Some(r) => Ok((runner::spec::Network::None, Some(r))),
+        None => Ok((crate::options::parse_network(&mode)?, None)),
+    }
+}

@@ -1,11 +1,10 @@
 //! `kiln build`: docker-compatible flags over the builder crate.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
-use builder::build::{BuildOptions, Event, PullPolicy};
+use builder::{flags, BuildOptions, Event, PullPolicy};
 use image_store::Reference;
 
 use crate::context::Ctx;
@@ -90,20 +89,12 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         out!("{dump}");
         return Ok(Status::Success);
     }
-    let pull = match args.pull.as_str() {
-        "missing" | "false" => PullPolicy::Missing,
-        "always" | "true" => PullPolicy::Always,
-        "never" => PullPolicy::Never,
-        other => bail!("invalid --pull={other:?}: use missing, always or never"),
-    };
+    let pull: PullPolicy = args.pull.parse()?;
     let mode = Mode::parse(&args.progress, args.quiet, std::io::stderr().is_terminal())?;
-    let host = format!("linux/{}", image_store::model::host_arch());
-    if let Some(p) = args.platform.as_deref().filter(|p| *p != host) {
-        bail!("unsupported --platform {p}: kiln builds for {host}");
-    }
+    flags::platform(args.platform.as_deref())?;
     // Views of stages for COPY --from are mounted in a private mount
     // namespace, entered while the process has one thread.
-    if let Err(e) = builder::build::private_mount_namespace() {
+    if let Err(e) = builder::private_mount_namespace() {
         eprintln!("WARNING: {e}");
     }
     let store = ctx.store()?;
@@ -121,44 +112,15 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     for t in &args.tags {
         opts.tags.push(t.parse::<Reference>()?);
     }
-    opts.build_args = parse_build_args(&args.build_args);
-    for l in &args.labels {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        opts.labels.push((k.to_string(), v.to_string()));
-    }
-    opts.network = match args.network.as_deref() {
-        None | Some("host") | Some("default") => None,
-        Some("none") => Some(runner::spec::Network::None),
-        Some(other) => bail!("unsupported --network {other:?}: use host or none"),
-    };
+    opts.build_args = flags::build_args(&args.build_args);
+    opts.labels = flags::labels(&args.labels);
+    opts.network = flags::network(args.network.as_deref())?;
     for s in &args.secrets {
-        let mut id = None;
-        let mut src = None;
-        for part in s.split(',') {
-            match part.split_once('=') {
-                Some(("id", v)) => id = Some(v.to_string()),
-                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
-                _ => bail!("invalid --secret {s:?}: expected id=ID,src=PATH"),
-            }
-        }
-        let id = id.ok_or_else(|| anyhow::anyhow!("invalid --secret {s:?}: no id"))?;
-        let src = src.ok_or_else(|| anyhow::anyhow!("invalid --secret {s:?}: no src"))?;
-        if !src.is_file() {
-            bail!("--secret {id}: {} is not a file", src.display());
-        }
+        let (id, src) = flags::secret(s)?;
         opts.secrets.insert(id, src);
     }
-    opts.source_date_epoch = opts
-        .build_args
-        .get("SOURCE_DATE_EPOCH")
-        .cloned()
-        .flatten()
-        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
-        .map(|v| {
-            v.parse::<u64>()
-                .with_context(|| format!("invalid SOURCE_DATE_EPOCH {v:?}"))
-        })
-        .transpose()?;
+    opts.source_date_epoch =
+        flags::source_date_epoch(&opts.build_args, std::env::var("SOURCE_DATE_EPOCH").ok())?;
     if let Some(dir) = &context {
         opts.ignore_patterns = builder::dockerignore::for_build(dir, &dockerfile_path)
             .context("reading .dockerignore")?;
@@ -176,7 +138,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         args.registry.access(),
         std::sync::Arc::new(Progress::new(quiet)),
     );
-    let result = builder::build::build(&store, &opts, Some(&puller), &mut on_event);
+    let result = builder::build(&store, &opts, Some(&puller), &mut on_event);
     drop(renderer);
     let out = match result {
         Ok(o) => o,
@@ -210,8 +172,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
 /// `kiln builder prune [-a]`: forget the build cache.
 pub fn prune(ctx: &Ctx, args: crate::cli::BuilderPruneArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let pruned =
-        builder::build::prune_cache(&store, args.all).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pruned = builder::prune_cache(&store, args.all).map_err(|e| anyhow::anyhow!("{e}"))?;
     outln!(
         "Deleted {} build cache records{}",
         pruned.records,
@@ -279,13 +240,4 @@ fn read_inputs(
             Ok((text, name, Some(dir), path))
         }
     }
-}
-
-fn parse_build_args(raw: &[String]) -> BTreeMap<String, Option<String>> {
-    raw.iter()
-        .map(|a| match a.split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (a.clone(), None),
-        })
-        .collect()
 }

@@ -1,0 +1,213 @@
+//! The walk over the context below a directory: `.dockerignore` decisions
+//! applied as it descends, excluded directories pruned unless a later `!`
+//! pattern may re-include something inside.
+
+use super::*;
+
+pub(super) struct Frame {
+    /// Directory path with a trailing `/`.
+    rel_slash: Vec<u8>,
+    info: MatchInfo,
+    /// Held back until a descendant proves the directory is part of the view.
+    pending: Option<Entry>,
+}
+
+/// Walks the disk below a start directory, applying the exclusion decisions,
+/// and reports every non-pruned entry with whether it is hidden (excluded).
+pub(super) struct RawWalk<'a> {
+    ctx: &'a BuildContext,
+    inner: Option<walkdir::IntoIter>,
+    start_abs: PathBuf,
+    base: Vec<u8>,
+    stack: Vec<Frame>,
+    first: Option<(Entry, bool)>,
+}
+
+impl<'a> RawWalk<'a> {
+    /// `start` is the entry at `base` (reported first); `None` for the context
+    /// root or when the caller wants only what lies below `base`.
+    pub(super) fn start(
+        ctx: &'a BuildContext,
+        base: Vec<u8>,
+        info: MatchInfo,
+        start: Option<(Entry, bool)>,
+        max_depth: Option<usize>,
+    ) -> Self {
+        let start_abs = ctx.root.join(OsStr::from_bytes(&base));
+        let descend = start.as_ref().is_none_or(|(e, _)| e.metadata.is_dir());
+        let mut stack = Vec::new();
+        if !base.is_empty() {
+            let pending = start
+                .as_ref()
+                .and_then(|(e, hidden)| hidden.then(|| e.clone()));
+            stack.push(Frame {
+                rel_slash: join_rel(&base, b""),
+                info,
+                pending,
+            });
+        }
+        let inner = descend.then(|| {
+            let mut w = walkdir::WalkDir::new(&start_abs)
+                .min_depth(1)
+                .follow_links(false)
+                .sort_by(by_name);
+            if let Some(depth) = max_depth {
+                w = w.max_depth(depth);
+            }
+            w.into_iter()
+        });
+        RawWalk {
+            ctx,
+            inner,
+            start_abs,
+            base,
+            stack,
+            first: start,
+        }
+    }
+
+    pub(super) fn next_raw(&mut self) -> Option<Result<(Entry, bool), ContextError>> {
+        if let Some(first) = self.first.take() {
+            return Some(Ok(first));
+        }
+        loop {
+            let item = self.inner.as_mut()?.next()?;
+            let de = match item {
+                Ok(de) => de,
+                Err(err) => {
+                    let path = err
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| self.start_abs.clone());
+                    // fsutil ignores permission errors inside excluded directories.
+                    let in_hidden_dir = self.stack.last().is_some_and(|f| f.pending.is_some());
+                    let source = err
+                        .into_io_error()
+                        .unwrap_or_else(|| io::Error::other("filesystem loop"));
+                    if in_hidden_dir && source.kind() == io::ErrorKind::PermissionDenied {
+                        continue;
+                    }
+                    return Some(Err(ContextError::Io { path, source }));
+                }
+            };
+            let tail = match de.path().strip_prefix(&self.start_abs) {
+                Ok(t) => t.as_os_str().as_bytes().to_vec(),
+                Err(_) => continue,
+            };
+            let rel = join_rel(&self.base, &tail);
+            while self
+                .stack
+                .last()
+                .is_some_and(|f| !rel.starts_with(&f.rel_slash))
+            {
+                self.stack.pop();
+            }
+            let is_dir = de.file_type().is_dir();
+            let parent = self
+                .stack
+                .last()
+                .map(|f| f.info.clone())
+                .unwrap_or_default();
+            let decision = match self.ctx.decide(&rel, is_dir, &parent) {
+                Ok(d) => d,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let (info, hidden) = match decision {
+                Decision::Prune => {
+                    if is_dir {
+                        if let Some(inner) = self.inner.as_mut() {
+                            inner.skip_current_dir();
+                        }
+                    }
+                    continue;
+                }
+                Decision::Hidden(info) => (info, true),
+                Decision::Visible(info) => (info, false),
+            };
+            let metadata = match de.metadata() {
+                Ok(m) => m,
+                Err(err) => {
+                    let source = err
+                        .into_io_error()
+                        .unwrap_or_else(|| io::Error::other("metadata"));
+                    return Some(Err(ContextError::Io {
+                        path: de.path().to_path_buf(),
+                        source,
+                    }));
+                }
+            };
+            let entry = Entry {
+                path: rel_path(&rel),
+                metadata,
+            };
+            if is_dir {
+                let pending = hidden.then(|| entry.clone());
+                self.stack.push(Frame {
+                    rel_slash: join_rel(&rel, b""),
+                    info,
+                    pending,
+                });
+            }
+            return Some(Ok((entry, hidden)));
+        }
+    }
+}
+
+/// Iterator over the filtered context (see [`BuildContext::walk`]).
+pub struct Walk<'a> {
+    raw: RawWalk<'a>,
+    queue: VecDeque<Entry>,
+}
+
+impl<'a> Walk<'a> {
+    pub(super) fn new(raw: RawWalk<'a>) -> Self {
+        Walk {
+            raw,
+            queue: VecDeque::new(),
+        }
+    }
+
+    pub(super) fn empty(ctx: &'a BuildContext) -> Self {
+        let raw = RawWalk {
+            ctx,
+            inner: None,
+            start_abs: ctx.root.clone(),
+            base: Vec::new(),
+            stack: Vec::new(),
+            first: None,
+        };
+        Walk::new(raw)
+    }
+}
+
+impl Iterator for Walk<'_> {
+    type Item = Result<Entry, ContextError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.queue.pop_front() {
+                return Some(Ok(e));
+            }
+            let (entry, hidden) = match self.raw.next_raw()? {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            };
+            if hidden {
+                continue;
+            }
+            // A visible entry brings its held-back excluded parents into view.
+            let own_frame = entry.metadata.is_dir();
+            let parents = if own_frame {
+                self.raw.stack.len().saturating_sub(1)
+            } else {
+                self.raw.stack.len()
+            };
+            for frame in &mut self.raw.stack[..parents] {
+                if let Some(p) = frame.pending.take() {
+                    self.queue.push_back(p);
+                }
+            }
+            self.queue.push_back(entry);
+        }
+    }
+}
