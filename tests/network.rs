@@ -529,6 +529,32 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
     assert_eq!(links(), links_before);
 }
 
+/// `--internal`: an address on the network, no route out of it.
+#[test]
+fn internal_network_has_no_route_out() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    k.run(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.78.200.0/24",
+        "inet",
+    ])
+    .ok();
+    let routes = out(
+        &k,
+        &["run", "--rm", "--network", "inet", "busybox", "ip", "route"],
+    );
+    assert!(routes.contains("10.78.200.0/24 dev eth0"), "{routes}");
+    assert!(!routes.contains("default"), "{routes}");
+    let routes = out(&k, &["run", "--rm", "busybox", "ip", "route"]);
+    assert!(routes.contains("default via 10.77.0.1"), "{routes}");
+    k.run(&["network", "rm", "inet"]).ok();
+}
+
 #[test]
 fn bad_network_flags_are_one_line_and_125() {
     let Some(k) = is_root().then(Kiln::new) else {
