@@ -529,9 +529,9 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
     assert_eq!(links(), links_before);
 }
 
-/// `--internal`: an address on the network, no route out of it.
+/// `--internal`: an address on the network, no route out of it; `--ip`.
 #[test]
-fn internal_network_has_no_route_out() {
+fn internal_network_has_no_route_out_and_ip_picks_the_address() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
     let _c = Cleanup(&k);
@@ -552,6 +552,50 @@ fn internal_network_has_no_route_out() {
     assert!(!routes.contains("default"), "{routes}");
     let routes = out(&k, &["run", "--rm", "busybox", "ip", "route"]);
     assert!(routes.contains("default via 10.77.0.1"), "{routes}");
+    // --ip: the address asked for, once.
+    let id = out(
+        &k,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "inet",
+            "--ip",
+            "10.78.200.9",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    );
+    assert_eq!(container_ip(&k, &id), "10.78.200.9");
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "inet",
+            "--ip",
+            "10.78.200.9",
+            "busybox",
+            "true",
+        ])
+        .code(125);
+    assert!(r.stderr.contains("in use by container"), "{}", r.stderr);
+    for bad in [
+        &["--network", "inet", "--ip", "10.78.201.9"][..],
+        &["--network", "inet", "--ip", "10.78.200.1"],
+        &["--network", "bridge", "--ip", "10.77.0.9"],
+        &["--network", "none", "--ip", "10.77.0.9"],
+    ] {
+        let args: Vec<&str> = ["run", "--rm"]
+            .into_iter()
+            .chain(bad.iter().copied())
+            .chain(["busybox", "true"])
+            .collect();
+        let r = k.run(&args).code(125);
+        assert_eq!(r.stderr.lines().count(), 1, "{bad:?}: {}", r.stderr);
+    }
+    k.run(&["rm", "-f", &id]).ok();
     k.run(&["network", "rm", "inet"]).ok();
 }
 

@@ -19,7 +19,7 @@ use crate::exit::{from_containers, Status};
     after_help = "Networking: `--network bridge` (the default as root, as docker's: an address \
     on kiln's default bridge, NAT out), `--network NAME` (a user network from `kiln network \
     create`: containers resolve each other by name and alias), both set up by netavark, with \
-    `-p`, `-P`, `--expose` and `--network-alias`; `--network none` (a new network namespace \
+    `-p`, `-P`, `--expose`, `--network-alias` and `--ip`; `--network none` (a new network namespace \
     with only loopback; the default when not root in the host's user namespace, since \
     unprivileged networks are not built yet) or `--network host`."
 )]
@@ -81,6 +81,9 @@ pub struct RunFlags {
     /// Another name the container has on a user network
     #[arg(long, value_name = "ALIAS")]
     pub network_alias: Vec<String>,
+    /// The container's IPv4 address on a user network
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
     /// Container host name (default: the short container ID)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
@@ -121,6 +124,7 @@ fn request(args: RunFlags) -> Result<RunRequest> {
         publish_all: args.publish_all,
         expose: &args.expose,
         aliases: &args.network_alias,
+        ip: args.ip.as_deref(),
     })?;
     if args.detach && (args.tty || args.interactive) {
         bail!("-d cannot be combined with -i or -t (attaching is not supported)");

@@ -37,6 +37,8 @@ pub struct NetworkRequest {
     pub publish_all: bool,
     /// `--expose`, added to the image's EXPOSE.
     pub expose: Vec<(u16, Proto)>,
+    /// `--ip`: this address (user networks only, as docker).
+    pub ip: Option<Ipv4Addr>,
 }
 
 /// What a container holds on its network.
@@ -159,7 +161,7 @@ pub fn attach(
     let ports = ports::resolve(&req.publish, &exposed, req.publish_all, &taken)?;
     lease::sweep(&net.interface);
     lease::claim_ports(&ports, who.dir)?;
-    let ip = match allocate(&net, &others, who.dir) {
+    let ip = match allocate(&net, &others, who.dir, req.ip) {
         Ok(ip) => ip,
         Err(e) => {
             lease::release_ports(&ports, who.dir);
@@ -220,13 +222,53 @@ pub fn attach(
 }
 
 /// The first free address of `net` (not the gateway, not another
-/// container's of this store), leased host-wide for the container in
-/// `holder` (see [`lease`]).
+/// container's of this store), or the one asked for, leased host-wide for
+/// the container in `holder` (see [`lease`]).
 fn allocate(
     net: &NetworkDef,
     others: &[(String, String, Attachment)],
     holder: &Path,
+    wanted: Option<Ipv4Addr>,
 ) -> Result<Ipv4Addr> {
+    if let Some(ip) = wanted {
+        if net.name == super::DEFAULT_NETWORK {
+            return Err(Error::Invalid(format!(
+                "--ip {ip}: a chosen address is supported on user networks only, not {}",
+                net.name
+            )));
+        }
+        if !net.subnet.hosts().any(|h| h == ip) || ip == net.gateway {
+            return Err(Error::Invalid(format!(
+                "--ip {ip}: not a free host address of network {}'s subnet {} (gateway {})",
+                net.name, net.subnet, net.gateway
+            )));
+        }
+    }
+    let taken = |ip: Ipv4Addr| {
+        others
+            .iter()
+            .find(|(_, _, a)| a.network == net.name && a.ip == ip)
+            .map(|(_, n, _)| n.clone())
+    };
+    if let Some(ip) = wanted {
+        let claimed = match taken(ip) {
+            Some(by) => {
+                return Err(Error::Invalid(format!(
+                    "--ip {ip}: the address is in use by container {by}"
+                )))
+            }
+            None => lease::claim(&net.interface, ip, holder).map_err(|e| {
+                Error::Invalid(format!("leasing address {ip} on {}: {e}", net.interface))
+            })?,
+        };
+        return match claimed {
+            true => Ok(ip),
+            false => Err(Error::Invalid(format!(
+                "--ip {ip}: the address is in use on {} by a container of another kiln store",
+                net.interface
+            ))),
+        };
+    }
     for ip in net.subnet.hosts() {
         if ip == net.gateway
             || others

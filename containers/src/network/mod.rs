@@ -55,6 +55,8 @@ pub struct NetworkFlags<'a> {
     pub publish_all: bool,
     pub expose: &'a [String],
     pub aliases: &'a [String],
+    /// `--ip`.
+    pub ip: Option<&'a str>,
 }
 
 /// The runner's network mode and, for a netavark network, what to ask of
@@ -92,14 +94,26 @@ pub fn from_flags(
                     .collect::<crate::Result<_>>()?,
                 publish_all: f.publish_all,
                 expose,
+                ip: f
+                    .ip
+                    .map(|ip| {
+                        ip.parse().map_err(|_| {
+                            Error::Invalid(format!("invalid --ip {ip:?}: not an IPv4 address"))
+                        })
+                    })
+                    .transpose()?,
             })
         }
     };
     if request.is_none()
-        && (!f.publish.is_empty() || f.publish_all || !f.expose.is_empty() || !f.aliases.is_empty())
+        && (!f.publish.is_empty()
+            || f.publish_all
+            || !f.expose.is_empty()
+            || !f.aliases.is_empty()
+            || f.ip.is_some())
     {
         return Err(Error::Invalid(format!(
-            "-p, -P, --expose and --network-alias need a container network (--network bridge or a network name), not --network {mode}"
+            "-p, -P, --expose, --network-alias and --ip need a container network (--network bridge or a network name), not --network {mode}"
         )));
     }
     match request {
