@@ -599,6 +599,60 @@ fn internal_network_has_no_route_out_and_ip_picks_the_address() {
     k.run(&["network", "rm", "inet"]).ok();
 }
 
+/// `--dns`, `--dns-search`, `--dns-option` and `--add-host` shape the
+/// container's /etc files (no query is sent).
+#[test]
+fn dns_flags_and_add_host_shape_the_etc_files() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    let files = out(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "--hostname",
+            "box",
+            "--dns",
+            "192.0.2.53",
+            "--dns-search",
+            "example.test",
+            "--dns-option",
+            "ndots:2",
+            "--add-host",
+            "gw:host-gateway",
+            "--add-host",
+            "db:192.0.2.7",
+            "busybox",
+            "cat",
+            "/etc/resolv.conf",
+            "/etc/hosts",
+        ],
+    );
+    assert!(
+        files.starts_with("search example.test\nnameserver 192.0.2.53\noptions ndots:2\n"),
+        "{files}"
+    );
+    assert!(
+        files.contains("\n10.77.0.1\tgw\n192.0.2.7\tdb\n10.77."),
+        "{files}"
+    );
+    assert!(files.ends_with("\tbox"), "{files}");
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--dns",
+            "192.0.2.53",
+            "busybox",
+            "true",
+        ])
+        .code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
 #[test]
 fn bad_network_flags_are_one_line_and_125() {
     let Some(k) = is_root().then(Kiln::new) else {
@@ -618,6 +672,8 @@ fn bad_network_flags_are_one_line_and_125() {
         &["run", "--network", "nosuch", "busybox", "true"],
         &["run", "--network", "none", "-p", "80", "busybox", "true"],
         &["run", "--network", "container:x", "busybox", "true"],
+        &["run", "--add-host", "nocolon", "busybox", "true"],
+        &["run", "--dns", "not-an-ip", "busybox", "true"],
         &["network", "create", "--subnet", "10.78.0.1/24", "n1"],
         &["network", "rm", "bridge"],
     ] {

@@ -19,7 +19,7 @@ use crate::exit::{from_containers, Status};
     after_help = "Networking: `--network bridge` (the default as root, as docker's: an address \
     on kiln's default bridge, NAT out), `--network NAME` (a user network from `kiln network \
     create`: containers resolve each other by name and alias), both set up by netavark, with \
-    `-p`, `-P`, `--expose`, `--network-alias` and `--ip`; `--network none` (a new network namespace \
+    `-p`, `-P`, `--expose`, `--network-alias`, `--ip`, `--dns*` and `--add-host`; `--network none` (a new network namespace \
     with only loopback; the default when not root in the host's user namespace, since \
     unprivileged networks are not built yet) or `--network host`."
 )]
@@ -84,6 +84,18 @@ pub struct RunFlags {
     /// The container's IPv4 address on a user network
     #[arg(long, value_name = "IP")]
     pub ip: Option<String>,
+    /// A DNS server for the container
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// A DNS search domain for the container
+    #[arg(long, value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// A resolver option (resolv.conf's options)
+    #[arg(long, value_name = "OPT")]
+    pub dns_option: Vec<String>,
+    /// An /etc/hosts entry: HOST:IP (IP may be host-gateway)
+    #[arg(long, value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
     /// Container host name (default: the short container ID)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
@@ -125,6 +137,10 @@ fn request(args: RunFlags) -> Result<RunRequest> {
         expose: &args.expose,
         aliases: &args.network_alias,
         ip: args.ip.as_deref(),
+        dns: &args.dns,
+        dns_search: &args.dns_search,
+        dns_options: &args.dns_option,
+        add_hosts: &args.add_host,
     })?;
     if args.detach && (args.tty || args.interactive) {
         bail!("-d cannot be combined with -i or -t (attaching is not supported)");

@@ -15,6 +15,7 @@ use image_store::Store;
 use serde::{Deserialize, Serialize};
 
 use super::config::{NetworkDef, Networks};
+use super::etc::DnsRequest;
 use super::netavark::{self, Options};
 use super::ports::{self, PortMapping, PortSpec, Proto};
 use super::{lease, netns};
@@ -39,6 +40,8 @@ pub struct NetworkRequest {
     pub expose: Vec<(u16, Proto)>,
     /// `--ip`: this address (user networks only, as docker).
     pub ip: Option<Ipv4Addr>,
+    /// `--dns*`, `--add-host`.
+    pub dns: DnsRequest,
 }
 
 /// What a container holds on its network.
@@ -171,7 +174,8 @@ pub fn attach(
     let netns = super::netns_path(store, who.id);
     let mut aliases = req.aliases.clone();
     aliases.push(who.id[..12].to_string());
-    let options = Options::new(who.id, who.name, &net, ip, aliases, ports.clone());
+    let mut options = Options::new(who.id, who.name, &net, ip, aliases, ports.clone());
+    options.set_dns_servers(&req.dns.servers);
     let mut a = Attachment {
         network: net.name.clone(),
         netns: netns.clone(),
@@ -216,7 +220,7 @@ pub fn attach(
             return Err(e);
         }
     };
-    a.etc = Some(etc_files(&net, &a, who.hostname, &status));
+    a.etc = Some(etc_files(&net, &a, who.hostname, &status, &req.dns));
     write(who.dir, &a)?;
     Ok(a)
 }
@@ -290,57 +294,29 @@ fn allocate(
     )))
 }
 
-/// docker's /etc files for a container on a bridge: its address and host
-/// name in /etc/hosts; on a network with name resolution aardvark-dns
-/// (at the addresses netavark reports) as the resolver, else the host's
-/// resolvers without the loopback ones (unreachable from the container),
-/// and docker's public fallback when none is left.
+/// docker's /etc files for the container (see [`super::etc`]): on a
+/// network with name resolution aardvark-dns is its resolver.
 fn etc_files(
     net: &NetworkDef,
     a: &Attachment,
     hostname: &str,
     status: &netavark::Status,
+    dns: &DnsRequest,
 ) -> EtcFiles {
-    let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut resolv = String::new();
-    let dns: Vec<IpAddr> = status.dns_server_ips.clone().unwrap_or_default();
-    if net.dns && !dns.is_empty() {
-        if let Some(d) = &status.dns_search_domains {
-            if !d.is_empty() {
-                resolv.push_str(&format!("search {}\n", d.join(" ")));
-            }
-        }
-        for ip in dns {
-            resolv.push_str(&format!("nameserver {ip}\n"));
-        }
-    } else {
-        let mut servers = 0;
-        for line in host.lines() {
-            let mut words = line.split_whitespace();
-            match (words.next(), words.next()) {
-                (Some("nameserver"), Some(ip)) => {
-                    let loopback = ip.parse::<IpAddr>().map_or(true, |i| i.is_loopback());
-                    if !loopback {
-                        resolv.push_str(line);
-                        resolv.push('\n');
-                        servers += 1;
-                    }
-                }
-                (Some("search" | "options" | "domain"), _) => {
-                    resolv.push_str(line);
-                    resolv.push('\n');
-                }
-                _ => {}
-            }
-        }
-        if servers == 0 {
-            resolv.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-        }
-    }
-    EtcFiles {
-        hosts: format!("{}\t{hostname}\n", a.ip),
-        resolv_conf: resolv,
-    }
+    let servers: Vec<IpAddr> = match net.dns {
+        true => status.dns_server_ips.clone().unwrap_or_default(),
+        false => Vec::new(),
+    };
+    let search: Vec<String> = match net.dns && !servers.is_empty() {
+        true => status.dns_search_domains.clone().unwrap_or_default(),
+        false => Vec::new(),
+    };
+    let resolver = super::etc::Resolver {
+        servers: &servers,
+        search: &search,
+    };
+    let (hosts, resolv_conf) = super::etc::files(a.ip, net.gateway, hostname, resolver, dns);
+    EtcFiles { hosts, resolv_conf }
 }
 
 /// Undoes [`attach`] for the container in `dir`: netavark teardown, the

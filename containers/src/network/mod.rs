@@ -6,6 +6,7 @@
 
 pub mod attach;
 pub mod config;
+pub mod etc;
 mod lease;
 mod netavark;
 mod netns;
@@ -57,6 +58,10 @@ pub struct NetworkFlags<'a> {
     pub aliases: &'a [String],
     /// `--ip`.
     pub ip: Option<&'a str>,
+    pub dns: &'a [String],
+    pub dns_search: &'a [String],
+    pub dns_options: &'a [String],
+    pub add_hosts: &'a [String],
 }
 
 /// The runner's network mode and, for a netavark network, what to ask of
@@ -80,6 +85,23 @@ pub fn from_flags(
                     "--network {name}: container networks need root (rootless networking is not built yet)"
                 )));
             }
+            let mut dns = etc::DnsRequest::default();
+            for d in f.dns {
+                dns.servers.push(d.parse().map_err(|_| {
+                    Error::Invalid(format!("invalid --dns {d:?}: not an IP address"))
+                })?);
+            }
+            for w in f.dns_search {
+                etc::check_word("--dns-search", w)?;
+                dns.search.push(w.clone());
+            }
+            for w in f.dns_options {
+                etc::check_word("--dns-option", w)?;
+                dns.options.push(w.clone());
+            }
+            for h in f.add_hosts {
+                dns.add_hosts.push(etc::parse_add_host(h)?);
+            }
             let mut expose = Vec::new();
             for e in f.expose {
                 expose.extend(ports::parse_expose(e)?);
@@ -102,6 +124,7 @@ pub fn from_flags(
                         })
                     })
                     .transpose()?,
+                dns,
             })
         }
     };
@@ -110,10 +133,14 @@ pub fn from_flags(
             || f.publish_all
             || !f.expose.is_empty()
             || !f.aliases.is_empty()
-            || f.ip.is_some())
+            || f.ip.is_some()
+            || !f.dns.is_empty()
+            || !f.dns_search.is_empty()
+            || !f.dns_options.is_empty()
+            || !f.add_hosts.is_empty())
     {
         return Err(Error::Invalid(format!(
-            "-p, -P, --expose, --network-alias and --ip need a container network (--network bridge or a network name), not --network {mode}"
+            "-p, -P, --expose, --network-alias, --ip, --dns, --dns-search, --dns-option and --add-host need a container network (--network bridge or a network name), not --network {mode}"
         )));
     }
     match request {

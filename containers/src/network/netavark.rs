@@ -74,9 +74,16 @@ pub struct Options {
     networks: BTreeMap<String, PerNetwork>,
     network_info: BTreeMap<String, Network>,
     port_mappings: Vec<PortMapping>,
+    /// Where aardvark-dns forwards what it does not answer (`--dns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dns_servers: Option<Vec<std::net::IpAddr>>,
 }
 
 impl Options {
+    pub fn set_dns_servers(&mut self, servers: &[std::net::IpAddr]) {
+        self.dns_servers = (!servers.is_empty()).then(|| servers.to_vec());
+    }
+
     /// The bridge of the (one) network.
     pub fn bridge(&self) -> Option<&str> {
         self.network_info
@@ -124,6 +131,7 @@ impl Options {
             .into(),
             network_info: [(net.name.clone(), info)].into(),
             port_mappings: ports,
+            dns_servers: None,
         }
     }
 }
