@@ -65,6 +65,10 @@ pub enum Command {
     Export(commands::export::ExportArgs),
     /// Create a new image from a container's changes
     Commit(commands::commit::CommitArgs),
+    /// Copy files between a container and the host
+    Cp(commands::cp::CpArgs),
+    /// Show a container's changes to its image's files (A added, C changed, D deleted)
+    Diff(commands::cp::DiffArgs),
     /// Pull an image from a registry
     Pull(commands::pull::PullArgs),
     /// Push an image to a registry
@@ -80,6 +84,9 @@ pub enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volume::VolumeCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -547,3 +547,179 @@ fn run_time_unpack_errors_name_the_image_and_layer() {
     assert_one_line_with("run", &r.stderr, &format!("layer {layer}"));
     assert_one_line_with("run", &r.stderr, "tar entry \"a/planted\"");
 }
+
+// Links in an image resolve inside it, as the container sees them: kiln's
+// own look into the image (the user of `--user`/USER, COPY and WORKDIR
+// destinations) must never follow an image's `etc -> /etc` to the host.
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipping: containers need root (CI runs these as root)");
+    }
+    root
+}
+
+/// Imports the busybox rootfs, changed by `edit`, as `name`.
+fn busybox_with(k: &Kiln, name: &str, edit: impl FnOnce(&Path)) {
+    let top = k
+        .dir
+        .path()
+        .join(format!("rootfs-{}", name.replace('/', "-")));
+    let rootfs = top.join("rootfs");
+    test_support::busybox::rootfs(&rootfs).unwrap();
+    edit(&rootfs);
+    let tar = top.join("rootfs.tar");
+    tar_dir(&rootfs, &tar);
+    k.run(&["import", tar.to_str().unwrap(), name]).ok();
+}
+
+/// A user the host has and the busybox image does not.
+fn host_only_user() -> String {
+    let t = tempfile::tempdir().unwrap();
+    test_support::busybox::rootfs(t.path()).unwrap();
+    let image = fs::read_to_string(t.path().join("etc/passwd")).unwrap();
+    let names = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter_map(|l| l.split(':').next())
+            .map(str::to_string)
+            .collect()
+    };
+    let image = names(&image);
+    names(&fs::read_to_string("/etc/passwd").unwrap())
+        .into_iter()
+        .find(|n| !n.is_empty() && !image.contains(n))
+        .expect("the host has a user busybox lacks")
+}
+
+#[test]
+fn a_linked_etc_never_lends_the_host_users() {
+    if !is_root() {
+        return;
+    }
+    let k = Kiln::new();
+    let user = host_only_user();
+    let want = format!("no user {user:?} in the image's /etc/passwd");
+    for (i, target) in ["/etc", "../../../../../../../../../../etc"]
+        .iter()
+        .enumerate()
+    {
+        let image = format!("linked-etc-{i}");
+        busybox_with(&k, &image, |r| {
+            fs::remove_dir_all(r.join("etc")).unwrap();
+            std::os::unix::fs::symlink(target, r.join("etc")).unwrap();
+        });
+        let r = k
+            .run(&["run", "--rm", "--user", &user, &image, "true"])
+            .code(125);
+        assert_one_line_with(target, &r.stderr, &want);
+        let ctx = k.dir.path().join(format!("ctx-{i}"));
+        fs::create_dir_all(&ctx).unwrap();
+        let dockerfile = format!("FROM {image}\nUSER {user}\nRUN true\n");
+        fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        let r = k.run(&["build", ctx.to_str().unwrap()]);
+        assert_ne!(r.code, 0, "{target}: the build ran as the host's {user}");
+        assert!(r.stderr.contains(&want), "{target}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn a_passwd_linked_inside_the_image_is_read() {
+    if !is_root() {
+        return;
+    }
+    let k = Kiln::new();
+    busybox_with(&k, "linked-passwd", |r| {
+        fs::create_dir_all(r.join("usr/lib")).unwrap();
+        for f in ["passwd", "group"] {
+            fs::rename(r.join("etc").join(f), r.join("usr/lib").join(f)).unwrap();
+        }
+        std::os::unix::fs::symlink("/usr/lib/passwd", r.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("../usr/lib/group", r.join("etc/group")).unwrap();
+    });
+    let r = k
+        .run(&["run", "--rm", "--user", "nobody", "linked-passwd", "id"])
+        .ok();
+    assert_eq!(r.stdout, "uid=65534(nobody) gid=65534(nogroup)\n");
+    let ctx = k.dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    let dockerfile = "FROM linked-passwd\nUSER nobody\nRUN test \"$(id -u)\" = 65534\n";
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    k.run(&["build", ctx.to_str().unwrap()]).ok();
+}
+
+#[test]
+fn copy_and_workdir_through_links_stay_in_the_image() {
+    if !is_root() {
+        return;
+    }
+    let k = Kiln::new();
+    let host = k.dir.path().join("host-target");
+    fs::create_dir_all(&host).unwrap();
+    let climb = format!("../../../../../../../../..{}", host.display());
+    busybox_with(&k, "linked-dests", |r| {
+        std::os::unix::fs::symlink(&host, r.join("abs")).unwrap();
+        std::os::unix::fs::symlink(&climb, r.join("rel")).unwrap();
+    });
+    let ctx = k.dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("f"), "context").unwrap();
+    let dockerfile = "FROM linked-dests\nCOPY f /abs/f\nCOPY f /rel/g\nWORKDIR /abs/wd\nWORKDIR /rel/wd2\nRUN test -f /abs/f && test -f /rel/g && test -d /abs/wd && test -d /abs/wd2\n";
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    k.run(&["build", ctx.to_str().unwrap()]).ok();
+    let left: Vec<_> = fs::read_dir(&host).unwrap().collect();
+    assert!(left.is_empty(), "the build wrote to the host: {left:?}");
+}
+
+#[test]
+fn mount_points_behind_an_images_link_keep_the_link() {
+    if !is_root() {
+        return;
+    }
+    let k = Kiln::new();
+    busybox_with(&k, "var-run-link", |r| {
+        fs::create_dir_all(r.join("run")).unwrap();
+        fs::create_dir_all(r.join("var")).unwrap();
+        std::os::unix::fs::symlink("../run", r.join("var/run")).unwrap();
+    });
+    let vol = k.dir.path().join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    fs::write(vol.join("mark"), "m").unwrap();
+    let v = format!("{}:/var/run/app", vol.display());
+    let check = "test -L /var/run && cat /run/app/mark";
+    let r = k
+        .run(&["run", "--rm", "-v", &v, "var-run-link", "sh", "-c", check])
+        .ok();
+    assert_eq!(r.stdout, "m");
+}
+
+#[test]
+fn bind_mount_sources_resolve_inside_the_image() {
+    if !is_root() {
+        return;
+    }
+    let k = Kiln::new();
+    let host = k.dir.path().join("host-secret");
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("secret"), "host's").unwrap();
+    busybox_with(&k, "bind-links", |r| {
+        std::os::unix::fs::symlink(&host, r.join("abs")).unwrap();
+        std::os::unix::fs::symlink("/etc", r.join("etc2")).unwrap();
+    });
+    let ctx = k.dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    // Through the image's own link: its /etc/passwd.
+    let ok = "FROM busybox-base\nRUN --mount=type=bind,from=bind-links,source=etc2/passwd,target=/x grep -c nobody /x\n";
+    k.import_busybox("busybox-base");
+    fs::write(ctx.join("Dockerfile"), ok).unwrap();
+    k.run(&["build", ctx.to_str().unwrap()]).ok();
+    // A link to a host directory is the image's own (missing) path.
+    let bad = "FROM busybox-base\nRUN --mount=type=bind,from=bind-links,source=abs/secret,target=/x cat /x\n";
+    fs::write(ctx.join("Dockerfile"), bad).unwrap();
+    let r = k.run(&["build", ctx.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "the host's file was bound: {}", r.stdout);
+    assert!(!r.stdout.contains("host's") && !r.stderr.contains("host's"));
+    let last = r.stderr.trim_end().lines().last().unwrap_or_default();
+    assert_one_line_with("bind", last, "bind mount source \"abs/secret\"");
+}

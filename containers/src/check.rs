@@ -2,7 +2,7 @@
 //! ([`Store::check_locked`]) and, under the same collector lock, what only
 //! this crate knows: container records that parse and match their
 //! directories, containers whose kiln process died, and cgroups that killed
-//! runners left. Also the cleanup of those cgroups the store runs with its
+//! runners left, volumes ([`crate::volumes::Volumes::check`]). Also the cleanup of those cgroups the store runs with its
 //! stale temps ([`remove_leftover_cgroups`]).
 
 use std::collections::BTreeMap;
@@ -23,6 +23,7 @@ pub fn system_check(store: &Store, repair: bool) -> Result<CheckReport> {
     let records = Containers::new(store);
     records.check_containers(repair, &mut rep);
     records.check_orphans(repair, &mut rep);
+    crate::volumes::Volumes::new(store).check(repair, &mut rep);
     for c in records.leftover_cgroups() {
         let repaired = repair && runner::remove_empty_cgroup(&c);
         rep.problems.push(Problem {

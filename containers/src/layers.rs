@@ -3,11 +3,15 @@
 //! container's own upper directory on top. [`LayerStack::stat`] answers
 //! "what does the merged filesystem show at this path" without mounting
 //! anything, honouring whiteouts (0:0 character devices) and opaque
-//! directories (`trusted.overlay.opaque`) as overlayfs does.
+//! directories (`trusted.overlay.opaque`) as overlayfs does, and symlinks
+//! on the way as the container would: inside the stack, never out of it
+//! (an image's `etc -> /etc` is not the host's /etc; [`runner::inroot`]).
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+use runner::inroot::Root;
 
 /// Layer directories, base first, plus an optional upper directory.
 #[derive(Debug, Clone, Default)]
@@ -31,10 +35,7 @@ impl LayerStack {
 
     /// Metadata of `rel` as the merged filesystem shows it (see [`stat`]).
     pub fn stat(&self, rel: &str) -> Option<fs::Metadata> {
-        match &self.upper {
-            None => stat(&self.lowers, rel),
-            Some(_) => stat(&self.dirs(), rel),
-        }
+        stat(&self.dirs(), rel)
     }
 
     /// Does the merged filesystem have `rel`?
@@ -42,78 +43,57 @@ impl LayerStack {
         self.stat(rel).is_some()
     }
 
+    /// Where `rel` is, or would be made, as the container sees it: the
+    /// existing part with its symlinks resolved inside the stack, the
+    /// missing rest as written ([`Root::resolve`]). `None` when the path
+    /// loops or goes through a file.
+    pub fn resolve(&self, rel: &str) -> Option<String> {
+        let root = Root::layers(&self.dirs()).ok()?;
+        let p = root.resolve(Path::new(rel)).ok()?;
+        Some(p.to_string_lossy().into_owned())
+    }
+
+    /// The target of the symlink `rel` as the merged filesystem shows it.
+    pub fn read_link(&self, rel: &str) -> Option<PathBuf> {
+        let root = Root::layers(&self.dirs()).ok()?;
+        root.lookup(Path::new(rel), false).ok()?.read_link().ok()
+    }
+
     /// The content of the regular file `rel` as the merged filesystem
-    /// shows it (at most 4 MiB: passwd and group files).
+    /// shows it, every symlink followed inside the stack as the container
+    /// would (at most 4 MiB: passwd and group files).
     pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
         use std::io::Read;
-        let m = self.stat(rel)?;
-        if !m.is_file() {
+        let root = Root::layers(&self.dirs()).ok()?;
+        let found = root.lookup(Path::new(rel), true).ok()?;
+        if !found.metadata().ok()?.is_file() {
             return None;
         }
-        let rel = rel.trim_start_matches('/');
-        for d in self.dirs().iter().rev() {
-            if let Ok(f) = fs::File::open(d.join(rel)) {
-                let mut out = Vec::new();
-                f.take(4 << 20).read_to_end(&mut out).ok()?;
-                return Some(out);
-            }
-        }
-        None
+        let mut out = Vec::new();
+        found
+            .open()
+            .ok()?
+            .take(4 << 20)
+            .read_to_end(&mut out)
+            .ok()?;
+        Some(out)
     }
 }
 
 /// Metadata of `rel` (relative; a leading `/` is ignored) as the overlay of
 /// `dirs` (base first) shows it: the topmost layer that has it decides; a
 /// whiteout there, a whited-out parent, or an opaque parent directory in a
-/// layer above hides it.
+/// layer above hides it. Symlinks on the way are followed inside the stack
+/// (never out of it: [`runner::inroot`]); the last component is not (this
+/// is `lstat`).
 pub fn stat(dirs: &[PathBuf], rel: &str) -> Option<fs::Metadata> {
-    let rel = rel.trim_start_matches('/');
-    for d in dirs.iter().rev() {
-        // A parent whited out or made opaque in this layer hides
-        // everything below from older layers.
-        if hidden_in(d, rel) {
-            return None;
-        }
-        if let Ok(m) = fs::symlink_metadata(d.join(rel)) {
-            if is_whiteout(&m) {
-                return None;
-            }
-            return Some(m);
-        }
-        if opaque_parent(d, rel) {
-            return None;
-        }
-    }
-    None
+    let root = Root::layers(dirs).ok()?;
+    root.symlink_metadata(Path::new(rel)).ok()
 }
 
 /// Overlay's whiteout: a character device with device number 0:0.
 pub fn is_whiteout(m: &fs::Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
-}
-
-fn hidden_in(layer: &Path, rel: &str) -> bool {
-    let mut p = layer.to_path_buf();
-    let parts: Vec<&str> = rel.split('/').collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        p.push(part);
-        if let Ok(m) = fs::symlink_metadata(&p) {
-            if is_whiteout(&m) {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-fn opaque_parent(layer: &Path, rel: &str) -> bool {
-    let parent = Path::new(rel).parent().unwrap_or(Path::new(""));
-    let mut buf = [0u8; 2];
-    let dir = layer.join(parent);
-    matches!(
-        rustix::fs::lgetxattr(&dir, "trusted.overlay.opaque", &mut buf),
-        Ok(1) if buf[0] == b'y'
-    )
 }
 
 #[cfg(test)]
@@ -200,5 +180,44 @@ pub(crate) mod tests {
         stack.upper = Some(up);
         assert!(stack.exists("f"));
         assert!(!stack.exists("d/x"));
+    }
+
+    /// An image's `etc -> /etc` (or a `../..` climb) is its own /etc, not
+    /// the host's: the host's /etc/passwd must never be read through it.
+    #[test]
+    fn links_never_leave_the_stack() {
+        assert!(Path::new("/etc/passwd").is_file(), "the host has a passwd");
+        let t = tempfile::tempdir().unwrap();
+        let base = layer(t.path(), "base", &["bin/"]);
+        let top = layer(t.path(), "top", &[]);
+        std::os::unix::fs::symlink("/etc", top.join("etc")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../../../../etc", top.join("up")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", top.join("pw")).unwrap();
+        let stack = LayerStack::new(vec![base, top]);
+        for p in ["etc/passwd", "/up/passwd", "pw", "up/../etc/passwd"] {
+            assert!(stack.read(p).is_none(), "{p}");
+            assert!(stack.stat(p).is_none() || p == "pw", "{p}");
+        }
+        assert!(!stack.exists("etc/hosts"));
+        assert!(stack.stat("pw").unwrap().file_type().is_symlink());
+        assert_eq!(stack.read_link("pw").unwrap(), Path::new("/etc/passwd"));
+    }
+
+    /// Links inside the image resolve as the container sees them, across
+    /// layers: /etc/passwd -> /usr/lib/passwd, and a linked /etc.
+    #[test]
+    fn links_inside_the_stack_are_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let base = layer(t.path(), "base", &["usr/lib/passwd", "usr/etc/group"]);
+        fs::write(base.join("usr/lib/passwd"), "app:x:1:1::/:/bin/sh\n").unwrap();
+        fs::write(base.join("usr/etc/group"), "app:x:1:\n").unwrap();
+        let top = layer(t.path(), "top", &["etc/"]);
+        std::os::unix::fs::symlink("/usr/lib/passwd", top.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("usr/etc", top.join("etc2")).unwrap();
+        let stack = LayerStack::new(vec![base, top]);
+        assert_eq!(stack.read("etc/passwd").unwrap(), b"app:x:1:1::/:/bin/sh\n");
+        assert_eq!(stack.read("/etc2/group").unwrap(), b"app:x:1:\n");
+        assert!(stack.stat("etc2/group").unwrap().is_file());
+        assert!(stack.stat("etc/passwd").unwrap().file_type().is_symlink());
     }
 }

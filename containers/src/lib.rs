@@ -3,31 +3,39 @@
 //!
 //! - what a container sees: [`layers`] (the layer stack and its
 //!   whiteout-aware `stat`), [`view`] (the one read-only overlay mount),
-//!   [`mountpoints`] (stubs for mount points the image lacks);
+//!   [`mountpoints`] (stubs for mount points the image lacks), [`merged`]
+//!   (the stack read as one tree, paths resolved inside its root);
 //! - what it runs: [`spec`] (`ContainerSpec::from_image`, shared by
-//!   `kiln run` and RUN), [`options`] (docker's `-v`/`--tmpfs`/`-e` syntax);
+//!   `kiln run` and RUN), [`options`] (docker's `-v`/`--tmpfs`/`-e` syntax),
+//!   [`mountopts`] (`-v`, `--mount`, `--volumes-from`), [`volumes`];
 //! - what is kept of it: [`records`] (`kiln/containers/<id>/`), [`names`];
 //! - what is done to it: [`run`] (create, foreground, detached with a
 //!   monitor), [`control`] (list, signal, stop, remove, logs), [`commit`],
-//!   [`export`], through a [`runtime`] (kiln's runner or runc);
+//!   [`export`], [`copy`] (`kiln cp`, `kiln diff`), through a [`runtime`] (kiln's runner or runc); files
+//!   written into a container or volume through [`rootwrite`];
 //! - what killed kiln processes left: [`check`] (`system check` beyond
 //!   the store, cgroup cleanup).
 
 pub mod check;
 pub mod commit;
 pub mod control;
+pub mod copy;
 pub mod error;
 pub mod export;
 pub mod layers;
+pub mod merged;
+pub mod mountopts;
 pub mod mountpoints;
 pub mod names;
 pub mod network;
 pub mod options;
 pub mod records;
+pub mod rootwrite;
 pub mod run;
 pub mod runtime;
 pub mod spec;
 pub mod view;
+pub mod volumes;
 
 pub use error::{Error, Result};
 pub use layers::LayerStack;

@@ -16,7 +16,11 @@
 //!   which BuildKit's layers do not show ([`MountPoints::remove_from`]).
 
 use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
 use std::path::Path;
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 
 use runner::spec::MountSpec;
 
@@ -65,6 +69,11 @@ impl MountPoints {
             }));
         MountPoints(
             wanted
+                // Where the runner will find the target: through the
+                // image's links (`/var/run -> /run`), not beside them. A
+                // target that loops or goes through a file gets no stub
+                // (which would hide the link): the runner names the error.
+                .filter_map(|(r, dir)| Some((stack.resolve(&r)?, dir)))
                 .filter(|(r, _)| !r.is_empty() && !stack.exists(r))
                 .map(|(rel, dir)| MountPoint { rel, dir })
                 .collect(),
@@ -100,41 +109,83 @@ impl MountPoints {
     /// Removes from `upper` the mount points the runner created there (an
     /// empty file or directory where `lowers` has nothing), and the parents
     /// made only to hold them. What a mount showed there (a secret, a
-    /// cache) was never written to `upper`.
+    /// cache) was never written to `upper`. The runner made them as real
+    /// directories and files: the walk follows no symlink (a step may have
+    /// put one there, pointing anywhere on the host), and what one hides
+    /// is left alone.
     pub fn remove_from(&self, upper: &Path, lowers: &LayerStack) {
         for s in &self.0 {
-            let p = upper.join(&s.rel);
-            let Ok(m) = fs::symlink_metadata(&p) else {
-                continue;
-            };
-            let empty = if m.is_dir() {
-                fs::read_dir(&p)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false)
-            } else {
-                m.len() == 0
-            };
-            if !empty {
-                continue;
-            }
-            let _ = if m.is_dir() {
-                fs::remove_dir(&p)
-            } else {
-                fs::remove_file(&p)
-            };
-            let mut parent = Path::new(&s.rel).parent();
-            while let Some(r) = parent.filter(|r| !r.as_os_str().is_empty()) {
-                if lowers.exists(&r.to_string_lossy()) || fs::remove_dir(upper.join(r)).is_err() {
-                    break;
-                }
-                parent = r.parent();
-            }
+            let _ = remove_stub(upper, &s.rel, lowers);
         }
     }
 }
 
+fn remove_stub(upper: &Path, rel: &str, lowers: &LayerStack) -> io::Result<()> {
+    let names: Vec<&str> = rel
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let Some((last, parents)) = names.split_last() else {
+        return Ok(());
+    };
+    if names.contains(&"..") {
+        return Ok(());
+    }
+    // `dirs[i]` holds `names[i]`: the upper directory, then each parent.
+    let mut dirs = vec![rfs::open(upper, DIR_FLAGS, Mode::empty())?];
+    for name in parents {
+        let fd = rfs::openat(&dirs[dirs.len() - 1], *name, DIR_FLAGS, Mode::empty())?;
+        dirs.push(fd);
+    }
+    let parent = &dirs[dirs.len() - 1];
+    let st = rfs::statat(parent, *last, AtFlags::SYMLINK_NOFOLLOW)?;
+    let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+    let empty = if is_dir {
+        let fd = rfs::openat(parent, *last, DIR_FLAGS, Mode::empty())?;
+        dir_is_empty(fd)?
+    } else {
+        st.st_size == 0
+    };
+    if !empty {
+        return Ok(());
+    }
+    let flags = if is_dir {
+        AtFlags::REMOVEDIR
+    } else {
+        AtFlags::empty()
+    };
+    rfs::unlinkat(parent, *last, flags)?;
+    for i in (0..parents.len()).rev() {
+        if lowers.exists(&names[..=i].join("/"))
+            || rfs::unlinkat(&dirs[i], names[i], AtFlags::REMOVEDIR).is_err()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn dir_is_empty(fd: OwnedFd) -> io::Result<bool> {
+    for e in rfs::Dir::read_from(&fd)? {
+        let e = e?;
+        if !matches!(e.file_name().to_bytes(), b"." | b"..") {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// The destination relative to the root, cleaned as the runner cleans it
+/// (`..` stops at the root), so a stub never lands outside its layer.
 fn rel(destination: &str) -> String {
-    destination.trim_start_matches('/').to_string()
+    crate::options::clean_abs(destination)
+        .trim_start_matches('/')
+        .to_string()
 }
 
 #[cfg(test)]
@@ -192,5 +243,55 @@ mod tests {
         assert!(!upper.join("etc/resolv.conf").exists());
         assert!(!upper.join("root/.cache").exists());
         assert!(upper.join("root/kept").exists());
+    }
+
+    /// A step that replaced a stub's parent by a link to the host must not
+    /// make kiln delete (empty) host files and directories through it.
+    #[test]
+    fn removing_stubs_follows_no_link() {
+        let t = tempfile::tempdir().unwrap();
+        let host = layer(t.path(), "host", &["etc/resolv.conf", "root/.cache/go/"]);
+        let stack = LayerStack::new(vec![layer(t.path(), "l1", &[])]);
+        let mounts = [MountSpec::Tmpfs {
+            destination: "/root/.cache/go".into(),
+            options: Vec::new(),
+        }];
+        let stubs = MountPoints::missing(&stack, &[], &BUILD_FILES, &mounts);
+        let upper = layer(t.path(), "upper", &[]);
+        std::os::unix::fs::symlink(host.join("etc"), upper.join("etc")).unwrap();
+        std::os::unix::fs::symlink(host.join("root/.cache"), upper.join("root")).unwrap();
+        stubs.remove_from(&upper, &stack);
+        assert!(host.join("etc/resolv.conf").exists());
+        assert!(host.join("root/.cache/go").exists());
+        assert!(upper.join("etc").is_symlink() && upper.join("root").is_symlink());
+    }
+
+    #[test]
+    fn destinations_stay_under_the_root() {
+        let dest = "/../../x/./../y";
+        assert_eq!(rel(dest), "y");
+    }
+
+    /// A target behind an image's link gets its stub where the link leads
+    /// (as the runner, resolving inside the root, will look for it): a
+    /// real `var/run` directory in the init layer would hide the image's
+    /// `/var/run -> /run`.
+    #[test]
+    fn stubs_go_where_the_images_links_lead() {
+        let t = tempfile::tempdir().unwrap();
+        let base = layer(t.path(), "l1", &["run/", "etc/"]);
+        std::os::unix::fs::symlink("/run", base.join("run-link")).unwrap();
+        fs::create_dir_all(base.join("var")).unwrap();
+        std::os::unix::fs::symlink("../run", base.join("var/run")).unwrap();
+        let stack = LayerStack::new(vec![base]);
+        let mounts = [MountSpec::Tmpfs {
+            destination: "/var/run/sock".into(),
+            options: Vec::new(),
+        }];
+        let stubs = MountPoints::missing(&stack, &["run-link/d"], &[], &mounts);
+        let rels: Vec<&str> = stubs.0.iter().map(|m| m.rel.as_str()).collect();
+        assert_eq!(rels, ["run/d", "run/sock"]);
+        std::os::unix::fs::symlink("loop", stack.lowers[0].join("loop")).unwrap();
+        assert!(MountPoints::missing(&stack, &["loop/d"], &[], &[]).is_empty());
     }
 }

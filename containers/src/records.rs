@@ -55,6 +55,9 @@ pub struct Container {
     /// container is being started or waited for.
     #[serde(default)]
     pub owner: Option<i32>,
+    /// Binds, volumes and tmpfs mounts (see [`crate::volumes`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<crate::volumes::MountRecord>,
 }
 
 /// The exit code recorded for a container whose kiln process died without
@@ -291,7 +294,7 @@ impl<'s> Containers<'s> {
             let _ = crate::network::detach(self.store, &self.container_dir(&c.id));
             if c.auto_remove {
                 // Gone already: another process settled it first.
-                self.remove(&c.id)?;
+                crate::volumes::auto_remove(self, &c)?;
             } else {
                 c.state = State::Exited;
                 c.exit_code = Some(ORPHAN_EXIT_CODE);

@@ -59,6 +59,10 @@ pub struct RunRequest {
     /// `network: None`, the container joins the namespace made for it.
     pub networking: Option<crate::network::NetworkRequest>,
     pub mounts: Vec<MountSpec>,
+    /// `-v`, `--mount` (binds, volumes, tmpfs), before `mounts`.
+    pub volumes: Vec<crate::mountopts::MountRequest>,
+    /// `--volumes-from C[:ro|rw]`.
+    pub volumes_from: Vec<String>,
     pub resources: Resources,
     /// An external OCI runtime such as `/usr/sbin/runc`.
     pub runtime: Option<PathBuf>,
@@ -133,12 +137,34 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     p.terminal = req.terminal;
     p.readonly_rootfs = req.readonly_rootfs;
     p.network = req.network;
-    p.mounts = req.mounts;
     p.resources = req.resources;
+    // Volumes are made (and filled from the image) under the volumes
+    // lock, held until the record names them.
+    let image_volumes: Vec<String> = config
+        .volumes
+        .iter()
+        .flat_map(|v| v.keys().cloned())
+        .collect();
+    let planned = crate::volumes::plan(
+        store,
+        &lowers,
+        req.volumes,
+        &req.volumes_from,
+        &image_volumes,
+    )?;
+    // Binds and volumes first, then `--tmpfs`, as before volumes.
+    p.mounts = planned.mounts.clone();
+    p.mounts.extend(req.mounts);
     if req.networking.is_some() {
-        p.netns = Some(crate::network::netns_path(store, &id));
+        derived.params.netns = Some(crate::network::netns_path(store, &id));
     }
-    let spec = derived.oci()?;
+    let spec = match derived.oci() {
+        Ok(s) => s,
+        Err(e) => {
+            planned.discard(store);
+            return Err(e.into());
+        }
+    };
     let exposed = config
         .exposed_ports
         .iter()
@@ -160,8 +186,16 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         finished: None,
         auto_remove: req.auto_remove,
         owner: Some(std::process::id() as i32),
+        mounts: planned.records.clone(),
     };
-    let dir = containers.create(&mut record, name)?;
+    let dir = match containers.create(&mut record, name) {
+        Ok(d) => d,
+        Err(e) => {
+            planned.discard(store);
+            return Err(e);
+        }
+    };
+    planned.done();
     drop(reader);
     let mut created = Created {
         containers,
@@ -218,7 +252,7 @@ impl Created<'_> {
     fn failed(&mut self, code: u8) {
         let _ = crate::network::detach(self.containers.store(), &self.dir);
         if self.record.auto_remove {
-            let _ = self.containers.remove(&self.record.id);
+            let _ = crate::volumes::auto_remove(&self.containers, &self.record);
         } else {
             self.record.state = State::Exited;
             self.record.exit_code = Some(code as i32);
@@ -366,7 +400,7 @@ fn finish(containers: &Containers, rec: &mut Container, status: Option<ExitStatu
         );
     }
     if rec.auto_remove {
-        let _ = containers.remove(&rec.id);
+        let _ = crate::volumes::auto_remove(containers, rec);
         return;
     }
     // `rm -f` may have removed the container meanwhile.
@@ -416,7 +450,7 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
             rec.finished = Some(image_store::model::now());
             let _ = crate::network::detach(store, &dir);
             if rec.auto_remove {
-                let _ = containers.remove(&rec.id);
+                let _ = crate::volumes::auto_remove(&containers, &rec);
             } else {
                 let _ = containers.save(&rec);
             }

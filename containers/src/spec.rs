@@ -227,6 +227,25 @@ mod tests {
         assert!(matches!(err, SpecError::User { .. }), "{err}");
     }
 
+    /// A hostile image's `etc -> /etc` must not lend it the host's users:
+    /// `root` is in the host's /etc/passwd, not in the image.
+    #[test]
+    fn users_never_come_from_the_host() {
+        use crate::layers::tests::layer;
+        let t = tempfile::tempdir().unwrap();
+        let c = config(&[], Some("root"), None);
+        for target in ["/etc", "../../../../../../../../../../etc"] {
+            let l = layer(t.path(), &format!("l{}", target.len()), &[]);
+            std::os::unix::fs::symlink(target, l.join("etc")).unwrap();
+            let err = ContainerSpec::from_image(&c, &[l], Overrides::default()).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("no user \"root\" in the image's /etc/passwd"),
+                "{target}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn entrypoint_and_cmd_combine_as_docker() {
         let mut c = config(&[], None, None);

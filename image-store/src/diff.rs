@@ -3,11 +3,15 @@
 //! and times optionally clamped, so equal inputs give equal digests.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, Mode, OFlags};
 
 use crate::layer::{LayerError, TarStats};
 
@@ -30,30 +34,39 @@ pub fn write_tar_from_dir<W: Write>(
     b.follow_symlinks(false);
     let mut stats = TarStats::default();
     let mut links: HashMap<(u64, u64), std::path::PathBuf> = HashMap::new();
-    add_dir(&mut b, dir, Path::new(""), opts, &mut stats, &mut links)?;
+    // The directory itself is the host's path (a store directory or a
+    // mounted view); below it, nothing is looked up by path: a running
+    // container (`commit --pause=false`, `export`) may swap any of its
+    // files or directories for a link to the host's while it is read.
+    let root = rfs::open(dir, DIR_FLAGS.difference(OFlags::NOFOLLOW), Mode::empty())
+        .map_err(io::Error::from)?;
+    add_dir(&mut b, &root, Path::new(""), opts, &mut stats, &mut links)?;
     b.into_inner()?.flush()?;
     Ok(stats)
 }
 
 fn add_dir<W: Write>(
     b: &mut tar::Builder<W>,
-    abs: &Path,
+    dir: &OwnedFd,
     rel: &Path,
     opts: DiffOptions,
     stats: &mut TarStats,
     links: &mut HashMap<(u64, u64), std::path::PathBuf>,
 ) -> Result<(), LayerError> {
-    let mut names: Vec<_> = fs::read_dir(abs)?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<_>>()?;
+    let mut names: Vec<OsString> = Vec::new();
+    for e in rfs::Dir::read_from(dir).map_err(io::Error::from)? {
+        let n = e.map_err(io::Error::from)?.file_name().to_bytes().to_vec();
+        if n != b"." && n != b".." {
+            names.push(OsString::from_vec(n));
+        }
+    }
     names.sort();
     for name in names {
-        let path = abs.join(&name);
         let relp = rel.join(&name);
         // A file the container named `.wh..` or `.wh...` would read as a
         // whiteout of `.` or `..`: refused here as on every other way in.
         crate::layer::classify_name(relp.as_os_str().as_bytes())?;
-        let md = fs::symlink_metadata(&path)?;
+        let md = metadata_at(dir, &name)?;
         let ft = md.file_type();
         if opts.overlay_whiteouts && ft.is_char_device() && md.rdev() == 0 {
             let mut wh = std::ffi::OsString::from(".wh.");
@@ -72,16 +85,19 @@ fn add_dir<W: Write>(
             dname.push("/");
             b.append_data(&mut h, Path::new(&dname), io::empty())?;
             stats.entries += 1;
-            if opts.overlay_whiteouts && is_opaque(&path) {
+            let child =
+                rfs::openat(dir, &name, DIR_FLAGS, Mode::empty()).map_err(io::Error::from)?;
+            if opts.overlay_whiteouts && is_opaque(&child) {
                 let mut h = header(&md, tar::EntryType::Regular, opts);
                 h.set_mode(0o644);
                 h.set_size(0);
                 b.append_data(&mut h, relp.join(".wh..wh..opq"), io::empty())?;
                 stats.entries += 1;
             }
-            add_dir(b, &path, &relp, opts, stats, links)?;
+            add_dir(b, &child, &relp, opts, stats, links)?;
         } else if ft.is_symlink() {
-            let target = fs::read_link(&path)?;
+            let target = rfs::readlinkat(dir, &name, Vec::new()).map_err(io::Error::from)?;
+            let target = PathBuf::from(OsString::from_vec(target.into_bytes()));
             let mut h = header(&md, tar::EntryType::Symlink, opts);
             h.set_size(0);
             b.append_link(&mut h, &relp, &target)?;
@@ -100,7 +116,8 @@ fn add_dir<W: Write>(
             }
             let mut h = header(&md, tar::EntryType::Regular, opts);
             h.set_size(md.len());
-            let f = File::open(&path)?;
+            let f = open_same(dir, &name, &md)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", relp.display())))?;
             b.append_data(&mut h, &relp, f)?;
             stats.entries += 1;
             stats.bytes += md.len();
@@ -137,12 +154,41 @@ fn header(md: &fs::Metadata, kind: tar::EntryType, opts: DiffOptions) -> tar::He
     h
 }
 
-fn is_opaque(dir: &Path) -> bool {
+fn is_opaque(dir: &OwnedFd) -> bool {
     let mut buf = [0u8; 4];
     matches!(
-        rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut buf),
+        rfs::fgetxattr(dir, "trusted.overlay.opaque", &mut buf),
         Ok(1) if buf[0] == b'y'
     )
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// `lstat` of `name` in `dir`.
+fn metadata_at(dir: &OwnedFd, name: &OsStr) -> io::Result<fs::Metadata> {
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    File::from(fd).metadata()
+}
+
+/// Opens the regular file `name` of `dir` that was measured as `md`,
+/// without following a link, and only if it is still that file: a running
+/// container may swap it for a link to a host file in between.
+fn open_same(dir: &OwnedFd, name: &OsStr, md: &fs::Metadata) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let f = File::from(rfs::openat(dir, name, flags, Mode::empty())?);
+    let now = f.metadata()?;
+    if (now.dev(), now.ino()) != (md.dev(), md.ino()) || !now.is_file() {
+        return Err(io::Error::other("replaced while it was read"));
+    }
+    Ok(f)
 }
 
 #[cfg(test)]
@@ -245,5 +291,27 @@ mod tests {
             .map(|e| e.unwrap().path_bytes().into_owned())
             .collect();
         assert_eq!(names, [b".wh.g\xff".to_vec()]);
+    }
+
+    /// The file `lstat` saw is replaced by a link to a host file before it
+    /// is opened: the host file is never read.
+    #[test]
+    fn a_file_swapped_for_a_link_is_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let (f, host) = (t.path().join("f"), t.path().join("host"));
+        fs::write(&f, "mine").unwrap();
+        fs::write(&host, "host").unwrap();
+        let md = fs::symlink_metadata(&f).unwrap();
+        let dir = rfs::open(t.path(), DIR_FLAGS, Mode::empty()).unwrap();
+        let open = || open_same(&dir, OsStr::new("f"), &md);
+        assert!(open().is_ok());
+        // Kept, so its inode number is not reused below.
+        fs::rename(&f, t.path().join("kept")).unwrap();
+        std::os::unix::fs::symlink(&host, &f).unwrap();
+        assert!(open().is_err());
+        // Another file in its place is not the one measured either.
+        fs::remove_file(&f).unwrap();
+        fs::write(&f, "other, longer").unwrap();
+        assert!(open().is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! host and the mount disappears with the runtime.
 
 use crate::error::RunError;
+use crate::inroot::Root;
 use crate::plan::exec_candidates;
 use crate::process::Child;
 use crate::rootfs::{self, Rootfs};
@@ -14,7 +15,7 @@ use oci_spec::runtime::{RootBuilder, Spec};
 use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// What a path lookup inside the (possibly layered) rootfs found.
@@ -25,75 +26,25 @@ pub(crate) enum Lookup {
     Missing,
 }
 
-/// Finds `path` in the layered root `roots` (topmost first), following
-/// symlinks inside the container's view.
-fn lookup(roots: &[PathBuf], path: &str) -> Lookup {
-    let mut pending: Vec<String> = path
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(String::from)
-        .collect();
-    let mut resolved: Vec<String> = Vec::new();
-    let mut hops = 0;
-    while let Some(comp) = pending.pop() {
-        match comp.as_str() {
-            "." => continue,
-            ".." => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        resolved.push(comp);
-        let rel: PathBuf = resolved.iter().collect();
-        let Some(md) = roots
-            .iter()
-            .find_map(|r| std::fs::symlink_metadata(r.join(&rel)).ok())
-        else {
-            return Lookup::Missing;
-        };
-        if md.file_type().is_symlink() {
-            hops += 1;
-            if hops > 40 {
-                return Lookup::Missing;
-            }
-            let Some(target) = roots
-                .iter()
-                .find_map(|r| std::fs::read_link(r.join(&rel)).ok())
-            else {
-                return Lookup::Missing;
-            };
-            resolved.pop();
-            let t = target.to_string_lossy().to_string();
-            if t.starts_with('/') {
-                resolved.clear();
-            }
-            pending.extend(
-                t.split('/')
-                    .filter(|c| !c.is_empty())
-                    .rev()
-                    .map(String::from),
-            );
-            continue;
-        }
-        if pending.is_empty() {
-            return if md.is_file() && md.permissions().mode() & 0o111 != 0 {
-                Lookup::Executable
-            } else {
-                Lookup::NotExecutable
-            };
-        }
-        if !md.is_dir() {
-            return Lookup::Missing;
-        }
+/// Finds `path` in the container's root, following symlinks inside the
+/// container's view (never out of it: [`crate::inroot`]).
+fn lookup(root: &Root, path: &str) -> Lookup {
+    let Ok(md) = root
+        .lookup(Path::new(path), true)
+        .and_then(|f| f.metadata())
+    else {
+        return Lookup::Missing;
+    };
+    if md.is_file() && md.permissions().mode() & 0o111 != 0 {
+        Lookup::Executable
+    } else {
+        Lookup::NotExecutable
     }
-    Lookup::NotExecutable
 }
 
 /// An external runtime reports exec failures as its own exit 1; resolve the
 /// program first so 126/127 agree with the built-in runtime.
-fn precheck(spec: &Spec, roots: &[PathBuf]) -> Result<(), RunError> {
+fn precheck(spec: &Spec, root: &Root) -> Result<(), RunError> {
     let process = spec
         .process()
         .as_ref()
@@ -112,7 +63,7 @@ fn precheck(spec: &Spec, roots: &[PathBuf]) -> Result<(), RunError> {
         } else {
             format!("{cwd}/{cand}")
         };
-        match lookup(roots, &full) {
+        match lookup(root, &full) {
             Lookup::Executable => return Ok(()),
             Lookup::NotExecutable => saw_noexec = saw_noexec.or(Some(cand)),
             Lookup::Missing => {}
@@ -151,8 +102,8 @@ pub(crate) fn start(runtime: &Path, spec: &Spec, opts: &RunOptions) -> Result<Ch
         .and_then(|r| r.readonly())
         .unwrap_or(false);
     // Overlay: (target, data, chdir) to mount before exec.
-    let (root_path, overlay, roots) = match &opts.rootfs {
-        Rootfs::Dir(d) => (absolute(d)?, None, vec![absolute(d)?]),
+    let (root_path, overlay, root) = match &opts.rootfs {
+        Rootfs::Dir(d) => (absolute(d)?, None, Root::dir(&absolute(d)?)),
         Rootfs::Overlay { lower, upper, work } => {
             rootfs::ensure_dir(upper)?;
             rootfs::ensure_dir(work)?;
@@ -160,8 +111,8 @@ pub(crate) fn start(runtime: &Path, spec: &Spec, opts: &RunOptions) -> Result<Ch
             rootfs::ensure_dir(&target)?;
             let lower = &rootfs::lowers_or_empty(lower, &bundle)?;
             let (data, chdir) = rootfs::overlay_data(lower, upper, work, opts.overlay_volatile)?;
-            let mut roots = vec![upper.clone()];
-            roots.extend(lower.iter().rev().cloned());
+            let mut dirs = lower.clone();
+            dirs.push(upper.clone());
             (
                 target.clone(),
                 Some((
@@ -169,11 +120,12 @@ pub(crate) fn start(runtime: &Path, spec: &Spec, opts: &RunOptions) -> Result<Ch
                     cstr(&data)?,
                     chdir.map(|c| rootfs::cpath(&c)).transpose()?,
                 )),
-                roots,
+                Root::layers(&dirs),
             )
         }
     };
-    precheck(&spec, &roots)?;
+    let root = root.map_err(|e| RunError::io(format!("open {}", root_path.display()), e))?;
+    precheck(&spec, &root)?;
     spec.set_root(Some(
         RootBuilder::default()
             .path(root_path)
@@ -278,9 +230,29 @@ mod tests {
         .unwrap();
         std::os::unix::fs::symlink("/bin/busybox", up.join("bin/sh")).unwrap();
         std::fs::write(up.join("bin/data"), "x").unwrap();
-        let roots = vec![up, low];
+        let roots = Root::layers(&[low, up]).unwrap();
         assert_eq!(lookup(&roots, "/bin/sh"), Lookup::Executable);
         assert_eq!(lookup(&roots, "/bin/data"), Lookup::NotExecutable);
         assert_eq!(lookup(&roots, "/bin/nope"), Lookup::Missing);
+    }
+
+    #[test]
+    fn lookup_stays_in_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let host = t.path().join("host");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(host.join("prog"), "x").unwrap();
+        std::fs::set_permissions(host.join("prog"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let (low, up) = (t.path().join("low"), t.path().join("up"));
+        std::fs::create_dir_all(&low).unwrap();
+        std::fs::create_dir_all(up.join("d")).unwrap();
+        // The lower layer's `d` is a link to the host; the upper's `d`, a
+        // directory, hides it.
+        std::os::unix::fs::symlink(&host, low.join("d")).unwrap();
+        std::os::unix::fs::symlink(&host, low.join("e")).unwrap();
+        let root = Root::layers(&[low, up]).unwrap();
+        assert_eq!(lookup(&root, "/d/prog"), Lookup::Missing);
+        assert_eq!(lookup(&root, "/e/prog"), Lookup::Missing);
     }
 }

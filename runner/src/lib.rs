@@ -44,6 +44,7 @@ mod error;
 mod etc;
 mod external;
 mod idmap;
+pub mod inroot;
 mod plan;
 mod process;
 mod rootfs;

@@ -181,7 +181,7 @@ const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 
 fn is_opaque(dir: &Path) -> bool {
-    if dir.join(OPAQUE_MARKER).exists() {
+    if fs::symlink_metadata(dir.join(OPAQUE_MARKER)).is_ok() {
         return true;
     }
     let Ok(c) = cpath(dir) else { return false };
@@ -231,7 +231,11 @@ fn apply_layer(src: &Path, dest: &Path) -> io::Result<()> {
             continue;
         }
         if let Some(hidden) = name_s.strip_prefix(WHITEOUT_PREFIX) {
-            remove_any(&dest.join(hidden))?;
+            // A container may name a file `.wh...`: a whiteout of `..`
+            // would delete the directory above `dest`, of `.` `dest` itself.
+            if !matches!(hidden, "" | "." | "..") {
+                remove_any(&dest.join(hidden))?;
+            }
             continue;
         }
         let from = entry.path();
@@ -343,5 +347,28 @@ mod tests {
         assert!(!out.join("gone").exists());
         assert!(!out.join("d/x").exists());
         assert_eq!(fs::read_to_string(out.join("d/y")).unwrap(), "2");
+    }
+
+    /// Files a container named `.wh...` or `.wh..` in its upper directory
+    /// are no whiteouts of `..` or `.`: nothing above or at `dest` goes.
+    #[test]
+    fn flatten_ignores_whiteouts_of_dot_and_dotdot() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, up, out) = (
+            t.path().join("a"),
+            t.path().join("up"),
+            t.path().join("bundle/out"),
+        );
+        fs::create_dir_all(a.join("d")).unwrap();
+        fs::write(a.join("d/x"), "1").unwrap();
+        fs::create_dir_all(up.join("d")).unwrap();
+        fs::write(up.join(".wh..."), "").unwrap();
+        fs::write(up.join("d/.wh..."), "").unwrap();
+        fs::write(up.join("d/.wh.."), "").unwrap();
+        fs::create_dir_all(t.path().join("bundle")).unwrap();
+        fs::write(t.path().join("bundle/config.json"), "{}").unwrap();
+        flatten(std::slice::from_ref(&a), &up, &out).unwrap();
+        assert!(t.path().join("bundle/config.json").exists());
+        assert_eq!(fs::read_to_string(out.join("d/x")).unwrap(), "1");
     }
 }

@@ -74,13 +74,27 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
         .collect()
 }
 
-/// Reads `rel` from the topmost of `roots` that has it (layers in image order,
-/// base first; a plain rootfs is a single root).
+/// The text of the file `rel` as the overlay of `roots` (layers in image
+/// order, base first; a plain rootfs is a single root) shows it, symlinks
+/// followed inside it: an image's `etc -> /etc` must not read the host's.
 fn read_top(roots: &[PathBuf], rel: &str) -> Option<String> {
-    roots
-        .iter()
-        .rev()
-        .find_map(|r| fs::read_to_string(r.join(rel)).ok())
+    let file = crate::inroot::Root::layers(roots)
+        .ok()?
+        .open(Path::new(rel))
+        .ok()?;
+    read_text(file)
+}
+
+/// At most 4 MiB of `file` (a passwd or group file), when it is a regular
+/// file.
+fn read_text(file: fs::File) -> Option<String> {
+    use std::io::Read;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut out = Vec::new();
+    file.take(4 << 20).read_to_end(&mut out).ok()?;
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Resolves `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`, ...) against
@@ -104,9 +118,15 @@ pub fn resolve_from(
     resolve_with(&passwd, &groups, spec)
 }
 
-/// Convenience for a single rootfs directory.
+/// Resolves `spec` against the single rootfs directory `rootfs`.
 pub fn resolve_in(rootfs: &Path, spec: &str) -> Result<ResolvedUser, RunError> {
-    resolve(&[rootfs.to_path_buf()], spec)
+    let read = |rel: &str| {
+        crate::inroot::open_in_root(rootfs, Path::new(rel))
+            .ok()
+            .and_then(read_text)
+    };
+    let (passwd, group) = (read("etc/passwd"), read("etc/group"));
+    resolve_from(passwd.as_deref(), group.as_deref(), spec)
 }
 
 fn resolve_with(
@@ -210,5 +230,43 @@ mod tests {
     fn unknown_names_fail() {
         assert!(r("ghost").is_err());
         assert!(r("app:ghosts").is_err());
+    }
+
+    /// `etc -> /etc` in an image is the image's own /etc: the host's users
+    /// (`root` is always there) are never found through it.
+    #[test]
+    fn the_hosts_passwd_is_never_read() {
+        assert!(fs::read_to_string("/etc/passwd").unwrap().contains("root:"));
+        let t = tempfile::tempdir().unwrap();
+        for (i, target) in ["/etc", "../../../../../../../../../../etc"]
+            .iter()
+            .enumerate()
+        {
+            let root = t.path().join(format!("r{i}"));
+            fs::create_dir_all(&root).unwrap();
+            std::os::unix::fs::symlink(target, root.join("etc")).unwrap();
+            assert!(resolve_in(&root, "root").is_err(), "{target}");
+            assert!(
+                resolve(std::slice::from_ref(&root), "root").is_err(),
+                "{target}"
+            );
+        }
+    }
+
+    /// A passwd the image links elsewhere inside itself is still read.
+    #[test]
+    fn a_linked_passwd_inside_the_image_is_read() {
+        let t = tempfile::tempdir().unwrap();
+        let (low, up) = (t.path().join("low"), t.path().join("up"));
+        fs::create_dir_all(low.join("usr/lib")).unwrap();
+        fs::create_dir_all(up.join("etc")).unwrap();
+        fs::write(low.join("usr/lib/passwd"), PASSWD).unwrap();
+        std::os::unix::fs::symlink("/usr/lib/passwd", up.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("../usr/lib/passwd", low.join("passwd")).unwrap();
+        let app = resolve(&[low.clone(), up], "app").unwrap();
+        assert_eq!((app.uid, app.home.as_str()), (1000, "/home/app"));
+        fs::create_dir_all(low.join("etc")).unwrap();
+        std::os::unix::fs::symlink("../passwd", low.join("etc/passwd")).unwrap();
+        assert_eq!(resolve_in(&low, "app").unwrap().uid, 1000);
     }
 }

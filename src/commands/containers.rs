@@ -30,6 +30,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     pub force: bool,
+    /// Also remove the container's anonymous volumes
+    #[arg(short, long)]
+    pub volumes: bool,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -161,7 +164,12 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
     // Best effort: a store this user cannot write is still listed.
     let _ = containers::Containers::new(&store).reap_orphans();
     each(&args.containers, |name| {
-        control::remove(&store, name, args.force)
+        let c = containers::Containers::new(&store).container(name)?;
+        control::remove(&store, name, args.force)?;
+        if args.volumes {
+            containers::volumes::Volumes::new(&store).remove_anonymous(&c);
+        }
+        Ok(())
     })
 }
 

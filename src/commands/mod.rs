@@ -4,6 +4,7 @@
 pub mod build;
 pub mod commit;
 pub mod containers;
+pub mod cp;
 pub mod export;
 mod history;
 mod images;
@@ -18,6 +19,7 @@ mod rmi;
 pub mod run;
 mod save;
 mod system;
+pub mod volume;
 
 use anyhow::Result;
 
@@ -65,6 +67,8 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Kill(a) => containers::kill(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
         Command::Commit(a) => commit::run(&ctx, a),
+        Command::Cp(a) => cp::cp(&ctx, a),
+        Command::Diff(a) => cp::diff(&ctx, a),
         Command::Pull(a) => pull::run(&ctx, a),
         Command::Push(a) => push::run(&ctx, a),
         Command::Login(a) => login::login(&ctx, a),
@@ -72,5 +76,6 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Save(a) => save::save(&ctx, a),
         Command::Load(a) => save::load(&ctx, a),
         Command::System(SystemCommand::Check(a)) => system::check(&ctx, a),
+        Command::Volume(c) => volume::run(&ctx, c),
     }
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use containers::network::NetworkFlags;
-use containers::options;
 use containers::run::{self, RunRequest};
+use containers::{mountopts, options};
 use runner::spec::Resources;
 
 use crate::context::Ctx;
@@ -57,9 +57,15 @@ pub struct RunFlags {
     /// Override the image's ENTRYPOINT (also clears its CMD)
     #[arg(long, value_name = "CMD")]
     pub entrypoint: Option<String>,
-    /// Bind mount a volume: HOST:CONTAINER[:ro|rw]
-    #[arg(short, long = "volume", value_name = "HOST:CTR[:ro]")]
+    /// Mount a volume: /CTR (anonymous), NAME:/CTR[:ro] (named) or /HOST:/CTR[:ro] (bind)
+    #[arg(short, long = "volume", value_name = "[SRC:]CTR[:ro]")]
     pub volume: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=…,target=…[,readonly]
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Mount the volumes and binds of another container: CONTAINER[:ro|rw]
+    #[arg(long, value_name = "CONTAINER[:ro|rw]")]
+    pub volumes_from: Vec<String>,
     /// Mount a tmpfs: PATH[:OPTIONS]
     #[arg(long, value_name = "PATH[:OPTS]")]
     pub tmpfs: Vec<String>,
@@ -156,9 +162,17 @@ fn request(args: RunFlags) -> Result<RunRequest> {
     if let Some(m) = &args.memory {
         resources.memory_bytes = Some(options::parse_bytes(m)?);
     }
-    let volumes = args.volume.iter().map(|v| options::parse_volume(v));
-    let tmpfs = args.tmpfs.iter().map(|t| options::parse_tmpfs(t));
-    let mounts = volumes.chain(tmpfs).collect::<Result<_, _>>()?;
+    let mounts = args
+        .tmpfs
+        .iter()
+        .map(|t| options::parse_tmpfs(t))
+        .collect::<Result<_, _>>()?;
+    let v = args.volume.iter().map(|v| mountopts::parse_v(v));
+    let m = args.mount.iter().map(|m| mountopts::parse_mount(m));
+    let volumes = v.chain(m).collect::<Result<_, _>>()?;
+    for f in &args.volumes_from {
+        mountopts::parse_volumes_from(f)?;
+    }
     Ok(RunRequest {
         image: args.image.expect("clap requires IMAGE"),
         name: args.name,
@@ -174,6 +188,8 @@ fn request(args: RunFlags) -> Result<RunRequest> {
         network,
         networking,
         mounts,
+        volumes,
+        volumes_from: args.volumes_from,
         resources,
         runtime: args.runtime,
         auto_remove: args.rm,

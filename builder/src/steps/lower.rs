@@ -114,12 +114,8 @@ impl Lowers {
 
     /// The target of the symlink `rel` as the merged filesystem shows it.
     fn read_link(&self, rel: &str) -> Option<String> {
-        for d in self.dirs.iter().rev() {
-            if let Ok(t) = fs::read_link(d.join(rel)) {
-                return Some(t.to_string_lossy().into_owned());
-            }
-        }
-        None
+        let stack = containers::LayerStack::new(self.dirs.clone());
+        Some(stack.read_link(rel)?.to_string_lossy().into_owned())
     }
 }
 

@@ -107,7 +107,15 @@ impl StageRun<'_, '_> {
                             root
                         }
                     };
-                    let source = root.join(rel.trim_start_matches('/'));
+                    // Resolved inside the context or the image, as
+                    // BuildKit does: an image's `etc -> /etc` must not
+                    // bind the host's /etc.
+                    let found = runner::inroot::Root::dir(&root)
+                        .and_then(|r| r.lookup(Path::new(&rel), true))
+                        .map_err(|e| {
+                            BuildError::at(cmd, format!("bind mount source {rel:?}: {e}"))
+                        })?;
+                    let source = root.join(found.path);
                     out.push(MountSpec::Bind {
                         source,
                         destination: target,

@@ -1,0 +1,407 @@
+//! Paths inside a container's root, looked up from the host side the way
+//! the container itself would see them. Every symlink (absolute or
+//! relative, in any component) is followed inside the root, `..` stops at
+//! the root, and at most [`MAX_HOPS`] links are followed, as openat2's
+//! `RESOLVE_IN_ROOT` does. Joining an image's path onto a host directory
+//! and handing it to the host's own lookup would follow an image's
+//! `etc -> /etc` to the host's /etc; here every step opens one name
+//! relative to a directory fd with `O_NOFOLLOW`, so nothing an image (or a
+//! running container) controls is ever resolved by the host.
+//!
+//! The root is either one plain directory ([`Root::dir`]) or a stack of
+//! overlay-form layer directories ([`Root::layers`]), merged as overlayfs
+//! merges them: the topmost layer that has a name decides, a whiteout (a
+//! 0:0 character device) deletes it, directories merge down to the first
+//! layer where the name is not a directory, and an opaque directory
+//! (`trusted.overlay.opaque=y`) hides the layers beneath it.
+//!
+//! This lives in the runner, the lowest crate that looks into a rootfs, so
+//! the container and build crates (which depend on it) share one resolver.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+/// Linux's bound on symlinks followed in one lookup (`MAXSYMLINKS`).
+pub const MAX_HOPS: usize = 40;
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+const READ_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOCTTY)
+    .union(OFlags::NONBLOCK);
+
+/// A container's root as the host can look into it.
+#[derive(Debug)]
+pub struct Root {
+    /// Directory fds of the layers, topmost first (one for a plain dir).
+    layers: Vec<OwnedFd>,
+    /// Whiteouts and opaque directories mean something.
+    overlay: bool,
+}
+
+/// One name the lookup found: where it is and in which layer.
+#[derive(Debug)]
+pub struct Found {
+    /// The path inside the root with every symlink, `.` and `..` resolved
+    /// (relative, no leading `/`; empty for the root itself). Its last
+    /// component is a symlink only when the lookup did not follow it.
+    pub path: PathBuf,
+    /// The directory holding it, in the layer that shows it.
+    parent: OwnedFd,
+    name: OsString,
+}
+
+impl Found {
+    /// `lstat` of what was found.
+    pub fn metadata(&self) -> io::Result<Metadata> {
+        let fd = rustix::fs::openat(
+            &self.parent,
+            &self.name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        File::from(fd).metadata()
+    }
+
+    /// Opens what was found for reading; a symlink (left unfollowed) fails.
+    /// Non-blocking, so an image's FIFO cannot hang kiln (no effect on a
+    /// regular file).
+    pub fn open(&self) -> io::Result<File> {
+        let fd = rustix::fs::openat(&self.parent, &self.name, READ_FLAGS, Mode::empty())?;
+        Ok(File::from(fd))
+    }
+
+    /// The target of the symlink that was found (left unfollowed).
+    pub fn read_link(&self) -> io::Result<PathBuf> {
+        let t = rustix::fs::readlinkat(&self.parent, &self.name, Vec::new())?;
+        Ok(PathBuf::from(OsString::from_vec(t.into_bytes())))
+    }
+}
+
+/// What one name is in the merged directory `level`.
+enum Entry {
+    Missing,
+    /// Not a directory (a symlink among them), shown by `level[i]`.
+    Other(usize),
+    /// A directory: its fd in each layer that contributes, topmost first.
+    Dir(Vec<OwnedFd>),
+}
+
+impl Root {
+    /// One plain directory (a rootfs): nothing is a whiteout.
+    pub fn dir(path: &Path) -> io::Result<Root> {
+        Ok(Root {
+            layers: vec![open_root(path)?],
+            overlay: false,
+        })
+    }
+
+    /// Overlay-form layer directories, base first (an upper directory goes
+    /// last). Directories that do not exist (yet) are left out.
+    pub fn layers(dirs: &[PathBuf]) -> io::Result<Root> {
+        let mut layers = Vec::new();
+        for d in dirs.iter().rev() {
+            match open_root(d) {
+                Ok(fd) => layers.push(fd),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Root {
+            layers,
+            overlay: true,
+        })
+    }
+
+    /// Looks `path` up (absolute or relative: both start at the root).
+    /// Symlinks in every component but the last are followed inside the
+    /// root; the last is followed too when `follow_last` (as `stat` and
+    /// `open` do; `lstat` does not). Errors are the kernel's: `NotFound`,
+    /// `ENOTDIR` for a non-directory in the middle, `ELOOP` past
+    /// [`MAX_HOPS`] links.
+    pub fn lookup(&self, path: &Path, follow_last: bool) -> io::Result<Found> {
+        self.walk(path, follow_last, None)
+    }
+
+    /// Where `path` is, or would be created, inside the root: its existing
+    /// part with every symlink resolved, the missing rest appended as
+    /// written (`..` there taken lexically), as securejoin does for a
+    /// mount target. `/var/run/x` with `/var/run -> /run` is `run/x`.
+    pub fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        let mut missing = PathBuf::new();
+        match self.walk(path, true, Some(&mut missing)) {
+            Ok(f) => Ok(f.path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !missing.as_os_str().is_empty() => {
+                Ok(missing)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn walk(
+        &self,
+        path: &Path,
+        follow_last: bool,
+        mut missing: Option<&mut PathBuf>,
+    ) -> io::Result<Found> {
+        let top = self.layers.first().ok_or(Errno::NOENT)?;
+        let root_level = self.merge_from(self.layers.iter().map(|f| f.try_clone()))?;
+        // The directory levels walked so far (the root first) and their names.
+        let mut levels: Vec<Vec<OwnedFd>> = vec![root_level];
+        let mut names: Vec<OsString> = Vec::new();
+        let mut todo = components_reversed(path.as_os_str());
+        let mut hops = 0;
+        let mut last: Option<Found> = None;
+        while let Some(c) = todo.pop() {
+            last = None;
+            if c.as_bytes() == b".." {
+                if levels.len() > 1 {
+                    levels.pop();
+                    names.pop();
+                }
+                continue;
+            }
+            let level = levels.last().expect("the root level stays");
+            let found_in = |fd: &OwnedFd, names: &[OsString], c: &OsStr| -> io::Result<Found> {
+                let mut path: PathBuf = names.iter().collect();
+                path.push(c);
+                Ok(Found {
+                    path,
+                    parent: fd.try_clone()?,
+                    name: c.to_owned(),
+                })
+            };
+            match self.entry(level, &c)? {
+                Entry::Missing => {
+                    if let Some(out) = missing.as_deref_mut() {
+                        let mut rest = names.clone();
+                        rest.push(c);
+                        while let Some(c) = todo.pop() {
+                            match c.as_bytes() {
+                                b".." => {
+                                    rest.pop();
+                                }
+                                _ => rest.push(c),
+                            }
+                        }
+                        *out = rest.iter().collect();
+                        if out.as_os_str().is_empty() {
+                            // Climbed back to the root, which exists.
+                            return self.walk(Path::new(""), true, None);
+                        }
+                    }
+                    return Err(Errno::NOENT.into());
+                }
+                Entry::Dir(fds) => {
+                    if todo.is_empty() {
+                        // The parent in the topmost layer that has it.
+                        let i = self.first_with(level, &c)?;
+                        last = Some(found_in(&level[i], &names, &c)?);
+                    }
+                    levels.push(fds);
+                    names.push(c);
+                }
+                Entry::Other(i) => {
+                    let st = rustix::fs::statat(&level[i], &c, AtFlags::SYMLINK_NOFOLLOW)?;
+                    let is_link = FileType::from_raw_mode(st.st_mode) == FileType::Symlink;
+                    if !is_link || (todo.is_empty() && !follow_last) {
+                        if !todo.is_empty() {
+                            return Err(Errno::NOTDIR.into());
+                        }
+                        return found_in(&level[i], &names, &c);
+                    }
+                    hops += 1;
+                    if hops > MAX_HOPS {
+                        return Err(Errno::LOOP.into());
+                    }
+                    let target = rustix::fs::readlinkat(&level[i], &c, Vec::new())?;
+                    let target = OsString::from_vec(target.into_bytes());
+                    if target.is_empty() {
+                        return Err(Errno::NOENT.into());
+                    }
+                    if target.as_bytes().starts_with(b"/") {
+                        levels.truncate(1);
+                        names.clear();
+                    }
+                    todo.extend(components_reversed(&target));
+                }
+            }
+        }
+        if let Some(f) = last {
+            return Ok(f);
+        }
+        // The path named a directory reached by `..` or a symlink, or the
+        // root itself: look its last name up in the level above.
+        match names.pop() {
+            None => Ok(Found {
+                path: PathBuf::new(),
+                parent: top.try_clone()?,
+                name: ".".into(),
+            }),
+            Some(c) => {
+                levels.pop();
+                let level = levels.last().expect("the root level stays");
+                let i = self.first_with(level, &c)?;
+                let mut path: PathBuf = names.iter().collect();
+                path.push(&c);
+                Ok(Found {
+                    path,
+                    parent: level[i].try_clone()?,
+                    name: c,
+                })
+            }
+        }
+    }
+
+    /// The topmost directory of `level` that has `name`.
+    fn first_with(&self, level: &[OwnedFd], name: &OsStr) -> io::Result<usize> {
+        for (i, fd) in level.iter().enumerate() {
+            match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(_) => return Ok(i),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Errno::NOENT.into())
+    }
+
+    /// What `name` is in the merged directory `level`.
+    fn entry(&self, level: &[OwnedFd], name: &OsStr) -> io::Result<Entry> {
+        let mut dirs = Vec::new();
+        for (i, fd) in level.iter().enumerate() {
+            let st = match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let ft = FileType::from_raw_mode(st.st_mode);
+            if self.overlay && ft == FileType::CharacterDevice && st.st_rdev == 0 {
+                // A whiteout: deleted here, and in every layer below.
+                break;
+            }
+            if ft != FileType::Directory {
+                if dirs.is_empty() {
+                    return Ok(Entry::Other(i));
+                }
+                // A non-directory beneath a directory is hidden by it.
+                break;
+            }
+            let child = rustix::fs::openat(fd, name, DIR_FLAGS, Mode::empty())?;
+            let opaque = self.overlay && is_opaque(&child);
+            dirs.push(child);
+            if opaque {
+                break;
+            }
+        }
+        if dirs.is_empty() {
+            return Ok(Entry::Missing);
+        }
+        Ok(Entry::Dir(dirs))
+    }
+
+    /// The root level: layer roots down to the first opaque one.
+    fn merge_from(
+        &self,
+        fds: impl Iterator<Item = io::Result<OwnedFd>>,
+    ) -> io::Result<Vec<OwnedFd>> {
+        let mut out = Vec::new();
+        for fd in fds {
+            let fd = fd?;
+            let opaque = self.overlay && is_opaque(&fd);
+            out.push(fd);
+            if opaque {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// `lstat`-like metadata of `path` (intermediate symlinks followed in
+    /// the root, the last one not).
+    pub fn symlink_metadata(&self, path: &Path) -> io::Result<Metadata> {
+        self.lookup(path, false)?.metadata()
+    }
+
+    /// Opens the file `path` for reading, following every symlink in the
+    /// root.
+    pub fn open(&self, path: &Path) -> io::Result<File> {
+        self.lookup(path, true)?.open()
+    }
+}
+
+/// Opens the file `path` of the plain directory `root` for reading, with
+/// every symlink followed inside `root`: openat2 with `RESOLVE_IN_ROOT`
+/// where the kernel has it (Linux 5.6), else [`Root::dir`]'s walk.
+pub fn open_in_root(root: &Path, path: &Path) -> io::Result<File> {
+    let dir = open_root(root)?;
+    let rel = relative(path.as_os_str());
+    let rel: &OsStr = if rel.is_empty() {
+        OsStr::new(".")
+    } else {
+        OsStr::from_bytes(rel)
+    };
+    match rustix::fs::openat2(
+        &dir,
+        rel,
+        READ_FLAGS.difference(OFlags::NOFOLLOW),
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => Ok(File::from(fd)),
+        // No openat2 (ENOSYS), or a seccomp filter that hides it (EPERM).
+        Err(Errno::NOSYS) | Err(Errno::PERM) => Root::dir(root)?.open(path),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn open_root(path: &Path) -> io::Result<OwnedFd> {
+    // The root itself is the host's path (a store directory), found the
+    // host's way; only what is beneath it belongs to the image.
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+fn is_opaque(dir: &impl AsFd) -> bool {
+    let mut buf = [0u8; 2];
+    matches!(
+        rustix::fs::fgetxattr(dir, "trusted.overlay.opaque", &mut buf),
+        Ok(1) if buf[0] == b'y'
+    )
+}
+
+fn relative(path: &OsStr) -> &[u8] {
+    let mut b = path.as_bytes();
+    while let Some(rest) = b.strip_prefix(b"/") {
+        b = rest;
+    }
+    b
+}
+
+/// The names of `path` without empty ones and `.`, last first: a stack to
+/// walk from the root.
+fn components_reversed(path: &OsStr) -> Vec<OsString> {
+    path.as_bytes()
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .rev()
+        .map(|c| OsStr::from_bytes(c).to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
