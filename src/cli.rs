@@ -51,6 +51,11 @@ pub enum Command {
     Run(commands::run::RunArgs),
     /// List containers
     Ps(commands::containers::PsArgs),
+    /// List a container's published ports
+    Port(commands::port::PortArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::network::NetworkCommand),
     /// Remove containers
     Rm(commands::containers::RmArgs),
     /// Show the output of a detached container

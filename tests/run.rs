@@ -51,9 +51,10 @@ fn pid_1_hostname_proc_and_network() {
         .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
         .collect();
     assert_eq!(pids, ["1"], "{procs}");
+    // The default network is the bridge, as docker's (tests/network.rs).
     assert_eq!(
         out(&k, &["run", "--rm", "busybox", "ls", "/sys/class/net"]),
-        "lo\n"
+        "eth0\nlo\n"
     );
     assert_eq!(
         out(
@@ -107,7 +108,9 @@ fn pid_1_hostname_proc_and_network() {
         ),
         "box\nbox\nbox\n"
     );
-    k.run(&["run", "--rm", "--network", "bridge", "busybox", "true"])
+    // Networks are checked before anything starts (the bridge itself is
+    // tested in tests/network.rs).
+    k.run(&["run", "--rm", "--network", "nosuchnet", "busybox", "true"])
         .code(125);
 }
 

@@ -30,6 +30,7 @@ pub mod merged;
 pub mod mountopts;
 pub mod mountpoints;
 pub mod names;
+pub mod network;
 pub mod options;
 pub mod records;
 pub mod restart;

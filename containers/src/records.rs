@@ -296,6 +296,12 @@ impl<'s> Containers<'s> {
 
     fn remove_container(&self, id: &str) -> Result<()> {
         let dir = self.container_dir(id);
+        // Its network namespace, address and ports go first. A failed
+        // teardown still frees them (see `detach`): it is reported, not
+        // allowed to keep the container forever.
+        if let Err(e) = crate::network::detach(self.store, &dir) {
+            eprintln!("WARNING: tearing down the network of container {id}: {e}");
+        }
         // The record goes first, so a half-removed directory is not listed.
         let rec = dir.join("container.json");
         match fs::remove_file(&rec) {
@@ -318,6 +324,8 @@ impl<'s> Containers<'s> {
                 continue;
             }
             runner::remove_cgroups(&c.id);
+            // Best effort: a later reap or `rm` tries again.
+            let _ = crate::network::detach(self.store, &self.container_dir(&c.id));
             if c.auto_remove {
                 // Gone already: another process settled it first.
                 crate::volumes::auto_remove(self, &c)?;

@@ -63,6 +63,9 @@ pub struct RunRequest {
     pub interactive: bool,
     pub readonly_rootfs: bool,
     pub network: Network,
+    /// A netavark network (`--network bridge|NAME`, `-p`): with
+    /// `network: None`, the container joins the namespace made for it.
+    pub networking: Option<crate::network::NetworkRequest>,
     pub mounts: Vec<MountSpec>,
     /// `-v`, `--mount` (binds, volumes, tmpfs), before `mounts`.
     pub volumes: Vec<crate::mountopts::MountRequest>,
@@ -96,6 +99,9 @@ pub struct Created<'s> {
     lowers: Vec<PathBuf>,
     runtime: Option<PathBuf>,
     interactive: bool,
+    networking: Option<crate::network::NetworkRequest>,
+    exposed: Vec<(u16, crate::network::Proto)>,
+    hostname: String,
 }
 
 /// Creates the container `req` describes: resolves and unpacks its image,
@@ -145,7 +151,8 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
             e => Error::Invalid(e.to_string()),
         })?;
     let p = &mut derived.params;
-    p.hostname = Some(req.hostname.unwrap_or_else(|| id[..12].to_string()));
+    let hostname = req.hostname.unwrap_or_else(|| id[..12].to_string());
+    p.hostname = Some(hostname.clone());
     p.terminal = req.terminal;
     p.readonly_rootfs = req.readonly_rootfs;
     p.network = req.network;
@@ -167,6 +174,9 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     // Binds and volumes first, then `--tmpfs`, as before volumes.
     p.mounts = planned.mounts.clone();
     p.mounts.extend(req.mounts);
+    if req.networking.is_some() {
+        derived.params.netns = Some(crate::network::netns_path(store, &id));
+    }
     let spec = match derived.oci() {
         Ok(s) => s,
         Err(e) => {
@@ -174,6 +184,13 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
             return Err(e.into());
         }
     };
+    let exposed = config
+        .exposed_ports
+        .iter()
+        .flat_map(|m| m.keys())
+        .filter_map(|k| crate::network::ports::parse_expose(k).ok())
+        .flatten()
+        .collect();
 
     let mut record = Container {
         id: id.clone(),
@@ -212,6 +229,9 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         lowers,
         runtime: req.runtime,
         interactive: req.interactive || req.terminal,
+        networking: req.networking,
+        exposed,
+        hostname,
     };
     let prepared = created.prepare(&derived.params.mounts);
     if let Err(e) = prepared {
@@ -243,11 +263,21 @@ impl Created<'_> {
             stubs.create_in(&init)?;
             self.lowers.push(init);
         }
+        if let Some(net) = &self.networking {
+            let who = crate::network::attach::Identity {
+                id: &self.record.id,
+                name: &self.record.name,
+                hostname: &self.hostname,
+                dir: &self.dir,
+            };
+            crate::network::attach(self.containers.store(), who, net, &self.exposed)?;
+        }
         Ok(())
     }
 
     /// Records a container that failed to start (or removes it, `--rm`).
     fn failed(&mut self, code: u8) {
+        let _ = crate::network::detach(self.containers.store(), &self.dir);
         if self.record.auto_remove {
             let _ = crate::volumes::auto_remove(&self.containers, &self.record);
         } else {
@@ -383,11 +413,19 @@ fn options(id: &str, dir: &Path, lowers: Vec<PathBuf>, runtime: Option<&Path>) -
         },
     );
     o.runtime = runtime::from_path(runtime).runner();
+    o.etc_network = crate::network::attachment(dir).and_then(|a| a.runner_etc());
     o
 }
 
 /// Records how the container ended (or removes it, `--rm`).
 fn finish(containers: &Containers, rec: &mut Container, status: Option<ExitStatus>) {
+    let dir = containers.container_dir(&rec.id);
+    if let Err(e) = crate::network::detach(containers.store(), &dir) {
+        eprintln!(
+            "kiln: WARNING: tearing down the network of {}: {e}",
+            rec.name
+        );
+    }
     if rec.auto_remove {
         let _ = crate::volumes::auto_remove(containers, rec);
         return;
@@ -465,6 +503,7 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
                 rec.pid = None;
                 rec.exit_code = Some(e.exit_code() as i32);
                 rec.finished = Some(image_store::model::now());
+                let _ = crate::network::detach(store, &dir);
                 if rec.auto_remove {
                     let _ = crate::volumes::auto_remove(&containers, &rec);
                 } else if containers.container_dir(&rec.id).exists() {

@@ -112,9 +112,10 @@ fn status_text(c: &Container) -> String {
 }
 
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
+    let store = ctx.store()?;
     let filters = Filters::parse(&args.filter).map_err(from_containers)?;
     let all = args.all || filters.implies_all();
-    let list = control::list(&ctx.store()?, all).map_err(from_containers)?;
+    let list = control::list(&store, all).map_err(from_containers)?;
     let list: Vec<Container> = list.into_iter().filter(|c| filters.accepts(c)).collect();
     let id = |c: &Container| match args.no_trunc {
         true => c.id.clone(),
@@ -141,6 +142,11 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
                 format!("\"{cmd}\""),
                 format::ago(Some(&c.created)),
                 status_text(c),
+                containers::network::published(&store, c)
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 c.name.clone(),
             ]
         })
@@ -151,6 +157,7 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
         "COMMAND",
         "CREATED",
         "STATUS",
+        "PORTS",
         "NAMES",
     ];
     write!(out, "{}", format::table(&head, &rows))?;

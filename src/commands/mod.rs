@@ -11,6 +11,8 @@ mod images;
 mod import;
 mod inspect;
 pub mod login;
+pub mod network;
+pub mod port;
 pub mod pull;
 pub mod push;
 mod rmi;
@@ -61,6 +63,8 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Builder(BuilderCommand::Prune(a)) => build::prune(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::Ps(a) => containers::ps(&ctx, a),
+        Command::Port(a) => port::run(&ctx, a),
+        Command::Network(a) => network::run(&ctx, a),
         Command::Rm(a) => containers::rm(&ctx, a),
         Command::Logs(a) => containers::logs(&ctx, a),
         Command::Stop(a) => containers::stop(&ctx, a),

@@ -43,12 +43,13 @@ pub(crate) enum Step {
     Chdir,
     Exec,
     CgroupNs,
+    JoinNetns,
 }
 
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 28] = [
+        const ALL: [Step; 29] = [
             Sync,
             Propagation,
             RootMount,
@@ -77,6 +78,7 @@ impl Step {
             Chdir,
             Exec,
             CgroupNs,
+            JoinNetns,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -103,6 +105,8 @@ pub(crate) struct ChildFds {
     pub sync_read: c_int,
     pub err_write: c_int,
     pub pty_sock: c_int,
+    /// The network namespace to join, or -1.
+    pub netns: c_int,
     /// The runner's pid, to notice it died before the death signal was armed.
     pub parent: libc::pid_t,
 }
@@ -167,6 +171,13 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
         // SAFETY: unshare with a constant flag.
         if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
             fail(fds, Step::CgroupNs, 0, errno());
+        }
+    }
+    // Before /sys is mounted, so that it shows the joined namespace.
+    if fds.netns >= 0 {
+        // SAFETY: setns on a descriptor the parent opened.
+        if unsafe { libc::setns(fds.netns, libc::CLONE_NEWNET) } != 0 {
+            fail(fds, Step::JoinNetns, 0, errno());
         }
     }
     // A fresh anonymous session keyring: otherwise the container shares
