@@ -39,6 +39,9 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Build an image from a Dockerfile
     Build(Box<commands::build::BuildArgs>),
     /// Manage the build cache
@@ -66,6 +69,11 @@ pub enum Command {
     Top(commands::standby::TopArgs),
     /// List containers
     Ps(commands::containers::PsArgs),
+    /// List a container's published ports
+    Port(commands::port::PortArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::network::NetworkCommand),
     /// Remove containers
     Rm(commands::containers::RmArgs),
     /// Show the output of a detached container
@@ -196,11 +204,17 @@ pub struct InspectArgs {
     /// Go-template-like field selection is not supported; only `json`
     #[arg(short, long, value_name = "FORMAT")]
     pub format: Option<String>,
-    /// Only image objects are inspected (accepted for docker compatibility)
+    /// Only inspect objects of this type: image or container (default: a container, else an image)
     #[arg(long = "type", value_name = "TYPE")]
     pub kind: Option<String>,
-    #[arg(required = true, value_name = "IMAGE")]
+    #[arg(required = true, value_name = "NAME")]
     pub images: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// Show low-level information on containers as JSON
+    Inspect(InspectArgs),
 }
 
 #[derive(Args, Debug)]

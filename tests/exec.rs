@@ -316,6 +316,8 @@ fn create_start_attach_and_wait() {
             "create",
             "--name",
             "job",
+            "--network",
+            "none",
             "busybox",
             "sh",
             "-c",
@@ -341,6 +343,15 @@ fn create_start_attach_and_wait() {
     assert_eq!(k.run(&["logs", "job"]).ok().stdout, "out\n");
     k.run(&["rm", "job"]).ok();
     k.run(&["wait", "job"]).code(1);
+    // On a network, the network went with the exit: refused, one line.
+    k.run(&["create", "--name", "net", "busybox", "true"]).ok();
+    k.run(&["start", "-a", "net"]).ok();
+    let r = k.run(&["start", "net"]);
+    if r.code != 0 {
+        assert!(r.stderr.contains("torn down"), "{}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+    k.run(&["rm", "net"]).ok();
 }
 
 #[test]

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use image_store::Store;
 
 use crate::error::{Error, Result};
+use crate::logfile::{self, LogOptions};
 use crate::records::{pid_alive, Container, Containers, State};
-use crate::run::{LOG_FILE, MONITOR_PID_FILE};
+use crate::restart;
+use crate::run::{LEGACY_LOG_FILE, LOG_FILE, MONITOR_PID_FILE};
 use crate::runtime;
 
 /// Settles the containers of kiln processes that died (best effort: a
@@ -22,7 +24,7 @@ pub fn list(store: &Store, all: bool) -> Result<Vec<Container>> {
     Ok(containers
         .containers()?
         .into_iter()
-        .filter(|c| all || c.is_running())
+        .filter(|c| all || c.is_running() || c.is_restarting())
         .collect())
 }
 
@@ -51,30 +53,61 @@ pub fn signal(store: &Store, c: &Container, sig: i32) -> Result<()> {
     })
 }
 
-/// `kiln kill`: signals the container `name`.
+/// The image's STOPSIGNAL, if it has one.
+fn image_stop_signal(store: &Store, c: &Container) -> Result<Option<i32>> {
+    store
+        .resolve(&c.image_id.to_string())
+        .ok()
+        .and_then(|i| i.config.container_config().stop_signal)
+        .map(|s| parse_signal(&s))
+        .transpose()
+}
+
+/// `kiln kill`: signals the container `name`. A signal that stops it
+/// (SIGKILL, the image's STOPSIGNAL, any signal when the image has none)
+/// also ends its restart policy, as docker's; a restarting container is
+/// then only kept from starting again.
 pub fn kill(store: &Store, name: &str, sig: i32) -> Result<()> {
-    let c = Containers::new(store).container(name)?;
+    let containers = Containers::new(store);
+    let c = containers.container(name)?;
+    let stop_sig = image_stop_signal(store, &c)?;
+    if c.is_running() || c.is_restarting() {
+        if sig == libc::SIGKILL || stop_sig.is_none_or(|s| s == sig) {
+            restart::request_stop(&containers.container_dir(&c.id))?;
+        }
+        if c.is_restarting() {
+            return Ok(());
+        }
+    }
     signal(store, &c, sig)
 }
 
 /// `kiln stop`: `sig` (else the image's STOPSIGNAL, else SIGTERM), then
-/// SIGKILL after `timeout`. A container that is not running is left as is.
+/// SIGKILL after `timeout`; ends the restart policy. A container that is
+/// neither running nor restarting is left as is.
 pub fn stop(store: &Store, name: &str, sig: Option<i32>, timeout: Duration) -> Result<()> {
-    let c = Containers::new(store).container(name)?;
-    if !c.is_running() {
+    let containers = Containers::new(store);
+    let c = containers.container(name)?;
+    if !c.is_running() && !c.is_restarting() {
         return Ok(());
     }
+    restart::request_stop(&containers.container_dir(&c.id))?;
     let sig = match sig {
         Some(s) => s,
-        None => store
-            .resolve(&c.image_id.to_string())
-            .ok()
-            .and_then(|i| i.config.container_config().stop_signal)
-            .map(|s| parse_signal(&s))
-            .transpose()?
-            .unwrap_or(libc::SIGTERM),
+        None => image_stop_signal(store, &c)?.unwrap_or(libc::SIGTERM),
     };
-    signal(store, &c, sig)?;
+    // A restarting container's monitor sees the request and records it
+    // exited; one caught starting again is signalled once it runs.
+    let c = match settle_restart(&containers, &c) {
+        Some(c) => c,
+        None => return Ok(()),
+    };
+    if let Err(e) = signal(store, &c, sig) {
+        // It may have exited meanwhile (a policy's short runs do).
+        if containers.load(&c.id).is_ok_and(|now| now.is_running()) {
+            return Err(e);
+        }
+    }
     if !wait_stopped(store, &c, timeout) {
         let _ = signal(store, &c, libc::SIGKILL);
         if !wait_stopped(store, &c, Duration::from_secs(10)) {
@@ -86,11 +119,39 @@ pub fn stop(store: &Store, name: &str, sig: Option<i32>, timeout: Duration) -> R
     Ok(())
 }
 
+/// Waits while `c` is between runs: the running container to signal, or
+/// None once it is no longer running (exited, removed, orphaned).
+fn settle_restart(containers: &Containers, c: &Container) -> Option<Container> {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = containers.load(&c.id).ok()?;
+        if now.is_running() {
+            return Some(now);
+        }
+        if !now.is_restarting() || Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `kiln rm`: removes the container `name`; a running one only with
 /// `force` (SIGKILL first).
 pub fn remove(store: &Store, name: &str, force: bool) -> Result<()> {
     let containers = Containers::new(store);
     let c = containers.container(name)?;
+    if c.is_restarting() {
+        if !force {
+            return Err(Error::Invalid(format!(
+                "cannot remove container {name}: it is restarting (stop it first or use rm -f)"
+            )));
+        }
+        restart::request_stop(&containers.container_dir(&c.id))?;
+    }
+    let c = match c.is_restarting() {
+        true => settle_restart(&containers, &c).unwrap_or(c),
+        false => c,
+    };
     if c.is_running() {
         if !force {
             return Err(Error::Invalid(format!(
@@ -113,41 +174,73 @@ pub fn remove(store: &Store, name: &str, force: bool) -> Result<()> {
     containers.remove(&c.id)
 }
 
-/// `kiln logs`: copies the container's log to `out`; with `follow`, keeps
-/// copying until the container exits.
-pub fn logs(store: &Store, name: &str, follow: bool, out: &mut dyn Write) -> Result<()> {
+/// `kiln logs`: prints the container's log, its stdout lines on `out`
+/// and its stderr lines on `err` ([`crate::logfile`]); with
+/// `opts.follow`, until the container exits for good (it is neither
+/// running nor waiting to be restarted).
+pub fn logs(
+    store: &Store,
+    name: &str,
+    opts: &LogOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
     let containers = Containers::new(store);
     let c = containers.container(name)?;
-    let path = containers.container_dir(&c.id).join(LOG_FILE);
-    let mut f = match fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Invalid(format!(
-                "container {name} has no log: only detached (-d) containers are logged"
-            )))
-        }
-        Err(e) => return Err(Error::io(path)(e)),
+    let dir = containers.container_dir(&c.id);
+    let path = dir.join(LOG_FILE);
+    let mut live = || {
+        containers
+            .load(&c.id)
+            .is_ok_and(|c| c.is_running() || c.is_restarting())
     };
+    if path.exists() {
+        return logfile::print(&path, opts, &mut live, out, err);
+    }
+    let legacy = dir.join(LEGACY_LOG_FILE);
+    if !legacy.exists() {
+        return Err(Error::Invalid(format!(
+            "container {name} has no log: only detached (-d) containers are logged"
+        )));
+    }
+    if opts.needs_entries() {
+        return Err(Error::Invalid(format!(
+            "container {name} was logged by an older kiln, without streams or times: \
+             only `kiln logs [-f]` can show it"
+        )));
+    }
+    legacy_logs(&legacy, opts.follow, &mut live, out)
+}
+
+/// The whole output in one file, as kiln logged detached containers before
+/// [`crate::logfile`].
+fn legacy_logs(
+    path: &std::path::Path,
+    follow: bool,
+    live: &mut dyn FnMut() -> bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut f = fs::File::open(path).map_err(Error::io(path))?;
     // Reading the log and writing the output fail apart: a closed output
     // is the caller's to report.
     std::io::copy(&mut f, out).map_err(Error::Output)?;
     if follow {
         let mut buf = vec![0u8; 64 << 10];
         loop {
-            let running = containers.container(&c.id).map(|c| c.is_running());
-            let n = f.read(&mut buf).map_err(Error::io(&path))?;
+            let running = live();
+            let n = f.read(&mut buf).map_err(Error::io(path))?;
             if n > 0 {
                 out.write_all(&buf[..n]).map_err(Error::Output)?;
                 out.flush().map_err(Error::Output)?;
                 continue;
             }
-            if !matches!(running, Ok(true)) {
+            if !running {
                 break;
             }
-            let pos = f.stream_position().map_err(Error::io(&path))?;
+            let pos = f.stream_position().map_err(Error::io(path))?;
             std::thread::sleep(Duration::from_millis(100));
             f.seek(std::io::SeekFrom::Start(pos))
-                .map_err(Error::io(&path))?;
+                .map_err(Error::io(path))?;
         }
     }
     out.flush().map_err(Error::Output)

@@ -173,6 +173,15 @@ pub fn env(files: &[PathBuf], flags: &[String]) -> Result<Vec<String>> {
     Ok(env)
 }
 
+/// `--label KEY=VALUE` (a bare `KEY` has an empty value, as docker's).
+pub fn parse_label(l: &str) -> Result<(String, String)> {
+    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+    if k.is_empty() {
+        return Err(invalid(format!("invalid label {l:?}: the key is empty")));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

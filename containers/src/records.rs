@@ -15,6 +15,7 @@
 //! (network namespaces, anonymous volumes) belongs where it is settled
 //! ([`crate::run`]'s finish and [`Containers::reap_orphans`]).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
@@ -22,12 +23,16 @@ use image_store::{Digest, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::restart::{RestartPolicy, RunExit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Created,
     Running,
+    /// Between two runs of a container with a restart policy: its
+    /// monitor waits out the delay ([`crate::restart`]).
+    Restarting,
     Exited,
 }
 
@@ -58,6 +63,22 @@ pub struct Container {
     /// Binds, volumes and tmpfs mounts (see [`crate::volumes`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<crate::volumes::MountRecord>,
+    /// `--restart` and the restarts done so far ([`crate::restart`]).
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    #[serde(default)]
+    pub restart_count: u32,
+    /// When the current (or last) run started.
+    #[serde(default)]
+    pub started: Option<String>,
+    /// How the last runs ended, oldest first (at most
+    /// [`crate::restart::RUNS_KEPT`]).
+    #[serde(default)]
+    pub runs: Vec<RunExit>,
+    /// The image's labels with `--label` over them (docker's
+    /// `Config.Labels`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The exit code recorded for a container whose kiln process died without
@@ -100,6 +121,11 @@ impl Container {
     /// Is the container's init running right now?
     pub fn is_running(&self) -> bool {
         self.state == State::Running && self.pid.is_some_and(pid_alive)
+    }
+
+    /// Waiting to be restarted by its monitor.
+    pub fn is_restarting(&self) -> bool {
+        self.state == State::Restarting && !self.orphaned()
     }
 
     /// Is this container (possibly) using its cgroups: starting, running,
@@ -255,6 +281,14 @@ impl<'s> Containers<'s> {
         Ok(out)
     }
 
+    /// The record of container `id` (a full ID), read from its directory
+    /// alone.
+    pub fn load(&self, id: &str) -> Result<Container> {
+        let p = self.container_dir(id).join("container.json");
+        let data = fs::read(&p).map_err(Error::io(&p))?;
+        serde_json::from_slice(&data).map_err(Error::json(p))
+    }
+
     /// Finds a container by name, full ID or unique ID prefix.
     pub fn container(&self, name: &str) -> Result<Container> {
         let all = self.containers()?;
@@ -283,6 +317,12 @@ impl<'s> Containers<'s> {
 
     fn remove_container(&self, id: &str) -> Result<()> {
         let dir = self.container_dir(id);
+        // Its network namespace, address and ports go first. A failed
+        // teardown still frees them (see `detach`): it is reported, not
+        // allowed to keep the container forever.
+        if let Err(e) = crate::network::detach(self.store, &dir) {
+            eprintln!("WARNING: tearing down the network of container {id}: {e}");
+        }
         // The record goes first, so a half-removed directory is not listed.
         let rec = dir.join("container.json");
         match fs::remove_file(&rec) {
@@ -305,6 +345,8 @@ impl<'s> Containers<'s> {
                 continue;
             }
             runner::remove_cgroups(&c.id);
+            // Best effort: a later reap or `rm` tries again.
+            let _ = crate::network::detach(self.store, &self.container_dir(&c.id));
             if c.auto_remove {
                 // Gone already: another process settled it first.
                 crate::volumes::auto_remove(self, &c)?;

@@ -20,19 +20,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::layers::LayerStack;
+use crate::logfile::{LogWriter, Pipes, Stream};
 use crate::mountpoints::{self, MountPoints};
 use crate::records::{Container, Containers, State};
+use crate::restart::{self, Backoff, RestartPolicy, RunExit};
 use crate::runtime::{self, RUNTIME_FILE};
 use crate::spec::{self, ContainerSpec, Overrides, SpecError};
 
-/// The container's log file (`-d`): stdout and stderr, interleaved.
-pub const LOG_FILE: &str = "container.log";
+/// The container's log file (`-d`): entries of its stdout and stderr
+/// lines in podman's k8s-file format ([`crate::logfile`]).
+pub const LOG_FILE: &str = "ctr.log";
+/// The log of containers run by an older kiln: raw stdout and stderr.
+pub const LEGACY_LOG_FILE: &str = "container.log";
+/// The monitor's own output (the runner's warnings, its failures).
+pub const MONITOR_LOG_FILE: &str = "monitor.log";
 /// The monitor's own pid (`-d`), so `rm -f` can wait for it.
 pub const MONITOR_PID_FILE: &str = "monitor.pid";
 /// The per-container layer above the image's (docker's "init layer"):
 /// empty mount points the image lacks (see [`crate::mountpoints`]).
 pub const INIT_DIR: &str = "init";
-/// The container's OCI spec, which `exec` starts its processes from.
+/// The container's OCI spec (for the monitor, `inspect`, and `exec`,
+/// which starts its processes from it).
 pub const SPEC_FILE: &str = "spec.json";
 const LAUNCH_FILE: &str = "launch.json";
 
@@ -56,6 +64,9 @@ pub struct RunRequest {
     pub interactive: bool,
     pub readonly_rootfs: bool,
     pub network: Network,
+    /// A netavark network (`--network bridge|NAME`, `-p`): with
+    /// `network: None`, the container joins the namespace made for it.
+    pub networking: Option<crate::network::NetworkRequest>,
     pub mounts: Vec<MountSpec>,
     /// `-v`, `--mount` (binds, volumes, tmpfs), before `mounts`.
     pub volumes: Vec<crate::mountopts::MountRequest>,
@@ -66,6 +77,10 @@ pub struct RunRequest {
     pub runtime: Option<PathBuf>,
     /// `--rm`.
     pub auto_remove: bool,
+    /// `--restart` (carried out by the monitor of a detached container).
+    pub restart: RestartPolicy,
+    /// `--label KEY=VALUE`, over the image's labels.
+    pub labels: Vec<(String, String)>,
 }
 
 /// What the monitor of a detached container needs, beside `spec.json`.
@@ -92,6 +107,9 @@ pub struct Created<'s> {
     lowers: Vec<PathBuf>,
     runtime: Option<PathBuf>,
     interactive: bool,
+    networking: Option<crate::network::NetworkRequest>,
+    exposed: Vec<(u16, crate::network::Proto)>,
+    hostname: String,
 }
 
 /// Creates the container `req` describes: resolves and unpacks its image,
@@ -118,6 +136,13 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         ))
     })?;
     let config = image.config.container_config();
+    if req.auto_remove && !req.restart.is_none() {
+        return Err(Error::Invalid(
+            "conflicting options: cannot specify both --restart and --rm".into(),
+        ));
+    }
+    let mut labels = config.labels.clone().unwrap_or_default();
+    labels.extend(req.labels);
     let command = spec::command(&config, req.entrypoint.as_deref(), &req.command)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let id = crate::names::new_id()?;
@@ -134,7 +159,8 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
             e => Error::Invalid(e.to_string()),
         })?;
     let p = &mut derived.params;
-    p.hostname = Some(req.hostname.unwrap_or_else(|| id[..12].to_string()));
+    let hostname = req.hostname.unwrap_or_else(|| id[..12].to_string());
+    p.hostname = Some(hostname.clone());
     p.terminal = req.terminal;
     p.readonly_rootfs = req.readonly_rootfs;
     p.network = req.network;
@@ -156,6 +182,9 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     // Binds and volumes first, then `--tmpfs`, as before volumes.
     p.mounts = planned.mounts.clone();
     p.mounts.extend(req.mounts);
+    if req.networking.is_some() {
+        derived.params.netns = Some(crate::network::netns_path(store, &id));
+    }
     let spec = match derived.oci() {
         Ok(s) => s,
         Err(e) => {
@@ -163,6 +192,13 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
             return Err(e.into());
         }
     };
+    let exposed = config
+        .exposed_ports
+        .iter()
+        .flat_map(|m| m.keys())
+        .filter_map(|k| crate::network::ports::parse_expose(k).ok())
+        .flatten()
+        .collect();
 
     let mut record = Container {
         id: id.clone(),
@@ -178,6 +214,11 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         auto_remove: req.auto_remove,
         owner: Some(std::process::id() as i32),
         mounts: planned.records.clone(),
+        restart_policy: req.restart,
+        restart_count: 0,
+        started: None,
+        runs: Vec::new(),
+        labels,
     };
     let dir = match containers.create(&mut record, name) {
         Ok(d) => d,
@@ -196,6 +237,9 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         lowers,
         runtime: req.runtime,
         interactive: req.interactive || req.terminal,
+        networking: req.networking,
+        exposed,
+        hostname,
     };
     let prepared = created.prepare(&derived.params.mounts);
     if let Err(e) = prepared {
@@ -208,8 +252,8 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
 impl Created<'_> {
     /// The spec, the runtime file and the init layer.
     fn prepare(&mut self, mounts: &[MountSpec]) -> Result<()> {
-        let p = self.dir.join(SPEC_FILE);
         let spec_json = serde_json::to_vec(&self.spec).expect("a spec serializes");
+        let p = self.dir.join(SPEC_FILE);
         fs::write(&p, spec_json).map_err(Error::io(p))?;
         if let Some(rt) = &self.runtime {
             let p = self.dir.join(RUNTIME_FILE);
@@ -227,11 +271,21 @@ impl Created<'_> {
             stubs.create_in(&init)?;
             self.lowers.push(init);
         }
+        if let Some(net) = &self.networking {
+            let who = crate::network::attach::Identity {
+                id: &self.record.id,
+                name: &self.record.name,
+                hostname: &self.hostname,
+                dir: &self.dir,
+            };
+            crate::network::attach(self.containers.store(), who, net, &self.exposed)?;
+        }
         Ok(())
     }
 
     /// Records a container that failed to start (or removes it, `--rm`).
     fn failed(&mut self, code: u8) {
+        let _ = crate::network::detach(self.containers.store(), &self.dir);
         if self.record.auto_remove {
             let _ = crate::volumes::auto_remove(&self.containers, &self.record);
         } else {
@@ -271,6 +325,7 @@ impl Created<'_> {
         let container = runner::spawn(&self.spec, &opts)?;
         self.record.state = State::Running;
         self.record.pid = Some(container.pid());
+        self.record.started = Some(image_store::model::now());
         self.containers.save(&self.record)?;
         let status = container.wait();
         finish(
@@ -310,6 +365,8 @@ impl Created<'_> {
         let p = self.dir.join(LAUNCH_FILE);
         fs::write(&p, serde_json::to_vec(&launch).expect("plain data")).map_err(Error::io(p))?;
         let p = self.dir.join(LOG_FILE);
+        fs::File::create(&p).map_err(Error::io(&p))?;
+        let p = self.dir.join(MONITOR_LOG_FILE);
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -365,11 +422,19 @@ fn options(id: &str, dir: &Path, lowers: Vec<PathBuf>, runtime: Option<&Path>) -
         },
     );
     o.runtime = runtime::from_path(runtime).runner();
+    o.etc_network = crate::network::attachment(dir).and_then(|a| a.runner_etc());
     o
 }
 
 /// Records how the container ended (or removes it, `--rm`).
 fn finish(containers: &Containers, rec: &mut Container, status: Option<ExitStatus>) {
+    let dir = containers.container_dir(&rec.id);
+    if let Err(e) = crate::network::detach(containers.store(), &dir) {
+        eprintln!(
+            "kiln: WARNING: tearing down the network of {}: {e}",
+            rec.name
+        );
+    }
     if rec.auto_remove {
         let _ = crate::volumes::auto_remove(containers, rec);
         return;
@@ -391,8 +456,10 @@ fn finish(containers: &Containers, rec: &mut Container, status: Option<ExitStatu
 /// The monitor of detached container `id` (kiln's hidden
 /// `run --monitor ID`, whose standard output and error are the container's
 /// log, in a session of its own): starts the container, tells the waiting
-/// `kiln run` over the inherited pipe, waits, records the exit. Returns the
-/// container's exit code (or the runner's for a failed start).
+/// `kiln run` over the inherited pipe, waits, records the exit, and starts
+/// it again as long as its restart policy says so ([`crate::restart`]).
+/// Returns the container's last exit code (or the runner's for a failed
+/// start).
 pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     let containers = Containers::new(store);
     let mut rec = containers.container(id)?;
@@ -406,47 +473,121 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     let launch: Launch =
         serde_json::from_slice(&read(LAUNCH_FILE)?).map_err(Error::json(dir.join(LAUNCH_FILE)))?;
     // SAFETY: the fd was inherited from the parent for this purpose only.
-    let mut ready = unsafe { fs::File::from_raw_fd(launch.ready_fd) };
+    let mut ready = Some(unsafe { fs::File::from_raw_fd(launch.ready_fd) });
     // SAFETY: setting FD_CLOEXEC on our own descriptor.
     unsafe { libc::fcntl(launch.ready_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     let _ = fs::write(dir.join(MONITOR_PID_FILE), std::process::id().to_string());
-    let opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
-    let container = match runner::spawn(&spec, &opts) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(ready, "{} {}", e.exit_code(), e);
-            drop(ready);
-            rec.state = State::Exited;
-            rec.exit_code = Some(e.exit_code() as i32);
-            rec.finished = Some(image_store::model::now());
-            if rec.auto_remove {
-                let _ = crate::volumes::auto_remove(&containers, &rec);
-            } else {
-                let _ = containers.save(&rec);
+    // A start clears the user's earlier stop.
+    restart::clear_stop(&dir);
+    let mut opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
+    let log = LogWriter::open(&dir.join(LOG_FILE))?;
+    let devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
+    let mut backoff = Backoff::default();
+    loop {
+        let pipes = Pipes::new()?;
+        let (stdout, stderr) = pipes.writers();
+        opts.stdio = runner::Stdio::Fds {
+            stdin: devnull.as_raw_fd(),
+            stdout,
+            stderr,
+        };
+        let spawned = runner::spawn(&spec, &opts);
+        let pumps = pipes.start(&log);
+        let container = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                pumps.join();
+                if let Some(mut r) = ready.take() {
+                    let _ = writeln!(r, "{} {}", e.exit_code(), e);
+                } else {
+                    // A restart that failed: the log says why, the
+                    // policy ends here.
+                    log.message(
+                        Stream::Stderr,
+                        &format!("kiln: restarting the container: {e}"),
+                    );
+                }
+                rec = reload(&containers, rec);
+                rec.state = State::Exited;
+                rec.pid = None;
+                rec.exit_code = Some(e.exit_code() as i32);
+                rec.finished = Some(image_store::model::now());
+                let _ = crate::network::detach(store, &dir);
+                if rec.auto_remove {
+                    let _ = crate::volumes::auto_remove(&containers, &rec);
+                } else if containers.container_dir(&rec.id).exists() {
+                    let _ = containers.save(&rec);
+                }
+                return Ok(e.exit_code());
             }
-            return Ok(e.exit_code());
+        };
+        let started = std::time::Instant::now();
+        rec = reload(&containers, rec);
+        rec.state = State::Running;
+        rec.pid = Some(container.pid());
+        rec.started = Some(image_store::model::now());
+        // From here the monitor, not the `kiln run` that started it, waits.
+        rec.owner = Some(std::process::id() as i32);
+        if let Err(e) = containers.save(&rec) {
+            if let Some(mut r) = ready.take() {
+                let _ = writeln!(r, "125 {e}");
+            }
+            return Err(e);
         }
-    };
-    rec.state = State::Running;
-    rec.pid = Some(container.pid());
-    // From here the monitor, not the `kiln run` that started it, waits.
-    rec.owner = Some(std::process::id() as i32);
-    if let Err(e) = containers.save(&rec) {
-        let _ = writeln!(ready, "125 {e}");
-        return Err(e);
-    }
-    let _ = writeln!(ready, "ok");
-    drop(ready);
-    let status = container.wait();
-    finish(&containers, &mut rec, status.as_ref().ok().copied());
-    let _ = std::io::stdout().flush();
-    match status {
-        Ok(s) => Ok(s.code()),
-        Err(e) => {
-            // Standard error is the container's log: the runner's failure
-            // goes there, as any other output of the container.
-            eprintln!("kiln: {e}");
-            Ok(e.exit_code())
+        if let Some(mut r) = ready.take() {
+            let _ = writeln!(r, "ok");
         }
+        let status = container.wait();
+        pumps.join();
+        let code = match &status {
+            Ok(s) => s.code(),
+            Err(e) => {
+                // The runner's failure goes into the container's log, as
+                // any other output of the container.
+                log.message(Stream::Stderr, &format!("kiln: {e}"));
+                e.exit_code()
+            }
+        };
+        rec = reload(&containers, rec);
+        let finished = image_store::model::now();
+        restart::push_run(
+            &mut rec.runs,
+            RunExit {
+                started_at: rec.started.clone().unwrap_or_default(),
+                finished_at: finished.clone(),
+                exit_code: code as i32,
+            },
+        );
+        let again = rec
+            .restart_policy
+            .should_restart(code as i32, rec.restart_count)
+            && !restart::stop_requested(&dir)
+            && containers
+                .container_dir(&rec.id)
+                .join("container.json")
+                .exists();
+        if !again {
+            finish(&containers, &mut rec, status.as_ref().ok().copied());
+            return Ok(code);
+        }
+        rec.state = State::Restarting;
+        rec.pid = None;
+        rec.exit_code = Some(code as i32);
+        rec.finished = Some(finished);
+        let _ = containers.save(&rec);
+        if !restart::wait_before_restart(&dir, backoff.next(started.elapsed())) {
+            rec = reload(&containers, rec);
+            finish(&containers, &mut rec, status.as_ref().ok().copied());
+            return Ok(code);
+        }
+        rec = reload(&containers, rec);
+        rec.restart_count += 1;
+        let _ = containers.save(&rec);
     }
+}
+
+/// The record as it is on disk now (others may have renamed or labelled
+/// it), or `rec` if it cannot be read.
+fn reload(containers: &Containers, rec: Container) -> Container {
+    containers.load(&rec.id).unwrap_or(rec)
 }

@@ -3,7 +3,7 @@
 //! (or, for build steps, the two BuildKit gives a RUN).
 
 use crate::error::RunError;
-use crate::EtcStyle;
+use crate::{EtcNetwork, EtcStyle};
 use oci_spec::runtime::{Mount, MountBuilder};
 use std::fs;
 use std::path::Path;
@@ -23,12 +23,18 @@ pub(crate) fn prepare(
     host_network: bool,
     readonly: bool,
     style: EtcStyle,
+    network: Option<&EtcNetwork>,
 ) -> Result<Vec<Mount>, RunError> {
     let hostname = hostname.map(str::to_string).unwrap_or_else(host_hostname);
-    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = match network {
+        Some(n) => n.resolv_conf.clone(),
+        None => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    };
     let files = match style {
         EtcStyle::Docker => {
-            let hosts = if host_network {
+            let hosts = if let Some(n) = network {
+                format!("{HOSTS_NONE}{}", n.hosts)
+            } else if host_network {
                 fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS_NONE.to_string())
             } else {
                 HOSTS_NONE.to_string()

@@ -224,6 +224,8 @@ fn start(
     let fds = ChildFds {
         sync_read: -1,
         err_write: err_w.as_raw_fd(),
+        // The init's network namespace is joined with the others.
+        netns: -1,
         pty_sock: pty.as_ref().map_or(-1, |p| p.1.as_raw_fd()),
         // SAFETY: getpid cannot fail.
         parent: unsafe { libc::getpid() },

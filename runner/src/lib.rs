@@ -91,6 +91,17 @@ pub enum EtcStyle {
     BuildKit,
 }
 
+/// The /etc files of a container in a network namespace set up by a
+/// network backend (with [`EtcStyle::Docker`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcNetwork {
+    /// Lines appended to the localhost entries of /etc/hosts (the
+    /// container's own address and name).
+    pub hosts: String,
+    /// The whole of /etc/resolv.conf.
+    pub resolv_conf: String,
+}
+
 /// Where the container's standard streams go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Stdio {
@@ -125,6 +136,9 @@ pub struct RunOptions {
     /// Write and mount /etc/hosts, /etc/hostname and /etc/resolv.conf.
     pub etc_files: bool,
     pub etc_style: EtcStyle,
+    /// The network backend's hosts entries and resolver, when it set up
+    /// the container's network namespace.
+    pub etc_network: Option<EtcNetwork>,
     /// Do not tie the container's life to the caller's (no parent-death
     /// signal); use [`spawn`] and [`Container::detach`].
     pub detach: bool,
@@ -151,6 +165,7 @@ impl RunOptions {
             stdio: Stdio::Inherit,
             etc_files: true,
             etc_style: EtcStyle::Docker,
+            etc_network: None,
             detach: false,
             id_maps: None,
             overlay_volatile: false,
@@ -353,6 +368,7 @@ fn effective_spec(spec: &Spec, opts: &RunOptions) -> Result<Spec, RunError> {
             host_net,
             ro,
             opts.etc_style,
+            opts.etc_network.as_ref(),
         )?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(extra);

@@ -67,6 +67,10 @@ pub(crate) struct Plan {
     pub readonly_paths: Vec<CString>,
     pub readonly_root: bool,
     pub loopback_up: bool,
+    /// A network namespace to join (`setns`) instead of creating one: the
+    /// spec's network namespace with a `path` (a bind-mounted nsfs file
+    /// that a network backend such as netavark has set up).
+    pub join_netns: Option<CString>,
     pub rlimits: Vec<(c_int, libc::rlimit)>,
     pub cwd: CString,
     pub uid: u32,
@@ -282,11 +286,20 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
     let mut clone_flags = 0;
     let mut userns = inp.rootless;
     let mut cgroupns = false;
+    let mut join_netns = None;
     for ns in linux
         .and_then(|l| l.namespaces().as_ref())
         .into_iter()
         .flatten()
     {
+        if let (LinuxNamespaceType::Network, Some(path)) = (ns.typ(), ns.path()) {
+            use std::os::unix::ffi::OsStrExt as _;
+            join_netns = Some(cstring(
+                path.as_os_str().as_bytes(),
+                "network namespace path",
+            )?);
+            continue;
+        }
         if ns.path().is_some() {
             return Err(RunError::Unsupported(format!(
                 "joining an existing {:?} namespace by path",
@@ -487,6 +500,7 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
             .and_then(|r| r.readonly())
             .unwrap_or(false),
         loopback_up: has_net_ns,
+        join_netns,
         rlimits,
         cwd: cstring(cwd.as_os_str().as_bytes(), "cwd")?,
         uid: user.uid(),

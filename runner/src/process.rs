@@ -116,7 +116,24 @@ pub(crate) fn start(
     } else {
         None
     };
+    // Opened here, not in the child: the child only makes the setns call.
+    let netns = match &plan.join_netns {
+        Some(p) => {
+            // SAFETY: a NUL-terminated path; the descriptor is owned below.
+            let fd = unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return Err(io_err(&format!(
+                    "open network namespace {}",
+                    p.to_string_lossy()
+                )));
+            }
+            // SAFETY: just opened, owned from here.
+            Some(unsafe { OwnedFd::from_raw_fd(fd) })
+        }
+        None => None,
+    };
     let fds = ChildFds {
+        netns: netns.as_ref().map_or(-1, |f| f.as_raw_fd()),
         sync_read: sync_r.as_raw_fd(),
         err_write: err_w.as_raw_fd(),
         pty_sock: pty.as_ref().map_or(-1, |p| p.1.as_raw_fd()),
@@ -247,6 +264,12 @@ pub(crate) fn failure_error(plan: &Plan, buf: &[u8; FAILURE_LEN]) -> RunError {
         Step::CgroupJoin => format!("join the container's cgroup #{idx}"),
         Step::Setns => format!("join the container's namespace #{idx}"),
         Step::Fork => "fork into the container".to_string(),
+        Step::JoinNetns => format!(
+            "join network namespace {}",
+            plan.join_netns
+                .as_deref()
+                .map_or_else(String::new, |p| p.to_string_lossy().into_owned())
+        ),
         other => format!("{other:?}"),
     };
     RunError::Setup {

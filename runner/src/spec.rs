@@ -84,6 +84,9 @@ pub struct SpecParams {
     pub terminal: bool,
     pub readonly_rootfs: bool,
     pub network: Network,
+    /// With [`Network::None`]: join this network namespace (a bind-mounted
+    /// nsfs file a network backend set up) instead of creating an empty one.
+    pub netns: Option<PathBuf>,
     pub mounts: Vec<MountSpec>,
     pub resources: Resources,
     pub rlimits: Vec<PosixRlimit>,
@@ -235,7 +238,16 @@ pub fn build(p: &SpecParams) -> Result<Spec, RunError> {
         LinuxNamespaceType::Cgroup,
     ];
     if p.network == Network::None {
-        kinds.push(LinuxNamespaceType::Network);
+        match &p.netns {
+            Some(path) => namespaces.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::Network)
+                    .path(path)
+                    .build()
+                    .map_err(spec_err)?,
+            ),
+            None => kinds.push(LinuxNamespaceType::Network),
+        }
     }
     if p.user_namespace {
         kinds.push(LinuxNamespaceType::User);

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use containers::control;
+use containers::filters::Filters;
+use containers::logfile::{self, LogOptions};
 use containers::{Container, State};
 
 use crate::context::Ctx;
@@ -23,6 +25,9 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter: id=, name=, label=KEY[=VALUE], status=, exited= (repeatable)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -42,6 +47,18 @@ pub struct LogsArgs {
     /// Follow log output until the container exits
     #[arg(short, long)]
     pub follow: bool,
+    /// Show logs since a time (2013-01-02T13:23:37Z), Unix seconds, or a duration back from now (42m)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Show logs up to a time (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Show timestamps (RFC 3339 with nanoseconds)
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Number of lines to show from the end of the logs, or `all`
+    #[arg(short = 'n', long, value_name = "N", default_value = "all")]
+    pub tail: String,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }
@@ -81,6 +98,11 @@ fn status_text(c: &Container) -> String {
     match c.state {
         State::Created => "Created".into(),
         State::Running => "Exited (unknown)".into(),
+        State::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.exit_code.unwrap_or(-1),
+            since(c.finished.as_deref())
+        ),
         State::Exited => format!(
             "Exited ({}) {} ago",
             c.exit_code.unwrap_or(-1),
@@ -90,7 +112,11 @@ fn status_text(c: &Container) -> String {
 }
 
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
-    let list = control::list(&ctx.store()?, args.all).map_err(from_containers)?;
+    let store = ctx.store()?;
+    let filters = Filters::parse(&args.filter).map_err(from_containers)?;
+    let all = args.all || filters.implies_all();
+    let list = control::list(&store, all).map_err(from_containers)?;
+    let list: Vec<Container> = list.into_iter().filter(|c| filters.accepts(c)).collect();
     let id = |c: &Container| match args.no_trunc {
         true => c.id.clone(),
         false => c.id[..12].to_string(),
@@ -116,6 +142,11 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
                 format!("\"{cmd}\""),
                 format::ago(Some(&c.created)),
                 status_text(c),
+                containers::network::published(&store, c)
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 c.name.clone(),
             ]
         })
@@ -126,6 +157,7 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
         "COMMAND",
         "CREATED",
         "STATUS",
+        "PORTS",
         "NAMES",
     ];
     write!(out, "{}", format::table(&head, &rows))?;
@@ -167,9 +199,27 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
 }
 
 pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
+    let now = chrono::Utc::now();
+    let time = |t: &Option<String>| t.as_deref().map(|t| logfile::parse_time(t, now));
+    let tail = match args.tail.as_str() {
+        "all" => None,
+        // docker: a negative count is all of it.
+        n if n.starts_with('-') && n[1..].parse::<u64>().is_ok() => None,
+        n => Some(n.parse::<usize>().map_err(|_| {
+            anyhow::anyhow!("invalid --tail {n:?}: want a number of lines or `all`")
+        })?),
+    };
+    let opts = LogOptions {
+        follow: args.follow,
+        since: time(&args.since).transpose().map_err(from_containers)?,
+        until: time(&args.until).transpose().map_err(from_containers)?,
+        timestamps: args.timestamps,
+        tail,
+    };
     let store = ctx.store()?;
     let mut out = std::io::stdout().lock();
-    control::logs(&store, &args.container, args.follow, &mut out).map_err(from_containers)?;
+    let mut err = std::io::stderr().lock();
+    control::logs(&store, &args.container, &opts, &mut out, &mut err).map_err(from_containers)?;
     Ok(Status::Success)
 }
 

@@ -9,8 +9,9 @@ use crate::context::Ctx;
 use crate::exit::{self, Status};
 
 pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<Status> {
-    if let Some(k) = args.kind.as_deref().filter(|k| *k != "image") {
-        anyhow::bail!("unsupported --type {k:?}: only images can be inspected");
+    let kind = args.kind.as_deref();
+    if let Some(k) = kind.filter(|k| !matches!(*k, "image" | "container")) {
+        anyhow::bail!("unsupported --type {k:?}: only images and containers can be inspected");
     }
     if let Some(f) = args.format.as_deref().filter(|f| *f != "json") {
         anyhow::bail!("unsupported --format {f:?}: only `json` is supported");
@@ -18,7 +19,23 @@ pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<Status> {
     let store = ctx.store()?;
     let mut out = Vec::new();
     let mut failed = false;
+    let containers = containers::Containers::new(&store);
     for name in &args.images {
+        // A container first, as docker decides what a name is.
+        if kind != Some("image") {
+            match containers.container(name) {
+                Ok(c) => {
+                    out.push(containers::inspect::describe(&store, &c));
+                    continue;
+                }
+                Err(e) if kind == Some("container") => {
+                    eprintln!("kiln: {}", exit::render(&exit::from_containers(e)));
+                    failed = true;
+                    continue;
+                }
+                Err(_) => {}
+            }
+        }
         match store.resolve(name) {
             Ok(img) => out.push(describe(&img)),
             Err(e) => {

@@ -12,6 +12,8 @@ mod images;
 mod import;
 mod inspect;
 pub mod login;
+pub mod network;
+pub mod port;
 pub mod pull;
 pub mod push;
 mod rmi;
@@ -23,7 +25,7 @@ pub mod volume;
 
 use anyhow::Result;
 
-use crate::cli::{BuilderCommand, Cli, Command, ImageCommand, SystemCommand};
+use crate::cli::{BuilderCommand, Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 use crate::context::Ctx;
 use crate::exit::Status;
 
@@ -54,6 +56,10 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => rmi::prune(&ctx, a),
         Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
+        Command::Container(ContainerCommand::Inspect(mut a)) => {
+            a.kind = Some("container".into());
+            inspect::run(&ctx, a)
+        }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
         Command::Build(a) => build::run(&ctx, *a),
         Command::Builder(BuilderCommand::Prune(a)) => build::prune(&ctx, a),
@@ -68,6 +74,8 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Unpause(a) => standby::pause(&ctx, a, false),
         Command::Top(a) => standby::top(&ctx, a),
         Command::Ps(a) => containers::ps(&ctx, a),
+        Command::Port(a) => port::run(&ctx, a),
+        Command::Network(a) => network::run(&ctx, a),
         Command::Rm(a) => containers::rm(&ctx, a),
         Command::Logs(a) => containers::logs(&ctx, a),
         Command::Stop(a) => containers::stop(&ctx, a),

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use containers::network::NetworkFlags;
+use containers::restart::RestartPolicy;
 use containers::run::{self, RunRequest};
 use containers::{mountopts, options};
 use runner::spec::Resources;
@@ -15,9 +17,12 @@ use crate::exit::{from_containers, Status};
 /// `kiln run`'s arguments (boxed: the flags are many).
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Networking: `--network none` (the default: a new network namespace with only \
-    loopback) or `--network host`. Docker's default bridge is not built; unprivileged \
-    user-mode networking may come later."
+    after_help = "Networking: `--network bridge` (the default as root, as docker's: an address \
+    on kiln's default bridge, NAT out), `--network NAME` (a user network from `kiln network \
+    create`: containers resolve each other by name and alias), both set up by netavark, with \
+    `-p`, `-P`, `--expose`, `--network-alias`, `--ip`, `--dns*` and `--add-host`; `--network none` (a new network namespace \
+    with only loopback; the default when not root in the host's user namespace, since \
+    unprivileged networks are not built yet) or `--network host`."
 )]
 pub struct RunArgs {
     #[command(flatten)]
@@ -68,9 +73,36 @@ pub struct RunFlags {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
-    /// Network: none (default) or host
-    #[arg(long, value_name = "MODE", default_value = "none")]
-    pub network: String,
+    /// Network: bridge (default as root), none (default otherwise), host, or a user network's name
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// Publish a container's port(s) to the host: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]
+    #[arg(short, long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
+    /// Publish every exposed port (image EXPOSE and --expose) to a free host port
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports: PORT[-PORT][/tcp|udp]
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
+    /// Another name the container has on a user network
+    #[arg(long, value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
+    /// The container's IPv4 address on a user network
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// A DNS server for the container
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// A DNS search domain for the container
+    #[arg(long, value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// A resolver option (resolv.conf's options)
+    #[arg(long, value_name = "OPT")]
+    pub dns_option: Vec<String>,
+    /// An /etc/hosts entry: HOST:IP (IP may be host-gateway)
+    #[arg(long, value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
     /// Container host name (default: the short container ID)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
@@ -89,6 +121,12 @@ pub struct RunFlags {
     /// Number of CPUs (fractional)
     #[arg(long, value_name = "CPUS")]
     pub cpus: Option<f64>,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped (needs -d)
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
+    /// Set a label on the container (KEY=VALUE)
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
     /// Internal: run the monitor of a detached container
     #[arg(long, hide = true, value_name = "ID")]
     pub monitor: Option<String>,
@@ -105,10 +143,32 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
     if let Some(n) = &args.name {
         containers::container_name(n)?;
     }
-    let network = options::parse_network(&args.network)?;
+    let (network, networking) = containers::network::from_flags(NetworkFlags {
+        mode: args.network.as_deref(),
+        publish: &args.publish,
+        publish_all: args.publish_all,
+        expose: &args.expose,
+        aliases: &args.network_alias,
+        ip: args.ip.as_deref(),
+        dns: &args.dns,
+        dns_search: &args.dns_search,
+        dns_options: &args.dns_option,
+        add_hosts: &args.add_host,
+    })?;
     if args.detach && (args.tty || args.interactive) {
         bail!("-d cannot be combined with -i or -t (attaching is not supported)");
     }
+    let restart = RestartPolicy::parse(&args.restart)?;
+    if args.rm && !restart.is_none() {
+        bail!("conflicting options: cannot specify both --restart and --rm");
+    }
+    if !args.detach && !restart.is_none() {
+        bail!(
+            "--restart needs -d: kiln has no daemon, the detached container's monitor restarts it"
+        );
+    }
+    let labels = args.label.iter().map(|l| options::parse_label(l));
+    let labels = labels.collect::<Result<_, _>>()?;
     if let Some(w) = &args.workdir {
         options::check_workdir(w)?;
     }
@@ -144,12 +204,15 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
         interactive: args.interactive,
         readonly_rootfs: args.read_only,
         network,
+        networking,
         mounts,
         volumes,
         volumes_from: args.volumes_from,
         resources,
         runtime: args.runtime,
         auto_remove: args.rm,
+        restart,
+        labels,
     })
 }
 

@@ -72,6 +72,24 @@ pub fn start<'s>(store: &'s Store, name: &str, interactive: bool) -> Result<Star
         serde_json::from_slice(&read(SPEC_FILE)?).map_err(Error::json(dir.join(SPEC_FILE)))?;
     let launch: Launch =
         serde_json::from_slice(&read(LAUNCH_FILE)?).map_err(Error::json(dir.join(LAUNCH_FILE)))?;
+    // A container on a network had it torn down when it exited; its spec
+    // still names the namespace. Re-attaching is not built yet.
+    let gone_netns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.path().clone())
+        .find(|p| !p.exists());
+    if let Some(ns) = gone_netns {
+        return Err(Error::Invalid(format!(
+            "container {} was on a network that was torn down when it exited ({} is gone): \
+             starting it again is not supported yet (run a new container)",
+            record.name,
+            ns.display()
+        )));
+    }
     // From here until its monitor (or this process) records how it went,
     // the container is this process's.
     record.owner = Some(std::process::id() as i32);
@@ -85,6 +103,10 @@ pub fn start<'s>(store: &'s Store, name: &str, interactive: bool) -> Result<Star
         lowers: launch.lowers,
         runtime: launch.runtime,
         interactive: interactive && launch.interactive,
+        // Attached (and recorded) by `create`; nothing to attach again.
+        networking: None,
+        exposed: Vec::new(),
+        hostname: String::new(),
     })))
 }
 

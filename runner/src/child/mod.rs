@@ -46,12 +46,13 @@ pub(crate) enum Step {
     CgroupJoin,
     Setns,
     Fork,
+    JoinNetns,
 }
 
 impl Step {
     pub(crate) fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
-        const ALL: [Step; 31] = [
+        const ALL: [Step; 32] = [
             Sync,
             Propagation,
             RootMount,
@@ -83,6 +84,7 @@ impl Step {
             CgroupJoin,
             Setns,
             Fork,
+            JoinNetns,
         ];
         ALL.iter().copied().find(|s| *s as u32 == v)
     }
@@ -109,6 +111,8 @@ pub(crate) struct ChildFds {
     pub sync_read: c_int,
     pub err_write: c_int,
     pub pty_sock: c_int,
+    /// The network namespace to join, or -1.
+    pub netns: c_int,
     /// The runner's pid, to notice it died before the death signal was armed.
     pub parent: libc::pid_t,
 }
@@ -175,6 +179,13 @@ pub(crate) fn run(plan: &Plan, fds: &ChildFds) -> ! {
         // SAFETY: unshare with a constant flag.
         if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
             fail(fds, Step::CgroupNs, 0, errno());
+        }
+    }
+    // Before /sys is mounted, so that it shows the joined namespace.
+    if fds.netns >= 0 {
+        // SAFETY: setns on a descriptor the parent opened.
+        if unsafe { libc::setns(fds.netns, libc::CLONE_NEWNET) } != 0 {
+            fail(fds, Step::JoinNetns, 0, errno());
         }
     }
     new_session();

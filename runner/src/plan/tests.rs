@@ -40,6 +40,16 @@ fn namespaces_follow_the_network_mode() {
     .unwrap();
     assert_eq!(host.clone_flags & libc::CLONE_NEWNET, 0);
     assert!(!host.loopback_up);
+    assert!(host.join_netns.is_none());
+    // A namespace set up by a network backend is joined, not created.
+    let joined = plan_for(&SpecParams {
+        netns: Some("/run/kiln/netns/x".into()),
+        ..args(&["true"])
+    })
+    .unwrap();
+    assert_eq!(joined.clone_flags & libc::CLONE_NEWNET, 0);
+    assert!(!joined.loopback_up);
+    assert_eq!(joined.join_netns.as_deref(), Some(c"/run/kiln/netns/x"));
     for f in [
         libc::CLONE_NEWNS,
         libc::CLONE_NEWPID,

@@ -1,0 +1,360 @@
+//! A container on a network: [`attach`] before it starts (an address and
+//! host ports allocated, a network namespace made and set up by netavark),
+//! [`detach`] once it is over (netavark's teardown, the namespace removed,
+//! the address and ports freed). What a container holds is its
+//! `network.json`, beside its record: the store's allocations are the
+//! union of those files, read under `networks.lock`, so removing the file
+//! is what frees them and nothing else can drift out of step.
+
+use std::fs;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use image_store::Store;
+use serde::{Deserialize, Serialize};
+
+use super::config::{NetworkDef, Networks};
+use super::etc::DnsRequest;
+use super::netavark::{self, Options};
+use super::ports::{self, PortMapping, PortSpec, Proto};
+use super::{lease, netns};
+use crate::error::{Error, Result};
+use crate::records::Containers;
+
+/// A container's network state, in its directory.
+pub const NETWORK_FILE: &str = "network.json";
+
+/// What `kiln run` asks of the network.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkRequest {
+    /// The network's name (`bridge` or a user network).
+    pub network: String,
+    /// `--network-alias`: more names other containers resolve.
+    pub aliases: Vec<String>,
+    /// `-p`.
+    pub publish: Vec<PortSpec>,
+    /// `-P`: every exposed port to a free host port.
+    pub publish_all: bool,
+    /// `--expose`, added to the image's EXPOSE.
+    pub expose: Vec<(u16, Proto)>,
+    /// `--ip`: this address (user networks only, as docker).
+    pub ip: Option<Ipv4Addr>,
+    /// `--dns*`, `--add-host`.
+    pub dns: DnsRequest,
+}
+
+/// What a container holds on its network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network: String,
+    pub netns: PathBuf,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub ports: Vec<PortMapping>,
+    /// The ports the container exposes (image and `--expose`).
+    #[serde(default)]
+    pub exposed: Vec<(u16, Proto)>,
+    /// For teardown: what setup was given.
+    options: Options,
+    /// The container's /etc/hosts entries and resolv.conf, once set up.
+    #[serde(default)]
+    pub etc: Option<EtcFiles>,
+}
+
+/// The container's /etc/hosts lines (after localhost's) and resolv.conf.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EtcFiles {
+    pub hosts: String,
+    pub resolv_conf: String,
+}
+
+impl Attachment {
+    /// The host bridge the container's interface is on.
+    pub fn bridge(&self) -> Option<&str> {
+        self.options.bridge()
+    }
+
+    /// The /etc files for the runner.
+    pub fn runner_etc(&self) -> Option<runner::EtcNetwork> {
+        self.etc.as_ref().map(|e| runner::EtcNetwork {
+            hosts: e.hosts.clone(),
+            resolv_conf: e.resolv_conf.clone(),
+        })
+    }
+}
+
+/// The container's attachment, if it has one.
+pub fn attachment(dir: &Path) -> Option<Attachment> {
+    let data = fs::read(dir.join(NETWORK_FILE)).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
+fn write(dir: &Path, a: &Attachment) -> Result<()> {
+    let p = dir.join(NETWORK_FILE);
+    let tmp = dir.join(".network.json.tmp");
+    let data = serde_json::to_vec_pretty(a).expect("plain data");
+    fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&data))
+        .and_then(|()| fs::rename(&tmp, &p))
+        .map_err(Error::io(p))
+}
+
+/// Every attachment of the store's containers: `(id, name, attachment)`.
+fn all(store: &Store) -> Vec<(String, String, Attachment)> {
+    let c = Containers::new(store);
+    c.containers()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| {
+            let a = attachment(&c.container_dir(&r.id))?;
+            Some((r.id, r.name, a))
+        })
+        .collect()
+}
+
+/// The names of the containers attached to network `name`.
+pub fn users(store: &Store, name: &str) -> Vec<String> {
+    all(store)
+        .into_iter()
+        .filter(|(_, _, a)| a.network == name)
+        .map(|(_, n, _)| n)
+        .collect()
+}
+
+/// The container's identity on the network.
+pub struct Identity<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub hostname: &'a str,
+    pub dir: &'a Path,
+}
+
+/// Puts the container on the network `req` names: allocates, makes the
+/// namespace, runs netavark setup, records it all in `network.json`. On
+/// failure nothing is left. Returns the attachment (its `netns` is what the
+/// container joins).
+pub fn attach(
+    store: &Store,
+    who: Identity,
+    req: &NetworkRequest,
+    image_exposed: &[(u16, Proto)],
+) -> Result<Attachment> {
+    let nets = Networks::new(store);
+    let lock = nets.lock()?;
+    let net = nets.get(&lock, &req.network)?;
+    if !req.aliases.is_empty() && !net.dns {
+        return Err(Error::Invalid(format!(
+            "--network-alias needs a network with name resolution; {} has none (create one with `kiln network create`)",
+            net.name
+        )));
+    }
+    let others = all(store);
+    let mut exposed: Vec<(u16, Proto)> = image_exposed.to_vec();
+    for e in &req.expose {
+        if !exposed.contains(e) {
+            exposed.push(*e);
+        }
+    }
+    let taken: Vec<(String, PortMapping)> = others
+        .iter()
+        .flat_map(|(_, n, a)| a.ports.iter().map(move |p| (n.clone(), p.clone())))
+        .collect();
+    let ports = ports::resolve(&req.publish, &exposed, req.publish_all, &taken)?;
+    lease::sweep(&net.interface);
+    lease::claim_ports(&ports, who.dir)?;
+    let ip = match allocate(&net, &others, who.dir, req.ip) {
+        Ok(ip) => ip,
+        Err(e) => {
+            lease::release_ports(&ports, who.dir);
+            return Err(e);
+        }
+    };
+    let netns = super::netns_path(store, who.id);
+    let mut aliases = req.aliases.clone();
+    aliases.push(who.id[..12].to_string());
+    let mut options = Options::new(who.id, who.name, &net, ip, aliases, ports.clone());
+    options.set_dns_servers(&req.dns.servers);
+    let mut a = Attachment {
+        network: net.name.clone(),
+        netns: netns.clone(),
+        ip,
+        prefix: net.subnet.prefix,
+        gateway: net.gateway,
+        ports,
+        exposed,
+        options,
+        etc: None,
+    };
+    // Recorded before anything is made: from here on a crash leaves
+    // something [`detach`] (from the orphan reaping) knows how to undo.
+    if let Err(e) = write(who.dir, &a) {
+        lease::release(&net.interface, ip, who.dir);
+        lease::release_ports(&a.ports, who.dir);
+        return Err(e);
+    }
+    let config = nets.run_dir().join("netavark");
+    let made = netns::create(&netns)
+        .map_err(|e| {
+            Error::Invalid(format!(
+                "creating network namespace {}: {e}",
+                netns.display()
+            ))
+        })
+        .and_then(|()| {
+            let setup = lease::Setup {
+                netns: netns.clone(),
+                config: config.clone(),
+                options: a.options.clone(),
+            };
+            lease::record(&net.interface, ip, who.dir, setup)
+                .map_err(|e| Error::Invalid(format!("recording the lease of {ip}: {e}")))
+        })
+        .and_then(|()| netavark::setup(&config, &netns, &a.options));
+    let status = match made {
+        Ok(s) => s,
+        Err(e) => {
+            drop(lock);
+            let _ = detach(store, who.dir);
+            return Err(e);
+        }
+    };
+    a.etc = Some(etc_files(&net, &a, who.hostname, &status, &req.dns));
+    write(who.dir, &a)?;
+    Ok(a)
+}
+
+/// The first free address of `net` (not the gateway, not another
+/// container's of this store), or the one asked for, leased host-wide for
+/// the container in `holder` (see [`lease`]).
+fn allocate(
+    net: &NetworkDef,
+    others: &[(String, String, Attachment)],
+    holder: &Path,
+    wanted: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr> {
+    if let Some(ip) = wanted {
+        if net.name == super::DEFAULT_NETWORK {
+            return Err(Error::Invalid(format!(
+                "--ip {ip}: a chosen address is supported on user networks only, not {}",
+                net.name
+            )));
+        }
+        if !net.subnet.hosts().any(|h| h == ip) || ip == net.gateway {
+            return Err(Error::Invalid(format!(
+                "--ip {ip}: not a free host address of network {}'s subnet {} (gateway {})",
+                net.name, net.subnet, net.gateway
+            )));
+        }
+    }
+    let taken = |ip: Ipv4Addr| {
+        others
+            .iter()
+            .find(|(_, _, a)| a.network == net.name && a.ip == ip)
+            .map(|(_, n, _)| n.clone())
+    };
+    if let Some(ip) = wanted {
+        let claimed = match taken(ip) {
+            Some(by) => {
+                return Err(Error::Invalid(format!(
+                    "--ip {ip}: the address is in use by container {by}"
+                )))
+            }
+            None => lease::claim(&net.interface, ip, holder).map_err(|e| {
+                Error::Invalid(format!("leasing address {ip} on {}: {e}", net.interface))
+            })?,
+        };
+        return match claimed {
+            true => Ok(ip),
+            false => Err(Error::Invalid(format!(
+                "--ip {ip}: the address is in use on {} by a container of another kiln store",
+                net.interface
+            ))),
+        };
+    }
+    for ip in net.subnet.hosts() {
+        if ip == net.gateway
+            || others
+                .iter()
+                .any(|(_, _, a)| a.network == net.name && a.ip == ip)
+        {
+            continue;
+        }
+        let claimed = lease::claim(&net.interface, ip, holder).map_err(|e| {
+            Error::Invalid(format!("leasing address {ip} on {}: {e}", net.interface))
+        })?;
+        if claimed {
+            return Ok(ip);
+        }
+    }
+    Err(Error::Invalid(format!(
+        "network {} has no free address left",
+        net.name
+    )))
+}
+
+/// docker's /etc files for the container (see [`super::etc`]): on a
+/// network with name resolution aardvark-dns is its resolver.
+fn etc_files(
+    net: &NetworkDef,
+    a: &Attachment,
+    hostname: &str,
+    status: &netavark::Status,
+    dns: &DnsRequest,
+) -> EtcFiles {
+    let servers: Vec<IpAddr> = match net.dns {
+        true => status.dns_server_ips.clone().unwrap_or_default(),
+        false => Vec::new(),
+    };
+    let search: Vec<String> = match net.dns && !servers.is_empty() {
+        true => status.dns_search_domains.clone().unwrap_or_default(),
+        false => Vec::new(),
+    };
+    let resolver = super::etc::Resolver {
+        servers: &servers,
+        search: &search,
+    };
+    let (hosts, resolv_conf) = super::etc::files(a.ip, net.gateway, hostname, resolver, dns);
+    EtcFiles { hosts, resolv_conf }
+}
+
+/// Undoes [`attach`] for the container in `dir`: netavark teardown, the
+/// namespace unmounted and removed, `network.json` removed (which frees
+/// the address and ports). Nothing to do without an attachment; safe to
+/// call from several processes (the lock orders them).
+pub fn detach(store: &Store, dir: &Path) -> Result<()> {
+    let nets = Networks::new(store);
+    let _lock = nets.lock()?;
+    let Some(a) = attachment(dir) else {
+        return Ok(());
+    };
+    let mut first_err = None;
+    if a.netns.exists() {
+        if let Err(e) = netavark::teardown(&nets.run_dir().join("netavark"), &a.netns, &a.options) {
+            first_err = Some(e);
+        }
+    }
+    if let Err(e) = netns::remove(&a.netns) {
+        first_err.get_or_insert(Error::Invalid(format!(
+            "removing network namespace {}: {e}",
+            a.netns.display()
+        )));
+    }
+    let p = dir.join(NETWORK_FILE);
+    let bridge = a.bridge().map(str::to_string);
+    match fs::remove_file(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            first_err.get_or_insert(Error::io(p)(e));
+        }
+        _ => {}
+    }
+    if let Some(b) = bridge {
+        lease::release(&b, a.ip, dir);
+    }
+    lease::release_ports(&a.ports, dir);
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,150 @@
+//! Container networking, rootful, through netavark (podman's backend):
+//! network definitions ([`config`]), published ports ([`ports`]), and a
+//! container's place on a network ([`attach`]): a network namespace file
+//! ([`netns`]) that netavark sets up before the container joins it and
+//! tears down after it ends.
+
+pub mod attach;
+pub mod config;
+pub mod etc;
+mod lease;
+mod netavark;
+mod netns;
+pub mod ports;
+pub mod subnet;
+
+pub use attach::{attach, attachment, detach, Attachment, NetworkRequest};
+pub use config::{CreateRequest, NetworkDef, Networks, DEFAULT_NETWORK};
+pub use ports::{PortMapping, PortSpec, Proto};
+
+/// Where the network namespace of container `id` is mounted.
+pub fn netns_path(store: &image_store::Store, id: &str) -> std::path::PathBuf {
+    Networks::new(store).run_dir().join("netns").join(id)
+}
+
+/// The published ports of container `name` (none when it has no network
+/// or it has ended), for `kiln port` and `kiln ps`.
+pub fn published(store: &image_store::Store, c: &crate::Container) -> Vec<PortMapping> {
+    attachment(&crate::Containers::new(store).container_dir(&c.id))
+        .map(|a| a.ports)
+        .unwrap_or_default()
+}
+
+/// `kiln run`'s network when none is asked for: the default bridge, as
+/// docker's, when kiln can set one up (root in the host's user namespace:
+/// netavark needs the host's network namespace); otherwise `none`, since
+/// unprivileged networks (slirp4netns, pasta) are not built yet.
+pub fn default_mode() -> &'static str {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let initial_userns = std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
+        m.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+    });
+    match root && initial_userns {
+        true => DEFAULT_NETWORK,
+        false => "none",
+    }
+}
+
+/// `kiln run`'s network flags, as given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NetworkFlags<'a> {
+    /// `--network`; None: [`default_mode`].
+    pub mode: Option<&'a str>,
+    pub publish: &'a [String],
+    pub publish_all: bool,
+    pub expose: &'a [String],
+    pub aliases: &'a [String],
+    /// `--ip`.
+    pub ip: Option<&'a str>,
+    pub dns: &'a [String],
+    pub dns_search: &'a [String],
+    pub dns_options: &'a [String],
+    pub add_hosts: &'a [String],
+}
+
+/// The runner's network mode and, for a netavark network, what to ask of
+/// it. Bad flags are refused with one line.
+pub fn from_flags(
+    f: NetworkFlags,
+) -> crate::Result<(runner::spec::Network, Option<NetworkRequest>)> {
+    use crate::Error;
+    let mode = f.mode.unwrap_or(default_mode()).to_string();
+    let request = match mode.as_str() {
+        "none" | "host" => None,
+        name if name.contains(':') => {
+            return Err(Error::Invalid(format!(
+                "unsupported network mode {name:?}: container: and other modes are not built yet (none, host, bridge or a network name)"
+            )))
+        }
+        name => {
+            // SAFETY: geteuid cannot fail.
+            if unsafe { libc::geteuid() } != 0 {
+                return Err(Error::Invalid(format!(
+                    "--network {name}: container networks need root (rootless networking is not built yet)"
+                )));
+            }
+            let mut dns = etc::DnsRequest::default();
+            for d in f.dns {
+                dns.servers.push(d.parse().map_err(|_| {
+                    Error::Invalid(format!("invalid --dns {d:?}: not an IP address"))
+                })?);
+            }
+            for w in f.dns_search {
+                etc::check_word("--dns-search", w)?;
+                dns.search.push(w.clone());
+            }
+            for w in f.dns_options {
+                etc::check_word("--dns-option", w)?;
+                dns.options.push(w.clone());
+            }
+            for h in f.add_hosts {
+                dns.add_hosts.push(etc::parse_add_host(h)?);
+            }
+            let mut expose = Vec::new();
+            for e in f.expose {
+                expose.extend(ports::parse_expose(e)?);
+            }
+            Some(NetworkRequest {
+                network: name.to_string(),
+                aliases: f.aliases.to_vec(),
+                publish: f
+                    .publish
+                    .iter()
+                    .map(|p| PortSpec::parse(p))
+                    .collect::<crate::Result<_>>()?,
+                publish_all: f.publish_all,
+                expose,
+                ip: f
+                    .ip
+                    .map(|ip| {
+                        ip.parse().map_err(|_| {
+                            Error::Invalid(format!("invalid --ip {ip:?}: not an IPv4 address"))
+                        })
+                    })
+                    .transpose()?,
+                dns,
+            })
+        }
+    };
+    if request.is_none()
+        && (!f.publish.is_empty()
+            || f.publish_all
+            || !f.expose.is_empty()
+            || !f.aliases.is_empty()
+            || f.ip.is_some()
+            || !f.dns.is_empty()
+            || !f.dns_search.is_empty()
+            || !f.dns_options.is_empty()
+            || !f.add_hosts.is_empty())
+    {
+        return Err(Error::Invalid(format!(
+            "-p, -P, --expose, --network-alias, --ip, --dns, --dns-search, --dns-option and --add-host need a container network (--network bridge or a network name), not --network {mode}"
+        )));
+    }
+    match request {
+        Some(r) => Ok((runner::spec::Network::None, Some(r))),
+        None => Ok((crate::options::parse_network(&mode)?, None)),
+    }
+}

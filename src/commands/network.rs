@@ -1,0 +1,170 @@
+//! `kiln network create|ls|inspect|rm|prune`: flags into
+//! [`containers::network::Networks`] calls.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Result};
+use containers::network::{CreateRequest, NetworkDef, Networks};
+
+use crate::context::Ctx;
+use crate::exit::{from_containers, Status};
+use crate::format;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a network (a bridge with its own subnet and name resolution)
+    Create(CreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show networks as JSON
+    Inspect(NamesArgs),
+    /// Remove networks
+    #[command(alias = "remove")]
+    Rm(NamesArgs),
+    /// Remove every network no container uses
+    Prune,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// IPv4 subnet in CIDR form (default: a free /24 of 10.78.0.0/16)
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<String>,
+    /// Gateway address (default: the subnet's first address)
+    #[arg(long, value_name = "IP")]
+    pub gateway: Option<String>,
+    /// No route out of the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Set a label: KEY=VALUE
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Driver: only bridge
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    pub name: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// Only the IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<Status> {
+    let store = ctx.store()?;
+    let nets = Networks::new(&store);
+    let lock = nets.lock().map_err(from_containers)?;
+    match cmd {
+        NetworkCommand::Create(a) => {
+            if a.driver != "bridge" {
+                return Err(anyhow!(
+                    "network driver {:?} is not supported: only bridge",
+                    a.driver
+                ));
+            }
+            let subnet = a
+                .subnet
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(|e: String| anyhow!(e))?;
+            let gateway = a
+                .gateway
+                .map(|g| {
+                    g.parse()
+                        .map_err(|_| anyhow!("invalid gateway {g:?}: not an IPv4 address"))
+                })
+                .transpose()?;
+            let mut labels = BTreeMap::new();
+            for l in &a.label {
+                let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                if k.is_empty() {
+                    return Err(anyhow!("invalid label {l:?}: want KEY=VALUE"));
+                }
+                labels.insert(k.to_string(), v.to_string());
+            }
+            let req = CreateRequest {
+                name: a.name,
+                subnet,
+                gateway,
+                internal: a.internal,
+                labels,
+            };
+            let n = nets.create(&lock, req).map_err(from_containers)?;
+            outln!("{}", n.id);
+        }
+        NetworkCommand::Ls(a) => {
+            let all = nets.list(&lock).map_err(from_containers)?;
+            if a.quiet {
+                for n in &all {
+                    outln!("{}", &n.id[..12]);
+                }
+                return Ok(Status::Success);
+            }
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.id[..12].to_string(),
+                        n.name.clone(),
+                        n.driver.clone(),
+                        n.subnet.to_string(),
+                    ]
+                })
+                .collect();
+            let head = ["NETWORK ID", "NAME", "DRIVER", "SUBNET"];
+            print!("{}", format::table(&head, &rows));
+        }
+        NetworkCommand::Inspect(a) => {
+            let mut out = Vec::new();
+            for name in &a.names {
+                let n = nets.get(&lock, name).map_err(from_containers)?;
+                out.push(inspect_json(
+                    &n,
+                    containers::network::attach::users(&store, &n.name),
+                ));
+            }
+            outln!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        NetworkCommand::Rm(a) => {
+            for name in &a.names {
+                let n = nets.remove(&lock, name).map_err(from_containers)?;
+                outln!("{}", n.name);
+            }
+        }
+        NetworkCommand::Prune => {
+            let gone = nets.prune(&lock).map_err(from_containers)?;
+            if !gone.is_empty() {
+                outln!("Deleted Networks:");
+                for n in gone {
+                    outln!("{n}");
+                }
+            }
+        }
+    }
+    Ok(Status::Success)
+}
+
+/// docker's `network inspect` shape, the fields kiln has.
+fn inspect_json(n: &NetworkDef, users: Vec<String>) -> serde_json::Value {
+    serde_json::json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Driver": n.driver,
+        "Internal": n.internal,
+        "EnableDNS": n.dns,
+        "NetworkInterface": n.interface,
+        "IPAM": {"Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()}]},
+        "Labels": n.labels,
+        "Containers": users,
+    })
+}
