@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-for pkg in busybox-static skopeo umoci docker-registry curl; do
+for pkg in busybox-static skopeo umoci docker-registry curl netavark aardvark-dns iptables; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
