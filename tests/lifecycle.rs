@@ -6,25 +6,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Kiln;
 use serde_json::Value;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// A store with busybox imported as `busybox`, or None when not root.
 fn setup() -> Option<Kiln> {
-    if !is_root() {
-        eprintln!("skipping: containers need root (CI runs these as root)");
-        return None;
-    }
-    let k = Kiln::new();
-    k.import_busybox("busybox");
-    Some(k)
+    common::root_store()
 }
 
 fn out(k: &Kiln, args: &[&str]) -> String {
@@ -32,12 +21,8 @@ fn out(k: &Kiln, args: &[&str]) -> String {
 }
 
 #[track_caller]
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    common::wait_until(what, Duration::from_secs(60), f)
 }
 
 /// The container's record as kiln keeps it.

@@ -12,14 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use common::{require_tool, Kiln};
+use common::{is_root, require_tool, Kiln};
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// A store with `web` (busybox with /www/index.html, EXPOSE 80), or None
 /// when not root.

@@ -3,12 +3,7 @@
 
 mod common;
 
-use common::Kiln;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
+use common::{is_root, Kiln};
 
 fn out(k: &Kiln, args: &[&str]) -> String {
     k.run(args).ok().stdout

@@ -232,20 +232,8 @@ impl<'s> Containers<'s> {
     /// An exclusive flock on `kiln/locks/containers.lock`, held while a
     /// name is checked and a record created (separate from the store's
     /// writer lock so a long import does not delay `kiln run`).
-    fn name_lock(&self) -> Result<fs::File> {
-        use std::os::fd::AsRawFd;
-        let p = self.store.kiln_dir().join("locks/containers.lock");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(Error::io(&p))?;
-        // SAFETY: flock on an open descriptor.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(&p)(std::io::Error::last_os_error()));
-        }
-        Ok(f)
+    fn name_lock(&self) -> Result<image_store::LockGuard> {
+        Ok(self.store.exclusive_lock("containers")?)
     }
 
     /// Writes the record with a rename but no fsync: container records

@@ -85,7 +85,7 @@ pub struct Volumes<'s> {
 
 /// The exclusive volumes lock, released on drop.
 #[derive(Debug)]
-pub struct VolumesLock(#[allow(dead_code)] fs::File);
+pub struct VolumesLock(#[allow(dead_code)] image_store::LockGuard);
 
 impl<'s> Volumes<'s> {
     pub fn new(store: &'s Store) -> Volumes<'s> {
@@ -103,21 +103,7 @@ impl<'s> Volumes<'s> {
 
     /// An exclusive flock on `kiln/locks/volumes.lock`.
     pub fn lock(&self) -> Result<VolumesLock> {
-        use std::os::fd::AsRawFd;
-        let locks = self.store.kiln_dir().join("locks");
-        fs::create_dir_all(&locks).map_err(Error::io(&locks))?;
-        let p = locks.join("volumes.lock");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(Error::io(&p))?;
-        // SAFETY: flock on an open descriptor.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(&p)(std::io::Error::last_os_error()));
-        }
-        Ok(VolumesLock(f))
+        Ok(VolumesLock(self.store.exclusive_lock("volumes")?))
     }
 
     /// `kiln volume create`: makes volume `name` (docker: an existing one

@@ -13,6 +13,7 @@ pub mod images;
 pub mod ingest;
 pub mod layer;
 mod lock;
+pub use lock::LockGuard;
 pub mod model;
 pub mod store;
 pub mod temps;

@@ -183,6 +183,17 @@ impl Store {
         self.kiln_dir().join("locks").join(name)
     }
 
+    /// An exclusive lock on `kiln/locks/<name>.lock`, for state kept beside
+    /// the images (container names, volumes, networks): each has a lock of
+    /// its own, so a long image write does not delay `kiln run`.
+    pub fn exclusive_lock(&self, name: &str) -> Result<LockGuard> {
+        let p = self.lock_path(&format!("{name}.lock"));
+        if let Some(d) = p.parent() {
+            fs::create_dir_all(d).map_err(StoreError::io(d))?;
+        }
+        lock::exclusive(&p).map_err(StoreError::io(p))
+    }
+
     fn lock_index(&self) -> Result<LockGuard> {
         let p = self.lock_path("index.lock");
         lock::exclusive(&p).map_err(StoreError::io(p))

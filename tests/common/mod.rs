@@ -132,3 +132,34 @@ pub fn require_tool(name: &str) {
         "{name} is not installed (CI installs it; see .ci/run)"
     );
 }
+
+/// Whether the tests run as root (containers need it; CI runs them as root).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A store with busybox imported as `busybox`, or `None` (the test then
+/// skips, saying why) when not root.
+pub fn root_store() -> Option<Kiln> {
+    if !is_root() {
+        eprintln!("skipping: containers need root (CI runs these as root)");
+        return None;
+    }
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    Some(k)
+}
+
+/// Polls `f` until it holds; fails the test after `limit`, a bound on
+/// waiting that is never an assertion on speed.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + limit;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd as _;
 use std::path::PathBuf;
 
 use image_store::Store;
@@ -68,7 +67,7 @@ pub struct Networks<'s> {
 }
 
 /// The held `networks.lock`.
-pub struct NetworkLock(#[allow(dead_code)] fs::File);
+pub struct NetworkLock(#[allow(dead_code)] image_store::LockGuard);
 
 impl<'s> Networks<'s> {
     pub fn new(store: &'s Store) -> Networks<'s> {
@@ -92,21 +91,7 @@ impl<'s> Networks<'s> {
     /// Takes `networks.lock` (exclusive), held while definitions,
     /// addresses or ports are read and changed.
     pub fn lock(&self) -> Result<NetworkLock> {
-        let p = self.store.kiln_dir().join("locks/networks.lock");
-        if let Some(d) = p.parent() {
-            fs::create_dir_all(d).map_err(Error::io(d))?;
-        }
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(Error::io(&p))?;
-        // SAFETY: flock on an open descriptor.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(&p)(std::io::Error::last_os_error()));
-        }
-        Ok(NetworkLock(f))
+        Ok(NetworkLock(self.store.exclusive_lock("networks")?))
     }
 
     /// All networks, the default one included (made on first use), by name.
