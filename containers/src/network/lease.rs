@@ -50,6 +50,15 @@ fn absolute(holder: &Path) -> PathBuf {
     fs::canonicalize(holder).unwrap_or_else(|_| holder.to_path_buf())
 }
 
+/// `p` with `suffix` appended. (Not `with_extension`: a lease is named by
+/// its address, whose last `.N` would be replaced, so that 10.77.0.2 and
+/// 10.77.0.3 shared one temp and one stale name.)
+fn suffixed(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
 fn read(p: &Path) -> Option<Lease> {
     serde_json::from_slice(&fs::read(p).ok()?).ok()
 }
@@ -65,7 +74,7 @@ fn write_new(p: &Path, lease: &Lease) -> io::Result<()> {
 /// Tears down what a stale lease names, then removes it. The lease is
 /// renamed away first, so that of racing cleaners one does the work.
 fn clean_stale(p: &Path) {
-    let claimed = p.with_extension("stale");
+    let claimed = suffixed(p, ".stale");
     if fs::rename(p, &claimed).is_err() {
         return;
     }
@@ -83,7 +92,7 @@ pub fn sweep(bridge: &str) {
     let dir = Path::new(LEASE_DIR).join(bridge);
     for e in fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if p.extension().is_some_and(|x| x == "stale") {
+        if p.extension().is_some_and(|x| x == "stale" || x == "tmp") {
             continue;
         }
         if read(&p).is_some_and(|l| !l.holder.exists()) {
@@ -115,7 +124,7 @@ pub fn claim(bridge: &str, ip: Ipv4Addr, holder: &Path) -> io::Result<bool> {
 pub fn record(bridge: &str, ip: Ipv4Addr, holder: &Path, setup: Setup) -> io::Result<()> {
     let holder = absolute(holder);
     let p = path(bridge, ip);
-    let tmp = p.with_extension("tmp");
+    let tmp = suffixed(&p, ".tmp");
     let data = serde_json::to_vec(&Lease {
         holder,
         setup: Some(setup),
@@ -213,5 +222,22 @@ pub fn release_ports(ports: &[PortMapping], holder: &Path) {
             // Only when empty; another claimer may be filling it.
             let _ = fs::remove_dir(port_dir(m));
         }
+    }
+}
+
+#[cfg(test)]
+mod suffix_tests {
+    use super::*;
+
+    #[test]
+    fn temp_and_stale_names_are_per_address() {
+        let a = path("kiln0", Ipv4Addr::new(10, 77, 0, 2));
+        let b = path("kiln0", Ipv4Addr::new(10, 77, 0, 3));
+        assert_ne!(suffixed(&a, ".tmp"), suffixed(&b, ".tmp"));
+        assert_ne!(suffixed(&a, ".stale"), suffixed(&b, ".stale"));
+        assert_eq!(
+            suffixed(&a, ".tmp"),
+            Path::new("/run/kiln/leases/kiln0/10.77.0.2.tmp")
+        );
     }
 }
