@@ -11,11 +11,8 @@ cd "$(dirname "$0")/.."
 KILN=${KILN:-$PWD/target/release/kiln}
 W=${BENCH_DIR:-/tmp/kiln-bench-exec}
 RUNS=${RUNS:-50}
-rm -rf "$W"
-mkdir -p "$W"
-fixtures/make-busybox-rootfs.sh "$W/rootfs" "$W/busybox.tar" >/dev/null
-K="$KILN --root $W/store"
-$K import "$W/busybox.tar" busybox >/dev/null
+. bench/lib.sh
+fresh_busybox_store "$W/store"
 $K run -d --name kiln-bench-exec busybox sleep 100000 >/dev/null
 podman import "$W/busybox.tar" localhost/kiln-bench-busybox >/dev/null
 podman run -d --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \

@@ -12,11 +12,9 @@ cd "$(dirname "$0")/.."
 KILN=${KILN:-$PWD/target/release/kiln}
 W=${BENCH_DIR:-/tmp/kiln-bench-parallel}
 RUNS=${RUNS:-5}
-rm -rf "$W"
+. bench/lib.sh
+fresh_busybox_store "$W/kiln"
 mkdir -p "$W/ctx"
-fixtures/make-busybox-rootfs.sh "$W/rootfs" "$W/busybox.tar" >/dev/null
-K="$KILN --root $W/kiln"
-$K import "$W/busybox.tar" busybox >/dev/null
 P="--root $W/c/root --runroot $W/c/run --storage-driver overlay"
 podman $P import "$W/busybox.tar" localhost/busybox:latest >/dev/null
 

@@ -10,12 +10,9 @@ cd "$(dirname "$0")/.."
 KILN=${KILN:-$PWD/target/release/kiln}
 W=${BENCH_DIR:-/tmp/kiln-bench-run}
 RUNS=${RUNS:-50}
-rm -rf "$W"
-mkdir -p "$W"
-fixtures/make-busybox-rootfs.sh "$W/rootfs" "$W/busybox.tar" >/dev/null
-K="$KILN --root $W/store"
-$K import "$W/busybox.tar" busybox >/dev/null
-$K run --rm localhost/busybox:latest /bin/true   # unpacks the layer once
+. bench/lib.sh
+fresh_busybox_store "$W/store"
+$K run --rm --network none localhost/busybox:latest /bin/true   # unpacks the layer once
 
 umoci unpack --image "$W/store:localhost/busybox:latest" "$W/bundle" >/dev/null
 # /bin/true, no terminal, as the shared harness does.
@@ -28,7 +25,9 @@ c["process"]["terminal"] = False
 json.dump(c, open(p, "w"))
 PY
 
-cmds=(-n kiln "$K run --rm localhost/busybox:latest /bin/true"
+# --network none: the runc bundle gets a new network namespace with only
+# lo, so that is the like-for-like case (the default bridge adds netavark).
+cmds=(-n kiln "$K run --rm --network none localhost/busybox:latest /bin/true"
       -n runc "runc run -b $W/bundle kiln-bench-runc")
 if command -v crun >/dev/null; then
   cmds+=(-n crun "crun run -b $W/bundle kiln-bench-crun")
