@@ -24,7 +24,7 @@ pub fn list(store: &Store, all: bool) -> Result<Vec<Container>> {
     Ok(containers
         .containers()?
         .into_iter()
-        .filter(|c| all || c.is_running() || c.is_restarting())
+        .filter(|c| all || c.is_running() || c.is_restarting() || c.is_ending())
         .collect())
 }
 
@@ -71,11 +71,11 @@ pub fn kill(store: &Store, name: &str, sig: i32) -> Result<()> {
     let containers = Containers::new(store);
     let c = containers.container(name)?;
     let stop_sig = image_stop_signal(store, &c)?;
-    if c.is_running() || c.is_restarting() {
+    if c.is_running() || c.is_restarting() || c.is_ending() {
         if sig == libc::SIGKILL || stop_sig.is_none_or(|s| s == sig) {
             restart::request_stop(&containers.container_dir(&c.id))?;
         }
-        if c.is_restarting() {
+        if !c.is_running() {
             return Ok(());
         }
     }
@@ -88,7 +88,9 @@ pub fn kill(store: &Store, name: &str, sig: i32) -> Result<()> {
 pub fn stop(store: &Store, name: &str, sig: Option<i32>, timeout: Duration) -> Result<()> {
     let containers = Containers::new(store);
     let c = containers.container(name)?;
-    if !c.is_running() && !c.is_restarting() {
+    // One whose run has just ended may be about to restart: the request
+    // must reach its monitor too.
+    if !c.is_running() && !c.is_restarting() && !c.is_ending() {
         return Ok(());
     }
     restart::request_stop(&containers.container_dir(&c.id))?;
@@ -128,7 +130,7 @@ fn settle_restart(containers: &Containers, c: &Container) -> Option<Container> {
         if now.is_running() {
             return Some(now);
         }
-        if !now.is_restarting() || Instant::now() >= end {
+        if !(now.is_restarting() || now.is_ending()) || Instant::now() >= end {
             return None;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -139,7 +141,14 @@ fn settle_restart(containers: &Containers, c: &Container) -> Option<Container> {
 /// `force` (SIGKILL first).
 pub fn remove(store: &Store, name: &str, force: bool) -> Result<()> {
     let containers = Containers::new(store);
-    let c = containers.container(name)?;
+    let mut c = containers.container(name)?;
+    // One whose run has just ended is recorded as exited or restarting in
+    // a moment; which one decides what rm may do.
+    let end = Instant::now() + Duration::from_secs(10);
+    while c.is_ending() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+        c = containers.load(&c.id)?;
+    }
     if c.is_restarting() {
         if !force {
             return Err(Error::Invalid(format!(
@@ -338,4 +347,69 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         _ => return Err(bad()),
     };
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A container whose run has just ended, recorded as running by a
+    /// live monitor (this test process) that has yet to decide whether to
+    /// restart it.
+    fn ending(containers: &Containers) -> Container {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id() as i32;
+        child.wait().unwrap();
+        let c = Container {
+            id: "e".repeat(64),
+            name: "svc".into(),
+            image_id: format!("sha256:{}", "0".repeat(64)).parse().unwrap(),
+            image: "busybox".into(),
+            command: vec!["true".into()],
+            created: image_store::model::now(),
+            state: State::Running,
+            pid: Some(dead),
+            exit_code: None,
+            finished: None,
+            auto_remove: false,
+            owner: Some(std::process::id() as i32),
+            mounts: vec![],
+            restart_policy: restart::RestartPolicy::parse("always").unwrap(),
+            restart_count: 0,
+            started: None,
+            runs: vec![],
+            labels: Default::default(),
+        };
+        fs::create_dir_all(containers.container_dir(&c.id)).unwrap();
+        containers.save(&c).unwrap();
+        c
+    }
+
+    // CI saw `stop` return between a run's end and the monitor's restart:
+    // the request must still reach the monitor, and stop wait for it.
+    #[test]
+    fn stop_between_runs_reaches_the_monitor() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path().join("store")).unwrap();
+        let containers = Containers::new(&store);
+        let c = ending(&containers);
+        assert!(c.is_ending());
+        let dir = containers.container_dir(&c.id);
+        let monitor = {
+            let (dir, mut c) = (dir.clone(), c.clone());
+            std::thread::spawn(move || {
+                // The monitor's decision, made once the request is in.
+                assert!(wait_until(Duration::from_secs(5), || {
+                    restart::stop_requested(&dir)
+                }));
+                c.state = State::Exited;
+                let p = dir.join("container.json");
+                fs::write(&p, serde_json::to_vec(&c).unwrap()).unwrap();
+            })
+        };
+        stop(&store, "svc", None, Duration::from_secs(1)).unwrap();
+        monitor.join().unwrap();
+        assert!(restart::stop_requested(&dir));
+        assert_eq!(containers.load(&c.id).unwrap().state, State::Exited);
+    }
 }

@@ -123,6 +123,12 @@ impl Container {
         self.state == State::Running && self.pid.is_some_and(pid_alive)
     }
 
+    /// Its init has just exited and its kiln process has yet to record
+    /// how (the exit, or a restart): the record still says running.
+    pub fn is_ending(&self) -> bool {
+        self.state == State::Running && !self.is_running() && !self.orphaned()
+    }
+
     /// Waiting to be restarted by its monitor.
     pub fn is_restarting(&self) -> bool {
         self.state == State::Restarting && !self.orphaned()
