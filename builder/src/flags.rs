@@ -110,6 +110,92 @@ pub fn source_date_epoch(
         .transpose()
 }
 
+/// `--cache-to` / `--cache-from`: where the step cache is shared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheSpec {
+    /// `type=registry,ref=REG/REPO:TAG`: a cache manifest in a registry.
+    Registry {
+        reference: String,
+        mode: CacheMode,
+        compression: image_store::compressed::LayerFormat,
+    },
+}
+
+/// Which steps an export writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheMode {
+    /// The steps whose layers make the final image (BuildKit's default).
+    #[default]
+    Min,
+    /// Every step of every stage built.
+    Max,
+}
+
+/// `--cache-to` (`export`) or `--cache-from` (BuildKit's CSV form; a bare
+/// `REF` for `--cache-from` means `type=registry,ref=REF`).
+pub fn cache_spec(raw: &str, export: bool) -> Result<CacheSpec, BuildError> {
+    let flag = if export { "--cache-to" } else { "--cache-from" };
+    let invalid = |why: String| BuildError::Invalid(format!("invalid {flag} {raw:?}: {why}"));
+    if !raw.contains('=') && !export {
+        return Ok(CacheSpec::Registry {
+            reference: raw.to_string(),
+            mode: CacheMode::Min,
+            compression: image_store::compressed::LayerFormat::Gzip,
+        });
+    }
+    let mut pairs = Vec::new();
+    for part in raw.split(',') {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("{part:?} is not KEY=VALUE")))?;
+        pairs.push((k, v));
+    }
+    match pairs.iter().find(|(k, _)| *k == "type").map(|(_, v)| *v) {
+        Some("registry") => {}
+        Some(t @ ("local" | "inline")) => {
+            return Err(invalid(format!(
+                "type={t} is not built in kiln yet; use type=registry"
+            )))
+        }
+        Some(t) => {
+            return Err(invalid(format!(
+                "unsupported type={t}; kiln shares its cache through type=registry"
+            )))
+        }
+        None => {
+            return Err(invalid(
+                "no type= (e.g. type=registry,ref=REG/REPO:TAG)".into(),
+            ))
+        }
+    }
+    let mut reference = None;
+    let mut mode = CacheMode::Min;
+    let mut compression = image_store::compressed::LayerFormat::Gzip;
+    for (k, v) in pairs {
+        match k {
+            "type" => {}
+            "ref" => reference = Some(v.to_string()),
+            "mode" => {
+                mode = match v {
+                    "min" => CacheMode::Min,
+                    "max" => CacheMode::Max,
+                    _ => return Err(invalid(format!("mode={v}: use min or max"))),
+                }
+            }
+            "compression" => compression = v.parse().map_err(invalid)?,
+            // The cache manifest is always an OCI manifest.
+            "oci-mediatypes" | "image-manifest" if v == "true" => {}
+            "ignore-error" if v == "false" => {}
+            _ => return Err(invalid(format!("unsupported option {k}={v}"))),
+        }
+    }
+    Ok(CacheSpec::Registry {
+        reference: reference.ok_or_else(|| invalid("type=registry needs ref=".into()))?,
+        mode,
+        compression,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +221,24 @@ mod tests {
             source_date_epoch(&epoch, Some("7".into())).unwrap(),
             Some(5)
         );
+        assert_eq!(
+            cache_spec("r.io/a:c", false).unwrap(),
+            CacheSpec::Registry {
+                reference: "r.io/a:c".into(),
+                mode: CacheMode::Min,
+                compression: image_store::compressed::LayerFormat::Gzip,
+            }
+        );
+        assert!(matches!(
+            cache_spec("type=registry,ref=r.io/a:c,mode=max", true).unwrap(),
+            CacheSpec::Registry {
+                mode: CacheMode::Max,
+                ..
+            }
+        ));
+        assert!(cache_spec("r.io/a:c", true).is_err());
+        assert!(cache_spec("type=registry,ref=r/a,mode=all", true).is_err());
+        assert!(cache_spec("type=gha", false).is_err());
         assert_eq!(
             source_date_epoch(&BTreeMap::new(), Some("7".into())).unwrap(),
             Some(7)

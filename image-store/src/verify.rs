@@ -158,6 +158,36 @@ impl Store {
         Ok(new)
     }
 
+    /// As [`Store::store_checked_layer`], then also keeps the layer
+    /// uncompressed, as a build keeps its own layers (its digest is its
+    /// diff ID), with `desc` remembered as its compressed form. For layers
+    /// a build takes from a registry cache: the image it makes is then
+    /// the same, byte for byte, as on the machine that ran the step.
+    pub fn store_layer_uncompressed<R: Read>(
+        &self,
+        raw: R,
+        desc: &Descriptor,
+        diff_id: &Digest,
+    ) -> Result<(), ComposeError> {
+        self.store_checked_layer(raw, desc, diff_id)?;
+        if !self.has_blob(diff_id) {
+            let src = self.open_blob(&desc.digest)?;
+            let mut plain = crate::layer::decompressed(src)?;
+            let mut w = self.blob_writer()?;
+            io::copy(&mut plain, &mut w).map_err(StoreError::io(self.blob_path(diff_id)))?;
+            w.commit(Some(diff_id))?;
+        }
+        let format = match media::layer_compression(&desc.media_type) {
+            Some(Compression::Gzip) => Some(crate::compressed::LayerFormat::Gzip),
+            Some(Compression::Zstd) => Some(crate::compressed::LayerFormat::Zstd),
+            _ => None,
+        };
+        if let Some(f) = format {
+            self.remember_compressed(diff_id, f, desc)?;
+        }
+        Ok(())
+    }
+
     fn verified_path(&self, blob: &Digest) -> PathBuf {
         self.kiln_dir().join("diffids").join(blob.hex())
     }

@@ -3,6 +3,11 @@
 //!
 //! Records are the store's build roots ([`image_store::build_roots`]): the
 //! garbage collector keeps a cached layer as long as its record names it.
+//! Steps may also hit in caches imported from a registry (`remote`), whose
+//! layers are fetched only when needed; `export` writes one.
+
+pub mod export;
+pub mod remote;
 
 use std::collections::HashMap;
 use std::fs;
@@ -14,8 +19,10 @@ use std::sync::Mutex;
 
 use image_store::build_roots::{replace_unsynced, BuildRoots};
 use image_store::cache_dirs::BuildHints;
-use image_store::{Digest, Store};
+use image_store::{Descriptor, Digest, Store};
 use sha2::{Digest as _, Sha256};
+
+use crate::error::BuildError;
 
 /// What a step produced.
 pub use image_store::build_roots::StepRecord as Record;
@@ -46,6 +53,20 @@ pub struct Cache {
     roots: BuildRoots,
     probes: PathBuf,
     enabled: bool,
+    /// Caches read for `--cache-from`.
+    pub imported: remote::Imported,
+    /// Every step this build looked up, in order (for `--cache-to`).
+    used: Mutex<Vec<Used>>,
+}
+
+/// A step of this build: its key, its parent's and what it made.
+#[derive(Debug, Clone)]
+pub struct Used {
+    pub key: String,
+    pub parent: String,
+    pub rec: Record,
+    /// The record came from an imported cache (no local record yet).
+    pub imported: bool,
 }
 
 impl Cache {
@@ -54,6 +75,65 @@ impl Cache {
             roots: store.build_roots(),
             probes: store.build_hints_dir(BuildHints::Probes),
             enabled,
+            imported: Default::default(),
+            used: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Notes a step of this build.
+    pub fn note(&self, used: Used) {
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(used);
+    }
+
+    /// The steps of this build so far.
+    pub fn used(&self) -> Vec<Used> {
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A step found only in an imported cache: its record, whose layer
+    /// may not be in the store yet ([`Cache::ensure`] fetches it).
+    pub fn get_imported(&self, key: &str) -> Option<Record> {
+        if !self.enabled {
+            return None;
+        }
+        let e = self.imported.entry(key)?;
+        Some(Record {
+            created: e.created.clone(),
+            layer: e.layer.as_ref().map(|l| l.local()),
+        })
+    }
+
+    /// Fetches the layers among `layers` the store lacks from the
+    /// imported caches (a step is about to read them, or the image
+    /// needs them).
+    pub fn ensure(&self, store: &Store, layers: &[Descriptor]) -> Result<(), BuildError> {
+        for l in layers {
+            if !store.has_blob(&l.digest) {
+                self.imported.fetch(store, &l.digest)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes local records for imported steps whose layers are now in
+    /// the store, so the next build here hits without the registry.
+    pub fn keep_fetched(&self, store: &Store) {
+        for u in self.used() {
+            let here = u
+                .rec
+                .layer
+                .as_ref()
+                .is_none_or(|l| store.has_blob(&l.digest));
+            if u.imported && here {
+                let _ = self.put(&u.key, &u.rec);
+            }
         }
     }
 

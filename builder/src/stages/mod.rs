@@ -61,6 +61,8 @@ pub(crate) struct Builder<'a> {
     pub(crate) resolved: Mutex<BTreeMap<String, image_store::Image>>,
     pub(crate) now: String,
     pub(crate) now_secs: u64,
+    /// The target's last step key (where a `mode=min` export starts).
+    pub(crate) final_key: String,
 }
 
 /// Builds the Dockerfile in `opts`; base images missing from the store
@@ -106,12 +108,30 @@ fn build_inner<'a>(
         ),
         None => (model::now(), chrono::Utc::now().timestamp().max(0) as u64),
     };
+    let mut cache = Cache::new(store, !opts.no_cache);
+    if cache.enabled() && !opts.cache_from.is_empty() {
+        let refs: Vec<String> = opts
+            .cache_from
+            .iter()
+            .map(|c| match c {
+                crate::flags::CacheSpec::Registry { reference, .. } => reference.clone(),
+            })
+            .collect();
+        let access = source.map(|s| s.access.clone()).unwrap_or_default();
+        cache.imported = crate::cache::remote::Imported::load(&refs, &access, &mut |w| {
+            events(Event {
+                stage: 0,
+                stages: 0,
+                kind: EventKind::Warning(w),
+            })
+        });
+    }
     let mut b = Builder {
         store,
         opts,
         plan,
         lexer,
-        cache: Cache::new(store, !opts.no_cache),
+        cache,
         index,
         context,
         builtin_args,
@@ -124,18 +144,56 @@ fn build_inner<'a>(
         resolved: Mutex::new(BTreeMap::new()),
         now,
         now_secs,
+        final_key: String::new(),
     };
     let ingest = store.ingest()?;
     let result = b.run(&ingest).and_then(|out| {
         ingest.commit()?;
         Ok(out)
     });
-    let Builder { scratch, index, .. } = b;
+    let Builder {
+        scratch,
+        index,
+        cache,
+        final_key,
+        events,
+        ..
+    } = b;
     drop(scratch);
     if let Some(i) = &index {
         i.save();
     }
-    result
+    let out = result?;
+    cache.keep_fetched(store);
+    let events = events.into_inner().unwrap_or_else(|p| p.into_inner());
+    for spec in &opts.cache_to {
+        let crate::flags::CacheSpec::Registry {
+            reference,
+            mode,
+            compression,
+        } = spec;
+        let access = source.map(|s| s.access.clone()).unwrap_or_default();
+        // Held while layers are compressed into the store.
+        let _lock = store.ingest()?;
+        let exported = crate::cache::export::Export {
+            store,
+            reference,
+            mode: *mode,
+            format: *compression,
+            access: &access,
+            imported: &cache.imported,
+        }
+        .run(&cache.used(), &final_key)?;
+        events(Event {
+            stage: 0,
+            stages: 0,
+            kind: EventKind::Info(format!(
+                "exported cache to {reference}: {} steps, {} layers ({} uploaded), {}",
+                exported.steps, exported.layers, exported.uploaded, exported.manifest
+            )),
+        });
+    }
+    Ok(out)
 }
 
 impl<'a> Builder<'a> {
@@ -163,6 +221,10 @@ impl<'a> Builder<'a> {
         let mut state = done
             .remove(&self.plan.target)
             .expect("the target was built");
+        // The image's layers must be in the store, also those of steps
+        // that hit in an imported cache and were never read.
+        self.cache.ensure(self.store, &state.layers)?;
+        self.final_key = state.key.clone();
         if self.opts.squash {
             self.squash(&mut state)?;
         }

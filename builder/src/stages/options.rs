@@ -37,6 +37,10 @@ pub struct BuildOptions {
     /// straight to standard error (for a progress display that owns the
     /// terminal).
     pub capture_output: bool,
+    /// `--cache-from`: caches whose steps count as hits.
+    pub cache_from: Vec<crate::flags::CacheSpec>,
+    /// `--cache-to`: where this build's steps are exported.
+    pub cache_to: Vec<crate::flags::CacheSpec>,
 }
 
 /// `--pull`: when a base image (FROM, `COPY --from`, a mount's `from`) is
@@ -84,6 +88,8 @@ pub enum EventKind<'a> {
     /// The stage is finished.
     StageDone,
     Warning(String),
+    /// A line about the build as a whole (the cache export).
+    Info(String),
 }
 
 #[derive(Debug)]

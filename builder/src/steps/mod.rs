@@ -169,7 +169,15 @@ impl StageRun<'_, '_> {
             .part("probe", cmd.original.trim().as_bytes())
             .clone_finish();
         if state.cache_ok {
-            if let Some(rec) = self.cache.get(self.store, key) {
+            let local = self.cache.get(self.store, key).map(|r| (r, false));
+            let hit = local.or_else(|| self.cache.get_imported(key).map(|r| (r, true)));
+            if let Some((rec, imported)) = hit {
+                self.cache.note(cache::Used {
+                    key: key.to_string(),
+                    parent: state.key.clone(),
+                    rec: rec.clone(),
+                    imported,
+                });
                 self.emit(EventKind::CacheHit);
                 return Ok(rec);
             }
@@ -189,6 +197,12 @@ impl StageRun<'_, '_> {
             }
         }
         let rec = make(self)?;
+        self.cache.note(cache::Used {
+            key: key.to_string(),
+            parent: state.key.clone(),
+            rec: rec.clone(),
+            imported: false,
+        });
         self.cache
             .put(key, &rec)
             .map_err(|e| BuildError::Io(self.cache.dir().to_path_buf(), e))?;
@@ -197,6 +211,9 @@ impl StageRun<'_, '_> {
     }
 
     pub(crate) fn lowers(&self, state: &State) -> Result<Lowers, BuildError> {
+        // Layers known only from an imported cache come now, when a step
+        // reads them.
+        self.cache.ensure(self.store, &state.layers)?;
         let dirs = state
             .layers
             .iter()

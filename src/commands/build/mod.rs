@@ -48,6 +48,12 @@ pub struct BuildArgs {
     /// Add a label to the image (K=V, repeatable)
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
+    /// Take cached steps from a cache manifest: type=registry,ref=REG/REPO:TAG, or REF alone (repeatable)
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Export this build's steps: type=registry,ref=REG/REPO:TAG[,mode=min|max][,compression=gzip|zstd]
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
     /// Write the image ID to FILE
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
@@ -113,6 +119,12 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         opts.tags.push(t.parse::<Reference>()?);
     }
     opts.build_args = flags::build_args(&args.build_args);
+    for c in &args.cache_from {
+        opts.cache_from.push(flags::cache_spec(c, false)?);
+    }
+    for c in &args.cache_to {
+        opts.cache_to.push(flags::cache_spec(c, true)?);
+    }
     opts.labels = flags::labels(&args.labels);
     opts.network = flags::network(args.network.as_deref())?;
     for s in &args.secrets {

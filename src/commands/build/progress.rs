@@ -83,6 +83,7 @@ impl Plain {
             EventKind::Output(line) => writeln!(err, "{line}"),
             EventKind::StageDone => Ok(()),
             EventKind::Warning(w) => writeln!(err, "WARNING: {w}"),
+            EventKind::Info(line) => writeln!(err, "{line}"),
         };
     }
 }
@@ -167,6 +168,7 @@ impl Tty {
                 }
             }
             EventKind::Warning(w) => self.line(format!("WARNING: {w}")),
+            EventKind::Info(line) => self.line(line),
         }
     }
 }

@@ -1,0 +1,272 @@
+//! `--cache-to type=registry`: the steps of this build as a cache manifest
+//! ([`super::remote`]'s format).
+//!
+//! Blobs go first (each after a HEAD, so what the registry has is not sent
+//! again; a layer known only from an imported cache of the same registry
+//! is mounted across repositories), then the config, then the manifest:
+//! two builds exporting to one ref at once each tag a manifest whose blobs
+//! are all there, and the last one wins the tag.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures_util::StreamExt;
+use image_store::compressed::LayerFormat;
+use image_store::model::media;
+use image_store::{Descriptor, Digest, Manifest, Store};
+use registry_client::{BlobSource, PushOutcome, Reference, Repository};
+use transfer::RegistryAccess;
+
+use super::remote::{CacheConfig, Entry, Imported, LayerRef, CONFIG_TYPE, VERSION};
+use super::Used;
+use crate::error::BuildError;
+use crate::flags::CacheMode;
+
+/// Uploads at once.
+const JOBS: usize = 4;
+
+/// What an export did.
+#[derive(Debug)]
+pub struct Exported {
+    pub steps: usize,
+    pub layers: usize,
+    /// Layers the registry did not have.
+    pub uploaded: usize,
+    pub manifest: Digest,
+}
+
+/// The steps an export writes: with `Min` those of the final image (the
+/// chain of parents from `final_key`), with `Max` every step built.
+fn select<'u>(used: &'u [Used], final_key: &str, mode: CacheMode) -> Vec<&'u Used> {
+    let mut by_key: HashMap<&str, &Used> = HashMap::new();
+    for u in used {
+        by_key.entry(u.key.as_str()).or_insert(u);
+    }
+    match mode {
+        CacheMode::Max => {
+            let mut seen = HashSet::new();
+            used.iter()
+                .filter(|u| seen.insert(u.key.as_str()))
+                .collect()
+        }
+        CacheMode::Min => {
+            let mut out = Vec::new();
+            let mut at = final_key;
+            while let Some(u) = by_key.remove(at) {
+                out.push(u);
+                at = &u.parent;
+            }
+            out.reverse();
+            out
+        }
+    }
+}
+
+/// Where a layer's compressed blob comes from.
+enum Blob {
+    Local(Descriptor),
+    /// In `from`, a repository of the destination's registry.
+    Mount(Descriptor, Repository),
+}
+
+pub struct Export<'a> {
+    pub store: &'a Store,
+    pub reference: &'a str,
+    pub mode: CacheMode,
+    pub format: LayerFormat,
+    pub access: &'a RegistryAccess,
+    pub imported: &'a Imported,
+}
+
+impl Export<'_> {
+    pub fn run(&self, used: &[Used], final_key: &str) -> Result<Exported, BuildError> {
+        let fail = |what: String| {
+            BuildError::Invalid(format!("exporting the cache to {}: {what}", self.reference))
+        };
+        let dest = self
+            .reference
+            .parse::<Reference>()
+            .map_err(|e| fail(e.to_string()))?
+            .remote();
+        let repo = dest.repository();
+        let steps = select(used, final_key, self.mode);
+        // Each distinct layer once, in build order.
+        let mut blobs: Vec<(Digest, Blob)> = Vec::new();
+        let mut seen = HashSet::new();
+        for u in &steps {
+            let Some(l) = &u.rec.layer else { continue };
+            if !seen.insert(l.digest.clone()) {
+                continue;
+            }
+            let blob = match self.imported.layer(&l.digest) {
+                Some((origin, lr))
+                    if !self.store.has_blob(&l.digest) && origin.registry() == dest.registry() =>
+                {
+                    Blob::Mount(lr.blob.clone(), origin.repository())
+                }
+                _ => Blob::Local(self.compressed(&l.digest)?),
+            };
+            blobs.push((l.digest.clone(), blob));
+        }
+
+        let client = self.access.client().map_err(|e| fail(e.render()))?;
+        let rt = transfer::runtime().map_err(|e| fail(e.to_string()))?;
+        let outcomes: Vec<(Digest, Result<PushOutcome, registry_client::Error>)> =
+            rt.block_on(async {
+                futures_util::stream::iter(blobs.iter().map(|(diff_id, blob)| {
+                    let (client, repo) = (&client, &repo);
+                    async move {
+                        let res = match blob {
+                            Blob::Local(d) => {
+                                let src = BlobSource::File(self.store.blob_path(&d.digest));
+                                client.push_blob(repo, &d.digest, d.size, &src, None).await
+                            }
+                            Blob::Mount(d, from) => {
+                                let none = BlobSource::Reader(std::sync::Arc::new(|| {
+                                    Err(std::io::Error::other("the layer is not in the store"))
+                                }));
+                                client
+                                    .push_blob(repo, &d.digest, d.size, &none, Some(from))
+                                    .await
+                            }
+                        };
+                        (diff_id.clone(), res)
+                    }
+                }))
+                .buffer_unordered(JOBS)
+                .collect()
+                .await
+            });
+        let mut uploaded = 0;
+        let mut sent: HashMap<Digest, Descriptor> = HashMap::new();
+        for (diff_id, res) in outcomes {
+            let blob = &blobs.iter().find(|(d, _)| *d == diff_id).expect("pushed").1;
+            let desc = match (res, blob) {
+                (Ok(o), Blob::Local(d) | Blob::Mount(d, _)) => {
+                    uploaded += usize::from(o == PushOutcome::Uploaded);
+                    d.clone()
+                }
+                // A mount the registry refused: fetch the layer, send it.
+                (Err(_), Blob::Mount(..)) => {
+                    self.imported.fetch(self.store, &diff_id)?;
+                    let d = self.compressed(&diff_id)?;
+                    let src = BlobSource::File(self.store.blob_path(&d.digest));
+                    rt.block_on(client.push_blob(&repo, &d.digest, d.size, &src, None))
+                        .map_err(|e| fail(e.to_string()))?;
+                    uploaded += 1;
+                    d
+                }
+                (Err(e), Blob::Local(_)) => return Err(fail(e.to_string())),
+            };
+            sent.insert(diff_id, desc);
+        }
+
+        let mut config = CacheConfig {
+            version: VERSION,
+            steps: BTreeMap::new(),
+        };
+        for u in &steps {
+            let layer = u.rec.layer.as_ref().map(|l| LayerRef {
+                diff_id: l.digest.clone(),
+                size: l.size,
+                blob: sent[&l.digest].clone(),
+            });
+            config.steps.insert(
+                u.key.clone(),
+                Entry {
+                    parent: u.parent.clone(),
+                    created: u.rec.created.clone(),
+                    layer,
+                },
+            );
+        }
+        let config_bytes = serde_json::to_vec(&config).expect("plain data");
+        let config_desc = Descriptor::new(
+            CONFIG_TYPE,
+            Digest::of_bytes(&config_bytes),
+            config_bytes.len() as u64,
+        );
+        rt.block_on(client.push_blob(
+            &repo,
+            &config_desc.digest,
+            config_desc.size,
+            &BlobSource::Bytes(config_bytes.into()),
+            None,
+        ))
+        .map_err(|e| fail(e.to_string()))?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            config: config_desc,
+            layers: blobs.iter().map(|(d, _)| sent[d].clone()).collect(),
+            annotations: None,
+            extra: Default::default(),
+        };
+        let bytes = serde_json::to_vec(&manifest).expect("plain data");
+        let tag = match (dest.tag(), dest.digest()) {
+            (Some(t), _) => t.to_string(),
+            (None, Some(_)) => return Err(fail("a cache ref needs a tag, not a digest".into())),
+            (None, None) => "latest".into(),
+        };
+        let digest = rt
+            .block_on(client.put_manifest(&repo, &tag, media::OCI_MANIFEST, &bytes))
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Exported {
+            steps: steps.len(),
+            layers: blobs.len(),
+            uploaded,
+            manifest: digest,
+        })
+    }
+
+    /// The layer `diff_id` compressed as the export asks (made once and
+    /// remembered, so a later push of the image sends the same blob).
+    fn compressed(&self, diff_id: &Digest) -> Result<Descriptor, BuildError> {
+        if let Some(d) = self.store.compressed_layer(diff_id, self.format) {
+            return Ok(d);
+        }
+        if !self.store.has_blob(diff_id) && !self.imported.fetch(self.store, diff_id)? {
+            return Err(BuildError::Invalid(format!(
+                "exporting the cache: layer {diff_id} is neither in the store nor in an imported cache"
+            )));
+        }
+        Ok(self.store.compress_layer(diff_id, self.format)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Record;
+
+    fn used(key: &str, parent: &str) -> Used {
+        Used {
+            key: key.into(),
+            parent: parent.into(),
+            rec: Record {
+                created: "now".into(),
+                layer: None,
+            },
+            imported: false,
+        }
+    }
+
+    /// `min` follows the final image's chain of parents; `max` keeps every
+    /// step, each once.
+    #[test]
+    fn min_is_the_final_chain_and_max_is_everything() {
+        let all = vec![
+            used("a1", "img"),
+            used("b1", "img"),
+            used("a2", "a1"),
+            used("b2", "b1"),
+            used("a3", "a2"),
+            used("a2", "a1"),
+        ];
+        let keys = |v: Vec<&Used>| v.iter().map(|u| u.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(select(&all, "a3", CacheMode::Min)), ["a1", "a2", "a3"]);
+        assert_eq!(
+            keys(select(&all, "a3", CacheMode::Max)),
+            ["a1", "b1", "a2", "b2", "a3"]
+        );
+    }
+}

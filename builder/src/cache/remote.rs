@@ -1,0 +1,278 @@
+//! The step cache shared through a registry (`--cache-from` /
+//! `--cache-to type=registry`): kiln's own format, shaped like BuildKit's
+//! registry cache (an OCI manifest whose config describes the steps and
+//! whose layers are the step layers) but keyed by kiln's step keys.
+//!
+//! The manifest's config ([`CONFIG_TYPE`]) maps each step key to its
+//! parent key, created time and layer (diff ID, uncompressed size and the
+//! compressed blob the manifest lists). Keys hash content, never paths of
+//! a store or context, so two machines building the same context get the
+//! same keys.
+//!
+//! Importing reads only the manifest and the config; a layer is fetched
+//! when a step needs its files ([`Imported::fetch`]) or the final image
+//! needs the blob.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::sync::Arc;
+
+use image_store::model::media::{self, layer_compression};
+use image_store::{Descriptor, Digest, Manifest, Store};
+use registry_client::Reference;
+use serde::{Deserialize, Serialize};
+use transfer::registry::RegistrySource;
+use transfer::{ImageSource, RegistryAccess};
+
+use crate::error::BuildError;
+
+/// The media type of a kiln cache manifest's config.
+pub const CONFIG_TYPE: &str = "application/vnd.kiln.cache.config.v1+json";
+/// The format version this kiln reads and writes.
+pub const VERSION: u32 = 1;
+/// A config larger than this is not a cache kiln wrote (bounded memory).
+const MAX_CONFIG: u64 = 64 << 20;
+
+/// The cache manifest's config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheConfig {
+    pub version: u32,
+    /// Step key → what the step made.
+    pub steps: BTreeMap<String, Entry>,
+}
+
+/// One cached step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The key of the step below (an image ID, `scratch`, or a step key).
+    pub parent: String,
+    /// When the step first ran (kept, so a hit gives the same image ID).
+    pub created: String,
+    /// The step's layer; none for a step that changes only the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<LayerRef>,
+}
+
+/// A step layer: as the image config names it, and as the registry has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerRef {
+    pub diff_id: Digest,
+    /// Size of the uncompressed layer (the local blob).
+    pub size: u64,
+    /// The compressed blob, one of the manifest's layers.
+    pub blob: Descriptor,
+}
+
+impl LayerRef {
+    /// The layer as the store and the image manifest hold it.
+    pub fn local(&self) -> Descriptor {
+        Descriptor::new(media::OCI_LAYER, self.diff_id.clone(), self.size)
+    }
+}
+
+/// Why a cache manifest was not used.
+fn check(manifest: &Manifest, config: &CacheConfig) -> Result<(), String> {
+    if config.version != VERSION {
+        return Err(format!(
+            "cache format version {} (this kiln reads {VERSION})",
+            config.version
+        ));
+    }
+    let listed: HashSet<&Digest> = manifest.layers.iter().map(|l| &l.digest).collect();
+    for (key, e) in &config.steps {
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("step key {key:?} is not a kiln key"));
+        }
+        if let Some(l) = &e.layer {
+            if !listed.contains(&l.blob.digest) {
+                return Err(format!(
+                    "step {} names blob {} the manifest does not list",
+                    &key[..12],
+                    l.blob.digest
+                ));
+            }
+            if layer_compression(&l.blob.media_type).is_none() {
+                return Err(format!("layer media type {:?}", l.blob.media_type));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The cache manifests read for `--cache-from`.
+#[derive(Default)]
+pub struct Imported {
+    origins: Vec<(Reference, RegistrySource)>,
+    /// Key → (origin, entry); the first `--cache-from` that has a key wins.
+    steps: HashMap<String, (usize, Entry)>,
+    /// Diff ID → (origin, layer).
+    layers: HashMap<Digest, (usize, LayerRef)>,
+}
+
+impl Imported {
+    /// Reads each registry cache manifest; one that is missing, foreign or
+    /// damaged is skipped with a warning (a cache never fails a build).
+    pub fn load(
+        refs: &[String],
+        access: &RegistryAccess,
+        warn: &mut dyn FnMut(String),
+    ) -> Imported {
+        let mut out = Imported::default();
+        if refs.is_empty() {
+            return out;
+        }
+        let client = match access.client() {
+            Ok(c) => c,
+            Err(e) => {
+                warn(format!("--cache-from: {}", e.render()));
+                return out;
+            }
+        };
+        for r in refs {
+            let loaded = r
+                .parse::<Reference>()
+                .map_err(|e| e.to_string())
+                .map(|r| r.remote())
+                .and_then(|reference| {
+                    let src = RegistrySource::new(&client, &reference).map_err(|e| e.render())?;
+                    let (manifest, config) = read(&src)?;
+                    check(&manifest, &config)?;
+                    Ok((reference, src, config))
+                });
+            match loaded {
+                Ok((reference, src, config)) => {
+                    let i = out.origins.len();
+                    out.origins.push((reference, src));
+                    for (k, e) in config.steps {
+                        if let Some(l) = &e.layer {
+                            out.layers
+                                .entry(l.diff_id.clone())
+                                .or_insert_with(|| (i, l.clone()));
+                        }
+                        out.steps.entry(k).or_insert((i, e));
+                    }
+                }
+                Err(why) => warn(format!("--cache-from {r}: ignored: {why}")),
+            }
+        }
+        out
+    }
+
+    /// The imported entry of step `key`.
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
+        self.steps.get(key).map(|(_, e)| e)
+    }
+
+    /// Where the layer with `diff_id` can be fetched: its origin's
+    /// reference and the layer.
+    pub fn layer(&self, diff_id: &Digest) -> Option<(&Reference, &LayerRef)> {
+        self.layers
+            .get(diff_id)
+            .map(|(i, l)| (&self.origins[*i].0, l))
+    }
+
+    /// Brings the layer `diff_id` into the store (decompressed and checked
+    /// against its diff ID). `Ok(false)`: no imported cache has it.
+    pub fn fetch(&self, store: &Store, diff_id: &Digest) -> Result<bool, BuildError> {
+        let Some((i, l)) = self.layers.get(diff_id) else {
+            return Ok(false);
+        };
+        let (reference, src) = &self.origins[*i];
+        let failed = |e: transfer::Error| {
+            BuildError::Invalid(format!(
+                "fetching cached layer {} from {reference}: {}",
+                l.blob.digest,
+                e.render()
+            ))
+        };
+        let blob = src
+            .open_blob(&l.blob, Arc::new(transfer::Silent))
+            .map_err(failed)?;
+        blob.consume(&l.blob.digest, |r| {
+            store
+                .store_layer_uncompressed(r, &l.blob, &l.diff_id)
+                .map_err(|e| transfer::Error::invalid(e.to_string()))
+        })
+        .map_err(failed)?;
+        Ok(true)
+    }
+}
+
+/// The manifest and config of a cache manifest, or why not.
+fn read(src: &RegistrySource) -> Result<(Manifest, CacheConfig), String> {
+    let raw = src.manifest().map_err(|e| e.render())?;
+    if raw.media_type != media::OCI_MANIFEST {
+        return Err(format!("a {} is not a kiln cache manifest", raw.media_type));
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&raw.bytes).map_err(|e| format!("manifest: {e}"))?;
+    if manifest.config.media_type != CONFIG_TYPE {
+        return Err(format!(
+            "config type {:?} is not a kiln cache ({CONFIG_TYPE})",
+            manifest.config.media_type
+        ));
+    }
+    if manifest.config.size > MAX_CONFIG {
+        return Err(format!("config of {} bytes", manifest.config.size));
+    }
+    let blob = src
+        .open_blob(&manifest.config, Arc::new(transfer::Silent))
+        .map_err(|e| e.render())?;
+    let mut data = Vec::new();
+    blob.consume(&manifest.config.digest, |r| {
+        r.take(MAX_CONFIG).read_to_end(&mut data)?;
+        Ok(())
+    })
+    .map_err(|e| e.render())?;
+    if Digest::of_bytes(&data) != manifest.config.digest {
+        return Err("config digest mismatch".into());
+    }
+    let config = serde_json::from_slice(&data).map_err(|e| format!("config: {e}"))?;
+    Ok((manifest, config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(c: char) -> Digest {
+        Digest::from_hex(&c.to_string().repeat(64)).unwrap()
+    }
+
+    fn manifest(layers: Vec<Descriptor>) -> Manifest {
+        Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            config: Descriptor::new(CONFIG_TYPE, d('c'), 1),
+            layers,
+            annotations: None,
+            extra: Default::default(),
+        }
+    }
+
+    /// A manifest is used only when every layer its steps name is one of
+    /// its blobs and every key is a kiln key.
+    #[test]
+    fn foreign_or_inconsistent_configs_are_refused() {
+        let blob = Descriptor::new(media::OCI_LAYER_GZIP, d('b'), 3);
+        let entry = Entry {
+            parent: "scratch".into(),
+            created: "now".into(),
+            layer: Some(LayerRef {
+                diff_id: d('a'),
+                size: 9,
+                blob: blob.clone(),
+            }),
+        };
+        let cfg = |key: &str, version| CacheConfig {
+            version,
+            steps: BTreeMap::from([(key.to_string(), entry.clone())]),
+        };
+        let key = "1".repeat(64);
+        assert!(check(&manifest(vec![blob.clone()]), &cfg(&key, 1)).is_ok());
+        assert!(check(&manifest(vec![]), &cfg(&key, 1)).is_err());
+        assert!(check(&manifest(vec![blob.clone()]), &cfg(&key, 2)).is_err());
+        assert!(check(&manifest(vec![blob]), &cfg("../x", 1)).is_err());
+    }
+}
