@@ -10,7 +10,8 @@
 //!   stat index of the context;
 //! - `context`, `dockerignore`: the build context and what it excludes;
 //! - `config`: the config-only instructions applied to an image config;
-//! - `flags`: `docker build`'s flag values, parsed.
+//! - `flags`: `docker build`'s flag values, parsed;
+//! - `outputs`: `--output`/`--push` and `--metadata-file`.
 
 mod cache;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod context;
 pub mod dockerignore;
 pub mod error;
 pub mod flags;
+pub mod outputs;
 pub mod stages;
 mod steps;
 

@@ -54,6 +54,16 @@ pub struct BuildArgs {
     /// Export this build's steps: type=registry,ref=REG/REPO:TAG[,mode=min|max][,compression=gzip|zstd]
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
+    /// Push every -t name after the build
+    #[arg(long)]
+    pub push: bool,
+    /// Also write the result: type=local,dest=DIR | type=tar,dest=FILE (the final stage's files),
+    /// type=oci|docker,dest=FILE[,name=N] (an archive), type=image[,push=true] | type=registry[,name=N]
+    #[arg(short, long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// Write buildx's build metadata (containerimage.digest, image.name, …) as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
     /// Write the image ID to FILE
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
@@ -119,6 +129,20 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         opts.tags.push(t.parse::<Reference>()?);
     }
     opts.build_args = flags::build_args(&args.build_args);
+    let mut outputs = Vec::new();
+    for o in &args.outputs {
+        let out = builder::outputs::parse(o)?;
+        for n in out.extra_names() {
+            opts.tags.push(n.parse::<Reference>()?);
+        }
+        outputs.push(out);
+    }
+    if args.push {
+        outputs.push(builder::outputs::Output::Image {
+            names: Vec::new(),
+            push: true,
+        });
+    }
     for c in &args.cache_from {
         opts.cache_from.push(flags::cache_spec(c, false)?);
     }
@@ -163,6 +187,38 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         }
         Err(e) => return Err(anyhow::anyhow!("{e}")),
     };
+    let pushed_names;
+    {
+        // Held while blobs are read, so no `rmi` deletes one.
+        let _reader = store.reader_lock()?;
+        let image = store.resolve_locked(&out.id.to_string())?;
+        let progress = Progress::new(quiet);
+        let written = builder::outputs::write(
+            &store,
+            &image,
+            &opts.tags,
+            &outputs,
+            &args.registry.access(),
+            &progress,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(f) = &args.metadata_file {
+            let mut names: Vec<String> = opts
+                .tags
+                .iter()
+                .map(|t| t.normalized().to_string())
+                .collect();
+            for n in outputs.iter().flat_map(|o| o.names()) {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+            let doc = builder::outputs::metadata(&image, &names, &written);
+            let text = serde_json::to_string_pretty(&doc)?;
+            std::fs::write(f, text).with_context(|| format!("writing {}", f.display()))?;
+        }
+        pushed_names = written.pushed_names;
+    }
     if let Some(f) = &args.iidfile {
         std::fs::write(f, out.id.to_string())
             .with_context(|| format!("writing {}", f.display()))?;
@@ -170,6 +226,9 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     if !quiet {
         for t in &opts.tags {
             eprintln!("Successfully tagged {}", t.normalized());
+        }
+        for n in &pushed_names {
+            eprintln!("Pushed {n}");
         }
         eprintln!(
             "--> built {} in {:.3}s",
