@@ -6,6 +6,11 @@
 //! is mounted across repositories), then the config, then the manifest:
 //! two builds exporting to one ref at once each tag a manifest whose blobs
 //! are all there, and the last one wins the tag.
+//!
+//! With `mode=max` every layer the build makes is exported, so an
+//! [`Uploader`] compresses and sends each one as soon as its step is done,
+//! while the build goes on; the export at the end then only waits for it
+//! and writes the config and the manifest.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -64,8 +69,93 @@ fn select<'u>(used: &'u [Used], final_key: &str, mode: CacheMode) -> Vec<&'u Use
 /// Where a layer's compressed blob comes from.
 enum Blob {
     Local(Descriptor),
+    /// Uploaded while the build ran.
+    Sent(Descriptor, PushOutcome),
     /// In `from`, a repository of the destination's registry.
     Mount(Descriptor, Repository),
+}
+
+/// What the background upload of one layer gave: its compressed blob and
+/// whether the registry had to take its bytes.
+type Sent = Result<(Descriptor, PushOutcome), String>;
+
+/// Compresses and uploads layers on a thread of its own, as they are made.
+pub struct Uploader {
+    tx: Option<std::sync::mpsc::Sender<Digest>>,
+    handle: Option<std::thread::JoinHandle<HashMap<Digest, Sent>>>,
+}
+
+impl Uploader {
+    /// `None` when the registry cannot be reached this way (the export at
+    /// the end then does all the work, and reports the error).
+    pub fn start(
+        store: &Store,
+        reference: &str,
+        format: LayerFormat,
+        access: &RegistryAccess,
+    ) -> Option<Uploader> {
+        let repo = reference.parse::<Reference>().ok()?.remote().repository();
+        let client = access.client().ok()?;
+        let rt = transfer::runtime().ok()?;
+        let store = store.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<Digest>();
+        let handle = std::thread::spawn(move || {
+            let mut pending = Vec::new();
+            let mut seen = HashSet::new();
+            for diff_id in rx {
+                if !seen.insert(diff_id.clone()) {
+                    continue;
+                }
+                let desc = match store.compressed_layer(&diff_id, format) {
+                    Some(d) => Ok(d),
+                    None => store.compress_layer(&diff_id, format),
+                };
+                let (client, repo, store) = (client.clone(), repo.clone(), store.clone());
+                // The upload runs while the next layer is compressed.
+                pending.push((
+                    diff_id,
+                    rt.spawn(async move {
+                        let d = desc.map_err(|e| e.to_string())?;
+                        let src = BlobSource::File(store.blob_path(&d.digest));
+                        let o = client
+                            .push_blob(&repo, &d.digest, d.size, &src, None)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        Ok((d, o))
+                    }),
+                ));
+            }
+            pending
+                .into_iter()
+                .map(|(d, task)| {
+                    let res = rt
+                        .block_on(task)
+                        .unwrap_or_else(|e| Err(format!("upload task: {e}")));
+                    (d, res)
+                })
+                .collect()
+        });
+        Some(Uploader {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    /// Queues the layer `diff_id` (in the store) for upload.
+    pub fn send(&self, diff_id: &Digest) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(diff_id.clone());
+        }
+    }
+
+    /// Waits for every queued upload.
+    fn finish(mut self) -> HashMap<Digest, Sent> {
+        drop(self.tx.take());
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
 }
 
 pub struct Export<'a> {
@@ -75,10 +165,22 @@ pub struct Export<'a> {
     pub format: LayerFormat,
     pub access: &'a RegistryAccess,
     pub imported: &'a Imported,
+    /// Layers already sent while the build ran.
+    pub uploader: Option<Uploader>,
 }
 
 impl Export<'_> {
-    pub fn run(&self, used: &[Used], final_key: &str) -> Result<Exported, BuildError> {
+    pub fn run(
+        mut self,
+        used: &[Used],
+        aliases: &[(String, String)],
+        final_key: &str,
+    ) -> Result<Exported, BuildError> {
+        let pre = self
+            .uploader
+            .take()
+            .map(Uploader::finish)
+            .unwrap_or_default();
         let fail = |what: String| {
             BuildError::Invalid(format!("exporting the cache to {}: {what}", self.reference))
         };
@@ -95,6 +197,10 @@ impl Export<'_> {
         for u in &steps {
             let Some(l) = &u.rec.layer else { continue };
             if !seen.insert(l.digest.clone()) {
+                continue;
+            }
+            if let Some(Ok((d, o))) = pre.get(&l.digest) {
+                blobs.push((l.digest.clone(), Blob::Sent(d.clone(), *o)));
                 continue;
             }
             let blob = match self.imported.layer(&l.digest) {
@@ -116,6 +222,7 @@ impl Export<'_> {
                     let (client, repo) = (&client, &repo);
                     async move {
                         let res = match blob {
+                            Blob::Sent(_, o) => Ok(*o),
                             Blob::Local(d) => {
                                 let src = BlobSource::File(self.store.blob_path(&d.digest));
                                 client.push_blob(repo, &d.digest, d.size, &src, None).await
@@ -141,7 +248,7 @@ impl Export<'_> {
         for (diff_id, res) in outcomes {
             let blob = &blobs.iter().find(|(d, _)| *d == diff_id).expect("pushed").1;
             let desc = match (res, blob) {
-                (Ok(o), Blob::Local(d) | Blob::Mount(d, _)) => {
+                (Ok(o), Blob::Local(d) | Blob::Mount(d, _) | Blob::Sent(d, _)) => {
                     uploaded += usize::from(o == PushOutcome::Uploaded);
                     d.clone()
                 }
@@ -155,7 +262,7 @@ impl Export<'_> {
                     uploaded += 1;
                     d
                 }
-                (Err(e), Blob::Local(_)) => return Err(fail(e.to_string())),
+                (Err(e), Blob::Local(_) | Blob::Sent(..)) => return Err(fail(e.to_string())),
             };
             sent.insert(diff_id, desc);
         }
@@ -163,6 +270,7 @@ impl Export<'_> {
         let mut config = CacheConfig {
             version: VERSION,
             steps: BTreeMap::new(),
+            aliases: BTreeMap::new(),
         };
         for u in &steps {
             let layer = u.rec.layer.as_ref().map(|l| LayerRef {
@@ -178,6 +286,11 @@ impl Export<'_> {
                     layer,
                 },
             );
+        }
+        for (alias, key) in aliases {
+            if config.steps.contains_key(key) {
+                config.aliases.insert(alias.clone(), key.clone());
+            }
         }
         let config_bytes = serde_json::to_vec(&config).expect("plain data");
         let config_desc = Descriptor::new(

@@ -57,6 +57,11 @@ pub struct Cache {
     pub imported: remote::Imported,
     /// Every step this build looked up, in order (for `--cache-to`).
     used: Mutex<Vec<Used>>,
+    /// `COPY --from` aliases of this build: (instruction + source key) →
+    /// the step's content key.
+    aliases: Mutex<Vec<(String, String)>>,
+    /// Per `--cache-to`: layers sent while the build runs (`mode=max`).
+    pub uploaders: Vec<Option<export::Uploader>>,
 }
 
 /// A step of this build: its key, its parent's and what it made.
@@ -77,6 +82,8 @@ impl Cache {
             enabled,
             imported: Default::default(),
             used: Mutex::new(Vec::new()),
+            aliases: Mutex::new(Vec::new()),
+            uploaders: Vec::new(),
         }
     }
 
@@ -86,10 +93,39 @@ impl Cache {
 
     /// Notes a step of this build.
     pub fn note(&self, used: Used) {
+        if let (false, Some(l)) = (used.imported, &used.rec.layer) {
+            for u in self.uploaders.iter().flatten() {
+                u.send(&l.digest);
+            }
+        }
         self.used
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(used);
+    }
+
+    /// Notes that `COPY --from` alias `alias` led to step `key`.
+    pub fn note_alias(&self, alias: &str, key: &str) {
+        self.aliases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((alias.to_string(), key.to_string()));
+    }
+
+    /// The aliases of this build so far.
+    pub fn aliases(&self) -> Vec<(String, String)> {
+        self.aliases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The step an imported cache says alias `alias` leads to.
+    pub fn alias(&self, alias: &str) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        self.imported.alias(alias).map(str::to_string)
     }
 
     /// The steps of this build so far.

@@ -39,6 +39,12 @@ pub struct CacheConfig {
     pub version: u32,
     /// Step key → what the step made.
     pub steps: BTreeMap<String, Entry>,
+    /// `COPY --from` aliases: a key of the instruction and the source
+    /// stage's key → the step's key, so a machine that has the source
+    /// stage only as cache entries finds the step without reading the
+    /// source's files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, String>,
 }
 
 /// One cached step.
@@ -80,8 +86,14 @@ fn check(manifest: &Manifest, config: &CacheConfig) -> Result<(), String> {
         ));
     }
     let listed: HashSet<&Digest> = manifest.layers.iter().map(|l| &l.digest).collect();
+    let is_key = |k: &str| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit());
+    for (alias, key) in &config.aliases {
+        if !is_key(alias) || !config.steps.contains_key(key) {
+            return Err(format!("alias {alias:?} names no step of the cache"));
+        }
+    }
     for (key, e) in &config.steps {
-        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_key(key) {
             return Err(format!("step key {key:?} is not a kiln key"));
         }
         if let Some(l) = &e.layer {
@@ -108,6 +120,7 @@ pub struct Imported {
     steps: HashMap<String, (usize, Entry)>,
     /// Diff ID → (origin, layer).
     layers: HashMap<Digest, (usize, LayerRef)>,
+    aliases: HashMap<String, String>,
 }
 
 impl Imported {
@@ -144,6 +157,9 @@ impl Imported {
                 Ok((reference, src, config)) => {
                     let i = out.origins.len();
                     out.origins.push((reference, src));
+                    for (a, k) in config.aliases {
+                        out.aliases.entry(a).or_insert(k);
+                    }
                     for (k, e) in config.steps {
                         if let Some(l) = &e.layer {
                             out.layers
@@ -157,6 +173,11 @@ impl Imported {
             }
         }
         out
+    }
+
+    /// The step alias `alias` leads to.
+    pub fn alias(&self, alias: &str) -> Option<&str> {
+        self.aliases.get(alias).map(String::as_str)
     }
 
     /// The imported entry of step `key`.
@@ -268,11 +289,15 @@ mod tests {
         let cfg = |key: &str, version| CacheConfig {
             version,
             steps: BTreeMap::from([(key.to_string(), entry.clone())]),
+            aliases: BTreeMap::new(),
         };
         let key = "1".repeat(64);
         assert!(check(&manifest(vec![blob.clone()]), &cfg(&key, 1)).is_ok());
         assert!(check(&manifest(vec![]), &cfg(&key, 1)).is_err());
         assert!(check(&manifest(vec![blob.clone()]), &cfg(&key, 2)).is_err());
-        assert!(check(&manifest(vec![blob]), &cfg("../x", 1)).is_err());
+        assert!(check(&manifest(vec![blob.clone()]), &cfg("../x", 1)).is_err());
+        let mut dangling = cfg(&key, 1);
+        dangling.aliases.insert("2".repeat(64), "3".repeat(64));
+        assert!(check(&manifest(vec![blob]), &dangling).is_err());
     }
 }

@@ -59,6 +59,22 @@ impl Builder<'_> {
 }
 
 impl StageRun<'_, '_> {
+    /// A `--from` source's key alone (no layer is read or fetched).
+    pub(crate) fn source_key(&self, from: &str, cmd: &Command) -> Result<String, BuildError> {
+        match self.plan.base(from, self.stage.index, true) {
+            Base::Stage(d) => self
+                .done
+                .get(&d)
+                .map(|s| s.key.clone())
+                .ok_or_else(|| BuildError::at(cmd, format!("stage {from} was not built"))),
+            Base::Scratch => Ok("scratch".into()),
+            Base::Image(name) => self
+                .image(&name)
+                .map(|img| cache::image_key(img.id()))
+                .map_err(|e| BuildError::at(cmd, format!("--from={name}: {e}"))),
+        }
+    }
+
     /// A `--from` source: its key (what identifies its content) and layers.
     pub(crate) fn source_of(
         &self,

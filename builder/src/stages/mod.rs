@@ -126,6 +126,27 @@ fn build_inner<'a>(
             })
         });
     }
+    // Layers compressed for an export are written into the store until the
+    // export is done: no collector may run meanwhile.
+    let _export_lock = if opts.cache_to.is_empty() {
+        None
+    } else {
+        Some(store.reader_lock()?)
+    };
+    for spec in &opts.cache_to {
+        let crate::flags::CacheSpec::Registry {
+            reference,
+            mode,
+            compression,
+        } = spec;
+        let access = source.map(|s| s.access.clone()).unwrap_or_default();
+        cache.uploaders.push(match mode {
+            crate::flags::CacheMode::Max => {
+                crate::cache::export::Uploader::start(store, reference, *compression, &access)
+            }
+            crate::flags::CacheMode::Min => None,
+        });
+    }
     let mut b = Builder {
         store,
         opts,
@@ -163,18 +184,19 @@ fn build_inner<'a>(
     if let Some(i) = &index {
         i.save();
     }
+    let mut cache = cache;
+    let uploaders = std::mem::take(&mut cache.uploaders);
     let out = result?;
     cache.keep_fetched(store);
     let events = events.into_inner().unwrap_or_else(|p| p.into_inner());
-    for spec in &opts.cache_to {
+    for (spec, uploader) in opts.cache_to.iter().zip(uploaders) {
         let crate::flags::CacheSpec::Registry {
             reference,
             mode,
             compression,
         } = spec;
         let access = source.map(|s| s.access.clone()).unwrap_or_default();
-        // Held while layers are compressed into the store.
-        let _lock = store.ingest()?;
+        let started = std::time::Instant::now();
         let exported = crate::cache::export::Export {
             store,
             reference,
@@ -182,14 +204,19 @@ fn build_inner<'a>(
             format: *compression,
             access: &access,
             imported: &cache.imported,
+            uploader,
         }
-        .run(&cache.used(), &final_key)?;
+        .run(&cache.used(), &cache.aliases(), &final_key)?;
         events(Event {
             stage: 0,
             stages: 0,
             kind: EventKind::Info(format!(
-                "exported cache to {reference}: {} steps, {} layers ({} uploaded), {}",
-                exported.steps, exported.layers, exported.uploaded, exported.manifest
+                "exported cache to {reference}: {} steps, {} layers ({} uploaded), {} in {:.3}s",
+                exported.steps,
+                exported.layers,
+                exported.uploaded,
+                exported.manifest,
+                started.elapsed().as_secs_f64()
             )),
         });
     }

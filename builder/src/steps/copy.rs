@@ -31,6 +31,31 @@ impl StageRun<'_, '_> {
                 }
             }
         }
+        // `COPY --from` a stage whose key an imported cache maps (through
+        // an alias of the instruction and the source's key) to a step it
+        // has: a hit without reading, or fetching, either stage's layers.
+        let from = c.from.as_ref().map(|f| {
+            self.lexer
+                .process_word(f, &self.expansion_env(state))
+                .unwrap_or(f.clone())
+        });
+        let alias = match &from {
+            Some(from) => {
+                let mut def = KeyHasher::new(&state.key);
+                def.part("instruction", format!("{instr:?}").as_bytes())
+                    .part("from-key", self.source_key(from, cmd)?.as_bytes());
+                Some(def.finish())
+            }
+            None => None,
+        };
+        if let (Some(alias), true) = (&alias, state.cache_ok) {
+            if let Some(k) = self.cache.alias(alias) {
+                if let Some(rec) = self.hit(state, &k) {
+                    self.cache.note_alias(alias, &k);
+                    return Ok((rec, k));
+                }
+            }
+        }
         let lowers = self.lowers(state)?;
         let cfg = state.config.container_config();
         let chown = c.chown.as_deref().map(|spec| owner::resolve(&lowers, spec));
@@ -58,7 +83,7 @@ impl StageRun<'_, '_> {
         let mut inputs = Vec::new();
         let mut _view = None;
         let mut _owned_ctx = None;
-        let planned = match &c.from {
+        let planned = match &from {
             None => {
                 let Some(ctx) = self.context.as_ref() else {
                     return Err(BuildError::at(
@@ -78,11 +103,7 @@ impl StageRun<'_, '_> {
                 planned
             }
             Some(from) => {
-                let from = self
-                    .lexer
-                    .process_word(from, &self.expansion_env(state))
-                    .unwrap_or(from.clone());
-                let (src_state_key, src_lowers) = self.source_of(&from, cmd)?;
+                let (src_state_key, src_lowers) = self.source_of(from, cmd)?;
                 key.part("from", src_state_key.as_bytes());
                 let target = self.scratch_for("view");
                 let v = view::View::mount(&src_lowers.dirs, &target)?;
@@ -100,6 +121,9 @@ impl StageRun<'_, '_> {
             }
         };
         let k = key.finish();
+        if let Some(alias) = &alias {
+            self.cache.note_alias(alias, &k);
+        }
         let rec = self.lookup_or(state, &k, cmd, &inputs, |b| b.planned_layer(&planned, cmd))?;
         Ok((rec, k))
     }

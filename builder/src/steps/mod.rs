@@ -169,16 +169,7 @@ impl StageRun<'_, '_> {
             .part("probe", cmd.original.trim().as_bytes())
             .clone_finish();
         if state.cache_ok {
-            let local = self.cache.get(self.store, key).map(|r| (r, false));
-            let hit = local.or_else(|| self.cache.get_imported(key).map(|r| (r, true)));
-            if let Some((rec, imported)) = hit {
-                self.cache.note(cache::Used {
-                    key: key.to_string(),
-                    parent: state.key.clone(),
-                    rec: rec.clone(),
-                    imported,
-                });
-                self.emit(EventKind::CacheHit);
+            if let Some(rec) = self.hit(state, key) {
                 return Ok(rec);
             }
             state.cache_ok = false;
@@ -208,6 +199,21 @@ impl StageRun<'_, '_> {
             .map_err(|e| BuildError::Io(self.cache.dir().to_path_buf(), e))?;
         self.cache.put_probe(&probe, inputs);
         Ok(rec)
+    }
+
+    /// The record of `key` from the store's cache or an imported one,
+    /// noted as a step of this build and shown as a hit.
+    pub(crate) fn hit(&self, state: &State, key: &str) -> Option<Record> {
+        let local = self.cache.get(self.store, key).map(|r| (r, false));
+        let (rec, imported) = local.or_else(|| self.cache.get_imported(key).map(|r| (r, true)))?;
+        self.cache.note(cache::Used {
+            key: key.to_string(),
+            parent: state.key.clone(),
+            rec: rec.clone(),
+            imported,
+        });
+        self.emit(EventKind::CacheHit);
+        Some(rec)
     }
 
     pub(crate) fn lowers(&self, state: &State) -> Result<Lowers, BuildError> {

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# bench/cache-export.sh: the registry build cache (`--cache-to/--cache-from
+# type=registry`) on the build-small workload (as ../shared/bench's w1:
+# 2 stages, ~18 MB of context text), against a docker-registry on a free
+# loopback port.
+# Not a test; run as root (RUN steps), once:
+#   KILN=target/release/kiln bench/cache-export.sh
+# Prints:
+# - machine A, empty store, `--cache-to mode=max`: build time, the export
+#   time kiln reports (what is left after the last step: layers are
+#   compressed and uploaded while the build runs), export / (build without
+#   it), and the whole build+export against a cold build without export;
+# - machine B, empty store (same base), `--cache-from`: its fully cached
+#   build, against A's warm local rebuild and a `kiln pull` of the final
+#   image on an empty store (the download of the final layers).
+# BuildKit is not compared here: the reference engine (../shared/refdocker)
+# has no registry of its own on loopback wired for cache export.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+KILN=${KILN:-$PWD/target/release/kiln}
+W=${BENCH_DIR:-/tmp/kiln-bench-cache}
+fresh_busybox_store "$W/a"
+mkdir -p "$W/storage"
+PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+cat > "$W/config.yml" <<CFG
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $W/storage
+http:
+  addr: 127.0.0.1:$PORT
+CFG
+setsid /usr/bin/docker-registry serve "$W/config.yml" >"$W/registry.log" 2>&1 </dev/null &
+echo $! >"$W/pid"
+stop() { kill "$(cat "$W/pid")" 2>/dev/null || true; }
+trap stop EXIT
+for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.05; done
+
+# The build-small workload of ../shared/bench/w1-build-small.sh: 20 dirs x
+# 100 files x 10,000 bytes of base64 text (deterministic), 200 of them
+# excluded by .dockerignore; a 2-stage Dockerfile.
+stream() {
+  head -c $(( $2 / 100 * 99 / 4 * 3 )) /dev/zero |
+    openssl enc -aes-128-ctr -nosalt -K "$(printf '%032x' "$1")" -iv 00000000000000000000000000000000 |
+    base64 -w 99
+}
+CTX=$W/ctx
+rm -rf "$CTX"; mkdir -p "$CTX"
+for i in $(seq 0 19); do
+  case $i in
+    18) d=$CTX/src/scratch; ext=.tmp ;;
+    19) d=$CTX/logs;        ext=.log ;;
+    *)  d=$CTX/src/d$(printf "%02d" "$i"); ext=.txt ;;
+  esac
+  mkdir -p "$d"
+  stream "$((i + 1))" 1000000 | split -b 10000 -d -a 3 --additional-suffix="$ext" - "$d/f"
+done
+find "$CTX" -exec touch -h -d @1700000000 {} +
+printf 'logs/\n**/*.tmp\nDockerfile\n.dockerignore\n' >"$CTX/.dockerignore"
+cat >"$CTX/Dockerfile" <<'DF'
+FROM busybox AS gen
+ENV BENCH_STAGE=gen LANG=C.UTF-8
+WORKDIR /work
+COPY . /work/
+RUN mkdir -p /out \
+ && find /work -type f | sort > /out/manifest.txt \
+ && for i in $(seq 1 200); do echo "generated file $i" > /out/gen-$i.txt; done \
+ && cat /work/src/d00/*.txt | sha256sum > /out/d00.sha256
+
+FROM busybox
+ENV APP_HOME=/app
+WORKDIR /app
+COPY --from=gen /out /app/out
+COPY --from=gen /work/src/d01 /app/d01
+CMD ["ls", "/app"]
+DF
+
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc; }
+CACHE=127.0.0.1:$PORT/bench/cache:max
+KA="$KILN --root $W/a"
+$KA save -o "$W/bb.tar" busybox
+
+# A: cold build, then the same cold build with the export.
+$KILN --root "$W/a0" load -i "$W/bb.tar" >/dev/null
+t=$(now); $KILN --root "$W/a0" build -q "$CTX" >/dev/null; plain=$(since "$t")
+t=$(now)
+$KA build --progress plain --tls-verify=false --cache-to "type=registry,ref=$CACHE,mode=max" \
+  -t "127.0.0.1:$PORT/bench/img:1" "$CTX" 2>"$W/a.log" >/dev/null
+with_export=$(since "$t")
+export_s=$(sed -n 's/.*exported cache to .* in \([0-9.]*\)s$/\1/p' "$W/a.log")
+t=$(now); $KA build -q "$CTX" >/dev/null; warm=$(since "$t")
+$KA push -q --tls-verify=false "127.0.0.1:$PORT/bench/img:1"
+
+# B: an empty store with the same base, everything from the registry.
+$KILN --root "$W/b" load -i "$W/bb.tar" >/dev/null
+t=$(now)
+$KILN --root "$W/b" build --progress plain --tls-verify=false --cache-from "$CACHE" "$CTX" \
+  2>"$W/b.log" >/dev/null
+cached=$(since "$t")
+hits=$(grep -c -- '--> Using cache' "$W/b.log" || true)
+t=$(now); $KILN --root "$W/c" pull -q --tls-verify=false "127.0.0.1:$PORT/bench/img:1"; pull=$(since "$t")
+
+printf 'A cold build (no export):            %6.3f s\n' "$plain"
+printf 'A cold build + export (mode=max):    %6.3f s (export %s s)\n' "$with_export" "$export_s"
+printf 'export (after the last step) / build: %5.1f %%\n' "$(echo "100 * $export_s / ($with_export - $export_s)" | bc -l)"
+printf 'build+export / cold build:           %6.2f (uploads run beside the steps)\n' "$(echo "$with_export / $plain" | bc -l)"
+printf 'A warm local rebuild:                %6.3f s\n' "$warm"
+printf 'final image pull, empty store:       %6.3f s\n' "$pull"
+printf 'B fully cached from the registry:    %6.3f s (%s steps hit)\n' "$cached" "$hits"
+printf 'B / (2 x warm + pull):               %6.2f\n' "$(echo "$cached / (2 * $warm + $pull)" | bc -l)"
