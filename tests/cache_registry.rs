@@ -1,5 +1,6 @@
 //! `kiln build --cache-to/--cache-from type=registry` against a real
-//! docker-registry: separate stores stand for separate CI machines.
+//! docker-registry, and `type=local` (an OCI layout directory): separate
+//! stores stand for separate CI machines.
 
 mod common;
 
@@ -273,12 +274,75 @@ fn missing_or_foreign_cache_is_ignored_with_a_warning() {
         r.stderr
     );
     // Bad specs are refused before anything is built.
-    let r = a.run(&[
-        "build",
-        "--cache-to",
-        "type=local,dest=/tmp/x",
-        ctx.to_str().unwrap(),
-    ]);
-    let r = r.code(125);
-    assert!(r.stderr.contains("type=local is not built"), "{}", r.stderr);
+    let ctx = ctx.to_str().unwrap();
+    let r = a
+        .run(&["build", "--cache-to", "type=inline", ctx])
+        .code(125);
+    assert!(
+        r.stderr.contains("type=inline is not built"),
+        "{}",
+        r.stderr
+    );
+    let r = a
+        .run(&["build", "--cache-from", "type=local", ctx])
+        .code(125);
+    assert!(
+        r.stderr.contains("type=local needs src=DIR"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `type=local`: the cache as an OCI layout directory (kept by CI as
+/// files); another machine hits every step from it. A damaged copy is
+/// skipped with a warning.
+#[test]
+fn local_directory_cache_is_shared_and_damage_is_ignored() {
+    let Some(a) = root_store() else { return };
+    let ctx = a.dir.path().join("ctx");
+    context(&ctx, "dep\n");
+    let dir = a.dir.path().join("cache-dir");
+    let to = format!("type=local,dest={},mode=max,tag=ci", dir.display());
+    let built = build(&a, &ctx, &["--cache-to", &to]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let desc = &index["manifests"][0];
+    assert_eq!(
+        desc["annotations"]["org.opencontainers.image.ref.name"],
+        "ci"
+    );
+    let hex = desc["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap();
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.kiln.cache.config.v1+json"
+    );
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 8);
+
+    let b = second_machine(&a);
+    let ctx_b = b.dir.path().join("ctx");
+    context(&ctx_b, "dep\n");
+    let from = format!("type=local,src={},tag=ci", dir.display());
+    let r = build(&b, &ctx_b, &["--cache-from", &from]);
+    assert_eq!(r.stdout.trim(), built.stdout.trim(), "{}", r.stderr);
+    assert_eq!(hits(&r), STEPS, "{}", r.stderr);
+
+    // The config blob damaged: ignored, the build runs every step.
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    let config = dir
+        .join("blobs/sha256")
+        .join(config.strip_prefix("sha256:").unwrap());
+    std::fs::write(&config, b"{").unwrap();
+    let c = second_machine(&a);
+    let ctx_c = c.dir.path().join("ctx");
+    context(&ctx_c, "dep\n");
+    let r = build(&c, &ctx_c, &["--cache-from", &from]);
+    assert!(r.stderr.contains("ignored"), "{}", r.stderr);
+    assert_eq!(hits(&r), 0, "{}", r.stderr);
 }

@@ -119,6 +119,30 @@ pub enum CacheSpec {
         mode: CacheMode,
         compression: image_store::compressed::LayerFormat,
     },
+    /// `type=local,dest=DIR` / `src=DIR` (`tag=`, default `latest`): a
+    /// cache manifest in an OCI layout directory (CI caches kept as files).
+    Local {
+        dir: PathBuf,
+        tag: String,
+        mode: CacheMode,
+        compression: image_store::compressed::LayerFormat,
+    },
+}
+
+impl CacheSpec {
+    /// How messages name it.
+    pub fn label(&self) -> String {
+        match self {
+            CacheSpec::Registry { reference, .. } => reference.clone(),
+            CacheSpec::Local { dir, tag, .. } => format!("{}:{tag}", dir.display()),
+        }
+    }
+
+    pub fn mode(&self) -> CacheMode {
+        match self {
+            CacheSpec::Registry { mode, .. } | CacheSpec::Local { mode, .. } => *mode,
+        }
+    }
 }
 
 /// Which steps an export writes.
@@ -150,9 +174,10 @@ pub fn cache_spec(raw: &str, export: bool) -> Result<CacheSpec, BuildError> {
             .ok_or_else(|| invalid(format!("{part:?} is not KEY=VALUE")))?;
         pairs.push((k, v));
     }
-    match pairs.iter().find(|(k, _)| *k == "type").map(|(_, v)| *v) {
-        Some("registry") => {}
-        Some(t @ ("local" | "inline")) => {
+    let kind = pairs.iter().find(|(k, _)| *k == "type").map(|(_, v)| *v);
+    match kind {
+        Some("registry" | "local") => {}
+        Some(t @ "inline") => {
             return Err(invalid(format!(
                 "type={t} is not built in kiln yet; use type=registry"
             )))
@@ -169,12 +194,17 @@ pub fn cache_spec(raw: &str, export: bool) -> Result<CacheSpec, BuildError> {
         }
     }
     let mut reference = None;
+    let mut dir = None;
+    let mut tag = "latest".to_string();
     let mut mode = CacheMode::Min;
     let mut compression = image_store::compressed::LayerFormat::Gzip;
     for (k, v) in pairs {
         match k {
             "type" => {}
-            "ref" => reference = Some(v.to_string()),
+            "ref" if kind == Some("registry") => reference = Some(v.to_string()),
+            "dest" if export && kind == Some("local") => dir = Some(PathBuf::from(v)),
+            "src" if !export && kind == Some("local") => dir = Some(PathBuf::from(v)),
+            "tag" if kind == Some("local") => tag = v.to_string(),
             "mode" => {
                 mode = match v {
                     "min" => CacheMode::Min,
@@ -188,6 +218,15 @@ pub fn cache_spec(raw: &str, export: bool) -> Result<CacheSpec, BuildError> {
             "ignore-error" if v == "false" => {}
             _ => return Err(invalid(format!("unsupported option {k}={v}"))),
         }
+    }
+    if kind == Some("local") {
+        let what = if export { "dest" } else { "src" };
+        return Ok(CacheSpec::Local {
+            dir: dir.ok_or_else(|| invalid(format!("type=local needs {what}=DIR")))?,
+            tag,
+            mode,
+            compression,
+        });
     }
     Ok(CacheSpec::Registry {
         reference: reference.ok_or_else(|| invalid("type=registry needs ref=".into()))?,
@@ -239,6 +278,11 @@ mod tests {
         assert!(cache_spec("r.io/a:c", true).is_err());
         assert!(cache_spec("type=registry,ref=r/a,mode=all", true).is_err());
         assert!(cache_spec("type=gha", false).is_err());
+        assert!(matches!(
+            cache_spec("type=local,src=/c", false).unwrap(),
+            CacheSpec::Local { tag, .. } if tag == "latest"
+        ));
+        assert!(cache_spec("type=local,src=/c", true).is_err());
         assert_eq!(
             source_date_epoch(&BTreeMap::new(), Some("7".into())).unwrap(),
             Some(7)

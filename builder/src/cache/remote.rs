@@ -1,5 +1,5 @@
-//! The step cache shared through a registry (`--cache-from` /
-//! `--cache-to type=registry`): kiln's own format, shaped like BuildKit's
+//! The step cache shared through a registry or an OCI layout directory
+//! (`--cache-from` / `--cache-to type=registry|local`): kiln's own format, shaped like BuildKit's
 //! registry cache (an OCI manifest whose config describes the steps and
 //! whose layers are the step layers) but keyed by kiln's step keys.
 //!
@@ -21,10 +21,12 @@ use image_store::model::media::{self, layer_compression};
 use image_store::{Descriptor, Digest, Manifest, Store};
 use registry_client::Reference;
 use serde::{Deserialize, Serialize};
+use transfer::oci_dir::OciDirSource;
 use transfer::registry::RegistrySource;
 use transfer::{ImageSource, RegistryAccess};
 
 use crate::error::BuildError;
+use crate::flags::CacheSpec;
 
 /// The media type of a kiln cache manifest's config.
 pub const CONFIG_TYPE: &str = "application/vnd.kiln.cache.config.v1+json";
@@ -112,10 +114,19 @@ fn check(manifest: &Manifest, config: &CacheConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Where imported entries came from, and how their blobs are read.
+pub struct Origin {
+    /// How messages name it.
+    pub label: String,
+    /// For a registry cache: its reference (blobs can be mounted from it).
+    pub registry: Option<Reference>,
+    src: Box<dyn ImageSource + Send>,
+}
+
 /// The cache manifests read for `--cache-from`.
 #[derive(Default)]
 pub struct Imported {
-    origins: Vec<(Reference, RegistrySource)>,
+    origins: Vec<Origin>,
     /// Key → (origin, entry); the first `--cache-from` that has a key wins.
     steps: HashMap<String, (usize, Entry)>,
     /// Diff ID → (origin, layer).
@@ -124,39 +135,49 @@ pub struct Imported {
 }
 
 impl Imported {
-    /// Reads each registry cache manifest; one that is missing, foreign or
-    /// damaged is skipped with a warning (a cache never fails a build).
+    /// Reads each cache manifest (a registry's, or an OCI layout
+    /// directory's); one that is missing, foreign or damaged is skipped
+    /// with a warning (a cache never fails a build).
     pub fn load(
-        refs: &[String],
+        specs: &[CacheSpec],
         access: &RegistryAccess,
         warn: &mut dyn FnMut(String),
     ) -> Imported {
         let mut out = Imported::default();
-        if refs.is_empty() {
-            return out;
-        }
-        let client = match access.client() {
-            Ok(c) => c,
-            Err(e) => {
-                warn(format!("--cache-from: {}", e.render()));
-                return out;
-            }
-        };
-        for r in refs {
-            let loaded = r
-                .parse::<Reference>()
-                .map_err(|e| e.to_string())
-                .map(|r| r.remote())
-                .and_then(|reference| {
-                    let src = RegistrySource::new(&client, &reference).map_err(|e| e.render())?;
-                    let (manifest, config) = read(&src)?;
-                    check(&manifest, &config)?;
-                    Ok((reference, src, config))
-                });
+        let mut client = None;
+        for spec in specs {
+            let loaded = (|| -> Result<(Origin, CacheConfig), String> {
+                let origin = match spec {
+                    CacheSpec::Registry { reference, .. } => {
+                        let r = reference
+                            .parse::<Reference>()
+                            .map_err(|e| e.to_string())?
+                            .remote();
+                        if client.is_none() {
+                            client = Some(access.client().map_err(|e| e.render())?);
+                        }
+                        let c = client.as_ref().expect("made above");
+                        let src = RegistrySource::new(c, &r).map_err(|e| e.render())?;
+                        Origin {
+                            label: reference.clone(),
+                            registry: Some(r),
+                            src: Box::new(src),
+                        }
+                    }
+                    CacheSpec::Local { dir, tag, .. } => Origin {
+                        label: spec.label(),
+                        registry: None,
+                        src: Box::new(OciDirSource::new(dir, Some(tag))),
+                    },
+                };
+                let (manifest, config) = read(&*origin.src)?;
+                check(&manifest, &config)?;
+                Ok((origin, config))
+            })();
             match loaded {
-                Ok((reference, src, config)) => {
+                Ok((origin, config)) => {
                     let i = out.origins.len();
-                    out.origins.push((reference, src));
+                    out.origins.push(origin);
                     for (a, k) in config.aliases {
                         out.aliases.entry(a).or_insert(k);
                     }
@@ -169,7 +190,7 @@ impl Imported {
                         out.steps.entry(k).or_insert((i, e));
                     }
                 }
-                Err(why) => warn(format!("--cache-from {r}: ignored: {why}")),
+                Err(why) => warn(format!("--cache-from {}: ignored: {why}", spec.label())),
             }
         }
         out
@@ -185,12 +206,12 @@ impl Imported {
         self.steps.get(key).map(|(_, e)| e)
     }
 
-    /// Where the layer with `diff_id` can be fetched: its origin's
-    /// reference and the layer.
-    pub fn layer(&self, diff_id: &Digest) -> Option<(&Reference, &LayerRef)> {
+    /// Where the layer with `diff_id` can be fetched: its origin and the
+    /// layer.
+    pub fn layer(&self, diff_id: &Digest) -> Option<(&Origin, &LayerRef)> {
         self.layers
             .get(diff_id)
-            .map(|(i, l)| (&self.origins[*i].0, l))
+            .map(|(i, l)| (&self.origins[*i], l))
     }
 
     /// Brings the layer `diff_id` into the store (decompressed and checked
@@ -199,10 +220,11 @@ impl Imported {
         let Some((i, l)) = self.layers.get(diff_id) else {
             return Ok(false);
         };
-        let (reference, src) = &self.origins[*i];
+        let origin = &self.origins[*i];
+        let (label, src) = (&origin.label, &origin.src);
         let failed = |e: transfer::Error| {
             BuildError::Invalid(format!(
-                "fetching cached layer {} from {reference}: {}",
+                "fetching cached layer {} from {label}: {}",
                 l.blob.digest,
                 e.render()
             ))
@@ -221,7 +243,7 @@ impl Imported {
 }
 
 /// The manifest and config of a cache manifest, or why not.
-fn read(src: &RegistrySource) -> Result<(Manifest, CacheConfig), String> {
+fn read(src: &dyn ImageSource) -> Result<(Manifest, CacheConfig), String> {
     let raw = src.manifest().map_err(|e| e.render())?;
     if raw.media_type != media::OCI_MANIFEST {
         return Err(format!("a {} is not a kiln cache manifest", raw.media_type));

@@ -110,21 +110,15 @@ fn build_inner<'a>(
     };
     let mut cache = Cache::new(store, !opts.no_cache);
     if cache.enabled() && !opts.cache_from.is_empty() {
-        let refs: Vec<String> = opts
-            .cache_from
-            .iter()
-            .map(|c| match c {
-                crate::flags::CacheSpec::Registry { reference, .. } => reference.clone(),
-            })
-            .collect();
         let access = source.map(|s| s.access.clone()).unwrap_or_default();
-        cache.imported = crate::cache::remote::Imported::load(&refs, &access, &mut |w| {
-            events(Event {
-                stage: 0,
-                stages: 0,
-                kind: EventKind::Warning(w),
-            })
-        });
+        cache.imported =
+            crate::cache::remote::Imported::load(&opts.cache_from, &access, &mut |w| {
+                events(Event {
+                    stage: 0,
+                    stages: 0,
+                    kind: EventKind::Warning(w),
+                })
+            });
     }
     // Layers compressed for an export are written into the store until the
     // export is done: no collector may run meanwhile.
@@ -134,17 +128,14 @@ fn build_inner<'a>(
         Some(store.reader_lock()?)
     };
     for spec in &opts.cache_to {
-        let crate::flags::CacheSpec::Registry {
-            reference,
-            mode,
-            compression,
-        } = spec;
         let access = source.map(|s| s.access.clone()).unwrap_or_default();
-        cache.uploaders.push(match mode {
-            crate::flags::CacheMode::Max => {
-                crate::cache::export::Uploader::start(store, reference, *compression, &access)
-            }
-            crate::flags::CacheMode::Min => None,
+        cache.uploaders.push(match spec {
+            crate::flags::CacheSpec::Registry {
+                reference,
+                mode: crate::flags::CacheMode::Max,
+                compression,
+            } => crate::cache::export::Uploader::start(store, reference, *compression, &access),
+            _ => None,
         });
     }
     let mut b = Builder {
@@ -190,18 +181,11 @@ fn build_inner<'a>(
     cache.keep_fetched(store);
     let events = events.into_inner().unwrap_or_else(|p| p.into_inner());
     for (spec, uploader) in opts.cache_to.iter().zip(uploaders) {
-        let crate::flags::CacheSpec::Registry {
-            reference,
-            mode,
-            compression,
-        } = spec;
         let access = source.map(|s| s.access.clone()).unwrap_or_default();
         let started = std::time::Instant::now();
         let exported = crate::cache::export::Export {
             store,
-            reference,
-            mode: *mode,
-            format: *compression,
+            spec,
             access: &access,
             imported: &cache.imported,
             uploader,
@@ -211,7 +195,8 @@ fn build_inner<'a>(
             stage: 0,
             stages: 0,
             kind: EventKind::Info(format!(
-                "exported cache to {reference}: {} steps, {} layers ({} uploaded), {} in {:.3}s",
+                "exported cache to {}: {} steps, {} layers ({} uploaded), {} in {:.3}s",
+                spec.label(),
                 exported.steps,
                 exported.layers,
                 exported.uploaded,
