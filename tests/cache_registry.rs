@@ -276,10 +276,10 @@ fn missing_or_foreign_cache_is_ignored_with_a_warning() {
     // Bad specs are refused before anything is built.
     let ctx = ctx.to_str().unwrap();
     let r = a
-        .run(&["build", "--cache-to", "type=inline", ctx])
+        .run(&["build", "--cache-from", "type=inline", ctx])
         .code(125);
     assert!(
-        r.stderr.contains("type=inline is not built"),
+        r.stderr.contains("an inline cache is read from its image"),
         "{}",
         r.stderr
     );
@@ -345,4 +345,34 @@ fn local_directory_cache_is_shared_and_damage_is_ignored() {
     let r = build(&c, &ctx_c, &["--cache-from", &from]);
     assert!(r.stderr.contains("ignored"), "{}", r.stderr);
     assert_eq!(hits(&r), 0, "{}", r.stderr);
+}
+
+/// `type=inline`: the final image's steps ride in its config; pushed, the
+/// image is the cache: another machine's final stage hits every step (the
+/// stages' own steps, not in the image, run again).
+#[test]
+fn inline_cache_travels_with_the_pushed_image() {
+    let Some(a) = root_store() else { return };
+    let reg = Registry::plain();
+    let image = format!("{}/ci/app:1", reg.host());
+    let ctx = a.dir.path().join("ctx");
+    context(&ctx, "dep\n");
+    let built = build(
+        &a,
+        &ctx,
+        &["--cache-to", "type=inline", "-t", &image, "--push"],
+    );
+    let b = second_machine(&a);
+    let ctx_b = b.dir.path().join("ctx");
+    context(&ctx_b, "dep\n");
+    let r = build(
+        &b,
+        &ctx_b,
+        &["--cache-from", &image, "--cache-to", "type=inline"],
+    );
+    assert_eq!(r.stdout.trim(), built.stdout.trim(), "{}", r.stderr);
+    assert_eq!(hits(&r), FINAL_STEPS, "{}", r.stderr);
+    // Without the inline cache the config differs, so does the image ID.
+    let plain = build(&b, &ctx_b, &[]);
+    assert_ne!(plain.stdout.trim(), built.stdout.trim());
 }

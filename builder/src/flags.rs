@@ -127,6 +127,9 @@ pub enum CacheSpec {
         mode: CacheMode,
         compression: image_store::compressed::LayerFormat,
     },
+    /// `--cache-to type=inline`: the final image's steps in its own config,
+    /// read back by `--cache-from IMAGE` once the image is pushed.
+    Inline,
 }
 
 impl CacheSpec {
@@ -135,12 +138,14 @@ impl CacheSpec {
         match self {
             CacheSpec::Registry { reference, .. } => reference.clone(),
             CacheSpec::Local { dir, tag, .. } => format!("{}:{tag}", dir.display()),
+            CacheSpec::Inline => "the image config (inline)".into(),
         }
     }
 
     pub fn mode(&self) -> CacheMode {
         match self {
             CacheSpec::Registry { mode, .. } | CacheSpec::Local { mode, .. } => *mode,
+            CacheSpec::Inline => CacheMode::Min,
         }
     }
 }
@@ -177,10 +182,17 @@ pub fn cache_spec(raw: &str, export: bool) -> Result<CacheSpec, BuildError> {
     let kind = pairs.iter().find(|(k, _)| *k == "type").map(|(_, v)| *v);
     match kind {
         Some("registry" | "local") => {}
-        Some(t @ "inline") => {
-            return Err(invalid(format!(
-                "type={t} is not built in kiln yet; use type=registry"
-            )))
+        Some("inline") if export => {
+            return match pairs.as_slice() {
+                [_] => Ok(CacheSpec::Inline),
+                _ => Err(invalid("type=inline takes no options".into())),
+            }
+        }
+        Some("inline") => {
+            return Err(invalid(
+                "an inline cache is read from its image: --cache-from type=registry,ref=IMAGE"
+                    .into(),
+            ))
         }
         Some(t) => {
             return Err(invalid(format!(

@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex};
 use registry_client::{BlobSource, PushOutcome, Reference, Repository};
 use transfer::{ImageDest, ImageSource, RegistryAccess, SourceBlob};
 
-use super::remote::{CacheConfig, Entry, Imported, LayerRef, CONFIG_TYPE, VERSION};
+use super::remote::{
+    CacheConfig, Entry, Imported, InlineCache, InlineEntry, LayerRef, CONFIG_TYPE, VERSION,
+};
 use super::Used;
 use crate::error::BuildError;
 use crate::flags::{CacheMode, CacheSpec};
@@ -201,6 +203,15 @@ impl Export<'_> {
             ))
         };
         let (layers, manifest) = match self.spec {
+            // Written into the image config before it was committed.
+            CacheSpec::Inline => {
+                return Ok(Exported {
+                    steps: steps.len(),
+                    layers: order.len(),
+                    uploaded: 0,
+                    manifest: Digest::of_bytes(b""),
+                })
+            }
             CacheSpec::Registry { reference, .. } => {
                 let dest = reference
                     .parse::<Reference>()
@@ -389,6 +400,7 @@ impl Export<'_> {
             CacheSpec::Registry { compression, .. } | CacheSpec::Local { compression, .. } => {
                 *compression
             }
+            CacheSpec::Inline => LayerFormat::Gzip,
         };
         if let Some(d) = self.store.compressed_layer(diff_id, format) {
             return Ok(d);
@@ -399,6 +411,35 @@ impl Export<'_> {
             )));
         }
         Ok(self.store.compress_layer(diff_id, format)?)
+    }
+}
+
+/// The inline cache of an image whose last step is `final_key`: its
+/// steps (`mode=min`), layers named by diff ID.
+pub fn inline(used: &[Used], aliases: &[(String, String)], final_key: &str) -> InlineCache {
+    let steps: BTreeMap<String, InlineEntry> = select(used, final_key, CacheMode::Min)
+        .into_iter()
+        .map(|u| {
+            (
+                u.key.clone(),
+                InlineEntry {
+                    parent: u.parent.clone(),
+                    created: u.rec.created.clone(),
+                    diff_id: u.rec.layer.as_ref().map(|l| l.digest.clone()),
+                    size: u.rec.layer.as_ref().map_or(0, |l| l.size),
+                },
+            )
+        })
+        .collect();
+    let aliases = aliases
+        .iter()
+        .filter(|(_, k)| steps.contains_key(k))
+        .cloned()
+        .collect();
+    InlineCache {
+        version: VERSION,
+        steps,
+        aliases,
     }
 }
 

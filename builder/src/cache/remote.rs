@@ -164,6 +164,7 @@ impl Imported {
                             src: Box::new(src),
                         }
                     }
+                    CacheSpec::Inline => return Err("read an inline cache from its image".into()),
                     CacheSpec::Local { dir, tag, .. } => Origin {
                         label: spec.label(),
                         registry: None,
@@ -244,16 +245,25 @@ impl Imported {
 
 /// The manifest and config of a cache manifest, or why not.
 fn read(src: &dyn ImageSource) -> Result<(Manifest, CacheConfig), String> {
-    let raw = src.manifest().map_err(|e| e.render())?;
-    if raw.media_type != media::OCI_MANIFEST {
+    let mut raw = src.manifest().map_err(|e| e.render())?;
+    if media::is_index(&raw.media_type) {
+        // An image index: the host's image (for an inline cache).
+        let d = registry_client::select_platform(&raw.bytes, &registry_client::Platform::host())
+            .map_err(|e| e.to_string())?;
+        raw = src.manifest_at(&d).map_err(|e| e.render())?;
+    }
+    if raw.media_type != media::OCI_MANIFEST && raw.media_type != media::DOCKER_MANIFEST {
         return Err(format!("a {} is not a kiln cache manifest", raw.media_type));
     }
     let manifest: Manifest =
         serde_json::from_slice(&raw.bytes).map_err(|e| format!("manifest: {e}"))?;
-    if manifest.config.media_type != CONFIG_TYPE {
+    let config_type = manifest.config.media_type.as_str();
+    if config_type != CONFIG_TYPE
+        && config_type != media::OCI_CONFIG
+        && config_type != media::DOCKER_CONFIG
+    {
         return Err(format!(
-            "config type {:?} is not a kiln cache ({CONFIG_TYPE})",
-            manifest.config.media_type
+            "config type {config_type:?} is not a kiln cache ({CONFIG_TYPE})"
         ));
     }
     if manifest.config.size > MAX_CONFIG {
@@ -271,8 +281,89 @@ fn read(src: &dyn ImageSource) -> Result<(Manifest, CacheConfig), String> {
     if Digest::of_bytes(&data) != manifest.config.digest {
         return Err("config digest mismatch".into());
     }
+    if config_type != CONFIG_TYPE {
+        let config = from_image(&manifest, &data)?;
+        return Ok((manifest, config));
+    }
     let config = serde_json::from_slice(&data).map_err(|e| format!("config: {e}"))?;
     Ok((manifest, config))
+}
+
+/// The key under which an image config carries its inline cache.
+pub const INLINE_KEY: &str = "kiln.cache.v1";
+
+/// An inline cache (`--cache-to type=inline`): the final image's steps in
+/// its own config. Layers are named by diff ID only: they are the image's
+/// layers, whatever compression a push gives them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InlineCache {
+    pub version: u32,
+    pub steps: BTreeMap<String, InlineEntry>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InlineEntry {
+    pub parent: String,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<Digest>,
+    #[serde(default)]
+    pub size: u64,
+}
+
+/// The inline cache of an image (its config `data`), with each layer's
+/// blob found through the config's diff IDs and the manifest.
+fn from_image(manifest: &Manifest, data: &[u8]) -> Result<CacheConfig, String> {
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(default)]
+        rootfs: image_store::model::RootFs,
+        #[serde(rename = "kiln.cache.v1")]
+        inline: Option<InlineCache>,
+    }
+    let c: Config = serde_json::from_slice(data).map_err(|e| format!("image config: {e}"))?;
+    let inline = c
+        .inline
+        .ok_or("an image without an inline cache is not a kiln cache")?;
+    let mut out = CacheConfig {
+        version: inline.version,
+        steps: BTreeMap::new(),
+        aliases: BTreeMap::new(),
+    };
+    for (key, e) in inline.steps {
+        let layer = match e.diff_id {
+            None => None,
+            Some(diff_id) => {
+                let at = c.rootfs.diff_ids.iter().position(|d| *d == diff_id);
+                // A layer the image does not have (a squashed build).
+                let Some(blob) = at.and_then(|i| manifest.layers.get(i)) else {
+                    continue;
+                };
+                Some(LayerRef {
+                    diff_id,
+                    size: e.size,
+                    blob: blob.clone(),
+                })
+            }
+        };
+        out.steps.insert(
+            key,
+            Entry {
+                parent: e.parent,
+                created: e.created,
+                layer,
+            },
+        );
+    }
+    out.aliases = inline
+        .aliases
+        .into_iter()
+        .filter(|(_, k)| out.steps.contains_key(k))
+        .collect();
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -181,6 +181,9 @@ fn build_inner<'a>(
     cache.keep_fetched(store);
     let events = events.into_inner().unwrap_or_else(|p| p.into_inner());
     for (spec, uploader) in opts.cache_to.iter().zip(uploaders) {
+        if matches!(spec, crate::flags::CacheSpec::Inline) {
+            continue;
+        }
         let access = source.map(|s| s.access.clone()).unwrap_or_default();
         let started = std::time::Instant::now();
         let exported = crate::cache::export::Export {
@@ -237,6 +240,21 @@ impl<'a> Builder<'a> {
         // that hit in an imported cache and were never read.
         self.cache.ensure(self.store, &state.layers)?;
         self.final_key = state.key.clone();
+        // A base image's inline cache is not this image's.
+        state.config.extra.remove(crate::cache::remote::INLINE_KEY);
+        if self
+            .opts
+            .cache_to
+            .iter()
+            .any(|c| matches!(c, crate::flags::CacheSpec::Inline))
+        {
+            let inline =
+                crate::cache::export::inline(&self.cache.used(), &self.cache.aliases(), &state.key);
+            state.config.extra.insert(
+                crate::cache::remote::INLINE_KEY.into(),
+                serde_json::to_value(inline).expect("plain data"),
+            );
+        }
         if self.opts.squash {
             self.squash(&mut state)?;
         }
