@@ -184,6 +184,24 @@ fn push_sends_every_tag_and_metadata_has_the_pushed_digest() {
     }
     assert_eq!(m["containerimage.config.digest"], id.as_str());
 
+    // --output type=registry,name=N: stored and pushed under that name.
+    let c = format!("{}/team/c:3", reg.host());
+    let r = k
+        .run(&[
+            "build",
+            "-q",
+            "--tls-verify=false",
+            "--output",
+            &format!("type=registry,name={c}"),
+            ctx.to_str().unwrap(),
+        ])
+        .ok();
+    assert_eq!(r.stdout.trim(), id);
+    let other = Kiln::new();
+    other.run(&["pull", "-q", "--tls-verify=false", &c]).ok();
+    assert_eq!(image_id(&other, &c), id);
+    assert_eq!(image_id(&k, &c), id);
+
     // --push without a name says so.
     let r = k
         .run(&["build", "-q", "--push", ctx.to_str().unwrap()])

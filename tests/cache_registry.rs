@@ -302,7 +302,10 @@ fn local_directory_cache_is_shared_and_damage_is_ignored() {
     let ctx = a.dir.path().join("ctx");
     context(&ctx, "dep\n");
     let dir = a.dir.path().join("cache-dir");
-    let to = format!("type=local,dest={},mode=max,tag=ci", dir.display());
+    let to = format!(
+        "type=local,dest={},mode=max,tag=ci,compression=zstd",
+        dir.display()
+    );
     let built = build(&a, &ctx, &["--cache-to", &to]);
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
@@ -323,7 +326,14 @@ fn local_directory_cache_is_shared_and_damage_is_ignored() {
         manifest["config"]["mediaType"],
         "application/vnd.kiln.cache.config.v1+json"
     );
-    assert_eq!(manifest["layers"].as_array().unwrap().len(), 8);
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 8);
+    assert!(
+        layers
+            .iter()
+            .all(|l| l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"),
+        "{manifest}"
+    );
 
     let b = second_machine(&a);
     let ctx_b = b.dir.path().join("ctx");
