@@ -153,7 +153,7 @@ impl Uploader {
     }
 
     /// Waits for every queued upload.
-    fn finish(mut self) -> HashMap<Digest, Sent> {
+    pub fn finish(mut self) -> HashMap<Digest, Sent> {
         drop(self.tx.take());
         self.handle
             .take()

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
+use dockerfile_parser::instructions::Instruction;
 use dockerfile_parser::shell::Lexer;
 use dockerfile_parser::Dockerfile;
 use image_store::cache_dirs::BuildScratch;
@@ -63,6 +64,11 @@ pub(crate) struct Builder<'a> {
     pub(crate) now_secs: u64,
     /// The target's last step key (where a `mode=min` export starts).
     pub(crate) final_key: String,
+    /// The stages whose layers are the image's: the target and the stages
+    /// it builds FROM.
+    pub(crate) final_stages: BTreeSet<usize>,
+    /// Uploads of the image's layers to where it will be pushed.
+    pub(crate) pushers: Vec<crate::cache::export::Uploader>,
 }
 
 /// Builds the Dockerfile in `opts`; base images missing from the store
@@ -138,6 +144,15 @@ fn build_inner<'a>(
             _ => None,
         });
     }
+    let pushers = opts
+        .upload_to
+        .iter()
+        .filter_map(|name| {
+            let access = source.map(|s| s.access.clone()).unwrap_or_default();
+            let gzip = image_store::compressed::LayerFormat::Gzip;
+            crate::cache::export::Uploader::start(store, name, gzip, &access)
+        })
+        .collect();
     let mut b = Builder {
         store,
         opts,
@@ -157,6 +172,8 @@ fn build_inner<'a>(
         now,
         now_secs,
         final_key: String::new(),
+        final_stages: BTreeSet::new(),
+        pushers,
     };
     let ingest = store.ingest()?;
     let result = b.run(&ingest).and_then(|out| {
@@ -169,8 +186,14 @@ fn build_inner<'a>(
         cache,
         final_key,
         events,
+        pushers,
         ..
     } = b;
+    // The push that follows finds these layers there (or sends them
+    // itself, should an upload have failed).
+    for p in pushers {
+        p.finish();
+    }
     drop(scratch);
     if let Some(i) = &index {
         i.save();
@@ -228,6 +251,19 @@ impl<'a> Builder<'a> {
             .enumerate()
             .map(|(n, &i)| (i, n + 1))
             .collect();
+        let mut at = self.plan.target;
+        while self.final_stages.insert(at) {
+            let Instruction::From(f) = &self.plan.stages[at].from.instruction else {
+                break;
+            };
+            let image = lexer
+                .process_word(&f.image, &plan::Pairs(&global_env))
+                .unwrap_or_default();
+            match self.plan.base(&image, at, false) {
+                plan::Base::Stage(d) => at = d,
+                _ => break,
+            }
+        }
         self.fetch_bases(&needed, &global_env)?;
         self.check_layer_limit(&needed, &global_env)?;
 

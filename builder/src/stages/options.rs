@@ -41,6 +41,10 @@ pub struct BuildOptions {
     pub cache_from: Vec<crate::flags::CacheSpec>,
     /// `--cache-to`: where this build's steps are exported.
     pub cache_to: Vec<crate::flags::CacheSpec>,
+    /// Names the caller pushes the image to once it is built: the final
+    /// image's layers are compressed and uploaded there as their steps
+    /// finish, so the push then finds them (`--push`).
+    pub upload_to: Vec<String>,
 }
 
 /// `--pull`: when a base image (FROM, `COPY --from`, a mount's `from`) is

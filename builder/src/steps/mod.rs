@@ -95,6 +95,14 @@ impl StageRun<'_, '_> {
         };
         let (rec, key) = layer;
         let l = rec.layer.clone().expect("layer steps record a layer");
+        if self.final_stages.contains(&self.stage.index)
+            && !self.opts.squash
+            && self.store.has_blob(&l.digest)
+        {
+            for p in &self.pushers {
+                p.send(&l.digest);
+            }
+        }
         state.key = key;
         state.config.rootfs.diff_ids.push(l.digest.clone());
         state.layers.push(l);

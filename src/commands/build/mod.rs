@@ -143,6 +143,19 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
             push: true,
         });
     }
+    for o in &outputs {
+        if let builder::outputs::Output::Image { names, push: true } = o {
+            let names = if names.is_empty() {
+                opts.tags
+                    .iter()
+                    .map(|t| t.normalized().to_string())
+                    .collect()
+            } else {
+                names.clone()
+            };
+            opts.upload_to.extend(names);
+        }
+    }
     for c in &args.cache_from {
         opts.cache_from.push(flags::cache_spec(c, false)?);
     }
