@@ -48,10 +48,12 @@ pub struct BuildArgs {
     /// Add a label to the image (K=V, repeatable)
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
-    /// Take cached steps from a cache manifest: type=registry,ref=REG/REPO:TAG, or REF alone (repeatable)
+    /// Take cached steps from a cache: type=registry,ref=REG/REPO:TAG (a cache manifest, or an image
+    /// with an inline cache), REF alone, or type=local,src=DIR[,tag=T] (repeatable)
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
-    /// Export this build's steps: type=registry,ref=REG/REPO:TAG[,mode=min|max][,compression=gzip|zstd]
+    /// Export this build's steps: type=registry,ref=REG/REPO:TAG or type=local,dest=DIR[,tag=T],
+    /// with [,mode=min|max][,compression=gzip|zstd]; or type=inline (in the image's config)
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
     /// Push every -t name after the build
