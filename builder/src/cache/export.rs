@@ -8,9 +8,10 @@
 //! are all there, and the last one wins the tag.
 //!
 //! With `mode=max` every layer the build makes is exported, so an
-//! [`Uploader`] compresses and sends each one as soon as its step is done,
-//! while the build goes on; the export at the end then only waits for it
-//! and writes the config and the manifest.
+//! [`Uploader`] has sent each one as soon as its step was done; the export
+//! at the end then only waits for it and writes the config and the
+//! manifest. `type=local` writes the same manifest into an OCI layout
+//! directory through transfer's layout writer.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -23,9 +24,8 @@ use std::sync::{Arc, Mutex};
 use registry_client::{BlobSource, PushOutcome, Reference, Repository};
 use transfer::{ImageDest, ImageSource, RegistryAccess, SourceBlob};
 
-use super::remote::{
-    CacheConfig, Entry, Imported, InlineCache, InlineEntry, LayerRef, CONFIG_TYPE, VERSION,
-};
+use super::remote::{CacheConfig, Entry, Imported, LayerRef, CONFIG_TYPE, VERSION};
+use super::uploader::{Sent, Uploader};
 use super::Used;
 use crate::error::BuildError;
 use crate::flags::{CacheMode, CacheSpec};
@@ -45,7 +45,7 @@ pub struct Exported {
 
 /// The steps an export writes: with `Min` those of the final image (the
 /// chain of parents from `final_key`), with `Max` every step built.
-fn select<'u>(used: &'u [Used], final_key: &str, mode: CacheMode) -> Vec<&'u Used> {
+pub(super) fn select<'u>(used: &'u [Used], final_key: &str, mode: CacheMode) -> Vec<&'u Used> {
     let mut by_key: HashMap<&str, &Used> = HashMap::new();
     for u in used {
         by_key.entry(u.key.as_str()).or_insert(u);
@@ -77,89 +77,6 @@ enum Blob {
     Sent(Descriptor, PushOutcome),
     /// In `from`, a repository of the destination's registry.
     Mount(Descriptor, Repository),
-}
-
-/// What the background upload of one layer gave: its compressed blob and
-/// whether the registry had to take its bytes.
-type Sent = Result<(Descriptor, PushOutcome), String>;
-
-/// Compresses and uploads layers on a thread of its own, as they are made.
-pub struct Uploader {
-    tx: Option<std::sync::mpsc::Sender<Digest>>,
-    handle: Option<std::thread::JoinHandle<HashMap<Digest, Sent>>>,
-}
-
-impl Uploader {
-    /// `None` when the registry cannot be reached this way (the export at
-    /// the end then does all the work, and reports the error).
-    pub fn start(
-        store: &Store,
-        reference: &str,
-        format: LayerFormat,
-        access: &RegistryAccess,
-    ) -> Option<Uploader> {
-        let repo = reference.parse::<Reference>().ok()?.remote().repository();
-        let client = access.client().ok()?;
-        let rt = transfer::runtime().ok()?;
-        let store = store.clone();
-        let (tx, rx) = std::sync::mpsc::channel::<Digest>();
-        let handle = std::thread::spawn(move || {
-            let mut pending = Vec::new();
-            let mut seen = HashSet::new();
-            for diff_id in rx {
-                if !seen.insert(diff_id.clone()) {
-                    continue;
-                }
-                let desc = match store.compressed_layer(&diff_id, format) {
-                    Some(d) => Ok(d),
-                    None => store.compress_layer(&diff_id, format),
-                };
-                let (client, repo, store) = (client.clone(), repo.clone(), store.clone());
-                // The upload runs while the next layer is compressed.
-                pending.push((
-                    diff_id,
-                    rt.spawn(async move {
-                        let d = desc.map_err(|e| e.to_string())?;
-                        let src = BlobSource::File(store.blob_path(&d.digest));
-                        let o = client
-                            .push_blob(&repo, &d.digest, d.size, &src, None)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        Ok((d, o))
-                    }),
-                ));
-            }
-            pending
-                .into_iter()
-                .map(|(d, task)| {
-                    let res = rt
-                        .block_on(task)
-                        .unwrap_or_else(|e| Err(format!("upload task: {e}")));
-                    (d, res)
-                })
-                .collect()
-        });
-        Some(Uploader {
-            tx: Some(tx),
-            handle: Some(handle),
-        })
-    }
-
-    /// Queues the layer `diff_id` (in the store) for upload.
-    pub fn send(&self, diff_id: &Digest) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(diff_id.clone());
-        }
-    }
-
-    /// Waits for every queued upload.
-    pub fn finish(mut self) -> HashMap<Digest, Sent> {
-        drop(self.tx.take());
-        self.handle
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
-    }
 }
 
 pub struct Export<'a> {
@@ -411,35 +328,6 @@ impl Export<'_> {
             )));
         }
         Ok(self.store.compress_layer(diff_id, format)?)
-    }
-}
-
-/// The inline cache of an image whose last step is `final_key`: its
-/// steps (`mode=min`), layers named by diff ID.
-pub fn inline(used: &[Used], aliases: &[(String, String)], final_key: &str) -> InlineCache {
-    let steps: BTreeMap<String, InlineEntry> = select(used, final_key, CacheMode::Min)
-        .into_iter()
-        .map(|u| {
-            (
-                u.key.clone(),
-                InlineEntry {
-                    parent: u.parent.clone(),
-                    created: u.rec.created.clone(),
-                    diff_id: u.rec.layer.as_ref().map(|l| l.digest.clone()),
-                    size: u.rec.layer.as_ref().map_or(0, |l| l.size),
-                },
-            )
-        })
-        .collect();
-    let aliases = aliases
-        .iter()
-        .filter(|(_, k)| steps.contains_key(k))
-        .cloned()
-        .collect();
-    InlineCache {
-        version: VERSION,
-        steps,
-        aliases,
     }
 }
 

@@ -7,7 +7,9 @@
 //! layers are fetched only when needed; `export` writes one.
 
 pub mod export;
+pub mod inline;
 pub mod remote;
+pub mod uploader;
 
 use std::collections::HashMap;
 use std::fs;
@@ -61,7 +63,7 @@ pub struct Cache {
     /// the step's content key.
     aliases: Mutex<Vec<(String, String)>>,
     /// Per `--cache-to`: layers sent while the build runs (`mode=max`).
-    pub uploaders: Vec<Option<export::Uploader>>,
+    pub uploaders: Vec<Option<uploader::Uploader>>,
 }
 
 /// A step of this build: its key, its parent's and what it made.

@@ -11,7 +11,9 @@
 //!
 //! Importing reads only the manifest and the config; a layer is fetched
 //! when a step needs its files ([`Imported::fetch`]) or the final image
-//! needs the blob.
+//! needs the blob. An image's config may carry the same steps inline
+//! ([`INLINE_KEY`], written by `super::inline`); such an image is read
+//! as a cache too.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;

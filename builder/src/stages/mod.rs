@@ -68,7 +68,7 @@ pub(crate) struct Builder<'a> {
     /// it builds FROM.
     pub(crate) final_stages: BTreeSet<usize>,
     /// Uploads of the image's layers to where it will be pushed.
-    pub(crate) pushers: Vec<crate::cache::export::Uploader>,
+    pub(crate) pushers: Vec<crate::cache::uploader::Uploader>,
 }
 
 /// Builds the Dockerfile in `opts`; base images missing from the store
@@ -140,7 +140,7 @@ fn build_inner<'a>(
                 reference,
                 mode: crate::flags::CacheMode::Max,
                 compression,
-            } => crate::cache::export::Uploader::start(store, reference, *compression, &access),
+            } => crate::cache::uploader::Uploader::start(store, reference, *compression, &access),
             _ => None,
         });
     }
@@ -150,7 +150,7 @@ fn build_inner<'a>(
         .filter_map(|name| {
             let access = source.map(|s| s.access.clone()).unwrap_or_default();
             let gzip = image_store::compressed::LayerFormat::Gzip;
-            crate::cache::export::Uploader::start(store, name, gzip, &access)
+            crate::cache::uploader::Uploader::start(store, name, gzip, &access)
         })
         .collect();
     let mut b = Builder {
@@ -285,7 +285,7 @@ impl<'a> Builder<'a> {
             .any(|c| matches!(c, crate::flags::CacheSpec::Inline))
         {
             let inline =
-                crate::cache::export::inline(&self.cache.used(), &self.cache.aliases(), &state.key);
+                crate::cache::inline::inline(&self.cache.used(), &self.cache.aliases(), &state.key);
             state.config.extra.insert(
                 crate::cache::remote::INLINE_KEY.into(),
                 serde_json::to_value(inline).expect("plain data"),
