@@ -343,6 +343,21 @@ fn local_directory_cache_is_shared_and_damage_is_ignored() {
     assert_eq!(r.stdout.trim(), built.stdout.trim(), "{}", r.stderr);
     assert_eq!(hits(&r), STEPS, "{}", r.stderr);
 
+    // A layer blob missing: ignored, the build runs every step.
+    let layer = layers[0]["digest"].as_str().unwrap();
+    let layer = dir
+        .join("blobs/sha256")
+        .join(layer.strip_prefix("sha256:").unwrap());
+    let kept = std::fs::read(&layer).unwrap();
+    std::fs::remove_file(&layer).unwrap();
+    let m = second_machine(&a);
+    let ctx_m = m.dir.path().join("ctx");
+    context(&ctx_m, "dep\n");
+    let r = build(&m, &ctx_m, &["--cache-from", &from]);
+    assert!(r.stderr.contains("is missing"), "{}", r.stderr);
+    assert_eq!(hits(&r), 0, "{}", r.stderr);
+    std::fs::write(&layer, kept).unwrap();
+
     // The config blob damaged: ignored, the build runs every step.
     let config = manifest["config"]["digest"].as_str().unwrap();
     let config = dir

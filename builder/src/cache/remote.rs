@@ -175,6 +175,18 @@ impl Imported {
                 };
                 let (manifest, config) = read(&*origin.src)?;
                 check(&manifest, &config)?;
+                // A directory is checked whole at once (a stat per blob):
+                // a copy missing a layer is skipped now rather than failing
+                // the build when the layer is needed.
+                if origin.registry.is_none() {
+                    if let Some(l) = manifest
+                        .layers
+                        .iter()
+                        .find(|l| origin.src.blob_file(l).is_none())
+                    {
+                        return Err(format!("blob {} is missing", l.digest));
+                    }
+                }
                 Ok((origin, config))
             })();
             match loaded {
