@@ -273,6 +273,26 @@ fn missing_or_foreign_cache_is_ignored_with_a_warning() {
         "{}",
         r.stderr
     );
+    // A cache whose repository lost a layer: skipped, nothing fails.
+    let cache = format!("{}/ci/cache:lossy", reg.host());
+    build(
+        &a,
+        &ctx,
+        &["--cache-to", &format!("type=registry,ref={cache}")],
+    );
+    let (_, layers) = cache_manifest(&reg, "lossy");
+    let link = reg
+        .path()
+        .join("storage/docker/registry/v2/repositories/ci/cache/_layers/sha256")
+        .join(layers[0].strip_prefix("sha256:").unwrap());
+    std::fs::remove_dir_all(&link).unwrap();
+    let b = second_machine(&a);
+    let ctx_b = b.dir.path().join("ctx");
+    context(&ctx_b, "dep\n");
+    let r = build(&b, &ctx_b, &["--cache-from", &cache]);
+    assert!(r.stderr.contains("is missing"), "{}", r.stderr);
+    assert_eq!(hits(&r), 0, "{}", r.stderr);
+
     // Bad specs are refused before anything is built.
     let ctx = ctx.to_str().unwrap();
     let r = a

@@ -175,17 +175,19 @@ impl Imported {
                 };
                 let (manifest, config) = read(&*origin.src)?;
                 check(&manifest, &config)?;
-                // A directory is checked whole at once (a stat per blob):
-                // a copy missing a layer is skipped now rather than failing
+                // Checked whole at once (a stat, or a HEAD, per blob): a
+                // cache missing a layer is skipped now rather than failing
                 // the build when the layer is needed.
-                if origin.registry.is_none() {
-                    if let Some(l) = manifest
+                let missing = match (&origin.registry, &client) {
+                    (Some(r), Some(c)) => missing_in_registry(c, r, &manifest.layers)?,
+                    _ => manifest
                         .layers
                         .iter()
                         .find(|l| origin.src.blob_file(l).is_none())
-                    {
-                        return Err(format!("blob {} is missing", l.digest));
-                    }
+                        .map(|l| l.digest.clone()),
+                };
+                if let Some(d) = missing {
+                    return Err(format!("blob {d} is missing"));
                 }
                 Ok((origin, config))
             })();
@@ -255,6 +257,31 @@ impl Imported {
         .map_err(failed)?;
         Ok(true)
     }
+}
+
+/// The first of `layers` the repository of `r` lacks (HEADs, a few at once).
+fn missing_in_registry(
+    client: &registry_client::Client,
+    r: &Reference,
+    layers: &[Descriptor],
+) -> Result<Option<Digest>, String> {
+    use futures_util::StreamExt;
+    let repo = r.repository();
+    let rt = transfer::runtime().map_err(|e| e.to_string())?;
+    let found: Vec<(Digest, Result<Option<u64>, registry_client::Error>)> = rt.block_on(
+        futures_util::stream::iter(layers.iter().map(|l| {
+            let repo = &repo;
+            async move { (l.digest.clone(), client.blob_exists(repo, &l.digest).await) }
+        }))
+        .buffer_unordered(8)
+        .collect(),
+    );
+    for (d, res) in found {
+        if res.map_err(|e| e.to_string())?.is_none() {
+            return Ok(Some(d));
+        }
+    }
+    Ok(None)
 }
 
 /// The manifest and config of a cache manifest, or why not.
