@@ -13,6 +13,7 @@ mod layer_limit;
 mod options;
 pub(crate) mod plan;
 mod scheduler;
+mod sharing;
 mod squash;
 mod stage;
 mod vars;
@@ -21,7 +22,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
-use dockerfile_parser::instructions::Instruction;
 use dockerfile_parser::shell::Lexer;
 use dockerfile_parser::Dockerfile;
 use image_store::cache_dirs::BuildScratch;
@@ -114,45 +114,9 @@ fn build_inner<'a>(
         ),
         None => (model::now(), chrono::Utc::now().timestamp().max(0) as u64),
     };
-    let mut cache = Cache::new(store, !opts.no_cache);
-    if cache.enabled() && !opts.cache_from.is_empty() {
-        let access = source.map(|s| s.access.clone()).unwrap_or_default();
-        cache.imported =
-            crate::cache::remote::Imported::load(&opts.cache_from, &access, &mut |w| {
-                events(Event {
-                    stage: 0,
-                    stages: 0,
-                    kind: EventKind::Warning(w),
-                })
-            });
-    }
-    // Layers compressed for an export are written into the store until the
-    // export is done: no collector may run meanwhile.
-    let _export_lock = if opts.cache_to.is_empty() {
-        None
-    } else {
-        Some(store.reader_lock()?)
-    };
-    for spec in &opts.cache_to {
-        let access = source.map(|s| s.access.clone()).unwrap_or_default();
-        cache.uploaders.push(match spec {
-            crate::flags::CacheSpec::Registry {
-                reference,
-                mode: crate::flags::CacheMode::Max,
-                compression,
-            } => crate::cache::uploader::Uploader::start(store, reference, *compression, &access),
-            _ => None,
-        });
-    }
-    let pushers = opts
-        .upload_to
-        .iter()
-        .filter_map(|name| {
-            let access = source.map(|s| s.access.clone()).unwrap_or_default();
-            let gzip = image_store::compressed::LayerFormat::Gzip;
-            crate::cache::uploader::Uploader::start(store, name, gzip, &access)
-        })
-        .collect();
+    let access = source.map(|s| s.access.clone()).unwrap_or_default();
+    let shared = sharing::Sharing::open(store, opts, &access, events)?;
+    let (cache, pushers) = (shared.cache, shared.pushers);
     let mut b = Builder {
         store,
         opts,
@@ -198,39 +162,10 @@ fn build_inner<'a>(
     if let Some(i) = &index {
         i.save();
     }
-    let mut cache = cache;
-    let uploaders = std::mem::take(&mut cache.uploaders);
     let out = result?;
-    cache.keep_fetched(store);
     let events = events.into_inner().unwrap_or_else(|p| p.into_inner());
-    for (spec, uploader) in opts.cache_to.iter().zip(uploaders) {
-        if matches!(spec, crate::flags::CacheSpec::Inline) {
-            continue;
-        }
-        let access = source.map(|s| s.access.clone()).unwrap_or_default();
-        let started = std::time::Instant::now();
-        let exported = crate::cache::export::Export {
-            store,
-            spec,
-            access: &access,
-            imported: &cache.imported,
-            uploader,
-        }
-        .run(&cache.used(), &cache.aliases(), &final_key)?;
-        events(Event {
-            stage: 0,
-            stages: 0,
-            kind: EventKind::Info(format!(
-                "exported cache to {}: {} steps, {} layers ({} uploaded), {} in {:.3}s",
-                spec.label(),
-                exported.steps,
-                exported.layers,
-                exported.uploaded,
-                exported.manifest,
-                started.elapsed().as_secs_f64()
-            )),
-        });
-    }
+    sharing::export(store, opts, &access, cache, &final_key, events)?;
+    drop(shared.lock);
     Ok(out)
 }
 
@@ -251,19 +186,7 @@ impl<'a> Builder<'a> {
             .enumerate()
             .map(|(n, &i)| (i, n + 1))
             .collect();
-        let mut at = self.plan.target;
-        while self.final_stages.insert(at) {
-            let Instruction::From(f) = &self.plan.stages[at].from.instruction else {
-                break;
-            };
-            let image = lexer
-                .process_word(&f.image, &plan::Pairs(&global_env))
-                .unwrap_or_default();
-            match self.plan.base(&image, at, false) {
-                plan::Base::Stage(d) => at = d,
-                _ => break,
-            }
-        }
+        self.final_stages = self.final_chain(&global_env);
         self.fetch_bases(&needed, &global_env)?;
         self.check_layer_limit(&needed, &global_env)?;
 
@@ -276,21 +199,7 @@ impl<'a> Builder<'a> {
         // that hit in an imported cache and were never read.
         self.cache.ensure(self.store, &state.layers)?;
         self.final_key = state.key.clone();
-        // A base image's inline cache is not this image's.
-        state.config.extra.remove(crate::cache::remote::INLINE_KEY);
-        if self
-            .opts
-            .cache_to
-            .iter()
-            .any(|c| matches!(c, crate::flags::CacheSpec::Inline))
-        {
-            let inline =
-                crate::cache::inline::inline(&self.cache.used(), &self.cache.aliases(), &state.key);
-            state.config.extra.insert(
-                crate::cache::remote::INLINE_KEY.into(),
-                serde_json::to_value(inline).expect("plain data"),
-            );
-        }
+        sharing::set_inline(&self.cache, self.opts, &mut state.config, &state.key);
         if self.opts.squash {
             self.squash(&mut state)?;
         }
