@@ -3,11 +3,12 @@
 //!
 //! - `stages/`: the build as a whole: the plan of stages, the scheduler that
 //!   runs them side by side, one stage's FROM and step loop, the layer limit,
-//!   `--squash`;
+//!   `--squash`, what a build shares (cache import/export, push uploads);
 //! - `steps/`: one module per kind of step (ARG, config-only, COPY/ADD, RUN,
 //!   WORKDIR) and what they share;
-//! - `cache/`: step keys, the step records (the store's build roots) and the
-//!   stat index of the context;
+//! - `cache/`: step keys, the step records (the store's build roots), the
+//!   stat index of the context, and the cache shared through a registry, a
+//!   directory or an image config (`remote`, `export`, `uploader`, `inline`);
 //! - `context`, `dockerignore`: the build context and what it excludes;
 //! - `config`: the config-only instructions applied to an image config;
 //! - `flags`: `docker build`'s flag values, parsed;
