@@ -177,9 +177,14 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format: `table` (default) or `json`
+    /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
+    /// (fields .ID .Repository .Tag .Digest .CreatedSince .CreatedAt .Size)
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
+    /// Filter: dangling=true|false, label=KEY[=VALUE], reference=PATTERN,
+    /// before=IMAGE, since=IMAGE (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
     /// Only images whose name matches REPOSITORY[:TAG]
     pub reference: Option<String>,
 }
@@ -201,7 +206,7 @@ pub struct RmiArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// Go-template-like field selection is not supported; only `json`
+    /// Format the output with a Go template (`{{.Id}}`, `{{json .Config}}`), or `json`
     #[arg(short, long, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Only inspect objects of this type: image or container (default: a container, else an image)
@@ -228,6 +233,9 @@ pub struct HistoryArgs {
     /// Print sizes and dates in a human readable format
     #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
     pub human: bool,
+    /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
     pub image: String,
 }
 
@@ -252,6 +260,10 @@ pub struct PruneArgs {
     /// Remove all unused images, not just dangling ones
     #[arg(short, long)]
     pub all: bool,
+    /// Only images created before a time (until=TIMESTAMP|DURATION) or with
+    /// (label=KEY[=VALUE]) or without (label!=KEY[=VALUE]) a label
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
     /// Do not prompt for confirmation (kiln never prompts)
     #[arg(short, long)]
     pub force: bool,

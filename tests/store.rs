@@ -438,8 +438,10 @@ fn images_formats() {
     let r = k.run(&["images", "--digests"]).ok();
     assert!(r.stdout.lines().next().unwrap().contains("DIGEST"));
     let r = k.run(&["images", "--format", "json"]).ok();
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(v[0]["Id"], id.as_str());
+    // docker's `--format json`: one object per line, docker's field names.
+    let v: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(v["ID"], &id[7..19]);
+    assert_eq!(v["Repository"], "localhost/busybox");
     let r = k.run(&["images", "-q"]).ok();
     assert_eq!(r.stdout.trim(), &id[7..19]);
 }

@@ -1,0 +1,285 @@
+//! The rows docker's list commands hand their `--format` templates: one
+//! JSON object per row with docker's field names and docker's text in
+//! them (`.CreatedSince` "2 hours ago", `.Size` "4.26MB"), each list with
+//! its column titles and default `table` template.
+
+use chrono::Utc;
+use containers::{Container, State};
+use image_store::{History, Image};
+use serde_json::{json, Value};
+
+use crate::units::{ago, ellipsis, human_duration, human_size, parse_time};
+
+/// Go's `time.Time.String()` in UTC, as docker's `.CreatedAt` reads.
+pub fn go_time(t: Option<&str>) -> String {
+    match parse_time(t) {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string(),
+        None => String::new(),
+    }
+}
+
+/// An image ID as docker's lists print it: 12 hex digits, or the whole
+/// `sha256:…` with `--no-trunc`.
+fn image_id(img: &Image, no_trunc: bool) -> String {
+    if no_trunc {
+        img.id().to_string()
+    } else {
+        img.id().short().to_string()
+    }
+}
+
+pub mod images {
+    use super::*;
+
+    pub const DEFAULT: &str =
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+    pub const DEFAULT_DIGESTS: &str =
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+    pub const HEADERS: &[(&str, &str)] = &[
+        ("ID", "IMAGE ID"),
+        ("Repository", "REPOSITORY"),
+        ("Tag", "TAG"),
+        ("Digest", "DIGEST"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Size", "SIZE"),
+        ("Containers", "CONTAINERS"),
+        ("SharedSize", "SHARED SIZE"),
+        ("UniqueSize", "UNIQUE SIZE"),
+        ("VirtualSize", "VIRTUAL SIZE"),
+    ];
+
+    /// One `images` row: `repo` and `tag` are `<none>` for an untagged image.
+    pub fn row(img: &Image, repo: &str, tag: &str, no_trunc: bool) -> Value {
+        let created = img.config.created.as_deref();
+        let size = human_size(img.size());
+        json!({
+            "ID": image_id(img, no_trunc),
+            "Repository": repo,
+            "Tag": tag,
+            "Digest": img.manifest_digest().to_string(),
+            "CreatedSince": ago(created),
+            "CreatedAt": go_time(created),
+            "Size": size,
+            "VirtualSize": size,
+            "SharedSize": "N/A",
+            "UniqueSize": "N/A",
+            "Containers": "N/A",
+        })
+    }
+}
+
+pub mod history {
+    use super::*;
+
+    pub const DEFAULT: &str =
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+    pub const HEADERS: &[(&str, &str)] = &[
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ];
+
+    /// The rows of `history`, newest first: the top one carries the image's
+    /// ID, the others `<missing>` (kiln keeps no intermediate images).
+    pub fn rows(img: &Image, no_trunc: bool, human: bool) -> Vec<Value> {
+        let layers = &img.manifest.layers;
+        // An image without history (e.g. pushed by a tool that omits it)
+        // gets one synthetic entry per layer.
+        let history: Vec<History> = if img.config.history.is_empty() {
+            layers.iter().map(|_| History::default()).collect()
+        } else {
+            img.config.history.clone()
+        };
+        let mut layer_sizes = layers.iter().map(|l| l.size);
+        let mut rows: Vec<Value> = history
+            .iter()
+            .map(|h| {
+                let size = if h.empty_layer {
+                    0
+                } else {
+                    layer_sizes.next().unwrap_or(0)
+                };
+                let created_by = h.created_by.clone().unwrap_or_default();
+                let created = h.created.as_deref();
+                json!({
+                    "ID": "<missing>",
+                    "CreatedSince": if human { ago(created) } else { created.unwrap_or("").to_string() },
+                    "CreatedAt": h.created.clone().unwrap_or_default(),
+                    "CreatedBy": if no_trunc { created_by } else { ellipsis(&created_by, 45) },
+                    "Size": if human { human_size(size) } else { size.to_string() },
+                    "Comment": h.comment.clone().unwrap_or_default(),
+                })
+            })
+            .collect();
+        rows.reverse();
+        if let Some(top) = rows.first_mut() {
+            top["ID"] = image_id(img, no_trunc).into();
+        }
+        rows
+    }
+}
+
+pub mod ps {
+    use super::*;
+
+    pub const DEFAULT: &str =
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+    pub const HEADERS: &[(&str, &str)] = &[
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Ports", "PORTS"),
+        ("State", "STATE"),
+        ("Status", "STATUS"),
+        ("Size", "SIZE"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+        ("Mounts", "MOUNTS"),
+        ("Networks", "NETWORKS"),
+        ("LocalVolumes", "LOCAL VOLUMES"),
+    ];
+
+    fn since(t: Option<&str>) -> String {
+        match parse_time(t) {
+            Some(t) => human_duration(Utc::now() - t),
+            None => "?".into(),
+        }
+    }
+
+    /// docker's `.Status`: "Up 5 minutes", "Exited (0) 2 seconds ago".
+    pub fn status_text(c: &Container) -> String {
+        if c.is_running() {
+            return format!("Up {}", since(Some(&c.created)));
+        }
+        match c.state {
+            State::Created => "Created".into(),
+            State::Running => "Exited (unknown)".into(),
+            State::Restarting => format!(
+                "Restarting ({}) {} ago",
+                c.exit_code.unwrap_or(-1),
+                since(c.finished.as_deref())
+            ),
+            State::Exited => format!(
+                "Exited ({}) {} ago",
+                c.exit_code.unwrap_or(-1),
+                since(c.finished.as_deref())
+            ),
+        }
+    }
+
+    /// One `ps` row. `ports` and `networks` come from the container's
+    /// network attachment.
+    pub fn row(c: &Container, ports: &[String], networks: &[String], no_trunc: bool) -> Value {
+        let cmd = c.command.join(" ");
+        let cmd = if no_trunc { cmd } else { ellipsis(&cmd, 20) };
+        let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mounts: Vec<String> = c
+            .mounts
+            .iter()
+            .map(|m| match (&m.name, &m.source) {
+                (Some(n), _) => n.clone(),
+                (None, Some(s)) => s.display().to_string(),
+                (None, None) => m.destination.clone(),
+            })
+            .map(|m| if no_trunc { m } else { ellipsis(&m, 15) })
+            .collect();
+        json!({
+            "ID": if no_trunc { c.id.clone() } else { c.id[..12.min(c.id.len())].to_string() },
+            "Image": c.image,
+            "Command": format!("{cmd:?}"),
+            "CreatedAt": go_time(Some(&c.created)),
+            "RunningFor": ago(Some(&c.created)),
+            "Ports": ports.join(", "),
+            "State": containers::filters::status(c),
+            "Status": status_text(c),
+            "Size": "N/A",
+            "Names": c.name,
+            "Labels": labels.join(","),
+            "Mounts": mounts.join(","),
+            "Networks": networks.join(","),
+            "LocalVolumes": c.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
+        })
+    }
+}
+
+pub mod networks {
+    use super::*;
+    use containers::network::NetworkDef;
+
+    pub const DEFAULT: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
+    pub const HEADERS: &[(&str, &str)] = &[
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("Labels", "LABELS"),
+        ("CreatedAt", "CREATED AT"),
+        ("Subnet", "SUBNET"),
+    ];
+
+    pub fn row(n: &NetworkDef, no_trunc: bool) -> Value {
+        let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        json!({
+            "ID": if no_trunc { n.id.clone() } else { n.id[..12.min(n.id.len())].to_string() },
+            "Name": n.name,
+            "Driver": n.driver,
+            "Scope": "local",
+            "IPv6": "false",
+            "Internal": n.internal.to_string(),
+            "Labels": labels.join(","),
+            "CreatedAt": go_time(Some(&n.created)),
+            "Subnet": n.subnet.to_string(),
+        })
+    }
+}
+
+pub mod volumes {
+    use super::*;
+    use containers::volumes::Volume;
+
+    pub const DEFAULT: &str = "table {{.Driver}}\t{{.Name}}";
+    pub const HEADERS: &[(&str, &str)] = &[
+        ("Name", "VOLUME NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("Mountpoint", "MOUNTPOINT"),
+        ("Labels", "LABELS"),
+        ("Links", "LINKS"),
+        ("Size", "SIZE"),
+    ];
+
+    /// One `volume ls` row; `users` is how many containers use it.
+    pub fn row(v: &Volume, mountpoint: &std::path::Path, users: usize) -> Value {
+        let labels: Vec<String> = v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        json!({
+            "Name": v.name,
+            "Driver": "local",
+            "Scope": "local",
+            "Mountpoint": mountpoint,
+            "Labels": labels.join(","),
+            "Links": users.to_string(),
+            "Size": "N/A",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_times() {
+        assert_eq!(
+            go_time(Some("2024-05-01T12:03:04.5Z")),
+            "2024-05-01 12:03:04 +0000 UTC"
+        );
+    }
+}
