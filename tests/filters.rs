@@ -202,13 +202,13 @@ fn network_and_volume_ls_filters() {
     };
     assert_eq!(ls("driver=bridge"), both);
     assert!(ls("driver=macvlan").is_empty());
-    assert_eq!(ls("name=fnet"), [net.clone()]);
+    assert_eq!(ls("name=fnet"), [net.as_str()]);
     assert!(ls("name=zzz").is_empty());
-    assert_eq!(ls("label=a=b"), [net.clone()]);
+    assert_eq!(ls("label=a=b"), [net.as_str()]);
     assert!(ls("label=a=c").is_empty());
     assert_eq!(ls("type=builtin"), ["bridge"]);
-    assert_eq!(ls("type=custom"), [net.clone()]);
-    assert_eq!(ls("dangling=true"), [net.clone()]);
+    assert_eq!(ls("type=custom"), [net.as_str()]);
+    assert_eq!(ls("dangling=true"), [net.as_str()]);
     assert_eq!(ls("dangling=false"), ["bridge"]);
     assert_eq!(ls("scope=local"), both);
     assert!(ls("scope=swarm").is_empty());
@@ -216,7 +216,7 @@ fn network_and_volume_ls_filters() {
         .run(&["network", "inspect", "-f", "{{.Id}}", &net])
         .ok()
         .stdout;
-    assert_eq!(ls(&format!("id={}", &id[..6])), [net.clone()]);
+    assert_eq!(ls(&format!("id={}", &id[..6])), [net.as_str()]);
     let r = k.run(&["network", "ls", "--filter", "type=odd"]).code(125);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     k.run(&["network", "rm", &net]).ok();
