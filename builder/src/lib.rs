@@ -23,6 +23,6 @@ mod steps;
 
 pub use error::BuildError;
 pub use stages::{
-    build, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event, EventKind,
-    Pruned, PullPolicy, MAX_LAYERS,
+    build, parse_size, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event,
+    EventKind, PruneOptions, Pruned, PullPolicy, MAX_LAYERS,
 };

@@ -283,3 +283,259 @@ mod tests {
         );
     }
 }
+
+pub mod df {
+    use super::*;
+    use containers::usage::DiskUsage;
+
+    pub const DEFAULT: &str =
+        "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
+    pub const HEADERS: &[(&str, &str)] = &[
+        ("Type", "TYPE"),
+        ("TotalCount", "TOTAL"),
+        ("Active", "ACTIVE"),
+        ("Size", "SIZE"),
+        ("Reclaimable", "RECLAIMABLE"),
+    ];
+
+    /// docker's "1.2MB (50%)"; no share of nothing.
+    fn reclaimable(bytes: u64, of: u64, percent: bool) -> String {
+        match (percent, of) {
+            (true, 1..) => format!("{} ({}%)", human_size(bytes), bytes * 100 / of),
+            _ => human_size(bytes),
+        }
+    }
+
+    fn row(kind: &str, total: usize, active: usize, size: u64, free: u64, pct: bool) -> Value {
+        json!({
+            "Type": kind,
+            "TotalCount": total.to_string(),
+            "Active": active.to_string(),
+            "Size": human_size(size),
+            "Reclaimable": reclaimable(free, size, pct),
+            // Exact numbers for scripts (not docker's).
+            "SizeBytes": size,
+            "ReclaimableBytes": free,
+        })
+    }
+
+    /// The four summary rows: images, containers, local volumes, build cache.
+    pub fn rows(u: &DiskUsage) -> Vec<Value> {
+        let used_images = u.images.iter().filter(|i| i.containers > 0).count();
+        let running = u
+            .containers
+            .iter()
+            .filter(|c| c.container.is_running())
+            .count();
+        let used_volumes = u.volumes.iter().filter(|v| v.users > 0).count();
+        vec![
+            row(
+                "Images",
+                u.images.len(),
+                used_images,
+                u.images_size,
+                u.images_reclaimable,
+                true,
+            ),
+            row(
+                "Containers",
+                u.containers.len(),
+                running,
+                u.containers_size(),
+                u.containers_reclaimable(),
+                true,
+            ),
+            row(
+                "Local Volumes",
+                u.volumes.len(),
+                used_volumes,
+                u.volumes_size(),
+                u.volumes_reclaimable(),
+                true,
+            ),
+            row(
+                "Build Cache",
+                u.cache_records,
+                0,
+                u.cache_size,
+                u.cache_size,
+                false,
+            ),
+        ]
+    }
+
+    pub const IMAGES_VERBOSE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}";
+    pub const CONTAINERS_VERBOSE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}";
+    pub const VOLUMES_VERBOSE: &str = "table {{.Name}}\t{{.Links}}\t{{.Size}}";
+
+    /// `df -v`'s image rows: one per name (or `<none>`).
+    pub fn image_rows(u: &DiskUsage) -> Vec<Value> {
+        let mut out = Vec::new();
+        for i in &u.images {
+            let mut names: Vec<(String, String)> = i
+                .names
+                .iter()
+                .map(|n| image_store::images::split_name(n))
+                .collect();
+            if names.is_empty() {
+                names.push(("<none>".into(), "<none>".into()));
+            }
+            for (repo, tag) in names {
+                out.push(json!({
+                    "Repository": repo,
+                    "Tag": tag,
+                    "ID": i.id.short(),
+                    "CreatedSince": ago(i.created.as_deref()),
+                    "Size": human_size(i.size),
+                    "SharedSize": human_size(i.shared),
+                    "UniqueSize": human_size(i.size - i.shared),
+                    "Containers": i.containers.to_string(),
+                }));
+            }
+        }
+        out
+    }
+
+    pub fn container_rows(u: &DiskUsage) -> Vec<Value> {
+        u.containers
+            .iter()
+            .map(|c| {
+                let mut r = ps::row(&c.container, &[], &[], false);
+                r["Size"] = human_size(c.size).into();
+                r
+            })
+            .collect()
+    }
+
+    pub fn volume_rows(u: &DiskUsage) -> Vec<Value> {
+        u.volumes
+            .iter()
+            .map(|v| {
+                json!({
+                    "Name": v.name,
+                    "Links": v.users.to_string(),
+                    "Size": human_size(v.size),
+                })
+            })
+            .collect()
+    }
+}
+
+pub mod info {
+    use super::*;
+    use containers::usage::Info;
+
+    pub const DEFAULT: &str = "Client:
+ Context:    default
+ Debug Mode: false
+
+Server:
+ Containers: {{.Containers}}
+  Running: {{.ContainersRunning}}
+  Paused: {{.ContainersPaused}}
+  Stopped: {{.ContainersStopped}}
+ Images: {{.Images}}
+ Volumes: {{.Volumes}}
+ Server Version: {{.ServerVersion}}
+ Storage Driver: {{.Driver}}
+ Cgroup Version: {{.CgroupVersion}}
+ Default Runtime: {{.DefaultRuntime}}
+ Rootless: {{.Rootless}}
+ Kernel Version: {{.KernelVersion}}
+ Operating System: {{.OperatingSystem}}
+ OSType: {{.OSType}}
+ Architecture: {{.Architecture}}
+ CPUs: {{.NCPU}}
+ Name: {{.Name}}
+ Kiln Root Dir: {{.DockerRootDir}}";
+
+    fn uname() -> (String, String) {
+        // SAFETY: uname fills the zeroed struct it is given.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        if unsafe { libc::uname(&mut u) } != 0 {
+            return (String::new(), String::new());
+        }
+        let s = |f: &[libc::c_char]| {
+            let b: Vec<u8> = f
+                .iter()
+                .take_while(|c| **c != 0)
+                .map(|c| *c as u8)
+                .collect();
+            String::from_utf8_lossy(&b).into_owned()
+        };
+        (s(&u.release), s(&u.nodename))
+    }
+
+    fn os_name() -> String {
+        std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+            .unwrap_or_else(|| "Linux".into())
+    }
+
+    /// docker's `info` object, the fields kiln has.
+    pub fn value(i: &Info, version: &str) -> Value {
+        let (kernel, host) = uname();
+        json!({
+            "Containers": i.containers,
+            "ContainersRunning": i.running,
+            "ContainersPaused": i.paused,
+            "ContainersStopped": i.stopped,
+            "Images": i.images,
+            "Volumes": i.volumes,
+            "Driver": "overlay",
+            "DockerRootDir": i.root,
+            "CgroupVersion": i.cgroup_version.to_string(),
+            "DefaultRuntime": i.default_runtime,
+            "Rootless": i.rootless,
+            "SecurityOptions": if i.rootless { vec!["name=rootless"] } else { vec![] },
+            "ServerVersion": version,
+            "KernelVersion": kernel,
+            "OperatingSystem": os_name(),
+            "OSType": "linux",
+            "Architecture": std::env::consts::ARCH,
+            "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "Name": host,
+        })
+    }
+}
+
+pub mod version {
+    use super::*;
+
+    pub const DEFAULT: &str = "Client:
+ Version:    {{.Client.Version}}
+ OS/Arch:    {{.Client.Os}}/{{.Client.Arch}}
+ Context:    default
+
+Server: kiln (no daemon: the client works on the store itself)
+ Engine:
+  Version:   {{.Server.Version}}
+  OS/Arch:   {{.Server.Os}}/{{.Server.Arch}}
+  Store:     {{.Server.Store}}";
+
+    /// docker's `version` object: kiln is both the client and the engine.
+    pub fn value(version: &str, store: &std::path::Path) -> Value {
+        let os = std::env::consts::OS;
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            a => a,
+        };
+        json!({
+            "Client": {"Version": version, "Os": os, "Arch": arch, "Context": "default"},
+            "Server": {
+                "Platform": {"Name": "kiln"},
+                "Components": [{"Name": "Engine", "Version": version}],
+                "Version": version,
+                "Os": os,
+                "Arch": arch,
+                "Store": store,
+            },
+        })
+    }
+}
