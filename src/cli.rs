@@ -108,6 +108,8 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
+    /// Search a registry's repositories (its catalog), or Docker Hub
+    Search(commands::search::SearchArgs),
     /// Show kiln's version (client and engine: one binary)
     Version(FormatArgs),
     /// Show what the store holds and how kiln runs containers

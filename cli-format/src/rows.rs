@@ -539,3 +539,37 @@ Server: kiln (no daemon: the client works on the store itself)
         })
     }
 }
+
+pub mod search {
+    use super::*;
+
+    pub const DEFAULT: &str =
+        "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}\t{{.IsAutomated}}";
+    pub const HEADERS: &[(&str, &str)] = &[
+        ("Name", "NAME"),
+        ("Description", "DESCRIPTION"),
+        ("StarCount", "STARS"),
+        ("IsOfficial", "OFFICIAL"),
+        ("IsAutomated", "AUTOMATED"),
+        ("Tag", "TAG"),
+    ];
+    pub const TAGS_DEFAULT: &str = "table {{.Name}}\t{{.Tag}}";
+
+    /// One `search` row, docker's `[OK]` marks and a description cut to
+    /// 45 characters unless `no_trunc`.
+    pub fn row(r: &registry_client::catalog::HubResult, no_trunc: bool) -> Value {
+        let ok = |b: bool| if b { "[OK]" } else { "" };
+        let d = r.description.replace('\n', " ");
+        json!({
+            "Name": r.name,
+            "Description": if no_trunc { d } else { ellipsis(&d, 45) },
+            "StarCount": r.star_count.to_string(),
+            "IsOfficial": ok(r.is_official),
+            "IsAutomated": ok(r.is_automated),
+        })
+    }
+
+    pub fn tag_row(name: &str, tag: &str) -> Value {
+        json!({"Name": name, "Tag": tag})
+    }
+}

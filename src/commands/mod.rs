@@ -19,6 +19,7 @@ pub mod push;
 mod rmi;
 pub mod run;
 mod save;
+pub mod search;
 pub mod standby;
 mod system;
 pub mod volume;
@@ -95,6 +96,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::System(SystemCommand::Prune(a)) => system::prune(&ctx, a),
         Command::System(SystemCommand::Info(a)) | Command::Info(a) => system::info(&ctx, a),
         Command::Version(a) => system::version(&ctx, a),
+        Command::Search(a) => search::run(&ctx, a),
         Command::Volume(c) => volume::run(&ctx, c),
     }
 }
