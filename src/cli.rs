@@ -108,12 +108,35 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
+    /// Print a shell completion script: bash, zsh or fish
+    Completion(CompletionArgs),
+    /// Write man pages (kiln.1, kiln-run.1, …) into DIR
+    Man(ManArgs),
     /// Search a registry's repositories (its catalog), or Docker Hub
     Search(commands::search::SearchArgs),
     /// Show kiln's version (client and engine: one binary)
     Version(FormatArgs),
     /// Show what the store holds and how kiln runs containers
     Info(FormatArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionArgs {
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Directory to write the pages into (made if missing)
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -347,3 +347,39 @@ fn management_aliases() {
     // `image inspect` looks at images only, as docker's.
     k.run(&["image", "inspect", "no-such"]).code(125);
 }
+
+#[test]
+fn completion_scripts_and_man_pages() {
+    let k = Kiln::new();
+    let bash = out(&k, &["completion", "bash"]);
+    assert!(
+        bash.contains("_kiln()") && bash.contains("search"),
+        "{bash}"
+    );
+    let dir = k.dir.path();
+    std::fs::write(dir.join("kiln.bash"), &bash).unwrap();
+    let st = Command::new("bash")
+        .arg("-n")
+        .arg(dir.join("kiln.bash"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "the bash script parses");
+    assert!(out(&k, &["completion", "zsh"]).starts_with("#compdef kiln"));
+    assert!(out(&k, &["completion", "fish"]).contains("complete -c kiln"));
+    k.run(&["completion", "powershell"]).code(125);
+
+    let man = dir.join("man");
+    k.run(&["man", man.to_str().unwrap()]).ok();
+    for page in [
+        "kiln.1",
+        "kiln-run.1",
+        "kiln-image-ls.1",
+        "kiln-system-df.1",
+        "kiln-search.1",
+    ] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap();
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}");
+    }
+    let ls = std::fs::read_to_string(man.join("kiln-image-ls.1")).unwrap();
+    assert!(ls.contains("filter"), "{ls}");
+}

@@ -20,6 +20,7 @@ mod rmi;
 pub mod run;
 mod save;
 pub mod search;
+mod shell;
 pub mod standby;
 mod system;
 pub mod volume;
@@ -97,6 +98,8 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::System(SystemCommand::Info(a)) | Command::Info(a) => system::info(&ctx, a),
         Command::Version(a) => system::version(&ctx, a),
         Command::Search(a) => search::run(&ctx, a),
+        Command::Completion(a) => shell::completion(a),
+        Command::Man(a) => shell::man(a),
         Command::Volume(c) => volume::run(&ctx, c),
     }
 }
