@@ -127,12 +127,22 @@ fn parse_template(source: &str, body: &str) -> Result<Template, FormatError> {
         format: source.to_string(),
         why,
     })?;
-    with_docker_funcs(Template::new(""))
+    let t = with_docker_funcs(Template::new(""))
         .parse(body)
         .map_err(|e| FormatError::Parse {
             format: source.to_string(),
             why: one_line(&e),
-        })
+        })?;
+    // Go's parser refuses a function it does not know; gotmpl finds out
+    // when it gets there. A run on no data reaches the functions outside
+    // untaken branches, so `{{nosuch .ID}}` fails even with no rows.
+    if let Err(e @ TemplateError::UndefinedFunction(_)) = t.execute_to_string(&Value::Nil) {
+        return Err(FormatError::Parse {
+            format: source.to_string(),
+            why: one_line(&e),
+        });
+    }
+    Ok(t)
 }
 
 /// Checks that `{{if}}`, `{{range}}`, `{{with}}`, `{{define}}` and
