@@ -108,6 +108,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
+    /// Run containers' health checks
+    #[command(subcommand)]
+    Healthcheck(commands::healthcheck::HealthcheckCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -367,6 +367,13 @@ fn pause_freezes_and_unpause_resumes() {
     assert!(top.lines().next().unwrap().contains("PID"), "{top}");
     assert!(top.contains("while true"), "{top}");
     k.run(&["pause", "count"]).ok();
+    // ps and inspect show it paused (docker's "Up … (Paused)", State.Paused).
+    let ps = k.run(&["ps", "--filter", "status=paused"]).ok().stdout;
+    assert!(ps.contains("(Paused)") && ps.contains("count"), "{ps}");
+    let v: serde_json::Value =
+        serde_json::from_str(&k.run(&["inspect", "count"]).ok().stdout).unwrap();
+    assert_eq!(v[0]["State"]["Paused"], true);
+    assert_eq!(v[0]["State"]["Status"], "paused");
     // Paused: the counter's file does not change (read from the host,
     // as exec into a paused container is refused).
     let r = k.run(&["exec", "count", "true"]).code(125);
@@ -387,4 +394,6 @@ fn pause_freezes_and_unpause_resumes() {
     }
     k.run(&["unpause", "count"]).ok();
     wait_for("the counter to move again", || read() != frozen);
+    let ps = k.run(&["ps", "--filter", "status=running"]).ok().stdout;
+    assert!(ps.contains("count") && !ps.contains("Paused"), "{ps}");
 }

@@ -34,6 +34,11 @@ pub fn init_pid(store: &Store, c: &Container) -> Option<i32> {
     runtime::of_dir(&dir).init_pid(c)
 }
 
+/// Is the container running with its processes frozen (`kiln pause`)?
+pub fn is_paused(store: &Store, c: &Container) -> bool {
+    c.is_running() && init_pid(store, c).is_some_and(runner::is_paused)
+}
+
 /// Sends `sig` to the container's init (through its runtime).
 pub fn signal(store: &Store, c: &Container, sig: i32) -> Result<()> {
     if !c.is_running() {
@@ -379,6 +384,7 @@ mod tests {
             started: None,
             runs: vec![],
             labels: Default::default(),
+            healthcheck: None,
         };
         fs::create_dir_all(containers.container_dir(&c.id)).unwrap();
         containers.save(&c).unwrap();

@@ -86,24 +86,43 @@ pub fn describe(store: &Store, c: &Container) -> Value {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "kiln".into());
     let resources = &spec["linux"]["resources"];
+    let paused = crate::control::is_paused(store, c);
+    let mut state = json!({
+        "Status": status(store, c),
+        "Running": running || restarting,
+        "Paused": paused,
+        "Restarting": restarting,
+        "OOMKilled": false,
+        "Dead": false,
+        "Pid": pid,
+        "ExitCode": if c.state == State::Created { 0 } else { c.exit_code.unwrap_or(0) },
+        "Error": "",
+        "StartedAt": c.started.as_deref().unwrap_or(ZERO_TIME),
+        "FinishedAt": c.finished.as_deref().filter(|_| !running).unwrap_or(ZERO_TIME),
+    });
+    // docker's `Health` is there once a container with a health check ran.
+    if let Some(h) = crate::health::current(store, c) {
+        state["Health"] = serde_json::to_value(h).expect("plain data");
+    }
+    let mut config = json!({
+        "Hostname": spec["hostname"].as_str().unwrap_or(""),
+        "User": user(process),
+        "Tty": process["terminal"].as_bool().unwrap_or(false),
+        "Env": process["env"].as_array().cloned().unwrap_or_default(),
+        "Cmd": c.command,
+        "Image": c.image,
+        "WorkingDir": process["cwd"].as_str().unwrap_or(""),
+        "Labels": c.labels,
+    });
+    if let Some(h) = &c.healthcheck {
+        config["Healthcheck"] = serde_json::to_value(&h.config).expect("plain data");
+    }
     json!({
         "Id": c.id,
         "Created": c.created,
         "Path": c.command.first(),
         "Args": c.command.get(1..).unwrap_or_default(),
-        "State": {
-            "Status": status(c),
-            "Running": running || restarting,
-            "Paused": false,
-            "Restarting": restarting,
-            "OOMKilled": false,
-            "Dead": false,
-            "Pid": pid,
-            "ExitCode": if c.state == State::Created { 0 } else { c.exit_code.unwrap_or(0) },
-            "Error": "",
-            "StartedAt": c.started.as_deref().unwrap_or(ZERO_TIME),
-            "FinishedAt": c.finished.as_deref().filter(|_| !running).unwrap_or(ZERO_TIME),
-        },
+        "State": state,
         "Image": c.image_id.to_string(),
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
@@ -120,16 +139,7 @@ pub fn describe(store: &Store, c: &Container) -> Value {
             "PidsLimit": resources["pids"]["limit"].as_i64(),
         },
         "Mounts": mounts,
-        "Config": {
-            "Hostname": spec["hostname"].as_str().unwrap_or(""),
-            "User": user(process),
-            "Tty": process["terminal"].as_bool().unwrap_or(false),
-            "Env": process["env"].as_array().cloned().unwrap_or_default(),
-            "Cmd": c.command,
-            "Image": c.image,
-            "WorkingDir": process["cwd"].as_str().unwrap_or(""),
-            "Labels": c.labels,
-        },
+        "Config": config,
         // kiln's own: how the last runs ended (restart policies).
         "KilnRuns": c.runs,
     })

@@ -11,7 +11,7 @@
 //! - what is kept of it: [`records`] (`kiln/containers/<id>/`), [`names`];
 //! - what is done to it: [`run`] (create, foreground, detached with a
 //!   monitor), [`control`] (list, signal, stop, remove, logs), [`commit`],
-//!   [`export`], [`copy`] (`kiln cp`, `kiln diff`), through a [`runtime`] (kiln's runner or runc); files
+//!   [`export`], [`copy`] (`kiln cp`, `kiln diff`), [`health`] (probes), through a [`runtime`] (kiln's runner or runc); files
 //!   written into a container or volume through [`rootwrite`];
 //! - what killed kiln processes left: [`check`] (`system check` beyond
 //!   the store, cgroup cleanup).
@@ -25,6 +25,7 @@ pub mod exec;
 pub mod export;
 pub mod filters;
 pub mod freeze;
+pub mod health;
 pub mod inspect;
 pub mod layers;
 pub mod logfile;

@@ -79,6 +79,10 @@ pub struct Container {
     /// `Config.Labels`).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The image's HEALTHCHECK with `--health-*` over it
+    /// ([`crate::health`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Check>,
 }
 
 /// The exit code recorded for a container whose kiln process died without

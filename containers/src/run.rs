@@ -81,6 +81,9 @@ pub struct RunRequest {
     pub restart: RestartPolicy,
     /// `--label KEY=VALUE`, over the image's labels.
     pub labels: Vec<(String, String)>,
+    /// `--health-*` / `--no-healthcheck` (see [`crate::health::HealthFlags`]),
+    /// over the image's HEALTHCHECK.
+    pub health: Option<image_store::model::Healthcheck>,
 }
 
 /// What the monitor of a detached container needs, beside `spec.json`.
@@ -136,6 +139,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         ))
     })?;
     let config = image.config.container_config();
+    let image_shell = config.shell.clone();
     if req.auto_remove && !req.restart.is_none() {
         return Err(Error::Invalid(
             "conflicting options: cannot specify both --restart and --rm".into(),
@@ -219,6 +223,12 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         started: None,
         runs: Vec::new(),
         labels,
+        healthcheck: crate::health::merge(config.healthcheck.as_ref(), req.health).map(|config| {
+            crate::health::Check {
+                config,
+                shell: image_shell.unwrap_or_default(),
+            }
+        }),
     };
     let dir = match containers.create(&mut record, name) {
         Ok(d) => d,
@@ -327,7 +337,11 @@ impl Created<'_> {
         self.record.pid = Some(container.pid());
         self.record.started = Some(image_store::model::now());
         self.containers.save(&self.record)?;
+        let health = crate::health::watch(self.containers.store(), &self.record);
         let status = container.wait();
+        if let Some(h) = health {
+            h.end();
+        }
         finish(
             &self.containers,
             &mut self.record,
@@ -537,7 +551,11 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok");
         }
+        let health = crate::health::watch(store, &rec);
         let status = container.wait();
+        if let Some(h) = health {
+            h.end();
+        }
         pumps.join();
         let code = match &status {
             Ok(s) => s.code(),

@@ -25,7 +25,7 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter: id=, name=, label=KEY[=VALUE], status=, exited= (repeatable)
+    /// Filter: id=, name=, label=KEY[=VALUE], status=, health=, exited= (repeatable)
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
 }
@@ -91,9 +91,18 @@ fn since(t: Option<&str>) -> String {
     }
 }
 
-fn status_text(c: &Container) -> String {
+/// docker's STATUS column (moby's `State.String`): "Up 5 seconds",
+/// then "(Paused)" or the health, as "(healthy)" or "(health: starting)".
+fn status_text(store: &image_store::Store, c: &Container) -> String {
     if c.is_running() {
-        return format!("Up {}", since(Some(&c.created)));
+        let up = format!("Up {}", since(c.started.as_deref().or(Some(&c.created))));
+        if control::is_paused(store, c) {
+            return format!("{up} (Paused)");
+        }
+        return match containers::health::current(store, c) {
+            Some(h) => format!("{up} ({})", h.ps_text()),
+            None => up,
+        };
     }
     match c.state {
         State::Created => "Created".into(),
@@ -116,7 +125,10 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
     let filters = Filters::parse(&args.filter).map_err(from_containers)?;
     let all = args.all || filters.implies_all();
     let list = control::list(&store, all).map_err(from_containers)?;
-    let list: Vec<Container> = list.into_iter().filter(|c| filters.accepts(c)).collect();
+    let list: Vec<Container> = list
+        .into_iter()
+        .filter(|c| filters.accepts(&store, c))
+        .collect();
     let id = |c: &Container| match args.no_trunc {
         true => c.id.clone(),
         false => c.id[..12].to_string(),
@@ -141,7 +153,7 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
                 c.image.clone(),
                 format!("\"{cmd}\""),
                 format::ago(Some(&c.created)),
-                status_text(c),
+                status_text(&store, c),
                 containers::network::published(&store, c)
                     .iter()
                     .map(|m| m.to_string())

@@ -7,6 +7,7 @@ pub mod containers;
 pub mod cp;
 pub mod exec;
 pub mod export;
+pub mod healthcheck;
 mod history;
 mod images;
 mod import;
@@ -92,5 +93,6 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Load(a) => save::load(&ctx, a),
         Command::System(SystemCommand::Check(a)) => system::check(&ctx, a),
         Command::Volume(c) => volume::run(&ctx, c),
+        Command::Healthcheck(c) => healthcheck::run(&ctx, c),
     }
 }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use containers::health::HealthFlags;
 use containers::network::NetworkFlags;
 use containers::restart::RestartPolicy;
 use containers::run::{self, RunRequest};
@@ -127,6 +128,24 @@ pub struct RunFlags {
     /// Set a label on the container (KEY=VALUE)
     #[arg(short, long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// Command the health check runs (with /bin/sh -c, or the image's SHELL)
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (ms|s|m|h), default 30s
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub health_interval: Option<String>,
+    /// Longest time one health check may run (ms|s|m|h), default 30s
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make the container unhealthy, default 3
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub health_retries: Option<i64>,
+    /// Time to start before failed checks count (ms|s|m|h), default 0s
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub health_start_period: Option<String>,
+    /// Disable any health check the image sets
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// Internal: run the monitor of a detached container
     #[arg(long, hide = true, value_name = "ID")]
     pub monitor: Option<String>,
@@ -167,6 +186,15 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
             "--restart needs -d: kiln has no daemon, the detached container's monitor restarts it"
         );
     }
+    let health = HealthFlags {
+        cmd: args.health_cmd,
+        interval: args.health_interval,
+        timeout: args.health_timeout,
+        start_period: args.health_start_period,
+        retries: args.health_retries,
+        none: args.no_healthcheck,
+    }
+    .config()?;
     let labels = args.label.iter().map(|l| options::parse_label(l));
     let labels = labels.collect::<Result<_, _>>()?;
     if let Some(w) = &args.workdir {
@@ -213,6 +241,7 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
         auto_remove: args.rm,
         restart,
         labels,
+        health,
     })
 }
 
