@@ -114,6 +114,12 @@ pub fn describe(store: &Store, c: &Container) -> Value {
         "WorkingDir": process["cwd"].as_str().unwrap_or(""),
         "Labels": c.labels,
     });
+    if let Some(s) = &c.stop_signal {
+        config["StopSignal"] = json!(s);
+    }
+    if let Some(t) = c.stop_timeout {
+        config["StopTimeout"] = json!(t);
+    }
     if let Some(h) = &c.healthcheck {
         config["Healthcheck"] = serde_json::to_value(&h.config).expect("plain data");
     }
@@ -137,6 +143,13 @@ pub fn describe(store: &Store, c: &Container) -> Value {
             "Runtime": runtime,
             "Memory": resources["memory"]["limit"].as_i64().unwrap_or(0),
             "PidsLimit": resources["pids"]["limit"].as_i64(),
+            "MemorySwap": resources["memory"]["swap"].as_i64().unwrap_or(0),
+            "MemoryReservation": resources["memory"]["reservation"].as_i64().unwrap_or(0),
+            "CpuShares": resources["cpu"]["shares"].as_u64().unwrap_or(0),
+            "CpusetCpus": resources["cpu"]["cpus"].as_str().unwrap_or(""),
+            "NanoCpus": resources["cpu"]["quota"].as_i64().map_or(0, |q| {
+                q * 1_000_000_000 / resources["cpu"]["period"].as_i64().unwrap_or(100_000).max(1)
+            }),
         },
         "Mounts": mounts,
         "Config": config,

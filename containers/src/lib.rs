@@ -40,6 +40,7 @@ pub mod restart;
 pub mod rootwrite;
 pub mod run;
 pub mod runtime;
+pub mod security;
 pub mod spec;
 pub mod view;
 pub mod volumes;

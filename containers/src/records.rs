@@ -83,6 +83,12 @@ pub struct Container {
     /// ([`crate::health`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<crate::health::Check>,
+    /// `--stop-signal` (else the image's STOPSIGNAL, else SIGTERM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`: seconds `stop` waits before SIGKILL by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
 }
 
 /// The exit code recorded for a container whose kiln process died without

@@ -84,6 +84,12 @@ pub struct RunRequest {
     /// `--health-*` / `--no-healthcheck` (see [`crate::health::HealthFlags`]),
     /// over the image's HEALTHCHECK.
     pub health: Option<image_store::model::Healthcheck>,
+    /// Capabilities, `--security-opt`, `--ulimit`, `--shm-size`, `--init`.
+    pub hardening: crate::security::Hardening,
+    /// `--stop-signal` (over the image's STOPSIGNAL) and `--stop-timeout`
+    /// (seconds), for `stop`.
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
 }
 
 /// What the monitor of a detached container needs, beside `spec.json`.
@@ -169,6 +175,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     p.readonly_rootfs = req.readonly_rootfs;
     p.network = req.network;
     p.resources = req.resources;
+    p.seccomp_unconfined = req.hardening.seccomp_unconfined;
     // Volumes are made (and filled from the image) under the volumes
     // lock, held until the record names them.
     let image_volumes: Vec<String> = config
@@ -186,14 +193,19 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     // Binds and volumes first, then `--tmpfs`, as before volumes.
     p.mounts = planned.mounts.clone();
     p.mounts.extend(req.mounts);
+    p.mounts.extend(req.hardening.init_mount());
     if req.networking.is_some() {
         derived.params.netns = Some(crate::network::netns_path(store, &id));
     }
-    let spec = match derived.oci() {
+    let spec = match derived
+        .oci()
+        .map_err(Error::from)
+        .and_then(|mut s| req.hardening.apply(&mut s).map(|()| s))
+    {
         Ok(s) => s,
         Err(e) => {
             planned.discard(store);
-            return Err(e.into());
+            return Err(e);
         }
     };
     let exposed = config
@@ -229,6 +241,8 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
                 shell: image_shell.unwrap_or_default(),
             }
         }),
+        stop_signal: req.stop_signal,
+        stop_timeout: req.stop_timeout,
     };
     let dir = match containers.create(&mut record, name) {
         Ok(d) => d,

@@ -65,9 +65,9 @@ pub struct LogsArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct StopArgs {
-    /// Seconds to wait before killing the container
-    #[arg(short, long = "time", default_value_t = 10, value_name = "SECS")]
-    pub time: u64,
+    /// Seconds to wait before killing the container (default: its --stop-timeout, else 10)
+    #[arg(short, long = "time", value_name = "SECS")]
+    pub time: Option<u64>,
     /// Signal to send first (default: the image's STOPSIGNAL, else SIGTERM)
     #[arg(short, long, value_name = "SIGNAL")]
     pub signal: Option<String>,
@@ -239,7 +239,7 @@ pub fn stop(ctx: &Ctx, args: StopArgs) -> Result<Status> {
     let store = ctx.store()?;
     let signal = args.signal.as_deref().map(control::parse_signal);
     let signal = signal.transpose().map_err(from_containers)?;
-    let time = Duration::from_secs(args.time);
+    let time = args.time.map(Duration::from_secs);
     each(&args.containers, |name| {
         control::stop(&store, name, signal, time)
     })

@@ -9,6 +9,7 @@ use containers::health::HealthFlags;
 use containers::network::NetworkFlags;
 use containers::restart::RestartPolicy;
 use containers::run::{self, RunRequest};
+use containers::security::{self, Hardening};
 use containers::{mountopts, options};
 use runner::spec::Resources;
 
@@ -116,9 +117,51 @@ pub struct RunFlags {
     /// Memory limit (e.g. 512m, 1g)
     #[arg(short, long, value_name = "BYTES")]
     pub memory: Option<String>,
+    /// Memory plus swap limit (e.g. 1g), -1 for unlimited swap; needs --memory
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit (e.g. 256m)
+    #[arg(long, value_name = "BYTES")]
+    pub memory_reservation: Option<String>,
+    /// CPU shares (relative weight; docker's default is 1024)
+    #[arg(short = 'c', long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs the container may use (e.g. 0-2,4)
+    #[arg(long, value_name = "CPUS")]
+    pub cpuset_cpus: Option<String>,
     /// Maximum number of processes
     #[arg(long, value_name = "N")]
     pub pids_limit: Option<i64>,
+    /// A resource limit: NAME=SOFT[:HARD] (nofile, nproc, core, …)
+    #[arg(long, value_name = "NAME=SOFT[:HARD]", allow_hyphen_values = true)]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm (e.g. 128m; default 64m)
+    #[arg(long, value_name = "BYTES")]
+    pub shm_size: Option<String>,
+    /// Add a capability (e.g. NET_ADMIN, or ALL)
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (e.g. CHOWN, or ALL)
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Security options: no-new-privileges, seccomp=unconfined
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Not supported: refused (kiln gives no container the host's devices wholesale)
+    #[arg(long)]
+    pub privileged: bool,
+    /// Not supported yet: refused (kiln's runtime does not create device nodes)
+    #[arg(long, value_name = "HOST[:CTR]")]
+    pub device: Vec<String>,
+    /// Run a tiny init (tini) as pid 1 that reaps zombies and forwards signals
+    #[arg(long)]
+    pub init: bool,
+    /// Signal that stop sends first (default: the image's STOPSIGNAL, else SIGTERM)
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds stop waits before SIGKILL (default 10)
+    #[arg(long, value_name = "SECS")]
+    pub stop_timeout: Option<i64>,
     /// Number of CPUs (fractional)
     #[arg(long, value_name = "CPUS")]
     pub cpus: Option<f64>,
@@ -208,6 +251,63 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
     if let Some(m) = &args.memory {
         resources.memory_bytes = Some(options::parse_bytes(m)?);
     }
+    if let Some(sw) = &args.memory_swap {
+        let Some(m) = resources.memory_bytes else {
+            bail!("--memory-swap needs --memory (the limit of memory plus swap)");
+        };
+        let sw = match sw.trim() {
+            "-1" => -1,
+            s => options::parse_bytes(s)?,
+        };
+        if sw != -1 && sw < m {
+            bail!("--memory-swap must be at least --memory");
+        }
+        resources.memory_swap = Some(sw);
+    }
+    if let Some(r) = &args.memory_reservation {
+        resources.memory_reservation = Some(options::parse_bytes(r)?);
+    }
+    if let Some(sh) = args.cpu_shares {
+        if !(2..=262_144).contains(&sh) {
+            bail!("--cpu-shares {sh}: must be between 2 and 262144");
+        }
+        resources.cpu_shares = Some(sh);
+    }
+    if let Some(set) = &args.cpuset_cpus {
+        options::check_cpuset(set)?;
+        resources.cpuset_cpus = Some(set.clone());
+    }
+    if args.privileged {
+        bail!("--privileged is not supported: kiln does not give a container every host device; use --cap-add and --security-opt instead");
+    }
+    if !args.device.is_empty() {
+        bail!("--device is not supported yet: kiln's runtime does not create device nodes in containers");
+    }
+    let mut hardening = Hardening {
+        cap_add: security::parse_caps("--cap-add", &args.cap_add)?,
+        cap_drop: security::parse_caps("--cap-drop", &args.cap_drop)?,
+        ulimits: args
+            .ulimit
+            .iter()
+            .map(|u| security::parse_ulimit(u))
+            .collect::<Result<_, _>>()?,
+        shm_size: args
+            .shm_size
+            .as_deref()
+            .map(options::parse_bytes)
+            .transpose()?,
+        init: args.init.then(security::find_init).transpose()?,
+        ..Default::default()
+    };
+    for o in &args.security_opt {
+        security::parse_security_opt(&mut hardening, o)?;
+    }
+    if let Some(sig) = &args.stop_signal {
+        containers::control::parse_signal(sig)?;
+    }
+    if args.stop_timeout.is_some_and(|t| t < 0) {
+        bail!("--stop-timeout cannot be negative");
+    }
     let mounts = args
         .tmpfs
         .iter()
@@ -242,6 +342,9 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
         restart,
         labels,
         health,
+        hardening,
+        stop_signal: args.stop_signal,
+        stop_timeout: args.stop_timeout,
     })
 }
 
