@@ -399,6 +399,7 @@ mod tests {
             healthcheck: None,
             stop_signal: None,
             stop_timeout: None,
+            log_opts: Default::default(),
         };
         fs::create_dir_all(containers.container_dir(&c.id)).unwrap();
         containers.save(&c).unwrap();

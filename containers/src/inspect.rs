@@ -141,6 +141,7 @@ pub fn describe(store: &Store, c: &Container) -> Value {
             "AutoRemove": c.auto_remove,
             "ReadonlyRootfs": spec["root"]["readonly"].as_bool().unwrap_or(false),
             "Runtime": runtime,
+            "LogConfig": {"Type": "k8s-file", "Config": c.log_opts},
             "Memory": resources["memory"]["limit"].as_i64().unwrap_or(0),
             "PidsLimit": resources["pids"]["limit"].as_i64(),
             "MemorySwap": resources["memory"]["swap"].as_i64().unwrap_or(0),

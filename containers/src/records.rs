@@ -89,6 +89,9 @@ pub struct Container {
     /// `--stop-timeout`: seconds `stop` waits before SIGKILL by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    /// `--log-opt` (max-size, max-file: [`crate::logfile::Rotation`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_opts: BTreeMap<String, String>,
 }
 
 /// The exit code recorded for a container whose kiln process died without

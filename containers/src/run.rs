@@ -90,6 +90,8 @@ pub struct RunRequest {
     /// (seconds), for `stop`.
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
+    /// `--log-opt KEY=VALUE` (checked by [`crate::logfile::Rotation::parse`]).
+    pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
 /// What the monitor of a detached container needs, beside `spec.json`.
@@ -243,6 +245,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         }),
         stop_signal: req.stop_signal,
         stop_timeout: req.stop_timeout,
+        log_opts: req.log_opts,
     };
     let dir = match containers.create(&mut record, name) {
         Ok(d) => d,
@@ -508,7 +511,8 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     // A start clears the user's earlier stop.
     restart::clear_stop(&dir);
     let mut opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
-    let log = LogWriter::open(&dir.join(LOG_FILE))?;
+    let rotation = crate::logfile::Rotation::parse(&rec.log_opts)?;
+    let log = LogWriter::open_rotated(&dir.join(LOG_FILE), rotation)?;
     let devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
     let mut backoff = Backoff::default();
     loop {

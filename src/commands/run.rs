@@ -156,6 +156,9 @@ pub struct RunFlags {
     /// Run a tiny init (tini) as pid 1 that reaps zombies and forwards signals
     #[arg(long)]
     pub init: bool,
+    /// Log option of a detached container: max-size=SIZE, max-file=N (rotation)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
     /// Signal that stop sends first (default: the image's STOPSIGNAL, else SIGTERM)
     #[arg(long, value_name = "SIGNAL")]
     pub stop_signal: Option<String>,
@@ -305,6 +308,14 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
     if let Some(sig) = &args.stop_signal {
         containers::control::parse_signal(sig)?;
     }
+    let mut log_opts = std::collections::BTreeMap::new();
+    for o in &args.log_opt {
+        let Some((k, v)) = o.split_once('=') else {
+            bail!("invalid --log-opt {o:?}: want KEY=VALUE");
+        };
+        log_opts.insert(k.to_string(), v.to_string());
+    }
+    containers::logfile::Rotation::parse(&log_opts)?;
     if args.stop_timeout.is_some_and(|t| t < 0) {
         bail!("--stop-timeout cannot be negative");
     }
@@ -345,6 +356,7 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
         hardening,
         stop_signal: args.stop_signal,
         stop_timeout: args.stop_timeout,
+        log_opts,
     })
 }
 
