@@ -327,6 +327,9 @@ fn inspect_a_container_as_docker() {
         serde_json::from_str(&out(&k, &["container", "inspect", "web"])).unwrap(),
     ] {
         let c = &v[0];
+        // ENTRYPOINT and CMD apart (busybox has no ENTRYPOINT).
+        assert_eq!(c["Config"]["Entrypoint"], Value::Null, "{c:#}");
+        assert_eq!(c["Config"]["Cmd"], serde_json::json!(["sleep", "100"]));
         assert_eq!(c["Id"], id.as_str(), "{c:#}");
         assert_eq!(c["Name"], "/web");
         assert_eq!(c["Path"], "sleep");
@@ -523,4 +526,18 @@ fn log_opt_rotates_the_log() {
     let r = k.run(&["run", "-d", "--log-opt", "max-file=2", "busybox", "true"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("max-file needs max-size"), "{}", r.stderr);
+}
+
+#[test]
+fn inspect_keeps_entrypoint_apart_from_cmd() {
+    let Some(k) = setup() else { return };
+    let id = out(
+        &k,
+        &["create", "--entrypoint", "sh", "busybox", "-c", "exit 3"],
+    );
+    let v = inspect(&k, &[id.trim()]);
+    assert_eq!(v[0]["Config"]["Entrypoint"], serde_json::json!(["sh"]));
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["-c", "exit 3"]));
+    assert_eq!(v[0]["Path"], "sh");
+    k.run(&["rm", id.trim()]).ok();
 }

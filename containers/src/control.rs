@@ -400,6 +400,8 @@ mod tests {
             stop_signal: None,
             stop_timeout: None,
             log_opts: Default::default(),
+            entrypoint: None,
+            cmd: None,
         };
         fs::create_dir_all(containers.container_dir(&c.id)).unwrap();
         containers.save(&c).unwrap();

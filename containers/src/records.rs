@@ -92,6 +92,12 @@ pub struct Container {
     /// `--log-opt` (max-size, max-file: [`crate::logfile::Rotation`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub log_opts: BTreeMap<String, String>,
+    /// ENTRYPOINT and CMD apart (`command` is both); None in records of
+    /// an older kiln.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
 }
 
 /// The exit code recorded for a container whose kiln process died without

@@ -157,6 +157,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     labels.extend(req.labels);
     let command = spec::command(&config, req.entrypoint.as_deref(), &req.command)
         .map_err(|e| Error::Invalid(e.to_string()))?;
+    let (entry, cmd) = spec::entrypoint_and_cmd(&config, req.entrypoint.as_deref(), &req.command);
     let id = crate::names::new_id()?;
     let overrides = Overrides {
         args: command.clone(),
@@ -246,6 +247,8 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         stop_signal: req.stop_signal,
         stop_timeout: req.stop_timeout,
         log_opts: req.log_opts,
+        entrypoint: Some(entry),
+        cmd: Some(cmd),
     };
     let dir = match containers.create(&mut record, name) {
         Ok(d) => d,

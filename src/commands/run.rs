@@ -195,15 +195,23 @@ pub struct RunFlags {
     /// Internal: run the monitor of a detached container
     #[arg(long, hide = true, value_name = "ID")]
     pub monitor: Option<String>,
-    /// The image to run
-    #[arg(required_unless_present = "monitor")]
-    pub image: Option<String>,
-    /// Command and arguments (replace the image's CMD)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    /// The image to run, then the command and its arguments (replacing the
+    /// image's CMD). One list, so that flags end at the image as with docker:
+    /// `run busybox -c 1` passes `-c 1` to the container.
+    #[arg(
+        value_name = "IMAGE [COMMAND]",
+        required_unless_present = "monitor",
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub image_and_command: Vec<String>,
 }
 
-pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
+pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
+    let mut words = std::mem::take(&mut args.image_and_command).into_iter();
+    let image = words.next();
+    let command: Vec<String> = words.collect();
     // Checked first: a bad name costs nothing.
     if let Some(n) = &args.name {
         containers::container_name(n)?;
@@ -331,10 +339,10 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
         mountopts::parse_volumes_from(f)?;
     }
     Ok(RunRequest {
-        image: args.image.expect("clap requires IMAGE"),
+        image: image.expect("clap requires IMAGE"),
         name: args.name,
         entrypoint: args.entrypoint,
-        command: args.command,
+        command,
         env: options::env(&args.env_file, &args.env)?,
         user: args.user,
         workdir: args.workdir,
