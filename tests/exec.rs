@@ -397,3 +397,76 @@ fn pause_freezes_and_unpause_resumes() {
     let ps = k.run(&["ps", "--filter", "status=running"]).ok().stdout;
     assert!(ps.contains("count") && !ps.contains("Paused"), "{ps}");
 }
+
+/// `kiln attach NAME` as a child with its output read line by line.
+fn attach(k: &Kiln, name: &str) -> std::process::Child {
+    k.cmd()
+        .args(["attach", name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads `child`'s stdout until a line `want` (all lines read so far).
+fn read_until(out: &mut impl std::io::BufRead, want: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "ended before {want:?}: {seen:?}"
+        );
+        let line = line.trim_end().to_string();
+        seen.push(line.clone());
+        if line == want {
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn attach_streams_the_live_output_and_returns_the_exit_code() {
+    use std::io::{BufRead as _, Read as _};
+    let Some(k) = setup() else { return };
+    let script = "echo before; while [ ! -e /go ]; do echo tick; sleep 0.05; done; \
+                  echo final; echo err-line >&2; exit 5";
+    let _c = service_ready(&k, "att", &["busybox", "sh", "-c", script], "/bin");
+    wait_for("the first line in the log", || {
+        k.run(&["logs", "att"]).stdout.starts_with("before")
+    });
+    let mut child = attach(&k, "att");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let seen = read_until(&mut out, "tick");
+    k.run(&["exec", "att", "touch", "/go"]).ok();
+    let rest = read_until(&mut out, "final");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(5), "{err}");
+    assert_eq!(err, "err-line\n");
+    assert!(!seen.iter().chain(&rest).any(|l| l == "before"), "{seen:?}");
+    let mut tail = String::new();
+    out.read_line(&mut tail).unwrap();
+    assert_eq!(tail, "", "nothing after the container's last line");
+
+    // Signals to attach reach the container (--sig-proxy, on by default).
+    let trap = "trap 'echo got-int; exit 9' INT; while true; do echo tick; sleep 0.05; done";
+    let _t = service_ready(&k, "att-sig", &["busybox", "sh", "-c", trap], "/bin");
+    let mut child = attach(&k, "att-sig");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    read_until(&mut out, "tick");
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    read_until(&mut out, "got-int");
+    assert_eq!(child.wait().unwrap().code(), Some(9));
+
+    // A stopped container cannot be attached to.
+    let r = k.run(&["attach", "att"]).code(125);
+    assert!(r.stderr.contains("start it first"), "{}", r.stderr);
+}

@@ -64,6 +64,15 @@ pub struct LogsArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct AttachArgs {
+    /// Pass the signals kiln receives (SIGINT, SIGTERM, …) on to the container
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container (default: its --stop-timeout, else 10)
     #[arg(short, long = "time", value_name = "SECS")]
@@ -208,6 +217,16 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
         }
         Ok(())
     })
+}
+
+pub fn attach(ctx: &Ctx, args: AttachArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let code =
+        containers::attach::attach(&store, &args.container, args.sig_proxy, &mut out, &mut err)
+            .map_err(from_containers)?;
+    Ok(Status::External(code.clamp(0, 255) as u8))
 }
 
 pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {

@@ -79,6 +79,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Network(a) => network::run(&ctx, a),
         Command::Rm(a) => containers::rm(&ctx, a),
         Command::Logs(a) => containers::logs(&ctx, a),
+        Command::Attach(a) => containers::attach(&ctx, a),
         Command::Stop(a) => containers::stop(&ctx, a),
         Command::Kill(a) => containers::kill(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
