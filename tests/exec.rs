@@ -470,3 +470,73 @@ fn attach_streams_the_live_output_and_returns_the_exit_code() {
     let r = k.run(&["attach", "att"]).code(125);
     assert!(r.stderr.contains("start it first"), "{}", r.stderr);
 }
+
+/// `kiln attach NAME` with its standard input a pipe the test writes to.
+fn attach_typing(k: &Kiln, name: &str) -> std::process::Child {
+    k.cmd()
+        .args(["attach", name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads until a line containing `want` (a pty ends lines with \r\n).
+fn read_until_has(out: &mut impl std::io::BufRead, want: &str) {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "ended before {want:?}: {seen:?}"
+        );
+        if line.contains(want) {
+            return;
+        }
+        seen.push_str(&line);
+    }
+}
+
+#[test]
+fn attach_types_into_dit_and_di_containers() {
+    use std::io::Write as _;
+    let Some(k) = setup() else { return };
+    // -dit: a shell on a pty; what attach is given is typed into it.
+    k.run(&["run", "-dit", "--name", "tty", "busybox", "sh"])
+        .ok();
+    let _c = Detached {
+        k: &k,
+        name: "tty".into(),
+    };
+    let mut child = attach_typing(&k, "tty");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"echo hel''lo; tty\n").unwrap();
+    read_until_has(&mut out, "hello");
+    read_until_has(&mut out, "/dev/pts/");
+    // Ctrl-P Ctrl-Q detaches and leaves the container running.
+    stdin.write_all(&[0x10, 0x11]).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let v: serde_json::Value =
+        serde_json::from_str(&k.run(&["inspect", "tty"]).ok().stdout).unwrap();
+    assert_eq!(v[0]["State"]["Running"], true);
+    assert_eq!(v[0]["Config"]["Tty"], true);
+    let mut child = attach_typing(&k, "tty");
+    child.stdin.take().unwrap().write_all(b"exit 3\n").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+
+    // -di: standard input without a terminal.
+    let script = "read x; echo got-$x; exit 4";
+    k.run(&["run", "-di", "--name", "in", "busybox", "sh", "-c", script])
+        .ok();
+    let _i = Detached {
+        k: &k,
+        name: "in".into(),
+    };
+    let mut child = attach_typing(&k, "in");
+    child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    read_until_has(&mut out, "got-abc");
+    assert_eq!(child.wait().unwrap().code(), Some(4));
+}

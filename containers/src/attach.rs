@@ -4,10 +4,20 @@
 //! the attached kiln receives go on to the container (docker's
 //! `--sig-proxy`); the container's exit code comes back.
 //!
-//! Detached containers have neither a terminal nor an open standard
-//! input (`run -d -i/-t` is refused), so there is no input to attach.
+//! A container run with `-d -i` reads a FIFO in its directory
+//! ([`STDIN_FIFO`], held open by its monitor); `attach` copies its own
+//! standard input there. With `-t` the container's pty is the runner's
+//! in the monitor, its output logged as it comes; `attach` puts the
+//! caller's terminal in raw mode, and Ctrl-P Ctrl-Q detaches (docker's
+//! keys). The pty keeps the 80x24 it started with: resizing is not
+//! passed on.
 
-use std::io::Write;
+use std::fs;
+use std::io::{Read as _, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image_store::Store;
@@ -16,6 +26,29 @@ use crate::error::{Error, Result};
 use crate::logfile::{self, LogOptions};
 use crate::records::Containers;
 use crate::run::LOG_FILE;
+
+/// The standard input of a `-d -i` container, in its directory.
+pub const STDIN_FIFO: &str = "stdin.fifo";
+
+/// docker's detach keys: Ctrl-P, Ctrl-Q.
+const DETACH: [u8; 2] = [0x10, 0x11];
+
+/// Makes (if need be) and opens the FIFO of a `-d -i` container's
+/// standard input, for reading and writing: the monitor's handle keeps
+/// the container from ever reading end of file.
+pub fn open_stdin(dir: &Path) -> Result<fs::File> {
+    let p = dir.join(STDIN_FIFO);
+    if !p.exists() {
+        rustix::fs::mkfifoat(rustix::fs::CWD, &p, rustix::fs::Mode::from_raw_mode(0o600))
+            .map_err(|e| Error::io(&p)(e.into()))?;
+    }
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&p)
+        .map_err(Error::io(&p))
+}
 
 /// The signals passed on to the container while attached.
 const PROXIED: [i32; 6] = [
@@ -51,22 +84,58 @@ pub fn attach(
             c.name
         )));
     }
-    if sig_proxy {
+    let dir = containers.container_dir(&c.id);
+    let terminal = fs::read(dir.join(crate::run::SPEC_FILE))
+        .ok()
+        .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+        .is_some_and(|s| s["process"]["terminal"] == true);
+    // Keys typed into a terminal are the container's, Ctrl-C included.
+    if sig_proxy && !terminal {
         proxy_signals(store.clone(), c.id.clone());
+    }
+    let detached = Arc::new(AtomicBool::new(false));
+    let mut _raw = None;
+    let mut input = None;
+    let fifo = dir.join(STDIN_FIFO);
+    if fifo.exists() {
+        // Non-blocking, so that a FIFO nobody reads (its monitor gone)
+        // fails rather than hangs; then blocking, so writes wait for room.
+        let w = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(&fifo)
+            .map_err(Error::io(&fifo))?;
+        rustix::fs::fcntl_setfl(&w, rustix::fs::OFlags::empty())
+            .map_err(|e| Error::io(&fifo)(e.into()))?;
+        if terminal {
+            _raw = RawMode::enter(0);
+        }
+        input = Some(w);
     }
     let opts = LogOptions {
         follow: true,
         tail: Some(0),
+        parts: true,
         ..Default::default()
     };
     // Until the monitor recorded the end (it does so after the last
-    // output is in the log).
+    // output is in the log), or the user detached.
     let mut live = || {
-        containers
-            .load(&c.id)
-            .is_ok_and(|c| c.is_running() || c.is_ending())
+        // Input starts once the log is open where the output is to
+        // start (print asks before its first read): no answer is missed.
+        if let Some(w) = input.take() {
+            let flag = Arc::clone(&detached);
+            std::thread::spawn(move || relay_input(w, terminal, &flag));
+        }
+        !detached.load(Ordering::SeqCst)
+            && containers
+                .load(&c.id)
+                .is_ok_and(|c| c.is_running() || c.is_ending())
     };
     logfile::print(&path, &opts, &mut live, out, err)?;
+    if detached.load(Ordering::SeqCst) {
+        return Ok(0);
+    }
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         match containers.load(&c.id) {
@@ -105,4 +174,71 @@ fn proxy_signals(store: Store, id: String) {
             let _ = crate::control::signal(&store, &c, sig);
         }
     });
+}
+
+/// Copies standard input into the container's FIFO until end of file;
+/// in a terminal, Ctrl-P Ctrl-Q sets `detached` instead.
+fn relay_input(mut to: fs::File, terminal: bool, detached: &AtomicBool) {
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = [0u8; 4096];
+    let mut held = false;
+    loop {
+        let n = match stdin.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut out = Vec::with_capacity(n + 1);
+        for &b in &buf[..n] {
+            if !terminal {
+                out.push(b);
+            } else if held && b == DETACH[1] {
+                detached.store(true, Ordering::SeqCst);
+                let _ = to.write_all(&out);
+                return;
+            } else if b == DETACH[0] {
+                if held {
+                    out.push(b);
+                }
+                held = true;
+            } else {
+                if held {
+                    out.push(DETACH[0]);
+                    held = false;
+                }
+                out.push(b);
+            }
+        }
+        if to.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+/// The caller's terminal in raw mode while attached to a container's
+/// pty; restored on drop.
+struct RawMode {
+    saved: libc::termios,
+}
+
+impl RawMode {
+    fn enter(fd: i32) -> Option<RawMode> {
+        // SAFETY: termios is plain data; tcgetattr fails on non-terminals.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(fd, &mut t) != 0 {
+                return None;
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(fd, libc::TCSANOW, &t);
+            Some(RawMode { saved })
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: restoring the settings saved in enter().
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.saved) };
+    }
 }

@@ -232,7 +232,9 @@ fn entry(out: &mut Vec<u8>, time: &str, stream: Stream, partial: bool, content: 
 }
 
 /// Copies `from` into the log as `stream` entries until end of file.
-fn pump(mut from: fs::File, stream: Stream, log: Arc<LogWriter>) {
+/// With `parts`, output not ended by a newline is logged as a `P` entry
+/// as soon as it is read (a terminal's prompt), not held for its line's end.
+fn pump(mut from: fs::File, stream: Stream, log: Arc<LogWriter>, parts: bool) {
     let mut buf = vec![0u8; 64 << 10];
     let mut pending: Vec<u8> = Vec::new();
     let mut out = Vec::new();
@@ -261,6 +263,10 @@ fn pump(mut from: fs::File, stream: Stream, log: Arc<LogWriter>) {
             entry(&mut out, &now, stream, true, &pending[..MAX_ENTRY]);
             pending.drain(..MAX_ENTRY);
         }
+        if parts && !pending.is_empty() {
+            entry(&mut out, &now, stream, true, &pending);
+            pending.clear();
+        }
         log.append(&out);
         out.clear();
     }
@@ -276,8 +282,9 @@ pub struct Pipes {
     err: (OwnedFd, OwnedFd),
 }
 
-/// The threads copying a run's output into the log.
-pub struct Pumps(Vec<JoinHandle<()>>);
+/// The threads copying a run's output into the log (and, in terminal
+/// mode, the stdout pipe's write end the runner writes to).
+pub struct Pumps(Vec<JoinHandle<()>>, Option<OwnedFd>);
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -305,24 +312,31 @@ impl Pipes {
     /// Closes the write ends (the container has its copies) and starts
     /// copying: call after the container started, from the thread that
     /// waits for it, so that these threads inherit its blocked signals.
-    pub fn start(self, log: &Arc<LogWriter>) -> Pumps {
+    ///
+    /// With `terminal`, the runner itself copies the container's pty to
+    /// the stdout pipe while it waits, so that write end stays open (in
+    /// the returned [`Pumps`]) until [`Pumps::join`], and output is logged
+    /// as it comes, partial lines too.
+    pub fn start(self, log: &Arc<LogWriter>, terminal: bool) -> Pumps {
         let Pipes { out, err } = self;
-        drop(out.1);
+        let kept = terminal.then_some(out.1);
         drop(err.1);
         let threads = [(out.0, Stream::Stdout), (err.0, Stream::Stderr)]
             .into_iter()
             .map(|(r, s)| {
                 let log = Arc::clone(log);
-                std::thread::spawn(move || pump(fs::File::from(r), s, log))
+                std::thread::spawn(move || pump(fs::File::from(r), s, log, terminal))
             })
             .collect();
-        Pumps(threads)
+        Pumps(threads, kept)
     }
 }
 
 impl Pumps {
     /// Waits until both streams reached end of file and are in the log.
     pub fn join(self) {
+        // The runner has stopped writing: the stdout pump may now end.
+        drop(self.1);
         for t in self.0 {
             let _ = t.join();
         }
@@ -341,6 +355,9 @@ pub struct LogOptions {
     pub timestamps: bool,
     /// Only the last N lines (before `since`/`until` apply, as docker).
     pub tail: Option<usize>,
+    /// Print parts of lines as they are read (a terminal's prompt), not
+    /// once the line is whole (`attach`).
+    pub parts: bool,
 }
 
 impl LogOptions {
@@ -388,7 +405,7 @@ impl Printer<'_> {
         line.extend_from_slice(content);
         if partial {
             // Memory stays bounded: a very long line goes out in parts.
-            if line.len() >= PRINT_CHUNK {
+            if line.len() >= PRINT_CHUNK || self.opts.parts {
                 self.emit(&first, stream, &line, !begun)?;
                 self.pending[stream as usize] = Some((first, Vec::new(), true));
             } else {
@@ -683,7 +700,7 @@ mod tests {
         let (r, w) = pipe().unwrap();
         let t = {
             let log = Arc::clone(&log);
-            std::thread::spawn(move || pump(fs::File::from(r), Stream::Stderr, log))
+            std::thread::spawn(move || pump(fs::File::from(r), Stream::Stderr, log, false))
         };
         fs::File::from(w).write_all(input).unwrap();
         t.join().unwrap();

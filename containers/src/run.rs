@@ -200,11 +200,27 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     if req.networking.is_some() {
         derived.params.netns = Some(crate::network::netns_path(store, &id));
     }
+    let terminal = req.terminal;
     let spec = match derived
         .oci()
         .map_err(Error::from)
         .and_then(|mut s| req.hardening.apply(&mut s).map(|()| s))
-    {
+        .map(|mut s| {
+            if terminal {
+                // A detached container's pty has no terminal to take its
+                // size from: docker's 80x24.
+                if let Some(mut p) = s.process().clone() {
+                    let size = oci_spec::runtime::BoxBuilder::default()
+                        .height(24u64)
+                        .width(80u64)
+                        .build()
+                        .ok();
+                    p.set_console_size(size);
+                    s.set_process(Some(p));
+                }
+            }
+            s
+        }) {
         Ok(s) => s,
         Err(e) => {
             planned.discard(store);
@@ -516,18 +532,29 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     let mut opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
     let rotation = crate::logfile::Rotation::parse(&rec.log_opts)?;
     let log = LogWriter::open_rotated(&dir.join(LOG_FILE), rotation)?;
-    let devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
+    // `-i`: standard input is a FIFO `kiln attach` writes into, held open
+    // here so that the container never reads end of file (docker keeps
+    // stdin open too); else /dev/null.
+    let stdin = match launch.interactive {
+        true => crate::attach::open_stdin(&dir)?,
+        false => fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?,
+    };
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     let mut backoff = Backoff::default();
     loop {
         let pipes = Pipes::new()?;
         let (stdout, stderr) = pipes.writers();
         opts.stdio = runner::Stdio::Fds {
-            stdin: devnull.as_raw_fd(),
+            stdin: stdin.as_raw_fd(),
             stdout,
             stderr,
         };
         let spawned = runner::spawn(&spec, &opts);
-        let pumps = pipes.start(&log);
+        let pumps = pipes.start(&log, terminal);
         let container = match spawned {
             Ok(c) => c,
             Err(e) => {

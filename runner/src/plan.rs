@@ -474,7 +474,19 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
     }
     let user = process.user();
     let terminal = process.terminal().unwrap_or(false);
-    let winsize = if terminal { host_winsize() } else { None };
+    // The caller's terminal's size, else the spec's (a detached
+    // container's pty has no terminal to follow).
+    let winsize = match terminal {
+        true => host_winsize().or_else(|| {
+            process.console_size().map(|c| libc::winsize {
+                ws_row: c.height().min(u16::MAX as u64) as u16,
+                ws_col: c.width().min(u16::MAX as u64) as u16,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            })
+        }),
+        false => None,
+    };
 
     let has_net_ns = clone_flags & libc::CLONE_NEWNET != 0;
     Ok(Plan {

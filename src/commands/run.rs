@@ -228,9 +228,6 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
         dns_options: &args.dns_option,
         add_hosts: &args.add_host,
     })?;
-    if args.detach && (args.tty || args.interactive) {
-        bail!("-d cannot be combined with -i or -t: a detached container gets no terminal or standard input yet (`kiln attach` streams its output)");
-    }
     let restart = RestartPolicy::parse(&args.restart)?;
     if args.rm && !restart.is_none() {
         bail!("conflicting options: cannot specify both --restart and --rm");
