@@ -190,6 +190,36 @@ fn process_settings_seen_inside() {
 }
 
 #[test]
+fn device_adds_that_node_only() {
+    let Some(k) = setup() else { return };
+    // loop-control (10:237) is outside docker's default device list.
+    if !std::path::Path::new("/dev/loop-control").exists() {
+        eprintln!("skipping: the host has no /dev/loop-control");
+        return;
+    }
+    let out = inside(
+        &k,
+        &["--device", "/dev/loop-control:/dev/lc:r"],
+        "ls -ln /dev/lc; true < /dev/lc && echo read-ok; true >> /dev/lc 2>/dev/null || echo write-denied",
+    );
+    let mut lines = out.lines();
+    let ls = lines.next().unwrap();
+    assert!(ls.starts_with('c') && ls.contains("10, 237"), "{out}");
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        ["read-ok", "write-denied"],
+        "{out}"
+    );
+    // Without it, a node made by hand stays unusable (the cgroup's rules).
+    let out = inside(
+        &k,
+        &[],
+        "mknod /dev/lc c 10 237; true < /dev/lc 2>/dev/null || echo denied",
+    );
+    assert_eq!(out, "denied");
+}
+
+#[test]
 fn stop_signal_and_timeout() {
     let Some(k) = setup() else { return };
     // The container exits cleanly on USR1 only; TERM would leave it to SIGKILL.
@@ -227,7 +257,12 @@ fn unsupported_and_bad_flags_are_refused() {
     let Some(k) = setup() else { return };
     for (args, why) in [
         (&["--privileged"][..], "--privileged is not supported"),
-        (&["--device", "/dev/null"][..], "--device is not supported"),
+        (&["--device", "/etc/passwd"][..], "is not a device node"),
+        (
+            &["--device", "/dev/null:/tmp/null"][..],
+            "must be below /dev",
+        ),
+        (&["--device", "/dev/null:/dev/n:rx"][..], "invalid --device"),
         (
             &["--security-opt", "seccomp=/tmp/p.json"][..],
             "seccomp profiles from a file",

@@ -27,6 +27,64 @@ pub struct Hardening {
     pub shm_size: Option<i64>,
     /// `--init`: the host's tini, run as the container's pid 1.
     pub init: Option<PathBuf>,
+    /// `--device`: host device nodes made in the container, each allowed
+    /// by its own cgroup rule.
+    pub devices: Vec<Device>,
+}
+
+/// One `--device HOST[:CONTAINER[:PERMS]]`, checked against the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub path: String,
+    pub block: bool,
+    pub major: i64,
+    pub minor: i64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// `r`, `w`, `m` (docker's default `rwm`).
+    pub access: String,
+}
+
+/// `--device HOST[:CONTAINER][:PERMS]`: the host path must be a character
+/// or block device (symlinks followed, as docker); only that node is made
+/// in the container, at CONTAINER (default: the same path, which must be
+/// below /dev).
+pub fn parse_device(spec: &str) -> Result<Device> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let bad = |why: String| invalid(format!("invalid --device {spec:?}: {why}"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let is_perms = |p: &str| !p.is_empty() && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    let (host, ctr, access) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if is_perms(p) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] if is_perms(p) => (*h, *c, *p),
+        _ => {
+            return Err(bad(
+                "want HOST[:CONTAINER][:PERMS] with PERMS of r, w, m".into()
+            ))
+        }
+    };
+    let md = std::fs::metadata(host).map_err(|e| bad(format!("{host}: {e}")))?;
+    let ft = md.file_type();
+    if !ft.is_char_device() && !ft.is_block_device() {
+        return Err(bad(format!("{host} is not a device node")));
+    }
+    if !ctr.starts_with("/dev/") {
+        return Err(bad("the path in the container must be below /dev".into()));
+    }
+    let rdev = md.rdev();
+    Ok(Device {
+        path: crate::options::clean_abs(ctr),
+        block: ft.is_block_device(),
+        major: libc::major(rdev) as i64,
+        minor: libc::minor(rdev) as i64,
+        mode: md.mode() & 0o777,
+        uid: md.uid(),
+        gid: md.gid(),
+        access: access.to_string(),
+    })
 }
 
 /// Where `--init`'s binary is mounted in the container (docker's path).
@@ -216,6 +274,9 @@ impl Hardening {
             process.set_args(Some(args));
         }
         spec.set_process(Some(process));
+        if !self.devices.is_empty() {
+            self.add_devices(spec)?;
+        }
         if let Some(size) = self.shm_size {
             let mut mounts = spec.mounts().clone().unwrap_or_default();
             for m in mounts.iter_mut() {
@@ -228,6 +289,53 @@ impl Hardening {
             }
             spec.set_mounts(Some(mounts));
         }
+        Ok(())
+    }
+}
+
+impl Hardening {
+    /// `--device`: each node in `linux.devices` and an allow rule for it
+    /// after the default list in `linux.resources.devices`.
+    fn add_devices(&self, spec: &mut Spec) -> Result<()> {
+        use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType};
+        let err = |e: oci_spec::OciSpecError| invalid(format!("--device: {e}"));
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        let mut nodes = linux.devices().clone().unwrap_or_default();
+        let mut resources = linux.resources().clone().unwrap_or_default();
+        let mut rules = resources.devices().clone().unwrap_or_default();
+        for d in &self.devices {
+            let typ = match d.block {
+                true => LinuxDeviceType::B,
+                false => LinuxDeviceType::C,
+            };
+            nodes.push(
+                LinuxDeviceBuilder::default()
+                    .path(&d.path)
+                    .typ(typ)
+                    .major(d.major)
+                    .minor(d.minor)
+                    .file_mode(d.mode)
+                    .uid(d.uid)
+                    .gid(d.gid)
+                    .build()
+                    .map_err(err)?,
+            );
+            rules.push(
+                LinuxDeviceCgroupBuilder::default()
+                    .allow(true)
+                    .typ(typ)
+                    .major(d.major)
+                    .minor(d.minor)
+                    .access(d.access.clone())
+                    .build()
+                    .map_err(err)?,
+            );
+        }
+        resources.set_devices(Some(rules));
+        linux
+            .set_devices(Some(nodes))
+            .set_resources(Some(resources));
+        spec.set_linux(Some(linux));
         Ok(())
     }
 }

@@ -150,8 +150,8 @@ pub struct RunFlags {
     /// Not supported: refused (kiln gives no container the host's devices wholesale)
     #[arg(long)]
     pub privileged: bool,
-    /// Not supported yet: refused (kiln's runtime does not create device nodes)
-    #[arg(long, value_name = "HOST[:CTR]")]
+    /// Add a host device to the container: HOST[:CONTAINER][:PERMS] (PERMS of r, w, m)
+    #[arg(long, value_name = "HOST[:CTR][:PERMS]")]
     pub device: Vec<String>,
     /// Run a tiny init (tini) as pid 1 that reaps zombies and forwards signals
     #[arg(long)]
@@ -288,9 +288,6 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
     if args.privileged {
         bail!("--privileged is not supported: kiln does not give a container every host device; use --cap-add and --security-opt instead");
     }
-    if !args.device.is_empty() {
-        bail!("--device is not supported yet: kiln's runtime does not create device nodes in containers");
-    }
     let mut hardening = Hardening {
         cap_add: security::parse_caps("--cap-add", &args.cap_add)?,
         cap_drop: security::parse_caps("--cap-drop", &args.cap_drop)?,
@@ -305,6 +302,11 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
             .map(options::parse_bytes)
             .transpose()?,
         init: args.init.then(security::find_init).transpose()?,
+        devices: args
+            .device
+            .iter()
+            .map(|d| security::parse_device(d))
+            .collect::<Result<_, _>>()?,
         ..Default::default()
     };
     for o in &args.security_opt {
