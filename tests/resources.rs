@@ -220,6 +220,30 @@ fn device_adds_that_node_only() {
 }
 
 #[test]
+fn privileged_lifts_the_confinement() {
+    let Some(k) = setup() else { return };
+    // Every capability kiln itself may hand on.
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = host
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let p = ["--privileged"];
+    assert_eq!(status_field(&k, &p, "CapEff"), bnd);
+    assert_eq!(status_field(&k, &p, "Seccomp"), "0");
+    let out = inside(
+        &k,
+        &p,
+        "grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; \
+         test -e /dev/loop-control && echo host-devices; \
+         grep -c ' /proc/kcore ' /proc/mounts || true",
+    );
+    assert_eq!(out, "rw\nhost-devices\n0", "{out}");
+}
+
+#[test]
 fn stop_signal_and_timeout() {
     let Some(k) = setup() else { return };
     // The container exits cleanly on USR1 only; TERM would leave it to SIGKILL.
@@ -256,7 +280,6 @@ fn stop_signal_and_timeout() {
 fn unsupported_and_bad_flags_are_refused() {
     let Some(k) = setup() else { return };
     for (args, why) in [
-        (&["--privileged"][..], "--privileged is not supported"),
         (&["--device", "/etc/passwd"][..], "is not a device node"),
         (
             &["--device", "/dev/null:/tmp/null"][..],

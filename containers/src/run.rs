@@ -178,7 +178,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     p.readonly_rootfs = req.readonly_rootfs;
     p.network = req.network;
     p.resources = req.resources;
-    p.seccomp_unconfined = req.hardening.seccomp_unconfined;
+    p.seccomp_unconfined = req.hardening.seccomp_unconfined || req.hardening.privileged;
     // Volumes are made (and filled from the image) under the volumes
     // lock, held until the record names them.
     let image_volumes: Vec<String> = config

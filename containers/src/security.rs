@@ -30,6 +30,45 @@ pub struct Hardening {
     /// `--device`: host device nodes made in the container, each allowed
     /// by its own cgroup rule.
     pub devices: Vec<Device>,
+    /// `--privileged`: every capability, no seccomp filter, no masked or
+    /// read-only paths, /sys writable, and every host device (docker's).
+    pub privileged: bool,
+}
+
+/// Host device nodes `--privileged` does not copy: the container's own
+/// (made by the runtime, or per-container instances) and what is not a
+/// device of the host's to hand on.
+const PRIVILEGED_SKIP: [&str; 11] = [
+    "pts", "shm", "mqueue", "fd", "ptmx", "console", "tty", "null", "zero", "full", "core",
+];
+
+/// Every character and block device under the host's /dev (docker's
+/// `HostDevices` for `--privileged`), but [`PRIVILEGED_SKIP`].
+pub fn host_devices() -> Vec<Device> {
+    fn walk(dir: &Path, depth: u32, out: &mut Vec<Device>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if depth == 0 && PRIVILEGED_SKIP.contains(&name.as_str()) {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() && depth < 4 {
+                walk(&p, depth + 1, out);
+            } else if let Some(s) = p.to_str() {
+                if let Ok(d) = parse_device(s) {
+                    out.push(d);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/dev"), 0, &mut out);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }
 
 /// One `--device HOST[:CONTAINER[:PERMS]]`, checked against the host.
@@ -227,6 +266,14 @@ impl Hardening {
     /// come from [`runner::spec::build`]).
     pub fn apply(&self, spec: &mut Spec) -> Result<()> {
         let mut process = spec.process().clone().expect("a built spec has a process");
+        if self.privileged {
+            let all = caps_of(&runner::bounding_capabilities());
+            let mut caps = process.capabilities().clone().unwrap_or_default();
+            caps.set_bounding(Some(all.clone()))
+                .set_effective(Some(all.clone()))
+                .set_permitted(Some(all));
+            process.set_capabilities(Some(caps));
+        }
         if !self.cap_add.is_empty() || !self.cap_drop.is_empty() {
             let all = runner::bounding_capabilities();
             let mut caps = process.capabilities().clone().unwrap_or_default();
@@ -274,6 +321,9 @@ impl Hardening {
             process.set_args(Some(args));
         }
         spec.set_process(Some(process));
+        if self.privileged {
+            self.unconfine(spec)?;
+        }
         if !self.devices.is_empty() {
             self.add_devices(spec)?;
         }
@@ -294,6 +344,37 @@ impl Hardening {
 }
 
 impl Hardening {
+    /// `--privileged` beyond capabilities: no masked or read-only paths,
+    /// /sys writable, every device allowed (the host's are added as
+    /// `--device` ones by the caller, [`host_devices`]).
+    fn unconfine(&self, spec: &mut Spec) -> Result<()> {
+        use oci_spec::runtime::LinuxDeviceCgroupBuilder;
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux
+            .set_masked_paths(Some(Vec::new()))
+            .set_readonly_paths(Some(Vec::new()))
+            .set_seccomp(None);
+        let mut resources = linux.resources().clone().unwrap_or_default();
+        let all = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(oci_spec::runtime::LinuxDeviceType::A)
+            .access("rwm")
+            .build()
+            .map_err(|e| invalid(format!("--privileged: {e}")))?;
+        resources.set_devices(Some(vec![all]));
+        linux.set_resources(Some(resources));
+        spec.set_linux(Some(linux));
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for m in mounts.iter_mut() {
+            if m.destination() == Path::new("/sys") {
+                let o = m.options().clone().unwrap_or_default();
+                m.set_options(Some(o.into_iter().filter(|o| o != "ro").collect()));
+            }
+        }
+        spec.set_mounts(Some(mounts));
+        Ok(())
+    }
+
     /// `--device`: each node in `linux.devices` and an allow rule for it
     /// after the default list in `linux.resources.devices`.
     fn add_devices(&self, spec: &mut Spec) -> Result<()> {

@@ -147,7 +147,7 @@ pub struct RunFlags {
     /// Security options: no-new-privileges, seccomp=unconfined
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,
-    /// Not supported: refused (kiln gives no container the host's devices wholesale)
+    /// Give the container every capability and host device, no seccomp filter, no masked paths
     #[arg(long)]
     pub privileged: bool,
     /// Add a host device to the container: HOST[:CONTAINER][:PERMS] (PERMS of r, w, m)
@@ -285,9 +285,6 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
         options::check_cpuset(set)?;
         resources.cpuset_cpus = Some(set.clone());
     }
-    if args.privileged {
-        bail!("--privileged is not supported: kiln does not give a container every host device; use --cap-add and --security-opt instead");
-    }
     let mut hardening = Hardening {
         cap_add: security::parse_caps("--cap-add", &args.cap_add)?,
         cap_drop: security::parse_caps("--cap-drop", &args.cap_drop)?,
@@ -303,10 +300,14 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
             .transpose()?,
         init: args.init.then(security::find_init).transpose()?,
         devices: args
-            .device
-            .iter()
-            .map(|d| security::parse_device(d))
+            .privileged
+            .then(security::host_devices)
+            .unwrap_or_default()
+            .into_iter()
+            .map(Ok)
+            .chain(args.device.iter().map(|d| security::parse_device(d)))
             .collect::<Result<_, _>>()?,
+        privileged: args.privileged,
         ..Default::default()
     };
     for o in &args.security_opt {

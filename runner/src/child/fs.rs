@@ -357,7 +357,11 @@ fn extra_devices(root: c_int, devices: &[crate::plan::ExtraDevice]) -> Result<()
         }
         // SAFETY: mknodat/fchmodat/fchownat relative to /dev, valid strings.
         let rc = unsafe {
-            let rc = libc::mknodat(dev, d.name.as_ptr(), d.mode, d.rdev);
+            let mut rc = libc::mknodat(dev, d.name.as_ptr(), d.mode, d.rdev);
+            // One of the runtime's own nodes: the spec's replaces it.
+            if rc != 0 && errno() == libc::EEXIST && libc::unlinkat(dev, d.name.as_ptr(), 0) == 0 {
+                rc = libc::mknodat(dev, d.name.as_ptr(), d.mode, d.rdev);
+            }
             if rc == 0 {
                 libc::fchmodat(dev, d.name.as_ptr(), d.mode & 0o777, 0);
                 libc::fchownat(
