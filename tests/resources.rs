@@ -244,6 +244,44 @@ fn privileged_lifts_the_confinement() {
 }
 
 #[test]
+fn seccomp_profile_from_a_file() {
+    let Some(k) = setup() else { return };
+    // docker's format: a rule for everyone, and one that only holds
+    // without CAP_FOWNER (docker's `excludes`).
+    let profile = k.dir.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "archMap": [], "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            {"names": ["chmod", "fchmodat", "fchmodat2"], "action": "SCMP_ACT_ERRNO",
+             "excludes": {"caps": ["CAP_FOWNER"]}}
+        ]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let script = "touch /f; mkdir /d 2>/dev/null || echo no-mkdir; \
+                  chmod 600 /f 2>/dev/null && echo chmod-ok || echo no-chmod";
+    assert_eq!(
+        inside(&k, &["--security-opt", &opt], script),
+        "no-mkdir\nchmod-ok"
+    );
+    assert_eq!(
+        inside(
+            &k,
+            &["--security-opt", &opt, "--cap-drop", "FOWNER"],
+            script
+        ),
+        "no-mkdir\nno-chmod"
+    );
+    assert_eq!(status_field(&k, &["--security-opt", &opt], "Seccomp"), "2");
+    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#).unwrap();
+    let r = k
+        .run(&["create", "--security-opt", &opt, "busybox", "true"])
+        .code(125);
+    assert!(r.stderr.contains("not supported"), "{}", r.stderr);
+}
+
+#[test]
 fn stop_signal_and_timeout() {
     let Some(k) = setup() else { return };
     // The container exits cleanly on USR1 only; TERM would leave it to SIGKILL.
@@ -287,8 +325,8 @@ fn unsupported_and_bad_flags_are_refused() {
         ),
         (&["--device", "/dev/null:/dev/n:rx"][..], "invalid --device"),
         (
-            &["--security-opt", "seccomp=/tmp/p.json"][..],
-            "seccomp profiles from a file",
+            &["--security-opt", "seccomp=/nonexistent/p.json"][..],
+            "--security-opt seccomp=/nonexistent/p.json",
         ),
         (&["--ulimit", "bogus=1"][..], "unknown limit name"),
         (&["--ulimit", "nofile=10:5"][..], "exceeds the hard limit"),

@@ -41,6 +41,7 @@ pub mod restart;
 pub mod rootwrite;
 pub mod run;
 pub mod runtime;
+pub mod seccomp;
 pub mod security;
 pub mod spec;
 pub mod view;

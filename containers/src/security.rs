@@ -22,6 +22,8 @@ pub struct Hardening {
     pub cap_drop: Vec<String>,
     pub no_new_privileges: bool,
     pub seccomp_unconfined: bool,
+    /// `--security-opt seccomp=FILE`, read and checked.
+    pub seccomp_profile: Option<crate::seccomp::Profile>,
     pub ulimits: Vec<PosixRlimit>,
     /// `/dev/shm`'s size in bytes.
     pub shm_size: Option<i64>,
@@ -182,7 +184,8 @@ pub fn parse_caps(flag: &str, names: &[String]) -> Result<Vec<String>> {
 }
 
 /// `--security-opt`: `no-new-privileges[=true|false]`,
-/// `seccomp=unconfined`; anything else is refused by name.
+/// `seccomp=unconfined`, `seccomp=FILE` (docker's profile format); anything
+/// else is refused by name.
 pub fn parse_security_opt(h: &mut Hardening, opt: &str) -> Result<()> {
     let (k, v) = opt
         .split_once(['=', ':'])
@@ -191,10 +194,8 @@ pub fn parse_security_opt(h: &mut Hardening, opt: &str) -> Result<()> {
         ("no-new-privileges", None | Some("true")) => h.no_new_privileges = true,
         ("no-new-privileges", Some("false")) => h.no_new_privileges = false,
         ("seccomp", Some("unconfined")) => h.seccomp_unconfined = true,
-        ("seccomp", Some(_)) => {
-            return Err(invalid(format!(
-                "--security-opt {opt}: seccomp profiles from a file are not supported yet (only seccomp=unconfined)"
-            )))
+        ("seccomp", Some(file)) => {
+            h.seccomp_profile = Some(crate::seccomp::load(Path::new(file))?);
         }
         ("apparmor" | "label", _) => {
             return Err(invalid(format!(
@@ -320,6 +321,20 @@ impl Hardening {
             args.extend(process.args().clone().unwrap_or_default());
             process.set_args(Some(args));
         }
+        if let Some(profile) = &self.seccomp_profile {
+            // Rules may depend on the capabilities the container ends with.
+            let caps: Vec<String> = process
+                .capabilities()
+                .as_ref()
+                .and_then(|c| c.bounding().clone())
+                .into_iter()
+                .flatten()
+                .filter_map(|c| serde_json::to_value(c).ok()?.as_str().map(String::from))
+                .collect();
+            let mut linux = spec.linux().clone().unwrap_or_default();
+            linux.set_seccomp(Some(profile.oci(&caps)?));
+            spec.set_linux(Some(linux));
+        }
         spec.set_process(Some(process));
         if self.privileged {
             self.unconfine(spec)?;
@@ -441,6 +456,6 @@ mod tests {
         parse_security_opt(&mut h, "no-new-privileges").unwrap();
         parse_security_opt(&mut h, "seccomp=unconfined").unwrap();
         assert!(h.no_new_privileges && h.seccomp_unconfined);
-        assert!(parse_security_opt(&mut h, "seccomp=/x.json").is_err());
+        assert!(parse_security_opt(&mut h, "seccomp=/nonexistent.json").is_err());
     }
 }
