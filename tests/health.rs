@@ -235,3 +235,26 @@ fn bad_health_flags_are_refused() {
     }
     assert_eq!(k.run(&["ps", "-a", "-q"]).ok().stdout, "");
 }
+
+#[test]
+fn a_foreground_container_is_probed_too() {
+    let Some(k) = setup() else { return };
+    // The container ends once a probe (an exec into it) has run.
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--health-cmd",
+            "touch /tmp/probed",
+            "--health-interval",
+            "1s",
+            "busybox",
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/probed ]; do sleep 0.1; done; echo probed",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "probed\n");
+}
