@@ -436,6 +436,7 @@ fn attach_streams_the_live_output_and_returns_the_exit_code() {
         k.run(&["logs", "att"]).stdout.starts_with("before")
     });
     let mut child = attach(&k, "att");
+    let _w = watchdog(child.id());
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let seen = read_until(&mut out, "tick");
     k.run(&["exec", "att", "touch", "/go"]).ok();
@@ -459,6 +460,7 @@ fn attach_streams_the_live_output_and_returns_the_exit_code() {
     let trap = "trap 'echo got-int; exit 9' INT; while true; do echo tick; sleep 0.05; done";
     let _t = service_ready(&k, "att-sig", &["busybox", "sh", "-c", trap], "/bin");
     let mut child = attach(&k, "att-sig");
+    let _w2 = watchdog(child.id());
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     read_until(&mut out, "tick");
     // SAFETY: kill(2) of our own child.
@@ -480,6 +482,22 @@ fn attach_typing(k: &Kiln, name: &str) -> std::process::Child {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Kills process `pid` unless the returned sender is used (or dropped)
+/// within a minute, so that an attach that never shows what a test waits
+/// for fails the test instead of hanging it.
+fn watchdog(pid: u32) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(Duration::from_secs(60))
+        {
+            // SAFETY: kill(2) of the test's own child, not yet reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    tx
 }
 
 /// Reads until a line containing `want` (a pty ends lines with \r\n).
@@ -510,6 +528,7 @@ fn attach_types_into_dit_and_di_containers() {
         name: "tty".into(),
     };
     let mut child = attach_typing(&k, "tty");
+    let _w = watchdog(child.id());
     let mut stdin = child.stdin.take().unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     stdin.write_all(b"echo hel''lo; tty\n").unwrap();
@@ -535,8 +554,44 @@ fn attach_types_into_dit_and_di_containers() {
         name: "in".into(),
     };
     let mut child = attach_typing(&k, "in");
+    let _w = watchdog(child.id());
     child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     read_until_has(&mut out, "got-abc");
     assert_eq!(child.wait().unwrap().code(), Some(4));
+}
+
+#[test]
+fn attach_from_a_terminal_sets_the_size_and_detaches() {
+    use std::io::Write as _;
+    let Some(k) = setup() else { return };
+    require_tool("script");
+    k.run(&["run", "-dit", "--name", "tsz", "busybox", "sh"])
+        .ok();
+    let _c = Detached {
+        k: &k,
+        name: "tsz".into(),
+    };
+    // attach on a terminal of 33x101 (script's pty), in raw mode.
+    let cmd = format!(
+        "stty rows 33 cols 101; {} --root {} attach tsz",
+        common::kiln_bin(),
+        k.root().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qc", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _w = watchdog(child.id());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"stty size\r").unwrap();
+    read_until_has(&mut out, "33 101");
+    stdin.write_all(&[0x10, 0x11]).unwrap();
+    assert!(child.wait().unwrap().success());
+    let v: serde_json::Value =
+        serde_json::from_str(&k.run(&["inspect", "tsz"]).ok().stdout).unwrap();
+    assert_eq!(v[0]["State"]["Running"], true, "detached, not stopped");
 }

@@ -9,8 +9,9 @@
 //! standard input there. With `-t` the container's pty is the runner's
 //! in the monitor, its output logged as it comes; `attach` puts the
 //! caller's terminal in raw mode, and Ctrl-P Ctrl-Q detaches (docker's
-//! keys). The pty keeps the 80x24 it started with: resizing is not
-//! passed on.
+//! keys). The pty starts at 80x24; attach sends its terminal's size, at
+//! start and on each SIGWINCH, through a second FIFO ([`RESIZE_FIFO`])
+//! that the monitor's [`Resizer`] applies to the pty.
 
 use std::fs;
 use std::io::{Read as _, Write};
@@ -30,14 +31,14 @@ use crate::run::LOG_FILE;
 /// The standard input of a `-d -i` container, in its directory.
 pub const STDIN_FIFO: &str = "stdin.fifo";
 
+/// Window sizes for a `-t` container's pty, as `ROWS COLS` lines.
+pub const RESIZE_FIFO: &str = "resize.fifo";
+
 /// docker's detach keys: Ctrl-P, Ctrl-Q.
 const DETACH: [u8; 2] = [0x10, 0x11];
 
-/// Makes (if need be) and opens the FIFO of a `-d -i` container's
-/// standard input, for reading and writing: the monitor's handle keeps
-/// the container from ever reading end of file.
-pub fn open_stdin(dir: &Path) -> Result<fs::File> {
-    let p = dir.join(STDIN_FIFO);
+fn fifo(dir: &Path, name: &str) -> Result<fs::File> {
+    let p = dir.join(name);
     if !p.exists() {
         rustix::fs::mkfifoat(rustix::fs::CWD, &p, rustix::fs::Mode::from_raw_mode(0o600))
             .map_err(|e| Error::io(&p)(e.into()))?;
@@ -48,6 +49,78 @@ pub fn open_stdin(dir: &Path) -> Result<fs::File> {
         .custom_flags(libc::O_CLOEXEC)
         .open(&p)
         .map_err(Error::io(&p))
+}
+
+/// Opens a FIFO to write into, failing (not hanging) when nobody reads it.
+fn fifo_writer(p: &Path) -> Result<fs::File> {
+    let w = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(p)
+        .map_err(Error::io(p))?;
+    rustix::fs::fcntl_setfl(&w, rustix::fs::OFlags::empty()).map_err(|e| Error::io(p)(e.into()))?;
+    Ok(w)
+}
+
+/// The monitor's side of [`RESIZE_FIFO`]: a thread that sets each size
+/// read on the pty of the current run.
+pub struct Resizer {
+    pty: Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>>,
+}
+
+impl Resizer {
+    /// Makes the FIFO and starts the thread (for the monitor's life; it
+    /// blocks every signal, which are the container's to receive).
+    pub fn start(dir: &Path) -> Result<Resizer> {
+        use std::io::BufRead as _;
+        let f = fifo(dir, RESIZE_FIFO)?;
+        let pty: Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>> = Arc::default();
+        let shared = Arc::clone(&pty);
+        // SAFETY: sigset manipulation on locals; masks of this thread.
+        let old = unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+            old
+        };
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(f).lines() {
+                let Ok(line) = line else { return };
+                let mut it = line.split_whitespace().map(|n| n.parse::<u16>());
+                let (Some(Ok(rows)), Some(Ok(cols))) = (it.next(), it.next()) else {
+                    continue;
+                };
+                let guard = shared.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(m) = guard.as_ref() {
+                    use std::os::fd::AsRawFd as _;
+                    let ws = libc::winsize {
+                        ws_row: rows,
+                        ws_col: cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    // SAFETY: TIOCSWINSZ with a valid winsize on our pty copy.
+                    unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                }
+            }
+        });
+        // SAFETY: restoring this thread's mask.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        Ok(Resizer { pty })
+    }
+
+    /// The pty of the run now going (None between runs).
+    pub fn set(&self, pty: Option<std::os::fd::OwnedFd>) {
+        *self.pty.lock().unwrap_or_else(|p| p.into_inner()) = pty;
+    }
+}
+
+/// Makes (if need be) and opens the FIFO of a `-d -i` container's
+/// standard input, for reading and writing: the monitor's handle keeps
+/// the container from ever reading end of file.
+pub fn open_stdin(dir: &Path) -> Result<fs::File> {
+    fifo(dir, STDIN_FIFO)
 }
 
 /// The signals passed on to the container while attached.
@@ -98,19 +171,15 @@ pub fn attach(
     let mut input = None;
     let fifo = dir.join(STDIN_FIFO);
     if fifo.exists() {
-        // Non-blocking, so that a FIFO nobody reads (its monitor gone)
-        // fails rather than hangs; then blocking, so writes wait for room.
-        let w = fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(&fifo)
-            .map_err(Error::io(&fifo))?;
-        rustix::fs::fcntl_setfl(&w, rustix::fs::OFlags::empty())
-            .map_err(|e| Error::io(&fifo)(e.into()))?;
+        let w = fifo_writer(&fifo)?;
         if terminal {
             _raw = RawMode::enter(0);
         }
         input = Some(w);
+    }
+    let resize = dir.join(RESIZE_FIFO);
+    if terminal && resize.exists() && _raw.is_some() {
+        follow_window_size(fifo_writer(&resize)?);
     }
     let opts = LogOptions {
         follow: true,
@@ -173,6 +242,36 @@ fn proxy_signals(store: Store, id: String) {
             // One that stopped meanwhile takes no signal; attach ends anyway.
             let _ = crate::control::signal(&store, &c, sig);
         }
+    });
+}
+
+/// Sends this terminal's size to the container's pty now and after each
+/// SIGWINCH (blocked here, waited for by a thread of its own).
+fn follow_window_size(mut to: fs::File) {
+    let mut send = move || {
+        // SAFETY: winsize is plain data filled by the ioctl.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ on our standard input, a terminal.
+        if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
+            let _ = writeln!(to, "{} {}", ws.ws_row, ws.ws_col);
+        }
+    };
+    // SAFETY: sigset manipulation on locals; the mask of this thread.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGWINCH);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    send();
+    std::thread::spawn(move || loop {
+        let mut sig = 0;
+        // SAFETY: sigwait on a valid set, writing into a local.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        send();
     });
 }
 

@@ -544,6 +544,10 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
+    let resizer = match terminal {
+        true => Some(crate::attach::Resizer::start(&dir)?),
+        false => None,
+    };
     let mut backoff = Backoff::default();
     loop {
         let pipes = Pipes::new()?;
@@ -600,7 +604,13 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
             let _ = writeln!(r, "ok");
         }
         let health = crate::health::watch(store, &rec);
+        if let Some(r) = &resizer {
+            r.set(container.pty());
+        }
         let status = container.wait();
+        if let Some(r) = &resizer {
+            r.set(None);
+        }
         if let Some(h) = health {
             h.end();
         }
