@@ -334,6 +334,10 @@ fn unsupported_and_bad_flags_are_refused() {
         (&["--cap-add", "NOPE"][..], "unknown capability"),
         (&["--cpuset-cpus", "0-x"][..], "invalid --cpuset-cpus"),
         (&["--stop-signal", "NOPE"][..], "invalid signal"),
+        (
+            &["-t", "--runtime", "/usr/sbin/runc"][..],
+            "create -t with --runtime",
+        ),
     ] {
         let mut all = vec!["create"];
         all.extend_from_slice(args);

@@ -228,6 +228,9 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
         dns_options: &args.dns_option,
         add_hosts: &args.add_host,
     })?;
+    if args.detach && args.tty && args.runtime.is_some() {
+        bail!("-d -t with --runtime: an external runtime's terminal needs the caller's; only kiln's own runtime keeps a pty for a detached container");
+    }
     let restart = RestartPolicy::parse(&args.restart)?;
     if args.rm && !restart.is_none() {
         bail!("conflicting options: cannot specify both --restart and --rm");

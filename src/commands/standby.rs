@@ -59,6 +59,9 @@ pub fn create(ctx: &Ctx, args: RunArgs) -> Result<Status> {
     if flags.detach || flags.monitor.is_some() {
         bail!("create does not take -d: a created container is started with `kiln start`");
     }
+    if flags.tty && flags.runtime.is_some() {
+        bail!("create -t with --runtime: an external runtime's terminal needs the caller's, and `start` runs the container under a monitor (kiln's own runtime keeps a pty there)");
+    }
     let req = request(flags)?;
     let store = ctx.store()?;
     let created = run::create(&store, req).map_err(from_containers)?;
