@@ -693,6 +693,81 @@ fn go_duration(s: &str) -> Option<chrono::Duration> {
 mod tests {
     use super::*;
 
+    /// A `Write` the test can look into while `print` writes to it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_the_end_and_follow_crosses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctr.log");
+        let rotation = Rotation {
+            max_size: Some(100),
+            max_files: 50,
+        };
+        let log = LogWriter::open_rotated(&path, rotation).unwrap();
+        let out = Shared::default();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let follower = {
+            let (path, mut out, done) = (path.clone(), out.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let opts = LogOptions {
+                    follow: true,
+                    ..Default::default()
+                };
+                let mut live = || !done.load(std::sync::atomic::Ordering::SeqCst);
+                print(&path, &opts, &mut live, &mut out, &mut std::io::sink()).unwrap();
+            })
+        };
+        let mut want = String::new();
+        for i in 0..8 {
+            log.message(Stream::Stdout, &format!("message-{i}"));
+            want.push_str(&format!("message-{i}\n"));
+            // Each is seen before the next: a rotation at a time.
+            let end = std::time::Instant::now() + Duration::from_secs(30);
+            while !String::from_utf8_lossy(&out.0.lock().unwrap()).ends_with(&want) {
+                assert!(std::time::Instant::now() < end, "not followed: {want}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        follower.join().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.0.lock().unwrap()), want);
+        assert!(rotated_files(&path).len() >= 3, "the log was rotated");
+        // Read again: every file, oldest first; --tail across them.
+        let mut again = Vec::new();
+        let opts = LogOptions::default();
+        print(
+            &path,
+            &opts,
+            &mut || false,
+            &mut again,
+            &mut std::io::sink(),
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&again), want);
+        let mut tail = Vec::new();
+        let opts = LogOptions {
+            tail: Some(3),
+            ..Default::default()
+        };
+        print(&path, &opts, &mut || false, &mut tail, &mut std::io::sink()).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&tail),
+            "message-5\nmessage-6\nmessage-7\n"
+        );
+    }
+
     fn pumped(input: &[u8]) -> String {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log");
