@@ -78,6 +78,8 @@ pub enum Command {
     Rm(commands::containers::RmArgs),
     /// Show the output of a detached container
     Logs(commands::containers::LogsArgs),
+    /// Stream a running detached container's output until it stops (exit status: the container's)
+    Attach(commands::containers::AttachArgs),
     /// Stop running containers (SIGTERM, then SIGKILL after a grace period)
     Stop(commands::containers::StopArgs),
     /// Send a signal to running containers
@@ -108,6 +110,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
+    /// Run containers' health checks
+    #[command(subcommand)]
+    Healthcheck(commands::healthcheck::HealthcheckCommand),
     /// Print a shell completion script: bash, zsh or fish
     Completion(CompletionArgs),
     /// Write man pages (kiln.1, kiln-run.1, …) into DIR
@@ -339,6 +344,8 @@ pub enum ContainerCommand {
     Top(commands::standby::TopArgs),
     /// Block until containers stop, then print their exit codes
     Wait(commands::standby::NamesArgs),
+    /// Follow a running container's output (and feed its input)
+    Attach(commands::containers::AttachArgs),
 }
 
 impl Command {
@@ -386,6 +393,7 @@ impl Command {
                 C::Unpause(a) => Command::Unpause(a),
                 C::Top(a) => Command::Top(a),
                 C::Wait(a) => Command::Wait(a),
+                C::Attach(a) => Command::Attach(a),
             },
             c => c,
         }

@@ -327,7 +327,7 @@ fn management_aliases() {
     for sub in [
         "ls", "ps", "list", "rm", "run", "create", "start", "stop", "restart", "kill", "logs",
         "exec", "cp", "diff", "export", "commit", "port", "rename", "pause", "unpause", "top",
-        "wait", "inspect",
+        "wait", "inspect", "attach",
     ] {
         let r = k.run(&["container", sub, "--help"]).ok();
         assert!(r.stdout.contains("Usage"), "container {sub}");

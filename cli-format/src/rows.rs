@@ -152,10 +152,18 @@ pub mod ps {
         }
     }
 
-    /// docker's `.Status`: "Up 5 minutes", "Exited (0) 2 seconds ago".
-    pub fn status_text(c: &Container) -> String {
+    /// docker's STATUS column (moby's `State.String`): "Up 5 seconds",
+    /// then "(Paused)" or the health, as "(healthy)" or "(health: starting)".
+    pub fn status_text(store: &image_store::Store, c: &Container) -> String {
         if c.is_running() {
-            return format!("Up {}", since(Some(&c.created)));
+            let up = format!("Up {}", since(c.started.as_deref().or(Some(&c.created))));
+            if containers::control::is_paused(store, c) {
+                return format!("{up} (Paused)");
+            }
+            return match containers::health::current(store, c) {
+                Some(h) => format!("{up} ({})", h.ps_text()),
+                None => up,
+            };
         }
         match c.state {
             State::Created => "Created".into(),
@@ -175,7 +183,13 @@ pub mod ps {
 
     /// One `ps` row. `ports` and `networks` come from the container's
     /// network attachment.
-    pub fn row(c: &Container, ports: &[String], networks: &[String], no_trunc: bool) -> Value {
+    pub fn row(
+        store: &image_store::Store,
+        c: &Container,
+        ports: &[String],
+        networks: &[String],
+        no_trunc: bool,
+    ) -> Value {
         let cmd = c.command.join(" ");
         let cmd = if no_trunc { cmd } else { ellipsis(&cmd, 20) };
         let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -196,8 +210,8 @@ pub mod ps {
             "CreatedAt": go_time(Some(&c.created)),
             "RunningFor": ago(Some(&c.created)),
             "Ports": ports.join(", "),
-            "State": containers::filters::status(c),
-            "Status": status_text(c),
+            "State": containers::filters::status(store, c),
+            "Status": status_text(store, c),
             "Size": "N/A",
             "Names": c.name,
             "Labels": labels.join(","),
@@ -396,11 +410,11 @@ pub mod df {
         out
     }
 
-    pub fn container_rows(u: &DiskUsage) -> Vec<Value> {
+    pub fn container_rows(store: &image_store::Store, u: &DiskUsage) -> Vec<Value> {
         u.containers
             .iter()
             .map(|c| {
-                let mut r = ps::row(&c.container, &[], &[], false);
+                let mut r = ps::row(store, &c.container, &[], &[], false);
                 r["Size"] = human_size(c.size).into();
                 r
             })

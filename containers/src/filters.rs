@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 use crate::network::NetworkDef;
 use crate::records::{Container, Containers, State};
 
+const HEALTH: [&str; 4] = ["starting", "healthy", "unhealthy", "none"];
+
 const STATUSES: [&str; 7] = [
     "created",
     "restarting",
@@ -34,6 +36,7 @@ pub struct Filters {
     /// KEY, or KEY and VALUE.
     label: Vec<(String, Option<String>)>,
     exited: Vec<i32>,
+    health: Vec<String>,
     /// Image names or IDs; resolved to the IDs and layer lists that
     /// [`Filters::resolve`] finds.
     ancestor: Vec<String>,
@@ -96,8 +99,8 @@ fn pattern(key: &str, v: &str) -> Result<(String, Regex)> {
 }
 
 impl Filters {
-    /// Parses `KEY=VALUE` items (name, id, label, status, exited, ancestor,
-    /// before, since, volume, network).
+    /// Parses `KEY=VALUE` items (name, id, label, status, health, exited,
+    /// ancestor, before, since, volume, network).
     pub fn parse(items: &[String]) -> Result<Filters> {
         let mut f = Filters::default();
         for item in items {
@@ -116,6 +119,15 @@ impl Filters {
                 "name" => f.name.push(pattern(k, v)?),
                 "id" => f.id.push(pattern(k, v)?),
                 "label" => f.label.push(parse_label(v)),
+                "health" => {
+                    if !HEALTH.contains(&v) {
+                        return Err(bad(&format!(
+                            "the health must be one of {}",
+                            HEALTH.join(", ")
+                        )));
+                    }
+                    f.health.push(v.to_string());
+                }
                 "ancestor" => f.ancestor.push(v.to_string()),
                 "before" => f.before = Some(v.to_string()),
                 "since" => f.since = Some(v.to_string()),
@@ -127,8 +139,8 @@ impl Filters {
                 ),
                 _ => {
                     return Err(bad(
-                        "kiln filters containers by id, name, label, status, exited, \
-                         ancestor, before, since, volume and network",
+                        "kiln filters containers by id, name, label, status, health, \
+                         exited, ancestor, before, since, volume and network",
                     ))
                 }
             }
@@ -210,8 +222,8 @@ fn diff_ids(img: &image_store::Image) -> Vec<String> {
 }
 
 impl Filters {
-    /// Does `c` pass every filter?
-    pub fn accepts(&self, c: &Container) -> bool {
+    /// Does `c` (of `store`) pass every filter?
+    pub fn accepts(&self, store: &Store, c: &Container) -> bool {
         let any = |pats: &[(String, Regex)], s: &str| {
             pats.is_empty() || pats.iter().any(|(p, re)| p == s || re.is_match(s))
         };
@@ -223,12 +235,17 @@ impl Filters {
             || (c.state == State::Exited
                 && c.started.is_some()
                 && self.exited.iter().any(|e| Some(*e) == c.exit_code));
-        let status_ok = self.status.is_empty() || self.status.iter().any(|s| s == status(c));
+        let status_ok = self.status.is_empty() || self.status.iter().any(|s| s == status(store, c));
+        let health_ok = self.health.is_empty() || {
+            let h = health(store, c);
+            self.health.iter().any(|s| s == h)
+        };
         name_ok
             && any(&self.id, &c.id)
             && labels_ok
             && exited_ok
             && status_ok
+            && health_ok
             && self.ancestor_ok(c)
             && self.before_time.as_ref().is_none_or(|t| c.created < *t)
             && self.since_time.as_ref().is_none_or(|t| c.created > *t)
@@ -259,9 +276,17 @@ impl Filters {
     }
 }
 
+/// docker's health status of a container (`none` without a health
+/// check or before its first run).
+pub fn health(store: &Store, c: &Container) -> &'static str {
+    crate::health::current(store, c).map_or("none", |h| h.status.as_str())
+}
+
 /// docker's `State.Status` of a container.
-pub fn status(c: &Container) -> &'static str {
-    if c.is_running() {
+pub fn status(store: &Store, c: &Container) -> &'static str {
+    if crate::control::is_paused(store, c) {
+        "paused"
+    } else if c.is_running() {
         "running"
     } else if c.is_restarting() {
         "restarting"

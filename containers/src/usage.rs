@@ -236,10 +236,11 @@ pub struct Info {
 pub fn info(store: &Store) -> Result<Info> {
     let images: HashSet<Digest> = store.images()?.iter().map(|i| i.id().clone()).collect();
     let containers = Containers::new(store).containers()?;
-    // kiln's records keep no paused state (inspect's State.Paused is
-    // false too): a paused container counts as running.
-    let paused = 0;
-    let running = containers.iter().filter(|c| c.is_running()).count();
+    let paused = containers
+        .iter()
+        .filter(|c| c.is_running() && crate::control::is_paused(store, c))
+        .count();
+    let running = containers.iter().filter(|c| c.is_running()).count() - paused;
     // SAFETY: geteuid cannot fail.
     let rootless = unsafe { libc::geteuid() } != 0;
     Ok(Info {

@@ -26,8 +26,8 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter: id=, name=, label=KEY[=VALUE], status=, exited=, ancestor=,
-    /// before=, since=, volume=, network= (repeatable)
+    /// Filter: id=, name=, label=KEY[=VALUE], status=, health=, exited=,
+    /// ancestor=, before=, since=, volume=, network= (repeatable)
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
     /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
@@ -71,10 +71,19 @@ pub struct LogsArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct AttachArgs {
+    /// Pass the signals kiln receives (SIGINT, SIGTERM, …) on to the container
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct StopArgs {
-    /// Seconds to wait before killing the container
-    #[arg(short, long = "time", default_value_t = 10, value_name = "SECS")]
-    pub time: u64,
+    /// Seconds to wait before killing the container (default: its --stop-timeout, else 10)
+    #[arg(short, long = "time", value_name = "SECS")]
+    pub time: Option<u64>,
     /// Signal to send first (default: the image's STOPSIGNAL, else SIGTERM)
     #[arg(short, long, value_name = "SIGNAL")]
     pub signal: Option<String>,
@@ -103,7 +112,7 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
     let list: Vec<Container> = everything
         .into_iter()
         .filter(|c| control::shown(c, all))
-        .filter(|c| filters.accepts(c))
+        .filter(|c| filters.accepts(&store, c))
         .collect();
     let id = |c: &Container| match args.no_trunc {
         true => c.id.clone(),
@@ -126,7 +135,7 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
                 .flat_map(|a| a.ports.iter().map(|m| m.to_string()))
                 .collect();
             let networks: Vec<String> = net.map(|a| a.network).into_iter().collect();
-            ps::row(c, &ports, &networks, args.no_trunc)
+            ps::row(&store, c, &ports, &networks, args.no_trunc)
         })
         .collect();
     write!(out, "{}", format.render(&rows, ps::HEADERS)?)?;
@@ -167,6 +176,16 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
     })
 }
 
+pub fn attach(ctx: &Ctx, args: AttachArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let code =
+        containers::attach::attach(&store, &args.container, args.sig_proxy, &mut out, &mut err)
+            .map_err(from_containers)?;
+    Ok(Status::External(code.clamp(0, 255) as u8))
+}
+
 pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
     let now = chrono::Utc::now();
     let time = |t: &Option<String>| t.as_deref().map(|t| logfile::parse_time(t, now));
@@ -184,6 +203,7 @@ pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
         until: time(&args.until).transpose().map_err(from_containers)?,
         timestamps: args.timestamps,
         tail,
+        parts: false,
     };
     let store = ctx.store()?;
     let mut out = std::io::stdout().lock();
@@ -196,7 +216,7 @@ pub fn stop(ctx: &Ctx, args: StopArgs) -> Result<Status> {
     let store = ctx.store()?;
     let signal = args.signal.as_deref().map(control::parse_signal);
     let signal = signal.transpose().map_err(from_containers)?;
-    let time = Duration::from_secs(args.time);
+    let time = args.time.map(Duration::from_secs);
     each(&args.containers, |name| {
         control::stop(&store, name, signal, time)
     })

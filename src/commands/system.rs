@@ -80,7 +80,7 @@ pub fn df(ctx: &Ctx, args: DfArgs) -> Result<Status> {
         section(df::IMAGES_VERBOSE, &image_rows, images::HEADERS)?
     );
     outln!("\nContainers space usage:\n");
-    let container_rows = df::container_rows(&usage);
+    let container_rows = df::container_rows(&store, &usage);
     out!(
         "{}",
         section(df::CONTAINERS_VERBOSE, &container_rows, ps::HEADERS)?
