@@ -18,6 +18,7 @@ pub mod context;
 pub mod dockerignore;
 pub mod error;
 pub mod flags;
+pub mod inputs;
 pub mod stages;
 mod steps;
 

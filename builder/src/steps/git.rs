@@ -102,9 +102,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, BuildError> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| {
-            BuildError::Invalid(format!(
-                "ADD of a git repository needs git on this machine: {e}"
-            ))
+            BuildError::Invalid(format!("a git repository needs git on this machine: {e}"))
         })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);

@@ -1,6 +1,6 @@
 //! `kiln build`: docker-compatible flags over the builder crate.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
@@ -20,7 +20,10 @@ pub struct BuildArgs {
     /// Name the image NAME[:TAG] (repeatable)
     #[arg(short, long = "tag", value_name = "NAME")]
     pub tags: Vec<String>,
-    /// The Dockerfile (default: CONTEXT/Dockerfile; `-` reads it from standard input)
+    /// The Dockerfile (default: Dockerfile at the context's root; `-` reads
+    /// it from standard input). For a directory context a path is relative
+    /// to the current directory; for an archive, URL or git context it is
+    /// relative to the context's root
     #[arg(short, long, value_name = "FILE")]
     pub file: Option<String>,
     /// Set a build-time variable (K=V, or K to take the value from the environment)
@@ -75,17 +78,22 @@ pub struct BuildArgs {
     /// Run RUN steps with this OCI runtime (e.g. /usr/sbin/runc) instead of kiln's own
     #[arg(long, value_name = "PATH")]
     pub runtime: Option<PathBuf>,
-    /// The build context directory, or `-` for a Dockerfile on standard input and no context
+    /// The build context: a directory; `-` for standard input holding a
+    /// context archive (tar, plain or gzip/bzip2/xz/zstd) or a Dockerfile
+    /// alone (told apart by content); an http(s) URL of such an archive or
+    /// Dockerfile; or a git repository (`https://host/repo.git#ref:subdir`,
+    /// `git://…`, `git@host:repo.git`; `.git` is dropped unless
+    /// `--build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1`)
     #[arg(value_name = "CONTEXT")]
     pub context: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     let context_arg = args.context.clone().unwrap_or_else(|| ".".into());
-    let (text, name, context, dockerfile_path) = read_inputs(&args, &context_arg)?;
+    let inputs = read_inputs(&args, &context_arg)?;
     if args.print_ast {
-        let dump = dockerfile_parser::dump_ast(&text)
-            .map_err(|e| anyhow::anyhow!("{}", e.with_file_name(&name)))?;
+        let dump = dockerfile_parser::dump_ast(&inputs.dockerfile)
+            .map_err(|e| anyhow::anyhow!("{}", e.with_file_name(&inputs.dockerfile_name)))?;
         out!("{dump}");
         return Ok(Status::Success);
     }
@@ -99,8 +107,8 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     }
     let store = ctx.store()?;
     let mut opts = BuildOptions {
-        dockerfile: text,
-        dockerfile_name: name,
+        dockerfile: inputs.dockerfile.clone(),
+        dockerfile_name: inputs.dockerfile_name.clone(),
         quiet: mode == Mode::Quiet,
         no_cache: args.no_cache,
         squash: args.squash,
@@ -121,11 +129,8 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     }
     opts.source_date_epoch =
         flags::source_date_epoch(&opts.build_args, std::env::var("SOURCE_DATE_EPOCH").ok())?;
-    if let Some(dir) = &context {
-        opts.ignore_patterns = builder::dockerignore::for_build(dir, &dockerfile_path)
-            .context("reading .dockerignore")?;
-    }
-    opts.context = context;
+    opts.ignore_patterns = inputs.ignore_patterns.clone();
+    opts.context = inputs.context.clone();
 
     let quiet = opts.quiet;
     opts.capture_output = mode == Mode::Tty;
@@ -189,55 +194,22 @@ pub fn prune(ctx: &Ctx, args: crate::cli::BuilderPruneArgs) -> Result<Status> {
     Ok(Status::Success)
 }
 
-/// (Dockerfile text, its name for errors, context dir, Dockerfile path).
-fn read_inputs(
-    args: &BuildArgs,
-    context_arg: &str,
-) -> Result<(String, String, Option<PathBuf>, PathBuf)> {
-    let read_stdin = || -> Result<String> {
-        let mut s = String::new();
-        if std::io::stdin().is_terminal() {
-            bail!("no Dockerfile on standard input");
-        }
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading the Dockerfile from standard input")?;
-        Ok(s)
+/// The Dockerfile and context the arguments name (see [`builder::inputs`]).
+fn read_inputs(args: &BuildArgs, context_arg: &str) -> Result<builder::inputs::Inputs> {
+    let reads_stdin = context_arg == "-" || args.file.as_deref() == Some("-");
+    if reads_stdin && std::io::stdin().is_terminal() {
+        bail!("no Dockerfile or context archive on standard input");
+    }
+    let build_args = flags::build_args(&args.build_args);
+    let keep_git_dir = build_args
+        .get(builder::inputs::KEEP_GIT_DIR_ARG)
+        .cloned()
+        .flatten()
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true"));
+    let req = builder::inputs::Request {
+        context: context_arg,
+        file: args.file.as_deref(),
+        keep_git_dir,
     };
-    if context_arg == "-" {
-        if args.file.as_deref().is_some_and(|f| f != "-") {
-            bail!("with a context of `-` the Dockerfile comes from standard input; drop -f");
-        }
-        return Ok((
-            read_stdin()?,
-            "Dockerfile".into(),
-            None,
-            PathBuf::from("Dockerfile"),
-        ));
-    }
-    let dir = PathBuf::from(context_arg);
-    if !dir.is_dir() {
-        bail!("the build context {context_arg:?} is not a directory");
-    }
-    let dir = std::fs::canonicalize(&dir).with_context(|| format!("resolving {context_arg}"))?;
-    match args.file.as_deref() {
-        Some("-") => Ok((
-            read_stdin()?,
-            "Dockerfile".into(),
-            Some(dir.clone()),
-            dir.join("Dockerfile"),
-        )),
-        other => {
-            let path = other
-                .map(PathBuf::from)
-                .unwrap_or_else(|| dir.join("Dockerfile"));
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Ok((text, name, Some(dir), path))
-        }
-    }
+    builder::inputs::resolve(&req, &mut std::io::stdin().lock()).map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -1,0 +1,208 @@
+//! `kiln build`'s inputs end to end: a context archive on standard input
+//! (each compression), a URL, a git repository, named contexts, and the
+//! flags CI scripts pass. Failures leave the store and the temp directory
+//! as they were.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{Kiln, Run};
+
+fn with_base() -> Kiln {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    k
+}
+
+fn write(p: &Path, s: &str) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, s).unwrap();
+}
+
+/// A private TMPDIR per test, so the test sees what a build leaves in it.
+fn tmpdir(k: &Kiln) -> PathBuf {
+    let t = k.dir.path().join("tmp");
+    std::fs::create_dir_all(&t).unwrap();
+    t
+}
+
+fn leftovers(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// `kiln build ARGS` with `input` on standard input and TMPDIR=`tmp`.
+fn build_stdin(k: &Kiln, tmp: &Path, args: &[&str], input: &[u8]) -> Run {
+    use std::io::Write;
+    let mut child = k
+        .cmd()
+        .env("TMPDIR", tmp)
+        .arg("build")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `tar -C dir -c .` piped through `filter` (`cat`, `gzip`, …).
+fn tar_of(dir: &Path, filter: &str) -> Vec<u8> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("tar -C '{}' -cf - . | {filter}", dir.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar | {filter}");
+    out.stdout
+}
+
+/// The store's state a failed build must leave untouched.
+fn store_state(k: &Kiln) -> (String, usize) {
+    let images = k.run(&["images", "-q", "--no-trunc"]).ok().stdout;
+    (images, k.blob_count())
+}
+
+/// One line on stderr, exit 125, nothing added to the store or TMPDIR.
+#[track_caller]
+fn refused(k: &Kiln, tmp: &Path, r: Run, needle: &str, before: &(String, usize)) {
+    let r = r.code(125);
+    assert!(r.stderr.contains(needle), "want {needle:?} in {}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert_eq!(&store_state(k), before, "the store changed");
+    assert!(leftovers(tmp).is_empty(), "{:?}", leftovers(tmp));
+}
+
+fn context_dir(k: &Kiln) -> PathBuf {
+    let ctx = k.dir.path().join("ctx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY . /ctx/\nRUN test \"$(cat /ctx/data/hello.txt)\" = hello && test ! -e /ctx/ignored.txt\n",
+    );
+    write(&ctx.join("data/hello.txt"), "hello\n");
+    write(&ctx.join("ignored.txt"), "no\n");
+    write(&ctx.join(".dockerignore"), "ignored.txt\n");
+    write(
+        &ctx.join("docker/Other.Dockerfile"),
+        "FROM busybox\nCOPY data/hello.txt /other\nRUN test \"$(cat /other)\" = hello\n",
+    );
+    ctx
+}
+
+#[test]
+fn context_archives_on_stdin_in_every_compression() {
+    let k = with_base();
+    let tmp = tmpdir(&k);
+    let ctx = context_dir(&k);
+    for filter in ["cat", "gzip", "bzip2", "xz", "zstd"] {
+        let tag = format!("stdin-{filter}");
+        let r = build_stdin(&k, &tmp, &["-t", &tag, "-"], &tar_of(&ctx, filter)).ok();
+        assert!(
+            r.stdout.trim().starts_with("sha256:"),
+            "{filter}: {}",
+            r.stdout
+        );
+        assert!(
+            leftovers(&tmp).is_empty(),
+            "{filter}: {:?}",
+            leftovers(&tmp)
+        );
+    }
+    // -f names a Dockerfile inside the archive.
+    build_stdin(
+        &k,
+        &tmp,
+        &["-t", "other", "-f", "docker/Other.Dockerfile", "-"],
+        &tar_of(&ctx, "gzip"),
+    )
+    .ok();
+    // A Dockerfile alone on stdin, and `-f -` with a directory, still work.
+    build_stdin(
+        &k,
+        &tmp,
+        &["-t", "bare", "-"],
+        b"FROM busybox\nRUN echo hi > /hi\n",
+    )
+    .ok();
+    build_stdin(
+        &k,
+        &tmp,
+        &["-t", "dashf", "-f", "-", ctx.to_str().unwrap()],
+        b"FROM busybox\nCOPY data/hello.txt /h\n",
+    )
+    .ok();
+    assert!(leftovers(&tmp).is_empty());
+}
+
+#[test]
+fn bad_stdin_contexts_are_refused_and_leave_nothing() {
+    let k = with_base();
+    let tmp = tmpdir(&k);
+    let ctx = context_dir(&k);
+    let before = store_state(&k);
+    // Compressed, but not a tar inside.
+    let r = build_stdin(
+        &k,
+        &tmp,
+        &["-"],
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage",
+    );
+    refused(
+        &k,
+        &tmp,
+        r,
+        "the build context from standard input",
+        &before,
+    );
+    // No Dockerfile in the archive.
+    let r = build_stdin(
+        &k,
+        &tmp,
+        &["-f", "nope/Dockerfile", "-"],
+        &tar_of(&ctx, "cat"),
+    );
+    refused(&k, &tmp, r, "no Dockerfile \"nope/Dockerfile\"", &before);
+    // The Dockerfile a symlink out of the context: resolved inside it.
+    let evil = k.dir.path().join("evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", evil.join("Dockerfile")).unwrap();
+    let r = build_stdin(&k, &tmp, &["-"], &tar_of(&evil, "cat"));
+    refused(&k, &tmp, r, "no Dockerfile \"Dockerfile\"", &before);
+    // An entry escaping the root, and a device node.
+    for (name, kind) in [
+        ("../escape", tar::EntryType::Regular),
+        ("dev", tar::EntryType::Char),
+    ] {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_mode(0o644);
+        // set_path refuses `..`: write the name field directly.
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+        let r = build_stdin(&k, &tmp, &["-"], &b.into_inner().unwrap());
+        refused(&k, &tmp, r, name.trim_start_matches("../"), &before);
+    }
+    assert!(!k.dir.path().join("escape").exists());
+    // Standard input cannot be both.
+    let r = build_stdin(&k, &tmp, &["-f", "-", "-"], b"FROM busybox\n");
+    refused(&k, &tmp, r, "both", &before);
+}
