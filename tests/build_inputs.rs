@@ -63,6 +63,10 @@ fn build_stdin(k: &Kiln, tmp: &Path, args: &[&str], input: &[u8]) -> Run {
 }
 
 /// `tar -C dir -c .` piped through `filter` (`cat`, `gzip`, …).
+fn build_in(k: &Kiln, tmp: &Path, args: &[&str]) -> Run {
+    build_stdin(k, tmp, args, b"")
+}
+
 fn tar_of(dir: &Path, filter: &str) -> Vec<u8> {
     let out = Command::new("sh")
         .arg("-c")
@@ -205,4 +209,126 @@ fn bad_stdin_contexts_are_refused_and_leave_nothing() {
     // Standard input cannot be both.
     let r = build_stdin(&k, &tmp, &["-f", "-", "-"], b"FROM busybox\n");
     refused(&k, &tmp, r, "both", &before);
+}
+
+#[test]
+fn url_contexts_stream_archives_and_plain_dockerfiles() {
+    use test_support::http::{Response, Server};
+    let k = with_base();
+    let tmp = tmpdir(&k);
+    let ctx = context_dir(&k);
+    let tgz = tar_of(&ctx, "gzip");
+    let server = Server::start(move |req| match req.target.as_str() {
+        "/ctx.tar.gz" => Response::ok(tgz.clone()),
+        "/Dockerfile" => Response::ok(&b"FROM busybox\nRUN echo plain > /plain\n"[..]),
+        _ => Response::new("404 Not Found", "no"),
+    });
+    let url = server.url("/ctx.tar.gz");
+    build_in(&k, &tmp, &["-t", "fromurl", &url]).ok();
+    build_in(
+        &k,
+        &tmp,
+        &["-t", "fromurl2", "-f", "docker/Other.Dockerfile", &url],
+    )
+    .ok();
+    build_in(&k, &tmp, &["-t", "plainurl", &server.url("/Dockerfile")]).ok();
+    let r = k.run(&["run", "--rm", "plainurl", "cat", "/plain"]).ok();
+    assert_eq!(r.stdout, "plain\n");
+    assert!(leftovers(&tmp).is_empty());
+
+    let before = store_state(&k);
+    let r = build_in(&k, &tmp, &[&server.url("/missing.tar")]);
+    refused(&k, &tmp, r, "404", &before);
+    let dead = format!("http://127.0.0.1:{}/ctx.tar", test_support::free_port());
+    let r = build_in(&k, &tmp, &[&dead]);
+    refused(&k, &tmp, r, "Connection refused", &before);
+}
+
+#[test]
+fn git_contexts_check_out_a_ref_and_subdirectory() {
+    use common::git::{git, GitDaemon};
+    let k = with_base();
+    let tmp = tmpdir(&k);
+    let work = k.dir.path().join("work");
+    write(
+        &work.join("Dockerfile"),
+        "FROM busybox\nARG WANT\nCOPY . /src/\nRUN test \"$(cat /src/v.txt)\" = \"$WANT\"\n",
+    );
+    write(&work.join("v.txt"), "one\n");
+    write(
+        &work.join("sub/Dockerfile"),
+        "FROM busybox\nCOPY . /sub/\nRUN test -f /sub/inner.txt && test ! -e /sub/v.txt\n",
+    );
+    write(&work.join("sub/inner.txt"), "inner\n");
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "v1"]);
+    write(&work.join("v.txt"), "two\n");
+    git(&work, &["commit", "-q", "-am", "two"]);
+    let serve = k.dir.path().join("git");
+    std::fs::create_dir_all(&serve).unwrap();
+    git(
+        &serve,
+        &["clone", "-q", "--bare", work.to_str().unwrap(), "repo.git"],
+    );
+    let d = GitDaemon::start(&serve);
+    let repo = format!("git://127.0.0.1:{}/repo.git", d.port);
+
+    // The remote's HEAD, a tag, a branch with a subdirectory.
+    build_in(
+        &k,
+        &tmp,
+        &["--build-arg", "WANT=two", "-t", "g-head", &repo],
+    )
+    .ok();
+    build_in(
+        &k,
+        &tmp,
+        &[
+            "--build-arg",
+            "WANT=one",
+            "-t",
+            "g-tag",
+            &format!("{repo}#v1"),
+        ],
+    )
+    .ok();
+    build_in(&k, &tmp, &["-t", "g-sub", &format!("{repo}#main:sub")]).ok();
+    // `.git` is dropped unless BuildKit's build arg keeps it.
+    let has_git = |k: &Kiln, tag: &str| {
+        k.run(&[
+            "run",
+            "--rm",
+            tag,
+            "sh",
+            "-c",
+            "test -d /src/.git && echo yes || echo no",
+        ])
+        .ok()
+        .stdout
+    };
+    assert_eq!(has_git(&k, "g-head"), "no\n");
+    build_in(
+        &k,
+        &tmp,
+        &[
+            "--build-arg",
+            "WANT=two",
+            "--build-arg",
+            "BUILDKIT_CONTEXT_KEEP_GIT_DIR=1",
+            "-t",
+            "g-kept",
+            &repo,
+        ],
+    )
+    .ok();
+    assert_eq!(has_git(&k, "g-kept"), "yes\n");
+    assert!(leftovers(&tmp).is_empty());
+
+    let before = store_state(&k);
+    let r = build_in(&k, &tmp, &[&format!("{repo}#nosuch")]);
+    refused(&k, &tmp, r, "nosuch", &before);
+    let r = build_in(&k, &tmp, &[&format!("{repo}#main:nodir")]);
+    refused(&k, &tmp, r, "nodir", &before);
 }
