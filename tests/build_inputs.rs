@@ -332,3 +332,73 @@ fn git_contexts_check_out_a_ref_and_subdirectory() {
     let r = build_in(&k, &tmp, &[&format!("{repo}#main:nodir")]);
     refused(&k, &tmp, r, "nodir", &before);
 }
+
+#[test]
+fn named_contexts_serve_from_and_copy_from() {
+    use test_support::http::{Response, Server};
+    let k = with_base();
+    let tmp = tmpdir(&k);
+    let extra = k.dir.path().join("extra");
+    write(&extra.join("file.txt"), "from extra\n");
+    write(&extra.join("sub/deep.txt"), "deep\n");
+    let layout = k.dir.path().join("layout");
+    k.run(&["push", "busybox", &format!("oci:{}:v1", layout.display())])
+        .ok();
+    let served = tar_of(&extra, "gzip");
+    let server = Server::start(move |_| Response::ok(served.clone()));
+    let ctx = k.dir.path().join("ctx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM files AS files\n\
+         FROM base\n\
+         COPY --from=extra file.txt /a.txt\n\
+         COPY --from=files /sub/deep.txt /b.txt\n\
+         COPY --from=remote sub /remote/\n\
+         COPY --from=laid /bin/busybox /laid-busybox\n\
+         RUN test \"$(cat /a.txt)\" = 'from extra' && test \"$(cat /b.txt)\" = deep \
+             && test -f /remote/deep.txt && test -x /laid-busybox\n",
+    );
+    let dir = extra.to_str().unwrap();
+    let args = |tag: &'static str| -> Vec<String> {
+        vec![
+            "-t".into(),
+            tag.into(),
+            "--build-context".into(),
+            format!("extra={dir}"),
+            "--build-context".into(),
+            format!("files={dir}"),
+            "--build-context".into(),
+            "base=docker-image://busybox".into(),
+            "--build-context".into(),
+            format!("remote={}", server.url("/extra.tar.gz")),
+            "--build-context".into(),
+            format!("laid=oci-layout://{}:v1", layout.display()),
+            ctx.to_str().unwrap().into(),
+        ]
+    };
+    let a = args("named");
+    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+    build_in(&k, &tmp, &a).ok();
+    // Unchanged inputs: every step hits; a changed file in a named
+    // directory misses.
+    let r = build_in(&k, &tmp, &a).ok();
+    assert_eq!(r.stderr.matches("Using cache").count(), 6, "{}", r.stderr);
+    write(&extra.join("file.txt"), "changed\n");
+    let r = build_in(&k, &tmp, &a).code(1);
+    assert!(r.stderr.contains("RUN"), "{}", r.stderr);
+    assert!(leftovers(&tmp).is_empty(), "{:?}", leftovers(&tmp));
+
+    let before = store_state(&k);
+    let r = build_in(
+        &k,
+        &tmp,
+        &["--build-context", "x=/no/such/dir", ctx.to_str().unwrap()],
+    );
+    refused(&k, &tmp, r, "/no/such/dir is not a directory", &before);
+    let r = build_in(
+        &k,
+        &tmp,
+        &["--build-context", "x=ftp://h/x", ctx.to_str().unwrap()],
+    );
+    refused(&k, &tmp, r, "unsupported source ftp://", &before);
+}

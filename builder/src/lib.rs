@@ -25,5 +25,5 @@ mod steps;
 pub use error::BuildError;
 pub use stages::{
     build, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event, EventKind,
-    Pruned, PullPolicy, MAX_LAYERS,
+    NamedContext, Pruned, PullPolicy, MAX_LAYERS,
 };

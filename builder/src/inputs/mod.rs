@@ -7,11 +7,13 @@
 //! - `sniff`: docker's archive-or-Dockerfile rule;
 //! - `archive`: a context tar unpacked into a temporary directory;
 //! - `remote`: URL and git contexts;
+//! - `named`: `--build-context NAME=…`;
 //! - `in_root`: files read from an unpacked or checked-out context
 //!   without following its symlinks out of it.
 
 mod archive;
 mod in_root;
+mod named;
 mod remote;
 mod sniff;
 
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::error::BuildError;
 use crate::steps::git::GitRef;
 
+pub use named::{named, Named};
 pub use sniff::is_archive;
 
 /// The default Dockerfile name, at the context's root.

@@ -30,7 +30,7 @@ use image_store::{Ingest, Store};
 pub use crate::cache::{prune as prune_cache, Pruned};
 pub use crate::error::BuildError;
 pub use crate::steps::view::private_mount_namespace;
-pub use options::{BuildOptions, BuildOutput, Event, EventKind, PullPolicy};
+pub use options::{BuildOptions, BuildOutput, Event, EventKind, NamedContext, PullPolicy};
 pub use plan::MAX_LAYERS;
 pub(crate) use stage::{StageRun, State};
 
@@ -88,7 +88,8 @@ fn build_inner<'a>(
     let df: Dockerfile =
         dockerfile_parser::parse_dockerfile(&opts.dockerfile).map_err(BuildError::Parse)?;
     let builtin_args = args::platform_args();
-    let plan = Plan::new(&df, opts.target.as_deref(), &opts.build_args, &builtin_args)?;
+    let mut plan = Plan::new(&df, opts.target.as_deref(), &opts.build_args, &builtin_args)?;
+    plan.named = opts.named_contexts.clone();
     let lexer = df.lexer();
     let context = match &opts.context {
         Some(dir) => Some(

@@ -37,6 +37,21 @@ pub struct BuildOptions {
     /// straight to standard error (for a progress display that owns the
     /// terminal).
     pub capture_output: bool,
+    /// `--build-context NAME=…`: what `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount=from=NAME` mean instead of an image called NAME.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// A named context (buildx's `--build-context`), as prepared by
+/// [`crate::inputs::named`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// An image in the store (or one to pull): `docker-image://REF`, or
+    /// the ID of an `oci-layout://` image brought into the store.
+    Image(String),
+    /// A directory of files: a local directory, or an unpacked URL or git
+    /// checkout. As a FROM base it is one layer holding its files.
+    Dir(PathBuf),
 }
 
 /// `--pull`: when a base image (FROM, `COPY --from`, a mount's `from`) is

@@ -66,6 +66,11 @@ pub struct BuildArgs {
     /// A secret for RUN --mount=type=secret: id=ID,src=PATH
     #[arg(long = "secret", value_name = "id=ID,src=PATH")]
     pub secrets: Vec<String>,
+    /// A named context for FROM NAME and COPY --from=NAME: NAME=DIR,
+    /// NAME=docker-image://REF, NAME=oci-layout://DIR[:TAG], or NAME=URL
+    /// (an http(s) archive or a git repository) (repeatable)
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
     /// Progress output: auto, plain, tty or quiet
     #[arg(long, default_value = "auto", value_name = "TYPE")]
     pub progress: String,
@@ -129,6 +134,15 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     }
     opts.source_date_epoch =
         flags::source_date_epoch(&opts.build_args, std::env::var("SOURCE_DATE_EPOCH").ok())?;
+    // Kept until the build ends: a downloaded or checked-out one is a
+    // temp directory removed on drop.
+    let mut named = Vec::new();
+    for spec in &args.build_contexts {
+        let n = builder::inputs::named(spec, &store).map_err(|e| anyhow::anyhow!("{e}"))?;
+        opts.named_contexts
+            .insert(n.name.clone(), n.context.clone());
+        named.push(n);
+    }
     opts.ignore_patterns = inputs.ignore_patterns.clone();
     opts.context = inputs.context.clone();
 
