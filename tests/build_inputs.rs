@@ -402,3 +402,173 @@ fn named_contexts_serve_from_and_copy_from() {
     );
     refused(&k, &tmp, r, "unsupported source ftp://", &before);
 }
+
+fn hits(r: &Run) -> usize {
+    r.stderr.matches("Using cache").count()
+}
+
+/// The annotations of `image`'s manifest, read from an OCI layout it is
+/// pushed to.
+fn manifest_annotations(k: &Kiln, image: &str) -> serde_json::Value {
+    let dir = k.dir.path().join(format!("ann-{}", image.replace(':', "-")));
+    k.run(&["push", image, &format!("oci:{}:x", dir.display())])
+        .ok();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let blob = dir
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
+    m["annotations"].clone()
+}
+
+#[test]
+fn ci_flags_reach_run_steps_and_the_image() {
+    let k = with_base();
+    let tmp = tmpdir(&k);
+    let ctx = k.dir.path().join("flags");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         ARG FROMENV\n\
+         RUN test \"$FROMENV\" = from-the-environment\n\
+         RUN grep -q '^10.1.2.3\tdb$' /etc/hosts\n\
+         RUN grep ' /dev/shm ' /proc/mounts | grep -q size=71680k\n\
+         RUN test \"$(ulimit -n)\" = 321 && test \"$(ulimit -Hn)\" = 654\n",
+    );
+    let host = format!(
+        "linux/{}",
+        std::env::consts::ARCH
+            .replace("x86_64", "amd64")
+            .replace("aarch64", "arm64")
+    );
+    let r = k
+        .cmd()
+        .env("TMPDIR", &tmp)
+        .env("FROMENV", "from-the-environment")
+        .args([
+            "build",
+            "-t=flags:one",
+            "--tag=flags:two",
+            "--build-arg",
+            "FROMENV",
+            "--label",
+            "ci=yes",
+            "--annotation",
+            "org.example.ci=pipeline",
+            "--annotation",
+            "manifest:second=2",
+            "--add-host",
+            "db:10.1.2.3",
+            "--shm-size",
+            "70m",
+            "--ulimit",
+            "nofile=321:654",
+            "--platform",
+            &host,
+            "--quiet",
+            ctx.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // --quiet: the image ID and nothing else.
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("sha256:"));
+    let inspect = k.run(&["inspect", "flags:one"]).ok().stdout;
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v[0]["Config"]["Labels"]["ci"], "yes");
+    assert_eq!(v[0]["Id"].as_str().unwrap(), stdout.trim());
+    k.run(&["inspect", "flags:two"]).ok();
+    let ann = manifest_annotations(&k, "flags:one");
+    assert_eq!(ann["org.example.ci"], "pipeline");
+    assert_eq!(ann["second"], "2");
+
+    let before = store_state(&k);
+    let c = ctx.to_str().unwrap();
+    let r = build_in(&k, &tmp, &["--cgroup-parent", "ci.slice", c]);
+    refused(
+        &k,
+        &tmp,
+        r,
+        "--cgroup-parent ci.slice: not supported",
+        &before,
+    );
+    let r = build_in(&k, &tmp, &["--platform", "linux/s390x", c]);
+    refused(&k, &tmp, r, "unsupported --platform linux/s390x", &before);
+    let r = build_in(&k, &tmp, &["--add-host", "gw:host-gateway", c]);
+    refused(&k, &tmp, r, "host-gateway", &before);
+    let r = build_in(&k, &tmp, &["--annotation", "index:a=b", c]);
+    refused(&k, &tmp, r, "only manifest annotations", &before);
+}
+
+#[test]
+fn no_cache_filter_reruns_one_stage_and_file_is_relative_to_the_cwd() {
+    let k = with_base();
+    let tmp = tmpdir(&k);
+    let ctx = k.dir.path().join("ncf");
+    write(
+        &ctx.join("build/Dockerfile"),
+        "FROM busybox AS a\nRUN echo a > /a\n\
+         FROM busybox\nRUN echo b > /b\nCOPY --from=a /a /a\n",
+    );
+    // -f is relative to the current directory, as docker reads it.
+    let run = |extra: &[&str]| {
+        let mut c = k.cmd();
+        c.current_dir(&ctx)
+            .env("TMPDIR", &tmp)
+            .args(["build", "-f", "build/Dockerfile"]);
+        c.args(extra).arg(".");
+        let o = c.output().unwrap();
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    assert_eq!(hits(&run(&[]).ok()), 0);
+    assert_eq!(hits(&run(&[]).ok()), 3);
+    let r = run(&["--no-cache-filter", "a"]).ok();
+    assert_eq!(hits(&r), 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--no-cache-filter"), "{}", r.stderr);
+    let before = store_state(&k);
+    let r = run(&["--no-cache-filter", "nosuch"]);
+    refused(
+        &k,
+        &tmp,
+        r,
+        "--no-cache-filter nosuch: no stage of that name",
+        &before,
+    );
+}
+
+#[test]
+fn check_runs_the_lint_rules_and_builds_nothing() {
+    let k = with_base();
+    let tmp = tmpdir(&k);
+    let before = store_state(&k);
+    let r = build_stdin(
+        &k,
+        &tmp,
+        &["--check", "-"],
+        b"FROM busybox AS Base\nMAINTAINER me\n",
+    )
+    .code(1);
+    assert!(
+        r.stdout
+            .starts_with("Check complete, 2 warnings have been found!"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("WARN: StageNameCasing"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("WARN: MaintainerDeprecated"),
+        "{}",
+        r.stdout
+    );
+    let r = build_stdin(&k, &tmp, &["--check", "-"], b"FROM busybox\nRUN true\n").ok();
+    assert_eq!(r.stdout.trim(), "Check complete, no warnings found.");
+    assert_eq!(store_state(&k), before);
+}

@@ -110,6 +110,106 @@ pub fn source_date_epoch(
         .transpose()
 }
 
+/// `--annotation [manifest:]KEY=VALUE`: kiln writes one manifest per
+/// build (no index, no descriptors), so only manifest annotations exist.
+pub fn annotations(raw: &[String]) -> Result<BTreeMap<String, String>, BuildError> {
+    let mut out = BTreeMap::new();
+    for a in raw {
+        let bad = |why: &str| BuildError::Invalid(format!("invalid --annotation {a:?}: {why}"));
+        let (key, value) = a.split_once('=').ok_or_else(|| bad("expected KEY=VALUE"))?;
+        let key = match key.split_once(':') {
+            Some(("manifest", k)) => k,
+            Some((kind, _)) if !kind.contains('.') && !kind.contains('/') => {
+                return Err(bad(&format!(
+                    "only manifest annotations are written (kiln makes no {kind})"
+                )))
+            }
+            _ => key,
+        };
+        if key.is_empty() {
+            return Err(bad("empty key"));
+        }
+        out.insert(key.to_string(), value.to_string());
+    }
+    Ok(out)
+}
+
+/// `--add-host HOST:IP` for RUN steps. `host-gateway` names a bridge's
+/// gateway, and build steps use the host's network: refused.
+pub fn add_host(s: &str) -> Result<(String, String), BuildError> {
+    let (host, ip) = containers::network::etc::parse_add_host(s)
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    if ip == "host-gateway" {
+        return Err(BuildError::Invalid(format!(
+            "invalid --add-host {s:?}: host-gateway needs a container network; RUN steps use the host's"
+        )));
+    }
+    Ok((host, ip))
+}
+
+/// `--shm-size` in docker's units (`64m`, `1g`, bytes).
+pub fn shm_size(s: &str) -> Result<u64, BuildError> {
+    containers::options::parse_bytes(s)
+        .map(|n| n as u64)
+        .map_err(|_| BuildError::Invalid(format!("invalid --shm-size {s:?}")))
+}
+
+/// Resource names `--ulimit` takes (docker's, as setrlimit(2) calls them).
+pub const ULIMITS: [&str; 16] = [
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// `--ulimit NAME=SOFT[:HARD]` (`-1` is unlimited).
+pub fn ulimit(s: &str) -> Result<(String, u64, u64), BuildError> {
+    let bad = |why: String| BuildError::Invalid(format!("invalid --ulimit {s:?}: {why}"));
+    let (name, limits) = s
+        .split_once('=')
+        .ok_or_else(|| bad("expected NAME=SOFT[:HARD]".into()))?;
+    if !ULIMITS.contains(&name) {
+        return Err(bad(format!("unknown resource {name:?}")));
+    }
+    let num = |v: &str| -> Result<u64, BuildError> {
+        match v {
+            "-1" | "unlimited" => Ok(u64::MAX),
+            v => v.parse().map_err(|_| bad(format!("{v:?} is not a number"))),
+        }
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(limits)?, num(limits)?),
+    };
+    if soft > hard {
+        return Err(bad("the soft limit is above the hard one".into()));
+    }
+    Ok((name.to_string(), soft, hard))
+}
+
+/// `--cgroup-parent`: RUN steps live in kiln's own cgroup for build
+/// steps, whose limits and cleanup depend on that place.
+pub fn cgroup_parent(raw: Option<&str>) -> Result<(), BuildError> {
+    match raw {
+        Some(p) => Err(BuildError::Invalid(format!(
+            "--cgroup-parent {p}: not supported: kiln runs build steps in its own cgroup"
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +240,16 @@ mod tests {
             Some(7)
         );
         assert!(source_date_epoch(&BTreeMap::new(), Some("x".into())).is_err());
+        let a = annotations(&["manifest:a=1".into(), "org.opencontainers.x=2".into()]).unwrap();
+        assert_eq!(a["a"], "1");
+        assert_eq!(a["org.opencontainers.x"], "2");
+        assert!(annotations(&["index:a=1".into()]).is_err());
+        assert_eq!(ulimit("nofile=10:20").unwrap(), ("nofile".into(), 10, 20));
+        assert_eq!(ulimit("core=-1").unwrap().2, u64::MAX);
+        assert!(ulimit("nofile=20:10").is_err());
+        assert!(ulimit("bogus=1").is_err());
+        assert_eq!(shm_size("1m").unwrap(), 1 << 20);
+        assert!(add_host("gw:host-gateway").is_err());
+        assert_eq!(add_host("db:10.0.0.2").unwrap().1, "10.0.0.2");
     }
 }

@@ -30,7 +30,9 @@ use image_store::{Ingest, Store};
 pub use crate::cache::{prune as prune_cache, Pruned};
 pub use crate::error::BuildError;
 pub use crate::steps::view::private_mount_namespace;
-pub use options::{BuildOptions, BuildOutput, Event, EventKind, NamedContext, PullPolicy};
+pub use options::{
+    BuildOptions, BuildOutput, Event, EventKind, NamedContext, PullPolicy, StepHost,
+};
 pub use plan::MAX_LAYERS;
 pub(crate) use stage::{StageRun, State};
 
@@ -90,6 +92,17 @@ fn build_inner<'a>(
     let builtin_args = args::platform_args();
     let mut plan = Plan::new(&df, opts.target.as_deref(), &opts.build_args, &builtin_args)?;
     plan.named = opts.named_contexts.clone();
+    for f in &opts.no_cache_stages {
+        if !plan
+            .stages
+            .iter()
+            .any(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(f)))
+        {
+            return Err(BuildError::Invalid(format!(
+                "--no-cache-filter {f}: no stage of that name"
+            )));
+        }
+    }
     let lexer = df.lexer();
     let context = match &opts.context {
         Some(dir) => Some(
@@ -180,7 +193,14 @@ impl<'a> Builder<'a> {
             .last()
             .and_then(|h| h.created.clone())
             .or_else(|| Some(self.now.clone()));
-        let committed = ingest.commit_image(&state.config, state.layers, &self.opts.tags)?;
+        let annotations =
+            (!self.opts.annotations.is_empty()).then(|| self.opts.annotations.clone());
+        let committed = ingest.commit_annotated_image(
+            &state.config,
+            state.layers,
+            &self.opts.tags,
+            annotations,
+        )?;
         Ok(BuildOutput {
             id: committed.id,
             manifest: committed.manifest,

@@ -40,6 +40,30 @@ pub struct BuildOptions {
     /// `--build-context NAME=…`: what `FROM NAME`, `COPY --from=NAME` and
     /// `RUN --mount=from=NAME` mean instead of an image called NAME.
     pub named_contexts: BTreeMap<String, NamedContext>,
+    /// `--annotation`: set on the image's manifest.
+    pub annotations: BTreeMap<String, String>,
+    /// `--no-cache-filter`: stages (lower-cased names) whose steps all run
+    /// again, while the others still use the cache.
+    pub no_cache_stages: Vec<String>,
+    /// `--add-host`, `--shm-size`, `--ulimit`: what every RUN step gets.
+    pub step_host: StepHost,
+}
+
+/// The container settings `docker build` passes to every RUN step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepHost {
+    /// `(host, IP)` lines added to the step's /etc/hosts.
+    pub add_hosts: Vec<(String, String)>,
+    /// The size of the step's /dev/shm (docker's default 64 MiB otherwise).
+    pub shm_size: Option<u64>,
+    /// `(resource, soft, hard)`, resource as docker names it (`nofile`).
+    pub ulimits: Vec<(String, u64, u64)>,
+}
+
+impl StepHost {
+    pub fn is_default(&self) -> bool {
+        *self == StepHost::default()
+    }
 }
 
 /// A named context (buildx's `--build-context`), as prepared by

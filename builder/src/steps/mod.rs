@@ -63,6 +63,10 @@ impl StageRun<'_, '_> {
                 "network",
                 format!("{:?}", self.network_for(&instr)).as_bytes(),
             );
+            // Only when set, so the keys of other builds stay as they were.
+            if !self.opts.step_host.is_default() {
+                key.part("host", format!("{:?}", self.opts.step_host).as_bytes());
+            }
         }
         // Metadata first: WORKDIR's directory is made with the new value.
         if !makes_layer(&instr) {
@@ -168,6 +172,23 @@ impl StageRun<'_, '_> {
         let probe = cache::KeyHasher::new(&state.key)
             .part("probe", cmd.original.trim().as_bytes())
             .clone_finish();
+        // `--no-cache-filter`: this stage's steps run again (later ones
+        // then miss as after any change).
+        let filtered = self.stage.name.as_ref().is_some_and(|n| {
+            self.opts
+                .no_cache_stages
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(n))
+        });
+        if filtered && state.cache_ok {
+            state.cache_ok = false;
+            self.emit(EventKind::CacheMiss {
+                reason: format!(
+                    "line {}: the stage is in --no-cache-filter",
+                    cmd.span.start_line
+                ),
+            });
+        }
         if state.cache_ok {
             if let Some(rec) = self.cache.get(self.store, key) {
                 self.emit(EventKind::CacheHit);

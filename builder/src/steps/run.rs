@@ -11,6 +11,7 @@ use containers::LayerStack;
 use dockerfile_parser::instructions::ShellOrExec;
 use dockerfile_parser::Heredoc;
 use image_store::ContainerConfig;
+use oci_spec::runtime::{PosixRlimit, PosixRlimitBuilder, PosixRlimitType};
 use runner::spec::{MountSpec, Network};
 
 use super::lower::Lowers;
@@ -35,6 +36,8 @@ pub struct RunStep<'a> {
     pub runtime: Option<&'a Path>,
     /// Receives the output line by line instead of standard error.
     pub output: Option<&'a (dyn Fn(&str) + Sync)>,
+    /// `--add-host`, `--shm-size`, `--ulimit`.
+    pub host: &'a crate::stages::StepHost,
 }
 
 pub use containers::spec::DEFAULT_PATH;
@@ -92,10 +95,14 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     derived.params.hostname = Some("buildkitsandbox".into());
     derived.params.network = step.network;
     derived.params.mounts = step.mounts.clone();
+    derived.params.rlimits = rlimits(&step.host.ulimits)?;
     let params = &derived.params;
     let mut spec = derived
         .oci()
         .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    if let Some(size) = step.host.shm_size {
+        set_shm_size(&mut spec, size);
+    }
     let stack = LayerStack::new(step.lowers.dirs.clone());
     let stubs = MountPoints::missing(&stack, &[], &mountpoints::BUILD_FILES, &step.mounts);
     // BuildKit names the build container's host but sets no HOSTNAME
@@ -121,6 +128,17 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     );
     // A RUN step sees BuildKit's /etc files, not `docker run`'s.
     opts.etc_style = runner::EtcStyle::BuildKit;
+    if !step.host.add_hosts.is_empty() {
+        opts.etc_network = Some(runner::EtcNetwork {
+            hosts: step
+                .host
+                .add_hosts
+                .iter()
+                .map(|(host, ip)| format!("{ip}\t{host}\n"))
+                .collect(),
+            resolv_conf: fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        });
+    }
     if let Some(rt) = step.runtime {
         opts.runtime = runner::Runtime::External(rt.to_path_buf());
     }
@@ -166,6 +184,60 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     // from the image) are not part of the layer.
     stubs.remove_from(&upper, &stack);
     Ok(upper)
+}
+
+/// `--ulimit` values as the spec's rlimits.
+fn rlimits(ulimits: &[(String, u64, u64)]) -> Result<Vec<PosixRlimit>, BuildError> {
+    use PosixRlimitType as T;
+    ulimits
+        .iter()
+        .map(|(name, soft, hard)| {
+            let typ = match name.as_str() {
+                "as" => T::RlimitAs,
+                "core" => T::RlimitCore,
+                "cpu" => T::RlimitCpu,
+                "data" => T::RlimitData,
+                "fsize" => T::RlimitFsize,
+                "locks" => T::RlimitLocks,
+                "memlock" => T::RlimitMemlock,
+                "msgqueue" => T::RlimitMsgqueue,
+                "nice" => T::RlimitNice,
+                "nofile" => T::RlimitNofile,
+                "nproc" => T::RlimitNproc,
+                "rss" => T::RlimitRss,
+                "rtprio" => T::RlimitRtprio,
+                "rttime" => T::RlimitRttime,
+                "sigpending" => T::RlimitSigpending,
+                "stack" => T::RlimitStack,
+                other => return Err(BuildError::Invalid(format!("unknown --ulimit {other:?}"))),
+            };
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(*soft)
+                .hard(*hard)
+                .build()
+                .map_err(|e| BuildError::Invalid(format!("--ulimit {name}: {e}")))
+        })
+        .collect()
+}
+
+/// `--shm-size`: the size option of the spec's /dev/shm mount.
+fn set_shm_size(spec: &mut runner::Spec, size: u64) {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for m in mounts.iter_mut() {
+        if m.destination() == Path::new("/dev/shm") {
+            let mut opts: Vec<String> = m
+                .options()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.starts_with("size="))
+                .collect();
+            opts.push(format!("size={size}"));
+            m.set_options(Some(opts));
+        }
+    }
+    spec.set_mounts(Some(mounts));
 }
 
 /// The command as the user wrote it, for error messages.

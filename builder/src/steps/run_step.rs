@@ -50,6 +50,7 @@ impl StageRun<'_, '_> {
                 quiet: b.opts.quiet,
                 runtime: b.opts.runtime.as_deref(),
                 output: sink,
+                host: &b.opts.step_host,
             };
             let upper = run::execute(&step).map_err(|e| e.located(cmd))?;
             let layer = b.store_upper(&upper)?;

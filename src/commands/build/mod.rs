@@ -51,6 +51,28 @@ pub struct BuildArgs {
     /// Add a label to the image (K=V, repeatable)
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
+    /// Add an annotation to the image's manifest ([manifest:]K=V, repeatable)
+    #[arg(long = "annotation", value_name = "K=V")]
+    pub annotations: Vec<String>,
+    /// Add HOST:IP to /etc/hosts of RUN steps (repeatable)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// Size of /dev/shm in RUN steps (e.g. 128m; default 64m)
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// A resource limit for RUN steps, NAME=SOFT[:HARD] (e.g. nofile=1024:2048; repeatable)
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+    /// Not supported: RUN steps run in kiln's own cgroup (refused)
+    #[arg(long = "cgroup-parent", value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
+    /// Do not use the cache for the steps of this stage (repeatable)
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+    /// Run the Dockerfile's lint rules, print what they find and exit
+    /// (1 when there are warnings) without building
+    #[arg(long)]
+    pub check: bool,
     /// Write the image ID to FILE
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
@@ -102,6 +124,17 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         out!("{dump}");
         return Ok(Status::Success);
     }
+    if args.check {
+        let report = builder::lint::check(&inputs.dockerfile, &inputs.dockerfile_name)
+            .map_err(|e| anyhow::anyhow!("{}", e.with_file(&inputs.dockerfile_name)))?;
+        out!("{}", report.text);
+        return Ok(if report.warnings == 0 {
+            Status::Success
+        } else {
+            Status::External(1)
+        });
+    }
+    flags::cgroup_parent(args.cgroup_parent.as_deref())?;
     let pull: PullPolicy = args.pull.parse()?;
     let mode = Mode::parse(&args.progress, args.quiet, std::io::stderr().is_terminal())?;
     flags::platform(args.platform.as_deref())?;
@@ -127,6 +160,15 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     }
     opts.build_args = flags::build_args(&args.build_args);
     opts.labels = flags::labels(&args.labels);
+    opts.annotations = flags::annotations(&args.annotations)?;
+    opts.no_cache_stages = args.no_cache_filter.clone();
+    for h in &args.add_hosts {
+        opts.step_host.add_hosts.push(flags::add_host(h)?);
+    }
+    opts.step_host.shm_size = args.shm_size.as_deref().map(flags::shm_size).transpose()?;
+    for u in &args.ulimits {
+        opts.step_host.ulimits.push(flags::ulimit(u)?);
+    }
     opts.network = flags::network(args.network.as_deref())?;
     for s in &args.secrets {
         let (id, src) = flags::secret(s)?;
