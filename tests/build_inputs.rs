@@ -410,7 +410,10 @@ fn hits(r: &Run) -> usize {
 /// The annotations of `image`'s manifest, read from an OCI layout it is
 /// pushed to.
 fn manifest_annotations(k: &Kiln, image: &str) -> serde_json::Value {
-    let dir = k.dir.path().join(format!("ann-{}", image.replace(':', "-")));
+    let dir = k
+        .dir
+        .path()
+        .join(format!("ann-{}", image.replace(':', "-")));
     k.run(&["push", image, &format!("oci:{}:x", dir.display())])
         .ok();
     let index: serde_json::Value =
@@ -571,4 +574,147 @@ fn check_runs_the_lint_rules_and_builds_nothing() {
     let r = build_stdin(&k, &tmp, &["--check", "-"], b"FROM busybox\nRUN true\n").ok();
     assert_eq!(r.stdout.trim(), "Check complete, no warnings found.");
     assert_eq!(store_state(&k), before);
+}
+
+/// An `ssh-agent` on a socket of its own, holding one new key; killed on drop.
+struct Agent {
+    child: std::process::Child,
+    socket: PathBuf,
+    fingerprint: String,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        common::require_tool("ssh-agent");
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        common::wait_until("the ssh agent", std::time::Duration::from_secs(20), || {
+            socket.exists()
+        });
+        let key = dir.join("id_ed25519");
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "kiln-test", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = Command::new("ssh-add")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &socket)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let fp = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(&key)
+            .output()
+            .unwrap();
+        let fingerprint = String::from_utf8_lossy(&fp.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string();
+        Agent {
+            child,
+            socket,
+            fingerprint,
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The host's `ssh-add` and the libraries it loads, laid out as a root
+/// file system under `dest` (busybox has no ssh client).
+fn ssh_add_rootfs(dest: &Path) {
+    let bin = Path::new("/usr/bin/ssh-add");
+    let ldd = Command::new("ldd").arg(bin).output().unwrap();
+    let mut files = vec![bin.to_path_buf()];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = line
+            .split_whitespace()
+            .find(|w| w.starts_with('/'))
+            .map(PathBuf::from);
+        files.extend(path);
+    }
+    for f in files {
+        let to = dest.join(f.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &to).unwrap();
+    }
+}
+
+#[test]
+fn ssh_agent_reaches_the_step_and_not_the_layer() {
+    let k = with_base();
+    let tmp = tmpdir(&k);
+    let agent = Agent::start(k.dir.path());
+    let ctx = k.dir.path().join("ssh");
+    ssh_add_rootfs(&ctx.join("rootfs"));
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         COPY rootfs/ /\n\
+         RUN --mount=type=ssh ssh-add -l > /default.txt\n\
+         RUN --mount=type=ssh,id=work,target=/tmp/agent.sock,required \
+             test \"$SSH_AUTH_SOCK\" = /tmp/agent.sock && ssh-add -l > /work.txt\n\
+         RUN --mount=type=ssh,id=absent true\n",
+    );
+    let c = ctx.to_str().unwrap();
+    let sock = agent.socket.to_str().unwrap();
+    let r = k
+        .cmd()
+        .env("TMPDIR", &tmp)
+        .env("SSH_AUTH_SOCK", sock)
+        .args(["build", "-t", "ssh", "--ssh", "default", "--ssh"])
+        .arg(format!("work={sock}"))
+        .arg(c)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let listed = k
+        .run(&["run", "--rm", "ssh", "cat", "/default.txt", "/work.txt"])
+        .ok()
+        .stdout;
+    assert_eq!(listed.matches(&agent.fingerprint).count(), 2, "{listed}");
+    // The socket and its mount point are nowhere in the image.
+    let r = k
+        .run(&["run", "--rm", "ssh", "sh", "-c", "ls -a /run /tmp; env"])
+        .ok();
+    assert!(
+        !r.stdout.contains("buildkit") && !r.stdout.contains("agent.sock"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("SSH_AUTH_SOCK"), "{}", r.stdout);
+
+    let before = store_state(&k);
+    // A required agent that was not passed.
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=ssh,id=other,required true\n",
+    );
+    let r = build_in(&k, &tmp, &["-q", "--ssh", &format!("default={sock}"), c]);
+    refused(&k, &tmp, r, "ssh agent other not found", &before);
+    // A key file is not an agent.
+    let key = k.dir.path().join("id_ed25519");
+    let r = build_in(
+        &k,
+        &tmp,
+        &["--ssh", &format!("default={}", key.display()), c],
+    );
+    refused(&k, &tmp, r, "is not an agent socket", &before);
 }

@@ -210,6 +210,44 @@ pub fn cgroup_parent(raw: Option<&str>) -> Result<(), BuildError> {
     }
 }
 
+/// `--ssh default|ID[=SOCKET]`: the id and an ssh agent's socket
+/// (`$SSH_AUTH_SOCK` when none is given). Key files would need an agent
+/// of kiln's own: refused, naming the file.
+pub fn ssh(s: &str, auth_sock: Option<&str>) -> Result<(String, PathBuf), BuildError> {
+    use std::os::unix::fs::FileTypeExt;
+    let (id, path) = match s.split_once('=') {
+        Some((id, p)) => (id, Some(p)),
+        None => (s, None),
+    };
+    if id.is_empty() {
+        return Err(BuildError::Invalid(format!("invalid --ssh {s:?}: no id")));
+    }
+    let path = match path.or(auth_sock) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => {
+            return Err(BuildError::Invalid(format!(
+                "--ssh {s}: no socket given and SSH_AUTH_SOCK is not set"
+            )))
+        }
+    };
+    if path.to_string_lossy().contains(',') {
+        return Err(BuildError::Invalid(format!(
+            "--ssh {s}: one agent socket per id (key files are not supported)"
+        )));
+    }
+    match std::fs::metadata(&path) {
+        Ok(m) if m.file_type().is_socket() => Ok((id.to_string(), path)),
+        Ok(_) => Err(BuildError::Invalid(format!(
+            "--ssh {s}: {} is not an agent socket (key files are not supported: load the key into ssh-agent)",
+            path.display()
+        ))),
+        Err(e) => Err(BuildError::Invalid(format!(
+            "--ssh {s}: {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,8 @@ pub struct BuildOptions {
     /// `--no-cache-filter`: stages (lower-cased names) whose steps all run
     /// again, while the others still use the cache.
     pub no_cache_stages: Vec<String>,
+    /// `--ssh ID=SOCKET`: agent sockets for `RUN --mount=type=ssh`.
+    pub ssh: BTreeMap<String, PathBuf>,
     /// `--add-host`, `--shm-size`, `--ulimit`: what every RUN step gets.
     pub step_host: StepHost,
 }

@@ -38,6 +38,8 @@ pub struct RunStep<'a> {
     pub output: Option<&'a (dyn Fn(&str) + Sync)>,
     /// `--add-host`, `--shm-size`, `--ulimit`.
     pub host: &'a crate::stages::StepHost,
+    /// `KEY=VALUE` the mounts set over the image's ENV (`SSH_AUTH_SOCK`).
+    pub mount_env: Vec<String>,
 }
 
 pub use containers::spec::DEFAULT_PATH;
@@ -81,6 +83,7 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     let overrides = Overrides {
         args: args.clone(),
         env_defaults: step.args_env.to_vec(),
+        env: step.mount_env.clone(),
         ..Default::default()
     };
     let mut derived = ContainerSpec::from_image(step.config, &step.lowers.dirs, overrides)

@@ -93,6 +93,10 @@ pub struct BuildArgs {
     /// (an http(s) archive or a git repository) (repeatable)
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
+    /// An ssh agent for RUN --mount=type=ssh: default, ID (both use
+    /// $SSH_AUTH_SOCK) or ID=SOCKET (repeatable; key files are not supported)
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    pub ssh: Vec<String>,
     /// Progress output: auto, plain, tty or quiet
     #[arg(long, default_value = "auto", value_name = "TYPE")]
     pub progress: String,
@@ -170,6 +174,11 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         opts.step_host.ulimits.push(flags::ulimit(u)?);
     }
     opts.network = flags::network(args.network.as_deref())?;
+    let auth_sock = std::env::var("SSH_AUTH_SOCK").ok();
+    for s in &args.ssh {
+        let (id, socket) = flags::ssh(s, auth_sock.as_deref())?;
+        opts.ssh.insert(id, socket);
+    }
     for s in &args.secrets {
         let (id, src) = flags::secret(s)?;
         opts.secrets.insert(id, src);
