@@ -341,6 +341,9 @@ fn named_contexts_serve_from_and_copy_from() {
     let extra = k.dir.path().join("extra");
     write(&extra.join("file.txt"), "from extra\n");
     write(&extra.join("sub/deep.txt"), "deep\n");
+    // The named directory's own .dockerignore applies to it.
+    write(&extra.join("secret.txt"), "no\n");
+    write(&extra.join(".dockerignore"), "secret.txt\n");
     let layout = k.dir.path().join("layout");
     k.run(&["push", "busybox", &format!("oci:{}:v1", layout.display())])
         .ok();
@@ -355,8 +358,10 @@ fn named_contexts_serve_from_and_copy_from() {
          COPY --from=files /sub/deep.txt /b.txt\n\
          COPY --from=remote sub /remote/\n\
          COPY --from=laid /bin/busybox /laid-busybox\n\
+         COPY --from=extra . /all/\n\
          RUN test \"$(cat /a.txt)\" = 'from extra' && test \"$(cat /b.txt)\" = deep \
-             && test -f /remote/deep.txt && test -x /laid-busybox\n",
+             && test -f /remote/deep.txt && test -x /laid-busybox \
+             && test -f /all/file.txt && test ! -e /all/secret.txt\n",
     );
     let dir = extra.to_str().unwrap();
     let args = |tag: &'static str| -> Vec<String> {
@@ -382,7 +387,7 @@ fn named_contexts_serve_from_and_copy_from() {
     // Unchanged inputs: every step hits; a changed file in a named
     // directory misses.
     let r = build_in(&k, &tmp, &a).ok();
-    assert_eq!(r.stderr.matches("Using cache").count(), 6, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("Using cache").count(), 7, "{}", r.stderr);
     write(&extra.join("file.txt"), "changed\n");
     let r = build_in(&k, &tmp, &a).code(1);
     assert!(r.stderr.contains("RUN"), "{}", r.stderr);
@@ -565,9 +570,15 @@ fn check_runs_the_lint_rules_and_builds_nothing() {
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("WARN: StageNameCasing"), "{}", r.stdout);
     assert!(
-        r.stdout.contains("WARN: MaintainerDeprecated"),
+        r.stdout.contains(
+            "\nStageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("\nMaintainerDeprecated - "),
         "{}",
         r.stdout
     );

@@ -24,17 +24,20 @@ pub fn check(dockerfile: &str, name: &str) -> Result<CheckReport, BuildError> {
     };
     for w in &df.warnings {
         text.push_str(&format!(
-            "\nWARN: {} - https://docs.docker.com/go/dockerfile/rule/{}/\n{}\n{name}:{}\n",
+            "\n{} - https://docs.docker.com/go/dockerfile/rule/{}/\n{}\n{name}:{}\n",
             w.rule,
             kebab(w.rule),
             w.message,
             w.line
         ));
-        if let Some(l) = w.line.checked_sub(1).and_then(|i| lines.get(i)) {
-            text.push_str(&format!(
-                "--------------------\n{:>4} | >>> {l}\n--------------------\n",
-                w.line
-            ));
+        // The line with two before and one after, as BuildKit shows it.
+        if (1..=lines.len()).contains(&w.line) {
+            text.push_str("--------------------\n");
+            for n in w.line.saturating_sub(2).max(1)..=(w.line + 1).min(lines.len()) {
+                let mark = if n == w.line { ">>>" } else { "   " };
+                text.push_str(&format!("{n:>4} | {mark} {}\n", lines[n - 1]));
+            }
+            text.push_str("--------------------\n");
         }
     }
     Ok(CheckReport { text, warnings: n })
@@ -62,8 +65,9 @@ mod tests {
             .text
             .starts_with("Check complete, 2 warnings have been found!"));
         assert!(r.text.contains(
-            "WARN: StageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/"
+            "\nStageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/"
         ));
+        assert!(r.text.contains("   2 | >>> MAINTAINER me\n"), "{}", r.text);
         assert!(r.text.contains("Dockerfile:2"));
         let clean = super::check("FROM busybox\n", "Dockerfile").unwrap();
         assert_eq!(clean.warnings, 0);

@@ -44,12 +44,14 @@ pub fn named(spec: &str, store: &Store) -> Result<Named, BuildError> {
     }
     if let Some(g) = GitRef::parse(value) {
         let (temp, root) = super::remote::git_dir(value, &g, false)?;
-        return Ok(done(NamedContext::Dir(root), Some(temp)));
+        let ignore = ignore_patterns(&root, spec)?;
+        return Ok(done(NamedContext::Dir(root, ignore), Some(temp)));
     }
     if value.starts_with("http://") || value.starts_with("https://") {
         let temp = super::remote::url_dir(value)?;
         let root = temp.path().to_path_buf();
-        return Ok(done(NamedContext::Dir(root), Some(temp)));
+        let ignore = ignore_patterns(&root, spec)?;
+        return Ok(done(NamedContext::Dir(root, ignore), Some(temp)));
     }
     if let Some((scheme, _)) = value.split_once("://") {
         return Err(bad(format!(
@@ -62,7 +64,20 @@ pub fn named(spec: &str, store: &Store) -> Result<Named, BuildError> {
         return Err(bad(format!("{value} is not a directory")));
     }
     let dir = std::fs::canonicalize(dir).map_err(|e| BuildError::Io(dir.to_path_buf(), e))?;
-    Ok(done(NamedContext::Dir(dir), None))
+    let ignore = ignore_patterns(&dir, spec)?;
+    Ok(done(NamedContext::Dir(dir, ignore), None))
+}
+
+/// The directory's own `.dockerignore` (buildx reads it for a local named
+/// context), read inside it.
+fn ignore_patterns(dir: &Path, spec: &str) -> Result<Vec<String>, BuildError> {
+    let bad =
+        |e: String| BuildError::Invalid(format!("--build-context {spec}: .dockerignore: {e}"));
+    match super::in_root::open(dir, ".dockerignore") {
+        Ok(f) => crate::dockerignore::read(f).map_err(|e| bad(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(bad(e.to_string())),
+    }
 }
 
 /// Copies the image `DIR[:TAG]` of an OCI layout into the store; its ID.

@@ -79,7 +79,7 @@ impl StageRun<'_, '_> {
                 Ok((s.key.clone(), self.lowers(s)?))
             }
             Base::Scratch => Ok(("scratch".into(), Lowers::default())),
-            Base::Dir(_) => Err(BuildError::at(
+            Base::Dir(..) => Err(BuildError::at(
                 cmd,
                 format!(
                     "--from={from}: a directory build context is read by COPY --from \

@@ -30,7 +30,7 @@ impl Builder<'_> {
             let (mut n, triggers) = match self.plan.base(&name, i, false) {
                 // A directory context is one layer of its files.
                 Base::Scratch => (0, 0),
-                Base::Dir(_) => (1, 0),
+                Base::Dir(..) => (1, 0),
                 Base::Stage(d) => (counts[&d], 0),
                 Base::Image(img) => match self.image(&img) {
                     Ok(im) => {

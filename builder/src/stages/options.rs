@@ -75,9 +75,10 @@ pub enum NamedContext {
     /// An image in the store (or one to pull): `docker-image://REF`, or
     /// the ID of an `oci-layout://` image brought into the store.
     Image(String),
-    /// A directory of files: a local directory, or an unpacked URL or git
-    /// checkout. As a FROM base it is one layer holding its files.
-    Dir(PathBuf),
+    /// A directory of files (a local directory, or an unpacked URL or git
+    /// checkout) and the patterns of its own `.dockerignore`. As a FROM
+    /// base it is one layer holding its files.
+    Dir(PathBuf, Vec<String>),
 }
 
 /// `--pull`: when a base image (FROM, `COPY --from`, a mount's `from`) is

@@ -39,8 +39,9 @@ pub enum Base {
     Scratch,
     Stage(usize),
     Image(String),
-    /// A named context that is a directory (`--build-context NAME=DIR`).
-    Dir(std::path::PathBuf),
+    /// A named context that is a directory (`--build-context NAME=DIR`)
+    /// and its `.dockerignore` patterns.
+    Dir(std::path::PathBuf, Vec<String>),
 }
 
 impl Plan {
@@ -135,7 +136,7 @@ impl Plan {
         }
         match self.named.get(name) {
             Some(super::NamedContext::Image(r)) => Base::Image(r.clone()),
-            Some(super::NamedContext::Dir(d)) => Base::Dir(d.clone()),
+            Some(super::NamedContext::Dir(d, ignore)) => Base::Dir(d.clone(), ignore.clone()),
             None => Base::Image(name.to_string()),
         }
     }

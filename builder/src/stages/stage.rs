@@ -123,9 +123,9 @@ impl StageRun<'_, '_> {
             }
         }
         let base = self.plan.base(&image, stage.index, false);
-        let dir_context = matches!(base, Base::Dir(_));
+        let dir_context = matches!(base, Base::Dir(..));
         let mut state = match base {
-            Base::Scratch | Base::Dir(_) => State {
+            Base::Scratch | Base::Dir(..) => State {
                 // BuildKit's empty image: WorkingDir "/" (PATH is added below).
                 config: {
                     let mut c = ImageConfig::for_host();

@@ -83,13 +83,13 @@ impl StageRun<'_, '_> {
                     .lexer
                     .process_word(from, &self.expansion_env(state))
                     .unwrap_or(from.clone());
-                if let Base::Dir(dir) = self.plan.base(&from, self.stage.index, true) {
+                if let Base::Dir(dir, ignore) = self.plan.base(&from, self.stage.index, true) {
                     // A directory context: its files hashed into the key as
                     // the main context's are. The stat index lives in the
                     // build's scratch space: a named context may be a temp
                     // checkout, whose index would only pile up in the store.
                     key.part("from", b"directory context");
-                    let ctx = crate::context::BuildContext::new(&dir, &[] as &[&str])
+                    let ctx = crate::context::BuildContext::new(&dir, &ignore)
                         .map_err(|e| BuildError::Invalid(e.to_string()))?;
                     let index = StatIndex::open_at(self.scratch_for("dir-index").join("index"));
                     let mut root = copy::SourceRoot {
