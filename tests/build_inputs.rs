@@ -361,7 +361,8 @@ fn named_contexts_serve_from_and_copy_from() {
          COPY --from=extra . /all/\n\
          RUN test \"$(cat /a.txt)\" = 'from extra' && test \"$(cat /b.txt)\" = deep \
              && test -f /remote/deep.txt && test -x /laid-busybox \
-             && test -f /all/file.txt && test ! -e /all/secret.txt\n",
+             && test -f /all/file.txt && test ! -e /all/secret.txt\n\
+         RUN --mount=type=bind,from=extra,target=/m test -f /m/sub/deep.txt\n",
     );
     let dir = extra.to_str().unwrap();
     let args = |tag: &'static str| -> Vec<String> {
@@ -387,7 +388,7 @@ fn named_contexts_serve_from_and_copy_from() {
     // Unchanged inputs: every step hits; a changed file in a named
     // directory misses.
     let r = build_in(&k, &tmp, &a).ok();
-    assert_eq!(r.stderr.matches("Using cache").count(), 7, "{}", r.stderr);
+    assert_eq!(r.stderr.matches("Using cache").count(), 8, "{}", r.stderr);
     write(&extra.join("file.txt"), "changed\n");
     let r = build_in(&k, &tmp, &a).code(1);
     assert!(r.stderr.contains("RUN"), "{}", r.stderr);
@@ -538,8 +539,10 @@ fn no_cache_filter_reruns_one_stage_and_file_is_relative_to_the_cwd() {
     };
     assert_eq!(hits(&run(&[]).ok()), 0);
     assert_eq!(hits(&run(&[]).ok()), 3);
+    // Stage a runs again; the final stage's own RUN hits, but its COPY
+    // from a does not: a's files may have changed.
     let r = run(&["--no-cache-filter", "a"]).ok();
-    assert_eq!(hits(&r), 2, "{}", r.stderr);
+    assert_eq!(hits(&r), 1, "{}", r.stderr);
     assert!(r.stderr.contains("--no-cache-filter"), "{}", r.stderr);
     let before = store_state(&k);
     let r = run(&["--no-cache-filter", "nosuch"]);

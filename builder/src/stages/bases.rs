@@ -82,8 +82,8 @@ impl StageRun<'_, '_> {
             Base::Dir(..) => Err(BuildError::at(
                 cmd,
                 format!(
-                    "--from={from}: a directory build context is read by COPY --from \
-                     or FROM, not mounted"
+                    "--from={from}: a directory build context is read by COPY --from, \
+                     FROM or a bind mount, not as image layers"
                 ),
             )),
             Base::Image(name) => {

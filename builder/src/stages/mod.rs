@@ -63,6 +63,9 @@ pub(crate) struct Builder<'a> {
     pub(crate) resolved: Mutex<BTreeMap<String, image_store::Image>>,
     pub(crate) now: String,
     pub(crate) now_secs: u64,
+    /// Mixed into the keys of `--no-cache-filter` stages: their steps,
+    /// and everything built on them, get keys no earlier build had.
+    pub(crate) run_nonce: String,
 }
 
 /// Builds the Dockerfile in `opts`; base images missing from the store
@@ -138,6 +141,13 @@ fn build_inner<'a>(
         resolved: Mutex::new(BTreeMap::new()),
         now,
         now_secs,
+        run_nonce: format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ),
     };
     let ingest = store.ingest()?;
     let result = b.run(&ingest).and_then(|out| {

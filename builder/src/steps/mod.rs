@@ -57,6 +57,13 @@ impl StageRun<'_, '_> {
 
         let mut key = KeyHasher::new(&state.key);
         key.part("instruction", format!("{instr:?}").as_bytes());
+        // A stage run again by --no-cache-filter may give other files (a
+        // fresh `apt-get update`): its keys are new, so the stages that
+        // copy from it run again too instead of reusing what the old
+        // content made.
+        if self.no_cache_filtered() {
+            key.part("no-cache-filter", self.run_nonce.as_bytes());
+        }
         if matches!(instr, Instruction::Run(_)) {
             key.part("args", format!("{:?}", state.args).as_bytes());
             key.part(
@@ -172,15 +179,8 @@ impl StageRun<'_, '_> {
         let probe = cache::KeyHasher::new(&state.key)
             .part("probe", cmd.original.trim().as_bytes())
             .clone_finish();
-        // `--no-cache-filter`: this stage's steps run again (later ones
-        // then miss as after any change).
-        let filtered = self.stage.name.as_ref().is_some_and(|n| {
-            self.opts
-                .no_cache_stages
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(n))
-        });
-        if filtered && state.cache_ok {
+        // `--no-cache-filter`: this stage's steps run again, said once.
+        if self.no_cache_filtered() && state.cache_ok {
             state.cache_ok = false;
             self.emit(EventKind::CacheMiss {
                 reason: format!(
@@ -215,6 +215,16 @@ impl StageRun<'_, '_> {
             .map_err(|e| BuildError::Io(self.cache.dir().to_path_buf(), e))?;
         self.cache.put_probe(&probe, inputs);
         Ok(rec)
+    }
+
+    /// This stage is named in `--no-cache-filter`.
+    fn no_cache_filtered(&self) -> bool {
+        self.stage.name.as_ref().is_some_and(|n| {
+            self.opts
+                .no_cache_stages
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(n))
+        })
     }
 
     pub(crate) fn lowers(&self, state: &State) -> Result<Lowers, BuildError> {

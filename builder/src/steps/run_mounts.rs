@@ -8,6 +8,7 @@ use runner::spec::MountSpec;
 
 use crate::cache;
 use crate::error::BuildError;
+use crate::stages::plan::Base;
 use crate::stages::{StageRun, State};
 use crate::steps::view;
 
@@ -99,16 +100,22 @@ impl StageRun<'_, '_> {
                         None => self.opts.context.clone().ok_or_else(|| {
                             BuildError::at(cmd, "bind mount needs a build context")
                         })?,
-                        Some(f) => {
-                            let (_, lowers) = self.source_of(f, cmd)?;
-                            let v =
-                                view::View::mount(&lowers.dirs, &dir.join(format!("mount-{n}")))?;
-                            let root = v.root.clone();
-                            // The view stays mounted until the build ends
-                            // (the private namespace goes with the process).
-                            std::mem::forget(v);
-                            root
-                        }
+                        Some(f) => match self.plan.base(f, self.stage.index, true) {
+                            // A directory named context is bound as it is.
+                            Base::Dir(d, _) => d,
+                            _ => {
+                                let (_, lowers) = self.source_of(f, cmd)?;
+                                let v = view::View::mount(
+                                    &lowers.dirs,
+                                    &dir.join(format!("mount-{n}")),
+                                )?;
+                                let root = v.root.clone();
+                                // The view stays mounted until the build ends
+                                // (the private namespace goes with the process).
+                                std::mem::forget(v);
+                                root
+                            }
+                        },
                     };
                     // Resolved inside the context or the image, as
                     // BuildKit does: an image's `etc -> /etc` must not
