@@ -326,6 +326,12 @@ fn git_contexts_check_out_a_ref_and_subdirectory() {
     assert_eq!(has_git(&k, "g-kept"), "yes\n");
     assert!(leftovers(&tmp).is_empty());
 
+    // The same repository over smart HTTP: a `….git` URL is git, not a
+    // download.
+    let http = common::git::http_backend(&serve);
+    build_in(&k, &tmp, &["-t", "g-http", &http.url("/repo.git#main:sub")]).ok();
+    assert!(leftovers(&tmp).is_empty());
+
     let before = store_state(&k);
     let r = build_in(&k, &tmp, &[&format!("{repo}#nosuch")]);
     refused(&k, &tmp, r, "nosuch", &before);
