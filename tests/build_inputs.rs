@@ -729,12 +729,43 @@ fn ssh_agent_reaches_the_step_and_not_the_layer() {
     );
     let r = build_in(&k, &tmp, &["-q", "--ssh", &format!("default={sock}"), c]);
     refused(&k, &tmp, r, "ssh agent other not found", &before);
-    // A key file is not an agent.
+    // A key file: loaded into an agent of the build's own, gone after.
     let key = k.dir.path().join("id_ed25519");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY rootfs/ /\nRUN --mount=type=ssh ssh-add -l > /key.txt\n",
+    );
+    build_in(
+        &k,
+        &tmp,
+        &[
+            "-t",
+            "sshkey",
+            "--ssh",
+            &format!("default={}", key.display()),
+            c,
+        ],
+    )
+    .ok();
+    let listed = k
+        .run(&["run", "--rm", "sshkey", "cat", "/key.txt"])
+        .ok()
+        .stdout;
+    assert!(listed.contains(&agent.fingerprint), "{listed}");
+    assert!(leftovers(&tmp).is_empty(), "{:?}", leftovers(&tmp));
+    // A key with a passphrase cannot be loaded without asking.
+    let locked = k.dir.path().join("locked");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "secret", "-f"])
+        .arg(&locked)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let before = store_state(&k);
     let r = build_in(
         &k,
         &tmp,
-        &["--ssh", &format!("default={}", key.display()), c],
+        &["--ssh", &format!("default={}", locked.display()), c],
     );
-    refused(&k, &tmp, r, "is not an agent socket", &before);
+    refused(&k, &tmp, r, "keys with a passphrase need an agent", &before);
 }

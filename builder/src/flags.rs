@@ -210,42 +210,56 @@ pub fn cgroup_parent(raw: Option<&str>) -> Result<(), BuildError> {
     }
 }
 
-/// `--ssh default|ID[=SOCKET]`: the id and an ssh agent's socket
-/// (`$SSH_AUTH_SOCK` when none is given). Key files would need an agent
-/// of kiln's own: refused, naming the file.
-pub fn ssh(s: &str, auth_sock: Option<&str>) -> Result<(String, PathBuf), BuildError> {
+/// Where an `--ssh` id's agent is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshSource {
+    /// A running agent's socket.
+    Socket(PathBuf),
+    /// Key files, to load into an agent of the build's own.
+    Keys(Vec<PathBuf>),
+}
+
+/// `--ssh default|ID[=SOCKET|KEY[,KEY]]`: the id and its agent socket
+/// (`$SSH_AUTH_SOCK` when none is given) or key files.
+pub fn ssh(s: &str, auth_sock: Option<&str>) -> Result<(String, SshSource), BuildError> {
     use std::os::unix::fs::FileTypeExt;
-    let (id, path) = match s.split_once('=') {
+    let (id, paths) = match s.split_once('=') {
         Some((id, p)) => (id, Some(p)),
         None => (s, None),
     };
     if id.is_empty() {
         return Err(BuildError::Invalid(format!("invalid --ssh {s:?}: no id")));
     }
-    let path = match path.or(auth_sock) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
+    let paths: Vec<PathBuf> = match paths.or(auth_sock) {
+        Some(p) if !p.is_empty() => p.split(',').map(PathBuf::from).collect(),
         _ => {
             return Err(BuildError::Invalid(format!(
                 "--ssh {s}: no socket given and SSH_AUTH_SOCK is not set"
             )))
         }
     };
-    if path.to_string_lossy().contains(',') {
-        return Err(BuildError::Invalid(format!(
-            "--ssh {s}: one agent socket per id (key files are not supported)"
-        )));
+    let mut keys = Vec::new();
+    for path in &paths {
+        match std::fs::metadata(path) {
+            Ok(m) if m.file_type().is_socket() && paths.len() == 1 => {
+                return Ok((id.to_string(), SshSource::Socket(path.clone())))
+            }
+            Ok(m) if m.is_file() => keys.push(path.clone()),
+            Ok(_) => {
+                return Err(BuildError::Invalid(format!(
+                    "--ssh {s}: {} is neither an agent socket nor a key file",
+                    path.display()
+                )))
+            }
+            Err(e) => {
+                return Err(BuildError::Invalid(format!(
+                    "--ssh {s}: {}: {e}",
+                    path.display()
+                )))
+            }
+        }
     }
-    match std::fs::metadata(&path) {
-        Ok(m) if m.file_type().is_socket() => Ok((id.to_string(), path)),
-        Ok(_) => Err(BuildError::Invalid(format!(
-            "--ssh {s}: {} is not an agent socket (key files are not supported: load the key into ssh-agent)",
-            path.display()
-        ))),
-        Err(e) => Err(BuildError::Invalid(format!(
-            "--ssh {s}: {}: {e}",
-            path.display()
-        ))),
-    }
+    Ok((id.to_string(), SshSource::Keys(keys)))
 }
 
 #[cfg(test)]

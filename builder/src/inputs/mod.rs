@@ -8,6 +8,7 @@
 //! - `archive`: a context tar unpacked into a temporary directory;
 //! - `remote`: URL and git contexts;
 //! - `named`: `--build-context NAME=…`;
+//! - `ssh_agent`: an agent for `--ssh ID=KEYFILE`;
 //! - `in_root`: files read from an unpacked or checked-out context
 //!   without following its symlinks out of it.
 
@@ -16,6 +17,7 @@ mod in_root;
 mod named;
 mod remote;
 mod sniff;
+mod ssh_agent;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use crate::steps::git::GitRef;
 
 pub use named::{named, Named};
 pub use sniff::is_archive;
+pub use ssh_agent::{with_keys as ssh_agent_with_keys, KeyAgent};
 
 /// The default Dockerfile name, at the context's root.
 pub const DEFAULT_DOCKERFILE: &str = "Dockerfile";

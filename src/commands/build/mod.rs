@@ -94,8 +94,9 @@ pub struct BuildArgs {
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
     /// An ssh agent for RUN --mount=type=ssh: default, ID (both use
-    /// $SSH_AUTH_SOCK) or ID=SOCKET (repeatable; key files are not supported)
-    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    /// $SSH_AUTH_SOCK), ID=SOCKET, or ID=KEY[,KEY] (unencrypted key files,
+    /// loaded into an agent of the build's own) (repeatable)
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY]]")]
     pub ssh: Vec<String>,
     /// Progress output: auto, plain, tty or quiet
     #[arg(long, default_value = "auto", value_name = "TYPE")]
@@ -175,9 +176,19 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     }
     opts.network = flags::network(args.network.as_deref())?;
     let auth_sock = std::env::var("SSH_AUTH_SOCK").ok();
+    // Agents started for key files live until the build ends.
+    let mut agents = Vec::new();
     for s in &args.ssh {
-        let (id, socket) = flags::ssh(s, auth_sock.as_deref())?;
-        opts.ssh.insert(id, socket);
+        let socket = match flags::ssh(s, auth_sock.as_deref())? {
+            (id, flags::SshSource::Socket(p)) => (id, p),
+            (id, flags::SshSource::Keys(keys)) => {
+                let agent = builder::inputs::ssh_agent_with_keys(&keys, s)?;
+                let p = agent.socket().to_path_buf();
+                agents.push(agent);
+                (id, p)
+            }
+        };
+        opts.ssh.insert(socket.0, socket.1);
     }
     for s in &args.secrets {
         let (id, src) = flags::secret(s)?;
