@@ -128,6 +128,9 @@ fn context_archives_on_stdin_in_every_compression() {
             leftovers(&tmp)
         );
     }
+    // A temp context's stat index is not kept in the store.
+    let indexes = std::fs::read_dir(k.root().join("kiln/stat-index")).map_or(0, |d| d.count());
+    assert_eq!(indexes, 0);
     // -f names a Dockerfile inside the archive.
     build_stdin(
         &k,

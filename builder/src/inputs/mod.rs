@@ -52,6 +52,13 @@ pub struct Inputs {
     _temp: Option<tempfile::TempDir>,
 }
 
+impl Inputs {
+    /// The context is a temp directory removed with these inputs.
+    pub fn is_transient(&self) -> bool {
+        self._temp.is_some()
+    }
+}
+
 /// How the context argument and `-f` are read.
 pub struct Request<'a> {
     /// The context argument (`.`, a directory, `-`, a URL).

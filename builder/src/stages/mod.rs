@@ -114,8 +114,14 @@ fn build_inner<'a>(
         ),
         None => None,
     };
-    let index = opts.context.as_ref().map(|c| StatIndex::open(store, c));
     let scratch = store.build_scratch(std::process::id());
+    let index = opts.context.as_ref().map(|c| {
+        if opts.transient_context {
+            StatIndex::open_at(scratch.path().join("stat-index"))
+        } else {
+            StatIndex::open(store, c)
+        }
+    });
     let (now, now_secs) = match opts.source_date_epoch {
         Some(e) => (
             model::format_time(chrono::DateTime::from_timestamp(e as i64, 0).unwrap_or_default()),
@@ -156,7 +162,7 @@ fn build_inner<'a>(
     });
     let Builder { scratch, index, .. } = b;
     drop(scratch);
-    if let Some(i) = &index {
+    if let Some(i) = index.as_ref().filter(|_| !opts.transient_context) {
         i.save();
     }
     result

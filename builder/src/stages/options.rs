@@ -14,6 +14,9 @@ pub struct BuildOptions {
     pub dockerfile_name: String,
     /// The build context; `None` when the Dockerfile came on stdin alone.
     pub context: Option<PathBuf>,
+    /// The context is a temp directory (an unpacked archive, a checkout):
+    /// its stat index is not kept, as its path is never seen again.
+    pub transient_context: bool,
     /// `.dockerignore` patterns already read for this build.
     pub ignore_patterns: Vec<String>,
     pub tags: Vec<Reference>,

@@ -207,6 +207,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     }
     opts.ignore_patterns = inputs.ignore_patterns.clone();
     opts.context = inputs.context.clone();
+    opts.transient_context = inputs.is_transient();
 
     let quiet = opts.quiet;
     opts.capture_output = mode == Mode::Tty;
