@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use crate::error::BuildError;
 use crate::steps::git::GitRef;
 
-pub use named::{named, Named};
+pub use named::{named, named_all, Named};
 pub use sniff::is_archive;
 pub use ssh_agent::{with_keys as ssh_agent_with_keys, KeyAgent};
 

@@ -20,6 +20,21 @@ pub struct Named {
     _temp: Option<tempfile::TempDir>,
 }
 
+/// Prepares every `--build-context` value; `oci-layout://` ones last, so
+/// a bad value of another kind leaves the store as it was.
+pub fn named_all(specs: &[String], store: &Store) -> Result<Vec<Named>, BuildError> {
+    let is_layout = |s: &&String| {
+        s.split_once('=')
+            .is_some_and(|(_, v)| v.starts_with("oci-layout://"))
+    };
+    let (layouts, others): (Vec<&String>, Vec<&String>) = specs.iter().partition(is_layout);
+    others
+        .into_iter()
+        .chain(layouts)
+        .map(|s| named(s, store))
+        .collect()
+}
+
 /// Prepares one `--build-context` value. An `oci-layout://` image is
 /// copied into `store` (unnamed, as a base image is) so FROM can use it.
 pub fn named(spec: &str, store: &Store) -> Result<Named, BuildError> {

@@ -198,12 +198,11 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         flags::source_date_epoch(&opts.build_args, std::env::var("SOURCE_DATE_EPOCH").ok())?;
     // Kept until the build ends: a downloaded or checked-out one is a
     // temp directory removed on drop.
-    let mut named = Vec::new();
-    for spec in &args.build_contexts {
-        let n = builder::inputs::named(spec, &store).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let named = builder::inputs::named_all(&args.build_contexts, &store)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for n in &named {
         opts.named_contexts
             .insert(n.name.clone(), n.context.clone());
-        named.push(n);
     }
     opts.ignore_patterns = inputs.ignore_patterns.clone();
     opts.context = inputs.context.clone();
