@@ -262,6 +262,15 @@ pub fn ssh(s: &str, auth_sock: Option<&str>) -> Result<(String, SshSource), Buil
     Ok((id.to_string(), SshSource::Keys(keys)))
 }
 
+/// `--build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1`: a git context keeps `.git`.
+pub fn keep_git_dir(build_args: &BTreeMap<String, Option<String>>) -> bool {
+    build_args
+        .get(crate::inputs::KEEP_GIT_DIR_ARG)
+        .cloned()
+        .flatten()
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,16 +179,17 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     // Agents started for key files live until the build ends.
     let mut agents = Vec::new();
     for s in &args.ssh {
-        let socket = match flags::ssh(s, auth_sock.as_deref())? {
-            (id, flags::SshSource::Socket(p)) => (id, p),
-            (id, flags::SshSource::Keys(keys)) => {
+        let (id, source) = flags::ssh(s, auth_sock.as_deref())?;
+        let socket = match source {
+            flags::SshSource::Socket(p) => p,
+            flags::SshSource::Keys(keys) => {
                 let agent = builder::inputs::ssh_agent_with_keys(&keys, s)?;
                 let p = agent.socket().to_path_buf();
                 agents.push(agent);
-                (id, p)
+                p
             }
         };
-        opts.ssh.insert(socket.0, socket.1);
+        opts.ssh.insert(id, socket);
     }
     for s in &args.secrets {
         let (id, src) = flags::secret(s)?;
@@ -276,16 +277,10 @@ fn read_inputs(args: &BuildArgs, context_arg: &str) -> Result<builder::inputs::I
     if reads_stdin && std::io::stdin().is_terminal() {
         bail!("no Dockerfile or context archive on standard input");
     }
-    let build_args = flags::build_args(&args.build_args);
-    let keep_git_dir = build_args
-        .get(builder::inputs::KEEP_GIT_DIR_ARG)
-        .cloned()
-        .flatten()
-        .is_some_and(|v| matches!(v.as_str(), "1" | "true"));
     let req = builder::inputs::Request {
         context: context_arg,
         file: args.file.as_deref(),
-        keep_git_dir,
+        keep_git_dir: flags::keep_git_dir(&flags::build_args(&args.build_args)),
     };
     builder::inputs::resolve(&req, &mut std::io::stdin().lock()).map_err(|e| anyhow::anyhow!("{e}"))
 }
