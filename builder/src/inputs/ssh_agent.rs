@@ -5,14 +5,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::error::BuildError;
 
 /// A running agent; dropping it kills it and removes its socket.
 #[derive(Debug)]
 pub struct KeyAgent {
-    child: Child,
+    /// The agent's command: a `cat` reading a pipe only kiln holds.
+    keeper: Child,
+    agent_pid: i32,
     socket: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -26,8 +27,11 @@ impl KeyAgent {
 
 impl Drop for KeyAgent {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(pid) = rustix::process::Pid::from_raw(self.agent_pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let _ = self.keeper.kill();
+        let _ = self.keeper.wait();
     }
 }
 
@@ -40,29 +44,41 @@ pub fn with_keys(keys: &[PathBuf], what: &str) -> Result<KeyAgent, BuildError> {
         .tempdir()
         .map_err(|e| BuildError::Io(std::env::temp_dir(), e))?;
     let socket = dir.path().join("agent.sock");
-    let child = Command::new("ssh-agent")
-        .arg("-D")
+    // ssh-agent runs the command it is given and exits once that has
+    // ended (it checks every few seconds). The command prints the agent's
+    // pid (for Drop), then reads a pipe kiln holds: if kiln dies, however
+    // it dies, the pipe closes and the agent goes. (A parent-death signal
+    // would not do: ssh-agent is set-group-ID, which clears it.)
+    let mut keeper = Command::new("ssh-agent")
         .arg("-a")
         .arg(&socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .args(["sh", "-c", "echo \"$SSH_AGENT_PID\"; exec cat >/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| bad(format!("key files need ssh-agent on this machine: {e}")))?;
-    let mut agent = KeyAgent {
-        child,
+    let mut line = String::new();
+    let read = keeper
+        .stdout
+        .take()
+        .map(|out| std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line));
+    let agent_pid = match (read, line.trim().parse::<i32>()) {
+        (Some(Ok(_)), Ok(pid)) => pid,
+        _ => {
+            let _ = keeper.kill();
+            let _ = keeper.wait();
+            return Err(bad("ssh-agent did not start".into()));
+        }
+    };
+    let agent = KeyAgent {
+        keeper,
+        agent_pid,
         socket,
         _dir: dir,
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !agent.socket.exists() {
-        if let Ok(Some(st)) = agent.child.try_wait() {
-            return Err(bad(format!("ssh-agent exited ({st})")));
-        }
-        if Instant::now() > deadline {
-            return Err(bad("ssh-agent did not make its socket".into()));
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    if !agent.socket.exists() {
+        return Err(bad("ssh-agent made no socket".into()));
     }
     for key in keys {
         let out = Command::new("ssh-add")
