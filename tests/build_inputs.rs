@@ -334,6 +334,31 @@ fn git_contexts_check_out_a_ref_and_subdirectory() {
     let http = common::git::http_backend(&serve);
     build_in(&k, &tmp, &["-t", "g-http", &http.url("/repo.git#main:sub")]).ok();
     assert!(leftovers(&tmp).is_empty());
+    // And in scp form (`git@host:repo.git`): git's ssh is a script that
+    // runs the remote command here, in the served directory.
+    let fake_ssh = k.dir.path().join("fake-ssh");
+    write(
+        &fake_ssh,
+        &format!(
+            "#!/bin/sh\nfor a; do last=$a; done\ncd '{}' && exec sh -c \"$last\"\n",
+            serve.display()
+        ),
+    );
+    let st = Command::new("chmod")
+        .arg("755")
+        .arg(&fake_ssh)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = k
+        .cmd()
+        .env("TMPDIR", &tmp)
+        .env("GIT_SSH_COMMAND", &fake_ssh)
+        .args(["build", "-t", "g-scp", "git@kiln.invalid:repo.git#main:sub"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(leftovers(&tmp).is_empty());
 
     let before = store_state(&k);
     let r = build_in(&k, &tmp, &[&format!("{repo}#nosuch")]);
