@@ -148,55 +148,14 @@ pub fn add_host(s: &str) -> Result<(String, String), BuildError> {
 }
 
 /// `--shm-size` in docker's units (`64m`, `1g`, bytes).
-pub fn shm_size(s: &str) -> Result<u64, BuildError> {
+pub fn shm_size(s: &str) -> Result<i64, BuildError> {
     containers::options::parse_bytes(s)
-        .map(|n| n as u64)
         .map_err(|_| BuildError::Invalid(format!("invalid --shm-size {s:?}")))
 }
 
-/// Resource names `--ulimit` takes (docker's, as setrlimit(2) calls them).
-pub const ULIMITS: [&str; 16] = [
-    "as",
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-];
-
-/// `--ulimit NAME=SOFT[:HARD]` (`-1` is unlimited).
-pub fn ulimit(s: &str) -> Result<(String, u64, u64), BuildError> {
-    let bad = |why: String| BuildError::Invalid(format!("invalid --ulimit {s:?}: {why}"));
-    let (name, limits) = s
-        .split_once('=')
-        .ok_or_else(|| bad("expected NAME=SOFT[:HARD]".into()))?;
-    if !ULIMITS.contains(&name) {
-        return Err(bad(format!("unknown resource {name:?}")));
-    }
-    let num = |v: &str| -> Result<u64, BuildError> {
-        match v {
-            "-1" | "unlimited" => Ok(u64::MAX),
-            v => v.parse().map_err(|_| bad(format!("{v:?} is not a number"))),
-        }
-    };
-    let (soft, hard) = match limits.split_once(':') {
-        Some((a, b)) => (num(a)?, num(b)?),
-        None => (num(limits)?, num(limits)?),
-    };
-    if soft > hard {
-        return Err(bad("the soft limit is above the hard one".into()));
-    }
-    Ok((name.to_string(), soft, hard))
+/// `--ulimit NAME=SOFT[:HARD]` (`-1` is unlimited), as `kiln run` reads it.
+pub fn ulimit(s: &str) -> Result<oci_spec::runtime::PosixRlimit, BuildError> {
+    containers::security::parse_ulimit(s).map_err(|e| BuildError::Invalid(e.to_string()))
 }
 
 /// `--cgroup-parent`: RUN steps live in kiln's own cgroup for build
@@ -305,8 +264,9 @@ mod tests {
         assert_eq!(a["a"], "1");
         assert_eq!(a["org.opencontainers.x"], "2");
         assert!(annotations(&["index:a=1".into()]).is_err());
-        assert_eq!(ulimit("nofile=10:20").unwrap(), ("nofile".into(), 10, 20));
-        assert_eq!(ulimit("core=-1").unwrap().2, u64::MAX);
+        let nofile = ulimit("nofile=10:20").unwrap();
+        assert_eq!((nofile.soft(), nofile.hard()), (10, 20));
+        assert_eq!(ulimit("core=-1").unwrap().hard(), u64::MAX);
         assert!(ulimit("nofile=20:10").is_err());
         assert!(ulimit("bogus=1").is_err());
         assert_eq!(shm_size("1m").unwrap(), 1 << 20);

@@ -55,14 +55,15 @@ pub struct BuildOptions {
 }
 
 /// The container settings `docker build` passes to every RUN step.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StepHost {
     /// `(host, IP)` lines added to the step's /etc/hosts.
     pub add_hosts: Vec<(String, String)>,
-    /// The size of the step's /dev/shm (docker's default 64 MiB otherwise).
-    pub shm_size: Option<u64>,
-    /// `(resource, soft, hard)`, resource as docker names it (`nofile`).
-    pub ulimits: Vec<(String, u64, u64)>,
+    /// The size of the step's /dev/shm in bytes (docker's default 64 MiB
+    /// otherwise).
+    pub shm_size: Option<i64>,
+    /// `--ulimit` values, as `kiln run` parses them.
+    pub ulimits: Vec<oci_spec::runtime::PosixRlimit>,
 }
 
 impl StepHost {

@@ -11,7 +11,6 @@ use containers::LayerStack;
 use dockerfile_parser::instructions::ShellOrExec;
 use dockerfile_parser::Heredoc;
 use image_store::ContainerConfig;
-use oci_spec::runtime::{PosixRlimit, PosixRlimitBuilder, PosixRlimitType};
 use runner::spec::{MountSpec, Network};
 
 use super::lower::Lowers;
@@ -98,13 +97,13 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     derived.params.hostname = Some("buildkitsandbox".into());
     derived.params.network = step.network;
     derived.params.mounts = step.mounts.clone();
-    derived.params.rlimits = rlimits(&step.host.ulimits)?;
+    derived.params.rlimits = step.host.ulimits.clone();
     let params = &derived.params;
     let mut spec = derived
         .oci()
         .map_err(|e| BuildError::Invalid(e.to_string()))?;
     if let Some(size) = step.host.shm_size {
-        set_shm_size(&mut spec, size);
+        containers::security::set_shm_size(&mut spec, size);
     }
     let stack = LayerStack::new(step.lowers.dirs.clone());
     let stubs = MountPoints::missing(&stack, &[], &mountpoints::BUILD_FILES, &step.mounts);
@@ -187,60 +186,6 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     // from the image) are not part of the layer.
     stubs.remove_from(&upper, &stack);
     Ok(upper)
-}
-
-/// `--ulimit` values as the spec's rlimits.
-fn rlimits(ulimits: &[(String, u64, u64)]) -> Result<Vec<PosixRlimit>, BuildError> {
-    use PosixRlimitType as T;
-    ulimits
-        .iter()
-        .map(|(name, soft, hard)| {
-            let typ = match name.as_str() {
-                "as" => T::RlimitAs,
-                "core" => T::RlimitCore,
-                "cpu" => T::RlimitCpu,
-                "data" => T::RlimitData,
-                "fsize" => T::RlimitFsize,
-                "locks" => T::RlimitLocks,
-                "memlock" => T::RlimitMemlock,
-                "msgqueue" => T::RlimitMsgqueue,
-                "nice" => T::RlimitNice,
-                "nofile" => T::RlimitNofile,
-                "nproc" => T::RlimitNproc,
-                "rss" => T::RlimitRss,
-                "rtprio" => T::RlimitRtprio,
-                "rttime" => T::RlimitRttime,
-                "sigpending" => T::RlimitSigpending,
-                "stack" => T::RlimitStack,
-                other => return Err(BuildError::Invalid(format!("unknown --ulimit {other:?}"))),
-            };
-            PosixRlimitBuilder::default()
-                .typ(typ)
-                .soft(*soft)
-                .hard(*hard)
-                .build()
-                .map_err(|e| BuildError::Invalid(format!("--ulimit {name}: {e}")))
-        })
-        .collect()
-}
-
-/// `--shm-size`: the size option of the spec's /dev/shm mount.
-fn set_shm_size(spec: &mut runner::Spec, size: u64) {
-    let mut mounts = spec.mounts().clone().unwrap_or_default();
-    for m in mounts.iter_mut() {
-        if m.destination() == Path::new("/dev/shm") {
-            let mut opts: Vec<String> = m
-                .options()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|o| !o.starts_with("size="))
-                .collect();
-            opts.push(format!("size={size}"));
-            m.set_options(Some(opts));
-        }
-    }
-    spec.set_mounts(Some(mounts));
 }
 
 /// The command as the user wrote it, for error messages.
