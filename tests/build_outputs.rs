@@ -168,7 +168,7 @@ fn push_sends_every_tag_and_metadata_has_the_pushed_digest() {
     // finds them there.
     let first_push = r.stderr.split("Writing manifest").next().unwrap();
     assert_eq!(
-        first_push.matches("skipped: already exists").count(),
+        first_push.matches("Already exists").count(),
         2,
         "{}",
         r.stderr

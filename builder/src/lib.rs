@@ -13,6 +13,9 @@
 //! - `config`: the config-only instructions applied to an image config;
 //! - `flags`: `docker build`'s flag values, parsed;
 //! - `outputs`: `--output`/`--push` and `--metadata-file`.
+//! - `inputs`: the Dockerfile and context from a directory, standard input,
+//!   a URL or git, and named contexts;
+//! - `lint`: `--check`.
 
 mod cache;
 pub mod config;
@@ -20,12 +23,14 @@ pub mod context;
 pub mod dockerignore;
 pub mod error;
 pub mod flags;
+pub mod inputs;
+pub mod lint;
 pub mod outputs;
 pub mod stages;
 mod steps;
 
 pub use error::BuildError;
 pub use stages::{
-    build, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event, EventKind,
-    Pruned, PullPolicy, MAX_LAYERS,
+    build, parse_size, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event,
+    EventKind, NamedContext, PruneOptions, Pruned, PullPolicy, StepHost, MAX_LAYERS,
 };

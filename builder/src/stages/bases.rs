@@ -33,6 +33,11 @@ impl Builder<'_> {
                     continue;
                 }
                 let present = self.image(&image).is_ok();
+                // An image ID (an `oci-layout://` named context) is not
+                // pulled: no registry serves it by that name.
+                if present && image.starts_with("sha256:") {
+                    continue;
+                }
                 let fetch = match policy {
                     PullPolicy::Always => true,
                     PullPolicy::Missing => !present,
@@ -59,18 +64,24 @@ impl Builder<'_> {
 }
 
 impl StageRun<'_, '_> {
-    /// A `--from` source's key alone (no layer is read or fetched).
-    pub(crate) fn source_key(&self, from: &str, cmd: &Command) -> Result<String, BuildError> {
+    /// A `--from` source's key alone (no layer is read or fetched); `None`
+    /// for a directory context, whose files are its key.
+    pub(crate) fn source_key(
+        &self,
+        from: &str,
+        cmd: &Command,
+    ) -> Result<Option<String>, BuildError> {
         match self.plan.base(from, self.stage.index, true) {
             Base::Stage(d) => self
                 .done
                 .get(&d)
-                .map(|s| s.key.clone())
+                .map(|s| Some(s.key.clone()))
                 .ok_or_else(|| BuildError::at(cmd, format!("stage {from} was not built"))),
-            Base::Scratch => Ok("scratch".into()),
+            Base::Scratch => Ok(Some("scratch".into())),
+            Base::Dir(..) => Ok(None),
             Base::Image(name) => self
                 .image(&name)
-                .map(|img| cache::image_key(img.id()))
+                .map(|img| Some(cache::image_key(img.id())))
                 .map_err(|e| BuildError::at(cmd, format!("--from={name}: {e}"))),
         }
     }
@@ -90,6 +101,13 @@ impl StageRun<'_, '_> {
                 Ok((s.key.clone(), self.lowers(s)?))
             }
             Base::Scratch => Ok(("scratch".into(), Lowers::default())),
+            Base::Dir(..) => Err(BuildError::at(
+                cmd,
+                format!(
+                    "--from={from}: a directory build context is read by COPY --from, \
+                     FROM or a bind mount, not as image layers"
+                ),
+            )),
             Base::Image(name) => {
                 let img = self
                     .image(&name)
