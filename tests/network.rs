@@ -58,16 +58,57 @@ fn out(k: &Kiln, args: &[&str]) -> String {
     k.run(args).ok().stdout.trim().to_string()
 }
 
-/// The host's network interfaces by name.
-fn links() -> Vec<String> {
-    let o = Command::new("ip").args(["-o", "link"]).output().unwrap();
-    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+/// The host's ends (interface indexes) of the veths in the network
+/// namespace of container `id`: what its teardown must remove. (Not a
+/// count of the host's interfaces: other sessions add and remove theirs.
+/// Indexes are not reused soon, names may be.)
+fn veth_ends(k: &Kiln, id: &str) -> Vec<u32> {
+    let ns = k.root().join("kiln/run/netns").join(full_id(k, id));
+    let o = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["ip", "-o", "link"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Vec<u32> = String::from_utf8_lossy(&o.stdout)
         .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap().to_string())
+        .filter_map(|l| l.split(": ").nth(1)?.split_once("@if")?.1.parse().ok())
         .collect();
-    v.sort();
+    assert!(!v.is_empty(), "no veth in {}", ns.display());
     v
+}
+
+/// Which of the interface indexes `ends` the host still has.
+fn present(ends: &[u32]) -> Vec<u32> {
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            std::fs::read_to_string(e.path().join("ifindex"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .filter(|i| ends.contains(i))
+        .collect()
+}
+
+/// The full ID of container `name` (a name, ID or prefix).
+fn full_id(k: &Kiln, name: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&out(k, &["inspect", name])).unwrap();
+    v[0]["Id"].as_str().unwrap().to_string()
+}
+
+/// The host bridge of network `name`.
+fn bridge_of(k: &Kiln, name: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&out(k, &["network", "inspect", name])).unwrap();
+    v[0]["NetworkInterface"].as_str().unwrap().to_string()
+}
+
+fn host_has_link(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
 }
 
 /// The firewall rules (iptables-save, counters dropped) that mention any
@@ -129,7 +170,6 @@ fn published_port_serves_the_host_and_rm_leaves_nothing() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
     let _c = Cleanup(&k);
-    let links_before = links();
     let id = out(
         &k,
         &[
@@ -162,7 +202,8 @@ fn published_port_serves_the_host_and_rm_leaves_nothing() {
     let port_s = port.to_string();
     assert!(!rules_with(&[&ip, &port_s]).is_empty());
     assert!(!rules_with(&[&id]).is_empty());
-    assert_ne!(links(), links_before);
+    let ends = veth_ends(&k, &id);
+    assert_eq!(present(&ends), ends);
     assert_eq!(netns_files(&k), 1);
 
     // The port is taken: by this container, then by a host socket.
@@ -195,7 +236,7 @@ fn published_port_serves_the_host_and_rm_leaves_nothing() {
     drop(held);
 
     k.run(&["rm", "-f", "web"]).ok();
-    assert_eq!(links(), links_before, "a veth or bridge is left");
+    assert_eq!(present(&ends), Vec::<u32>::new(), "a veth is left");
     assert_eq!(
         rules_with(&[&ip, &id, &format!("dport {port_s}")]),
         Vec::<String>::new()
@@ -216,7 +257,6 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
     let _c = Cleanup(&k);
-    let links_before = links();
     let id = out(
         &k,
         &[
@@ -244,8 +284,9 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
     let port: u16 = lines[0].rsplit(':').next().unwrap().parse().unwrap();
     // Reached over loopback (published on all addresses).
     assert!(http_get(port).contains("hello-from-kiln"));
+    let ends = veth_ends(&k, &id);
     k.run(&["stop", &id]).ok();
-    assert_eq!(links(), links_before);
+    assert_eq!(present(&ends), Vec::<u32>::new());
     assert_eq!(netns_files(&k), 0);
     assert_eq!(out(&k, &["port", &id]), "");
 
@@ -263,7 +304,6 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
         .ok();
     assert!(r.stdout.contains("10.77."), "{}", r.stdout);
     assert_eq!(netns_files(&k), 0);
-    assert_eq!(links(), links_before);
 
     // kiln killed: the next command tears down what it left.
     let mut child = k
@@ -280,6 +320,7 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(netns_files(&k), 1);
+    let ends = veth_ends(&k, &out(&k, &["ps", "-q"]));
     child.kill().unwrap();
     child.wait().unwrap();
     for _ in 0..200 {
@@ -294,7 +335,7 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
         0,
         "a killed kiln's network namespace is left"
     );
-    assert_eq!(links(), links_before);
+    assert_eq!(present(&ends), Vec::<u32>::new());
 }
 
 #[test]
@@ -302,12 +343,11 @@ fn user_network_resolves_names_and_aliases() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
     let _c = Cleanup(&k);
-    let links_before = links();
-    k.run(&["network", "create", "--label", "a=b", "testnet"])
-        .ok();
+    let net = unique("ktestnet");
+    k.run(&["network", "create", "--label", "a=b", &net]).ok();
     let ls = out(&k, &["network", "ls"]);
-    assert!(ls.contains("testnet") && ls.contains("bridge"), "{ls}");
-    let r = k.run(&["network", "create", "testnet"]).code(125);
+    assert!(ls.contains(&net) && ls.contains("bridge"), "{ls}");
+    let r = k.run(&["network", "create", &net]).code(125);
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     k.run(&[
         "run",
@@ -315,7 +355,7 @@ fn user_network_resolves_names_and_aliases() {
         "--name",
         "web",
         "--network",
-        "testnet",
+        &net,
         "--network-alias",
         "db",
         "web",
@@ -328,7 +368,7 @@ fn user_network_resolves_names_and_aliases() {
     ])
     .ok();
     let inspect: serde_json::Value =
-        serde_json::from_str(&out(&k, &["network", "inspect", "testnet"])).unwrap();
+        serde_json::from_str(&out(&k, &["network", "inspect", &net])).unwrap();
     assert_eq!(inspect[0]["Containers"], serde_json::json!(["web"]));
     assert_eq!(inspect[0]["Labels"]["a"], "b");
     for name in ["web", "db"] {
@@ -340,7 +380,7 @@ fn user_network_resolves_names_and_aliases() {
                 "run",
                 "--rm",
                 "--network",
-                "testnet",
+                &net,
                 "busybox",
                 "wget",
                 "-qO-",
@@ -355,7 +395,7 @@ fn user_network_resolves_names_and_aliases() {
         }
         assert!(ok, "{url}: {last}");
     }
-    let r = k.run(&["network", "rm", "testnet"]).code(125);
+    let r = k.run(&["network", "rm", &net]).code(125);
     assert!(r.stderr.contains("in use by container web"), "{}", r.stderr);
     // The default bridge has no name resolution, as docker's.
     let r = k
@@ -371,10 +411,17 @@ fn user_network_resolves_names_and_aliases() {
         ])
         .code(125);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let bridge = bridge_of(&k, &net);
+    let ends = veth_ends(&k, "web");
+    assert!(host_has_link(&bridge));
     k.run(&["rm", "-f", "web"]).ok();
-    assert_eq!(out(&k, &["network", "prune"]), "Deleted Networks:\ntestnet");
-    assert!(!out(&k, &["network", "ls"]).contains("testnet"));
-    assert_eq!(links(), links_before);
+    assert_eq!(
+        out(&k, &["network", "prune"]),
+        format!("Deleted Networks:\n{net}")
+    );
+    assert!(!out(&k, &["network", "ls"]).contains(&net));
+    assert_eq!(present(&ends), Vec::<u32>::new());
+    assert!(!host_has_link(&bridge), "{bridge} is left");
 }
 
 #[test]
@@ -385,7 +432,6 @@ fn two_stores_on_the_bridge_get_different_addresses() {
     let b = Kiln::new();
     let _cb = Cleanup(&b);
     b.import_busybox("busybox");
-    let links_before = links();
     let run = |k: &Kiln| {
         out(
             k,
@@ -401,12 +447,15 @@ fn two_stores_on_the_bridge_get_different_addresses() {
         )
     };
     let (ia, ib) = (run(&a), run(&b));
+    let mut ends = veth_ends(&a, &ia);
+    ends.extend(veth_ends(&b, &ib));
     assert_ne!(container_ip(&a, &ia), container_ip(&b, &ib));
     // The first store's lease is freed with its container: the next
     // container of the second store can have the address.
     let first = container_ip(&a, &ia);
     a.run(&["rm", "-f", &ia]).ok();
     let ic = run(&b);
+    ends.extend(veth_ends(&b, &ic));
     assert_eq!(container_ip(&b, &ic), first);
     // A published port of one store is taken for the other: netavark's
     // forward binds no socket, the host-wide claim refuses it.
@@ -425,6 +474,7 @@ fn two_stores_on_the_bridge_get_different_addresses() {
         ],
     );
     let addr = out(&b, &["port", &web, "80"]);
+    ends.extend(veth_ends(&b, &web));
     let r = a
         .run(&[
             "run",
@@ -455,7 +505,7 @@ fn two_stores_on_the_bridge_get_different_addresses() {
     ])
     .ok();
     b.run(&["rm", "-f", &ib, &ic]).ok();
-    assert_eq!(links(), links_before);
+    assert_eq!(present(&ends), Vec::<u32>::new());
 }
 
 /// A store deleted while a killed kiln's container was still on the
@@ -468,7 +518,6 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
     let b = Kiln::new();
     let _cb = Cleanup(&b);
     b.import_busybox("busybox");
-    let links_before = links();
     let id = out(
         &a,
         &[
@@ -482,6 +531,7 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
         ],
     );
     let ip = container_ip(&a, &id);
+    let ends = veth_ends(&a, &id);
     let dir = a.root().join("kiln/containers").join(&id);
     let monitor: i32 = std::fs::read_to_string(dir.join("monitor.pid"))
         .unwrap()
@@ -500,7 +550,7 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
     // store is removed: the mounted file cannot be).
     std::fs::remove_dir_all(a.root().join("kiln/containers")).unwrap();
     assert_eq!(netns_files(&a), 1);
-    assert_ne!(links(), links_before);
+    assert_eq!(present(&ends), ends);
 
     let other = out(
         &b,
@@ -521,7 +571,7 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
         "the stale address is not free"
     );
     b.run(&["rm", "-f", &other]).ok();
-    assert_eq!(links(), links_before);
+    assert_eq!(present(&ends), Vec::<u32>::new());
 }
 
 /// `--internal`: an address on the network, no route out of it; `--ip`.
@@ -678,4 +728,213 @@ fn bad_network_flags_are_one_line_and_125() {
     assert!(!Path::new(&k.root().join("kiln/run/netns"))
         .read_dir()
         .is_ok_and(|mut d| d.next().is_some()));
+}
+
+/// A network name no other test or session uses.
+fn unique(tag: &str) -> String {
+    format!("{tag}{}", std::process::id())
+}
+
+/// Runs `args` in container `c` until it prints `want` (a server starting,
+/// a name being registered), or fails with the last output.
+fn exec_until(k: &Kiln, c: &str, args: &[&str], want: &str) {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let mut a = vec!["exec", c];
+        a.extend_from_slice(args);
+        let r = k.run(&a);
+        if r.code == 0 && r.stdout.contains(want) {
+            return;
+        }
+        last = format!("{} {} {}", r.code, r.stdout, r.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{args:?} in {c}: {last}");
+}
+
+/// The IPv4 interfaces of container `c` (`eth0`, …).
+fn ifaces(k: &Kiln, c: &str) -> Vec<String> {
+    let o = out(k, &["exec", c, "ip", "-4", "-o", "addr"]);
+    o.lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|i| *i != "lo")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    let (front, back) = (unique("kcfront"), unique("kcback"));
+    k.run(&["network", "create", &front]).ok();
+    k.run(&["network", "create", &back]).ok();
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        &back,
+        "--network-alias",
+        "db",
+        "web",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        &front,
+        "web",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    assert_eq!(ifaces(&k, "cli"), ["eth0"]);
+    k.run(&["network", "connect", "--alias", "client", &back, "cli"])
+        .ok();
+    assert_eq!(ifaces(&k, "cli"), ["eth0", "eth1"]);
+    let mut ends = veth_ends(&k, "cli");
+    ends.extend(veth_ends(&k, "api"));
+    let bridges = [bridge_of(&k, &front), bridge_of(&k, &back)];
+    // By name and by alias on the network joined, and the server finds the
+    // newcomer by its alias.
+    exec_until(
+        &k,
+        "cli",
+        &["wget", "-qO-", "http://api/"],
+        "hello-from-kiln",
+    );
+    exec_until(
+        &k,
+        "cli",
+        &["wget", "-qO-", "http://db/"],
+        "hello-from-kiln",
+    );
+    exec_until(
+        &k,
+        "api",
+        &["ping", "-c1", "-W2", "client"],
+        "1 packets received",
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&out(&k, &["network", "inspect", &back])).unwrap();
+    assert_eq!(inspect[0]["Containers"], serde_json::json!(["api", "cli"]));
+    let hosts = out(&k, &["exec", "cli", "cat", "/etc/hosts"]);
+    assert_eq!(hosts.lines().count(), 8, "{hosts}");
+
+    let r = k.run(&["network", "connect", &back, "cli"]).code(125);
+    assert!(r.stderr.contains("already connected"), "{}", r.stderr);
+    let r = k.run(&["network", "disconnect", &front, "cli"]).code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "lone",
+        "--network",
+        "none",
+        "web",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let r = k.run(&["network", "connect", &back, "lone"]).code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let r = k
+        .run(&["network", "connect", "--alias", "a b", &back, "cli"])
+        .code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+
+    k.run(&["network", "disconnect", &back, "cli"]).ok();
+    assert_eq!(ifaces(&k, "cli"), ["eth0"]);
+    assert_eq!(present(&ends).len(), 2, "the host end of eth1 is left");
+    let hosts = out(&k, &["exec", "cli", "cat", "/etc/hosts"]);
+    assert_eq!(hosts.lines().count(), 7, "{hosts}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&out(&k, &["network", "inspect", &back])).unwrap();
+    assert_eq!(inspect[0]["Containers"], serde_json::json!(["api"]));
+    let r = k.run(&["network", "disconnect", &back, "cli"]).code(125);
+    assert!(r.stderr.contains("not connected"), "{}", r.stderr);
+    // Connected again, then removed: rm tears both interfaces down.
+    k.run(&["network", "connect", &back, "cli"]).ok();
+    ends.extend(veth_ends(&k, "cli"));
+    for c in ["cli", "api", "lone"] {
+        k.run(&["rm", "-f", c]).ok();
+    }
+    k.run(&["network", "rm", &front, &back]).ok();
+    assert_eq!(present(&ends), Vec::<u32>::new(), "a veth is left");
+    for b in bridges {
+        assert!(!host_has_link(&b), "{b} is left");
+    }
+    assert_eq!(netns_files(&k), 0);
+}
+
+#[test]
+fn a_stopped_container_starts_again_on_its_networks() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    let extra = unique("ksextra");
+    k.run(&["network", "create", &extra]).ok();
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "bridge",
+        "-p",
+        "127.0.0.1::80",
+        "web",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    let port = |k: &Kiln| -> u16 {
+        let a = out(k, &["port", "web", "80"]);
+        a.strip_prefix("127.0.0.1:").unwrap().parse().unwrap()
+    };
+    let first = port(&k);
+    assert!(http_get(first).contains("hello-from-kiln"));
+    k.run(&["stop", "-t", "1", "web"]).ok();
+    assert_eq!(out(&k, &["port", "web"]), "");
+    assert_eq!(netns_files(&k), 0);
+    // Connected while stopped: joined at the next start.
+    k.run(&["network", "connect", &extra, "web"]).ok();
+    k.run(&["start", "web"]).ok();
+    assert!(http_get(port(&k)).contains("hello-from-kiln"));
+    assert_eq!(ifaces(&k, "web"), ["eth0", "eth1"]);
+    let mut ends = veth_ends(&k, "web");
+    // restart: down and up again on the same networks.
+    k.run(&["restart", "-t", "1", "web"]).ok();
+    assert!(http_get(port(&k)).contains("hello-from-kiln"));
+    assert_eq!(ifaces(&k, "web"), ["eth0", "eth1"]);
+    ends.extend(veth_ends(&k, "web"));
+    // Disconnected while stopped: not joined at the next start.
+    k.run(&["stop", "-t", "1", "web"]).ok();
+    k.run(&["network", "disconnect", &extra, "web"]).ok();
+    k.run(&["start", "web"]).ok();
+    assert_eq!(ifaces(&k, "web"), ["eth0"]);
+    ends.extend(veth_ends(&k, "web"));
+    let bridge = bridge_of(&k, &extra);
+    k.run(&["rm", "-f", "web"]).ok();
+    k.run(&["network", "rm", &extra]).ok();
+    assert_eq!(present(&ends), Vec::<u32>::new(), "a veth is left");
+    assert!(!host_has_link(&bridge), "{bridge} is left");
+    assert_eq!(netns_files(&k), 0);
 }

@@ -278,7 +278,18 @@ impl Created<'_> {
                 hostname: &self.hostname,
                 dir: &self.dir,
             };
-            crate::network::attach(self.containers.store(), who, net, &self.exposed)?;
+            let a = crate::network::attach(self.containers.store(), who, net, &self.exposed)?;
+            // What a later start sets up again (see network::plan).
+            let plan = crate::network::plan::Plan {
+                request: crate::network::NetworkRequest {
+                    network: a.network,
+                    ..net.clone()
+                },
+                exposed: self.exposed.clone(),
+                hostname: self.hostname.clone(),
+                connected: Vec::new(),
+            };
+            crate::network::plan::write(&self.dir, &plan)?;
         }
         Ok(())
     }
@@ -484,6 +495,8 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     let devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
     let mut backoff = Backoff::default();
     loop {
+        // `network connect` may have changed the /etc files since.
+        opts.etc_network = crate::network::attachment(&dir).and_then(|a| a.runner_etc());
         let pipes = Pipes::new()?;
         let (stdout, stderr) = pipes.writers();
         opts.stdio = runner::Stdio::Fds {

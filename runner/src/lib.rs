@@ -60,6 +60,7 @@ pub use caps::{
     DOCKER_DEFAULT as DOCKER_DEFAULT_CAPS,
 };
 pub use error::{ExitStatus, RunError};
+pub use etc::rewrite_network as rewrite_etc_network;
 pub use idmap::{rootless_default as rootless_id_maps, IdMap, IdMaps};
 pub use join::{check_executable, exec, resolve_user, ExecOptions};
 pub use oci_spec::runtime::Spec;

@@ -10,11 +10,13 @@ pub mod etc;
 mod lease;
 mod netavark;
 mod netns;
+pub mod plan;
 pub mod ports;
 pub mod subnet;
 
-pub use attach::{attach, attachment, detach, Attachment, NetworkRequest};
+pub use attach::{attach, attachment, detach, Attachment, ConnectRequest, NetworkRequest};
 pub use config::{CreateRequest, NetworkDef, Networks, DEFAULT_NETWORK};
+pub use plan::{connect, disconnect};
 pub use ports::{PortMapping, PortSpec, Proto};
 
 /// Where the network namespace of container `id` is mounted.
@@ -98,6 +100,9 @@ pub fn from_flags(
             for w in f.dns_options {
                 etc::check_word("--dns-option", w)?;
                 dns.options.push(w.clone());
+            }
+            for a in f.aliases {
+                etc::check_alias("--network-alias", a)?;
             }
             for h in f.add_hosts {
                 dns.add_hosts.push(etc::parse_add_host(h)?);

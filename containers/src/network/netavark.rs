@@ -84,6 +84,27 @@ impl Options {
         self.dns_servers = (!servers.is_empty()).then(|| servers.to_vec());
     }
 
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    pub fn container_name(&self) -> &str {
+        &self.container_name
+    }
+
+    /// The container's interface on the (one) network.
+    pub fn interface_name(&self) -> &str {
+        self.networks
+            .values()
+            .next()
+            .map_or("", |n| n.interface_name.as_str())
+    }
+
+    /// Whether the (one) network has name resolution (aardvark-dns).
+    pub fn dns_enabled(&self) -> bool {
+        self.network_info.values().any(|n| n.dns_enabled)
+    }
+
     /// The bridge of the (one) network.
     pub fn bridge(&self) -> Option<&str> {
         self.network_info
@@ -92,15 +113,17 @@ impl Options {
             .map(|n| n.network_interface.as_str())
     }
 
-    /// One interface, `eth0`, on `net` with address `ip`.
+    /// One interface, `interface` (`eth0` for the first network), on `net`
+    /// with address `ip`.
     pub fn new(
-        id: &str,
-        name: &str,
+        who: (&str, &str),
+        interface: &str,
         net: &NetworkDef,
         ip: Ipv4Addr,
         aliases: Vec<String>,
         ports: Vec<PortMapping>,
     ) -> Options {
+        let (id, name) = who;
         let info = Network {
             name: net.name.clone(),
             id: net.id.clone(),
@@ -123,7 +146,7 @@ impl Options {
             networks: [(
                 net.name.clone(),
                 PerNetwork {
-                    interface_name: "eth0".into(),
+                    interface_name: interface.into(),
                     static_ips: vec![ip],
                     aliases,
                 },
