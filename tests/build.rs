@@ -912,3 +912,33 @@ fn context_names_that_are_not_utf8_keep_their_bytes() {
     assert_ne!(first.stdout, second.stdout);
     assert_eq!(listing(&k), format!(" 61 fd 0a 61 ff 0a {rest}"));
 }
+
+#[test]
+fn add_host_lines_reach_run_steps_and_the_cache_key() {
+    let k = with_base();
+    let ctx = k.dir.path().join("addhost");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN cat /etc/hosts > /h\n",
+    );
+    let c = ctx.to_str().unwrap();
+    let hosts = |k: &Kiln| {
+        k.run(&["run", "--rm", "--network", "none", "h", "cat", "/h"])
+            .ok()
+            .stdout
+    };
+    build(&k, &["-q", "-t", "h", "--add-host", "db.test:192.0.2.7", c]).ok();
+    let with = hosts(&k);
+    assert!(with.ends_with("192.0.2.7\tdb.test\n"), "{with}");
+    assert!(
+        with.starts_with("127.0.0.1\tlocalhost buildkitsandbox\n"),
+        "{with}"
+    );
+    // Without the flag the step is not taken from the cache.
+    build(&k, &["-q", "-t", "h", c]).ok();
+    assert!(!hosts(&k).contains("db.test"));
+    for bad in ["db.test:host-gateway", "nocolon"] {
+        let r = build(&k, &["-q", "--add-host", bad, c]).code(125);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+}

@@ -832,6 +832,16 @@ fn connect_and_disconnect_a_running_container() {
     assert_eq!(inspect[0]["Containers"], serde_json::json!(["api", "cli"]));
     let hosts = out(&k, &["exec", "cli", "cat", "/etc/hosts"]);
     assert_eq!(hosts.lines().count(), 8, "{hosts}");
+    let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "cli"])).unwrap();
+    assert_eq!(v[0]["HostConfig"]["NetworkMode"], front.as_str());
+    let on = v[0]["NetworkSettings"]["Networks"].as_object().unwrap();
+    let mut names: Vec<&String> = on.keys().collect();
+    names.sort();
+    let mut want = [&back, &front];
+    want.sort();
+    assert_eq!(names, want);
+    let back_ip = on[&back]["IPAddress"].as_str().unwrap();
+    assert!(hosts.contains(&format!("{back_ip}\t")), "{hosts}");
 
     let r = k.run(&["network", "connect", &back, "cli"]).code(125);
     assert!(r.stderr.contains("already connected"), "{}", r.stderr);
@@ -937,4 +947,142 @@ fn a_stopped_container_starts_again_on_its_networks() {
     assert_eq!(present(&ends), Vec::<u32>::new(), "a veth is left");
     assert!(!host_has_link(&bridge), "{bridge} is left");
     assert_eq!(netns_files(&k), 0);
+}
+
+#[test]
+fn container_mode_joins_the_other_containers_namespace() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "webhost",
+        "--network",
+        "bridge",
+        "web",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    let ip = container_ip(&k, &full_id(&k, "web"));
+    exec_until(
+        &k,
+        "web",
+        &["wget", "-qO-", "http://127.0.0.1/"],
+        "hello-from-kiln",
+    );
+    // Its loopback, its address, its host name and /etc/hosts.
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:web",
+            "busybox",
+            "sh",
+            "-c",
+            "wget -qO- http://127.0.0.1/; hostname; ip -4 -o addr; cat /etc/hosts",
+        ])
+        .ok();
+    assert!(
+        r.stdout.starts_with("hello-from-kiln\nwebhost\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(&format!("inet {ip}/16")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("{ip}\twebhost\n")),
+        "{}",
+        r.stdout
+    );
+    let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "web"])).unwrap();
+    assert_eq!(v[0]["HostConfig"]["NetworkMode"], "bridge");
+    assert_eq!(v[0]["NetworkSettings"]["IPAddress"], ip.as_str());
+    // A `--network none` container's namespace (its init's) too.
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "alone",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let ns = "readlink /proc/self/ns/net";
+    let theirs = out(&k, &["exec", "alone", "sh", "-c", ns]);
+    k.run(&[
+        "create",
+        "--name",
+        "joiner",
+        "--network",
+        "container:alone",
+        "busybox",
+        "sh",
+        "-c",
+        ns,
+    ])
+    .ok();
+    assert_eq!(k.run(&["start", "-a", "joiner"]).ok().stdout.trim(), theirs);
+    let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "joiner"])).unwrap();
+    let alone = full_id(&k, "alone");
+    assert_eq!(
+        v[0]["HostConfig"]["NetworkMode"],
+        format!("container:{alone}")
+    );
+    assert_ne!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "sh",
+                "-c",
+                ns
+            ]
+        ),
+        theirs
+    );
+    // The other container stopped: refused at start and at run, one line.
+    k.run(&["stop", "-t", "1", "alone"]).ok();
+    let r = k.run(&["start", "-a", "joiner"]).code(125);
+    assert!(r.stderr.contains("not running"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:alone",
+            "busybox",
+            "true",
+        ])
+        .code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:web",
+            "-p",
+            "80",
+            "busybox",
+            "true",
+        ])
+        .code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }

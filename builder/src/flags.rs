@@ -58,6 +58,19 @@ pub fn network(raw: Option<&str>) -> Result<Option<Network>, BuildError> {
     }
 }
 
+/// `--add-host HOST:IP`. `host-gateway` is refused: RUN steps are on the
+/// host's network (or none), where there is no gateway to the host.
+pub fn add_host(s: &str) -> Result<(String, String), BuildError> {
+    let (host, addr) = containers::network::etc::parse_add_host(s)
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    if addr == "host-gateway" {
+        return Err(BuildError::Invalid(format!(
+            "invalid --add-host {s:?}: host-gateway is for container networks; RUN steps use the host's network (or none), give an address"
+        )));
+    }
+    Ok((host, addr))
+}
+
 /// `--secret id=ID,src=PATH`: the id and the file (which must exist).
 pub fn secret(s: &str) -> Result<(String, PathBuf), BuildError> {
     let invalid = |why: &str| BuildError::Invalid(format!("invalid --secret {s:?}: {why}"));

@@ -107,11 +107,13 @@ pub fn describe(store: &Store, c: &Container) -> Value {
         "Image": c.image_id.to_string(),
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
+        "NetworkSettings": crate::network::settings(&dir),
         "Driver": "overlay",
         "Platform": "linux",
         "HostConfig": {
             "Binds": bind_strings,
-            "NetworkMode": if netns { "none" } else { "host" },
+            "NetworkMode": crate::network::mode(&dir)
+                .unwrap_or_else(|| if netns { "none" } else { "host" }.into()),
             "RestartPolicy": c.restart_policy,
             "AutoRemove": c.auto_remove,
             "ReadonlyRootfs": spec["root"]["readonly"].as_bool().unwrap_or(false),

@@ -67,6 +67,8 @@ pub struct RunRequest {
     /// A netavark network (`--network bridge|NAME`, `-p`): with
     /// `network: None`, the container joins the namespace made for it.
     pub networking: Option<crate::network::NetworkRequest>,
+    /// `--network container:NAME` (with `network: None`).
+    pub network_container: Option<String>,
     pub mounts: Vec<MountSpec>,
     /// `-v`, `--mount` (binds, volumes, tmpfs), before `mounts`.
     pub volumes: Vec<crate::mountopts::MountRequest>,
@@ -145,6 +147,17 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     labels.extend(req.labels);
     let command = spec::command(&config, req.entrypoint.as_deref(), &req.command)
         .map_err(|e| Error::Invalid(e.to_string()))?;
+    let shared = req
+        .network_container
+        .as_deref()
+        .map(|c| crate::network::shared::target(store, c))
+        .transpose()?;
+    if let (Some(t), Some(_)) = (&shared, &req.hostname) {
+        return Err(Error::Invalid(format!(
+            "conflicting options: --hostname and --network container:{} (the host name is that container's)",
+            t.name
+        )));
+    }
     let id = crate::names::new_id()?;
     let overrides = Overrides {
         args: command.clone(),
@@ -159,7 +172,10 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
             e => Error::Invalid(e.to_string()),
         })?;
     let p = &mut derived.params;
-    let hostname = req.hostname.unwrap_or_else(|| id[..12].to_string());
+    let hostname = req
+        .hostname
+        .or_else(|| shared.as_ref().and_then(|t| t.hostname.clone()))
+        .unwrap_or_else(|| id[..12].to_string());
     p.hostname = Some(hostname.clone());
     p.terminal = req.terminal;
     p.readonly_rootfs = req.readonly_rootfs;
@@ -184,6 +200,9 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     p.mounts.extend(req.mounts);
     if req.networking.is_some() {
         derived.params.netns = Some(crate::network::netns_path(store, &id));
+    }
+    if let Some(t) = &shared {
+        derived.params.netns = Some(t.netns.clone());
     }
     let spec = match derived.oci() {
         Ok(s) => s,
@@ -229,6 +248,12 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     };
     planned.done();
     drop(reader);
+    if let Some(t) = &shared {
+        if let Err(e) = crate::network::shared::record(&dir, t) {
+            let _ = containers.remove(&record.id);
+            return Err(e);
+        }
+    }
     let mut created = Created {
         containers,
         record,
@@ -433,8 +458,16 @@ fn options(id: &str, dir: &Path, lowers: Vec<PathBuf>, runtime: Option<&Path>) -
         },
     );
     o.runtime = runtime::from_path(runtime).runner();
-    o.etc_network = crate::network::attachment(dir).and_then(|a| a.runner_etc());
+    o.etc_network = network_etc(dir);
     o
+}
+
+/// The container's /etc/hosts lines and resolv.conf: its network's, or
+/// those of the container whose namespace it joins.
+fn network_etc(dir: &Path) -> Option<runner::EtcNetwork> {
+    crate::network::attachment(dir)
+        .and_then(|a| a.runner_etc())
+        .or_else(|| crate::network::shared::etc(dir))
 }
 
 /// Records how the container ended (or removes it, `--rm`).
@@ -496,7 +529,7 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     let mut backoff = Backoff::default();
     loop {
         // `network connect` may have changed the /etc files since.
-        opts.etc_network = crate::network::attachment(&dir).and_then(|a| a.runner_etc());
+        opts.etc_network = network_etc(&dir);
         let pipes = Pipes::new()?;
         let (stdout, stderr) = pipes.writers();
         opts.stdio = runner::Stdio::Fds {

@@ -67,11 +67,13 @@ pub(crate) fn prepare(
         }
         // BuildKit writes the same hosts file whatever the network, and
         // mounts nothing over /etc/hostname.
+        // (`build --add-host` lines follow.)
         EtcStyle::BuildKit => vec![
             (
                 "hosts",
                 format!(
-                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n{}",
+                    network.map_or("", |n| n.hosts.as_str())
                 ),
             ),
             ("resolv.conf", resolv),

@@ -143,7 +143,7 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
     if let Some(n) = &args.name {
         containers::container_name(n)?;
     }
-    let (network, networking) = containers::network::from_flags(NetworkFlags {
+    let choice = containers::network::from_flags(NetworkFlags {
         mode: args.network.as_deref(),
         publish: &args.publish,
         publish_all: args.publish_all,
@@ -203,8 +203,9 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
         terminal: args.tty,
         interactive: args.interactive,
         readonly_rootfs: args.read_only,
-        network,
-        networking,
+        network: choice.network,
+        networking: choice.request,
+        network_container: choice.container,
         mounts,
         volumes,
         volumes_from: args.volumes_from,

@@ -24,6 +24,8 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     pub squash: bool,
     pub network: Option<Network>,
+    /// `--add-host HOST:IP`: lines of the RUN steps' /etc/hosts.
+    pub add_hosts: Vec<(String, String)>,
     /// `--secret id=ID,src=PATH`.
     pub secrets: BTreeMap<String, PathBuf>,
     pub quiet: bool,

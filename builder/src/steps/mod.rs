@@ -63,6 +63,10 @@ impl StageRun<'_, '_> {
                 "network",
                 format!("{:?}", self.network_for(&instr)).as_bytes(),
             );
+            // Only when given, so that the keys of earlier builds hold.
+            if !self.opts.add_hosts.is_empty() {
+                key.part("add-host", format!("{:?}", self.opts.add_hosts).as_bytes());
+            }
         }
         // Metadata first: WORKDIR's directory is made with the new value.
         if !makes_layer(&instr) {

@@ -25,6 +25,8 @@ pub struct RunStep<'a> {
     pub cmd: &'a ShellOrExec,
     pub heredocs: &'a [Heredoc],
     pub network: Network,
+    /// `--add-host`: `(host, address)` lines of /etc/hosts.
+    pub add_hosts: &'a [(String, String)],
     pub mounts: Vec<MountSpec>,
     /// Scratch directory of this step (upper, work, bundle).
     pub dir: &'a Path,
@@ -121,6 +123,17 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     );
     // A RUN step sees BuildKit's /etc files, not `docker run`'s.
     opts.etc_style = runner::EtcStyle::BuildKit;
+    if !step.add_hosts.is_empty() {
+        let hosts = step
+            .add_hosts
+            .iter()
+            .map(|(h, a)| format!("{a}\t{h}\n"))
+            .collect();
+        opts.etc_network = Some(runner::EtcNetwork {
+            hosts,
+            resolv_conf: fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        });
+    }
     if let Some(rt) = step.runtime {
         opts.runtime = runner::Runtime::External(rt.to_path_buf());
     }

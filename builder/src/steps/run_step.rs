@@ -44,6 +44,7 @@ impl StageRun<'_, '_> {
                 cmd: &r.cmd,
                 heredocs: &r.heredocs,
                 network,
+                add_hosts: &b.opts.add_hosts,
                 mounts,
                 dir: &dir,
                 id: containers::Containers::new(b.store).build_step_id(std::process::id(), &dir),

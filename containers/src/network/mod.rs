@@ -12,6 +12,7 @@ mod netavark;
 mod netns;
 pub mod plan;
 pub mod ports;
+pub mod shared;
 pub mod subnet;
 
 pub use attach::{attach, attachment, detach, Attachment, ConnectRequest, NetworkRequest};
@@ -30,6 +31,58 @@ pub fn published(store: &image_store::Store, c: &crate::Container) -> Vec<PortMa
     attachment(&crate::Containers::new(store).container_dir(&c.id))
         .map(|a| a.ports)
         .unwrap_or_default()
+}
+
+/// docker's `HostConfig.NetworkMode` of the container in `dir`, when it
+/// is on a container network or joins another container's namespace.
+pub fn mode(dir: &std::path::Path) -> Option<String> {
+    if let Some(p) = plan::read(dir) {
+        return Some(p.request.network);
+    }
+    let id = std::fs::read_to_string(dir.join(shared::SHARED_FILE)).ok()?;
+    Some(format!("container:{id}"))
+}
+
+/// docker's `NetworkSettings` of the container in `dir`: its address on
+/// each network it is on now (none when it is stopped) and its ports.
+pub fn settings(dir: &std::path::Path) -> serde_json::Value {
+    use serde_json::json;
+    let Some(a) = attachment(dir) else {
+        return json!({"IPAddress": "", "Networks": {}, "Ports": {}});
+    };
+    let mut networks = serde_json::Map::new();
+    networks.insert(
+        a.network.clone(),
+        json!({"IPAddress": a.ip.to_string(), "IPPrefixLen": a.prefix, "Gateway": a.gateway.to_string()}),
+    );
+    for e in &a.extra {
+        networks.insert(
+            e.network.clone(),
+            json!({"IPAddress": e.ip.to_string(), "IPPrefixLen": e.prefix, "Gateway": e.gateway.to_string()}),
+        );
+    }
+    let mut ports = serde_json::Map::new();
+    for p in &a.ports {
+        let key = format!("{}/{}", p.container_port, p.protocol);
+        let host_ip = match p.host_ip.as_str() {
+            "" => "0.0.0.0",
+            ip => ip,
+        };
+        let entry = json!({"HostIp": host_ip, "HostPort": p.host_port.to_string()});
+        match ports.get_mut(&key).and_then(|v| v.as_array_mut()) {
+            Some(v) => v.push(entry),
+            None => {
+                ports.insert(key, json!([entry]));
+            }
+        }
+    }
+    json!({
+        "IPAddress": a.ip.to_string(),
+        "IPPrefixLen": a.prefix,
+        "Gateway": a.gateway.to_string(),
+        "Networks": networks,
+        "Ports": ports,
+    })
 }
 
 /// `kiln run`'s network when none is asked for: the default bridge, as
@@ -66,18 +119,37 @@ pub struct NetworkFlags<'a> {
     pub add_hosts: &'a [String],
 }
 
-/// The runner's network mode and, for a netavark network, what to ask of
-/// it. Bad flags are refused with one line.
-pub fn from_flags(
-    f: NetworkFlags,
-) -> crate::Result<(runner::spec::Network, Option<NetworkRequest>)> {
+/// What the network flags chose.
+#[derive(Debug)]
+pub struct Choice {
+    /// The runner's mode.
+    pub network: runner::spec::Network,
+    /// A netavark network: what to ask of it.
+    pub request: Option<NetworkRequest>,
+    /// `--network container:NAME`: the container whose namespace to join.
+    pub container: Option<String>,
+}
+
+/// The network flags, checked. Bad flags are refused with one line.
+pub fn from_flags(f: NetworkFlags) -> crate::Result<Choice> {
     use crate::Error;
     let mode = f.mode.unwrap_or(default_mode()).to_string();
+    let mut container = None;
     let request = match mode.as_str() {
         "none" | "host" => None,
+        name if name.starts_with("container:") => {
+            let c = &name["container:".len()..];
+            if c.is_empty() {
+                return Err(Error::Invalid(
+                    "--network container: needs a container's name or ID".into(),
+                ));
+            }
+            container = Some(c.to_string());
+            None
+        }
         name if name.contains(':') => {
             return Err(Error::Invalid(format!(
-                "unsupported network mode {name:?}: container: and other modes are not built yet (none, host, bridge or a network name)"
+                "unsupported network mode {name:?}: none, host, bridge, container:NAME or a network name"
             )))
         }
         name => {
@@ -148,8 +220,13 @@ pub fn from_flags(
             "-p, -P, --expose, --network-alias, --ip, --dns, --dns-search, --dns-option and --add-host need a container network (--network bridge or a network name), not --network {mode}"
         )));
     }
-    match request {
-        Some(r) => Ok((runner::spec::Network::None, Some(r))),
-        None => Ok((crate::options::parse_network(&mode)?, None)),
-    }
+    let network = match (&request, &container) {
+        (None, None) => crate::options::parse_network(&mode)?,
+        _ => runner::spec::Network::None,
+    };
+    Ok(Choice {
+        network,
+        request,
+        container,
+    })
 }

@@ -68,8 +68,15 @@ pub fn start<'s>(store: &'s Store, name: &str, interactive: bool) -> Result<Star
             Err(e) => Err(Error::io(p)(e)),
         }
     };
-    let spec: runner::Spec =
+    let mut spec: runner::Spec =
         serde_json::from_slice(&read(SPEC_FILE)?).map_err(Error::json(dir.join(SPEC_FILE)))?;
+    // `--network container:NAME`: that container's namespace as it is now
+    // (kept in spec.json for the monitor).
+    if crate::network::shared::refresh(store, &dir, &mut spec)? {
+        let p = dir.join(SPEC_FILE);
+        fs::write(&p, serde_json::to_vec(&spec).expect("a spec serializes"))
+            .map_err(Error::io(p))?;
+    }
     let launch: Launch =
         serde_json::from_slice(&read(LAUNCH_FILE)?).map_err(Error::json(dir.join(LAUNCH_FILE)))?;
     // A container on a network had it torn down when it exited; its spec

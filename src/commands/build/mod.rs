@@ -60,6 +60,9 @@ pub struct BuildArgs {
     /// Network for RUN steps: host (default) or none
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
+    /// Add a line to the RUN steps' /etc/hosts: HOST:IP
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
     /// A secret for RUN --mount=type=secret: id=ID,src=PATH
     #[arg(long = "secret", value_name = "id=ID,src=PATH")]
     pub secrets: Vec<String>,
@@ -115,6 +118,9 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     opts.build_args = flags::build_args(&args.build_args);
     opts.labels = flags::labels(&args.labels);
     opts.network = flags::network(args.network.as_deref())?;
+    for h in &args.add_host {
+        opts.add_hosts.push(flags::add_host(h)?);
+    }
     for s in &args.secrets {
         let (id, src) = flags::secret(s)?;
         opts.secrets.insert(id, src);
