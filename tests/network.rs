@@ -1086,3 +1086,99 @@ fn container_mode_joins_the_other_containers_namespace() {
         .code(125);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
+
+/// A kiln killed between its steps: the container's processes are gone and
+/// so is its network state, but its lease, port claim, namespace, veth and
+/// firewall rules are left. `system check` names them; `--repair` tears
+/// them down.
+#[test]
+fn system_check_repairs_what_a_crash_left_of_a_network() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    let id = out(
+        &k,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "bridge",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "sleep",
+            "600",
+        ],
+    );
+    let ip = container_ip(&k, &id);
+    let port: u16 = out(&k, &["port", &id, "80"])
+        .strip_prefix("127.0.0.1:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ends = veth_ends(&k, &id);
+    let dir = k.root().join("kiln/containers").join(&id);
+    let monitor: i32 = std::fs::read_to_string(dir.join("monitor.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("container.json")).unwrap()).unwrap();
+    let init = rec["pid"].as_i64().unwrap() as i32;
+    // SAFETY: signals to processes this test started.
+    unsafe {
+        libc::kill(monitor, libc::SIGKILL);
+        libc::kill(init, libc::SIGKILL);
+    }
+    std::fs::remove_file(dir.join("network.json")).unwrap();
+    let claim = format!("/run/kiln/ports/tcp-{port}/127.0.0.1");
+    let lease = format!("/run/kiln/leases/kiln0/{ip}");
+    assert!(Path::new(&claim).exists() && Path::new(&lease).exists());
+    assert!(!rules_with(&[&ip]).is_empty());
+
+    let r = k.run(&["system", "check"]).code(1);
+    let ours: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("network ") && l.contains(&id[..12]))
+        .collect();
+    assert_eq!(ours.len(), 3, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("network {lease}: ")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("network {claim}: ")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("network namespace of container"),
+        "{}",
+        r.stdout
+    );
+    // A bridge named as kiln names a network's, with no lease on it.
+    let bridge = format!("kiln{:08x}", std::process::id());
+    let st = Command::new("ip")
+        .args(["link", "add", &bridge, "type", "bridge"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = k.run(&["system", "check"]).code(1);
+    assert!(
+        r.stdout.contains(&format!("network {bridge}: ")),
+        "{}",
+        r.stdout
+    );
+    k.run(&["system", "check", "--repair"]);
+    assert!(!host_has_link(&bridge));
+    assert!(!Path::new(&claim).exists() && !Path::new(&lease).exists());
+    assert_eq!(netns_files(&k), 0);
+    assert_eq!(present(&ends), Vec::<u32>::new());
+    assert_eq!(rules_with(&[&ip]), Vec::<String>::new());
+    assert!(port_is_free(port));
+    let r = k.run(&["system", "check"]);
+    assert!(!r.stdout.contains(&id[..12]), "{}", r.stdout);
+}

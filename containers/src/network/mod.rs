@@ -8,6 +8,7 @@ pub mod attach;
 pub mod config;
 pub mod etc;
 mod lease;
+pub mod leftovers;
 mod netavark;
 mod netns;
 pub mod plan;
