@@ -1182,3 +1182,115 @@ fn system_check_repairs_what_a_crash_left_of_a_network() {
     let r = k.run(&["system", "check"]);
     assert!(!r.stdout.contains(&id[..12]), "{}", r.stdout);
 }
+
+/// kiln as an unprivileged user (nobody, with the store in its name): the
+/// default network is slirp4netns, and a published port is reached from
+/// the host over loopback. /dev/net/tun, which slirp4netns opens, is
+/// 0666 on Debian hosts but may be root's alone in a sandbox: the user's
+/// kiln runs in a private mount namespace where a 0666 node of the same
+/// device is bound over it (the host's stays as it is).
+#[test]
+fn rootless_default_network_publishes_a_port_through_slirp4netns() {
+    use std::os::unix::fs::PermissionsExt;
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !is_root() {
+        eprintln!("skipping: becoming an unprivileged user needs root");
+        return;
+    }
+    for t in ["setpriv", "unshare", "mknod", "slirp4netns"] {
+        require_tool(t);
+    }
+    let k = Kiln::new();
+    let top = k.dir.path();
+    std::fs::set_permissions(top, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(k.root()).unwrap();
+    std::fs::create_dir(top.join("tun")).unwrap();
+    let tar = top.join("busybox.tar");
+    std::fs::copy(common::busybox_tar(), &tar).unwrap();
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(k.root())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let script = r#"t=$1; shift
+mount -t tmpfs none "$t" && mknod -m 666 "$t/node" c 10 200 &&
+    mount --bind "$t/node" /dev/net/tun || exit 99
+exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$t" "$@""#;
+    let user = |args: &[&str]| {
+        let o = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(top.join("tun"))
+            .arg(common::kiln_bin())
+            .arg("--root")
+            .arg(k.root())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (so, se) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        (o.status.code(), so, se)
+    };
+    let ok = |args: &[&str]| {
+        let (code, so, se) = user(args);
+        assert_eq!(code, Some(0), "{args:?}: {so} {se}");
+        so
+    };
+    ok(&["import", tar.to_str().unwrap(), "busybox"]);
+    let addr = ok(&["run", "--rm", "busybox", "ip", "-4", "-o", "addr"]);
+    assert!(
+        addr.contains("tap0") && addr.contains("10.0.2.100/24"),
+        "{addr}"
+    );
+    let id = ok(&[
+        "run",
+        "-d",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo rootless-ok > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let id = id.trim();
+    let mapped = ok(&["port", id, "80"]);
+    let port: u16 = mapped
+        .trim()
+        .strip_prefix("127.0.0.1:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(http_get(port).contains("rootless-ok"));
+    assert!(ok(&["ps"]).contains(&format!("127.0.0.1:{port}->80/tcp")));
+    // The forward is a real socket: taken for a second container.
+    let (code, _, se) = user(&[
+        "run",
+        "--rm",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code, Some(125), "{se}");
+    assert_eq!(se.lines().count(), 1, "{se}");
+    // Container networks of root's are refused in one line.
+    let (code, _, se) = user(&["run", "--rm", "--network", "bridge", "busybox", "true"]);
+    assert_eq!(code, Some(125), "{se}");
+    assert_eq!(se.lines().count(), 1, "{se}");
+    // Stopped: slirp4netns is gone with it, and the host port is free.
+    ok(&["stop", "-t", "1", id]);
+    assert!(port_is_free(port));
+    assert_eq!(ok(&["port", id]).trim(), "");
+}

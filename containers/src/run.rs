@@ -198,7 +198,12 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     // Binds and volumes first, then `--tmpfs`, as before volumes.
     p.mounts = planned.mounts.clone();
     p.mounts.extend(req.mounts);
-    if req.networking.is_some() {
+    // slirp4netns configures the namespace the runner makes.
+    if req
+        .networking
+        .as_ref()
+        .is_some_and(|n| n.network != crate::network::slirp::MODE)
+    {
         derived.params.netns = Some(crate::network::netns_path(store, &id));
     }
     if let Some(t) = &shared {
@@ -296,7 +301,13 @@ impl Created<'_> {
             stubs.create_in(&init)?;
             self.lowers.push(init);
         }
-        if let Some(net) = &self.networking {
+        if let Some(net) = self
+            .networking
+            .as_ref()
+            .filter(|n| n.network == crate::network::slirp::MODE)
+        {
+            crate::network::slirp::prepare(&self.dir, &self.hostname, net, &self.exposed)?;
+        } else if let Some(net) = &self.networking {
             let who = crate::network::attach::Identity {
                 id: &self.record.id,
                 name: &self.record.name,
@@ -348,6 +359,7 @@ impl Created<'_> {
             self.lowers.clone(),
             self.runtime.as_deref(),
         );
+        let slirp = slirp_hook(self.containers.store(), &self.dir, &mut opts);
         // Without -i the container reads /dev/null, as with docker.
         let devnull;
         if !self.interactive {
@@ -364,6 +376,7 @@ impl Created<'_> {
         self.record.started = Some(image_store::model::now());
         self.containers.save(&self.record)?;
         let status = container.wait();
+        drop(slirp);
         finish(
             &self.containers,
             &mut self.record,
@@ -462,12 +475,36 @@ fn options(id: &str, dir: &Path, lowers: Vec<PathBuf>, runtime: Option<&Path>) -
     o
 }
 
+/// For a container on slirp4netns: the runner starts it on the new
+/// namespace; it lives in the returned slot until that is dropped (after
+/// the container has ended).
+fn slirp_hook(
+    store: &Store,
+    dir: &Path,
+    opts: &mut RunOptions,
+) -> Option<crate::network::slirp::Slot> {
+    let id = dir.file_name()?.to_string_lossy().into_owned();
+    let socket = crate::network::Networks::new(store)
+        .run_dir()
+        .join("slirp")
+        .join(format!("{}.sock", &id[..12.min(id.len())]));
+    let (hook, slot) = crate::network::slirp::hook(dir, socket)?;
+    opts.before_start = Some(hook);
+    Some(slot)
+}
+
 /// The container's /etc/hosts lines and resolv.conf: its network's, or
 /// those of the container whose namespace it joins.
 fn network_etc(dir: &Path) -> Option<runner::EtcNetwork> {
     crate::network::attachment(dir)
         .and_then(|a| a.runner_etc())
         .or_else(|| crate::network::shared::etc(dir))
+        .or_else(|| {
+            crate::network::slirp::state(dir).map(|s| runner::EtcNetwork {
+                hosts: s.etc.hosts,
+                resolv_conf: s.etc.resolv_conf,
+            })
+        })
 }
 
 /// Records how the container ended (or removes it, `--rm`).
@@ -524,6 +561,8 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     // A start clears the user's earlier stop.
     restart::clear_stop(&dir);
     let mut opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
+    // One slirp4netns per run of the container (a restart starts another).
+    let slirp = slirp_hook(store, &dir, &mut opts);
     let log = LogWriter::open(&dir.join(LOG_FILE))?;
     let devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
     let mut backoff = Backoff::default();
@@ -584,6 +623,9 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
             let _ = writeln!(r, "ok");
         }
         let status = container.wait();
+        if let Some(s) = &slirp {
+            s.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
         pumps.join();
         let code = match &status {
             Ok(s) => s.code(),

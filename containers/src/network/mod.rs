@@ -14,6 +14,7 @@ mod netns;
 pub mod plan;
 pub mod ports;
 pub mod shared;
+pub mod slirp;
 pub mod subnet;
 
 pub use attach::{attach, attachment, detach, Attachment, ConnectRequest, NetworkRequest};
@@ -29,9 +30,14 @@ pub fn netns_path(store: &image_store::Store, id: &str) -> std::path::PathBuf {
 /// The published ports of container `name` (none when it has no network
 /// or it has ended), for `kiln port` and `kiln ps`.
 pub fn published(store: &image_store::Store, c: &crate::Container) -> Vec<PortMapping> {
-    attachment(&crate::Containers::new(store).container_dir(&c.id))
-        .map(|a| a.ports)
-        .unwrap_or_default()
+    let dir = crate::Containers::new(store).container_dir(&c.id);
+    if let Some(a) = attachment(&dir) {
+        return a.ports;
+    }
+    match c.is_running() {
+        true => slirp::state(&dir).map(|s| s.ports).unwrap_or_default(),
+        false => Vec::new(),
+    }
 }
 
 /// docker's `HostConfig.NetworkMode` of the container in `dir`, when it
@@ -39,6 +45,9 @@ pub fn published(store: &image_store::Store, c: &crate::Container) -> Vec<PortMa
 pub fn mode(dir: &std::path::Path) -> Option<String> {
     if let Some(p) = plan::read(dir) {
         return Some(p.request.network);
+    }
+    if dir.join(slirp::SLIRP_FILE).exists() {
+        return Some(slirp::MODE.into());
     }
     let id = std::fs::read_to_string(dir.join(shared::SHARED_FILE)).ok()?;
     Some(format!("container:{id}"))
@@ -99,6 +108,9 @@ pub fn default_mode() -> &'static str {
     });
     match root && initial_userns {
         true => DEFAULT_NETWORK,
+        // Root of another user namespace keeps none: slirp4netns is for
+        // the unprivileged user, whose containers get a user namespace.
+        false if !root && slirp::available() => slirp::MODE,
         false => "none",
     }
 }
@@ -155,9 +167,15 @@ pub fn from_flags(f: NetworkFlags) -> crate::Result<Choice> {
         }
         name => {
             // SAFETY: geteuid cannot fail.
-            if unsafe { libc::geteuid() } != 0 {
+            if name != slirp::MODE && unsafe { libc::geteuid() } != 0 {
                 return Err(Error::Invalid(format!(
-                    "--network {name}: container networks need root (rootless networking is not built yet)"
+                    "--network {name}: bridge and user networks need root; unprivileged containers use --network {} (or none or host)",
+                    slirp::MODE
+                )));
+            }
+            if name == slirp::MODE && (!f.aliases.is_empty() || f.ip.is_some()) {
+                return Err(Error::Invalid(format!(
+                    "--network-alias and --ip need a bridge or user network, not {name}"
                 )));
             }
             let mut dns = etc::DnsRequest::default();
