@@ -1294,3 +1294,110 @@ exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$t" "$@""#;
     assert!(port_is_free(port));
     assert_eq!(ok(&["port", id]).trim(), "");
 }
+
+/// docker's legacy links (seed tutorial 001) on the default bridge: the
+/// alias in /etc/hosts, docker's environment variables; and
+/// `--mac-address`.
+#[test]
+fn link_gives_hosts_entry_and_env_and_mac_address_sets_the_interface() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "ldb",
+        "--network",
+        "bridge",
+        "-e",
+        "SECRET=s1",
+        "--expose",
+        "53/udp",
+        "web",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    let ip = container_ip(&k, &full_id(&k, "ldb"));
+    exec_until(
+        &k,
+        "ldb",
+        &["wget", "-qO-", "http://127.0.0.1/"],
+        "hello-from-kiln",
+    );
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--name",
+            "lweb",
+            "--network",
+            "bridge",
+            "--link",
+            "ldb:db",
+            "--mac-address",
+            "02:42:ac:11:00:99",
+            "busybox",
+            "sh",
+            "-c",
+            "env | grep ^DB_ | sort; grep db /etc/hosts; ip link show eth0; wget -qO- http://db/",
+        ])
+        .ok();
+    let o = r.stdout;
+    for want in [
+        format!("DB_PORT=tcp://{ip}:80\n"),
+        format!("DB_PORT_80_TCP=tcp://{ip}:80\n"),
+        format!("DB_PORT_80_TCP_ADDR={ip}\n"),
+        "DB_PORT_80_TCP_PORT=80\n".to_string(),
+        "DB_PORT_80_TCP_PROTO=tcp\n".to_string(),
+        format!("DB_PORT_53_UDP_ADDR={ip}\n"),
+        "DB_NAME=/lweb/db\n".to_string(),
+        "DB_ENV_SECRET=s1\n".to_string(),
+        format!("{ip}\tdb ldb\n"),
+        "link/ether 02:42:ac:11:00:99".to_string(),
+        "hello-from-kiln".to_string(),
+    ] {
+        assert!(o.contains(&want), "{want:?} missing in:\n{o}");
+    }
+    assert!(!o.contains("DB_ENV_PATH"), "{o}");
+    for bad in [
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--link",
+            "nosuch",
+            "busybox",
+            "true",
+        ][..],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--link",
+            "ldb",
+            "busybox",
+            "true",
+        ],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--mac-address",
+            "01:00:5e:00:00:01",
+            "busybox",
+            "true",
+        ],
+    ] {
+        let r = k.run(bad).code(125);
+        assert_eq!(r.stderr.lines().count(), 1, "{bad:?}: {}", r.stderr);
+    }
+}

@@ -159,9 +159,28 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         )));
     }
     let id = crate::names::new_id()?;
+    // `--link`: resolved now (the linked containers run now), into hosts
+    // lines and environment variables that name this container.
+    let mut networking = req.networking;
+    let mut link_env = Vec::new();
+    let mut picked_name = None;
+    if let Some(net) = networking.as_mut().filter(|n| !n.links.is_empty()) {
+        let linking = match name {
+            Some(n) => n.to_string(),
+            None => containers.free_name(&id)?,
+        };
+        for (n, a) in net.links.clone() {
+            let l = crate::network::link::resolve(store, &net.network, &linking, (&n, &a))?;
+            link_env.extend(l.env);
+            net.dns.add_hosts.push(l.host);
+        }
+        picked_name = Some(linking);
+    }
+    let name = picked_name.as_deref().or(name);
     let overrides = Overrides {
         args: command.clone(),
-        env: req.env,
+        // The user's -e (and the image's ENV) win over the links', as docker.
+        env: link_env.into_iter().chain(req.env).collect(),
         user: req.user,
         workdir: req.workdir,
         ..Default::default()
@@ -199,8 +218,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     p.mounts = planned.mounts.clone();
     p.mounts.extend(req.mounts);
     // slirp4netns configures the namespace the runner makes.
-    if req
-        .networking
+    if networking
         .as_ref()
         .is_some_and(|n| n.network != crate::network::slirp::MODE)
     {
@@ -267,7 +285,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         lowers,
         runtime: req.runtime,
         interactive: req.interactive || req.terminal,
-        networking: req.networking,
+        networking,
         exposed,
         hostname,
     };

@@ -103,6 +103,12 @@ pub struct RunFlags {
     /// An /etc/hosts entry: HOST:IP (IP may be host-gateway)
     #[arg(long, value_name = "HOST:IP")]
     pub add_host: Vec<String>,
+    /// Link to a running container on the same network: NAME[:ALIAS] (docker's legacy links)
+    #[arg(long, value_name = "NAME[:ALIAS]")]
+    pub link: Vec<String>,
+    /// The container's MAC address on its network
+    #[arg(long, value_name = "MAC")]
+    pub mac_address: Option<String>,
     /// Container host name (default: the short container ID)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
@@ -154,6 +160,8 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
         dns_search: &args.dns_search,
         dns_options: &args.dns_option,
         add_hosts: &args.add_host,
+        links: &args.link,
+        mac: args.mac_address.as_deref(),
     })?;
     if args.detach && (args.tty || args.interactive) {
         bail!("-d cannot be combined with -i or -t (attaching is not supported)");

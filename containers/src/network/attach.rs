@@ -41,8 +41,14 @@ pub struct NetworkRequest {
     pub expose: Vec<(u16, Proto)>,
     /// `--ip`: this address (user networks only, as docker).
     pub ip: Option<Ipv4Addr>,
-    /// `--dns*`, `--add-host`.
+    /// `--dns*`, `--add-host` (and the hosts lines of `--link`).
     pub dns: DnsRequest,
+    /// `--link NAME[:ALIAS]`: resolved when the container is created.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
+    /// `--mac-address` (the first network's interface).
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 /// What a container holds on its network.
@@ -216,6 +222,7 @@ pub fn attach(
     aliases.push(who.id[..12].to_string());
     let mut options = Options::new((who.id, who.name), "eth0", &net, ip, aliases, ports.clone());
     options.set_dns_servers(&req.dns.servers);
+    options.set_mac(req.mac.clone());
     let mut a = Attachment {
         network: net.name.clone(),
         netns: netns.clone(),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod etc;
 mod lease;
 pub mod leftovers;
+pub mod link;
 mod netavark;
 mod netns;
 pub mod plan;
@@ -95,6 +96,22 @@ pub fn settings(dir: &std::path::Path) -> serde_json::Value {
     })
 }
 
+/// `--mac-address`: six hex pairs, a unicast address, lower-cased.
+fn parse_mac(s: &str) -> crate::Result<String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    let multicast = ok && u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 1);
+    match ok && !multicast {
+        true => Ok(s.to_ascii_lowercase()),
+        false => Err(crate::Error::Invalid(format!(
+            "invalid --mac-address {s:?}: want a unicast address such as 92:d0:c6:0a:29:33"
+        ))),
+    }
+}
+
 /// `kiln run`'s network when none is asked for: the default bridge, as
 /// docker's, when kiln can set one up (root in the host's user namespace:
 /// netavark needs the host's network namespace); otherwise `none`, since
@@ -130,6 +147,10 @@ pub struct NetworkFlags<'a> {
     pub dns_search: &'a [String],
     pub dns_options: &'a [String],
     pub add_hosts: &'a [String],
+    /// `--link NAME[:ALIAS]`.
+    pub links: &'a [String],
+    /// `--mac-address`.
+    pub mac: Option<&'a str>,
 }
 
 /// What the network flags chose.
@@ -198,6 +219,17 @@ pub fn from_flags(f: NetworkFlags) -> crate::Result<Choice> {
             for h in f.add_hosts {
                 dns.add_hosts.push(etc::parse_add_host(h)?);
             }
+            let links = f
+                .links
+                .iter()
+                .map(|l| link::parse(l))
+                .collect::<crate::Result<_>>()?;
+            let mac = f.mac.map(parse_mac).transpose()?;
+            if mac.is_some() && name == slirp::MODE {
+                return Err(Error::Invalid(format!(
+                    "--mac-address needs a bridge or user network, not {name}"
+                )));
+            }
             let mut expose = Vec::new();
             for e in f.expose {
                 expose.extend(ports::parse_expose(e)?);
@@ -221,6 +253,8 @@ pub fn from_flags(f: NetworkFlags) -> crate::Result<Choice> {
                     })
                     .transpose()?,
                 dns,
+                links,
+                mac,
             })
         }
     };
@@ -233,10 +267,12 @@ pub fn from_flags(f: NetworkFlags) -> crate::Result<Choice> {
             || !f.dns.is_empty()
             || !f.dns_search.is_empty()
             || !f.dns_options.is_empty()
-            || !f.add_hosts.is_empty())
+            || !f.add_hosts.is_empty()
+            || !f.links.is_empty()
+            || f.mac.is_some())
     {
         return Err(Error::Invalid(format!(
-            "-p, -P, --expose, --network-alias, --ip, --dns, --dns-search, --dns-option and --add-host need a container network (--network bridge or a network name), not --network {mode}"
+            "-p, -P, --expose, --network-alias, --ip, --mac-address, --link, --dns, --dns-search, --dns-option and --add-host need a container network (--network bridge or a network name), not --network {mode}"
         )));
     }
     let network = match (&request, &container) {

@@ -64,6 +64,8 @@ struct PerNetwork {
     interface_name: String,
     static_ips: Vec<Ipv4Addr>,
     aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    static_mac: Option<String>,
 }
 
 /// netavark's `NetworkOptions`: what `setup` and `teardown` are given.
@@ -82,6 +84,13 @@ pub struct Options {
 impl Options {
     pub fn set_dns_servers(&mut self, servers: &[std::net::IpAddr]) {
         self.dns_servers = (!servers.is_empty()).then(|| servers.to_vec());
+    }
+
+    /// `--mac-address` for the (one) network's interface.
+    pub fn set_mac(&mut self, mac: Option<String>) {
+        for n in self.networks.values_mut() {
+            n.static_mac = mac.clone();
+        }
     }
 
     pub fn container_id(&self) -> &str {
@@ -149,6 +158,7 @@ impl Options {
                     interface_name: interface.into(),
                     static_ips: vec![ip],
                     aliases,
+                    static_mac: None,
                 },
             )]
             .into(),
