@@ -1401,3 +1401,61 @@ fn link_gives_hosts_entry_and_env_and_mac_address_sets_the_interface() {
         assert_eq!(r.stderr.lines().count(), 1, "{bad:?}: {}", r.stderr);
     }
 }
+
+/// `build --network bridge`: RUN steps get an address on the default
+/// bridge (a step's own `--network=none` still wins), and nothing of it is
+/// left after the build.
+#[test]
+fn build_on_the_bridge_gives_run_steps_an_address() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    let ctx = k.dir.path().join("bridgectx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN ip -4 -o addr > /bridged\nRUN --network=none ip -o link > /none\n",
+    )
+    .unwrap();
+    k.run(&[
+        "build",
+        "-q",
+        "--network",
+        "bridge",
+        "-t",
+        "bridged",
+        ctx.to_str().unwrap(),
+    ])
+    .ok();
+    let o = out(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bridged",
+            "cat",
+            "/bridged",
+            "/none",
+        ],
+    );
+    assert!(o.contains("eth0") && o.contains("inet 10.77."), "{o}");
+    assert!(
+        !o.contains("eth0:"),
+        "the --network=none step saw an interface: {o}"
+    );
+    assert_eq!(netns_files(&k), 0);
+    // The same Dockerfile on the host network is another cache key.
+    let r = k
+        .run(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "hosted",
+            ctx.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(r.stderr.contains("Cache miss at line 2"), "{}", r.stderr);
+}

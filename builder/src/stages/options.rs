@@ -24,6 +24,9 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     pub squash: bool,
     pub network: Option<Network>,
+    /// `--network bridge`: RUN steps (without their own `--network`) on
+    /// kiln's default bridge, each with an address of its own.
+    pub bridge: bool,
     /// `--add-host HOST:IP`: lines of the RUN steps' /etc/hosts.
     pub add_hosts: Vec<(String, String)>,
     /// `--secret id=ID,src=PATH`.

@@ -64,6 +64,9 @@ impl StageRun<'_, '_> {
                 format!("{:?}", self.network_for(&instr)).as_bytes(),
             );
             // Only when given, so that the keys of earlier builds hold.
+            if self.bridge_for(&instr) {
+                key.part("network", b"bridge");
+            }
             if !self.opts.add_hosts.is_empty() {
                 key.part("add-host", format!("{:?}", self.opts.add_hosts).as_bytes());
             }

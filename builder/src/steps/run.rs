@@ -25,6 +25,9 @@ pub struct RunStep<'a> {
     pub cmd: &'a ShellOrExec,
     pub heredocs: &'a [Heredoc],
     pub network: Network,
+    /// `build --network bridge`: the store whose default bridge the step
+    /// joins (netavark, as a container does), left when it ends.
+    pub bridge: Option<&'a image_store::Store>,
     /// `--add-host`: `(host, address)` lines of /etc/hosts.
     pub add_hosts: &'a [(String, String)],
     pub mounts: Vec<MountSpec>,
@@ -93,6 +96,14 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     // it (`hostname > f`) gives the same file.
     derived.params.hostname = Some("buildkitsandbox".into());
     derived.params.network = step.network;
+    let bridged = match step.bridge {
+        Some(store) => Some(Bridged::attach(store, step)?),
+        None => None,
+    };
+    if let Some(b) = &bridged {
+        derived.params.network = Network::None;
+        derived.params.netns = Some(b.attachment.netns.clone());
+    }
     derived.params.mounts = step.mounts.clone();
     let params = &derived.params;
     let mut spec = derived
@@ -123,12 +134,13 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     );
     // A RUN step sees BuildKit's /etc files, not `docker run`'s.
     opts.etc_style = runner::EtcStyle::BuildKit;
-    if !step.add_hosts.is_empty() {
-        let hosts = step
-            .add_hosts
-            .iter()
-            .map(|(h, a)| format!("{a}\t{h}\n"))
-            .collect();
+    if let Some(etc) = bridged.as_ref().and_then(|b| b.attachment.etc.as_ref()) {
+        opts.etc_network = Some(runner::EtcNetwork {
+            hosts: add_host_lines(step.add_hosts),
+            resolv_conf: etc.resolv_conf.clone(),
+        });
+    } else if !step.add_hosts.is_empty() {
+        let hosts = add_host_lines(step.add_hosts);
         opts.etc_network = Some(runner::EtcNetwork {
             hosts,
             resolv_conf: fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
@@ -179,6 +191,48 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     // from the image) are not part of the layer.
     stubs.remove_from(&upper, &stack);
     Ok(upper)
+}
+
+fn add_host_lines(hosts: &[(String, String)]) -> String {
+    hosts.iter().map(|(h, a)| format!("{a}\t{h}\n")).collect()
+}
+
+/// A step on the default bridge: detached (netavark teardown, address
+/// freed) when dropped, whatever the step's outcome.
+struct Bridged<'a> {
+    store: &'a image_store::Store,
+    dir: PathBuf,
+    attachment: containers::network::Attachment,
+}
+
+impl<'a> Bridged<'a> {
+    fn attach(store: &'a image_store::Store, step: &RunStep) -> Result<Bridged<'a>, BuildError> {
+        let req = containers::network::NetworkRequest {
+            network: containers::network::DEFAULT_NETWORK.into(),
+            ..Default::default()
+        };
+        let who = containers::network::attach::Identity {
+            id: &step.id,
+            name: &step.id,
+            hostname: "buildkitsandbox",
+            dir: step.dir,
+        };
+        let attachment = containers::network::attach(store, who, &req, &[])
+            .map_err(|e| BuildError::Invalid(format!("RUN on --network bridge: {e}")))?;
+        Ok(Bridged {
+            store,
+            dir: step.dir.to_path_buf(),
+            attachment,
+        })
+    }
+}
+
+impl Drop for Bridged<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = containers::network::detach(self.store, &self.dir) {
+            eprintln!("kiln: WARNING: tearing down a RUN step's network: {e}");
+        }
+    }
 }
 
 /// The command as the user wrote it, for error messages.

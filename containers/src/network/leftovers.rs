@@ -118,7 +118,13 @@ pub fn check(store: &Store, repair: bool, rep: &mut CheckReport) {
     for e in fs::read_dir(&netns_dir).into_iter().flatten().flatten() {
         let id = e.file_name().to_string_lossy().into_owned();
         let p = e.path();
-        let named = attachment(&containers.container_dir(&id)).is_some_and(|a| a.netns == p);
+        // A RUN step on the bridge (`build --network bridge`) of a live
+        // build holds its own.
+        let live_step = containers
+            .build_step_pid(&id)
+            .is_some_and(crate::records::pid_alive);
+        let named =
+            live_step || attachment(&containers.container_dir(&id)).is_some_and(|a| a.netns == p);
         if !named {
             let repaired = repair && netns::remove(&p).is_ok();
             let message = format!(

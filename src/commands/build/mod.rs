@@ -57,7 +57,7 @@ pub struct BuildArgs {
     /// Target platform; only the host's (linux/amd64 here) is supported
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
-    /// Network for RUN steps: host (default) or none
+    /// Network for RUN steps: host (default), bridge or none
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
     /// Add a line to the RUN steps' /etc/hosts: HOST:IP
@@ -118,6 +118,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     opts.build_args = flags::build_args(&args.build_args);
     opts.labels = flags::labels(&args.labels);
     opts.network = flags::network(args.network.as_deref())?;
+    opts.bridge = args.network.as_deref() == Some("bridge");
     for h in &args.add_host {
         opts.add_hosts.push(flags::add_host(h)?);
     }
