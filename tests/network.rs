@@ -845,7 +845,9 @@ fn connect_and_disconnect_a_running_container() {
 
     let r = k.run(&["network", "connect", &back, "cli"]).code(125);
     assert!(r.stderr.contains("already connected"), "{}", r.stderr);
-    let r = k.run(&["network", "disconnect", &front, "cli"]).code(125);
+    // A container keeps at least one network.
+    let r = k.run(&["network", "disconnect", &back, "api"]).code(125);
+    assert!(r.stderr.contains("only network"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     k.run(&[
         "run",
@@ -878,6 +880,31 @@ fn connect_and_disconnect_a_running_container() {
     assert!(r.stderr.contains("not connected"), "{}", r.stderr);
     // Connected again, then removed: rm tears both interfaces down.
     k.run(&["network", "connect", &back, "cli"]).ok();
+    let two = veth_ends(&k, "cli");
+    ends.extend(&two);
+    // Off its first network: the one connected next takes its place, now
+    // and at the next start.
+    k.run(&["network", "disconnect", &front, "cli"]).ok();
+    assert_eq!(ifaces(&k, "cli"), ["eth1"]);
+    exec_until(
+        &k,
+        "cli",
+        &["wget", "-qO-", "http://api/"],
+        "hello-from-kiln",
+    );
+    let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "cli"])).unwrap();
+    assert_eq!(v[0]["HostConfig"]["NetworkMode"], back.as_str());
+    let hosts = out(&k, &["exec", "cli", "cat", "/etc/hosts"]);
+    assert_eq!(hosts.lines().count(), 7, "{hosts}");
+    assert_eq!(present(&two), two[1..], "the host end of eth0 is left");
+    k.run(&["restart", "-t", "1", "cli"]).ok();
+    assert_eq!(ifaces(&k, "cli"), ["eth0"]);
+    exec_until(
+        &k,
+        "cli",
+        &["wget", "-qO-", "http://api/"],
+        "hello-from-kiln",
+    );
     ends.extend(veth_ends(&k, "cli"));
     for c in ["cli", "api", "lone"] {
         k.run(&["rm", "-f", c]).ok();

@@ -507,6 +507,57 @@ pub fn join(store: &Store, lock: &NetworkLock, dir: &Path, req: &ConnectRequest)
     Ok(true)
 }
 
+/// [`leave`] for the container's first network (the one with its
+/// published ports, which go with it): the next one takes its place.
+fn leave_first(nets: &Networks, dir: &Path, mut a: Attachment, force: bool) -> Result<bool> {
+    if a.extra.is_empty() {
+        return Err(only_network(a.options.container_name(), &a.network));
+    }
+    if a.netns.exists() {
+        if let Err(err) = netavark::teardown(&nets.run_dir().join("netavark"), &a.netns, &a.options)
+        {
+            if !force {
+                return Err(err);
+            }
+            eprintln!("kiln: WARNING: {err} (disconnected anyway: -f)");
+        }
+    }
+    let old_ip = a.ip;
+    let old_bridge = a.bridge().map(str::to_string);
+    let old_ports = std::mem::take(&mut a.ports);
+    let old_dns: Vec<IpAddr> = match a.options.dns_enabled() {
+        true => vec![IpAddr::V4(a.gateway)],
+        false => Vec::new(),
+    };
+    let next = a.extra.remove(0);
+    a.network = next.network;
+    a.ip = next.ip;
+    a.prefix = next.prefix;
+    a.gateway = next.gateway;
+    a.options = next.options;
+    let still = resolvers(&a);
+    if let Some(etc) = &mut a.etc {
+        let line = format!("{old_ip}\t{}\n", a.hostname);
+        etc.hosts = etc.hosts.replacen(&line, "", 1);
+        let gone: Vec<IpAddr> = old_dns.into_iter().filter(|s| !still.contains(s)).collect();
+        etc.resolv_conf = super::etc::remove_nameservers(&etc.resolv_conf, &gone);
+    }
+    write(dir, &a)?;
+    if let Some(b) = old_bridge {
+        lease::release(&b, old_ip, dir);
+    }
+    lease::release_ports(&old_ports, dir);
+    rewrite_etc(dir, &a)?;
+    Ok(true)
+}
+
+/// The refusal to take a container off its last network.
+pub(super) fn only_network(container: &str, network: &str) -> Error {
+    Error::Invalid(format!(
+        "container {container} cannot be disconnected from {network}: it is its only network (connect another one first, or run it with --network none)"
+    ))
+}
+
 /// The aardvark-dns addresses the container's resolv.conf may hold: the
 /// gateways of its networks with name resolution.
 fn resolvers(a: &Attachment) -> Vec<IpAddr> {
@@ -543,6 +594,9 @@ pub fn leave(
     let Some(mut a) = attachment(dir) else {
         return Ok(false);
     };
+    if a.network == name {
+        return leave_first(&nets, dir, a, force);
+    }
     let Some(i) = a.extra.iter().position(|e| e.network == name) else {
         return Err(Error::Invalid(format!(
             "container {} is not connected to network {name}",

@@ -118,7 +118,7 @@ pub fn connect(store: &Store, container: &str, req: ConnectRequest) -> Result<()
 }
 
 /// `kiln network disconnect [-f] NET CONTAINER`: the reverse of
-/// [`connect`]. A container's first network stays (see the error).
+/// [`connect`]. A container keeps at least one network.
 pub fn disconnect(store: &Store, container: &str, network: &str, force: bool) -> Result<()> {
     let containers = Containers::new(store);
     let rec = containers.container(container)?;
@@ -138,10 +138,21 @@ pub fn disconnect(store: &Store, container: &str, network: &str, force: bool) ->
     };
     let mut plan = read(&dir).ok_or_else(not_connected)?;
     if plan.request.network == name {
-        return Err(Error::Invalid(format!(
-            "container {} cannot be disconnected from {name}, the network it was created on: kiln keeps a container's first network for its life (connect others with `kiln network connect`)",
-            rec.name
-        )));
+        // Its first network, with the published ports, which go with it:
+        // the next connected one takes its place.
+        if plan.connected.is_empty() {
+            return Err(attach::only_network(&rec.name, &name));
+        }
+        attach::leave(store, &lock, &dir, &name, force)?;
+        let next = plan.connected.remove(0);
+        let r = &mut plan.request;
+        r.network = next.network;
+        r.aliases = next.aliases;
+        r.ip = next.ip;
+        r.publish.clear();
+        r.publish_all = false;
+        r.mac = None;
+        return write(&dir, &plan);
     }
     let i = plan
         .connected
