@@ -78,6 +78,8 @@ pub enum Command {
     Rm(commands::containers::RmArgs),
     /// Show the output of a detached container
     Logs(commands::containers::LogsArgs),
+    /// Stream a running detached container's output until it stops (exit status: the container's)
+    Attach(commands::containers::AttachArgs),
     /// Stop running containers (SIGTERM, then SIGKILL after a grace period)
     Stop(commands::containers::StopArgs),
     /// Send a signal to running containers
@@ -108,6 +110,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
+    /// Run containers' health checks
+    #[command(subcommand)]
+    Healthcheck(commands::healthcheck::HealthcheckCommand),
 }
 
 #[derive(Subcommand, Debug)]

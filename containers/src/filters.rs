@@ -4,10 +4,13 @@
 //! `name` and `id` match as docker's do, exactly or as an unanchored
 //! regular expression; a `status` filter lists stopped containers too.
 
+use image_store::Store;
 use regex::Regex;
 
 use crate::error::{Error, Result};
 use crate::records::{Container, State};
+
+const HEALTH: [&str; 4] = ["starting", "healthy", "unhealthy", "none"];
 
 const STATUSES: [&str; 7] = [
     "created",
@@ -27,6 +30,7 @@ pub struct Filters {
     /// KEY, or KEY and VALUE.
     label: Vec<(String, Option<String>)>,
     exited: Vec<i32>,
+    health: Vec<String>,
 }
 
 fn pattern(key: &str, v: &str) -> Result<(String, Regex)> {
@@ -44,7 +48,7 @@ fn pattern(key: &str, v: &str) -> Result<(String, Regex)> {
 }
 
 impl Filters {
-    /// Parses `KEY=VALUE` items (name, id, label, status, exited).
+    /// Parses `KEY=VALUE` items (name, id, label, status, health, exited).
     pub fn parse(items: &[String]) -> Result<Filters> {
         let mut f = Filters::default();
         for item in items {
@@ -66,13 +70,22 @@ impl Filters {
                     Some((k, v)) => (k.to_string(), Some(v.to_string())),
                     None => (v.to_string(), None),
                 }),
+                "health" => {
+                    if !HEALTH.contains(&v) {
+                        return Err(bad(&format!(
+                            "the health must be one of {}",
+                            HEALTH.join(", ")
+                        )));
+                    }
+                    f.health.push(v.to_string());
+                }
                 "exited" => f.exited.push(
                     v.parse()
                         .map_err(|_| bad("the exit code must be a number"))?,
                 ),
                 _ => {
                     return Err(bad(
-                        "kiln filters containers by id, name, label, status and exited",
+                        "kiln filters containers by id, name, label, status, health and exited",
                     ))
                 }
             }
@@ -87,8 +100,8 @@ impl Filters {
 }
 
 impl Filters {
-    /// Does `c` pass every filter?
-    pub fn accepts(&self, c: &Container) -> bool {
+    /// Does `c` (of `store`) pass every filter?
+    pub fn accepts(&self, store: &Store, c: &Container) -> bool {
         let any = |pats: &[(String, Regex)], s: &str| {
             pats.is_empty() || pats.iter().any(|(p, re)| p == s || re.is_match(s))
         };
@@ -104,14 +117,26 @@ impl Filters {
             || (c.state == State::Exited
                 && c.started.is_some()
                 && self.exited.iter().any(|e| Some(*e) == c.exit_code));
-        let status_ok = self.status.is_empty() || self.status.iter().any(|s| s == status(c));
-        name_ok && any(&self.id, &c.id) && labels_ok && exited_ok && status_ok
+        let status_ok = self.status.is_empty() || self.status.iter().any(|s| s == status(store, c));
+        let health_ok = self.health.is_empty() || {
+            let h = health(store, c);
+            self.health.iter().any(|s| s == h)
+        };
+        name_ok && any(&self.id, &c.id) && labels_ok && exited_ok && status_ok && health_ok
     }
 }
 
+/// docker's health status of a container (`none` without a health
+/// check or before its first run).
+pub fn health(store: &Store, c: &Container) -> &'static str {
+    crate::health::current(store, c).map_or("none", |h| h.status.as_str())
+}
+
 /// docker's `State.Status` of a container.
-pub fn status(c: &Container) -> &'static str {
-    if c.is_running() {
+pub fn status(store: &Store, c: &Container) -> &'static str {
+    if crate::control::is_paused(store, c) {
+        "paused"
+    } else if c.is_running() {
         "running"
     } else if c.is_restarting() {
         "restarting"

@@ -236,6 +236,16 @@ impl Container {
         res
     }
 
+    /// A copy of the master side of the container's pty (terminal mode,
+    /// kiln's runtime), for a caller that resizes it while [`Container::wait`]
+    /// copies its output.
+    pub fn pty(&self) -> Option<OwnedFd> {
+        match &self.waiter {
+            Waiter::Builtin { pty: Some(m), .. } => m.try_clone().ok(),
+            _ => None,
+        }
+    }
+
     /// Leaves the container running; the caller records the pid and reaps
     /// it (or lets init do so once the caller exits), then calls
     /// [`remove_cgroups`] with the container's id.

@@ -25,7 +25,7 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter: id=, name=, label=KEY[=VALUE], status=, exited= (repeatable)
+    /// Filter: id=, name=, label=KEY[=VALUE], status=, health=, exited= (repeatable)
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
 }
@@ -64,10 +64,19 @@ pub struct LogsArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct AttachArgs {
+    /// Pass the signals kiln receives (SIGINT, SIGTERM, …) on to the container
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct StopArgs {
-    /// Seconds to wait before killing the container
-    #[arg(short, long = "time", default_value_t = 10, value_name = "SECS")]
-    pub time: u64,
+    /// Seconds to wait before killing the container (default: its --stop-timeout, else 10)
+    #[arg(short, long = "time", value_name = "SECS")]
+    pub time: Option<u64>,
     /// Signal to send first (default: the image's STOPSIGNAL, else SIGTERM)
     #[arg(short, long, value_name = "SIGNAL")]
     pub signal: Option<String>,
@@ -91,9 +100,18 @@ fn since(t: Option<&str>) -> String {
     }
 }
 
-fn status_text(c: &Container) -> String {
+/// docker's STATUS column (moby's `State.String`): "Up 5 seconds",
+/// then "(Paused)" or the health, as "(healthy)" or "(health: starting)".
+fn status_text(store: &image_store::Store, c: &Container) -> String {
     if c.is_running() {
-        return format!("Up {}", since(Some(&c.created)));
+        let up = format!("Up {}", since(c.started.as_deref().or(Some(&c.created))));
+        if control::is_paused(store, c) {
+            return format!("{up} (Paused)");
+        }
+        return match containers::health::current(store, c) {
+            Some(h) => format!("{up} ({})", h.ps_text()),
+            None => up,
+        };
     }
     match c.state {
         State::Created => "Created".into(),
@@ -116,7 +134,10 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
     let filters = Filters::parse(&args.filter).map_err(from_containers)?;
     let all = args.all || filters.implies_all();
     let list = control::list(&store, all).map_err(from_containers)?;
-    let list: Vec<Container> = list.into_iter().filter(|c| filters.accepts(c)).collect();
+    let list: Vec<Container> = list
+        .into_iter()
+        .filter(|c| filters.accepts(&store, c))
+        .collect();
     let id = |c: &Container| match args.no_trunc {
         true => c.id.clone(),
         false => c.id[..12].to_string(),
@@ -141,7 +162,7 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
                 c.image.clone(),
                 format!("\"{cmd}\""),
                 format::ago(Some(&c.created)),
-                status_text(c),
+                status_text(&store, c),
                 containers::network::published(&store, c)
                     .iter()
                     .map(|m| m.to_string())
@@ -198,6 +219,16 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
     })
 }
 
+pub fn attach(ctx: &Ctx, args: AttachArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let code =
+        containers::attach::attach(&store, &args.container, args.sig_proxy, &mut out, &mut err)
+            .map_err(from_containers)?;
+    Ok(Status::External(code.clamp(0, 255) as u8))
+}
+
 pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
     let now = chrono::Utc::now();
     let time = |t: &Option<String>| t.as_deref().map(|t| logfile::parse_time(t, now));
@@ -215,6 +246,7 @@ pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
         until: time(&args.until).transpose().map_err(from_containers)?,
         timestamps: args.timestamps,
         tail,
+        parts: false,
     };
     let store = ctx.store()?;
     let mut out = std::io::stdout().lock();
@@ -227,7 +259,7 @@ pub fn stop(ctx: &Ctx, args: StopArgs) -> Result<Status> {
     let store = ctx.store()?;
     let signal = args.signal.as_deref().map(control::parse_signal);
     let signal = signal.transpose().map_err(from_containers)?;
-    let time = Duration::from_secs(args.time);
+    let time = args.time.map(Duration::from_secs);
     each(&args.containers, |name| {
         control::stop(&store, name, signal, time)
     })

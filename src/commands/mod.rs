@@ -7,6 +7,7 @@ pub mod containers;
 pub mod cp;
 pub mod exec;
 pub mod export;
+pub mod healthcheck;
 mod history;
 mod images;
 mod import;
@@ -78,6 +79,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Network(a) => network::run(&ctx, a),
         Command::Rm(a) => containers::rm(&ctx, a),
         Command::Logs(a) => containers::logs(&ctx, a),
+        Command::Attach(a) => containers::attach(&ctx, a),
         Command::Stop(a) => containers::stop(&ctx, a),
         Command::Kill(a) => containers::kill(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
@@ -92,5 +94,6 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Load(a) => save::load(&ctx, a),
         Command::System(SystemCommand::Check(a)) => system::check(&ctx, a),
         Command::Volume(c) => volume::run(&ctx, c),
+        Command::Healthcheck(c) => healthcheck::run(&ctx, c),
     }
 }

@@ -68,6 +68,13 @@ pub struct Attachment {
     /// The container's /etc/hosts entries and resolv.conf, once set up.
     #[serde(default)]
     pub etc: Option<EtcFiles>,
+    /// The names other containers resolve besides its name (`--network-alias`
+    /// and its short ID), on a network with name resolution.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Its interface's MAC address, as netavark reports it.
+    #[serde(default)]
+    pub mac: String,
     /// The container's host name (its /etc/hosts line on every network).
     #[serde(default)]
     pub hostname: String,
@@ -87,12 +94,22 @@ pub struct Extra {
     /// aardvark-dns's addresses on it (a network with name resolution).
     #[serde(default)]
     pub dns_servers: Vec<IpAddr>,
+    /// As [`Attachment`]'s.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub mac: String,
     options: Options,
 }
 
 impl Extra {
     pub fn interface(&self) -> Option<&str> {
         self.options.bridge()
+    }
+
+    /// The ID of the network.
+    pub fn network_id(&self) -> &str {
+        self.options.network_id().unwrap_or("")
     }
 }
 
@@ -113,6 +130,11 @@ impl Attachment {
     /// Whether the container is on network `name`.
     pub fn on(&self, name: &str) -> bool {
         self.addresses().any(|(n, _)| n == name)
+    }
+
+    /// The ID of the network.
+    pub fn network_id(&self) -> &str {
+        self.options.network_id().unwrap_or("")
     }
 
     /// The host bridge the container's interface is on.
@@ -220,7 +242,14 @@ pub fn attach(
     let netns = super::netns_path(store, who.id);
     let mut aliases = req.aliases.clone();
     aliases.push(who.id[..12].to_string());
-    let mut options = Options::new((who.id, who.name), "eth0", &net, ip, aliases, ports.clone());
+    let mut options = Options::new(
+        (who.id, who.name),
+        "eth0",
+        &net,
+        ip,
+        aliases.clone(),
+        ports.clone(),
+    );
     options.set_dns_servers(&req.dns.servers);
     options.set_mac(req.mac.clone());
     let mut a = Attachment {
@@ -233,6 +262,11 @@ pub fn attach(
         exposed,
         options,
         etc: None,
+        aliases: match net.dns {
+            true => aliases,
+            false => Vec::new(),
+        },
+        mac: String::new(),
         hostname: who.hostname.to_string(),
         extra: Vec::new(),
     };
@@ -270,6 +304,12 @@ pub fn attach(
         }
     };
     a.etc = Some(etc_files(&net, &a, who.hostname, &status, &req.dns));
+    a.mac = status
+        .interfaces
+        .as_ref()
+        .and_then(|i| i.get("eth0"))
+        .map(|i| i.mac_address.clone())
+        .unwrap_or_default();
     write(who.dir, &a)?;
     Ok(a)
 }
@@ -458,13 +498,25 @@ pub fn join(store: &Store, lock: &NetworkLock, dir: &Path, req: &ConnectRequest)
     let name = a.options.container_name().to_string();
     let mut aliases = req.aliases.clone();
     aliases.push(id[..12].to_string());
-    let options = Options::new((&id, &name), &interface, &net, ip, aliases, Vec::new());
+    let options = Options::new(
+        (&id, &name),
+        &interface,
+        &net,
+        ip,
+        aliases.clone(),
+        Vec::new(),
+    );
     a.extra.push(Extra {
         network: net.name.clone(),
         ip,
         prefix: net.subnet.prefix,
         gateway: net.gateway,
         dns_servers: Vec::new(),
+        aliases: match net.dns {
+            true => aliases,
+            false => Vec::new(),
+        },
+        mac: String::new(),
         options: options.clone(),
     });
     // Recorded first, as in [`attach`]: a crash leaves what detach undoes.
@@ -491,6 +543,12 @@ pub fn join(store: &Store, lock: &NetworkLock, dir: &Path, req: &ConnectRequest)
         }
     };
     let extra = a.extra.last_mut().expect("pushed above");
+    extra.mac = status
+        .interfaces
+        .as_ref()
+        .and_then(|i| i.get(&interface))
+        .map(|i| i.mac_address.clone())
+        .unwrap_or_default();
     if net.dns {
         extra.dns_servers = status.dns_server_ips.unwrap_or_default();
     }
@@ -534,6 +592,8 @@ fn leave_first(nets: &Networks, dir: &Path, mut a: Attachment, force: bool) -> R
     a.ip = next.ip;
     a.prefix = next.prefix;
     a.gateway = next.gateway;
+    a.aliases = next.aliases;
+    a.mac = next.mac;
     a.options = next.options;
     let still = resolvers(&a);
     if let Some(etc) = &mut a.etc {

@@ -54,48 +54,6 @@ pub fn mode(dir: &std::path::Path) -> Option<String> {
     Some(format!("container:{id}"))
 }
 
-/// docker's `NetworkSettings` of the container in `dir`: its address on
-/// each network it is on now (none when it is stopped) and its ports.
-pub fn settings(dir: &std::path::Path) -> serde_json::Value {
-    use serde_json::json;
-    let Some(a) = attachment(dir) else {
-        return json!({"IPAddress": "", "Networks": {}, "Ports": {}});
-    };
-    let mut networks = serde_json::Map::new();
-    networks.insert(
-        a.network.clone(),
-        json!({"IPAddress": a.ip.to_string(), "IPPrefixLen": a.prefix, "Gateway": a.gateway.to_string()}),
-    );
-    for e in &a.extra {
-        networks.insert(
-            e.network.clone(),
-            json!({"IPAddress": e.ip.to_string(), "IPPrefixLen": e.prefix, "Gateway": e.gateway.to_string()}),
-        );
-    }
-    let mut ports = serde_json::Map::new();
-    for p in &a.ports {
-        let key = format!("{}/{}", p.container_port, p.protocol);
-        let host_ip = match p.host_ip.as_str() {
-            "" => "0.0.0.0",
-            ip => ip,
-        };
-        let entry = json!({"HostIp": host_ip, "HostPort": p.host_port.to_string()});
-        match ports.get_mut(&key).and_then(|v| v.as_array_mut()) {
-            Some(v) => v.push(entry),
-            None => {
-                ports.insert(key, json!([entry]));
-            }
-        }
-    }
-    json!({
-        "IPAddress": a.ip.to_string(),
-        "IPPrefixLen": a.prefix,
-        "Gateway": a.gateway.to_string(),
-        "Networks": networks,
-        "Ports": ports,
-    })
-}
-
 /// `--mac-address`: six hex pairs, a unicast address, lower-cased.
 fn parse_mac(s: &str) -> crate::Result<String> {
     let parts: Vec<&str> = s.split(':').collect();

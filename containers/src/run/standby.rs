@@ -158,7 +158,7 @@ pub fn wait(store: &Store, name: &str) -> Result<i32> {
 pub fn restart(
     store: &Store,
     name: &str,
-    timeout: Duration,
+    timeout: Option<Duration>,
     monitor: impl FnOnce(&str) -> std::process::Command,
 ) -> Result<()> {
     crate::control::stop(store, name, None, timeout)?;
