@@ -386,7 +386,7 @@ fn user_network_resolves_names_and_aliases() {
     let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "web"])).unwrap();
     let ns = &v[0]["NetworkSettings"];
     assert_eq!(ns["IPAddress"], "", "{ns:#}");
-    let n = &ns["Networks"]["testnet"];
+    let n = &ns["Networks"][&net];
     assert_eq!(
         n["IPAddress"],
         container_ip(&k, v[0]["Id"].as_str().unwrap()).as_str()
