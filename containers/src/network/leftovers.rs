@@ -1,13 +1,14 @@
-//! What crashed or interrupted kiln processes can leave of container
-//! networks, for `kiln system check [--repair]`: address leases and host
-//! port claims (host-wide, under /run/kiln) whose container is gone or no
-//! longer holds them, network namespace files of this store that no
-//! container's network state names, and kiln bridges no lease keeps.
-//! Host-wide claims of other stores are only judged stale when their
-//! container's directory is gone (as [`super::lease::sweep`] does); this
-//! store's are compared with its containers' `network.json` under
-//! `networks.lock`, so a container being set up is not taken for a
-//! leftover.
+//! What crashed or interrupted kiln processes can leave of this store's
+//! container networks, for `kiln system check [--repair]`: address leases
+//! and host port claims (host-wide, under /run/kiln) of its containers
+//! that are gone or no longer hold them, its network namespace files that
+//! no container's network state names, and the bridges of its user
+//! networks that no lease keeps. They are compared with its containers'
+//! `network.json` under `networks.lock`, so a container being set up is
+//! not taken for a leftover. Other stores' are theirs to check (a deleted
+//! store's stale leases are torn down by the next attach to their bridge,
+//! [`super::lease::sweep`]), and the default `kiln0`, which every store
+//! shares, netavark removes with its last container.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ fn problem(object: String, message: String, repaired: bool) -> Problem {
 /// with `repair`, removes them.
 pub fn check(store: &Store, repair: bool, rep: &mut CheckReport) {
     let nets = Networks::new(store);
-    let Ok(_lock) = nets.lock() else { return };
+    let Ok(lock) = nets.lock() else { return };
     let containers = Containers::new(store);
     let ours = fs::canonicalize(containers.containers_dir()).ok();
     // The holder's attachment when it is a container of this store.
@@ -49,6 +50,9 @@ pub fn check(store: &Store, repair: bool, rep: &mut CheckReport) {
 
     for (bridge, ip, p, holder) in lease::all_leases() {
         let object = p.display().to_string();
+        if own(&holder).is_none() {
+            continue;
+        }
         if !holder.exists() {
             let repaired = repair && lease::clean(&p);
             let message = format!(
@@ -85,6 +89,9 @@ pub fn check(store: &Store, repair: bool, rep: &mut CheckReport) {
     }
 
     for (p, key, ip, holder) in lease::all_port_claims() {
+        if own(&holder).is_none() {
+            continue;
+        }
         let object = p.display().to_string();
         let stale = !holder.exists();
         let unheld = !stale
@@ -142,7 +149,14 @@ pub fn check(store: &Store, repair: bool, rep: &mut CheckReport) {
     let Ok(_host) = netavark::host_lock() else {
         return;
     };
-    for b in kiln_bridges() {
+    let own_bridges: Vec<String> = nets
+        .list(&lock)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.name != super::DEFAULT_NETWORK)
+        .map(|n| n.interface)
+        .collect();
+    for b in own_bridges.into_iter().filter(|b| is_bridge(b)) {
         if lease::bridge_in_use(&b) {
             continue;
         }
@@ -164,26 +178,10 @@ fn short(holder: &Path) -> String {
     id[..12.min(id.len())].to_string()
 }
 
-/// The host's bridges named as kiln names them (`kiln0`, `kiln` + 8 hex
-/// digits of a network ID).
-fn kiln_bridges() -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir("/sys/class/net")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            n.strip_prefix("kiln").is_some_and(|rest| {
-                rest == "0" || (rest.len() == 8 && rest.bytes().all(|c| c.is_ascii_hexdigit()))
-            })
-        })
-        .filter(|n| {
-            PathBuf::from("/sys/class/net")
-                .join(n)
-                .join("bridge")
-                .is_dir()
-        })
-        .collect();
-    v.sort();
-    v
+/// Whether the host has a bridge named `name`.
+fn is_bridge(name: &str) -> bool {
+    PathBuf::from("/sys/class/net")
+        .join(name)
+        .join("bridge")
+        .is_dir()
 }
