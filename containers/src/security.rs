@@ -343,19 +343,24 @@ impl Hardening {
             self.add_devices(spec)?;
         }
         if let Some(size) = self.shm_size {
-            let mut mounts = spec.mounts().clone().unwrap_or_default();
-            for m in mounts.iter_mut() {
-                if m.destination() == Path::new("/dev/shm") {
-                    let mut o = m.options().clone().unwrap_or_default();
-                    o.retain(|o| !o.starts_with("size="));
-                    o.push(format!("size={size}"));
-                    m.set_options(Some(o));
-                }
-            }
-            spec.set_mounts(Some(mounts));
+            set_shm_size(spec, size);
         }
         Ok(())
     }
+}
+
+/// `--shm-size`: the size of the spec's /dev/shm mount (also RUN steps').
+pub fn set_shm_size(spec: &mut Spec, size: i64) {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for m in mounts.iter_mut() {
+        if m.destination() == Path::new("/dev/shm") {
+            let mut o = m.options().clone().unwrap_or_default();
+            o.retain(|o| !o.starts_with("size="));
+            o.push(format!("size={size}"));
+            m.set_options(Some(o));
+        }
+    }
+    spec.set_mounts(Some(mounts));
 }
 
 impl Hardening {

@@ -65,9 +65,9 @@ pub(crate) fn prepare(
                 ("resolv.conf", resolv),
             ]
         }
-        // BuildKit writes the same hosts file whatever the network, and
-        // mounts nothing over /etc/hostname.
-        // (`build --add-host` lines follow.)
+        // BuildKit writes the same hosts file whatever the network (plus
+        // `--add-host` lines, given as the network's), and mounts nothing
+        // over /etc/hostname.
         EtcStyle::BuildKit => vec![
             (
                 "hosts",

@@ -93,7 +93,8 @@ pub enum EtcStyle {
 }
 
 /// The /etc files of a container in a network namespace set up by a
-/// network backend (with [`EtcStyle::Docker`]).
+/// network backend (with [`EtcStyle::Docker`]); with [`EtcStyle::BuildKit`]
+/// only its host lines are used (`kiln build --add-host`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EtcNetwork {
     /// Lines appended to the localhost entries of /etc/hosts (the

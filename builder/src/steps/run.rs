@@ -28,8 +28,6 @@ pub struct RunStep<'a> {
     /// `build --network bridge`: the store whose default bridge the step
     /// joins (netavark, as a container does), left when it ends.
     pub bridge: Option<&'a image_store::Store>,
-    /// `--add-host`: `(host, address)` lines of /etc/hosts.
-    pub add_hosts: &'a [(String, String)],
     pub mounts: Vec<MountSpec>,
     /// Scratch directory of this step (upper, work, bundle).
     pub dir: &'a Path,
@@ -40,6 +38,10 @@ pub struct RunStep<'a> {
     pub runtime: Option<&'a Path>,
     /// Receives the output line by line instead of standard error.
     pub output: Option<&'a (dyn Fn(&str) + Sync)>,
+    /// `--add-host`, `--shm-size`, `--ulimit`.
+    pub host: &'a crate::stages::StepHost,
+    /// `KEY=VALUE` the mounts set over the image's ENV (`SSH_AUTH_SOCK`).
+    pub mount_env: Vec<String>,
 }
 
 pub use containers::spec::DEFAULT_PATH;
@@ -83,6 +85,7 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     let overrides = Overrides {
         args: args.clone(),
         env_defaults: step.args_env.to_vec(),
+        env: step.mount_env.clone(),
         ..Default::default()
     };
     let mut derived = ContainerSpec::from_image(step.config, &step.lowers.dirs, overrides)
@@ -105,10 +108,14 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
         derived.params.netns = Some(b.attachment.netns.clone());
     }
     derived.params.mounts = step.mounts.clone();
+    derived.params.rlimits = step.host.ulimits.clone();
     let params = &derived.params;
     let mut spec = derived
         .oci()
         .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    if let Some(size) = step.host.shm_size {
+        containers::security::set_shm_size(&mut spec, size);
+    }
     let stack = LayerStack::new(step.lowers.dirs.clone());
     let stubs = MountPoints::missing(&stack, &[], &mountpoints::BUILD_FILES, &step.mounts);
     // BuildKit names the build container's host but sets no HOSTNAME
@@ -134,16 +141,21 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     );
     // A RUN step sees BuildKit's /etc files, not `docker run`'s.
     opts.etc_style = runner::EtcStyle::BuildKit;
-    if let Some(etc) = bridged.as_ref().and_then(|b| b.attachment.etc.as_ref()) {
+    // On the bridge, the resolver netavark's network gives.
+    let bridged_resolv = bridged
+        .as_ref()
+        .and_then(|b| b.attachment.etc.as_ref())
+        .map(|e| e.resolv_conf.clone());
+    if !step.host.add_hosts.is_empty() || bridged_resolv.is_some() {
         opts.etc_network = Some(runner::EtcNetwork {
-            hosts: add_host_lines(step.add_hosts),
-            resolv_conf: etc.resolv_conf.clone(),
-        });
-    } else if !step.add_hosts.is_empty() {
-        let hosts = add_host_lines(step.add_hosts);
-        opts.etc_network = Some(runner::EtcNetwork {
-            hosts,
-            resolv_conf: fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            hosts: step
+                .host
+                .add_hosts
+                .iter()
+                .map(|(host, ip)| format!("{ip}\t{host}\n"))
+                .collect(),
+            resolv_conf: bridged_resolv
+                .unwrap_or_else(|| fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
         });
     }
     if let Some(rt) = step.runtime {
@@ -191,10 +203,6 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     // from the image) are not part of the layer.
     stubs.remove_from(&upper, &stack);
     Ok(upper)
-}
-
-fn add_host_lines(hosts: &[(String, String)]) -> String {
-    hosts.iter().map(|(h, a)| format!("{a}\t{h}\n")).collect()
 }
 
 /// A step on the default bridge: detached (netavark teardown, address
