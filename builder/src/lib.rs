@@ -28,6 +28,6 @@ mod steps;
 
 pub use error::BuildError;
 pub use stages::{
-    build, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event, EventKind,
-    NamedContext, Pruned, PullPolicy, StepHost, MAX_LAYERS,
+    build, parse_size, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event,
+    EventKind, NamedContext, PruneOptions, Pruned, PullPolicy, StepHost, MAX_LAYERS,
 };

@@ -24,8 +24,13 @@ pub fn list(store: &Store, all: bool) -> Result<Vec<Container>> {
     Ok(containers
         .containers()?
         .into_iter()
-        .filter(|c| all || c.is_running() || c.is_restarting() || c.is_ending())
+        .filter(|c| shown(c, all))
         .collect())
+}
+
+/// Does `ps` (with `-a` when `all`) list `c`?
+pub fn shown(c: &Container, all: bool) -> bool {
+    all || c.is_running() || c.is_restarting() || c.is_ending()
 }
 
 /// The container's init as seen from the host, while it runs.

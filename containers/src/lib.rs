@@ -44,6 +44,7 @@ pub mod runtime;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
+pub mod usage;
 pub mod view;
 pub mod volumes;
 

@@ -5,14 +5,15 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Result;
+use cli_format::rows::ps;
+use cli_format::Format;
 use containers::control;
 use containers::filters::Filters;
 use containers::logfile::{self, LogOptions};
-use containers::{Container, State};
+use containers::Container;
 
 use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
-use crate::format;
 
 #[derive(clap::Args, Debug)]
 pub struct PsArgs {
@@ -25,9 +26,15 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter: id=, name=, label=KEY[=VALUE], status=, health=, exited= (repeatable)
+    /// Filter: id=, name=, label=KEY[=VALUE], status=, health=, exited=,
+    /// ancestor=, before=, since=, volume=, network= (repeatable)
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
+    /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
+    /// (fields .ID .Image .Command .CreatedAt .RunningFor .Ports .State
+    /// .Status .Names .Labels .Mounts .Networks)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -93,49 +100,18 @@ pub struct KillArgs {
     pub containers: Vec<String>,
 }
 
-fn since(t: Option<&str>) -> String {
-    match format::parse_time(t) {
-        Some(t) => format::human_duration(chrono::Utc::now() - t),
-        None => "?".into(),
-    }
-}
-
-/// docker's STATUS column (moby's `State.String`): "Up 5 seconds",
-/// then "(Paused)" or the health, as "(healthy)" or "(health: starting)".
-fn status_text(store: &image_store::Store, c: &Container) -> String {
-    if c.is_running() {
-        let up = format!("Up {}", since(c.started.as_deref().or(Some(&c.created))));
-        if control::is_paused(store, c) {
-            return format!("{up} (Paused)");
-        }
-        return match containers::health::current(store, c) {
-            Some(h) => format!("{up} ({})", h.ps_text()),
-            None => up,
-        };
-    }
-    match c.state {
-        State::Created => "Created".into(),
-        State::Running => "Exited (unknown)".into(),
-        State::Restarting => format!(
-            "Restarting ({}) {} ago",
-            c.exit_code.unwrap_or(-1),
-            since(c.finished.as_deref())
-        ),
-        State::Exited => format!(
-            "Exited ({}) {} ago",
-            c.exit_code.unwrap_or(-1),
-            since(c.finished.as_deref())
-        ),
-    }
-}
-
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let filters = Filters::parse(&args.filter).map_err(from_containers)?;
+    let format = Format::parse(args.format.as_deref(), ps::DEFAULT)?;
+    let mut filters = Filters::parse(&args.filter).map_err(from_containers)?;
+    let everything = control::list(&store, true).map_err(from_containers)?;
+    filters
+        .resolve(&store, &everything)
+        .map_err(from_containers)?;
     let all = args.all || filters.implies_all();
-    let list = control::list(&store, all).map_err(from_containers)?;
-    let list: Vec<Container> = list
+    let list: Vec<Container> = everything
         .into_iter()
+        .filter(|c| control::shown(c, all))
         .filter(|c| filters.accepts(&store, c))
         .collect();
     let id = |c: &Container| match args.no_trunc {
@@ -149,39 +125,20 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
         }
         return Ok(Status::Success);
     }
-    let rows: Vec<Vec<String>> = list
+    let rows: Vec<serde_json::Value> = list
         .iter()
         .map(|c| {
-            let cmd = c.command.join(" ");
-            let cmd = match args.no_trunc {
-                true => cmd,
-                false => format::ellipsis(&cmd, 20),
-            };
-            vec![
-                id(c),
-                c.image.clone(),
-                format!("\"{cmd}\""),
-                format::ago(Some(&c.created)),
-                status_text(&store, c),
-                containers::network::published(&store, c)
-                    .iter()
-                    .map(|m| m.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                c.name.clone(),
-            ]
+            let dir = containers::Containers::new(&store).container_dir(&c.id);
+            let net = containers::network::attachment(&dir);
+            let ports: Vec<String> = net
+                .iter()
+                .flat_map(|a| a.ports.iter().map(|m| m.to_string()))
+                .collect();
+            let networks: Vec<String> = net.map(|a| a.network).into_iter().collect();
+            ps::row(&store, c, &ports, &networks, args.no_trunc)
         })
         .collect();
-    let head = [
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS",
-        "NAMES",
-    ];
-    write!(out, "{}", format::table(&head, &rows))?;
+    write!(out, "{}", format.render(&rows, ps::HEADERS)?)?;
     Ok(Status::Success)
 }
 

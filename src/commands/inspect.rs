@@ -1,6 +1,7 @@
 //! `kiln inspect`: docker-style JSON for images.
 
 use anyhow::Result;
+use cli_format::Format;
 use image_store::Image;
 use serde_json::{json, Value};
 
@@ -13,9 +14,12 @@ pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<Status> {
     if let Some(k) = kind.filter(|k| !matches!(*k, "image" | "container")) {
         anyhow::bail!("unsupported --type {k:?}: only images and containers can be inspected");
     }
-    if let Some(f) = args.format.as_deref().filter(|f| *f != "json") {
-        anyhow::bail!("unsupported --format {f:?}: only `json` is supported");
-    }
+    // A bad template fails before anything is looked up, as docker's.
+    let format = args
+        .format
+        .as_deref()
+        .map(|f| Format::parse(Some(f), f))
+        .transpose()?;
     let store = ctx.store()?;
     let mut out = Vec::new();
     let mut failed = false;
@@ -44,7 +48,10 @@ pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<Status> {
             }
         }
     }
-    outln!("{}", serde_json::to_string_pretty(&out)?);
+    match format {
+        Some(f) => out!("{}", f.render(&out, &[])?),
+        None => outln!("{}", serde_json::to_string_pretty(&out)?),
+    }
     Ok(if failed {
         Status::External(exit::KILN_ERROR)
     } else {

@@ -27,7 +27,7 @@ use image_store::cache_dirs::BuildScratch;
 use image_store::model;
 use image_store::{Ingest, Store};
 
-pub use crate::cache::{prune as prune_cache, Pruned};
+pub use crate::cache::{parse_size, prune as prune_cache, PruneOptions, Pruned};
 pub use crate::error::BuildError;
 pub use crate::steps::view::private_mount_namespace;
 pub use options::{

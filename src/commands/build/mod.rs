@@ -254,8 +254,27 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
 
 /// `kiln builder prune [-a]`: forget the build cache.
 pub fn prune(ctx: &Ctx, args: crate::cli::BuilderPruneArgs) -> Result<Status> {
+    let mut opts = builder::PruneOptions {
+        all: args.all,
+        ..Default::default()
+    };
+    for f in &args.filter {
+        let until = f.strip_prefix("until=").ok_or_else(|| {
+            anyhow::anyhow!("invalid filter {f:?}: kiln prunes the build cache by until= only")
+        })?;
+        opts.until = Some(
+            image_store::filters::parse_time(until, chrono::Utc::now()).ok_or_else(|| {
+                anyhow::anyhow!("invalid filter {f:?}: want a timestamp or a duration (24h, 30m)")
+            })?,
+        );
+    }
+    if let Some(k) = &args.keep_storage {
+        opts.keep_storage = Some(builder::parse_size(k).ok_or_else(|| {
+            anyhow::anyhow!("invalid --keep-storage {k:?}: want a size (1GB, 500MB, bytes)")
+        })?);
+    }
     let store = ctx.store()?;
-    let pruned = builder::prune_cache(&store, args.all).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pruned = builder::prune_cache(&store, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     outln!(
         "Deleted {} build cache records{}",
         pruned.records,
