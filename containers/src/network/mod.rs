@@ -41,6 +41,19 @@ pub fn published(store: &image_store::Store, c: &crate::Container) -> Vec<PortMa
     }
 }
 
+/// The networks container `c` is on now (for `ps`): its network and the
+/// connected ones, or slirp4netns while it runs there.
+pub fn names(store: &image_store::Store, c: &crate::Container) -> Vec<String> {
+    let dir = crate::Containers::new(store).container_dir(&c.id);
+    match attachment(&dir) {
+        Some(a) => a.addresses().map(|(n, _)| n.to_string()).collect(),
+        None if c.is_running() && dir.join(slirp::SLIRP_FILE).exists() => {
+            vec![slirp::MODE.to_string()]
+        }
+        None => Vec::new(),
+    }
+}
+
 /// docker's `HostConfig.NetworkMode` of the container in `dir`, when it
 /// is on a container network or joins another container's namespace.
 pub fn mode(dir: &std::path::Path) -> Option<String> {
