@@ -58,16 +58,57 @@ fn out(k: &Kiln, args: &[&str]) -> String {
     k.run(args).ok().stdout.trim().to_string()
 }
 
-/// The host's network interfaces by name.
-fn links() -> Vec<String> {
-    let o = Command::new("ip").args(["-o", "link"]).output().unwrap();
-    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+/// The host's ends (interface indexes) of the veths in the network
+/// namespace of container `id`: what its teardown must remove. (Not a
+/// count of the host's interfaces: other sessions add and remove theirs.
+/// Indexes are not reused soon, names may be.)
+fn veth_ends(k: &Kiln, id: &str) -> Vec<u32> {
+    let ns = k.root().join("kiln/run/netns").join(full_id(k, id));
+    let o = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["ip", "-o", "link"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Vec<u32> = String::from_utf8_lossy(&o.stdout)
         .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap().to_string())
+        .filter_map(|l| l.split(": ").nth(1)?.split_once("@if")?.1.parse().ok())
         .collect();
-    v.sort();
+    assert!(!v.is_empty(), "no veth in {}", ns.display());
     v
+}
+
+/// Which of the interface indexes `ends` the host still has.
+fn present(ends: &[u32]) -> Vec<u32> {
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            std::fs::read_to_string(e.path().join("ifindex"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .filter(|i| ends.contains(i))
+        .collect()
+}
+
+/// The full ID of container `name` (a name, ID or prefix).
+fn full_id(k: &Kiln, name: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&out(k, &["inspect", name])).unwrap();
+    v[0]["Id"].as_str().unwrap().to_string()
+}
+
+/// The host bridge of network `name`.
+fn bridge_of(k: &Kiln, name: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&out(k, &["network", "inspect", name])).unwrap();
+    v[0]["NetworkInterface"].as_str().unwrap().to_string()
+}
+
+fn host_has_link(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
 }
 
 /// The firewall rules (iptables-save, counters dropped) that mention any
@@ -129,7 +170,6 @@ fn published_port_serves_the_host_and_rm_leaves_nothing() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
     let _c = Cleanup(&k);
-    let links_before = links();
     let id = out(
         &k,
         &[
@@ -177,7 +217,8 @@ fn published_port_serves_the_host_and_rm_leaves_nothing() {
     let port_s = port.to_string();
     assert!(!rules_with(&[&ip, &port_s]).is_empty());
     assert!(!rules_with(&[&id]).is_empty());
-    assert_ne!(links(), links_before);
+    let ends = veth_ends(&k, &id);
+    assert_eq!(present(&ends), ends);
     assert_eq!(netns_files(&k), 1);
 
     // The port is taken: by this container, then by a host socket.
@@ -210,7 +251,7 @@ fn published_port_serves_the_host_and_rm_leaves_nothing() {
     drop(held);
 
     k.run(&["rm", "-f", "web"]).ok();
-    assert_eq!(links(), links_before, "a veth or bridge is left");
+    assert_eq!(present(&ends), Vec::<u32>::new(), "a veth is left");
     assert_eq!(
         rules_with(&[&ip, &id, &format!("dport {port_s}")]),
         Vec::<String>::new()
@@ -231,7 +272,6 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
     let _c = Cleanup(&k);
-    let links_before = links();
     let id = out(
         &k,
         &[
@@ -259,8 +299,9 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
     let port: u16 = lines[0].rsplit(':').next().unwrap().parse().unwrap();
     // Reached over loopback (published on all addresses).
     assert!(http_get(port).contains("hello-from-kiln"));
+    let ends = veth_ends(&k, &id);
     k.run(&["stop", &id]).ok();
-    assert_eq!(links(), links_before);
+    assert_eq!(present(&ends), Vec::<u32>::new());
     assert_eq!(netns_files(&k), 0);
     assert_eq!(out(&k, &["port", &id]), "");
 
@@ -278,7 +319,6 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
         .ok();
     assert!(r.stdout.contains("10.77."), "{}", r.stdout);
     assert_eq!(netns_files(&k), 0);
-    assert_eq!(links(), links_before);
 
     // kiln killed: the next command tears down what it left.
     let mut child = k
@@ -295,6 +335,7 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(netns_files(&k), 1);
+    let ends = veth_ends(&k, &out(&k, &["ps", "-q"]));
     child.kill().unwrap();
     child.wait().unwrap();
     for _ in 0..200 {
@@ -309,7 +350,7 @@ fn publish_all_maps_exposed_ports_and_exit_tears_down() {
         0,
         "a killed kiln's network namespace is left"
     );
-    assert_eq!(links(), links_before);
+    assert_eq!(present(&ends), Vec::<u32>::new());
 }
 
 #[test]
@@ -317,12 +358,11 @@ fn user_network_resolves_names_and_aliases() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
     let _c = Cleanup(&k);
-    let links_before = links();
-    k.run(&["network", "create", "--label", "a=b", "testnet"])
-        .ok();
+    let net = unique("ktestnet");
+    k.run(&["network", "create", "--label", "a=b", &net]).ok();
     let ls = out(&k, &["network", "ls"]);
-    assert!(ls.contains("testnet") && ls.contains("bridge"), "{ls}");
-    let r = k.run(&["network", "create", "testnet"]).code(125);
+    assert!(ls.contains(&net) && ls.contains("bridge"), "{ls}");
+    let r = k.run(&["network", "create", &net]).code(125);
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     k.run(&[
         "run",
@@ -330,7 +370,7 @@ fn user_network_resolves_names_and_aliases() {
         "--name",
         "web",
         "--network",
-        "testnet",
+        &net,
         "--network-alias",
         "db",
         "web",
@@ -346,7 +386,7 @@ fn user_network_resolves_names_and_aliases() {
     let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "web"])).unwrap();
     let ns = &v[0]["NetworkSettings"];
     assert_eq!(ns["IPAddress"], "", "{ns:#}");
-    let n = &ns["Networks"]["testnet"];
+    let n = &ns["Networks"][&net];
     assert_eq!(
         n["IPAddress"],
         container_ip(&k, v[0]["Id"].as_str().unwrap()).as_str()
@@ -355,7 +395,7 @@ fn user_network_resolves_names_and_aliases() {
     assert!(aliases.contains(&serde_json::json!("db")), "{n:#}");
     assert!(!n["NetworkID"].as_str().unwrap().is_empty(), "{n:#}");
     let inspect: serde_json::Value =
-        serde_json::from_str(&out(&k, &["network", "inspect", "testnet"])).unwrap();
+        serde_json::from_str(&out(&k, &["network", "inspect", &net])).unwrap();
     assert_eq!(inspect[0]["Containers"], serde_json::json!(["web"]));
     assert_eq!(inspect[0]["Labels"]["a"], "b");
     for name in ["web", "db"] {
@@ -367,7 +407,7 @@ fn user_network_resolves_names_and_aliases() {
                 "run",
                 "--rm",
                 "--network",
-                "testnet",
+                &net,
                 "busybox",
                 "wget",
                 "-qO-",
@@ -382,7 +422,7 @@ fn user_network_resolves_names_and_aliases() {
         }
         assert!(ok, "{url}: {last}");
     }
-    let r = k.run(&["network", "rm", "testnet"]).code(125);
+    let r = k.run(&["network", "rm", &net]).code(125);
     assert!(r.stderr.contains("in use by container web"), "{}", r.stderr);
     // The default bridge has no name resolution, as docker's.
     let r = k
@@ -398,10 +438,17 @@ fn user_network_resolves_names_and_aliases() {
         ])
         .code(125);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let bridge = bridge_of(&k, &net);
+    let ends = veth_ends(&k, "web");
+    assert!(host_has_link(&bridge));
     k.run(&["rm", "-f", "web"]).ok();
-    assert_eq!(out(&k, &["network", "prune"]), "Deleted Networks:\ntestnet");
-    assert!(!out(&k, &["network", "ls"]).contains("testnet"));
-    assert_eq!(links(), links_before);
+    assert_eq!(
+        out(&k, &["network", "prune"]),
+        format!("Deleted Networks:\n{net}")
+    );
+    assert!(!out(&k, &["network", "ls"]).contains(&net));
+    assert_eq!(present(&ends), Vec::<u32>::new());
+    assert!(!host_has_link(&bridge), "{bridge} is left");
 }
 
 #[test]
@@ -412,7 +459,6 @@ fn two_stores_on_the_bridge_get_different_addresses() {
     let b = Kiln::new();
     let _cb = Cleanup(&b);
     b.import_busybox("busybox");
-    let links_before = links();
     let run = |k: &Kiln| {
         out(
             k,
@@ -428,12 +474,15 @@ fn two_stores_on_the_bridge_get_different_addresses() {
         )
     };
     let (ia, ib) = (run(&a), run(&b));
+    let mut ends = veth_ends(&a, &ia);
+    ends.extend(veth_ends(&b, &ib));
     assert_ne!(container_ip(&a, &ia), container_ip(&b, &ib));
     // The first store's lease is freed with its container: the next
     // container of the second store can have the address.
     let first = container_ip(&a, &ia);
     a.run(&["rm", "-f", &ia]).ok();
     let ic = run(&b);
+    ends.extend(veth_ends(&b, &ic));
     assert_eq!(container_ip(&b, &ic), first);
     // A published port of one store is taken for the other: netavark's
     // forward binds no socket, the host-wide claim refuses it.
@@ -452,6 +501,7 @@ fn two_stores_on_the_bridge_get_different_addresses() {
         ],
     );
     let addr = out(&b, &["port", &web, "80"]);
+    ends.extend(veth_ends(&b, &web));
     let r = a
         .run(&[
             "run",
@@ -482,7 +532,7 @@ fn two_stores_on_the_bridge_get_different_addresses() {
     ])
     .ok();
     b.run(&["rm", "-f", &ib, &ic]).ok();
-    assert_eq!(links(), links_before);
+    assert_eq!(present(&ends), Vec::<u32>::new());
 }
 
 /// A store deleted while a killed kiln's container was still on the
@@ -495,7 +545,6 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
     let b = Kiln::new();
     let _cb = Cleanup(&b);
     b.import_busybox("busybox");
-    let links_before = links();
     let id = out(
         &a,
         &[
@@ -509,6 +558,7 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
         ],
     );
     let ip = container_ip(&a, &id);
+    let ends = veth_ends(&a, &id);
     let dir = a.root().join("kiln/containers").join(&id);
     let monitor: i32 = std::fs::read_to_string(dir.join("monitor.pid"))
         .unwrap()
@@ -527,7 +577,7 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
     // store is removed: the mounted file cannot be).
     std::fs::remove_dir_all(a.root().join("kiln/containers")).unwrap();
     assert_eq!(netns_files(&a), 1);
-    assert_ne!(links(), links_before);
+    assert_eq!(present(&ends), ends);
 
     let other = out(
         &b,
@@ -548,7 +598,7 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
         "the stale address is not free"
     );
     b.run(&["rm", "-f", &other]).ok();
-    assert_eq!(links(), links_before);
+    assert_eq!(present(&ends), Vec::<u32>::new());
 }
 
 /// `--internal`: an address on the network, no route out of it; `--ip`.
@@ -705,4 +755,773 @@ fn bad_network_flags_are_one_line_and_125() {
     assert!(!Path::new(&k.root().join("kiln/run/netns"))
         .read_dir()
         .is_ok_and(|mut d| d.next().is_some()));
+}
+
+/// A network name no other test or session uses.
+fn unique(tag: &str) -> String {
+    format!("{tag}{}", std::process::id())
+}
+
+/// Runs `args` in container `c` until it prints `want` (a server starting,
+/// a name being registered), or fails with the last output.
+fn exec_until(k: &Kiln, c: &str, args: &[&str], want: &str) {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let mut a = vec!["exec", c];
+        a.extend_from_slice(args);
+        let r = k.run(&a);
+        if r.code == 0 && r.stdout.contains(want) {
+            return;
+        }
+        last = format!("{} {} {}", r.code, r.stdout, r.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{args:?} in {c}: {last}");
+}
+
+/// The IPv4 interfaces of container `c` (`eth0`, …).
+fn ifaces(k: &Kiln, c: &str) -> Vec<String> {
+    let o = out(k, &["exec", c, "ip", "-4", "-o", "addr"]);
+    o.lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|i| *i != "lo")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    let (front, back) = (unique("kcfront"), unique("kcback"));
+    k.run(&["network", "create", &front]).ok();
+    k.run(&["network", "create", &back]).ok();
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        &back,
+        "--network-alias",
+        "db",
+        "web",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        &front,
+        "web",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    assert_eq!(ifaces(&k, "cli"), ["eth0"]);
+    k.run(&["network", "connect", "--alias", "client", &back, "cli"])
+        .ok();
+    assert_eq!(ifaces(&k, "cli"), ["eth0", "eth1"]);
+    let mut ends = veth_ends(&k, "cli");
+    ends.extend(veth_ends(&k, "api"));
+    let bridges = [bridge_of(&k, &front), bridge_of(&k, &back)];
+    // By name and by alias on the network joined, and the server finds the
+    // newcomer by its alias.
+    exec_until(
+        &k,
+        "cli",
+        &["wget", "-qO-", "http://api/"],
+        "hello-from-kiln",
+    );
+    exec_until(
+        &k,
+        "cli",
+        &["wget", "-qO-", "http://db/"],
+        "hello-from-kiln",
+    );
+    exec_until(
+        &k,
+        "api",
+        &["ping", "-c1", "-W2", "client"],
+        "1 packets received",
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&out(&k, &["network", "inspect", &back])).unwrap();
+    assert_eq!(inspect[0]["Containers"], serde_json::json!(["api", "cli"]));
+    let hosts = out(&k, &["exec", "cli", "cat", "/etc/hosts"]);
+    assert_eq!(hosts.lines().count(), 8, "{hosts}");
+    let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "cli"])).unwrap();
+    assert_eq!(v[0]["HostConfig"]["NetworkMode"], front.as_str());
+    let on = v[0]["NetworkSettings"]["Networks"].as_object().unwrap();
+    let mut names: Vec<&String> = on.keys().collect();
+    names.sort();
+    let mut want = [&back, &front];
+    want.sort();
+    assert_eq!(names, want);
+    let back_ip = on[&back]["IPAddress"].as_str().unwrap();
+    assert!(hosts.contains(&format!("{back_ip}\t")), "{hosts}");
+
+    let r = k.run(&["network", "connect", &back, "cli"]).code(125);
+    assert!(r.stderr.contains("already connected"), "{}", r.stderr);
+    // A container keeps at least one network.
+    let r = k.run(&["network", "disconnect", &back, "api"]).code(125);
+    assert!(r.stderr.contains("only network"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "lone",
+        "--network",
+        "none",
+        "web",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let r = k.run(&["network", "connect", &back, "lone"]).code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let r = k
+        .run(&["network", "connect", "--alias", "a b", &back, "cli"])
+        .code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+
+    k.run(&["network", "disconnect", &back, "cli"]).ok();
+    assert_eq!(ifaces(&k, "cli"), ["eth0"]);
+    assert_eq!(present(&ends).len(), 2, "the host end of eth1 is left");
+    let hosts = out(&k, &["exec", "cli", "cat", "/etc/hosts"]);
+    assert_eq!(hosts.lines().count(), 7, "{hosts}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&out(&k, &["network", "inspect", &back])).unwrap();
+    assert_eq!(inspect[0]["Containers"], serde_json::json!(["api"]));
+    let r = k.run(&["network", "disconnect", &back, "cli"]).code(125);
+    assert!(r.stderr.contains("not connected"), "{}", r.stderr);
+    // Connected again, then removed: rm tears both interfaces down.
+    k.run(&["network", "connect", &back, "cli"]).ok();
+    let two = veth_ends(&k, "cli");
+    ends.extend(&two);
+    // Off its first network: the one connected next takes its place, now
+    // and at the next start.
+    k.run(&["network", "disconnect", &front, "cli"]).ok();
+    assert_eq!(ifaces(&k, "cli"), ["eth1"]);
+    exec_until(
+        &k,
+        "cli",
+        &["wget", "-qO-", "http://api/"],
+        "hello-from-kiln",
+    );
+    let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "cli"])).unwrap();
+    assert_eq!(v[0]["HostConfig"]["NetworkMode"], back.as_str());
+    let hosts = out(&k, &["exec", "cli", "cat", "/etc/hosts"]);
+    assert_eq!(hosts.lines().count(), 7, "{hosts}");
+    assert_eq!(present(&two), two[1..], "the host end of eth0 is left");
+    k.run(&["restart", "-t", "1", "cli"]).ok();
+    assert_eq!(ifaces(&k, "cli"), ["eth0"]);
+    exec_until(
+        &k,
+        "cli",
+        &["wget", "-qO-", "http://api/"],
+        "hello-from-kiln",
+    );
+    ends.extend(veth_ends(&k, "cli"));
+    for c in ["cli", "api", "lone"] {
+        k.run(&["rm", "-f", c]).ok();
+    }
+    k.run(&["network", "rm", &front, &back]).ok();
+    assert_eq!(present(&ends), Vec::<u32>::new(), "a veth is left");
+    for b in bridges {
+        assert!(!host_has_link(&b), "{b} is left");
+    }
+    assert_eq!(netns_files(&k), 0);
+}
+
+#[test]
+fn a_stopped_container_starts_again_on_its_networks() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    let extra = unique("ksextra");
+    k.run(&["network", "create", &extra]).ok();
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "bridge",
+        "-p",
+        "127.0.0.1::80",
+        "web",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    let port = |k: &Kiln| -> u16 {
+        let a = out(k, &["port", "web", "80"]);
+        a.strip_prefix("127.0.0.1:").unwrap().parse().unwrap()
+    };
+    let first = port(&k);
+    assert!(http_get(first).contains("hello-from-kiln"));
+    k.run(&["stop", "-t", "1", "web"]).ok();
+    assert_eq!(out(&k, &["port", "web"]), "");
+    assert_eq!(netns_files(&k), 0);
+    // Connected while stopped: joined at the next start.
+    k.run(&["network", "connect", &extra, "web"]).ok();
+    k.run(&["start", "web"]).ok();
+    assert!(http_get(port(&k)).contains("hello-from-kiln"));
+    assert_eq!(ifaces(&k, "web"), ["eth0", "eth1"]);
+    let mut ends = veth_ends(&k, "web");
+    // restart: down and up again on the same networks.
+    k.run(&["restart", "-t", "1", "web"]).ok();
+    assert!(http_get(port(&k)).contains("hello-from-kiln"));
+    assert_eq!(ifaces(&k, "web"), ["eth0", "eth1"]);
+    ends.extend(veth_ends(&k, "web"));
+    // Disconnected while stopped: not joined at the next start.
+    k.run(&["stop", "-t", "1", "web"]).ok();
+    k.run(&["network", "disconnect", &extra, "web"]).ok();
+    k.run(&["start", "web"]).ok();
+    assert_eq!(ifaces(&k, "web"), ["eth0"]);
+    ends.extend(veth_ends(&k, "web"));
+    let bridge = bridge_of(&k, &extra);
+    k.run(&["rm", "-f", "web"]).ok();
+    k.run(&["network", "rm", &extra]).ok();
+    assert_eq!(present(&ends), Vec::<u32>::new(), "a veth is left");
+    assert!(!host_has_link(&bridge), "{bridge} is left");
+    assert_eq!(netns_files(&k), 0);
+}
+
+#[test]
+fn container_mode_joins_the_other_containers_namespace() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "webhost",
+        "--network",
+        "bridge",
+        "web",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    let ip = container_ip(&k, &full_id(&k, "web"));
+    exec_until(
+        &k,
+        "web",
+        &["wget", "-qO-", "http://127.0.0.1/"],
+        "hello-from-kiln",
+    );
+    // Its loopback, its address, its host name and /etc/hosts.
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:web",
+            "busybox",
+            "sh",
+            "-c",
+            "wget -qO- http://127.0.0.1/; hostname; ip -4 -o addr; cat /etc/hosts",
+        ])
+        .ok();
+    assert!(
+        r.stdout.starts_with("hello-from-kiln\nwebhost\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(&format!("inet {ip}/16")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("{ip}\twebhost\n")),
+        "{}",
+        r.stdout
+    );
+    let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "web"])).unwrap();
+    assert_eq!(v[0]["HostConfig"]["NetworkMode"], "bridge");
+    assert_eq!(v[0]["NetworkSettings"]["IPAddress"], ip.as_str());
+    // A `--network none` container's namespace (its init's) too.
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "alone",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let ns = "readlink /proc/self/ns/net";
+    let theirs = out(&k, &["exec", "alone", "sh", "-c", ns]);
+    k.run(&[
+        "create",
+        "--name",
+        "joiner",
+        "--network",
+        "container:alone",
+        "busybox",
+        "sh",
+        "-c",
+        ns,
+    ])
+    .ok();
+    assert_eq!(k.run(&["start", "-a", "joiner"]).ok().stdout.trim(), theirs);
+    let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "joiner"])).unwrap();
+    let alone = full_id(&k, "alone");
+    assert_eq!(
+        v[0]["HostConfig"]["NetworkMode"],
+        format!("container:{alone}")
+    );
+    assert_ne!(
+        out(
+            &k,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "sh",
+                "-c",
+                ns
+            ]
+        ),
+        theirs
+    );
+    // The other container stopped: refused at start and at run, one line.
+    k.run(&["stop", "-t", "1", "alone"]).ok();
+    let r = k.run(&["start", "-a", "joiner"]).code(125);
+    assert!(r.stderr.contains("not running"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:alone",
+            "busybox",
+            "true",
+        ])
+        .code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:web",
+            "-p",
+            "80",
+            "busybox",
+            "true",
+        ])
+        .code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+/// A kiln killed between its steps: the container's processes are gone and
+/// so is its network state, but its lease, port claim, namespace, veth and
+/// firewall rules are left. `system check` names them; `--repair` tears
+/// them down.
+#[test]
+fn system_check_repairs_what_a_crash_left_of_a_network() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    let id = out(
+        &k,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "bridge",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "sleep",
+            "600",
+        ],
+    );
+    let ip = container_ip(&k, &id);
+    let port: u16 = out(&k, &["port", &id, "80"])
+        .strip_prefix("127.0.0.1:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ends = veth_ends(&k, &id);
+    let dir = k.root().join("kiln/containers").join(&id);
+    let monitor: i32 = std::fs::read_to_string(dir.join("monitor.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("container.json")).unwrap()).unwrap();
+    let init = rec["pid"].as_i64().unwrap() as i32;
+    // SAFETY: signals to processes this test started.
+    unsafe {
+        libc::kill(monitor, libc::SIGKILL);
+        libc::kill(init, libc::SIGKILL);
+    }
+    // Gone (reaped), not a zombie that still counts as running.
+    for _ in 0..200 {
+        if !Path::new(&format!("/proc/{init}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    std::fs::remove_file(dir.join("network.json")).unwrap();
+    let claim = format!("/run/kiln/ports/tcp-{port}/127.0.0.1");
+    let lease = format!("/run/kiln/leases/kiln0/{ip}");
+    assert!(Path::new(&claim).exists() && Path::new(&lease).exists());
+    assert!(!rules_with(&[&ip]).is_empty());
+
+    let r = k.run(&["system", "check"]).code(1);
+    let ours: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("network ") && l.contains(&id[..12]))
+        .collect();
+    assert_eq!(ours.len(), 3, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("network {lease}: ")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(&format!("network {claim}: ")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("network namespace of container"),
+        "{}",
+        r.stdout
+    );
+    // The bridge of one of the store's networks with no container on it
+    // (as a crash between netavark's setup and the lease's release leaves).
+    let net = unique("kcheck");
+    k.run(&["network", "create", &net]).ok();
+    let bridge = bridge_of(&k, &net);
+    let st = Command::new("ip")
+        .args(["link", "add", &bridge, "type", "bridge"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = k.run(&["system", "check"]).code(1);
+    assert!(
+        r.stdout.contains(&format!("network {bridge}: ")),
+        "{}",
+        r.stdout
+    );
+    k.run(&["system", "check", "--repair"]);
+    assert!(!host_has_link(&bridge));
+    assert!(!Path::new(&claim).exists() && !Path::new(&lease).exists());
+    assert_eq!(netns_files(&k), 0);
+    assert_eq!(present(&ends), Vec::<u32>::new());
+    assert_eq!(rules_with(&[&ip]), Vec::<String>::new());
+    assert!(port_is_free(port));
+    // Nothing of it is left to report (other stores' leftovers are theirs).
+    let r = k.run(&["system", "check"]);
+    assert!(!r.stdout.contains(&id[..12]), "{}", r.stdout);
+    assert!(!r.stdout.contains("network "), "{}", r.stdout);
+}
+
+/// kiln as an unprivileged user (nobody, with the store in its name): the
+/// default network is slirp4netns, and a published port is reached from
+/// the host over loopback. /dev/net/tun, which slirp4netns opens, is
+/// 0666 on Debian hosts but may be root's alone in a sandbox: the user's
+/// kiln runs in a private mount namespace where a 0666 node of the same
+/// device is bound over it (the host's stays as it is).
+#[test]
+fn rootless_default_network_publishes_a_port_through_slirp4netns() {
+    use std::os::unix::fs::PermissionsExt;
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !is_root() {
+        eprintln!("skipping: becoming an unprivileged user needs root");
+        return;
+    }
+    for t in ["setpriv", "unshare", "mknod", "slirp4netns"] {
+        require_tool(t);
+    }
+    let k = Kiln::new();
+    let top = k.dir.path();
+    std::fs::set_permissions(top, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(k.root()).unwrap();
+    std::fs::create_dir(top.join("tun")).unwrap();
+    let tar = top.join("busybox.tar");
+    std::fs::copy(common::busybox_tar(), &tar).unwrap();
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(k.root())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let script = r#"t=$1; shift
+mount -t tmpfs none "$t" && mknod -m 666 "$t/node" c 10 200 &&
+    mount --bind "$t/node" /dev/net/tun || exit 99
+exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$t" "$@""#;
+    let user = |args: &[&str]| {
+        let o = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(top.join("tun"))
+            .arg(common::kiln_bin())
+            .arg("--root")
+            .arg(k.root())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (so, se) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        (o.status.code(), so, se)
+    };
+    let ok = |args: &[&str]| {
+        let (code, so, se) = user(args);
+        assert_eq!(code, Some(0), "{args:?}: {so} {se}");
+        so
+    };
+    ok(&["import", tar.to_str().unwrap(), "busybox"]);
+    let addr = ok(&["run", "--rm", "busybox", "ip", "-4", "-o", "addr"]);
+    assert!(
+        addr.contains("tap0") && addr.contains("10.0.2.100/24"),
+        "{addr}"
+    );
+    let id = ok(&[
+        "run",
+        "-d",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo rootless-ok > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let id = id.trim();
+    let mapped = ok(&["port", id, "80"]);
+    let port: u16 = mapped
+        .trim()
+        .strip_prefix("127.0.0.1:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(http_get(port).contains("rootless-ok"));
+    assert!(ok(&["ps"]).contains(&format!("127.0.0.1:{port}->80/tcp")));
+    // The forward is a real socket: taken for a second container.
+    let (code, _, se) = user(&[
+        "run",
+        "--rm",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code, Some(125), "{se}");
+    assert_eq!(se.lines().count(), 1, "{se}");
+    // Container networks of root's are refused in one line.
+    let (code, _, se) = user(&["run", "--rm", "--network", "bridge", "busybox", "true"]);
+    assert_eq!(code, Some(125), "{se}");
+    assert_eq!(se.lines().count(), 1, "{se}");
+    // Stopped: slirp4netns is gone with it, and the host port is free.
+    ok(&["stop", "-t", "1", id]);
+    assert!(port_is_free(port));
+    assert_eq!(ok(&["port", id]).trim(), "");
+}
+
+/// docker's legacy links (seed tutorial 001) on the default bridge: the
+/// alias in /etc/hosts, docker's environment variables; and
+/// `--mac-address`.
+#[test]
+fn link_gives_hosts_entry_and_env_and_mac_address_sets_the_interface() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "ldb",
+        "--network",
+        "bridge",
+        "-e",
+        "SECRET=s1",
+        "--expose",
+        "53/udp",
+        "web",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    let ip = container_ip(&k, &full_id(&k, "ldb"));
+    exec_until(
+        &k,
+        "ldb",
+        &["wget", "-qO-", "http://127.0.0.1/"],
+        "hello-from-kiln",
+    );
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--name",
+            "lweb",
+            "--network",
+            "bridge",
+            "--link",
+            "ldb:db",
+            "--mac-address",
+            "02:42:ac:11:00:99",
+            "busybox",
+            "sh",
+            "-c",
+            "env | grep ^DB_ | sort; grep db /etc/hosts; ip link show eth0; wget -qO- http://db/",
+        ])
+        .ok();
+    let o = r.stdout;
+    for want in [
+        format!("DB_PORT=tcp://{ip}:80\n"),
+        format!("DB_PORT_80_TCP=tcp://{ip}:80\n"),
+        format!("DB_PORT_80_TCP_ADDR={ip}\n"),
+        "DB_PORT_80_TCP_PORT=80\n".to_string(),
+        "DB_PORT_80_TCP_PROTO=tcp\n".to_string(),
+        format!("DB_PORT_53_UDP_ADDR={ip}\n"),
+        "DB_NAME=/lweb/db\n".to_string(),
+        "DB_ENV_SECRET=s1\n".to_string(),
+        format!("{ip}\tdb ldb\n"),
+        "link/ether 02:42:ac:11:00:99".to_string(),
+        "hello-from-kiln".to_string(),
+    ] {
+        assert!(o.contains(&want), "{want:?} missing in:\n{o}");
+    }
+    assert!(!o.contains("DB_ENV_PATH"), "{o}");
+    for bad in [
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--link",
+            "nosuch",
+            "busybox",
+            "true",
+        ][..],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--link",
+            "ldb",
+            "busybox",
+            "true",
+        ],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--mac-address",
+            "01:00:5e:00:00:01",
+            "busybox",
+            "true",
+        ],
+    ] {
+        let r = k.run(bad).code(125);
+        assert_eq!(r.stderr.lines().count(), 1, "{bad:?}: {}", r.stderr);
+    }
+}
+
+/// `build --network bridge`: RUN steps get an address on the default
+/// bridge (a step's own `--network=none` still wins), and nothing of it is
+/// left after the build.
+#[test]
+fn build_on_the_bridge_gives_run_steps_an_address() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    let ctx = k.dir.path().join("bridgectx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN ip -4 -o addr > /bridged\nRUN --network=none ip -o link > /none\n",
+    )
+    .unwrap();
+    k.run(&[
+        "build",
+        "-q",
+        "--network",
+        "bridge",
+        "-t",
+        "bridged",
+        ctx.to_str().unwrap(),
+    ])
+    .ok();
+    let o = out(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bridged",
+            "cat",
+            "/bridged",
+            "/none",
+        ],
+    );
+    assert!(o.contains("eth0") && o.contains("inet 10.77."), "{o}");
+    assert!(
+        !o.contains("eth0:"),
+        "the --network=none step saw an interface: {o}"
+    );
+    assert_eq!(netns_files(&k), 0);
+    // The same Dockerfile on the host network is another cache key.
+    let r = k
+        .run(&[
+            "build",
+            "--progress",
+            "plain",
+            "-t",
+            "hosted",
+            ctx.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(r.stderr.contains("Cache miss at line 2"), "{}", r.stderr);
 }

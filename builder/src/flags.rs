@@ -47,13 +47,22 @@ pub fn labels(raw: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `--network`: `None` for the default (the host's network).
+/// `--network`: `None` for the default (the host's network); `bridge` is
+/// [`BuildOptions::bridge`](crate::BuildOptions) (and `None` here).
 pub fn network(raw: Option<&str>) -> Result<Option<Network>, BuildError> {
     match raw {
         None | Some("host") | Some("default") => Ok(None),
+        Some("bridge") => {
+            if !rustix::process::geteuid().is_root() {
+                return Err(BuildError::Invalid(
+                    "--network bridge for build needs root (netavark); use host or none".into(),
+                ));
+            }
+            Ok(None)
+        }
         Some("none") => Ok(Some(Network::None)),
         Some(other) => Err(BuildError::Invalid(format!(
-            "unsupported --network {other:?}: use host or none"
+            "unsupported --network {other:?}: use host, bridge or none"
         ))),
     }
 }
@@ -382,7 +391,10 @@ mod tests {
         assert_eq!(args["A"].as_deref(), Some("1"));
         assert_eq!(args["B"], None);
         assert_eq!(labels(&["k".into()]), vec![("k".into(), String::new())]);
-        assert!(network(Some("bridge")).is_err());
+        // The bridge needs root (netavark); the mode is no runner network.
+        let root = rustix::process::geteuid().is_root();
+        assert_eq!(network(Some("bridge")).ok(), root.then_some(None));
+        assert!(network(Some("container:x")).is_err());
         assert_eq!(
             secret("id=x").unwrap_err().to_string(),
             "invalid --secret \"id=x\": no src"

@@ -24,6 +24,7 @@ pub fn system_check(store: &Store, repair: bool) -> Result<CheckReport> {
     records.check_containers(repair, &mut rep);
     records.check_orphans(repair, &mut rep);
     crate::volumes::Volumes::new(store).check(repair, &mut rep);
+    crate::network::leftovers::check(store, repair, &mut rep);
     for c in records.leftover_cgroups() {
         let repaired = repair && runner::remove_empty_cgroup(&c);
         rep.problems.push(Problem {

@@ -83,10 +83,13 @@ pub fn describe(store: &Store, c: &Container) -> Value {
         .as_array()
         .is_some_and(|n| n.iter().any(|n| n["type"] == "network"));
     let attachment = crate::network::attachment(&dir);
-    let network_mode = match (&attachment, netns) {
-        (Some(a), _) => a.network.clone(),
-        (None, true) => "none".to_string(),
-        (None, false) => "host".to_string(),
+    // Its network, the one it joins (`container:ID`), or slirp4netns's
+    // once stopped too (see network::mode); else none or host.
+    let network_mode = match (&attachment, crate::network::mode(&dir), netns) {
+        (Some(a), _, _) => a.network.clone(),
+        (None, Some(m), _) => m,
+        (None, None, true) => "none".to_string(),
+        (None, None, false) => "host".to_string(),
     };
     let runtime = fs::read_to_string(dir.join(RUNTIME_FILE))
         .map(|s| s.trim().to_string())
@@ -221,6 +224,29 @@ fn network_settings(a: Option<&crate::network::Attachment>, mode: &str) -> Value
         "MacAddress": mac,
         "DriverOpts": null,
     });
+    // The networks `network connect` added.
+    let mut networks = serde_json::Map::new();
+    networks.insert(mode.to_string(), endpoint);
+    for e in a.map(|a| a.extra.as_slice()).unwrap_or_default() {
+        networks.insert(
+            e.network.clone(),
+            json!({
+                "IPAMConfig": null,
+                "Links": null,
+                "Aliases": (!e.aliases.is_empty()).then_some(&e.aliases),
+                "NetworkID": e.network_id(),
+                "EndpointID": "",
+                "Gateway": e.gateway.to_string(),
+                "IPAddress": e.ip.to_string(),
+                "IPPrefixLen": e.prefix,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "MacAddress": e.mac,
+                "DriverOpts": null,
+            }),
+        );
+    }
     // docker fills the top-level fields for the default bridge only.
     let top = mode == crate::network::DEFAULT_NETWORK;
     let top_str = |v: &str| if top { v.to_string() } else { String::new() };
@@ -242,7 +268,7 @@ fn network_settings(a: Option<&crate::network::Attachment>, mode: &str) -> Value
         "IPPrefixLen": if top { prefix } else { 0 },
         "IPv6Gateway": "",
         "MacAddress": top_str(&mac),
-        "Networks": { mode: endpoint },
+        "Networks": networks,
     })
 }
 

@@ -237,6 +237,16 @@ impl<'s> Containers<'s> {
         Ok(dir)
     }
 
+    /// A free name for container `id` now (the one [`Containers::create`]
+    /// would pick), for what must name the container before it is made.
+    pub fn free_name(&self, id: &str) -> Result<String> {
+        let taken: Vec<String> = self.containers()?.into_iter().map(|o| o.name).collect();
+        Ok((0..)
+            .map(|i| crate::names::random_name(id, i))
+            .find(|n| !taken.contains(n))
+            .expect("an unbounded search finds a free name"))
+    }
+
     /// `kiln rename`: gives container `name` the name `new` (checked as
     /// `--name` is, and free).
     pub fn rename(&self, name: &str, new: &str) -> Result<()> {

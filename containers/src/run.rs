@@ -67,6 +67,8 @@ pub struct RunRequest {
     /// A netavark network (`--network bridge|NAME`, `-p`): with
     /// `network: None`, the container joins the namespace made for it.
     pub networking: Option<crate::network::NetworkRequest>,
+    /// `--network container:NAME` (with `network: None`).
+    pub network_container: Option<String>,
     pub mounts: Vec<MountSpec>,
     /// `-v`, `--mount` (binds, volumes, tmpfs), before `mounts`.
     pub volumes: Vec<crate::mountopts::MountRequest>,
@@ -157,11 +159,41 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     labels.extend(req.labels);
     let command = spec::command(&config, req.entrypoint.as_deref(), &req.command)
         .map_err(|e| Error::Invalid(e.to_string()))?;
+    let shared = req
+        .network_container
+        .as_deref()
+        .map(|c| crate::network::shared::target(store, c))
+        .transpose()?;
+    if let (Some(t), Some(_)) = (&shared, &req.hostname) {
+        return Err(Error::Invalid(format!(
+            "conflicting options: --hostname and --network container:{} (the host name is that container's)",
+            t.name
+        )));
+    }
     let (entry, cmd) = spec::entrypoint_and_cmd(&config, req.entrypoint.as_deref(), &req.command);
     let id = crate::names::new_id()?;
+    // `--link`: resolved now (the linked containers run now), into hosts
+    // lines and environment variables that name this container.
+    let mut networking = req.networking;
+    let mut link_env = Vec::new();
+    let mut picked_name = None;
+    if let Some(net) = networking.as_mut().filter(|n| !n.links.is_empty()) {
+        let linking = match name {
+            Some(n) => n.to_string(),
+            None => containers.free_name(&id)?,
+        };
+        for (n, a) in net.links.clone() {
+            let l = crate::network::link::resolve(store, &net.network, &linking, (&n, &a))?;
+            link_env.extend(l.env);
+            net.dns.add_hosts.push(l.host);
+        }
+        picked_name = Some(linking);
+    }
+    let name = picked_name.as_deref().or(name);
     let overrides = Overrides {
         args: command.clone(),
-        env: req.env,
+        // The user's -e (and the image's ENV) win over the links', as docker.
+        env: link_env.into_iter().chain(req.env).collect(),
         user: req.user,
         workdir: req.workdir,
         ..Default::default()
@@ -172,7 +204,10 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
             e => Error::Invalid(e.to_string()),
         })?;
     let p = &mut derived.params;
-    let hostname = req.hostname.unwrap_or_else(|| id[..12].to_string());
+    let hostname = req
+        .hostname
+        .or_else(|| shared.as_ref().and_then(|t| t.hostname.clone()))
+        .unwrap_or_else(|| id[..12].to_string());
     p.hostname = Some(hostname.clone());
     p.terminal = req.terminal;
     p.readonly_rootfs = req.readonly_rootfs;
@@ -197,8 +232,15 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     p.mounts = planned.mounts.clone();
     p.mounts.extend(req.mounts);
     p.mounts.extend(req.hardening.init_mount());
-    if req.networking.is_some() {
+    // slirp4netns configures the namespace the runner makes.
+    if networking
+        .as_ref()
+        .is_some_and(|n| n.network != crate::network::slirp::MODE)
+    {
         derived.params.netns = Some(crate::network::netns_path(store, &id));
+    }
+    if let Some(t) = &shared {
+        derived.params.netns = Some(t.netns.clone());
     }
     let terminal = req.terminal;
     let spec = match derived
@@ -275,6 +317,12 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     };
     planned.done();
     drop(reader);
+    if let Some(t) = &shared {
+        if let Err(e) = crate::network::shared::record(&dir, t) {
+            let _ = containers.remove(&record.id);
+            return Err(e);
+        }
+    }
     let mut created = Created {
         containers,
         record,
@@ -283,7 +331,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         lowers,
         runtime: req.runtime,
         interactive: req.interactive || req.terminal,
-        networking: req.networking,
+        networking,
         exposed,
         hostname,
     };
@@ -317,14 +365,31 @@ impl Created<'_> {
             stubs.create_in(&init)?;
             self.lowers.push(init);
         }
-        if let Some(net) = &self.networking {
+        if let Some(net) = self
+            .networking
+            .as_ref()
+            .filter(|n| n.network == crate::network::slirp::MODE)
+        {
+            crate::network::slirp::prepare(&self.dir, &self.hostname, net, &self.exposed)?;
+        } else if let Some(net) = &self.networking {
             let who = crate::network::attach::Identity {
                 id: &self.record.id,
                 name: &self.record.name,
                 hostname: &self.hostname,
                 dir: &self.dir,
             };
-            crate::network::attach(self.containers.store(), who, net, &self.exposed)?;
+            let a = crate::network::attach(self.containers.store(), who, net, &self.exposed)?;
+            // What a later start sets up again (see network::plan).
+            let plan = crate::network::plan::Plan {
+                request: crate::network::NetworkRequest {
+                    network: a.network,
+                    ..net.clone()
+                },
+                exposed: self.exposed.clone(),
+                hostname: self.hostname.clone(),
+                connected: Vec::new(),
+            };
+            crate::network::plan::write(&self.dir, &plan)?;
         }
         Ok(())
     }
@@ -358,6 +423,7 @@ impl Created<'_> {
             self.lowers.clone(),
             self.runtime.as_deref(),
         );
+        let slirp = slirp_hook(self.containers.store(), &self.dir, &mut opts);
         // Without -i the container reads /dev/null, as with docker.
         let devnull;
         if !self.interactive {
@@ -375,6 +441,7 @@ impl Created<'_> {
         self.containers.save(&self.record)?;
         let health = crate::health::watch(self.containers.store(), &self.record);
         let status = container.wait();
+        drop(slirp);
         if let Some(h) = health {
             h.end();
         }
@@ -472,8 +539,40 @@ fn options(id: &str, dir: &Path, lowers: Vec<PathBuf>, runtime: Option<&Path>) -
         },
     );
     o.runtime = runtime::from_path(runtime).runner();
-    o.etc_network = crate::network::attachment(dir).and_then(|a| a.runner_etc());
+    o.etc_network = network_etc(dir);
     o
+}
+
+/// For a container on slirp4netns: the runner starts it on the new
+/// namespace; it lives in the returned slot until that is dropped (after
+/// the container has ended).
+fn slirp_hook(
+    store: &Store,
+    dir: &Path,
+    opts: &mut RunOptions,
+) -> Option<crate::network::slirp::Slot> {
+    let id = dir.file_name()?.to_string_lossy().into_owned();
+    let socket = crate::network::Networks::new(store)
+        .run_dir()
+        .join("slirp")
+        .join(format!("{}.sock", &id[..12.min(id.len())]));
+    let (hook, slot) = crate::network::slirp::hook(dir, socket)?;
+    opts.before_start = Some(hook);
+    Some(slot)
+}
+
+/// The container's /etc/hosts lines and resolv.conf: its network's, or
+/// those of the container whose namespace it joins.
+fn network_etc(dir: &Path) -> Option<runner::EtcNetwork> {
+    crate::network::attachment(dir)
+        .and_then(|a| a.runner_etc())
+        .or_else(|| crate::network::shared::etc(dir))
+        .or_else(|| {
+            crate::network::slirp::state(dir).map(|s| runner::EtcNetwork {
+                hosts: s.etc.hosts,
+                resolv_conf: s.etc.resolv_conf,
+            })
+        })
 }
 
 /// Records how the container ended (or removes it, `--rm`).
@@ -530,6 +629,8 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     // A start clears the user's earlier stop.
     restart::clear_stop(&dir);
     let mut opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
+    // One slirp4netns per run of the container (a restart starts another).
+    let slirp = slirp_hook(store, &dir, &mut opts);
     let rotation = crate::logfile::Rotation::parse(&rec.log_opts)?;
     let log = LogWriter::open_rotated(&dir.join(LOG_FILE), rotation)?;
     // `-i`: standard input is a FIFO `kiln attach` writes into, held open
@@ -550,6 +651,8 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     };
     let mut backoff = Backoff::default();
     loop {
+        // `network connect` may have changed the /etc files since.
+        opts.etc_network = network_etc(&dir);
         let pipes = Pipes::new()?;
         let (stdout, stderr) = pipes.writers();
         opts.stdio = runner::Stdio::Fds {
@@ -608,6 +711,9 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
             r.set(container.pty());
         }
         let status = container.wait();
+        if let Some(s) = &slirp {
+            s.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
         if let Some(r) = &resizer {
             r.set(None);
         }

@@ -16,6 +16,26 @@ fn host_hostname() -> String {
         .unwrap_or_default()
 }
 
+/// Rewrites a running container's /etc/hosts and /etc/resolv.conf in
+/// `dir` for a changed network (`network connect`/`disconnect`): in place,
+/// so that the bind mounts the container sees show the new text. Files
+/// not made yet (a container not started) are left for [`prepare`].
+pub fn rewrite_network(dir: &Path, network: &EtcNetwork) -> Result<(), RunError> {
+    let hosts = format!("{HOSTS_NONE}{}", network.hosts);
+    for (name, content) in [
+        ("hosts", hosts.as_str()),
+        ("resolv.conf", &network.resolv_conf),
+    ] {
+        let path = dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        fs::write(&path, content)
+            .map_err(|e| RunError::io(format!("write {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
 /// Writes the files into `dir` and returns the mounts that place them.
 pub(crate) fn prepare(
     dir: &Path,

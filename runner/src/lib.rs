@@ -60,6 +60,7 @@ pub use caps::{
     DOCKER_DEFAULT as DOCKER_DEFAULT_CAPS,
 };
 pub use error::{ExitStatus, RunError};
+pub use etc::rewrite_network as rewrite_etc_network;
 pub use idmap::{rootless_default as rootless_id_maps, IdMap, IdMaps};
 pub use join::{check_executable, exec, resolve_user, ExecOptions};
 pub use oci_spec::runtime::Spec;
@@ -119,6 +120,18 @@ pub enum Stdio {
     },
 }
 
+/// Called with the container's pid once its namespaces exist (and its
+/// user namespace is mapped), before its program starts: a user-mode
+/// network (slirp4netns) configures the new network namespace here.
+#[derive(Clone)]
+pub struct BeforeStart(pub std::sync::Arc<dyn Fn(i32) -> Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for BeforeStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeStart")
+    }
+}
+
 fn print_warning(msg: &str) {
     eprintln!("WARNING: {msg}");
 }
@@ -154,6 +167,8 @@ pub struct RunOptions {
     /// Receives non-fatal problems (limits that could not be applied, the
     /// copy fallback, ...). Defaults to printing `WARNING: ...` on stderr.
     pub warn: fn(&str),
+    /// See [`BeforeStart`] (kiln's own runtime only).
+    pub before_start: Option<BeforeStart>,
 }
 
 impl RunOptions {
@@ -171,6 +186,7 @@ impl RunOptions {
             id_maps: None,
             overlay_volatile: false,
             warn: print_warning,
+            before_start: None,
         }
     }
 }
@@ -328,6 +344,11 @@ pub fn spawn(spec: &Spec, opts: &RunOptions) -> Result<Container, RunError> {
             };
             (child, Waiter::Builtin { pty, io }, cg)
         }
+        Runtime::External(_) if opts.before_start.is_some() => {
+            return Err(RunError::Unsupported(
+                "a user-mode network (slirp4netns) with an external runtime".into(),
+            ))
+        }
         Runtime::External(bin) => {
             let child = external::start(bin, spec, opts)?;
             (child, Waiter::External, cgroup::Cgroup::default())
@@ -466,6 +487,7 @@ fn builtin_start(
         detach: opts.detach,
         needs_parent_sync: !limits.is_empty()
             || devices.is_some()
+            || opts.before_start.is_some()
             || oom_score_adj(&spec).is_some(),
     })?;
     plan.stdio = match opts.stdio {
@@ -518,6 +540,12 @@ fn start_with(
     let res = process::start(plan, |pid| {
         if let Some(m) = id_maps {
             idmap::apply(pid, m)?;
+        }
+        if let Some(h) = &opts.before_start {
+            (h.0)(pid).map_err(|e| RunError::Setup {
+                step: "network".into(),
+                source: std::io::Error::other(e),
+            })?;
         }
         if let Some(adj) = plan.oom_score_adj {
             let path = format!("/proc/{pid}/oom_score_adj");

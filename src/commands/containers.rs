@@ -128,13 +128,11 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
     let rows: Vec<serde_json::Value> = list
         .iter()
         .map(|c| {
-            let dir = containers::Containers::new(&store).container_dir(&c.id);
-            let net = containers::network::attachment(&dir);
-            let ports: Vec<String> = net
+            let ports: Vec<String> = containers::network::published(&store, c)
                 .iter()
-                .flat_map(|a| a.ports.iter().map(|m| m.to_string()))
+                .map(|m| m.to_string())
                 .collect();
-            let networks: Vec<String> = net.map(|a| a.network).into_iter().collect();
+            let networks = containers::network::names(&store, c);
             ps::row(&store, c, &ports, &networks, args.no_trunc)
         })
         .collect();

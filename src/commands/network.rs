@@ -1,4 +1,4 @@
-//! `kiln network create|ls|inspect|rm|prune`: flags into
+//! `kiln network create|ls|inspect|rm|prune|connect|disconnect`: flags into
 //! [`containers::network::Networks`] calls.
 
 use std::collections::BTreeMap;
@@ -7,7 +7,7 @@ use anyhow::{anyhow, Result};
 use cli_format::rows::networks;
 use cli_format::Format;
 use containers::filters::NetworkFilters;
-use containers::network::{CreateRequest, NetworkDef, Networks};
+use containers::network::{ConnectRequest, CreateRequest, NetworkDef, Networks};
 
 use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
@@ -26,6 +26,31 @@ pub enum NetworkCommand {
     Rm(NamesArgs),
     /// Remove every network no container uses
     Prune,
+    /// Connect a container to one more network
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network it was connected to
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConnectArgs {
+    /// Another name the container is found by on the network
+    #[arg(long, value_name = "NAME")]
+    pub alias: Vec<String>,
+    /// IPv4 address on the network
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DisconnectArgs {
+    /// Disconnect even if tearing the interface down fails
+    #[arg(short, long)]
+    pub force: bool,
+    pub network: String,
+    pub container: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -82,6 +107,30 @@ pub struct NamesArgs {
 
 pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<Status> {
     let store = ctx.store()?;
+    // These take the network lock themselves.
+    match cmd {
+        NetworkCommand::Connect(a) => {
+            let ip =
+                a.ip.map(|ip| {
+                    ip.parse()
+                        .map_err(|_| anyhow!("invalid --ip {ip:?}: not an IPv4 address"))
+                })
+                .transpose()?;
+            let req = ConnectRequest {
+                network: a.network,
+                aliases: a.alias,
+                ip,
+            };
+            containers::network::connect(&store, &a.container, req).map_err(from_containers)?;
+            return Ok(Status::Success);
+        }
+        NetworkCommand::Disconnect(a) => {
+            containers::network::disconnect(&store, &a.container, &a.network, a.force)
+                .map_err(from_containers)?;
+            return Ok(Status::Success);
+        }
+        _ => {}
+    }
     let nets = Networks::new(&store);
     let lock = nets.lock().map_err(from_containers)?;
     match cmd {
@@ -174,6 +223,7 @@ pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<Status> {
                 }
             }
         }
+        NetworkCommand::Connect(_) | NetworkCommand::Disconnect(_) => unreachable!("handled above"),
     }
     Ok(Status::Success)
 }

@@ -105,6 +105,12 @@ pub struct RunFlags {
     /// An /etc/hosts entry: HOST:IP (IP may be host-gateway)
     #[arg(long, value_name = "HOST:IP")]
     pub add_host: Vec<String>,
+    /// Link to a running container on the same network: NAME[:ALIAS] (docker's legacy links)
+    #[arg(long, value_name = "NAME[:ALIAS]")]
+    pub link: Vec<String>,
+    /// The container's MAC address on its network
+    #[arg(long, value_name = "MAC")]
+    pub mac_address: Option<String>,
     /// Container host name (default: the short container ID)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
@@ -216,7 +222,7 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
     if let Some(n) = &args.name {
         containers::container_name(n)?;
     }
-    let (network, networking) = containers::network::from_flags(NetworkFlags {
+    let choice = containers::network::from_flags(NetworkFlags {
         mode: args.network.as_deref(),
         publish: &args.publish,
         publish_all: args.publish_all,
@@ -227,6 +233,8 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
         dns_search: &args.dns_search,
         dns_options: &args.dns_option,
         add_hosts: &args.add_host,
+        links: &args.link,
+        mac: args.mac_address.as_deref(),
     })?;
     if args.detach && args.tty && args.runtime.is_some() {
         bail!("-d -t with --runtime: an external runtime's terminal needs the caller's; only kiln's own runtime keeps a pty for a detached container");
@@ -353,8 +361,9 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
         terminal: args.tty,
         interactive: args.interactive,
         readonly_rootfs: args.read_only,
-        network,
-        networking,
+        network: choice.network,
+        networking: choice.request,
+        network_container: choice.container,
         mounts,
         volumes,
         volumes_from: args.volumes_from,

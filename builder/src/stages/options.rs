@@ -27,6 +27,9 @@ pub struct BuildOptions {
     pub labels: Vec<(String, String)>,
     pub squash: bool,
     pub network: Option<Network>,
+    /// `--network bridge`: RUN steps (without their own `--network`) on
+    /// kiln's default bridge, each with an address of its own.
+    pub bridge: bool,
     /// `--secret id=ID,src=PATH`.
     pub secrets: BTreeMap<String, PathBuf>,
     pub quiet: bool,

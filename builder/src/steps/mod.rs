@@ -71,6 +71,9 @@ impl StageRun<'_, '_> {
                 format!("{:?}", self.network_for(&instr)).as_bytes(),
             );
             // Only when set, so the keys of other builds stay as they were.
+            if self.bridge_for(&instr) {
+                key.part("network", b"bridge");
+            }
             if !self.opts.step_host.is_default() {
                 key.part("host", format!("{:?}", self.opts.step_host).as_bytes());
             }

@@ -25,6 +25,9 @@ pub struct RunStep<'a> {
     pub cmd: &'a ShellOrExec,
     pub heredocs: &'a [Heredoc],
     pub network: Network,
+    /// `build --network bridge`: the store whose default bridge the step
+    /// joins (netavark, as a container does), left when it ends.
+    pub bridge: Option<&'a image_store::Store>,
     pub mounts: Vec<MountSpec>,
     /// Scratch directory of this step (upper, work, bundle).
     pub dir: &'a Path,
@@ -96,6 +99,14 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     // it (`hostname > f`) gives the same file.
     derived.params.hostname = Some("buildkitsandbox".into());
     derived.params.network = step.network;
+    let bridged = match step.bridge {
+        Some(store) => Some(Bridged::attach(store, step)?),
+        None => None,
+    };
+    if let Some(b) = &bridged {
+        derived.params.network = Network::None;
+        derived.params.netns = Some(b.attachment.netns.clone());
+    }
     derived.params.mounts = step.mounts.clone();
     derived.params.rlimits = step.host.ulimits.clone();
     let params = &derived.params;
@@ -130,7 +141,12 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     );
     // A RUN step sees BuildKit's /etc files, not `docker run`'s.
     opts.etc_style = runner::EtcStyle::BuildKit;
-    if !step.host.add_hosts.is_empty() {
+    // On the bridge, the resolver netavark's network gives.
+    let bridged_resolv = bridged
+        .as_ref()
+        .and_then(|b| b.attachment.etc.as_ref())
+        .map(|e| e.resolv_conf.clone());
+    if !step.host.add_hosts.is_empty() || bridged_resolv.is_some() {
         opts.etc_network = Some(runner::EtcNetwork {
             hosts: step
                 .host
@@ -138,7 +154,8 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
                 .iter()
                 .map(|(host, ip)| format!("{ip}\t{host}\n"))
                 .collect(),
-            resolv_conf: fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            resolv_conf: bridged_resolv
+                .unwrap_or_else(|| fs::read_to_string("/etc/resolv.conf").unwrap_or_default()),
         });
     }
     if let Some(rt) = step.runtime {
@@ -186,6 +203,44 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     // from the image) are not part of the layer.
     stubs.remove_from(&upper, &stack);
     Ok(upper)
+}
+
+/// A step on the default bridge: detached (netavark teardown, address
+/// freed) when dropped, whatever the step's outcome.
+struct Bridged<'a> {
+    store: &'a image_store::Store,
+    dir: PathBuf,
+    attachment: containers::network::Attachment,
+}
+
+impl<'a> Bridged<'a> {
+    fn attach(store: &'a image_store::Store, step: &RunStep) -> Result<Bridged<'a>, BuildError> {
+        let req = containers::network::NetworkRequest {
+            network: containers::network::DEFAULT_NETWORK.into(),
+            ..Default::default()
+        };
+        let who = containers::network::attach::Identity {
+            id: &step.id,
+            name: &step.id,
+            hostname: "buildkitsandbox",
+            dir: step.dir,
+        };
+        let attachment = containers::network::attach(store, who, &req, &[])
+            .map_err(|e| BuildError::Invalid(format!("RUN on --network bridge: {e}")))?;
+        Ok(Bridged {
+            store,
+            dir: step.dir.to_path_buf(),
+            attachment,
+        })
+    }
+}
+
+impl Drop for Bridged<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = containers::network::detach(self.store, &self.dir) {
+            eprintln!("kiln: WARNING: tearing down a RUN step's network: {e}");
+        }
+    }
 }
 
 /// The command as the user wrote it, for error messages.

@@ -20,6 +20,7 @@ impl StageRun<'_, '_> {
     ) -> Result<(Record, String), BuildError> {
         let k = key.finish();
         let network = self.network_for(instr);
+        let bridge = self.bridge_for(instr);
         let snapshot = state.clone();
         let state_ref = &snapshot;
         let inputs: Vec<(String, String)> = state
@@ -44,6 +45,7 @@ impl StageRun<'_, '_> {
                 cmd: &r.cmd,
                 heredocs: &r.heredocs,
                 network,
+                bridge: bridge.then_some(b.store),
                 mounts,
                 dir: &dir,
                 id: containers::Containers::new(b.store).build_step_id(std::process::id(), &dir),
@@ -62,6 +64,12 @@ impl StageRun<'_, '_> {
             })
         })?;
         Ok((rec, k))
+    }
+
+    /// `build --network bridge`, for a RUN without a `--network` of its own.
+    pub(crate) fn bridge_for(&self, instr: &Instruction) -> bool {
+        self.opts.bridge
+            && matches!(instr, Instruction::Run(r) if r.network == NetworkMode::Default)
     }
 
     pub(crate) fn network_for(&self, instr: &Instruction) -> Network {

@@ -37,7 +37,8 @@ pub struct NetworkDef {
     pub name: String,
     pub id: String,
     pub driver: String,
-    /// The host bridge (`kiln0`, `kiln1`, …).
+    /// The host bridge (`kiln0` for the default network, `kiln` and the
+    /// first 8 digits of the ID for others).
     pub interface: String,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
@@ -221,13 +222,14 @@ impl<'s> Networks<'s> {
             Some(g) => g,
             None => subnet.first_host(),
         };
-        let interface = (1..)
-            .map(|i| format!("kiln{i}"))
-            .find(|i| !all.iter().any(|n| &n.interface == i))
-            .expect("an unbounded search");
+        // Named after the network's ID, not numbered per store: bridges are
+        // the host's, and another store's first network would be `kiln1`
+        // too. (The default `kiln0` is shared on purpose, see lease.rs.)
+        let id = crate::names::new_id()?;
+        let interface = format!("kiln{}", &id[..8]);
         let n = NetworkDef {
             name: req.name,
-            id: crate::names::new_id()?,
+            id,
             driver: "bridge".into(),
             interface,
             subnet,

@@ -48,6 +48,22 @@ pub fn parse_add_host(s: &str) -> Result<(String, String)> {
     Ok((host.to_string(), addr.to_string()))
 }
 
+/// A network alias (`--network-alias`, `network connect --alias`): a DNS
+/// name, since aardvark-dns's configuration lists them separated by
+/// commas and spaces.
+pub fn check_alias(flag: &str, a: &str) -> Result<()> {
+    let ok = !a.is_empty()
+        && a.len() <= 253
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    match ok {
+        true => Ok(()),
+        false => Err(Error::Invalid(format!(
+            "invalid {flag} {a:?}: only letters, digits, '.', '-' and '_' are allowed"
+        ))),
+    }
+}
+
 /// `--dns-search`/`--dns-option` words become lines of resolv.conf: no
 /// spaces or line breaks in them.
 pub fn check_word(flag: &str, w: &str) -> Result<()> {
@@ -134,9 +150,72 @@ pub fn files(
     (hosts, resolv)
 }
 
+/// `resolv` with `servers` as nameservers too: after those in `known`
+/// (other networks' aardvark-dns, which answer for every network of the
+/// container and forward the rest) and before any other (the host's or
+/// `--dns` ones, which know no container names). Ones present stay.
+pub fn add_nameservers(resolv: &str, servers: &[IpAddr], known: &[IpAddr]) -> String {
+    let mut new: Vec<String> = servers
+        .iter()
+        .filter(|s| !resolv.lines().any(|l| l == format!("nameserver {s}")))
+        .map(|s| format!("nameserver {s}"))
+        .collect();
+    let mut out = String::new();
+    for l in resolv.lines() {
+        let server = l
+            .strip_prefix("nameserver ")
+            .and_then(|s| s.trim().parse::<IpAddr>().ok());
+        if let Some(s) = server {
+            if !known.contains(&s) {
+                for n in new.drain(..) {
+                    out.push_str(&n);
+                    out.push('\n');
+                }
+            }
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    for n in new {
+        out.push_str(&n);
+        out.push('\n');
+    }
+    out
+}
+
+/// `resolv` without the nameserver lines of `servers`.
+pub fn remove_nameservers(resolv: &str, servers: &[IpAddr]) -> String {
+    resolv
+        .lines()
+        .filter(|l| {
+            !l.strip_prefix("nameserver ")
+                .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                .is_some_and(|s| servers.contains(&s))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connected_networks_resolvers_go_before_the_hosts() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let r = "search x\nnameserver 10.78.0.1\nnameserver 192.0.2.53\noptions ndots:2\n";
+        let added = add_nameservers(r, &[ip("10.78.1.1")], &[ip("10.78.0.1")]);
+        assert_eq!(
+            added,
+            "search x\nnameserver 10.78.0.1\nnameserver 10.78.1.1\nnameserver 192.0.2.53\noptions ndots:2\n"
+        );
+        assert_eq!(add_nameservers(&added, &[ip("10.78.1.1")], &[]), added);
+        assert_eq!(remove_nameservers(&added, &[ip("10.78.1.1")]), r);
+        assert_eq!(
+            add_nameservers("", &[ip("10.78.1.1")], &[]),
+            "nameserver 10.78.1.1\n"
+        );
+    }
 
     #[test]
     fn add_host_syntax() {

@@ -87,6 +87,63 @@ fn clean_stale(p: &Path) {
     let _ = fs::remove_file(&claimed);
 }
 
+/// Every lease on the host: `(bridge, address, file, holder)`.
+pub(super) fn all_leases() -> Vec<(String, Ipv4Addr, PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    for b in fs::read_dir(LEASE_DIR).into_iter().flatten().flatten() {
+        let bridge = b.file_name().to_string_lossy().into_owned();
+        for e in fs::read_dir(b.path()).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(ip) = e.file_name().to_string_lossy().parse::<Ipv4Addr>() else {
+                continue;
+            };
+            if let Some(l) = read(&p) {
+                out.push((bridge.clone(), ip, p, l.holder));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `bridge` has any lease (a container of some store on it).
+pub(super) fn bridge_in_use(bridge: &str) -> bool {
+    fs::read_dir(Path::new(LEASE_DIR).join(bridge))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().parse::<Ipv4Addr>().is_ok())
+}
+
+/// Tears down what the lease in `p` names and removes it: for a holder
+/// that is gone, or one whose network state (read under its store's
+/// `networks.lock`) no longer names anything. True when it is gone.
+pub(super) fn clean(p: &Path) -> bool {
+    clean_stale(p);
+    !p.exists()
+}
+
+/// Every claimed host port: `(file, mapping key, holder)`, the key as
+/// `<proto>-<port>` and the address.
+pub(super) fn all_port_claims() -> Vec<(PathBuf, String, String, PathBuf)> {
+    let mut out = Vec::new();
+    for d in fs::read_dir(PORT_DIR).into_iter().flatten().flatten() {
+        let key = d.file_name().to_string_lossy().into_owned();
+        for e in fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            let holder = PathBuf::from(
+                String::from_utf8_lossy(&fs::read(e.path()).unwrap_or_default()).into_owned(),
+            );
+            let ip = e.file_name().to_string_lossy().into_owned();
+            out.push((e.path(), key.clone(), ip, holder));
+        }
+    }
+    out
+}
+
+/// The name a port claim of `m` has (`<proto>-<port>`, address).
+pub(super) fn port_claim_key(m: &PortMapping) -> (String, String) {
+    (format!("{}-{}", m.protocol, m.host_port), port_ip(m))
+}
+
 /// Cleans every stale lease of `bridge` (see the module comment).
 pub fn sweep(bridge: &str) {
     let dir = Path::new(LEASE_DIR).join(bridge);

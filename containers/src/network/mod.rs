@@ -8,13 +8,19 @@ pub mod attach;
 pub mod config;
 pub mod etc;
 mod lease;
+pub mod leftovers;
+pub mod link;
 mod netavark;
 mod netns;
+pub mod plan;
 pub mod ports;
+pub mod shared;
+pub mod slirp;
 pub mod subnet;
 
-pub use attach::{attach, attachment, detach, Attachment, NetworkRequest};
+pub use attach::{attach, attachment, detach, Attachment, ConnectRequest, NetworkRequest};
 pub use config::{CreateRequest, NetworkDef, Networks, DEFAULT_NETWORK};
+pub use plan::{connect, disconnect};
 pub use ports::{PortMapping, PortSpec, Proto};
 
 /// Where the network namespace of container `id` is mounted.
@@ -25,9 +31,56 @@ pub fn netns_path(store: &image_store::Store, id: &str) -> std::path::PathBuf {
 /// The published ports of container `name` (none when it has no network
 /// or it has ended), for `kiln port` and `kiln ps`.
 pub fn published(store: &image_store::Store, c: &crate::Container) -> Vec<PortMapping> {
-    attachment(&crate::Containers::new(store).container_dir(&c.id))
-        .map(|a| a.ports)
-        .unwrap_or_default()
+    let dir = crate::Containers::new(store).container_dir(&c.id);
+    if let Some(a) = attachment(&dir) {
+        return a.ports;
+    }
+    match c.is_running() {
+        true => slirp::state(&dir).map(|s| s.ports).unwrap_or_default(),
+        false => Vec::new(),
+    }
+}
+
+/// The networks container `c` is on now (for `ps`): its network and the
+/// connected ones, or slirp4netns while it runs there.
+pub fn names(store: &image_store::Store, c: &crate::Container) -> Vec<String> {
+    let dir = crate::Containers::new(store).container_dir(&c.id);
+    match attachment(&dir) {
+        Some(a) => a.addresses().map(|(n, _)| n.to_string()).collect(),
+        None if c.is_running() && dir.join(slirp::SLIRP_FILE).exists() => {
+            vec![slirp::MODE.to_string()]
+        }
+        None => Vec::new(),
+    }
+}
+
+/// docker's `HostConfig.NetworkMode` of the container in `dir`, when it
+/// is on a container network or joins another container's namespace.
+pub fn mode(dir: &std::path::Path) -> Option<String> {
+    if let Some(p) = plan::read(dir) {
+        return Some(p.request.network);
+    }
+    if dir.join(slirp::SLIRP_FILE).exists() {
+        return Some(slirp::MODE.into());
+    }
+    let id = std::fs::read_to_string(dir.join(shared::SHARED_FILE)).ok()?;
+    Some(format!("container:{id}"))
+}
+
+/// `--mac-address`: six hex pairs, a unicast address, lower-cased.
+fn parse_mac(s: &str) -> crate::Result<String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    let multicast = ok && u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 1);
+    match ok && !multicast {
+        true => Ok(s.to_ascii_lowercase()),
+        false => Err(crate::Error::Invalid(format!(
+            "invalid --mac-address {s:?}: want a unicast address such as 92:d0:c6:0a:29:33"
+        ))),
+    }
 }
 
 /// `kiln run`'s network when none is asked for: the default bridge, as
@@ -43,6 +96,9 @@ pub fn default_mode() -> &'static str {
     });
     match root && initial_userns {
         true => DEFAULT_NETWORK,
+        // Root of another user namespace keeps none: slirp4netns is for
+        // the unprivileged user, whose containers get a user namespace.
+        false if !root && slirp::available() => slirp::MODE,
         false => "none",
     }
 }
@@ -62,27 +118,56 @@ pub struct NetworkFlags<'a> {
     pub dns_search: &'a [String],
     pub dns_options: &'a [String],
     pub add_hosts: &'a [String],
+    /// `--link NAME[:ALIAS]`.
+    pub links: &'a [String],
+    /// `--mac-address`.
+    pub mac: Option<&'a str>,
 }
 
-/// The runner's network mode and, for a netavark network, what to ask of
-/// it. Bad flags are refused with one line.
-pub fn from_flags(
-    f: NetworkFlags,
-) -> crate::Result<(runner::spec::Network, Option<NetworkRequest>)> {
+/// What the network flags chose.
+#[derive(Debug)]
+pub struct Choice {
+    /// The runner's mode.
+    pub network: runner::spec::Network,
+    /// A netavark network: what to ask of it.
+    pub request: Option<NetworkRequest>,
+    /// `--network container:NAME`: the container whose namespace to join.
+    pub container: Option<String>,
+}
+
+/// The network flags, checked. Bad flags are refused with one line.
+pub fn from_flags(f: NetworkFlags) -> crate::Result<Choice> {
     use crate::Error;
     let mode = f.mode.unwrap_or(default_mode()).to_string();
+    let mut container = None;
     let request = match mode.as_str() {
         "none" | "host" => None,
+        name if name.starts_with("container:") => {
+            let c = &name["container:".len()..];
+            if c.is_empty() {
+                return Err(Error::Invalid(
+                    "--network container: needs a container's name or ID".into(),
+                ));
+            }
+            container = Some(c.to_string());
+            None
+        }
         name if name.contains(':') => {
             return Err(Error::Invalid(format!(
-                "unsupported network mode {name:?}: container: and other modes are not built yet (none, host, bridge or a network name)"
+                "unsupported network mode {name:?}: none, host, bridge, container:NAME or a network name"
             )))
         }
         name => {
             // SAFETY: geteuid cannot fail.
-            if unsafe { libc::geteuid() } != 0 {
+            if name != slirp::MODE && unsafe { libc::geteuid() } != 0 {
                 return Err(Error::Invalid(format!(
-                    "--network {name}: container networks need root (rootless networking is not built yet)"
+                    "--network {name}: bridge and user networks need root; unprivileged containers use --network {} (or none or host)",
+                    slirp::MODE
+                )));
+            }
+            if name == slirp::MODE && (!f.aliases.is_empty() || f.ip.is_some()) {
+                return Err(Error::Invalid(format!(
+                    "--network-alias and --ip need a bridge or user network, not {name}"
                 )));
             }
             let mut dns = etc::DnsRequest::default();
@@ -99,8 +184,22 @@ pub fn from_flags(
                 etc::check_word("--dns-option", w)?;
                 dns.options.push(w.clone());
             }
+            for a in f.aliases {
+                etc::check_alias("--network-alias", a)?;
+            }
             for h in f.add_hosts {
                 dns.add_hosts.push(etc::parse_add_host(h)?);
+            }
+            let links = f
+                .links
+                .iter()
+                .map(|l| link::parse(l))
+                .collect::<crate::Result<_>>()?;
+            let mac = f.mac.map(parse_mac).transpose()?;
+            if mac.is_some() && name == slirp::MODE {
+                return Err(Error::Invalid(format!(
+                    "--mac-address needs a bridge or user network, not {name}"
+                )));
             }
             let mut expose = Vec::new();
             for e in f.expose {
@@ -125,6 +224,8 @@ pub fn from_flags(
                     })
                     .transpose()?,
                 dns,
+                links,
+                mac,
             })
         }
     };
@@ -137,14 +238,21 @@ pub fn from_flags(
             || !f.dns.is_empty()
             || !f.dns_search.is_empty()
             || !f.dns_options.is_empty()
-            || !f.add_hosts.is_empty())
+            || !f.add_hosts.is_empty()
+            || !f.links.is_empty()
+            || f.mac.is_some())
     {
         return Err(Error::Invalid(format!(
-            "-p, -P, --expose, --network-alias, --ip, --dns, --dns-search, --dns-option and --add-host need a container network (--network bridge or a network name), not --network {mode}"
+            "-p, -P, --expose, --network-alias, --ip, --mac-address, --link, --dns, --dns-search, --dns-option and --add-host need a container network (--network bridge or a network name), not --network {mode}"
         )));
     }
-    match request {
-        Some(r) => Ok((runner::spec::Network::None, Some(r))),
-        None => Ok((crate::options::parse_network(&mode)?, None)),
-    }
+    let network = match (&request, &container) {
+        (None, None) => crate::options::parse_network(&mode)?,
+        _ => runner::spec::Network::None,
+    };
+    Ok(Choice {
+        network,
+        request,
+        container,
+    })
 }

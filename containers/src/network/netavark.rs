@@ -64,6 +64,8 @@ struct PerNetwork {
     interface_name: String,
     static_ips: Vec<Ipv4Addr>,
     aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    static_mac: Option<String>,
 }
 
 /// netavark's `NetworkOptions`: what `setup` and `teardown` are given.
@@ -84,6 +86,34 @@ impl Options {
         self.dns_servers = (!servers.is_empty()).then(|| servers.to_vec());
     }
 
+    /// `--mac-address` for the (one) network's interface.
+    pub fn set_mac(&mut self, mac: Option<String>) {
+        for n in self.networks.values_mut() {
+            n.static_mac = mac.clone();
+        }
+    }
+
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    pub fn container_name(&self) -> &str {
+        &self.container_name
+    }
+
+    /// The container's interface on the (one) network.
+    pub fn interface_name(&self) -> &str {
+        self.networks
+            .values()
+            .next()
+            .map_or("", |n| n.interface_name.as_str())
+    }
+
+    /// Whether the (one) network has name resolution (aardvark-dns).
+    pub fn dns_enabled(&self) -> bool {
+        self.network_info.values().any(|n| n.dns_enabled)
+    }
+
     /// The (one) network's ID.
     pub fn network_id(&self) -> Option<&str> {
         self.network_info.values().next().map(|n| n.id.as_str())
@@ -97,15 +127,17 @@ impl Options {
             .map(|n| n.network_interface.as_str())
     }
 
-    /// One interface, `eth0`, on `net` with address `ip`.
+    /// One interface, `interface` (`eth0` for the first network), on `net`
+    /// with address `ip`.
     pub fn new(
-        id: &str,
-        name: &str,
+        who: (&str, &str),
+        interface: &str,
         net: &NetworkDef,
         ip: Ipv4Addr,
         aliases: Vec<String>,
         ports: Vec<PortMapping>,
     ) -> Options {
+        let (id, name) = who;
         let info = Network {
             name: net.name.clone(),
             id: net.id.clone(),
@@ -128,9 +160,10 @@ impl Options {
             networks: [(
                 net.name.clone(),
                 PerNetwork {
-                    interface_name: "eth0".into(),
+                    interface_name: interface.into(),
                     static_ips: vec![ip],
                     aliases,
+                    static_mac: None,
                 },
             )]
             .into(),

@@ -61,7 +61,7 @@ fn range(s: &str, whole: &str, zero_ok: bool) -> Result<(u16, u16)> {
 }
 
 /// One `-p` flag.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortSpec {
     /// None: all addresses.
     pub host_ip: Option<Ipv4Addr>,

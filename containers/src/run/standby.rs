@@ -68,12 +68,19 @@ pub fn start<'s>(store: &'s Store, name: &str, interactive: bool) -> Result<Star
             Err(e) => Err(Error::io(p)(e)),
         }
     };
-    let spec: runner::Spec =
+    let mut spec: runner::Spec =
         serde_json::from_slice(&read(SPEC_FILE)?).map_err(Error::json(dir.join(SPEC_FILE)))?;
+    // `--network container:NAME`: that container's namespace as it is now
+    // (kept in spec.json for the monitor).
+    if crate::network::shared::refresh(store, &dir, &mut spec)? {
+        let p = dir.join(SPEC_FILE);
+        fs::write(&p, serde_json::to_vec(&spec).expect("a spec serializes"))
+            .map_err(Error::io(p))?;
+    }
     let launch: Launch =
         serde_json::from_slice(&read(LAUNCH_FILE)?).map_err(Error::json(dir.join(LAUNCH_FILE)))?;
     // A container on a network had it torn down when it exited; its spec
-    // still names the namespace. Re-attaching is not built yet.
+    // still names the namespace, which its plan sets up again below.
     let gone_netns = spec
         .linux()
         .as_ref()
@@ -82,10 +89,10 @@ pub fn start<'s>(store: &'s Store, name: &str, interactive: bool) -> Result<Star
         .flatten()
         .filter_map(|n| n.path().clone())
         .find(|p| !p.exists());
-    if let Some(ns) = gone_netns {
+    let plan = crate::network::plan::read(&dir);
+    if let (Some(ns), None) = (&gone_netns, &plan) {
         return Err(Error::Invalid(format!(
-            "container {} was on a network that was torn down when it exited ({} is gone): \
-             starting it again is not supported yet (run a new container)",
+            "container {} was on a network that was torn down when it exited ({} is gone) and kept no network plan (it was created by an older kiln): run a new container",
             record.name,
             ns.display()
         )));
@@ -95,6 +102,19 @@ pub fn start<'s>(store: &'s Store, name: &str, interactive: bool) -> Result<Star
     record.owner = Some(std::process::id() as i32);
     record.pid = None;
     containers.save(&record)?;
+    if let (Some(_), Some(plan)) = (gone_netns, plan) {
+        let who = crate::network::attach::Identity {
+            id: &record.id,
+            name: &record.name,
+            hostname: &plan.hostname,
+            dir: &dir,
+        };
+        if let Err(e) = crate::network::plan::reattach(store, who, &plan) {
+            record.owner = None;
+            let _ = containers.save(&record);
+            return Err(e);
+        }
+    }
     Ok(Start::Ready(Box::new(Created {
         containers,
         record,

@@ -100,7 +100,7 @@ pub struct BuildArgs {
     /// Target platform; only the host's (linux/amd64 here) is supported
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
-    /// Network for RUN steps: host (default) or none
+    /// Network for RUN steps: host (default), bridge or none
     #[arg(long, value_name = "MODE")]
     pub network: Option<String>,
     /// A secret for RUN --mount=type=secret: id=ID,src=PATH
@@ -226,6 +226,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         opts.step_host.ulimits.push(flags::ulimit(u)?);
     }
     opts.network = flags::network(args.network.as_deref())?;
+    opts.bridge = args.network.as_deref() == Some("bridge");
     let auth_sock = std::env::var("SSH_AUTH_SOCK").ok();
     // Agents started for key files live until the build ends.
     let mut agents = Vec::new();
