@@ -114,6 +114,8 @@ pub enum Command {
 pub enum SystemCommand {
     /// Check the store's consistency (exit 1 when problems are found)
     Check(SystemCheckArgs),
+    /// Serve the Docker Engine API (v1.41) for the docker CLI, compose and the SDKs
+    Service(commands::system::ServiceArgs),
 }
 
 #[derive(Args, Debug)]

@@ -86,6 +86,12 @@ pub fn describe(store: &Store, c: &Container) -> Value {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "kiln".into());
     let resources = &spec["linux"]["resources"];
+    let attachment = crate::network::attachment(&dir);
+    let network_mode = match (&attachment, netns) {
+        (Some(a), _) => a.network.as_str(),
+        (None, true) => "none",
+        (None, false) => "host",
+    };
     json!({
         "Id": c.id,
         "Created": c.created,
@@ -111,7 +117,7 @@ pub fn describe(store: &Store, c: &Container) -> Value {
         "Platform": "linux",
         "HostConfig": {
             "Binds": bind_strings,
-            "NetworkMode": if netns { "none" } else { "host" },
+            "NetworkMode": network_mode,
             "RestartPolicy": c.restart_policy,
             "AutoRemove": c.auto_remove,
             "ReadonlyRootfs": spec["root"]["readonly"].as_bool().unwrap_or(false),
@@ -120,6 +126,7 @@ pub fn describe(store: &Store, c: &Container) -> Value {
             "PidsLimit": resources["pids"]["limit"].as_i64(),
         },
         "Mounts": mounts,
+        "NetworkSettings": network_settings(attachment.as_ref()),
         "Config": {
             "Hostname": spec["hostname"].as_str().unwrap_or(""),
             "User": user(process),
@@ -143,4 +150,48 @@ fn user(process: &Value) -> String {
         (0, 0) => String::new(),
         _ => format!("{uid}:{gid}"),
     }
+}
+
+/// docker's NetworkSettings: the address on the container's network and
+/// its published ports (`{"80/tcp": [{"HostIp", "HostPort"}]}`, exposed
+/// but unpublished ports as null).
+fn network_settings(a: Option<&crate::network::Attachment>) -> Value {
+    let Some(a) = a else {
+        return json!({ "Ports": {}, "Networks": {}, "IPAddress": "", "Gateway": "" });
+    };
+    let mut ports = serde_json::Map::new();
+    for (port, proto) in &a.exposed {
+        ports.insert(format!("{port}/{proto}"), Value::Null);
+    }
+    for m in &a.ports {
+        let key = format!("{}/{}", m.container_port, m.protocol);
+        let host_ip = if m.host_ip.is_empty() {
+            "0.0.0.0"
+        } else {
+            &m.host_ip
+        };
+        let entry = json!({ "HostIp": host_ip, "HostPort": m.host_port.to_string() });
+        match ports.get_mut(&key).and_then(Value::as_array_mut) {
+            Some(list) => list.push(entry),
+            None => {
+                ports.insert(key, json!([entry]));
+            }
+        }
+    }
+    let ip = a.ip.to_string();
+    let gw = a.gateway.to_string();
+    json!({
+        "Ports": ports,
+        "IPAddress": ip,
+        "IPPrefixLen": a.prefix,
+        "Gateway": gw,
+        "Networks": {
+            a.network.clone(): {
+                "NetworkID": a.network,
+                "IPAddress": ip,
+                "IPPrefixLen": a.prefix,
+                "Gateway": gw,
+            }
+        },
+    })
 }

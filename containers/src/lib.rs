@@ -40,6 +40,7 @@ pub mod rootwrite;
 pub mod run;
 pub mod runtime;
 pub mod spec;
+pub mod summary;
 pub mod view;
 pub mod volumes;
 

@@ -359,7 +359,21 @@ pub fn print(
         Some(n) => tail_offset(path, n)?,
         None => 0,
     };
-    let mut f = fs::File::open(path).map_err(Error::io(path))?;
+    let f = fs::File::open(path).map_err(Error::io(path))?;
+    print_file(f, path, start, opts, live, out, err)
+}
+
+/// [`print`] from an open log file (one that may have been removed
+/// since, with its `--rm` container), from offset `start`.
+pub fn print_file(
+    mut f: fs::File,
+    path: &Path,
+    start: u64,
+    opts: &LogOptions,
+    live: &mut dyn FnMut() -> bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
     f.seek(SeekFrom::Start(start)).map_err(Error::io(path))?;
     let mut r = BufReader::new(f);
     let mut p = Printer {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fsutil;
 pub mod images;
 pub mod ingest;
+pub mod inspect;
 pub mod layer;
 mod lock;
 pub use lock::LockGuard;

@@ -8,7 +8,7 @@ use anyhow::Result;
 use containers::control;
 use containers::filters::Filters;
 use containers::logfile::{self, LogOptions};
-use containers::{Container, State};
+use containers::Container;
 
 use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
@@ -84,33 +84,6 @@ pub struct KillArgs {
     pub containers: Vec<String>,
 }
 
-fn since(t: Option<&str>) -> String {
-    match format::parse_time(t) {
-        Some(t) => format::human_duration(chrono::Utc::now() - t),
-        None => "?".into(),
-    }
-}
-
-fn status_text(c: &Container) -> String {
-    if c.is_running() {
-        return format!("Up {}", since(Some(&c.created)));
-    }
-    match c.state {
-        State::Created => "Created".into(),
-        State::Running => "Exited (unknown)".into(),
-        State::Restarting => format!(
-            "Restarting ({}) {} ago",
-            c.exit_code.unwrap_or(-1),
-            since(c.finished.as_deref())
-        ),
-        State::Exited => format!(
-            "Exited ({}) {} ago",
-            c.exit_code.unwrap_or(-1),
-            since(c.finished.as_deref())
-        ),
-    }
-}
-
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
     let store = ctx.store()?;
     let filters = Filters::parse(&args.filter).map_err(from_containers)?;
@@ -141,7 +114,7 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
                 c.image.clone(),
                 format!("\"{cmd}\""),
                 format::ago(Some(&c.created)),
-                status_text(c),
+                containers::summary::status_text(c),
                 containers::network::published(&store, c)
                     .iter()
                     .map(|m| m.to_string())
@@ -189,12 +162,7 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
     // Best effort: a store this user cannot write is still listed.
     let _ = containers::Containers::new(&store).reap_orphans();
     each(&args.containers, |name| {
-        let c = containers::Containers::new(&store).container(name)?;
-        control::remove(&store, name, args.force)?;
-        if args.volumes {
-            containers::volumes::Volumes::new(&store).remove_anonymous(&c);
-        }
-        Ok(())
+        control::remove_with_volumes(&store, name, args.force, args.volumes)
     })
 }
 

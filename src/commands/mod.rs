@@ -20,7 +20,7 @@ mod rmi;
 pub mod run;
 mod save;
 pub mod standby;
-mod system;
+pub mod system;
 pub mod volume;
 
 use anyhow::Result;
@@ -45,7 +45,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
             | Command::Save(_)
             | Command::Load(_)
             | Command::Builder(_)
-            | Command::System(_)
+            | Command::System(SystemCommand::Check(_))
     ) {
         image_store::fsutil::exit_cleanly_on_signals();
     }
@@ -91,6 +91,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Save(a) => save::save(&ctx, a),
         Command::Load(a) => save::load(&ctx, a),
         Command::System(SystemCommand::Check(a)) => system::check(&ctx, a),
+        Command::System(SystemCommand::Service(a)) => system::service(&ctx, a),
         Command::Volume(c) => volume::run(&ctx, c),
     }
 }

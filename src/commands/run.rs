@@ -194,7 +194,7 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
     Ok(RunRequest {
         image: args.image.expect("clap requires IMAGE"),
         name: args.name,
-        entrypoint: args.entrypoint,
+        entrypoint: args.entrypoint.as_deref().map(run::entrypoint_flag),
         command: args.command,
         env: options::env(&args.env_file, &args.env)?,
         user: args.user,

@@ -117,17 +117,14 @@ pub fn restart(ctx: &Ctx, args: RestartArgs) -> Result<Status> {
     let store = ctx.store()?;
     let timeout = Duration::from_secs(args.time);
     each(&args.containers, |name| {
-        let mut cmd_err = None;
-        let res = run::restart(&store, name, timeout, |id| {
-            monitor_command(&store, id).unwrap_or_else(|e| {
-                cmd_err = Some(e);
-                std::process::Command::new("/nonexistent")
-            })
-        });
-        if let Some(e) = cmd_err {
-            return Err(e);
+        match run::restart(&store, name, timeout).map_err(from_containers)? {
+            run::Start::Running => {}
+            run::Start::Ready(c) => {
+                let cmd = monitor_command(&store, &c.record.id)?;
+                c.start_detached(cmd).map_err(from_containers)?;
+            }
         }
-        res.map_err(from_containers)
+        Ok(())
     })
 }
 
