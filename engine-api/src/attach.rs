@@ -133,6 +133,7 @@ pub async fn attach(
             "attach without stream=1 (use the logs endpoint)",
         ));
     }
+    let upgrade = http::upgrade_of(&mut req);
     let st = state.clone();
     let name = id.to_string();
     let (cid, source) = blocking(move || {
@@ -164,7 +165,7 @@ pub async fn attach(
     .await?;
     let active = state.activity.enter();
     Ok(http::hijack(
-        &mut req,
+        upgrade,
         RAW_STREAM,
         move |_input, sink| async move {
             let _active = active;

@@ -12,6 +12,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, BodyStream, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 use tokio::io::AsyncRead;
@@ -136,13 +137,24 @@ impl From<containers::Error> for ApiError {
             )),
             E::InvalidName(_) | E::Ambiguous { .. } => ApiError::bad_request(e.to_string()),
             E::Invalid(m) => {
-                // State conflicts are 409 in docker, other refusals 400.
-                let conflict = ["is not running", "is running", "is paused", "restarting"]
-                    .iter()
-                    .any(|w| m.contains(w));
-                match conflict {
-                    true => ApiError::conflict(m),
-                    false => ApiError::bad_request(m),
+                // Missing things are 404 and state conflicts 409 in
+                // docker, other refusals 400.
+                let conflict = [
+                    "is not running",
+                    "is running",
+                    "is paused",
+                    "restarting",
+                    "in use",
+                    "already exists",
+                ]
+                .iter()
+                .any(|w| m.contains(w));
+                if m.starts_with("no such ") {
+                    ApiError::not_found(m)
+                } else if conflict {
+                    ApiError::conflict(m)
+                } else {
+                    ApiError::bad_request(m)
                 }
             }
             e => ApiError::internal(chain(&e)),
@@ -366,6 +378,14 @@ impl<W: io::Write> io::Write for Mux<W> {
     }
 }
 
+/// The connection to take over after the response, when the client asked
+/// to upgrade it (`Upgrade: tcp`); taken before the body is read.
+pub fn upgrade_of(req: &mut Request<Incoming>) -> Option<OnUpgrade> {
+    req.headers()
+        .contains_key(UPGRADE)
+        .then(|| hyper::upgrade::on(req))
+}
+
 /// The client's bytes on a hijacked connection (none without an upgrade).
 pub type Input = Box<dyn AsyncRead + Send + Unpin>;
 
@@ -375,17 +395,16 @@ pub type Input = Box<dyn AsyncRead + Send + Unpin>;
 /// gets the client's input and a [`Sink`] to the connection once the
 /// response is out; the connection is closed when every clone of the sink
 /// is dropped.
-pub fn hijack<F, Fut>(req: &mut Request<Incoming>, content_type: &'static str, run: F) -> Resp
+pub fn hijack<F, Fut>(upgrade: Option<OnUpgrade>, content_type: &'static str, run: F) -> Resp
 where
     F: FnOnce(Input, Sink) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    if !req.headers().contains_key(UPGRADE) {
+    let Some(on) = upgrade else {
         let (sink, resp) = streamed(content_type);
         tokio::spawn(run(Box::new(tokio::io::empty()), sink));
         return resp;
-    }
-    let on = hyper::upgrade::on(req);
+    };
     tokio::spawn(async move {
         use tokio::io::AsyncWriteExt as _;
         let Ok(up) = on.await else { return };
