@@ -149,7 +149,7 @@ impl From<containers::Error> for ApiError {
                 ]
                 .iter()
                 .any(|w| m.contains(w));
-                if m.starts_with("no such ") {
+                if m.starts_with("no such ") || m.starts_with("could not find") {
                     ApiError::not_found(m)
                 } else if conflict {
                     ApiError::conflict(m)

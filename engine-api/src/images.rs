@@ -498,7 +498,8 @@ pub async fn save(state: Arc<State>, q: Query, name: Option<String>) -> ApiResul
 
 /// `POST /images/load`: a docker or OCI archive in the body.
 pub async fn load(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiResult {
-    let quiet = q.flag("quiet");
+    // `quiet` only hides progress, which kiln's load does not send.
+    let _ = q;
     let input = http::body_reader(req.into_body());
     let loaded = blocking(move || {
         let store = state.store()?;
@@ -519,9 +520,6 @@ pub async fn load(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiRes
             );
         }
         text.push('\n');
-    }
-    if quiet {
-        text.clear();
     }
     let mut r = http::json(StatusCode::OK, &Value::Null);
     *r.body_mut() = http::full(text);
