@@ -133,7 +133,11 @@ pub async fn inspect(state: Arc<State>, id: &str) -> ApiResult {
         let store = state.store()?;
         let c = Containers::new(&store).container(&id)?;
         let mut v = containers::inspect::describe(&store, &c);
-        // docker's fields kiln's inspect leaves out.
+        // docker's fields kiln's inspect leaves out (the SDKs read them).
+        // The log driver: clients read the logs endpoint only for
+        // json-file or journald, and kiln's answers as json-file's does
+        // (its file is podman's k8s-file format, which no client reads).
+        v["HostConfig"]["LogConfig"] = json!({ "Type": "json-file", "Config": {} });
         v["Config"]["AttachStdout"] = json!(true);
         v["Config"]["AttachStderr"] = json!(true);
         v["Config"]["OpenStdin"] = json!(false);
@@ -362,8 +366,12 @@ async fn wait_for(
         .ok()
         .flatten();
         let run_code = rx.as_ref().and_then(|r| (*r.borrow()).map(i64::from));
+        // A run of this server whose record is gone: its monitor removed
+        // it (`--rm`) and is about to exit with the code.
+        let monitor_going = rx.is_some() && run_code.is_none();
         match &rec {
-            None => return Some(run_code.or(last_code).unwrap_or(0)),
+            None if !monitor_going => return Some(run_code.or(last_code).unwrap_or(0)),
+            None => {}
             Some(c) => {
                 let exited = c.state == containers::State::Exited;
                 if exited {

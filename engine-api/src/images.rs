@@ -299,7 +299,7 @@ pub async fn create(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiR
         .parse::<registry_client::Reference>()
         .map_err(|e| ApiError::bad_request(format!("invalid reference format: {e}")))?
         .remote();
-    let access = access(registry_auth(&req).as_deref(), &reference.registry())?;
+    let access = access(registry_auth(&req).as_deref(), reference.registry())?;
     let (sink, resp) = http::streamed("application/json");
     tokio::task::spawn_blocking(move || {
         let progress = JsonProgress { sink: sink.clone() };
@@ -407,7 +407,7 @@ pub async fn push(state: Arc<State>, name: String, q: Query, req: Request<Incomi
         .parse::<registry_client::Reference>()
         .map_err(|e| ApiError::bad_request(format!("invalid reference format: {e}")))?
         .remote();
-    let access = access(registry_auth(&req).as_deref(), &reference.registry())?;
+    let access = access(registry_auth(&req).as_deref(), reference.registry())?;
     // A missing image is a 404 before the stream starts.
     let st = state.clone();
     let n = name.clone();
