@@ -108,6 +108,11 @@ fn unpack_limited<R: Read>(
     // a tree, so they need not be earlier in this archive.
     let mut check = EntryCheck::new(limit, false);
     let mut tar_stats = TarStats::default();
+    let mut parents: Option<OpenParent> = None;
+    let own_ids = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
 
     let entries = archive.entries().map_err(|e| not_tar(e, tar_stats))?;
     for entry in entries {
@@ -117,6 +122,10 @@ fn unpack_limited<R: Read>(
             continue;
         };
         let raw = checked.shown;
+        if !matches!(checked.name, EntryName::Path(_)) {
+            // Whiteouts may remove directories, a remembered parent too.
+            parents = None;
+        }
         let rel = match checked.name {
             EntryName::Opaque { dir } => {
                 let parent = ensure_dir(&root, &dir, &raw)?;
@@ -154,18 +163,35 @@ fn unpack_limited<R: Read>(
             .expect("clean paths end in a name")
             .to_owned();
         let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
-        let parent = ensure_dir(&root, &parent_rel, &raw)?;
+        let kind = checked.kind;
+        let is_file = matches!(
+            kind,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
+        );
+        // A run of regular files in one directory (most of any layer)
+        // reuses the parent opened for the first: creating or replacing a
+        // file does not move its parent. Any other entry may, so it drops
+        // the descriptor and the next entry resolves its parent again.
+        let mut parent = match parents.take() {
+            Some(p) if is_file && p.rel == parent_rel => p,
+            _ => OpenParent::open(&root, parent_rel, &raw)?,
+        };
 
         let header = entry.header().clone();
         let mode = Mode::from_raw_mode(header.mode()? & 0o7777);
-        let kind = checked.kind;
-        let existing = rfs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW).ok();
-        let existing_is_dir = existing
-            .as_ref()
-            .is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
-        if existing.is_some() && !(kind.is_dir() && existing_is_dir) {
-            remove_existing(&parent, &name, &raw)?;
+        let mut existing_is_dir = false;
+        if !is_file {
+            let existing = rfs::statat(&parent.fd, &name, AtFlags::SYMLINK_NOFOLLOW).ok();
+            existing_is_dir = existing
+                .as_ref()
+                .is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+            if existing.is_some() && !(kind.is_dir() && existing_is_dir) {
+                remove_existing(&parent.fd, &name, &raw)?;
+            }
         }
+        // A mode the create can give (no set-id or sticky bit, which chown
+        // would clear, nothing the umask takes away) saves the chmod.
+        let mode_at_create = is_file && created_mode_is(mode);
         // The entry itself, opened without following a symlink, for
         // chmod and times (chmodat cannot refuse to follow one).
         let mut node_fd: Option<OwnedFd> = None;
@@ -173,21 +199,36 @@ fn unpack_limited<R: Read>(
         match kind {
             tar::EntryType::Directory => {
                 if !existing_is_dir {
-                    rfs::mkdirat(&parent, &name, mode).map_err(io_err(&raw, "mkdir"))?;
+                    rfs::mkdirat(&parent.fd, &name, mode).map_err(io_err(&raw, "mkdir"))?;
                 }
                 dir_times.push((rel.clone(), header.mtime().unwrap_or(0)));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let fd = rfs::openat(
-                    &parent,
-                    &name,
-                    OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::WRONLY
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
+                let create = || {
+                    rfs::openat(
+                        &parent.fd,
+                        &name,
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        if mode_at_create {
+                            mode
+                        } else {
+                            Mode::from_raw_mode(0o600)
+                        },
+                    )
+                };
+                // Most names are new: create first, and only on EEXIST
+                // remove what is there (never following it) and retry.
+                let fd = match create() {
+                    Err(rustix::io::Errno::EXIST) => {
+                        remove_existing(&parent.fd, &name, &raw)?;
+                        create()
+                    }
+                    r => r,
+                }
                 .map_err(io_err(&raw, "create"))?;
                 let mut f = File::from(fd);
                 io::copy(&mut entry, &mut f).map_err(|e| read_fault(e, &raw))?;
@@ -195,7 +236,7 @@ fn unpack_limited<R: Read>(
             }
             tar::EntryType::Symlink => {
                 let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                rfs::symlinkat(target.as_slice(), &parent, &name)
+                rfs::symlinkat(target.as_slice(), &parent.fd, &name)
                     .map_err(io_err(&raw, "symlink"))?;
             }
             tar::EntryType::Link => {
@@ -204,7 +245,7 @@ fn unpack_limited<R: Read>(
                     .expect("checked hard links have a target");
                 let tparent = ensure_dir(&root, target.parent().unwrap_or(Path::new("")), &raw)?;
                 let tname = target.file_name().expect("clean paths end in a name");
-                rfs::linkat(&tparent, tname, &parent, &name, AtFlags::empty())
+                rfs::linkat(&tparent, tname, &parent.fd, &name, AtFlags::empty())
                     .map_err(io_err(&raw, "hard link"))?;
                 // A hard link shares the target's inode and metadata.
                 created.insert(rel);
@@ -217,7 +258,7 @@ fn unpack_limited<R: Read>(
                     tar::EntryType::Block => (FileType::BlockDevice, device(&header)),
                     _ => (FileType::Fifo, 0),
                 };
-                match rfs::mknodat(&parent, &name, ft, mode, dev) {
+                match rfs::mknodat(&parent.fd, &name, ft, mode, dev) {
                     Ok(()) => {}
                     Err(rustix::io::Errno::PERM) if ft != FileType::Fifo => {
                         stats.skipped_devices += 1;
@@ -231,7 +272,7 @@ fn unpack_limited<R: Read>(
         if file_fd.is_none() && kind != tar::EntryType::Symlink {
             node_fd = Some(
                 rfs::openat(
-                    &parent,
+                    &parent.fd,
                     &name,
                     OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
@@ -243,12 +284,24 @@ fn unpack_limited<R: Read>(
         if opts.same_owner {
             let uid = header.uid()? as u32;
             let gid = header.gid()? as u32;
-            let (u, g) = (rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid));
-            rfs::chownat(&parent, &name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
+            // A file just created already belongs to our ids, unless its
+            // directory is set-group-ID and handed it the directory's group.
+            let ours = is_file && (uid, gid) == own_ids && !parent.set_gid()?;
+            if !ours {
+                let (u, g) = (rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid));
+                rfs::chownat(
+                    &parent.fd,
+                    &name,
+                    Some(u),
+                    Some(g),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
                 .map_err(io_err(&raw, "chown"))?;
+            }
         }
         // After chown, which clears set-id bits.
         match (&file_fd, &node_fd) {
+            (Some(_), _) if mode_at_create => {}
             (Some(fd), _) => rfs::fchmod(fd, mode).map_err(io_err(&raw, "chmod"))?,
             // An O_PATH descriptor of a node that is not a symlink: its
             // /proc link reaches exactly that inode.
@@ -270,12 +323,15 @@ fn unpack_limited<R: Read>(
             let t = mtime(&header);
             let r = match &file_fd {
                 Some(fd) => rfs::futimens(fd, &t),
-                None => rfs::utimensat(&parent, &name, &t, AtFlags::SYMLINK_NOFOLLOW),
+                None => rfs::utimensat(&parent.fd, &name, &t, AtFlags::SYMLINK_NOFOLLOW),
             };
             r.map_err(io_err(&raw, "set times"))?;
         }
         created.insert(rel);
         stats.entries += 1;
+        if is_file {
+            parents = Some(parent);
+        }
     }
 
     // Directory times last: creating their children changed them. A later
@@ -332,6 +388,50 @@ fn mtime(h: &tar::Header) -> Timestamps {
         last_access: t,
         last_modification: t,
     }
+}
+
+/// The directory a run of entries is created in, opened inside the root.
+struct OpenParent {
+    rel: PathBuf,
+    fd: OwnedFd,
+    /// Whether it is set-group-ID, asked once per directory.
+    set_gid: Option<bool>,
+}
+
+impl OpenParent {
+    fn open(root: &OwnedFd, rel: PathBuf, entry: &str) -> Result<OpenParent, LayerError> {
+        let fd = ensure_dir(root, &rel, entry)?;
+        Ok(OpenParent {
+            rel,
+            fd,
+            set_gid: None,
+        })
+    }
+
+    fn set_gid(&mut self) -> Result<bool, LayerError> {
+        if let Some(s) = self.set_gid {
+            return Ok(s);
+        }
+        let st = rfs::fstat(&self.fd).map_err(io::Error::from)?;
+        let s = Mode::from_raw_mode(st.st_mode).contains(Mode::SGID);
+        self.set_gid = Some(s);
+        Ok(s)
+    }
+}
+
+/// Does a file created with `mode` get exactly `mode`? Not when it has a
+/// set-id or sticky bit (chown clears set-id bits, so they come after it),
+/// nor when the process umask removes any of its bits (read once from
+/// /proc; unknown means no).
+fn created_mode_is(mode: Mode) -> bool {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    let umask = UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    });
+    let m = mode.as_raw_mode();
+    umask.is_some_and(|u| m & 0o7000 == 0 && m & u == 0)
 }
 
 /// Opens `rel` (a directory inside the root), creating missing components.

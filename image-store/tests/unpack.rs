@@ -340,3 +340,125 @@ fn garbage_layers_are_named_in_one_line() {
         "{msg:?}"
     );
 }
+
+/// An entry with its own mode and owner.
+fn owned_entry(
+    b: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+) {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(if kind.is_file() { 1 } else { 0 });
+    h.set_mtime(1_700_000_000);
+    h.set_uid(uid);
+    h.set_gid(gid);
+    let data: &[u8] = if kind.is_file() { b"x" } else { b"" };
+    b.append_data(&mut h, name, data).unwrap();
+}
+
+// The unpacker skips chown and chmod for files whose create already gave
+// the right owner and mode; these are the cases where it must not.
+#[test]
+fn a_run_of_files_keeps_every_mode_and_owner() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: owners need root");
+        return;
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let files = [
+        ("f/plain", 0o644, 0, 0),
+        ("f/exec", 0o755, 0, 0),
+        ("f/readonly", 0o444, 0, 0),
+        ("f/private", 0o600, 0, 0),
+        ("f/group-write", 0o664, 0, 0),
+        ("f/world-write", 0o666, 0, 0),
+        ("f/setuid", 0o4755, 0, 0),
+        ("f/setgid", 0o2755, 0, 0),
+        ("f/sticky", 0o1644, 0, 0),
+        ("f/user", 0o644, 1000, 1000),
+        ("f/group", 0o640, 0, 42),
+        ("f/setuid-user", 0o4750, 1000, 42),
+    ];
+    owned_entry(&mut b, "f/", tar::EntryType::Directory, 0o755, 0, 0);
+    for (n, m, u, g) in files {
+        owned_entry(&mut b, n, tar::EntryType::Regular, m, u, g);
+    }
+    // A set-group-ID directory hands its group to new files: a file the
+    // tar gives group 0 must still end with group 0.
+    owned_entry(&mut b, "g/", tar::EntryType::Directory, 0o2775, 0, 123);
+    owned_entry(&mut b, "g/root", tar::EntryType::Regular, 0o644, 0, 0);
+    owned_entry(&mut b, "g/other", tar::EntryType::Regular, 0o644, 0, 123);
+    let t = b.into_inner().unwrap();
+    unpack(Cursor::new(t), dest.path(), opts(Whiteouts::Overlay)).unwrap();
+    for (n, m, u, g) in files {
+        let md = fs::symlink_metadata(dest.path().join(n)).unwrap();
+        assert_eq!(md.mode() & 0o7777, m, "{n}: mode");
+        assert_eq!((md.uid(), md.gid()), (u as u32, g as u32), "{n}: owner");
+    }
+    let g = fs::metadata(dest.path().join("g")).unwrap();
+    assert_eq!((g.mode() & 0o7777, g.gid()), (0o2775, 123));
+    assert_eq!(fs::metadata(dest.path().join("g/root")).unwrap().gid(), 0);
+    assert_eq!(
+        fs::metadata(dest.path().join("g/other")).unwrap().gid(),
+        123
+    );
+}
+
+#[test]
+fn files_replace_whatever_has_their_name() {
+    let top = tempfile::tempdir().unwrap();
+    let dest = top.path().join("rootfs");
+    let victim = top.path().join("victim");
+    fs::create_dir(&dest).unwrap();
+    fs::write(&victim, b"keep").unwrap();
+    let t = tar_of(&[
+        ("d/", D, "", b""),
+        ("d/dir/", D, "", b""),
+        ("d/dir/inner", F, "", b"1"),
+        ("d/file", F, "", b"old"),
+        ("d/link", S, victim.to_str().unwrap(), b""),
+        ("d/a", F, "", b"a"),
+        ("d/dir", F, "", b"was a dir"),
+        ("d/file", F, "", b"new"),
+        ("d/link", F, "", b"was a link"),
+    ]);
+    unpack(Cursor::new(t), &dest, opts(Whiteouts::Overlay)).unwrap();
+    assert_eq!(fs::read(dest.join("d/dir")).unwrap(), b"was a dir");
+    assert_eq!(fs::read(dest.join("d/file")).unwrap(), b"new");
+    assert_eq!(fs::read(dest.join("d/link")).unwrap(), b"was a link");
+    assert_eq!(fs::read(&victim).unwrap(), b"keep");
+}
+
+// Files that follow an entry which replaced or removed their directory
+// land where the path now leads, never in the directory that was removed.
+#[test]
+fn files_after_their_directory_moved_land_where_the_path_leads() {
+    let dest = tempfile::tempdir().unwrap();
+    let t = tar_of(&[
+        ("d/", D, "", b""),
+        ("d/a", F, "", b"a"),
+        ("e/", D, "", b""),
+        ("d", S, "e", b""),
+        ("d/b", F, "", b"b"),
+    ]);
+    unpack(Cursor::new(t), dest.path(), opts(Whiteouts::Overlay)).unwrap();
+    assert_eq!(fs::read(dest.path().join("e/b")).unwrap(), b"b");
+    assert!(!dest.path().join("e/a").exists());
+
+    let dest = tempfile::tempdir().unwrap();
+    let t = tar_of(&[
+        ("w/", D, "", b""),
+        ("w/a", F, "", b"a"),
+        (".wh.w", F, "", b""),
+        ("w/b", F, "", b"b"),
+    ]);
+    unpack(Cursor::new(t), dest.path(), opts(Whiteouts::Delete)).unwrap();
+    assert_eq!(fs::read(dest.path().join("w/b")).unwrap(), b"b");
+    assert!(!dest.path().join("w/a").exists());
+}

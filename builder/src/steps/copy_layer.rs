@@ -4,7 +4,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -96,7 +96,7 @@ pub fn write_layer<W: Write>(
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(*size);
                 let f = File::open(src).map_err(|er| io_err(src, er))?;
-                b.append_data(&mut h, &e.dest, f)
+                b.append_data(&mut h, &e.dest, Exact::new(f, *size))
             }
             Kind::Inline(data) => {
                 h.set_entry_type(tar::EntryType::Regular);
@@ -124,6 +124,34 @@ pub fn write_layer<W: Write>(
         .and_then(|mut w| w.flush())
         .map_err(|e| BuildError::Io(PathBuf::from("layer"), e))?;
     Ok(())
+}
+
+/// A file's data as planned: exactly `size` bytes. A file that grew since
+/// it was planned is cut at its header's size (and the read to EOF is
+/// saved); one that shrank is an error, not a tar whose data is short.
+struct Exact<R> {
+    inner: io::Take<R>,
+}
+
+impl<R: Read> Exact<R> {
+    fn new(r: R, size: u64) -> Self {
+        Exact {
+            inner: r.take(size),
+        }
+    }
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.inner.limit() > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was copied",
+            ));
+        }
+        Ok(n)
+    }
 }
 
 /// ADD of a local archive: its entries, re-rooted under the destination
@@ -191,4 +219,22 @@ fn extract_into<W: Write>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_data_is_exactly_the_planned_size() {
+        let mut out = Vec::new();
+        Exact::new(&b"grown since"[..], 5)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"grown");
+        let err = Exact::new(&b"shr"[..], 5)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("shrank"), "{err}");
+    }
 }
