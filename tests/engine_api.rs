@@ -123,6 +123,13 @@ fn setup() -> Option<Service> {
     Some(Service::start(k))
 }
 
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 /// A name no other test (or session) uses.
 fn unique(what: &str) -> String {
     format!("api-{}-{what}", std::process::id())
@@ -139,10 +146,14 @@ fn docker_cli_runs_execs_copies_and_removes_containers() {
     assert!(images.stdout.contains("busybox"), "{}", images.stdout);
 
     // Foreground, attached before start: both streams, the exit code.
+    let since = chrono_now();
+    let fg = unique("fg");
     let r = s
         .docker(&[
             "run",
             "--rm",
+            "--name",
+            &fg,
             "busybox",
             "sh",
             "-c",
@@ -151,6 +162,30 @@ fn docker_cli_runs_execs_copies_and_removes_containers() {
         .code(3);
     assert_eq!(r.stdout, "out\n");
     assert_eq!(r.stderr, "err\n");
+    let events = s
+        .docker(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &(chrono_now() + 1).to_string(),
+            "--filter",
+            &format!("container={fg}"),
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.exitCode}}",
+        ])
+        .ok();
+    let actions: Vec<&str> = events
+        .stdout
+        .lines()
+        .map(|l| l.trim_end_matches(" <no value>").trim())
+        .collect();
+    assert_eq!(
+        actions,
+        ["create", "start", "die 3", "destroy"],
+        "{}",
+        events.stdout
+    );
 
     // Detached: ps, logs, exec (with stdin), cp both ways, stop, rm.
     let name = unique("det");
@@ -437,6 +472,19 @@ fn bad_requests_get_docker_errors() {
     let store_tmp = s.k.root().join("kiln");
     assert!(!store_tmp.join("tmp/escaped-by-api").exists());
     assert!(!s.k.root().join("escaped-by-api").exists());
+    assert_eq!(s.docker(&["images", "-q"]).ok().stdout, before);
+
+    // A client that goes away in the middle of a streamed save: the
+    // server goes on serving, the store stays consistent.
+    {
+        let mut c = UnixStream::connect(&s.sock).unwrap();
+        c.write_all(b"GET /v1.41/images/get?names=busybox HTTP/1.1\r\nHost: kiln\r\n\r\n")
+            .unwrap();
+        let mut some = [0u8; 4096];
+        c.read_exact(&mut some).unwrap();
+    }
+    assert_eq!(s.raw("GET", "/_ping", b"").0, 200);
+    s.k.run(&["system", "check"]).ok();
     assert_eq!(s.docker(&["images", "-q"]).ok().stdout, before);
 }
 
