@@ -150,6 +150,9 @@ pub async fn inspect(state: Arc<State>, id: &str) -> ApiResult {
     Ok(http::ok_json(&v))
 }
 
+/// How long the exit code of a run is kept after its monitor ended.
+const KEEP_EXIT: Duration = Duration::from_secs(300);
+
 /// Starts `created` under a monitor that this server waits for; the
 /// attach requests waiting for it get its log file first.
 pub fn launch(state: &Arc<State>, store: &Store, created: Created) -> ApiResult<Container> {
@@ -185,6 +188,7 @@ pub fn launch(state: &Arc<State>, store: &Store, created: Created) -> ApiResult<
     state.events.container("start", &rec, &[]);
     let st = state.clone();
     let r = rec.clone();
+    let rt = tokio::runtime::Handle::current();
     std::thread::spawn(move || {
         use std::os::unix::process::ExitStatusExt as _;
         let code = match child.wait() {
@@ -197,6 +201,15 @@ pub fn launch(state: &Arc<State>, store: &Store, created: Created) -> ApiResult<
         if r.auto_remove {
             st.events.container("destroy", &r, &[]);
         }
+        // The exit code is kept a while for a `wait` that comes late,
+        // then dropped (memory stays bounded); a newer run's is kept.
+        rt.spawn(async move {
+            tokio::time::sleep(KEEP_EXIT).await;
+            let mut runs = st.runs.lock().expect("not poisoned");
+            if runs.get(&r.id).is_some_and(|w| w.borrow().is_some()) {
+                runs.remove(&r.id);
+            }
+        });
     });
     Ok(rec)
 }
@@ -289,6 +302,8 @@ pub async fn remove(state: Arc<State>, id: &str, q: Query) -> ApiResult {
         let store = state.store()?;
         let c = Containers::new(&store).container(&id)?;
         control::remove_with_volumes(&store, &id, force, vols)?;
+        // Attach requests waiting for a start that will not come end.
+        state.attachers.lock().expect("not poisoned").remove(&c.id);
         state.events.container("destroy", &c, &[]);
         Ok(())
     })

@@ -164,14 +164,16 @@ pub async fn start(state: Arc<State>, id: &str, mut req: Request<Incoming>) -> A
         request.detach = true;
         request.interactive = false;
         let i = inst.clone();
+        let st = state.clone();
         blocking(move || {
-            let store = state.store()?;
+            let store = st.store()?;
             let res = containers::exec::exec(&store, &request);
             i.status.lock().expect("not poisoned").running = false;
             res?;
             Ok(())
         })
         .await?;
+        forget_later(state, inst.id.clone());
         return Ok(http::status(StatusCode::OK));
     }
     let active = state.activity.enter();
@@ -180,7 +182,9 @@ pub async fn start(state: Arc<State>, id: &str, mut req: Request<Incoming>) -> A
         "application/vnd.docker.raw-stream",
         move |input, sink| async move {
             let _active = active;
+            let (st, id) = (state.clone(), inst.id.clone());
             let _ = tokio::task::spawn_blocking(move || run(&state, &inst, input, sink)).await;
+            forget_later(st, id);
         },
     ))
 }
@@ -265,6 +269,15 @@ fn run(state: &Arc<State>, inst: &Arc<ExecInstance>, input: Input, sink: Sink) {
     // The feeder may still wait for input the client never sends; it
     // ends with the connection.
     drop(feeder);
+}
+
+/// An ended exec is kept a while for its inspect, then forgotten (memory
+/// stays bounded).
+fn forget_later(state: Arc<State>, id: String) {
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+        state.execs.lock().expect("not poisoned").remove(&id);
+    });
 }
 
 /// `GET /exec/{id}/json`.
