@@ -210,6 +210,9 @@ pub struct LogOptions {
     pub timestamps: bool,
     /// Only the last N lines (before `since`/`until` apply, as docker).
     pub tail: Option<usize>,
+    /// How often `follow` looks for more (default 100 ms; an attached
+    /// client waiting for a short run's end wants less).
+    pub poll: Option<Duration>,
 }
 
 impl LogOptions {
@@ -411,7 +414,7 @@ pub fn print_file(
         if !still || p.done || past_until {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(opts.poll.unwrap_or(Duration::from_millis(100)));
     }
     p.flush_partial()
 }

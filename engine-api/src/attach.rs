@@ -74,6 +74,7 @@ fn log_options(q: &Query, follow: bool) -> ApiResult<LogOptions> {
         until: time("until")?,
         timestamps: q.flag("timestamps"),
         tail,
+        poll: None,
     })
 }
 
@@ -213,8 +214,11 @@ fn follow(
         }),
     };
     let (mut out, mut err, mut shared) = outputs(sink, stdout, stderr);
+    // Polled often: the client (`docker run`) waits for the stream's end
+    // once the run has ended.
     let opts = LogOptions {
         follow: true,
+        poll: Some(std::time::Duration::from_millis(10)),
         ..Default::default()
     };
     let path = std::path::Path::new(containers::run::LOG_FILE);

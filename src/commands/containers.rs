@@ -183,6 +183,7 @@ pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
         until: time(&args.until).transpose().map_err(from_containers)?,
         timestamps: args.timestamps,
         tail,
+        poll: None,
     };
     let store = ctx.store()?;
     let mut out = std::io::stdout().lock();
