@@ -224,6 +224,12 @@ fn docker_cli_runs_execs_copies_and_removes_containers() {
         .docker(&["exec", &name, "sh", "-c", "echo in-exec; exit 4"])
         .code(4);
     assert_eq!(e.stdout, "in-exec\n");
+    let top = s.docker(&["top", &name]).ok();
+    assert!(
+        top.stdout.contains("PID") && top.stdout.contains("sleep 60"),
+        "{}",
+        top.stdout
+    );
     let piped = s
         .docker_stdin(&["exec", "-i", &name, "cat"], b"piped\n")
         .ok();

@@ -41,6 +41,7 @@ pub mod run;
 pub mod runtime;
 pub mod spec;
 pub mod summary;
+pub mod top;
 pub mod view;
 pub mod volumes;
 

@@ -444,8 +444,27 @@ pub async fn pause(state: Arc<State>, id: &str, on: bool) -> ApiResult {
     Ok(http::status(StatusCode::NO_CONTENT))
 }
 
-pub async fn top(_state: Arc<State>, _id: &str) -> ApiResult {
-    Err(ApiError::not_implemented("top"))
+/// `GET /containers/{id}/top?ps_args=`: `{"Titles", "Processes"}`.
+pub async fn top(state: Arc<State>, id: &str, q: Query) -> ApiResult {
+    let id = id.to_string();
+    let args: Vec<String> = q
+        .get("ps_args")
+        .map(|a| a.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let v = blocking(move || {
+        let store = state.store()?;
+        let c = Containers::new(&store).container(&id)?;
+        if !c.is_running() {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        let (titles, rows) = containers::top::top(&store, &id, &args)?.table();
+        Ok(json!({ "Titles": titles, "Processes": rows }))
+    })
+    .await?;
+    Ok(http::ok_json(&v))
 }
 
 /// `POST /containers/prune`: removes every exited container.

@@ -107,7 +107,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["containers", id, "rename"] if post => containers::rename(st, id, q).await,
         ["containers", id, "pause"] if post => containers::pause(st, id, true).await,
         ["containers", id, "unpause"] if post => containers::pause(st, id, false).await,
-        ["containers", id, "top"] if get => containers::top(st, id).await,
+        ["containers", id, "top"] if get => containers::top(st, id, q).await,
         ["containers", id, "changes"] if get => archive::changes(st, id).await,
         ["containers", id, "export"] if get => archive::export(st, id).await,
         ["containers", id, "logs"] if get => attach::logs(st, id, q).await,
