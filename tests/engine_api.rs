@@ -375,6 +375,8 @@ fn docker_cli_pushes_pulls_saves_loads_and_builds() {
         .docker(&["run", "--rm", &tag, "cat", "/hello.txt", "/who.txt"])
         .ok();
     assert_eq!(r.stdout, "hello-context\nbuilt for api\n");
+    let h = s.docker(&["history", "--no-trunc", &tag]).ok();
+    assert!(h.stdout.contains("COPY"), "{}", h.stdout);
     let q = s.docker(&["build", "-q", ctx.to_str().unwrap()]).ok();
     assert!(q.stdout.trim().starts_with("sha256:"), "{}", q.stdout);
     let df = s.docker(&["system", "df"]).ok();

@@ -152,8 +152,34 @@ pub async fn inspect(state: Arc<State>, name: String) -> ApiResult {
     Ok(http::ok_json(&v))
 }
 
-pub async fn history(_state: Arc<State>, _name: String) -> ApiResult {
-    Err(ApiError::not_implemented("image history"))
+/// `GET /images/{name}/history`: newest first, the top entry with the ID.
+pub async fn history(state: Arc<State>, name: String) -> ApiResult {
+    let v = blocking(move || {
+        let store = state.store()?;
+        let img = store.resolve(&name)?;
+        let tags: Vec<String> = img.names.iter().map(|n| familiar(n)).collect();
+        let mut out: Vec<Value> = image_store::inspect::history(&img)
+            .iter()
+            .map(|e| {
+                json!({
+                    "Id": "<missing>",
+                    "Created": unix_time(e.history.created.as_deref()),
+                    "CreatedBy": e.history.created_by.clone().unwrap_or_default(),
+                    "Tags": null,
+                    "Size": e.size,
+                    "Comment": e.history.comment.clone().unwrap_or_default(),
+                })
+            })
+            .collect();
+        out.reverse();
+        if let Some(top) = out.first_mut() {
+            top["Id"] = json!(img.id().to_string());
+            top["Tags"] = json!(tags);
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(http::ok_json(&v))
 }
 
 /// `repo` and `tag` → `repo:tag` (or `repo@digest`).

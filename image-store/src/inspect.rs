@@ -40,3 +40,33 @@ pub fn describe(img: &Image) -> Value {
         },
     })
 }
+
+/// One entry of an image's history with the size of the layer it made.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub history: crate::model::History,
+    /// Bytes of its layer (0 for an entry that made none).
+    pub size: u64,
+}
+
+/// `img`'s history, oldest first, each entry with its layer's size; an
+/// image without history (a tool that omits it) gets one entry per layer.
+pub fn history(img: &Image) -> Vec<HistoryEntry> {
+    let layers = &img.manifest.layers;
+    let history: Vec<crate::model::History> = if img.config.history.is_empty() {
+        layers.iter().map(|_| Default::default()).collect()
+    } else {
+        img.config.history.clone()
+    };
+    let mut sizes = layers.iter().map(|l| l.size);
+    history
+        .into_iter()
+        .map(|h| {
+            let size = match h.empty_layer {
+                true => 0,
+                false => sizes.next().unwrap_or(0),
+            };
+            HistoryEntry { history: h, size }
+        })
+        .collect()
+}

@@ -1,7 +1,6 @@
 //! `kiln history`: one row per history entry, newest first.
 
 use anyhow::Result;
-use image_store::History;
 
 use crate::cli::HistoryArgs;
 use crate::context::Ctx;
@@ -11,23 +10,10 @@ use crate::format;
 pub fn run(ctx: &Ctx, args: HistoryArgs) -> Result<Status> {
     let store = ctx.store()?;
     let img = store.resolve(&args.image)?;
-    let layers = &img.manifest.layers;
-    // An image without history (e.g. pushed by a tool that omits it) gets
-    // one synthetic entry per layer.
-    let history: Vec<History> = if img.config.history.is_empty() {
-        layers.iter().map(|_| History::default()).collect()
-    } else {
-        img.config.history.clone()
-    };
-    let mut layer_sizes = layers.iter().map(|l| l.size);
-    let mut rows: Vec<Vec<String>> = history
+    let mut rows: Vec<Vec<String>> = image_store::inspect::history(&img)
         .iter()
-        .map(|h| {
-            let size = if h.empty_layer {
-                0
-            } else {
-                layer_sizes.next().unwrap_or(0)
-            };
+        .map(|e| {
+            let (h, size) = (&e.history, e.size);
             let created_by = h.created_by.clone().unwrap_or_default();
             vec![
                 "<missing>".to_string(),
