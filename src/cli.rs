@@ -78,6 +78,8 @@ pub enum Command {
     Rm(commands::containers::RmArgs),
     /// Show the output of a detached container
     Logs(commands::containers::LogsArgs),
+    /// Stream a running detached container's output until it stops (exit status: the container's)
+    Attach(commands::containers::AttachArgs),
     /// Stop running containers (SIGTERM, then SIGKILL after a grace period)
     Stop(commands::containers::StopArgs),
     /// Send a signal to running containers
@@ -108,6 +110,45 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
+    /// Run containers' health checks
+    #[command(subcommand)]
+    Healthcheck(commands::healthcheck::HealthcheckCommand),
+    /// Print a shell completion script: bash, zsh or fish
+    Completion(CompletionArgs),
+    /// Write man pages (kiln.1, kiln-run.1, …) into DIR
+    Man(ManArgs),
+    /// Search a registry's repositories (its catalog), or Docker Hub
+    Search(commands::search::SearchArgs),
+    /// Show kiln's version (client and engine: one binary)
+    Version(FormatArgs),
+    /// Show what the store holds and how kiln runs containers
+    Info(FormatArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionArgs {
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Directory to write the pages into (made if missing)
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct FormatArgs {
+    /// Format the output with a Go template, or `json`
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -116,6 +157,37 @@ pub enum SystemCommand {
     Check(SystemCheckArgs),
     /// Serve the Docker Engine API (v1.41) for the docker CLI, compose and the SDKs
     Service(commands::system::ServiceArgs),
+    /// Show disk usage: images, containers, volumes, build cache
+    Df(DfArgs),
+    /// Remove stopped containers, unused networks, dangling (or with -a
+    /// unused) images and the build cache; with --volumes anonymous volumes
+    Prune(SystemPruneArgs),
+    /// Show what the store holds and how kiln runs containers
+    Info(FormatArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DfArgs {
+    /// One row per image, container and volume
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
+    /// (fields .Type .TotalCount .Active .Size .Reclaimable .SizeBytes .ReclaimableBytes)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Also remove anonymous volumes no container uses
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not prompt for confirmation (kiln never prompts)
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +218,16 @@ pub enum ImageCommand {
     Tag(TagArgs),
     /// Create an image from a rootfs tarball
     Import(ImportArgs),
+    /// Pull an image from a registry
+    Pull(commands::pull::PullArgs),
+    /// Push an image to a registry
+    Push(commands::push::PushArgs),
+    /// Save images to a tar archive
+    Save(SaveArgs),
+    /// Load images from a tar archive
+    Load(LoadArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<commands::build::BuildArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -179,9 +261,14 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format: `table` (default) or `json`
+    /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
+    /// (fields .ID .Repository .Tag .Digest .CreatedSince .CreatedAt .Size)
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
+    /// Filter: dangling=true|false, label=KEY[=VALUE], reference=PATTERN,
+    /// before=IMAGE, since=IMAGE (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
     /// Only images whose name matches REPOSITORY[:TAG]
     pub reference: Option<String>,
 }
@@ -203,7 +290,7 @@ pub struct RmiArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// Go-template-like field selection is not supported; only `json`
+    /// Format the output with a Go template (`{{.Id}}`, `{{json .Config}}`), or `json`
     #[arg(short, long, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Only inspect objects of this type: image or container (default: a container, else an image)
@@ -217,6 +304,102 @@ pub struct InspectArgs {
 pub enum ContainerCommand {
     /// Show low-level information on containers as JSON
     Inspect(InspectArgs),
+    /// List containers
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(commands::containers::PsArgs),
+    /// Remove containers
+    #[command(visible_alias = "remove")]
+    Rm(commands::containers::RmArgs),
+    /// Run a command in a new container
+    Run(commands::run::RunArgs),
+    /// Create a new container without starting it
+    Create(commands::run::RunArgs),
+    /// Start created or stopped containers
+    Start(commands::standby::StartArgs),
+    /// Stop running containers
+    Stop(commands::containers::StopArgs),
+    /// Stop and start containers again
+    Restart(commands::standby::RestartArgs),
+    /// Send a signal to running containers
+    Kill(commands::containers::KillArgs),
+    /// Show the output of a container
+    Logs(commands::containers::LogsArgs),
+    /// Run a command in a running container
+    Exec(commands::exec::ExecArgs),
+    /// Copy files between a container and the host
+    Cp(commands::cp::CpArgs),
+    /// Show a container's changes to its image's files
+    Diff(commands::cp::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(commands::export::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(commands::commit::CommitArgs),
+    /// List a container's published ports
+    Port(commands::port::PortArgs),
+    /// Rename a container
+    Rename(commands::standby::RenameArgs),
+    /// Pause all processes within containers
+    Pause(commands::standby::NamesArgs),
+    /// Unpause all processes within containers
+    Unpause(commands::standby::NamesArgs),
+    /// Display the running processes of a container
+    Top(commands::standby::TopArgs),
+    /// Block until containers stop, then print their exit codes
+    Wait(commands::standby::NamesArgs),
+    /// Follow a running container's output (and feed its input)
+    Attach(commands::containers::AttachArgs),
+}
+
+impl Command {
+    /// docker's management commands (`image pull`, `container ls`) as the
+    /// top-level commands they stand for.
+    pub fn canonical(self) -> Command {
+        use ContainerCommand as C;
+        match self {
+            Command::Image(ImageCommand::Pull(a)) => Command::Pull(a),
+            Command::Image(ImageCommand::Push(a)) => Command::Push(a),
+            Command::Image(ImageCommand::Save(a)) => Command::Save(a),
+            Command::Image(ImageCommand::Load(a)) => Command::Load(a),
+            Command::Image(ImageCommand::Build(a)) => Command::Build(a),
+            Command::Image(ImageCommand::Ls(a)) => Command::Images(a),
+            Command::Image(ImageCommand::Rm(a)) => Command::Rmi(a),
+            Command::Image(ImageCommand::Inspect(a)) => Command::Inspect(InspectArgs {
+                kind: Some("image".into()),
+                ..a
+            }),
+            Command::Image(ImageCommand::History(a)) => Command::History(a),
+            Command::Image(ImageCommand::Tag(a)) => Command::Tag(a),
+            Command::Image(ImageCommand::Import(a)) => Command::Import(a),
+            Command::Container(c) => match c {
+                C::Inspect(a) => Command::Inspect(InspectArgs {
+                    kind: Some("container".into()),
+                    ..a
+                }),
+                C::Ls(a) => Command::Ps(a),
+                C::Rm(a) => Command::Rm(a),
+                C::Run(a) => Command::Run(a),
+                C::Create(a) => Command::Create(a),
+                C::Start(a) => Command::Start(a),
+                C::Stop(a) => Command::Stop(a),
+                C::Restart(a) => Command::Restart(a),
+                C::Kill(a) => Command::Kill(a),
+                C::Logs(a) => Command::Logs(a),
+                C::Exec(a) => Command::Exec(a),
+                C::Cp(a) => Command::Cp(a),
+                C::Diff(a) => Command::Diff(a),
+                C::Export(a) => Command::Export(a),
+                C::Commit(a) => Command::Commit(a),
+                C::Port(a) => Command::Port(a),
+                C::Rename(a) => Command::Rename(a),
+                C::Pause(a) => Command::Pause(a),
+                C::Unpause(a) => Command::Unpause(a),
+                C::Top(a) => Command::Top(a),
+                C::Wait(a) => Command::Wait(a),
+                C::Attach(a) => Command::Attach(a),
+            },
+            c => c,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -230,6 +413,9 @@ pub struct HistoryArgs {
     /// Print sizes and dates in a human readable format
     #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set)]
     pub human: bool,
+    /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
     pub image: String,
 }
 
@@ -244,6 +430,12 @@ pub struct BuilderPruneArgs {
     /// Also empty the RUN --mount=type=cache mounts
     #[arg(short, long)]
     pub all: bool,
+    /// Only records of steps first run before a time: until=TIMESTAMP|DURATION (24h, 30m)
+    #[arg(long, value_name = "until=TIME")]
+    pub filter: Vec<String>,
+    /// Keep the newest records whose layers fit in SIZE (1GB, 500MB, 10kB, bytes)
+    #[arg(long, value_name = "SIZE")]
+    pub keep_storage: Option<String>,
     /// Do not prompt for confirmation (kiln never prompts)
     #[arg(short, long)]
     pub force: bool,
@@ -254,6 +446,10 @@ pub struct PruneArgs {
     /// Remove all unused images, not just dangling ones
     #[arg(short, long)]
     pub all: bool,
+    /// Only images created before a time (until=TIMESTAMP|DURATION) or with
+    /// (label=KEY[=VALUE]) or without (label!=KEY[=VALUE]) a label
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
     /// Do not prompt for confirmation (kiln never prompts)
     #[arg(short, long)]
     pub force: bool,

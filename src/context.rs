@@ -22,6 +22,10 @@ impl Ctx {
         Ctx { root }
     }
 
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     pub fn store(&self) -> Result<Store> {
         Store::open(&self.root)
             .map(|s| s.with_janitor(containers::check::remove_leftover_cgroups))

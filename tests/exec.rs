@@ -367,6 +367,13 @@ fn pause_freezes_and_unpause_resumes() {
     assert!(top.lines().next().unwrap().contains("PID"), "{top}");
     assert!(top.contains("while true"), "{top}");
     k.run(&["pause", "count"]).ok();
+    // ps and inspect show it paused (docker's "Up … (Paused)", State.Paused).
+    let ps = k.run(&["ps", "--filter", "status=paused"]).ok().stdout;
+    assert!(ps.contains("(Paused)") && ps.contains("count"), "{ps}");
+    let v: serde_json::Value =
+        serde_json::from_str(&k.run(&["inspect", "count"]).ok().stdout).unwrap();
+    assert_eq!(v[0]["State"]["Paused"], true);
+    assert_eq!(v[0]["State"]["Status"], "paused");
     // Paused: the counter's file does not change (read from the host,
     // as exec into a paused container is refused).
     let r = k.run(&["exec", "count", "true"]).code(125);
@@ -387,4 +394,204 @@ fn pause_freezes_and_unpause_resumes() {
     }
     k.run(&["unpause", "count"]).ok();
     wait_for("the counter to move again", || read() != frozen);
+    let ps = k.run(&["ps", "--filter", "status=running"]).ok().stdout;
+    assert!(ps.contains("count") && !ps.contains("Paused"), "{ps}");
+}
+
+/// `kiln attach NAME` as a child with its output read line by line.
+fn attach(k: &Kiln, name: &str) -> std::process::Child {
+    k.cmd()
+        .args(["attach", name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads `child`'s stdout until a line `want` (all lines read so far).
+fn read_until(out: &mut impl std::io::BufRead, want: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "ended before {want:?}: {seen:?}"
+        );
+        let line = line.trim_end().to_string();
+        seen.push(line.clone());
+        if line == want {
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn attach_streams_the_live_output_and_returns_the_exit_code() {
+    use std::io::{BufRead as _, Read as _};
+    let Some(k) = setup() else { return };
+    let script = "echo before; while [ ! -e /go ]; do echo tick; sleep 0.05; done; \
+                  echo final; echo err-line >&2; exit 5";
+    let _c = service_ready(&k, "att", &["busybox", "sh", "-c", script], "/bin");
+    wait_for("the first line in the log", || {
+        k.run(&["logs", "att"]).stdout.starts_with("before")
+    });
+    let mut child = attach(&k, "att");
+    let _w = watchdog(child.id());
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let seen = read_until(&mut out, "tick");
+    k.run(&["exec", "att", "touch", "/go"]).ok();
+    let rest = read_until(&mut out, "final");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(5), "{err}");
+    assert_eq!(err, "err-line\n");
+    assert!(!seen.iter().chain(&rest).any(|l| l == "before"), "{seen:?}");
+    let mut tail = String::new();
+    out.read_line(&mut tail).unwrap();
+    assert_eq!(tail, "", "nothing after the container's last line");
+
+    // Signals to attach reach the container (--sig-proxy, on by default).
+    let trap = "trap 'echo got-int; exit 9' INT; while true; do echo tick; sleep 0.05; done";
+    let _t = service_ready(&k, "att-sig", &["busybox", "sh", "-c", trap], "/bin");
+    let mut child = attach(&k, "att-sig");
+    let _w2 = watchdog(child.id());
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    read_until(&mut out, "tick");
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    read_until(&mut out, "got-int");
+    assert_eq!(child.wait().unwrap().code(), Some(9));
+
+    // A stopped container cannot be attached to.
+    let r = k.run(&["attach", "att"]).code(125);
+    assert!(r.stderr.contains("start it first"), "{}", r.stderr);
+}
+
+/// `kiln attach NAME` with its standard input a pipe the test writes to.
+fn attach_typing(k: &Kiln, name: &str) -> std::process::Child {
+    k.cmd()
+        .args(["attach", name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Kills process `pid` unless the returned sender is used (or dropped)
+/// within a minute, so that an attach that never shows what a test waits
+/// for fails the test instead of hanging it.
+fn watchdog(pid: u32) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(Duration::from_secs(60))
+        {
+            // SAFETY: kill(2) of the test's own child, not yet reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    tx
+}
+
+/// Reads until a line containing `want` (a pty ends lines with \r\n).
+fn read_until_has(out: &mut impl std::io::BufRead, want: &str) {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "ended before {want:?}: {seen:?}"
+        );
+        if line.contains(want) {
+            return;
+        }
+        seen.push_str(&line);
+    }
+}
+
+#[test]
+fn attach_types_into_dit_and_di_containers() {
+    use std::io::Write as _;
+    let Some(k) = setup() else { return };
+    // -dit: a shell on a pty; what attach is given is typed into it.
+    k.run(&["run", "-dit", "--name", "tty", "busybox", "sh"])
+        .ok();
+    let _c = Detached {
+        k: &k,
+        name: "tty".into(),
+    };
+    let mut child = attach_typing(&k, "tty");
+    let _w = watchdog(child.id());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"echo hel''lo; tty\n").unwrap();
+    read_until_has(&mut out, "hello");
+    read_until_has(&mut out, "/dev/pts/");
+    // Ctrl-P Ctrl-Q detaches and leaves the container running.
+    stdin.write_all(&[0x10, 0x11]).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let v: serde_json::Value =
+        serde_json::from_str(&k.run(&["inspect", "tty"]).ok().stdout).unwrap();
+    assert_eq!(v[0]["State"]["Running"], true);
+    assert_eq!(v[0]["Config"]["Tty"], true);
+    let mut child = attach_typing(&k, "tty");
+    child.stdin.take().unwrap().write_all(b"exit 3\n").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+
+    // -di: standard input without a terminal.
+    let script = "read x; echo got-$x; exit 4";
+    k.run(&["run", "-di", "--name", "in", "busybox", "sh", "-c", script])
+        .ok();
+    let _i = Detached {
+        k: &k,
+        name: "in".into(),
+    };
+    let mut child = attach_typing(&k, "in");
+    let _w = watchdog(child.id());
+    child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    read_until_has(&mut out, "got-abc");
+    assert_eq!(child.wait().unwrap().code(), Some(4));
+}
+
+#[test]
+fn attach_from_a_terminal_sets_the_size_and_detaches() {
+    use std::io::Write as _;
+    let Some(k) = setup() else { return };
+    require_tool("script");
+    k.run(&["run", "-dit", "--name", "tsz", "busybox", "sh"])
+        .ok();
+    let _c = Detached {
+        k: &k,
+        name: "tsz".into(),
+    };
+    // attach on a terminal of 33x101 (script's pty), in raw mode.
+    let cmd = format!(
+        "stty rows 33 cols 101; {} --root {} attach tsz",
+        common::kiln_bin(),
+        k.root().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qc", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _w = watchdog(child.id());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"stty size\r").unwrap();
+    read_until_has(&mut out, "33 101");
+    stdin.write_all(&[0x10, 0x11]).unwrap();
+    assert!(child.wait().unwrap().success());
+    let v: serde_json::Value =
+        serde_json::from_str(&k.run(&["inspect", "tsz"]).ok().stdout).unwrap();
+    assert_eq!(v[0]["State"]["Running"], true, "detached, not stopped");
 }

@@ -327,6 +327,9 @@ fn inspect_a_container_as_docker() {
         serde_json::from_str(&out(&k, &["container", "inspect", "web"])).unwrap(),
     ] {
         let c = &v[0];
+        // ENTRYPOINT and CMD apart (busybox has no ENTRYPOINT).
+        assert_eq!(c["Config"]["Entrypoint"], Value::Null, "{c:#}");
+        assert_eq!(c["Config"]["Cmd"], serde_json::json!(["sleep", "100"]));
         assert_eq!(c["Id"], id.as_str(), "{c:#}");
         assert_eq!(c["Name"], "/web");
         assert_eq!(c["Path"], "sleep");
@@ -479,4 +482,62 @@ fn detached_output_is_never_lost() {
     let want = |p: &str| (0..20000).map(|i| format!("{p}{i}\n")).collect::<String>();
     assert!(r.stdout == want("out"), "stdout differs");
     assert!(r.stderr == want("err"), "stderr differs");
+}
+
+#[test]
+fn log_opt_rotates_the_log() {
+    let Some(k) = setup() else { return };
+    let id = run_d(
+        &k,
+        &[
+            "--log-opt",
+            "max-size=1k",
+            "--log-opt",
+            "max-file=3",
+            "busybox",
+            "sh",
+            "-c",
+            "i=1; while [ $i -le 300 ]; do echo line-$i; i=$((i+1)); done",
+        ],
+    );
+    wait_for("the container to exit", || {
+        record(&k, &id)["state"] == "exited"
+    });
+    let dir = k.root().join("kiln/containers").join(&id);
+    assert!(dir.join("ctr.log.1").exists() && dir.join("ctr.log.2").exists());
+    assert!(!dir.join("ctr.log.3").exists(), "max-file=3 keeps 3 files");
+    // What is kept is the end of the output, in order, across the files.
+    let all = out(&k, &["logs", &id]);
+    let nums: Vec<u32> = all
+        .lines()
+        .map(|l| l.strip_prefix("line-").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(*nums.last().unwrap(), 300, "{all}");
+    assert!(nums[0] > 1, "the oldest lines were rotated away");
+    assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "{all}");
+    let tail = out(&k, &["logs", "--tail", &nums.len().to_string(), &id]);
+    assert_eq!(tail, all);
+    assert_eq!(
+        out(&k, &["logs", "--tail", "2", &id]),
+        "line-299\nline-300\n"
+    );
+    let v = inspect(&k, &[&id]);
+    assert_eq!(v[0]["HostConfig"]["LogConfig"]["Config"]["max-size"], "1k");
+    let r = k.run(&["run", "-d", "--log-opt", "max-file=2", "busybox", "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("max-file needs max-size"), "{}", r.stderr);
+}
+
+#[test]
+fn inspect_keeps_entrypoint_apart_from_cmd() {
+    let Some(k) = setup() else { return };
+    let id = out(
+        &k,
+        &["create", "--entrypoint", "sh", "busybox", "-c", "exit 3"],
+    );
+    let v = inspect(&k, &[id.trim()]);
+    assert_eq!(v[0]["Config"]["Entrypoint"], serde_json::json!(["sh"]));
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["-c", "exit 3"]));
+    assert_eq!(v[0]["Path"], "sh");
+    k.run(&["rm", id.trim()]).ok();
 }

@@ -156,6 +156,21 @@ fn published_port_serves_the_host_and_rm_leaves_nothing() {
     assert_eq!(ports, format!("80/tcp -> {addr}"));
     let port: u16 = addr.strip_prefix("127.0.0.1:").unwrap().parse().unwrap();
     assert!(http_get(port).contains("hello-from-kiln"));
+    // inspect's NetworkSettings as docker's on its default bridge.
+    let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "web"])).unwrap();
+    let ns = &v[0]["NetworkSettings"];
+    assert_eq!(ns["IPAddress"], ip.as_str(), "{ns:#}");
+    assert_eq!(
+        ns["Ports"]["80/tcp"],
+        serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": port.to_string()}])
+    );
+    let b = &ns["Networks"]["bridge"];
+    assert_eq!(b["IPAddress"], ip.as_str());
+    assert_eq!(b["Gateway"], ns["Gateway"]);
+    assert!(b["Gateway"].as_str().is_some_and(|g| !g.is_empty()));
+    let mac = b["MacAddress"].as_str().unwrap();
+    assert_eq!(mac.len(), 17, "{ns:#}");
+    assert_eq!(v[0]["HostConfig"]["NetworkMode"], "bridge");
     let ps = out(&k, &["ps"]);
     assert!(ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
     // What must go at rm is there now (so the checks below can fail).
@@ -327,6 +342,18 @@ fn user_network_resolves_names_and_aliases() {
         "/www",
     ])
     .ok();
+    // inspect's NetworkSettings: on a user network, per network only.
+    let v: serde_json::Value = serde_json::from_str(&out(&k, &["inspect", "web"])).unwrap();
+    let ns = &v[0]["NetworkSettings"];
+    assert_eq!(ns["IPAddress"], "", "{ns:#}");
+    let n = &ns["Networks"]["testnet"];
+    assert_eq!(
+        n["IPAddress"],
+        container_ip(&k, v[0]["Id"].as_str().unwrap()).as_str()
+    );
+    let aliases = n["Aliases"].as_array().unwrap();
+    assert!(aliases.contains(&serde_json::json!("db")), "{n:#}");
+    assert!(!n["NetworkID"].as_str().unwrap().is_empty(), "{n:#}");
     let inspect: serde_json::Value =
         serde_json::from_str(&out(&k, &["network", "inspect", "testnet"])).unwrap();
     assert_eq!(inspect[0]["Containers"], serde_json::json!(["web"]));

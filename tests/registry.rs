@@ -264,7 +264,7 @@ fn cross_repository_mount() {
     k.run(&["push", "--tls-verify=false", &a]).ok();
     let before = uploads(&reg);
     let r = k.run(&["push", "--tls-verify=false", &a, &b]).ok();
-    assert!(r.stderr.contains("mounted from team/a"), "{}", r.stderr);
+    assert!(r.stderr.contains(": Mounted from team/a"), "{}", r.stderr);
     assert_eq!(reg.count(&["\"POST /v2/team/b/blobs/uploads/?mount="]), 2);
     assert_eq!(uploads(&reg), before + 2);
     assert_eq!(reg.count(&["\"PUT /v2/team/b/blobs/"]), 0);
@@ -466,4 +466,42 @@ fn build_pulls_missing_bases_and_pull_always_refreshes_them() {
         .ok();
     assert!(r.stderr.contains("Trying to pull"), "{}", r.stderr);
     assert_eq!(seen("out3"), "v2\n");
+}
+
+/// Without a terminal, pull and push print docker's lines, one per blob;
+/// `-q` prints only the result.
+#[test]
+fn transfers_print_docker_lines_without_a_terminal() {
+    let reg = Registry::plain();
+    let k = Kiln::new();
+    k.import_busybox("bb");
+    let dest = format!("{}/kiln/lines:1", reg.host());
+    let r = k.run(&["push", "--tls-verify=false", "bb", &dest]).ok();
+    let pushed = r.stderr.lines().filter(|l| l.ends_with(": Pushed")).count();
+    assert_eq!(pushed, 2, "the layer and the config:\n{}", r.stderr);
+    let r = k.run(&["push", "--tls-verify=false", "bb", &dest]).ok();
+    let exists = r
+        .stderr
+        .lines()
+        .filter(|l| l.ends_with(": Layer already exists"))
+        .count();
+    assert_eq!(exists, 2, "{}", r.stderr);
+
+    let k2 = Kiln::new();
+    let r = k2.run(&["pull", "--tls-verify=false", &dest]).ok();
+    let lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.ends_with(": Pull complete"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", r.stderr);
+    // `<12 hex>: Pull complete`, as docker prints it.
+    assert!(lines.iter().all(|l| l.find(':') == Some(12)), "{lines:?}");
+    let other = format!("{}/kiln/lines:2", reg.host());
+    k.run(&["push", "--tls-verify=false", "bb", &other]).ok();
+    let r = k2.run(&["pull", "--tls-verify=false", &other]).ok();
+    assert!(r.stderr.contains(": Already exists"), "{}", r.stderr);
+    let r = k2.run(&["pull", "-q", "--tls-verify=false", &other]).ok();
+    assert_eq!(r.stderr, "");
+    assert!(r.stdout.trim().starts_with("sha256:"), "{}", r.stdout);
 }

@@ -110,6 +110,126 @@ pub fn source_date_epoch(
         .transpose()
 }
 
+/// `--annotation [manifest:]KEY=VALUE`: kiln writes one manifest per
+/// build (no index, no descriptors), so only manifest annotations exist.
+pub fn annotations(raw: &[String]) -> Result<BTreeMap<String, String>, BuildError> {
+    let mut out = BTreeMap::new();
+    for a in raw {
+        let bad = |why: &str| BuildError::Invalid(format!("invalid --annotation {a:?}: {why}"));
+        let (key, value) = a.split_once('=').ok_or_else(|| bad("expected KEY=VALUE"))?;
+        let key = match key.split_once(':') {
+            Some(("manifest", k)) => k,
+            Some((kind, _)) if !kind.contains('.') && !kind.contains('/') => {
+                return Err(bad(&format!(
+                    "only manifest annotations are written (kiln makes no {kind})"
+                )))
+            }
+            _ => key,
+        };
+        if key.is_empty() {
+            return Err(bad("empty key"));
+        }
+        out.insert(key.to_string(), value.to_string());
+    }
+    Ok(out)
+}
+
+/// `--add-host HOST:IP` for RUN steps. `host-gateway` names a bridge's
+/// gateway, and build steps use the host's network: refused.
+pub fn add_host(s: &str) -> Result<(String, String), BuildError> {
+    let (host, ip) = containers::network::etc::parse_add_host(s)
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    if ip == "host-gateway" {
+        return Err(BuildError::Invalid(format!(
+            "invalid --add-host {s:?}: host-gateway needs a container network; RUN steps use the host's"
+        )));
+    }
+    Ok((host, ip))
+}
+
+/// `--shm-size` in docker's units (`64m`, `1g`, bytes).
+pub fn shm_size(s: &str) -> Result<i64, BuildError> {
+    containers::options::parse_bytes(s)
+        .map_err(|_| BuildError::Invalid(format!("invalid --shm-size {s:?}")))
+}
+
+/// `--ulimit NAME=SOFT[:HARD]` (`-1` is unlimited), as `kiln run` reads it.
+pub fn ulimit(s: &str) -> Result<oci_spec::runtime::PosixRlimit, BuildError> {
+    containers::security::parse_ulimit(s).map_err(|e| BuildError::Invalid(e.to_string()))
+}
+
+/// `--cgroup-parent`: RUN steps live in kiln's own cgroup for build
+/// steps, whose limits and cleanup depend on that place.
+pub fn cgroup_parent(raw: Option<&str>) -> Result<(), BuildError> {
+    match raw {
+        Some(p) => Err(BuildError::Invalid(format!(
+            "--cgroup-parent {p}: not supported: kiln runs build steps in its own cgroup"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Where an `--ssh` id's agent is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshSource {
+    /// A running agent's socket.
+    Socket(PathBuf),
+    /// Key files, to load into an agent of the build's own.
+    Keys(Vec<PathBuf>),
+}
+
+/// `--ssh default|ID[=SOCKET|KEY[,KEY]]`: the id and its agent socket
+/// (`$SSH_AUTH_SOCK` when none is given) or key files.
+pub fn ssh(s: &str, auth_sock: Option<&str>) -> Result<(String, SshSource), BuildError> {
+    use std::os::unix::fs::FileTypeExt;
+    let (id, paths) = match s.split_once('=') {
+        Some((id, p)) => (id, Some(p)),
+        None => (s, None),
+    };
+    if id.is_empty() {
+        return Err(BuildError::Invalid(format!("invalid --ssh {s:?}: no id")));
+    }
+    let paths: Vec<PathBuf> = match paths.or(auth_sock) {
+        Some(p) if !p.is_empty() => p.split(',').map(PathBuf::from).collect(),
+        _ => {
+            return Err(BuildError::Invalid(format!(
+                "--ssh {s}: no socket given and SSH_AUTH_SOCK is not set"
+            )))
+        }
+    };
+    let mut keys = Vec::new();
+    for path in &paths {
+        match std::fs::metadata(path) {
+            Ok(m) if m.file_type().is_socket() && paths.len() == 1 => {
+                return Ok((id.to_string(), SshSource::Socket(path.clone())))
+            }
+            Ok(m) if m.is_file() => keys.push(path.clone()),
+            Ok(_) => {
+                return Err(BuildError::Invalid(format!(
+                    "--ssh {s}: {} is neither an agent socket nor a key file",
+                    path.display()
+                )))
+            }
+            Err(e) => {
+                return Err(BuildError::Invalid(format!(
+                    "--ssh {s}: {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    Ok((id.to_string(), SshSource::Keys(keys)))
+}
+
+/// `--build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1`: a git context keeps `.git`.
+pub fn keep_git_dir(build_args: &BTreeMap<String, Option<String>>) -> bool {
+    build_args
+        .get(crate::inputs::KEEP_GIT_DIR_ARG)
+        .cloned()
+        .flatten()
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +260,17 @@ mod tests {
             Some(7)
         );
         assert!(source_date_epoch(&BTreeMap::new(), Some("x".into())).is_err());
+        let a = annotations(&["manifest:a=1".into(), "org.opencontainers.x=2".into()]).unwrap();
+        assert_eq!(a["a"], "1");
+        assert_eq!(a["org.opencontainers.x"], "2");
+        assert!(annotations(&["index:a=1".into()]).is_err());
+        let nofile = ulimit("nofile=10:20").unwrap();
+        assert_eq!((nofile.soft(), nofile.hard()), (10, 20));
+        assert_eq!(ulimit("core=-1").unwrap().hard(), u64::MAX);
+        assert!(ulimit("nofile=20:10").is_err());
+        assert!(ulimit("bogus=1").is_err());
+        assert_eq!(shm_size("1m").unwrap(), 1 << 20);
+        assert!(add_host("gw:host-gateway").is_err());
+        assert_eq!(add_host("db:10.0.0.2").unwrap().1, "10.0.0.2");
     }
 }

@@ -10,7 +10,10 @@
 //!   stat index of the context;
 //! - `context`, `dockerignore`: the build context and what it excludes;
 //! - `config`: the config-only instructions applied to an image config;
-//! - `flags`: `docker build`'s flag values, parsed.
+//! - `flags`: `docker build`'s flag values, parsed;
+//! - `inputs`: the Dockerfile and context from a directory, standard input,
+//!   a URL or git, and named contexts;
+//! - `lint`: `--check`.
 
 mod cache;
 pub mod config;
@@ -18,11 +21,13 @@ pub mod context;
 pub mod dockerignore;
 pub mod error;
 pub mod flags;
+pub mod inputs;
+pub mod lint;
 pub mod stages;
 mod steps;
 
 pub use error::BuildError;
 pub use stages::{
-    build, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event, EventKind,
-    Pruned, PullPolicy, MAX_LAYERS,
+    build, parse_size, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event,
+    EventKind, NamedContext, PruneOptions, Pruned, PullPolicy, StepHost, MAX_LAYERS,
 };

@@ -24,14 +24,24 @@ pub fn list(store: &Store, all: bool) -> Result<Vec<Container>> {
     Ok(containers
         .containers()?
         .into_iter()
-        .filter(|c| all || c.is_running() || c.is_restarting() || c.is_ending())
+        .filter(|c| shown(c, all))
         .collect())
+}
+
+/// Does `ps` (with `-a` when `all`) list `c`?
+pub fn shown(c: &Container, all: bool) -> bool {
+    all || c.is_running() || c.is_restarting() || c.is_ending()
 }
 
 /// The container's init as seen from the host, while it runs.
 pub fn init_pid(store: &Store, c: &Container) -> Option<i32> {
     let dir = Containers::new(store).container_dir(&c.id);
     runtime::of_dir(&dir).init_pid(c)
+}
+
+/// Is the container running with its processes frozen (`kiln pause`)?
+pub fn is_paused(store: &Store, c: &Container) -> bool {
+    c.is_running() && init_pid(store, c).is_some_and(runner::is_paused)
 }
 
 /// Sends `sig` to the container's init (through its runtime).
@@ -53,8 +63,12 @@ pub fn signal(store: &Store, c: &Container, sig: i32) -> Result<()> {
     })
 }
 
-/// The image's STOPSIGNAL, if it has one.
+/// The container's stop signal: `--stop-signal`, else the image's
+/// STOPSIGNAL, if either is set.
 fn image_stop_signal(store: &Store, c: &Container) -> Result<Option<i32>> {
+    if let Some(s) = &c.stop_signal {
+        return parse_signal(s).map(Some);
+    }
     store
         .resolve(&c.image_id.to_string())
         .ok()
@@ -82,12 +96,20 @@ pub fn kill(store: &Store, name: &str, sig: i32) -> Result<()> {
     signal(store, &c, sig)
 }
 
-/// `kiln stop`: `sig` (else the image's STOPSIGNAL, else SIGTERM), then
-/// SIGKILL after `timeout`; ends the restart policy. A container that is
-/// neither running nor restarting is left as is.
-pub fn stop(store: &Store, name: &str, sig: Option<i32>, timeout: Duration) -> Result<()> {
+/// `kiln stop`: `sig` (else `--stop-signal`, the image's STOPSIGNAL,
+/// SIGTERM), then SIGKILL after `timeout` (else `--stop-timeout`, else 10
+/// seconds); ends the restart policy. A container that is neither running
+/// nor restarting is left as is.
+pub fn stop(store: &Store, name: &str, sig: Option<i32>, timeout: Option<Duration>) -> Result<()> {
     let containers = Containers::new(store);
     let c = containers.container(name)?;
+    let timeout = timeout.unwrap_or_else(|| {
+        Duration::from_secs(
+            c.stop_timeout
+                .and_then(|t| u64::try_from(t).ok())
+                .unwrap_or(10),
+        )
+    });
     // One whose run has just ended may be about to restart: the request
     // must reach its monitor too.
     if !c.is_running() && !c.is_restarting() && !c.is_ending() {
@@ -390,6 +412,12 @@ mod tests {
             started: None,
             runs: vec![],
             labels: Default::default(),
+            healthcheck: None,
+            stop_signal: None,
+            stop_timeout: None,
+            log_opts: Default::default(),
+            entrypoint: None,
+            cmd: None,
         };
         fs::create_dir_all(containers.container_dir(&c.id)).unwrap();
         containers.save(&c).unwrap();
@@ -418,7 +446,7 @@ mod tests {
                 fs::write(&p, serde_json::to_vec(&c).unwrap()).unwrap();
             })
         };
-        stop(&store, "svc", None, Duration::from_secs(1)).unwrap();
+        stop(&store, "svc", None, Some(Duration::from_secs(1))).unwrap();
         monitor.join().unwrap();
         assert!(restart::stop_requested(&dir));
         assert_eq!(containers.load(&c.id).unwrap().state, State::Exited);

@@ -24,6 +24,9 @@ use crate::run::SPEC_FILE;
 use crate::runtime::{self, RUNTIME_FILE};
 use crate::spec::set_env;
 
+mod captured;
+pub use captured::{captured, Captured};
+
 /// What `kiln exec` asks for, flags already parsed.
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
@@ -56,6 +59,64 @@ pub enum Outcome {
 
 /// Runs `req`'s command in its container and (unless `detach`) waits for it.
 pub fn exec(store: &Store, req: &ExecRequest) -> Result<Outcome> {
+    let p = prepare(store, req)?;
+    if let Some(rt) = &p.external {
+        runner::check_executable(p.init, &p.spec)?;
+        return external(rt, &p.container, &p.dir, &p.spec, req);
+    }
+    let devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
+    let null = devnull.as_raw_fd();
+    let stdio = match (req.detach, req.interactive) {
+        (false, _) if req.fds.is_some() => {
+            let [stdin, stdout, stderr] = req.fds.expect("checked");
+            runner::Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            }
+        }
+        (true, _) => runner::Stdio::Fds {
+            stdin: null,
+            stdout: null,
+            stderr: null,
+        },
+        (false, true) => runner::Stdio::Inherit,
+        (false, false) => runner::Stdio::Fds {
+            stdin: null,
+            stdout: 1,
+            stderr: 2,
+        },
+    };
+    let opts = runner::ExecOptions {
+        init_pid: p.init,
+        stdio,
+        detach: req.detach,
+        privileged: req.privileged,
+        // The caller's own signals are not the process's when the caller
+        // serves others (the Engine API passes its own pipes).
+        forward_signals: req.fds.is_none(),
+    };
+    let started = runner::exec(&p.spec, &opts)?;
+    if req.detach {
+        started.detach();
+        return Ok(Outcome::Detached);
+    }
+    Ok(Outcome::Exited(started.wait()?))
+}
+
+/// An exec about to start: the container, its running init and the spec
+/// of the new process.
+pub(crate) struct Prepared {
+    pub container: Container,
+    pub dir: PathBuf,
+    pub init: i32,
+    pub spec: runner::Spec,
+    /// The container's external runtime, if it has one.
+    pub external: Option<PathBuf>,
+}
+
+/// Checks `req` against its container and derives the process's spec.
+pub(crate) fn prepare(store: &Store, req: &ExecRequest) -> Result<Prepared> {
     if req.command.is_empty() || req.command[0].is_empty() {
         return Err(Error::Invalid("exec needs a command to run".into()));
     }
@@ -118,46 +179,16 @@ pub fn exec(store: &Store, req: &ExecRequest) -> Result<Outcome> {
         process.set_user(su);
     }
     spec.set_process(Some(process));
-    if let Ok(rt) = fs::read_to_string(dir.join(RUNTIME_FILE)) {
-        runner::check_executable(init, &spec)?;
-        return external(Path::new(rt.trim()), &c, &dir, &spec, req);
-    }
-
-    let devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
-    let null = devnull.as_raw_fd();
-    let stdio = match (req.detach, req.interactive) {
-        (false, _) if req.fds.is_some() => {
-            let [stdin, stdout, stderr] = req.fds.expect("checked");
-            runner::Stdio::Fds {
-                stdin,
-                stdout,
-                stderr,
-            }
-        }
-        (true, _) => runner::Stdio::Fds {
-            stdin: null,
-            stdout: null,
-            stderr: null,
-        },
-        (false, true) => runner::Stdio::Inherit,
-        (false, false) => runner::Stdio::Fds {
-            stdin: null,
-            stdout: 1,
-            stderr: 2,
-        },
-    };
-    let opts = runner::ExecOptions {
-        init_pid: init,
-        stdio,
-        detach: req.detach,
-        privileged: req.privileged,
-    };
-    let started = runner::exec(&spec, &opts)?;
-    if req.detach {
-        started.detach();
-        return Ok(Outcome::Detached);
-    }
-    Ok(Outcome::Exited(started.wait()?))
+    let external = fs::read_to_string(dir.join(RUNTIME_FILE))
+        .ok()
+        .map(|rt| PathBuf::from(rt.trim()));
+    Ok(Prepared {
+        container: c,
+        dir,
+        init,
+        spec,
+        external,
+    })
 }
 
 /// `RUNTIME exec --process FILE [-d] ID`: the runtime reads the process

@@ -82,34 +82,63 @@ pub fn describe(store: &Store, c: &Container) -> Value {
     let netns = spec["linux"]["namespaces"]
         .as_array()
         .is_some_and(|n| n.iter().any(|n| n["type"] == "network"));
+    let attachment = crate::network::attachment(&dir);
+    let network_mode = match (&attachment, netns) {
+        (Some(a), _) => a.network.clone(),
+        (None, true) => "none".to_string(),
+        (None, false) => "host".to_string(),
+    };
     let runtime = fs::read_to_string(dir.join(RUNTIME_FILE))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "kiln".into());
     let resources = &spec["linux"]["resources"];
-    let attachment = crate::network::attachment(&dir);
-    let network_mode = match (&attachment, netns) {
-        (Some(a), _) => a.network.as_str(),
-        (None, true) => "none",
-        (None, false) => "host",
-    };
+    let paused = crate::control::is_paused(store, c);
+    let mut state = json!({
+        "Status": status(store, c),
+        "Running": running || restarting,
+        "Paused": paused,
+        "Restarting": restarting,
+        "OOMKilled": false,
+        "Dead": false,
+        "Pid": pid,
+        "ExitCode": if c.state == State::Created { 0 } else { c.exit_code.unwrap_or(0) },
+        "Error": "",
+        "StartedAt": c.started.as_deref().unwrap_or(ZERO_TIME),
+        "FinishedAt": c.finished.as_deref().filter(|_| !running).unwrap_or(ZERO_TIME),
+    });
+    // docker's `Health` is there once a container with a health check ran.
+    if let Some(h) = crate::health::current(store, c) {
+        state["Health"] = serde_json::to_value(h).expect("plain data");
+    }
+    let mut config = json!({
+        "Hostname": spec["hostname"].as_str().unwrap_or(""),
+        "User": user(process),
+        "Tty": process["terminal"].as_bool().unwrap_or(false),
+        "Env": process["env"].as_array().cloned().unwrap_or_default(),
+        "Entrypoint": c.entrypoint.as_ref().filter(|e| !e.is_empty()),
+        "Cmd": match &c.cmd {
+            Some(cmd) => (!cmd.is_empty()).then_some(cmd),
+            None => Some(&c.command),
+        },
+        "Image": c.image,
+        "WorkingDir": process["cwd"].as_str().unwrap_or(""),
+        "Labels": c.labels,
+    });
+    if let Some(s) = &c.stop_signal {
+        config["StopSignal"] = json!(s);
+    }
+    if let Some(t) = c.stop_timeout {
+        config["StopTimeout"] = json!(t);
+    }
+    if let Some(h) = &c.healthcheck {
+        config["Healthcheck"] = serde_json::to_value(&h.config).expect("plain data");
+    }
     json!({
         "Id": c.id,
         "Created": c.created,
         "Path": c.command.first(),
         "Args": c.command.get(1..).unwrap_or_default(),
-        "State": {
-            "Status": status(c),
-            "Running": running || restarting,
-            "Paused": false,
-            "Restarting": restarting,
-            "OOMKilled": false,
-            "Dead": false,
-            "Pid": pid,
-            "ExitCode": if c.state == State::Created { 0 } else { c.exit_code.unwrap_or(0) },
-            "Error": "",
-            "StartedAt": c.started.as_deref().unwrap_or(ZERO_TIME),
-            "FinishedAt": c.finished.as_deref().filter(|_| !running).unwrap_or(ZERO_TIME),
-        },
+        "State": state,
         "Image": c.image_id.to_string(),
         "Name": format!("/{}", c.name),
         "RestartCount": c.restart_count,
@@ -122,23 +151,98 @@ pub fn describe(store: &Store, c: &Container) -> Value {
             "AutoRemove": c.auto_remove,
             "ReadonlyRootfs": spec["root"]["readonly"].as_bool().unwrap_or(false),
             "Runtime": runtime,
+            "LogConfig": {"Type": "k8s-file", "Config": c.log_opts},
             "Memory": resources["memory"]["limit"].as_i64().unwrap_or(0),
             "PidsLimit": resources["pids"]["limit"].as_i64(),
+            "MemorySwap": resources["memory"]["swap"].as_i64().unwrap_or(0),
+            "MemoryReservation": resources["memory"]["reservation"].as_i64().unwrap_or(0),
+            "CpuShares": resources["cpu"]["shares"].as_u64().unwrap_or(0),
+            "CpusetCpus": resources["cpu"]["cpus"].as_str().unwrap_or(""),
+            "NanoCpus": resources["cpu"]["quota"].as_i64().map_or(0, |q| {
+                q * 1_000_000_000 / resources["cpu"]["period"].as_i64().unwrap_or(100_000).max(1)
+            }),
         },
         "Mounts": mounts,
-        "NetworkSettings": network_settings(attachment.as_ref()),
-        "Config": {
-            "Hostname": spec["hostname"].as_str().unwrap_or(""),
-            "User": user(process),
-            "Tty": process["terminal"].as_bool().unwrap_or(false),
-            "Env": process["env"].as_array().cloned().unwrap_or_default(),
-            "Cmd": c.command,
-            "Image": c.image,
-            "WorkingDir": process["cwd"].as_str().unwrap_or(""),
-            "Labels": c.labels,
-        },
+        "NetworkSettings": network_settings(attachment.as_ref(), &network_mode),
+        "Config": config,
         // kiln's own: how the last runs ended (restart policies).
         "KilnRuns": c.runs,
+    })
+}
+
+/// docker's `NetworkSettings`, from the container's network attachment
+/// (none once its network is torn down): the address, gateway and MAC of
+/// its one network, per network and, on the default bridge, at the top as
+/// docker puts them; the exposed ports with what they are published on.
+fn network_settings(a: Option<&crate::network::Attachment>, mode: &str) -> Value {
+    let mut ports = serde_json::Map::new();
+    if let Some(a) = a {
+        for (port, proto) in &a.exposed {
+            ports.insert(format!("{port}/{proto}"), Value::Null);
+        }
+        for m in &a.ports {
+            for i in 0..m.range.max(1) {
+                let key = format!("{}/{}", m.container_port + i, m.protocol);
+                let host_ip = match m.host_ip.as_str() {
+                    "" => "0.0.0.0",
+                    ip => ip,
+                };
+                let entry = json!({"HostIp": host_ip, "HostPort": (m.host_port + i).to_string()});
+                match ports.get_mut(&key) {
+                    Some(Value::Array(list)) => list.push(entry),
+                    _ => {
+                        ports.insert(key, json!([entry]));
+                    }
+                }
+            }
+        }
+    }
+    let (ip, prefix, gateway, mac) = match a {
+        Some(a) => (
+            a.ip.to_string(),
+            a.prefix,
+            a.gateway.to_string(),
+            a.mac.clone(),
+        ),
+        None => Default::default(),
+    };
+    let endpoint = json!({
+        "IPAMConfig": null,
+        "Links": null,
+        "Aliases": a.filter(|a| !a.aliases.is_empty()).map(|a| a.aliases.clone()),
+        "NetworkID": a.map_or("", |a| a.network_id()),
+        "EndpointID": "",
+        "Gateway": gateway,
+        "IPAddress": ip,
+        "IPPrefixLen": prefix,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "MacAddress": mac,
+        "DriverOpts": null,
+    });
+    // docker fills the top-level fields for the default bridge only.
+    let top = mode == crate::network::DEFAULT_NETWORK;
+    let top_str = |v: &str| if top { v.to_string() } else { String::new() };
+    json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ports,
+        "SandboxKey": a.map_or(String::new(), |a| a.netns.to_string_lossy().into_owned()),
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": "",
+        "Gateway": top_str(&gateway),
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": top_str(&ip),
+        "IPPrefixLen": if top { prefix } else { 0 },
+        "IPv6Gateway": "",
+        "MacAddress": top_str(&mac),
+        "Networks": { mode: endpoint },
     })
 }
 
@@ -150,48 +254,4 @@ fn user(process: &Value) -> String {
         (0, 0) => String::new(),
         _ => format!("{uid}:{gid}"),
     }
-}
-
-/// docker's NetworkSettings: the address on the container's network and
-/// its published ports (`{"80/tcp": [{"HostIp", "HostPort"}]}`, exposed
-/// but unpublished ports as null).
-fn network_settings(a: Option<&crate::network::Attachment>) -> Value {
-    let Some(a) = a else {
-        return json!({ "Ports": {}, "Networks": {}, "IPAddress": "", "Gateway": "" });
-    };
-    let mut ports = serde_json::Map::new();
-    for (port, proto) in &a.exposed {
-        ports.insert(format!("{port}/{proto}"), Value::Null);
-    }
-    for m in &a.ports {
-        let key = format!("{}/{}", m.container_port, m.protocol);
-        let host_ip = if m.host_ip.is_empty() {
-            "0.0.0.0"
-        } else {
-            &m.host_ip
-        };
-        let entry = json!({ "HostIp": host_ip, "HostPort": m.host_port.to_string() });
-        match ports.get_mut(&key).and_then(Value::as_array_mut) {
-            Some(list) => list.push(entry),
-            None => {
-                ports.insert(key, json!([entry]));
-            }
-        }
-    }
-    let ip = a.ip.to_string();
-    let gw = a.gateway.to_string();
-    json!({
-        "Ports": ports,
-        "IPAddress": ip,
-        "IPPrefixLen": a.prefix,
-        "Gateway": gw,
-        "Networks": {
-            a.network.clone(): {
-                "NetworkID": a.network,
-                "IPAddress": ip,
-                "IPPrefixLen": a.prefix,
-                "Gateway": gw,
-            }
-        },
-    })
 }

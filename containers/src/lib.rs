@@ -10,12 +10,13 @@
 //!   [`mountopts`] (`-v`, `--mount`, `--volumes-from`), [`volumes`];
 //! - what is kept of it: [`records`] (`kiln/containers/<id>/`), [`names`];
 //! - what is done to it: [`run`] (create, foreground, detached with a
-//!   monitor), [`control`] (list, signal, stop, remove, logs), [`commit`],
-//!   [`export`], [`copy`] (`kiln cp`, `kiln diff`), through a [`runtime`] (kiln's runner or runc); files
+//!   monitor), [`control`] (list, signal, stop, remove, logs), [`attach`], [`commit`],
+//!   [`export`], [`copy`] (`kiln cp`, `kiln diff`), [`health`] (probes), through a [`runtime`] (kiln's runner or runc); files
 //!   written into a container or volume through [`rootwrite`];
 //! - what killed kiln processes left: [`check`] (`system check` beyond
 //!   the store, cgroup cleanup).
 
+pub mod attach;
 pub mod check;
 pub mod commit;
 pub mod control;
@@ -25,6 +26,7 @@ pub mod exec;
 pub mod export;
 pub mod filters;
 pub mod freeze;
+pub mod health;
 pub mod inspect;
 pub mod layers;
 pub mod logfile;
@@ -39,9 +41,12 @@ pub mod restart;
 pub mod rootwrite;
 pub mod run;
 pub mod runtime;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 pub mod summary;
 pub mod top;
+pub mod usage;
 pub mod view;
 pub mod volumes;
 

@@ -49,22 +49,112 @@ impl Stream {
     }
 }
 
+/// `--log-opt max-size=SIZE` and `max-file=N` (docker's json-file
+/// options): the log is rotated to `ctr.log.1` … `ctr.log.N-1` once it
+/// would grow past `max_size`; with one file it starts over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_size: Option<u64>,
+    /// Files kept, the current one included (at least 1).
+    pub max_files: u32,
+}
+
+impl Rotation {
+    /// From `--log-opt KEY=VALUE` items, checked as docker checks them.
+    pub fn parse(opts: &std::collections::BTreeMap<String, String>) -> Result<Rotation> {
+        let mut r = Rotation {
+            max_size: None,
+            max_files: 1,
+        };
+        for (k, v) in opts {
+            let bad = |why: &str| Error::Invalid(format!("invalid --log-opt {k}={v}: {why}"));
+            match k.as_str() {
+                "max-size" => {
+                    let n = crate::options::parse_bytes(v).map_err(|_| bad("not a size"))?;
+                    r.max_size = Some(n as u64);
+                }
+                "max-file" => {
+                    r.max_files = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| bad("want a number of files, at least 1"))?;
+                }
+                _ => return Err(bad("kiln's log takes max-size and max-file")),
+            }
+        }
+        if r.max_files > 1 && r.max_size.is_none() {
+            return Err(Error::Invalid(
+                "--log-opt max-file needs max-size (nothing is rotated without it)".into(),
+            ));
+        }
+        Ok(r)
+    }
+}
+
+/// The rotated files beside the log at `path` (`ctr.log.1` is the newest),
+/// oldest first.
+fn rotated_files(path: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for i in 1.. {
+        let p = numbered(path, i);
+        if !p.exists() {
+            break;
+        }
+        out.push(p);
+    }
+    out.reverse();
+    out
+}
+
+fn numbered(path: &Path, i: u32) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{i}"));
+    s.into()
+}
+
 /// The log file, shared by the threads that pump the two streams; each
 /// batch of entries is one append.
 #[derive(Debug)]
 pub struct LogWriter {
-    file: Mutex<fs::File>,
+    file: Mutex<(fs::File, u64)>,
+    path: std::path::PathBuf,
+    rotation: Rotation,
+}
+
+fn open_append(path: &Path) -> Result<(fs::File, u64)> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(Error::io(path))?;
+    let len = file.metadata().map_err(Error::io(path))?.len();
+    Ok((file, len))
+}
+
+/// Appends `buf` to the open log. A full disk: the monitor's own output
+/// says so; the pipes keep being drained so that the container is not
+/// wedged.
+fn write_run(f: &mut (fs::File, u64), buf: &[u8]) {
+    if buf.is_empty() {
+        return;
+    }
+    match f.0.write_all(buf) {
+        Ok(()) => f.1 += buf.len() as u64,
+        Err(e) => eprintln!("kiln: writing the container log: {e}"),
+    }
 }
 
 impl LogWriter {
     pub fn open(path: &Path) -> Result<Arc<LogWriter>> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(Error::io(path))?;
+        LogWriter::open_rotated(path, Rotation::default())
+    }
+
+    pub fn open_rotated(path: &Path, rotation: Rotation) -> Result<Arc<LogWriter>> {
         Ok(Arc::new(LogWriter {
-            file: Mutex::new(file),
+            file: Mutex::new(open_append(path)?),
+            path: path.to_path_buf(),
+            rotation,
         }))
     }
 
@@ -73,11 +163,52 @@ impl LogWriter {
             return;
         }
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        // A full disk: the monitor's own output says so; the pipes keep
-        // being drained so that the container is not wedged.
-        if let Err(e) = f.write_all(buf) {
-            eprintln!("kiln: writing the container log: {e}");
+        let Some(max) = self.rotation.max_size else {
+            return write_run(&mut f, buf);
+        };
+        // Entry by entry (a batch may hold many): the run of whole entries
+        // that fits is written, then the log rotated.
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let mut run = 0;
+            for line in rest.split_inclusive(|&b| b == b'\n') {
+                if f.1 + (run + line.len()) as u64 > max && (f.1 > 0 || run > 0) {
+                    break;
+                }
+                run += line.len();
+            }
+            write_run(&mut f, &rest[..run]);
+            rest = &rest[run..];
+            if !rest.is_empty() {
+                match self.rotate() {
+                    Ok(new) => *f = new,
+                    Err(e) => {
+                        eprintln!("kiln: rotating the container log: {e}");
+                        return write_run(&mut f, rest);
+                    }
+                }
+            }
         }
+    }
+
+    /// Shifts `ctr.log.N` to `.N+1` (the oldest dropped), the log to
+    /// `.1`, and opens a new log.
+    fn rotate(&self) -> Result<(fs::File, u64)> {
+        let keep = self.rotation.max_files.saturating_sub(1);
+        if keep == 0 {
+            fs::remove_file(&self.path).map_err(Error::io(&self.path))?;
+        } else {
+            for i in (1..keep).rev() {
+                let from = numbered(&self.path, i);
+                if from.exists() {
+                    let to = numbered(&self.path, i + 1);
+                    fs::rename(&from, &to).map_err(Error::io(&from))?;
+                }
+            }
+            let to = numbered(&self.path, 1);
+            fs::rename(&self.path, &to).map_err(Error::io(&self.path))?;
+        }
+        open_append(&self.path)
     }
 
     /// One message of kiln's own (a failed restart) as `stream` lines.
@@ -101,7 +232,9 @@ fn entry(out: &mut Vec<u8>, time: &str, stream: Stream, partial: bool, content: 
 }
 
 /// Copies `from` into the log as `stream` entries until end of file.
-fn pump(mut from: fs::File, stream: Stream, log: Arc<LogWriter>) {
+/// With `parts`, output not ended by a newline is logged as a `P` entry
+/// as soon as it is read (a terminal's prompt), not held for its line's end.
+fn pump(mut from: fs::File, stream: Stream, log: Arc<LogWriter>, parts: bool) {
     let mut buf = vec![0u8; 64 << 10];
     let mut pending: Vec<u8> = Vec::new();
     let mut out = Vec::new();
@@ -130,6 +263,10 @@ fn pump(mut from: fs::File, stream: Stream, log: Arc<LogWriter>) {
             entry(&mut out, &now, stream, true, &pending[..MAX_ENTRY]);
             pending.drain(..MAX_ENTRY);
         }
+        if parts && !pending.is_empty() {
+            entry(&mut out, &now, stream, true, &pending);
+            pending.clear();
+        }
         log.append(&out);
         out.clear();
     }
@@ -145,8 +282,9 @@ pub struct Pipes {
     err: (OwnedFd, OwnedFd),
 }
 
-/// The threads copying a run's output into the log.
-pub struct Pumps(Vec<JoinHandle<()>>);
+/// The threads copying a run's output into the log (and, in terminal
+/// mode, the stdout pipe's write end the runner writes to).
+pub struct Pumps(Vec<JoinHandle<()>>, Option<OwnedFd>);
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -174,24 +312,31 @@ impl Pipes {
     /// Closes the write ends (the container has its copies) and starts
     /// copying: call after the container started, from the thread that
     /// waits for it, so that these threads inherit its blocked signals.
-    pub fn start(self, log: &Arc<LogWriter>) -> Pumps {
+    ///
+    /// With `terminal`, the runner itself copies the container's pty to
+    /// the stdout pipe while it waits, so that write end stays open (in
+    /// the returned [`Pumps`]) until [`Pumps::join`], and output is logged
+    /// as it comes, partial lines too.
+    pub fn start(self, log: &Arc<LogWriter>, terminal: bool) -> Pumps {
         let Pipes { out, err } = self;
-        drop(out.1);
+        let kept = terminal.then_some(out.1);
         drop(err.1);
         let threads = [(out.0, Stream::Stdout), (err.0, Stream::Stderr)]
             .into_iter()
             .map(|(r, s)| {
                 let log = Arc::clone(log);
-                std::thread::spawn(move || pump(fs::File::from(r), s, log))
+                std::thread::spawn(move || pump(fs::File::from(r), s, log, terminal))
             })
             .collect();
-        Pumps(threads)
+        Pumps(threads, kept)
     }
 }
 
 impl Pumps {
     /// Waits until both streams reached end of file and are in the log.
     pub fn join(self) {
+        // The runner has stopped writing: the stdout pump may now end.
+        drop(self.1);
         for t in self.0 {
             let _ = t.join();
         }
@@ -210,6 +355,9 @@ pub struct LogOptions {
     pub timestamps: bool,
     /// Only the last N lines (before `since`/`until` apply, as docker).
     pub tail: Option<usize>,
+    /// Print parts of lines as they are read (a terminal's prompt), not
+    /// once the line is whole (`attach`).
+    pub parts: bool,
     /// How often `follow` looks for more (default 100 ms; an attached
     /// client waiting for a short run's end wants less).
     pub poll: Option<Duration>,
@@ -260,7 +408,7 @@ impl Printer<'_> {
         line.extend_from_slice(content);
         if partial {
             // Memory stays bounded: a very long line goes out in parts.
-            if line.len() >= PRINT_CHUNK {
+            if line.len() >= PRINT_CHUNK || self.opts.parts {
                 self.emit(&first, stream, &line, !begun)?;
                 self.pending[stream as usize] = Some((first, Vec::new(), true));
             } else {
@@ -315,10 +463,15 @@ impl Printer<'_> {
     }
 }
 
-/// Where the last `n` lines start: one pass, keeping `n` offsets.
-fn tail_offset(path: &Path, n: usize) -> Result<u64> {
+/// Where the last `n` lines start, and how many lines there are from
+/// there (fewer than `n`: all of them, from 0): one pass, keeping `n`
+/// offsets.
+fn tail_offset(path: &Path, n: usize) -> Result<(u64, usize)> {
     if n == 0 {
-        return fs::metadata(path).map(|m| m.len()).map_err(Error::io(path));
+        let len = fs::metadata(path)
+            .map(|m| m.len())
+            .map_err(Error::io(path))?;
+        return Ok((len, 0));
     }
     let mut r = BufReader::new(fs::File::open(path).map_err(Error::io(path))?);
     let mut starts: VecDeque<u64> = VecDeque::new();
@@ -343,10 +496,24 @@ fn tail_offset(path: &Path, n: usize) -> Result<u64> {
         pos += len as u64;
     }
     Ok(if starts.len() < n {
-        0
+        (0, starts.len())
     } else {
-        starts.front().copied().unwrap_or(0)
+        (starts.front().copied().unwrap_or(0), n)
     })
+}
+
+/// Where the last `n` lines of `files` (oldest first) start: the index
+/// of the file and the offset in it.
+fn tail_start(files: &[std::path::PathBuf], n: usize) -> Result<(usize, u64)> {
+    let mut left = n;
+    for (i, f) in files.iter().enumerate().rev() {
+        let (off, found) = tail_offset(f, left)?;
+        if found >= left || i == 0 {
+            return Ok((i, off));
+        }
+        left -= found;
+    }
+    Ok((0, 0))
 }
 
 /// Prints the log at `path` as `opts` says; `live` tells whether the
@@ -358,27 +525,13 @@ pub fn print(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<()> {
-    let start = match opts.tail {
-        Some(n) => tail_offset(path, n)?,
-        None => 0,
+    // Rotated files first (oldest first), then the log itself.
+    let mut files = rotated_files(path);
+    files.push(path.to_path_buf());
+    let (first, start) = match opts.tail {
+        Some(n) => tail_start(&files, n)?,
+        None => (0, 0),
     };
-    let f = fs::File::open(path).map_err(Error::io(path))?;
-    print_file(f, path, start, opts, live, out, err)
-}
-
-/// [`print`] from an open log file (one that may have been removed
-/// since, with its `--rm` container), from offset `start`.
-pub fn print_file(
-    mut f: fs::File,
-    path: &Path,
-    start: u64,
-    opts: &LogOptions,
-    live: &mut dyn FnMut() -> bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<()> {
-    f.seek(SeekFrom::Start(start)).map_err(Error::io(path))?;
-    let mut r = BufReader::new(f);
     let mut p = Printer {
         opts,
         out,
@@ -386,11 +539,74 @@ pub fn print_file(
         pending: [None, None],
         done: false,
     };
+    let last = files.len() - 1;
+    for (i, f) in files.iter().enumerate().take(last).skip(first) {
+        // A file rotated away meanwhile is skipped.
+        let Ok(file) = fs::File::open(f) else {
+            continue;
+        };
+        let mut r = BufReader::new(file);
+        if i == first {
+            r.seek(SeekFrom::Start(start)).map_err(Error::io(f))?;
+        }
+        let mut buf = Vec::new();
+        while !p.done {
+            buf.clear();
+            let len = r.read_until(b'\n', &mut buf).map_err(Error::io(f))?;
+            if len == 0 || buf.last() != Some(&b'\n') {
+                break;
+            }
+            if let Some((time, stream, partial, content)) = parse_entry(&buf[..len - 1]) {
+                p.feed(time, stream, partial, content)?;
+            }
+        }
+    }
+    let start = if first == last { start } else { 0 };
+    let f = fs::File::open(path).map_err(Error::io(path))?;
+    follow_file(&mut p, f, path, start, opts, live)
+}
+
+/// [`print`] from an open log file (one that may have been removed
+/// since, with its `--rm` container), from offset `start`.
+pub fn print_file(
+    f: fs::File,
+    path: &Path,
+    start: u64,
+    opts: &LogOptions,
+    live: &mut dyn FnMut() -> bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let mut p = Printer {
+        opts,
+        out,
+        err,
+        pending: [None, None],
+        done: false,
+    };
+    follow_file(&mut p, f, path, start, opts, live)
+}
+
+/// The log file from `start`, and with `follow` what is added to it (the
+/// next file once it is rotated) while `live` says the container writes.
+fn follow_file(
+    p: &mut Printer,
+    mut f: fs::File,
+    path: &Path,
+    start: u64,
+    opts: &LogOptions,
+    live: &mut dyn FnMut() -> bool,
+) -> Result<()> {
+    f.seek(SeekFrom::Start(start)).map_err(Error::io(path))?;
+    let mut r = BufReader::new(f);
     let mut buf = Vec::new();
     let mut pos = start;
     loop {
         // Asked before reading: what was written before it ended is read.
         let still = opts.follow && live();
+        // Rotated before this pass: the old file is read to its end, then
+        // the new one from its start.
+        let rotated = opts.follow && replaced(r.get_ref(), path);
         loop {
             buf.clear();
             let len = r.read_until(b'\n', &mut buf).map_err(Error::io(path))?;
@@ -411,12 +627,28 @@ pub fn print_file(
             }
         }
         let past_until = opts.until.is_some_and(|u| Utc::now() > u);
+        if rotated && !p.done && !past_until {
+            if let Ok(f) = fs::File::open(path) {
+                r = BufReader::new(f);
+                pos = 0;
+                continue;
+            }
+        }
         if !still || p.done || past_until {
             break;
         }
         std::thread::sleep(opts.poll.unwrap_or(Duration::from_millis(100)));
     }
     p.flush_partial()
+}
+
+/// Is the file at `path` now another than `open` (the log was rotated)?
+fn replaced(open: &fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (open.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) != (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// docker's `--since`/`--until` values: a duration back from `now`
@@ -498,6 +730,81 @@ fn go_duration(s: &str) -> Option<chrono::Duration> {
 mod tests {
     use super::*;
 
+    /// A `Write` the test can look into while `print` writes to it.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_the_end_and_follow_crosses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctr.log");
+        let rotation = Rotation {
+            max_size: Some(100),
+            max_files: 50,
+        };
+        let log = LogWriter::open_rotated(&path, rotation).unwrap();
+        let out = Shared::default();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let follower = {
+            let (path, mut out, done) = (path.clone(), out.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let opts = LogOptions {
+                    follow: true,
+                    ..Default::default()
+                };
+                let mut live = || !done.load(std::sync::atomic::Ordering::SeqCst);
+                print(&path, &opts, &mut live, &mut out, &mut std::io::sink()).unwrap();
+            })
+        };
+        let mut want = String::new();
+        for i in 0..8 {
+            log.message(Stream::Stdout, &format!("message-{i}"));
+            want.push_str(&format!("message-{i}\n"));
+            // Each is seen before the next: a rotation at a time.
+            let end = std::time::Instant::now() + Duration::from_secs(30);
+            while !String::from_utf8_lossy(&out.0.lock().unwrap()).ends_with(&want) {
+                assert!(std::time::Instant::now() < end, "not followed: {want}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        follower.join().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.0.lock().unwrap()), want);
+        assert!(rotated_files(&path).len() >= 3, "the log was rotated");
+        // Read again: every file, oldest first; --tail across them.
+        let mut again = Vec::new();
+        let opts = LogOptions::default();
+        print(
+            &path,
+            &opts,
+            &mut || false,
+            &mut again,
+            &mut std::io::sink(),
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&again), want);
+        let mut tail = Vec::new();
+        let opts = LogOptions {
+            tail: Some(3),
+            ..Default::default()
+        };
+        print(&path, &opts, &mut || false, &mut tail, &mut std::io::sink()).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&tail),
+            "message-5\nmessage-6\nmessage-7\n"
+        );
+    }
+
     fn pumped(input: &[u8]) -> String {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log");
@@ -505,7 +812,7 @@ mod tests {
         let (r, w) = pipe().unwrap();
         let t = {
             let log = Arc::clone(&log);
-            std::thread::spawn(move || pump(fs::File::from(r), Stream::Stderr, log))
+            std::thread::spawn(move || pump(fs::File::from(r), Stream::Stderr, log, false))
         };
         fs::File::from(w).write_all(input).unwrap();
         t.join().unwrap();

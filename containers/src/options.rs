@@ -126,6 +126,26 @@ pub fn parse_network(mode: &str) -> Result<Network> {
     }
 }
 
+/// `--cpuset-cpus`: CPU numbers and ranges (`0-2,4`).
+pub fn check_cpuset(set: &str) -> Result<()> {
+    let ok = !set.is_empty()
+        && set.split(',').all(|part| {
+            let mut ends = part.splitn(2, '-');
+            let a = ends.next().and_then(|a| a.parse::<u32>().ok());
+            match (a, ends.next()) {
+                (Some(_), None) => true,
+                (Some(a), Some(b)) => b.parse::<u32>().is_ok_and(|b| b >= a),
+                _ => false,
+            }
+        });
+    match ok {
+        true => Ok(()),
+        false => Err(invalid(format!(
+            "invalid --cpuset-cpus {set:?}: want CPU numbers and ranges such as 0-2,4"
+        ))),
+    }
+}
+
 /// `-w`: the working directory must be absolute.
 pub fn check_workdir(dir: &str) -> Result<()> {
     match dir.starts_with('/') {

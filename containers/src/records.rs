@@ -79,6 +79,25 @@ pub struct Container {
     /// `Config.Labels`).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The image's HEALTHCHECK with `--health-*` over it
+    /// ([`crate::health`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Check>,
+    /// `--stop-signal` (else the image's STOPSIGNAL, else SIGTERM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`: seconds `stop` waits before SIGKILL by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    /// `--log-opt` (max-size, max-file: [`crate::logfile::Rotation`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_opts: BTreeMap<String, String>,
+    /// ENTRYPOINT and CMD apart (`command` is both); None in records of
+    /// an older kiln.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
 }
 
 /// The exit code recorded for a container whose kiln process died without

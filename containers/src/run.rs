@@ -82,6 +82,17 @@ pub struct RunRequest {
     pub restart: RestartPolicy,
     /// `--label KEY=VALUE`, over the image's labels.
     pub labels: Vec<(String, String)>,
+    /// `--health-*` / `--no-healthcheck` (see [`crate::health::HealthFlags`]),
+    /// over the image's HEALTHCHECK.
+    pub health: Option<image_store::model::Healthcheck>,
+    /// Capabilities, `--security-opt`, `--ulimit`, `--shm-size`, `--init`.
+    pub hardening: crate::security::Hardening,
+    /// `--stop-signal` (over the image's STOPSIGNAL) and `--stop-timeout`
+    /// (seconds), for `stop`.
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+    /// `--log-opt KEY=VALUE` (checked by [`crate::logfile::Rotation::parse`]).
+    pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
 /// `--entrypoint VALUE` as an entrypoint: one word, or none for "".
@@ -145,6 +156,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         ))
     })?;
     let config = image.config.container_config();
+    let image_shell = config.shell.clone();
     if req.auto_remove && !req.restart.is_none() {
         return Err(Error::Invalid(
             "conflicting options: cannot specify both --restart and --rm".into(),
@@ -154,6 +166,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     labels.extend(req.labels);
     let command = spec::command(&config, req.entrypoint.as_deref(), &req.command)
         .map_err(|e| Error::Invalid(e.to_string()))?;
+    let (entry, cmd) = spec::entrypoint_and_cmd(&config, req.entrypoint.as_deref(), &req.command);
     let id = crate::names::new_id()?;
     let overrides = Overrides {
         args: command.clone(),
@@ -174,6 +187,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     p.readonly_rootfs = req.readonly_rootfs;
     p.network = req.network;
     p.resources = req.resources;
+    p.seccomp_unconfined = req.hardening.seccomp_unconfined || req.hardening.privileged;
     // Volumes are made (and filled from the image) under the volumes
     // lock, held until the record names them.
     let image_volumes: Vec<String> = config
@@ -191,14 +205,35 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
     // Binds and volumes first, then `--tmpfs`, as before volumes.
     p.mounts = planned.mounts.clone();
     p.mounts.extend(req.mounts);
+    p.mounts.extend(req.hardening.init_mount());
     if req.networking.is_some() {
         derived.params.netns = Some(crate::network::netns_path(store, &id));
     }
-    let spec = match derived.oci() {
+    let terminal = req.terminal;
+    let spec = match derived
+        .oci()
+        .map_err(Error::from)
+        .and_then(|mut s| req.hardening.apply(&mut s).map(|()| s))
+        .map(|mut s| {
+            if terminal {
+                // A detached container's pty has no terminal to take its
+                // size from: docker's 80x24.
+                if let Some(mut p) = s.process().clone() {
+                    let size = oci_spec::runtime::BoxBuilder::default()
+                        .height(24u64)
+                        .width(80u64)
+                        .build()
+                        .ok();
+                    p.set_console_size(size);
+                    s.set_process(Some(p));
+                }
+            }
+            s
+        }) {
         Ok(s) => s,
         Err(e) => {
             planned.discard(store);
-            return Err(e.into());
+            return Err(e);
         }
     };
     let exposed = config
@@ -228,6 +263,17 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         started: None,
         runs: Vec::new(),
         labels,
+        healthcheck: crate::health::merge(config.healthcheck.as_ref(), req.health).map(|config| {
+            crate::health::Check {
+                config,
+                shell: image_shell.unwrap_or_default(),
+            }
+        }),
+        stop_signal: req.stop_signal,
+        stop_timeout: req.stop_timeout,
+        log_opts: req.log_opts,
+        entrypoint: Some(entry),
+        cmd: Some(cmd),
     };
     let dir = match containers.create(&mut record, name) {
         Ok(d) => d,
@@ -336,7 +382,11 @@ impl Created<'_> {
         self.record.pid = Some(container.pid());
         self.record.started = Some(image_store::model::now());
         self.containers.save(&self.record)?;
+        let health = crate::health::watch(self.containers.store(), &self.record);
         let status = container.wait();
+        if let Some(h) = health {
+            h.end();
+        }
         finish(
             &self.containers,
             &mut self.record,
@@ -508,19 +558,35 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     // A start clears the user's earlier stop.
     restart::clear_stop(&dir);
     let mut opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
-    let log = LogWriter::open(&dir.join(LOG_FILE))?;
-    let devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
+    let rotation = crate::logfile::Rotation::parse(&rec.log_opts)?;
+    let log = LogWriter::open_rotated(&dir.join(LOG_FILE), rotation)?;
+    // `-i`: standard input is a FIFO `kiln attach` writes into, held open
+    // here so that the container never reads end of file (docker keeps
+    // stdin open too); else /dev/null.
+    let stdin = match launch.interactive {
+        true => crate::attach::open_stdin(&dir)?,
+        false => fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?,
+    };
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    let resizer = match terminal {
+        true => Some(crate::attach::Resizer::start(&dir)?),
+        false => None,
+    };
     let mut backoff = Backoff::default();
     loop {
         let pipes = Pipes::new()?;
         let (stdout, stderr) = pipes.writers();
         opts.stdio = runner::Stdio::Fds {
-            stdin: devnull.as_raw_fd(),
+            stdin: stdin.as_raw_fd(),
             stdout,
             stderr,
         };
         let spawned = runner::spawn(&spec, &opts);
-        let pumps = pipes.start(&log);
+        let pumps = pipes.start(&log, terminal);
         let container = match spawned {
             Ok(c) => c,
             Err(e) => {
@@ -565,7 +631,17 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok");
         }
+        let health = crate::health::watch(store, &rec);
+        if let Some(r) = &resizer {
+            r.set(container.pty());
+        }
         let status = container.wait();
+        if let Some(r) = &resizer {
+            r.set(None);
+        }
+        if let Some(h) = health {
+            h.end();
+        }
         pumps.join();
         let code = match &status {
             Ok(s) => s.code(),

@@ -120,6 +120,22 @@ pub fn command(
     entrypoint: Option<&[String]>,
     cmd: &[String],
 ) -> Result<Vec<String>, NoCommand> {
+    let (entry, cmd) = entrypoint_and_cmd(config, entrypoint, cmd);
+    let all: Vec<String> = entry.into_iter().chain(cmd).collect();
+    if all.is_empty() {
+        return Err(NoCommand);
+    }
+    Ok(all)
+}
+
+/// The container's ENTRYPOINT and CMD apart (docker's `Config.Entrypoint`
+/// and `Config.Cmd`): `--entrypoint` replaces the image's and clears its
+/// CMD; arguments replace the CMD.
+pub fn entrypoint_and_cmd(
+    config: &ContainerConfig,
+    entrypoint: Option<&[String]>,
+    cmd: &[String],
+) -> (Vec<String>, Vec<String>) {
     let entry: Vec<String> = match entrypoint {
         Some(e) => e.to_vec(),
         None => config.entrypoint.clone().unwrap_or_default(),
@@ -131,11 +147,7 @@ pub fn command(
     } else {
         config.cmd.clone().unwrap_or_default()
     };
-    let all: Vec<String> = entry.into_iter().chain(cmd).collect();
-    if all.is_empty() {
-        return Err(NoCommand);
-    }
-    Ok(all)
+    (entry, cmd)
 }
 
 fn env_key(e: &str) -> &str {

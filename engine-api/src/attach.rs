@@ -74,6 +74,7 @@ fn log_options(q: &Query, follow: bool) -> ApiResult<LogOptions> {
         until: time("until")?,
         timestamps: q.flag("timestamps"),
         tail,
+        parts: false,
         poll: None,
     })
 }

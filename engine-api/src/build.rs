@@ -216,7 +216,12 @@ pub async fn prune(state: Arc<State>, q: Query) -> ApiResult {
     let all = q.flag("all");
     let v = blocking(move || {
         let store = state.store()?;
-        let p = builder::prune_cache(&store, all).map_err(|e| ApiError::internal(e.to_string()))?;
+        let opts = builder::PruneOptions {
+            all,
+            ..Default::default()
+        };
+        let p =
+            builder::prune_cache(&store, &opts).map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(json!({ "CachesDeleted": [], "SpaceReclaimed": p.freed }))
     })
     .await?;

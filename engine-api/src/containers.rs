@@ -59,7 +59,7 @@ pub fn summary(store: &Store, c: &Container) -> Value {
         "Created": unix_time(&c.created),
         "Ports": ports,
         "Labels": c.labels,
-        "State": containers::filters::status(c),
+        "State": containers::filters::status(store, c),
         "Status": containers::summary::status_text(c),
         "HostConfig": { "NetworkMode": network },
         "NetworkSettings": { "Networks": networks },
@@ -84,7 +84,7 @@ pub async fn list(state: Arc<State>, q: Query) -> ApiResult {
         let list = control::list(&store, all)?;
         let out: Vec<Value> = list
             .iter()
-            .filter(|c| filters.accepts(c))
+            .filter(|c| filters.accepts(&store, c))
             .take(limit.map_or(usize::MAX, |l| l as usize))
             .map(|c| summary(&store, c))
             .collect();
@@ -231,9 +231,10 @@ pub async fn start(state: Arc<State>, id: &str) -> ApiResult {
     }))
 }
 
-fn timeout(q: &Query) -> ApiResult<Duration> {
-    let t = q.int("t")?.or(q.int("timeout")?).unwrap_or(10);
-    Ok(Duration::from_secs(t.max(0) as u64))
+/// `t` (or `timeout`); None: the container's own stop timeout.
+fn timeout(q: &Query) -> ApiResult<Option<Duration>> {
+    let t = q.int("t")?.or(q.int("timeout")?);
+    Ok(t.map(|t| Duration::from_secs(t.max(0) as u64)))
 }
 
 /// `POST /containers/{id}/stop?t=&signal=`: 204, or 304 when not running.

@@ -153,9 +153,6 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
     if body.open_stdin == Some(true) {
         return Err(refuse("standard input (OpenStdin, docker run -i)"));
     }
-    if body.stop_signal.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(refuse("a container's own StopSignal"));
-    }
     if let Some(h) = &body.healthcheck {
         let test = h["Test"].as_array();
         let none = test.is_none_or(|t| t.is_empty() || t[0] == "NONE");
@@ -338,6 +335,8 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
         auto_remove: host.auto_remove.unwrap_or(false),
         restart,
         labels: body.labels.unwrap_or_default().into_iter().collect(),
+        stop_signal: body.stop_signal.filter(|s| !s.is_empty()),
+        ..Default::default()
     })
 }
 

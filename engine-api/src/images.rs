@@ -415,7 +415,7 @@ pub async fn prune(state: Arc<State>, q: Query) -> ApiResult {
     }
     let v = blocking(move || {
         let store = state.store()?;
-        let (deleted, freed) = store.prune(all, &|id| in_use(&store)(id).is_some())?;
+        let (deleted, freed) = store.prune(all, &|img| in_use(&store)(img.id()).is_some())?;
         let deleted: Vec<Value> = deleted
             .iter()
             .map(|d| json!({ "Deleted": d.to_string() }))

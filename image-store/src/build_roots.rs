@@ -46,6 +46,14 @@ impl StepRecord {
     }
 }
 
+/// A step record and where it is.
+#[derive(Debug, Clone)]
+pub struct RecordFile {
+    pub key: String,
+    pub path: PathBuf,
+    pub record: StepRecord,
+}
+
 /// The build cache's step records: one file per step key.
 #[derive(Debug, Clone)]
 pub struct BuildRoots {
@@ -124,6 +132,44 @@ impl BuildRoots {
             fsutil::write_atomic(&path, &data)
         } else {
             replace_unsynced(&path, &data)
+        }
+    }
+
+    /// Every step record that parses, with its file.
+    pub fn records(&self) -> Vec<RecordFile> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Some(key) = name
+                .strip_prefix(STEP_PREFIX)
+                .and_then(|n| n.strip_suffix(STEP_SUFFIX))
+            else {
+                continue;
+            };
+            if let Some(record) = self.get(key) {
+                out.push(RecordFile {
+                    key: key.to_string(),
+                    path: e.path(),
+                    record,
+                });
+            }
+        }
+        out
+    }
+
+    /// Deletes the record of step `key`. The caller holds the collector
+    /// lock.
+    pub fn remove(&self, key: &str) -> Result<()> {
+        let Some(p) = self.path(key) else {
+            return Ok(());
+        };
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::io(&p)(e)),
+            _ => Ok(()),
         }
     }
 

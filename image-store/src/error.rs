@@ -44,6 +44,9 @@ pub enum StoreError {
     InUse { id: String, container: String },
     #[error("unsupported media type {0:?}")]
     UnsupportedMediaType(String),
+    /// A `--filter` that cannot be used: the item and why.
+    #[error("invalid filter {item:?}: {why}")]
+    InvalidFilter { item: String, why: String },
 }
 
 impl StoreError {

@@ -281,14 +281,14 @@ impl Store {
         Ok(report)
     }
 
-    /// Removes every untagged image (and, with `all`, every image for which
-    /// `keep` is false). Returns the deleted image IDs and bytes freed.
-    pub fn prune(&self, all: bool, keep: &dyn Fn(&Digest) -> bool) -> Result<(Vec<Digest>, u64)> {
+    /// Removes every untagged image (and, with `all`, every tagged one too)
+    /// for which `keep` is false. Returns the deleted image IDs and bytes freed.
+    pub fn prune(&self, all: bool, keep: &dyn Fn(&Image) -> bool) -> Result<(Vec<Digest>, u64)> {
         let _gc = self.collector_lock()?;
         let images = self.images_locked()?;
         let doomed: Vec<&Image> = images
             .iter()
-            .filter(|i| (i.names.is_empty() || all) && !keep(i.id()))
+            .filter(|i| (i.names.is_empty() || all) && !keep(i))
             .collect();
         let manifests: BTreeSet<Digest> =
             doomed.iter().map(|i| i.manifest_digest().clone()).collect();

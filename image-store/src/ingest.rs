@@ -172,13 +172,25 @@ impl Ingest {
         layers: Vec<Descriptor>,
         names: &[Reference],
     ) -> Result<Committed> {
+        self.commit_annotated_image(config, layers, names, None)
+    }
+
+    /// [`Ingest::commit_image`] with annotations on the manifest
+    /// (`kiln build --annotation`).
+    pub fn commit_annotated_image(
+        &self,
+        config: &ImageConfig,
+        layers: Vec<Descriptor>,
+        names: &[Reference],
+        annotations: Option<std::collections::BTreeMap<String, String>>,
+    ) -> Result<Committed> {
         let config_desc = self.write_json(media::OCI_CONFIG, config)?;
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(media::OCI_MANIFEST.to_string()),
             config: config_desc,
             layers,
-            annotations: None,
+            annotations,
             extra: Default::default(),
         };
         let desc = self.write_json(media::OCI_MANIFEST, &manifest)?;

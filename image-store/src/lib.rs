@@ -8,6 +8,7 @@ pub mod check;
 pub mod compressed;
 pub mod diff;
 pub mod error;
+pub mod filters;
 pub mod fsutil;
 pub mod images;
 pub mod ingest;

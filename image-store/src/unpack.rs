@@ -76,7 +76,7 @@ pub fn unpack<R: Read>(
 ) -> Result<UnpackStats, LayerError> {
     let limit = max_layer_size()?;
     let mut input = SizeLimit::new(input, limit);
-    let res = unpack_limited(&mut input, dest, opts, limit);
+    let res = unpack_limited(&mut input, dest, opts, limit, true);
     if let Some(e) = input.exceeded() {
         return Err(e);
     }
@@ -88,11 +88,32 @@ pub fn unpack<R: Read>(
     Ok(stats)
 }
 
+/// Unpacks a tar of plain files (a build context sent as an archive) into
+/// `dest` with the same checks as a layer, but as a tree, not a layer:
+/// owners are not set, whiteout names delete as when layers are applied,
+/// and device nodes are refused, naming the entry: a context is the
+/// user's files, and a device node in it would reach the host's device.
+/// Stops at the end of the tar (the input may go on, as a pipe does).
+pub fn unpack_tree<R: Read>(input: R, dest: &Path) -> Result<UnpackStats, LayerError> {
+    let limit = max_layer_size()?;
+    let mut input = SizeLimit::new(input, limit);
+    let opts = UnpackOptions {
+        whiteouts: Whiteouts::Delete,
+        same_owner: false,
+    };
+    let res = unpack_limited(&mut input, dest, opts, limit, false);
+    if let Some(e) = input.exceeded() {
+        return Err(e);
+    }
+    res
+}
+
 fn unpack_limited<R: Read>(
     input: R,
     dest: &Path,
     opts: UnpackOptions,
     limit: u64,
+    devices: bool,
 ) -> Result<UnpackStats, LayerError> {
     let root = rfs::open(
         dest,
@@ -251,6 +272,12 @@ fn unpack_limited<R: Read>(
                 created.insert(rel);
                 stats.entries += 1;
                 continue;
+            }
+            tar::EntryType::Char | tar::EntryType::Block if !devices => {
+                return Err(LayerError::BadEntry {
+                    entry: raw,
+                    reason: "device nodes are not allowed here".into(),
+                });
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let (ft, dev) = match kind {

@@ -36,6 +36,7 @@
 
 mod auth;
 mod blob;
+pub mod catalog;
 mod client;
 pub mod credentials;
 mod error;

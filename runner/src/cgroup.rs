@@ -23,6 +23,9 @@ pub(crate) struct Limits {
     pub pids: Option<i64>,
     pub cpu_quota: Option<i64>,
     pub cpu_period: Option<u64>,
+    pub memory_reservation: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
 }
 
 impl Limits {
@@ -36,11 +39,19 @@ impl Limits {
             pids: r.pids().as_ref().map(|p| p.limit()).filter(|v| *v > 0),
             cpu_quota: cpu.and_then(|c| c.quota()).filter(|v| *v > 0),
             cpu_period: cpu.and_then(|c| c.period()),
+            memory_reservation: mem.and_then(|m| m.reservation()).filter(|v| *v > 0),
+            cpu_shares: cpu.and_then(|c| c.shares()).filter(|v| *v > 0),
+            cpuset_cpus: cpu.and_then(|c| c.cpus().clone()).filter(|c| !c.is_empty()),
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.memory.is_none() && self.pids.is_none() && self.cpu_quota.is_none()
+        self.memory.is_none()
+            && self.pids.is_none()
+            && self.cpu_quota.is_none()
+            && self.memory_reservation.is_none()
+            && self.cpu_shares.is_none()
+            && self.cpuset_cpus.is_none()
     }
 }
 
@@ -345,43 +356,75 @@ impl Cgroup {
         let v2_only = Path::new(ROOT).join("cgroup.controllers").exists();
         let name = format!("kiln-{id}");
         let mut want: Vec<(&str, Vec<(&str, String)>)> = Vec::new();
+        let mut memory = Vec::new();
         if let Some(m) = limits.memory {
-            let mut files = vec![(
+            memory.push((
                 if v2_only {
                     "memory.max"
                 } else {
                     "memory.limit_in_bytes"
                 },
                 m.to_string(),
-            )];
+            ));
             if let Some(s) = limits.swap {
                 if v2_only {
-                    files.push(("memory.swap.max", (s - m).max(0).to_string()));
+                    memory.push(("memory.swap.max", (s - m).max(0).to_string()));
                 } else if Path::new(ROOT)
                     .join("memory/memory.memsw.limit_in_bytes")
                     .exists()
                 {
-                    files.push(("memory.memsw.limit_in_bytes", s.to_string()));
+                    memory.push(("memory.memsw.limit_in_bytes", s.to_string()));
                 }
             }
-            want.push(("memory", files));
+        }
+        if let Some(r) = limits.memory_reservation {
+            let file = match v2_only {
+                true => "memory.low",
+                false => "memory.soft_limit_in_bytes",
+            };
+            memory.push((file, r.to_string()));
+        }
+        if !memory.is_empty() {
+            want.push(("memory", memory));
         }
         if let Some(p) = limits.pids {
             want.push(("pids", vec![("pids.max", p.to_string())]));
         }
+        let mut cpu = Vec::new();
         if let Some(q) = limits.cpu_quota {
             let period = limits.cpu_period.unwrap_or(100_000);
             if v2_only {
-                want.push(("cpu", vec![("cpu.max", format!("{q} {period}"))]));
+                cpu.push(("cpu.max", format!("{q} {period}")));
             } else {
-                want.push((
-                    "cpu",
-                    vec![
-                        ("cpu.cfs_period_us", period.to_string()),
-                        ("cpu.cfs_quota_us", q.to_string()),
-                    ],
-                ));
+                cpu.push(("cpu.cfs_period_us", period.to_string()));
+                cpu.push(("cpu.cfs_quota_us", q.to_string()));
             }
+        }
+        if let Some(shares) = limits.cpu_shares {
+            cpu.push(match v2_only {
+                // runc's conversion of shares (2..262144) to a weight (1..10000).
+                true => (
+                    "cpu.weight",
+                    (1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142).to_string(),
+                ),
+                false => ("cpu.shares", shares.to_string()),
+            });
+        }
+        if !cpu.is_empty() {
+            want.push(("cpu", cpu));
+        }
+        if let Some(set) = &limits.cpuset_cpus {
+            let mut files = vec![("cpuset.cpus", set.clone())];
+            // A v1 cpuset takes no process until it has memory nodes: the
+            // parent's, as the kernel would give a v2 one.
+            if !v2_only {
+                let parent = Path::new(ROOT)
+                    .join("cpuset")
+                    .join(own_path(Some("cpuset")).trim_start_matches('/'));
+                let mems = fs::read_to_string(parent.join("cpuset.mems")).unwrap_or_default();
+                files.insert(0, ("cpuset.mems", mems.trim().to_string()));
+            }
+            want.push(("cpuset", files));
         }
         // A freezer cgroup of its own, so that `pause` can freeze it
         // (on cgroup v2 the core `cgroup.freeze` of its device cgroup does).

@@ -45,13 +45,15 @@ pub(crate) fn prepare(
                 ("resolv.conf", resolv),
             ]
         }
-        // BuildKit writes the same hosts file whatever the network, and
-        // mounts nothing over /etc/hostname.
+        // BuildKit writes the same hosts file whatever the network (plus
+        // `--add-host` lines, given as the network's), and mounts nothing
+        // over /etc/hostname.
         EtcStyle::BuildKit => vec![
             (
                 "hosts",
                 format!(
-                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n{}",
+                    network.map_or("", |n| n.hosts.as_str())
                 ),
             ),
             ("resolv.conf", resolv),

@@ -28,6 +28,10 @@ pub struct ExecOptions {
     /// Every capability (`exec --privileged`); the seccomp filter and the
     /// device rules stay the container's, as with docker.
     pub privileged: bool,
+    /// Pass the signals the caller receives on to the process (an exec
+    /// the user runs). Off for a health probe run beside a container's
+    /// own waiter, whose signals they are.
+    pub forward_signals: bool,
 }
 
 /// The namespaces `exec` enters, user first (it grants the rights to
@@ -39,7 +43,10 @@ const NAMESPACES: [&str; 7] = ["user", "cgroup", "ipc", "uts", "net", "pid", "mn
 /// non-executable program comes back as [`RunError::NotFound`] /
 /// [`RunError::CannotExecute`]). Wait for it with [`Container::wait`].
 pub fn exec(spec: &Spec, opts: &ExecOptions) -> Result<Container, RunError> {
-    let block = process::SignalBlock::new();
+    let block = match opts.forward_signals {
+        true => process::SignalBlock::new(),
+        false => process::SignalBlock::child_exits(),
+    };
     let mut plan = plan_for(spec, opts.detach)?;
     if opts.privileged {
         // Every capability this process may hand on (its bounding set).

@@ -92,7 +92,8 @@ pub enum EtcStyle {
 }
 
 /// The /etc files of a container in a network namespace set up by a
-/// network backend (with [`EtcStyle::Docker`]).
+/// network backend (with [`EtcStyle::Docker`]); with [`EtcStyle::BuildKit`]
+/// only its host lines are used (`kiln build --add-host`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EtcNetwork {
     /// Lines appended to the localhost entries of /etc/hosts (the
@@ -218,6 +219,16 @@ impl Container {
         drop(block);
         self.cgroup.remove();
         res
+    }
+
+    /// A copy of the master side of the container's pty (terminal mode,
+    /// kiln's runtime), for a caller that resizes it while [`Container::wait`]
+    /// copies its output.
+    pub fn pty(&self) -> Option<OwnedFd> {
+        match &self.waiter {
+            Waiter::Builtin { pty: Some(m), .. } => m.try_clone().ok(),
+            _ => None,
+        }
     }
 
     /// Leaves the container running; the caller records the pid and reaps

@@ -97,6 +97,10 @@ pub(crate) struct Plan {
     pub kill_on_parent_death: bool,
     /// runc links /dev/core only when the host has /proc/kcore; so do we.
     pub dev_core: bool,
+    /// The spec's `linux.devices`: nodes made in the container's /dev
+    /// (paths relative to it; their cgroup rules come with the spec's
+    /// resources).
+    pub devices: Vec<ExtraDevice>,
     /// `/proc/sys/...` file and value, written before /proc/sys goes read-only.
     pub sysctls: Vec<(CString, CString)>,
     /// Written by the parent while the child waits.
@@ -474,7 +478,19 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
     }
     let user = process.user();
     let terminal = process.terminal().unwrap_or(false);
-    let winsize = if terminal { host_winsize() } else { None };
+    // The caller's terminal's size, else the spec's (a detached
+    // container's pty has no terminal to follow).
+    let winsize = match terminal {
+        true => host_winsize().or_else(|| {
+            process.console_size().map(|c| libc::winsize {
+                ws_row: c.height().min(u16::MAX as u64) as u16,
+                ws_col: c.width().min(u16::MAX as u64) as u16,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            })
+        }),
+        false => None,
+    };
 
     let has_net_ns = clone_flags & libc::CLONE_NEWNET != 0;
     Ok(Plan {
@@ -521,6 +537,7 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
         wait_for_parent: userns || inp.needs_parent_sync || process.oom_score_adj().is_some(),
         kill_on_parent_death: !inp.detach,
         dev_core: Path::new("/proc/kcore").exists(),
+        devices: extra_devices(linux)?,
         sysctls,
         oom_score_adj: process.oom_score_adj(),
         seccomp: linux
@@ -530,14 +547,72 @@ pub(crate) fn build(inp: PlanInputs<'_>) -> Result<Plan, RunError> {
     })
 }
 
+/// A device node to make in the container (`linux.devices`).
+#[derive(Debug, Clone)]
+pub(crate) struct ExtraDevice {
+    /// Below /dev, without a leading slash (`fuse`, `snd/timer`).
+    pub name: CString,
+    /// The parent directories to make first, below /dev, outermost first.
+    pub parents: Vec<CString>,
+    /// `S_IFCHR` or `S_IFBLK` with the permission bits.
+    pub mode: libc::mode_t,
+    pub rdev: libc::dev_t,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The spec's devices, each a character or block node under /dev (the one
+/// directory kiln's runtime makes nodes in: a fresh tmpfs).
+fn extra_devices(linux: Option<&oci_spec::runtime::Linux>) -> Result<Vec<ExtraDevice>, RunError> {
+    use oci_spec::runtime::LinuxDeviceType;
+    let mut out = Vec::new();
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let path = d.path();
+        let bad = |why: &str| RunError::InvalidSpec(format!("device {}: {why}", path.display()));
+        let rel = path
+            .strip_prefix("/dev")
+            .map_err(|_| bad("kiln makes device nodes under /dev only"))?;
+        let ok = !rel.as_os_str().is_empty()
+            && rel
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !ok {
+            return Err(bad("not a plain path below /dev"));
+        }
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            _ => return Err(bad("only character and block devices")),
+        };
+        let mut parents = Vec::new();
+        let mut acc = std::path::PathBuf::new();
+        if let Some(parent) = rel.parent() {
+            for c in parent.components() {
+                acc.push(c);
+                parents.push(cstring(acc.as_os_str().as_bytes(), "device path")?);
+            }
+        }
+        out.push(ExtraDevice {
+            name: cstring(rel.as_os_str().as_bytes(), "device path")?,
+            parents,
+            mode: kind | (d.file_mode().unwrap_or(0o666) & 0o777),
+            rdev: libc::makedev(d.major() as u32, d.minor() as u32),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
 /// Spec features kiln's runtime does not implement: refusing them beats
 /// silently running a container with less isolation than asked for.
 fn refuse_unsupported(spec: &Spec) -> Result<(), RunError> {
     let unsupported = |what: &str| Err(RunError::Unsupported(what.to_string()));
     if let Some(l) = spec.linux() {
-        if l.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return unsupported("extra devices in linux.devices");
-        }
         if l.intel_rdt().is_some() || l.personality().is_some() || l.time_offsets().is_some() {
             return unsupported("intelRdt, personality and time offsets");
         }

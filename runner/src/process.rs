@@ -71,6 +71,20 @@ impl SignalBlock {
             SignalBlock { old, set }
         }
     }
+
+    /// SIGCHLD alone: a waiter that forwards nothing (the signals the
+    /// thread already blocks stay blocked, for another waiter to read).
+    pub(crate) fn child_exits() -> Self {
+        // SAFETY: sigset manipulation on locals.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            SignalBlock { old, set }
+        }
+    }
 }
 
 impl Drop for SignalBlock {

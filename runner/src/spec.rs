@@ -60,12 +60,20 @@ pub enum MountSpec {
 }
 
 /// Resource limits; `None` means unlimited (and no cgroup work at all).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Resources {
     pub memory_bytes: Option<i64>,
+    /// Memory plus swap (`--memory-swap`); -1 for unlimited swap.
+    pub memory_swap: Option<i64>,
+    /// The soft limit (`--memory-reservation`).
+    pub memory_reservation: Option<i64>,
     pub pids: Option<i64>,
     /// Fractional CPUs as in `docker run --cpus`.
     pub cpus: Option<f64>,
+    /// Relative CPU weight (`-c`, `--cpu-shares`; docker's default 1024).
+    pub cpu_shares: Option<u64>,
+    /// The CPUs the container may run on (`--cpuset-cpus`, e.g. `0-2,4`).
+    pub cpuset_cpus: Option<String>,
 }
 
 /// What a caller knows from the image config and command line.
@@ -322,13 +330,18 @@ pub fn build(p: &SpecParams) -> Result<Spec, RunError> {
     // Docker's device allow-list, always: kiln's runtime and an external
     // one (runc) both enforce it from here.
     let mut res = LinuxResourcesBuilder::default().devices(crate::devices::default_spec_rules()?);
-    if let Some(m) = r.memory_bytes {
-        res = res.memory(
-            LinuxMemoryBuilder::default()
-                .limit(m)
-                .build()
-                .map_err(spec_err)?,
-        );
+    if r.memory_bytes.is_some() || r.memory_swap.is_some() || r.memory_reservation.is_some() {
+        let mut mem = LinuxMemoryBuilder::default();
+        if let Some(m) = r.memory_bytes {
+            mem = mem.limit(m);
+        }
+        if let Some(s) = r.memory_swap {
+            mem = mem.swap(s);
+        }
+        if let Some(s) = r.memory_reservation {
+            mem = mem.reservation(s);
+        }
+        res = res.memory(mem.build().map_err(spec_err)?);
     }
     if let Some(n) = r.pids {
         res = res.pids(
@@ -338,6 +351,7 @@ pub fn build(p: &SpecParams) -> Result<Spec, RunError> {
                 .map_err(spec_err)?,
         );
     }
+    let mut cpu = None;
     if let Some(c) = r.cpus {
         if c.is_nan() || c <= 0.0 {
             return Err(RunError::InvalidSpec(format!(
@@ -345,13 +359,20 @@ pub fn build(p: &SpecParams) -> Result<Spec, RunError> {
             )));
         }
         let period = 100_000u64;
-        res = res.cpu(
+        cpu = Some(
             LinuxCpuBuilder::default()
                 .period(period)
-                .quota((c * period as f64) as i64)
-                .build()
-                .map_err(spec_err)?,
+                .quota((c * period as f64) as i64),
         );
+    }
+    if let Some(shares) = r.cpu_shares {
+        cpu = Some(cpu.unwrap_or_default().shares(shares));
+    }
+    if let Some(set) = &r.cpuset_cpus {
+        cpu = Some(cpu.unwrap_or_default().cpus(set.clone()));
+    }
+    if let Some(cpu) = cpu {
+        res = res.cpu(cpu.build().map_err(spec_err)?);
     }
     linux = linux.resources(res.build().map_err(spec_err)?);
 

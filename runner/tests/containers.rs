@@ -481,6 +481,7 @@ fn memory_limit(e: &Env) -> TestResult {
         memory_bytes: Some(64 << 20),
         pids: Some(64),
         cpus: Some(0.5),
+        ..Default::default()
     };
     let mut opts = e.opts();
     let id2 = opts.id.clone();

@@ -5,6 +5,8 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Result;
+use cli_format::rows::ps;
+use cli_format::Format;
 use containers::control;
 use containers::filters::Filters;
 use containers::logfile::{self, LogOptions};
@@ -12,7 +14,6 @@ use containers::Container;
 
 use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
-use crate::format;
 
 #[derive(clap::Args, Debug)]
 pub struct PsArgs {
@@ -25,9 +26,15 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Filter: id=, name=, label=KEY[=VALUE], status=, exited= (repeatable)
+    /// Filter: id=, name=, label=KEY[=VALUE], status=, health=, exited=,
+    /// ancestor=, before=, since=, volume=, network= (repeatable)
     #[arg(short, long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
+    /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
+    /// (fields .ID .Image .Command .CreatedAt .RunningFor .Ports .State
+    /// .Status .Names .Labels .Mounts .Networks)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -64,10 +71,19 @@ pub struct LogsArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct AttachArgs {
+    /// Pass the signals kiln receives (SIGINT, SIGTERM, …) on to the container
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct StopArgs {
-    /// Seconds to wait before killing the container
-    #[arg(short, long = "time", default_value_t = 10, value_name = "SECS")]
-    pub time: u64,
+    /// Seconds to wait before killing the container (default: its --stop-timeout, else 10)
+    #[arg(short, long = "time", value_name = "SECS")]
+    pub time: Option<u64>,
     /// Signal to send first (default: the image's STOPSIGNAL, else SIGTERM)
     #[arg(short, long, value_name = "SIGNAL")]
     pub signal: Option<String>,
@@ -86,10 +102,18 @@ pub struct KillArgs {
 
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let filters = Filters::parse(&args.filter).map_err(from_containers)?;
+    let format = Format::parse(args.format.as_deref(), ps::DEFAULT)?;
+    let mut filters = Filters::parse(&args.filter).map_err(from_containers)?;
+    let everything = control::list(&store, true).map_err(from_containers)?;
+    filters
+        .resolve(&store, &everything)
+        .map_err(from_containers)?;
     let all = args.all || filters.implies_all();
-    let list = control::list(&store, all).map_err(from_containers)?;
-    let list: Vec<Container> = list.into_iter().filter(|c| filters.accepts(c)).collect();
+    let list: Vec<Container> = everything
+        .into_iter()
+        .filter(|c| control::shown(c, all))
+        .filter(|c| filters.accepts(&store, c))
+        .collect();
     let id = |c: &Container| match args.no_trunc {
         true => c.id.clone(),
         false => c.id[..12].to_string(),
@@ -101,39 +125,20 @@ pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
         }
         return Ok(Status::Success);
     }
-    let rows: Vec<Vec<String>> = list
+    let rows: Vec<serde_json::Value> = list
         .iter()
         .map(|c| {
-            let cmd = c.command.join(" ");
-            let cmd = match args.no_trunc {
-                true => cmd,
-                false => format::ellipsis(&cmd, 20),
-            };
-            vec![
-                id(c),
-                c.image.clone(),
-                format!("\"{cmd}\""),
-                format::ago(Some(&c.created)),
-                containers::summary::status_text(c),
-                containers::network::published(&store, c)
-                    .iter()
-                    .map(|m| m.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                c.name.clone(),
-            ]
+            let dir = containers::Containers::new(&store).container_dir(&c.id);
+            let net = containers::network::attachment(&dir);
+            let ports: Vec<String> = net
+                .iter()
+                .flat_map(|a| a.ports.iter().map(|m| m.to_string()))
+                .collect();
+            let networks: Vec<String> = net.map(|a| a.network).into_iter().collect();
+            ps::row(&store, c, &ports, &networks, args.no_trunc)
         })
         .collect();
-    let head = [
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS",
-        "NAMES",
-    ];
-    write!(out, "{}", format::table(&head, &rows))?;
+    write!(out, "{}", format.render(&rows, ps::HEADERS)?)?;
     Ok(Status::Success)
 }
 
@@ -166,6 +171,16 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
     })
 }
 
+pub fn attach(ctx: &Ctx, args: AttachArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let code =
+        containers::attach::attach(&store, &args.container, args.sig_proxy, &mut out, &mut err)
+            .map_err(from_containers)?;
+    Ok(Status::External(code.clamp(0, 255) as u8))
+}
+
 pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
     let now = chrono::Utc::now();
     let time = |t: &Option<String>| t.as_deref().map(|t| logfile::parse_time(t, now));
@@ -183,6 +198,7 @@ pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
         until: time(&args.until).transpose().map_err(from_containers)?,
         timestamps: args.timestamps,
         tail,
+        parts: false,
         poll: None,
     };
     let store = ctx.store()?;
@@ -196,7 +212,7 @@ pub fn stop(ctx: &Ctx, args: StopArgs) -> Result<Status> {
     let store = ctx.store()?;
     let signal = args.signal.as_deref().map(control::parse_signal);
     let signal = signal.transpose().map_err(from_containers)?;
-    let time = Duration::from_secs(args.time);
+    let time = args.time.map(Duration::from_secs);
     each(&args.containers, |name| {
         control::stop(&store, name, signal, time)
     })

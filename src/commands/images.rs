@@ -1,14 +1,15 @@
 //! `kiln images` and `kiln tag`.
 
 use anyhow::Result;
+use cli_format::rows::images;
+use cli_format::Format;
+use image_store::filters::{ImageFilters, Keys};
 use image_store::images::split_name;
 use image_store::{Image, Reference};
-use serde_json::json;
 
 use crate::cli::{ImagesArgs, TagArgs};
 use crate::context::Ctx;
 use crate::exit::Status;
-use crate::format;
 
 struct Row<'a> {
     image: &'a Image,
@@ -22,14 +23,16 @@ pub fn run(ctx: &Ctx, args: ImagesArgs) -> Result<Status> {
     for b in &list.broken {
         eprintln!("WARNING: {}", b.error(&b.label()));
     }
+    let format = Format::parse(args.format.as_deref(), default_format(&args))?;
+    let filters = ImageFilters::parse(&args.filter, Keys::List, &list)?;
     let mut images = list.images;
     images.sort_by(|a, b| b.config.created.cmp(&a.config.created));
     let filter: Option<Reference> = args.reference.as_deref().map(str::parse).transpose()?;
 
     let mut rows = Vec::new();
-    for img in &images {
+    for img in images.iter().filter(|i| filters.accepts(i)) {
         if img.names.is_empty() {
-            if filter.is_none() {
+            if filter.is_none() && filters.accepts_name(None) {
                 rows.push(Row {
                     image: img,
                     repo: "<none>".into(),
@@ -39,7 +42,9 @@ pub fn run(ctx: &Ctx, args: ImagesArgs) -> Result<Status> {
             continue;
         }
         for n in &img.names {
-            if filter.as_ref().is_some_and(|f| !matches_filter(f, n)) {
+            if filter.as_ref().is_some_and(|f| !matches_filter(f, n))
+                || !filters.accepts_name(Some(n))
+            {
                 continue;
             }
             let (repo, tag) = split_name(n);
@@ -51,63 +56,32 @@ pub fn run(ctx: &Ctx, args: ImagesArgs) -> Result<Status> {
         }
     }
 
-    let id = |i: &Image| {
-        if args.no_trunc {
-            i.id().to_string()
-        } else {
-            i.id().short().to_string()
-        }
-    };
     if args.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in &rows {
             if seen.insert(r.image.id().clone()) {
-                outln!("{}", id(r.image));
+                let id = r.image.id();
+                match args.no_trunc {
+                    true => outln!("{id}"),
+                    false => outln!("{}", id.short()),
+                }
             }
         }
         return Ok(Status::Success);
     }
-    if args.format.as_deref() == Some("json") {
-        let out: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "Id": r.image.id().to_string(),
-                    "Repository": r.repo,
-                    "Tag": r.tag,
-                    "Names": r.image.names,
-                    "Digest": r.image.manifest_digest().to_string(),
-                    "Created": r.image.config.created,
-                    "Size": r.image.size(),
-                })
-            })
-            .collect();
-        outln!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(Status::Success);
-    }
-    if let Some(f) = args.format.as_deref().filter(|f| *f != "table") {
-        anyhow::bail!("unsupported --format {f:?}: use `table` or `json`");
-    }
-    let mut header = vec!["REPOSITORY", "TAG"];
-    if args.digests {
-        header.push("DIGEST");
-    }
-    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    let table: Vec<Vec<String>> = rows
+    let rows: Vec<_> = rows
         .iter()
-        .map(|r| {
-            let mut cells = vec![r.repo.clone(), r.tag.clone()];
-            if args.digests {
-                cells.push(r.image.manifest_digest().to_string());
-            }
-            cells.push(id(r.image));
-            cells.push(format::ago(r.image.config.created.as_deref()));
-            cells.push(format::human_size(r.image.size()));
-            cells
-        })
+        .map(|r| images::row(r.image, &r.repo, &r.tag, args.no_trunc))
         .collect();
-    out!("{}", format::table(&header, &table));
+    out!("{}", format.render(&rows, images::HEADERS)?);
     Ok(Status::Success)
+}
+
+fn default_format(args: &ImagesArgs) -> &'static str {
+    match args.digests {
+        true => images::DEFAULT_DIGESTS,
+        false => images::DEFAULT,
+    }
 }
 
 /// `kiln images busybox` lists every tag of the repository; with a tag,

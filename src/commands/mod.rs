@@ -7,6 +7,7 @@ pub mod containers;
 pub mod cp;
 pub mod exec;
 pub mod export;
+pub mod healthcheck;
 mod history;
 mod images;
 mod import;
@@ -19,23 +20,26 @@ pub mod push;
 mod rmi;
 pub mod run;
 mod save;
+pub mod search;
+mod shell;
 pub mod standby;
 pub mod system;
 pub mod volume;
 
 use anyhow::Result;
 
-use crate::cli::{BuilderCommand, Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
+use crate::cli::{BuilderCommand, Cli, Command, ImageCommand, SystemCommand};
 use crate::context::Ctx;
 use crate::exit::Status;
 
 pub fn dispatch(cli: Cli) -> Result<Status> {
     let ctx = Ctx::new(cli.root);
+    let command = cli.command.canonical();
     // Commands that run no container: on SIGINT/SIGTERM they remove their
     // temp files and exit 130/143. (The runner forwards those signals to
     // containers, so `run` and `build` keep the default.)
     if matches!(
-        cli.command,
+        command,
         Command::Import(_)
             | Command::Image(_)
             | Command::Tag(_)
@@ -49,18 +53,17 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
     ) {
         image_store::fsutil::exit_cleanly_on_signals();
     }
-    match cli.command {
-        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&ctx, a),
-        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&ctx, a),
-        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&ctx, a),
-        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(&ctx, a),
+    match command {
+        Command::Import(a) => import::run(&ctx, a),
+        Command::Images(a) => images::run(&ctx, a),
+        Command::Tag(a) => images::tag(&ctx, a),
+        Command::Rmi(a) => rmi::run(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => rmi::prune(&ctx, a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => inspect::run(&ctx, a),
-        Command::Container(ContainerCommand::Inspect(mut a)) => {
-            a.kind = Some("container".into());
-            inspect::run(&ctx, a)
+        Command::Image(_) | Command::Container(_) => {
+            unreachable!("Command::canonical maps the other management commands")
         }
-        Command::History(a) | Command::Image(ImageCommand::History(a)) => history::run(&ctx, a),
+        Command::Inspect(a) => inspect::run(&ctx, a),
+        Command::History(a) => history::run(&ctx, a),
         Command::Build(a) => build::run(&ctx, *a),
         Command::Builder(BuilderCommand::Prune(a)) => build::prune(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
@@ -78,6 +81,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Network(a) => network::run(&ctx, a),
         Command::Rm(a) => containers::rm(&ctx, a),
         Command::Logs(a) => containers::logs(&ctx, a),
+        Command::Attach(a) => containers::attach(&ctx, a),
         Command::Stop(a) => containers::stop(&ctx, a),
         Command::Kill(a) => containers::kill(&ctx, a),
         Command::Export(a) => export::run(&ctx, a),
@@ -92,6 +96,14 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Load(a) => save::load(&ctx, a),
         Command::System(SystemCommand::Check(a)) => system::check(&ctx, a),
         Command::System(SystemCommand::Service(a)) => system::service(&ctx, a),
+        Command::System(SystemCommand::Df(a)) => system::df(&ctx, a),
+        Command::System(SystemCommand::Prune(a)) => system::prune(&ctx, a),
+        Command::System(SystemCommand::Info(a)) | Command::Info(a) => system::info(&ctx, a),
+        Command::Version(a) => system::version(&ctx, a),
+        Command::Search(a) => search::run(&ctx, a),
+        Command::Completion(a) => shell::completion(a),
+        Command::Man(a) => shell::man(a),
         Command::Volume(c) => volume::run(&ctx, c),
+        Command::Healthcheck(c) => healthcheck::run(&ctx, c),
     }
 }

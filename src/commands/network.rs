@@ -4,11 +4,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
+use cli_format::rows::networks;
+use cli_format::Format;
+use containers::filters::NetworkFilters;
 use containers::network::{CreateRequest, NetworkDef, Networks};
 
 use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
-use crate::format;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum NetworkCommand {
@@ -18,7 +20,7 @@ pub enum NetworkCommand {
     #[command(alias = "list")]
     Ls(LsArgs),
     /// Show networks as JSON
-    Inspect(NamesArgs),
+    Inspect(InspectArgs),
     /// Remove networks
     #[command(alias = "remove")]
     Rm(NamesArgs),
@@ -51,6 +53,25 @@ pub struct LsArgs {
     /// Only the IDs
     #[arg(short, long)]
     pub quiet: bool,
+    /// Don't truncate the IDs
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Filter: driver=, id=, label=KEY[=VALUE], name=, scope=, type=custom|builtin, dangling=true|false
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
+    /// (fields .ID .Name .Driver .Scope .Internal .Labels .CreatedAt .Subnet)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Format the output with a Go template, or `json`
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -102,28 +123,29 @@ pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<Status> {
             outln!("{}", n.id);
         }
         NetworkCommand::Ls(a) => {
-            let all = nets.list(&lock).map_err(from_containers)?;
+            let format = Format::parse(a.format.as_deref(), networks::DEFAULT)?;
+            let filters = NetworkFilters::parse(&a.filter).map_err(from_containers)?;
+            let mut all = nets.list(&lock).map_err(from_containers)?;
+            all.retain(|n| {
+                filters.accepts(n, || {
+                    !containers::network::attach::users(&store, &n.name).is_empty()
+                })
+            });
             if a.quiet {
                 for n in &all {
-                    outln!("{}", &n.id[..12]);
+                    match a.no_trunc {
+                        true => outln!("{}", n.id),
+                        false => outln!("{}", &n.id[..12]),
+                    }
                 }
                 return Ok(Status::Success);
             }
-            let rows: Vec<Vec<String>> = all
-                .iter()
-                .map(|n| {
-                    vec![
-                        n.id[..12].to_string(),
-                        n.name.clone(),
-                        n.driver.clone(),
-                        n.subnet.to_string(),
-                    ]
-                })
-                .collect();
-            let head = ["NETWORK ID", "NAME", "DRIVER", "SUBNET"];
-            print!("{}", format::table(&head, &rows));
+            let rows: Vec<_> = all.iter().map(|n| networks::row(n, a.no_trunc)).collect();
+            out!("{}", format.render(&rows, networks::HEADERS)?);
         }
         NetworkCommand::Inspect(a) => {
+            let format = a.format.as_deref().map(|f| Format::parse(Some(f), f));
+            let format = format.transpose()?;
             let mut out = Vec::new();
             for name in &a.names {
                 let n = nets.get(&lock, name).map_err(from_containers)?;
@@ -132,7 +154,10 @@ pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<Status> {
                     containers::network::attach::users(&store, &n.name),
                 ));
             }
-            outln!("{}", serde_json::to_string_pretty(&out)?);
+            match format {
+                Some(f) => out!("{}", f.render(&out, &[])?),
+                None => outln!("{}", serde_json::to_string_pretty(&out)?),
+            }
         }
         NetworkCommand::Rm(a) => {
             for name in &a.names {

@@ -1,6 +1,7 @@
 //! `kiln rmi` and `kiln image prune`.
 
 use anyhow::Result;
+use image_store::filters::{ImageFilters, Keys};
 
 use crate::cli::{PruneArgs, RmiArgs};
 use crate::context::Ctx;
@@ -37,10 +38,12 @@ pub fn run(ctx: &Ctx, args: RmiArgs) -> Result<Status> {
 
 pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let (deleted, freed) = store.prune(args.all, &|id| {
-        ::containers::Containers::new(&store)
-            .container_using(id)
-            .is_some()
+    let filters = ImageFilters::parse(&args.filter, Keys::Prune, &store.image_list()?)?;
+    let (deleted, freed) = store.prune(args.all, &|img| {
+        !filters.accepts(img)
+            || ::containers::Containers::new(&store)
+                .container_using(img.id())
+                .is_some()
     })?;
     if !deleted.is_empty() {
         outln!("Deleted Images:");

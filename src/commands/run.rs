@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use containers::health::HealthFlags;
 use containers::network::NetworkFlags;
 use containers::restart::RestartPolicy;
 use containers::run::{self, RunRequest};
+use containers::security::{self, Hardening};
 use containers::{mountopts, options};
 use runner::spec::Resources;
 
@@ -115,9 +117,54 @@ pub struct RunFlags {
     /// Memory limit (e.g. 512m, 1g)
     #[arg(short, long, value_name = "BYTES")]
     pub memory: Option<String>,
+    /// Memory plus swap limit (e.g. 1g), -1 for unlimited swap; needs --memory
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit (e.g. 256m)
+    #[arg(long, value_name = "BYTES")]
+    pub memory_reservation: Option<String>,
+    /// CPU shares (relative weight; docker's default is 1024)
+    #[arg(short = 'c', long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs the container may use (e.g. 0-2,4)
+    #[arg(long, value_name = "CPUS")]
+    pub cpuset_cpus: Option<String>,
     /// Maximum number of processes
     #[arg(long, value_name = "N")]
     pub pids_limit: Option<i64>,
+    /// A resource limit: NAME=SOFT[:HARD] (nofile, nproc, core, …)
+    #[arg(long, value_name = "NAME=SOFT[:HARD]", allow_hyphen_values = true)]
+    pub ulimit: Vec<String>,
+    /// Size of /dev/shm (e.g. 128m; default 64m)
+    #[arg(long, value_name = "BYTES")]
+    pub shm_size: Option<String>,
+    /// Add a capability (e.g. NET_ADMIN, or ALL)
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (e.g. CHOWN, or ALL)
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Security options: no-new-privileges, seccomp=unconfined
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Give the container every capability and host device, no seccomp filter, no masked paths
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add a host device to the container: HOST[:CONTAINER][:PERMS] (PERMS of r, w, m)
+    #[arg(long, value_name = "HOST[:CTR][:PERMS]")]
+    pub device: Vec<String>,
+    /// Run a tiny init (tini) as pid 1 that reaps zombies and forwards signals
+    #[arg(long)]
+    pub init: bool,
+    /// Log option of a detached container: max-size=SIZE, max-file=N (rotation)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+    /// Signal that stop sends first (default: the image's STOPSIGNAL, else SIGTERM)
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds stop waits before SIGKILL (default 10)
+    #[arg(long, value_name = "SECS")]
+    pub stop_timeout: Option<i64>,
     /// Number of CPUs (fractional)
     #[arg(long, value_name = "CPUS")]
     pub cpus: Option<f64>,
@@ -127,18 +174,44 @@ pub struct RunFlags {
     /// Set a label on the container (KEY=VALUE)
     #[arg(short, long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// Command the health check runs (with /bin/sh -c, or the image's SHELL)
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (ms|s|m|h), default 30s
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub health_interval: Option<String>,
+    /// Longest time one health check may run (ms|s|m|h), default 30s
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make the container unhealthy, default 3
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub health_retries: Option<i64>,
+    /// Time to start before failed checks count (ms|s|m|h), default 0s
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub health_start_period: Option<String>,
+    /// Disable any health check the image sets
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// Internal: run the monitor of a detached container
     #[arg(long, hide = true, value_name = "ID")]
     pub monitor: Option<String>,
-    /// The image to run
-    #[arg(required_unless_present = "monitor")]
-    pub image: Option<String>,
-    /// Command and arguments (replace the image's CMD)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    /// The image to run, then the command and its arguments (replacing the
+    /// image's CMD). One list, so that flags end at the image as with docker:
+    /// `run busybox -c 1` passes `-c 1` to the container.
+    #[arg(
+        value_name = "IMAGE [COMMAND]",
+        required_unless_present = "monitor",
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub image_and_command: Vec<String>,
 }
 
-pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
+pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
+    let mut words = std::mem::take(&mut args.image_and_command).into_iter();
+    let image = words.next();
+    let command: Vec<String> = words.collect();
     // Checked first: a bad name costs nothing.
     if let Some(n) = &args.name {
         containers::container_name(n)?;
@@ -155,8 +228,8 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
         dns_options: &args.dns_option,
         add_hosts: &args.add_host,
     })?;
-    if args.detach && (args.tty || args.interactive) {
-        bail!("-d cannot be combined with -i or -t (attaching is not supported)");
+    if args.detach && args.tty && args.runtime.is_some() {
+        bail!("-d -t with --runtime: an external runtime's terminal needs the caller's; only kiln's own runtime keeps a pty for a detached container");
     }
     let restart = RestartPolicy::parse(&args.restart)?;
     if args.rm && !restart.is_none() {
@@ -167,6 +240,15 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
             "--restart needs -d: kiln has no daemon, the detached container's monitor restarts it"
         );
     }
+    let health = HealthFlags {
+        cmd: args.health_cmd,
+        interval: args.health_interval,
+        timeout: args.health_timeout,
+        start_period: args.health_start_period,
+        retries: args.health_retries,
+        none: args.no_healthcheck,
+    }
+    .config()?;
     let labels = args.label.iter().map(|l| options::parse_label(l));
     let labels = labels.collect::<Result<_, _>>()?;
     if let Some(w) = &args.workdir {
@@ -180,6 +262,74 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
     if let Some(m) = &args.memory {
         resources.memory_bytes = Some(options::parse_bytes(m)?);
     }
+    if let Some(sw) = &args.memory_swap {
+        let Some(m) = resources.memory_bytes else {
+            bail!("--memory-swap needs --memory (the limit of memory plus swap)");
+        };
+        let sw = match sw.trim() {
+            "-1" => -1,
+            s => options::parse_bytes(s)?,
+        };
+        if sw != -1 && sw < m {
+            bail!("--memory-swap must be at least --memory");
+        }
+        resources.memory_swap = Some(sw);
+    }
+    if let Some(r) = &args.memory_reservation {
+        resources.memory_reservation = Some(options::parse_bytes(r)?);
+    }
+    if let Some(sh) = args.cpu_shares {
+        if !(2..=262_144).contains(&sh) {
+            bail!("--cpu-shares {sh}: must be between 2 and 262144");
+        }
+        resources.cpu_shares = Some(sh);
+    }
+    if let Some(set) = &args.cpuset_cpus {
+        options::check_cpuset(set)?;
+        resources.cpuset_cpus = Some(set.clone());
+    }
+    let mut hardening = Hardening {
+        cap_add: security::parse_caps("--cap-add", &args.cap_add)?,
+        cap_drop: security::parse_caps("--cap-drop", &args.cap_drop)?,
+        ulimits: args
+            .ulimit
+            .iter()
+            .map(|u| security::parse_ulimit(u))
+            .collect::<Result<_, _>>()?,
+        shm_size: args
+            .shm_size
+            .as_deref()
+            .map(options::parse_bytes)
+            .transpose()?,
+        init: args.init.then(security::find_init).transpose()?,
+        devices: args
+            .privileged
+            .then(security::host_devices)
+            .unwrap_or_default()
+            .into_iter()
+            .map(Ok)
+            .chain(args.device.iter().map(|d| security::parse_device(d)))
+            .collect::<Result<_, _>>()?,
+        privileged: args.privileged,
+        ..Default::default()
+    };
+    for o in &args.security_opt {
+        security::parse_security_opt(&mut hardening, o)?;
+    }
+    if let Some(sig) = &args.stop_signal {
+        containers::control::parse_signal(sig)?;
+    }
+    let mut log_opts = std::collections::BTreeMap::new();
+    for o in &args.log_opt {
+        let Some((k, v)) = o.split_once('=') else {
+            bail!("invalid --log-opt {o:?}: want KEY=VALUE");
+        };
+        log_opts.insert(k.to_string(), v.to_string());
+    }
+    containers::logfile::Rotation::parse(&log_opts)?;
+    if args.stop_timeout.is_some_and(|t| t < 0) {
+        bail!("--stop-timeout cannot be negative");
+    }
     let mounts = args
         .tmpfs
         .iter()
@@ -192,10 +342,10 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
         mountopts::parse_volumes_from(f)?;
     }
     Ok(RunRequest {
-        image: args.image.expect("clap requires IMAGE"),
+        image: image.expect("clap requires IMAGE"),
         name: args.name,
         entrypoint: args.entrypoint.as_deref().map(run::entrypoint_flag),
-        command: args.command,
+        command,
         env: options::env(&args.env_file, &args.env)?,
         user: args.user,
         workdir: args.workdir,
@@ -213,6 +363,11 @@ pub(crate) fn request(args: RunFlags) -> Result<RunRequest> {
         auto_remove: args.rm,
         restart,
         labels,
+        health,
+        hardening,
+        stop_signal: args.stop_signal,
+        stop_timeout: args.stop_timeout,
+        log_opts,
     })
 }
 

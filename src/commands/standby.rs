@@ -32,9 +32,9 @@ pub struct NamesArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct RestartArgs {
-    /// Seconds to wait before killing the container
-    #[arg(short, long = "time", default_value_t = 10, value_name = "SECS")]
-    pub time: u64,
+    /// Seconds to wait before killing the container (default: its --stop-timeout, else 10)
+    #[arg(short, long = "time", value_name = "SECS")]
+    pub time: Option<u64>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -57,6 +57,9 @@ pub fn create(ctx: &Ctx, args: RunArgs) -> Result<Status> {
     let flags = *args.flags;
     if flags.detach || flags.monitor.is_some() {
         bail!("create does not take -d: a created container is started with `kiln start`");
+    }
+    if flags.tty && flags.runtime.is_some() {
+        bail!("create -t with --runtime: an external runtime's terminal needs the caller's, and `start` runs the container under a monitor (kiln's own runtime keeps a pty there)");
     }
     let req = request(flags)?;
     let store = ctx.store()?;
@@ -114,7 +117,7 @@ pub fn wait(ctx: &Ctx, args: NamesArgs) -> Result<Status> {
 
 pub fn restart(ctx: &Ctx, args: RestartArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let timeout = Duration::from_secs(args.time);
+    let timeout = args.time.map(Duration::from_secs);
     each(&args.containers, |name| {
         match run::restart(&store, name, timeout).map_err(from_containers)? {
             run::Start::Running => {}

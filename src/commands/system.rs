@@ -1,13 +1,19 @@
-//! `kiln system check [--repair]`: one line per problem (podman's `system
+//! `kiln system check|df|prune|info` and `kiln version`.
+//!
+//! `system check [--repair]`: one line per problem (podman's `system
 //! check` shape); exit 0 when the store is consistent (or every problem was
 //! repaired), 1 when problems remain, 125 when the check could not run.
 //! `kiln system service`: the Docker Engine API (the `engine-api` crate).
 
 use anyhow::Result;
+use cli_format::rows::{df, images, info, ps, version, volumes};
+use cli_format::Format;
+use containers::control;
+use containers::network::Networks;
 
-use crate::cli::SystemCheckArgs;
+use crate::cli::{DfArgs, FormatArgs, SystemCheckArgs, SystemPruneArgs};
 use crate::context::Ctx;
-use crate::exit::Status;
+use crate::exit::{self, from_containers, Status};
 use crate::format;
 
 pub fn check(ctx: &Ctx, args: SystemCheckArgs) -> Result<Status> {
@@ -98,4 +104,146 @@ fn default_socket() -> std::path::PathBuf {
         .filter(|v| !v.is_empty())
         .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
     base.join("kiln/kiln.sock")
+}
+
+/// `kiln system df [-v]`.
+pub fn df(ctx: &Ctx, args: DfArgs) -> Result<Status> {
+    if args.verbose && args.format.is_some() {
+        anyhow::bail!("--format with --verbose is not supported: use one or the other");
+    }
+    let format = Format::parse(args.format.as_deref(), df::DEFAULT)?;
+    let store = ctx.store()?;
+    let usage = ::containers::usage::disk_usage(&store).map_err(from_containers)?;
+    if !args.verbose {
+        out!("{}", format.render(&df::rows(&usage), df::HEADERS)?);
+        return Ok(Status::Success);
+    }
+    let section = |template: &str, rows: &[serde_json::Value], headers| -> Result<String> {
+        Ok(Format::parse(Some(template), template)?.render(rows, headers)?)
+    };
+    let image_rows = df::image_rows(&usage);
+    outln!("Images space usage:\n");
+    out!(
+        "{}",
+        section(df::IMAGES_VERBOSE, &image_rows, images::HEADERS)?
+    );
+    outln!("\nContainers space usage:\n");
+    let container_rows = df::container_rows(&store, &usage);
+    out!(
+        "{}",
+        section(df::CONTAINERS_VERBOSE, &container_rows, ps::HEADERS)?
+    );
+    outln!("\nLocal Volumes space usage:\n");
+    let volume_rows = df::volume_rows(&usage);
+    out!(
+        "{}",
+        section(df::VOLUMES_VERBOSE, &volume_rows, volumes::HEADERS)?
+    );
+    outln!(
+        "\nBuild cache usage: {} ({} step records)",
+        format::human_size(usage.cache_size),
+        usage.cache_records
+    );
+    Ok(Status::Success)
+}
+
+/// `kiln system prune`: stopped containers, unused networks, dangling (or
+/// with `-a` unused) images and the build cache; with `--volumes` the
+/// anonymous volumes no container uses. Running containers, and the images
+/// and volumes of any container, stay.
+pub fn prune(ctx: &Ctx, args: SystemPruneArgs) -> Result<Status> {
+    let store = ctx.store()?;
+    let mut freed = 0u64;
+    let mut seen = std::collections::HashSet::new();
+    let dirs = ::containers::Containers::new(&store);
+    let mut gone = Vec::new();
+    for c in control::list(&store, true).map_err(from_containers)? {
+        if c.is_running() || c.is_restarting() || c.is_ending() {
+            continue;
+        }
+        let size = ::containers::usage::du(&dirs.container_dir(&c.id), &mut seen);
+        match control::remove(&store, &c.id, false) {
+            Ok(()) => {
+                freed += size;
+                gone.push(c.id);
+            }
+            // One that started meanwhile stays.
+            Err(e) => eprintln!("kiln: {}", exit::render(&from_containers(e))),
+        }
+    }
+    section("Deleted Containers", &gone)?;
+
+    let nets = Networks::new(&store);
+    let lock = nets.lock().map_err(from_containers)?;
+    section(
+        "Deleted Networks",
+        &nets.prune(&lock).map_err(from_containers)?,
+    )?;
+    drop(lock);
+
+    if args.volumes {
+        let vols = ::containers::volumes::Volumes::new(&store);
+        let sizes: Vec<(String, u64)> = vols
+            .list()
+            .map_err(from_containers)?
+            .into_iter()
+            .map(|v| {
+                let size = ::containers::usage::du(&vols.dir().join(&v.name), &mut seen);
+                (v.name, size)
+            })
+            .collect();
+        let gone = vols.prune(false).map_err(from_containers)?;
+        freed += sizes
+            .iter()
+            .filter(|(n, _)| gone.contains(n))
+            .map(|(_, s)| s)
+            .sum::<u64>();
+        section("Deleted Volumes", &gone)?;
+    }
+
+    let (deleted, image_bytes) =
+        store.prune(args.all, &|img| dirs.container_using(img.id()).is_some())?;
+    let deleted: Vec<String> = deleted.iter().map(|d| format!("deleted: {d}")).collect();
+    section("Deleted Images", &deleted)?;
+    freed += image_bytes;
+
+    let cache = builder::prune_cache(&store, &builder::PruneOptions::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if cache.records > 0 {
+        outln!("Deleted build cache objects: {}\n", cache.records);
+    }
+    freed += cache.freed;
+    outln!("Total reclaimed space: {}", format::human_size(freed));
+    Ok(Status::Success)
+}
+
+fn section(title: &str, items: &[String]) -> Result<()> {
+    if !items.is_empty() {
+        outln!("{title}:");
+        for i in items {
+            outln!("{i}");
+        }
+        outln!();
+    }
+    Ok(())
+}
+
+/// `kiln info` / `kiln system info`.
+pub fn info(ctx: &Ctx, args: FormatArgs) -> Result<Status> {
+    let format = args.format.as_deref().unwrap_or(info::DEFAULT);
+    let format = Format::parse(Some(format), format)?;
+    let store = ctx.store()?;
+    let i = ::containers::usage::info(&store).map_err(from_containers)?;
+    let v = info::value(&i, env!("CARGO_PKG_VERSION"));
+    out!("{}", format.render(&[v], &[])?);
+    Ok(Status::Success)
+}
+
+/// `kiln version`: no store needed.
+pub fn version(ctx: &Ctx, args: FormatArgs) -> Result<Status> {
+    let format = args.format.as_deref().unwrap_or(version::DEFAULT);
+    let format = Format::parse(Some(format), format)?;
+    let v = version::value(env!("CARGO_PKG_VERSION"), ctx.root());
+    out!("{}", format.render(&[v], &[])?);
+    Ok(Status::Success)
 }

@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use anyhow::{bail, Result};
+use cli_format::rows::volumes;
+use cli_format::Format;
+use containers::filters::VolumeFilters;
 use containers::volumes::{Volume, Volumes};
 
 use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
-use crate::format;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum VolumeCommand {
@@ -19,7 +21,7 @@ pub enum VolumeCommand {
     #[command(visible_alias = "list")]
     Ls(LsArgs),
     /// Show volumes as JSON
-    Inspect(NamesArgs),
+    Inspect(InspectArgs),
     /// Remove volumes (refused while a container uses them)
     #[command(visible_alias = "remove")]
     Rm(RmArgs),
@@ -44,13 +46,20 @@ pub struct LsArgs {
     /// Only display volume names
     #[arg(short, long)]
     pub quiet: bool,
-    /// Filter: dangling=true|false, name=SUBSTRING, label=KEY[=VALUE]
+    /// Filter: dangling=true|false, name=SUBSTRING, label=KEY[=VALUE], driver=local
     #[arg(short, long, value_name = "FILTER")]
     pub filter: Vec<String>,
+    /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
+    /// (fields .Name .Driver .Scope .Mountpoint .Labels .Links)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct NamesArgs {
+pub struct InspectArgs {
+    /// Format the output with a Go template, or `json`
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
     #[arg(required = true, value_name = "VOLUME")]
     pub names: Vec<String>,
 }
@@ -98,36 +107,36 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<Status> {
             outln!("{}", v.name);
         }
         VolumeCommand::Ls(a) => {
-            let filters = a
-                .filter
-                .iter()
-                .map(|f| VolumeFilter::parse(f))
-                .collect::<Result<Vec<_>>>()?;
+            let format = Format::parse(a.format.as_deref(), volumes::DEFAULT)?;
+            let filters = VolumeFilters::parse(&a.filter).map_err(from_containers)?;
             let mut list = vols.list().map_err(from_containers)?;
-            if !filters.is_empty() {
-                let used = vols.used().map_err(from_containers)?;
-                list.retain(|v| filters.iter().all(|f| f.matches(v, used.contains(&v.name))));
-            }
+            let users = |v: &Volume| vols.users(&v.name).map(|u| u.len()).unwrap_or(0);
+            list.retain(|v| filters.accepts(v, || users(v) > 0));
             let mut out = std::io::stdout().lock();
             if a.quiet {
                 for v in &list {
                     writeln!(out, "{}", v.name)?;
                 }
             } else {
-                let rows: Vec<Vec<String>> = list
+                let rows: Vec<_> = list
                     .iter()
-                    .map(|v| vec!["local".to_string(), v.name.clone()])
+                    .map(|v| volumes::row(v, &vols.data_dir(&v.name), users(v)))
                     .collect();
-                write!(out, "{}", format::table(&["DRIVER", "VOLUME NAME"], &rows))?;
+                write!(out, "{}", format.render(&rows, volumes::HEADERS)?)?;
             }
         }
         VolumeCommand::Inspect(a) => {
+            let format = a.format.as_deref().map(|f| Format::parse(Some(f), f));
+            let format = format.transpose()?;
             let mut all = Vec::new();
             for n in &a.names {
                 let v = vols.find(n).map_err(from_containers)?;
                 all.push(inspect_json(&vols, &v));
             }
-            outln!("{}", serde_json::to_string_pretty(&all)?);
+            match format {
+                Some(f) => outln!("{}", f.render(&all, &[])?.trim_end_matches('\n')),
+                None => outln!("{}", serde_json::to_string_pretty(&all)?),
+            }
         }
         VolumeCommand::Rm(a) => {
             let mut failed = false;
@@ -155,46 +164,6 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<Status> {
         }
     }
     Ok(Status::Success)
-}
-
-/// One `volume ls --filter`.
-enum VolumeFilter {
-    Dangling(bool),
-    Name(String),
-    Label(String, Option<String>),
-}
-
-impl VolumeFilter {
-    fn parse(f: &str) -> Result<VolumeFilter> {
-        let Some((k, v)) = f.split_once('=') else {
-            bail!("invalid filter {f:?}: want KEY=VALUE");
-        };
-        Ok(match k {
-            "dangling" => match v {
-                "true" | "1" => VolumeFilter::Dangling(true),
-                "false" | "0" => VolumeFilter::Dangling(false),
-                _ => bail!("invalid filter {f:?}: dangling is true or false"),
-            },
-            "name" => VolumeFilter::Name(v.to_string()),
-            "label" => match v.split_once('=') {
-                Some((l, val)) => VolumeFilter::Label(l.to_string(), Some(val.to_string())),
-                None => VolumeFilter::Label(v.to_string(), None),
-            },
-            _ => bail!("invalid filter {f:?}: only dangling, name and label are supported"),
-        })
-    }
-
-    fn matches(&self, v: &Volume, used: bool) -> bool {
-        match self {
-            VolumeFilter::Dangling(d) => *d != used,
-            VolumeFilter::Name(n) => v.name.contains(n.as_str()),
-            VolumeFilter::Label(k, val) => match (v.labels.get(k), val) {
-                (Some(got), Some(want)) => got == want,
-                (Some(_), None) => true,
-                (None, _) => false,
-            },
-        }
-    }
 }
 
 /// docker's `volume inspect` object.

@@ -1,5 +1,6 @@
 //! Transfer progress on standard error: one bar per blob on a terminal,
-//! plain lines otherwise, nothing with `-q`.
+//! docker's plain lines otherwise (`a1b2c3d4e5f6: Pull complete`), nothing
+//! with `-q`.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -17,9 +18,23 @@ enum Mode {
 #[derive(Clone)]
 pub struct Progress {
     mode: Mode,
+    /// docker's words for a blob sent and a blob already there.
+    words: (&'static str, &'static str),
 }
 
+const PULL_WORDS: (&str, &str) = ("Pull complete", "Already exists");
+const PUSH_WORDS: (&str, &str) = ("Pushed", "Layer already exists");
+
 impl Progress {
+    /// Progress of a push: docker's "Pushed" / "Layer already exists".
+    pub fn pushing(quiet: bool) -> Progress {
+        Progress {
+            words: PUSH_WORDS,
+            ..Progress::new(quiet)
+        }
+    }
+
+    /// Progress of a pull (or any copy into the store).
     pub fn new(quiet: bool) -> Progress {
         let mode = if quiet {
             Mode::Quiet
@@ -28,7 +43,10 @@ impl Progress {
         } else {
             Mode::Plain
         };
-        Progress { mode }
+        Progress {
+            mode,
+            words: PULL_WORDS,
+        }
     }
 
     /// A message line (above the bars on a terminal).
@@ -75,7 +93,8 @@ impl Progress {
         BlobProgress {
             bar,
             plain: matches!(self.mode, Mode::Plain),
-            label: format!("{verb} blob {short}"),
+            short,
+            words: self.words,
         }
     }
 }
@@ -83,7 +102,8 @@ impl Progress {
 pub struct BlobProgress {
     bar: Option<ProgressBar>,
     plain: bool,
-    label: String,
+    short: String,
+    words: (&'static str, &'static str),
 }
 
 impl BlobProgress {
@@ -97,7 +117,16 @@ impl BlobProgress {
         if let Some(b) = &self.bar {
             b.finish_with_message(msg.to_string());
         } else if self.plain {
-            eprintln!("{} {msg}", self.label);
+            // The copier says "skipped: …" for a blob the other side has
+            // and "mounted from REPO" for a cross-repository mount
+            // (docker: "Mounted from REPO").
+            match msg.strip_prefix("mounted from ") {
+                Some(repo) => eprintln!("{}: Mounted from {repo}", self.short),
+                None if msg.starts_with("skipped") => {
+                    eprintln!("{}: {}", self.short, self.words.1)
+                }
+                None => eprintln!("{}: {}", self.short, self.words.0),
+            }
         }
     }
 

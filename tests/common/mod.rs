@@ -3,6 +3,8 @@
 //! the test-support crate (as does the registry launcher).
 #![allow(dead_code)]
 
+pub mod git;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

@@ -114,22 +114,114 @@ pub struct Pruned {
     pub freed: u64,
 }
 
+/// Which records `builder prune` removes: all of them, or those of steps
+/// first run before `until`, and/or the oldest until the layers the rest
+/// pin fit in `keep_storage` bytes.
+#[derive(Debug, Clone, Default)]
+pub struct PruneOptions {
+    /// Also empty the `RUN --mount=type=cache` mounts.
+    pub all: bool,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    pub keep_storage: Option<u64>,
+}
+
 /// Forgets the build cache: every step record (so their layers go unless an
 /// image uses them), the miss explanations and the context stat indexes;
-/// with `all`, also the contents of `RUN --mount=type=cache` mounts.
-/// Runs under the store's collector lock, so no build is mid-way.
-pub fn prune(store: &Store, all: bool) -> Result<Pruned, crate::error::BuildError> {
+/// with `until`/`keep_storage`, only the records they select (oldest
+/// first) and nothing else. With `all`, also the contents of
+/// `RUN --mount=type=cache` mounts. Runs under the store's collector lock,
+/// so no build is mid-way.
+pub fn prune(store: &Store, opts: &PruneOptions) -> Result<Pruned, crate::error::BuildError> {
     let _gc = store.collector_lock()?;
-    let mut out = Pruned {
-        records: store.build_roots().remove_all()?,
-        ..Default::default()
-    };
-    store.remove_build_hints()?;
-    if all {
+    let roots = store.build_roots();
+    let mut out = Pruned::default();
+    if opts.until.is_none() && opts.keep_storage.is_none() {
+        out.records = roots.remove_all()?;
+        store.remove_build_hints()?;
+    } else {
+        for key in selected(roots.records(), opts) {
+            roots.remove(&key)?;
+            out.records += 1;
+        }
+    }
+    if opts.all {
         out.mounts = store.remove_cache_mounts()?;
     }
     out.freed = store.collect_garbage_locked()?;
     Ok(out)
+}
+
+/// The keys of the records `opts` selects: those older than `until`, then
+/// the oldest of the rest while the layers they pin (each counted once)
+/// exceed `keep_storage`.
+fn selected(
+    mut recs: Vec<image_store::build_roots::RecordFile>,
+    opts: &PruneOptions,
+) -> Vec<String> {
+    let time = |r: &image_store::build_roots::RecordFile| {
+        chrono::DateTime::parse_from_rfc3339(&r.record.created)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok()
+    };
+    // One build's steps share its time: the order their records were
+    // written in breaks the tie.
+    let written = |r: &image_store::build_roots::RecordFile| {
+        fs::metadata(&r.path).and_then(|m| m.modified()).ok()
+    };
+    recs.sort_by_key(|r| (time(r), written(r)));
+    let (mut doomed, mut kept): (Vec<_>, Vec<_>) = recs
+        .into_iter()
+        .partition(|r| opts.until.is_some_and(|u| time(r).is_none_or(|t| t < u)));
+    if let Some(keep) = opts.keep_storage {
+        let mut pins: std::collections::HashMap<Digest, (u64, usize)> = Default::default();
+        for r in &kept {
+            if let Some(l) = &r.record.layer {
+                pins.entry(l.digest.clone()).or_insert((l.size, 0)).1 += 1;
+            }
+        }
+        let mut total: u64 = pins.values().map(|(s, _)| s).sum();
+        let mut rest = kept.into_iter();
+        kept = Vec::new();
+        for r in rest.by_ref() {
+            if total <= keep {
+                kept.push(r);
+                break;
+            }
+            if let Some(l) = &r.record.layer {
+                let e = pins.get_mut(&l.digest).expect("counted above");
+                e.1 -= 1;
+                if e.1 == 0 {
+                    total -= e.0;
+                }
+            }
+            doomed.push(r);
+        }
+        kept.extend(rest);
+    }
+    doomed.into_iter().map(|r| r.key).collect()
+}
+
+/// docker's `--keep-storage` sizes (go-units' RAMInBytes): a number with
+/// an optional b, k, m, g, t or p unit (kb/kib and so on alike), in
+/// powers of 1024.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit = unit.trim_end_matches("ib").trim_end_matches('b');
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        "p" => 1 << 50,
+        _ => return None,
+    };
+    Some((n * mult as f64) as u64)
 }
 
 /// The first input that differs between two runs of a step, in words.
@@ -487,5 +579,21 @@ mod tests {
         fs::write(&file, b"bbbb").unwrap();
         let again = StatIndex::open_at(at);
         assert_eq!(again.hash_stat("f", &file, &stat).unwrap(), sha_of(b"bbbb"));
+    }
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_as_go_units_ram_in_bytes() {
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("10kB"), Some(10240));
+        assert_eq!(parse_size("1.5m"), Some(1_572_864));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("5x"), None);
     }
 }

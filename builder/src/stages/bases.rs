@@ -33,6 +33,11 @@ impl Builder<'_> {
                     continue;
                 }
                 let present = self.image(&image).is_ok();
+                // An image ID (an `oci-layout://` named context) is not
+                // pulled: no registry serves it by that name.
+                if present && image.starts_with("sha256:") {
+                    continue;
+                }
                 let fetch = match policy {
                     PullPolicy::Always => true,
                     PullPolicy::Missing => !present,
@@ -74,6 +79,13 @@ impl StageRun<'_, '_> {
                 Ok((s.key.clone(), self.lowers(s)?))
             }
             Base::Scratch => Ok(("scratch".into(), Lowers::default())),
+            Base::Dir(..) => Err(BuildError::at(
+                cmd,
+                format!(
+                    "--from={from}: a directory build context is read by COPY --from, \
+                     FROM or a bind mount, not as image layers"
+                ),
+            )),
             Base::Image(name) => {
                 let img = self
                     .image(&name)

@@ -28,7 +28,9 @@ impl Builder<'_> {
                 .process_word(&f.image, &Pairs(global_env))
                 .unwrap_or(f.image.clone());
             let (mut n, triggers) = match self.plan.base(&name, i, false) {
+                // A directory context is one layer of its files.
                 Base::Scratch => (0, 0),
+                Base::Dir(..) => (1, 0),
                 Base::Stage(d) => (counts[&d], 0),
                 Base::Image(img) => match self.image(&img) {
                     Ok(im) => {

@@ -27,10 +27,12 @@ use image_store::cache_dirs::BuildScratch;
 use image_store::model;
 use image_store::{Ingest, Store};
 
-pub use crate::cache::{prune as prune_cache, Pruned};
+pub use crate::cache::{parse_size, prune as prune_cache, PruneOptions, Pruned};
 pub use crate::error::BuildError;
 pub use crate::steps::view::private_mount_namespace;
-pub use options::{BuildOptions, BuildOutput, Event, EventKind, PullPolicy};
+pub use options::{
+    BuildOptions, BuildOutput, Event, EventKind, NamedContext, PullPolicy, StepHost,
+};
 pub use plan::MAX_LAYERS;
 pub(crate) use stage::{StageRun, State};
 
@@ -61,6 +63,9 @@ pub(crate) struct Builder<'a> {
     pub(crate) resolved: Mutex<BTreeMap<String, image_store::Image>>,
     pub(crate) now: String,
     pub(crate) now_secs: u64,
+    /// Mixed into the keys of `--no-cache-filter` stages: their steps,
+    /// and everything built on them, get keys no earlier build had.
+    pub(crate) run_nonce: String,
 }
 
 /// Builds the Dockerfile in `opts`; base images missing from the store
@@ -88,7 +93,19 @@ fn build_inner<'a>(
     let df: Dockerfile =
         dockerfile_parser::parse_dockerfile(&opts.dockerfile).map_err(BuildError::Parse)?;
     let builtin_args = args::platform_args();
-    let plan = Plan::new(&df, opts.target.as_deref(), &opts.build_args, &builtin_args)?;
+    let mut plan = Plan::new(&df, opts.target.as_deref(), &opts.build_args, &builtin_args)?;
+    plan.named = opts.named_contexts.clone();
+    for f in &opts.no_cache_stages {
+        if !plan
+            .stages
+            .iter()
+            .any(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(f)))
+        {
+            return Err(BuildError::Invalid(format!(
+                "--no-cache-filter {f}: no stage of that name"
+            )));
+        }
+    }
     let lexer = df.lexer();
     let context = match &opts.context {
         Some(dir) => Some(
@@ -97,8 +114,14 @@ fn build_inner<'a>(
         ),
         None => None,
     };
-    let index = opts.context.as_ref().map(|c| StatIndex::open(store, c));
     let scratch = store.build_scratch(std::process::id());
+    let index = opts.context.as_ref().map(|c| {
+        if opts.transient_context {
+            StatIndex::open_at(scratch.path().join("stat-index"))
+        } else {
+            StatIndex::open(store, c)
+        }
+    });
     let (now, now_secs) = match opts.source_date_epoch {
         Some(e) => (
             model::format_time(chrono::DateTime::from_timestamp(e as i64, 0).unwrap_or_default()),
@@ -124,6 +147,13 @@ fn build_inner<'a>(
         resolved: Mutex::new(BTreeMap::new()),
         now,
         now_secs,
+        run_nonce: format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ),
     };
     let ingest = store.ingest()?;
     let result = b.run(&ingest).and_then(|out| {
@@ -132,7 +162,7 @@ fn build_inner<'a>(
     });
     let Builder { scratch, index, .. } = b;
     drop(scratch);
-    if let Some(i) = &index {
+    if let Some(i) = index.as_ref().filter(|_| !opts.transient_context) {
         i.save();
     }
     result
@@ -179,7 +209,14 @@ impl<'a> Builder<'a> {
             .last()
             .and_then(|h| h.created.clone())
             .or_else(|| Some(self.now.clone()));
-        let committed = ingest.commit_image(&state.config, state.layers, &self.opts.tags)?;
+        let annotations =
+            (!self.opts.annotations.is_empty()).then(|| self.opts.annotations.clone());
+        let committed = ingest.commit_annotated_image(
+            &state.config,
+            state.layers,
+            &self.opts.tags,
+            annotations,
+        )?;
         Ok(BuildOutput {
             id: committed.id,
             manifest: committed.manifest,

@@ -14,6 +14,9 @@ pub struct BuildOptions {
     pub dockerfile_name: String,
     /// The build context; `None` when the Dockerfile came on stdin alone.
     pub context: Option<PathBuf>,
+    /// The context is a temp directory (an unpacked archive, a checkout):
+    /// its stat index is not kept, as its path is never seen again.
+    pub transient_context: bool,
     /// `.dockerignore` patterns already read for this build.
     pub ignore_patterns: Vec<String>,
     pub tags: Vec<Reference>,
@@ -37,6 +40,49 @@ pub struct BuildOptions {
     /// straight to standard error (for a progress display that owns the
     /// terminal).
     pub capture_output: bool,
+    /// `--build-context NAME=…`: what `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount=from=NAME` mean instead of an image called NAME.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+    /// `--annotation`: set on the image's manifest.
+    pub annotations: BTreeMap<String, String>,
+    /// `--no-cache-filter`: stages (lower-cased names) whose steps all run
+    /// again, while the others still use the cache.
+    pub no_cache_stages: Vec<String>,
+    /// `--ssh ID=SOCKET`: agent sockets for `RUN --mount=type=ssh`.
+    pub ssh: BTreeMap<String, PathBuf>,
+    /// `--add-host`, `--shm-size`, `--ulimit`: what every RUN step gets.
+    pub step_host: StepHost,
+}
+
+/// The container settings `docker build` passes to every RUN step.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepHost {
+    /// `(host, IP)` lines added to the step's /etc/hosts.
+    pub add_hosts: Vec<(String, String)>,
+    /// The size of the step's /dev/shm in bytes (docker's default 64 MiB
+    /// otherwise).
+    pub shm_size: Option<i64>,
+    /// `--ulimit` values, as `kiln run` parses them.
+    pub ulimits: Vec<oci_spec::runtime::PosixRlimit>,
+}
+
+impl StepHost {
+    pub fn is_default(&self) -> bool {
+        *self == StepHost::default()
+    }
+}
+
+/// A named context (buildx's `--build-context`), as prepared by
+/// [`crate::inputs::named`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// An image in the store (or one to pull): `docker-image://REF`, or
+    /// the ID of an `oci-layout://` image brought into the store.
+    Image(String),
+    /// A directory of files (a local directory, or an unpacked URL or git
+    /// checkout) and the patterns of its own `.dockerignore`. As a FROM
+    /// base it is one layer holding its files.
+    Dir(PathBuf, Vec<String>),
 }
 
 /// `--pull`: when a base image (FROM, `COPY --from`, a mount's `from`) is

@@ -29,6 +29,8 @@ pub struct Plan {
     pub global_args: Vec<(String, Option<String>)>,
     pub stages: Vec<Stage>,
     pub target: usize,
+    /// `--build-context` names (looked up after stage names).
+    pub named: BTreeMap<String, super::NamedContext>,
 }
 
 /// Where a FROM or `--from` points.
@@ -37,6 +39,9 @@ pub enum Base {
     Scratch,
     Stage(usize),
     Image(String),
+    /// A named context that is a directory (`--build-context NAME=DIR`)
+    /// and its `.dockerignore` patterns.
+    Dir(std::path::PathBuf, Vec<String>),
 }
 
 impl Plan {
@@ -104,6 +109,7 @@ impl Plan {
             global_args,
             stages,
             target,
+            named: BTreeMap::new(),
         })
     }
 
@@ -128,7 +134,11 @@ impl Plan {
                 }
             }
         }
-        Base::Image(name.to_string())
+        match self.named.get(name) {
+            Some(super::NamedContext::Image(r)) => Base::Image(r.clone()),
+            Some(super::NamedContext::Dir(d, ignore)) => Base::Dir(d.clone(), ignore.clone()),
+            None => Base::Image(name.to_string()),
+        }
     }
 
     /// The stages `target` needs, in build order (dependencies first).

@@ -122,8 +122,10 @@ impl StageRun<'_, '_> {
                 ));
             }
         }
-        let mut state = match self.plan.base(&image, stage.index, false) {
-            Base::Scratch => State {
+        let base = self.plan.base(&image, stage.index, false);
+        let dir_context = matches!(base, Base::Dir(..));
+        let mut state = match base {
+            Base::Scratch | Base::Dir(..) => State {
                 // BuildKit's empty image: WorkingDir "/" (PATH is added below).
                 config: {
                     let mut c = ImageConfig::for_host();
@@ -198,6 +200,23 @@ impl StageRun<'_, '_> {
         let mut cfg = state.config.container_config();
         let triggers = cfg.on_build.take().unwrap_or_default();
         state.config.config = Some(cfg);
+        // A directory context as a base: scratch plus one layer of its
+        // files, as BuildKit makes it, written by the COPY step.
+        if dir_context {
+            let copy = format!("COPY --from={image} . /");
+            let parsed = dockerfile_parser::parse(&copy)
+                .map_err(|e| BuildError::at(&stage.from, e.to_string()))?;
+            let instruction = instruction_from_node(&parsed.nodes[0])
+                .map_err(|e| BuildError::at(&stage.from, e.to_string()))?;
+            let cmd = Command {
+                instruction,
+                span: stage.from.span,
+                source_text: copy.clone(),
+                original: copy,
+            };
+            self.total += 1;
+            self.step_command(&cmd, &mut state)?;
+        }
         for t in triggers {
             let parsed = dockerfile_parser::parse(&t)
                 .map_err(|e| BuildError::at(&stage.from, format!("ONBUILD trigger {t:?}: {e}")))?;

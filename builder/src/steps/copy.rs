@@ -5,8 +5,9 @@ use dockerfile_parser::instructions::{Command, Copy, Instruction};
 
 use super::copy_plan as copy;
 use super::owner;
-use crate::cache::{KeyHasher, Record};
+use crate::cache::{KeyHasher, Record, StatIndex};
 use crate::error::BuildError;
+use crate::stages::plan::Base;
 use crate::stages::{StageRun, State};
 use crate::steps::view;
 
@@ -82,6 +83,29 @@ impl StageRun<'_, '_> {
                     .lexer
                     .process_word(from, &self.expansion_env(state))
                     .unwrap_or(from.clone());
+                if let Base::Dir(dir, ignore) = self.plan.base(&from, self.stage.index, true) {
+                    // A directory context: its files hashed into the key as
+                    // the main context's are. The stat index lives in the
+                    // build's scratch space: a named context may be a temp
+                    // checkout, whose index would only pile up in the store.
+                    key.part("from", b"directory context");
+                    let ctx = crate::context::BuildContext::new(&dir, &ignore)
+                        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+                    let index = StatIndex::open_at(self.scratch_for("dir-index").join("index"));
+                    let mut root = copy::SourceRoot {
+                        ctx: &ctx,
+                        index: Some(&index),
+                        inputs: Vec::new(),
+                        from: Some(from.clone()),
+                    };
+                    let planned = copy::plan(&params, &mut root, &lowers, &mut key)
+                        .map_err(|e| e.located(cmd))?;
+                    let k = key.finish();
+                    let inputs = root.inputs;
+                    let rec = self
+                        .lookup_or(state, &k, cmd, &inputs, |b| b.planned_layer(&planned, cmd))?;
+                    return Ok((rec, k));
+                }
                 let (src_state_key, src_lowers) = self.source_of(&from, cmd)?;
                 key.part("from", src_state_key.as_bytes());
                 let target = self.scratch_for("view");

@@ -52,9 +52,16 @@ impl GitRef {
 /// Checks the ref out into `dir` (created) and returns its commit. The
 /// `.git` directory is removed unless `keep_git_dir`.
 pub fn fetch(g: &GitRef, dir: &Path, keep_git_dir: bool) -> Result<String, BuildError> {
+    let want = g.reference.as_deref().unwrap_or("HEAD");
+    // git reads an argument that starts with `-` as an option wherever it
+    // stands: `#--upload-pack=…` would reach `git fetch` as one.
+    if want.starts_with('-') {
+        return Err(BuildError::Invalid(format!(
+            "invalid git ref {want:?}: a ref does not start with '-'"
+        )));
+    }
     std::fs::create_dir_all(dir).map_err(|e| BuildError::Io(dir.to_path_buf(), e))?;
     git(dir, &["init", "-q"])?;
-    let want = g.reference.as_deref().unwrap_or("HEAD");
     let is_commit = want.len() == 40 && want.bytes().all(|b| b.is_ascii_hexdigit());
     if is_commit {
         // Servers need not serve an unadvertised commit shallowly: fetch
@@ -102,9 +109,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, BuildError> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| {
-            BuildError::Invalid(format!(
-                "ADD of a git repository needs git on this machine: {e}"
-            ))
+            BuildError::Invalid(format!("a git repository needs git on this machine: {e}"))
         })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -141,5 +146,14 @@ mod tests {
         assert!(GitRef::parse("https://example.com/file.tar.gz").is_none());
         assert!(GitRef::parse("https://github.com/moby/buildkit").is_none());
         assert!(GitRef::parse("src/.git").is_none());
+    }
+
+    #[test]
+    fn a_ref_that_reads_as_an_option_is_refused_before_git_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = GitRef::parse("git://127.0.0.1:1/r.git#--upload-pack=touch /tmp/x").unwrap();
+        let e = super::fetch(&g, &dir.path().join("c"), false).unwrap_err();
+        assert!(e.to_string().contains("invalid git ref"), "{e}");
+        assert!(!dir.path().join("c").exists());
     }
 }

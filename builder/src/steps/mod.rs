@@ -57,12 +57,23 @@ impl StageRun<'_, '_> {
 
         let mut key = KeyHasher::new(&state.key);
         key.part("instruction", format!("{instr:?}").as_bytes());
+        // A stage run again by --no-cache-filter may give other files (a
+        // fresh `apt-get update`): its keys are new, so the stages that
+        // copy from it run again too instead of reusing what the old
+        // content made.
+        if self.no_cache_filtered() {
+            key.part("no-cache-filter", self.run_nonce.as_bytes());
+        }
         if matches!(instr, Instruction::Run(_)) {
             key.part("args", format!("{:?}", state.args).as_bytes());
             key.part(
                 "network",
                 format!("{:?}", self.network_for(&instr)).as_bytes(),
             );
+            // Only when set, so the keys of other builds stay as they were.
+            if !self.opts.step_host.is_default() {
+                key.part("host", format!("{:?}", self.opts.step_host).as_bytes());
+            }
         }
         // Metadata first: WORKDIR's directory is made with the new value.
         if !makes_layer(&instr) {
@@ -168,6 +179,16 @@ impl StageRun<'_, '_> {
         let probe = cache::KeyHasher::new(&state.key)
             .part("probe", cmd.original.trim().as_bytes())
             .clone_finish();
+        // `--no-cache-filter`: this stage's steps run again, said once.
+        if self.no_cache_filtered() && state.cache_ok {
+            state.cache_ok = false;
+            self.emit(EventKind::CacheMiss {
+                reason: format!(
+                    "line {}: the stage is in --no-cache-filter",
+                    cmd.span.start_line
+                ),
+            });
+        }
         if state.cache_ok {
             if let Some(rec) = self.cache.get(self.store, key) {
                 self.emit(EventKind::CacheHit);
@@ -194,6 +215,16 @@ impl StageRun<'_, '_> {
             .map_err(|e| BuildError::Io(self.cache.dir().to_path_buf(), e))?;
         self.cache.put_probe(&probe, inputs);
         Ok(rec)
+    }
+
+    /// This stage is named in `--no-cache-filter`.
+    fn no_cache_filtered(&self) -> bool {
+        self.stage.name.as_ref().is_some_and(|n| {
+            self.opts
+                .no_cache_stages
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(n))
+        })
     }
 
     pub(crate) fn lowers(&self, state: &State) -> Result<Lowers, BuildError> {

@@ -35,6 +35,10 @@ pub struct RunStep<'a> {
     pub runtime: Option<&'a Path>,
     /// Receives the output line by line instead of standard error.
     pub output: Option<&'a (dyn Fn(&str) + Sync)>,
+    /// `--add-host`, `--shm-size`, `--ulimit`.
+    pub host: &'a crate::stages::StepHost,
+    /// `KEY=VALUE` the mounts set over the image's ENV (`SSH_AUTH_SOCK`).
+    pub mount_env: Vec<String>,
 }
 
 pub use containers::spec::DEFAULT_PATH;
@@ -78,6 +82,7 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     let overrides = Overrides {
         args: args.clone(),
         env_defaults: step.args_env.to_vec(),
+        env: step.mount_env.clone(),
         ..Default::default()
     };
     let mut derived = ContainerSpec::from_image(step.config, &step.lowers.dirs, overrides)
@@ -92,10 +97,14 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     derived.params.hostname = Some("buildkitsandbox".into());
     derived.params.network = step.network;
     derived.params.mounts = step.mounts.clone();
+    derived.params.rlimits = step.host.ulimits.clone();
     let params = &derived.params;
     let mut spec = derived
         .oci()
         .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    if let Some(size) = step.host.shm_size {
+        containers::security::set_shm_size(&mut spec, size);
+    }
     let stack = LayerStack::new(step.lowers.dirs.clone());
     let stubs = MountPoints::missing(&stack, &[], &mountpoints::BUILD_FILES, &step.mounts);
     // BuildKit names the build container's host but sets no HOSTNAME
@@ -121,6 +130,17 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     );
     // A RUN step sees BuildKit's /etc files, not `docker run`'s.
     opts.etc_style = runner::EtcStyle::BuildKit;
+    if !step.host.add_hosts.is_empty() {
+        opts.etc_network = Some(runner::EtcNetwork {
+            hosts: step
+                .host
+                .add_hosts
+                .iter()
+                .map(|(host, ip)| format!("{ip}\t{host}\n"))
+                .collect(),
+            resolv_conf: fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        });
+    }
     if let Some(rt) = step.runtime {
         opts.runtime = runner::Runtime::External(rt.to_path_buf());
     }

@@ -1,5 +1,5 @@
-//! `RUN --mount`: cache, tmpfs, secret and bind mounts translated into the
-//! runner's mount list.
+//! `RUN --mount`: cache, tmpfs, secret, ssh and bind mounts translated
+//! into the runner's mount list.
 
 use std::path::Path;
 
@@ -8,21 +8,25 @@ use runner::spec::MountSpec;
 
 use crate::cache;
 use crate::error::BuildError;
+use crate::stages::plan::Base;
 use crate::stages::{StageRun, State};
 use crate::steps::view;
 
 impl StageRun<'_, '_> {
+    /// The mounts, and the variables they set (`SSH_AUTH_SOCK`).
     pub(crate) fn run_mounts(
         &self,
         r: &dockerfile_parser::instructions::Run,
         state: &State,
         cmd: &Command,
         dir: &Path,
-    ) -> Result<Vec<MountSpec>, BuildError> {
+    ) -> Result<(Vec<MountSpec>, Vec<String>), BuildError> {
         let mounts = r
             .expand_mounts(&self.lexer, &self.expansion_env(state))
             .map_err(|e| BuildError::caused_at(cmd, e))?;
         let mut out = Vec::new();
+        let mut env = Vec::new();
+        let mut ssh_mounts = 0;
         for (n, m) in mounts.iter().enumerate() {
             let target = m.target.clone();
             match m.kind {
@@ -96,16 +100,22 @@ impl StageRun<'_, '_> {
                         None => self.opts.context.clone().ok_or_else(|| {
                             BuildError::at(cmd, "bind mount needs a build context")
                         })?,
-                        Some(f) => {
-                            let (_, lowers) = self.source_of(f, cmd)?;
-                            let v =
-                                view::View::mount(&lowers.dirs, &dir.join(format!("mount-{n}")))?;
-                            let root = v.root.clone();
-                            // The view stays mounted until the build ends
-                            // (the private namespace goes with the process).
-                            std::mem::forget(v);
-                            root
-                        }
+                        Some(f) => match self.plan.base(f, self.stage.index, true) {
+                            // A directory named context is bound as it is.
+                            Base::Dir(d, _) => d,
+                            _ => {
+                                let (_, lowers) = self.source_of(f, cmd)?;
+                                let v = view::View::mount(
+                                    &lowers.dirs,
+                                    &dir.join(format!("mount-{n}")),
+                                )?;
+                                let root = v.root.clone();
+                                // The view stays mounted until the build ends
+                                // (the private namespace goes with the process).
+                                std::mem::forget(v);
+                                root
+                            }
+                        },
                     };
                     // Resolved inside the context or the image, as
                     // BuildKit does: an image's `etc -> /etc` must not
@@ -122,14 +132,43 @@ impl StageRun<'_, '_> {
                         readonly: true,
                     });
                 }
-                _ => {
-                    return Err(BuildError::at(
-                        cmd,
-                        format!("RUN --mount=type={} is not supported", m.kind.as_str()),
-                    ))
+                MountType::Ssh => {
+                    // The agent's socket itself, bound for this step only:
+                    // the mount point is not part of the layer, and nothing
+                    // of the agent is in the key.
+                    ssh_mounts += 1;
+                    if m.uid.is_some() || m.gid.is_some() || m.mode.is_some() {
+                        return Err(BuildError::at(
+                            cmd,
+                            "ssh mount uid, gid and mode are not supported: the agent's socket is mounted as it is",
+                        ));
+                    }
+                    let id = m.id.clone().unwrap_or_else(|| "default".into());
+                    let Some(socket) = self.opts.ssh.get(&id) else {
+                        if m.required {
+                            return Err(BuildError::at(
+                                cmd,
+                                format!(
+                                    "ssh agent {id} not found: pass it with --ssh {id}[=SOCKET]"
+                                ),
+                            ));
+                        }
+                        continue;
+                    };
+                    let target = target
+                        .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{}", ssh_mounts - 1));
+                    // BuildKit points SSH_AUTH_SOCK at the first one.
+                    if !env.iter().any(|e: &String| e.starts_with("SSH_AUTH_SOCK=")) {
+                        env.push(format!("SSH_AUTH_SOCK={target}"));
+                    }
+                    out.push(MountSpec::Bind {
+                        source: socket.clone(),
+                        destination: target,
+                        readonly: true,
+                    });
                 }
             }
         }
-        Ok(out)
+        Ok((out, env))
     }
 }

@@ -35,7 +35,7 @@ impl StageRun<'_, '_> {
             let state = state_ref;
             let lowers = b.lowers(state)?;
             let dir = b.scratch_for("run");
-            let mounts = b.run_mounts(r, state, cmd, &dir)?;
+            let (mounts, mount_env) = b.run_mounts(r, state, cmd, &dir)?;
             let cfg = state.config.container_config();
             let step = run::RunStep {
                 lowers: &lowers,
@@ -50,6 +50,8 @@ impl StageRun<'_, '_> {
                 quiet: b.opts.quiet,
                 runtime: b.opts.runtime.as_deref(),
                 output: sink,
+                host: &b.opts.step_host,
+                mount_env,
             };
             let upper = run::execute(&step).map_err(|e| e.located(cmd))?;
             let layer = b.store_upper(&upper)?;

@@ -61,6 +61,13 @@ pub struct Attachment {
     /// The container's /etc/hosts entries and resolv.conf, once set up.
     #[serde(default)]
     pub etc: Option<EtcFiles>,
+    /// The names other containers resolve besides its name (`--network-alias`
+    /// and its short ID), on a network with name resolution.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Its interface's MAC address, as netavark reports it.
+    #[serde(default)]
+    pub mac: String,
 }
 
 /// The container's /etc/hosts lines (after localhost's) and resolv.conf.
@@ -71,6 +78,11 @@ pub struct EtcFiles {
 }
 
 impl Attachment {
+    /// The ID of the network.
+    pub fn network_id(&self) -> &str {
+        self.options.network_id().unwrap_or("")
+    }
+
     /// The host bridge the container's interface is on.
     pub fn bridge(&self) -> Option<&str> {
         self.options.bridge()
@@ -174,7 +186,7 @@ pub fn attach(
     let netns = super::netns_path(store, who.id);
     let mut aliases = req.aliases.clone();
     aliases.push(who.id[..12].to_string());
-    let mut options = Options::new(who.id, who.name, &net, ip, aliases, ports.clone());
+    let mut options = Options::new(who.id, who.name, &net, ip, aliases.clone(), ports.clone());
     options.set_dns_servers(&req.dns.servers);
     let mut a = Attachment {
         network: net.name.clone(),
@@ -186,6 +198,11 @@ pub fn attach(
         exposed,
         options,
         etc: None,
+        aliases: match net.dns {
+            true => aliases,
+            false => Vec::new(),
+        },
+        mac: String::new(),
     };
     // Recorded before anything is made: from here on a crash leaves
     // something [`detach`] (from the orphan reaping) knows how to undo.
@@ -221,6 +238,12 @@ pub fn attach(
         }
     };
     a.etc = Some(etc_files(&net, &a, who.hostname, &status, &req.dns));
+    a.mac = status
+        .interfaces
+        .as_ref()
+        .and_then(|i| i.get("eth0"))
+        .map(|i| i.mac_address.clone())
+        .unwrap_or_default();
     write(who.dir, &a)?;
     Ok(a)
 }

@@ -84,6 +84,11 @@ impl Options {
         self.dns_servers = (!servers.is_empty()).then(|| servers.to_vec());
     }
 
+    /// The (one) network's ID.
+    pub fn network_id(&self) -> Option<&str> {
+        self.network_info.values().next().map(|n| n.id.as_str())
+    }
+
     /// The bridge of the (one) network.
     pub fn bridge(&self) -> Option<&str> {
         self.network_info
@@ -144,6 +149,16 @@ pub struct Status {
     pub dns_search_domains: Option<Vec<String>>,
     #[serde(default)]
     pub dns_server_ips: Option<Vec<std::net::IpAddr>>,
+    /// The container's interfaces by name.
+    #[serde(default)]
+    pub interfaces: Option<BTreeMap<String, Interface>>,
+}
+
+/// One interface of a `setup` status.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Interface {
+    #[serde(default)]
+    pub mac_address: String,
 }
 
 /// Held around each netavark call: the bridges and firewall chains it

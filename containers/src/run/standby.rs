@@ -134,9 +134,10 @@ pub fn wait(store: &Store, name: &str) -> Result<i32> {
 }
 
 /// `kiln restart`: stops the container `name` (as `stop` does, `timeout`
-/// before SIGKILL) and makes it ready to start again, which the caller
-/// does under a monitor ([`Created::start_detached`]).
-pub fn restart<'s>(store: &'s Store, name: &str, timeout: Duration) -> Result<Start<'s>> {
+/// before SIGKILL; None: the container's own stop timeout) and makes it
+/// ready to start again, which the caller does under a monitor
+/// ([`Created::start_detached`]).
+pub fn restart<'s>(store: &'s Store, name: &str, timeout: Option<Duration>) -> Result<Start<'s>> {
     crate::control::stop(store, name, None, timeout)?;
     // The monitor records the exit, then goes.
     let containers = Containers::new(store);

@@ -66,6 +66,7 @@ pub(super) fn setup_root(plan: &Plan, fds: &ChildFds) {
     }
     if dev_tmpfs {
         try_step!(fds, Step::Devices, 0, populate_dev(root, plan.dev_core));
+        try_step!(fds, Step::Devices, 1, extra_devices(root, &plan.devices));
     }
     // SAFETY: fchdir to the root fd, then pivot_root(".", ".") stacks the old
     // root on top of the new one, and a lazy unmount of "." drops it.
@@ -335,6 +336,53 @@ const DEV_LINKS: [(&CStr, &CStr); 6] = [
     (c"pts/ptmx", c"ptmx"),
     (c"/proc/kcore", c"core"),
 ];
+
+/// The spec's own devices (`--device`): made with mknod, which needs
+/// CAP_MKNOD in the host's user namespace (no bind fallback: the spec
+/// names no host node to bind).
+fn extra_devices(root: c_int, devices: &[crate::plan::ExtraDevice]) -> Result<(), Errno> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let dev = sys::open_in_root(root, c"dev", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    for d in devices {
+        for p in &d.parents {
+            // SAFETY: mkdirat relative to the container's /dev tmpfs.
+            let rc = unsafe { libc::mkdirat(dev, p.as_ptr(), 0o755) };
+            if rc != 0 && errno() != libc::EEXIST {
+                let e = errno();
+                sys::close(dev);
+                return Err(e);
+            }
+        }
+        // SAFETY: mknodat/fchmodat/fchownat relative to /dev, valid strings.
+        let rc = unsafe {
+            let mut rc = libc::mknodat(dev, d.name.as_ptr(), d.mode, d.rdev);
+            // One of the runtime's own nodes: the spec's replaces it.
+            if rc != 0 && errno() == libc::EEXIST && libc::unlinkat(dev, d.name.as_ptr(), 0) == 0 {
+                rc = libc::mknodat(dev, d.name.as_ptr(), d.mode, d.rdev);
+            }
+            if rc == 0 {
+                libc::fchmodat(dev, d.name.as_ptr(), d.mode & 0o777, 0);
+                libc::fchownat(
+                    dev,
+                    d.name.as_ptr(),
+                    d.uid,
+                    d.gid,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                );
+            }
+            rc
+        };
+        if rc != 0 {
+            let e = errno();
+            sys::close(dev);
+            return Err(e);
+        }
+    }
+    sys::close(dev);
+    Ok(())
+}
 
 fn populate_dev(root: c_int, core: bool) -> Result<(), Errno> {
     let dev = sys::open_in_root(root, c"dev", libc::O_PATH | libc::O_DIRECTORY, 0)?;

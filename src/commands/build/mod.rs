@@ -1,6 +1,6 @@
 //! `kiln build`: docker-compatible flags over the builder crate.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
@@ -20,7 +20,10 @@ pub struct BuildArgs {
     /// Name the image NAME[:TAG] (repeatable)
     #[arg(short, long = "tag", value_name = "NAME")]
     pub tags: Vec<String>,
-    /// The Dockerfile (default: CONTEXT/Dockerfile; `-` reads it from standard input)
+    /// The Dockerfile (default: Dockerfile at the context's root; `-` reads
+    /// it from standard input). For a directory context a path is relative
+    /// to the current directory; for an archive, URL or git context it is
+    /// relative to the context's root
     #[arg(short, long, value_name = "FILE")]
     pub file: Option<String>,
     /// Set a build-time variable (K=V, or K to take the value from the environment)
@@ -48,6 +51,28 @@ pub struct BuildArgs {
     /// Add a label to the image (K=V, repeatable)
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
+    /// Add an annotation to the image's manifest ([manifest:]K=V, repeatable)
+    #[arg(long = "annotation", value_name = "K=V")]
+    pub annotations: Vec<String>,
+    /// Add HOST:IP to /etc/hosts of RUN steps (repeatable)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// Size of /dev/shm in RUN steps (e.g. 128m; default 64m)
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// A resource limit for RUN steps, NAME=SOFT[:HARD] (e.g. nofile=1024:2048; repeatable)
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+    /// Not supported: RUN steps run in kiln's own cgroup (refused)
+    #[arg(long = "cgroup-parent", value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
+    /// Do not use the cache for the steps of this stage (repeatable)
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+    /// Run the Dockerfile's lint rules, print what they find and exit
+    /// (1 when there are warnings) without building
+    #[arg(long)]
+    pub check: bool,
     /// Write the image ID to FILE
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
@@ -63,6 +88,16 @@ pub struct BuildArgs {
     /// A secret for RUN --mount=type=secret: id=ID,src=PATH
     #[arg(long = "secret", value_name = "id=ID,src=PATH")]
     pub secrets: Vec<String>,
+    /// A named context for FROM NAME and COPY --from=NAME: NAME=DIR,
+    /// NAME=docker-image://REF, NAME=oci-layout://DIR[:TAG], or NAME=URL
+    /// (an http(s) archive or a git repository) (repeatable)
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// An ssh agent for RUN --mount=type=ssh: default, ID (both use
+    /// $SSH_AUTH_SOCK), ID=SOCKET, or ID=KEY[,KEY] (unencrypted key files,
+    /// loaded into an agent of the build's own) (repeatable)
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY]]")]
+    pub ssh: Vec<String>,
     /// Progress output: auto, plain, tty or quiet
     #[arg(long, default_value = "auto", value_name = "TYPE")]
     pub progress: String,
@@ -75,20 +110,36 @@ pub struct BuildArgs {
     /// Run RUN steps with this OCI runtime (e.g. /usr/sbin/runc) instead of kiln's own
     #[arg(long, value_name = "PATH")]
     pub runtime: Option<PathBuf>,
-    /// The build context directory, or `-` for a Dockerfile on standard input and no context
+    /// The build context: a directory; `-` for standard input holding a
+    /// context archive (tar, plain or gzip/bzip2/xz/zstd) or a Dockerfile
+    /// alone (told apart by content); an http(s) URL of such an archive or
+    /// Dockerfile; or a git repository (`https://host/repo.git#ref:subdir`,
+    /// `git://…`, `git@host:repo.git`; `.git` is dropped unless
+    /// `--build-arg BUILDKIT_CONTEXT_KEEP_GIT_DIR=1`)
     #[arg(value_name = "CONTEXT")]
     pub context: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     let context_arg = args.context.clone().unwrap_or_else(|| ".".into());
-    let (text, name, context, dockerfile_path) = read_inputs(&args, &context_arg)?;
+    let inputs = read_inputs(&args, &context_arg)?;
     if args.print_ast {
-        let dump = dockerfile_parser::dump_ast(&text)
-            .map_err(|e| anyhow::anyhow!("{}", e.with_file_name(&name)))?;
+        let dump = dockerfile_parser::dump_ast(&inputs.dockerfile)
+            .map_err(|e| anyhow::anyhow!("{}", e.with_file_name(&inputs.dockerfile_name)))?;
         out!("{dump}");
         return Ok(Status::Success);
     }
+    if args.check {
+        let report = builder::lint::check(&inputs.dockerfile, &inputs.dockerfile_name)
+            .map_err(|e| anyhow::anyhow!("{}", e.with_file(&inputs.dockerfile_name)))?;
+        out!("{}", report.text);
+        return Ok(if report.warnings == 0 {
+            Status::Success
+        } else {
+            Status::External(1)
+        });
+    }
+    flags::cgroup_parent(args.cgroup_parent.as_deref())?;
     let pull: PullPolicy = args.pull.parse()?;
     let mode = Mode::parse(&args.progress, args.quiet, std::io::stderr().is_terminal())?;
     flags::platform(args.platform.as_deref())?;
@@ -99,8 +150,8 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     }
     let store = ctx.store()?;
     let mut opts = BuildOptions {
-        dockerfile: text,
-        dockerfile_name: name,
+        dockerfile: inputs.dockerfile.clone(),
+        dockerfile_name: inputs.dockerfile_name.clone(),
         quiet: mode == Mode::Quiet,
         no_cache: args.no_cache,
         squash: args.squash,
@@ -114,18 +165,49 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     }
     opts.build_args = flags::build_args(&args.build_args);
     opts.labels = flags::labels(&args.labels);
+    opts.annotations = flags::annotations(&args.annotations)?;
+    opts.no_cache_stages = args.no_cache_filter.clone();
+    for h in &args.add_hosts {
+        opts.step_host.add_hosts.push(flags::add_host(h)?);
+    }
+    opts.step_host.shm_size = args.shm_size.as_deref().map(flags::shm_size).transpose()?;
+    for u in &args.ulimits {
+        opts.step_host.ulimits.push(flags::ulimit(u)?);
+    }
     opts.network = flags::network(args.network.as_deref())?;
+    let auth_sock = std::env::var("SSH_AUTH_SOCK").ok();
+    // Agents started for key files live until the build ends.
+    let mut agents = Vec::new();
+    for s in &args.ssh {
+        let (id, source) = flags::ssh(s, auth_sock.as_deref())?;
+        let socket = match source {
+            flags::SshSource::Socket(p) => p,
+            flags::SshSource::Keys(keys) => {
+                let agent = builder::inputs::ssh_agent_with_keys(&keys, s)?;
+                let p = agent.socket().to_path_buf();
+                agents.push(agent);
+                p
+            }
+        };
+        opts.ssh.insert(id, socket);
+    }
     for s in &args.secrets {
         let (id, src) = flags::secret(s)?;
         opts.secrets.insert(id, src);
     }
     opts.source_date_epoch =
         flags::source_date_epoch(&opts.build_args, std::env::var("SOURCE_DATE_EPOCH").ok())?;
-    if let Some(dir) = &context {
-        opts.ignore_patterns = builder::dockerignore::for_build(dir, &dockerfile_path)
-            .context("reading .dockerignore")?;
+    // Kept until the build ends: a downloaded or checked-out one is a
+    // temp directory removed on drop.
+    let named = builder::inputs::named_all(&args.build_contexts, &store)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for n in &named {
+        opts.named_contexts
+            .insert(n.name.clone(), n.context.clone());
     }
-    opts.context = context;
+    opts.ignore_patterns = inputs.ignore_patterns.clone();
+    opts.context = inputs.context.clone();
+    opts.transient_context = inputs.is_transient();
 
     let quiet = opts.quiet;
     opts.capture_output = mode == Mode::Tty;
@@ -171,8 +253,27 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
 
 /// `kiln builder prune [-a]`: forget the build cache.
 pub fn prune(ctx: &Ctx, args: crate::cli::BuilderPruneArgs) -> Result<Status> {
+    let mut opts = builder::PruneOptions {
+        all: args.all,
+        ..Default::default()
+    };
+    for f in &args.filter {
+        let until = f.strip_prefix("until=").ok_or_else(|| {
+            anyhow::anyhow!("invalid filter {f:?}: kiln prunes the build cache by until= only")
+        })?;
+        opts.until = Some(
+            image_store::filters::parse_time(until, chrono::Utc::now()).ok_or_else(|| {
+                anyhow::anyhow!("invalid filter {f:?}: want a timestamp or a duration (24h, 30m)")
+            })?,
+        );
+    }
+    if let Some(k) = &args.keep_storage {
+        opts.keep_storage = Some(builder::parse_size(k).ok_or_else(|| {
+            anyhow::anyhow!("invalid --keep-storage {k:?}: want a size (1GB, 500MB, bytes)")
+        })?);
+    }
     let store = ctx.store()?;
-    let pruned = builder::prune_cache(&store, args.all).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pruned = builder::prune_cache(&store, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     outln!(
         "Deleted {} build cache records{}",
         pruned.records,
@@ -189,55 +290,16 @@ pub fn prune(ctx: &Ctx, args: crate::cli::BuilderPruneArgs) -> Result<Status> {
     Ok(Status::Success)
 }
 
-/// (Dockerfile text, its name for errors, context dir, Dockerfile path).
-fn read_inputs(
-    args: &BuildArgs,
-    context_arg: &str,
-) -> Result<(String, String, Option<PathBuf>, PathBuf)> {
-    let read_stdin = || -> Result<String> {
-        let mut s = String::new();
-        if std::io::stdin().is_terminal() {
-            bail!("no Dockerfile on standard input");
-        }
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading the Dockerfile from standard input")?;
-        Ok(s)
+/// The Dockerfile and context the arguments name (see [`builder::inputs`]).
+fn read_inputs(args: &BuildArgs, context_arg: &str) -> Result<builder::inputs::Inputs> {
+    let reads_stdin = context_arg == "-" || args.file.as_deref() == Some("-");
+    if reads_stdin && std::io::stdin().is_terminal() {
+        bail!("no Dockerfile or context archive on standard input");
+    }
+    let req = builder::inputs::Request {
+        context: context_arg,
+        file: args.file.as_deref(),
+        keep_git_dir: flags::keep_git_dir(&flags::build_args(&args.build_args)),
     };
-    if context_arg == "-" {
-        if args.file.as_deref().is_some_and(|f| f != "-") {
-            bail!("with a context of `-` the Dockerfile comes from standard input; drop -f");
-        }
-        return Ok((
-            read_stdin()?,
-            "Dockerfile".into(),
-            None,
-            PathBuf::from("Dockerfile"),
-        ));
-    }
-    let dir = PathBuf::from(context_arg);
-    if !dir.is_dir() {
-        bail!("the build context {context_arg:?} is not a directory");
-    }
-    let dir = std::fs::canonicalize(&dir).with_context(|| format!("resolving {context_arg}"))?;
-    match args.file.as_deref() {
-        Some("-") => Ok((
-            read_stdin()?,
-            "Dockerfile".into(),
-            Some(dir.clone()),
-            dir.join("Dockerfile"),
-        )),
-        other => {
-            let path = other
-                .map(PathBuf::from)
-                .unwrap_or_else(|| dir.join("Dockerfile"));
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Ok((text, name, Some(dir), path))
-        }
-    }
+    builder::inputs::resolve(&req, &mut std::io::stdin().lock()).map_err(|e| anyhow::anyhow!("{e}"))
 }
