@@ -320,6 +320,31 @@ fn docker_cli_publishes_a_port_and_removes_with_force() {
     );
     s.docker(&["rm", "-f", &name]).ok();
     assert!(!s.docker(&["ps", "-a"]).ok().stdout.contains(&name));
+
+    // A health check given in the create body runs as `--health-cmd`'s.
+    let hc = unique("hc");
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &hc,
+        "--health-cmd",
+        "test -e /tmp/ready",
+        "--health-interval",
+        "1s",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /tmp/ready; sleep 60",
+    ])
+    .ok();
+    common::wait_until("healthy", Duration::from_secs(30), || {
+        s.docker(&["inspect", "--format", "{{.State.Health.Status}}", &hc])
+            .stdout
+            .trim()
+            == "healthy"
+    });
+    s.docker(&["rm", "-f", &hc]).ok();
 }
 
 #[test]

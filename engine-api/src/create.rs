@@ -26,7 +26,7 @@ pub struct CreateBody {
     pub open_stdin: Option<bool>,
     pub env: Option<Vec<String>>,
     pub cmd: Option<Value>,
-    pub healthcheck: Option<Value>,
+    pub healthcheck: Option<image_store::model::Healthcheck>,
     pub image: Option<String>,
     pub volumes: Option<BTreeMap<String, Value>>,
     pub working_dir: Option<String>,
@@ -154,10 +154,17 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
         return Err(refuse("standard input (OpenStdin, docker run -i)"));
     }
     if let Some(h) = &body.healthcheck {
-        let test = h["Test"].as_array();
-        let none = test.is_none_or(|t| t.is_empty() || t[0] == "NONE");
-        if !none {
-            return Err(refuse("Healthcheck"));
+        let kind = h.test.as_ref().and_then(|t| t.first()).map(String::as_str);
+        if !matches!(kind, None | Some("NONE" | "CMD" | "CMD-SHELL")) {
+            return Err(ApiError::bad_request(format!(
+                "Healthcheck.Test: {kind:?} is not NONE, CMD or CMD-SHELL"
+            )));
+        }
+        let times = [h.interval, h.timeout, h.start_period, h.start_interval];
+        if times.iter().any(|t| *t < 0) || h.retries < 0 {
+            return Err(ApiError::bad_request(
+                "Healthcheck: durations and retries cannot be negative",
+            ));
         }
     }
     let host = body.host_config.unwrap_or_default();
@@ -336,6 +343,7 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
         restart,
         labels: body.labels.unwrap_or_default().into_iter().collect(),
         stop_signal: body.stop_signal.filter(|s| !s.is_empty()),
+        health: body.healthcheck,
         ..Default::default()
     })
 }
