@@ -155,6 +155,8 @@ pub struct FormatArgs {
 pub enum SystemCommand {
     /// Check the store's consistency (exit 1 when problems are found)
     Check(SystemCheckArgs),
+    /// Serve the Docker Engine API (v1.41) for the docker CLI, compose and the SDKs
+    Service(commands::system::ServiceArgs),
     /// Show disk usage: images, containers, volumes, build cache
     Df(DfArgs),
     /// Remove stopped containers, unused networks, dangling (or with -a

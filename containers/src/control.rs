@@ -205,6 +205,17 @@ pub fn remove(store: &Store, name: &str, force: bool) -> Result<()> {
     containers.remove(&c.id)
 }
 
+/// `kiln rm [-v]`: [`remove`], then with `volumes` the container's
+/// anonymous volumes.
+pub fn remove_with_volumes(store: &Store, name: &str, force: bool, volumes: bool) -> Result<()> {
+    let c = Containers::new(store).container(name)?;
+    remove(store, name, force)?;
+    if volumes {
+        crate::volumes::Volumes::new(store).remove_anonymous(&c);
+    }
+    Ok(())
+}
+
 /// `kiln logs`: prints the container's log, its stdout lines on `out`
 /// and its stderr lines on `err` ([`crate::logfile`]); with
 /// `opts.follow`, until the container exits for good (it is neither

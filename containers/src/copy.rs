@@ -131,6 +131,49 @@ fn io_err(what: String) -> impl FnOnce(io::Error) -> Error {
     move |e| invalid(format!("{what}: {e}"))
 }
 
+/// What a path of a container is (docker's `ContainerPathStat`).
+#[derive(Debug, Clone)]
+pub struct PathStat {
+    /// The last component (`/` for the root).
+    pub name: String,
+    pub meta: fs::Metadata,
+    /// A symlink's target, else empty.
+    pub link_target: String,
+}
+
+/// Stats `path` of container `name` as `copy_out` would find it (in its
+/// layers, or in the volume or bind mounted there), following the last
+/// component only when the path ends in `/`.
+pub fn stat(store: &Store, name: &str, path: &str) -> Result<PathStat> {
+    let follow_last = path.ends_with('/') || contents_only(path);
+    let side = locate(store, name, path, follow_last)?;
+    let not_found = || {
+        invalid(format!(
+            "could not find the file {path} in container {name}"
+        ))
+    };
+    let (comps, found) = side
+        .m
+        .resolve(&side.path, follow_last)
+        .map_err(|_| not_found())?;
+    let found = found.ok_or_else(not_found)?;
+    let link_target = match &found.node {
+        Node::Other(p) if found.meta.file_type().is_symlink() => fs::read_link(p)
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let last = comps.last().map(|c| c.to_string_lossy().into_owned());
+    let user_last = Path::new(&crate::options::clean_abs(path))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    Ok(PathStat {
+        name: last.or(user_last).unwrap_or_else(|| "/".into()),
+        meta: found.meta,
+        link_target,
+    })
+}
+
 /// `kiln cp CONTAINER:PATH DEST`: copies what `path` is in container
 /// `name` to the host path or as a tar to `out`. The last component of
 /// `path` is followed when it is a symlink only with `follow` (`-L`) or a

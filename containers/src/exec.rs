@@ -45,6 +45,9 @@ pub struct ExecRequest {
     /// Start it and return (`-d`): its output is discarded.
     pub detach: bool,
     pub privileged: bool,
+    /// The process's stdin, stdout and stderr when the caller has its own
+    /// (the Engine API's pipes); else this process's (or /dev/null).
+    pub fds: Option<[std::os::fd::RawFd; 3]>,
 }
 
 /// How an exec ended: the process's status, or started and left running.
@@ -64,6 +67,14 @@ pub fn exec(store: &Store, req: &ExecRequest) -> Result<Outcome> {
     let devnull = fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?;
     let null = devnull.as_raw_fd();
     let stdio = match (req.detach, req.interactive) {
+        (false, _) if req.fds.is_some() => {
+            let [stdin, stdout, stderr] = req.fds.expect("checked");
+            runner::Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            }
+        }
         (true, _) => runner::Stdio::Fds {
             stdin: null,
             stdout: null,
@@ -81,7 +92,9 @@ pub fn exec(store: &Store, req: &ExecRequest) -> Result<Outcome> {
         stdio,
         detach: req.detach,
         privileged: req.privileged,
-        forward_signals: true,
+        // The caller's own signals are not the process's when the caller
+        // serves others (the Engine API passes its own pipes).
+        forward_signals: req.fds.is_none(),
     };
     let started = runner::exec(&p.spec, &opts)?;
     if req.detach {
@@ -208,7 +221,19 @@ fn external(
         cmd.arg("-d");
     }
     cmd.arg(&c.id);
-    if !req.interactive || req.detach {
+    if let (Some(fds), false) = (req.fds, req.detach) {
+        // Duplicates: the caller keeps its own.
+        let io = |fd| {
+            // SAFETY: the caller's descriptor stays open for this call.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            fd.try_clone_to_owned()
+                .map(std::process::Stdio::from)
+                .map_err(Error::io("exec stdio"))
+        };
+        cmd.stdin(io(fds[0])?)
+            .stdout(io(fds[1])?)
+            .stderr(io(fds[2])?);
+    } else if !req.interactive || req.detach {
         cmd.stdin(std::process::Stdio::null());
     }
     if req.detach {

@@ -44,6 +44,8 @@ pub mod runtime;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
+pub mod summary;
+pub mod top;
 pub mod usage;
 pub mod view;
 pub mod volumes;

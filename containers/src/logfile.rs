@@ -358,6 +358,9 @@ pub struct LogOptions {
     /// Print parts of lines as they are read (a terminal's prompt), not
     /// once the line is whole (`attach`).
     pub parts: bool,
+    /// How often `follow` looks for more (default 100 ms; an attached
+    /// client waiting for a short run's end wants less).
+    pub poll: Option<Duration>,
 }
 
 impl LogOptions {
@@ -559,7 +562,41 @@ pub fn print(
         }
     }
     let start = if first == last { start } else { 0 };
-    let mut f = fs::File::open(path).map_err(Error::io(path))?;
+    let f = fs::File::open(path).map_err(Error::io(path))?;
+    follow_file(&mut p, f, path, start, opts, live)
+}
+
+/// [`print`] from an open log file (one that may have been removed
+/// since, with its `--rm` container), from offset `start`.
+pub fn print_file(
+    f: fs::File,
+    path: &Path,
+    start: u64,
+    opts: &LogOptions,
+    live: &mut dyn FnMut() -> bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<()> {
+    let mut p = Printer {
+        opts,
+        out,
+        err,
+        pending: [None, None],
+        done: false,
+    };
+    follow_file(&mut p, f, path, start, opts, live)
+}
+
+/// The log file from `start`, and with `follow` what is added to it (the
+/// next file once it is rotated) while `live` says the container writes.
+fn follow_file(
+    p: &mut Printer,
+    mut f: fs::File,
+    path: &Path,
+    start: u64,
+    opts: &LogOptions,
+    live: &mut dyn FnMut() -> bool,
+) -> Result<()> {
     f.seek(SeekFrom::Start(start)).map_err(Error::io(path))?;
     let mut r = BufReader::new(f);
     let mut buf = Vec::new();
@@ -600,7 +637,7 @@ pub fn print(
         if !still || p.done || past_until {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(opts.poll.unwrap_or(Duration::from_millis(100)));
     }
     p.flush_partial()
 }

@@ -50,7 +50,8 @@ pub struct RunRequest {
     pub image: String,
     /// `--name` (checked with [`crate::container_name`]); else a random one.
     pub name: Option<String>,
-    pub entrypoint: Option<String>,
+    /// Replaces the image's ENTRYPOINT (and clears its CMD); empty: none.
+    pub entrypoint: Option<Vec<String>>,
     /// Replaces the image's CMD when not empty.
     pub command: Vec<String>,
     /// `KEY=VALUE` over the image's ENV (see [`crate::options::env`]).
@@ -94,6 +95,14 @@ pub struct RunRequest {
     pub stop_timeout: Option<i64>,
     /// `--log-opt KEY=VALUE` (checked by [`crate::logfile::Rotation::parse`]).
     pub log_opts: std::collections::BTreeMap<String, String>,
+}
+
+/// `--entrypoint VALUE` as an entrypoint: one word, or none for "".
+pub fn entrypoint_flag(value: &str) -> Vec<String> {
+    match value {
+        "" => Vec::new(),
+        e => vec![e.to_string()],
+    }
 }
 
 /// What the monitor of a detached container needs, beside `spec.json`.
@@ -457,15 +466,36 @@ impl Created<'_> {
     /// [`monitor`]) in a session of its own with the log file as its
     /// output, and waits only until it reports the container started (or
     /// failed to: the exit code and message come back over a pipe).
-    pub fn start_detached(mut self, monitor: Command) -> Result<Container> {
-        let res = self.detached(monitor);
+    pub fn start_detached(self, monitor: Command) -> Result<Container> {
+        let (record, child) = self.start_monitored(monitor, |_| {})?;
+        // The monitor lives on in its own session; it is reparented to
+        // init when kiln exits.
+        std::mem::forget(child);
+        Ok(record)
+    }
+
+    /// [`Created::start_detached`] for a long-lived caller (the Engine
+    /// API server): the monitor is returned, to be waited for (its exit
+    /// code is the container's), and `on_log` gets the log file's path
+    /// once it exists, before the container can write to it (to follow
+    /// it from its first line).
+    pub fn start_monitored(
+        mut self,
+        monitor: Command,
+        on_log: impl FnOnce(&Path),
+    ) -> Result<(Container, std::process::Child)> {
+        let res = self.detached(monitor, on_log);
         if let Err(e) = &res {
             self.failed(e.exit_code());
         }
-        res.map(|()| self.record)
+        res.map(|child| (self.record, child))
     }
 
-    fn detached(&mut self, mut cmd: Command) -> Result<()> {
+    fn detached(
+        &mut self,
+        mut cmd: Command,
+        on_log: impl FnOnce(&Path),
+    ) -> Result<std::process::Child> {
         let mut fds = [0; 2];
         // SAFETY: pipe2 fills two descriptors.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -483,6 +513,7 @@ impl Created<'_> {
         fs::write(&p, serde_json::to_vec(&launch).expect("plain data")).map_err(Error::io(p))?;
         let p = self.dir.join(LOG_FILE);
         fs::File::create(&p).map_err(Error::io(&p))?;
+        on_log(&p);
         let p = self.dir.join(MONITOR_LOG_FILE);
         let log = fs::OpenOptions::new()
             .create(true)
@@ -514,10 +545,7 @@ impl Created<'_> {
         let _ = fs::File::from(rd).read_to_string(&mut answer);
         let line = answer.lines().next().unwrap_or("").to_string();
         if line == "ok" {
-            // The monitor lives on in its own session; it is reparented to
-            // init when kiln exits.
-            std::mem::forget(child);
-            return Ok(());
+            return Ok(child);
         }
         let _ = child.wait();
         let (code, message) = line

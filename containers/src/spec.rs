@@ -117,7 +117,7 @@ pub struct NoCommand;
 /// command given on the command line replaces CMD.
 pub fn command(
     config: &ContainerConfig,
-    entrypoint: Option<&str>,
+    entrypoint: Option<&[String]>,
     cmd: &[String],
 ) -> Result<Vec<String>, NoCommand> {
     let (entry, cmd) = entrypoint_and_cmd(config, entrypoint, cmd);
@@ -133,12 +133,11 @@ pub fn command(
 /// CMD; arguments replace the CMD.
 pub fn entrypoint_and_cmd(
     config: &ContainerConfig,
-    entrypoint: Option<&str>,
+    entrypoint: Option<&[String]>,
     cmd: &[String],
 ) -> (Vec<String>, Vec<String>) {
     let entry: Vec<String> = match entrypoint {
-        Some("") => Vec::new(),
-        Some(e) => vec![e.to_string()],
+        Some(e) => e.to_vec(),
         None => config.entrypoint.clone().unwrap_or_default(),
     };
     let cmd: Vec<String> = if !cmd.is_empty() {
@@ -265,7 +264,8 @@ mod tests {
         c.cmd = Some(vec!["a".into()]);
         let v = |e: Option<&str>, cmd: &[&str]| {
             let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-            command(&c, e, &cmd).ok()
+            let e = e.map(crate::run::entrypoint_flag);
+            command(&c, e.as_deref(), &cmd).ok()
         };
         assert_eq!(v(None, &[]).unwrap(), ["/ep", "a"]);
         assert_eq!(v(None, &["b"]).unwrap(), ["/ep", "b"]);

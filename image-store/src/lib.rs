@@ -12,6 +12,7 @@ pub mod filters;
 pub mod fsutil;
 pub mod images;
 pub mod ingest;
+pub mod inspect;
 pub mod layer;
 mod lock;
 pub use lock::LockGuard;

@@ -165,12 +165,7 @@ pub fn rm(ctx: &Ctx, args: RmArgs) -> Result<Status> {
     // Best effort: a store this user cannot write is still listed.
     let _ = containers::Containers::new(&store).reap_orphans();
     each(&args.containers, |name| {
-        let c = containers::Containers::new(&store).container(name)?;
-        control::remove(&store, name, args.force)?;
-        if args.volumes {
-            containers::volumes::Volumes::new(&store).remove_anonymous(&c);
-        }
-        Ok(())
+        control::remove_with_volumes(&store, name, args.force, args.volumes)
     })
 }
 
@@ -202,6 +197,7 @@ pub fn logs(ctx: &Ctx, args: LogsArgs) -> Result<Status> {
         timestamps: args.timestamps,
         tail,
         parts: false,
+        poll: None,
     };
     let store = ctx.store()?;
     let mut out = std::io::stdout().lock();

@@ -51,6 +51,7 @@ pub fn run(ctx: &Ctx, args: ExecArgs) -> Result<Status> {
         interactive: args.interactive,
         detach: args.detach,
         privileged: args.privileged,
+        fds: None,
     };
     let store = ctx.store()?;
     match exec::exec(&store, &req).map_err(from_containers)? {

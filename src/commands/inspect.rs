@@ -2,8 +2,6 @@
 
 use anyhow::Result;
 use cli_format::Format;
-use image_store::Image;
-use serde_json::{json, Value};
 
 use crate::cli::InspectArgs;
 use crate::context::Ctx;
@@ -41,7 +39,7 @@ pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<Status> {
             }
         }
         match store.resolve(name) {
-            Ok(img) => out.push(describe(&img)),
+            Ok(img) => out.push(image_store::inspect::describe(&img)),
             Err(e) => {
                 eprintln!("kiln: {}", exit::render(&e.into()));
                 failed = true;
@@ -56,46 +54,5 @@ pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<Status> {
         Status::External(exit::KILN_ERROR)
     } else {
         Status::Success
-    })
-}
-
-fn describe(img: &Image) -> Value {
-    let c = &img.config;
-    let repo_digests: Vec<String> = img
-        .names
-        .iter()
-        .map(|n| {
-            format!(
-                "{}@{}",
-                image_store::images::repo_of(n),
-                img.manifest_digest()
-            )
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    json!({
-        "Id": img.id().to_string(),
-        "Digest": img.manifest_digest().to_string(),
-        "RepoTags": img.names,
-        "RepoDigests": repo_digests,
-        "Parent": "",
-        "Comment": c.comment.clone().unwrap_or_default(),
-        "Created": c.created,
-        "Author": c.author.clone().unwrap_or_default(),
-        "Config": c.config.clone().unwrap_or_default(),
-        "Architecture": c.architecture,
-        "Variant": c.variant,
-        "Os": c.os,
-        "Size": img.size(),
-        "RootFS": {
-            "Type": c.rootfs.kind,
-            "Layers": c.rootfs.diff_ids,
-        },
-        "History": c.history,
-        "ManifestMediaType": img.manifest_descriptor.media_type,
-        "Metadata": {
-            "LastTagTime": Value::Null,
-        },
     })
 }

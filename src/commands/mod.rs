@@ -23,7 +23,7 @@ mod save;
 pub mod search;
 mod shell;
 pub mod standby;
-mod system;
+pub mod system;
 pub mod volume;
 
 use anyhow::Result;
@@ -49,7 +49,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
             | Command::Save(_)
             | Command::Load(_)
             | Command::Builder(_)
-            | Command::System(_)
+            | Command::System(SystemCommand::Check(_))
     ) {
         image_store::fsutil::exit_cleanly_on_signals();
     }
@@ -95,6 +95,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Save(a) => save::save(&ctx, a),
         Command::Load(a) => save::load(&ctx, a),
         Command::System(SystemCommand::Check(a)) => system::check(&ctx, a),
+        Command::System(SystemCommand::Service(a)) => system::service(&ctx, a),
         Command::System(SystemCommand::Df(a)) => system::df(&ctx, a),
         Command::System(SystemCommand::Prune(a)) => system::prune(&ctx, a),
         Command::System(SystemCommand::Info(a)) | Command::Info(a) => system::info(&ctx, a),

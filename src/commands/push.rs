@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use image_store::compressed::LayerFormat;
 use registry_client::Reference;
 use transfer::archive::{self, ArchiveFormat};
-use transfer::registry::{ManifestFormat, RegistryDest};
+use transfer::registry::ManifestFormat;
 use transfer::{copy, oci_dir, CopyOptions, Location, Silent, StoreSource};
 
 use crate::context::Ctx;
@@ -52,12 +52,17 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
         Location::Docker(name) => {
             let reference = name.parse::<Reference>()?.remote();
             let client = args.registry.client()?;
-            let to = RegistryDest::new(&client, &reference, args.format, &img.names)?;
-            let src = src.compressing(args.compression_format);
-            copy(&src, &to, &CopyOptions::default(), &progress)
-                .with_context(|| format!("pushing {reference}"))?
-                .manifest
-                .to_string()
+            transfer::registry::push(
+                &store,
+                &client,
+                &img,
+                &reference,
+                args.format,
+                args.compression_format,
+                &progress,
+            )
+            .with_context(|| format!("pushing {reference}"))?
+            .to_string()
         }
         Location::OciDir { dir, reference } => {
             let to = oci_dir::dest(&dir).with_context(|| format!("pushing to {dest}"))?;

@@ -352,7 +352,7 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
     Ok(RunRequest {
         image: image.expect("clap requires IMAGE"),
         name: args.name,
-        entrypoint: args.entrypoint,
+        entrypoint: args.entrypoint.as_deref().map(run::entrypoint_flag),
         command,
         env: options::env(&args.env_file, &args.env)?,
         user: args.user,

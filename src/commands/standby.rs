@@ -1,7 +1,6 @@
 //! `kiln create`, `start`, `wait`, `restart`, `rename`, `pause`,
 //! `unpause`, `top`: flags into containers-crate calls.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -120,17 +119,14 @@ pub fn restart(ctx: &Ctx, args: RestartArgs) -> Result<Status> {
     let store = ctx.store()?;
     let timeout = args.time.map(Duration::from_secs);
     each(&args.containers, |name| {
-        let mut cmd_err = None;
-        let res = run::restart(&store, name, timeout, |id| {
-            monitor_command(&store, id).unwrap_or_else(|e| {
-                cmd_err = Some(e);
-                std::process::Command::new("/nonexistent")
-            })
-        });
-        if let Some(e) = cmd_err {
-            return Err(e);
+        match run::restart(&store, name, timeout).map_err(from_containers)? {
+            run::Start::Running => {}
+            run::Start::Ready(c) => {
+                let cmd = monitor_command(&store, &c.record.id)?;
+                c.start_detached(cmd).map_err(from_containers)?;
+            }
         }
-        res.map_err(from_containers)
+        Ok(())
     })
 }
 
@@ -151,38 +147,11 @@ pub fn pause(ctx: &Ctx, args: NamesArgs, frozen: bool) -> Result<Status> {
 
 pub fn top(ctx: &Ctx, args: TopArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let pids: BTreeSet<i32> = freeze::pids(&store, &args.container)
-        .map_err(from_containers)?
-        .into_iter()
-        .collect();
-    let opts = if args.ps_options.is_empty() {
-        vec!["-ef".to_string()]
-    } else {
-        args.ps_options
-    };
-    let out = std::process::Command::new("ps").args(&opts).output()?;
-    if !out.status.success() {
-        bail!(
-            "ps {} failed: {}",
-            opts.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or("");
-    let Some(col) = header.split_whitespace().position(|h| h == "PID") else {
-        bail!("ps {} printed no PID column", opts.join(" "));
-    };
-    outln!("{header}");
-    for l in lines {
-        let pid = l
-            .split_whitespace()
-            .nth(col)
-            .and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|p| pids.contains(&p)) {
-            outln!("{l}");
-        }
+    let top =
+        containers::top::top(&store, &args.container, &args.ps_options).map_err(from_containers)?;
+    outln!("{}", top.header);
+    for r in &top.rows {
+        outln!("{r}");
     }
     Ok(Status::Success)
 }

@@ -3,6 +3,7 @@
 //! `system check [--repair]`: one line per problem (podman's `system
 //! check` shape); exit 0 when the store is consistent (or every problem was
 //! repaired), 1 when problems remain, 125 when the check could not run.
+//! `kiln system service`: the Docker Engine API (the `engine-api` crate).
 
 use anyhow::Result;
 use cli_format::rows::{df, images, info, ps, version, volumes};
@@ -56,6 +57,53 @@ pub fn check(ctx: &Ctx, args: SystemCheckArgs) -> Result<Status> {
     } else {
         Status::Success
     })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServiceArgs {
+    /// Exit after this many seconds with no connection open (0: never), as podman's
+    #[arg(short, long, value_name = "SECONDS", default_value_t = 5)]
+    pub time: u64,
+    /// Where to listen: unix:///PATH or tcp://IP:PORT (default:
+    /// unix:///run/kiln/kiln.sock for root, else $XDG_RUNTIME_DIR/kiln/kiln.sock)
+    #[arg(value_name = "URI")]
+    pub listen: Vec<String>,
+}
+
+pub fn service(ctx: &Ctx, args: ServiceArgs) -> Result<Status> {
+    let mut listen = Vec::new();
+    for l in &args.listen {
+        listen.push(engine_api::Listen::parse(l)?);
+    }
+    if listen.is_empty() {
+        listen.push(engine_api::Listen::Unix(default_socket()));
+    }
+    let store = ctx.store()?;
+    let monitor: engine_api::MonitorFn = std::sync::Arc::new(|store, id| {
+        crate::commands::run::monitor_command(store, id).map_err(std::io::Error::other)
+    });
+    let config = engine_api::Config {
+        root: store.root().to_path_buf(),
+        listen,
+        idle: (args.time > 0).then(|| std::time::Duration::from_secs(args.time)),
+        monitor,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(engine_api::serve(config))?;
+    Ok(Status::Success)
+}
+
+fn default_socket() -> std::path::PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return "/run/kiln/kiln.sock".into();
+    }
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    base.join("kiln/kiln.sock")
 }
 
 /// `kiln system df [-v]`.

@@ -60,6 +60,24 @@ pub fn pull(
     })
 }
 
+/// Pushes the store's image `img` to `reference` (`kiln push`, the Engine
+/// API's push): layers stored uncompressed are compressed as
+/// `compression`. The caller holds the store's reader lock. Returns the
+/// pushed manifest's digest.
+pub fn push(
+    store: &Store,
+    client: &Client,
+    img: &image_store::Image,
+    reference: &Reference,
+    format: Option<ManifestFormat>,
+    compression: image_store::compressed::LayerFormat,
+    progress: &dyn Progress,
+) -> Result<Digest> {
+    let src = crate::store::StoreSource::new(store, img.clone()).compressing(compression);
+    let to = RegistryDest::new(client, reference, format, &img.names)?;
+    Ok(copy(&src, &to, &CopyOptions::default(), progress)?.manifest)
+}
+
 /// Base images for a build, pulled as `kiln pull` pulls them (the same
 /// registry flags, the host's platform).
 pub struct Puller {

@@ -154,13 +154,10 @@ pub fn wait(store: &Store, name: &str) -> Result<i32> {
 }
 
 /// `kiln restart`: stops the container `name` (as `stop` does, `timeout`
-/// before SIGKILL) and starts it again under a monitor.
-pub fn restart(
-    store: &Store,
-    name: &str,
-    timeout: Option<Duration>,
-    monitor: impl FnOnce(&str) -> std::process::Command,
-) -> Result<()> {
+/// before SIGKILL; None: the container's own stop timeout) and makes it
+/// ready to start again, which the caller does under a monitor
+/// ([`Created::start_detached`]).
+pub fn restart<'s>(store: &'s Store, name: &str, timeout: Option<Duration>) -> Result<Start<'s>> {
     crate::control::stop(store, name, None, timeout)?;
     // The monitor records the exit, then goes.
     let containers = Containers::new(store);
@@ -172,11 +169,5 @@ pub fn restart(
             _ => break,
         }
     }
-    match start(store, name, false)? {
-        Start::Running => Ok(()),
-        Start::Ready(c) => {
-            let cmd = monitor(&c.record.id);
-            c.start_detached(cmd).map(|_| ())
-        }
-    }
+    start(store, name, false)
 }

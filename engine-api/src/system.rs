@@ -1,0 +1,236 @@
+//! `/_ping`, `/version`, `/info`, `/system/df`, `/auth`: what clients ask
+//! before anything else (the CLI negotiates its API version from
+//! `/_ping`'s `API-Version` header).
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::http::{self, blocking, ApiError, ApiResult, Resp};
+use crate::state::State;
+use crate::{API_VERSION, MIN_API_VERSION};
+
+/// kiln's version, as the server's.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn ping(head: bool) -> Resp {
+    let mut r = Response::new(if head {
+        http::empty()
+    } else {
+        http::full("OK")
+    });
+    let h = r.headers_mut();
+    h.insert("API-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("OSType", HeaderValue::from_static("linux"));
+    // The classic builder's `/build` (BuildKit's session API is not served).
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert("Pragma", HeaderValue::from_static("no-cache"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Go's name of this machine's architecture.
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        a => a,
+    }
+}
+
+fn kernel_version() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+pub async fn version() -> ApiResult {
+    let kernel = kernel_version();
+    Ok(http::ok_json(&json!({
+        "Platform": { "Name": "kiln" },
+        "Components": [{
+            "Name": "Engine",
+            "Version": VERSION,
+            "Details": {
+                "ApiVersion": API_VERSION,
+                "MinAPIVersion": MIN_API_VERSION,
+                "Os": "linux",
+                "Arch": go_arch(),
+                "KernelVersion": kernel,
+            }
+        }],
+        "Version": VERSION,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": "",
+        "Os": "linux",
+        "Arch": go_arch(),
+        "KernelVersion": kernel,
+        "BuildTime": "",
+    })))
+}
+
+fn cgroup_version() -> &'static str {
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    }
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "linux".into())
+}
+
+pub async fn info(state: Arc<State>) -> ApiResult {
+    let root = state.root.clone();
+    let (images, list) = blocking(move || {
+        let store = state.store()?;
+        let images = store.images()?.len();
+        let list = containers::control::list(&store, true)?;
+        Ok((images, list))
+    })
+    .await?;
+    let running = list.iter().filter(|c| c.is_running()).count();
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    Ok(http::ok_json(&json!({
+        "ID": "",
+        "Containers": list.len(),
+        "ContainersRunning": running,
+        "ContainersPaused": 0,
+        "ContainersStopped": list.len() - running,
+        "Images": images,
+        "Driver": "overlay",
+        "DriverStatus": [],
+        "Plugins": {
+            "Volume": ["local"],
+            "Network": ["bridge", "host", "none"],
+            "Authorization": null,
+            "Log": ["k8s-file"],
+        },
+        "MemoryLimit": true,
+        "SwapLimit": false,
+        "CpuCfsPeriod": true,
+        "CpuCfsQuota": true,
+        "IPv4Forwarding": true,
+        "Debug": false,
+        "NFd": 0,
+        "NGoroutines": 0,
+        "SystemTime": chrono::Utc::now().to_rfc3339(),
+        "LoggingDriver": "k8s-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": cgroup_version(),
+        "NEventsListener": 0,
+        "KernelVersion": kernel_version(),
+        "OperatingSystem": os_name(),
+        "OSVersion": "",
+        "OSType": "linux",
+        "Architecture": std::env::consts::ARCH,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {
+            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+            "IndexConfigs": {},
+            "Mirrors": [],
+        },
+        "NCPU": ncpu,
+        "MemTotal": mem_total(),
+        "DockerRootDir": root,
+        "Name": hostname,
+        "Labels": [],
+        "ExperimentalBuild": false,
+        "ServerVersion": VERSION,
+        "Runtimes": { "kiln": { "path": "kiln" } },
+        "DefaultRuntime": "kiln",
+        "Swarm": { "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "",
+                   "ControlAvailable": false, "Error": "", "RemoteManagers": null },
+        "LiveRestoreEnabled": false,
+        "Isolation": "",
+        "InitBinary": "",
+        "SecurityOptions": [],
+        "Warnings": [],
+    })))
+}
+
+/// `docker system df`: images with their sizes, containers, volumes.
+pub async fn df(state: Arc<State>) -> ApiResult {
+    let v = blocking(move || {
+        let store = state.store()?;
+        let images = store.images()?;
+        let list = containers::control::list(&store, true)?;
+        let vols = containers::volumes::Volumes::new(&store).list()?;
+        let imgs: Vec<_> = images
+            .iter()
+            .map(|i| {
+                let uses = list.iter().filter(|c| &c.image_id == i.id()).count();
+                crate::images::summary(i, uses as i64)
+            })
+            .collect();
+        let ctrs: Vec<_> = list
+            .iter()
+            .map(|c| crate::containers::summary(&store, c))
+            .collect();
+        let vols: Vec<_> = vols
+            .iter()
+            .map(|v| crate::volumes::describe(&store, v))
+            .collect();
+        Ok(json!({
+            "LayersSize": images.iter().map(|i| i.size()).sum::<u64>(),
+            "Images": imgs,
+            "Containers": ctrs,
+            "Volumes": vols,
+            "BuildCache": [],
+        }))
+    })
+    .await?;
+    Ok(http::ok_json(&v))
+}
+
+/// `docker login` against the daemon: kiln keeps no credentials in the
+/// server (clients send them with each push and pull), so this only
+/// checks the request's shape and says so.
+pub async fn auth(req: Request<Incoming>) -> ApiResult {
+    let v: serde_json::Value = http::read_json(req.into_body()).await?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request("auth: want a JSON object"));
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "checking credentials is not implemented by kiln's Engine API: \
+         the client's stored credentials are sent with each pull and push",
+    ))
+}

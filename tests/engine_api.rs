@@ -1,0 +1,554 @@
+//! `kiln system service` driven by clients nobody here wrote: the docker
+//! CLI (Debian's docker.io, `DOCKER_HOST=unix://…`), the Python SDK
+//! (python3-docker), and raw HTTP for the error cases. Containers need
+//! root (skipped otherwise, as CI runs as root).
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{require_tool, Kiln, Run};
+
+/// Debian's docker.io CLI (20.10), which `.ci/run` installs; another
+/// `docker` earlier in PATH may be newer.
+const DOCKER: &str = "/usr/bin/docker";
+/// The Python that Debian's python3-docker is installed for.
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A server on a socket of its own, stopped (this child only) on drop.
+struct Service {
+    k: Kiln,
+    child: Child,
+    sock: PathBuf,
+    docker_config: tempfile::TempDir,
+}
+
+impl Service {
+    fn start(k: Kiln) -> Service {
+        let sock = k.dir.path().join("api.sock");
+        let child = k
+            .cmd()
+            .args(["system", "service", "--time", "0"])
+            .arg(format!("unix://{}", sock.display()))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn kiln system service");
+        common::wait_until("the API socket", Duration::from_secs(20), || {
+            UnixStream::connect(&sock).is_ok()
+        });
+        Service {
+            k,
+            child,
+            sock,
+            docker_config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(DOCKER);
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.docker_config.path())
+            .env("DOCKER_BUILDKIT", "0")
+            .env_remove("DOCKER_CONTEXT")
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn docker(&self, args: &[&str]) -> Run {
+        output(self.docker_cmd(args))
+    }
+
+    fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        let mut c = self.docker_cmd(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn docker");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let o = child.wait_with_output().unwrap();
+        run_of(o)
+    }
+
+    /// One raw HTTP/1.1 request on the socket: (status, body).
+    fn raw(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let mut s = UnixStream::connect(&self.sock).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_of(o: std::process::Output) -> Run {
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn output(mut c: Command) -> Run {
+    run_of(c.output().expect("spawn"))
+}
+
+fn setup() -> Option<Service> {
+    let k = common::root_store()?;
+    require_tool(DOCKER);
+    Some(Service::start(k))
+}
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A name no other test (or session) uses.
+fn unique(what: &str) -> String {
+    format!("api-{}-{what}", std::process::id())
+}
+
+#[test]
+fn docker_cli_runs_execs_copies_and_removes_containers() {
+    let Some(s) = setup() else { return };
+    let v = s
+        .docker(&["version", "--format", "{{.Server.APIVersion}}"])
+        .ok();
+    assert_eq!(v.stdout.trim(), "1.41");
+    let images = s.docker(&["images"]).ok();
+    assert!(images.stdout.contains("busybox"), "{}", images.stdout);
+
+    // Foreground, attached before start: both streams, the exit code.
+    let since = chrono_now();
+    let fg = unique("fg");
+    let r = s
+        .docker(&[
+            "run",
+            "--rm",
+            "--name",
+            &fg,
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ])
+        .code(3);
+    assert_eq!(r.stdout, "out\n");
+    assert_eq!(r.stderr, "err\n");
+    let events = s
+        .docker(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &(chrono_now() + 1).to_string(),
+            "--filter",
+            &format!("container={fg}"),
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.exitCode}}",
+        ])
+        .ok();
+    let actions: Vec<&str> = events
+        .stdout
+        .lines()
+        .map(|l| l.trim_end_matches(" <no value>").trim())
+        .collect();
+    assert_eq!(
+        actions,
+        ["create", "start", "die 3", "destroy"],
+        "{}",
+        events.stdout
+    );
+
+    // Detached: ps, logs, exec (with stdin), cp both ways, stop, rm.
+    let name = unique("det");
+    let id = s
+        .docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; sleep 60",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = s.docker(&["ps"]).ok();
+    assert!(
+        ps.stdout.contains(&name) && ps.stdout.contains("Up"),
+        "{}",
+        ps.stdout
+    );
+    common::wait_until("the log line", Duration::from_secs(20), || {
+        s.docker(&["logs", &name]).stdout.contains("started")
+    });
+    let e = s
+        .docker(&["exec", &name, "sh", "-c", "echo in-exec; exit 4"])
+        .code(4);
+    assert_eq!(e.stdout, "in-exec\n");
+    let top = s.docker(&["top", &name]).ok();
+    assert!(
+        top.stdout.contains("PID") && top.stdout.contains("sleep 60"),
+        "{}",
+        top.stdout
+    );
+    let piped = s
+        .docker_stdin(&["exec", "-i", &name, "cat"], b"piped\n")
+        .ok();
+    assert_eq!(piped.stdout, "piped\n");
+    let host = s.k.dir.path().join("host.txt");
+    std::fs::write(&host, "from-host\n").unwrap();
+    s.docker(&["cp", host.to_str().unwrap(), &format!("{name}:/tmp/")])
+        .ok();
+    let cat = s.docker(&["exec", &name, "cat", "/tmp/host.txt"]).ok();
+    assert_eq!(cat.stdout, "from-host\n");
+    let back = s.k.dir.path().join("back");
+    std::fs::create_dir(&back).unwrap();
+    s.docker(&["cp", &format!("{name}:/etc/passwd"), back.to_str().unwrap()])
+        .ok();
+    assert!(std::fs::read_to_string(back.join("passwd"))
+        .unwrap()
+        .starts_with("root:"));
+    let missing = s.docker(&[
+        "cp",
+        &format!("{name}:/nonexistent"),
+        back.to_str().unwrap(),
+    ]);
+    assert_ne!(missing.code, 0);
+    // 20.10's words for the 404 of the stat (newer CLIs show ours).
+    let words = ["No such container:path", "could not find"];
+    assert!(
+        words.iter().any(|w| missing.stderr.contains(w)),
+        "{}",
+        missing.stderr
+    );
+    s.docker(&["stop", "-t", "1", &name]).ok();
+    let ps = s
+        .docker(&["ps", "-a", "--filter", &format!("name={name}")])
+        .ok();
+    assert!(ps.stdout.contains("Exited"), "{}", ps.stdout);
+    s.docker(&["rm", &name]).ok();
+    let gone = s.docker(&["inspect", &name]);
+    assert_ne!(gone.code, 0);
+    assert!(gone.stderr.contains("No such"), "{}", gone.stderr);
+}
+
+#[test]
+fn docker_cli_publishes_a_port_and_removes_with_force() {
+    let Some(s) = setup() else { return };
+    let name = unique("web");
+    let port = test_support::free_port();
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo hello-api > /www/index.html && httpd -f -p 80 -h /www",
+    ])
+    .ok();
+    let mut body = String::new();
+    common::wait_until("the published port", Duration::from_secs(20), || {
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
+        body.clear();
+        let _ = c.read_to_string(&mut body);
+        body.contains("hello-api")
+    });
+    let ps = s.docker(&["ps", "--filter", &format!("name={name}")]).ok();
+    assert!(
+        ps.stdout.contains(&format!("127.0.0.1:{port}->80/tcp")),
+        "{}",
+        ps.stdout
+    );
+    let inspect = s
+        .docker(&[
+            "inspect",
+            "--format",
+            "{{json .NetworkSettings.Ports}}",
+            &name,
+        ])
+        .ok();
+    assert!(
+        inspect.stdout.contains(&port.to_string()),
+        "{}",
+        inspect.stdout
+    );
+    s.docker(&["rm", "-f", &name]).ok();
+    assert!(!s.docker(&["ps", "-a"]).ok().stdout.contains(&name));
+
+    // A health check given in the create body runs as `--health-cmd`'s.
+    let hc = unique("hc");
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &hc,
+        "--health-cmd",
+        "test -e /tmp/ready",
+        "--health-interval",
+        "1s",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /tmp/ready; sleep 60",
+    ])
+    .ok();
+    common::wait_until("healthy", Duration::from_secs(30), || {
+        s.docker(&["inspect", "--format", "{{.State.Health.Status}}", &hc])
+            .stdout
+            .trim()
+            == "healthy"
+    });
+    s.docker(&["rm", "-f", &hc]).ok();
+}
+
+#[test]
+fn docker_cli_pushes_pulls_saves_loads_and_builds() {
+    let Some(s) = setup() else { return };
+    let reg = test_support::registry::Registry::plain();
+    let remote = format!("127.0.0.1:{}/api/bb:1", reg.port);
+    s.docker(&["tag", "busybox", &remote]).ok();
+    let push = s.docker(&["push", &remote]).ok();
+    assert!(push.stdout.contains("digest: sha256:"), "{}", push.stdout);
+    s.docker(&["rmi", &remote]).ok();
+    assert!(!s.docker(&["images"]).ok().stdout.contains("api/bb"));
+    s.docker(&["pull", &remote]).ok();
+    let images = s
+        .docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok();
+    assert!(images.stdout.contains(&remote), "{}", images.stdout);
+    let r = s.docker(&["run", "--rm", &remote, "echo", "pulled"]).ok();
+    assert_eq!(r.stdout, "pulled\n");
+
+    // save | load round trip.
+    let archive = s.k.dir.path().join("saved.tar");
+    s.docker(&["save", "-o", archive.to_str().unwrap(), &remote])
+        .ok();
+    s.docker(&["rmi", &remote]).ok();
+    let load = s.docker(&["load", "-i", archive.to_str().unwrap()]).ok();
+    assert!(load.stdout.contains("Loaded image"), "{}", load.stdout);
+    assert!(s.docker(&["images"]).ok().stdout.contains("api/bb"));
+
+    // The classic builder's /build, with a build arg, from a context dir.
+    let ctx = s.k.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nARG WHO=nobody\nCOPY hello.txt /hello.txt\n\
+         RUN echo \"built for $WHO\" > /who.txt\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("hello.txt"), "hello-context\n").unwrap();
+    let tag = format!("{}:1", unique("built"));
+    let b = s
+        .docker(&[
+            "build",
+            "-t",
+            &tag,
+            "--build-arg",
+            "WHO=api",
+            ctx.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(b.stdout.contains("Successfully built"), "{}", b.stdout);
+    let r = s
+        .docker(&["run", "--rm", &tag, "cat", "/hello.txt", "/who.txt"])
+        .ok();
+    assert_eq!(r.stdout, "hello-context\nbuilt for api\n");
+    let h = s.docker(&["history", "--no-trunc", &tag]).ok();
+    assert!(h.stdout.contains("COPY"), "{}", h.stdout);
+    let q = s.docker(&["build", "-q", ctx.to_str().unwrap()]).ok();
+    assert!(q.stdout.trim().starts_with("sha256:"), "{}", q.stdout);
+    let df = s.docker(&["system", "df"]).ok();
+    assert!(df.stdout.contains("Images"), "{}", df.stdout);
+}
+
+#[test]
+fn python_sdk_builds_runs_execs_streams_logs_and_removes() {
+    let Some(s) = setup() else { return };
+    require_tool(PYTHON);
+    let ctx = s.k.dir.path().join("pyctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nLABEL made.by=sdk\nCMD [\"sh\", \"-c\", \"echo one; echo two; sleep 60\"]\n",
+    )
+    .unwrap();
+    let script = format!(
+        r#"
+import docker, sys
+c = docker.DockerClient(base_url={host:?}, version="1.41")
+assert c.ping()
+img, _ = c.images.build(path={ctx:?}, tag={tag:?})
+assert img.labels.get("made.by") == "sdk", img.labels
+out = c.containers.run("busybox", ["sh", "-c", "echo via-sdk"], remove=True)
+assert out == b"via-sdk\n", out
+ctr = c.containers.run({tag:?}, detach=True, name={name:?})
+lines = []
+for chunk in ctr.logs(stream=True, follow=True):
+    lines.append(chunk)
+    if b"two" in b"".join(lines):
+        break
+res = ctr.exec_run(["sh", "-c", "echo exec-out; exit 5"])
+assert res.exit_code == 5, res
+assert res.output == b"exec-out\n", res.output
+ctr.reload()
+assert ctr.status == "running", ctr.status
+ctr.stop(timeout=1)
+assert ctr.wait()["StatusCode"] in (137, 143), ctr.wait()
+ctr.remove()
+assert {name:?} not in [x.name for x in c.containers.list(all=True)]
+c.images.remove({tag:?})
+print("sdk-ok")
+"#,
+        host = s.host(),
+        ctx = ctx.to_str().unwrap(),
+        tag = format!("{}:1", unique("sdk")),
+        name = unique("sdkctr"),
+    );
+    let r = output({
+        let mut c = Command::new(PYTHON);
+        c.args(["-c", &script]);
+        c
+    });
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("sdk-ok"));
+}
+
+#[test]
+fn bad_requests_get_docker_errors() {
+    let Some(s) = setup() else { return };
+    let message = |body: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        v["message"].as_str().unwrap_or_default().to_string()
+    };
+    let (code, body) = s.raw("GET", "/v1.41/no/such/endpoint", b"");
+    assert_eq!(code, 404);
+    assert_eq!(message(&body), "page not found");
+    let (code, body) = s.raw("POST", "/v1.41/containers/create", b"{\"Image\": ");
+    assert_eq!(code, 400);
+    assert!(message(&body).contains("invalid JSON"), "{body}");
+    let (code, body) = s.raw("GET", "/v1.41/containers/nosuchcontainer/json", b"");
+    assert_eq!(code, 404);
+    assert_eq!(message(&body), "No such container: nosuchcontainer");
+    let (code, body) = s.raw(
+        "POST",
+        "/v1.41/containers/create",
+        br#"{"Image": "localhost/nosuchimage:1"}"#,
+    );
+    assert_eq!(code, 404);
+    assert!(message(&body).starts_with("No such image"), "{body}");
+    let (code, _) = s.raw("DELETE", "/v1.41/images/nosuchimage", b"");
+    assert_eq!(code, 404);
+    // Newer clients' version prefixes (and none) reach the same handlers.
+    assert_eq!(s.raw("GET", "/v1.45/_ping", b"").0, 200);
+    assert_eq!(s.raw("GET", "/_ping", b"").0, 200);
+
+    // A build context with a `../` entry: refused, nothing written
+    // outside, no image.
+    let mut tar = tar::Builder::new(Vec::new());
+    let add = |t: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        // Raw bytes: the tar crate refuses to set `..` names itself.
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        t.append(&h, data).unwrap();
+    };
+    add(&mut tar, "Dockerfile", b"FROM busybox\n");
+    add(&mut tar, "../escaped-by-api", b"x");
+    let data = tar.into_inner().unwrap();
+    let before = s.docker(&["images", "-q"]).ok().stdout;
+    let (code, body) = s.raw("POST", "/v1.41/build?t=escape", &data);
+    assert_eq!(code, 400, "{body}");
+    assert!(message(&body).contains("../escaped-by-api"), "{body}");
+    let store_tmp = s.k.root().join("kiln");
+    assert!(!store_tmp.join("tmp/escaped-by-api").exists());
+    assert!(!s.k.root().join("escaped-by-api").exists());
+    assert_eq!(s.docker(&["images", "-q"]).ok().stdout, before);
+
+    // A client that goes away in the middle of a streamed save: the
+    // server goes on serving, the store stays consistent.
+    {
+        let mut c = UnixStream::connect(&s.sock).unwrap();
+        c.write_all(b"GET /v1.41/images/get?names=busybox HTTP/1.1\r\nHost: kiln\r\n\r\n")
+            .unwrap();
+        let mut some = [0u8; 4096];
+        c.read_exact(&mut some).unwrap();
+    }
+    assert_eq!(s.raw("GET", "/_ping", b"").0, 200);
+    s.k.run(&["system", "check"]).ok();
+    assert_eq!(s.docker(&["images", "-q"]).ok().stdout, before);
+}
+
+#[test]
+fn idle_service_exits_and_removes_its_socket() {
+    if !common::is_root() {
+        return;
+    }
+    let k = Kiln::new();
+    let sock = k.dir.path().join("idle.sock");
+    let mut child = k
+        .cmd()
+        .args(["system", "service", "--time", "1"])
+        .arg(format!("unix://{}", sock.display()))
+        .spawn()
+        .unwrap();
+    common::wait_until("the socket", Duration::from_secs(20), || sock.exists());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    common::wait_until("the idle exit", Duration::from_secs(30), || {
+        child.try_wait().unwrap().is_some()
+    });
+    assert!(child.wait().unwrap().success());
+    assert!(!sock.exists());
+}
