@@ -108,6 +108,7 @@ fn render(sink: &Sink, e: Event) {
         EventKind::CacheMiss { .. } | EventKind::StepDone { .. } | EventKind::StageDone => return,
         EventKind::Output(line) => format!("{line}\n"),
         EventKind::Warning(w) => format!("WARNING: {w}\n"),
+        EventKind::Info(i) => format!("{i}\n"),
     };
     let _ = sink.json_line(&json!({ "stream": text }));
 }

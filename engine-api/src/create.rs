@@ -34,6 +34,7 @@ pub struct CreateBody {
     pub network_disabled: Option<bool>,
     pub labels: Option<BTreeMap<String, String>>,
     pub stop_signal: Option<String>,
+    pub mac_address: Option<String>,
     pub host_config: Option<HostConfig>,
     pub networking_config: Option<NetworkingConfig>,
 }
@@ -63,6 +64,8 @@ pub struct HostConfig {
     pub cap_drop: Option<Vec<String>>,
     pub devices: Option<Vec<Value>>,
     pub runtime: Option<String>,
+    /// docker's legacy links, `NAME[:ALIAS]`.
+    pub links: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,7 +170,7 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
             ));
         }
     }
-    let host = body.host_config.unwrap_or_default();
+    let mut host = body.host_config.unwrap_or_default();
     if host.privileged == Some(true) {
         return Err(refuse("Privileged"));
     }
@@ -238,7 +241,8 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
     let dns_search = host.dns_search.unwrap_or_default();
     let dns_options = host.dns_options.unwrap_or_default();
     let add_hosts = host.extra_hosts.unwrap_or_default();
-    let (network, networking) = containers::network::from_flags(NetworkFlags {
+    let links = host.links.take().unwrap_or_default();
+    let choice = containers::network::from_flags(NetworkFlags {
         mode: mode.as_deref(),
         publish: &publish,
         publish_all: host.publish_all_ports.unwrap_or(false),
@@ -249,6 +253,8 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
         dns_search: &dns_search,
         dns_options: &dns_options,
         add_hosts: &add_hosts,
+        links: &links,
+        mac: body.mac_address.as_deref().filter(|m| !m.is_empty()),
     })
     .map_err(bad)?;
 
@@ -332,8 +338,9 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
         terminal: false,
         interactive: false,
         readonly_rootfs: host.readonly_rootfs.unwrap_or(false),
-        network,
-        networking,
+        network: choice.network,
+        networking: choice.request,
+        network_container: choice.container,
         mounts,
         volumes,
         volumes_from,
