@@ -854,3 +854,34 @@ fn context_names_that_are_not_utf8_keep_their_bytes() {
     assert_ne!(first.stdout, second.stdout);
     assert_eq!(listing(&k), format!(" 61 fd 0a 61 ff 0a {rest}"));
 }
+
+// A RUN reading the context through a bind mount is keyed on what it reads
+// (the `source=` subtree, less .dockerignore), as BuildKit keys it.
+#[test]
+fn run_bind_mount_from_the_context_keys_the_step_on_its_content() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bindctx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,source=sub,target=/m echo seen-$(cat /m/data.txt)\n",
+    );
+    write(&ctx.join(".dockerignore"), "sub/ignored.txt\n");
+    write(&ctx.join("sub/data.txt"), "v1\n");
+    write(&ctx.join("sub/ignored.txt"), "a\n");
+    write(&ctx.join("other.txt"), "a\n");
+    let c = ctx.to_str().unwrap();
+    let first = build(&k, &["-t", "bindkey", c]).ok();
+    assert!(first.stderr.contains("seen-v1"), "{}", first.stderr);
+
+    // Files outside the mount, or ignored, do not matter.
+    write(&ctx.join("other.txt"), "b\n");
+    write(&ctx.join("sub/ignored.txt"), "b\n");
+    let again = build(&k, &["-t", "bindkey", c]).ok();
+    assert_eq!(hits(&again), 1, "{}", again.stderr);
+
+    // The mounted file changed: the RUN runs again and sees it.
+    write(&ctx.join("sub/data.txt"), "v2\n");
+    let edited = build(&k, &["-t", "bindkey", c]).ok();
+    assert_eq!(hits(&edited), 0, "{}", edited.stderr);
+    assert!(edited.stderr.contains("seen-v2"), "{}", edited.stderr);
+}

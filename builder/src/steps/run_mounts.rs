@@ -172,3 +172,85 @@ impl StageRun<'_, '_> {
         Ok((out, env))
     }
 }
+
+impl StageRun<'_, '_> {
+    /// Feeds the content of every bind mount read from the build context or
+    /// a directory context into the RUN's key, as BuildKit keys a step on
+    /// its mounts' checksums: a changed file the command reads through the
+    /// mount is a miss. Files are hashed through the same stat index and
+    /// `.dockerignore` filter as COPY's; stage and image sources are left
+    /// to the instruction's own text. Returns (path, hash) of each file, to
+    /// explain a miss.
+    pub(crate) fn bind_mounts_key(
+        &self,
+        r: &dockerfile_parser::instructions::Run,
+        state: &State,
+        cmd: &Command,
+        key: &mut cache::KeyHasher,
+    ) -> Result<Vec<(String, String)>, BuildError> {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::MetadataExt;
+        let mounts = r
+            .expand_mounts(&self.lexer, &self.expansion_env(state))
+            .map_err(|e| BuildError::caused_at(cmd, e))?;
+        let mut inputs = Vec::new();
+        for (n, m) in mounts.iter().enumerate() {
+            if m.kind != MountType::Bind {
+                continue;
+            }
+            let owned;
+            let dir_index;
+            let (ctx, index) = match &m.from {
+                None => match self.context.as_ref() {
+                    Some(ctx) => (ctx, self.index.as_ref()),
+                    None => continue,
+                },
+                Some(f) => match self.plan.base(f, self.stage.index, true) {
+                    Base::Dir(d, ignore) => {
+                        owned = crate::context::BuildContext::new(&d, &ignore)
+                            .map_err(|e| BuildError::Invalid(e.to_string()))?;
+                        dir_index = cache::StatIndex::open_at(
+                            self.scratch_for("dir-index").join(format!("bind-{n}")),
+                        );
+                        (&owned, Some(&dir_index))
+                    }
+                    _ => continue,
+                },
+            };
+            let rel = m.source.clone().unwrap_or_default();
+            key.part("bind-mount", n.to_string().as_bytes())
+                .part("bind-source", rel.as_bytes());
+            // Symlinks on the way resolved inside the context, as the mount
+            // itself resolves them.
+            let found = runner::inroot::Root::dir(ctx.root())
+                .and_then(|r| r.lookup(Path::new(&rel), true))
+                .map_err(|e| BuildError::at(cmd, format!("bind mount source {rel:?}: {e}")))?;
+            let walk = ctx
+                .walk_from(&found.path)
+                .map_err(|e| BuildError::at(cmd, format!("bind mount source {rel:?}: {e}")))?;
+            for entry in walk {
+                let e = entry
+                    .map_err(|e| BuildError::at(cmd, format!("bind mount source {rel:?}: {e}")))?;
+                let name = e.path.as_os_str().as_bytes();
+                let md = &e.metadata;
+                key.part("path", name)
+                    .part("mode", md.mode().to_string().as_bytes());
+                let abs = ctx.absolute(&e.path);
+                if md.file_type().is_symlink() {
+                    let t = std::fs::read_link(&abs).map_err(|e| BuildError::Io(abs.clone(), e))?;
+                    key.part("link", t.as_os_str().as_bytes());
+                } else if md.is_file() {
+                    let shown = String::from_utf8_lossy(name).into_owned();
+                    let sha = match index {
+                        Some(idx) => idx.hash(&shown, &abs, md),
+                        None => cache::hash_file(&abs),
+                    }
+                    .map_err(|e| BuildError::Io(abs.clone(), e))?;
+                    key.part("sha", sha.as_bytes());
+                    inputs.push((shown, sha));
+                }
+            }
+        }
+        Ok(inputs)
+    }
+}

@@ -16,8 +16,9 @@ impl StageRun<'_, '_> {
         instr: &Instruction,
         r: &Run,
         state: &mut State,
-        key: KeyHasher,
+        mut key: KeyHasher,
     ) -> Result<(Record, String), BuildError> {
+        let mounted = self.bind_mounts_key(r, state, cmd, &mut key)?;
         let k = key.finish();
         let network = self.network_for(instr);
         let bridge = self.bridge_for(instr);
@@ -27,6 +28,7 @@ impl StageRun<'_, '_> {
             .args
             .iter()
             .map(|(n, v)| (format!("build arg {n}"), v.clone()))
+            .chain(mounted)
             .collect();
         let stage_no = self.number();
         let shared = self.b;
