@@ -153,16 +153,23 @@ impl LayoutFiles for DirFiles {
 
     fn write_blob(&mut self, d: &Digest, _size: u64, data: &mut dyn Read) -> Result<()> {
         let dest = blob_path(&self.dir, d);
-        let tmp = dest.with_extension("tmp");
+        let blobs = self.dir.join("blobs/sha256");
+        // A temp of its own (not `<hex>.tmp`): two writers of the same blob
+        // into one directory must not write into each other's file. `data`
+        // fails at its end unless it hashed to `d`, so whichever rename
+        // lands last puts the same verified bytes in place.
+        let (tmp, mut f) = image_store::fsutil::tempfile_in(&blobs)
+            .with_context(|| format!("creating a temp file in {}", blobs.display()))?;
         let res = (|| -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
             std::io::copy(data, &mut f)?;
             f.sync_all()?;
-            fs::rename(&tmp, &dest)
+            fs::rename(&tmp, &dest)?;
+            image_store::fsutil::sync_dir(&blobs)
         })();
         if res.is_err() {
             let _ = fs::remove_file(&tmp);
         }
+        drop(f);
         res.with_context(|| format!("copying blob {d} to {}", self.dir.display()))
     }
 
@@ -192,4 +199,59 @@ impl LayoutFiles for DirFiles {
 /// named REF in `index.json`, replacing any manifest of that name.
 pub fn dest(dir: &Path) -> Result<OciLayoutDest<DirFiles>> {
     OciLayoutDest::new(DirFiles::new(dir)?, Naming::Directory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out its bytes a few at a time, yielding in between, so two
+    /// writers interleave.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            std::thread::yield_now();
+            let n = buf.len().min(self.0.len()).min(4096);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn two_writers_of_one_blob_leave_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let d = Digest::of_bytes(&data);
+        for _ in 0..40 {
+            let _ = fs::remove_file(blob_path(dir.path(), &d));
+            std::thread::scope(|s| {
+                let writers: Vec<_> = (0..2)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let mut files = DirFiles::new(dir.path()).unwrap();
+                            let mut r = image_store::digest::VerifyingReader::new(
+                                Trickle(&data),
+                                d.clone(),
+                                Some(data.len() as u64),
+                            );
+                            files.write_blob(&d, data.len() as u64, &mut r)
+                        })
+                    })
+                    .collect();
+                for w in writers {
+                    w.join().unwrap().unwrap();
+                }
+            });
+            let got = fs::read(blob_path(dir.path(), &d)).unwrap();
+            assert_eq!(Digest::of_bytes(&got), d);
+        }
+        // No temp is left behind.
+        let left: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(d.hex())]);
+    }
 }
