@@ -91,7 +91,7 @@ impl Containers<'_> {
                 },
             };
             if let Some(message) = fault {
-                let repaired = repair && fs::remove_dir_all(&dir).is_ok();
+                let repaired = repair && image_store::fsutil::remove_tree(&dir).is_ok();
                 rep.problems.push(Problem {
                     kind: "container",
                     object: id,

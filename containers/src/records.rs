@@ -353,7 +353,8 @@ impl<'s> Containers<'s> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(rec)(e)),
         }
-        fs::remove_dir_all(&dir).map_err(Error::io(dir))
+        // A rootless run leaves its overlay work/work mode 000.
+        image_store::fsutil::remove_tree(&dir).map_err(Error::io(dir))
     }
 
     /// Settles containers whose kiln process died ([`Container::orphaned`]),

@@ -50,7 +50,7 @@ impl BuildScratch {
 
 impl Drop for BuildScratch {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
+        let _ = crate::fsutil::remove_tree(&self.path);
     }
 }
 

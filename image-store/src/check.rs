@@ -103,7 +103,7 @@ impl Store {
             );
             if repair {
                 rep.problems[i].repaired = if t.what == "build scratch directory" {
-                    fs::remove_dir_all(&t.path).is_ok()
+                    crate::fsutil::remove_tree(&t.path).is_ok()
                 } else {
                     crate::fsutil::remove_if_stale(&t.path).unwrap_or(false)
                 };

@@ -132,13 +132,51 @@ pub fn is_stale(path: &Path) -> io::Result<bool> {
     Ok(lock_if_stale(path)?.is_some())
 }
 
+/// `fs::remove_dir_all` that also removes directories their owner may
+/// not enter: the kernel makes an overlay mount's `work/work` mode 000, and
+/// an unprivileged user (rootless kiln) cannot list or empty it. On
+/// "permission denied" every directory below `path` is made `u+rwx` (no
+/// symlink is followed) and the removal is tried again.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            open_dirs(path);
+            fs::remove_dir_all(path)
+        }
+        res => res,
+    }
+}
+
+/// Gives the owner rwx on `dir` and every directory below it, as far as it
+/// may; what it cannot change is left to the removal to report.
+fn open_dirs(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(md) = fs::symlink_metadata(dir) else {
+        return;
+    };
+    if !md.is_dir() {
+        return;
+    }
+    let mode = md.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o700));
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                open_dirs(&e.path());
+            }
+        }
+    }
+}
+
 /// Removes `path` if [`is_stale`]. Returns whether it was removed.
 pub fn remove_if_stale(path: &Path) -> io::Result<bool> {
     let Some(held) = lock_if_stale(path)? else {
         return Ok(false);
     };
     let res = if held.is_dir() {
-        fs::remove_dir_all(path)
+        remove_tree(path)
     } else {
         fs::remove_file(path)
     };
@@ -223,7 +261,7 @@ pub fn exit_cleanly_on_signals() {
             let live = live_temps();
             for (p, is_dir) in live.iter() {
                 let _ = if *is_dir {
-                    fs::remove_dir_all(p)
+                    remove_tree(p)
                 } else {
                     fs::remove_file(p)
                 };

@@ -86,7 +86,7 @@ impl Store {
         let mut removed = Vec::new();
         for t in self.stale_temps(true) {
             let gone = if t.what == "build scratch directory" {
-                fs::remove_dir_all(&t.path).is_ok()
+                fsutil::remove_tree(&t.path).is_ok()
             } else {
                 fsutil::remove_if_stale(&t.path).unwrap_or(false)
             };

@@ -59,7 +59,7 @@ impl StageRun<'_, '_> {
             };
             let upper = run::execute(&step).map_err(|e| e.located(cmd))?;
             let layer = b.store_upper(&upper)?;
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = image_store::fsutil::remove_tree(&dir);
             Ok(Record {
                 created: b.now.clone(),
                 layer: Some(layer),
