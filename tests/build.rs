@@ -885,3 +885,22 @@ fn run_bind_mount_from_the_context_keys_the_step_on_its_content() {
     assert_eq!(hits(&edited), 0, "{}", edited.stderr);
     assert!(edited.stderr.contains("seen-v2"), "{}", edited.stderr);
 }
+
+// A RUN reading another stage through a bind mount runs again when that
+// stage is rebuilt with other content.
+#[test]
+fn run_bind_mount_from_a_stage_keys_the_step_on_that_stage() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bindstage");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox AS src\nCOPY data.txt /d/\nFROM busybox\nRUN --mount=type=bind,from=src,source=/d,target=/m echo seen-$(cat /m/data.txt)\n",
+    );
+    write(&ctx.join("data.txt"), "v1\n");
+    let c = ctx.to_str().unwrap();
+    let first = build(&k, &["-t", "bindstage", c]).ok();
+    assert!(first.stderr.contains("seen-v1"), "{}", first.stderr);
+    write(&ctx.join("data.txt"), "v2\n");
+    let edited = build(&k, &["-t", "bindstage", c]).ok();
+    assert!(edited.stderr.contains("seen-v2"), "{}", edited.stderr);
+}

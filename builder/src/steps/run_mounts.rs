@@ -178,8 +178,8 @@ impl StageRun<'_, '_> {
     /// a directory context into the RUN's key, as BuildKit keys a step on
     /// its mounts' checksums: a changed file the command reads through the
     /// mount is a miss. Files are hashed through the same stat index and
-    /// `.dockerignore` filter as COPY's; stage and image sources are left
-    /// to the instruction's own text. Returns (path, hash) of each file, to
+    /// `.dockerignore` filter as COPY's; a stage or image source adds its
+    /// key. Returns (path, hash) of each file, to
     /// explain a miss.
     pub(crate) fn bind_mounts_key(
         &self,
@@ -214,7 +214,14 @@ impl StageRun<'_, '_> {
                         );
                         (&owned, Some(&dir_index))
                     }
-                    _ => continue,
+                    // A stage or image: its key stands for its content (a
+                    // rebuilt stage has a new one).
+                    _ => {
+                        if let Some(k) = self.source_key(f, cmd)? {
+                            key.part("bind-from", k.as_bytes());
+                        }
+                        continue;
+                    }
                 },
             };
             let rel = m.source.clone().unwrap_or_default();
