@@ -483,6 +483,61 @@ fn docker_cli_connects_and_disconnects_networks() {
     s.docker(&["network", "disconnect", &b, &c]).ok();
     assert!(!nets(&s).contains(&b), "{}", nets(&s));
 
+    // NetworkMode container:NAME joins c's network namespace.
+    let ip = s
+        .docker(&[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &c,
+        ])
+        .ok();
+    let joined = s
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            &format!("container:{c}"),
+            "busybox",
+            "ip",
+            "-4",
+            "addr",
+        ])
+        .ok();
+    assert!(
+        joined.stdout.contains(ip.stdout.trim()),
+        "{} vs {}",
+        joined.stdout,
+        ip.stdout
+    );
+
+    // Two networks at create (the SDKs send them; the CLI sends one).
+    let two = unique("two");
+    let body = format!(
+        r#"{{"Image":"busybox","Cmd":["sleep","300"],"HostConfig":{{"NetworkMode":"{a}"}},
+            "NetworkingConfig":{{"EndpointsConfig":{{"{a}":{{}},"{b}":{{"Aliases":["second"]}}}}}}}}"#
+    );
+    let (code, out) = s.raw(
+        "POST",
+        &format!("/containers/create?name={two}"),
+        body.as_bytes(),
+    );
+    assert_eq!(code, 201, "{out}");
+    let both = s
+        .docker(&[
+            "inspect",
+            "--format",
+            "{{json .NetworkSettings.Networks}}",
+            &two,
+        ])
+        .ok();
+    assert!(
+        both.stdout.contains(&a) && both.stdout.contains(&b),
+        "{}",
+        both.stdout
+    );
+    s.docker(&["rm", "-f", &two]).ok();
+
     // Security flags come through to the container.
     let caps = s
         .docker(&[
