@@ -418,6 +418,25 @@ volumes:
     let ps = compose(&["ps"]).ok();
     assert!(ps.stdout.contains("healthy"), "{}", ps.stdout);
 
+    // info and system df measure as `kiln info`/`kiln system df` do: the
+    // store is this test's own, so its two containers are all there is.
+    let info = s
+        .docker(&["info", "--format", "{{.ContainersRunning}} {{.Images}}"])
+        .ok();
+    assert_eq!(info.stdout.trim(), "2 1");
+    let df = s.docker(&["system", "df", "-v"]).ok();
+    let site = format!("{project}_site");
+    let row: Vec<&str> = df
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&site))
+        .unwrap_or_else(|| panic!("{}", df.stdout))
+        .split_whitespace()
+        .collect();
+    // Used by web, and holding its index.html.
+    assert_eq!(row[1], "1", "{}", df.stdout);
+    assert_ne!(row[2], "0B", "{}", df.stdout);
+
     compose(&["down", "-v", "--timeout", "1"]).ok();
     let label = format!("label=com.docker.compose.project={project}");
     let left = s.docker(&["ps", "-aq", "--filter", &label]).ok();
