@@ -67,6 +67,8 @@ pub enum Command {
     Unpause(commands::standby::NamesArgs),
     /// Display the running processes of a container
     Top(commands::standby::TopArgs),
+    /// Display containers' resource usage (CPU, memory, network, block I/O, pids)
+    Stats(commands::stats::StatsArgs),
     /// List containers
     Ps(commands::containers::PsArgs),
     /// List a container's published ports
@@ -344,6 +346,8 @@ pub enum ContainerCommand {
     Unpause(commands::standby::NamesArgs),
     /// Display the running processes of a container
     Top(commands::standby::TopArgs),
+    /// Display containers' resource usage
+    Stats(commands::stats::StatsArgs),
     /// Block until containers stop, then print their exit codes
     Wait(commands::standby::NamesArgs),
     /// Follow a running container's output (and feed its input)
@@ -394,6 +398,7 @@ impl Command {
                 C::Pause(a) => Command::Pause(a),
                 C::Unpause(a) => Command::Unpause(a),
                 C::Top(a) => Command::Top(a),
+                C::Stats(a) => Command::Stats(a),
                 C::Wait(a) => Command::Wait(a),
                 C::Attach(a) => Command::Attach(a),
             },

@@ -347,6 +347,238 @@ fn docker_cli_publishes_a_port_and_removes_with_force() {
     s.docker(&["rm", "-f", &hc]).ok();
 }
 
+/// Debian's docker-compose (1.29, the Python one on docker's SDK).
+const COMPOSE: &str = "/usr/bin/docker-compose";
+
+#[test]
+fn docker_compose_brings_up_healthy_services_and_takes_them_down() {
+    let Some(s) = setup() else { return };
+    require_tool(COMPOSE);
+    let project = unique("compose").replace('-', "");
+    let port = test_support::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("docker-compose.yml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"version: "2.4"
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "echo hello-compose > /www/index.html && exec httpd -f -p 80 -h /www"]
+    volumes: ["site:/www"]
+    ports: ["127.0.0.1:{port}:80"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 1s
+      retries: 30
+  client:
+    image: busybox
+    command: ["sh", "-c", "wget -q -O - http://web/ && sleep 300"]
+    depends_on:
+      web:
+        condition: service_healthy
+volumes:
+  site: {{}}
+"#
+        ),
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let mut c = Command::new(COMPOSE);
+        c.env("DOCKER_HOST", s.host())
+            .env("DOCKER_CONFIG", s.docker_config.path())
+            .env_remove("DOCKER_CONTEXT")
+            .arg("-f")
+            .arg(&file)
+            .args(["-p", &project])
+            .args(args)
+            .stdin(Stdio::null());
+        output(c)
+    };
+    compose(&["up", "-d"]).ok();
+
+    // The published port answers with what web wrote into the volume.
+    let mut body = String::new();
+    common::wait_until("the published port", Duration::from_secs(30), || {
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
+        body.clear();
+        let _ = c.read_to_string(&mut body);
+        body.contains("hello-compose")
+    });
+    // The client started after web was healthy and found it by name.
+    common::wait_until("the client's fetch", Duration::from_secs(30), || {
+        compose(&["logs", "--no-color", "client"])
+            .stdout
+            .contains("hello-compose")
+    });
+    let ps = compose(&["ps"]).ok();
+    assert!(ps.stdout.contains("healthy"), "{}", ps.stdout);
+
+    // info and system df measure as `kiln info`/`kiln system df` do: the
+    // store is this test's own, so its two containers are all there is.
+    let info = s
+        .docker(&["info", "--format", "{{.ContainersRunning}} {{.Images}}"])
+        .ok();
+    assert_eq!(info.stdout.trim(), "2 1");
+    let df = s.docker(&["system", "df", "-v"]).ok();
+    let site = format!("{project}_site");
+    let row: Vec<&str> = df
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&site))
+        .unwrap_or_else(|| panic!("{}", df.stdout))
+        .split_whitespace()
+        .collect();
+    // Used by web, and holding its index.html.
+    assert_eq!(row[1], "1", "{}", df.stdout);
+    assert_ne!(row[2], "0B", "{}", df.stdout);
+
+    compose(&["down", "-v", "--timeout", "1"]).ok();
+    let label = format!("label=com.docker.compose.project={project}");
+    let left = s.docker(&["ps", "-aq", "--filter", &label]).ok();
+    assert_eq!(left.stdout.trim(), "", "containers left behind");
+    let nets = s.docker(&["network", "ls", "-q", "--filter", &label]).ok();
+    assert_eq!(nets.stdout.trim(), "", "networks left behind");
+    let vols = s.docker(&["volume", "ls", "-q", "--filter", &label]).ok();
+    assert_eq!(vols.stdout.trim(), "", "volumes left behind");
+}
+
+#[test]
+fn docker_cli_connects_and_disconnects_networks() {
+    let Some(s) = setup() else { return };
+    let (a, b, c) = (unique("neta"), unique("netb"), unique("conn"));
+    s.docker(&["network", "create", &a]).ok();
+    s.docker(&["network", "create", &b]).ok();
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &c,
+        "--network",
+        &a,
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    s.docker(&["network", "connect", "--alias", "extra", &b, &c])
+        .ok();
+    let nets = |s: &Service| {
+        s.docker(&[
+            "inspect",
+            "--format",
+            "{{json .NetworkSettings.Networks}}",
+            &c,
+        ])
+        .ok()
+        .stdout
+    };
+    assert!(nets(&s).contains(&b), "{}", nets(&s));
+    // The alias resolves on the second network.
+    let r = s
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            &b,
+            "busybox",
+            "ping",
+            "-c1",
+            "-W5",
+            "extra",
+        ])
+        .ok();
+    assert!(r.stdout.contains("1 packets received"), "{}", r.stdout);
+    let again = s.docker(&["network", "connect", &b, &c]).code(1);
+    assert!(
+        again.stderr.contains("already connected"),
+        "{}",
+        again.stderr
+    );
+    s.docker(&["network", "disconnect", &b, &c]).ok();
+    assert!(!nets(&s).contains(&b), "{}", nets(&s));
+
+    // NetworkMode container:NAME joins c's network namespace.
+    let ip = s
+        .docker(&[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &c,
+        ])
+        .ok();
+    let joined = s
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            &format!("container:{c}"),
+            "busybox",
+            "ip",
+            "-4",
+            "addr",
+        ])
+        .ok();
+    assert!(
+        joined.stdout.contains(ip.stdout.trim()),
+        "{} vs {}",
+        joined.stdout,
+        ip.stdout
+    );
+
+    // Two networks at create (the SDKs send them; the CLI sends one).
+    let two = unique("two");
+    let body = format!(
+        r#"{{"Image":"busybox","Cmd":["sleep","300"],"HostConfig":{{"NetworkMode":"{a}"}},
+            "NetworkingConfig":{{"EndpointsConfig":{{"{a}":{{}},"{b}":{{"Aliases":["second"]}}}}}}}}"#
+    );
+    let (code, out) = s.raw(
+        "POST",
+        &format!("/containers/create?name={two}"),
+        body.as_bytes(),
+    );
+    assert_eq!(code, 201, "{out}");
+    let both = s
+        .docker(&[
+            "inspect",
+            "--format",
+            "{{json .NetworkSettings.Networks}}",
+            &two,
+        ])
+        .ok();
+    assert!(
+        both.stdout.contains(&a) && both.stdout.contains(&b),
+        "{}",
+        both.stdout
+    );
+    s.docker(&["rm", "-f", &two]).ok();
+
+    // Security flags come through to the container.
+    let caps = s
+        .docker(&[
+            "run",
+            "--rm",
+            "--cap-drop",
+            "ALL",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status; cat /proc/1/comm",
+        ])
+        .ok();
+    assert!(caps.stdout.contains("0000000000000000"), "{}", caps.stdout);
+    // pid 1 is the init, not the command.
+    assert_ne!(caps.stdout.lines().last(), Some("sh"), "{}", caps.stdout);
+
+    s.docker(&["rm", "-f", &c]).ok();
+    s.docker(&["network", "rm", &a, &b]).ok();
+}
+
 #[test]
 fn docker_cli_pushes_pulls_saves_loads_and_builds() {
     let Some(s) = setup() else { return };

@@ -285,9 +285,82 @@ pub mod volumes {
     }
 }
 
+pub mod stats {
+    use super::*;
+    use crate::units::human_size;
+    use containers::stats::Stats;
+
+    pub const DEFAULT: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+    pub const HEADERS: &[(&str, &str)] = &[
+        ("ID", "CONTAINER ID"),
+        ("Container", "CONTAINER"),
+        ("Name", "NAME"),
+        ("CPUPerc", "CPU %"),
+        ("MemUsage", "MEM USAGE / LIMIT"),
+        ("MemPerc", "MEM %"),
+        ("NetIO", "NET I/O"),
+        ("BlockIO", "BLOCK I/O"),
+        ("PIDs", "PIDS"),
+    ];
+
+    /// go-units' BytesSize: binary units, `%.4g`, as docker shows memory.
+    pub fn bytes_size(bytes: u64) -> String {
+        const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        let mut v = bytes as f64;
+        let mut i = 0;
+        while v >= 1024.0 && i < UNITS.len() - 1 {
+            v /= 1024.0;
+            i += 1;
+        }
+        // %.4g for values below 10000: at most four significant digits.
+        let decimals = match v {
+            v if v >= 1000.0 => 0,
+            v if v >= 100.0 => 1,
+            v if v >= 10.0 => 2,
+            _ => 3,
+        };
+        let s = format!("{v:.decimals$}");
+        let s = if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        };
+        format!("{s}{}", UNITS[i])
+    }
+
+    /// One `stats` row; `container` is the name or ID the user gave.
+    pub fn row(s: &Stats, container: &str, no_trunc: bool) -> Value {
+        let percent = |v: f64| format!("{v:.2}%");
+        let mem_perc = match s.mem_limit {
+            0 => 0.0,
+            l => s.mem_usage as f64 / l as f64 * 100.0,
+        };
+        json!({
+            "ID": if no_trunc { s.id.clone() } else { s.id[..12.min(s.id.len())].to_string() },
+            "Container": container,
+            "Name": s.name,
+            "CPUPerc": percent(s.cpu_percent),
+            "MemUsage": format!("{} / {}", bytes_size(s.mem_usage), bytes_size(s.mem_limit)),
+            "MemPerc": percent(mem_perc),
+            "NetIO": format!("{} / {}", human_size(s.net_rx), human_size(s.net_tx)),
+            "BlockIO": format!("{} / {}", human_size(s.block_read), human_size(s.block_write)),
+            "PIDs": s.pids.to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_sizes_as_go_units() {
+        use super::stats::bytes_size;
+        assert_eq!(bytes_size(0), "0B");
+        assert_eq!(bytes_size(1536), "1.5KiB");
+        assert_eq!(bytes_size(2_097_152), "2MiB");
+        assert_eq!(bytes_size(25_164_984_320), "23.44GiB");
+    }
 
     #[test]
     fn go_times() {

@@ -346,9 +346,18 @@ pub fn read(dir: &Path) -> Option<Health> {
 
 /// The health state of container `c` if it has a health check (`ps`,
 /// `inspect`, `--filter health=`).
+/// A running one not probed yet is `starting`, as docker's is from its
+/// start (docker-compose's `service_healthy` refuses a container without
+/// a status).
 pub fn current(store: &Store, c: &Container) -> Option<Health> {
     c.healthcheck.as_ref()?.command()?;
-    read(&Containers::new(store).container_dir(&c.id))
+    read(&Containers::new(store).container_dir(&c.id)).or_else(|| {
+        c.is_running().then(|| Health {
+            status: Status::Starting,
+            failing_streak: 0,
+            log: Vec::new(),
+        })
+    })
 }
 
 /// Changes the health state under its lock (the watching thread and

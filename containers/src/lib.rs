@@ -44,6 +44,7 @@ pub mod runtime;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
+pub mod stats;
 pub mod summary;
 pub mod top;
 pub mod usage;

@@ -105,7 +105,7 @@ pub async fn create(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiR
         }
     }
     let body: crate::create::CreateBody = http::read_json(req.into_body()).await?;
-    let request = crate::create::run_request(body, q.get("name").map(str::to_string))?;
+    let (request, networks) = crate::create::run_request(body, q.get("name").map(str::to_string))?;
     let rec = blocking(move || {
         let store = state.store()?;
         let image = request.image.clone();
@@ -117,6 +117,13 @@ pub async fn create(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiR
             e => e.into(),
         })?;
         let rec = created.keep()?;
+        for n in networks {
+            if let Err(e) = containers::network::connect(&store, &rec.id, n) {
+                // Not half-made: the container goes again.
+                let _ = control::remove_with_volumes(&store, &rec.id, true, true);
+                return Err(e.into());
+            }
+        }
         state.events.container("create", &rec, &[]);
         Ok(rec)
     })

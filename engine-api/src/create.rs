@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use containers::network::NetworkFlags;
+use containers::network::{ConnectRequest, NetworkFlags};
 use containers::restart::RestartPolicy;
 use containers::run::RunRequest;
+use containers::security::{self, Hardening};
 use containers::{mountopts, options};
 use runner::spec::Resources;
 use serde::Deserialize;
@@ -26,7 +27,8 @@ pub struct CreateBody {
     pub open_stdin: Option<bool>,
     pub env: Option<Vec<String>>,
     pub cmd: Option<Value>,
-    pub healthcheck: Option<image_store::model::Healthcheck>,
+    /// Read through [`healthcheck`]: clients send `null` for unset fields.
+    pub healthcheck: Option<Value>,
     pub image: Option<String>,
     pub volumes: Option<BTreeMap<String, Value>>,
     pub working_dir: Option<String>,
@@ -34,6 +36,7 @@ pub struct CreateBody {
     pub network_disabled: Option<bool>,
     pub labels: Option<BTreeMap<String, String>>,
     pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
     pub mac_address: Option<String>,
     pub host_config: Option<HostConfig>,
     pub networking_config: Option<NetworkingConfig>,
@@ -62,7 +65,11 @@ pub struct HostConfig {
     pub privileged: Option<bool>,
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,
-    pub devices: Option<Vec<Value>>,
+    pub devices: Option<Vec<DeviceBody>>,
+    pub init: Option<bool>,
+    pub shm_size: Option<i64>,
+    pub ulimits: Option<Vec<UlimitBody>>,
+    pub security_opt: Option<Vec<String>>,
     pub runtime: Option<String>,
     /// docker's legacy links, `NAME[:ALIAS]`.
     pub links: Option<Vec<String>>,
@@ -73,6 +80,22 @@ pub struct HostConfig {
 pub struct PortBinding {
     pub host_ip: Option<String>,
     pub host_port: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceBody {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UlimitBody {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +136,20 @@ pub struct IpamConfig {
     pub ipv4_address: Option<String>,
 }
 
+/// `Config.Healthcheck` with `null` fields as unset (docker-compose sends
+/// `"Timeout": null`), into the image config's form.
+fn healthcheck(v: Option<Value>) -> ApiResult<Option<image_store::model::Healthcheck>> {
+    let Some(mut v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    if let Value::Object(m) = &mut v {
+        m.retain(|_, x| !x.is_null());
+    }
+    serde_json::from_value(v)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("Healthcheck: {e}")))
+}
+
 /// docker's strslice: a list, or one string as a one-word list.
 fn words(v: &Option<Value>, field: &str) -> ApiResult<Option<Vec<String>>> {
     match v {
@@ -141,8 +178,12 @@ fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
 
-/// The request `kiln run` would make for this body; `name` from the query.
-pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunRequest> {
+/// The request `kiln run` would make for this body (`name` from the query),
+/// and the further networks the container joins once created.
+pub fn run_request(
+    mut body: CreateBody,
+    name: Option<String>,
+) -> ApiResult<(RunRequest, Vec<ConnectRequest>)> {
     let image = body
         .image
         .filter(|i| !i.is_empty())
@@ -156,7 +197,8 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
     if body.open_stdin == Some(true) {
         return Err(refuse("standard input (OpenStdin, docker run -i)"));
     }
-    if let Some(h) = &body.healthcheck {
+    let health = healthcheck(body.healthcheck.take())?;
+    if let Some(h) = &health {
         let kind = h.test.as_ref().and_then(|t| t.first()).map(String::as_str);
         if !matches!(kind, None | Some("NONE" | "CMD" | "CMD-SHELL")) {
             return Err(ApiError::bad_request(format!(
@@ -171,16 +213,9 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
         }
     }
     let mut host = body.host_config.unwrap_or_default();
-    if host.privileged == Some(true) {
-        return Err(refuse("Privileged"));
-    }
-    if host.cap_add.as_ref().is_some_and(|c| !c.is_empty())
-        || host.cap_drop.as_ref().is_some_and(|c| !c.is_empty())
-    {
-        return Err(refuse("CapAdd/CapDrop"));
-    }
-    if host.devices.as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(refuse("Devices"));
+    let hardening = hardening(&mut host)?;
+    if body.stop_timeout.is_some_and(|t| t < 0) {
+        return Err(ApiError::bad_request("StopTimeout cannot be negative"));
     }
     let runtime = match host.runtime.as_deref() {
         None | Some("") | Some("kiln") => None,
@@ -195,9 +230,6 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
     // Networking: the same flag parser as `kiln run`.
     let mut mode = match host.network_mode.as_deref() {
         None | Some("") | Some("default") => None,
-        Some(m) if m.starts_with("container:") => {
-            return Err(refuse("NetworkMode container:…"));
-        }
         Some(m) => Some(m.to_string()),
     };
     if body.network_disabled == Some(true) {
@@ -205,23 +237,39 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
     }
     let mut aliases = Vec::new();
     let mut ip = None;
-    if let Some(eps) = host_endpoints(body.networking_config) {
-        if eps.len() > 1 {
-            return Err(refuse("more than one network at create"));
-        }
-        if let Some((net, ep)) = eps.into_iter().next() {
-            // "default": whatever NetworkMode says (the CLI sends both).
-            let named = net != "default";
-            if named && (mode.is_none() || mode.as_deref() == Some(net.as_str())) {
+    let mut extra = Vec::new();
+    for (net, ep) in host_endpoints(body.networking_config).unwrap_or_default() {
+        // "default": whatever NetworkMode says (the CLI sends both).
+        let named = net != "default";
+        let primary = !named || mode.is_none() || mode.as_deref() == Some(net.as_str());
+        let ep = ep.unwrap_or_default();
+        let ep_aliases = ep.aliases.unwrap_or_default();
+        let ep_ip = ep
+            .ipam_config
+            .and_then(|i| i.ipv4_address)
+            .filter(|a| !a.is_empty());
+        if primary {
+            if named {
                 mode = Some(net);
             }
-            if let Some(ep) = ep {
-                aliases = ep.aliases.unwrap_or_default();
-                ip = ep
-                    .ipam_config
-                    .and_then(|i| i.ipv4_address)
-                    .filter(|a| !a.is_empty());
-            }
+            aliases = ep_aliases;
+            ip = ep_ip;
+        } else {
+            // More networks: joined after create, as `kiln network connect`.
+            let ip = ep_ip
+                .map(|a| {
+                    a.parse().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "IPAMConfig.IPv4Address {a:?}: not an IPv4 address"
+                        ))
+                    })
+                })
+                .transpose()?;
+            extra.push(ConnectRequest {
+                network: net,
+                aliases: ep_aliases,
+                ip,
+            });
         }
     }
     let mut publish = Vec::new();
@@ -326,7 +374,7 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
     if let Some(w) = &workdir {
         options::check_workdir(w).map_err(bad)?;
     }
-    Ok(RunRequest {
+    let request = RunRequest {
         image,
         name,
         entrypoint: words(&body.entrypoint, "Entrypoint")?,
@@ -350,9 +398,67 @@ pub fn run_request(body: CreateBody, name: Option<String>) -> ApiResult<RunReque
         restart,
         labels: body.labels.unwrap_or_default().into_iter().collect(),
         stop_signal: body.stop_signal.filter(|s| !s.is_empty()),
-        health: body.healthcheck,
+        health,
+        hardening,
+        stop_timeout: body.stop_timeout,
         ..Default::default()
-    })
+    };
+    if !extra.is_empty() && request.networking.is_none() {
+        return Err(ApiError::bad_request(
+            "more networks in EndpointsConfig need a container network first (not none, host or container:)",
+        ));
+    }
+    Ok((request, extra))
+}
+
+/// Privileged, CapAdd/CapDrop, Devices, Init, ShmSize, Ulimits and
+/// SecurityOpt through the parsers `kiln run`'s flags go through.
+fn hardening(host: &mut HostConfig) -> ApiResult<Hardening> {
+    let privileged = host.privileged.unwrap_or(false);
+    let mut devices = match privileged {
+        true => security::host_devices(),
+        false => Vec::new(),
+    };
+    for d in host.devices.take().unwrap_or_default() {
+        let ctr = match d.path_in_container.is_empty() {
+            true => d.path_on_host.clone(),
+            false => d.path_in_container,
+        };
+        let perms = match d.cgroup_permissions.is_empty() {
+            true => "rwm".to_string(),
+            false => d.cgroup_permissions,
+        };
+        let spec = format!("{}:{ctr}:{perms}", d.path_on_host);
+        devices.push(security::parse_device(&spec).map_err(bad)?);
+    }
+    let mut ulimits = Vec::new();
+    for u in host.ulimits.take().unwrap_or_default() {
+        let spec = format!("{}={}:{}", u.name, u.soft, u.hard);
+        ulimits.push(security::parse_ulimit(&spec).map_err(bad)?);
+    }
+    if host.shm_size.is_some_and(|s| s < 0) {
+        return Err(ApiError::bad_request("ShmSize cannot be negative"));
+    }
+    let mut h = Hardening {
+        cap_add: security::parse_caps("CapAdd", &host.cap_add.take().unwrap_or_default())
+            .map_err(bad)?,
+        cap_drop: security::parse_caps("CapDrop", &host.cap_drop.take().unwrap_or_default())
+            .map_err(bad)?,
+        ulimits,
+        // 0 is docker's "the default".
+        shm_size: host.shm_size.filter(|s| *s > 0),
+        init: match host.init {
+            Some(true) => Some(security::find_init().map_err(bad)?),
+            _ => None,
+        },
+        devices,
+        privileged,
+        ..Default::default()
+    };
+    for o in host.security_opt.take().unwrap_or_default() {
+        security::parse_security_opt(&mut h, &o).map_err(bad)?;
+    }
+    Ok(h)
 }
 
 fn host_endpoints(n: Option<NetworkingConfig>) -> Option<BTreeMap<String, Option<EndpointConfig>>> {

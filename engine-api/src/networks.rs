@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use containers::network::config::{CreateRequest, NetworkDef, Networks};
+use containers::network::ConnectRequest;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use image_store::Store;
@@ -212,4 +213,63 @@ pub async fn prune(state: Arc<State>) -> ApiResult {
     })
     .await?;
     Ok(http::ok_json(&v))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ConnectBody {
+    container: Option<String>,
+    endpoint_config: Option<crate::create::EndpointConfig>,
+    force: Option<bool>,
+}
+
+fn container_of(body: &ConnectBody) -> ApiResult<String> {
+    body.container
+        .clone()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad_request("Container is required"))
+}
+
+/// `POST /networks/{id}/connect`: `kiln network connect`'s call.
+pub async fn connect(state: Arc<State>, id: &str, req: Request<Incoming>) -> ApiResult {
+    let body: ConnectBody = http::read_json(req.into_body()).await?;
+    let container = container_of(&body)?;
+    let ep = body.endpoint_config.unwrap_or_default();
+    let ip = ep
+        .ipam_config
+        .and_then(|i| i.ipv4_address)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse().map_err(|_| {
+                ApiError::bad_request(format!("IPAMConfig.IPv4Address {a:?}: not an IPv4 address"))
+            })
+        })
+        .transpose()?;
+    let req = ConnectRequest {
+        network: id.to_string(),
+        aliases: ep.aliases.unwrap_or_default(),
+        ip,
+    };
+    blocking(move || {
+        let store = state.store()?;
+        containers::network::connect(&store, &container, req)?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::status(StatusCode::OK))
+}
+
+/// `POST /networks/{id}/disconnect`: `kiln network disconnect`'s call.
+pub async fn disconnect(state: Arc<State>, id: &str, req: Request<Incoming>) -> ApiResult {
+    let body: ConnectBody = http::read_json(req.into_body()).await?;
+    let container = container_of(&body)?;
+    let force = body.force.unwrap_or(false);
+    let id = id.to_string();
+    blocking(move || {
+        let store = state.store()?;
+        containers::network::disconnect(&store, &container, &id, force)?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::status(StatusCode::OK))
 }

@@ -127,9 +127,8 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["networks", "prune"] if post => networks::prune(st).await,
         ["networks", id] if get => networks::inspect(st, id).await,
         ["networks", id] if del => networks::remove(st, id).await,
-        ["networks", _, "connect" | "disconnect"] if post => Err(ApiError::not_implemented(
-            "connecting a running container to a network",
-        )),
+        ["networks", id, "connect"] if post => networks::connect(st, id, req).await,
+        ["networks", id, "disconnect"] if post => networks::disconnect(st, id, req).await,
 
         ["volumes"] if get => volumes::list(st, q).await,
         ["volumes", "create"] if post => volumes::create(st, req).await,

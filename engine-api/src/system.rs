@@ -84,14 +84,6 @@ pub async fn version() -> ApiResult {
     })))
 }
 
-fn cgroup_version() -> &'static str {
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "2"
-    } else {
-        "1"
-    }
-}
-
 fn mem_total() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -115,26 +107,23 @@ fn os_name() -> String {
 }
 
 pub async fn info(state: Arc<State>) -> ApiResult {
-    let root = state.root.clone();
-    let (images, list) = blocking(move || {
+    // `kiln info`'s facts.
+    let info = blocking(move || {
         let store = state.store()?;
-        let images = store.images()?.len();
-        let list = containers::control::list(&store, true)?;
-        Ok((images, list))
+        Ok(containers::usage::info(&store)?)
     })
     .await?;
-    let running = list.iter().filter(|c| c.is_running()).count();
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     Ok(http::ok_json(&json!({
         "ID": "",
-        "Containers": list.len(),
-        "ContainersRunning": running,
-        "ContainersPaused": 0,
-        "ContainersStopped": list.len() - running,
-        "Images": images,
+        "Containers": info.containers,
+        "ContainersRunning": info.running,
+        "ContainersPaused": info.paused,
+        "ContainersStopped": info.stopped,
+        "Images": info.images,
         "Driver": "overlay",
         "DriverStatus": [],
         "Plugins": {
@@ -154,7 +143,7 @@ pub async fn info(state: Arc<State>) -> ApiResult {
         "SystemTime": chrono::Utc::now().to_rfc3339(),
         "LoggingDriver": "k8s-file",
         "CgroupDriver": "cgroupfs",
-        "CgroupVersion": cgroup_version(),
+        "CgroupVersion": info.cgroup_version.to_string(),
         "NEventsListener": 0,
         "KernelVersion": kernel_version(),
         "OperatingSystem": os_name(),
@@ -169,13 +158,13 @@ pub async fn info(state: Arc<State>) -> ApiResult {
         },
         "NCPU": ncpu,
         "MemTotal": mem_total(),
-        "DockerRootDir": root,
+        "DockerRootDir": info.root,
         "Name": hostname,
         "Labels": [],
         "ExperimentalBuild": false,
         "ServerVersion": VERSION,
         "Runtimes": { "kiln": { "path": "kiln" } },
-        "DefaultRuntime": "kiln",
+        "DefaultRuntime": info.default_runtime,
         "Swarm": { "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "",
                    "ControlAvailable": false, "Error": "", "RemoteManagers": null },
         "LiveRestoreEnabled": false,
@@ -186,30 +175,50 @@ pub async fn info(state: Arc<State>) -> ApiResult {
     })))
 }
 
-/// `docker system df`: images with their sizes, containers, volumes.
+/// `docker system df`: `kiln system df`'s measure (containers::usage), in
+/// docker's shape; shared bytes count once in `LayersSize`.
 pub async fn df(state: Arc<State>) -> ApiResult {
     let v = blocking(move || {
         let store = state.store()?;
-        let images = store.images()?;
-        let list = containers::control::list(&store, true)?;
-        let vols = containers::volumes::Volumes::new(&store).list()?;
-        let imgs: Vec<_> = images
+        let usage = containers::usage::disk_usage(&store)?;
+        let images: std::collections::HashMap<_, _> = store
+            .images()?
+            .into_iter()
+            .map(|i| (i.id().clone(), i))
+            .collect();
+        let imgs: Vec<_> = usage
+            .images
             .iter()
-            .map(|i| {
-                let uses = list.iter().filter(|c| &c.image_id == i.id()).count();
-                crate::images::summary(i, uses as i64)
+            .filter_map(|u| {
+                let mut v = crate::images::summary(images.get(&u.id)?, u.containers as i64);
+                v["Size"] = json!(u.size);
+                v["VirtualSize"] = json!(u.size);
+                v["SharedSize"] = json!(u.shared);
+                Some(v)
             })
             .collect();
-        let ctrs: Vec<_> = list
+        let ctrs: Vec<_> = usage
+            .containers
             .iter()
-            .map(|c| crate::containers::summary(&store, c))
+            .map(|c| {
+                let mut v = crate::containers::summary(&store, &c.container);
+                v["SizeRw"] = json!(c.size);
+                v
+            })
             .collect();
-        let vols: Vec<_> = vols
+        let vols = containers::volumes::Volumes::new(&store);
+        let vols: Vec<_> = usage
+            .volumes
             .iter()
-            .map(|v| crate::volumes::describe(&store, v))
+            .filter_map(|u| {
+                let vol = vols.get(&u.name).ok()?;
+                let mut v = crate::volumes::describe(&store, &vol);
+                v["UsageData"] = json!({ "Size": u.size, "RefCount": u.users });
+                Some(v)
+            })
             .collect();
         Ok(json!({
-            "LayersSize": images.iter().map(|i| i.size()).sum::<u64>(),
+            "LayersSize": usage.images_size,
             "Images": imgs,
             "Containers": ctrs,
             "Volumes": vols,

@@ -27,19 +27,13 @@ pub fn describe(store: &Store, v: &Volume) -> Value {
 }
 
 pub async fn list(state: Arc<State>, q: Query) -> ApiResult {
-    let mut dangling = None;
-    let mut names = Vec::new();
-    for (k, v) in q.filters()? {
-        match k.as_str() {
-            "dangling" => dangling = Some(v == "true" || v == "1"),
-            "name" => names.push(v),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "the volume filter {k:?} is not supported by kiln"
-                )))
-            }
-        }
-    }
+    // `kiln volume ls -f`'s filters.
+    let items: Vec<String> = q
+        .filters()?
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let filters = containers::filters::VolumeFilters::parse(&items)?;
     let v = blocking(move || {
         let store = state.store()?;
         let vols = Volumes::new(&store);
@@ -47,8 +41,7 @@ pub async fn list(state: Arc<State>, q: Query) -> ApiResult {
         let out: Vec<Value> = vols
             .list()?
             .iter()
-            .filter(|v| dangling.is_none_or(|d| d != used.contains(&v.name)))
-            .filter(|v| names.is_empty() || names.iter().any(|n| v.name.contains(n.as_str())))
+            .filter(|v| filters.accepts(v, || used.contains(&v.name)))
             .map(|v| describe(&store, v))
             .collect();
         Ok(json!({ "Volumes": out, "Warnings": [] }))

@@ -187,6 +187,22 @@ fn kiln_dir_of(pid: libc::pid_t, controller: &str) -> Option<PathBuf> {
     None
 }
 
+/// The memory cgroup's usage and limit of the container whose init is
+/// `pid`, when it has one of its own (a `--memory` limit, or cgroup v2).
+pub(crate) fn memory_of(pid: libc::pid_t) -> Option<(u64, Option<u64>)> {
+    let read = |d: &Path, f: &str| fs::read_to_string(d.join(f)).ok();
+    let num = |s: Option<String>| s.and_then(|s| s.trim().parse::<u64>().ok());
+    if let Some(d) = kiln_dir_of(pid, "memory") {
+        let usage = num(read(&d, "memory.usage_in_bytes"))?;
+        // v1 says "no limit" with a huge page-rounded number.
+        let limit = num(read(&d, "memory.limit_in_bytes")).filter(|l| *l < 1 << 62);
+        return Some((usage, limit));
+    }
+    let d = kiln_dir_of(pid, "")?;
+    let usage = num(read(&d, "memory.current"))?;
+    Some((usage, num(read(&d, "memory.max"))))
+}
+
 /// Freezes (or thaws) every process of the container whose init is `pid`:
 /// the v1 freezer controller where the container has a freezer cgroup,
 /// else cgroup v2's `cgroup.freeze`. Returns once the kernel says done.

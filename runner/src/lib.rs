@@ -292,6 +292,12 @@ pub fn container_pids(pid: i32) -> Result<Vec<i32>, RunError> {
     cgroup::pids_of(pid)
 }
 
+/// The memory usage and limit the container whose init is `pid` has in a
+/// memory cgroup of its own, if it has one.
+pub fn container_memory(pid: i32) -> Option<(u64, Option<u64>)> {
+    cgroup::memory_of(pid)
+}
+
 /// A `kiln-<id>` cgroup with no process in it, under the runner's own
 /// cgroup: what a killed runner (`kill -9` of `kiln run` or a build) leaves.
 #[derive(Debug, Clone)]

@@ -23,6 +23,7 @@ mod save;
 pub mod search;
 mod shell;
 pub mod standby;
+pub mod stats;
 pub mod system;
 pub mod volume;
 
@@ -76,6 +77,7 @@ pub fn dispatch(cli: Cli) -> Result<Status> {
         Command::Pause(a) => standby::pause(&ctx, a, true),
         Command::Unpause(a) => standby::pause(&ctx, a, false),
         Command::Top(a) => standby::top(&ctx, a),
+        Command::Stats(a) => stats::run(&ctx, a),
         Command::Ps(a) => containers::ps(&ctx, a),
         Command::Port(a) => port::run(&ctx, a),
         Command::Network(a) => network::run(&ctx, a),
