@@ -3,12 +3,11 @@
 //! them (`.CreatedSince` "2 hours ago", `.Size` "4.26MB"), each list with
 //! its column titles and default `table` template.
 
-use chrono::Utc;
-use containers::{Container, State};
+use containers::Container;
 use image_store::{History, Image};
 use serde_json::{json, Value};
 
-use crate::units::{ago, ellipsis, human_duration, human_size, parse_time};
+use crate::units::{ago, ellipsis, human_size, parse_time};
 
 /// Go's `time.Time.String()` in UTC, as docker's `.CreatedAt` reads.
 pub fn go_time(t: Option<&str>) -> String {
@@ -145,41 +144,8 @@ pub mod ps {
         ("LocalVolumes", "LOCAL VOLUMES"),
     ];
 
-    fn since(t: Option<&str>) -> String {
-        match parse_time(t) {
-            Some(t) => human_duration(Utc::now() - t),
-            None => "?".into(),
-        }
-    }
-
-    /// docker's STATUS column (moby's `State.String`): "Up 5 seconds",
-    /// then "(Paused)" or the health, as "(healthy)" or "(health: starting)".
-    pub fn status_text(store: &image_store::Store, c: &Container) -> String {
-        if c.is_running() {
-            let up = format!("Up {}", since(c.started.as_deref().or(Some(&c.created))));
-            if containers::control::is_paused(store, c) {
-                return format!("{up} (Paused)");
-            }
-            return match containers::health::current(store, c) {
-                Some(h) => format!("{up} ({})", h.ps_text()),
-                None => up,
-            };
-        }
-        match c.state {
-            State::Created => "Created".into(),
-            State::Running => "Exited (unknown)".into(),
-            State::Restarting => format!(
-                "Restarting ({}) {} ago",
-                c.exit_code.unwrap_or(-1),
-                since(c.finished.as_deref())
-            ),
-            State::Exited => format!(
-                "Exited ({}) {} ago",
-                c.exit_code.unwrap_or(-1),
-                since(c.finished.as_deref())
-            ),
-        }
-    }
+    /// docker's STATUS column, as the Engine API gives it too.
+    pub use containers::summary::status_text;
 
     /// One `ps` row. `ports` and `networks` come from the container's
     /// network attachment.

@@ -1,6 +1,6 @@
 //! Human-readable sizes, ages and tables in docker's style.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 /// Like go-units' HumanSizeWithPrecision(size, 3): decimal units.
 pub fn human_size(bytes: u64) -> String {
@@ -31,40 +31,9 @@ fn sig3(v: f64) -> String {
     }
 }
 
-/// go-units' HumanDuration, as `docker images` shows ages.
-pub fn human_duration(d: chrono::Duration) -> String {
-    let seconds = d.num_seconds();
-    let minutes = d.num_minutes();
-    let hours = ((d.num_milliseconds() as f64) / 3_600_000.0 + 0.5) as i64;
-    if seconds < 1 {
-        "Less than a second".into()
-    } else if seconds == 1 {
-        "1 second".into()
-    } else if seconds < 60 {
-        format!("{seconds} seconds")
-    } else if minutes == 1 {
-        "About a minute".into()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours == 1 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", d.num_hours() / 24 / 365)
-    }
-}
-
-pub fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
+/// go-units' HumanDuration and kiln's RFC 3339 times, defined once with
+/// the container status text that uses them.
+pub use containers::summary::{human_duration, parse_time};
 
 pub fn ago(created: Option<&str>) -> String {
     match parse_time(created) {

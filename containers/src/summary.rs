@@ -2,6 +2,7 @@
 //! `/containers/json`): docker's status text and its human durations.
 
 use chrono::{DateTime, Utc};
+use image_store::Store;
 
 use crate::records::{Container, State};
 
@@ -48,10 +49,19 @@ fn since(t: Option<&str>) -> String {
     }
 }
 
-/// docker's STATUS column: "Up 5 minutes", "Exited (0) 2 seconds ago".
-pub fn status_text(c: &Container) -> String {
+/// docker's STATUS column (moby's `State.String`): "Up 5 seconds", then
+/// "(Paused)" or the health, as "(healthy)" or "(health: starting)";
+/// "Exited (0) 2 seconds ago".
+pub fn status_text(store: &Store, c: &Container) -> String {
     if c.is_running() {
-        return format!("Up {}", since(c.started.as_deref().or(Some(&c.created))));
+        let up = format!("Up {}", since(c.started.as_deref().or(Some(&c.created))));
+        if crate::control::is_paused(store, c) {
+            return format!("{up} (Paused)");
+        }
+        return match crate::health::current(store, c) {
+            Some(h) => format!("{up} ({})", h.ps_text()),
+            None => up,
+        };
     }
     match c.state {
         State::Created => "Created".into(),

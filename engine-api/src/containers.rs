@@ -60,7 +60,7 @@ pub fn summary(store: &Store, c: &Container) -> Value {
         "Ports": ports,
         "Labels": c.labels,
         "State": containers::filters::status(store, c),
-        "Status": containers::summary::status_text(c),
+        "Status": containers::summary::status_text(store, c),
         "HostConfig": { "NetworkMode": network },
         "NetworkSettings": { "Networks": networks },
         "Mounts": mounts,
