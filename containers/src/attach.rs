@@ -173,7 +173,7 @@ pub fn attach(
     if fifo.exists() {
         let w = fifo_writer(&fifo)?;
         if terminal {
-            _raw = RawMode::enter(0);
+            _raw = runner::RawMode::enter(0);
         }
         input = Some(w);
     }
@@ -310,34 +310,5 @@ fn relay_input(mut to: fs::File, terminal: bool, detached: &AtomicBool) {
         if to.write_all(&out).is_err() {
             return;
         }
-    }
-}
-
-/// The caller's terminal in raw mode while attached to a container's
-/// pty; restored on drop.
-struct RawMode {
-    saved: libc::termios,
-}
-
-impl RawMode {
-    fn enter(fd: i32) -> Option<RawMode> {
-        // SAFETY: termios is plain data; tcgetattr fails on non-terminals.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(fd, &mut t) != 0 {
-                return None;
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            libc::tcsetattr(fd, libc::TCSANOW, &t);
-            Some(RawMode { saved })
-        }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        // SAFETY: restoring the settings saved in enter().
-        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.saved) };
     }
 }

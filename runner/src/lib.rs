@@ -65,6 +65,7 @@ pub use idmap::{rootless_default as rootless_id_maps, IdMap, IdMaps};
 pub use join::{check_executable, exec, resolve_user, ExecOptions};
 pub use oci_spec::runtime::Spec;
 pub use rootfs::{readonly_overlay_data, Rootfs};
+pub use tty::RawMode;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;

@@ -8,13 +8,15 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Puts a terminal fd in raw mode; restores the saved settings on drop.
-struct RawMode {
+/// Also what `kiln attach` puts the caller's terminal in.
+pub struct RawMode {
     fd: i32,
     saved: libc::termios,
 }
 
 impl RawMode {
-    fn enter(fd: i32) -> Option<RawMode> {
+    /// None when `fd` is not a terminal.
+    pub fn enter(fd: i32) -> Option<RawMode> {
         // SAFETY: termios is plain data; tcgetattr fails on non-terminals.
         unsafe {
             let mut t: libc::termios = std::mem::zeroed();
