@@ -427,7 +427,7 @@ impl Created<'_> {
 
     fn foreground(&mut self) -> Result<ExitStatus> {
         let mut opts = options(
-            &self.record.id,
+            &self.record,
             &self.dir,
             self.lowers.clone(),
             self.runtime.as_deref(),
@@ -556,9 +556,14 @@ impl Created<'_> {
     }
 }
 
-fn options(id: &str, dir: &Path, lowers: Vec<PathBuf>, runtime: Option<&Path>) -> RunOptions {
+fn options(
+    rec: &Container,
+    dir: &Path,
+    lowers: Vec<PathBuf>,
+    runtime: Option<&Path>,
+) -> RunOptions {
     let mut o = RunOptions::new(
-        id,
+        &rec.id,
         dir,
         Rootfs::Overlay {
             lower: lowers,
@@ -568,6 +573,10 @@ fn options(id: &str, dir: &Path, lowers: Vec<PathBuf>, runtime: Option<&Path>) -
     );
     o.runtime = runtime::from_path(runtime).runner();
     o.etc_network = network_etc(dir);
+    // A `--rm` container's writes go with it: no sync of the store's
+    // filesystem when its overlay is unmounted (which the container's
+    // exit waits for, however busy that filesystem is).
+    o.overlay_volatile = rec.auto_remove;
     o
 }
 
@@ -656,7 +665,7 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     let _ = fs::write(dir.join(MONITOR_PID_FILE), std::process::id().to_string());
     // A start clears the user's earlier stop.
     restart::clear_stop(&dir);
-    let mut opts = options(&rec.id, &dir, launch.lowers, launch.runtime.as_deref());
+    let mut opts = options(&rec, &dir, launch.lowers, launch.runtime.as_deref());
     // One slirp4netns per run of the container (a restart starts another).
     let slirp = slirp_hook(store, &dir, &mut opts);
     let rotation = crate::logfile::Rotation::parse(&rec.log_opts)?;

@@ -11,6 +11,7 @@ use crate::devices::{self, Rule};
 use crate::error::RunError;
 use oci_spec::runtime::LinuxResources;
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 const ROOT: &str = "/sys/fs/cgroup";
@@ -59,6 +60,17 @@ impl Limits {
 #[derive(Debug, Default)]
 pub(crate) struct Cgroup {
     dirs: Vec<PathBuf>,
+    /// Made by [`Cgroup::prepare`] before the container's process exists.
+    prepared: Option<Prepared>,
+}
+
+/// The container's cgroup in the unified hierarchy, set up before its
+/// process is cloned (straight into it, `CLONE_INTO_CGROUP`).
+#[derive(Debug)]
+struct Prepared {
+    dir: PathBuf,
+    /// Limits that could not be written there.
+    warnings: Vec<String>,
 }
 
 fn own_path(controller: Option<&str>) -> String {
@@ -321,11 +333,89 @@ pub(crate) fn empty_kiln_dirs() -> Vec<(String, PathBuf)> {
     out
 }
 
+/// The files of `limits`, per controller (`memory`, `pids`, `cpu`,
+/// `cpuset`), by their cgroup v2 names (`v2_only`) or v1 ones.
+fn limit_files(limits: &Limits, v2_only: bool) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let mut want: Vec<(&str, Vec<(&str, String)>)> = Vec::new();
+    let mut memory = Vec::new();
+    if let Some(m) = limits.memory {
+        memory.push((
+            if v2_only {
+                "memory.max"
+            } else {
+                "memory.limit_in_bytes"
+            },
+            m.to_string(),
+        ));
+        if let Some(s) = limits.swap {
+            if v2_only {
+                memory.push(("memory.swap.max", (s - m).max(0).to_string()));
+            } else if Path::new(ROOT)
+                .join("memory/memory.memsw.limit_in_bytes")
+                .exists()
+            {
+                memory.push(("memory.memsw.limit_in_bytes", s.to_string()));
+            }
+        }
+    }
+    if let Some(r) = limits.memory_reservation {
+        let file = match v2_only {
+            true => "memory.low",
+            false => "memory.soft_limit_in_bytes",
+        };
+        memory.push((file, r.to_string()));
+    }
+    if !memory.is_empty() {
+        want.push(("memory", memory));
+    }
+    if let Some(p) = limits.pids {
+        want.push(("pids", vec![("pids.max", p.to_string())]));
+    }
+    let mut cpu = Vec::new();
+    if let Some(q) = limits.cpu_quota {
+        let period = limits.cpu_period.unwrap_or(100_000);
+        if v2_only {
+            cpu.push(("cpu.max", format!("{q} {period}")));
+        } else {
+            cpu.push(("cpu.cfs_period_us", period.to_string()));
+            cpu.push(("cpu.cfs_quota_us", q.to_string()));
+        }
+    }
+    if let Some(shares) = limits.cpu_shares {
+        cpu.push(match v2_only {
+            // runc's conversion of shares (2..262144) to a weight (1..10000).
+            true => (
+                "cpu.weight",
+                (1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142).to_string(),
+            ),
+            false => ("cpu.shares", shares.to_string()),
+        });
+    }
+    if !cpu.is_empty() {
+        want.push(("cpu", cpu));
+    }
+    if let Some(set) = &limits.cpuset_cpus {
+        let mut files = vec![("cpuset.cpus", set.clone())];
+        // A v1 cpuset takes no process until it has memory nodes: the
+        // parent's, as the kernel would give a v2 one.
+        if !v2_only {
+            let parent = Path::new(ROOT)
+                .join("cpuset")
+                .join(own_path(Some("cpuset")).trim_start_matches('/'));
+            let mems = fs::read_to_string(parent.join("cpuset.mems")).unwrap_or_default();
+            files.insert(0, ("cpuset.mems", mems.trim().to_string()));
+        }
+        want.push(("cpuset", files));
+    }
+    want
+}
+
 impl Cgroup {
     /// The directories a detached container may have left, to remove.
     pub(crate) fn of_detached(id: &str) -> Cgroup {
         Cgroup {
             dirs: all_dirs(id).into_iter().filter(|d| d.exists()).collect(),
+            prepared: None,
         }
     }
 
@@ -356,98 +446,91 @@ impl Cgroup {
         }
     }
 
+    /// Before the container's process exists: makes its cgroup in the
+    /// unified hierarchy with what belongs there (the device program; on a
+    /// pure cgroup v2 host the limits too) and returns it opened, for the
+    /// process to be cloned straight into it (`CLONE_INTO_CGROUP`).
+    /// Moving a process into a cgroup takes a lock whose writer waits out
+    /// an RCU grace period (5-10 ms, the largest single cost of starting a
+    /// container); a process cloned into one takes that lock as a reader.
+    /// None (nothing to put there, no unified hierarchy, or it cannot be
+    /// made): [`Cgroup::apply`] does everything after the clone.
+    pub(crate) fn prepare(
+        &mut self,
+        id: &str,
+        limits: &Limits,
+        devices: Option<&[Rule]>,
+    ) -> Option<OwnedFd> {
+        let v2_only = Path::new(ROOT).join("cgroup.controllers").exists();
+        let mut want = match v2_only {
+            true => limit_files(limits, true),
+            false => Vec::new(),
+        };
+        if devices.is_none() && want.is_empty() {
+            return None;
+        }
+        let base = unified_base()?;
+        let mut warnings = Vec::new();
+        if !want.is_empty() {
+            let ctrls: Vec<String> = want.iter().map(|(c, _)| format!("+{c}")).collect();
+            if let Err(e) = write(&base, "cgroup.subtree_control", &ctrls.join(" ")) {
+                warnings.push(e);
+                want.clear();
+            }
+        }
+        if devices.is_none() && want.is_empty() {
+            return None;
+        }
+        let dir = base.join(format!("kiln-{id}"));
+        self.create(&dir).ok()?;
+        for (_, files) in &want {
+            for (f, v) in files {
+                if let Err(e) = write(&dir, f, v) {
+                    warnings.push(e);
+                }
+            }
+        }
+        if let Some(rules) = devices {
+            // `apply` tries again the old way, and reports.
+            bpf::attach(&dir, rules).ok()?;
+        }
+        let fd = fs::File::open(&dir).ok()?;
+        self.prepared = Some(Prepared { dir, warnings });
+        Some(fd.into())
+    }
+
     /// Creates the cgroups, applies `limits` and the device rules, and
-    /// moves `pid` in. Limits that cannot be applied are returned as
-    /// warnings; device rules that cannot be applied are an error (the
-    /// container must not run unconfined). Directories created before a
-    /// failure are kept in `self`, for [`Cgroup::remove`].
+    /// moves `pid` in (into the cgroups [`Cgroup::prepare`] did not make
+    /// it start in: `placed` says it was cloned into that one). Limits that
+    /// cannot be applied are returned as warnings; device rules that cannot
+    /// be applied are an error (the container must not run unconfined).
+    /// Directories created before a failure are kept in `self`, for
+    /// [`Cgroup::remove`].
     pub(crate) fn apply(
         &mut self,
         id: &str,
         pid: libc::pid_t,
         limits: &Limits,
         devices: Option<&[Rule]>,
+        placed: bool,
     ) -> Result<Vec<String>, RunError> {
+        let name = format!("kiln-{id}");
+        let procs = pid.to_string();
+        if let Some(p) = self.prepared.take() {
+            if placed {
+                return Ok(self.apply_prepared(p, &name, &procs, limits));
+            }
+            // Not cloned into it (no clone3 here: an older kernel, a
+            // seccomp filter): everything as without `prepare`.
+        }
         let mut warnings = Vec::new();
         let v2_only = Path::new(ROOT).join("cgroup.controllers").exists();
-        let name = format!("kiln-{id}");
-        let mut want: Vec<(&str, Vec<(&str, String)>)> = Vec::new();
-        let mut memory = Vec::new();
-        if let Some(m) = limits.memory {
-            memory.push((
-                if v2_only {
-                    "memory.max"
-                } else {
-                    "memory.limit_in_bytes"
-                },
-                m.to_string(),
-            ));
-            if let Some(s) = limits.swap {
-                if v2_only {
-                    memory.push(("memory.swap.max", (s - m).max(0).to_string()));
-                } else if Path::new(ROOT)
-                    .join("memory/memory.memsw.limit_in_bytes")
-                    .exists()
-                {
-                    memory.push(("memory.memsw.limit_in_bytes", s.to_string()));
-                }
-            }
-        }
-        if let Some(r) = limits.memory_reservation {
-            let file = match v2_only {
-                true => "memory.low",
-                false => "memory.soft_limit_in_bytes",
-            };
-            memory.push((file, r.to_string()));
-        }
-        if !memory.is_empty() {
-            want.push(("memory", memory));
-        }
-        if let Some(p) = limits.pids {
-            want.push(("pids", vec![("pids.max", p.to_string())]));
-        }
-        let mut cpu = Vec::new();
-        if let Some(q) = limits.cpu_quota {
-            let period = limits.cpu_period.unwrap_or(100_000);
-            if v2_only {
-                cpu.push(("cpu.max", format!("{q} {period}")));
-            } else {
-                cpu.push(("cpu.cfs_period_us", period.to_string()));
-                cpu.push(("cpu.cfs_quota_us", q.to_string()));
-            }
-        }
-        if let Some(shares) = limits.cpu_shares {
-            cpu.push(match v2_only {
-                // runc's conversion of shares (2..262144) to a weight (1..10000).
-                true => (
-                    "cpu.weight",
-                    (1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142).to_string(),
-                ),
-                false => ("cpu.shares", shares.to_string()),
-            });
-        }
-        if !cpu.is_empty() {
-            want.push(("cpu", cpu));
-        }
-        if let Some(set) = &limits.cpuset_cpus {
-            let mut files = vec![("cpuset.cpus", set.clone())];
-            // A v1 cpuset takes no process until it has memory nodes: the
-            // parent's, as the kernel would give a v2 one.
-            if !v2_only {
-                let parent = Path::new(ROOT)
-                    .join("cpuset")
-                    .join(own_path(Some("cpuset")).trim_start_matches('/'));
-                let mems = fs::read_to_string(parent.join("cpuset.mems")).unwrap_or_default();
-                files.insert(0, ("cpuset.mems", mems.trim().to_string()));
-            }
-            want.push(("cpuset", files));
-        }
+        let mut want = limit_files(limits, v2_only);
         // A freezer cgroup of its own, so that `pause` can freeze it
         // (on cgroup v2 the core `cgroup.freeze` of its device cgroup does).
         if !v2_only && Path::new(ROOT).join("freezer/tasks").exists() {
             want.push(("freezer", Vec::new()));
         }
-        let procs = pid.to_string();
         if v2_only {
             let base = Path::new(ROOT).join(own_path(None).trim_start_matches('/'));
             let dir = base.join(&name);
@@ -484,30 +567,7 @@ impl Cgroup {
             }
             return Ok(warnings);
         }
-        for (ctrl, files) in &want {
-            let base = Path::new(ROOT).join(ctrl);
-            if !base.exists() {
-                warnings.push(format!("cgroup controller {ctrl} is not mounted"));
-                continue;
-            }
-            let dir = base
-                .join(own_path(Some(ctrl)).trim_start_matches('/'))
-                .join(&name);
-            let mut soft = Vec::new();
-            let res = self.setup(&dir, |dir| {
-                soft.clear();
-                for (f, v) in files {
-                    if let Err(e) = write(dir, f, v) {
-                        soft.push(e);
-                    }
-                }
-                write(dir, "cgroup.procs", &procs)
-            });
-            warnings.append(&mut soft);
-            if let Err(e) = res {
-                warnings.push(e);
-            }
-        }
+        self.v1_controllers(&name, &procs, &want, &mut warnings);
         if let Some(rules) = devices {
             // Either mechanism alone confines the container: the kernel
             // checks the v1 controller and the unified hierarchy's programs
@@ -519,6 +579,65 @@ impl Cgroup {
             }
         }
         Ok(warnings)
+    }
+
+    /// [`Cgroup::apply`] after [`Cgroup::prepare`]: the unified cgroup
+    /// holds the device program (which alone confines the container: the
+    /// kernel checks it whatever the v1 `devices` controller says) and
+    /// serves `pause` (`cgroup.freeze`); on a hybrid host the limits still
+    /// need the v1 controllers, moved into now.
+    fn apply_prepared(
+        &mut self,
+        p: Prepared,
+        name: &str,
+        procs: &str,
+        limits: &Limits,
+    ) -> Vec<String> {
+        let mut warnings = p.warnings;
+        if Path::new(ROOT).join("cgroup.controllers").exists() {
+            return warnings;
+        }
+        let mut want = limit_files(limits, false);
+        if !p.dir.join("cgroup.freeze").exists() && Path::new(ROOT).join("freezer/tasks").exists() {
+            want.push(("freezer", Vec::new()));
+        }
+        self.v1_controllers(name, procs, &want, &mut warnings);
+        warnings
+    }
+
+    /// Cgroup v1: one `name` cgroup per controller of `want`, its files
+    /// written, `procs` moved in. What fails is a warning.
+    fn v1_controllers(
+        &mut self,
+        name: &str,
+        procs: &str,
+        want: &[(&str, Vec<(&str, String)>)],
+        warnings: &mut Vec<String>,
+    ) {
+        for (ctrl, files) in want {
+            let base = Path::new(ROOT).join(ctrl);
+            if !base.exists() {
+                warnings.push(format!("cgroup controller {ctrl} is not mounted"));
+                continue;
+            }
+            let dir = base
+                .join(own_path(Some(ctrl)).trim_start_matches('/'))
+                .join(name);
+            let mut soft = Vec::new();
+            let res = self.setup(&dir, |dir| {
+                soft.clear();
+                for (f, v) in files {
+                    if let Err(e) = write(dir, f, v) {
+                        soft.push(e);
+                    }
+                }
+                write(dir, "cgroup.procs", procs)
+            });
+            warnings.append(&mut soft);
+            if let Err(e) = res {
+                warnings.push(e);
+            }
+        }
     }
 
     /// The v1 `devices` controller: deny everything, then the rules.
@@ -552,6 +671,7 @@ impl Cgroup {
 
     /// Removes the directories; the container has exited, so they are empty.
     pub(crate) fn remove(&mut self) {
+        self.prepared = None;
         for d in std::mem::take(&mut self.dirs) {
             // A dying task may linger in the cgroup for a moment.
             for _ in 0..50 {

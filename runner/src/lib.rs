@@ -161,9 +161,12 @@ pub struct RunOptions {
     /// caller's subuid/subgid ranges ([`rootless_id_maps`]).
     pub id_maps: Option<IdMaps>,
     /// Mount the overlay with `volatile`: the upper directory is never
-    /// synced, which saves the flush on unmount after a container wrote a lot
-    /// (build steps, `--rm` runs). Measured no gain for containers that write
-    /// little. Writes may be lost on a host crash. Default: off (as docker).
+    /// synced. Without it the overlay's unmount (at the container's exit,
+    /// which waits for it) syncs the whole filesystem of the upper
+    /// directory: cheap on an idle disk, but 30-200 ms for a `/bin/true`
+    /// where other processes write to that filesystem. Writes may be lost
+    /// on a host crash: for build steps and `--rm` runs. Default: off (as
+    /// docker).
     pub overlay_volatile: bool,
     /// Receives non-fatal problems (limits that could not be applied, the
     /// copy fallback, ...). Defaults to printing `WARNING: ...` on stderr.
@@ -544,7 +547,12 @@ fn start_with(
     devices: DeviceRules<'_>,
 ) -> Result<(process::Child, Option<OwnedFd>, cgroup::Cgroup), RunError> {
     let mut cg = cgroup::Cgroup::default();
-    let res = process::start(plan, |pid| {
+    let confined = !limits.is_empty() || devices.rules.is_some();
+    let into = match confined {
+        true => cg.prepare(&opts.id, limits, devices.rules),
+        false => None,
+    };
+    let res = process::start(plan, into.as_ref(), |pid, placed| {
         if let Some(m) = id_maps {
             idmap::apply(pid, m)?;
         }
@@ -559,11 +567,11 @@ fn start_with(
             std::fs::write(&path, adj.to_string())
                 .map_err(|e| RunError::io(format!("write {path}"), e))?;
         }
-        if !limits.is_empty() || devices.rules.is_some() {
-            let warnings = match cg.apply(&opts.id, pid, limits, devices.rules) {
+        if confined {
+            let warnings = match cg.apply(&opts.id, pid, limits, devices.rules, placed) {
                 Err(_) if !devices.required => {
                     cg.remove();
-                    cg.apply(&opts.id, pid, limits, None)?
+                    cg.apply(&opts.id, pid, limits, None, false)?
                 }
                 other => other?,
             };

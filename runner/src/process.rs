@@ -113,11 +113,77 @@ pub(crate) struct Started {
     pub pty_master: Option<OwnedFd>,
 }
 
-/// Clones the child, lets `before_go` (id maps, cgroups) act on its pid,
-/// and returns once the container's program has been exec'd.
+/// `struct clone_args` of clone3(2), up to `cgroup` (Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A fork-like clone (no new stack) with `flags`: with `cgroup`, by
+/// clone3 straight into that cgroup (see [`crate::cgroup::Cgroup::prepare`]),
+/// else, or where clone3 cannot do that, by clone. Returns the pid (0 in
+/// the child) and whether the child started in `cgroup`.
+///
+/// # Safety
+/// As fork: the child must only make async-signal-safe calls.
+unsafe fn clone_child(flags: c_int, cgroup: Option<&OwnedFd>) -> (libc::c_long, bool) {
+    if let Some(cg) = cgroup {
+        let args = CloneArgs {
+            flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: cg.as_raw_fd() as u64,
+            ..Default::default()
+        };
+        // SAFETY: args is a valid clone_args of the size given; stack 0
+        // makes the child run on a copy of this stack, as fork.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if pid >= 0 {
+            return (pid, true);
+        }
+        // ENOSYS, E2BIG, EINVAL: no clone3 or no CLONE_INTO_CGROUP here;
+        // ENODEV/ENOENT: the cgroup was removed meanwhile. The caller moves
+        // the child in instead; any other error comes again below.
+    }
+    // SAFETY: a fork-like clone, as above.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    (pid, false)
+}
+
+/// Clones the child (into `cgroup` where it can), lets `before_go` (id
+/// maps, cgroups; told whether the child is in `cgroup` already) act on
+/// its pid, and returns once the container's program has been exec'd.
 pub(crate) fn start(
     plan: &Plan,
-    before_go: impl FnOnce(libc::pid_t) -> Result<(), RunError>,
+    cgroup: Option<&OwnedFd>,
+    before_go: impl FnOnce(libc::pid_t, bool) -> Result<(), RunError>,
 ) -> Result<Started, RunError> {
     let io_err = |what: &str| {
         let e = io::Error::last_os_error();
@@ -156,16 +222,7 @@ pub(crate) fn start(
     };
     // SAFETY: a fork-like clone (no new stack): the child runs child::run,
     // which only makes syscalls on data prepared above, and never returns.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (plan.clone_flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
+    let (pid, placed) = unsafe { clone_child(plan.clone_flags, cgroup) };
     if pid < 0 {
         return Err(io_err("clone with new namespaces"));
     }
@@ -183,7 +240,7 @@ pub(crate) fn start(
         parent
     });
     if plan.wait_for_parent {
-        before_go(child.pid)?;
+        before_go(child.pid, placed)?;
         sys::write_all(sync_w.as_raw_fd(), b"G")
             .map_err(|e| RunError::io("start container", io::Error::from_raw_os_error(e)))?;
     }

@@ -82,6 +82,7 @@ fn main() {
         ("overlay_without_layers", overlay_without_layers),
         ("copy_fallback", copy_fallback),
         ("memory_limit", memory_limit),
+        ("cloned_into_its_cgroup", cloned_into_its_cgroup),
         ("runc_agrees", runc_agrees),
         ("runc_overlay", runc_overlay),
         ("rootless", rootless),
@@ -507,6 +508,7 @@ fn memory_limit(e: &Env) -> TestResult {
     // Seen from the host, it is in its own cgroups, device rules included.
     let host_view = fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap_or_default();
     let devices = read("devices.list");
+    let unified = unified_hierarchy();
     runner::kill(c.pid(), libc::SIGKILL).map_err(|x| x.to_string())?;
     c.wait().map_err(|x| x.to_string())?;
     let want = (
@@ -517,16 +519,22 @@ fn memory_limit(e: &Env) -> TestResult {
     check(got == want, || {
         format!("cgroup files {got:?}, want {want:?}")
     })?;
-    for ctrl in ["memory", "pids", "devices"] {
-        let tag = format!(":{ctrl}:");
-        let line = host_view.lines().find(|l| l.contains(&tag)).unwrap_or("");
+    // The device rules are a program on its unified cgroup where there is
+    // one (see `cloned_into_its_cgroup`), else the v1 controller's list.
+    let tags: &[&str] = match unified {
+        true => &[":memory:", ":pids:", "0::"],
+        false => &[":memory:", ":pids:", ":devices:"],
+    };
+    for tag in tags {
+        let line = host_view.lines().find(|l| l.contains(tag)).unwrap_or("");
         check(line.ends_with(&format!("/kiln-{id2}")), || {
-            format!("not in its {ctrl} cgroup: {host_view}")
+            format!("not in its {tag} cgroup: {host_view}")
         })?;
     }
-    check(devices.starts_with("c *:* m\nb *:* m\nc 1:3 rwm"), || {
-        format!("devices.list: {devices:?}")
-    })?;
+    check(
+        unified || devices.starts_with("c *:* m\nb *:* m\nc 1:3 rwm"),
+        || format!("devices.list: {devices:?}"),
+    )?;
     for id in [id, id2] {
         let leftover = Command::new("find")
             .args(["/sys/fs/cgroup", "-name", &format!("kiln-{id}")])
@@ -540,6 +548,47 @@ fn memory_limit(e: &Env) -> TestResult {
         })?;
     }
     Ok(())
+}
+
+/// Is there a cgroup v2 hierarchy (pure, or hybrid's `unified`)?
+fn unified_hierarchy() -> bool {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .iter()
+        .any(|r| Path::new(r).join("cgroup.controllers").exists())
+}
+
+/// A container with device rules (root's, no limits) starts in its own
+/// cgroup of the unified hierarchy, cloned into it (`CLONE_INTO_CGROUP`),
+/// with the device program there; on a hybrid host it is moved into no v1
+/// cgroup (no `devices`, no `freezer`): every such move waits out an RCU
+/// grace period, several milliseconds of each container's start.
+fn cloned_into_its_cgroup(e: &Env) -> TestResult {
+    if !unified_hierarchy() {
+        println!("    (skipped: no cgroup2 hierarchy)");
+        return Ok(());
+    }
+    let opts = e.opts();
+    let id = opts.id.clone();
+    let spec = runner::spec::build(&params(&["sleep", "5"])).map_err(|x| x.to_string())?;
+    let c = runner::spawn(&spec, &opts).map_err(|x| x.to_string())?;
+    let host_view = fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap_or_default();
+    runner::kill(c.pid(), libc::SIGKILL).map_err(|x| x.to_string())?;
+    c.wait().map_err(|x| x.to_string())?;
+    let name = format!("/kiln-{id}");
+    let line = host_view
+        .lines()
+        .find(|l| l.starts_with("0::"))
+        .unwrap_or("");
+    check(line.ends_with(&name), || {
+        format!("not in its unified cgroup: {host_view}")
+    })?;
+    let moved: Vec<&str> = host_view
+        .lines()
+        .filter(|l| !l.starts_with("0::") && l.ends_with(&name))
+        .collect();
+    check(moved.is_empty(), || {
+        format!("moved into v1 cgroups too: {moved:?}")
+    })
 }
 
 fn runc_agrees(e: &Env) -> TestResult {

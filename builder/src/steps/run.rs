@@ -141,6 +141,11 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     );
     // A RUN step sees BuildKit's /etc files, not `docker run`'s.
     opts.etc_style = runner::EtcStyle::BuildKit;
+    // The upper directory becomes a layer blob (synced when it is stored)
+    // and the unpacked copy of that layer, which is a cache as every
+    // unpacked layer (rebuilt from the blob when missing): no sync of the
+    // store's filesystem at every step's end.
+    opts.overlay_volatile = true;
     // On the bridge, the resolver netavark's network gives.
     let bridged_resolv = bridged
         .as_ref()
