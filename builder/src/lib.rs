@@ -23,6 +23,7 @@ pub mod context;
 pub mod dockerignore;
 pub mod error;
 pub mod flags;
+pub mod import;
 pub mod inputs;
 pub mod lint;
 pub mod outputs;

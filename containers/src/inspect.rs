@@ -113,10 +113,13 @@ pub fn describe(store: &Store, c: &Container) -> Value {
     if let Some(h) = crate::health::current(store, c) {
         state["Health"] = serde_json::to_value(h).expect("plain data");
     }
+    let (open_stdin, stdin_once) = crate::run::input_of(&dir);
     let mut config = json!({
         "Hostname": spec["hostname"].as_str().unwrap_or(""),
         "User": user(process),
         "Tty": process["terminal"].as_bool().unwrap_or(false),
+        "OpenStdin": open_stdin,
+        "StdinOnce": stdin_once,
         "Env": process["env"].as_array().cloned().unwrap_or_default(),
         "Entrypoint": c.entrypoint.as_ref().filter(|e| !e.is_empty()),
         "Cmd": match &c.cmd {

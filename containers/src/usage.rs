@@ -77,6 +77,21 @@ pub struct DiskUsage {
     /// Step records of the build cache.
     pub cache_records: usize,
     pub cache_size: u64,
+    /// Each step record (the Engine API's `BuildCache` list).
+    pub cache: Vec<CacheUsage>,
+}
+
+/// One step record of the build cache.
+#[derive(Debug, Clone)]
+pub struct CacheUsage {
+    /// The step's cache key.
+    pub key: String,
+    /// When the step first ran.
+    pub created: String,
+    /// The record's bytes, and its layer's unless counted already.
+    pub size: u64,
+    /// Its layer is an image's (or another record's) too.
+    pub shared: bool,
 }
 
 impl DiskUsage {
@@ -203,15 +218,26 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
     // holds.
     let roots = store.build_roots();
     for rec in roots.records() {
-        usage.cache_records += 1;
-        usage.cache_size += du(&rec.path, &mut seen);
+        let mut size = du(&rec.path, &mut seen);
+        let mut shared = false;
         if let Some(l) = &rec.record.layer {
             let p = store.blob_path(&l.digest);
-            if let std::collections::btree_map::Entry::Vacant(e) = files.entry(p) {
-                usage.cache_size += du(e.key(), &mut seen);
-                e.insert((0, BTreeSet::new()));
+            match files.entry(p) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    size += du(e.key(), &mut seen);
+                    e.insert((0, BTreeSet::new()));
+                }
+                std::collections::btree_map::Entry::Occupied(_) => shared = true,
             }
         }
+        usage.cache_records += 1;
+        usage.cache_size += size;
+        usage.cache.push(CacheUsage {
+            key: rec.key,
+            created: rec.record.created,
+            size,
+            shared,
+        });
     }
     Ok(usage)
 }

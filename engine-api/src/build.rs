@@ -118,6 +118,7 @@ pub async fn build(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiRe
         dockerfile,
         mut opts,
     } = options(&q)?;
+    let access = crate::images::build_access(&req)?;
     let input = http::body_reader(req.into_body());
     // The context is unpacked before the response starts: a bad tar is a
     // 400 with the entry named.
@@ -170,13 +171,7 @@ pub async fn build(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiRe
             Err(e) => return stream_error(&sink, &e.message),
         };
         let progress = Arc::new(JsonProgress { sink: sink.clone() });
-        let puller = transfer::Puller::new(
-            transfer::RegistryAccess {
-                tls_verify: true,
-                ..Default::default()
-            },
-            progress,
-        );
+        let puller = transfer::Puller::new(access, progress);
         let quiet = opts.quiet;
         let out_sink = sink.clone();
         let mut on_event = |e: Event| {
