@@ -141,6 +141,37 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A container removed (`rm -f`) when the guard drops, whatever the
+/// test's outcome.
+pub struct Detached<'k> {
+    pub k: &'k Kiln,
+    pub name: String,
+}
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        let _ = self.k.run(&["rm", "-f", &self.name]);
+    }
+}
+
+impl Kiln {
+    /// A guard that removes container `name` when dropped.
+    pub fn guard(&self, name: &str) -> Detached<'_> {
+        Detached {
+            k: self,
+            name: name.to_string(),
+        }
+    }
+
+    /// `run -d --name NAME ARGS…`, which must succeed, and its guard.
+    pub fn run_detached(&self, name: &str, args: &[&str]) -> Detached<'_> {
+        let mut all = vec!["run", "-d", "--name", name];
+        all.extend_from_slice(args);
+        self.run(&all).ok();
+        self.guard(name)
+    }
+}
+
 /// A store owned by `nobody` (65534) with busybox imported as `busybox`,
 /// and a way to run kiln in it as that user (rootless kiln), or `None`
 /// (the test then skips, saying why) when not root. The closure asserts
