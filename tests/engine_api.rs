@@ -698,7 +698,6 @@ volumes:
     });
     let ps = compose(&["ps"]).ok();
     assert!(ps.stdout.contains("healthy"), "{}", ps.stdout);
-
     // info and system df measure as `kiln info`/`kiln system df` do: the
     // store is this test's own, so its two containers are all there is.
     let info = s
@@ -717,6 +716,29 @@ volumes:
     // Used by web, and holding its index.html.
     assert_eq!(row[1], "1", "{}", df.stdout);
     assert_ne!(row[2], "0B", "{}", df.stdout);
+
+    // A second `up` finds the project as its file says (the network's
+    // options are docker's) and leaves it be.
+    let again = compose(&["up", "-d"]).ok();
+    assert!(again.stderr.contains("is up-to-date"), "{}", again.stderr);
+    // A stopped container keeps its networks' aliases, its short ID among
+    // them (compose disconnects and reconnects one that lacks it).
+    let client = format!("{project}_client_1");
+    s.docker(&["stop", "-t", "1", &client]).ok();
+    let id = s.docker(&["inspect", "-f", "{{.Id}}", &client]).ok().stdout;
+    let nets = s
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks}}",
+            &client,
+        ])
+        .ok();
+    let default_net = format!("{project}_default");
+    let v: serde_json::Value = serde_json::from_str(&nets.stdout).unwrap();
+    let aliases = v[&default_net]["Aliases"].to_string();
+    assert!(aliases.contains(&id[..12]), "{}", nets.stdout);
+    assert!(aliases.contains("\"client\""), "{}", nets.stdout);
 
     compose(&["down", "-v", "--timeout", "1"]).ok();
     let label = format!("label=com.docker.compose.project={project}");
