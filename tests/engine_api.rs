@@ -388,6 +388,40 @@ fn docker_cli_feeds_stdin_and_runs_terminals() {
         "{:?}",
         logs.stdout
     );
+    // Ctrl-P Ctrl-Q (typed once the client is attached: its terminal
+    // is raw then) detaches the client; the container runs on.
+    let det = unique("detach");
+    s.docker(&["run", "-dit", "--name", &det, "busybox", "sh"])
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("attach.sh");
+    std::fs::write(&file, format!("exec {DOCKER} attach {det}\n")).unwrap();
+    let mut c = Command::new("timeout");
+    s.client_env(&mut c);
+    c.args(["120", "script", "-qec"])
+        .arg(format!("sh {}", file.display()))
+        .arg("/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    stdin.write_all(b"echo ty''ped\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("typed\r\n") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert_ne!(n, 0, "{:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stdin.write_all(b"\x10\x11").unwrap();
+    let status = child.wait().unwrap();
+    assert_ne!(status.code(), Some(124), "attach did not end");
+    let state = s
+        .docker(&["inspect", "-f", "{{.State.Running}}", &det])
+        .ok();
+    assert_eq!(state.stdout.trim(), "true");
+    s.docker(&["rm", "-f", &det]).ok();
     // A container without a terminal has none to resize.
     let (code, body) = s.raw(
         "POST",
