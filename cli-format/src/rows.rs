@@ -30,6 +30,10 @@ fn image_id(img: &Image, no_trunc: bool) -> String {
 pub mod images {
     use super::*;
 
+    /// The Go type of docker's rows, named when a template asks for a
+    /// field they lack.
+    pub const ROW_TYPE: &str = "*formatter.imageContext";
+
     pub const DEFAULT: &str =
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
     pub const DEFAULT_DIGESTS: &str =
@@ -70,6 +74,8 @@ pub mod images {
 
 pub mod history {
     use super::*;
+
+    pub const ROW_TYPE: &str = "*image.historyContext";
 
     pub const DEFAULT: &str =
         "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
@@ -124,6 +130,8 @@ pub mod history {
 
 pub mod ps {
     use super::*;
+
+    pub const ROW_TYPE: &str = "*formatter.ContainerContext";
 
     pub const DEFAULT: &str =
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
@@ -181,6 +189,8 @@ pub mod ps {
             "Size": "N/A",
             "Names": c.name,
             "Labels": labels.join(","),
+            // `.Label "k"` (crate::template::METHODS).
+            "Label": c.labels,
             "Mounts": mounts.join(","),
             "Networks": networks.join(","),
             "LocalVolumes": c.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
@@ -191,6 +201,8 @@ pub mod ps {
 pub mod networks {
     use super::*;
     use containers::network::NetworkDef;
+
+    pub const ROW_TYPE: &str = "*network.networkContext";
 
     pub const DEFAULT: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
     pub const HEADERS: &[(&str, &str)] = &[
@@ -215,6 +227,7 @@ pub mod networks {
             "IPv6": "false",
             "Internal": n.internal.to_string(),
             "Labels": labels.join(","),
+            "Label": n.labels,
             "CreatedAt": go_time(Some(&n.created)),
             "Subnet": n.subnet.to_string(),
         })
@@ -224,6 +237,8 @@ pub mod networks {
 pub mod volumes {
     use super::*;
     use containers::volumes::Volume;
+
+    pub const ROW_TYPE: &str = "*formatter.volumeContext";
 
     pub const DEFAULT: &str = "table {{.Driver}}\t{{.Name}}";
     pub const HEADERS: &[(&str, &str)] = &[
@@ -245,6 +260,7 @@ pub mod volumes {
             "Scope": "local",
             "Mountpoint": mountpoint,
             "Labels": labels.join(","),
+            "Label": v.labels,
             "Links": users.to_string(),
             "Size": "N/A",
         })
@@ -253,6 +269,8 @@ pub mod volumes {
 
 pub mod stats {
     use super::*;
+
+    pub const ROW_TYPE: &str = "*container.statsContext";
     use crate::units::human_size;
     use containers::stats::Stats;
 
@@ -478,6 +496,8 @@ pub mod info {
     use super::*;
     use containers::usage::Info;
 
+    pub const ROW_TYPE: &str = "system.dockerInfo";
+
     pub const DEFAULT: &str = "Client:
  Context:    default
  Debug Mode: false
@@ -560,6 +580,8 @@ Server:
 pub mod version {
     use super::*;
 
+    pub const ROW_TYPE: &str = "system.versionInfo";
+
     pub const DEFAULT: &str = "Client:
  Version:    {{.Client.Version}}
  OS/Arch:    {{.Client.Os}}/{{.Client.Arch}}
@@ -595,6 +617,8 @@ Server: kiln (no daemon: the client works on the store itself)
 
 pub mod search {
     use super::*;
+
+    pub const ROW_TYPE: &str = "*registry.searchContext";
 
     pub const DEFAULT: &str =
         "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}\t{{.IsAutomated}}";

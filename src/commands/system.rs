@@ -231,7 +231,7 @@ fn section(title: &str, items: &[String]) -> Result<()> {
 /// `kiln info` / `kiln system info`.
 pub fn info(ctx: &Ctx, args: FormatArgs) -> Result<Status> {
     let format = args.format.as_deref().unwrap_or(info::DEFAULT);
-    let format = Format::parse(Some(format), format)?;
+    let format = Format::parse_rows(Some(format), format, info::ROW_TYPE)?;
     let store = ctx.store()?;
     let i = ::containers::usage::info(&store).map_err(from_containers)?;
     let v = info::value(&i, env!("CARGO_PKG_VERSION"));
@@ -242,7 +242,7 @@ pub fn info(ctx: &Ctx, args: FormatArgs) -> Result<Status> {
 /// `kiln version`: no store needed.
 pub fn version(ctx: &Ctx, args: FormatArgs) -> Result<Status> {
     let format = args.format.as_deref().unwrap_or(version::DEFAULT);
-    let format = Format::parse(Some(format), format)?;
+    let format = Format::parse_rows(Some(format), format, version::ROW_TYPE)?;
     let v = version::value(env!("CARGO_PKG_VERSION"), ctx.root());
     out!("{}", format.render(&[v], &[])?);
     Ok(Status::Success)
