@@ -886,6 +886,129 @@ fn run_bind_mount_from_the_context_keys_the_step_on_its_content() {
     assert!(edited.stderr.contains("seen-v2"), "{}", edited.stderr);
 }
 
+// A bind mount of the context shows it as `.dockerignore` filters it, as
+// BuildKit (which never receives ignored files): a step cannot read (and
+// bake into the image) a file the context ignores. Ignored directories go
+// whole, a `!` re-inclusion stays, and the directories keep their modes.
+#[test]
+fn run_bind_mount_of_the_context_hides_ignored_files() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bindhide");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,target=/m cd /m && find . | sort | tr '\\n' ' ' && echo && stat -c 'mode=%a' sub\n",
+    );
+    write(
+        &ctx.join(".dockerignore"),
+        "secret.env\nsub/*.key\nlogs\nkeep/*\n!keep/yes.txt\n",
+    );
+    write(&ctx.join("secret.env"), "TOKEN=1\n");
+    write(&ctx.join("sub/a.txt"), "a\n");
+    write(&ctx.join("sub/b.key"), "k\n");
+    write(&ctx.join("logs/x.log"), "l\n");
+    write(&ctx.join("keep/yes.txt"), "y\n");
+    write(&ctx.join("keep/no.txt"), "n\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(ctx.join("sub"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let out = build(&k, &["--no-cache", "-t", "bindhide", ctx.to_str().unwrap()]).ok();
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("./sub/a.txt"))
+        .unwrap_or_else(|| panic!("no listing in {}", out.stderr));
+    for gone in ["secret.env", "b.key", "logs", "no.txt"] {
+        assert!(!line.contains(gone), "{gone} visible: {line}");
+    }
+    for seen in [
+        "./Dockerfile",
+        "./.dockerignore",
+        "./keep/yes.txt",
+        "./sub/a.txt",
+    ] {
+        assert!(line.contains(seen), "{seen} missing: {line}");
+    }
+    assert!(out.stderr.contains("mode=750"), "{}", out.stderr);
+}
+
+// `RUN --mount=type=bind,rw`: the step may write through the mount (BuildKit
+// allows it); the writes reach neither the context nor the image.
+#[test]
+fn run_bind_mount_rw_takes_writes_and_keeps_them_out() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bindrw");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,target=/m,rw echo changed > /m/data.txt && echo new > /m/made.txt && cat /m/data.txt\nRUN --mount=type=bind,target=/m cat /m/data.txt && test ! -e /m/made.txt && echo clean\n",
+    );
+    write(&ctx.join("data.txt"), "original\n");
+    let out = build(&k, &["-t", "bindrw", ctx.to_str().unwrap()]).ok();
+    assert!(out.stderr.contains("changed"), "{}", out.stderr);
+    assert!(out.stderr.contains("clean"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("data.txt")).unwrap(),
+        "original\n"
+    );
+    assert!(!ctx.join("made.txt").exists());
+    // A read-only bind (the default) still refuses writes.
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,target=/m echo x > /m/data.txt\n",
+    );
+    let ro = build(&k, &["-t", "bindro", ctx.to_str().unwrap()]);
+    assert_ne!(ro.code, 0, "{}", ro.stderr);
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("data.txt")).unwrap(),
+        "original\n"
+    );
+}
+
+// A bind mount over /etc covers the hosts and resolv.conf files the step
+// gets, as in BuildKit (which mounts them first), instead of failing to make
+// their mount points in a read-only mount.
+#[test]
+fn run_bind_mount_over_etc_covers_the_step_files() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bindetc");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,source=sub,target=/etc echo seen $(ls -a /etc)\n",
+    );
+    write(&ctx.join("sub/a.txt"), "a\n");
+    let out = build(&k, &["-t", "bindetc", ctx.to_str().unwrap()]).ok();
+    assert!(out.stderr.contains("seen . .. a.txt\n"), "{}", out.stderr);
+}
+
+// Rootless kiln has no mount namespace for views: the bind mount's filtered
+// (and, for `rw`, writable) view is a copy, with the same result.
+#[test]
+fn rootless_run_bind_mount_hides_ignored_files_and_keeps_writes_out() {
+    let Some((k, ok)) = common::nobody_store() else {
+        return;
+    };
+    let ctx = k.dir.path().join("ctx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,target=/m,rw cd /m && find . | sort > /listing && echo x > new.txt && echo y > data.txt\n",
+    );
+    write(&ctx.join(".dockerignore"), "secret.env\n");
+    write(&ctx.join("secret.env"), "T\n");
+    write(&ctx.join("data.txt"), "d\n");
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&ctx)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    ok(&["build", "-t", "rl", ctx.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("data.txt")).unwrap(),
+        "d\n"
+    );
+    assert!(!ctx.join("new.txt").exists());
+    let listing = ok(&["run", "--rm", "--network", "none", "rl", "cat", "/listing"]);
+    assert_eq!(listing, ".\n./.dockerignore\n./Dockerfile\n./data.txt\n");
+}
+
 // A RUN reading another stage through a bind mount runs again when that
 // stage is rebuilt with other content.
 #[test]

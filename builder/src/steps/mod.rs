@@ -2,6 +2,7 @@
 //! the layer stack below a step, writing a layer.
 
 mod arg;
+mod bind_view;
 pub mod copy;
 pub mod copy_layer;
 pub mod copy_plan;

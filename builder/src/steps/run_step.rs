@@ -40,7 +40,7 @@ impl StageRun<'_, '_> {
             let state = state_ref;
             let lowers = b.lowers(state)?;
             let dir = b.scratch_for("run");
-            let (mounts, mount_env) = b.run_mounts(r, state, cmd, &dir)?;
+            let mounts = b.run_mounts(r, state, cmd, &dir)?;
             let cfg = state.config.container_config();
             let step = run::RunStep {
                 lowers: &lowers,
@@ -50,17 +50,19 @@ impl StageRun<'_, '_> {
                 heredocs: &r.heredocs,
                 network,
                 bridge: bridge.then_some(b.store),
-                mounts,
+                mounts: mounts.specs,
                 dir: &dir,
                 id: containers::Containers::new(b.store).build_step_id(std::process::id(), &dir),
                 quiet: b.opts.quiet,
                 runtime: b.opts.runtime.as_deref(),
                 output: sink,
                 host: &b.opts.step_host,
-                mount_env,
+                mount_env: mounts.env,
             };
-            let upper = run::execute(&step).map_err(|e| e.located(cmd))?;
-            let layer = b.store_upper(&upper)?;
+            let upper = run::execute(&step).map_err(|e| e.located(cmd));
+            // Unmounted before the scratch directory below them goes.
+            drop(mounts.views);
+            let layer = b.store_upper(&upper?)?;
             let _ = image_store::fsutil::remove_tree(&dir);
             Ok(Record {
                 created: b.now.clone(),
