@@ -103,10 +103,15 @@ fn render(sink: &Sink, e: Event) {
             number,
             total,
             text,
+            ..
         } => format!("Step {number}/{total} : {text}\n"),
         EventKind::CacheHit => " ---> Using cache\n".into(),
-        EventKind::CacheMiss { .. } | EventKind::StepDone { .. } | EventKind::StageDone => return,
-        EventKind::Output(line) => format!("{line}\n"),
+        // The failure comes back as the build's error.
+        EventKind::CacheMiss { .. }
+        | EventKind::StepDone { .. }
+        | EventKind::StageDone
+        | EventKind::Failed(_) => return,
+        EventKind::Output(_, line) => format!("{line}\n"),
         EventKind::Warning(w) => format!("WARNING: {w}\n"),
         EventKind::Info(i) => format!("{i}\n"),
     };

@@ -390,7 +390,7 @@ impl transfer::Progress for JsonProgress {
     ) -> Arc<dyn transfer::BlobProgress> {
         let id = digest.short().to_string();
         let _ = self.sink.json_line(&json!({
-            "status": verb,
+            "status": transfer::progress::docker_start(verb),
             "progressDetail": { "current": 0, "total": size },
             "id": id,
         }));
@@ -404,8 +404,9 @@ impl transfer::Progress for JsonProgress {
 
 impl transfer::BlobProgress for JsonBlob {
     fn finish(&self, msg: &str) {
+        // docker's words, as its own daemon streams them.
         let _ = self.sink.json_line(&json!({
-            "status": format!("{} {msg}", self.verb),
+            "status": transfer::progress::docker_done(self.verb, msg),
             "progressDetail": {},
             "id": self.id,
         }));
