@@ -886,6 +886,129 @@ fn run_bind_mount_from_the_context_keys_the_step_on_its_content() {
     assert!(edited.stderr.contains("seen-v2"), "{}", edited.stderr);
 }
 
+// A bind mount of the context shows it as `.dockerignore` filters it, as
+// BuildKit (which never receives ignored files): a step cannot read (and
+// bake into the image) a file the context ignores. Ignored directories go
+// whole, a `!` re-inclusion stays, and the directories keep their modes.
+#[test]
+fn run_bind_mount_of_the_context_hides_ignored_files() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bindhide");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,target=/m cd /m && find . | sort | tr '\\n' ' ' && echo && stat -c 'mode=%a' sub\n",
+    );
+    write(
+        &ctx.join(".dockerignore"),
+        "secret.env\nsub/*.key\nlogs\nkeep/*\n!keep/yes.txt\n",
+    );
+    write(&ctx.join("secret.env"), "TOKEN=1\n");
+    write(&ctx.join("sub/a.txt"), "a\n");
+    write(&ctx.join("sub/b.key"), "k\n");
+    write(&ctx.join("logs/x.log"), "l\n");
+    write(&ctx.join("keep/yes.txt"), "y\n");
+    write(&ctx.join("keep/no.txt"), "n\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(ctx.join("sub"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let out = build(&k, &["--no-cache", "-t", "bindhide", ctx.to_str().unwrap()]).ok();
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("./sub/a.txt"))
+        .unwrap_or_else(|| panic!("no listing in {}", out.stderr));
+    for gone in ["secret.env", "b.key", "logs", "no.txt"] {
+        assert!(!line.contains(gone), "{gone} visible: {line}");
+    }
+    for seen in [
+        "./Dockerfile",
+        "./.dockerignore",
+        "./keep/yes.txt",
+        "./sub/a.txt",
+    ] {
+        assert!(line.contains(seen), "{seen} missing: {line}");
+    }
+    assert!(out.stderr.contains("mode=750"), "{}", out.stderr);
+}
+
+// `RUN --mount=type=bind,rw`: the step may write through the mount (BuildKit
+// allows it); the writes reach neither the context nor the image.
+#[test]
+fn run_bind_mount_rw_takes_writes_and_keeps_them_out() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bindrw");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,target=/m,rw echo changed > /m/data.txt && echo new > /m/made.txt && cat /m/data.txt\nRUN --mount=type=bind,target=/m cat /m/data.txt && test ! -e /m/made.txt && echo clean\n",
+    );
+    write(&ctx.join("data.txt"), "original\n");
+    let out = build(&k, &["-t", "bindrw", ctx.to_str().unwrap()]).ok();
+    assert!(out.stderr.contains("changed"), "{}", out.stderr);
+    assert!(out.stderr.contains("clean"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("data.txt")).unwrap(),
+        "original\n"
+    );
+    assert!(!ctx.join("made.txt").exists());
+    // A read-only bind (the default) still refuses writes.
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,target=/m echo x > /m/data.txt\n",
+    );
+    let ro = build(&k, &["-t", "bindro", ctx.to_str().unwrap()]);
+    assert_ne!(ro.code, 0, "{}", ro.stderr);
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("data.txt")).unwrap(),
+        "original\n"
+    );
+}
+
+// A bind mount over /etc covers the hosts and resolv.conf files the step
+// gets, as in BuildKit (which mounts them first), instead of failing to make
+// their mount points in a read-only mount.
+#[test]
+fn run_bind_mount_over_etc_covers_the_step_files() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bindetc");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,source=sub,target=/etc echo seen $(ls -a /etc)\n",
+    );
+    write(&ctx.join("sub/a.txt"), "a\n");
+    let out = build(&k, &["-t", "bindetc", ctx.to_str().unwrap()]).ok();
+    assert!(out.stderr.contains("seen . .. a.txt\n"), "{}", out.stderr);
+}
+
+// Rootless kiln has no mount namespace for views: the bind mount's filtered
+// (and, for `rw`, writable) view is a copy, with the same result.
+#[test]
+fn rootless_run_bind_mount_hides_ignored_files_and_keeps_writes_out() {
+    let Some((k, ok)) = common::nobody_store() else {
+        return;
+    };
+    let ctx = k.dir.path().join("ctx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,target=/m,rw cd /m && find . | sort > /listing && echo x > new.txt && echo y > data.txt\n",
+    );
+    write(&ctx.join(".dockerignore"), "secret.env\n");
+    write(&ctx.join("secret.env"), "T\n");
+    write(&ctx.join("data.txt"), "d\n");
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&ctx)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    ok(&["build", "-t", "rl", ctx.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("data.txt")).unwrap(),
+        "d\n"
+    );
+    assert!(!ctx.join("new.txt").exists());
+    let listing = ok(&["run", "--rm", "--network", "none", "rl", "cat", "/listing"]);
+    assert_eq!(listing, ".\n./.dockerignore\n./Dockerfile\n./data.txt\n");
+}
+
 // A RUN reading another stage through a bind mount runs again when that
 // stage is rebuilt with other content.
 #[test]
@@ -903,4 +1026,196 @@ fn run_bind_mount_from_a_stage_keys_the_step_on_that_stage() {
     write(&ctx.join("data.txt"), "v2\n");
     let edited = build(&k, &["-t", "bindstage", c]).ok();
     assert!(edited.stderr.contains("seen-v2"), "{}", edited.stderr);
+}
+
+/// The lines of a `--progress rawjson` stderr, each a SolveStatus object
+/// (up to the error a failed build prints after them).
+fn solve_statuses(stderr: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for line in stderr.lines() {
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) => break,
+        };
+        let obj = v
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {line}"));
+        assert!(!obj.is_empty(), "empty status: {line}");
+        for k in obj.keys() {
+            assert!(
+                ["vertexes", "statuses", "logs", "warnings"].contains(&k.as_str()),
+                "unknown SolveStatus field {k}: {line}"
+            );
+        }
+        out.push(v);
+    }
+    out
+}
+
+/// Every vertex update (name, digest, started, completed, cached, error).
+fn vertex_updates(statuses: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    statuses
+        .iter()
+        .filter_map(|s| s["vertexes"].as_array())
+        .flatten()
+        .collect()
+}
+
+/// The log lines of the vertex called `name`: (stream, text).
+fn vertex_logs(statuses: &[serde_json::Value], name: &str) -> Vec<(u64, String)> {
+    use base64::Engine as _;
+    let digest = vertex_updates(statuses)
+        .into_iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no vertex {name}"))["digest"]
+        .clone();
+    statuses
+        .iter()
+        .filter_map(|s| s["logs"].as_array())
+        .flatten()
+        .filter(|l| l["vertex"] == digest)
+        .map(|l| {
+            assert!(l["timestamp"].is_string(), "{l}");
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(l["data"].as_str().unwrap())
+                .unwrap();
+            (
+                l["stream"].as_u64().unwrap(),
+                String::from_utf8(data).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rawjson_progress_is_buildkits_solve_status_stream() {
+    let k = with_base();
+    let dir = k.dir.path().join("rawjson");
+    write(
+        &dir.join("Dockerfile"),
+        "FROM busybox AS base\nRUN echo to-out && echo to-err >&2\nCOPY a.txt /a.txt\n\
+         FROM busybox\nENV X=1\nCOPY --from=base /a.txt /b.txt\nRUN cat /b.txt\n",
+    );
+    write(&dir.join("a.txt"), "content of a\n");
+    let args = ["--progress", "rawjson", "-t", "rj", dir.to_str().unwrap()];
+    let first = build(&k, &args).ok();
+    let statuses = solve_statuses(&first.stderr);
+    assert_eq!(
+        statuses.len(),
+        first.stderr.lines().count(),
+        "every line is a SolveStatus: {}",
+        first.stderr
+    );
+    let steps = [
+        "[base 2/3] RUN echo to-out && echo to-err >&2",
+        "[base 3/3] COPY a.txt /a.txt",
+        "[stage-1 2/3] COPY --from=base /a.txt /b.txt",
+        "[stage-1 3/3] RUN cat /b.txt",
+    ];
+    let updates = vertex_updates(&statuses);
+    assert!(
+        updates[0]["name"] == "[internal] load build definition from Dockerfile",
+        "{}",
+        first.stderr
+    );
+    for prefix in ["[base 1/3] FROM ", "[stage-1 1/3] FROM "] {
+        assert!(
+            updates
+                .iter()
+                .any(|v| v["name"].as_str().unwrap().starts_with(prefix)),
+            "no {prefix}…: {}",
+            first.stderr
+        );
+    }
+    // ENV only changes the config: BuildKit makes no vertex of it.
+    assert!(!first.stderr.contains("ENV X=1"), "{}", first.stderr);
+    let mut digests = Vec::new();
+    for name in steps {
+        let of: Vec<_> = updates.iter().filter(|v| v["name"] == name).collect();
+        assert_eq!(
+            of.len(),
+            2,
+            "{name}: started, then completed: {}",
+            first.stderr
+        );
+        assert!(of[0]["started"].is_string() && of[0].get("completed").is_none());
+        assert!(of[1]["completed"].is_string() && of[1]["started"] == of[0]["started"]);
+        assert_eq!(of[0]["digest"], of[1]["digest"]);
+        assert!(of[1].get("cached").is_none() && of[1].get("error").is_none());
+        let digest = of[0]["digest"].as_str().unwrap().to_string();
+        assert!(
+            digest.starts_with("sha256:") && digest.len() == 71,
+            "{digest}"
+        );
+        digests.push(digest);
+    }
+    // A step's input is the stage's step before it.
+    let copy = updates.iter().find(|v| v["name"] == steps[1]).unwrap();
+    assert_eq!(copy["inputs"][0].as_str().unwrap(), digests[0]);
+    // RUN output, decoded, on its stream.
+    let logs = vertex_logs(&statuses, steps[0]);
+    assert!(logs.contains(&(1, "to-out\n".into())), "{logs:?}");
+    assert!(logs.contains(&(2, "to-err\n".into())), "{logs:?}");
+    assert_eq!(
+        vertex_logs(&statuses, steps[3]),
+        vec![(1, "content of a\n".to_string())]
+    );
+
+    // Again: the same vertices (same digests), now cached.
+    let again = build(&k, &args).ok();
+    let statuses = solve_statuses(&again.stderr);
+    assert_eq!(
+        statuses.len(),
+        again.stderr.lines().count(),
+        "{}",
+        again.stderr
+    );
+    let updates = vertex_updates(&statuses);
+    for (name, digest) in steps.iter().zip(&digests) {
+        let done = updates
+            .iter()
+            .find(|v| v["name"] == *name && v.get("completed").is_some())
+            .unwrap_or_else(|| panic!("{name} not completed: {}", again.stderr));
+        assert_eq!(done["cached"], true, "{name}: {}", again.stderr);
+        assert_eq!(done["digest"].as_str().unwrap(), digest);
+    }
+    assert!(vertex_logs(&statuses, steps[0]).is_empty());
+
+    // A failing RUN: its vertex completes with BuildKit's error, after
+    // the output it printed.
+    write(
+        &dir.join("Dockerfile"),
+        "FROM busybox\nRUN echo before-the-end && exit 3\n",
+    );
+    let failed = build(&k, &args).code(1);
+    let statuses = solve_statuses(&failed.stderr);
+    let run = "[2/2] RUN echo before-the-end && exit 3";
+    let err = vertex_updates(&statuses)
+        .into_iter()
+        .find(|v| v["name"] == run && v.get("error").is_some())
+        .unwrap_or_else(|| panic!("no failed vertex: {}", failed.stderr))
+        .clone();
+    assert!(err["completed"].is_string(), "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("did not complete successfully: exit code: 3"),
+        "{err}"
+    );
+    assert_eq!(
+        vertex_logs(&statuses, run),
+        vec![(1, "before-the-end\n".to_string())]
+    );
+}
+
+#[test]
+fn a_bad_progress_value_is_one_line_and_125() {
+    let k = with_base();
+    let dir = k.dir.path().join("badprogress");
+    write(&dir.join("Dockerfile"), "FROM busybox\n");
+    let r = build(&k, &["--progress", "fancy", dir.to_str().unwrap()]).code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("\"fancy\""), "{}", r.stderr);
+    assert!(r.stderr.contains("rawjson"), "{}", r.stderr);
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{require_tool, Kiln};
+use common::{require_tool, Detached, Kiln};
 
 /// A store with busybox imported as `busybox`, or None when not root.
 fn setup() -> Option<Kiln> {
@@ -19,30 +19,13 @@ fn wait_for(what: &str, f: impl FnMut() -> bool) {
 }
 
 /// A detached container, removed (with `rm -f`) when the test ends.
-struct Detached<'k> {
-    k: &'k Kiln,
-    name: String,
-}
-
-impl Drop for Detached<'_> {
-    fn drop(&mut self) {
-        let _ = self.k.run(&["rm", "-f", &self.name]);
-    }
-}
-
 /// `run -d --name NAME ARGS…`, then waits until the init wrote `ready`.
 fn service<'k>(k: &'k Kiln, name: &str, args: &[&str]) -> Detached<'k> {
     service_ready(k, name, args, "/ready")
 }
 
 fn service_ready<'k>(k: &'k Kiln, name: &str, args: &[&str], ready: &str) -> Detached<'k> {
-    let mut all = vec!["run", "-d", "--name", name];
-    all.extend_from_slice(args);
-    k.run(&all).ok();
-    let d = Detached {
-        k,
-        name: name.to_string(),
-    };
+    let d = k.run_detached(name, args);
     wait_for("the init to write /ready", || {
         k.run(&["exec", name, "test", "-e", ready]).code == 0
     });
@@ -261,10 +244,7 @@ fn exec_with_an_external_runtime_uses_its_exec() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let c = Detached {
-        k: &k,
-        name: "rc".into(),
-    };
+    let c = k.guard("rc");
     wait_for("the runc container", || {
         k.run(&["exec", "rc", "test", "-e", "/ready"]).code == 0
     });
@@ -341,10 +321,7 @@ fn rename_then_exec_by_the_new_name() {
     let Some(k) = setup() else { return };
     let c = service(&k, "old-name", &["busybox", "sh", "-c", SERVICE]);
     k.run(&["rename", "old-name", "new-name"]).ok();
-    let _c = Detached {
-        k: &k,
-        name: "new-name".into(),
-    };
+    let _c = k.guard("new-name");
     std::mem::forget(c);
     assert_eq!(
         k.run(&["exec", "new-name", "cat", "/ready"]).ok().stdout,
@@ -520,10 +497,7 @@ fn attach_types_into_dit_and_di_containers() {
     // -dit: a shell on a pty; what attach is given is typed into it.
     k.run(&["run", "-dit", "--name", "tty", "busybox", "sh"])
         .ok();
-    let _c = Detached {
-        k: &k,
-        name: "tty".into(),
-    };
+    let _c = k.guard("tty");
     let mut child = attach_typing(&k, "tty");
     let _w = watchdog(child.id());
     let mut stdin = child.stdin.take().unwrap();
@@ -546,10 +520,7 @@ fn attach_types_into_dit_and_di_containers() {
     let script = "read x; echo got-$x; exit 4";
     k.run(&["run", "-di", "--name", "in", "busybox", "sh", "-c", script])
         .ok();
-    let _i = Detached {
-        k: &k,
-        name: "in".into(),
-    };
+    let _i = k.guard("in");
     let mut child = attach_typing(&k, "in");
     let _w = watchdog(child.id());
     child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
@@ -565,10 +536,7 @@ fn attach_from_a_terminal_sets_the_size_and_detaches() {
     require_tool("script");
     k.run(&["run", "-dit", "--name", "tsz", "busybox", "sh"])
         .ok();
-    let _c = Detached {
-        k: &k,
-        name: "tsz".into(),
-    };
+    let _c = k.guard("tsz");
     // attach on a terminal of 33x101 (script's pty), in raw mode.
     let cmd = format!(
         "stty rows 33 cols 101; {} --root {} attach tsz",

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Kiln;
+use common::{Detached, Kiln};
 use serde_json::Value;
 
 fn setup() -> Option<Kiln> {
@@ -22,25 +22,8 @@ fn wait_for(what: &str, f: impl FnMut() -> bool) {
 }
 
 /// A detached container, removed (with `rm -f`) when the test ends.
-struct Detached<'k> {
-    k: &'k Kiln,
-    name: String,
-}
-
-impl Drop for Detached<'_> {
-    fn drop(&mut self) {
-        let _ = self.k.run(&["rm", "-f", &self.name]);
-    }
-}
-
 fn run_d<'k>(k: &'k Kiln, name: &str, args: &[&str]) -> Detached<'k> {
-    let mut all = vec!["run", "-d", "--name", name];
-    all.extend_from_slice(args);
-    k.run(&all).ok();
-    Detached {
-        k,
-        name: name.to_string(),
-    }
+    k.run_detached(name, args)
 }
 
 fn inspect(k: &Kiln, name: &str) -> Value {

@@ -1531,44 +1531,9 @@ fn build_on_the_bridge_gives_run_steps_an_address() {
 /// unless it is opened first. Removal leaves nothing of the container.
 #[test]
 fn rootless_rm_removes_the_overlay_work_directory() {
-    use std::os::unix::fs::PermissionsExt;
-    if !is_root() {
-        eprintln!("skipping: becoming an unprivileged user needs root");
+    let Some((k, ok)) = common::nobody_store() else {
         return;
-    }
-    require_tool("setpriv");
-    let k = Kiln::new();
-    let top = k.dir.path();
-    std::fs::set_permissions(top, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir(k.root()).unwrap();
-    let tar = top.join("busybox.tar");
-    std::fs::copy(common::busybox_tar(), &tar).unwrap();
-    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let chown = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(k.root())
-        .status()
-        .unwrap();
-    assert!(chown.success());
-    let ok = |args: &[&str]| {
-        let o = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "env"])
-            .arg(format!("HOME={}", top.display()))
-            .arg(common::kiln_bin())
-            .arg("--root")
-            .arg(k.root())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let (so, se) = (
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        );
-        assert_eq!(o.status.code(), Some(0), "{args:?}: {so} {se}");
-        so
     };
-    ok(&["import", tar.to_str().unwrap(), "busybox"]);
     let name = format!("rootless-rm-{}", std::process::id());
     ok(&[
         "run",

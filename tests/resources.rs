@@ -17,17 +17,6 @@ fn setup() -> Option<Kiln> {
 }
 
 /// A detached container, removed (with `rm -f`) when the test ends.
-struct Detached<'k> {
-    k: &'k Kiln,
-    name: String,
-}
-
-impl Drop for Detached<'_> {
-    fn drop(&mut self) {
-        let _ = self.k.run(&["rm", "-f", &self.name]);
-    }
-}
-
 fn inspect(k: &Kiln, name: &str) -> Value {
     let out = k.run(&["inspect", name]).ok().stdout;
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -83,10 +72,7 @@ fn limits_reach_the_containers_cgroup() {
         "1000",
     ])
     .ok();
-    let _c = Detached {
-        k: &k,
-        name: "limits".into(),
-    };
+    let _c = k.guard("limits");
     let v = inspect(&k, "limits");
     let pid = v["State"]["Pid"].as_i64().unwrap();
     assert!(pid > 0, "{v}");
@@ -300,10 +286,7 @@ fn stop_signal_and_timeout() {
         "trap 'exit 7' USR1; trap '' TERM; touch /ready; while true; do sleep 0.1; done",
     ])
     .ok();
-    let _c = Detached {
-        k: &k,
-        name: "sig".into(),
-    };
+    let _c = k.guard("sig");
     common::wait_until("the trap", Duration::from_secs(20), || {
         k.run(&["exec", "sig", "test", "-e", "/ready"]).code == 0
     });

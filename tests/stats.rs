@@ -5,25 +5,13 @@
 
 mod common;
 
-use common::Kiln;
+use common::{Detached, Kiln};
 
 /// A detached container, removed (with `rm -f`) when the test ends.
-struct Detached<'k> {
-    k: &'k Kiln,
-    name: &'static str,
-}
-
-impl Drop for Detached<'_> {
-    fn drop(&mut self) {
-        let _ = self.k.run(&["rm", "-f", self.name]);
-    }
-}
-
-fn run_d<'k>(k: &'k Kiln, name: &'static str, args: &[&str]) -> Detached<'k> {
-    let mut all = vec!["run", "-d", "--network", "none", "--name", name];
+fn run_d<'k>(k: &'k Kiln, name: &str, args: &[&str]) -> Detached<'k> {
+    let mut all = vec!["--network", "none"];
     all.extend_from_slice(args);
-    k.run(&all).ok();
-    Detached { k, name }
+    k.run_detached(name, &all)
 }
 
 #[test]

@@ -75,13 +75,44 @@ impl View {
                 let data = std::ffi::CString::new(data).map_err(|_| {
                     ViewError::Options(runner::RunError::InvalidSpec("NUL in a layer path".into()))
                 })?;
-                mount_from(dir.as_deref(), target, &data).map_err(|source| ViewError::Mount {
-                    layers: layers.len(),
-                    source,
-                })?;
+                mount_from(dir.as_deref(), target, &data, MountFlags::RDONLY).map_err(
+                    |source| ViewError::Mount {
+                        layers: layers.len(),
+                        source,
+                    },
+                )?;
                 Ok(made(target.to_path_buf(), true))
             }
         }
+    }
+
+    /// Stacks `layers` (base first, at least one) at `target` with the
+    /// writable directory `scratch` on top (its `upper` and `work` made
+    /// here): what is written through the view lands in `scratch`, never
+    /// in a layer, and goes when the caller deletes `scratch`.
+    pub fn mount_writable(
+        layers: &[PathBuf],
+        scratch: &Path,
+        target: &Path,
+    ) -> Result<View, ViewError> {
+        let (upper, work) = (scratch.join("upper"), scratch.join("work"));
+        for d in [&upper, &work, &target.to_path_buf()] {
+            std::fs::create_dir_all(d).map_err(|e| ViewError::Io(d.to_path_buf(), e))?;
+        }
+        let (data, dir) = runner::writable_overlay_data(layers, &upper, &work)?;
+        let data = std::ffi::CString::new(data).map_err(|_| {
+            ViewError::Options(runner::RunError::InvalidSpec("NUL in a layer path".into()))
+        })?;
+        mount_from(dir.as_deref(), target, &data, MountFlags::empty()).map_err(|source| {
+            ViewError::Mount {
+                layers: layers.len(),
+                source,
+            }
+        })?;
+        Ok(View {
+            root: target.to_path_buf(),
+            mounted: true,
+        })
     }
 }
 
@@ -90,13 +121,18 @@ impl View {
 /// directory is process-wide and a build runs stages on several threads,
 /// so the change happens on a short-lived thread with its own (unshared)
 /// one.
-fn mount_from(dir: Option<&Path>, target: &Path, data: &std::ffi::CStr) -> std::io::Result<()> {
+fn mount_from(
+    dir: Option<&Path>,
+    target: &Path,
+    data: &std::ffi::CStr,
+    flags: MountFlags,
+) -> std::io::Result<()> {
     let Some(dir) = dir else {
         return Ok(mount::mount(
             "overlay",
             target,
             "overlay",
-            MountFlags::RDONLY,
+            flags,
             Some(data),
         )?);
     };
@@ -106,7 +142,7 @@ fn mount_from(dir: Option<&Path>, target: &Path, data: &std::ffi::CStr) -> std::
             // umask) touches no memory.
             unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }?;
             std::env::set_current_dir(dir)?;
-            mount::mount("overlay", target, "overlay", MountFlags::RDONLY, Some(data))?;
+            mount::mount("overlay", target, "overlay", flags, Some(data))?;
             Ok(())
         })
         .join()

@@ -14,7 +14,7 @@ pub mod images;
 pub mod ingest;
 pub mod inspect;
 pub mod layer;
-mod lock;
+pub mod lock;
 pub use lock::LockGuard;
 pub mod model;
 pub mod store;

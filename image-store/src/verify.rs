@@ -55,6 +55,11 @@ fn check_entries<R: Read>(input: &mut R, limit: u64) -> Result<(), LayerError> {
 /// into `sink` byte for byte, and checks the layer it holds. Reading
 /// (`raw`) and writing (`sink`) failures come back as
 /// [`CopyError::Io`], faults of the layer as [`CopyError::Layer`].
+///
+/// Two threads share the work: this one reads the blob, writes it and
+/// decompresses it; another hashes and checks the plain tar. Inflating
+/// and hashing each cost about as much as the other, so a pull or load
+/// takes the longer of the two instead of their sum.
 pub fn copy_checked<R: Read, W: Write>(
     raw: R,
     sink: W,
@@ -65,30 +70,139 @@ pub fn copy_checked<R: Read, W: Write>(
         sink,
         fault: None,
     };
-    let res = {
-        let plain: Box<dyn Read + '_> = match compression {
-            Compression::None => Box::new(&mut tee),
-            Compression::Gzip => Box::new(Tagged::new(
-                "gzip",
-                flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, &mut tee)),
-            )),
-            Compression::Zstd => match zstd::Decoder::new(&mut tee) {
-                Ok(d) => Box::new(Tagged::new("zstd", d)),
-                Err(e) => return Err(CopyError::Io(e)),
-            },
-        };
-        check_plain(plain)
+    let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    std::thread::scope(|s| {
+        let checker = s.spawn(move || check_plain(Chunks::new(rx)));
+        decompress_into(&mut tee, compression, &tx);
+        drop(tx);
+        // The rest of the blob is copied even when the layer failed: the
+        // caller's digest check of the whole blob (a corrupt download)
+        // comes first. The compressed stream may also go on after its
+        // last frame.
+        if tee.fault.is_none() {
+            let _ = io::copy(&mut tee, &mut io::sink());
+        }
+        let res = checker
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        if let Some(e) = tee.fault.take() {
+            return Err(CopyError::Io(e));
+        }
+        res.map_err(CopyError::Layer)
+    })
+}
+
+/// Chunks between the two threads of [`copy_checked`]: enough to keep
+/// both busy, few enough that memory stays bounded.
+const CHUNKS_IN_FLIGHT: usize = 4;
+const CHUNK: usize = 256 << 10;
+
+/// Sends the plain layer read from `tee` as chunks, then an empty chunk at
+/// its end, or the error that stopped it. Stops early when the checker
+/// has hung up (it found a fault and needs no more).
+fn decompress_into<R: Read, W: Write>(
+    tee: &mut Tee<R, W>,
+    compression: Compression,
+    tx: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+) {
+    let mut plain: Box<dyn Read + '_> = match compression {
+        Compression::None => Box::new(tee),
+        Compression::Gzip => Box::new(Tagged::new(
+            "gzip",
+            flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, tee)),
+        )),
+        Compression::Zstd => match zstd::Decoder::new(tee) {
+            Ok(d) => Box::new(Tagged::new("zstd", d)),
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        },
     };
-    // The rest of the blob is copied even when the layer failed: the
-    // caller's digest check of the whole blob (a corrupt download) comes
-    // first. The compressed stream may also go on after its last frame.
-    if tee.fault.is_none() {
-        let _ = io::copy(&mut tee, &mut io::sink());
+    loop {
+        let mut buf = vec![0; CHUNK];
+        let mut filled = 0;
+        let end = loop {
+            match plain.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(true),
+                Ok(n) => {
+                    filled += n;
+                    if filled == buf.len() {
+                        break Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(filled);
+        let sent = match end {
+            Ok(at_end) => {
+                let ok = buf.is_empty() || tx.send(Ok(buf)).is_ok();
+                if at_end {
+                    let _ = tx.send(Ok(Vec::new()));
+                    return;
+                }
+                ok
+            }
+            Err(e) => {
+                if !buf.is_empty() {
+                    let _ = tx.send(Ok(buf));
+                }
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        if !sent {
+            return;
+        }
     }
-    if let Some(e) = tee.fault.take() {
-        return Err(CopyError::Io(e));
+}
+
+/// The reading side of [`decompress_into`]'s chunks.
+struct Chunks {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Chunks {
+    fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Chunks {
+        Chunks {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+        }
     }
-    res.map_err(CopyError::Layer)
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.cur.len() {
+                let n = buf.len().min(self.cur.len() - self.pos);
+                buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.done = chunk.is_empty();
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The reader stopped without an end or an error: it failed
+                // in a way its own result reports.
+                Err(_) => return Err(io::Error::other("the layer reader stopped")),
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

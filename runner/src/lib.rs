@@ -64,7 +64,7 @@ pub use etc::rewrite_network as rewrite_etc_network;
 pub use idmap::{rootless_default as rootless_id_maps, IdMap, IdMaps};
 pub use join::{check_executable, exec, resolve_user, ExecOptions};
 pub use oci_spec::runtime::Spec;
-pub use rootfs::{readonly_overlay_data, Rootfs};
+pub use rootfs::{readonly_overlay_data, writable_overlay_data, Rootfs};
 pub use tty::RawMode;
 
 use std::os::fd::OwnedFd;
@@ -413,7 +413,21 @@ fn effective_spec(spec: &Spec, opts: &RunOptions) -> Result<Spec, RunError> {
             opts.etc_network.as_ref(),
         )?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
-        mounts.extend(extra);
+        // BuildKit mounts its files before the step's own mounts, so a
+        // mount of /etc (or of the file itself) covers them; docker's go
+        // last.
+        let at = match opts.etc_style {
+            EtcStyle::BuildKit => mounts
+                .iter()
+                .position(|m| {
+                    let d = m.destination().to_string_lossy();
+                    let d = d.trim_end_matches('/');
+                    d == "/etc" || d.starts_with("/etc/")
+                })
+                .unwrap_or(mounts.len()),
+            EtcStyle::Docker => mounts.len(),
+        };
+        mounts.splice(at..at, extra);
         spec.set_mounts(Some(mounts));
     }
     Ok(spec)

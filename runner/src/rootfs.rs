@@ -93,6 +93,17 @@ pub fn readonly_overlay_data(lower: &[PathBuf]) -> Result<(String, Option<PathBu
     mount_data(lower, None, false)
 }
 
+/// Mount data of a writable overlay of `lower` (base first, one layer is
+/// enough) whose changes go to `upper`: for views whose writes are thrown
+/// away with them (`RUN --mount=type=bind,rw`).
+pub fn writable_overlay_data(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+) -> Result<(String, Option<PathBuf>), RunError> {
+    mount_data(lower, Some((upper, work)), false)
+}
+
 fn mount_data(
     lower: &[PathBuf],
     rw: Option<(&Path, &Path)>,

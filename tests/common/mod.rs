@@ -141,6 +141,84 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// A container removed (`rm -f`) when the guard drops, whatever the
+/// test's outcome.
+pub struct Detached<'k> {
+    pub k: &'k Kiln,
+    pub name: String,
+}
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        let _ = self.k.run(&["rm", "-f", &self.name]);
+    }
+}
+
+impl Kiln {
+    /// A guard that removes container `name` when dropped.
+    pub fn guard(&self, name: &str) -> Detached<'_> {
+        Detached {
+            k: self,
+            name: name.to_string(),
+        }
+    }
+
+    /// `run -d --name NAME ARGS…`, which must succeed, and its guard.
+    pub fn run_detached(&self, name: &str, args: &[&str]) -> Detached<'_> {
+        let mut all = vec!["run", "-d", "--name", name];
+        all.extend_from_slice(args);
+        self.run(&all).ok();
+        self.guard(name)
+    }
+}
+
+/// A store owned by `nobody` (65534) with busybox imported as `busybox`,
+/// and a way to run kiln in it as that user (rootless kiln), or `None`
+/// (the test then skips, saying why) when not root. The closure asserts
+/// success and returns standard output.
+pub fn nobody_store() -> Option<(Kiln, impl Fn(&[&str]) -> String)> {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        eprintln!("skipping: becoming an unprivileged user needs root");
+        return None;
+    }
+    require_tool("setpriv");
+    let k = Kiln::new();
+    let top = k.dir.path().to_path_buf();
+    std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(k.root()).unwrap();
+    let tar = top.join("busybox.tar");
+    std::fs::copy(busybox_tar(), &tar).unwrap();
+    std::fs::set_permissions(&tar, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&top)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let root = k.root();
+    let ok = move |args: &[&str]| {
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "env"])
+            .arg(format!("HOME={}", top.display()))
+            .arg(kiln_bin())
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (so, se) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {so} {se}");
+        so
+    };
+    ok(&["import", tar.to_str().unwrap(), "busybox"]);
+    Some((k, ok))
+}
+
 /// A store with busybox imported as `busybox`, or `None` (the test then
 /// skips, saying why) when not root.
 pub fn root_store() -> Option<Kiln> {

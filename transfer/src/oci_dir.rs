@@ -193,6 +193,14 @@ impl LayoutFiles for DirFiles {
             Err(e) => Err(e).with_context(|| format!("reading {}", index_path.display())),
         }
     }
+
+    /// An flock on the layout directory itself: no file of ours in a
+    /// directory that skopeo and umoci also read and write.
+    fn lock_index(&self) -> Result<Option<image_store::lock::LockGuard>> {
+        image_store::lock::exclusive(&self.dir)
+            .map(Some)
+            .with_context(|| format!("locking {}", self.dir.display()))
+    }
 }
 
 /// A layout directory as a destination (created if needed); the image is
@@ -216,6 +224,49 @@ mod tests {
             buf[..n].copy_from_slice(&self.0[..n]);
             self.0 = &self.0[n..];
             Ok(n)
+        }
+    }
+
+    /// Two pushes of different names into one directory, their index
+    /// updates racing: both names are there afterwards.
+    #[test]
+    fn two_writers_of_one_index_keep_both_names() {
+        use crate::oci_layout::{LayoutFiles, Naming, OciLayoutDest};
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..20 {
+            let a = format!("a{round}");
+            let b = format!("b{round}");
+            // Both writers open (and would have read the index) before
+            // either finishes: the old code kept its start-time copy.
+            let da =
+                OciLayoutDest::new(DirFiles::new(dir.path()).unwrap(), Naming::Directory).unwrap();
+            let db =
+                OciLayoutDest::new(DirFiles::new(dir.path()).unwrap(), Naming::Directory).unwrap();
+            let desc = |n: u8| {
+                Descriptor::new(
+                    image_store::model::media::OCI_MANIFEST,
+                    Digest::of_bytes(&[n]),
+                    1,
+                )
+            };
+            da.add_entry(desc(1), vec![a.clone()]);
+            db.add_entry(desc(2), vec![b.clone()]);
+            std::thread::scope(|s| {
+                s.spawn(|| da.finish().unwrap());
+                s.spawn(|| db.finish().unwrap());
+            });
+            let index = DirFiles::new(dir.path())
+                .unwrap()
+                .read_index()
+                .unwrap()
+                .unwrap();
+            let names: Vec<_> = index
+                .manifests
+                .iter()
+                .filter_map(|d| d.ref_name())
+                .collect();
+            assert!(names.contains(&a.as_str()), "{a} lost: {names:?}");
+            assert!(names.contains(&b.as_str()), "{b} lost: {names:?}");
         }
     }
 

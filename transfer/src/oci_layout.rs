@@ -24,6 +24,12 @@ pub trait LayoutFiles: Send {
     fn write_file(&mut self, name: &str, data: &[u8]) -> Result<()>;
     /// The index already there (a directory written before), if any.
     fn read_index(&self) -> Result<Option<Index>>;
+    /// Held from reading the index to writing it back, so that two
+    /// writers of one directory do not lose each other's entries. A tar
+    /// stream has one writer and needs none.
+    fn lock_index(&self) -> Result<Option<image_store::lock::LockGuard>> {
+        Ok(None)
+    }
 }
 
 /// How the index names what is written.
@@ -43,7 +49,11 @@ pub enum Naming {
 pub struct OciLayoutDest<F: LayoutFiles> {
     files: Mutex<F>,
     naming: Naming,
-    index: Mutex<Index>,
+    /// The manifests written, with their names, in order: applied at
+    /// [`OciLayoutDest::finish`] to the index as it is then, under its
+    /// lock (not to a copy read at the start, which a concurrent writer
+    /// may have changed since).
+    entries: Mutex<Vec<(Descriptor, Vec<String>)>>,
     /// Blobs written by this writer (a layout shared by several images
     /// holds each once).
     written: Mutex<std::collections::BTreeSet<Digest>>,
@@ -51,7 +61,6 @@ pub struct OciLayoutDest<F: LayoutFiles> {
 
 impl<F: LayoutFiles> OciLayoutDest<F> {
     pub fn new(mut files: F, naming: Naming) -> Result<Self> {
-        let index = files.read_index()?.unwrap_or_default();
         let layout = format!(
             "{{\"imageLayoutVersion\":\"{}\"}}",
             media::OCI_LAYOUT_VERSION
@@ -60,7 +69,7 @@ impl<F: LayoutFiles> OciLayoutDest<F> {
         Ok(OciLayoutDest {
             files: Mutex::new(files),
             naming,
-            index: Mutex::new(index),
+            entries: Mutex::default(),
             written: Mutex::default(),
         })
     }
@@ -94,10 +103,25 @@ impl<F: LayoutFiles> OciLayoutDest<F> {
             .insert(d.clone());
     }
 
-    /// Writes `index.json` and hands back the files.
+    /// Names the manifest `base` in the index that [`Self::finish`] writes.
+    pub(crate) fn add_entry(&self, base: Descriptor, names: Vec<String>) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((base, names));
+    }
+
+    /// Writes `index.json`: the index there now plus this writer's
+    /// manifests, read and written under the index lock. Hands back the
+    /// files.
     pub fn finish(self) -> Result<F> {
-        let index = self.index.into_inner().unwrap_or_else(|p| p.into_inner());
+        let entries = self.entries.into_inner().unwrap_or_else(|p| p.into_inner());
         let mut files = self.files.into_inner().unwrap_or_else(|p| p.into_inner());
+        let _lock = files.lock_index()?;
+        let mut index = files.read_index()?.unwrap_or_default();
+        for (base, names) in &entries {
+            add_to_index(&mut index, self.naming, base, names);
+        }
         files.write_file("index.json", &serde_json::to_vec(&index)?)?;
         Ok(files)
     }
@@ -142,34 +166,7 @@ impl<F: LayoutFiles> ImageDest for OciLayoutDest<F> {
             self.write_bytes(&image.raw.digest, &image.raw.bytes)?;
             image.descriptor()
         };
-        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        match self.naming {
-            Naming::Directory => {
-                let reference = image.names.first().map(String::as_str);
-                let mut desc = base.clone();
-                desc.set_ref_name(reference);
-                match reference {
-                    Some(r) => index.manifests.retain(|d| d.ref_name() != Some(r)),
-                    None => index
-                        .manifests
-                        .retain(|d| !(d.digest == desc.digest && d.ref_name().is_none())),
-                }
-                index.manifests.push(desc);
-            }
-            Naming::Archive => {
-                if image.names.is_empty() {
-                    index.manifests.push(base.clone());
-                }
-                for n in &image.names {
-                    let mut d = base.clone();
-                    d.set_ref_name(Some(n));
-                    d.annotations
-                        .get_or_insert_with(Default::default)
-                        .insert("io.containerd.image.name".into(), n.clone());
-                    index.manifests.push(d);
-                }
-            }
-        }
+        self.add_entry(base.clone(), image.names.clone());
         Ok(base.digest)
     }
 
@@ -177,6 +174,39 @@ impl<F: LayoutFiles> ImageDest for OciLayoutDest<F> {
     /// in order, and the same image gives the same archive).
     fn jobs(&self) -> usize {
         1
+    }
+}
+
+/// Names `base` in `index` as `naming` says: a directory keeps one
+/// manifest per name (the new one replaces it), an archive lists every
+/// name of every image.
+fn add_to_index(index: &mut Index, naming: Naming, base: &Descriptor, names: &[String]) {
+    match naming {
+        Naming::Directory => {
+            let reference = names.first().map(String::as_str);
+            let mut desc = base.clone();
+            desc.set_ref_name(reference);
+            match reference {
+                Some(r) => index.manifests.retain(|d| d.ref_name() != Some(r)),
+                None => index
+                    .manifests
+                    .retain(|d| !(d.digest == desc.digest && d.ref_name().is_none())),
+            }
+            index.manifests.push(desc);
+        }
+        Naming::Archive => {
+            if names.is_empty() {
+                index.manifests.push(base.clone());
+            }
+            for n in names {
+                let mut d = base.clone();
+                d.set_ref_name(Some(n));
+                d.annotations
+                    .get_or_insert_with(Default::default)
+                    .insert("io.containerd.image.name".into(), n.clone());
+                index.manifests.push(d);
+            }
+        }
     }
 }
 

@@ -10,22 +10,34 @@ use crate::cache;
 use crate::error::BuildError;
 use crate::stages::plan::Base;
 use crate::stages::{StageRun, State};
-use crate::steps::view;
+use crate::steps::{bind_view, view};
+
+/// A step's mounts for the runner, the variables they set, and the views
+/// they come from.
+pub(crate) struct StepMounts {
+    pub specs: Vec<MountSpec>,
+    pub env: Vec<String>,
+    /// Mounted until dropped: keep them until the step has run.
+    pub views: Vec<view::View>,
+}
 
 impl StageRun<'_, '_> {
-    /// The mounts, and the variables they set (`SSH_AUTH_SOCK`).
+    /// The mounts, the variables they set (`SSH_AUTH_SOCK`), and the views
+    /// the bind mounts come from, which must stay mounted until the step
+    /// ends.
     pub(crate) fn run_mounts(
         &self,
         r: &dockerfile_parser::instructions::Run,
         state: &State,
         cmd: &Command,
         dir: &Path,
-    ) -> Result<(Vec<MountSpec>, Vec<String>), BuildError> {
+    ) -> Result<StepMounts, BuildError> {
         let mounts = r
             .expand_mounts(&self.lexer, &self.expansion_env(state))
             .map_err(|e| BuildError::caused_at(cmd, e))?;
         let mut out = Vec::new();
         let mut env = Vec::new();
+        let mut views = Vec::new();
         let mut ssh_mounts = 0;
         for (n, m) in mounts.iter().enumerate() {
             let target = m.target.clone();
@@ -96,24 +108,40 @@ impl StageRun<'_, '_> {
                     let target =
                         target.ok_or_else(|| BuildError::at(cmd, "bind mount needs a target"))?;
                     let rel = m.source.clone().unwrap_or_default();
-                    let root = match &m.from {
-                        None => self.opts.context.clone().ok_or_else(|| {
-                            BuildError::at(cmd, "bind mount needs a build context")
-                        })?,
+                    let scratch = bind_view::scratch(dir, n);
+                    let writable = !m.readonly;
+                    // The context (or a directory context) as its
+                    // `.dockerignore` filters it; a stage or an image as
+                    // its layers.
+                    let owned;
+                    let (root, ctx) = match &m.from {
+                        None => {
+                            let ctx = self.context.as_ref().ok_or_else(|| {
+                                BuildError::at(cmd, "bind mount needs a build context")
+                            })?;
+                            (ctx.root().to_path_buf(), Some(ctx))
+                        }
                         Some(f) => match self.plan.base(f, self.stage.index, true) {
-                            // A directory named context is bound as it is.
-                            Base::Dir(d, _) => d,
+                            Base::Dir(d, ignore) => {
+                                owned = crate::context::BuildContext::new(&d, &ignore)
+                                    .map_err(|e| BuildError::Invalid(e.to_string()))?;
+                                (d, Some(&owned))
+                            }
                             _ => {
                                 let (_, lowers) = self.source_of(f, cmd)?;
-                                let v = view::View::mount(
-                                    &lowers.dirs,
-                                    &dir.join(format!("mount-{n}")),
-                                )?;
+                                let target = scratch.join("root");
+                                let v = if writable {
+                                    view::View::mount_writable(
+                                        &lowers.dirs,
+                                        &scratch.join("rw"),
+                                        &target,
+                                    )?
+                                } else {
+                                    view::View::mount(&lowers.dirs, &target)?
+                                };
                                 let root = v.root.clone();
-                                // The view stays mounted until the build ends
-                                // (the private namespace goes with the process).
-                                std::mem::forget(v);
-                                root
+                                views.push(v);
+                                (root, None)
                             }
                         },
                     };
@@ -125,11 +153,21 @@ impl StageRun<'_, '_> {
                         .map_err(|e| {
                             BuildError::at(cmd, format!("bind mount source {rel:?}: {e}"))
                         })?;
-                    let source = root.join(found.path);
+                    let mut source = root.join(&found.path);
+                    if let Some(ctx) = ctx {
+                        match bind_view::context_view(ctx, &found.path, &scratch, writable)? {
+                            Some(bind_view::BindSource::Mounted(v)) => {
+                                source = v.root.join(&found.path);
+                                views.push(v);
+                            }
+                            Some(copied) => source = copied.root().join(&found.path),
+                            None => {}
+                        }
+                    }
                     out.push(MountSpec::Bind {
                         source,
                         destination: target,
-                        readonly: true,
+                        readonly: !writable,
                     });
                 }
                 MountType::Ssh => {
@@ -169,7 +207,11 @@ impl StageRun<'_, '_> {
                 }
             }
         }
-        Ok((out, env))
+        Ok(StepMounts {
+            specs: out,
+            env,
+            views,
+        })
     }
 }
 

@@ -32,13 +32,15 @@ impl StageRun<'_, '_> {
             .collect();
         let stage_no = self.number();
         let shared = self.b;
-        let print = move |line: &str| shared.emit(stage_no, EventKind::Output(line));
-        let sink: Option<&(dyn Fn(&str) + Sync)> = self.opts.capture_output.then_some(&print);
+        let print =
+            move |stream, line: &str| shared.emit(stage_no, EventKind::Output(stream, line));
+        let sink: Option<crate::steps::output::LineSink> =
+            self.opts.capture_output.then_some(&print);
         let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
             let state = state_ref;
             let lowers = b.lowers(state)?;
             let dir = b.scratch_for("run");
-            let (mounts, mount_env) = b.run_mounts(r, state, cmd, &dir)?;
+            let mounts = b.run_mounts(r, state, cmd, &dir)?;
             let cfg = state.config.container_config();
             let step = run::RunStep {
                 lowers: &lowers,
@@ -48,17 +50,19 @@ impl StageRun<'_, '_> {
                 heredocs: &r.heredocs,
                 network,
                 bridge: bridge.then_some(b.store),
-                mounts,
+                mounts: mounts.specs,
                 dir: &dir,
                 id: containers::Containers::new(b.store).build_step_id(std::process::id(), &dir),
                 quiet: b.opts.quiet,
                 runtime: b.opts.runtime.as_deref(),
                 output: sink,
                 host: &b.opts.step_host,
-                mount_env,
+                mount_env: mounts.env,
             };
-            let upper = run::execute(&step).map_err(|e| e.located(cmd))?;
-            let layer = b.store_upper(&upper)?;
+            let upper = run::execute(&step).map_err(|e| e.located(cmd));
+            // Unmounted before the scratch directory below them goes.
+            drop(mounts.views);
+            let layer = b.store_upper(&upper?)?;
             let _ = image_store::fsutil::remove_tree(&dir);
             Ok(Record {
                 created: b.now.clone(),

@@ -36,4 +36,18 @@ impl View {
             _view: v,
         })
     }
+
+    /// Stacks `layers` (base first) at `target` with a writable layer in
+    /// `scratch` on top, whose changes go with `scratch`.
+    pub fn mount_writable(
+        layers: &[PathBuf],
+        scratch: &Path,
+        target: &Path,
+    ) -> Result<View, BuildError> {
+        let v = view::View::mount_writable(layers, scratch, target).map_err(build_error)?;
+        Ok(View {
+            root: v.root.clone(),
+            _view: v,
+        })
+    }
 }
