@@ -678,6 +678,18 @@ fn cgroup_bases() -> Vec<PathBuf> {
     out
 }
 
+/// Where a container's device rules are: its cgroup in the unified
+/// hierarchy (a device program) where there is one, else in v1 `devices`.
+fn device_cgroup_root() -> &'static Path {
+    if Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists() {
+        Path::new("/sys/fs/cgroup/unified")
+    } else if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        Path::new("/sys/fs/cgroup")
+    } else {
+        Path::new("/sys/fs/cgroup/devices")
+    }
+}
+
 /// The `kiln-<id>` cgroups that exist.
 fn cgroups_of(id: &str) -> Vec<PathBuf> {
     cgroup_bases()
@@ -706,7 +718,7 @@ fn kill_run_and_container(mut kiln: Child, init: i32, dirs: &[PathBuf]) {
 }
 
 /// `kill -9` of `kiln run` and its container leaves the container's empty
-/// cgroups (device rules in v1 `devices` and the unified hierarchy) and a
+/// cgroups (device rules: see `device_cgroup_root`) and a
 /// record saying "running": `system check` reports both, `--repair`
 /// removes the cgroups and marks the container exited (137).
 #[test]
@@ -723,7 +735,7 @@ fn killed_run_leaves_cgroups_check_reports_and_repair_removes() {
     let (id, init) = running_container(&k);
     let dirs = cgroups_of(&id);
     assert!(
-        dirs.iter().any(|d| d.starts_with("/sys/fs/cgroup/devices")),
+        dirs.iter().any(|d| d.starts_with(device_cgroup_root())),
         "no device cgroup for the container: {dirs:?}"
     );
     kill_run_and_container(child, init, &dirs);
@@ -876,7 +888,7 @@ fn killed_build_leaves_step_cgroups_check_reports_and_repair_removes() {
             .collect();
         procs = dirs
             .iter()
-            .filter(|d| d.starts_with("/sys/fs/cgroup/devices"))
+            .filter(|d| d.starts_with(device_cgroup_root()))
             .flat_map(|d| {
                 std::fs::read_to_string(d.join("cgroup.procs"))
                     .unwrap_or_default()
