@@ -170,11 +170,12 @@ pub enum SystemCommand {
 
 #[derive(Args, Debug)]
 pub struct DfArgs {
-    /// One row per image, container and volume
+    /// One row per image, container, volume and build cache record
     #[arg(short, long)]
     pub verbose: bool,
     /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template
-    /// (fields .Type .TotalCount .Active .Size .Reclaimable .SizeBytes .ReclaimableBytes)
+    /// (fields .Type .TotalCount .Active .Size .Reclaimable .SizeBytes .ReclaimableBytes;
+    /// with -v a template runs once on the lists .Images .Containers .Volumes .BuildCache)
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 }

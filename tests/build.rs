@@ -1087,3 +1087,195 @@ fn an_edited_copy_links_unchanged_files_and_later_writes_stay_apart() {
     let m = std::fs::metadata(l1.join("keep.txt")).unwrap();
     assert_eq!(m.mode() & 0o777, 0o644);
 }
+
+/// The lines of a `--progress rawjson` stderr, each a SolveStatus object
+/// (up to the error a failed build prints after them).
+fn solve_statuses(stderr: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for line in stderr.lines() {
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) => break,
+        };
+        let obj = v
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {line}"));
+        assert!(!obj.is_empty(), "empty status: {line}");
+        for k in obj.keys() {
+            assert!(
+                ["vertexes", "statuses", "logs", "warnings"].contains(&k.as_str()),
+                "unknown SolveStatus field {k}: {line}"
+            );
+        }
+        out.push(v);
+    }
+    out
+}
+
+/// Every vertex update (name, digest, started, completed, cached, error).
+fn vertex_updates(statuses: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    statuses
+        .iter()
+        .filter_map(|s| s["vertexes"].as_array())
+        .flatten()
+        .collect()
+}
+
+/// The log lines of the vertex called `name`: (stream, text).
+fn vertex_logs(statuses: &[serde_json::Value], name: &str) -> Vec<(u64, String)> {
+    use base64::Engine as _;
+    let digest = vertex_updates(statuses)
+        .into_iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no vertex {name}"))["digest"]
+        .clone();
+    statuses
+        .iter()
+        .filter_map(|s| s["logs"].as_array())
+        .flatten()
+        .filter(|l| l["vertex"] == digest)
+        .map(|l| {
+            assert!(l["timestamp"].is_string(), "{l}");
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(l["data"].as_str().unwrap())
+                .unwrap();
+            (
+                l["stream"].as_u64().unwrap(),
+                String::from_utf8(data).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rawjson_progress_is_buildkits_solve_status_stream() {
+    let k = with_base();
+    let dir = k.dir.path().join("rawjson");
+    write(
+        &dir.join("Dockerfile"),
+        "FROM busybox AS base\nRUN echo to-out && echo to-err >&2\nCOPY a.txt /a.txt\n\
+         FROM busybox\nENV X=1\nCOPY --from=base /a.txt /b.txt\nRUN cat /b.txt\n",
+    );
+    write(&dir.join("a.txt"), "content of a\n");
+    let args = ["--progress", "rawjson", "-t", "rj", dir.to_str().unwrap()];
+    let first = build(&k, &args).ok();
+    let statuses = solve_statuses(&first.stderr);
+    assert_eq!(
+        statuses.len(),
+        first.stderr.lines().count(),
+        "every line is a SolveStatus: {}",
+        first.stderr
+    );
+    let steps = [
+        "[base 2/3] RUN echo to-out && echo to-err >&2",
+        "[base 3/3] COPY a.txt /a.txt",
+        "[stage-1 2/3] COPY --from=base /a.txt /b.txt",
+        "[stage-1 3/3] RUN cat /b.txt",
+    ];
+    let updates = vertex_updates(&statuses);
+    assert!(
+        updates[0]["name"] == "[internal] load build definition from Dockerfile",
+        "{}",
+        first.stderr
+    );
+    for prefix in ["[base 1/3] FROM ", "[stage-1 1/3] FROM "] {
+        assert!(
+            updates
+                .iter()
+                .any(|v| v["name"].as_str().unwrap().starts_with(prefix)),
+            "no {prefix}…: {}",
+            first.stderr
+        );
+    }
+    // ENV only changes the config: BuildKit makes no vertex of it.
+    assert!(!first.stderr.contains("ENV X=1"), "{}", first.stderr);
+    let mut digests = Vec::new();
+    for name in steps {
+        let of: Vec<_> = updates.iter().filter(|v| v["name"] == name).collect();
+        assert_eq!(
+            of.len(),
+            2,
+            "{name}: started, then completed: {}",
+            first.stderr
+        );
+        assert!(of[0]["started"].is_string() && of[0].get("completed").is_none());
+        assert!(of[1]["completed"].is_string() && of[1]["started"] == of[0]["started"]);
+        assert_eq!(of[0]["digest"], of[1]["digest"]);
+        assert!(of[1].get("cached").is_none() && of[1].get("error").is_none());
+        let digest = of[0]["digest"].as_str().unwrap().to_string();
+        assert!(
+            digest.starts_with("sha256:") && digest.len() == 71,
+            "{digest}"
+        );
+        digests.push(digest);
+    }
+    // A step's input is the stage's step before it.
+    let copy = updates.iter().find(|v| v["name"] == steps[1]).unwrap();
+    assert_eq!(copy["inputs"][0].as_str().unwrap(), digests[0]);
+    // RUN output, decoded, on its stream.
+    let logs = vertex_logs(&statuses, steps[0]);
+    assert!(logs.contains(&(1, "to-out\n".into())), "{logs:?}");
+    assert!(logs.contains(&(2, "to-err\n".into())), "{logs:?}");
+    assert_eq!(
+        vertex_logs(&statuses, steps[3]),
+        vec![(1, "content of a\n".to_string())]
+    );
+
+    // Again: the same vertices (same digests), now cached.
+    let again = build(&k, &args).ok();
+    let statuses = solve_statuses(&again.stderr);
+    assert_eq!(
+        statuses.len(),
+        again.stderr.lines().count(),
+        "{}",
+        again.stderr
+    );
+    let updates = vertex_updates(&statuses);
+    for (name, digest) in steps.iter().zip(&digests) {
+        let done = updates
+            .iter()
+            .find(|v| v["name"] == *name && v.get("completed").is_some())
+            .unwrap_or_else(|| panic!("{name} not completed: {}", again.stderr));
+        assert_eq!(done["cached"], true, "{name}: {}", again.stderr);
+        assert_eq!(done["digest"].as_str().unwrap(), digest);
+    }
+    assert!(vertex_logs(&statuses, steps[0]).is_empty());
+
+    // A failing RUN: its vertex completes with BuildKit's error, after
+    // the output it printed.
+    write(
+        &dir.join("Dockerfile"),
+        "FROM busybox\nRUN echo before-the-end && exit 3\n",
+    );
+    let failed = build(&k, &args).code(1);
+    let statuses = solve_statuses(&failed.stderr);
+    let run = "[2/2] RUN echo before-the-end && exit 3";
+    let err = vertex_updates(&statuses)
+        .into_iter()
+        .find(|v| v["name"] == run && v.get("error").is_some())
+        .unwrap_or_else(|| panic!("no failed vertex: {}", failed.stderr))
+        .clone();
+    assert!(err["completed"].is_string(), "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("did not complete successfully: exit code: 3"),
+        "{err}"
+    );
+    assert_eq!(
+        vertex_logs(&statuses, run),
+        vec![(1, "before-the-end\n".to_string())]
+    );
+}
+
+#[test]
+fn a_bad_progress_value_is_one_line_and_125() {
+    let k = with_base();
+    let dir = k.dir.path().join("badprogress");
+    write(&dir.join("Dockerfile"), "FROM busybox\n");
+    let r = build(&k, &["--progress", "fancy", dir.to_str().unwrap()]).code(125);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("\"fancy\""), "{}", r.stderr);
+    assert!(r.stderr.contains("rawjson"), "{}", r.stderr);
+}

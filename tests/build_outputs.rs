@@ -168,11 +168,20 @@ fn push_sends_every_tag_and_metadata_has_the_pushed_digest() {
     // finds them there.
     let first_push = r.stderr.split("Writing manifest").next().unwrap();
     assert_eq!(
-        first_push.matches("Already exists").count(),
+        first_push.matches(": Layer already exists").count(),
         2,
         "{}",
         r.stderr
     );
+    // A push speaks docker's push words (it said "Pull complete" and
+    // "Already exists" for blobs it uploaded or found).
+    assert!(
+        !r.stderr.contains("Pull complete") && !r.stderr.contains(": Already exists"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(": Pushed"), "the config: {}", r.stderr);
+    assert!(r.stderr.contains(": Preparing"), "{}", r.stderr);
     let m = json(&meta);
     for name in [&a, &b] {
         let other = Kiln::new();

@@ -52,15 +52,42 @@ impl Service {
         format!("unix://{}", self.sock.display())
     }
 
-    fn docker_cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(DOCKER);
+    /// The environment that points a client at this server.
+    fn client_env(&self, c: &mut Command) {
         c.env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", self.docker_config.path())
             .env("DOCKER_BUILDKIT", "0")
-            .env_remove("DOCKER_CONTEXT")
-            .args(args)
-            .stdin(Stdio::null());
+            .env_remove("DOCKER_CONTEXT");
+    }
+
+    fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(DOCKER);
+        self.client_env(&mut c);
+        c.args(args).stdin(Stdio::null());
         c
+    }
+
+    /// `docker ARGS` given `input`, stopped after two minutes (a client
+    /// that waits for an end of input that never comes fails, not hangs).
+    fn docker_fed(&self, args: &[&str], input: &[u8]) -> Run {
+        let mut c = Command::new("timeout");
+        self.client_env(&mut c);
+        c.arg("120").arg(DOCKER).args(args);
+        feed(c, input)
+    }
+
+    /// `shell` (a `sh` script) run on a terminal of its own (util-linux's
+    /// `script`), given `input` as typed keys; stopped after two minutes.
+    fn on_terminal(&self, shell: &str, input: &[u8]) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("on-terminal.sh");
+        std::fs::write(&file, shell).unwrap();
+        let mut c = Command::new("timeout");
+        self.client_env(&mut c);
+        c.args(["120", "script", "-qec"])
+            .arg(format!("sh {}", file.display()))
+            .arg("/dev/null");
+        feed(c, input)
     }
 
     fn docker(&self, args: &[&str]) -> Run {
@@ -117,6 +144,22 @@ fn run_of(o: std::process::Output) -> Run {
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
+}
+
+fn feed(mut c: Command, input: &[u8]) -> Run {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // A client that stops reading (it failed) closes the pipe early.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    run_of(out)
 }
 
 fn output(mut c: Command) -> Run {
@@ -271,6 +314,278 @@ fn docker_cli_runs_execs_copies_and_removes_containers() {
     assert!(gone.stderr.contains("No such"), "{}", gone.stderr);
 }
 
+/// Waits (inside the container, at most ten seconds) until its terminal
+/// is 33x101, then prints the size and echoes a line it reads.
+const SIZED: &str = r#"i=0; while [ "$(stty size)" != "33 101" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; stty size; read x; echo "got-$x""#;
+
+#[test]
+fn docker_cli_feeds_stdin_and_runs_terminals() {
+    let Some(s) = setup() else { return };
+    // -i: the client's input reaches the container, sent before it starts.
+    let r = s
+        .docker_fed(
+            &[
+                "run",
+                "-i",
+                "--rm",
+                "busybox",
+                "sh",
+                "-c",
+                "read x; echo got $x",
+            ],
+            b"hello\n",
+        )
+        .ok();
+    assert_eq!(r.stdout, "got hello\n");
+    // StdinOnce: the end of the client's input is the container's.
+    let r = s
+        .docker_fed(&["run", "-i", "--rm", "busybox", "cat"], b"one\ntwo\n")
+        .ok();
+    assert_eq!(r.stdout, "one\ntwo\n");
+
+    // -it on a terminal: raw output, the client's size set by resize.
+    let run =
+        format!("stty rows 33 cols 101\nexec {DOCKER} run -it --rm busybox sh -c '{SIZED}'\n");
+    let r = s.on_terminal(&run, b"typed\n").ok();
+    assert!(r.stdout.contains("33 101\r\n"), "{:?}", r.stdout);
+    assert!(r.stdout.contains("got-typed\r\n"), "{:?}", r.stdout);
+
+    // exec -it: a pty of the exec's own, resized the same way.
+    let name = unique("tty");
+    s.docker(&["run", "-d", "--name", &name, "busybox", "sleep", "300"])
+        .ok();
+    let exec = format!("stty rows 33 cols 101\nexec {DOCKER} exec -it {name} sh -c '{SIZED}'\n");
+    let r = s.on_terminal(&exec, b"in-exec\n").ok();
+    assert!(r.stdout.contains("33 101\r\n"), "{:?}", r.stdout);
+    assert!(r.stdout.contains("got-in-exec\r\n"), "{:?}", r.stdout);
+
+    // A detached -it container: resize through the API (seen in its log,
+    // raw as docker's for a tty), then input and the client's size
+    // through attach, which ends with the container.
+    let tty = unique("ttyd");
+    let cmd = format!(
+        r#"i=0; while [ "$(stty size)" != "40 120" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; stty size; {SIZED}"#
+    );
+    s.docker(&["run", "-dit", "--name", &tty, "busybox", "sh", "-c", &cmd])
+        .ok();
+    let size = format!("/v1.41/containers/{tty}/resize?h=40&w=120");
+    assert_eq!(s.raw("POST", &size, b"").0, 200);
+    common::wait_until("the resized terminal", Duration::from_secs(30), || {
+        s.docker(&["logs", &tty]).stdout.contains("40 120\r\n")
+    });
+    let attach = format!("stty rows 33 cols 101\nexec {DOCKER} attach {tty}\n");
+    let r = s.on_terminal(&attach, b"via-attach\n");
+    assert!(
+        r.stdout.contains("33 101\r\n"),
+        "{:?} {:?}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains("got-via-attach\r\n"), "{:?}", r.stdout);
+    let logs = s.docker(&["logs", &tty]).ok();
+    assert!(
+        logs.stdout.contains("got-via-attach\r\n"),
+        "{:?}",
+        logs.stdout
+    );
+    // Ctrl-P Ctrl-Q (typed once the client is attached: its terminal
+    // is raw then) detaches the client; the container runs on.
+    let det = unique("detach");
+    s.docker(&["run", "-dit", "--name", &det, "busybox", "sh"])
+        .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("attach.sh");
+    std::fs::write(&file, format!("exec {DOCKER} attach {det}\n")).unwrap();
+    let mut c = Command::new("timeout");
+    s.client_env(&mut c);
+    c.args(["120", "script", "-qec"])
+        .arg(format!("sh {}", file.display()))
+        .arg("/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    stdin.write_all(b"echo ty''ped\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("typed\r\n") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert_ne!(n, 0, "{:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stdin.write_all(b"\x10\x11").unwrap();
+    let status = child.wait().unwrap();
+    assert_ne!(status.code(), Some(124), "attach did not end");
+    let state = s
+        .docker(&["inspect", "-f", "{{.State.Running}}", &det])
+        .ok();
+    assert_eq!(state.stdout.trim(), "true");
+    s.docker(&["rm", "-f", &det]).ok();
+    // A container without a terminal has none to resize.
+    let (code, body) = s.raw(
+        "POST",
+        &format!("/v1.41/containers/{name}/resize?h=1&w=1"),
+        b"",
+    );
+    assert_eq!(code, 400, "{body}");
+    s.docker(&["rm", "-f", &name, &tty]).ok();
+
+    // The Python SDK's socket: exec_run(stdin=True, socket=True).
+    let py = unique("pysock");
+    s.docker(&["run", "-d", "--name", &py, "busybox", "sleep", "300"])
+        .ok();
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url={host:?}, version="1.41")
+ctr = c.containers.get({py:?})
+sock = ctr.exec_run(["sh", "-c", "read x; echo py-$x"], stdin=True, socket=True).output
+sock._sock.sendall(b"sdk\n")
+data = b""
+while b"py-sdk" not in data:
+    chunk = sock._sock.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+assert b"py-sdk" in data, data
+print("socket-ok")
+"#,
+        host = s.host(),
+    );
+    let r = output({
+        let mut c = Command::new(PYTHON);
+        c.args(["-c", &script]);
+        c
+    });
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    s.docker(&["rm", "-f", &py]).ok();
+}
+
+#[test]
+fn docker_cli_stats_commits_exports_and_imports() {
+    let Some(s) = setup() else { return };
+    let name = unique("stats");
+    s.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /data.txt; echo ready; sleep 300",
+    ])
+    .ok();
+    common::wait_until("the container's write", Duration::from_secs(30), || {
+        s.docker(&["logs", &name]).stdout.contains("ready")
+    });
+
+    // stats: docker's JSON, from which the CLI and the SDK compute.
+    let st = s
+        .docker(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+            &name,
+        ])
+        .ok();
+    let fields: Vec<&str> = st.stdout.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&name.as_str()), "{}", st.stdout);
+    let pids: u64 = fields[1].parse().unwrap();
+    assert!(pids >= 1, "{}", st.stdout);
+    assert!(!fields[2].starts_with("0B"), "{}", st.stdout);
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url={host:?}, version="1.41")
+ctr = c.containers.get({name:?})
+st = ctr.stats(stream=False)
+for k in ("read", "preread", "cpu_stats", "precpu_stats", "memory_stats", "pids_stats", "networks", "blkio_stats"):
+    assert k in st, (k, st)
+assert st["memory_stats"]["usage"] > 0, st
+assert st["pids_stats"]["current"] >= 1, st
+assert st["cpu_stats"]["system_cpu_usage"] > st["precpu_stats"]["system_cpu_usage"], st
+assert st["name"] == "/" + {name:?}, st
+stream = ctr.stats(stream=True, decode=True)
+first = next(stream)
+assert first["id"] == ctr.id, first
+print("stats-ok")
+"#,
+        host = s.host(),
+    );
+    let r = output({
+        let mut c = Command::new(PYTHON);
+        c.args(["-c", &script]);
+        c
+    });
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+
+    // commit: the change and the container's file in a new image.
+    let committed = format!("{}:1", unique("committed"));
+    let id = s
+        .docker(&[
+            "commit",
+            "-c",
+            "ENV COMMITTED=yes",
+            "-m",
+            "via the API",
+            &name,
+            &committed,
+        ])
+        .ok();
+    assert!(id.stdout.trim().starts_with("sha256:"), "{}", id.stdout);
+    let r = s
+        .docker(&[
+            "run",
+            "--rm",
+            &committed,
+            "sh",
+            "-c",
+            "cat /data.txt; echo $COMMITTED",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "data\nyes\n");
+    let h = s.docker(&["history", "--no-trunc", &committed]).ok();
+    assert!(h.stdout.contains("via the API"), "{}", h.stdout);
+    let bad = s.docker(&["commit", "-c", "FROM busybox", &name, "x:1"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("FROM"), "{}", bad.stderr);
+    let (code, body) = s.raw("POST", "/v1.41/commit?container=nosuchcontainer", b"");
+    assert_eq!(code, 404, "{body}");
+
+    // export | import: the rootfs as a one-layer image, with a change.
+    let tar = s.k.dir.path().join("rootfs.tar");
+    s.docker(&["export", "-o", tar.to_str().unwrap(), &name])
+        .ok();
+    s.docker(&["rm", "-f", &name]).ok();
+    let imported = format!("{}:1", unique("imported"));
+    let data = std::fs::read(&tar).unwrap();
+    let r = s
+        .docker_fed(
+            &[
+                "import",
+                "-c",
+                r#"CMD ["cat", "/data.txt"]"#,
+                "-",
+                &imported,
+            ],
+            &data,
+        )
+        .ok();
+    assert!(r.stdout.trim().starts_with("sha256:"), "{}", r.stdout);
+    let r = s.docker(&["run", "--rm", &imported]).ok();
+    assert_eq!(r.stdout, "data\n");
+    let before = s.docker(&["images", "-q"]).ok().stdout;
+    let bad = s.docker_fed(&["import", "-c", "FROM x", "-", "bad:1"], &data);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("FROM"), "{}", bad.stderr);
+    let (code, body) = s.raw("POST", "/v1.41/images/create?fromSrc=/etc/passwd", b"");
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(s.docker(&["images", "-q"]).ok().stdout, before);
+}
+
 #[test]
 fn docker_cli_publishes_a_port_and_removes_with_force() {
     let Some(s) = setup() else { return };
@@ -417,7 +732,6 @@ volumes:
     });
     let ps = compose(&["ps"]).ok();
     assert!(ps.stdout.contains("healthy"), "{}", ps.stdout);
-
     // info and system df measure as `kiln info`/`kiln system df` do: the
     // store is this test's own, so its two containers are all there is.
     let info = s
@@ -436,6 +750,29 @@ volumes:
     // Used by web, and holding its index.html.
     assert_eq!(row[1], "1", "{}", df.stdout);
     assert_ne!(row[2], "0B", "{}", df.stdout);
+
+    // A second `up` finds the project as its file says (the network's
+    // options are docker's) and leaves it be.
+    let again = compose(&["up", "-d"]).ok();
+    assert!(again.stderr.contains("is up-to-date"), "{}", again.stderr);
+    // A stopped container keeps its networks' aliases, its short ID among
+    // them (compose disconnects and reconnects one that lacks it).
+    let client = format!("{project}_client_1");
+    s.docker(&["stop", "-t", "1", &client]).ok();
+    let id = s.docker(&["inspect", "-f", "{{.Id}}", &client]).ok().stdout;
+    let nets = s
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{json .NetworkSettings.Networks}}",
+            &client,
+        ])
+        .ok();
+    let default_net = format!("{project}_default");
+    let v: serde_json::Value = serde_json::from_str(&nets.stdout).unwrap();
+    let aliases = v[&default_net]["Aliases"].to_string();
+    assert!(aliases.contains(&id[..12]), "{}", nets.stdout);
+    assert!(aliases.contains("\"client\""), "{}", nets.stdout);
 
     compose(&["down", "-v", "--timeout", "1"]).ok();
     let label = format!("label=com.docker.compose.project={project}");
@@ -638,6 +975,68 @@ fn docker_cli_pushes_pulls_saves_loads_and_builds() {
     assert!(q.stdout.trim().starts_with("sha256:"), "{}", q.stdout);
     let df = s.docker(&["system", "df"]).ok();
     assert!(df.stdout.contains("Images"), "{}", df.stdout);
+}
+
+#[test]
+fn docker_cli_logs_in_and_builds_from_a_private_registry() {
+    let Some(s) = setup() else { return };
+    let reg = test_support::registry::Registry::start(
+        test_support::registry::Tls::Off,
+        test_support::registry::Auth::Htpasswd {
+            user: "apiuser".into(),
+            password: "apipass".into(),
+        },
+    );
+    let host = reg.host();
+    // A wrong password: the registry's refusal, nothing stored.
+    let bad = s.docker_fed(
+        &["login", "-u", "apiuser", "--password-stdin", &host],
+        b"wrong\n",
+    );
+    assert_ne!(bad.code, 0, "{}", bad.stdout);
+    assert!(bad.stderr.contains("unauthorized"), "{}", bad.stderr);
+    assert!(!bad.stderr.contains("wrong"), "{}", bad.stderr);
+    let config = s.docker_config.path().join("config.json");
+    let stored = std::fs::read_to_string(&config).unwrap_or_default();
+    assert!(!stored.contains(&host), "{stored}");
+    // The right one: checked by the server, kept by the client.
+    let good = s
+        .docker_fed(
+            &["login", "-u", "apiuser", "--password-stdin", &host],
+            b"apipass\n",
+        )
+        .ok();
+    assert!(good.stdout.contains("Login Succeeded"), "{}", good.stdout);
+    let stored = std::fs::read_to_string(&config).unwrap();
+    assert!(stored.contains(&host), "{stored}");
+
+    // Push with the client's credentials (X-Registry-Auth), then a build
+    // whose base image only they can pull (X-Registry-Config).
+    let remote = format!("{host}/private/bb:1");
+    s.docker(&["tag", "busybox", &remote]).ok();
+    s.docker(&["push", &remote]).ok();
+    s.docker(&["rmi", &remote]).ok();
+    let ctx = s.k.dir.path().join("privctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {remote}\nRUN echo private > /p.txt\n"),
+    )
+    .unwrap();
+    let tag = format!("{}:1", unique("private"));
+    s.docker(&["build", "-t", &tag, ctx.to_str().unwrap()]).ok();
+    let r = s.docker(&["run", "--rm", &tag, "cat", "/p.txt"]).ok();
+    assert_eq!(r.stdout, "private\n");
+    // The step records the build kept are docker's build cache.
+    let df = s
+        .docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"])
+        .ok();
+    let cache = df
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Build Cache "))
+        .unwrap_or_else(|| panic!("{}", df.stdout));
+    assert_ne!(cache.trim(), "0", "{}", df.stdout);
 }
 
 #[test]

@@ -276,6 +276,35 @@ fn volume_and_network_templates() {
         ])
         .ok();
     assert_eq!(r.stdout, "fmtvol {\"x\":\"y\"} local\n");
+    // `.Label "k"` on volume and network rows; `{{json .}}` shows no method.
+    check(
+        &k,
+        &[
+            "volume",
+            "ls",
+            "--format",
+            r#"{{.Name}} {{.Label "x"}}|{{.Label "no"}}|"#,
+        ],
+        "fmtvol y||\n",
+    );
+    let r = k.run(&["volume", "ls", "--format", "{{json .}}"]).ok();
+    assert!(!r.stdout.contains("\"Label\""), "{}", r.stdout);
+    let net = format!("fmtnet{}", std::process::id());
+    k.run(&["network", "create", "--label", "team=blue", &net])
+        .ok();
+    check(
+        &k,
+        &[
+            "network",
+            "ls",
+            "--filter",
+            &format!("name={net}"),
+            "--format",
+            r#"{{.Name}} {{.Label "team"}}"#,
+        ],
+        &format!("{net} blue\n"),
+    );
+    k.run(&["network", "rm", &net]).ok();
     check(
         &k,
         &[
@@ -356,6 +385,27 @@ fn templates_on_containers() {
             &["ps", "--format", "{{.Labels}}"],
             "env=prod,tier=web\n".into(),
         ),
+        // docker's row method with an argument.
+        (
+            &[
+                "ps",
+                "--format",
+                r#"{{.Names}} {{.Label "tier"}}|{{.Label "nope"}}|"#,
+            ],
+            "fmt-web web||\n".into(),
+        ),
+        (
+            &[
+                "ps",
+                "--format",
+                r#"{{if eq (.Label "env") "prod"}}{{.Names}}{{end}}"#,
+            ],
+            "fmt-web\n".into(),
+        ),
+        (
+            &["ps", "--format", r#"table {{.Names}}\t{{.Label "tier"}}"#],
+            "NAMES     tier\nfmt-web   web\n".into(),
+        ),
         (
             &[
                 "ps",
@@ -410,4 +460,46 @@ fn templates_on_containers() {
         check(&k, args, want);
     }
     k.run(&["rm", "-f", "fmt-web", "fmt-done"]).ok();
+}
+
+/// A field docker's rows do not have is an error naming it and the row's
+/// type (docker's rows are structs), where `inspect`'s JSON (maps) gives
+/// `<no value>`; images have no `.Label` in docker either.
+#[test]
+fn a_field_rows_lack_is_an_error() {
+    let (k, _) = image_store();
+    for (args, field, ty) in [
+        (
+            &["images", "--format", "{{.ID}} {{.Nope}}"][..],
+            "Nope",
+            "*formatter.imageContext",
+        ),
+        (
+            &["images", "--format", r#"{{.Label "org.k"}}"#],
+            "Label",
+            "*formatter.imageContext",
+        ),
+        (
+            &["history", "--format", "{{.Bogus}}", "bb"],
+            "Bogus",
+            "*image.historyContext",
+        ),
+        (
+            &["network", "ls", "--format", "{{.Nope}}"],
+            "Nope",
+            "*network.networkContext",
+        ),
+    ] {
+        let r = k.run(args).code(125);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("can't evaluate field {field} in type {ty}")),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
+    }
+    // inspect reads maps: no error.
+    check(&k, &["inspect", "-f", "{{.Nope}}", "bb"], "<no value>\n");
 }

@@ -479,6 +479,14 @@ fn transfers_print_docker_lines_without_a_terminal() {
     let r = k.run(&["push", "--tls-verify=false", "bb", &dest]).ok();
     let pushed = r.stderr.lines().filter(|l| l.ends_with(": Pushed")).count();
     assert_eq!(pushed, 2, "the layer and the config:\n{}", r.stderr);
+    // Each blob is announced first, as docker's push does.
+    let preparing = r
+        .stderr
+        .lines()
+        .filter(|l| l.ends_with(": Preparing"))
+        .count();
+    assert_eq!(preparing, 2, "{}", r.stderr);
+    assert!(!r.stderr.contains("Pull complete"), "{}", r.stderr);
     let r = k.run(&["push", "--tls-verify=false", "bb", &dest]).ok();
     let exists = r
         .stderr

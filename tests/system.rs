@@ -267,6 +267,48 @@ fn system_prune_leaves_what_is_in_use() {
     k.run(&["rm", "-f", "keep"]).ok();
 }
 
+/// `df -v --format` runs the template once on docker's lists (no header,
+/// no columns, nothing added), as docker's `diskUsageContext`.
+#[test]
+fn df_verbose_format_runs_on_dockers_lists() {
+    let k = Kiln::new();
+    let tar = busybox_tar().to_str().unwrap().to_string();
+    k.run(&["import", &tar, "one"]).ok();
+    k.run(&["volume", "create", "--label", "v=1", "dfv"]).ok();
+    let id = out(&k, &["inspect", "-f", "{{.Id}}", "one"])
+        .trim()
+        .to_string();
+    let t = r#"{{range .Images}}{{.Repository}}:{{.Tag}} {{.ID}} {{.Containers}}{{"\n"}}{{end}}{{range .Volumes}}{{.Name}} {{.Links}} {{.Label "v"}}{{"\n"}}{{end}}{{len .Containers}} {{len .BuildCache}}"#;
+    assert_eq!(
+        out(&k, &["system", "df", "-v", "--format", t]),
+        format!("localhost/one:latest {id} 0\ndfv 0 1\n0 0")
+    );
+    // `table` is dropped: still once, no header.
+    assert_eq!(
+        out(
+            &k,
+            &["system", "df", "-v", "--format", "table {{len .Images}}"]
+        ),
+        "1"
+    );
+    let j: Value =
+        serde_json::from_str(&out(&k, &["system", "df", "-v", "--format", "json"])).unwrap();
+    assert_eq!(j["Images"][0]["ID"], id.as_str());
+    assert_eq!(j["Volumes"][0]["Labels"], "v=1");
+    assert!(j["Volumes"][0].get("Label").is_none(), "{j}");
+    assert!(j["BuildCache"].as_array().unwrap().is_empty());
+    let r = k
+        .run(&["system", "df", "-v", "--format", "{{.Nope}}"])
+        .code(125);
+    assert!(
+        r.stderr
+            .contains("can't evaluate field Nope in type *formatter.diskUsageContext"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
 #[test]
 fn builder_prune_bounds_the_cache() {
     if !is_root() {
@@ -291,6 +333,23 @@ fn builder_prune_bounds_the_cache() {
     let (records, size, _) = cache(&k);
     assert!(records >= 2, "{records}");
     assert!(size > 300 * 1024, "{size}");
+    // `df -v --format` lists the records as docker's build cache rows.
+    let rows = out(
+        &k,
+        &[
+            "system",
+            "df",
+            "-v",
+            "--format",
+            r#"{{range .BuildCache}}{{.ID}} {{.CacheType}} {{.InUse}} {{.UsageCount}}{{"\n"}}{{end}}"#,
+        ],
+    );
+    assert_eq!(rows.lines().count() as u64, records, "{rows}");
+    assert!(
+        rows.lines()
+            .all(|l| l.len() > 60 && l.ends_with(" regular false N/A")),
+        "{rows}"
+    );
 
     k.run(&["builder", "prune", "--filter", "until=1h"]).ok();
     assert_eq!(cache(&k), (records, size, size), "nothing is an hour old");

@@ -68,6 +68,25 @@ impl BuildError {
         }
     }
 
+    /// The error as BuildKit puts it on the failed step's vertex: a RUN
+    /// that exited non-zero in its words (`process "…" did not complete
+    /// successfully: exit code: N`), anything else without its location.
+    pub fn vertex_error(&self) -> String {
+        match self {
+            BuildError::RunFailed {
+                command,
+                code,
+                reason: None,
+                ..
+            } => format!("process \"{command}\" did not complete successfully: exit code: {code}"),
+            BuildError::At { source, .. } => match source.downcast_ref::<BuildError>() {
+                Some(e) => e.vertex_error(),
+                None => source.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+
     /// Ties an error without a location to the command it came from.
     pub fn located(self, cmd: &Command) -> BuildError {
         match self {

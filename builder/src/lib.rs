@@ -15,7 +15,9 @@
 //! - `outputs`: `--output`/`--push` and `--metadata-file`.
 //! - `inputs`: the Dockerfile and context from a directory, standard input,
 //!   a URL or git, and named contexts;
-//! - `lint`: `--check`.
+//! - `lint`: `--check`;
+//! - `solve_status`: the events as BuildKit's SolveStatus stream
+//!   (`--progress rawjson`).
 
 mod cache;
 pub mod config;
@@ -23,14 +25,16 @@ pub mod context;
 pub mod dockerignore;
 pub mod error;
 pub mod flags;
+pub mod import;
 pub mod inputs;
 pub mod lint;
 pub mod outputs;
+pub mod solve_status;
 pub mod stages;
 mod steps;
 
 pub use error::BuildError;
 pub use stages::{
     build, parse_size, private_mount_namespace, prune_cache, BuildOptions, BuildOutput, Event,
-    EventKind, NamedContext, PruneOptions, Pruned, PullPolicy, StepHost, MAX_LAYERS,
+    EventKind, NamedContext, PruneOptions, Pruned, PullPolicy, StepHost, Stream, MAX_LAYERS,
 };

@@ -30,6 +30,10 @@ fn image_id(img: &Image, no_trunc: bool) -> String {
 pub mod images {
     use super::*;
 
+    /// The Go type of docker's rows, named when a template asks for a
+    /// field they lack.
+    pub const ROW_TYPE: &str = "*formatter.imageContext";
+
     pub const DEFAULT: &str =
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
     pub const DEFAULT_DIGESTS: &str =
@@ -70,6 +74,8 @@ pub mod images {
 
 pub mod history {
     use super::*;
+
+    pub const ROW_TYPE: &str = "*image.historyContext";
 
     pub const DEFAULT: &str =
         "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
@@ -124,6 +130,8 @@ pub mod history {
 
 pub mod ps {
     use super::*;
+
+    pub const ROW_TYPE: &str = "*formatter.ContainerContext";
 
     pub const DEFAULT: &str =
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
@@ -181,6 +189,8 @@ pub mod ps {
             "Size": "N/A",
             "Names": c.name,
             "Labels": labels.join(","),
+            // `.Label "k"` (crate::template::METHODS).
+            "Label": c.labels,
             "Mounts": mounts.join(","),
             "Networks": networks.join(","),
             "LocalVolumes": c.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
@@ -191,6 +201,8 @@ pub mod ps {
 pub mod networks {
     use super::*;
     use containers::network::NetworkDef;
+
+    pub const ROW_TYPE: &str = "*network.networkContext";
 
     pub const DEFAULT: &str = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
     pub const HEADERS: &[(&str, &str)] = &[
@@ -215,6 +227,7 @@ pub mod networks {
             "IPv6": "false",
             "Internal": n.internal.to_string(),
             "Labels": labels.join(","),
+            "Label": n.labels,
             "CreatedAt": go_time(Some(&n.created)),
             "Subnet": n.subnet.to_string(),
         })
@@ -224,6 +237,8 @@ pub mod networks {
 pub mod volumes {
     use super::*;
     use containers::volumes::Volume;
+
+    pub const ROW_TYPE: &str = "*formatter.volumeContext";
 
     pub const DEFAULT: &str = "table {{.Driver}}\t{{.Name}}";
     pub const HEADERS: &[(&str, &str)] = &[
@@ -245,6 +260,7 @@ pub mod volumes {
             "Scope": "local",
             "Mountpoint": mountpoint,
             "Labels": labels.join(","),
+            "Label": v.labels,
             "Links": users.to_string(),
             "Size": "N/A",
         })
@@ -253,6 +269,8 @@ pub mod volumes {
 
 pub mod stats {
     use super::*;
+
+    pub const ROW_TYPE: &str = "*container.statsContext";
     use crate::units::human_size;
     use containers::stats::Stats;
 
@@ -341,6 +359,10 @@ pub mod df {
     use super::*;
     use containers::usage::DiskUsage;
 
+    pub const ROW_TYPE: &str = "*formatter.diskUsageImagesContext";
+    /// `df -v --format`: the template runs once, on the lists.
+    pub const VERBOSE_TYPE: &str = "*formatter.diskUsageContext";
+
     pub const DEFAULT: &str =
         "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
     pub const HEADERS: &[(&str, &str)] = &[
@@ -421,8 +443,9 @@ pub mod df {
     pub const CONTAINERS_VERBOSE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}";
     pub const VOLUMES_VERBOSE: &str = "table {{.Name}}\t{{.Links}}\t{{.Size}}";
 
-    /// `df -v`'s image rows: one per name (or `<none>`).
-    pub fn image_rows(u: &DiskUsage) -> Vec<Value> {
+    /// `df -v`'s image rows: one per name (or `<none>`); IDs cut to 12
+    /// hex digits when `trunc` (docker's tables).
+    pub fn image_rows(u: &DiskUsage, trunc: bool) -> Vec<Value> {
         let mut out = Vec::new();
         for i in &u.images {
             let mut names: Vec<(String, String)> = i
@@ -437,9 +460,12 @@ pub mod df {
                 out.push(json!({
                     "Repository": repo,
                     "Tag": tag,
-                    "ID": i.id.short(),
+                    "ID": if trunc { i.id.short().to_string() } else { i.id.to_string() },
+                    "Digest": i.digest.to_string(),
                     "CreatedSince": ago(i.created.as_deref()),
+                    "CreatedAt": go_time(i.created.as_deref()),
                     "Size": human_size(i.size),
+                    "VirtualSize": human_size(i.size),
                     "SharedSize": human_size(i.shared),
                     "UniqueSize": human_size(i.size - i.shared),
                     "Containers": i.containers.to_string(),
@@ -449,11 +475,11 @@ pub mod df {
         out
     }
 
-    pub fn container_rows(store: &image_store::Store, u: &DiskUsage) -> Vec<Value> {
+    pub fn container_rows(store: &image_store::Store, u: &DiskUsage, trunc: bool) -> Vec<Value> {
         u.containers
             .iter()
             .map(|c| {
-                let mut r = ps::row(store, &c.container, &[], &[], false);
+                let mut r = ps::row(store, &c.container, &[], &[], !trunc);
                 r["Size"] = human_size(c.size).into();
                 r
             })
@@ -464,19 +490,70 @@ pub mod df {
         u.volumes
             .iter()
             .map(|v| {
+                let labels: Vec<String> =
+                    v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 json!({
                     "Name": v.name,
+                    "Driver": "local",
+                    "Scope": "local",
+                    "Mountpoint": v.mountpoint,
+                    "Labels": labels.join(","),
+                    "Label": v.labels,
                     "Links": v.users.to_string(),
                     "Size": human_size(v.size),
                 })
             })
             .collect()
     }
+
+    /// The build cache's step records as docker's build cache rows. kiln
+    /// keeps no last use, use count, parent or description: `LastUsedAt`
+    /// and `LastUsedSince` are empty (docker's for a record never used),
+    /// `UsageCount` is `N/A`; every record is a `regular` one, none in use.
+    pub fn cache_rows(u: &DiskUsage, trunc: bool) -> Vec<Value> {
+        u.cache
+            .iter()
+            .map(|c| {
+                let id = if trunc {
+                    c.key.chars().take(12).collect()
+                } else {
+                    c.key.clone()
+                };
+                json!({
+                    "ID": id,
+                    "Parent": "",
+                    "CacheType": "regular",
+                    "Description": "",
+                    "Size": human_size(c.size),
+                    "CreatedAt": go_time(Some(&c.created)),
+                    "CreatedSince": ago(Some(&c.created)),
+                    "LastUsedAt": "",
+                    "LastUsedSince": "",
+                    "UsageCount": "N/A",
+                    "InUse": "false",
+                    "Shared": c.shared.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// What `df -v --format` runs on: docker's lists of image, container,
+    /// volume and build cache rows (full IDs: a custom format is no table).
+    pub fn verbose(store: &image_store::Store, u: &DiskUsage) -> Value {
+        json!({
+            "Images": image_rows(u, false),
+            "Containers": container_rows(store, u, false),
+            "Volumes": volume_rows(u),
+            "BuildCache": cache_rows(u, false),
+        })
+    }
 }
 
 pub mod info {
     use super::*;
     use containers::usage::Info;
+
+    pub const ROW_TYPE: &str = "system.dockerInfo";
 
     pub const DEFAULT: &str = "Client:
  Context:    default
@@ -560,6 +637,8 @@ Server:
 pub mod version {
     use super::*;
 
+    pub const ROW_TYPE: &str = "system.versionInfo";
+
     pub const DEFAULT: &str = "Client:
  Version:    {{.Client.Version}}
  OS/Arch:    {{.Client.Os}}/{{.Client.Arch}}
@@ -595,6 +674,8 @@ Server: kiln (no daemon: the client works on the store itself)
 
 pub mod search {
     use super::*;
+
+    pub const ROW_TYPE: &str = "*registry.searchContext";
 
     pub const DEFAULT: &str =
         "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}\t{{.IsAutomated}}";

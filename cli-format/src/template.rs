@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gotmpl::{Template, TemplateError, Value};
+use gotmpl::{MissingKey, Template, TemplateError, Value};
 use serde_json::Value as Json;
 
 use crate::tabwriter;
@@ -26,15 +26,34 @@ pub enum FormatError {
 pub struct Format {
     source: String,
     kind: Kind,
+    /// The Go type docker's rows have (`*formatter.ContainerContext`) when
+    /// the rows are docker's structs rather than maps: see
+    /// [`Format::parse_rows`].
+    row_type: Option<String>,
 }
 
 enum Kind {
     /// One object per line as compact JSON (`--format json`).
     Json,
     /// The template, each row followed by a newline; with `table`, a
-    /// header first and the columns aligned.
-    Template { template: Template, table: bool },
+    /// header first (rendered by `header`, which, as docker's header map,
+    /// leaves fields it does not know empty) and the columns aligned.
+    Template {
+        template: Box<Template>,
+        header: Box<Template>,
+        table: bool,
+    },
 }
+
+/// docker's row methods that take an argument: `{{.Label "com.x"}}` on
+/// `ps`, `network ls` and `volume ls`. Go calls a method named at the
+/// start of a command with the command's arguments; gotmpl calls only
+/// functions, so a row carries such a method's table as an object under
+/// its name, the row becomes a function value there, and
+/// [`call_methods`] rewrites the command `.Label …` to `call .Label …` when
+/// the template is parsed. JSON output leaves methods out, as docker's
+/// rows marshal none that take arguments.
+pub const METHODS: &[&str] = &["Label"];
 
 impl Format {
     /// Parses `--format`: `None`, `""` and `table` mean `default` (the
@@ -42,6 +61,28 @@ impl Format {
     /// template. `\t` and `\n` written as two characters stand for a tab and
     /// a newline, as docker reads them.
     pub fn parse(format: Option<&str>, default: &str) -> Result<Format, FormatError> {
+        Format::parse_with(format, default, None)
+    }
+
+    /// [`Format::parse`] for rows that are docker structs of type
+    /// `row_type` (the list commands' rows): a field the row lacks is an
+    /// error, as Go's `can't evaluate field X in type T`, where maps
+    /// (`inspect`'s JSON) give `<no value>`; rows may carry methods
+    /// ([`METHODS`]).
+    pub fn parse_rows(
+        format: Option<&str>,
+        default: &str,
+        row_type: &str,
+    ) -> Result<Format, FormatError> {
+        Format::parse_with(format, default, Some(row_type))
+    }
+
+    fn parse_with(
+        format: Option<&str>,
+        default: &str,
+        row_type: Option<&str>,
+    ) -> Result<Format, FormatError> {
+        let row_type = row_type.map(str::to_string);
         let given = format.unwrap_or("").trim();
         let source = match given {
             "" | "table" => default.to_string(),
@@ -51,6 +92,7 @@ impl Format {
             return Ok(Format {
                 source,
                 kind: Kind::Json,
+                row_type,
             });
         }
         let (table, body) = match source.strip_prefix("table") {
@@ -60,10 +102,21 @@ impl Format {
             _ => (false, source.as_str()),
         };
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
+        let body = call_methods(&body);
         let template = parse_template(&source, &body)?;
+        let header = parse_template(&source, &body)?;
+        let template = match row_type {
+            Some(_) => template.missing_key(MissingKey::Error),
+            None => template,
+        };
         Ok(Format {
             source,
-            kind: Kind::Template { template, table },
+            kind: Kind::Template {
+                template: Box::new(template),
+                header: Box::new(header),
+                table,
+            },
+            row_type,
         })
     }
 
@@ -79,22 +132,37 @@ impl Format {
         match &self.kind {
             Kind::Json => {
                 for r in rows {
-                    out.push_str(&serde_json::to_string(r).unwrap_or_default());
+                    let r = match self.row_type {
+                        Some(_) => without_methods(r),
+                        None => r.clone(),
+                    };
+                    out.push_str(&serde_json::to_string(&r).unwrap_or_default());
                     out.push('\n');
                 }
             }
-            Kind::Template { template, table } => {
+            Kind::Template {
+                template,
+                header,
+                table,
+            } => {
                 if *table {
-                    let head: BTreeMap<Arc<str>, Value> = headers
+                    let mut head: BTreeMap<Arc<str>, Value> = headers
                         .iter()
                         .map(|(k, v)| (Arc::from(*k), Value::String(Arc::from(*v))))
                         .collect();
+                    head.insert(Arc::from("Label"), Value::Function(Arc::new(label_header)));
                     let head = Value::Map(Arc::new(head));
-                    out.push_str(&self.execute(template, &head)?);
+                    out.push_str(&self.execute(header, &head)?);
                     out.push('\n');
                 }
                 for r in rows {
-                    out.push_str(&self.execute(template, &to_value(r))?);
+                    // Method tables only in docker's rows: inspect's JSON
+                    // is data through and through.
+                    let v = match self.row_type {
+                        Some(_) => row_value(r),
+                        None => to_value(r),
+                    };
+                    out.push_str(&self.execute(template, &v)?);
                     out.push('\n');
                 }
                 if *table {
@@ -108,9 +176,177 @@ impl Format {
     fn execute(&self, t: &Template, data: &Value) -> Result<String, FormatError> {
         t.execute_to_string(data).map_err(|e| FormatError::Execute {
             format: self.source.clone(),
-            why: one_line(&e),
+            why: match (&e, &self.row_type) {
+                (TemplateError::MissingKey { key }, Some(ty)) => {
+                    format!("can't evaluate field {key} in type {ty}")
+                }
+                _ => one_line(&e),
+            },
         })
     }
+}
+
+/// A row for the template: its method tables (see [`METHODS`]), at any
+/// depth (`df -v`'s lists hold rows), become functions, as Go methods
+/// taking one argument.
+fn row_value(j: &Json) -> Value {
+    match j {
+        Json::Array(a) => Value::List(a.iter().map(row_value).collect()),
+        Json::Object(o) => Value::Map(Arc::new(
+            o.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Json::Object(_) if METHODS.contains(&k.as_str()) => method(k, to_value(v)),
+                        v => row_value(v),
+                    };
+                    (Arc::from(k.as_str()), v)
+                })
+                .collect(),
+        )),
+        j => to_value(j),
+    }
+}
+
+/// A method taking one string, answered from `table` ("" for a key it
+/// lacks, as docker's `Label`).
+fn method(name: &str, table: Value) -> Value {
+    let name = name.to_string();
+    Value::Function(Arc::new(move |a: &[Value]| -> gotmpl::Result<Value> {
+        let [Value::String(k)] = a else {
+            return Err(TemplateError::Exec(format!(
+                "wrong number of args for {name}: want 1 string, got {}",
+                a.len()
+            )));
+        };
+        Ok(table
+            .field(k)
+            .cloned()
+            .unwrap_or_else(|| string(String::new())))
+    }))
+}
+
+/// Drops method tables, at any depth: docker's JSON has no methods.
+fn without_methods(j: &Json) -> Json {
+    match j {
+        Json::Array(a) => Json::Array(a.iter().map(without_methods).collect()),
+        Json::Object(o) => Json::Object(
+            o.iter()
+                .filter(|(k, v)| !(v.is_object() && METHODS.contains(&k.as_str())))
+                .map(|(k, v)| (k.clone(), without_methods(v)))
+                .collect(),
+        ),
+        j => j.clone(),
+    }
+}
+
+/// The `table` header of `.Label "com.example.my-label"`: the last dotted
+/// part with `-` and `_` as spaces (`my label`, not upper-cased), as
+/// docker's header context names the column.
+fn label_header(a: &[Value]) -> gotmpl::Result<Value> {
+    let name = a.first().map(text).unwrap_or_default();
+    let last = name.rsplit('.').next().unwrap_or("");
+    Ok(string(last.replace(['-', '_'], " ")))
+}
+
+/// Rewrites a [`METHODS`] name at the start of a command (after `{{`,
+/// `(`, `|`, `:=`/`=`, or a keyword that takes a pipeline: `if`, `with`,
+/// `range`, `else`) to a `call` of it, so `{{.Label "k"}}`,
+/// `{{if eq (.Label "k") "v"}}` and `{{"k" | .Label}}` call the row's
+/// method with the command's arguments, as Go does. String literals and
+/// comments are left alone; text outside actions is not touched.
+pub fn call_methods(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(start) = rest.find("{{") {
+        let action = &rest[start + 2..];
+        let Some(end) = find_close(action) else {
+            break;
+        };
+        out.push_str(&rest[..start + 2]);
+        out.push_str(&call_methods_in(&action[..end]));
+        out.push_str("}}");
+        rest = &action[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn call_methods_in(action: &str) -> String {
+    if action
+        .trim_start_matches('-')
+        .trim_start()
+        .starts_with("/*")
+    {
+        return action.to_string();
+    }
+    let b = action.as_bytes();
+    let mut out = String::with_capacity(action.len() + 8);
+    let mut i = 0;
+    let mut command_start = true;
+    // A leading trim marker (`{{- `).
+    if b.first() == Some(&b'-') && b.get(1).is_some_and(|c| c.is_ascii_whitespace()) {
+        out.push('-');
+        i = 1;
+    }
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.push(c as char);
+                i += 1;
+            }
+            b'(' | b'|' => {
+                out.push(c as char);
+                i += 1;
+                command_start = true;
+            }
+            b'"' | b'`' | b'\'' => {
+                let mut j = i + 1;
+                while j < b.len() && b[j] != c {
+                    j += if c != b'`' && b[j] == b'\\' { 2 } else { 1 };
+                }
+                let j = (j + 1).min(b.len());
+                out.push_str(&action[i..j]);
+                i = j;
+                command_start = false;
+            }
+            b':' if b.get(i + 1) == Some(&b'=') => {
+                out.push_str(":=");
+                i += 2;
+                command_start = true;
+            }
+            b'=' => {
+                out.push('=');
+                i += 1;
+                command_start = true;
+            }
+            b'.' if command_start => {
+                let word_end = action[i + 1..]
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .map_or(b.len(), |n| i + 1 + n);
+                let word = &action[i + 1..word_end];
+                let chained = b.get(word_end) == Some(&b'.');
+                if METHODS.contains(&word) && !chained {
+                    out.push_str("call ");
+                }
+                out.push_str(&action[i..word_end]);
+                i = word_end;
+                command_start = false;
+            }
+            _ => {
+                let first = action[i..].chars().next().map_or(1, char::len_utf8);
+                let word_end = action[i..]
+                    .find(|c: char| c.is_whitespace() || "()|\"`'".contains(c))
+                    .map_or(b.len(), |n| i + n)
+                    .max(i + first);
+                let word = &action[i..word_end];
+                out.push_str(word);
+                i = word_end;
+                command_start = command_start && matches!(word, "if" | "with" | "range" | "else");
+            }
+        }
+    }
+    out
 }
 
 /// Renders one object with a plain template (`inspect -f`, `version -f`):
@@ -365,7 +601,13 @@ fn to_json(v: &Value) -> Json {
         Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
         Value::String(s) => Json::String(s.to_string()),
         Value::List(l) => Json::Array(l.iter().map(to_json).collect()),
-        Value::Map(m) => Json::Object(m.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
+        // Methods (function values) are no data: docker's JSON has none.
+        Value::Map(m) => Json::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_function())
+                .map(|(k, v)| (k.to_string(), to_json(v)))
+                .collect(),
+        ),
         Value::Function(_) => Json::Null,
     }
 }
@@ -407,6 +649,105 @@ mod tests {
         let rows = [json!({"A": "one", "B": 2}), json!({"A": "three", "B": 4})];
         let out = f.render(&rows, &[("A", "AAA"), ("B", "BEE")]).unwrap();
         assert_eq!(out, "AAA       BEE\none       2\nthree     4\n");
+    }
+
+    #[test]
+    fn label_method_calls_rewrite_to_call() {
+        for (given, want) in [
+            (r#"{{.Label "k"}}"#, r#"{{call .Label "k"}}"#),
+            (r#"{{- .Label "k" -}}"#, r#"{{- call .Label "k" -}}"#),
+            (
+                r#"{{if eq (.Label "k") "v"}}y{{end}}"#,
+                r#"{{if eq (call .Label "k") "v"}}y{{end}}"#,
+            ),
+            (r#"{{"k" | .Label}}"#, r#"{{"k" | call .Label}}"#),
+            (
+                r#"{{$v := .Label "k"}}{{$v}}"#,
+                r#"{{$v := call .Label "k"}}{{$v}}"#,
+            ),
+            (
+                r#"{{with .Label "k"}}{{.}}{{end}}"#,
+                r#"{{with call .Label "k"}}{{.}}{{end}}"#,
+            ),
+            // Not a command's start, a field of something else, a string,
+            // a comment, or text: left alone.
+            (
+                r#"{{.Labels}} .Label {{".Label"}}"#,
+                r#"{{.Labels}} .Label {{".Label"}}"#,
+            ),
+            (
+                r#"{{.Config.Label}}{{/* .Label */}}"#,
+                r#"{{.Config.Label}}{{/* .Label */}}"#,
+            ),
+            (r#"{{.Label.x}}"#, r#"{{.Label.x}}"#),
+        ] {
+            assert_eq!(call_methods(given), want, "{given}");
+        }
+    }
+
+    #[test]
+    fn rows_answer_label_and_hide_it_from_json() {
+        let row = json!({"Names": "web", "Labels": "a.b=1,c=2", "Label": {"a.b": "1", "c": "2"}});
+        let f = Format::parse_rows(
+            Some(r#"{{.Names}} {{.Label "a.b"}}|{{.Label "nope"}}|"#),
+            "",
+            "T",
+        )
+        .unwrap();
+        assert_eq!(
+            f.render(std::slice::from_ref(&row), &[]).unwrap(),
+            "web 1||\n"
+        );
+        let f =
+            Format::parse_rows(Some(r#"{{if eq (.Label "c") "2"}}two{{end}}"#), "", "T").unwrap();
+        assert_eq!(f.render(std::slice::from_ref(&row), &[]).unwrap(), "two\n");
+        // JSON has no methods, as docker's.
+        let f = Format::parse_rows(Some("{{json .}}"), "", "T").unwrap();
+        let out = f.render(std::slice::from_ref(&row), &[]).unwrap();
+        assert!(!out.contains("\"Label\""), "{out}");
+        let f = Format::parse_rows(Some("json"), "", "T").unwrap();
+        let out = f.render(std::slice::from_ref(&row), &[]).unwrap();
+        assert!(!out.contains("\"Label\""), "{out}");
+        // A table names the column after the label's last part.
+        let f = Format::parse_rows(
+            Some(r#"table {{.Names}}\t{{.Label "com.x.my-label"}}"#),
+            "",
+            "T",
+        )
+        .unwrap();
+        let out = f
+            .render(std::slice::from_ref(&row), &[("Names", "NAMES")])
+            .unwrap();
+        assert!(out.starts_with("NAMES     my label\n"), "{out:?}");
+        // Without an argument, as Go's call of a method with one.
+        let f = Format::parse_rows(Some("{{.Label}}"), "", "T").unwrap();
+        assert!(f.render(std::slice::from_ref(&row), &[]).is_err());
+    }
+
+    #[test]
+    fn a_field_rows_lack_is_an_error_where_maps_give_no_value() {
+        let row = json!({"ID": "abc"});
+        let f = Format::parse_rows(Some("{{.ID}} {{.Nope}}"), "", "*formatter.ContainerContext")
+            .unwrap();
+        let e = f
+            .render(std::slice::from_ref(&row), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("can't evaluate field Nope in type *formatter.ContainerContext"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1);
+        // No rows, no error (docker runs the template on each row).
+        assert_eq!(f.render(&[], &[]).unwrap(), "");
+        // A table's header leaves a field it does not know empty.
+        let f = Format::parse_rows(Some(r"table {{.ID}}\t{{.Nope}}"), "", "T").unwrap();
+        assert!(f
+            .render(&[], &[("ID", "CONTAINER ID")])
+            .unwrap()
+            .starts_with("CONTAINER ID"));
+        // inspect's JSON is maps: <no value>, as docker's.
+        assert_eq!(render_one("{{.Nope}}", &row).unwrap(), "<no value>");
     }
 
     #[test]

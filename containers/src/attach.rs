@@ -14,7 +14,7 @@
 //! that the monitor's [`Resizer`] applies to the pty.
 
 use std::fs;
-use std::io::{Read as _, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,10 +62,42 @@ fn fifo_writer(p: &Path) -> Result<fs::File> {
     Ok(w)
 }
 
+/// A pty and the last size asked for it: a size that comes between runs
+/// (or before the first run's pty is known) is set when it is.
+#[derive(Default)]
+struct PtySlot {
+    pty: Option<std::os::fd::OwnedFd>,
+    size: Option<(u16, u16)>,
+}
+
+impl PtySlot {
+    fn apply(&self) {
+        if let (Some(m), Some((rows, cols))) = (&self.pty, self.size) {
+            let _ = set_pty_size(m, rows, cols);
+        }
+    }
+}
+
+/// Sets a pty's window size (`rows` × `cols`); the process on it gets
+/// SIGWINCH.
+pub fn set_pty_size(pty: &impl std::os::fd::AsRawFd, rows: u16, cols: u16) -> std::io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ with a valid winsize on the caller's descriptor.
+    match unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// The monitor's side of [`RESIZE_FIFO`]: a thread that sets each size
 /// read on the pty of the current run.
 pub struct Resizer {
-    pty: Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>>,
+    slot: Arc<std::sync::Mutex<PtySlot>>,
 }
 
 impl Resizer {
@@ -74,8 +106,8 @@ impl Resizer {
     pub fn start(dir: &Path) -> Result<Resizer> {
         use std::io::BufRead as _;
         let f = fifo(dir, RESIZE_FIFO)?;
-        let pty: Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>> = Arc::default();
-        let shared = Arc::clone(&pty);
+        let slot: Arc<std::sync::Mutex<PtySlot>> = Arc::default();
+        let shared = Arc::clone(&slot);
         // SAFETY: sigset manipulation on locals; masks of this thread.
         let old = unsafe {
             let mut all: libc::sigset_t = std::mem::zeroed();
@@ -91,36 +123,92 @@ impl Resizer {
                 let (Some(Ok(rows)), Some(Ok(cols))) = (it.next(), it.next()) else {
                     continue;
                 };
-                let guard = shared.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(m) = guard.as_ref() {
-                    use std::os::fd::AsRawFd as _;
-                    let ws = libc::winsize {
-                        ws_row: rows,
-                        ws_col: cols,
-                        ws_xpixel: 0,
-                        ws_ypixel: 0,
-                    };
-                    // SAFETY: TIOCSWINSZ with a valid winsize on our pty copy.
-                    unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-                }
+                let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
+                guard.size = Some((rows, cols));
+                guard.apply();
             }
         });
         // SAFETY: restoring this thread's mask.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-        Ok(Resizer { pty })
+        Ok(Resizer { slot })
     }
 
-    /// The pty of the run now going (None between runs).
+    /// The pty of the run now going (None between runs); a size asked for
+    /// before it was known (a client resizes right after its start) is set.
     pub fn set(&self, pty: Option<std::os::fd::OwnedFd>) {
-        *self.pty.lock().unwrap_or_else(|p| p.into_inner()) = pty;
+        let mut guard = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        guard.pty = pty;
+        guard.apply();
     }
+}
+
+/// Sends a new window size to the pty of running container `name` (run
+/// with `-t`), through its monitor's [`RESIZE_FIFO`]: the Engine API's
+/// resize, a terminal's SIGWINCH for `kiln attach`.
+pub fn resize(store: &Store, name: &str, rows: u16, cols: u16) -> Result<()> {
+    let containers = Containers::new(store);
+    let c = containers.container(name)?;
+    if !c.is_running() {
+        return Err(Error::Invalid(format!(
+            "container {} is not running",
+            c.name
+        )));
+    }
+    let p = containers.container_dir(&c.id).join(RESIZE_FIFO);
+    if !p.exists() {
+        return Err(Error::Invalid(format!(
+            "container {} has no terminal to resize (it was not run with a tty)",
+            c.name
+        )));
+    }
+    let mut w = fifo_writer(&p)?;
+    writeln!(w, "{rows} {cols}").map_err(Error::io(&p))
 }
 
 /// Makes (if need be) and opens the FIFO of a `-d -i` container's
 /// standard input, for reading and writing: the monitor's handle keeps
-/// the container from ever reading end of file.
+/// the container from ever reading end of file. A client that writes
+/// into it (the Engine API's attach, before the container starts) opens
+/// it this way too, so that what it writes before the monitor opens it
+/// is kept.
 pub fn open_stdin(dir: &Path) -> Result<fs::File> {
     fifo(dir, STDIN_FIFO)
+}
+
+/// The FIFO of a container's standard input for writing only, for a
+/// client's input: fails (does not wait) when nobody reads it, and a
+/// write fails once nobody does any more (its monitor has gone).
+pub fn stdin_writer(dir: &Path) -> Result<fs::File> {
+    fifo_writer(&dir.join(STDIN_FIFO))
+}
+
+/// The FIFO of a container's standard input for reading only (docker's
+/// `StdinOnce`): the container reads end of file once every writer (the
+/// one attached client) has closed it.
+pub fn open_stdin_once(dir: &Path) -> Result<fs::File> {
+    let p = dir.join(STDIN_FIFO);
+    if !p.exists() {
+        rustix::fs::mkfifoat(rustix::fs::CWD, &p, rustix::fs::Mode::from_raw_mode(0o600))
+            .map_err(|e| Error::io(&p)(e.into()))?;
+    }
+    // Not blocking in open when nobody writes yet; reads block again.
+    let r = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(&p)
+        .map_err(Error::io(&p))?;
+    rustix::fs::fcntl_setfl(&r, rustix::fs::OFlags::empty())
+        .map_err(|e| Error::io(&p)(e.into()))?;
+    Ok(r)
+}
+
+/// Whether the container in `dir` runs on a pty (`-t`): its output is one
+/// stream, its input a terminal's keys.
+pub fn has_terminal(dir: &Path) -> bool {
+    fs::read(dir.join(crate::run::SPEC_FILE))
+        .ok()
+        .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+        .is_some_and(|s| s["process"]["terminal"] == true)
 }
 
 /// The signals passed on to the container while attached.
@@ -158,10 +246,7 @@ pub fn attach(
         )));
     }
     let dir = containers.container_dir(&c.id);
-    let terminal = fs::read(dir.join(crate::run::SPEC_FILE))
-        .ok()
-        .and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
-        .is_some_and(|s| s["process"]["terminal"] == true);
+    let terminal = has_terminal(&dir);
     // Keys typed into a terminal are the container's, Ctrl-C included.
     if sig_proxy && !terminal {
         proxy_signals(store.clone(), c.id.clone());
@@ -277,13 +362,23 @@ fn follow_window_size(mut to: fs::File) {
 
 /// Copies standard input into the container's FIFO until end of file;
 /// in a terminal, Ctrl-P Ctrl-Q sets `detached` instead.
-fn relay_input(mut to: fs::File, terminal: bool, detached: &AtomicBool) {
+fn relay_input(to: fs::File, terminal: bool, detached: &AtomicBool) {
     let mut stdin = std::io::stdin().lock();
+    if relay(&mut stdin, to, terminal) {
+        detached.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` into a container's standard input (`to`, its FIFO) until
+/// end of file or a failed write; with `terminal`, until docker's detach
+/// keys (Ctrl-P Ctrl-Q), which are not passed on: returns true then.
+/// `kiln attach`'s input and the Engine API's attached clients'.
+pub fn relay(from: &mut dyn std::io::Read, mut to: fs::File, terminal: bool) -> bool {
     let mut buf = [0u8; 4096];
     let mut held = false;
     loop {
-        let n = match stdin.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
             Ok(n) => n,
         };
         let mut out = Vec::with_capacity(n + 1);
@@ -291,9 +386,8 @@ fn relay_input(mut to: fs::File, terminal: bool, detached: &AtomicBool) {
             if !terminal {
                 out.push(b);
             } else if held && b == DETACH[1] {
-                detached.store(true, Ordering::SeqCst);
                 let _ = to.write_all(&out);
-                return;
+                return true;
             } else if b == DETACH[0] {
                 if held {
                     out.push(b);
@@ -308,7 +402,7 @@ fn relay_input(mut to: fs::File, terminal: bool, detached: &AtomicBool) {
             }
         }
         if to.write_all(&out).is_err() {
-            return;
+            return false;
         }
     }
 }

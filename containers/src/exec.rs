@@ -59,6 +59,18 @@ pub enum Outcome {
 
 /// Runs `req`'s command in its container and (unless `detach`) waits for it.
 pub fn exec(store: &Store, req: &ExecRequest) -> Result<Outcome> {
+    exec_with(store, req, |_| {})
+}
+
+/// [`exec`], telling `started` once the process runs, with a handle on
+/// its pty when it has one (`terminal`): the Engine API resizes it through
+/// [`crate::attach::set_pty_size`]. Not called for a container of an
+/// external runtime, which keeps the pty to itself.
+pub fn exec_with(
+    store: &Store,
+    req: &ExecRequest,
+    started: impl FnOnce(Option<std::os::fd::OwnedFd>),
+) -> Result<Outcome> {
     let p = prepare(store, req)?;
     if let Some(rt) = &p.external {
         runner::check_executable(p.init, &p.spec)?;
@@ -96,12 +108,13 @@ pub fn exec(store: &Store, req: &ExecRequest) -> Result<Outcome> {
         // serves others (the Engine API passes its own pipes).
         forward_signals: req.fds.is_none(),
     };
-    let started = runner::exec(&p.spec, &opts)?;
+    let process = runner::exec(&p.spec, &opts)?;
     if req.detach {
-        started.detach();
+        process.detach();
         return Ok(Outcome::Detached);
     }
-    Ok(Outcome::Exited(started.wait()?))
+    started(process.pty());
+    Ok(Outcome::Exited(process.wait()?))
 }
 
 /// An exec about to start: the container, its running init and the spec

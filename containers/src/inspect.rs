@@ -113,10 +113,13 @@ pub fn describe(store: &Store, c: &Container) -> Value {
     if let Some(h) = crate::health::current(store, c) {
         state["Health"] = serde_json::to_value(h).expect("plain data");
     }
+    let (open_stdin, stdin_once) = crate::run::input_of(&dir);
     let mut config = json!({
         "Hostname": spec["hostname"].as_str().unwrap_or(""),
         "User": user(process),
         "Tty": process["terminal"].as_bool().unwrap_or(false),
+        "OpenStdin": open_stdin,
+        "StdinOnce": stdin_once,
         "Env": process["env"].as_array().cloned().unwrap_or_default(),
         "Entrypoint": c.entrypoint.as_ref().filter(|e| !e.is_empty()),
         "Cmd": match &c.cmd {
@@ -166,7 +169,12 @@ pub fn describe(store: &Store, c: &Container) -> Value {
             }),
         },
         "Mounts": mounts,
-        "NetworkSettings": network_settings(attachment.as_ref(), &network_mode),
+        "NetworkSettings": network_settings(
+            attachment.as_ref(),
+            &network_mode,
+            crate::network::plan::read(&dir).as_ref(),
+            &c.id,
+        ),
         "Config": config,
         // kiln's own: how the last runs ended (restart policies).
         "KilnRuns": c.runs,
@@ -177,7 +185,16 @@ pub fn describe(store: &Store, c: &Container) -> Value {
 /// (none once its network is torn down): the address, gateway and MAC of
 /// its one network, per network and, on the default bridge, at the top as
 /// docker puts them; the exposed ports with what they are published on.
-fn network_settings(a: Option<&crate::network::Attachment>, mode: &str) -> Value {
+/// A stopped container's networks are those its plan joins again at its
+/// next start, with their aliases (the short ID among them on a user
+/// network, as docker's: docker-compose reconnects a container whose
+/// aliases lack it) and no address.
+fn network_settings(
+    a: Option<&crate::network::Attachment>,
+    mode: &str,
+    plan: Option<&crate::network::plan::Plan>,
+    id: &str,
+) -> Value {
     let mut ports = serde_json::Map::new();
     if let Some(a) = a {
         for (port, proto) in &a.exposed {
@@ -227,6 +244,38 @@ fn network_settings(a: Option<&crate::network::Attachment>, mode: &str) -> Value
     // The networks `network connect` added.
     let mut networks = serde_json::Map::new();
     networks.insert(mode.to_string(), endpoint);
+    if let (None, Some(plan)) = (a, plan) {
+        let aliases = |network: &str, given: &[String]| -> Value {
+            if network == crate::network::DEFAULT_NETWORK {
+                return Value::Null;
+            }
+            let mut all = given.to_vec();
+            all.push(id[..12.min(id.len())].to_string());
+            json!(all)
+        };
+        let planned = std::iter::once((&plan.request.network, &plan.request.aliases))
+            .chain(plan.connected.iter().map(|c| (&c.network, &c.aliases)));
+        for (network, given) in planned {
+            networks.insert(
+                network.clone(),
+                json!({
+                    "IPAMConfig": null,
+                    "Links": null,
+                    "Aliases": aliases(network, given),
+                    "NetworkID": "",
+                    "EndpointID": "",
+                    "Gateway": "",
+                    "IPAddress": "",
+                    "IPPrefixLen": 0,
+                    "IPv6Gateway": "",
+                    "GlobalIPv6Address": "",
+                    "GlobalIPv6PrefixLen": 0,
+                    "MacAddress": "",
+                    "DriverOpts": null,
+                }),
+            );
+        }
+    }
     for e in a.map(|a| a.extra.as_slice()).unwrap_or_default() {
         networks.insert(
             e.network.clone(),

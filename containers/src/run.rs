@@ -63,6 +63,10 @@ pub struct RunRequest {
     pub terminal: bool,
     /// Keep standard input (else the container reads /dev/null).
     pub interactive: bool,
+    /// With `interactive`: the container reads end of file once the one
+    /// client attached to its input closes it (docker's `StdinOnce`, what
+    /// `docker run -i` asks for); else its input never ends.
+    pub stdin_once: bool,
     pub readonly_rootfs: bool,
     pub network: Network,
     /// A netavark network (`--network bridge|NAME`, `-p`): with
@@ -97,6 +101,16 @@ pub struct RunRequest {
     pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
+/// Whether the container in `dir` keeps standard input open (`-i`) and
+/// whether it ends with its attached client's (`StdinOnce`), as its
+/// `create` or run recorded them (false, false when unknown).
+pub fn input_of(dir: &Path) -> (bool, bool) {
+    fs::read(dir.join(LAUNCH_FILE))
+        .ok()
+        .and_then(|d| serde_json::from_slice::<Launch>(&d).ok())
+        .map_or((false, false), |l| (l.interactive, l.stdin_once))
+}
+
 /// `--entrypoint VALUE` as an entrypoint: one word, or none for "".
 pub fn entrypoint_flag(value: &str) -> Vec<String> {
     match value {
@@ -114,6 +128,9 @@ struct Launch {
     /// `create -i`: `start -a` keeps standard input.
     #[serde(default)]
     interactive: bool,
+    /// [`RunRequest::stdin_once`].
+    #[serde(default)]
+    stdin_once: bool,
 }
 
 // `kiln create` / `start`: a container kept between the two.
@@ -129,6 +146,7 @@ pub struct Created<'s> {
     lowers: Vec<PathBuf>,
     runtime: Option<PathBuf>,
     interactive: bool,
+    stdin_once: bool,
     networking: Option<crate::network::NetworkRequest>,
     exposed: Vec<(u16, crate::network::Proto)>,
     hostname: String,
@@ -340,6 +358,7 @@ pub fn create<'s>(store: &'s Store, req: RunRequest) -> Result<Created<'s>> {
         lowers,
         runtime: req.runtime,
         interactive: req.interactive || req.terminal,
+        stdin_once: req.stdin_once,
         networking,
         exposed,
         hostname,
@@ -508,6 +527,7 @@ impl Created<'_> {
             runtime: self.runtime.clone(),
             ready_fd: wr.as_raw_fd(),
             interactive: self.interactive,
+            stdin_once: self.stdin_once,
         };
         let p = self.dir.join(LAUNCH_FILE);
         fs::write(&p, serde_json::to_vec(&launch).expect("plain data")).map_err(Error::io(p))?;
@@ -663,10 +683,12 @@ pub fn monitor(store: &Store, id: &str) -> Result<u8> {
     let log = LogWriter::open_rotated(&dir.join(LOG_FILE), rotation)?;
     // `-i`: standard input is a FIFO `kiln attach` writes into, held open
     // here so that the container never reads end of file (docker keeps
-    // stdin open too); else /dev/null.
-    let stdin = match launch.interactive {
-        true => crate::attach::open_stdin(&dir)?,
-        false => fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?,
+    // stdin open too), or read only (`StdinOnce`: it ends when its client
+    // closes it); else /dev/null.
+    let stdin = match (launch.interactive, launch.stdin_once) {
+        (true, false) => crate::attach::open_stdin(&dir)?,
+        (true, true) => crate::attach::open_stdin_once(&dir)?,
+        (false, _) => fs::File::open("/dev/null").map_err(Error::io("/dev/null"))?,
     };
     let terminal = spec
         .process()

@@ -14,6 +14,8 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use image_store::Store;
 
 use crate::control;
@@ -35,6 +37,15 @@ pub struct Stats {
     pub block_read: u64,
     pub block_write: u64,
     pub pids: u64,
+    /// The raw counters behind `cpu_percent`, for docker's stats JSON
+    /// (whose clients compute the percentage themselves): the
+    /// container's CPU time and the host's (all CPUs, from `/proc/stat`)
+    /// in nanoseconds, at the first and the second reading.
+    pub cpu_ns: (u64, u64),
+    pub system_cpu_ns: (u64, u64),
+    pub online_cpus: u64,
+    /// When the two readings were taken.
+    pub read_at: (DateTime<Utc>, DateTime<Utc>),
 }
 
 /// A point-in-time reading of one container.
@@ -60,14 +71,21 @@ pub fn stats(store: &Store, names: &[String], all: bool, interval: Duration) -> 
             .map(|n| containers.container(n))
             .collect::<Result<_>>()?
     };
+    let system_before = system_cpu_ticks();
+    let read_before = Utc::now();
     let first: Vec<Option<Sample>> = list.iter().map(|c| sample(store, c)).collect();
     let start = Instant::now();
     if first.iter().any(Option::is_some) {
         std::thread::sleep(interval);
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let system_after = system_cpu_ticks();
+    let read_after = Utc::now();
     let host_mem = host_memory();
     let tick = clock_tick();
+    let ns = |ticks: u64| (ticks as f64 * 1e9 / tick) as u64;
+    // SAFETY: sysconf has no preconditions.
+    let online_cpus = (unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).max(1) as u64;
     Ok(list
         .iter()
         .zip(first)
@@ -92,6 +110,13 @@ pub fn stats(store: &Store, names: &[String], all: bool, interval: Duration) -> 
                 block_read: s.block.0,
                 block_write: s.block.1,
                 pids: s.pids,
+                cpu_ns: (
+                    ns(before.as_ref().map_or(0, |b| b.cpu_ticks)),
+                    ns(s.cpu_ticks),
+                ),
+                system_cpu_ns: (ns(system_before), ns(system_after)),
+                online_cpus,
+                read_at: (read_before, read_after),
             }
         })
         .collect())
@@ -184,6 +209,22 @@ fn net_bytes(dev: &str) -> (u64, u64) {
     total
 }
 
+/// The host's CPU time, all CPUs, in clock ticks: the first line of
+/// `/proc/stat` (`cpu  user nice system idle iowait irq softirq steal
+/// ...`, guest time already in user), as docker's `system_cpu_usage`.
+fn system_cpu_ticks() -> u64 {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .map(|v| {
+            v.split_whitespace()
+                .take(8)
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// The host's memory: `MemTotal:  24000000 kB` in `/proc/meminfo`.
 fn host_memory() -> u64 {
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
@@ -224,5 +265,6 @@ mod tests {
             (4096, 8192)
         );
         assert!(host_memory() > 0);
+        assert!(system_cpu_ticks() > 0);
     }
 }

@@ -41,6 +41,8 @@ pub fn du(path: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
 #[derive(Debug, Clone)]
 pub struct ImageUsage {
     pub id: Digest,
+    /// The manifest's digest (`images --digests`).
+    pub digest: Digest,
     pub names: Vec<String>,
     pub created: Option<String>,
     /// Blobs and unpacked layers of this image (shared ones included).
@@ -60,8 +62,24 @@ pub struct ContainerUsage {
 #[derive(Debug, Clone)]
 pub struct VolumeUsage {
     pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Where its data is (`volume ls`'s `.Mountpoint`).
+    pub mountpoint: PathBuf,
     pub size: u64,
     pub users: usize,
+}
+
+/// One step record of the build cache.
+#[derive(Debug, Clone)]
+pub struct CacheUsage {
+    /// The step's cache key.
+    pub key: String,
+    /// When the step first ran (RFC 3339).
+    pub created: String,
+    /// The record, and its layer blob unless an image or an earlier record
+    /// holds it (then `shared`): the records' sizes add up to `cache_size`.
+    pub size: u64,
+    pub shared: bool,
 }
 
 /// `system df`: each kind's items, and totals in which shared bytes count
@@ -77,6 +95,7 @@ pub struct DiskUsage {
     /// Step records of the build cache.
     pub cache_records: usize,
     pub cache_size: u64,
+    pub cache: Vec<CacheUsage>,
 }
 
 impl DiskUsage {
@@ -159,6 +178,7 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
     for img in &images {
         let e = by_id.entry(img.id().clone()).or_insert_with(|| ImageUsage {
             id: img.id().clone(),
+            digest: img.manifest_digest().clone(),
             created: img.config.created.clone(),
             containers: containers
                 .iter()
@@ -195,6 +215,8 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
         .map(|v| VolumeUsage {
             size: du(&vols.dir().join(&v.name), &mut seen),
             users: vols.users(&v.name).map(|u| u.len()).unwrap_or(0),
+            mountpoint: vols.data_dir(&v.name),
+            labels: v.labels,
             name: v.name,
         })
         .collect();
@@ -204,14 +226,25 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
     let roots = store.build_roots();
     for rec in roots.records() {
         usage.cache_records += 1;
-        usage.cache_size += du(&rec.path, &mut seen);
+        let mut size = du(&rec.path, &mut seen);
+        let mut shared = false;
         if let Some(l) = &rec.record.layer {
             let p = store.blob_path(&l.digest);
-            if let std::collections::btree_map::Entry::Vacant(e) = files.entry(p) {
-                usage.cache_size += du(e.key(), &mut seen);
-                e.insert((0, BTreeSet::new()));
+            match files.entry(p) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    size += du(e.key(), &mut seen);
+                    e.insert((0, BTreeSet::new()));
+                }
+                std::collections::btree_map::Entry::Occupied(_) => shared = true,
             }
         }
+        usage.cache_size += size;
+        usage.cache.push(CacheUsage {
+            key: rec.key,
+            created: rec.record.created,
+            size,
+            shared,
+        });
     }
     Ok(usage)
 }

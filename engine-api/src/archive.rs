@@ -89,7 +89,12 @@ pub async fn get(state: Arc<State>, id: &str, q: Query) -> ApiResult {
     let (sink, mut resp) = http::streamed("application/x-tar");
     resp.headers_mut().insert(STAT_HEADER, stat_header(&s));
     let id = id.to_string();
-    tokio::task::spawn_blocking(move || {
+    // A thread of its own, not the blocking pool's: export mounts the
+    // container's view in a private mount namespace, which the thread
+    // keeps. A pool thread left there made the network namespaces later
+    // requests on it created invisible to their containers (`join
+    // network namespace: Invalid argument` for the next `docker run`).
+    std::thread::spawn(move || {
         let mut out = std::io::BufWriter::with_capacity(256 << 10, sink);
         let res = state.store().and_then(|st| {
             Ok(copy::copy_out(
@@ -134,7 +139,12 @@ pub async fn export(state: Arc<State>, id: &str) -> ApiResult {
     .await?;
     let (sink, resp) = http::streamed("application/x-tar");
     let id = id.to_string();
-    tokio::task::spawn_blocking(move || {
+    // A thread of its own, not the blocking pool's: export mounts the
+    // container's view in a private mount namespace, which the thread
+    // keeps. A pool thread left there made the network namespaces later
+    // requests on it created invisible to their containers (`join
+    // network namespace: Invalid argument` for the next `docker run`).
+    std::thread::spawn(move || {
         let mut out = std::io::BufWriter::with_capacity(256 << 10, sink);
         let res = state
             .store()

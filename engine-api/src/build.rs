@@ -103,10 +103,15 @@ fn render(sink: &Sink, e: Event) {
             number,
             total,
             text,
+            ..
         } => format!("Step {number}/{total} : {text}\n"),
         EventKind::CacheHit => " ---> Using cache\n".into(),
-        EventKind::CacheMiss { .. } | EventKind::StepDone { .. } | EventKind::StageDone => return,
-        EventKind::Output(line) => format!("{line}\n"),
+        // The failure comes back as the build's error.
+        EventKind::CacheMiss { .. }
+        | EventKind::StepDone { .. }
+        | EventKind::StageDone
+        | EventKind::Failed(_) => return,
+        EventKind::Output(_, line) => format!("{line}\n"),
         EventKind::Warning(w) => format!("WARNING: {w}\n"),
         EventKind::Info(i) => format!("{i}\n"),
     };
@@ -118,6 +123,7 @@ pub async fn build(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiRe
         dockerfile,
         mut opts,
     } = options(&q)?;
+    let access = crate::images::build_access(&req)?;
     let input = http::body_reader(req.into_body());
     // The context is unpacked before the response starts: a bad tar is a
     // 400 with the entry named.
@@ -170,13 +176,7 @@ pub async fn build(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiRe
             Err(e) => return stream_error(&sink, &e.message),
         };
         let progress = Arc::new(JsonProgress { sink: sink.clone() });
-        let puller = transfer::Puller::new(
-            transfer::RegistryAccess {
-                tls_verify: true,
-                ..Default::default()
-            },
-            progress,
-        );
+        let puller = transfer::Puller::new(access, progress);
         let quiet = opts.quiet;
         let out_sink = sink.clone();
         let mut on_event = |e: Event| {

@@ -147,7 +147,7 @@ pub async fn inspect(state: Arc<State>, id: &str) -> ApiResult {
         v["HostConfig"]["LogConfig"] = json!({ "Type": "json-file", "Config": {} });
         v["Config"]["AttachStdout"] = json!(true);
         v["Config"]["AttachStderr"] = json!(true);
-        v["Config"]["OpenStdin"] = json!(false);
+        v["Config"]["AttachStdin"] = v["Config"]["OpenStdin"].clone();
         v["LogPath"] = json!(Containers::new(&store)
             .container_dir(&c.id)
             .join(containers::run::LOG_FILE));
@@ -226,7 +226,8 @@ pub async fn start(state: Arc<State>, id: &str) -> ApiResult {
     let id = id.to_string();
     let started = blocking(move || {
         let store = state.store()?;
-        match containers::run::start(&store, &id, false)? {
+        // Input as created: open when `OpenStdin` asked for it.
+        match containers::run::start(&store, &id, true)? {
             Start::Running => Ok(false),
             Start::Ready(c) => launch(&state, &store, *c).map(|_| true),
         }
@@ -452,6 +453,32 @@ pub async fn pause(state: Arc<State>, id: &str, on: bool) -> ApiResult {
     Ok(http::status(StatusCode::NO_CONTENT))
 }
 
+/// `h` and `w` of a resize request.
+pub fn size_of(q: &Query) -> ApiResult<(u16, u16)> {
+    let dim = |k: &str| -> ApiResult<u16> {
+        let v = q
+            .get(k)
+            .ok_or_else(|| ApiError::bad_request(format!("{k} is required")))?;
+        v.parse()
+            .map_err(|_| ApiError::bad_request(format!("{k}={v:?}: not a size (0 to 65535)")))
+    };
+    Ok((dim("h")?, dim("w")?))
+}
+
+/// `POST /containers/{id}/resize?h=&w=`: the size of a `-t` container's
+/// pty, as a terminal's SIGWINCH in `kiln attach` sets it.
+pub async fn resize(state: Arc<State>, id: &str, q: Query) -> ApiResult {
+    let (rows, cols) = size_of(&q)?;
+    let id = id.to_string();
+    blocking(move || {
+        let store = state.store()?;
+        containers::attach::resize(&store, &id, rows, cols)?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::status(StatusCode::OK))
+}
+
 /// `GET /containers/{id}/top?ps_args=`: `{"Titles", "Processes"}`.
 pub async fn top(state: Arc<State>, id: &str, q: Query) -> ApiResult {
     let id = id.to_string();
@@ -473,6 +500,67 @@ pub async fn top(state: Arc<State>, id: &str, q: Query) -> ApiResult {
     })
     .await?;
     Ok(http::ok_json(&v))
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&changes=&pause=`:
+/// `kiln commit`'s library call, `changes` applied by the builder's
+/// Dockerfile config rules; 201 `{"Id"}`.
+pub async fn commit(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiResult {
+    let name = q
+        .get("container")
+        .ok_or_else(|| ApiError::bad_request("container is required"))?
+        .to_string();
+    // docker merges a Config in the body; its clients send none (null or
+    // {}): refused rather than dropped when one comes.
+    let body: Value = http::read_json(req.into_body()).await?;
+    let empty = match &body {
+        Value::Null => true,
+        Value::Object(m) => m.values().all(Value::is_null),
+        _ => false,
+    };
+    if !empty {
+        return Err(ApiError::bad_request(
+            "a container config in the commit body is not supported by kiln: use changes",
+        ));
+    }
+    let reference = match q.get("repo") {
+        None => None,
+        Some(repo) => {
+            let r = match q.get("tag") {
+                Some(t) => format!("{repo}:{t}"),
+                None => repo.to_string(),
+            };
+            Some(
+                r.parse::<image_store::Reference>()
+                    .map_err(|e| ApiError::bad_request(format!("invalid reference format: {e}")))?,
+            )
+        }
+    };
+    let opts = containers::commit::CommitOptions {
+        author: q.get("author").map(str::to_string),
+        message: q.get("comment").map(str::to_string),
+        pause: q.get("pause").is_none() || q.flag("pause"),
+        reference: reference.clone(),
+    };
+    let changes: Vec<String> = q
+        .all("changes")
+        .into_iter()
+        .filter(|c| !c.is_empty())
+        .collect();
+    let id = blocking(move || {
+        let store = state.store()?;
+        let edit = Box::new(|config: &mut _, author: &mut _| {
+            builder::config::apply_changes(config, author, &changes).map_err(Into::into)
+        });
+        let committed = containers::commit::commit(&store, &name, opts, edit)?;
+        let id = committed.id.to_string();
+        state
+            .events
+            .image("commit", &reference.map_or(id.clone(), |r| r.to_string()));
+        Ok(id)
+    })
+    .await?;
+    Ok(http::json(StatusCode::CREATED, &json!({ "Id": id })))
 }
 
 /// `POST /containers/prune`: removes every exited container.

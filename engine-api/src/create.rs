@@ -25,6 +25,7 @@ pub struct CreateBody {
     pub exposed_ports: Option<BTreeMap<String, Value>>,
     pub tty: Option<bool>,
     pub open_stdin: Option<bool>,
+    pub stdin_once: Option<bool>,
     pub env: Option<Vec<String>>,
     pub cmd: Option<Value>,
     /// Read through [`healthcheck`]: clients send `null` for unset fields.
@@ -170,10 +171,6 @@ fn words(v: &Option<Value>, field: &str) -> ApiResult<Option<Vec<String>>> {
     }
 }
 
-fn refuse(what: &str) -> ApiError {
-    ApiError::bad_request(format!("{what} is not supported by kiln's Engine API"))
-}
-
 fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
@@ -190,12 +187,6 @@ pub fn run_request(
         .ok_or_else(|| ApiError::bad_request("Config.Image is required"))?;
     if let Some(n) = &name {
         containers::container_name(n).map_err(bad)?;
-    }
-    if body.tty == Some(true) {
-        return Err(refuse("a terminal (Tty, docker run -t)"));
-    }
-    if body.open_stdin == Some(true) {
-        return Err(refuse("standard input (OpenStdin, docker run -i)"));
     }
     let health = healthcheck(body.healthcheck.take())?;
     if let Some(h) = &health {
@@ -383,8 +374,11 @@ pub fn run_request(
         user: body.user.filter(|u| !u.is_empty()),
         workdir,
         hostname: body.hostname.filter(|h| !h.is_empty()),
-        terminal: false,
-        interactive: false,
+        terminal: body.tty.unwrap_or(false),
+        interactive: body.open_stdin.unwrap_or(false),
+        // The one attached client's end of input is the container's
+        // (`docker run -i`); else input stays open for later attaches.
+        stdin_once: body.open_stdin == Some(true) && body.stdin_once == Some(true),
         readonly_rootfs: host.readonly_rootfs.unwrap_or(false),
         network: choice.network,
         networking: choice.request,

@@ -1,7 +1,8 @@
 //! Exec instances: `POST /containers/{id}/exec` records what to run,
 //! `/exec/{id}/start` runs it through `kiln exec`'s library call with the
 //! server's pipes as its stdio (the output framed on the hijacked
-//! connection, the client's input into its stdin), `/exec/{id}/json`
+//! connection, or raw from a `Tty` exec's pty, the client's input into
+//! its stdin), `/exec/{id}/resize` sizes that pty, `/exec/{id}/json`
 //! reports it (the CLI reads the exit code there).
 
 use std::io::{Read as _, Write as _};
@@ -15,7 +16,7 @@ use hyper::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::{self, blocking, ApiError, ApiResult, Input, Mux, Sink};
+use crate::http::{self, blocking, ApiError, ApiResult, Input, Mux, Query, Sink};
 use crate::state::State;
 
 /// One exec, created and not yet (or already) run.
@@ -26,7 +27,26 @@ pub struct ExecInstance {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    /// On a pty of its own (`Tty`): one raw output stream, resizable.
+    pub tty: bool,
+    pub pty: Mutex<Pty>,
     pub status: Mutex<ExecStatus>,
+}
+
+/// A running exec's pty and the size last asked for it (a client resizes
+/// as soon as it started the exec, maybe before its process runs).
+#[derive(Debug, Default)]
+pub struct Pty {
+    fd: Option<OwnedFd>,
+    size: Option<(u16, u16)>,
+}
+
+impl Pty {
+    fn apply(&self) {
+        if let (Some(fd), Some((rows, cols))) = (&self.fd, self.size) {
+            let _ = containers::attach::set_pty_size(fd, rows, cols);
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -53,11 +73,7 @@ struct CreateBody {
 /// `POST /containers/{id}/exec`: 201 `{"Id"}`; 409 when it is not running.
 pub async fn create(state: Arc<State>, id: &str, req: Request<Incoming>) -> ApiResult {
     let body: CreateBody = http::read_json(req.into_body()).await?;
-    if body.tty == Some(true) {
-        return Err(ApiError::bad_request(
-            "a terminal for exec (Tty, docker exec -t) is not supported by kiln's Engine API",
-        ));
-    }
+    let tty = body.tty.unwrap_or(false);
     let cmd = body.cmd.unwrap_or_default();
     if cmd.is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));
@@ -83,7 +99,7 @@ pub async fn create(state: Arc<State>, id: &str, req: Request<Incoming>) -> ApiR
         env: body.env.unwrap_or_default(),
         user: body.user.filter(|u| !u.is_empty()),
         workdir: body.working_dir.filter(|w| !w.is_empty()),
-        terminal: false,
+        terminal: tty,
         interactive: body.attach_stdin.unwrap_or(false),
         detach: false,
         privileged: body.privileged.unwrap_or(false),
@@ -96,6 +112,8 @@ pub async fn create(state: Arc<State>, id: &str, req: Request<Incoming>) -> ApiR
         stdin: body.attach_stdin.unwrap_or(false),
         stdout: body.attach_stdout.unwrap_or(true),
         stderr: body.attach_stderr.unwrap_or(true),
+        tty,
+        pty: Mutex::new(Pty::default()),
         status: Mutex::new(ExecStatus::default()),
     };
     state
@@ -116,11 +134,11 @@ fn instance(state: &State, id: &str) -> ApiResult<Arc<ExecInstance>> {
         .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
 }
 
+/// `Tty` here is the one given at create (docker's CLI sends both).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct StartBody {
     detach: Option<bool>,
-    tty: Option<bool>,
 }
 
 /// A pipe, both ends close-on-exec (the runner dups the child's end).
@@ -143,11 +161,6 @@ pub async fn start(state: Arc<State>, id: &str, mut req: Request<Incoming>) -> A
     let inst = instance(&state, id)?;
     let upgrade = http::upgrade_of(&mut req);
     let body: StartBody = http::read_json(req.into_body()).await?;
-    if body.tty == Some(true) {
-        return Err(ApiError::bad_request(
-            "a terminal for exec (Tty) is not supported by kiln's Engine API",
-        ));
-    }
     {
         let mut s = inst.status.lock().expect("not poisoned");
         if s.started {
@@ -206,6 +219,8 @@ fn run(state: &Arc<State>, inst: &Arc<ExecInstance>, input: Input, sink: Sink) {
     let mut request = inst.request.clone();
     request.fds = Some([in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()]);
     let shared = Arc::new(Mutex::new(sink));
+    // A pty's output is one stream, sent raw.
+    let framing = |stream: u8| if inst.tty { 0 } else { stream };
     let pump = |mut r: std::fs::File, stream: u8, on: bool| {
         let shared = shared.clone();
         std::thread::spawn(move || {
@@ -228,8 +243,8 @@ fn run(state: &Arc<State>, inst: &Arc<ExecInstance>, input: Input, sink: Sink) {
             }
         })
     };
-    let out_t = pump(out_r, 1, inst.stdout);
-    let err_t = pump(err_r, 2, inst.stderr);
+    let out_t = pump(out_r, framing(1), inst.stdout);
+    let err_t = pump(err_r, framing(2), inst.stderr);
     // The client's input, until it closes its side.
     let stdin = inst.stdin;
     let rt = tokio::runtime::Handle::current();
@@ -242,7 +257,11 @@ fn run(state: &Arc<State>, inst: &Arc<ExecInstance>, input: Input, sink: Sink) {
         drop(w);
     });
     let code = match state.store() {
-        Ok(store) => match containers::exec::exec(&store, &request) {
+        Ok(store) => match containers::exec::exec_with(&store, &request, |pty| {
+            let mut p = inst.pty.lock().expect("not poisoned");
+            p.fd = pty;
+            p.apply();
+        }) {
             Ok(Outcome::Exited(s)) => s.code() as i32,
             Ok(Outcome::Detached) => 0,
             Err(e) => {
@@ -250,7 +269,7 @@ fn run(state: &Arc<State>, inst: &Arc<ExecInstance>, input: Input, sink: Sink) {
                 let mut sink = shared.lock().expect("not poisoned");
                 let _ = Mux {
                     out: &mut *sink,
-                    stream: 2,
+                    stream: framing(2),
                 }
                 .write_all(msg.as_bytes());
                 126
@@ -263,6 +282,7 @@ fn run(state: &Arc<State>, inst: &Arc<ExecInstance>, input: Input, sink: Sink) {
     drop(out_w);
     drop(err_w);
     drop(in_r);
+    inst.pty.lock().expect("not poisoned").fd = None;
     finish(code);
     let _ = out_t.join();
     let _ = err_t.join();
@@ -293,7 +313,7 @@ pub async fn inspect(state: Arc<State>, id: &str) -> ApiResult {
             "entrypoint": r.command.first(),
             "arguments": r.command.get(1..).unwrap_or_default(),
             "privileged": r.privileged,
-            "tty": false,
+            "tty": inst.tty,
             "user": r.user.clone().unwrap_or_default(),
         },
         "OpenStdin": inst.stdin,
@@ -306,9 +326,19 @@ pub async fn inspect(state: Arc<State>, id: &str) -> ApiResult {
     })))
 }
 
-pub async fn resize(state: Arc<State>, id: &str) -> ApiResult {
-    instance(&state, id)?;
-    Err(ApiError::bad_request(
-        "exec instances of kiln's Engine API have no terminal to resize",
-    ))
+/// `POST /exec/{id}/resize?h=&w=`: the size of a `Tty` exec's pty, set
+/// now if it runs, else when it starts.
+pub async fn resize(state: Arc<State>, id: &str, q: Query) -> ApiResult {
+    let inst = instance(&state, id)?;
+    let size = crate::containers::size_of(&q)?;
+    if !inst.tty {
+        return Err(ApiError::bad_request(format!(
+            "exec {} has no terminal to resize (it was created without Tty)",
+            inst.id
+        )));
+    }
+    let mut p = inst.pty.lock().expect("not poisoned");
+    p.size = Some(size);
+    p.apply();
+    Ok(http::status(StatusCode::OK))
 }

@@ -136,6 +136,8 @@ impl From<containers::Error> for ApiError {
                 "Conflict. The container name \"/{n}\" is already in use"
             )),
             E::InvalidName(_) | E::Ambiguous { .. } => ApiError::bad_request(e.to_string()),
+            // A commit's `changes` that are no Dockerfile instructions.
+            E::Changes(_) => ApiError::bad_request(chain(&e)),
             E::Invalid(m) => {
                 // Missing things are 404 and state conflicts 409 in
                 // docker, other refusals 400.

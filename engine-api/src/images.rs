@@ -183,6 +183,76 @@ pub async fn history(state: Arc<State>, name: String) -> ApiResult {
 }
 
 /// `repo` and `tag` → `repo:tag` (or `repo@digest`).
+/// `POST /images/create?fromSrc=-|URL&repo=&tag=&message=&changes=`: the
+/// body (`-`) or the URL's (fetched here, as `kiln import` and docker do)
+/// is a rootfs tarball made into an image by `kiln import`'s library call.
+/// Answers docker's one progress line with the image ID.
+async fn import(state: Arc<State>, src: &str, q: Query, req: Request<Incoming>) -> ApiResult {
+    if let Some(p) = q.get("platform") {
+        let host = format!("linux/{}", crate::system::go_arch());
+        if p != host {
+            return Err(ApiError::bad_request(format!(
+                "platform {p:?}: kiln imports only for this host's platform ({host})"
+            )));
+        }
+    }
+    if src != "-" && !builder::import::is_url(src) {
+        return Err(ApiError::bad_request(format!(
+            "fromSrc {src:?}: want - (the request body) or an http(s) URL"
+        )));
+    }
+    let reference = q
+        .get("repo")
+        .map(|r| with_tag(r, q.get("tag")))
+        .map(|r| {
+            r.parse::<image_store::Reference>()
+                .map_err(|e| ApiError::bad_request(format!("invalid reference format: {e}")))
+        })
+        .transpose()?;
+    let request = builder::import::ImportRequest {
+        source: src.to_string(),
+        reference,
+        message: q.get("message").map(str::to_string),
+        changes: q
+            .all("changes")
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect(),
+    };
+    let body = http::body_reader(req.into_body());
+    let id = blocking(move || {
+        let store = state.store()?;
+        let bad = |e: builder::BuildError| match e {
+            builder::BuildError::Store(s) => ApiError::from(s),
+            e => ApiError::bad_request(http::chain(&e)),
+        };
+        let committed = match builder::import::is_url(&request.source) {
+            true => {
+                let input = builder::import::open_url(&request.source).map_err(bad)?;
+                builder::import::import(&store, input, &request)
+            }
+            false => builder::import::import(&store, body, &request),
+        }
+        .map_err(bad)?;
+        let id = committed.id.to_string();
+        let name = request
+            .reference
+            .as_ref()
+            .map_or(id.clone(), |r| r.to_string());
+        state.events.image("import", &name);
+        Ok(id)
+    })
+    .await?;
+    let mut line = serde_json::to_vec(&json!({ "status": id })).expect("plain data");
+    line.push(b'\n');
+    let mut r = hyper::Response::new(http::full(line));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
 fn with_tag(repo: &str, tag: Option<&str>) -> String {
     match tag {
         Some(t) if t.starts_with("sha256:") => format!("{repo}@{t}"),
@@ -194,7 +264,7 @@ fn with_tag(repo: &str, tag: Option<&str>) -> String {
 /// Is `host` (a registry's `host[:port]`) on this machine's loopback? The
 /// docker daemon reaches those over plain HTTP (`127.0.0.0/8` is an
 /// insecure registry by default); kiln's server does the same.
-fn is_loopback_registry(registry: &str) -> bool {
+pub fn is_loopback_registry(registry: &str) -> bool {
     let host = match registry.strip_prefix('[') {
         Some(r) => r.split(']').next().unwrap_or(r),
         None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
@@ -208,24 +278,78 @@ fn is_loopback_registry(registry: &str) -> bool {
 /// Registry access for a request: the client's `X-Registry-Auth`
 /// (base64url JSON with `username`/`password`) and plain HTTP for
 /// loopback registries. Credentials are never logged.
-fn access(req_auth: Option<&str>, registry: &str) -> ApiResult<transfer::RegistryAccess> {
+/// A base64 (URL-safe or standard, padded or not) JSON header value.
+fn decode_header(h: &str, name: &str) -> ApiResult<Value> {
     use base64::Engine as _;
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(h.trim())
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h.trim()))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim()))
+        .map_err(|_| ApiError::bad_request(format!("{name}: not base64")))?;
+    serde_json::from_slice(&raw).map_err(|_| ApiError::bad_request(format!("{name}: not JSON")))
+}
+
+/// `USER:PASSWORD` of one docker AuthConfig (`username`/`password`, or
+/// `auth`, their base64); None when it has neither.
+fn auth_config_creds(v: &Value) -> Option<String> {
+    use base64::Engine as _;
+    let user = v["username"].as_str().unwrap_or("");
+    let pass = v["password"].as_str().unwrap_or("");
+    if !user.is_empty() {
+        return Some(format!("{user}:{pass}"));
+    }
+    let auth = v["auth"].as_str().filter(|a| !a.is_empty())?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .ok()?;
+    String::from_utf8(raw).ok().filter(|c| c.contains(':'))
+}
+
+fn access(req_auth: Option<&str>, registry: &str) -> ApiResult<transfer::RegistryAccess> {
     let mut a = transfer::RegistryAccess {
         tls_verify: !is_loopback_registry(registry),
         ..Default::default()
     };
     if let Some(h) = req_auth.filter(|h| !h.is_empty()) {
-        let raw = base64::engine::general_purpose::URL_SAFE
-            .decode(h.trim())
-            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h.trim()))
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim()))
-            .map_err(|_| ApiError::bad_request("X-Registry-Auth: not base64"))?;
-        let v: Value = serde_json::from_slice(&raw)
-            .map_err(|_| ApiError::bad_request("X-Registry-Auth: not a JSON object"))?;
-        let user = v["username"].as_str().unwrap_or("");
-        let pass = v["password"].as_str().unwrap_or("");
-        if !user.is_empty() {
-            a.creds = Some(format!("{user}:{pass}"));
+        let v = decode_header(h, "X-Registry-Auth")?;
+        if !v.is_object() {
+            return Err(ApiError::bad_request("X-Registry-Auth: not a JSON object"));
+        }
+        a.creds = auth_config_creds(&v);
+    }
+    Ok(a)
+}
+
+/// A build's registry access from `X-Registry-Config` (base64 JSON of
+/// registry → AuthConfig, every login the client has): each registry's
+/// credentials for its base image pulls; loopback registries among them
+/// without TLS checks, as the docker daemon reaches them.
+pub fn build_access(req: &Request<Incoming>) -> ApiResult<transfer::RegistryAccess> {
+    let mut a = transfer::RegistryAccess {
+        tls_verify: true,
+        ..Default::default()
+    };
+    let Some(h) = req
+        .headers()
+        .get("X-Registry-Config")
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| !h.trim().is_empty())
+    else {
+        return Ok(a);
+    };
+    let v = decode_header(h, "X-Registry-Config")?;
+    let map = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("X-Registry-Config: not a JSON object"))?;
+    for (key, conf) in map {
+        let Ok(registry) = transfer::credentials::registry_host(Some(key)) else {
+            continue;
+        };
+        if let Some(c) = auth_config_creds(conf) {
+            if is_loopback_registry(&registry) {
+                a.insecure_registries.push(registry.clone());
+            }
+            a.registry_creds.insert(registry, c);
         }
     }
     Ok(a)
@@ -266,7 +390,7 @@ impl transfer::Progress for JsonProgress {
     ) -> Arc<dyn transfer::BlobProgress> {
         let id = digest.short().to_string();
         let _ = self.sink.json_line(&json!({
-            "status": verb,
+            "status": transfer::progress::docker_start(verb),
             "progressDetail": { "current": 0, "total": size },
             "id": id,
         }));
@@ -280,8 +404,9 @@ impl transfer::Progress for JsonProgress {
 
 impl transfer::BlobProgress for JsonBlob {
     fn finish(&self, msg: &str) {
+        // docker's words, as its own daemon streams them.
         let _ = self.sink.json_line(&json!({
-            "status": format!("{} {msg}", self.verb),
+            "status": transfer::progress::docker_done(self.verb, msg),
             "progressDetail": {},
             "id": self.id,
         }));
@@ -304,10 +429,11 @@ pub fn stream_error(sink: &Sink, message: &str) {
 }
 
 /// `POST /images/create?fromImage=NAME&tag=TAG`: a pull from a registry.
-/// (`fromSrc`, an import, is refused.)
+/// With `fromSrc`, an import instead ([`import`]).
 pub async fn create(state: Arc<State>, q: Query, req: Request<Incoming>) -> ApiResult {
-    if q.get("fromSrc").is_some() {
-        return Err(ApiError::not_implemented("importing an image (fromSrc)"));
+    if let Some(src) = q.get("fromSrc") {
+        let src = src.to_string();
+        return import(state, &src, q, req).await;
     }
     let from = q
         .get("fromImage")

@@ -9,8 +9,8 @@
 //! - [`http`]: docker's errors, query strings, streamed and hijacked
 //!   bodies, the multiplexed stream format;
 //! - one module per endpoint group: [`system`], [`images`],
-//!   [`containers`] (with [`create`] for the create body and [`attach`]
-//!   for attach and logs), [`exec`], [`build`], [`networks`],
+//!   [`containers`] (with [`create`] for the create body, [`attach`]
+//!   for attach and logs, [`stats`]), [`exec`], [`build`], [`networks`],
 //!   [`volumes`], [`archive`], [`events`].
 
 // `/info`'s one big `json!`.
@@ -29,6 +29,7 @@ pub mod networks;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod stats;
 pub mod system;
 pub mod volumes;
 

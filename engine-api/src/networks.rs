@@ -39,7 +39,15 @@ fn describe(store: &Store, n: &NetworkDef) -> Value {
         "Ingress": false,
         "ConfigOnly": false,
         "Containers": containers,
-        "Options": { "com.docker.network.bridge.name": n.interface },
+        // Only options the user gave, as docker (none: kiln names the
+        // bridge itself), but the default network's bridge, as docker0's.
+        // docker-compose recreates a network whose options differ from
+        // its file's, so every second `up` failed on this.
+        "Options": if n.name == containers::network::DEFAULT_NETWORK {
+            json!({ "com.docker.network.bridge.name": n.interface })
+        } else {
+            json!({})
+        },
         "Labels": n.labels,
     })
 }

@@ -11,7 +11,9 @@ use hyper::{Method, Request};
 
 use crate::http::{ApiError, ApiResult, Query, Resp};
 use crate::state::State;
-use crate::{archive, attach, build, containers, events, exec, images, networks, system, volumes};
+use crate::{
+    archive, attach, build, containers, events, exec, images, networks, stats, system, volumes,
+};
 
 pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let res = route(state, req).await;
@@ -98,6 +100,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["containers", "json"] if get => containers::list(st, q).await,
         ["containers", "create"] if post => containers::create(st, q, req).await,
         ["containers", "prune"] if post => containers::prune(st, q).await,
+        ["commit"] if post => containers::commit(st, q, req).await,
         ["containers", id, "json"] if get => containers::inspect(st, id).await,
         ["containers", id, "start"] if post => containers::start(st, id).await,
         ["containers", id, "stop"] if post => containers::stop(st, id, q).await,
@@ -108,11 +111,12 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["containers", id, "pause"] if post => containers::pause(st, id, true).await,
         ["containers", id, "unpause"] if post => containers::pause(st, id, false).await,
         ["containers", id, "top"] if get => containers::top(st, id, q).await,
+        ["containers", id, "stats"] if get => stats::stats(st, id, q).await,
         ["containers", id, "changes"] if get => archive::changes(st, id).await,
         ["containers", id, "export"] if get => archive::export(st, id).await,
         ["containers", id, "logs"] if get => attach::logs(st, id, q).await,
         ["containers", id, "attach"] if post => attach::attach(st, id, q, req).await,
-        ["containers", id, "resize"] if post => Ok(crate::http::status(hyper::StatusCode::OK)),
+        ["containers", id, "resize"] if post => containers::resize(st, id, q).await,
         ["containers", id, "archive"] if m == Method::HEAD => archive::stat(st, id, q).await,
         ["containers", id, "archive"] if get => archive::get(st, id, q).await,
         ["containers", id, "archive"] if m == Method::PUT => archive::put(st, id, q, req).await,
@@ -120,7 +124,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["containers", id] if del => containers::remove(st, id, q).await,
         ["exec", id, "start"] if post => exec::start(st, id, req).await,
         ["exec", id, "json"] if get => exec::inspect(st, id).await,
-        ["exec", id, "resize"] if post => exec::resize(st, id).await,
+        ["exec", id, "resize"] if post => exec::resize(st, id, q).await,
 
         ["networks"] if get => networks::list(st, q).await,
         ["networks", "create"] if post => networks::create(st, req).await,

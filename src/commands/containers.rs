@@ -102,7 +102,7 @@ pub struct KillArgs {
 
 pub fn ps(ctx: &Ctx, args: PsArgs) -> Result<Status> {
     let store = ctx.store()?;
-    let format = Format::parse(args.format.as_deref(), ps::DEFAULT)?;
+    let format = Format::parse_rows(args.format.as_deref(), ps::DEFAULT, ps::ROW_TYPE)?;
     let mut filters = Filters::parse(&args.filter).map_err(from_containers)?;
     let everything = control::list(&store, true).map_err(from_containers)?;
     filters

@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use crate::exit::Status;
 
 pub fn run(ctx: &Ctx, args: HistoryArgs) -> Result<Status> {
-    let format = Format::parse(args.format.as_deref(), history::DEFAULT)?;
+    let format = Format::parse_rows(args.format.as_deref(), history::DEFAULT, history::ROW_TYPE)?;
     let store = ctx.store()?;
     let img = store.resolve(&args.image)?;
     let rows = history::rows(&img, args.no_trunc, args.human);

@@ -23,7 +23,11 @@ pub fn run(ctx: &Ctx, args: ImagesArgs) -> Result<Status> {
     for b in &list.broken {
         eprintln!("WARNING: {}", b.error(&b.label()));
     }
-    let format = Format::parse(args.format.as_deref(), default_format(&args))?;
+    let format = Format::parse_rows(
+        args.format.as_deref(),
+        default_format(&args),
+        images::ROW_TYPE,
+    )?;
     let filters = ImageFilters::parse(&args.filter, Keys::List, &list)?;
     let mut images = list.images;
     images.sort_by(|a, b| b.config.created.cmp(&a.config.created));

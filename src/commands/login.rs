@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
-use registry_client::{
-    normalize_registry, Client, ClientOptions, Credentials, DockerConfig, StaticCredentials,
-};
+use registry_client::{Client, ClientOptions, Credentials, DockerConfig, StaticCredentials};
 
 use crate::context::Ctx;
 use crate::exit::Status;
@@ -55,18 +53,8 @@ pub struct LogoutArgs {
     pub registry: Option<String>,
 }
 
-/// `https://host/v2/` or `host/path` → `host`, Docker Hub spellings → docker.io.
 fn registry_host(arg: Option<&str>) -> Result<String> {
-    let raw = arg.unwrap_or("docker.io");
-    let s = raw
-        .strip_prefix("https://")
-        .or_else(|| raw.strip_prefix("http://"))
-        .unwrap_or(raw);
-    let host = s.split('/').next().unwrap_or("");
-    if host.is_empty() {
-        bail!("invalid registry {raw:?}");
-    }
-    Ok(normalize_registry(host))
+    Ok(::transfer::credentials::registry_host(arg)?)
 }
 
 fn prompt(label: &str, hide: bool) -> Result<String> {

@@ -172,7 +172,8 @@ pub fn run(ctx: &Ctx, cmd: NetworkCommand) -> Result<Status> {
             outln!("{}", n.id);
         }
         NetworkCommand::Ls(a) => {
-            let format = Format::parse(a.format.as_deref(), networks::DEFAULT)?;
+            let format =
+                Format::parse_rows(a.format.as_deref(), networks::DEFAULT, networks::ROW_TYPE)?;
             let filters = NetworkFilters::parse(&a.filter).map_err(from_containers)?;
             let mut all = nets.list(&lock).map_err(from_containers)?;
             all.retain(|n| {

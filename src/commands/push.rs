@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, args: PushArgs) -> Result<Status> {
     let _reader = store.reader_lock()?;
     let img = store.resolve_locked(&args.image)?;
     let dest = args.destination.as_deref().unwrap_or(&args.image);
-    let progress = Progress::pushing(args.quiet);
+    let progress = Progress::new(args.quiet);
     let src = StoreSource::new(&store, img.clone());
     let digest = match Location::parse(dest)? {
         Location::Docker(name) => {

@@ -360,6 +360,8 @@ pub(crate) fn request(mut args: RunFlags) -> Result<RunRequest> {
         hostname: args.hostname,
         terminal: args.tty,
         interactive: args.interactive,
+        // `kiln attach` may come and go: the input stays open.
+        stdin_once: false,
         readonly_rootfs: args.read_only,
         network: choice.network,
         networking: choice.request,

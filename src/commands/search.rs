@@ -98,7 +98,11 @@ pub fn run(_ctx: &Ctx, args: SearchArgs) -> Result<Status> {
     let client = args.registry.client()?;
     let rt = transfer::runtime()?;
     if args.list_tags {
-        let format = Format::parse(args.format.as_deref(), search::TAGS_DEFAULT)?;
+        let format = Format::parse_rows(
+            args.format.as_deref(),
+            search::TAGS_DEFAULT,
+            search::ROW_TYPE,
+        )?;
         if term.is_empty() {
             bail!("--list-tags needs a repository: REGISTRY/NAME");
         }
@@ -109,7 +113,7 @@ pub fn run(_ctx: &Ctx, args: SearchArgs) -> Result<Status> {
         out!("{}", format.render(&rows, search::HEADERS)?);
         return Ok(Status::Success);
     }
-    let format = Format::parse(args.format.as_deref(), search::DEFAULT)?;
+    let format = Format::parse_rows(args.format.as_deref(), search::DEFAULT, search::ROW_TYPE)?;
     let found = rt.block_on(client.search(&registry, &term, args.limit, |r| filters.keep(r)))?;
     let rows: Vec<_> = found
         .iter()

@@ -31,7 +31,7 @@ pub struct StatsArgs {
 }
 
 pub fn run(ctx: &Ctx, args: StatsArgs) -> Result<Status> {
-    let format = Format::parse(args.format.as_deref(), stats::DEFAULT)?;
+    let format = Format::parse_rows(args.format.as_deref(), stats::DEFAULT, stats::ROW_TYPE)?;
     let store = ctx.store()?;
     let terminal = std::io::stdout().is_terminal();
     loop {

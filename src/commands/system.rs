@@ -108,12 +108,28 @@ fn default_socket() -> std::path::PathBuf {
 
 /// `kiln system df [-v]`.
 pub fn df(ctx: &Ctx, args: DfArgs) -> Result<Status> {
-    if args.verbose && args.format.is_some() {
-        anyhow::bail!("--format with --verbose is not supported: use one or the other");
-    }
-    let format = Format::parse(args.format.as_deref(), df::DEFAULT)?;
+    // With -v, docker runs a format of its own (not `table`) once, on the
+    // lists (`{{range .Images}}…`): no header, no columns, `table `
+    // dropped, nothing added after it.
+    let verbose_format = match args.format.as_deref().map(str::trim) {
+        Some(f) if args.verbose && !f.is_empty() && f != "table" => {
+            let body = match f.strip_prefix("table") {
+                Some(rest) if rest.starts_with(char::is_whitespace) => rest.trim_start(),
+                _ => f,
+            };
+            Some(Format::parse_rows(Some(body), body, df::VERBOSE_TYPE)?)
+        }
+        _ => None,
+    };
+    let format = Format::parse_rows(args.format.as_deref(), df::DEFAULT, df::ROW_TYPE)?;
     let store = ctx.store()?;
     let usage = ::containers::usage::disk_usage(&store).map_err(from_containers)?;
+    if let Some(f) = verbose_format {
+        let mut text = f.render(&[df::verbose(&store, &usage)], &[])?;
+        text.pop();
+        out!("{text}");
+        return Ok(Status::Success);
+    }
     if !args.verbose {
         out!("{}", format.render(&df::rows(&usage), df::HEADERS)?);
         return Ok(Status::Success);
@@ -121,14 +137,14 @@ pub fn df(ctx: &Ctx, args: DfArgs) -> Result<Status> {
     let section = |template: &str, rows: &[serde_json::Value], headers| -> Result<String> {
         Ok(Format::parse(Some(template), template)?.render(rows, headers)?)
     };
-    let image_rows = df::image_rows(&usage);
+    let image_rows = df::image_rows(&usage, true);
     outln!("Images space usage:\n");
     out!(
         "{}",
         section(df::IMAGES_VERBOSE, &image_rows, images::HEADERS)?
     );
     outln!("\nContainers space usage:\n");
-    let container_rows = df::container_rows(&store, &usage);
+    let container_rows = df::container_rows(&store, &usage, true);
     out!(
         "{}",
         section(df::CONTAINERS_VERBOSE, &container_rows, ps::HEADERS)?
@@ -231,7 +247,7 @@ fn section(title: &str, items: &[String]) -> Result<()> {
 /// `kiln info` / `kiln system info`.
 pub fn info(ctx: &Ctx, args: FormatArgs) -> Result<Status> {
     let format = args.format.as_deref().unwrap_or(info::DEFAULT);
-    let format = Format::parse(Some(format), format)?;
+    let format = Format::parse_rows(Some(format), format, info::ROW_TYPE)?;
     let store = ctx.store()?;
     let i = ::containers::usage::info(&store).map_err(from_containers)?;
     let v = info::value(&i, env!("CARGO_PKG_VERSION"));
@@ -242,7 +258,7 @@ pub fn info(ctx: &Ctx, args: FormatArgs) -> Result<Status> {
 /// `kiln version`: no store needed.
 pub fn version(ctx: &Ctx, args: FormatArgs) -> Result<Status> {
     let format = args.format.as_deref().unwrap_or(version::DEFAULT);
-    let format = Format::parse(Some(format), format)?;
+    let format = Format::parse_rows(Some(format), format, version::ROW_TYPE)?;
     let v = version::value(env!("CARGO_PKG_VERSION"), ctx.root());
     out!("{}", format.render(&[v], &[])?);
     Ok(Status::Success)

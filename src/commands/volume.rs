@@ -107,7 +107,8 @@ pub fn run(ctx: &Ctx, cmd: VolumeCommand) -> Result<Status> {
             outln!("{}", v.name);
         }
         VolumeCommand::Ls(a) => {
-            let format = Format::parse(a.format.as_deref(), volumes::DEFAULT)?;
+            let format =
+                Format::parse_rows(a.format.as_deref(), volumes::DEFAULT, volumes::ROW_TYPE)?;
             let filters = VolumeFilters::parse(&a.filter).map_err(from_containers)?;
             let mut list = vols.list().map_err(from_containers)?;
             let users = |v: &Volume| vols.users(&v.name).map(|u| u.len()).unwrap_or(0);

@@ -58,6 +58,7 @@ impl RegistryOpts {
             authfile: self.authfile.clone(),
             tls_verify: self.tls.tls_verify,
             cert_dir: self.tls.cert_dir.clone(),
+            ..Default::default()
         }
     }
 

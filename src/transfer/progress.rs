@@ -1,6 +1,7 @@
 //! Transfer progress on standard error: one bar per blob on a terminal,
-//! docker's plain lines otherwise (`a1b2c3d4e5f6: Pull complete`), nothing
-//! with `-q`.
+//! docker's plain lines otherwise (`a1b2c3d4e5f6: Pull complete`; a push's
+//! `Preparing`, then `Pushed`, `Layer already exists` or `Mounted from
+//! REPO`), nothing with `-q`.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -15,26 +16,16 @@ enum Mode {
     Bars(MultiProgress),
 }
 
+/// Progress of any transfer. docker's words for a blob follow what the
+/// transfer does to it (the verb it passes, [`::transfer::progress::PUSHING`]
+/// for a registry), not who made this: a build's `--push` and a pull share
+/// one kind of progress.
 #[derive(Clone)]
 pub struct Progress {
     mode: Mode,
-    /// docker's words for a blob sent and a blob already there.
-    words: (&'static str, &'static str),
 }
 
-const PULL_WORDS: (&str, &str) = ("Pull complete", "Already exists");
-const PUSH_WORDS: (&str, &str) = ("Pushed", "Layer already exists");
-
 impl Progress {
-    /// Progress of a push: docker's "Pushed" / "Layer already exists".
-    pub fn pushing(quiet: bool) -> Progress {
-        Progress {
-            words: PUSH_WORDS,
-            ..Progress::new(quiet)
-        }
-    }
-
-    /// Progress of a pull (or any copy into the store).
     pub fn new(quiet: bool) -> Progress {
         let mode = if quiet {
             Mode::Quiet
@@ -43,10 +34,7 @@ impl Progress {
         } else {
             Mode::Plain
         };
-        Progress {
-            mode,
-            words: PULL_WORDS,
-        }
+        Progress { mode }
     }
 
     /// A message line (above the bars on a terminal).
@@ -90,11 +78,17 @@ impl Progress {
             }
             _ => None,
         };
+        let plain = matches!(self.mode, Mode::Plain);
+        // docker's first line for a pushed layer; a pull's blobs say only
+        // how they ended.
+        if plain && verb == ::transfer::progress::PUSHING {
+            eprintln!("{short}: {}", ::transfer::progress::docker_start(verb));
+        }
         BlobProgress {
             bar,
-            plain: matches!(self.mode, Mode::Plain),
+            plain,
             short,
-            words: self.words,
+            verb,
         }
     }
 }
@@ -103,7 +97,7 @@ pub struct BlobProgress {
     bar: Option<ProgressBar>,
     plain: bool,
     short: String,
-    words: (&'static str, &'static str),
+    verb: &'static str,
 }
 
 impl BlobProgress {
@@ -117,16 +111,8 @@ impl BlobProgress {
         if let Some(b) = &self.bar {
             b.finish_with_message(msg.to_string());
         } else if self.plain {
-            // The copier says "skipped: …" for a blob the other side has
-            // and "mounted from REPO" for a cross-repository mount
-            // (docker: "Mounted from REPO").
-            match msg.strip_prefix("mounted from ") {
-                Some(repo) => eprintln!("{}: Mounted from {repo}", self.short),
-                None if msg.starts_with("skipped") => {
-                    eprintln!("{}: {}", self.short, self.words.1)
-                }
-                None => eprintln!("{}: {}", self.short, self.words.0),
-            }
+            let word = ::transfer::progress::docker_done(self.verb, msg);
+            eprintln!("{}: {word}", self.short);
         }
     }
 

@@ -91,7 +91,7 @@ pub fn copy(
     // The config, from the bytes already read and checked: first or last,
     // as the destination writes it.
     let put_config = || {
-        let bp = progress.blob("Copying", &manifest.config.digest, manifest.config.size);
+        let bp = progress.blob(dest.verb(), &manifest.config.digest, manifest.config.size);
         let res = if dest.has_blob(&manifest.config) {
             Ok("skipped: already exists".to_string())
         } else if src.blob_file(&manifest.config).is_some() {
@@ -213,7 +213,7 @@ fn copy_layers(
         let layer = &image.manifest.layers[i];
         let diff_id = &diff_ids[i];
         let desc = src.prepare_layer(layer, progress)?;
-        let bp = progress.blob("Copying", &desc.digest, desc.size);
+        let bp = progress.blob(dest.verb(), &desc.digest, desc.size);
         let res = if dest.has_blob(&desc) {
             // Another image brought this blob; this config's claim
             // about it is checked all the same.

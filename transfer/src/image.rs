@@ -106,6 +106,11 @@ pub trait ImageSource: Sync {
 
 /// Where an image goes.
 pub trait ImageDest: Sync {
+    /// What is done to each blob, for progress: [`crate::progress::PUSHING`]
+    /// for a registry, [`crate::progress::COPYING`] anywhere else.
+    fn verb(&self) -> &'static str {
+        crate::progress::COPYING
+    }
     /// Whether the destination already holds the blob (the copy skips it).
     fn has_blob(&self, _desc: &Descriptor) -> bool {
         false

@@ -14,8 +14,43 @@ pub trait Progress: Send + Sync {
     fn line(&self, msg: &str);
     /// A warning, shown even when lines are not.
     fn warn(&self, msg: &str);
-    /// One blob's progress; `verb` is what is done to it ("Copying").
+    /// One blob's progress; `verb` is what is done to it: [`PUSHING`] to a
+    /// registry, [`COPYING`] anywhere else (a pull is a copy into the store).
     fn blob(&self, verb: &'static str, digest: &Digest, size: u64) -> Arc<dyn BlobProgress>;
+}
+
+/// The verb of a blob sent to a registry (a push).
+pub const PUSHING: &str = "Pushing";
+/// The verb of a blob copied anywhere else (a pull, a save, a load).
+pub const COPYING: &str = "Copying";
+
+/// docker's word for a blob that starts: `Preparing` for a push,
+/// `Pulling fs layer` otherwise.
+pub fn docker_start(verb: &str) -> &'static str {
+    if verb == PUSHING {
+        "Preparing"
+    } else {
+        "Pulling fs layer"
+    }
+}
+
+/// docker's words for how a blob's copy ended, from the outcome the
+/// destination gave ("done", "skipped: already exists", "mounted from
+/// REPO"): a push says `Pushed`, `Layer already exists` or `Mounted from
+/// REPO`; a pull `Pull complete` or `Already exists`.
+pub fn docker_done(verb: &str, outcome: &str) -> String {
+    let skipped = outcome.starts_with("skipped");
+    if verb == PUSHING {
+        match outcome.strip_prefix("mounted from ") {
+            Some(repo) => format!("Mounted from {repo}"),
+            None if skipped => "Layer already exists".into(),
+            None => "Pushed".into(),
+        }
+    } else if skipped {
+        "Already exists".into()
+    } else {
+        "Pull complete".into()
+    }
 }
 
 /// One blob's progress.
@@ -86,5 +121,29 @@ impl<R: Read> Read for CountingRead<R> {
         let n = self.inner.read(buf)?;
         self.progress.inc(n as u64);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_words_follow_the_direction() {
+        assert_eq!(docker_done(PUSHING, "done"), "Pushed");
+        assert_eq!(
+            docker_done(PUSHING, "skipped: already exists"),
+            "Layer already exists"
+        );
+        assert_eq!(
+            docker_done(PUSHING, "mounted from lib/a"),
+            "Mounted from lib/a"
+        );
+        assert_eq!(docker_done(COPYING, "done"), "Pull complete");
+        assert_eq!(
+            docker_done(COPYING, "skipped: already exists"),
+            "Already exists"
+        );
+        assert_eq!(docker_start(PUSHING), "Preparing");
     }
 }

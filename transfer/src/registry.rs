@@ -237,6 +237,10 @@ impl RegistryDest {
 }
 
 impl ImageDest for RegistryDest {
+    fn verb(&self) -> &'static str {
+        crate::progress::PUSHING
+    }
+
     /// Uploads unless the repository has the blob (asked per blob, since
     /// a mount may bring it).
     fn put_blob(

@@ -32,10 +32,10 @@ pub use crate::cache::{parse_size, prune as prune_cache, PruneOptions, Pruned};
 pub use crate::error::BuildError;
 pub use crate::steps::view::private_mount_namespace;
 pub use options::{
-    BuildOptions, BuildOutput, Event, EventKind, NamedContext, PullPolicy, StepHost,
+    BuildOptions, BuildOutput, Event, EventKind, NamedContext, PullPolicy, StepHost, Stream,
 };
 pub use plan::MAX_LAYERS;
-pub(crate) use stage::{StageRun, State};
+pub(crate) use stage::{makes_vertex, StageRun, State};
 
 use crate::cache::{Cache, StatIndex};
 use plan::{Plan, Stage};
@@ -276,6 +276,7 @@ impl<'a> Builder<'a> {
             done,
             step: 0,
             total: 1 + stage.commands.len(),
+            vertex: 0,
         }
     }
 

@@ -127,6 +127,11 @@ pub enum EventKind<'a> {
         number: usize,
         total: usize,
         text: &'a str,
+        /// The name BuildKit gives this step's vertex (`[stage-0 2/3] RUN
+        /// …`), or `None` for a step BuildKit makes no vertex of (ENV,
+        /// LABEL, CMD…: they only change the config; FROM scratch or an
+        /// earlier stage).
+        vertex: Option<&'a str>,
     },
     CacheHit,
     /// The first cache miss of a stage, and why.
@@ -136,13 +141,25 @@ pub enum EventKind<'a> {
     StepDone {
         secs: f64,
     },
-    /// A line a RUN step printed (only with [`BuildOptions::capture_output`]).
-    Output(&'a str),
+    /// A line a RUN step printed to standard output or error (only with
+    /// [`BuildOptions::capture_output`]).
+    Output(Stream, &'a str),
+    /// The step that started last in this stage failed with this error
+    /// (in BuildKit's words for a failed RUN); the build stops.
+    Failed(String),
     /// The stage is finished.
     StageDone,
     Warning(String),
     /// A line about the build as a whole (the cache export).
     Info(String),
+}
+
+/// Which of a RUN step's streams a line came from (BuildKit's log
+/// stream numbers 1 and 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout = 1,
+    Stderr = 2,
 }
 
 #[derive(Debug)]

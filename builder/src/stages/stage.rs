@@ -37,6 +37,15 @@ pub(crate) struct State {
     pub(crate) base_history: usize,
 }
 
+/// The steps BuildKit makes a vertex of (besides FROM an image): the
+/// others only change the image config.
+pub(crate) fn makes_vertex(i: &Instruction) -> bool {
+    matches!(
+        i,
+        Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_)
+    )
+}
+
 /// One stage being built: the shared builder plus this stage's progress
 /// and the states of the stages it depends on.
 pub(crate) struct StageRun<'b, 'a> {
@@ -45,6 +54,8 @@ pub(crate) struct StageRun<'b, 'a> {
     pub(crate) done: BTreeMap<usize, State>,
     pub(crate) step: usize,
     pub(crate) total: usize,
+    /// Steps so far that BuildKit makes a vertex of (its `[n/N]` count).
+    pub(crate) vertex: usize,
 }
 
 impl<'a> std::ops::Deref for StageRun<'_, 'a> {
@@ -64,7 +75,13 @@ impl StageRun<'_, '_> {
         self.b.emit(self.number(), kind);
     }
 
-    pub(crate) fn begin_step(&mut self, text: &str) -> Result<(), BuildError> {
+    /// `vertex`: what BuildKit's vertex for this step is called, without
+    /// its `[stage n/N]` prefix (`None`: BuildKit makes no vertex of it).
+    pub(crate) fn begin_step(
+        &mut self,
+        text: &str,
+        vertex: Option<&str>,
+    ) -> Result<(), BuildError> {
         if self.failed.load(Ordering::SeqCst) {
             return Err(BuildError::Cancelled);
         }
@@ -72,12 +89,46 @@ impl StageRun<'_, '_> {
         let (number, total) = (self.step, self.total.max(self.step));
         // A huge instruction is shown cut, not printed whole.
         let text = output::truncate_command(text);
+        let vertex = vertex.map(|v| self.vertex_name(&output::truncate_command(v)));
         self.emit(EventKind::Step {
             number,
             total,
             text: &text,
+            vertex: vertex.as_deref(),
         });
         Ok(())
+    }
+
+    /// BuildKit's vertex name: `[NAME n/N] TEXT`, NAME the stage's (or
+    /// `stage-INDEX`), left out when the Dockerfile has one stage; N counts
+    /// the stage's FROM of an image and its ADD, COPY, RUN and WORKDIR, n
+    /// is right-aligned to N's width (dockerfile2llb's prefixCommand).
+    fn vertex_name(&mut self, text: &str) -> String {
+        self.vertex += 1;
+        let total = self.vertex_total();
+        let mut name = String::from("[");
+        if self.plan.stages.len() > 1 {
+            match &self.stage.name {
+                Some(n) => name.push_str(n),
+                None => name.push_str(&format!("stage-{}", self.stage.index)),
+            }
+            name.push(' ');
+        }
+        let width = total.max(1).to_string().len();
+        name.push_str(&format!("{:>width$}/{total}] {text}", self.vertex));
+        name
+    }
+
+    fn vertex_total(&self) -> usize {
+        let from_image = matches!(&self.stage.from.instruction, Instruction::From(f)
+            if matches!(self.plan.base(&f.image, self.stage.index, false), Base::Image(_)));
+        usize::from(from_image)
+            + self
+                .stage
+                .commands
+                .iter()
+                .filter(|c| makes_vertex(&c.instruction))
+                .count()
     }
 
     /// A scratch path unique to this step of this stage.
@@ -88,7 +139,14 @@ impl StageRun<'_, '_> {
     }
 
     pub(crate) fn run(mut self, global_env: &[(String, String)]) -> Result<State, BuildError> {
-        let state = self.run_stage(global_env)?;
+        let state = match self.run_stage(global_env) {
+            Ok(s) => s,
+            Err(BuildError::Cancelled) => return Err(BuildError::Cancelled),
+            Err(e) => {
+                self.emit(EventKind::Failed(e.vertex_error()));
+                return Err(e);
+            }
+        };
         self.emit(EventKind::StageDone);
         Ok(state)
     }
@@ -101,12 +159,24 @@ impl StageRun<'_, '_> {
         let Instruction::From(f) = &stage.from.instruction else {
             unreachable!()
         };
-        self.begin_step(stage.from.original.trim())?;
+        let image = self.lexer.process_word(&f.image, &Pairs(global_env));
+        // BuildKit's FROM vertex names the image in full; scratch and
+        // earlier stages make none.
+        let vertex = match image
+            .as_ref()
+            .map(|i| self.plan.base(i, stage.index, false))
+        {
+            Ok(Base::Image(name)) => Some(format!(
+                "FROM {}",
+                name.parse::<image_store::Reference>()
+                    .map(|r| r.normalized().to_string())
+                    .unwrap_or(name)
+            )),
+            _ => None,
+        };
+        self.begin_step(stage.from.original.trim(), vertex.as_deref())?;
         let started = Instant::now();
-        let image = self
-            .lexer
-            .process_word(&f.image, &Pairs(global_env))
-            .map_err(|e| BuildError::caused_at(&stage.from, e))?;
+        let image = image.map_err(|e| BuildError::caused_at(&stage.from, e))?;
         if let Some(p) = &f.platform {
             let p = self
                 .lexer

@@ -41,7 +41,9 @@ impl StageRun<'_, '_> {
         cmd: &Command,
         state: &mut State,
     ) -> Result<(), BuildError> {
-        self.begin_step(cmd.original.trim())?;
+        let vertex = crate::stages::makes_vertex(&cmd.instruction)
+            .then(|| buildkit_text(cmd.original.trim()));
+        self.begin_step(cmd.original.trim(), vertex.as_deref())?;
         let started = Instant::now();
         if let Some(env) = state.config.config.as_ref().and_then(|c| c.env.as_deref()) {
             state.vars.sync(env);
@@ -322,5 +324,13 @@ impl Builder<'_> {
             let _ = std::fs::rename(upper, &dest);
         }
         Ok(Descriptor::new(media::OCI_LAYER, digest, size))
+    }
+}
+
+/// An instruction as BuildKit names its vertex: the keyword upper-cased.
+fn buildkit_text(original: &str) -> String {
+    match original.split_once(char::is_whitespace) {
+        Some((word, rest)) => format!("{} {}", word.to_uppercase(), rest.trim_start()),
+        None => original.to_uppercase(),
     }
 }

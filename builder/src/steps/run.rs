@@ -37,7 +37,7 @@ pub struct RunStep<'a> {
     pub quiet: bool,
     pub runtime: Option<&'a Path>,
     /// Receives the output line by line instead of standard error.
-    pub output: Option<&'a (dyn Fn(&str) + Sync)>,
+    pub output: Option<output::LineSink<'a>>,
     /// `--add-host`, `--shm-size`, `--ulimit`.
     pub host: &'a crate::stages::StepHost,
     /// `KEY=VALUE` the mounts set over the image's ENV (`SSH_AUTH_SOCK`).
@@ -165,23 +165,38 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     // mode (a quiet build must not change what the command sees): it is
     // shown (standard error, or the progress display), and its last lines
     // are kept for the error message if the step fails.
+    // Lines for a progress display come with their stream (BuildKit's log
+    // stream 1 or 2), so standard error then has a pipe of its own; plain
+    // output shares one, which keeps the two in the order they were written.
     let devnull = fs::File::open("/dev/null").map_err(|e| BuildError::Io("/dev/null".into(), e))?;
-    let (r, w) = std::io::pipe().map_err(|e| BuildError::Io("pipe".into(), e))?;
-    opts.stdio = runner::Stdio::Fds {
-        stdin: devnull.as_raw_fd(),
-        stdout: w.as_raw_fd(),
-        stderr: w.as_raw_fd(),
-    };
+    let pipe = || std::io::pipe().map_err(|e| BuildError::Io("pipe".into(), e));
+    let (r, w) = pipe()?;
     let show = match (step.quiet, step.output) {
         (true, _) => Show::Nothing,
         (false, Some(sink)) => Show::Lines(sink),
         (false, None) => Show::Stderr,
     };
+    let split = match show {
+        Show::Lines(_) => Some(pipe()?),
+        _ => None,
+    };
+    opts.stdio = runner::Stdio::Fds {
+        stdin: devnull.as_raw_fd(),
+        stdout: w.as_raw_fd(),
+        stderr: split
+            .as_ref()
+            .map_or(w.as_raw_fd(), |(_, w2)| w2.as_raw_fd()),
+    };
+    let (r2, w2) = split.unzip();
     let (result, tail) = std::thread::scope(|scope| {
-        let reader = scope.spawn(move || output::forward(r, show));
+        let reader = scope.spawn(move || match (show, r2) {
+            (Show::Lines(sink), Some(r2)) => output::forward_split(r, r2, sink),
+            _ => output::forward(r, show),
+        });
         let result = runner::run(&spec, &opts);
         // The reader ends once the container's copies close too.
         drop(w);
+        drop(w2);
         let tail = reader.join().unwrap_or_default();
         (result, tail)
     });

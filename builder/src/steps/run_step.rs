@@ -32,8 +32,10 @@ impl StageRun<'_, '_> {
             .collect();
         let stage_no = self.number();
         let shared = self.b;
-        let print = move |line: &str| shared.emit(stage_no, EventKind::Output(line));
-        let sink: Option<&(dyn Fn(&str) + Sync)> = self.opts.capture_output.then_some(&print);
+        let print =
+            move |stream, line: &str| shared.emit(stage_no, EventKind::Output(stream, line));
+        let sink: Option<crate::steps::output::LineSink> =
+            self.opts.capture_output.then_some(&print);
         let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
             let state = state_ref;
             let lowers = b.lowers(state)?;

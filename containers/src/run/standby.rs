@@ -23,6 +23,7 @@ impl Created<'_> {
             runtime: self.runtime.clone(),
             ready_fd: -1,
             interactive: self.interactive,
+            stdin_once: self.stdin_once,
         };
         let p = self.dir.join(LAUNCH_FILE);
         fs::write(&p, serde_json::to_vec(&launch).expect("plain data")).map_err(Error::io(p))?;
@@ -123,6 +124,7 @@ pub fn start<'s>(store: &'s Store, name: &str, interactive: bool) -> Result<Star
         lowers: launch.lowers,
         runtime: launch.runtime,
         interactive: interactive && launch.interactive,
+        stdin_once: launch.stdin_once,
         // Attached (and recorded) by `create`; nothing to attach again.
         networking: None,
         exposed: Vec::new(),

@@ -116,7 +116,8 @@ pub struct BuildArgs {
     /// loaded into an agent of the build's own) (repeatable)
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY]]")]
     pub ssh: Vec<String>,
-    /// Progress output: auto, plain, tty or quiet
+    /// Progress output: auto, plain, tty, rawjson (BuildKit's SolveStatus
+    /// JSON lines, as `docker buildx build --progress rawjson`) or quiet
     #[arg(long, default_value = "auto", value_name = "TYPE")]
     pub progress: String,
     /// Print only the image ID
@@ -163,8 +164,13 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     flags::platform(args.platform.as_deref())?;
     // Views of stages for COPY --from are mounted in a private mount
     // namespace, entered while the process has one thread.
+    // (rawjson's stderr is JSON only: the warning goes in its stream.)
+    let mut early_warnings = Vec::new();
     if let Err(e) = builder::private_mount_namespace() {
-        eprintln!("WARNING: {e}");
+        match mode {
+            Mode::RawJson => early_warnings.push(e.to_string()),
+            _ => eprintln!("WARNING: {e}"),
+        }
     }
     let store = ctx.store()?;
     let mut opts = BuildOptions {
@@ -262,15 +268,25 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     opts.transient_context = inputs.is_transient();
 
     let quiet = opts.quiet;
-    opts.capture_output = mode == Mode::Tty;
+    // rawjson's standard error is JSON lines only: pulls and the closing
+    // lines say nothing there.
+    let quiet_stderr = quiet || mode == Mode::RawJson;
+    opts.capture_output = matches!(mode, Mode::Tty | Mode::RawJson);
     let started = std::time::Instant::now();
-    let mut renderer = Renderer::new(mode);
+    let mut renderer = Renderer::new(mode, &inputs.dockerfile_name);
+    for w in early_warnings {
+        renderer.event(Event {
+            stage: 0,
+            stages: 0,
+            kind: builder::EventKind::Warning(w),
+        });
+    }
     let mut on_event = |e: Event| renderer.event(e);
     // Base images the store lacks come from their registry, as `kiln pull`
     // would fetch them (same flags: `--tls-verify`, `--creds`, …).
     let puller = transfer::Puller::new(
         args.registry.access(),
-        std::sync::Arc::new(Progress::new(quiet)),
+        std::sync::Arc::new(Progress::new(quiet_stderr)),
     );
     let result = builder::build(&store, &opts, Some(&puller), &mut on_event);
     drop(renderer);
@@ -290,7 +306,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         // Held while blobs are read, so no `rmi` deletes one.
         let _reader = store.reader_lock()?;
         let image = store.resolve_locked(&out.id.to_string())?;
-        let progress = Progress::new(quiet);
+        let progress = Progress::new(quiet_stderr);
         let written = builder::outputs::write(
             &store,
             &image,
@@ -321,7 +337,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
         std::fs::write(f, out.id.to_string())
             .with_context(|| format!("writing {}", f.display()))?;
     }
-    if !quiet {
+    if !quiet_stderr {
         for t in &opts.tags {
             eprintln!("Successfully tagged {}", t.normalized());
         }

@@ -1,11 +1,13 @@
 //! Build progress on standard error: `STEP n/N` lines (plain), a live
-//! line per running stage (tty), or nothing (quiet). Stages run side by
-//! side, so with more than one every line carries its `[stage/stages]`.
+//! line per running stage (tty), BuildKit's SolveStatus JSON lines
+//! (rawjson, [`builder::solve_status`]) or nothing (quiet). Stages run side
+//! by side, so with more than one every line carries its `[stage/stages]`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use builder::solve_status::SolveStatusWriter;
 use builder::{Event, EventKind};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -14,20 +16,24 @@ pub enum Mode {
     Quiet,
     Plain,
     Tty,
+    RawJson,
 }
 
 impl Mode {
-    /// `--progress` (auto, plain, tty, quiet) and `-q`.
+    /// `--progress` (auto, plain, tty, rawjson, quiet) and `-q`.
     pub fn parse(flag: &str, quiet: bool, terminal: bool) -> anyhow::Result<Mode> {
         Ok(match flag {
             _ if quiet => Mode::Quiet,
             "quiet" => Mode::Quiet,
             "plain" => Mode::Plain,
+            "rawjson" => Mode::RawJson,
             "tty" if terminal => Mode::Tty,
             "tty" => anyhow::bail!("--progress tty needs a terminal on standard error"),
             "auto" if terminal => Mode::Tty,
             "auto" => Mode::Plain,
-            other => anyhow::bail!("invalid --progress {other:?}: use auto, plain, tty or quiet"),
+            other => anyhow::bail!(
+                "invalid --progress {other:?}: use auto, plain, tty, rawjson or quiet"
+            ),
         })
     }
 }
@@ -36,14 +42,18 @@ pub enum Renderer {
     Quiet,
     Plain(Plain),
     Tty(Tty),
+    RawJson(SolveStatusWriter<std::io::Stderr>),
 }
 
 impl Renderer {
-    pub fn new(mode: Mode) -> Renderer {
+    pub fn new(mode: Mode, dockerfile_name: &str) -> Renderer {
         match mode {
             Mode::Quiet => Renderer::Quiet,
             Mode::Plain => Renderer::Plain(Plain),
             Mode::Tty => Renderer::Tty(Tty::new()),
+            Mode::RawJson => {
+                Renderer::RawJson(SolveStatusWriter::new(std::io::stderr(), dockerfile_name))
+            }
         }
     }
 
@@ -52,6 +62,7 @@ impl Renderer {
             Renderer::Quiet => {}
             Renderer::Plain(p) => p.event(e),
             Renderer::Tty(t) => t.event(e),
+            Renderer::RawJson(j) => j.event(&e),
         }
     }
 }
@@ -76,12 +87,14 @@ impl Plain {
                 number,
                 total,
                 text,
+                ..
             } => writeln!(err, "{p}STEP {number}/{total}: {text}"),
             EventKind::CacheHit => writeln!(err, "{p}--> Using cache"),
             EventKind::CacheMiss { reason } => writeln!(err, "{p}--> Cache miss at {reason}"),
             EventKind::StepDone { secs } => writeln!(err, "{p}--> {secs:.3}s"),
-            EventKind::Output(line) => writeln!(err, "{line}"),
-            EventKind::StageDone => Ok(()),
+            EventKind::Output(_, line) => writeln!(err, "{line}"),
+            // The error follows the progress, once.
+            EventKind::StageDone | EventKind::Failed(_) => Ok(()),
             EventKind::Warning(w) => writeln!(err, "WARNING: {w}"),
             EventKind::Info(line) => writeln!(err, "{line}"),
         };
@@ -131,6 +144,7 @@ impl Tty {
                 number,
                 total,
                 text,
+                ..
             } => {
                 let text = format!("{p}STEP {number}/{total}: {text}");
                 let r = self.running.entry(stage).or_insert_with(|| {
@@ -160,7 +174,9 @@ impl Tty {
             }
             EventKind::CacheMiss { reason } => self.line(format!("{p}cache miss at {reason}")),
             EventKind::StepDone { secs } => self.finish_step(stage, format!("{secs:.1}s")),
-            EventKind::Output(line) => self.line(format!("{p}│ {line}")),
+            EventKind::Output(_, line) => self.line(format!("{p}│ {line}")),
+            // Drop shows the stopped step; the error follows.
+            EventKind::Failed(_) => {}
             EventKind::StageDone => {
                 if let Some(r) = self.running.remove(&stage) {
                     r.bar.finish_and_clear();
