@@ -1028,6 +1028,66 @@ fn run_bind_mount_from_a_stage_keys_the_step_on_that_stage() {
     assert!(edited.stderr.contains("seen-v2"), "{}", edited.stderr);
 }
 
+/// An edit of one context file: the COPY's new layer links the unchanged
+/// files from the layer the step made before (one inode in both layer
+/// directories), and a write to such a file later, by a RUN step or a
+/// container, lands in that step's or container's own layer: the earlier
+/// image still has the old bytes.
+#[test]
+fn an_edited_copy_links_unchanged_files_and_later_writes_stay_apart() {
+    let k = with_base();
+    let ctx = k.dir.path().join("linkctx");
+    write(&ctx.join("keep.txt"), "kept\n");
+    write(&ctx.join("edit.txt"), "one\n");
+    let df = k.dir.path().join("Dockerfile.link");
+    write(&df, "FROM busybox\nCOPY . /ctx\nRUN cat /ctx/keep.txt\n");
+    let (c, f) = (ctx.to_str().unwrap(), df.to_str().unwrap());
+    build(&k, &["-q", "-t", "v1", "-f", f, c]).ok();
+    write(&ctx.join("edit.txt"), "two\n");
+    build(&k, &["-q", "-t", "v2", "-f", f, c]).ok();
+    let copy_layer = |img: &str| {
+        let l = inspect(&k, img)["RootFS"]["Layers"][1]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap()
+            .to_string();
+        k.root().join("kiln/layers").join(l).join("ctx")
+    };
+    let (l1, l2) = (copy_layer("v1"), copy_layer("v2"));
+    assert_ne!(l1, l2);
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(ino(&l1.join("keep.txt")), ino(&l2.join("keep.txt")));
+    assert_ne!(ino(&l1.join("edit.txt")), ino(&l2.join("edit.txt")));
+    assert_eq!(
+        std::fs::read_to_string(l2.join("edit.txt")).unwrap(),
+        "two\n"
+    );
+
+    // Writes through the new image, in a build and in a container.
+    let df3 = k.dir.path().join("Dockerfile.write");
+    write(
+        &df3,
+        "FROM v2\nRUN echo build >> /ctx/keep.txt && chmod 600 /ctx/keep.txt\n",
+    );
+    build(&k, &["-q", "-t", "v3", "-f", df3.to_str().unwrap(), c]).ok();
+    k.run(&["run", "--rm", "v2", "sh", "-c", "echo run >> /ctx/keep.txt"])
+        .ok();
+    for img in ["v1", "v2"] {
+        let r = k.run(&["run", "--rm", img, "cat", "/ctx/keep.txt"]).ok();
+        assert_eq!(r.stdout, "kept\n", "{img}");
+    }
+    let r = k.run(&["run", "--rm", "v3", "cat", "/ctx/keep.txt"]).ok();
+    assert_eq!(r.stdout, "kept\nbuild\n");
+    assert_eq!(
+        std::fs::read_to_string(l1.join("keep.txt")).unwrap(),
+        "kept\n"
+    );
+    let m = std::fs::metadata(l1.join("keep.txt")).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o644);
+}
+
 /// The lines of a `--progress rawjson` stderr, each a SolveStatus object
 /// (up to the error a failed build prints after them).
 fn solve_statuses(stderr: &str) -> Vec<serde_json::Value> {

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::dockerignore::{glob_match, MatchInfo, Matcher, PatternError};
 
+mod dirwalk;
 mod walk;
 use walk::RawWalk;
 pub use walk::Walk;

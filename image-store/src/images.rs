@@ -354,6 +354,7 @@ impl Store {
                 }
             }
         }
+        self.remove_unused_layer_files(&|d| diff_ids.contains(d));
         // Short links whose layer is gone go too.
         if let Ok(links) = std::fs::read_dir(dir.join("l")) {
             for l in links.flatten() {

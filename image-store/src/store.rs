@@ -3,17 +3,18 @@
 //! files, unpacked layers). Other tools (skopeo, umoci) read the layout as is.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::digest::{Digest, HashingWriter};
+use crate::digest::Digest;
 use crate::error::{Result, StoreError};
 use crate::fsutil;
 use crate::ingest::Added;
 use crate::lock::{self, LockGuard};
 use crate::model::{media, Descriptor, Index};
+use crate::piped::PipedWriter;
 
 pub const KILN_DIR: &str = "kiln";
 
@@ -161,7 +162,7 @@ impl Store {
         let (path, file) = fsutil::tempfile_in(&dir).map_err(StoreError::io(&dir))?;
         Ok(BlobWriter {
             store: self.clone(),
-            inner: Some(BufWriter::with_capacity(1 << 20, HashingWriter::new(file))),
+            inner: Some(PipedWriter::new(file)),
             tmp: path,
             added: None,
         })
@@ -242,12 +243,21 @@ impl Store {
     }
 
     /// Read-modify-write of `index.json` under the exclusive index lock.
-    /// When `f` fails nothing is written.
+    /// When `f` fails nothing is written; when it changed nothing (a
+    /// rebuild that names the same image again) neither: the durable
+    /// write is two fsyncs.
     pub(crate) fn update_index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
         let _g = self.lock_index()?;
-        let mut index = self.read_index()?;
+        let p = self.index_path();
+        let data = fs::read(&p).map_err(StoreError::io(&p))?;
+        let mut index: Index =
+            serde_json::from_slice(&data).map_err(|source| StoreError::Json { path: p, source })?;
         let out = f(&mut index)?;
-        self.write_index(&index)?;
+        let new = serde_json::to_vec(&index).expect("serializing plain data cannot fail");
+        if new != data {
+            let p = self.index_path();
+            fsutil::write_atomic(&p, &new).map_err(StoreError::io(&p))?;
+        }
         Ok(out)
     }
 
@@ -303,7 +313,7 @@ pub(crate) fn private_dir(d: &Path) -> io::Result<()> {
 /// commit, deleted if dropped uncommitted.
 pub struct BlobWriter {
     store: Store,
-    inner: Option<BufWriter<HashingWriter<File>>>,
+    inner: Option<PipedWriter>,
     tmp: fsutil::TempPath,
     /// The transaction that records this blob if it is new.
     added: Option<Added>,
@@ -316,9 +326,7 @@ impl BlobWriter {
     }
 
     pub fn written(&self) -> u64 {
-        self.inner
-            .as_ref()
-            .map_or(0, |w| w.get_ref().written() + w.buffer().len() as u64)
+        self.inner.as_ref().map_or(0, |w| w.written())
     }
 
     /// Syncs the blob and moves it to `blobs/sha256/<digest>`. With
@@ -331,10 +339,7 @@ impl BlobWriter {
     /// the store (false when an identical blob was already there).
     pub fn commit_reporting(mut self, expected: Option<&Digest>) -> Result<(Digest, u64, bool)> {
         let w = self.inner.take().expect("commit is called once");
-        let hashing = w
-            .into_inner()
-            .map_err(|e| StoreError::io(&self.tmp)(e.into_error()))?;
-        let (file, digest, size) = hashing.finish();
+        let (file, digest, size) = w.finish().map_err(StoreError::io(&self.tmp))?;
         if let Some(exp) = expected {
             if *exp != digest {
                 return Err(StoreError::CorruptBlob {

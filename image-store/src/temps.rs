@@ -29,6 +29,7 @@ impl Store {
             kiln.join("roots"),
             kiln.join("stat-index"),
             kiln.join("cache-probes"),
+            self.layer_files_dir(),
         ];
         // Container directories (the containers crate's records).
         if let Ok(entries) = fs::read_dir(kiln.join("containers")) {

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,8 @@ use rustix::fs::{
 use crate::layer::{
     max_layer_size, not_tar, show_name, EntryCheck, EntryName, LayerError, SizeLimit, TarStats,
 };
+use crate::layer_files::{FileFacts, LayerFiles, RECORD_MAX};
+use sha2::Digest as _;
 use std::os::unix::ffi::OsStrExt;
 
 /// What a whiteout entry (`.wh.NAME`, `.wh..wh..opq`) turns into.
@@ -74,9 +76,35 @@ pub fn unpack<R: Read>(
     dest: &Path,
     opts: UnpackOptions,
 ) -> Result<UnpackStats, LayerError> {
+    unpack_layer(input, dest, opts, None)
+}
+
+/// [`unpack`] that also records the facts of the small regular files it
+/// writes ([`crate::layer_files`]), and links from `reuse` the files whose
+/// facts match there instead of writing them.
+pub fn unpack_recording<R: Read>(
+    input: R,
+    dest: &Path,
+    opts: UnpackOptions,
+    reuse: Option<Reuse>,
+) -> Result<(UnpackStats, LayerFiles), LayerError> {
+    let mut files = Files {
+        reuse,
+        record: Some(LayerFiles::default()),
+    };
+    let stats = unpack_layer(input, dest, opts, Some(&mut files))?;
+    Ok((stats, files.record.unwrap_or_default()))
+}
+
+fn unpack_layer<R: Read>(
+    input: R,
+    dest: &Path,
+    opts: UnpackOptions,
+    files: Option<&mut Files>,
+) -> Result<UnpackStats, LayerError> {
     let limit = max_layer_size()?;
     let mut input = SizeLimit::new(input, limit);
-    let res = unpack_limited(&mut input, dest, opts, limit, true);
+    let res = unpack_limited(&mut input, dest, opts, limit, true, files);
     if let Some(e) = input.exceeded() {
         return Err(e);
     }
@@ -86,6 +114,78 @@ pub fn unpack<R: Read>(
         return Err(e);
     }
     Ok(stats)
+}
+
+/// An unpacked layer made by the same build step before (the previous
+/// content of a COPY), whose files an unpack links when their facts
+/// match: an edit of one file among many then creates one inode, not all.
+pub struct Reuse {
+    root: OwnedFd,
+    files: LayerFiles,
+    /// The directory of the last file linked from, inside `root`.
+    parent: Option<(PathBuf, Option<OwnedFd>)>,
+}
+
+impl Reuse {
+    /// The layer directory `dir` and the facts recorded when it was
+    /// unpacked.
+    pub fn open(dir: &Path, files: LayerFiles) -> io::Result<Reuse> {
+        let root = rfs::open(
+            dir,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)?;
+        Ok(Reuse {
+            root,
+            files,
+            parent: None,
+        })
+    }
+
+    /// Links `rel` (in directory `parent_rel`, as `name`) from the earlier
+    /// layer into `dest` when it has the same facts there; false when it
+    /// could not (the caller writes the file instead).
+    fn link(
+        &mut self,
+        rel: &Path,
+        parent_rel: &Path,
+        name: &OsStr,
+        facts: &FileFacts,
+        dest: &OwnedFd,
+    ) -> bool {
+        if self.files.get(rel.as_os_str().as_bytes()) != Some(facts) {
+            return false;
+        }
+        if self.parent.as_ref().is_none_or(|(r, _)| r != parent_rel) {
+            let fd = open_in_root(&self.root, parent_rel).ok();
+            self.parent = Some((parent_rel.to_path_buf(), fd));
+        }
+        let Some(src) = self.parent.as_ref().and_then(|(_, fd)| fd.as_ref()) else {
+            return false;
+        };
+        // The recorded facts stand for the content; the inode must still
+        // be what they say (a regular file with that size, mode, owner and
+        // mtime) before it becomes part of the new layer.
+        let Ok(st) = rfs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            return false;
+        };
+        let same = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+            && st.st_size as u64 == facts.size
+            && st.st_mode & 0o7777 == facts.mode
+            && (st.st_uid, st.st_gid) == (facts.uid, facts.gid)
+            && st.st_mtime as u64 == facts.mtime
+            && st.st_mtime_nsec == 0;
+        same && rfs::linkat(src, name, dest, name, AtFlags::empty()).is_ok()
+    }
+}
+
+/// File facts an unpack records and reuses.
+struct Files {
+    reuse: Option<Reuse>,
+    /// `None` once the layer turned out to have whiteouts: what they
+    /// remove is not tracked, so nothing is recorded.
+    record: Option<LayerFiles>,
 }
 
 /// Unpacks a tar of plain files (a build context sent as an archive) into
@@ -101,7 +201,7 @@ pub fn unpack_tree<R: Read>(input: R, dest: &Path) -> Result<UnpackStats, LayerE
         whiteouts: Whiteouts::Delete,
         same_owner: false,
     };
-    let res = unpack_limited(&mut input, dest, opts, limit, false);
+    let res = unpack_limited(&mut input, dest, opts, limit, false, None);
     if let Some(e) = input.exceeded() {
         return Err(e);
     }
@@ -114,6 +214,7 @@ fn unpack_limited<R: Read>(
     opts: UnpackOptions,
     limit: u64,
     devices: bool,
+    mut files: Option<&mut Files>,
 ) -> Result<UnpackStats, LayerError> {
     let root = rfs::open(
         dest,
@@ -146,6 +247,9 @@ fn unpack_limited<R: Read>(
         if !matches!(checked.name, EntryName::Path(_)) {
             // Whiteouts may remove directories, a remembered parent too.
             parents = None;
+            if let Some(f) = files.as_deref_mut() {
+                f.record = None;
+            }
         }
         let rel = match checked.name {
             EntryName::Opaque { dir } => {
@@ -183,6 +287,27 @@ fn unpack_limited<R: Read>(
             .file_name()
             .expect("clean paths end in a name")
             .to_owned();
+        if let Some(f) = files.as_deref_mut() {
+            // A path the layer names again: a directory again is only its
+            // metadata, but anything else replaces what was there, maybe a
+            // directory with recorded files below: nothing is recorded.
+            if created.contains(&rel) {
+                if checked.kind.is_dir() {
+                    if let Some(r) = f.record.as_mut() {
+                        r.exclude(rel.as_os_str().as_bytes());
+                    }
+                } else {
+                    f.record = None;
+                }
+            }
+            // Hard links share an inode: not one path's own.
+            if let (Some(r), tar::EntryType::Link) = (f.record.as_mut(), checked.kind) {
+                r.exclude(rel.as_os_str().as_bytes());
+                if let Some(t) = &checked.link_target {
+                    r.exclude(t.as_os_str().as_bytes());
+                }
+            }
+        }
         let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
         let kind = checked.kind;
         let is_file = matches!(
@@ -217,6 +342,54 @@ fn unpack_limited<R: Read>(
         // chmod and times (chmodat cannot refuse to follow one).
         let mut node_fd: Option<OwnedFd> = None;
         let mut file_fd: Option<OwnedFd> = None;
+        // A small plain file, when facts are recorded: read whole, hashed,
+        // and linked from the earlier layer if that has the same.
+        let mut facts: Option<FileFacts> = None;
+        let mut data: Option<Vec<u8>> = None;
+        let recording = files.as_ref().is_some_and(|f| f.record.is_some());
+        if recording
+            && kind == tar::EntryType::Regular
+            && header.size()? <= RECORD_MAX
+            && !has_xattrs(&mut entry)?
+        {
+            let owner = if opts.same_owner {
+                Some((header.uid()? as u32, header.gid()? as u32))
+            } else if !parent.set_gid()? {
+                Some(own_ids)
+            } else {
+                None // the directory's group, not ours
+            };
+            if let Some((uid, gid)) = owner {
+                let mut buf = Vec::with_capacity(header.size()? as usize);
+                entry
+                    .read_to_end(&mut buf)
+                    .map_err(|e| read_fault(e, &raw))?;
+                let f = FileFacts {
+                    size: buf.len() as u64,
+                    mtime: header.mtime().unwrap_or(0),
+                    mode: mode.as_raw_mode(),
+                    uid,
+                    gid,
+                    sha: sha2::Sha256::digest(&buf).into(),
+                };
+                let files = files.as_deref_mut().expect("recording");
+                let linked = files
+                    .reuse
+                    .as_mut()
+                    .is_some_and(|r| r.link(&rel, &parent.rel, &name, &f, &parent.fd));
+                if linked {
+                    if let Some(r) = files.record.as_mut() {
+                        r.insert(rel.as_os_str().as_bytes(), f);
+                    }
+                    created.insert(rel);
+                    stats.entries += 1;
+                    parents = Some(parent);
+                    continue;
+                }
+                facts = Some(f);
+                data = Some(buf);
+            }
+        }
         match kind {
             tar::EntryType::Directory => {
                 if !existing_is_dir {
@@ -252,7 +425,12 @@ fn unpack_limited<R: Read>(
                 }
                 .map_err(io_err(&raw, "create"))?;
                 let mut f = File::from(fd);
-                io::copy(&mut entry, &mut f).map_err(|e| read_fault(e, &raw))?;
+                match &data {
+                    Some(d) => f.write_all(d).map_err(|e| read_fault(e, &raw))?,
+                    None => {
+                        io::copy(&mut entry, &mut f).map_err(|e| read_fault(e, &raw))?;
+                    }
+                }
                 file_fd = Some(f.into());
             }
             tar::EntryType::Symlink => {
@@ -354,6 +532,9 @@ fn unpack_limited<R: Read>(
             };
             r.map_err(io_err(&raw, "set times"))?;
         }
+        if let (Some(f), Some(r)) = (facts, files.as_deref_mut().and_then(|f| f.record.as_mut())) {
+            r.insert(rel.as_os_str().as_bytes(), f);
+        }
         created.insert(rel);
         stats.entries += 1;
         if is_file {
@@ -386,6 +567,17 @@ fn unpack_limited<R: Read>(
         let _ = rfs::utimensat(&parent, name, &t, AtFlags::SYMLINK_NOFOLLOW);
     }
     Ok(stats)
+}
+
+/// Extended attributes in the entry's PAX header (the linked inode of an
+/// earlier layer would not have them set the same way).
+fn has_xattrs<R: Read>(entry: &mut tar::Entry<R>) -> Result<bool, LayerError> {
+    Ok(match entry.pax_extensions()? {
+        Some(exts) => exts
+            .flatten()
+            .any(|e| e.key().is_ok_and(|k| k.starts_with("SCHILY.xattr."))),
+        None => false,
+    })
 }
 
 /// An error while reading an entry's data: a decompression fault or the

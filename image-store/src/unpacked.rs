@@ -11,9 +11,10 @@ use crate::error::StoreError;
 use crate::images::Image;
 use crate::ingest::ComposeError;
 use crate::layer::LayerError;
+use crate::layer_files::LayerFiles;
 use crate::model::{media, Descriptor};
 use crate::store::Store;
-use crate::unpack::{unpack, UnpackOptions, Whiteouts};
+use crate::unpack::{unpack, unpack_recording, Reuse, UnpackOptions, Whiteouts};
 
 impl Store {
     pub fn layers_dir(&self) -> PathBuf {
@@ -52,7 +53,20 @@ impl Store {
         desc: &Descriptor,
         diff_id: &Digest,
     ) -> Result<PathBuf, ComposeError> {
-        let dir = self.unpack_layer_dir(desc, diff_id)?;
+        self.unpacked_layer_like(desc, diff_id, None)
+    }
+
+    /// [`Store::unpacked_layer`] for a layer a build made: the facts of
+    /// its small files are recorded ([`crate::layer_files`]), and files
+    /// the unpacked layer `similar` (an earlier result of the same build
+    /// step) has with the same facts are linked from there, not written.
+    pub fn unpacked_layer_like(
+        &self,
+        desc: &Descriptor,
+        diff_id: &Digest,
+        similar: Option<&Digest>,
+    ) -> Result<PathBuf, ComposeError> {
+        let dir = self.unpack_layer_dir(desc, diff_id, similar)?;
         self.short_link(diff_id).map_err(|e| {
             StoreError::Io {
                 path: dir,
@@ -80,10 +94,14 @@ impl Store {
         }
     }
 
+    /// `similar`: `None` for a plain unpack (nothing recorded), else a
+    /// build's unpack that records file facts and may link from the layer
+    /// named (`Some` of its own diff ID: nothing to link from).
     fn unpack_layer_dir(
         &self,
         desc: &Descriptor,
         diff_id: &Digest,
+        similar: Option<&Digest>,
     ) -> Result<PathBuf, ComposeError> {
         let dir = self.layers_dir().join(diff_id.hex());
         if dir.is_dir() {
@@ -104,7 +122,7 @@ impl Store {
         // Locked while it is being filled: a cleaner leaves it alone.
         let (tmp, _tmp_lock) = crate::fsutil::tempdir_in(&parent, &format!("-{}", diff_id.short()))
             .map_err(StoreError::io(&parent))?;
-        let result = (|| -> Result<(), ComposeError> {
+        let result = (|| -> Result<Option<LayerFiles>, ComposeError> {
             let blob = BufReader::with_capacity(1 << 20, self.open_blob(&desc.digest)?);
             let reader: Box<dyn Read> = match media::layer_compression(&desc.media_type) {
                 Some(media::Compression::None) => Box::new(blob),
@@ -127,17 +145,36 @@ impl Store {
             // share it: the content must hash to it (the config's claim
             // alone is not enough), checked in the same pass.
             let mut hashing = HashingReader::new(reader);
-            unpack(&mut hashing, &tmp, opts).map_err(|e| e.in_layer(&desc.digest))?;
+            let files = match similar {
+                None => {
+                    unpack(&mut hashing, &tmp, opts).map_err(|e| e.in_layer(&desc.digest))?;
+                    None
+                }
+                Some(like) => {
+                    let reuse = self.reuse_of(like, diff_id);
+                    let (_, files) = unpack_recording(&mut hashing, &tmp, opts, reuse)
+                        .map_err(|e| e.in_layer(&desc.digest))?;
+                    Some(files)
+                }
+            };
             let (_, actual, _) = hashing.finish();
             LayerError::check_diff_id(&desc.digest, diff_id, &actual)?;
-            Ok(())
+            Ok(files)
         })();
-        if let Err(e) = result {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
+        let files = match result {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
         match fs::rename(&tmp, &dir) {
-            Ok(()) => Ok(dir),
+            Ok(()) => {
+                if let Some(f) = files {
+                    self.put_layer_files(diff_id, &f);
+                }
+                Ok(dir)
+            }
             // Another process unpacked it first.
             Err(_) if dir.is_dir() => {
                 let _ = fs::remove_dir_all(&tmp);
@@ -152,6 +189,19 @@ impl Store {
                 .into())
             }
         }
+    }
+}
+
+impl Store {
+    /// The unpacked layer `like` with its recorded file facts, to link
+    /// from; `None` when either is missing (or it is the layer itself).
+    fn reuse_of(&self, like: &Digest, diff_id: &Digest) -> Option<Reuse> {
+        if like == diff_id {
+            return None;
+        }
+        let dir = self.layers_dir().join(like.hex());
+        let files = self.layer_files(like)?;
+        Reuse::open(&dir, files).ok()
     }
 }
 

@@ -462,3 +462,117 @@ fn files_after_their_directory_moved_land_where_the_path_leads() {
     assert_eq!(fs::read(dest.path().join("w/b")).unwrap(), b"b");
     assert!(!dest.path().join("w/a").exists());
 }
+
+/// A layer made again by the same build step, with one file edited: the
+/// unpack links the files whose recorded facts match from the earlier
+/// layer (one inode for both) and writes the others; a hard-linked pair,
+/// a file whose mode changed and a file named twice are written anew.
+#[test]
+fn a_similar_layer_links_its_unchanged_files() {
+    let top = tempfile::tempdir().unwrap();
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    let layer = |entries: &[(&str, tar::EntryType, &str, &[u8])]| {
+        let t = tar_of(entries);
+        let id = image_store::Digest::of_bytes(&t);
+        let desc = store
+            .write_blob(image_store::model::media::OCI_LAYER, &t)
+            .unwrap();
+        (desc, id)
+    };
+    let (a, a_id) = layer(&[
+        ("ctx/", D, "", b""),
+        ("ctx/same", F, "", b"same"),
+        ("ctx/edited", F, "", b"before"),
+        ("ctx/linked", F, "", b"pair"),
+        ("ctx/link2", H, "ctx/linked", b""),
+        ("ctx/sub/", D, "", b""),
+        ("ctx/sub/", D, "", b""),
+    ]);
+    let dir_a = store.unpacked_layer_like(&a, &a_id, Some(&a_id)).unwrap();
+    let facts = store.layer_files(&a_id).expect("facts recorded");
+    assert!(facts.get(b"ctx/same").is_some());
+    assert!(facts.get(b"ctx/linked").is_none() && facts.get(b"ctx/link2").is_none());
+    // A layer that names a file twice, or has whiteouts, records nothing:
+    // what they replace or remove is not followed.
+    type Entries<'a> = &'a [(&'a str, tar::EntryType, &'a str, &'a [u8])];
+    let twice: Entries = &[("ctx/twice", F, "", b"one"), ("ctx/twice", F, "", b"two")];
+    let whiteout: Entries = &[("ctx/f", F, "", b"one"), ("ctx/.wh.g", F, "", b"")];
+    for entries in [twice, whiteout] {
+        let (d, d_id) = layer(entries);
+        store.unpacked_layer_like(&d, &d_id, Some(&d_id)).unwrap();
+        assert!(store.layer_files(&d_id).is_none());
+    }
+
+    let (b, b_id) = layer(&[
+        ("ctx/", D, "", b""),
+        ("ctx/same", F, "", b"same"),
+        ("ctx/edited", F, "", b"after!"),
+        ("ctx/linked", F, "", b"pair"),
+        ("ctx/twice", F, "", b"two"),
+        ("ctx/sub/", D, "", b""),
+    ]);
+    let dir_b = store.unpacked_layer_like(&b, &b_id, Some(&a_id)).unwrap();
+    let ino = |d: &Path, n: &str| fs::metadata(d.join(n)).unwrap().ino();
+    assert_eq!(ino(&dir_a, "ctx/same"), ino(&dir_b, "ctx/same"));
+    for n in ["ctx/edited", "ctx/linked"] {
+        assert_ne!(ino(&dir_a, n), ino(&dir_b, n), "{n}");
+    }
+    assert_eq!(fs::read(dir_b.join("ctx/edited")).unwrap(), b"after!");
+    assert_eq!(fs::read(dir_a.join("ctx/edited")).unwrap(), b"before");
+    assert_eq!(fs::read(dir_b.join("ctx/twice")).unwrap(), b"two");
+    // The new layer's facts carry on, for the next edit.
+    assert!(store.layer_files(&b_id).unwrap().get(b"ctx/same").is_some());
+
+    // Same content, other mode: not the same file.
+    let mut t = tar::Builder::new(Vec::new());
+    raw_entry(&mut t, "ctx/", D, "", b"");
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(F);
+    h.set_mode(0o600);
+    h.set_size(4);
+    h.set_mtime(1_700_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    t.append_data(&mut h, "ctx/same", &b"same"[..]).unwrap();
+    let t = t.into_inner().unwrap();
+    let c_id = image_store::Digest::of_bytes(&t);
+    let c = store
+        .write_blob(image_store::model::media::OCI_LAYER, &t)
+        .unwrap();
+    let dir_c = store.unpacked_layer_like(&c, &c_id, Some(&b_id)).unwrap();
+    assert_ne!(ino(&dir_b, "ctx/same"), ino(&dir_c, "ctx/same"));
+    assert_eq!(
+        fs::metadata(dir_c.join("ctx/same")).unwrap().mode() & 0o7777,
+        0o600
+    );
+}
+
+/// Damaged facts are not trusted: every file is written.
+#[test]
+fn damaged_layer_facts_are_ignored() {
+    let top = tempfile::tempdir().unwrap();
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    let t = tar_of(&[("f", F, "", b"data")]);
+    let a_id = image_store::Digest::of_bytes(&t);
+    let a = store
+        .write_blob(image_store::model::media::OCI_LAYER, &t)
+        .unwrap();
+    let dir_a = store.unpacked_layer_like(&a, &a_id, Some(&a_id)).unwrap();
+    let p = store.layer_files_dir().join(a_id.hex());
+    let mut data = fs::read(&p).unwrap();
+    let n = data.len();
+    data[n - 10] ^= 1;
+    fs::write(&p, &data).unwrap();
+    assert!(store.layer_files(&a_id).is_none());
+    let t = tar_of(&[("f", F, "", b"data"), ("g", F, "", b"new")]);
+    let b_id = image_store::Digest::of_bytes(&t);
+    let b = store
+        .write_blob(image_store::model::media::OCI_LAYER, &t)
+        .unwrap();
+    let dir_b = store.unpacked_layer_like(&b, &b_id, Some(&a_id)).unwrap();
+    assert_ne!(
+        fs::metadata(dir_a.join("f")).unwrap().ino(),
+        fs::metadata(dir_b.join("f")).unwrap().ino()
+    );
+    assert_eq!(fs::read(dir_b.join("f")).unwrap(), b"data");
+}

@@ -221,6 +221,29 @@ impl Cache {
     }
 }
 
+impl Cache {
+    fn previous_layer_path(&self, probe: &str) -> PathBuf {
+        self.probes.join(format!("{}.layer", &probe[..32]))
+    }
+
+    /// The layer a step with this parent and text made last time: an
+    /// edit's new layer is unpacked by linking the unchanged files from it.
+    pub fn previous_layer(&self, probe: &str) -> Option<Digest> {
+        let data = fs::read(self.previous_layer_path(probe)).ok()?;
+        Digest::from_hex(std::str::from_utf8(&data).ok()?.trim()).ok()
+    }
+
+    /// Best effort, as the probe: a lost hint only means writing every
+    /// file of the next edit's layer.
+    pub fn put_previous_layer(&self, probe: &str, layer: &Digest) {
+        let p = self.previous_layer_path(probe);
+        if let Some(d) = p.parent() {
+            let _ = fs::create_dir_all(d);
+        }
+        let _ = replace_unsynced(&p, layer.hex().as_bytes());
+    }
+}
+
 /// What `builder prune` removed.
 #[derive(Debug, Default)]
 pub struct Pruned {
@@ -369,7 +392,11 @@ pub fn changed_input(old: &[(String, String)], new: &[(String, String)]) -> Opti
 /// rather than trusted.
 ///
 /// The index is one binary file (see [`StatIndex::encode`]), read whole at
-/// start and written back only when an entry changed.
+/// start and written back only when an entry changed. It ends in a CRC-32
+/// of what precedes it, so it is written without an fsync: a file cut or
+/// torn by a crash fails the check and is rebuilt (every file hashed
+/// again), and the rename leaves either the old or the new index in place.
+/// Paths are the context's names as bytes, not a display form.
 ///
 /// Stages share one index from several threads: the lock is held only to
 /// look up or record an entry, never while a file is hashed.
@@ -421,7 +448,9 @@ struct StatEntry {
 /// than the fine clock read before hashing.
 const RACY_MARGIN_SECS: i64 = 2;
 
-const MAGIC: &[u8; 16] = b"kiln-statidx-v2\n";
+const MAGIC: &[u8; 16] = b"kiln-statidx-v3\n";
+/// The CRC-32 after the entries.
+const CHECKSUM: usize = 4;
 /// Path length, then size, mtime (s, ns), ctime (s, ns), ino, mode, racy, sha.
 const FIXED: usize = 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 1 + 32;
 
@@ -430,9 +459,10 @@ impl StatIndex {
     pub fn open(store: &Store, context: &Path) -> StatIndex {
         let id = hex::encode(Sha256::digest(context.as_os_str().as_encoded_bytes()));
         let dir = store.build_hints_dir(BuildHints::StatIndex);
-        // The JSON index of earlier versions is no longer read.
+        // The JSON and v2 indexes of earlier versions are no longer read.
         let _ = fs::remove_file(dir.join(format!("{}.json", &id[..32])));
-        StatIndex::open_at(dir.join(format!("{}.bin", &id[..32])))
+        let _ = fs::remove_file(dir.join(format!("{}.bin", &id[..32])));
+        StatIndex::open_at(dir.join(format!("{}.v3", &id[..32])))
     }
 
     /// The index kept in the file `path` (empty if absent or unreadable).
@@ -452,17 +482,25 @@ impl StatIndex {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// sha256 of the file at `abs` (named `rel` in the context).
-    pub fn hash(&self, rel: &str, abs: &Path, md: &fs::Metadata) -> std::io::Result<String> {
-        self.hash_stat(rel, abs, &FileStat::from(md))
+    /// sha256 of the file at `abs` (named `rel` in the context), in hex.
+    pub fn hash(&self, rel: &[u8], abs: &Path, md: &fs::Metadata) -> std::io::Result<String> {
+        self.digest(rel, abs, &FileStat::from(md)).map(hex::encode)
     }
 
     /// As [`StatIndex::hash`], with the stat given apart.
-    pub fn hash_stat(&self, rel: &str, abs: &Path, stat: &FileStat) -> std::io::Result<String> {
-        let old = self.entries().get(rel.as_bytes()).copied();
+    #[cfg(test)]
+    fn hash_stat(&self, rel: &[u8], abs: &Path, stat: &FileStat) -> std::io::Result<String> {
+        self.digest(rel, abs, stat).map(hex::encode)
+    }
+
+    /// The raw sha256 of the file at `abs` (named `rel` in the context):
+    /// the recorded one while its stat is unchanged and settled, else
+    /// read (and recorded).
+    pub fn digest(&self, rel: &[u8], abs: &Path, stat: &FileStat) -> std::io::Result<[u8; 32]> {
+        let old = self.entries().get(rel).copied();
         if let Some(e) = old {
             if !e.racy && e.stat == *stat {
-                return Ok(hex::encode(e.sha));
+                return Ok(e.sha);
             }
         }
         let started = std::time::SystemTime::now()
@@ -475,10 +513,10 @@ impl StatIndex {
             sha,
         };
         if old != Some(entry) {
-            self.entries().insert(rel.as_bytes().into(), entry);
+            self.entries().insert(rel.into(), entry);
             self.dirty.store(true, Ordering::Relaxed);
         }
-        Ok(hex::encode(sha))
+        Ok(sha)
     }
 
     /// Writes the index back if an entry changed (best effort: a lost
@@ -492,15 +530,15 @@ impl StatIndex {
                 let _ = fs::create_dir_all(d);
             }
             let data = Self::encode(&self.entries());
-            let _ = image_store::write_atomic(p, &data);
+            let _ = replace_unsynced(p, &data);
         }
     }
 
     /// `MAGIC`, then per entry: path length (u32), the fixed fields (all
-    /// little-endian), then the path bytes.
+    /// little-endian), then the path bytes; last the CRC-32 of all that.
     fn encode(entries: &HashMap<Box<[u8]>, StatEntry>) -> Vec<u8> {
         let bytes: usize = entries.keys().map(|k| FIXED + k.len()).sum();
-        let mut out = Vec::with_capacity(MAGIC.len() + bytes);
+        let mut out = Vec::with_capacity(MAGIC.len() + bytes + CHECKSUM);
         out.extend_from_slice(MAGIC);
         for (path, e) in entries {
             let s = &e.stat;
@@ -516,13 +554,19 @@ impl StatIndex {
             out.extend_from_slice(&e.sha);
             out.extend_from_slice(path);
         }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
         out
     }
 
-    /// `None` for anything but a well-formed index.
+    /// `None` for anything but a well-formed index whose checksum holds.
     fn decode(data: &[u8]) -> Option<HashMap<Box<[u8]>, StatEntry>> {
-        let mut rest = data.strip_prefix(MAGIC.as_slice())?;
-        let mut out = HashMap::new();
+        let (body, crc) = data.split_at_checked(data.len().checked_sub(CHECKSUM)?)?;
+        if crc32fast::hash(body).to_le_bytes() != crc {
+            return None;
+        }
+        let mut rest = body.strip_prefix(MAGIC.as_slice())?;
+        let mut out = HashMap::with_capacity(rest.len() / (FIXED + 16));
         while !rest.is_empty() {
             if rest.len() < FIXED {
                 return None;
@@ -632,13 +676,16 @@ mod tests {
         let stat = stat_with_ctime(now_secs());
         fs::write(&file, b"aaaa").unwrap();
         let idx = StatIndex::open_at(at.clone());
-        assert_eq!(idx.hash_stat("f", &file, &stat).unwrap(), sha_of(b"aaaa"));
+        assert_eq!(idx.hash_stat(b"f", &file, &stat).unwrap(), sha_of(b"aaaa"));
         fs::write(&file, b"bbbb").unwrap();
-        assert_eq!(idx.hash_stat("f", &file, &stat).unwrap(), sha_of(b"bbbb"));
+        assert_eq!(idx.hash_stat(b"f", &file, &stat).unwrap(), sha_of(b"bbbb"));
         idx.save();
         fs::write(&file, b"cccc").unwrap();
         let again = StatIndex::open_at(at);
-        assert_eq!(again.hash_stat("f", &file, &stat).unwrap(), sha_of(b"cccc"));
+        assert_eq!(
+            again.hash_stat(b"f", &file, &stat).unwrap(),
+            sha_of(b"cccc")
+        );
     }
 
     /// An old, unchanged stat is trusted across builds (the file is not
@@ -651,12 +698,15 @@ mod tests {
         let stat = stat_with_ctime(now_secs() - 3600);
         fs::write(&file, b"aaaa").unwrap();
         let idx = StatIndex::open_at(at.clone());
-        assert_eq!(idx.hash_stat("f", &file, &stat).unwrap(), sha_of(b"aaaa"));
+        assert_eq!(idx.hash_stat(b"f", &file, &stat).unwrap(), sha_of(b"aaaa"));
         idx.save();
         fs::write(&file, b"bbbb").unwrap();
         let again = StatIndex::open_at(at.clone());
         // Same stat: the recorded digest, proving the index was used.
-        assert_eq!(again.hash_stat("f", &file, &stat).unwrap(), sha_of(b"aaaa"));
+        assert_eq!(
+            again.hash_stat(b"f", &file, &stat).unwrap(),
+            sha_of(b"aaaa")
+        );
         for changed in [
             FileStat { size: 5, ..stat },
             FileStat {
@@ -675,7 +725,7 @@ mod tests {
         ] {
             let fresh = StatIndex::open_at(at.clone());
             assert_eq!(
-                fresh.hash_stat("f", &file, &changed).unwrap(),
+                fresh.hash_stat(b"f", &file, &changed).unwrap(),
                 sha_of(b"bbbb")
             );
         }
@@ -689,14 +739,60 @@ mod tests {
         fs::write(&file, b"aaaa").unwrap();
         let stat = stat_with_ctime(now_secs() - 3600);
         let idx = StatIndex::open_at(at.clone());
-        idx.hash_stat("f", &file, &stat).unwrap();
+        idx.hash_stat(b"f", &file, &stat).unwrap();
         idx.save();
         let data = fs::read(&at).unwrap();
         assert!(StatIndex::decode(&data).is_some_and(|m| m.len() == 1));
         fs::write(&at, &data[..data.len() - 1]).unwrap();
         fs::write(&file, b"bbbb").unwrap();
+        let again = StatIndex::open_at(at.clone());
+        assert_eq!(
+            again.hash_stat(b"f", &file, &stat).unwrap(),
+            sha_of(b"bbbb")
+        );
+        // A well-formed index whose bytes changed (a torn write of a file
+        // saved without fsync, a flipped bit in a recorded digest): the
+        // checksum fails and the file is read again, not the digest trusted.
+        let mut flipped = data.clone();
+        let sha_at = MAGIC.len() + FIXED - 32;
+        flipped[sha_at] ^= 1;
+        assert!(StatIndex::decode(&flipped).is_none());
+        fs::write(&at, &flipped).unwrap();
+        fs::write(&file, b"cccc").unwrap();
+        let again = StatIndex::open_at(at.clone());
+        assert_eq!(
+            again.hash_stat(b"f", &file, &stat).unwrap(),
+            sha_of(b"cccc")
+        );
+        // Zeroes where the data was (what a crash can leave of an unsynced
+        // file): refused too.
+        fs::write(&at, vec![0u8; data.len()]).unwrap();
+        assert!(StatIndex::open_at(at).entries().is_empty());
+    }
+
+    /// Names are bytes: two names that only a display form would merge
+    /// (an invalid byte and its escaped spelling) keep their own digests.
+    #[test]
+    fn names_are_raw_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"aaaa").unwrap();
+        fs::write(&b, b"bbbb").unwrap();
+        let stat = stat_with_ctime(now_secs() - 3600);
+        let at = dir.path().join("index.bin");
+        let idx = StatIndex::open_at(at.clone());
+        idx.hash_stat(b"n\\xff", &a, &stat).unwrap();
+        idx.hash_stat(b"n\xff", &b, &stat).unwrap();
+        idx.save();
         let again = StatIndex::open_at(at);
-        assert_eq!(again.hash_stat("f", &file, &stat).unwrap(), sha_of(b"bbbb"));
+        assert_eq!(
+            again.hash_stat(b"n\\xff", &a, &stat).unwrap(),
+            sha_of(b"aaaa")
+        );
+        assert_eq!(
+            again.hash_stat(b"n\xff", &b, &stat).unwrap(),
+            sha_of(b"bbbb")
+        );
     }
 }
 

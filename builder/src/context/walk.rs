@@ -2,6 +2,9 @@
 //! applied as it descends, excluded directories pruned unless a later `!`
 //! pattern may re-include something inside.
 
+use std::os::unix::ffi::OsStringExt;
+
+use super::dirwalk::DirWalk;
 use super::*;
 
 pub(super) struct Frame {
@@ -16,8 +19,7 @@ pub(super) struct Frame {
 /// and reports every non-pruned entry with whether it is hidden (excluded).
 pub(super) struct RawWalk<'a> {
     ctx: &'a BuildContext,
-    inner: Option<walkdir::IntoIter>,
-    start_abs: PathBuf,
+    inner: Option<DirWalk>,
     base: Vec<u8>,
     stack: Vec<Frame>,
     first: Option<(Entry, bool)>,
@@ -46,20 +48,10 @@ impl<'a> RawWalk<'a> {
                 pending,
             });
         }
-        let inner = descend.then(|| {
-            let mut w = walkdir::WalkDir::new(&start_abs)
-                .min_depth(1)
-                .follow_links(false)
-                .sort_by(by_name);
-            if let Some(depth) = max_depth {
-                w = w.max_depth(depth);
-            }
-            w.into_iter()
-        });
+        let inner = descend.then(|| DirWalk::new(start_abs, max_depth));
         RawWalk {
             ctx,
             inner,
-            start_abs,
             base,
             stack,
             first: start,
@@ -72,29 +64,22 @@ impl<'a> RawWalk<'a> {
         }
         loop {
             let item = self.inner.as_mut()?.next()?;
-            let de = match item {
+            let mut de = match item {
                 Ok(de) => de,
-                Err(err) => {
-                    let path = err
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| self.start_abs.clone());
+                Err((path, source)) => {
                     // fsutil ignores permission errors inside excluded directories.
                     let in_hidden_dir = self.stack.last().is_some_and(|f| f.pending.is_some());
-                    let source = err
-                        .into_io_error()
-                        .unwrap_or_else(|| io::Error::other("filesystem loop"));
                     if in_hidden_dir && source.kind() == io::ErrorKind::PermissionDenied {
                         continue;
                     }
                     return Some(Err(ContextError::Io { path, source }));
                 }
             };
-            let tail = match de.path().strip_prefix(&self.start_abs) {
-                Ok(t) => t.as_os_str().as_bytes().to_vec(),
-                Err(_) => continue,
+            let rel = if self.base.is_empty() {
+                std::mem::take(&mut de.tail)
+            } else {
+                join_rel(&self.base, &de.tail)
             };
-            let rel = join_rel(&self.base, &tail);
             while self
                 .stack
                 .last()
@@ -102,13 +87,10 @@ impl<'a> RawWalk<'a> {
             {
                 self.stack.pop();
             }
-            let is_dir = de.file_type().is_dir();
-            let parent = self
-                .stack
-                .last()
-                .map(|f| f.info.clone())
-                .unwrap_or_default();
-            let decision = match self.ctx.decide(&rel, is_dir, &parent) {
+            let is_dir = de.is_dir;
+            let no_parent = MatchInfo::default();
+            let parent = self.stack.last().map_or(&no_parent, |f| &f.info);
+            let decision = match self.ctx.decide(&rel, is_dir, parent) {
                 Ok(d) => d,
                 Err(e) => return Some(Err(e.into())),
             };
@@ -126,24 +108,22 @@ impl<'a> RawWalk<'a> {
             };
             let metadata = match de.metadata() {
                 Ok(m) => m,
-                Err(err) => {
-                    let source = err
-                        .into_io_error()
-                        .unwrap_or_else(|| io::Error::other("metadata"));
+                Err(source) => {
                     return Some(Err(ContextError::Io {
-                        path: de.path().to_path_buf(),
+                        path: de.path(),
                         source,
                     }));
                 }
             };
+            let rel_slash = is_dir.then(|| join_rel(&rel, b""));
             let entry = Entry {
-                path: rel_path(&rel),
+                path: PathBuf::from(std::ffi::OsString::from_vec(rel)),
                 metadata,
             };
-            if is_dir {
+            if let Some(rel_slash) = rel_slash {
                 let pending = hidden.then(|| entry.clone());
                 self.stack.push(Frame {
-                    rel_slash: join_rel(&rel, b""),
+                    rel_slash,
                     info,
                     pending,
                 });
@@ -171,7 +151,6 @@ impl<'a> Walk<'a> {
         let raw = RawWalk {
             ctx,
             inner: None,
-            start_abs: ctx.root.clone(),
             base: Vec::new(),
             stack: Vec::new(),
             first: None,

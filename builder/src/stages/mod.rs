@@ -74,6 +74,9 @@ pub(crate) struct Builder<'a> {
     /// Mixed into the keys of `--no-cache-filter` stages: their steps,
     /// and everything built on them, get keys no earlier build had.
     pub(crate) run_nonce: String,
+    /// A layer this build made → the one the same step made before it
+    /// (whose unchanged files its unpack links).
+    pub(crate) similar: Mutex<BTreeMap<image_store::Digest, image_store::Digest>>,
 }
 
 /// Builds the Dockerfile in `opts`; base images missing from the store
@@ -168,6 +171,7 @@ fn build_inner<'a>(
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         ),
+        similar: Mutex::new(BTreeMap::new()),
     };
     let ingest = store.ingest()?;
     let result = b.run(&ingest).and_then(|out| {
@@ -285,6 +289,24 @@ impl<'a> Builder<'a> {
         let img = self.store.resolve(name)?;
         cache.insert(name.to_string(), img.clone());
         Ok(img)
+    }
+
+    /// Notes that `layer` is a new result of the step that made `before`.
+    pub(crate) fn note_similar(&self, layer: &image_store::Digest, before: image_store::Digest) {
+        self.similar
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(layer.clone(), before);
+    }
+
+    /// The earlier result of the step that made `layer`, if this build
+    /// made it anew.
+    pub(crate) fn similar_to(&self, layer: &image_store::Digest) -> Option<image_store::Digest> {
+        self.similar
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(layer)
+            .cloned()
     }
 
     pub(crate) fn emit(&self, stage: usize, kind: EventKind) {

@@ -67,11 +67,122 @@ pub(super) fn is_archive(p: &Path) -> bool {
         )
 }
 
+/// Bytes a larger file is read in at a time.
+const READ_BUF: usize = 1 << 20;
+/// Files up to this size are read ahead of the tar writer.
+const PREFETCH_MAX: u64 = 16 * 1024;
+/// Threads that read them; files in a batch (handed over at once: one
+/// wake-up per batch, not per file); batches each reader may hold ready.
+const READERS: usize = 2;
+const BATCH: usize = 64;
+const AHEAD: usize = 2;
+
+/// A small file the readers read ahead: its source and planned size.
+fn prefetched(e: &Planned) -> Option<(&Path, u64)> {
+    match &e.kind {
+        Kind::File { src, size } if *size <= PREFETCH_MAX => Some((src, *size)),
+        _ => None,
+    }
+}
+
+type Batch = std::vec::IntoIter<io::Result<Vec<u8>>>;
+
+/// The small files of a layer, read in order by [`READERS`] threads in
+/// batches (batch `j` by reader `j % READERS`): opening, reading and
+/// closing a file is most of what a layer of many small files costs, and
+/// it is system calls the threads make side by side while the tar is
+/// written and hashed. Memory stays bounded (`READERS * (AHEAD + 1)`
+/// batches of small files).
+struct Prefetch {
+    readers: Vec<std::sync::mpsc::Receiver<Batch>>,
+    batch: Batch,
+    /// Batches taken so far.
+    taken: usize,
+}
+
+impl Prefetch {
+    fn none() -> Prefetch {
+        Prefetch {
+            readers: Vec::new(),
+            batch: Vec::new().into_iter(),
+            taken: 0,
+        }
+    }
+
+    fn start<'scope, 'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        entries: &'env [Planned],
+    ) -> Prefetch {
+        let small = entries.iter().filter(|e| prefetched(e).is_some()).count();
+        if small < 2 * BATCH {
+            return Prefetch::none();
+        }
+        let readers = (0..READERS)
+            .map(|r| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+                scope.spawn(move || {
+                    let files: Vec<(&Path, u64)> = entries.iter().filter_map(prefetched).collect();
+                    for chunk in files.chunks(BATCH).skip(r).step_by(READERS) {
+                        let batch: Vec<_> = chunk
+                            .iter()
+                            .map(|(src, size)| read_exact_size(src, *size))
+                            .collect();
+                        if tx.send(batch.into_iter()).is_err() {
+                            return; // the writer stopped
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        Prefetch {
+            readers,
+            ..Prefetch::none()
+        }
+    }
+
+    /// The data of the next small file (in the order of the entries).
+    fn next(&mut self, src: &Path, size: u64) -> io::Result<Vec<u8>> {
+        if self.readers.is_empty() {
+            return read_exact_size(src, size);
+        }
+        loop {
+            if let Some(r) = self.batch.next() {
+                return r;
+            }
+            let reader = &self.readers[self.taken % READERS];
+            self.taken += 1;
+            self.batch = reader
+                .recv()
+                .map_err(|_| io::Error::other("a file reader stopped"))?;
+        }
+    }
+}
+
+/// A file's first `size` bytes, as [`Exact`] gives them.
+fn read_exact_size(src: &Path, size: u64) -> io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(size as usize);
+    Exact::new(File::open(src)?, size).read_to_end(&mut data)?;
+    Ok(data)
+}
+
 /// Writes the planned entries as a tar stream; `clamp` caps mtimes.
 pub fn write_layer<W: Write>(
     entries: &[Planned],
     out: W,
     clamp: Option<u64>,
+) -> Result<(), BuildError> {
+    std::thread::scope(|scope| {
+        let mut pre = Prefetch::start(scope, entries);
+        write_entries(entries, out, clamp, &mut pre)
+    })
+}
+
+fn write_entries<W: Write>(
+    entries: &[Planned],
+    out: W,
+    clamp: Option<u64>,
+    pre: &mut Prefetch,
 ) -> Result<(), BuildError> {
     let mut b = tar::Builder::new(out);
     let io_err = |p: &Path, e: io::Error| BuildError::Io(p.to_path_buf(), e);
@@ -95,8 +206,16 @@ pub fn write_layer<W: Write>(
             Kind::File { src, size } => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(*size);
-                let f = File::open(src).map_err(|er| io_err(src, er))?;
-                b.append_data(&mut h, &e.dest, Exact::new(f, *size))
+                if prefetched(e).is_some() {
+                    let data = pre.next(src, *size).map_err(|er| io_err(src, er))?;
+                    b.append_data(&mut h, &e.dest, data.as_slice())
+                } else {
+                    // Read in large pieces (io::copy reads a plain reader
+                    // 8 KiB at a time).
+                    let f = File::open(src).map_err(|er| io_err(src, er))?;
+                    let r = io::BufReader::with_capacity(READ_BUF, Exact::new(f, *size));
+                    b.append_data(&mut h, &e.dest, r)
+                }
             }
             Kind::Inline(data) => {
                 h.set_entry_type(tar::EntryType::Regular);
@@ -224,6 +343,45 @@ fn extract_into<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files read ahead on the reader threads give the very bytes the
+    /// writer gives reading each file itself, big and small mixed.
+    #[test]
+    fn read_ahead_gives_the_same_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entries = Vec::new();
+        for i in 0..300u32 {
+            let src = dir.path().join(format!("f{i}"));
+            let size = if i % 97 == 5 {
+                40_000
+            } else {
+                (i * 13 % 2000) as usize
+            };
+            let data: Vec<u8> = (0..size).map(|b| (b as u32 * 31 + i) as u8).collect();
+            std::fs::write(&src, &data).unwrap();
+            entries.push(Planned {
+                dest: PathBuf::from(format!("d/f{i}")),
+                kind: Kind::File {
+                    src,
+                    size: size as u64,
+                },
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: 1_700_000_000,
+            });
+        }
+        let mut ahead = Vec::new();
+        write_layer(&entries, &mut ahead, None).unwrap();
+        let mut inline = Vec::new();
+        let mut none = Prefetch::none();
+        write_entries(&entries, &mut inline, None, &mut none).unwrap();
+        assert!(ahead == inline);
+        // A file that shrank after planning is an error either way.
+        std::fs::write(dir.path().join("f7"), b"x").unwrap();
+        let err = write_layer(&entries, &mut Vec::new(), None).unwrap_err();
+        assert!(err.to_string().contains("shrank"), "{err}");
+    }
 
     #[test]
     fn file_data_is_exactly_the_planned_size() {

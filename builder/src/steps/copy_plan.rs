@@ -16,7 +16,6 @@ use crate::cache::{KeyHasher, StatIndex};
 use crate::context::{BuildContext, ContextError, SourceEntry};
 use crate::dockerignore::Matcher;
 use crate::error::BuildError;
-use image_store::layer::show_name;
 
 use super::copy_layer::{is_archive, Kind, Planned};
 use super::copy_remote::{fetch_url, git_source, plan_git, url_basename};
@@ -107,9 +106,15 @@ pub fn plan(
      -> Result<(), BuildError> {
         if let Some(idx) = root.index {
             let sha = idx
-                .hash(&show_name(rel.as_os_str().as_bytes()), abs, md)
+                .digest(
+                    rel.as_os_str().as_bytes(),
+                    abs,
+                    &crate::cache::FileStat::from(md),
+                )
                 .map_err(|e| BuildError::Io(abs.to_path_buf(), e))?;
-            key.part("sha", sha.as_bytes());
+            let mut hex = [0u8; 64];
+            hex::encode_to_slice(sha, &mut hex).expect("64 hex digits");
+            key.part("sha", &hex);
         }
         Ok(())
     };
@@ -185,8 +190,7 @@ pub fn plan(
                         .entry
                         .path
                         .strip_prefix(&se.source)
-                        .unwrap_or(Path::new(""))
-                        .to_path_buf();
+                        .unwrap_or(Path::new(""));
                     let md = &se.entry.metadata;
                     let is_root = under.as_os_str().is_empty();
                     if !is_root
@@ -245,7 +249,7 @@ pub fn plan(
                         join_os(
                             &dest_rel,
                             &Path::new(kept)
-                                .join(&under)
+                                .join(under)
                                 .components()
                                 .collect::<PathBuf>(),
                         )
@@ -261,7 +265,7 @@ pub fn plan(
                         dest_dir(&mut out, &dest_rel, lowers, p);
                         continue;
                     } else {
-                        join_os(&dest_rel, &under)
+                        join_os(&dest_rel, under)
                     };
                     let mut abs = root.ctx.absolute(&se.entry.path);
                     // A source named directly that is a symlink is followed
@@ -337,9 +341,16 @@ pub fn plan(
                     } else {
                         continue; // sockets, fifos and devices are not copied
                     };
+                    let mut owner = [0u8; 41];
+                    let owner_len = {
+                        use std::io::Write;
+                        let mut w = &mut owner[..];
+                        let _ = write!(w, "{uid}:{gid}");
+                        41 - w.len()
+                    };
                     key.part("dest", target.as_os_str().as_bytes())
                         .part("mode", &mode.to_le_bytes())
-                        .part("owner", format!("{uid}:{gid}").as_bytes());
+                        .part("owner", &owner[..owner_len]);
                     match &kind {
                         Kind::Symlink(t) => {
                             key.part("link", t.as_os_str().as_encoded_bytes());

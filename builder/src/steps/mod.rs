@@ -222,7 +222,17 @@ impl StageRun<'_, '_> {
                 self.emit(EventKind::CacheMiss { reason });
             }
         }
+        // COPY and ADD layers are unpacked for the steps after them (a
+        // RUN's layer is its upper directory, kept as is).
+        let copies = matches!(cmd.instruction, Instruction::Copy(_) | Instruction::Add(_));
+        let previous = copies.then(|| self.cache.previous_layer(&probe)).flatten();
         let rec = make(self)?;
+        if let (Some(l), true) = (&rec.layer, copies) {
+            if let Some(prev) = previous.filter(|p| *p != l.digest) {
+                self.b.note_similar(&l.digest, prev);
+            }
+            self.cache.put_previous_layer(&probe, &l.digest);
+        }
         self.cache.note(cache::Used {
             key: key.to_string(),
             parent: state.key.clone(),
@@ -269,7 +279,11 @@ impl StageRun<'_, '_> {
             .layers
             .iter()
             .zip(&state.config.rootfs.diff_ids)
-            .map(|(d, id)| self.store.unpacked_layer(d, id))
+            .map(|(d, id)| {
+                let like = self.b.similar_to(id);
+                self.store
+                    .unpacked_layer_like(d, id, Some(like.as_ref().unwrap_or(id)))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(BuildError::Compose)?;
         Ok(Lowers { dirs })

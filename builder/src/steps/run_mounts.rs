@@ -291,7 +291,7 @@ impl StageRun<'_, '_> {
                 } else if md.is_file() {
                     let shown = String::from_utf8_lossy(name).into_owned();
                     let sha = match index {
-                        Some(idx) => idx.hash(&shown, &abs, md),
+                        Some(idx) => idx.hash(name, &abs, md),
                         None => cache::hash_file(&abs),
                     }
                     .map_err(|e| BuildError::Io(abs.clone(), e))?;
