@@ -75,7 +75,7 @@ impl Error {
 /// `e` and its causes as one line (`a: b: c`), causes that merely repeat
 /// their parent's text left out: for messages that add context to an error
 /// from another crate.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

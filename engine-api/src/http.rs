@@ -97,20 +97,9 @@ impl ApiError {
     }
 }
 
-/// `a: b: c` from an error and its sources (repeats left out).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
-}
+/// `a: b: c` from an error and its sources (repeats left out): the
+/// containers crate's, so the API and the CLI word errors alike.
+pub use containers::error::chain;
 
 impl From<image_store::StoreError> for ApiError {
     fn from(e: image_store::StoreError) -> ApiError {
