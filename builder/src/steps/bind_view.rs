@@ -63,13 +63,7 @@ pub(crate) fn context_view(
     if hidden > 0 {
         layers.push(hide);
     }
-    let target = scratch.join("root");
-    let mounted = if writable {
-        View::mount_writable(&layers, &scratch.join("rw"), &target)
-    } else {
-        View::mount(&layers, &target)
-    };
-    match mounted {
+    match View::for_bind(&layers, scratch, writable) {
         Ok(v) => Ok(Some(BindSource::Mounted(v))),
         Err(_) => {
             let copy = scratch.join("copy");

@@ -129,16 +129,7 @@ impl StageRun<'_, '_> {
                             }
                             _ => {
                                 let (_, lowers) = self.source_of(f, cmd)?;
-                                let target = scratch.join("root");
-                                let v = if writable {
-                                    view::View::mount_writable(
-                                        &lowers.dirs,
-                                        &scratch.join("rw"),
-                                        &target,
-                                    )?
-                                } else {
-                                    view::View::mount(&lowers.dirs, &target)?
-                                };
+                                let v = view::View::for_bind(&lowers.dirs, &scratch, writable)?;
                                 let root = v.root.clone();
                                 views.push(v);
                                 (root, None)

@@ -37,14 +37,21 @@ impl View {
         })
     }
 
-    /// Stacks `layers` (base first) at `target` with a writable layer in
-    /// `scratch` on top, whose changes go with `scratch`.
-    pub fn mount_writable(
+    /// The view a RUN bind mount of `layers` (base first) reads, mounted
+    /// at `scratch/root`: read-only, or with `rw` a writable layer in
+    /// `scratch/rw` on top, whose changes go with `scratch`.
+    pub fn for_bind(
         layers: &[PathBuf],
         scratch: &Path,
-        target: &Path,
+        writable: bool,
     ) -> Result<View, BuildError> {
-        let v = view::View::mount_writable(layers, scratch, target).map_err(build_error)?;
+        let target = scratch.join("root");
+        let v = if writable {
+            view::View::mount_writable(layers, &scratch.join("rw"), &target)
+        } else {
+            view::View::mount(layers, &target)
+        }
+        .map_err(build_error)?;
         Ok(View {
             root: v.root.clone(),
             _view: v,
