@@ -779,6 +779,83 @@ fn run_steps_cannot_read_host_devices() {
     );
 }
 
+/// A RUN step's layer blob is synced and named on a thread while the next
+/// steps run. When that fails (here the blob directory is immutable), the
+/// build still fails with that error in one line and exit 125, writes no
+/// cache record (none may name a blob that is not there) and no image, and
+/// leaves the store as `system check` wants it; once the directory is
+/// writable again the same build works.
+#[test]
+fn a_run_layer_that_cannot_be_stored_fails_the_build_and_records_nothing() {
+    if !common::is_root() {
+        eprintln!("skipping: RUN steps need root");
+        return;
+    }
+    common::require_tool("chattr");
+    let k = with_base();
+    let ctx = k.dir.path().join("nostore");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\nRUN echo three > /three\n",
+    );
+    let blobs = k.root().join("blobs/sha256");
+    let listing = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .map(|e| {
+                e.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let roots = k.root().join("kiln/roots");
+    let (blobs_before, roots_before) = (listing(&blobs), listing(&roots));
+    /// Lifts the flag even when an assertion fails, so the store can go.
+    struct Immutable<'a>(&'a Path);
+    impl Drop for Immutable<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("chattr").arg("-i").arg(self.0).status();
+        }
+    }
+    let st = Command::new("chattr")
+        .arg("+i")
+        .arg(&blobs)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chattr +i {}", blobs.display());
+    let guard = Immutable(&blobs);
+    let r = build(&k, &["-q", "-t", "nostore", ctx.to_str().unwrap()]).code(125);
+    drop(guard);
+    let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.len() == 1
+            && lines[0].contains(blobs.to_str().unwrap())
+            && lines[0].contains("Operation not permitted"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(listing(&blobs), blobs_before, "no blob stored");
+    assert_eq!(listing(&roots), roots_before, "no record written");
+    assert!(k.run(&["inspect", "nostore"]).code != 0, "no image named");
+    let check = k.run(&["system", "check"]).ok();
+    assert!(
+        check.stdout.contains("No problems found"),
+        "{}",
+        check.stdout
+    );
+    build(&k, &["-q", "-t", "nostore", ctx.to_str().unwrap()]).ok();
+    k.run(&["run", "--rm", "nostore", "cat", "/one", "/two", "/three"])
+        .ok();
+    let check = k.run(&["system", "check"]).ok();
+    assert!(
+        check.stdout.contains("No problems found"),
+        "{}",
+        check.stdout
+    );
+}
+
 #[test]
 fn add_refuses_an_archive_the_store_would_refuse() {
     // The entries of a local archive ADD extracts pass the store's entry

@@ -334,6 +334,93 @@ fn kill_9_at_random_points_leaves_a_consistent_store() {
     ok(k.run(&["inspect", "busybox"]), "the base image");
 }
 
+/// A RUN step's layer blob is synced and named on a thread while the next
+/// step runs, and its cache record written only after that (builder's
+/// `cache::commits`). `kill -9` in that window (a few delays after the
+/// step's upper directory became its unpacked layer, when the blob is
+/// queued) leaves no record naming a missing blob and nothing `system
+/// check` reports once the next build cleaned up, and that build works.
+#[test]
+fn kill_9_while_a_run_layer_is_committed_leaves_a_consistent_store() {
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let ctx = k.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN dd if=/dev/urandom of=/noise bs=1M count=32 2>/dev/null\nRUN sleep 1\n",
+    )
+    .unwrap();
+    let layers = k.root().join("kiln/layers");
+    let unpacked = || {
+        std::fs::read_dir(&layers)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().len() == 64)
+            .count()
+    };
+    for (t, delay) in [0u64, 1, 5, 20, 80].into_iter().enumerate() {
+        let tag = format!("committing:{t}");
+        let before = unpacked();
+        let mut child = k
+            .cmd()
+            .args([
+                "build",
+                "-q",
+                "--no-cache",
+                "-t",
+                &tag,
+                ctx.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The base's layer may be unpacked first; the step's comes after.
+        let want = before + if before == 0 { 2 } else { 1 };
+        for _ in 0..20_000 {
+            if unpacked() >= want || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(delay));
+        let pid = child.id();
+        let _ = child.kill();
+        let _ = child.wait();
+        wait_until_gone(&k.root());
+        wait_for_containers(&k.root(), pid);
+        let what = format!("build killed {delay} ms after its first layer was queued");
+        // Before anything cleans up or writes again: every record's layer
+        // is there, whole.
+        for e in std::fs::read_dir(k.root().join("kiln/roots"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("cache-") && name.ends_with(".json")) {
+                continue;
+            }
+            let rec: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+            if let Some(d) = rec["layer"]["digest"].as_str() {
+                let hex = d.trim_start_matches("sha256:");
+                let blob = k.root().join("blobs/sha256").join(hex);
+                assert!(blob.is_file(), "{what}: {name} names {d}, which is missing");
+                assert_eq!(common::sha256_file(&blob), hex, "{what}: {name}");
+            }
+        }
+        ok(
+            k.run(&["build", "-q", "-t", &tag, ctx.to_str().unwrap()]),
+            &format!("{what}: the build again"),
+        );
+        assert_clean(&k, &what);
+        ok(k.run(&["run", "--rm", &tag, "test", "-s", "/noise"]), &what);
+    }
+}
+
 /// SIGINT and SIGTERM during an import remove its temp file and exit 130
 /// and 143 as a shell reports them.
 #[test]

@@ -142,7 +142,22 @@ impl Containers<'_> {
     /// step is live here. Cgroups of other stores (container ids without a
     /// directory here, build ids without this store's tag) are left alone.
     pub fn leftover_cgroups(&self) -> Vec<runner::EmptyCgroup> {
-        let found = runner::empty_cgroups();
+        // This store's candidates are told by name before any cgroup file
+        // is read: its build steps carry its tag, its containers have a
+        // directory here (listed once). A container created after the
+        // listing is left alone, as a live one.
+        let tag = self.runner_tag();
+        let dirs: std::collections::BTreeSet<String> = fs::read_dir(self.containers_dir())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let found = runner::empty_cgroups_of(&|id| {
+            Self::build_step_pid_tagged(&tag, id).is_some()
+                || (Digest::from_hex(id).is_ok() && dirs.contains(id))
+        });
         if found.is_empty() {
             return found;
         }

@@ -10,14 +10,29 @@
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use runner::inroot::Root;
 
 /// Layer directories, base first, plus an optional upper directory.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct LayerStack {
     pub lowers: Vec<PathBuf>,
     pub upper: Option<PathBuf>,
+    /// The layers opened for lookups, with the directories they were
+    /// opened for: a build step looks up several paths in one stack of
+    /// up to 127 layers, and opening each layer once is enough.
+    opened: Mutex<Option<(Vec<PathBuf>, Arc<Root>)>>,
+}
+
+impl Clone for LayerStack {
+    fn clone(&self) -> LayerStack {
+        LayerStack {
+            lowers: self.lowers.clone(),
+            upper: self.upper.clone(),
+            opened: Mutex::default(),
+        }
+    }
 }
 
 impl LayerStack {
@@ -25,6 +40,7 @@ impl LayerStack {
         LayerStack {
             lowers,
             upper: None,
+            opened: Mutex::default(),
         }
     }
 
@@ -33,9 +49,23 @@ impl LayerStack {
         self.lowers.iter().chain(&self.upper).cloned().collect()
     }
 
+    /// The stack opened for lookups (once for the directories it has).
+    fn root(&self) -> Option<Arc<Root>> {
+        let dirs = self.dirs();
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((d, root)) = opened.as_ref() {
+            if *d == dirs {
+                return Some(root.clone());
+            }
+        }
+        let root = Arc::new(Root::layers(&dirs).ok()?);
+        *opened = Some((dirs, root.clone()));
+        Some(root)
+    }
+
     /// Metadata of `rel` as the merged filesystem shows it (see [`stat`]).
     pub fn stat(&self, rel: &str) -> Option<fs::Metadata> {
-        stat(&self.dirs(), rel)
+        self.root()?.symlink_metadata(Path::new(rel)).ok()
     }
 
     /// Does the merged filesystem have `rel`?
@@ -48,14 +78,13 @@ impl LayerStack {
     /// missing rest as written ([`Root::resolve`]). `None` when the path
     /// loops or goes through a file.
     pub fn resolve(&self, rel: &str) -> Option<String> {
-        let root = Root::layers(&self.dirs()).ok()?;
-        let p = root.resolve(Path::new(rel)).ok()?;
+        let p = self.root()?.resolve(Path::new(rel)).ok()?;
         Some(p.to_string_lossy().into_owned())
     }
 
     /// The target of the symlink `rel` as the merged filesystem shows it.
     pub fn read_link(&self, rel: &str) -> Option<PathBuf> {
-        let root = Root::layers(&self.dirs()).ok()?;
+        let root = self.root()?;
         root.lookup(Path::new(rel), false).ok()?.read_link().ok()
     }
 
@@ -64,7 +93,7 @@ impl LayerStack {
     /// would (at most 4 MiB: passwd and group files).
     pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
         use std::io::Read;
-        let root = Root::layers(&self.dirs()).ok()?;
+        let root = self.root()?;
         let found = root.lookup(Path::new(rel), true).ok()?;
         if !found.metadata().ok()?.is_file() {
             return None;

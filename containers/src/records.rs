@@ -400,7 +400,7 @@ impl<'s> Containers<'s> {
 
     /// A short tag of this store (its path's hash), in the runner ids of
     /// build steps so that their cgroups can be told from other stores'.
-    fn runner_tag(&self) -> String {
+    pub(crate) fn runner_tag(&self) -> String {
         use sha2::Digest as _;
         let dir = self.store.kiln_dir();
         let path = fs::canonicalize(&dir).unwrap_or(dir);
@@ -421,9 +421,12 @@ impl<'s> Containers<'s> {
     /// The build process of a runner id from [`Containers::build_step_id`]
     /// of this store.
     pub(crate) fn build_step_pid(&self, id: &str) -> Option<i32> {
-        let rest = id
-            .strip_prefix("build-")?
-            .strip_prefix(&self.runner_tag())?;
+        Self::build_step_pid_tagged(&self.runner_tag(), id)
+    }
+
+    /// [`Containers::build_step_pid`] with this store's tag at hand.
+    pub(crate) fn build_step_pid_tagged(tag: &str, id: &str) -> Option<i32> {
+        let rest = id.strip_prefix("build-")?.strip_prefix(tag)?;
         rest.strip_prefix('-')?.split('-').next()?.parse().ok()
     }
 

@@ -58,6 +58,16 @@ impl ContainerSpec {
         layers: &[std::path::PathBuf],
         o: Overrides,
     ) -> Result<ContainerSpec, SpecError> {
+        ContainerSpec::from_image_in(config, &LayerStack::new(layers.to_vec()), o)
+    }
+
+    /// [`ContainerSpec::from_image`] on a layer stack the caller looks
+    /// into again (its layers are opened once).
+    pub fn from_image_in(
+        config: &ContainerConfig,
+        stack: &LayerStack,
+        o: Overrides,
+    ) -> Result<ContainerSpec, SpecError> {
         let mut env: Vec<String> = o
             .env_defaults
             .iter()
@@ -71,7 +81,6 @@ impl ContainerSpec {
         let user_spec = o.user.or_else(|| config.user.clone()).unwrap_or_default();
         // Read through the stack, so a passwd file a layer deleted (or hid
         // under an opaque /etc) is gone, as in the container.
-        let stack = LayerStack::new(layers.to_vec());
         let text = |rel| {
             stack
                 .read(rel)

@@ -135,6 +135,33 @@ impl BuildRoots {
         }
     }
 
+    /// Records several steps durably, as [`BuildRoots::put`] records one
+    /// that pins a layer, with one sync of the directory for all of them.
+    /// The caller made their layers' blobs durable first.
+    pub fn put_durable(&self, recs: &[(String, StepRecord)]) -> io::Result<()> {
+        if recs.is_empty() {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.dir)?;
+        for (key, rec) in recs {
+            let path = self.path(key).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("invalid step key {key:?}"),
+                )
+            })?;
+            let data = serde_json::to_vec(rec).expect("plain data serializes");
+            let (tmp, mut file) = fsutil::tempfile_in(&self.dir)?;
+            file.write_all(&data)
+                .and_then(|()| file.sync_all())
+                .and_then(|()| fs::rename(&tmp, &path))
+                .inspect_err(|_| {
+                    let _ = fs::remove_file(&tmp);
+                })?;
+        }
+        fsutil::sync_dir(&self.dir)
+    }
+
     /// Every step record that parses, with its file.
     pub fn records(&self) -> Vec<RecordFile> {
         let Ok(entries) = fs::read_dir(&self.dir) else {

@@ -133,6 +133,12 @@ impl Store {
 
     /// [`Store::image_list`] for a caller that holds a collector lock.
     pub(crate) fn image_list_locked(&self) -> Result<ImageList> {
+        self.image_list_where(&|_, _| true)
+    }
+
+    /// The images whose manifest digest and names `keep` accepts (names as
+    /// [`Image::names`] has them), in index order.
+    fn image_list_where(&self, keep: &dyn Fn(&Digest, &[String]) -> bool) -> Result<ImageList> {
         let index = self.read_index()?;
         let mut by_manifest: BTreeMap<Digest, (Descriptor, Vec<String>)> = BTreeMap::new();
         let mut order = Vec::new();
@@ -153,6 +159,9 @@ impl Store {
         let mut out = ImageList::default();
         for digest in order {
             let (desc, names) = by_manifest.remove(&digest).expect("inserted above");
+            if !keep(&digest, &names) {
+                continue;
+            }
             match self.load_image(desc, names) {
                 Ok(img) => out.images.push(img),
                 Err(b) => out.broken.push(*b),
@@ -195,12 +204,40 @@ impl Store {
     /// Takes the shared collector lock while it reads; a caller that goes
     /// on to write holds a [`Store::ingest`] (the writer lock) around both.
     pub fn resolve(&self, name: &str) -> Result<Image> {
-        self.image_list()?.find(name)
+        let _r = self.reader_lock()?;
+        self.resolve_locked(name)
     }
 
     /// [`Store::resolve`] for a caller that holds a collector lock already.
     pub fn resolve_locked(&self, name: &str) -> Result<Image> {
-        self.image_list_locked()?.find(name)
+        self.image_list_for(name)?.find(name)
+    }
+
+    /// The images [`ImageList::find`] can return for `name`: all of them
+    /// when it is (or could be a prefix of) an ID, else only those whose
+    /// names or manifest digest the name's candidates mention, since
+    /// `find` looks no further. A `run` or a `FROM` then reads one
+    /// image's manifest and config, not those of every image in the store.
+    fn image_list_for(&self, name: &str) -> Result<ImageList> {
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if hex.len() >= 4 && hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return self.image_list_locked();
+        }
+        let Ok(r) = name.parse::<Reference>() else {
+            return Ok(ImageList::default());
+        };
+        let cands = r.candidates();
+        let wanted: Vec<String> = cands.iter().map(|c| c.to_string()).collect();
+        let by_digest: Vec<(&Digest, String)> = cands
+            .iter()
+            .filter_map(|c| Some((c.digest()?, c.name())))
+            .collect();
+        self.image_list_where(&|digest, names| {
+            names.iter().any(|n| wanted.contains(n))
+                || by_digest
+                    .iter()
+                    .any(|(d, repo)| *d == digest && names.iter().any(|n| repo_of(n) == repo))
+        })
     }
 
     /// `kiln tag SOURCE TARGET`.

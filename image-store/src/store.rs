@@ -163,7 +163,7 @@ impl Store {
         Ok(BlobWriter {
             store: self.clone(),
             inner: Some(PipedWriter::new(file)),
-            tmp: path,
+            tmp: Some(path),
             added: None,
         })
     }
@@ -314,7 +314,8 @@ pub(crate) fn private_dir(d: &Path) -> io::Result<()> {
 pub struct BlobWriter {
     store: Store,
     inner: Option<PipedWriter>,
-    tmp: fsutil::TempPath,
+    /// Until [`BlobWriter::finish`] hands it to the [`PendingBlob`].
+    tmp: Option<fsutil::TempPath>,
     /// The transaction that records this blob if it is new.
     added: Option<Added>,
 }
@@ -337,33 +338,111 @@ impl BlobWriter {
 
     /// Like [`BlobWriter::commit`], also saying whether the blob is new to
     /// the store (false when an identical blob was already there).
-    pub fn commit_reporting(mut self, expected: Option<&Digest>) -> Result<(Digest, u64, bool)> {
-        let w = self.inner.take().expect("commit is called once");
-        let (file, digest, size) = w.finish().map_err(StoreError::io(&self.tmp))?;
+    pub fn commit_reporting(self, expected: Option<&Digest>) -> Result<(Digest, u64, bool)> {
+        let pending = self.finish()?;
         if let Some(exp) = expected {
-            if *exp != digest {
+            if *exp != pending.digest {
                 return Err(StoreError::CorruptBlob {
                     digest: exp.clone(),
-                    reason: format!("content hashes to {digest}"),
+                    reason: format!("content hashes to {}", pending.digest),
                 });
             }
         }
-        let dest = self.store.blob_path(&digest);
-        if dest.exists() {
-            return Ok((digest, size, false));
-        }
-        file.sync_all().map_err(StoreError::io(&self.tmp))?;
-        // Renamed while still open, so it stays locked as a live temp.
-        fs::rename(&self.tmp, &dest).map_err(StoreError::io(&dest))?;
-        drop(file);
-        // Recorded before anything else can fail, so a rollback finds it.
-        if let Some(added) = &self.added {
-            added.record(digest.clone());
-        }
-        let dir = dest.parent().expect("blob path has a parent");
-        fsutil::sync_dir(dir).map_err(StoreError::io(dir))?;
-        Ok((digest, size, true))
+        let (digest, size) = (pending.digest.clone(), pending.size);
+        let new = commit_pending(vec![pending])?;
+        Ok((digest, size, new == 1))
     }
+
+    /// Writes out what is buffered and hashes it, but neither syncs nor
+    /// names it: the blob is whole in its temp file, and nothing may refer
+    /// to it until [`commit_pending`] made it durable. For a writer that
+    /// needs the digest now and the fsyncs later, off its own path (a
+    /// build's RUN layers).
+    pub fn finish(mut self) -> Result<PendingBlob> {
+        let w = self.inner.take().expect("finish is called once");
+        let tmp = self.tmp.take().expect("finish is called once");
+        let (file, digest, size) = w.finish().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            StoreError::io(&tmp)(e)
+        })?;
+        Ok(PendingBlob {
+            store: self.store.clone(),
+            file: Some(file),
+            tmp,
+            digest,
+            size,
+            added: self.added.take(),
+        })
+    }
+}
+
+/// A blob written and hashed in its temp file (still locked, so no cleaner
+/// takes it), not yet synced nor in `blobs/`: see [`BlobWriter::finish`].
+/// Dropped uncommitted, the temp file goes.
+pub struct PendingBlob {
+    store: Store,
+    file: Option<File>,
+    tmp: fsutil::TempPath,
+    digest: Digest,
+    size: u64,
+    added: Option<Added>,
+}
+
+impl PendingBlob {
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl std::fmt::Debug for PendingBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PendingBlob({}, {} bytes)", self.digest, self.size)
+    }
+}
+
+impl Drop for PendingBlob {
+    fn drop(&mut self) {
+        // Uncommitted, or committed onto an existing blob: the temp goes.
+        // (Once renamed, the temp name is gone and this does nothing.)
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Makes `blobs` durable and names them `blobs/sha256/<digest>`: each file
+/// synced, then renamed, then one sync of the blob directory for all of
+/// them (a blob already in the store is left as it is and its copy
+/// dropped). Returns how many were new. On an error, the blobs renamed
+/// before it stay (unreferenced, as after a crash), the rest are dropped.
+pub fn commit_pending(blobs: Vec<PendingBlob>) -> Result<usize> {
+    let mut dir = None;
+    let mut new = 0;
+    for mut b in blobs {
+        let dest = b.store.blob_path(&b.digest);
+        if dest.exists() {
+            continue;
+        }
+        let file = b.file.as_ref().expect("only commit_pending takes the file");
+        file.sync_all().map_err(StoreError::io(&*b.tmp))?;
+        // Renamed while still open, so it stays locked as a live temp.
+        fs::rename(&*b.tmp, &dest).map_err(StoreError::io(&dest))?;
+        b.file = None;
+        // Recorded before anything else can fail, so a rollback finds it.
+        if let Some(added) = &b.added {
+            added.record(b.digest.clone());
+        }
+        new += 1;
+        dir = dest.parent().map(Path::to_path_buf);
+    }
+    if let Some(dir) = dir {
+        fsutil::sync_dir(&dir).map_err(StoreError::io(&dir))?;
+    }
+    Ok(new)
 }
 
 impl Write for BlobWriter {
@@ -380,7 +459,9 @@ impl Write for BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        // Uncommitted, or committed onto an existing blob: the temp file goes.
-        let _ = fs::remove_file(&self.tmp);
+        // Uncommitted (and not handed on to a pending blob): the temp goes.
+        if let Some(tmp) = &self.tmp {
+            let _ = fs::remove_file(tmp);
+        }
     }
 }

@@ -179,29 +179,34 @@ fn load(prog: &[Insn], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Loads the program for `rules` and attaches it to the cgroup v2
-/// directory `cgroup`. The cgroup keeps the program alive.
+/// Programs this process loaded, kept for the next container with the
+/// same rules: a build's RUN steps all have the same ones, and the
+/// verifier's pass over a program costs more than attaching it again.
+/// A few at most (kiln run's options vary the rules little).
+static LOADED: std::sync::Mutex<Vec<(Vec<Insn>, std::sync::Arc<OwnedFd>)>> =
+    std::sync::Mutex::new(Vec::new());
+const KEPT_PROGRAMS: usize = 4;
+
+/// The loaded program for `prog`: kept from an earlier container, or
+/// loaded now (and kept).
+fn loaded(prog: Vec<Insn>) -> Result<std::sync::Arc<OwnedFd>, RunError> {
+    let mut kept = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, fd)) = kept.iter().find(|(p, _)| *p == prog) {
+        return Ok(fd.clone());
+    }
+    let fd = std::sync::Arc::new(load_or_explain(&prog)?);
+    if kept.len() >= KEPT_PROGRAMS {
+        kept.remove(0);
+    }
+    kept.push((prog, fd.clone()));
+    Ok(fd)
+}
+
+/// Loads the program for `rules` (or takes the one loaded for the same
+/// rules before) and attaches it to the cgroup v2 directory `cgroup`. The
+/// cgroup keeps the program alive.
 pub(crate) fn attach(cgroup: &std::path::Path, rules: &[Rule]) -> Result<(), RunError> {
-    let prog = program(rules);
-    let fd = match load(&prog, None) {
-        Ok(fd) => fd,
-        Err(e) => {
-            // Load again with the verifier's log, to say why.
-            let mut log = vec![0u8; 16 * 1024];
-            let _ = load(&prog, Some(&mut log));
-            let text = String::from_utf8_lossy(&log);
-            let text = text.trim_end_matches('\0').trim();
-            let detail = if text.is_empty() {
-                String::new()
-            } else {
-                format!(" (verifier: {})", text.lines().last().unwrap_or(""))
-            };
-            return Err(RunError::io(
-                format!("load the cgroup device program{detail}"),
-                e,
-            ));
-        }
-    };
+    let fd = loaded(program(rules))?;
     let dir = std::fs::File::open(cgroup)
         .map_err(|e| RunError::io(format!("open {}", cgroup.display()), e))?;
     let mut attr = ProgAttach {
@@ -218,6 +223,29 @@ pub(crate) fn attach(cgroup: &std::path::Path, rules: &[Rule]) -> Result<(), Run
         )
     })?;
     Ok(())
+}
+
+/// Loads `prog`; if the kernel refuses, says why in the verifier's words.
+fn load_or_explain(prog: &[Insn]) -> Result<OwnedFd, RunError> {
+    match load(prog, None) {
+        Ok(fd) => Ok(fd),
+        Err(e) => {
+            // Load again with the verifier's log, to say why.
+            let mut log = vec![0u8; 16 * 1024];
+            let _ = load(prog, Some(&mut log));
+            let text = String::from_utf8_lossy(&log);
+            let text = text.trim_end_matches('\0').trim();
+            let detail = if text.is_empty() {
+                String::new()
+            } else {
+                format!(" (verifier: {})", text.lines().last().unwrap_or(""))
+            };
+            Err(RunError::io(
+                format!("load the cgroup device program{detail}"),
+                e,
+            ))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -301,9 +301,10 @@ pub(crate) fn all_dirs(id: &str) -> Vec<PathBuf> {
     own_dirs().into_iter().map(|d| d.join(&name)).collect()
 }
 
-/// Empty `kiln-<id>` cgroups under the runner's own cgroups: `(id, dir)`.
-/// A killed runner leaves them; nothing else removes them.
-pub(crate) fn empty_kiln_dirs() -> Vec<(String, PathBuf)> {
+/// Empty `kiln-<id>` cgroups under the runner's own cgroups whose id
+/// `wanted` accepts: `(id, dir)`. A killed runner leaves them; nothing else
+/// removes them.
+pub(crate) fn empty_kiln_dirs(wanted: &dyn Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for base in own_dirs() {
@@ -322,6 +323,11 @@ pub(crate) fn empty_kiln_dirs() -> Vec<(String, PathBuf)> {
             let Some(id) = name.to_str().and_then(|n| n.strip_prefix("kiln-")) else {
                 continue;
             };
+            // Known not to matter before its files are read (another
+            // store's: many of them, and opening cgroup files is slow).
+            if !wanted(id) {
+                continue;
+            }
             let dir = e.path();
             let empty =
                 fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty());

@@ -24,6 +24,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -49,6 +50,12 @@ pub struct Root {
     layers: Vec<OwnedFd>,
     /// Whiteouts and opaque directories mean something.
     overlay: bool,
+    /// How many of `layers` the root directory merges: down to the first
+    /// opaque one (found once, not at every lookup).
+    merged: usize,
+    /// Top-level directories already merged, by name: looking up
+    /// `etc/passwd` then `etc/group` in 100 layers merges `etc` once.
+    top: Mutex<Vec<(OsString, Arc<Vec<OwnedFd>>)>>,
 }
 
 /// One name the lookup found: where it is and in which layer.
@@ -96,8 +103,13 @@ enum Entry {
     /// Not a directory (a symlink among them), shown by `level[i]`.
     Other(usize),
     /// A directory: its fd in each layer that contributes, topmost first.
-    Dir(Vec<OwnedFd>),
+    Dir(Arc<Vec<OwnedFd>>),
 }
+
+/// How many top-level directories a [`Root`] keeps merged for its next
+/// lookups (`etc`, `usr`, ...): a bound, so a walk over a whole tree does
+/// not keep a descriptor per directory and layer.
+const KEPT_TOP_DIRS: usize = 8;
 
 impl Root {
     /// One plain directory (a rootfs): nothing is a whiteout.
@@ -105,6 +117,8 @@ impl Root {
         Ok(Root {
             layers: vec![open_root(path)?],
             overlay: false,
+            merged: 1,
+            top: Mutex::default(),
         })
     }
 
@@ -119,9 +133,15 @@ impl Root {
                 Err(e) => return Err(e),
             }
         }
+        let merged = layers
+            .iter()
+            .position(is_opaque)
+            .map_or(layers.len(), |i| i + 1);
         Ok(Root {
             layers,
             overlay: true,
+            merged,
+            top: Mutex::default(),
         })
     }
 
@@ -157,9 +177,10 @@ impl Root {
         mut missing: Option<&mut PathBuf>,
     ) -> io::Result<Found> {
         let top = self.layers.first().ok_or(Errno::NOENT)?;
-        let root_level = self.merge_from(self.layers.iter().map(|f| f.try_clone()))?;
-        // The directory levels walked so far (the root first) and their names.
-        let mut levels: Vec<Vec<OwnedFd>> = vec![root_level];
+        let root_level = &self.layers[..self.merged];
+        // The directory levels walked below the root (which is
+        // `root_level`) and their names.
+        let mut levels: Vec<Arc<Vec<OwnedFd>>> = Vec::new();
         let mut names: Vec<OsString> = Vec::new();
         let mut todo = components_reversed(path.as_os_str());
         let mut hops = 0;
@@ -167,13 +188,11 @@ impl Root {
         while let Some(c) = todo.pop() {
             last = None;
             if c.as_bytes() == b".." {
-                if levels.len() > 1 {
-                    levels.pop();
-                    names.pop();
-                }
+                levels.pop();
+                names.pop();
                 continue;
             }
-            let level = levels.last().expect("the root level stays");
+            let level = levels.last().map_or(root_level, |l| l.as_slice());
             let found_in = |fd: &OwnedFd, names: &[OsString], c: &OsStr| -> io::Result<Found> {
                 let mut path: PathBuf = names.iter().collect();
                 path.push(c);
@@ -183,7 +202,12 @@ impl Root {
                     name: c.to_owned(),
                 })
             };
-            match self.entry(level, &c)? {
+            let entry = if levels.is_empty() {
+                self.top_entry(root_level, &c)?
+            } else {
+                self.entry(level, &c)?
+            };
+            match entry {
                 Entry::Missing => {
                     if let Some(out) = missing.as_deref_mut() {
                         let mut rest = names.clone();
@@ -232,7 +256,7 @@ impl Root {
                         return Err(Errno::NOENT.into());
                     }
                     if target.as_bytes().starts_with(b"/") {
-                        levels.truncate(1);
+                        levels.clear();
                         names.clear();
                     }
                     todo.extend(components_reversed(&target));
@@ -252,7 +276,7 @@ impl Root {
             }),
             Some(c) => {
                 levels.pop();
-                let level = levels.last().expect("the root level stays");
+                let level = levels.last().map_or(root_level, |l| l.as_slice());
                 let i = self.first_with(level, &c)?;
                 let mut path: PathBuf = names.iter().collect();
                 path.push(&c);
@@ -308,24 +332,22 @@ impl Root {
         if dirs.is_empty() {
             return Ok(Entry::Missing);
         }
-        Ok(Entry::Dir(dirs))
+        Ok(Entry::Dir(Arc::new(dirs)))
     }
 
-    /// The root level: layer roots down to the first opaque one.
-    fn merge_from(
-        &self,
-        fds: impl Iterator<Item = io::Result<OwnedFd>>,
-    ) -> io::Result<Vec<OwnedFd>> {
-        let mut out = Vec::new();
-        for fd in fds {
-            let fd = fd?;
-            let opaque = self.overlay && is_opaque(&fd);
-            out.push(fd);
-            if opaque {
-                break;
+    /// [`Root::entry`] of a top-level name, merged once if a directory.
+    fn top_entry(&self, level: &[OwnedFd], name: &OsStr) -> io::Result<Entry> {
+        let mut top = self.top.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, fds)) = top.iter().find(|(n, _)| n == name) {
+            return Ok(Entry::Dir(fds.clone()));
+        }
+        let e = self.entry(level, name)?;
+        if let Entry::Dir(fds) = &e {
+            if top.len() < KEPT_TOP_DIRS {
+                top.push((name.to_owned(), fds.clone()));
             }
         }
-        Ok(out)
+        Ok(e)
     }
 
     /// `lstat`-like metadata of `path` (intermediate symlinks followed in

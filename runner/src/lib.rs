@@ -316,7 +316,13 @@ pub struct EmptyCgroup {
 /// its process is moved in): callers skip ids they know to be live, and the
 /// runner makes a cgroup again if it vanishes before its process is in.
 pub fn empty_cgroups() -> Vec<EmptyCgroup> {
-    cgroup::empty_kiln_dirs()
+    empty_cgroups_of(&|_| true)
+}
+
+/// [`empty_cgroups`] among those whose id `wanted` accepts (a store's own),
+/// the others' files left unread.
+pub fn empty_cgroups_of(wanted: &dyn Fn(&str) -> bool) -> Vec<EmptyCgroup> {
+    cgroup::empty_kiln_dirs(wanted)
         .into_iter()
         .map(|(id, path)| EmptyCgroup { id, path })
         .collect()

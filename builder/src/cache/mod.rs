@@ -6,6 +6,7 @@
 //! Steps may also hit in caches imported from a registry (`remote`), whose
 //! layers are fetched only when needed; `export` writes one.
 
+pub mod commits;
 pub mod export;
 pub mod inline;
 pub mod remote;
@@ -64,6 +65,8 @@ pub struct Cache {
     aliases: Mutex<Vec<(String, String)>>,
     /// Per `--cache-to`: layers sent while the build runs (`mode=max`).
     pub uploaders: Vec<Option<uploader::Uploader>>,
+    /// RUN layers and their records being made durable.
+    pub commits: commits::Commits,
 }
 
 /// A step of this build: its key, its parent's and what it made.
@@ -86,6 +89,7 @@ impl Cache {
             used: Mutex::new(Vec::new()),
             aliases: Mutex::new(Vec::new()),
             uploaders: Vec::new(),
+            commits: commits::Commits::new(store.build_roots()),
         }
     }
 
@@ -150,10 +154,12 @@ impl Cache {
 
     /// Fetches the layers among `layers` the store lacks from the
     /// imported caches (a step is about to read them, or the image
-    /// needs them).
+    /// needs them). Layers this build made whose blobs are still being
+    /// committed count as there (their unpacked copies are).
     pub fn ensure(&self, store: &Store, layers: &[Descriptor]) -> Result<(), BuildError> {
+        self.commits.check()?;
         for l in layers {
-            if !store.has_blob(&l.digest) {
+            if !store.has_blob(&l.digest) && !self.commits.is_pending(&l.digest) {
                 self.imported.fetch(store, &l.digest)?;
             }
         }
@@ -192,8 +198,12 @@ impl Cache {
         }
     }
 
-    /// Records a step (also with `--no-cache`, so the next build can hit).
+    /// Records a step (also with `--no-cache`, so the next build can hit):
+    /// now, or once its layer's blob is durable ([`commits`]).
     pub fn put(&self, key: &str, rec: &Record) -> std::io::Result<()> {
+        if self.commits.record(key, rec) {
+            return Ok(());
+        }
         self.roots.put(key, rec)
     }
 }

@@ -77,6 +77,9 @@ pub(crate) struct Builder<'a> {
     /// A layer this build made → the one the same step made before it
     /// (whose unchanged files its unpack links).
     pub(crate) similar: Mutex<BTreeMap<image_store::Digest, image_store::Digest>>,
+    /// Unpacked layer directories steps of this build looked up, by diff
+    /// ID (the build holds the store's gc lock: none goes away meanwhile).
+    pub(crate) unpacked: Mutex<BTreeMap<image_store::Digest, std::path::PathBuf>>,
 }
 
 /// Builds the Dockerfile in `opts`; base images missing from the store
@@ -172,6 +175,7 @@ fn build_inner<'a>(
                 .map_or(0, |d| d.as_nanos())
         ),
         similar: Mutex::new(BTreeMap::new()),
+        unpacked: Mutex::new(BTreeMap::new()),
     };
     let ingest = store.ingest()?;
     let result = b.run(&ingest).and_then(|out| {
@@ -225,6 +229,8 @@ impl<'a> Builder<'a> {
         self.check_layer_limit(&needed, &global_env)?;
 
         let mut done = self.run_stages(&needed, &deps, &global_env)?;
+        // Every RUN layer durable before the image (or anything) names it.
+        self.cache.commits.wait()?;
         self.warn_unused_args();
         let mut state = done
             .remove(&self.plan.target)

@@ -12,6 +12,7 @@ use transfer::RegistryAccess;
 use super::options::{BuildOptions, Event, EventKind};
 use super::plan::{self, Base};
 use super::Builder;
+use crate::cache::commits::Commits;
 use crate::cache::export::Export;
 use crate::cache::remote::{Imported, INLINE_KEY};
 use crate::cache::uploader::Uploader;
@@ -61,11 +62,15 @@ impl Sharing {
                 _ => None,
             });
         }
-        let pushers = opts
+        let pushers: Vec<Uploader> = opts
             .upload_to
             .iter()
             .filter_map(|name| Uploader::start(store, name, LayerFormat::Gzip, access))
             .collect();
+        // Uploads read a layer's blob as soon as its step ends.
+        if !pushers.is_empty() || cache.uploaders.iter().any(Option::is_some) {
+            cache.commits = Commits::disabled(store.build_roots());
+        }
         Ok(Sharing {
             cache,
             pushers,

@@ -272,21 +272,46 @@ impl StageRun<'_, '_> {
     }
 
     pub(crate) fn lowers(&self, state: &State) -> Result<Lowers, BuildError> {
+        self.cache.commits.check()?;
+        let layers = state.layers.iter().zip(&state.config.rootfs.diff_ids);
+        // A step builds on the layers of the step before it and one more:
+        // only the layers this build has not looked up yet are.
+        let mut dirs: Vec<Option<std::path::PathBuf>> = {
+            let known = self.b.unpacked.lock().unwrap_or_else(|p| p.into_inner());
+            layers
+                .clone()
+                .map(|(_, id)| known.get(id).cloned())
+                .collect()
+        };
+        let new: Vec<usize> = (0..dirs.len()).filter(|&i| dirs[i].is_none()).collect();
+        if new.is_empty() {
+            return Ok(Lowers {
+                dirs: dirs.into_iter().flatten().collect(),
+            });
+        }
         // Layers known only from an imported cache come now, when a step
         // reads them.
-        self.cache.ensure(self.store, &state.layers)?;
-        let dirs = state
-            .layers
-            .iter()
-            .zip(&state.config.rootfs.diff_ids)
-            .map(|(d, id)| {
-                let like = self.b.similar_to(id);
-                self.store
-                    .unpacked_layer_like(d, id, Some(like.as_ref().unwrap_or(id)))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(BuildError::Compose)?;
-        Ok(Lowers { dirs })
+        let fetch: Vec<_> = new.iter().map(|&i| state.layers[i].clone()).collect();
+        self.cache.ensure(self.store, &fetch)?;
+        for (i, (d, id)) in layers.enumerate() {
+            if dirs[i].is_some() {
+                continue;
+            }
+            let like = self.b.similar_to(id);
+            let dir = self
+                .store
+                .unpacked_layer_like(d, id, Some(like.as_ref().unwrap_or(id)))
+                .map_err(BuildError::Compose)?;
+            self.b
+                .unpacked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone(), dir.clone());
+            dirs[i] = Some(dir);
+        }
+        Ok(Lowers {
+            dirs: dirs.into_iter().flatten().collect(),
+        })
     }
 
     /// The steps that write a layer, each in its own module.
@@ -309,7 +334,9 @@ impl StageRun<'_, '_> {
 impl Builder<'_> {
     /// The diff in a RUN's upper directory becomes a layer; the directory
     /// itself is already that layer in overlay form, so it is kept as the
-    /// unpacked copy instead of unpacking the blob again later.
+    /// unpacked copy instead of unpacking the blob again later. With that
+    /// copy in place the blob is made durable off the step's path
+    /// ([`crate::cache::commits`]): the next step mounts the copy.
     pub(crate) fn store_upper(&self, upper: &Path) -> Result<Descriptor, BuildError> {
         let mut w = self.store.blob_writer()?;
         let opts = DiffOptions {
@@ -317,11 +344,18 @@ impl Builder<'_> {
             overlay_whiteouts: true,
         };
         write_tar_from_dir(upper, &mut w, opts).map_err(image_store::ComposeError::from)?;
-        let (digest, size) = w.commit(None)?;
+        let blob = w.finish()?;
+        let (digest, size) = (blob.digest().clone(), blob.size());
         let dest = self.store.layers_dir().join(digest.hex());
         if !dest.exists() && self.opts.source_date_epoch.is_none() {
             let _ = std::fs::create_dir_all(self.store.layers_dir());
             let _ = std::fs::rename(upper, &dest);
+        }
+        if dest.is_dir() {
+            self.cache.commits.blob(blob)?;
+        } else {
+            // Unpacked from the blob when a step needs it.
+            image_store::store::commit_pending(vec![blob])?;
         }
         Ok(Descriptor::new(media::OCI_LAYER, digest, size))
     }

@@ -88,8 +88,11 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
         env: step.mount_env.clone(),
         ..Default::default()
     };
-    let mut derived = ContainerSpec::from_image(step.config, &step.lowers.dirs, overrides)
-        .map_err(|e| match e {
+    // One stack for the user's lookup and the mount points: its layers
+    // are opened once.
+    let stack = LayerStack::new(step.lowers.dirs.clone());
+    let mut derived =
+        ContainerSpec::from_image_in(step.config, &stack, overrides).map_err(|e| match e {
             SpecError::User { user, message } => {
                 BuildError::Invalid(format!("USER {user}: {message}"))
             }
@@ -116,7 +119,6 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     if let Some(size) = step.host.shm_size {
         containers::security::set_shm_size(&mut spec, size);
     }
-    let stack = LayerStack::new(step.lowers.dirs.clone());
     let stubs = MountPoints::missing(&stack, &[], &mountpoints::BUILD_FILES, &step.mounts);
     // BuildKit names the build container's host but sets no HOSTNAME
     // variable (unless the image or a build arg does).
