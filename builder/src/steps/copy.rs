@@ -123,8 +123,10 @@ impl StageRun<'_, '_> {
                         .map_err(|e| e.located(cmd))?;
                     let k = key.finish();
                     let inputs = root.inputs;
-                    let rec = self
-                        .lookup_or(state, &k, cmd, &inputs, |b| b.planned_layer(&planned, cmd))?;
+                    let unpack = self.unpack_hint(state, cmd);
+                    let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
+                        b.planned_layer(&planned, cmd, unpack)
+                    })?;
                     return Ok((rec, k));
                 }
                 let (src_state_key, src_lowers) = self.source_of(from, cmd)?;
@@ -148,7 +150,17 @@ impl StageRun<'_, '_> {
         if let Some(alias) = &alias {
             self.cache.note_alias(alias, &k);
         }
-        let rec = self.lookup_or(state, &k, cmd, &inputs, |b| b.planned_layer(&planned, cmd))?;
+        let unpack = self.unpack_hint(state, cmd);
+        let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
+            b.planned_layer(&planned, cmd, unpack)
+        })?;
         Ok((rec, k))
+    }
+
+    /// For [`StageRun::planned_layer`]: unpack the layer as it is written
+    /// when a later step reads it, linking from last time's layer.
+    fn unpack_hint(&self, state: &State, cmd: &Command) -> Option<Option<image_store::Digest>> {
+        self.layer_read_later(cmd)
+            .then(|| self.previous_layer(state, cmd))
     }
 }
