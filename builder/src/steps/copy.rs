@@ -123,9 +123,9 @@ impl StageRun<'_, '_> {
                         .map_err(|e| e.located(cmd))?;
                     let k = key.finish();
                     let inputs = root.inputs;
-                    let unpack = self.unpack_hint(state, cmd);
+                    let (unpack, previous) = self.layer_hints(state, cmd);
                     let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
-                        b.planned_layer(&planned, cmd, unpack)
+                        b.planned_layer(&planned, cmd, unpack, previous.as_ref())
                     })?;
                     return Ok((rec, k));
                 }
@@ -150,17 +150,27 @@ impl StageRun<'_, '_> {
         if let Some(alias) = &alias {
             self.cache.note_alias(alias, &k);
         }
-        let unpack = self.unpack_hint(state, cmd);
+        let (unpack, previous) = self.layer_hints(state, cmd);
         let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
-            b.planned_layer(&planned, cmd, unpack)
+            b.planned_layer(&planned, cmd, unpack, previous.as_ref())
         })?;
         Ok((rec, k))
     }
 
     /// For [`StageRun::planned_layer`]: unpack the layer as it is written
-    /// when a later step reads it, linking from last time's layer.
-    fn unpack_hint(&self, state: &State, cmd: &Command) -> Option<Option<image_store::Digest>> {
-        self.layer_read_later(cmd)
-            .then(|| self.previous_layer(state, cmd))
+    /// when a later step reads it, linking from last time's layer; and
+    /// last time's layer, whose bytes of unchanged files the tar takes.
+    #[allow(clippy::type_complexity)]
+    fn layer_hints(
+        &self,
+        state: &State,
+        cmd: &Command,
+    ) -> (
+        Option<Option<image_store::Digest>>,
+        Option<image_store::Digest>,
+    ) {
+        let previous = self.previous_layer(state, cmd);
+        let unpack = self.layer_read_later(cmd).then(|| previous.clone());
+        (unpack, previous)
     }
 }

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod copy_layer;
 pub mod copy_plan;
 mod copy_remote;
+mod copy_reuse;
 pub mod git;
 pub mod lower;
 mod metadata;
@@ -137,24 +138,31 @@ impl StageRun<'_, '_> {
     /// Writes `planned` (COPY/ADD sources, WORKDIR's new directories) as a
     /// layer blob and records it. `unpack`: the layer is unpacked while it
     /// is written, linking unchanged files from the layer named if any
-    /// (see [`Self::layer_read_later`]).
+    /// (see [`Self::layer_read_later`]). `previous`: the layer the step
+    /// made last time, whose bytes of unchanged files are taken instead of
+    /// reading each file again ([`copy_layer::write_layer`]).
     pub(crate) fn planned_layer(
         &self,
         planned: &[copy_layer::Planned],
         cmd: &Command,
         unpack: Option<Option<image_store::Digest>>,
+        previous: Option<&image_store::Digest>,
     ) -> Result<Record, BuildError> {
         let blob = self.store.blob_writer()?;
         let epoch = self.opts.source_date_epoch;
+        let previous = previous.map(|d| self.store.blob_path(d));
+        let previous = previous.as_deref();
         let (digest, size) = match unpack {
             Some(like) => {
                 let mut w = self.store.unpacking_writer(blob, like.as_ref());
-                copy_layer::write_layer(planned, &mut w, epoch).map_err(|e| e.located(cmd))?;
+                copy_layer::write_layer(planned, &mut w, epoch, previous)
+                    .map_err(|e| e.located(cmd))?;
                 w.commit()?
             }
             None => {
                 let mut w = blob;
-                copy_layer::write_layer(planned, &mut w, epoch).map_err(|e| e.located(cmd))?;
+                copy_layer::write_layer(planned, &mut w, epoch, previous)
+                    .map_err(|e| e.located(cmd))?;
                 w.commit(None)?
             }
         };
