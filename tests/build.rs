@@ -1279,3 +1279,59 @@ fn a_bad_progress_value_is_one_line_and_125() {
     assert!(r.stderr.contains("\"fancy\""), "{}", r.stderr);
     assert!(r.stderr.contains("rawjson"), "{}", r.stderr);
 }
+
+/// A cached `COPY --from` over the same source layers is found by those
+/// layers' digests: nothing of the source stage is unpacked or read (its
+/// unpacked layers can be gone). When the source changes, the step runs
+/// again and copies the new content.
+#[test]
+fn copy_from_a_stage_hits_by_its_layers_without_reading_them() {
+    let k = with_base();
+    let ctx = k.dir.path().join("fromctx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox AS gen\nCOPY src /src\nRUN cat /src/a > /made\n\
+         FROM busybox\nCOPY --from=gen /made /made\nCOPY --from=gen /src /copied\n",
+    );
+    write(&ctx.join("src/a"), "first\n");
+    let c = ctx.to_str().unwrap();
+    let first = build(&k, &["-t", "fromimg", c]).ok();
+    assert_eq!(hits(&first), 0);
+    let id = inspect(&k, "fromimg")["Id"].clone();
+    let layers = k.root().join("kiln/layers");
+    std::fs::remove_dir_all(&layers).unwrap();
+    let second = build(&k, &["-t", "fromimg", c]).ok();
+    assert_eq!(hits(&second), 4, "{}", second.stderr);
+    assert_eq!(inspect(&k, "fromimg")["Id"], id);
+    let unpacked: Vec<_> = std::fs::read_dir(&layers)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    // Only the base, which the context COPY resolves its destination in.
+    let base = inspect(&k, "busybox")["RootFS"]["Layers"][0]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let unpacked: Vec<_> = unpacked
+        .iter()
+        .filter_map(|n| n.to_str())
+        .filter(|n| n.len() == 64 && *n != base)
+        .collect();
+    assert!(unpacked.is_empty(), "unpacked on a hit: {unpacked:?}");
+
+    write(&ctx.join("src/a"), "second\n");
+    build(&k, &["-t", "fromimg", c]).ok();
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "fromimg",
+            "cat",
+            "/made",
+            "/copied/a",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "second\nsecond\n");
+}

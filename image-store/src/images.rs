@@ -195,12 +195,83 @@ impl Store {
     /// Takes the shared collector lock while it reads; a caller that goes
     /// on to write holds a [`Store::ingest`] (the writer lock) around both.
     pub fn resolve(&self, name: &str) -> Result<Image> {
-        self.image_list()?.find(name)
+        let _r = self.reader_lock()?;
+        self.resolve_locked(name)
     }
 
     /// [`Store::resolve`] for a caller that holds a collector lock already.
     pub fn resolve_locked(&self, name: &str) -> Result<Image> {
+        if let Some(img) = self.resolve_by_name(name)? {
+            return Ok(img);
+        }
         self.image_list_locked()?.find(name)
+    }
+
+    /// The image stored under manifest `digest` (as a build or a pull just
+    /// stored it), read from `index.json` and its own two blobs: lookups
+    /// by ID read every image's config. For a caller that holds a
+    /// collector lock.
+    pub fn image_by_manifest_locked(&self, digest: &Digest) -> Result<Image> {
+        let index = self.read_index()?;
+        let mut found: Option<Descriptor> = None;
+        let mut names = Vec::new();
+        for d in &index.manifests {
+            if d.digest != *digest
+                || (d.media_type != media::OCI_MANIFEST && d.media_type != media::DOCKER_MANIFEST)
+            {
+                continue;
+            }
+            if let Some(n) = d.ref_name().filter(|n| is_full_reference(n)) {
+                names.push(n.to_string());
+            }
+            found.get_or_insert_with(|| d.clone());
+        }
+        let desc = found.ok_or_else(|| StoreError::NoSuchImage(digest.to_string()))?;
+        self.load_image(desc, names)
+            .map_err(|b| b.error(&digest.to_string()))
+    }
+
+    /// A plain name's image read from `index.json` and its own two blobs,
+    /// not from every image's: a build's `FROM busybox` in a store of a
+    /// thousand images reads two blobs, not two thousand. `None` leaves
+    /// the lookup to [`find`] over the whole list: a name that could be
+    /// an ID prefix, one with a digest, one no index entry carries, or
+    /// one whose image cannot be read (a later candidate may answer).
+    fn resolve_by_name(&self, name: &str) -> Result<Option<Image>> {
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if hex.len() >= 4 && hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let Ok(r) = name.parse::<Reference>() else {
+            return Ok(None);
+        };
+        let index = self.read_index()?;
+        let manifests = || {
+            index.manifests.iter().filter(|d| {
+                d.media_type == media::OCI_MANIFEST || d.media_type == media::DOCKER_MANIFEST
+            })
+        };
+        for cand in r.candidates() {
+            if cand.digest().is_some() {
+                return Ok(None);
+            }
+            let want = cand.to_string();
+            let Some(hit) = manifests().find(|d| d.ref_name() == Some(want.as_str())) else {
+                continue;
+            };
+            // Every name of that manifest, in index order, as the list has.
+            let names = manifests()
+                .filter(|d| d.digest == hit.digest)
+                .filter_map(|d| d.ref_name())
+                .filter(|n| is_full_reference(n))
+                .map(str::to_string)
+                .collect();
+            let first = manifests()
+                .find(|d| d.digest == hit.digest)
+                .expect("hit is one of them");
+            return Ok(self.load_image(first.clone(), names).ok());
+        }
+        Ok(None)
     }
 
     /// `kiln tag SOURCE TARGET`.

@@ -29,6 +29,7 @@ pub use image_store::build_roots::StepRecord as Record;
 pub use stat_index::{hash_file, FileStat, StatIndex};
 
 /// Builds a step key from its parts.
+#[derive(Clone)]
 pub struct KeyHasher(Sha256);
 
 impl KeyHasher {
@@ -217,6 +218,34 @@ impl Cache {
         if let Ok(data) = serde_json::to_vec(inputs) {
             let _ = replace_unsynced(&p, &data);
         }
+    }
+}
+
+impl Cache {
+    fn content_alias_path(&self, alias: &str) -> PathBuf {
+        self.probes.join(format!("{}.from", &alias[..32]))
+    }
+
+    /// The key a `COPY --from` step got last time with the same key parts
+    /// before its sources (parent, instruction) and the same source
+    /// layers: the same files, so the same key, found without mounting
+    /// the source and hashing what it copies (a warm build's second stage
+    /// read 1,900 files for it).
+    pub fn content_alias(&self, alias: &str) -> Option<String> {
+        let data = fs::read_to_string(self.content_alias_path(alias)).ok()?;
+        let (full, key) = data.trim().split_once(' ')?;
+        (full == alias && key.len() == 64 && key.bytes().all(|c| c.is_ascii_hexdigit()))
+            .then(|| key.to_string())
+    }
+
+    /// Best effort, as the probe: a lost or torn alias only costs hashing
+    /// the sources again (the full alias is kept, so a torn one misses).
+    pub fn put_content_alias(&self, alias: &str, key: &str) {
+        let p = self.content_alias_path(alias);
+        if let Some(d) = p.parent() {
+            let _ = fs::create_dir_all(d);
+        }
+        let _ = replace_unsynced(&p, format!("{alias} {key}\n").as_bytes());
     }
 }
 

@@ -57,6 +57,26 @@ impl StageRun<'_, '_> {
                 }
             }
         }
+        // The same step over the same source layers: the key it got then.
+        let content_alias = match &from {
+            Some(from) => self.source_layers(from, cmd)?.map(|layers| {
+                let mut a = key.clone();
+                let list: Vec<String> = layers.iter().map(|d| d.to_string()).collect();
+                a.part("from-layers", list.join(",").as_bytes());
+                a.finish()
+            }),
+            None => None,
+        };
+        if let (Some(a), true) = (&content_alias, state.cache_ok && !self.no_cache_filtered()) {
+            if let Some(k) = self.cache.content_alias(a) {
+                if let Some(rec) = self.hit(state, &k) {
+                    if let Some(alias) = &alias {
+                        self.cache.note_alias(alias, &k);
+                    }
+                    return Ok((rec, k));
+                }
+            }
+        }
         let lowers = self.lowers(state)?;
         let cfg = state.config.container_config();
         let chown = c.chown.as_deref().map(|spec| owner::resolve(&lowers, spec));
@@ -149,6 +169,9 @@ impl StageRun<'_, '_> {
         let k = key.finish();
         if let Some(alias) = &alias {
             self.cache.note_alias(alias, &k);
+        }
+        if let Some(a) = &content_alias {
+            self.cache.put_content_alias(a, &k);
         }
         let (unpack, previous) = self.layer_hints(state, cmd);
         let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
