@@ -1088,6 +1088,59 @@ fn an_edited_copy_links_unchanged_files_and_later_writes_stay_apart() {
     assert_eq!(m.mode() & 0o777, 0o644);
 }
 
+/// An edited context's COPY layer, written with the bytes of unchanged
+/// files taken from the step's previous layer, is byte for byte the layer
+/// a fresh store writes from the files: edits of the same and of another
+/// size, a file added and one removed, large files and symlinks among
+/// enough small ones for the previous layer to be read.
+#[test]
+fn an_edited_copy_layer_is_the_one_a_fresh_build_writes() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bigctx");
+    for d in 0..3 {
+        for f in 0..80 {
+            write(
+                &ctx.join(format!("d{d}/f{f:02}.txt")),
+                &format!("file {d}/{f}\n"),
+            );
+        }
+    }
+    write(&ctx.join("d1/big.bin"), &"b".repeat(40_000));
+    std::os::unix::fs::symlink("f00.txt", ctx.join("d2/link")).unwrap();
+    let df = k.dir.path().join("Dockerfile.big");
+    write(
+        &df,
+        "FROM busybox\nCOPY . /ctx\nRUN ls /ctx/d1 >/dev/null\n",
+    );
+    let (c, f) = (ctx.to_str().unwrap(), df.to_str().unwrap());
+    let epoch = "SOURCE_DATE_EPOCH=1700000000";
+    build(&k, &["-q", "--build-arg", epoch, "-t", "v1", "-f", f, c]).ok();
+    write(&ctx.join("d0/f10.txt"), "FILE 0/10\n");
+    write(&ctx.join("d1/f20.txt"), "another size\n");
+    write(&ctx.join("d1/f20b.txt"), "new\n");
+    std::fs::remove_file(ctx.join("d2/f30.txt")).unwrap();
+    build(&k, &["-q", "--build-arg", epoch, "-t", "v2", "-f", f, c]).ok();
+    let fresh = with_base();
+    build(
+        &fresh,
+        &[
+            "-q",
+            "--no-cache",
+            "--build-arg",
+            epoch,
+            "-t",
+            "v2",
+            "-f",
+            f,
+            c,
+        ],
+    )
+    .ok();
+    let copy_layer = |k: &Kiln| inspect(k, "v2")["RootFS"]["Layers"][1].clone();
+    assert_ne!(copy_layer(&k), inspect(&k, "v1")["RootFS"]["Layers"][1]);
+    assert_eq!(copy_layer(&k), copy_layer(&fresh));
+}
+
 /// The lines of a `--progress rawjson` stderr, each a SolveStatus object
 /// (up to the error a failed build prints after them).
 fn solve_statuses(stderr: &str) -> Vec<serde_json::Value> {
