@@ -122,6 +122,8 @@ pub fn plan(
         Ok(Some(sha))
     };
 
+    // The last owner keyed: (uid, gid), "uid:gid" and its length.
+    let mut owner = ((u64::MAX, u64::MAX), [0u8; 41], 0);
     for src in &c.sources {
         match src {
             Source::Heredoc { name, content, .. } => {
@@ -350,16 +352,18 @@ pub fn plan(
                     } else {
                         continue; // sockets, fifos and devices are not copied
                     };
-                    let mut owner = [0u8; 41];
-                    let owner_len = {
+                    // Formatted once per owner (most files share one).
+                    if owner.0 != (uid, gid) {
                         use std::io::Write;
-                        let mut w = &mut owner[..];
+                        let mut text = [0u8; 41];
+                        let mut w = &mut text[..];
                         let _ = write!(w, "{uid}:{gid}");
-                        41 - w.len()
-                    };
+                        let len = 41 - w.len();
+                        owner = ((uid, gid), text, len);
+                    }
                     key.part("dest", target.as_os_str().as_bytes())
                         .part("mode", &mode.to_le_bytes())
-                        .part("owner", &owner[..owner_len]);
+                        .part("owner", &owner.1[..owner.2]);
                     match &kind {
                         Kind::Symlink(t) => {
                             key.part("link", t.as_os_str().as_encoded_bytes());
