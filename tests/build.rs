@@ -1165,6 +1165,59 @@ fn an_edited_copy_links_unchanged_files_and_later_writes_stay_apart() {
     assert_eq!(m.mode() & 0o777, 0o644);
 }
 
+/// An edited context's COPY layer, written with the bytes of unchanged
+/// files taken from the step's previous layer, is byte for byte the layer
+/// a fresh store writes from the files: edits of the same and of another
+/// size, a file added and one removed, large files and symlinks among
+/// enough small ones for the previous layer to be read.
+#[test]
+fn an_edited_copy_layer_is_the_one_a_fresh_build_writes() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bigctx");
+    for d in 0..3 {
+        for f in 0..80 {
+            write(
+                &ctx.join(format!("d{d}/f{f:02}.txt")),
+                &format!("file {d}/{f}\n"),
+            );
+        }
+    }
+    write(&ctx.join("d1/big.bin"), &"b".repeat(40_000));
+    std::os::unix::fs::symlink("f00.txt", ctx.join("d2/link")).unwrap();
+    let df = k.dir.path().join("Dockerfile.big");
+    write(
+        &df,
+        "FROM busybox\nCOPY . /ctx\nRUN ls /ctx/d1 >/dev/null\n",
+    );
+    let (c, f) = (ctx.to_str().unwrap(), df.to_str().unwrap());
+    let epoch = "SOURCE_DATE_EPOCH=1700000000";
+    build(&k, &["-q", "--build-arg", epoch, "-t", "v1", "-f", f, c]).ok();
+    write(&ctx.join("d0/f10.txt"), "FILE 0/10\n");
+    write(&ctx.join("d1/f20.txt"), "another size\n");
+    write(&ctx.join("d1/f20b.txt"), "new\n");
+    std::fs::remove_file(ctx.join("d2/f30.txt")).unwrap();
+    build(&k, &["-q", "--build-arg", epoch, "-t", "v2", "-f", f, c]).ok();
+    let fresh = with_base();
+    build(
+        &fresh,
+        &[
+            "-q",
+            "--no-cache",
+            "--build-arg",
+            epoch,
+            "-t",
+            "v2",
+            "-f",
+            f,
+            c,
+        ],
+    )
+    .ok();
+    let copy_layer = |k: &Kiln| inspect(k, "v2")["RootFS"]["Layers"][1].clone();
+    assert_ne!(copy_layer(&k), inspect(&k, "v1")["RootFS"]["Layers"][1]);
+    assert_eq!(copy_layer(&k), copy_layer(&fresh));
+}
+
 /// The lines of a `--progress rawjson` stderr, each a SolveStatus object
 /// (up to the error a failed build prints after them).
 fn solve_statuses(stderr: &str) -> Vec<serde_json::Value> {
@@ -1355,4 +1408,60 @@ fn a_bad_progress_value_is_one_line_and_125() {
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("\"fancy\""), "{}", r.stderr);
     assert!(r.stderr.contains("rawjson"), "{}", r.stderr);
+}
+
+/// A cached `COPY --from` over the same source layers is found by those
+/// layers' digests: nothing of the source stage is unpacked or read (its
+/// unpacked layers can be gone). When the source changes, the step runs
+/// again and copies the new content.
+#[test]
+fn copy_from_a_stage_hits_by_its_layers_without_reading_them() {
+    let k = with_base();
+    let ctx = k.dir.path().join("fromctx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox AS gen\nCOPY src /src\nRUN cat /src/a > /made\n\
+         FROM busybox\nCOPY --from=gen /made /made\nCOPY --from=gen /src /copied\n",
+    );
+    write(&ctx.join("src/a"), "first\n");
+    let c = ctx.to_str().unwrap();
+    let first = build(&k, &["-t", "fromimg", c]).ok();
+    assert_eq!(hits(&first), 0);
+    let id = inspect(&k, "fromimg")["Id"].clone();
+    let layers = k.root().join("kiln/layers");
+    std::fs::remove_dir_all(&layers).unwrap();
+    let second = build(&k, &["-t", "fromimg", c]).ok();
+    assert_eq!(hits(&second), 4, "{}", second.stderr);
+    assert_eq!(inspect(&k, "fromimg")["Id"], id);
+    let unpacked: Vec<_> = std::fs::read_dir(&layers)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    // Only the base, which the context COPY resolves its destination in.
+    let base = inspect(&k, "busybox")["RootFS"]["Layers"][0]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let unpacked: Vec<_> = unpacked
+        .iter()
+        .filter_map(|n| n.to_str())
+        .filter(|n| n.len() == 64 && *n != base)
+        .collect();
+    assert!(unpacked.is_empty(), "unpacked on a hit: {unpacked:?}");
+
+    write(&ctx.join("src/a"), "second\n");
+    build(&k, &["-t", "fromimg", c]).ok();
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "fromimg",
+            "cat",
+            "/made",
+            "/copied/a",
+        ])
+        .ok();
+    assert_eq!(r.stdout, "second\nsecond\n");
 }

@@ -106,6 +106,18 @@ fn join_rel(base: &[u8], tail: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The order in which a walk of the context visits paths (depth first,
+/// siblings sorted by name): names compared component by component, which
+/// is byte order with `/` below every other byte. Stat indexes and layers
+/// keep their entries in it.
+pub fn tree_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let key = |c: u8| if c == b'/' { 0 } else { c as u16 + 1 };
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => key(a[i]).cmp(&key(b[i])),
+        None => a.len().cmp(&b.len()),
+    }
+}
+
 fn rel_path(bytes: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(bytes))
 }
@@ -462,6 +474,16 @@ fn is_under(path: &[u8], dir: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tree_order_is_the_walk_order() {
+        let walk = ["a", "b", "b/x", "b/x/deep", "b/y", "b-c", "c", "c/z"];
+        for (i, x) in walk.iter().enumerate() {
+            for (j, y) in walk.iter().enumerate() {
+                assert_eq!(tree_order(x.as_bytes(), y.as_bytes()), i.cmp(&j), "{x} {y}");
+            }
+        }
+    }
 
     #[test]
     fn normalize_stays_inside_root() {

@@ -133,12 +133,6 @@ impl Store {
 
     /// [`Store::image_list`] for a caller that holds a collector lock.
     pub(crate) fn image_list_locked(&self) -> Result<ImageList> {
-        self.image_list_where(&|_, _| true)
-    }
-
-    /// The images whose manifest digest and names `keep` accepts (names as
-    /// [`Image::names`] has them), in index order.
-    fn image_list_where(&self, keep: &dyn Fn(&Digest, &[String]) -> bool) -> Result<ImageList> {
         let index = self.read_index()?;
         let mut by_manifest: BTreeMap<Digest, (Descriptor, Vec<String>)> = BTreeMap::new();
         let mut order = Vec::new();
@@ -159,9 +153,6 @@ impl Store {
         let mut out = ImageList::default();
         for digest in order {
             let (desc, names) = by_manifest.remove(&digest).expect("inserted above");
-            if !keep(&digest, &names) {
-                continue;
-            }
             match self.load_image(desc, names) {
                 Ok(img) => out.images.push(img),
                 Err(b) => out.broken.push(*b),
@@ -210,34 +201,77 @@ impl Store {
 
     /// [`Store::resolve`] for a caller that holds a collector lock already.
     pub fn resolve_locked(&self, name: &str) -> Result<Image> {
-        self.image_list_for(name)?.find(name)
+        if let Some(img) = self.resolve_by_name(name)? {
+            return Ok(img);
+        }
+        self.image_list_locked()?.find(name)
     }
 
-    /// The images [`ImageList::find`] can return for `name`: all of them
-    /// when it is (or could be a prefix of) an ID, else only those whose
-    /// names or manifest digest the name's candidates mention, since
-    /// `find` looks no further. A `run` or a `FROM` then reads one
-    /// image's manifest and config, not those of every image in the store.
-    fn image_list_for(&self, name: &str) -> Result<ImageList> {
+    /// The image stored under manifest `digest` (as a build or a pull just
+    /// stored it), read from `index.json` and its own two blobs: lookups
+    /// by ID read every image's config. For a caller that holds a
+    /// collector lock.
+    pub fn image_by_manifest_locked(&self, digest: &Digest) -> Result<Image> {
+        let index = self.read_index()?;
+        let mut found: Option<Descriptor> = None;
+        let mut names = Vec::new();
+        for d in &index.manifests {
+            if d.digest != *digest
+                || (d.media_type != media::OCI_MANIFEST && d.media_type != media::DOCKER_MANIFEST)
+            {
+                continue;
+            }
+            if let Some(n) = d.ref_name().filter(|n| is_full_reference(n)) {
+                names.push(n.to_string());
+            }
+            found.get_or_insert_with(|| d.clone());
+        }
+        let desc = found.ok_or_else(|| StoreError::NoSuchImage(digest.to_string()))?;
+        self.load_image(desc, names)
+            .map_err(|b| b.error(&digest.to_string()))
+    }
+
+    /// A plain name's image read from `index.json` and its own two blobs,
+    /// not from every image's: a build's `FROM busybox` in a store of a
+    /// thousand images reads two blobs, not two thousand. `None` leaves
+    /// the lookup to [`find`] over the whole list: a name that could be
+    /// an ID prefix, one with a digest, one no index entry carries, or
+    /// one whose image cannot be read (a later candidate may answer).
+    fn resolve_by_name(&self, name: &str) -> Result<Option<Image>> {
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if hex.len() >= 4 && hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return self.image_list_locked();
+            return Ok(None);
         }
         let Ok(r) = name.parse::<Reference>() else {
-            return Ok(ImageList::default());
+            return Ok(None);
         };
-        let cands = r.candidates();
-        let wanted: Vec<String> = cands.iter().map(|c| c.to_string()).collect();
-        let by_digest: Vec<(&Digest, String)> = cands
-            .iter()
-            .filter_map(|c| Some((c.digest()?, c.name())))
-            .collect();
-        self.image_list_where(&|digest, names| {
-            names.iter().any(|n| wanted.contains(n))
-                || by_digest
-                    .iter()
-                    .any(|(d, repo)| *d == digest && names.iter().any(|n| repo_of(n) == repo))
-        })
+        let index = self.read_index()?;
+        let manifests = || {
+            index.manifests.iter().filter(|d| {
+                d.media_type == media::OCI_MANIFEST || d.media_type == media::DOCKER_MANIFEST
+            })
+        };
+        for cand in r.candidates() {
+            if cand.digest().is_some() {
+                return Ok(None);
+            }
+            let want = cand.to_string();
+            let Some(hit) = manifests().find(|d| d.ref_name() == Some(want.as_str())) else {
+                continue;
+            };
+            // Every name of that manifest, in index order, as the list has.
+            let names = manifests()
+                .filter(|d| d.digest == hit.digest)
+                .filter_map(|d| d.ref_name())
+                .filter(|n| is_full_reference(n))
+                .map(str::to_string)
+                .collect();
+            let first = manifests()
+                .find(|d| d.digest == hit.digest)
+                .expect("hit is one of them");
+            return Ok(self.load_image(first.clone(), names).ok());
+        }
+        Ok(None)
     }
 
     /// `kiln tag SOURCE TARGET`.

@@ -23,6 +23,7 @@ pub mod store;
 pub mod temps;
 pub mod unpack;
 pub mod unpacked;
+pub mod unpacking;
 pub mod verify;
 
 /// The OCI model lives in `oci-model`; these keep `image_store::digest::…`

@@ -1,12 +1,17 @@
 //! The buffered, hashing file writer under [`crate::store::BlobWriter`].
-//! Past its first buffer a blob's writes move to a thread of their own: the
-//! sha256 of a large layer and the copy of its bytes into the page cache
-//! then take a core each instead of one after the other (a 500 MB COPY
-//! spent a third of its time in the writes). Memory stays bounded: at most
-//! [`BUFFERS`] buffers of [`CHUNK`] bytes exist.
+//! Past its first buffer a blob's bytes go through two threads of their
+//! own: one hashes them, the next writes them. The caller (a tar writer
+//! reading files, an inflater) then only fills buffers, so a 500 MB COPY
+//! costs about one sha256 of its bytes instead of reads, sha256 and
+//! copies one after the other (bench/big-copy.sh: 0.86 s → 0.51 s, the
+//! sha256 alone 0.46 s). The writer also starts the write-back of what it
+//! wrote every [`SYNC_STEP`] bytes, so the fsync on commit waits for the
+//! tail, not for the whole blob (it took 0.25 s of that COPY). Memory
+//! stays bounded: at most [`BUFFERS`] buffers of [`CHUNK`] bytes exist.
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -14,12 +19,18 @@ use crate::digest::{Digest, Hasher};
 
 /// Bytes hashed and handed to the writer at a time.
 pub const CHUNK: usize = 1 << 20;
-/// Buffers in flight at most (the one being filled included).
-pub const BUFFERS: usize = 4;
+/// Buffers in flight at most (the one being filled included): one each
+/// for the caller, the hasher and the writer, and slack for their jitter.
+pub const BUFFERS: usize = 6;
+/// Bytes written between two starts of write-back.
+pub const SYNC_STEP: u64 = 8 << 20;
 
 pub(crate) struct PipedWriter {
     buf: Vec<u8>,
-    hasher: Hasher,
+    /// Bytes handed to the threads (or, before they start, written here).
+    sent: u64,
+    /// The hasher, until the hashing thread takes it.
+    hasher: Option<Hasher>,
     /// The file, until the writer thread takes it.
     file: Option<File>,
     worker: Option<Worker>,
@@ -29,38 +40,70 @@ pub(crate) struct PipedWriter {
 struct Worker {
     full: Option<SyncSender<Vec<u8>>>,
     empty: Receiver<Vec<u8>>,
-    handle: Option<JoinHandle<io::Result<File>>>,
+    hashing: Option<JoinHandle<Hasher>>,
+    writing: Option<JoinHandle<io::Result<File>>>,
 }
 
 impl Worker {
-    fn start(mut file: File) -> io::Result<Worker> {
-        let (full, rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-        let (tx, empty) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-        let handle = std::thread::Builder::new()
+    fn start(mut file: File, mut hasher: Hasher, written: u64) -> io::Result<Worker> {
+        let (full, to_hash) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        let (hashed, to_write) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        let (back, empty) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        let writing = std::thread::Builder::new()
             .name("blob-writer".into())
             .spawn(move || {
-                for mut buf in rx {
+                let mut behind = Writeback::new(written);
+                for mut buf in to_write {
                     file.write_all(&buf)?;
+                    behind.wrote(&file, buf.len() as u64);
                     buf.clear();
-                    let _ = tx.send(buf);
+                    let _ = back.send(buf);
                 }
                 Ok(file)
             })?;
+        let hashing = std::thread::Builder::new()
+            .name("blob-hasher".into())
+            .spawn(move || {
+                for buf in to_hash {
+                    hasher.update(&buf);
+                    // The writer stopped: its join says why.
+                    if hashed.send(buf).is_err() {
+                        break;
+                    }
+                }
+                hasher
+            });
+        let hashing = match hashing {
+            Ok(h) => h,
+            Err(e) => {
+                // `hashed` went with the closure: the writer ends.
+                let _ = writing.join();
+                return Err(e);
+            }
+        };
         Ok(Worker {
             full: Some(full),
             empty,
-            handle: Some(handle),
+            hashing: Some(hashing),
+            writing: Some(writing),
         })
     }
 
-    /// Waits for the writes to end; the file, or the first write error.
-    fn join(&mut self) -> io::Result<File> {
+    /// Waits for the hashes and writes to end: the hasher and the file,
+    /// or the first write error.
+    fn join(&mut self) -> io::Result<(Hasher, File)> {
         self.full = None;
-        match self.handle.take() {
+        let hasher = self.hashing.take().map(|h| h.join());
+        let file = match self.writing.take() {
             Some(h) => h
                 .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the blob writer thread panicked"))),
-            None => Err(io::Error::other("the blob writer thread is gone")),
+                .unwrap_or_else(|_| Err(io::Error::other("the blob writer thread panicked")))?,
+            None => return Err(gone()),
+        };
+        match hasher {
+            Some(Ok(h)) => Ok((h, file)),
+            Some(Err(_)) => Err(io::Error::other("the blob hasher thread panicked")),
+            None => Err(gone()),
         }
     }
 }
@@ -72,38 +115,77 @@ impl Drop for Worker {
     }
 }
 
+/// Starts the kernel's write-back of each [`SYNC_STEP`] written, as
+/// RocksDB's `bytes_per_sync` does, so the disk works while the blob is
+/// still being made.
+struct Writeback {
+    /// Offset up to which write-back was started.
+    started: u64,
+    end: u64,
+}
+
+impl Writeback {
+    fn new(at: u64) -> Writeback {
+        Writeback {
+            started: at,
+            end: at,
+        }
+    }
+
+    fn wrote(&mut self, file: &File, n: u64) {
+        self.end += n;
+        if self.end - self.started < SYNC_STEP {
+            return;
+        }
+        // SAFETY: a plain syscall on an open descriptor; it reads no
+        // memory of ours. A failure only leaves the work to the fsync.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                self.started as libc::off64_t,
+                (self.end - self.started) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        self.started = self.end;
+    }
+}
+
 impl PipedWriter {
     pub(crate) fn new(file: File) -> PipedWriter {
         PipedWriter {
             buf: Vec::new(),
-            hasher: Hasher::new(),
+            sent: 0,
+            hasher: Some(Hasher::new()),
             file: Some(file),
             worker: None,
             buffers: 1,
         }
     }
 
-    /// Bytes written so far (hashed or buffered).
+    /// Bytes written so far (handed on or buffered).
     pub(crate) fn written(&self) -> u64 {
-        self.hasher.len() + self.buf.len() as u64
+        self.sent + self.buf.len() as u64
     }
 
     /// Hashes the buffer and writes it: here for a blob that fits in one
-    /// buffer, else on the writer thread.
+    /// buffer, else on the threads.
     fn push(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.hasher.update(&self.buf);
-        if self.worker.is_none() && self.hasher.len() <= CHUNK as u64 {
-            let file = self.file.as_mut().expect("no writer thread yet");
-            file.write_all(&self.buf)?;
+        if self.worker.is_none() && self.sent == 0 && self.buf.len() < CHUNK {
+            let (hasher, file) = (self.hasher.as_mut(), self.file.as_mut());
+            hasher.expect("no threads yet").update(&self.buf);
+            file.expect("no threads yet").write_all(&self.buf)?;
+            self.sent += self.buf.len() as u64;
             self.buf.clear();
             return Ok(());
         }
         if self.worker.is_none() {
-            let file = self.file.take().expect("no writer thread yet");
-            self.worker = Some(Worker::start(file)?);
+            let file = self.file.take().expect("no threads yet");
+            let hasher = self.hasher.take().expect("no threads yet");
+            self.worker = Some(Worker::start(file, hasher, self.sent)?);
         }
         let w = self.worker.as_mut().expect("started");
         let next = match w.empty.try_recv() {
@@ -114,15 +196,17 @@ impl PipedWriter {
             }
             Err(_) => match w.empty.recv() {
                 Ok(b) => b,
-                // The thread stopped: its error says why.
+                // The writer stopped: its error says why.
                 Err(_) => return Err(w.join().err().unwrap_or_else(gone)),
             },
         };
         let full = std::mem::replace(&mut self.buf, next);
+        let n = full.len() as u64;
         let sent = w.full.as_ref().is_some_and(|tx| tx.send(full).is_ok());
         if !sent {
             return Err(w.join().err().unwrap_or_else(gone));
         }
+        self.sent += n;
         Ok(())
     }
 
@@ -130,11 +214,14 @@ impl PipedWriter {
     /// and size.
     pub(crate) fn finish(mut self) -> io::Result<(File, Digest, u64)> {
         self.push()?;
-        let file = match self.worker.take() {
+        let (hasher, file) = match self.worker.take() {
             Some(mut w) => w.join()?,
-            None => self.file.take().expect("the file is here"),
+            None => (
+                self.hasher.take().expect("the hasher is here"),
+                self.file.take().expect("the file is here"),
+            ),
         };
-        let (digest, size) = std::mem::take(&mut self.hasher).finish();
+        let (digest, size) = hasher.finish();
         Ok((file, digest, size))
     }
 }

@@ -151,7 +151,7 @@ impl Store {
                     None
                 }
                 Some(like) => {
-                    let reuse = self.reuse_of(like, diff_id);
+                    let reuse = self.reuse_of(like, Some(diff_id));
                     let (_, files) = unpack_recording(&mut hashing, &tmp, opts, reuse)
                         .map_err(|e| e.in_layer(&desc.digest))?;
                     Some(files)
@@ -168,35 +168,44 @@ impl Store {
                 return Err(e);
             }
         };
-        match fs::rename(&tmp, &dir) {
+        let installed = self.install_unpacked(&tmp, diff_id, files.as_ref());
+        let _ = fs::remove_dir_all(&tmp);
+        installed
+    }
+
+    /// Moves the unpacked layer `tmp` into place as `layers/<diff_id>`
+    /// unless it is there already (another process unpacked it first),
+    /// with the facts of its files when recorded. The caller removes `tmp`
+    /// if it is still there.
+    pub(crate) fn install_unpacked(
+        &self,
+        tmp: &std::path::Path,
+        diff_id: &Digest,
+        files: Option<&LayerFiles>,
+    ) -> Result<PathBuf, ComposeError> {
+        let dir = self.layers_dir().join(diff_id.hex());
+        match fs::rename(tmp, &dir) {
             Ok(()) => {
                 if let Some(f) = files {
-                    self.put_layer_files(diff_id, &f);
+                    self.put_layer_files(diff_id, f);
                 }
                 Ok(dir)
             }
-            // Another process unpacked it first.
-            Err(_) if dir.is_dir() => {
-                let _ = fs::remove_dir_all(&tmp);
-                Ok(dir)
+            Err(_) if dir.is_dir() => Ok(dir),
+            Err(e) => Err(StoreError::Io {
+                path: dir,
+                source: e,
             }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&tmp);
-                Err(StoreError::Io {
-                    path: dir,
-                    source: e,
-                }
-                .into())
-            }
+            .into()),
         }
     }
 }
 
 impl Store {
     /// The unpacked layer `like` with its recorded file facts, to link
-    /// from; `None` when either is missing (or it is the layer itself).
-    fn reuse_of(&self, like: &Digest, diff_id: &Digest) -> Option<Reuse> {
-        if like == diff_id {
+    /// from; `None` when either is missing (or it is `itself`).
+    pub(crate) fn reuse_of(&self, like: &Digest, itself: Option<&Digest>) -> Option<Reuse> {
+        if Some(like) == itself {
             return None;
         }
         let dir = self.layers_dir().join(like.hex());

@@ -576,3 +576,101 @@ fn damaged_layer_facts_are_ignored() {
     );
     assert_eq!(fs::read(dir_b.join("f")).unwrap(), b"data");
 }
+
+/// A layer unpacked while its blob is written is the layer a later unpack
+/// of the blob gives, installed under the blob's digest with its file
+/// facts; and files of the layer it is like are linked, not written.
+#[test]
+fn a_layer_unpacked_while_written_is_installed_as_its_unpack() {
+    use std::io::Write;
+    let top = tempfile::tempdir().unwrap();
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    let write = |t: &[u8], like: Option<&image_store::Digest>| {
+        let mut w = store.unpacking_writer(store.blob_writer().unwrap(), like);
+        // In odd pieces, past the thread's chunk size.
+        for piece in t.chunks(100_003) {
+            w.write_all(piece).unwrap();
+        }
+        w.commit().unwrap().0
+    };
+    let big = vec![7u8; 700_000];
+    let a = tar_of(&[
+        ("ctx/", D, "", b""),
+        ("ctx/same", F, "", b"same"),
+        ("ctx/big", F, "", &big),
+        ("ctx/link", S, "same", b""),
+    ]);
+    let a_id = write(&a, None);
+    assert_eq!(a_id, image_store::Digest::of_bytes(&a));
+    let dir_a = store.layers_dir().join(a_id.hex());
+    assert_eq!(fs::read(dir_a.join("ctx/big")).unwrap(), big);
+    assert_eq!(
+        fs::read_link(dir_a.join("ctx/link")).unwrap(),
+        Path::new("same")
+    );
+    assert!(store.layer_files(&a_id).unwrap().get(b"ctx/same").is_some());
+    // What a plain unpack of the blob makes: the same tree.
+    let plain = top.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    unpack(Cursor::new(&a), &plain, opts(Whiteouts::Overlay)).unwrap();
+    for n in ["ctx", "ctx/same", "ctx/big", "ctx/link"] {
+        let (x, y) = (
+            fs::symlink_metadata(dir_a.join(n)).unwrap(),
+            fs::symlink_metadata(plain.join(n)).unwrap(),
+        );
+        assert_eq!(
+            (x.mode(), x.uid(), x.gid(), x.mtime(), x.size()),
+            (y.mode(), y.uid(), y.gid(), y.mtime(), y.size()),
+            "{n}"
+        );
+    }
+    // The later unpack finds it there.
+    let desc = image_store::Descriptor::new(
+        image_store::model::media::OCI_LAYER,
+        a_id.clone(),
+        a.len() as u64,
+    );
+    assert_eq!(
+        fs::canonicalize(store.unpacked_layer(&desc, &a_id).unwrap()).unwrap(),
+        fs::canonicalize(&dir_a).unwrap()
+    );
+
+    let b = tar_of(&[("ctx/", D, "", b""), ("ctx/same", F, "", b"same")]);
+    let b_id = write(&b, Some(&a_id));
+    let ino = |d: &Path| fs::metadata(d.join("ctx/same")).unwrap().ino();
+    assert_eq!(ino(&dir_a), ino(&store.layers_dir().join(b_id.hex())));
+    // No temp directory is left behind.
+    let temps: Vec<_> = fs::read_dir(store.layers_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+}
+
+/// A tar the unpack refuses still becomes a blob (the writer is the source
+/// of truth), and no unpacked layer is installed for it: the later unpack
+/// reports the error.
+#[test]
+fn a_failed_unpack_while_written_installs_nothing() {
+    use std::io::Write;
+    let top = tempfile::tempdir().unwrap();
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    let t = tar_of(&[
+        ("../escape", F, "", b"x"),
+        ("after", F, "", &[1u8; 600_000]),
+    ]);
+    let mut w = store.unpacking_writer(store.blob_writer().unwrap(), None);
+    w.write_all(&t).unwrap();
+    let (id, _) = w.commit().unwrap();
+    assert!(store.blob_path(&id).exists());
+    assert!(!store.layers_dir().join(id.hex()).exists());
+    assert!(!top.path().join("store/kiln/escape").exists());
+    let desc = image_store::Descriptor::new(
+        image_store::model::media::OCI_LAYER,
+        id.clone(),
+        t.len() as u64,
+    );
+    let err = store.unpacked_layer(&desc, &id).unwrap_err();
+    assert!(err.to_string().contains("escapes the root"), "{err}");
+}

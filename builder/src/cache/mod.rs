@@ -10,14 +10,12 @@ pub mod commits;
 pub mod export;
 pub mod inline;
 pub mod remote;
+pub mod stat_index;
 pub mod uploader;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use image_store::build_roots::{replace_unsynced, BuildRoots};
@@ -29,8 +27,10 @@ use crate::error::BuildError;
 
 /// What a step produced.
 pub use image_store::build_roots::StepRecord as Record;
+pub use stat_index::{hash_file, FileStat, StatIndex};
 
 /// Builds a step key from its parts.
+#[derive(Clone)]
 pub struct KeyHasher(Sha256);
 
 impl KeyHasher {
@@ -232,6 +232,34 @@ impl Cache {
 }
 
 impl Cache {
+    fn content_alias_path(&self, alias: &str) -> PathBuf {
+        self.probes.join(format!("{}.from", &alias[..32]))
+    }
+
+    /// The key a `COPY --from` step got last time with the same key parts
+    /// before its sources (parent, instruction) and the same source
+    /// layers: the same files, so the same key, found without mounting
+    /// the source and hashing what it copies (a warm build's second stage
+    /// read 1,900 files for it).
+    pub fn content_alias(&self, alias: &str) -> Option<String> {
+        let data = fs::read_to_string(self.content_alias_path(alias)).ok()?;
+        let (full, key) = data.trim().split_once(' ')?;
+        (full == alias && key.len() == 64 && key.bytes().all(|c| c.is_ascii_hexdigit()))
+            .then(|| key.to_string())
+    }
+
+    /// Best effort, as the probe: a lost or torn alias only costs hashing
+    /// the sources again (the full alias is kept, so a torn one misses).
+    pub fn put_content_alias(&self, alias: &str, key: &str) {
+        let p = self.content_alias_path(alias);
+        if let Some(d) = p.parent() {
+            let _ = fs::create_dir_all(d);
+        }
+        let _ = replace_unsynced(&p, format!("{alias} {key}\n").as_bytes());
+    }
+}
+
+impl Cache {
     fn previous_layer_path(&self, probe: &str) -> PathBuf {
         self.probes.join(format!("{}.layer", &probe[..32]))
     }
@@ -391,251 +419,6 @@ pub fn changed_input(old: &[(String, String)], new: &[(String, String)]) -> Opti
         .map(|(k, _)| format!("{k} is gone"))
 }
 
-/// Content hashes of context files, keyed by what `stat` says, like git's
-/// index: a file whose size, mtime, ctime, inode and mode are unchanged is
-/// not read again.
-///
-/// Racy entries (git's "racy clean" problem): a file changed again within
-/// the same timestamp tick as the stat we recorded keeps an identical stat
-/// but new bytes. Its ctime is then not clearly older than the moment we
-/// hashed it, so such an entry is marked racy and hashed again next time
-/// rather than trusted.
-///
-/// The index is one binary file (see [`StatIndex::encode`]), read whole at
-/// start and written back only when an entry changed. It ends in a CRC-32
-/// of what precedes it, so it is written without an fsync: a file cut or
-/// torn by a crash fails the check and is rebuilt (every file hashed
-/// again), and the rename leaves either the old or the new index in place.
-/// Paths are the context's names as bytes, not a display form.
-///
-/// Stages share one index from several threads: the lock is held only to
-/// look up or record an entry, never while a file is hashed.
-#[derive(Default)]
-pub struct StatIndex {
-    entries: Mutex<HashMap<Box<[u8]>, StatEntry>>,
-    dirty: AtomicBool,
-    path: Option<PathBuf>,
-}
-
-/// What `lstat` says of a context file, as far as the index compares it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileStat {
-    pub size: u64,
-    pub mtime: i64,
-    pub mtime_ns: i64,
-    pub ctime: i64,
-    pub ctime_ns: i64,
-    pub ino: u64,
-    pub mode: u32,
-}
-
-impl From<&fs::Metadata> for FileStat {
-    fn from(md: &fs::Metadata) -> Self {
-        FileStat {
-            size: md.len(),
-            mtime: md.mtime(),
-            mtime_ns: md.mtime_nsec(),
-            ctime: md.ctime(),
-            ctime_ns: md.ctime_nsec(),
-            ino: md.ino(),
-            mode: md.mode(),
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct StatEntry {
-    stat: FileStat,
-    /// The ctime was too close to the hashing time to trust the stat.
-    racy: bool,
-    sha: [u8; 32],
-}
-
-/// How much younger than the moment of hashing a ctime must be for the
-/// entry to be trusted: file timestamps come from a coarse clock (a jiffy
-/// behind the real time on Linux, whole seconds or two on some
-/// filesystems), so a same-tick change can carry a ctime slightly older
-/// than the fine clock read before hashing.
-const RACY_MARGIN_SECS: i64 = 2;
-
-const MAGIC: &[u8; 16] = b"kiln-statidx-v3\n";
-/// The CRC-32 after the entries.
-const CHECKSUM: usize = 4;
-/// Path length, then size, mtime (s, ns), ctime (s, ns), ino, mode, racy, sha.
-const FIXED: usize = 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 1 + 32;
-
-impl StatIndex {
-    /// The index for one context directory.
-    pub fn open(store: &Store, context: &Path) -> StatIndex {
-        let id = hex::encode(Sha256::digest(context.as_os_str().as_encoded_bytes()));
-        let dir = store.build_hints_dir(BuildHints::StatIndex);
-        // The JSON and v2 indexes of earlier versions are no longer read.
-        let _ = fs::remove_file(dir.join(format!("{}.json", &id[..32])));
-        let _ = fs::remove_file(dir.join(format!("{}.bin", &id[..32])));
-        StatIndex::open_at(dir.join(format!("{}.v3", &id[..32])))
-    }
-
-    /// The index kept in the file `path` (empty if absent or unreadable).
-    pub fn open_at(path: PathBuf) -> StatIndex {
-        let entries = fs::read(&path)
-            .ok()
-            .and_then(|d| Self::decode(&d))
-            .unwrap_or_default();
-        StatIndex {
-            entries: Mutex::new(entries),
-            dirty: AtomicBool::new(false),
-            path: Some(path),
-        }
-    }
-
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, StatEntry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// sha256 of the file at `abs` (named `rel` in the context), in hex.
-    pub fn hash(&self, rel: &[u8], abs: &Path, md: &fs::Metadata) -> std::io::Result<String> {
-        self.digest(rel, abs, &FileStat::from(md)).map(hex::encode)
-    }
-
-    /// As [`StatIndex::hash`], with the stat given apart.
-    #[cfg(test)]
-    fn hash_stat(&self, rel: &[u8], abs: &Path, stat: &FileStat) -> std::io::Result<String> {
-        self.digest(rel, abs, stat).map(hex::encode)
-    }
-
-    /// The raw sha256 of the file at `abs` (named `rel` in the context):
-    /// the recorded one while its stat is unchanged and settled, else
-    /// read (and recorded).
-    pub fn digest(&self, rel: &[u8], abs: &Path, stat: &FileStat) -> std::io::Result<[u8; 32]> {
-        let old = self.entries().get(rel).copied();
-        if let Some(e) = old {
-            if !e.racy && e.stat == *stat {
-                return Ok(e.sha);
-            }
-        }
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(i64::MAX, |d| d.as_secs() as i64);
-        let sha = hash_file_raw(abs)?;
-        let entry = StatEntry {
-            stat: *stat,
-            racy: stat.ctime.saturating_add(RACY_MARGIN_SECS) >= started,
-            sha,
-        };
-        if old != Some(entry) {
-            self.entries().insert(rel.into(), entry);
-            self.dirty.store(true, Ordering::Relaxed);
-        }
-        Ok(sha)
-    }
-
-    /// Writes the index back if an entry changed (best effort: a lost
-    /// index only costs hashing again).
-    pub fn save(&self) {
-        if !self.dirty.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Some(p) = &self.path {
-            if let Some(d) = p.parent() {
-                let _ = fs::create_dir_all(d);
-            }
-            let data = Self::encode(&self.entries());
-            let _ = replace_unsynced(p, &data);
-        }
-    }
-
-    /// `MAGIC`, then per entry: path length (u32), the fixed fields (all
-    /// little-endian), then the path bytes; last the CRC-32 of all that.
-    fn encode(entries: &HashMap<Box<[u8]>, StatEntry>) -> Vec<u8> {
-        let bytes: usize = entries.keys().map(|k| FIXED + k.len()).sum();
-        let mut out = Vec::with_capacity(MAGIC.len() + bytes + CHECKSUM);
-        out.extend_from_slice(MAGIC);
-        for (path, e) in entries {
-            let s = &e.stat;
-            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-            out.extend_from_slice(&s.size.to_le_bytes());
-            out.extend_from_slice(&s.mtime.to_le_bytes());
-            out.extend_from_slice(&s.mtime_ns.to_le_bytes());
-            out.extend_from_slice(&s.ctime.to_le_bytes());
-            out.extend_from_slice(&s.ctime_ns.to_le_bytes());
-            out.extend_from_slice(&s.ino.to_le_bytes());
-            out.extend_from_slice(&s.mode.to_le_bytes());
-            out.push(e.racy as u8);
-            out.extend_from_slice(&e.sha);
-            out.extend_from_slice(path);
-        }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
-    }
-
-    /// `None` for anything but a well-formed index whose checksum holds.
-    fn decode(data: &[u8]) -> Option<HashMap<Box<[u8]>, StatEntry>> {
-        let (body, crc) = data.split_at_checked(data.len().checked_sub(CHECKSUM)?)?;
-        if crc32fast::hash(body).to_le_bytes() != crc {
-            return None;
-        }
-        let mut rest = body.strip_prefix(MAGIC.as_slice())?;
-        let mut out = HashMap::with_capacity(rest.len() / (FIXED + 16));
-        while !rest.is_empty() {
-            if rest.len() < FIXED {
-                return None;
-            }
-            let (fixed, tail) = rest.split_at(FIXED);
-            let mut at = 0;
-            let mut take = |n: usize| {
-                let s = &fixed[at..at + n];
-                at += n;
-                s
-            };
-            let u32_ = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
-            let u64_ = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-            let len = u32_(take(4)) as usize;
-            let stat = FileStat {
-                size: u64_(take(8)),
-                mtime: u64_(take(8)) as i64,
-                mtime_ns: u64_(take(8)) as i64,
-                ctime: u64_(take(8)) as i64,
-                ctime_ns: u64_(take(8)) as i64,
-                ino: u64_(take(8)),
-                mode: u32_(take(4)),
-            };
-            let racy = match take(1)[0] {
-                0 => false,
-                1 => true,
-                _ => return None,
-            };
-            let sha: [u8; 32] = take(32).try_into().expect("32 bytes");
-            if tail.len() < len {
-                return None;
-            }
-            let (path, tail) = tail.split_at(len);
-            out.insert(path.into(), StatEntry { stat, racy, sha });
-            rest = tail;
-        }
-        Some(out)
-    }
-}
-
-/// The hex sha256 of a file the stat index does not cover (a followed link).
-pub fn hash_file(p: &Path) -> std::io::Result<String> {
-    hash_file_raw(p).map(hex::encode)
-}
-
-fn hash_file_raw(p: &Path) -> std::io::Result<[u8; 32]> {
-    let mut f = fs::File::open(p)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().into())
-}
-
 /// The image ID as a parent key.
 pub fn image_key(id: &Digest) -> String {
     id.to_string()
@@ -645,164 +428,6 @@ impl KeyHasher {
     /// Finishes a copy-free one-shot key (for short ids).
     pub fn clone_finish(&mut self) -> String {
         hex::encode(self.0.clone().finalize())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn now_secs() -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-    }
-
-    fn stat_with_ctime(ctime: i64) -> FileStat {
-        FileStat {
-            size: 4,
-            mtime: 1_700_000_000,
-            mtime_ns: 0,
-            ctime,
-            ctime_ns: 0,
-            ino: 42,
-            mode: 0o100644,
-        }
-    }
-
-    fn sha_of(data: &[u8]) -> String {
-        hex::encode(Sha256::digest(data))
-    }
-
-    /// A file rewritten in the same timestamp tick keeps its whole stat
-    /// (size, mtime, ctime, inode): the entry recorded when the ctime was
-    /// that fresh must not be trusted, in this build or the next.
-    #[test]
-    fn racy_clean_entry_is_hashed_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f");
-        let at = dir.path().join("index.bin");
-        let stat = stat_with_ctime(now_secs());
-        fs::write(&file, b"aaaa").unwrap();
-        let idx = StatIndex::open_at(at.clone());
-        assert_eq!(idx.hash_stat(b"f", &file, &stat).unwrap(), sha_of(b"aaaa"));
-        fs::write(&file, b"bbbb").unwrap();
-        assert_eq!(idx.hash_stat(b"f", &file, &stat).unwrap(), sha_of(b"bbbb"));
-        idx.save();
-        fs::write(&file, b"cccc").unwrap();
-        let again = StatIndex::open_at(at);
-        assert_eq!(
-            again.hash_stat(b"f", &file, &stat).unwrap(),
-            sha_of(b"cccc")
-        );
-    }
-
-    /// An old, unchanged stat is trusted across builds (the file is not
-    /// read); any change of the stat makes it read again.
-    #[test]
-    fn settled_entry_is_reused_until_its_stat_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f");
-        let at = dir.path().join("index.bin");
-        let stat = stat_with_ctime(now_secs() - 3600);
-        fs::write(&file, b"aaaa").unwrap();
-        let idx = StatIndex::open_at(at.clone());
-        assert_eq!(idx.hash_stat(b"f", &file, &stat).unwrap(), sha_of(b"aaaa"));
-        idx.save();
-        fs::write(&file, b"bbbb").unwrap();
-        let again = StatIndex::open_at(at.clone());
-        // Same stat: the recorded digest, proving the index was used.
-        assert_eq!(
-            again.hash_stat(b"f", &file, &stat).unwrap(),
-            sha_of(b"aaaa")
-        );
-        for changed in [
-            FileStat { size: 5, ..stat },
-            FileStat {
-                mtime_ns: 1,
-                ..stat
-            },
-            FileStat {
-                ctime: stat.ctime + 1,
-                ..stat
-            },
-            FileStat { ino: 43, ..stat },
-            FileStat {
-                mode: 0o100755,
-                ..stat
-            },
-        ] {
-            let fresh = StatIndex::open_at(at.clone());
-            assert_eq!(
-                fresh.hash_stat(b"f", &file, &changed).unwrap(),
-                sha_of(b"bbbb")
-            );
-        }
-    }
-
-    #[test]
-    fn damaged_index_is_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f");
-        let at = dir.path().join("index.bin");
-        fs::write(&file, b"aaaa").unwrap();
-        let stat = stat_with_ctime(now_secs() - 3600);
-        let idx = StatIndex::open_at(at.clone());
-        idx.hash_stat(b"f", &file, &stat).unwrap();
-        idx.save();
-        let data = fs::read(&at).unwrap();
-        assert!(StatIndex::decode(&data).is_some_and(|m| m.len() == 1));
-        fs::write(&at, &data[..data.len() - 1]).unwrap();
-        fs::write(&file, b"bbbb").unwrap();
-        let again = StatIndex::open_at(at.clone());
-        assert_eq!(
-            again.hash_stat(b"f", &file, &stat).unwrap(),
-            sha_of(b"bbbb")
-        );
-        // A well-formed index whose bytes changed (a torn write of a file
-        // saved without fsync, a flipped bit in a recorded digest): the
-        // checksum fails and the file is read again, not the digest trusted.
-        let mut flipped = data.clone();
-        let sha_at = MAGIC.len() + FIXED - 32;
-        flipped[sha_at] ^= 1;
-        assert!(StatIndex::decode(&flipped).is_none());
-        fs::write(&at, &flipped).unwrap();
-        fs::write(&file, b"cccc").unwrap();
-        let again = StatIndex::open_at(at.clone());
-        assert_eq!(
-            again.hash_stat(b"f", &file, &stat).unwrap(),
-            sha_of(b"cccc")
-        );
-        // Zeroes where the data was (what a crash can leave of an unsynced
-        // file): refused too.
-        fs::write(&at, vec![0u8; data.len()]).unwrap();
-        assert!(StatIndex::open_at(at).entries().is_empty());
-    }
-
-    /// Names are bytes: two names that only a display form would merge
-    /// (an invalid byte and its escaped spelling) keep their own digests.
-    #[test]
-    fn names_are_raw_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        fs::write(&a, b"aaaa").unwrap();
-        fs::write(&b, b"bbbb").unwrap();
-        let stat = stat_with_ctime(now_secs() - 3600);
-        let at = dir.path().join("index.bin");
-        let idx = StatIndex::open_at(at.clone());
-        idx.hash_stat(b"n\\xff", &a, &stat).unwrap();
-        idx.hash_stat(b"n\xff", &b, &stat).unwrap();
-        idx.save();
-        let again = StatIndex::open_at(at);
-        assert_eq!(
-            again.hash_stat(b"n\\xff", &a, &stat).unwrap(),
-            sha_of(b"aaaa")
-        );
-        assert_eq!(
-            again.hash_stat(b"n\xff", &b, &stat).unwrap(),
-            sha_of(b"bbbb")
-        );
     }
 }
 

@@ -138,7 +138,9 @@ impl DirWalk {
     /// A directory's entries, sorted by name (siblings share the prefix,
     /// so their tails compare as their names do), each stat'ed.
     fn read(&mut self, dir: &Path, prefix: &[u8]) -> io::Result<Vec<Child>> {
-        let mut out = Vec::new();
+        // Sorted before the stats fill each child in (a stat is most of
+        // its size, and the sort moves children around).
+        let mut named = Vec::new();
         for e in fs::read_dir(dir)? {
             let entry = e?;
             let is_dir = entry.file_type()?.is_dir();
@@ -153,13 +155,18 @@ impl DirWalk {
                 t.extend_from_slice(&name);
                 t
             };
-            out.push(Child {
+            named.push((tail, is_dir, entry));
+        }
+        named.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<Child> = named
+            .into_iter()
+            .map(|(tail, is_dir, entry)| Child {
                 tail,
                 is_dir,
                 entry,
                 stat: None,
-            });
-        }
+            })
+            .collect();
         if out.len() >= SPLIT_MIN {
             match self.helper.get_or_insert_with(Helper::start) {
                 Some(h) => h.stat_all(&mut out)?,
@@ -168,7 +175,6 @@ impl DirWalk {
         } else {
             out.iter_mut().for_each(Child::stat);
         }
-        out.sort_unstable_by(|a, b| a.tail.cmp(&b.tail));
         Ok(out)
     }
 }

@@ -86,6 +86,32 @@ impl StageRun<'_, '_> {
         }
     }
 
+    /// The layer digests of a `--from` source, bottom first: its whole
+    /// content, known without unpacking or reading a file. `None` for a
+    /// directory context (its files are hashed instead).
+    pub(crate) fn source_layers(
+        &self,
+        from: &str,
+        cmd: &Command,
+    ) -> Result<Option<Vec<image_store::Digest>>, BuildError> {
+        let digests = |layers: &[image_store::Descriptor]| {
+            Some(layers.iter().map(|l| l.digest.clone()).collect())
+        };
+        match self.plan.base(from, self.stage.index, true) {
+            Base::Stage(d) => self
+                .done
+                .get(&d)
+                .map(|s| digests(&s.layers))
+                .ok_or_else(|| BuildError::at(cmd, format!("stage {from} was not built"))),
+            Base::Scratch => Ok(Some(Vec::new())),
+            Base::Dir(..) => Ok(None),
+            Base::Image(name) => self
+                .image(&name)
+                .map(|img| digests(&img.manifest.layers))
+                .map_err(|e| BuildError::at(cmd, format!("--from={name}: {e}"))),
+        }
+    }
+
     /// A `--from` source: its key (what identifies its content) and layers.
     pub(crate) fn source_of(
         &self,

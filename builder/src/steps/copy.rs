@@ -57,6 +57,26 @@ impl StageRun<'_, '_> {
                 }
             }
         }
+        // The same step over the same source layers: the key it got then.
+        let content_alias = match &from {
+            Some(from) => self.source_layers(from, cmd)?.map(|layers| {
+                let mut a = key.clone();
+                let list: Vec<String> = layers.iter().map(|d| d.to_string()).collect();
+                a.part("from-layers", list.join(",").as_bytes());
+                a.finish()
+            }),
+            None => None,
+        };
+        if let (Some(a), true) = (&content_alias, state.cache_ok && !self.no_cache_filtered()) {
+            if let Some(k) = self.cache.content_alias(a) {
+                if let Some(rec) = self.hit(state, &k) {
+                    if let Some(alias) = &alias {
+                        self.cache.note_alias(alias, &k);
+                    }
+                    return Ok((rec, k));
+                }
+            }
+        }
         let lowers = self.lowers(state)?;
         let cfg = state.config.container_config();
         let chown = c.chown.as_deref().map(|spec| owner::resolve(&lowers, spec));
@@ -123,8 +143,10 @@ impl StageRun<'_, '_> {
                         .map_err(|e| e.located(cmd))?;
                     let k = key.finish();
                     let inputs = root.inputs;
-                    let rec = self
-                        .lookup_or(state, &k, cmd, &inputs, |b| b.planned_layer(&planned, cmd))?;
+                    let (unpack, previous) = self.layer_hints(state, cmd);
+                    let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
+                        b.planned_layer(&planned, cmd, unpack, previous.as_ref())
+                    })?;
                     return Ok((rec, k));
                 }
                 let (src_state_key, src_lowers) = self.source_of(from, cmd)?;
@@ -148,7 +170,30 @@ impl StageRun<'_, '_> {
         if let Some(alias) = &alias {
             self.cache.note_alias(alias, &k);
         }
-        let rec = self.lookup_or(state, &k, cmd, &inputs, |b| b.planned_layer(&planned, cmd))?;
+        if let Some(a) = &content_alias {
+            self.cache.put_content_alias(a, &k);
+        }
+        let (unpack, previous) = self.layer_hints(state, cmd);
+        let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
+            b.planned_layer(&planned, cmd, unpack, previous.as_ref())
+        })?;
         Ok((rec, k))
+    }
+
+    /// For [`StageRun::planned_layer`]: unpack the layer as it is written
+    /// when a later step reads it, linking from last time's layer; and
+    /// last time's layer, whose bytes of unchanged files the tar takes.
+    #[allow(clippy::type_complexity)]
+    fn layer_hints(
+        &self,
+        state: &State,
+        cmd: &Command,
+    ) -> (
+        Option<Option<image_store::Digest>>,
+        Option<image_store::Digest>,
+    ) {
+        let previous = self.previous_layer(state, cmd);
+        let unpack = self.layer_read_later(cmd).then(|| previous.clone());
+        (unpack, previous)
     }
 }

@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::copy_plan::join_os;
+use super::copy_reuse::PreviousLayer;
 
 use crate::error::BuildError;
 
@@ -31,6 +32,10 @@ pub enum Kind {
     File {
         src: PathBuf,
         size: u64,
+        /// The sha256 of its bytes, when the plan read it (a context
+        /// file's, through the stat index): the previous layer's copy of
+        /// the file is taken when its bytes have this hash.
+        sha: Option<[u8; 32]>,
     },
     Inline(Vec<u8>),
     Symlink(PathBuf),
@@ -77,10 +82,10 @@ const READERS: usize = 2;
 const BATCH: usize = 64;
 const AHEAD: usize = 2;
 
-/// A small file the readers read ahead: its source and planned size.
-fn prefetched(e: &Planned) -> Option<(&Path, u64)> {
+/// A small file the readers read ahead: its source, planned size and hash.
+fn prefetched(e: &Planned) -> Option<(&Path, u64, Option<&[u8; 32]>)> {
     match &e.kind {
-        Kind::File { src, size } if *size <= PREFETCH_MAX => Some((src, *size)),
+        Kind::File { src, size, sha } if *size <= PREFETCH_MAX => Some((src, *size, sha.as_ref())),
         _ => None,
     }
 }
@@ -93,6 +98,10 @@ type Batch = std::vec::IntoIter<io::Result<Vec<u8>>>;
 /// it is system calls the threads make side by side while the tar is
 /// written and hashed. Memory stays bounded (`READERS * (AHEAD + 1)`
 /// batches of small files).
+///
+/// With the step's previous layer, one reader goes through it in step
+/// with the entries ([`PreviousLayer`]) and reads only the files whose
+/// bytes it does not hold.
 struct Prefetch {
     readers: Vec<std::sync::mpsc::Receiver<Batch>>,
     batch: Batch,
@@ -112,29 +121,58 @@ impl Prefetch {
     fn start<'scope, 'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         entries: &'env [Planned],
+        previous: Option<PreviousLayer>,
     ) -> Prefetch {
         let small = entries.iter().filter(|e| prefetched(e).is_some()).count();
         if small < 2 * BATCH {
             return Prefetch::none();
         }
-        let readers = (0..READERS)
-            .map(|r| {
-                let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+        let readers = match previous {
+            Some(mut prev) => {
+                let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD * READERS);
                 scope.spawn(move || {
-                    let files: Vec<(&Path, u64)> = entries.iter().filter_map(prefetched).collect();
-                    for chunk in files.chunks(BATCH).skip(r).step_by(READERS) {
-                        let batch: Vec<_> = chunk
-                            .iter()
-                            .map(|(src, size)| read_exact_size(src, *size))
-                            .collect();
-                        if tx.send(batch.into_iter()).is_err() {
-                            return; // the writer stopped
+                    let mut batch = Vec::with_capacity(BATCH);
+                    for e in entries {
+                        let Some((src, size, sha)) = prefetched(e) else {
+                            continue;
+                        };
+                        let old =
+                            sha.and_then(|sha| prev.take(e.dest.as_os_str().as_bytes(), size, sha));
+                        batch.push(old.map_or_else(|| read_exact_size(src, size), Ok));
+                        if batch.len() == BATCH {
+                            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                            if tx.send(full.into_iter()).is_err() {
+                                return; // the writer stopped
+                            }
                         }
                     }
+                    let _ = tx.send(batch.into_iter());
                 });
-                rx
-            })
-            .collect();
+                vec![rx]
+            }
+            None => (0..READERS)
+                .map(|r| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+                    scope.spawn(move || {
+                        let files: Vec<(&Path, u64)> = entries
+                            .iter()
+                            .filter_map(prefetched)
+                            .map(|(src, size, _)| (src, size))
+                            .collect();
+                        for chunk in files.chunks(BATCH).skip(r).step_by(READERS) {
+                            let batch: Vec<_> = chunk
+                                .iter()
+                                .map(|(src, size)| read_exact_size(src, *size))
+                                .collect();
+                            if tx.send(batch.into_iter()).is_err() {
+                                return; // the writer stopped
+                            }
+                        }
+                    });
+                    rx
+                })
+                .collect(),
+        };
         Prefetch {
             readers,
             ..Prefetch::none()
@@ -150,7 +188,7 @@ impl Prefetch {
             if let Some(r) = self.batch.next() {
                 return r;
             }
-            let reader = &self.readers[self.taken % READERS];
+            let reader = &self.readers[self.taken % self.readers.len()];
             self.taken += 1;
             self.batch = reader
                 .recv()
@@ -167,13 +205,24 @@ fn read_exact_size(src: &Path, size: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Writes the planned entries as a tar stream; `clamp` caps mtimes.
+/// `previous` is the layer tar the same step wrote last time (see
+/// [`PreviousLayer`]), if any.
 pub fn write_layer<W: Write>(
     entries: &[Planned],
     out: W,
     clamp: Option<u64>,
+    previous: Option<&Path>,
 ) -> Result<(), BuildError> {
+    // Only files the plan hashed can be taken from it (a stage's files
+    // are read as before, on all readers).
+    let hashed = entries
+        .iter()
+        .any(|e| matches!(e.kind, Kind::File { sha: Some(_), .. }));
+    let previous = previous
+        .filter(|_| hashed)
+        .and_then(|p| PreviousLayer::open(p, PREFETCH_MAX));
     std::thread::scope(|scope| {
-        let mut pre = Prefetch::start(scope, entries);
+        let mut pre = Prefetch::start(scope, entries, previous);
         write_entries(entries, out, clamp, &mut pre)
     })
 }
@@ -203,7 +252,7 @@ fn write_entries<W: Write>(
                 name.push("/");
                 b.append_data(&mut h, name, io::empty())
             }
-            Kind::File { src, size } => {
+            Kind::File { src, size, .. } => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(*size);
                 if prefetched(e).is_some() {
@@ -364,6 +413,7 @@ mod tests {
                 kind: Kind::File {
                     src,
                     size: size as u64,
+                    sha: None,
                 },
                 mode: 0o644,
                 uid: 0,
@@ -372,15 +422,96 @@ mod tests {
             });
         }
         let mut ahead = Vec::new();
-        write_layer(&entries, &mut ahead, None).unwrap();
+        write_layer(&entries, &mut ahead, None, None).unwrap();
         let mut inline = Vec::new();
         let mut none = Prefetch::none();
         write_entries(&entries, &mut inline, None, &mut none).unwrap();
         assert!(ahead == inline);
         // A file that shrank after planning is an error either way.
         std::fs::write(dir.path().join("f7"), b"x").unwrap();
-        let err = write_layer(&entries, &mut Vec::new(), None).unwrap_err();
+        let err = write_layer(&entries, &mut Vec::new(), None, None).unwrap_err();
         assert!(err.to_string().contains("shrank"), "{err}");
+    }
+
+    /// Small files of a context in walk order, each with the sha256 the
+    /// plan gives it.
+    fn context_entries(dir: &Path, n: u32) -> Vec<Planned> {
+        use sha2::Digest as _;
+        let mut entries = vec![Planned {
+            dest: PathBuf::from("ctx"),
+            kind: Kind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: 1_700_000_000,
+        }];
+        for i in 0..n {
+            let src = dir.join(format!("f{i:03}"));
+            let data = std::fs::read(&src).unwrap();
+            entries.push(Planned {
+                dest: PathBuf::from(format!("ctx/f{i:03}")),
+                kind: Kind::File {
+                    src,
+                    size: data.len() as u64,
+                    sha: Some(sha2::Sha256::digest(&data).into()),
+                },
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: 1_700_000_000,
+            });
+        }
+        entries
+    }
+
+    /// A layer written with the step's previous layer at hand is the one
+    /// reading every file gives: unchanged files come from the old tar
+    /// (even when the file is gone since), edited ones from the disk.
+    #[test]
+    fn previous_layer_gives_the_same_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        for i in 0..300u32 {
+            let data = format!("file {i} {}\n", "x".repeat((i * 7 % 300) as usize));
+            std::fs::write(src.join(format!("f{i:03}")), data).unwrap();
+        }
+        let old = context_entries(&src, 300);
+        let old_tar = dir.path().join("old.tar");
+        let mut w = File::create(&old_tar).unwrap();
+        write_layer(&old, &mut w, None, None).unwrap();
+        drop(w);
+
+        // Edits: other bytes of the same size, and another size.
+        std::fs::write(src.join("f100"), "file 100 changed!").unwrap();
+        let same_size = format!("FILE 200 {}\n", "y".repeat(200));
+        assert_eq!(
+            same_size.len() as u64,
+            src.join("f200").metadata().unwrap().len()
+        );
+        std::fs::write(src.join("f200"), same_size).unwrap();
+        let mut new = context_entries(&src, 300);
+        let mut expected = Vec::new();
+        write_layer(&new, &mut expected, None, None).unwrap();
+        let mut reused = Vec::new();
+        write_layer(&new, &mut reused, None, Some(&old_tar)).unwrap();
+        assert!(reused == expected);
+
+        // An unchanged file that is gone: its bytes come from the old tar.
+        let f010 = std::fs::read(src.join("f010")).unwrap();
+        std::fs::remove_file(src.join("f010")).unwrap();
+        let mut again = Vec::new();
+        write_layer(&new, &mut again, None, Some(&old_tar)).unwrap();
+        assert!(again == expected);
+        assert!(write_layer(&new, &mut Vec::new(), None, None).is_err());
+        std::fs::write(src.join("f010"), &f010).unwrap();
+
+        // A plan hash the old bytes do not have: the file is read.
+        if let Kind::File { sha, .. } = &mut new[11].kind {
+            *sha = Some([0; 32]);
+        }
+        std::fs::remove_file(src.join("f010")).unwrap();
+        assert!(write_layer(&new, &mut Vec::new(), None, Some(&old_tar)).is_err());
     }
 
     #[test]

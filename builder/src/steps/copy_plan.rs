@@ -98,27 +98,32 @@ pub fn plan(
         out.push(dir_entry(a, lowers, p));
     }
 
+    // The file's sha256 goes into the key, and with the planned entry
+    // (the writer may take the bytes from the step's previous layer).
     let hashed = |rel: &Path,
                   abs: &Path,
                   md: &fs::Metadata,
                   key: &mut KeyHasher,
                   root: &mut SourceRoot|
-     -> Result<(), BuildError> {
-        if let Some(idx) = root.index {
-            let sha = idx
-                .digest(
-                    rel.as_os_str().as_bytes(),
-                    abs,
-                    &crate::cache::FileStat::from(md),
-                )
-                .map_err(|e| BuildError::Io(abs.to_path_buf(), e))?;
-            let mut hex = [0u8; 64];
-            hex::encode_to_slice(sha, &mut hex).expect("64 hex digits");
-            key.part("sha", &hex);
-        }
-        Ok(())
+     -> Result<Option<[u8; 32]>, BuildError> {
+        let Some(idx) = root.index else {
+            return Ok(None);
+        };
+        let sha = idx
+            .digest(
+                rel.as_os_str().as_bytes(),
+                abs,
+                &crate::cache::FileStat::from(md),
+            )
+            .map_err(|e| BuildError::Io(abs.to_path_buf(), e))?;
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(sha, &mut hex).expect("64 hex digits");
+        key.part("sha", &hex);
+        Ok(Some(sha))
     };
 
+    // The last owner keyed: (uid, gid), "uid:gid" and its length.
+    let mut owner = ((u64::MAX, u64::MAX), [0u8; 41], 0);
     for src in &c.sources {
         match src {
             Source::Heredoc { name, content, .. } => {
@@ -155,7 +160,11 @@ pub fn plan(
                     .len();
                 out.push(Planned {
                     dest: target.into(),
-                    kind: Kind::File { src: file, size },
+                    kind: Kind::File {
+                        src: file,
+                        size,
+                        sha: None,
+                    },
                     // Docker gives downloads 0600 unless --chmod says otherwise.
                     mode: p.chmod.unwrap_or(0o600),
                     uid: p.chown.map_or(0, |c| c.0),
@@ -298,14 +307,15 @@ pub fn plan(
                         )
                     } else if ft.is_file() {
                         let rel = &se.entry.path;
-                        if followed.is_some() {
+                        let sha = if followed.is_some() {
                             // The index knows the link, not its target.
                             let sha = crate::cache::hash_file(&abs)
                                 .map_err(|e| BuildError::Io(abs.clone(), e))?;
                             key.part("followed", sha.as_bytes());
+                            None
                         } else {
-                            hashed(rel, &abs, md, key, root)?;
-                        }
+                            hashed(rel, &abs, md, key, root)?
+                        };
                         if p.is_add && is_root && p.copy.unpack != Some(false) && is_archive(&abs) {
                             // Extracted into the destination directory.
                             out.push(dir_entry(&dest_rel, lowers, p));
@@ -332,6 +342,7 @@ pub fn plan(
                                     Kind::File {
                                         src: abs.clone(),
                                         size: md.len(),
+                                        sha,
                                     }
                                 }
                             }
@@ -341,16 +352,18 @@ pub fn plan(
                     } else {
                         continue; // sockets, fifos and devices are not copied
                     };
-                    let mut owner = [0u8; 41];
-                    let owner_len = {
+                    // Formatted once per owner (most files share one).
+                    if owner.0 != (uid, gid) {
                         use std::io::Write;
-                        let mut w = &mut owner[..];
+                        let mut text = [0u8; 41];
+                        let mut w = &mut text[..];
                         let _ = write!(w, "{uid}:{gid}");
-                        41 - w.len()
-                    };
+                        let len = 41 - w.len();
+                        owner = ((uid, gid), text, len);
+                    }
                     key.part("dest", target.as_os_str().as_bytes())
                         .part("mode", &mode.to_le_bytes())
-                        .part("owner", &owner[..owner_len]);
+                        .part("owner", &owner.1[..owner.2]);
                     match &kind {
                         Kind::Symlink(t) => {
                             key.part("link", t.as_os_str().as_encoded_bytes());

@@ -42,7 +42,7 @@ impl StageRun<'_, '_> {
                     mtime: now,
                 })
                 .collect();
-            b.planned_layer(&planned, cmd)
+            b.planned_layer(&planned, cmd, None, None)
         })?;
         Ok((rec, k))
     }

@@ -305,7 +305,7 @@ pub fn run(ctx: &Ctx, args: BuildArgs) -> Result<Status> {
     {
         // Held while blobs are read, so no `rmi` deletes one.
         let _reader = store.reader_lock()?;
-        let image = store.resolve_locked(&out.id.to_string())?;
+        let image = store.image_by_manifest_locked(&out.manifest.digest)?;
         let progress = Progress::new(quiet_stderr);
         let written = builder::outputs::write(
             &store,
