@@ -50,6 +50,12 @@ pub struct LayerFiles {
 }
 
 impl LayerFiles {
+    pub fn with_capacity(n: usize) -> LayerFiles {
+        LayerFiles {
+            files: HashMap::with_capacity(n),
+        }
+    }
+
     /// The facts recorded for `path`, if it may be linked from.
     pub fn get(&self, path: &[u8]) -> Option<&FileFacts> {
         self.files.get(path).and_then(Option::as_ref)

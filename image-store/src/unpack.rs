@@ -88,9 +88,13 @@ pub fn unpack_recording<R: Read>(
     opts: UnpackOptions,
     reuse: Option<Reuse>,
 ) -> Result<(UnpackStats, LayerFiles), LayerError> {
+    // An edit's layer has about the files of the one it links from: sized
+    // once, the map does not hold its old and new tables at once while it
+    // grows (5.8 MB of a 100k-file build's peak).
+    let expected = reuse.as_ref().map_or(0, Reuse::len);
     let mut files = Files {
         reuse,
-        record: Some(LayerFiles::default()),
+        record: Some(LayerFiles::with_capacity(expected)),
     };
     let stats = unpack_layer(input, dest, opts, Some(&mut files))?;
     Ok((stats, files.record.unwrap_or_default()))
@@ -127,6 +131,15 @@ pub struct Reuse {
 }
 
 impl Reuse {
+    /// Files recorded for the layer linked from.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
     /// The layer directory `dir` and the facts recorded when it was
     /// unpacked.
     pub fn open(dir: &Path, files: LayerFiles) -> io::Result<Reuse> {

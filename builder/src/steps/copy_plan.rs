@@ -389,6 +389,9 @@ pub fn plan(
         }
     }
     key.part("copy-dest", dest_abs.as_bytes());
+    // Held while the layer is written: up to half of its doubled
+    // capacity is unused (4 MB of a 100k-file COPY).
+    out.shrink_to_fit();
     Ok(out)
 }
 
