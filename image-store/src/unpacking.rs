@@ -12,8 +12,8 @@
 //! error.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::io::{self, Write};
+use std::sync::mpsc::{self, SyncSender};
 use std::thread::JoinHandle;
 
 use crate::digest::Digest;
@@ -23,6 +23,7 @@ use crate::layer::LayerError;
 use crate::layer_files::LayerFiles;
 use crate::store::{BlobWriter, Store};
 use crate::unpack::{unpack_recording, UnpackOptions, Whiteouts};
+use crate::verify::Chunks;
 
 /// Bytes handed to the unpacking thread at a time, and chunks in flight.
 const CHUNK: usize = 256 << 10;
@@ -38,7 +39,7 @@ pub struct UnpackingWriter {
     blob: Option<BlobWriter>,
     buf: Vec<u8>,
     /// `None` once the unpacking thread stopped taking bytes.
-    tx: Option<SyncSender<Vec<u8>>>,
+    tx: Option<SyncSender<io::Result<Vec<u8>>>>,
     unpacker: Option<JoinHandle<std::result::Result<LayerFiles, LayerError>>>,
     /// The temp directory and the lock that keeps cleaners away from it.
     tmp: Option<(TempPath, File)>,
@@ -65,7 +66,7 @@ impl Store {
             return w;
         };
         let reuse = like.and_then(|l| self.reuse_of(l, None));
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(IN_FLIGHT);
         let dest = tmp.to_path_buf();
         let spawned = std::thread::Builder::new()
             .name("layer-unpacker".into())
@@ -74,11 +75,7 @@ impl Store {
                     whiteouts: Whiteouts::Overlay,
                     ..Default::default()
                 };
-                let input = Chunks {
-                    rx,
-                    cur: Vec::new(),
-                    pos: 0,
-                };
+                let input = Chunks::new(rx);
                 unpack_recording(input, &dest, opts, reuse).map(|(_, files)| files)
             });
         match spawned {
@@ -101,9 +98,12 @@ impl UnpackingWriter {
             return;
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        let taken = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
+        let taken = self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(Ok(chunk)).is_ok());
         if !taken {
-            // The unpack failed; its error is dropped in `finish_unpack`.
+            // The unpack failed; `commit` then installs nothing.
             self.tx = None;
         }
     }
@@ -112,7 +112,11 @@ impl UnpackingWriter {
     /// unpacked layer when every byte reached the unpack and it succeeded.
     pub fn commit(mut self) -> Result<(Digest, u64)> {
         self.send();
-        let whole = self.tx.take().is_some();
+        // The end of the tar, or a stream cut short if the unpack hung up.
+        let whole = self
+            .tx
+            .take()
+            .is_some_and(|tx| tx.send(Ok(Vec::new())).is_ok());
         let blob = self.blob.take().expect("commit is called once");
         let (digest, size) = blob.commit(None)?;
         let files = self.unpacker.take().map(|h| h.join());
@@ -144,8 +148,8 @@ impl Write for UnpackingWriter {
 
 impl Drop for UnpackingWriter {
     fn drop(&mut self) {
-        // Uncommitted (or committed): the thread ends at the end of its
-        // input, then its directory goes unless it was installed.
+        // Uncommitted: the input stops without its end, so the unpack
+        // fails; then its directory goes (an installed one was moved).
         self.tx = None;
         if let Some(h) = self.unpacker.take() {
             let _ = h.join();
@@ -153,31 +157,5 @@ impl Drop for UnpackingWriter {
         if let Some((tmp, _lock)) = self.tmp.take() {
             let _ = fs::remove_dir_all(&*tmp);
         }
-    }
-}
-
-/// The unpacking thread's input: the chunks the writer sends, in order,
-/// then end of file when it stops sending.
-struct Chunks {
-    rx: Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for Chunks {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(c) => {
-                    self.cur = c;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.cur.len() - self.pos);
-        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }

@@ -159,8 +159,10 @@ fn decompress_into<R: Read, W: Write>(
     }
 }
 
-/// The reading side of [`decompress_into`]'s chunks.
-struct Chunks {
+/// The reading side of a channel of chunks (also [`crate::unpacking`]'s):
+/// an empty chunk ends the stream, an error is returned as read, and a
+/// sender gone without either is an error.
+pub(crate) struct Chunks {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
     cur: Vec<u8>,
     pos: usize,
@@ -168,7 +170,7 @@ struct Chunks {
 }
 
 impl Chunks {
-    fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Chunks {
+    pub(crate) fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Chunks {
         Chunks {
             rx,
             cur: Vec::new(),
