@@ -344,13 +344,9 @@ fn kill_9_at_random_points_leaves_a_consistent_store() {
 fn kill_9_while_a_run_layer_is_committed_leaves_a_consistent_store() {
     let k = Kiln::new();
     k.import_busybox("busybox");
-    let ctx = k.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = k.context(
         "FROM busybox\nRUN dd if=/dev/urandom of=/noise bs=1M count=32 2>/dev/null\nRUN sleep 1\n",
-    )
-    .unwrap();
+    );
     let layers = k.root().join("kiln/layers");
     let unpacked = || {
         std::fs::read_dir(&layers)

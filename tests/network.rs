@@ -28,13 +28,9 @@ fn setup() -> Option<Kiln> {
     }
     let k = Kiln::new();
     k.import_busybox("busybox");
-    let ctx = k.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = k.context(
         "FROM busybox\nRUN mkdir /www && echo hello-from-kiln > /www/index.html\nEXPOSE 80\n",
-    )
-    .unwrap();
+    );
     k.run(&["build", "-q", "-t", "web", ctx.to_str().unwrap()])
         .ok();
     Some(k)

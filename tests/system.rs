@@ -317,14 +317,10 @@ fn builder_prune_bounds_the_cache() {
     }
     let k = Kiln::new();
     k.import_busybox("busybox");
-    let ctx = k.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
     // The older step's layer is big, the newer one's small.
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = k.context(
         "FROM busybox\nRUN dd if=/dev/urandom of=/big bs=1024 count=300\nRUN echo small > /small\n",
-    )
-    .unwrap();
+    );
     k.run(&["build", "-q", "-t", "cached", ctx.to_str().unwrap()])
         .ok();
     // Only the cache holds the layers now.

@@ -103,6 +103,16 @@ impl Kiln {
         r.stdout.trim().to_string()
     }
 
+    /// A build context `ctx` in the test's directory holding only a
+    /// Dockerfile with `dockerfile`; returns its path.
+    #[allow(dead_code)]
+    pub fn context(&self, dockerfile: &str) -> PathBuf {
+        let ctx = self.dir.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        ctx
+    }
+
     pub fn blob_count(&self) -> usize {
         std::fs::read_dir(self.root().join("blobs/sha256"))
             .map(|d| d.count())
