@@ -41,44 +41,9 @@ stop() { kill "$(cat "$W/pid")" 2>/dev/null || true; }
 trap stop EXIT
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.05; done
 
-# The build-small workload of ../shared/bench/w1-build-small.sh: 20 dirs x
-# 100 files x 10,000 bytes of base64 text (deterministic), 200 of them
-# excluded by .dockerignore; a 2-stage Dockerfile.
-stream() {
-  head -c $(( $2 / 100 * 99 / 4 * 3 )) /dev/zero |
-    openssl enc -aes-128-ctr -nosalt -K "$(printf '%032x' "$1")" -iv 00000000000000000000000000000000 |
-    base64 -w 99
-}
+# The build-small workload of ../shared/bench/w1-build-small.sh.
 CTX=$W/ctx
-rm -rf "$CTX"; mkdir -p "$CTX"
-for i in $(seq 0 19); do
-  case $i in
-    18) d=$CTX/src/scratch; ext=.tmp ;;
-    19) d=$CTX/logs;        ext=.log ;;
-    *)  d=$CTX/src/d$(printf "%02d" "$i"); ext=.txt ;;
-  esac
-  mkdir -p "$d"
-  stream "$((i + 1))" 1000000 | split -b 10000 -d -a 3 --additional-suffix="$ext" - "$d/f"
-done
-find "$CTX" -exec touch -h -d @1700000000 {} +
-printf 'logs/\n**/*.tmp\nDockerfile\n.dockerignore\n' >"$CTX/.dockerignore"
-cat >"$CTX/Dockerfile" <<'DF'
-FROM busybox AS gen
-ENV BENCH_STAGE=gen LANG=C.UTF-8
-WORKDIR /work
-COPY . /work/
-RUN mkdir -p /out \
- && find /work -type f | sort > /out/manifest.txt \
- && for i in $(seq 1 200); do echo "generated file $i" > /out/gen-$i.txt; done \
- && cat /work/src/d00/*.txt | sha256sum > /out/d00.sha256
-
-FROM busybox
-ENV APP_HOME=/app
-WORKDIR /app
-COPY --from=gen /out /app/out
-COPY --from=gen /work/src/d01 /app/d01
-CMD ["ls", "/app"]
-DF
+small_context "$CTX" busybox
 
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }

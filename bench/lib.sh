@@ -10,3 +10,44 @@ fresh_busybox_store() {
   K="$KILN --root $1"
   $K import "$W/busybox.tar" busybox >/dev/null
 }
+
+# small_context CTX BASE: the build-small context of
+# ../shared/bench/w1-build-small.sh in CTX (20 directories x 100 files x
+# 10,000 bytes of base64 text from an AES-CTR keystream seeded by the
+# directory index, 200 of them excluded by .dockerignore) and its two-stage
+# Dockerfile on image BASE.
+small_context() {
+  local ctx=$1 base=$2 i d ext
+  rm -rf "$ctx"
+  mkdir -p "$ctx"
+  for i in $(seq 0 19); do
+    case $i in
+      18) d=$ctx/src/scratch ext=.tmp ;;
+      19) d=$ctx/logs ext=.log ;;
+      *) d=$ctx/src/d$(printf "%02d" "$i") ext=.txt ;;
+    esac
+    mkdir -p "$d"
+    head -c $((1000000 / 100 * 99 / 4 * 3)) /dev/zero |
+      openssl enc -aes-128-ctr -nosalt -K "$(printf '%032x' "$((i + 1))")" -iv 00000000000000000000000000000000 |
+      base64 -w 99 | split -b 10000 -d -a 3 --additional-suffix="$ext" - "$d/f"
+  done
+  find "$ctx" -exec touch -h -d @1700000000 {} +
+  printf 'logs/\n**/*.tmp\nDockerfile\n.dockerignore\n' >"$ctx/.dockerignore"
+  cat >"$ctx/Dockerfile" <<DF
+FROM $base AS gen
+ENV BENCH_STAGE=gen LANG=C.UTF-8
+WORKDIR /work
+COPY . /work/
+RUN mkdir -p /out \\
+ && find /work -type f | sort > /out/manifest.txt \\
+ && for i in \$(seq 1 200); do echo "generated file \$i" > /out/gen-\$i.txt; done \\
+ && cat /work/src/d00/*.txt | sha256sum > /out/d00.sha256
+
+FROM $base
+ENV APP_HOME=/app
+WORKDIR /app
+COPY --from=gen /out /app/out
+COPY --from=gen /work/src/d01 /app/d01
+CMD ["ls", "/app"]
+DF
+}
