@@ -143,9 +143,8 @@ impl StageRun<'_, '_> {
                         .map_err(|e| e.located(cmd))?;
                     let k = key.finish();
                     let inputs = root.inputs;
-                    let (unpack, previous) = self.layer_hints(state, cmd);
-                    let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
-                        b.planned_layer(&planned, cmd, unpack, previous.as_ref())
+                    let rec = self.lookup_or(state, &k, cmd, &inputs, |b, previous| {
+                        b.copied_layer(&planned, cmd, previous)
                     })?;
                     return Ok((rec, k));
                 }
@@ -173,27 +172,23 @@ impl StageRun<'_, '_> {
         if let Some(a) = &content_alias {
             self.cache.put_content_alias(a, &k);
         }
-        let (unpack, previous) = self.layer_hints(state, cmd);
-        let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
-            b.planned_layer(&planned, cmd, unpack, previous.as_ref())
+        let rec = self.lookup_or(state, &k, cmd, &inputs, |b, previous| {
+            b.copied_layer(&planned, cmd, previous)
         })?;
         Ok((rec, k))
     }
 
-    /// For [`StageRun::planned_layer`]: unpack the layer as it is written
-    /// when a later step reads it, linking from last time's layer; and
-    /// last time's layer, whose bytes of unchanged files the tar takes.
-    #[allow(clippy::type_complexity)]
-    fn layer_hints(
+    /// The layer of a COPY/ADD that missed: `previous` (the layer the step
+    /// made last time) gives the bytes of unchanged files, and the layer
+    /// is unpacked as it is written when a later step reads it, linking
+    /// unchanged files from `previous`.
+    fn copied_layer(
         &self,
-        state: &State,
+        planned: &[super::copy_layer::Planned],
         cmd: &Command,
-    ) -> (
-        Option<Option<image_store::Digest>>,
-        Option<image_store::Digest>,
-    ) {
-        let previous = self.previous_layer(state, cmd);
-        let unpack = self.layer_read_later(cmd).then(|| previous.clone());
-        (unpack, previous)
+        previous: Option<&image_store::Digest>,
+    ) -> Result<Record, BuildError> {
+        let unpack = self.layer_read_later(cmd).then(|| previous.cloned());
+        self.planned_layer(planned, cmd, unpack, previous)
     }
 }

@@ -199,16 +199,6 @@ impl StageRun<'_, '_> {
         })
     }
 
-    /// The layer the step `cmd` on top of `state` made last time (see
-    /// [`cache::Cache::previous_layer`]).
-    pub(crate) fn previous_layer(
-        &self,
-        state: &State,
-        cmd: &Command,
-    ) -> Option<image_store::Digest> {
-        self.cache.previous_layer(&probe(state, cmd))
-    }
-
     /// Ends a step that changes only the config: its cache record (for the
     /// created time and the chain of keys) and an `empty_layer` history entry.
     pub(crate) fn empty_layer_step(
@@ -219,7 +209,7 @@ impl StageRun<'_, '_> {
         created_by: String,
         started: Instant,
     ) -> Result<(), BuildError> {
-        let rec = self.lookup_or(state, &key, cmd, &[], |b| {
+        let rec = self.lookup_or(state, &key, cmd, &[], |b, _| {
             Ok(Record {
                 created: b.now.clone(),
                 layer: None,
@@ -246,7 +236,7 @@ impl StageRun<'_, '_> {
         key: &str,
         cmd: &Command,
         inputs: &[(String, String)],
-        make: impl FnOnce(&mut Self) -> Result<Record, BuildError>,
+        make: impl FnOnce(&mut Self, Option<&image_store::Digest>) -> Result<Record, BuildError>,
     ) -> Result<Record, BuildError> {
         let probe = probe(state, cmd);
         // `--no-cache-filter`: this stage's steps run again, said once.
@@ -282,7 +272,7 @@ impl StageRun<'_, '_> {
         // RUN's layer is its upper directory, kept as is).
         let copies = matches!(cmd.instruction, Instruction::Copy(_) | Instruction::Add(_));
         let previous = copies.then(|| self.cache.previous_layer(&probe)).flatten();
-        let rec = make(self)?;
+        let rec = make(self, previous.as_ref())?;
         if let (Some(l), true) = (&rec.layer, copies) {
             if let Some(prev) = previous.filter(|p| *p != l.digest) {
                 self.b.note_similar(&l.digest, prev);

@@ -36,7 +36,7 @@ impl StageRun<'_, '_> {
             move |stream, line: &str| shared.emit(stage_no, EventKind::Output(stream, line));
         let sink: Option<crate::steps::output::LineSink> =
             self.opts.capture_output.then_some(&print);
-        let rec = self.lookup_or(state, &k, cmd, &inputs, |b| {
+        let rec = self.lookup_or(state, &k, cmd, &inputs, |b, _| {
             let state = state_ref;
             let lowers = b.lowers(state)?;
             let dir = b.scratch_for("run");

@@ -30,7 +30,7 @@ impl StageRun<'_, '_> {
             .map_err(|e| BuildError::at(cmd, format!("WORKDIR {wd}: {e}")))?;
         let k = key.finish();
         let now = self.now_secs;
-        let rec = self.lookup_or(state, &k, cmd, &[], |b| {
+        let rec = self.lookup_or(state, &k, cmd, &[], |b, _| {
             let planned: Vec<copy::Planned> = missing
                 .iter()
                 .map(|d| copy::Planned {
