@@ -137,7 +137,7 @@ impl Store {
         let mut by_manifest: BTreeMap<Digest, (Descriptor, Vec<String>)> = BTreeMap::new();
         let mut order = Vec::new();
         for d in &index.manifests {
-            if d.media_type != media::OCI_MANIFEST && d.media_type != media::DOCKER_MANIFEST {
+            if !is_image_manifest(d) {
                 continue;
             }
             let slot = by_manifest.entry(d.digest.clone()).or_insert_with(|| {
@@ -213,22 +213,31 @@ impl Store {
     /// collector lock.
     pub fn image_by_manifest_locked(&self, digest: &Digest) -> Result<Image> {
         let index = self.read_index()?;
-        let mut found: Option<Descriptor> = None;
-        let mut names = Vec::new();
-        for d in &index.manifests {
-            if d.digest != *digest
-                || (d.media_type != media::OCI_MANIFEST && d.media_type != media::DOCKER_MANIFEST)
-            {
-                continue;
-            }
-            if let Some(n) = d.ref_name().filter(|n| is_full_reference(n)) {
-                names.push(n.to_string());
-            }
-            found.get_or_insert_with(|| d.clone());
-        }
-        let desc = found.ok_or_else(|| StoreError::NoSuchImage(digest.to_string()))?;
-        self.load_image(desc, names)
+        self.load_indexed(&index, digest)
+            .ok_or_else(|| StoreError::NoSuchImage(digest.to_string()))?
             .map_err(|b| b.error(&digest.to_string()))
+    }
+
+    /// The image of manifest `digest` as `index` lists it (its first
+    /// entry, and the full names of all its entries, in index order, as
+    /// [`Store::image_list`] has them); `None` when no entry has it.
+    fn load_indexed(
+        &self,
+        index: &Index,
+        digest: &Digest,
+    ) -> Option<Result<Image, Box<BrokenImage>>> {
+        let mut entries = index
+            .manifests
+            .iter()
+            .filter(|d| d.digest == *digest && is_image_manifest(d));
+        let first = entries.next()?.clone();
+        let names = std::iter::once(&first)
+            .chain(entries)
+            .filter_map(|d| d.ref_name())
+            .filter(|n| is_full_reference(n))
+            .map(str::to_string)
+            .collect();
+        Some(self.load_image(first, names))
     }
 
     /// A plain name's image read from `index.json` and its own two blobs,
@@ -246,30 +255,18 @@ impl Store {
             return Ok(None);
         };
         let index = self.read_index()?;
-        let manifests = || {
-            index.manifests.iter().filter(|d| {
-                d.media_type == media::OCI_MANIFEST || d.media_type == media::DOCKER_MANIFEST
-            })
-        };
         for cand in r.candidates() {
             if cand.digest().is_some() {
                 return Ok(None);
             }
             let want = cand.to_string();
-            let Some(hit) = manifests().find(|d| d.ref_name() == Some(want.as_str())) else {
-                continue;
-            };
-            // Every name of that manifest, in index order, as the list has.
-            let names = manifests()
-                .filter(|d| d.digest == hit.digest)
-                .filter_map(|d| d.ref_name())
-                .filter(|n| is_full_reference(n))
-                .map(str::to_string)
-                .collect();
-            let first = manifests()
-                .find(|d| d.digest == hit.digest)
-                .expect("hit is one of them");
-            return Ok(self.load_image(first.clone(), names).ok());
+            let hit = index
+                .manifests
+                .iter()
+                .find(|d| is_image_manifest(d) && d.ref_name() == Some(want.as_str()));
+            if let Some(hit) = hit {
+                return Ok(self.load_indexed(&index, &hit.digest).and_then(Result::ok));
+            }
         }
         Ok(None)
     }
@@ -512,6 +509,11 @@ fn untag_in(index: &mut Index, name: &str) {
     } else {
         index.manifests[pos].set_ref_name(None);
     }
+}
+
+/// An `index.json` entry that names an image (not a nested index).
+fn is_image_manifest(d: &Descriptor) -> bool {
+    d.media_type == media::OCI_MANIFEST || d.media_type == media::DOCKER_MANIFEST
 }
 
 fn is_full_reference(n: &str) -> bool {
