@@ -6,12 +6,14 @@
 //! resolve inside the target as they would in a chroot, and each entry is
 //! created with `*at` calls relative to that parent.
 
-use std::collections::HashSet;
+mod small_files;
+
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{
     self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
@@ -22,6 +24,7 @@ use crate::layer::{
 };
 use crate::layer_files::{FileFacts, LayerFiles, RECORD_MAX};
 use sha2::Digest as _;
+use small_files::{LinkSource, SmallFile, SmallFiles};
 use std::os::unix::ffi::OsStrExt;
 
 /// What a whiteout entry (`.wh.NAME`, `.wh..wh..opq`) turns into.
@@ -58,11 +61,11 @@ pub struct UnpackStats {
     pub skipped_devices: u64,
 }
 
-fn io_err(entry: &str, what: &str) -> impl FnOnce(rustix::io::Errno) -> LayerError {
-    let what = what.to_string();
-    let entry = entry.to_string();
+/// The error of a syscall for the entry named `entry` (as the tar has
+/// it), shown when it happens.
+fn io_err<'a>(entry: &'a [u8], what: &'a str) -> impl FnOnce(rustix::io::Errno) -> LayerError + 'a {
     move |e| LayerError::BadEntry {
-        entry,
+        entry: show_name(entry),
         reason: format!("{what}: {}", io::Error::from(e)),
     }
 }
@@ -124,10 +127,8 @@ fn unpack_layer<R: Read>(
 /// content of a COPY), whose files an unpack links when their facts
 /// match: an edit of one file among many then creates one inode, not all.
 pub struct Reuse {
-    root: OwnedFd,
     files: LayerFiles,
-    /// The directory of the last file linked from, inside `root`.
-    parent: Option<(PathBuf, Option<OwnedFd>)>,
+    src: LinkSource,
 }
 
 impl Reuse {
@@ -150,46 +151,9 @@ impl Reuse {
         )
         .map_err(io::Error::from)?;
         Ok(Reuse {
-            root,
             files,
-            parent: None,
+            src: LinkSource::new(root),
         })
-    }
-
-    /// Links `rel` (in directory `parent_rel`, as `name`) from the earlier
-    /// layer into `dest` when it has the same facts there; false when it
-    /// could not (the caller writes the file instead).
-    fn link(
-        &mut self,
-        rel: &Path,
-        parent_rel: &Path,
-        name: &OsStr,
-        facts: &FileFacts,
-        dest: &OwnedFd,
-    ) -> bool {
-        if self.files.get(rel.as_os_str().as_bytes()) != Some(facts) {
-            return false;
-        }
-        if self.parent.as_ref().is_none_or(|(r, _)| r != parent_rel) {
-            let fd = open_in_root(&self.root, parent_rel).ok();
-            self.parent = Some((parent_rel.to_path_buf(), fd));
-        }
-        let Some(src) = self.parent.as_ref().and_then(|(_, fd)| fd.as_ref()) else {
-            return false;
-        };
-        // The recorded facts stand for the content; the inode must still
-        // be what they say (a regular file with that size, mode, owner and
-        // mtime) before it becomes part of the new layer.
-        let Ok(st) = rfs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW) else {
-            return false;
-        };
-        let same = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
-            && st.st_size as u64 == facts.size
-            && st.st_mode & 0o7777 == facts.mode
-            && (st.st_uid, st.st_gid) == (facts.uid, facts.gid)
-            && st.st_mtime as u64 == facts.mtime
-            && st.st_mtime_nsec == 0;
-        same && rfs::linkat(src, name, dest, name, AtFlags::empty()).is_ok()
     }
 }
 
@@ -235,10 +199,62 @@ fn unpack_limited<R: Read>(
         Mode::empty(),
     )
     .map_err(io::Error::from)?;
+    // The facts to link by stay here; the layer to link from goes with
+    // the small files to the thread that makes them.
+    let (reuse, src) = match files.as_deref_mut().and_then(|f| f.reuse.take()) {
+        Some(r) => (Some(r.files), Some(r.src)),
+        None => (None, None),
+    };
+    let mut small = SmallFiles::new(src);
+    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
+    let res = unpack_entries(
+        input,
+        &root,
+        opts,
+        limit,
+        devices,
+        files,
+        reuse.as_ref(),
+        &mut small,
+        &mut dir_times,
+    );
+    // The files handed over come before the entry that failed, if one did.
+    small.finish()?;
+    let stats = res?;
+
+    // Directory times last: creating their children changed them. A later
+    // entry may have replaced a directory, or one above it, with a
+    // symlink: each directory is reached again inside the root
+    // (RESOLVE_IN_ROOT), and its own name is not followed.
+    for (rel, secs) in dir_times.into_iter().rev() {
+        let Some(name) = rel.file_name() else {
+            continue;
+        };
+        let parent_rel = rel.parent().unwrap_or(Path::new(""));
+        let Ok(parent) = open_in_root(&root, parent_rel) else {
+            continue; // gone, or no longer a directory
+        };
+        let _ = rfs::utimensat(&parent, name, &times(secs), AtFlags::SYMLINK_NOFOLLOW);
+    }
+    Ok(stats)
+}
+
+/// The entries of the tar, each made in `root` or (a small file whose
+/// facts are recorded) handed to `small`.
+#[allow(clippy::too_many_arguments)]
+fn unpack_entries<R: Read>(
+    input: R,
+    root: &OwnedFd,
+    opts: UnpackOptions,
+    limit: u64,
+    devices: bool,
+    mut files: Option<&mut Files>,
+    reuse: Option<&LayerFiles>,
+    small: &mut SmallFiles,
+    dir_times: &mut Vec<(PathBuf, u64)>,
+) -> Result<UnpackStats, LayerError> {
     let mut archive = tar::Archive::new(input);
     let mut stats = UnpackStats::default();
-    let mut created: HashSet<PathBuf> = HashSet::new();
-    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
     // Hard links may point into lower layers when a layer is applied onto
     // a tree, so they need not be earlier in this archive.
     let mut check = EntryCheck::new(limit, false);
@@ -256,7 +272,16 @@ fn unpack_limited<R: Read>(
         let Some(checked) = check.check(&entry)? else {
             continue;
         };
-        let raw = checked.shown;
+        let raw = checked.raw.as_slice();
+        let kind = checked.kind;
+        // What may touch a path a small file still to be made has: the
+        // same path again, a whiteout, a hard link (to it, maybe).
+        if checked.again
+            || kind == tar::EntryType::Link
+            || !matches!(checked.name, EntryName::Path(_))
+        {
+            small.sync()?;
+        }
         if !matches!(checked.name, EntryName::Path(_)) {
             // Whiteouts may remove directories, a remembered parent too.
             parents = None;
@@ -264,9 +289,9 @@ fn unpack_limited<R: Read>(
                 f.record = None;
             }
         }
-        let rel = match checked.name {
+        let rel = match &checked.name {
             EntryName::Opaque { dir } => {
-                let parent = ensure_dir(&root, &dir, &raw)?;
+                let parent = ensure_dir(root, dir, raw)?;
                 match opts.whiteouts {
                     Whiteouts::Overlay => rfs::fsetxattr(
                         &parent,
@@ -274,55 +299,46 @@ fn unpack_limited<R: Read>(
                         b"y",
                         rfs::XattrFlags::empty(),
                     )
-                    .map_err(io_err(&raw, "marking the directory opaque"))?,
-                    Whiteouts::Delete => clear_dir_except(&parent, &dir, &created, &raw)?,
+                    .map_err(io_err(raw, "marking the directory opaque"))?,
+                    Whiteouts::Delete => clear_dir_except(&parent, dir, &check, raw)?,
                 }
                 continue;
             }
             EntryName::Whiteout { dir, hidden } => {
-                let parent = ensure_dir(&root, &dir, &raw)?;
-                remove_existing(&parent, &hidden, &raw)?;
+                let parent = ensure_dir(root, dir, raw)?;
+                remove_existing(&parent, hidden, raw)?;
                 if opts.whiteouts == Whiteouts::Overlay {
-                    rfs::mknodat(
-                        &parent,
-                        &hidden,
-                        FileType::CharacterDevice,
-                        Mode::empty(),
-                        0,
-                    )
-                    .map_err(io_err(&raw, "creating a whiteout"))?;
+                    rfs::mknodat(&parent, hidden, FileType::CharacterDevice, Mode::empty(), 0)
+                        .map_err(io_err(raw, "creating a whiteout"))?;
                 }
                 continue;
             }
-            EntryName::Path(p) => p,
+            EntryName::Path(p) => p.as_path(),
         };
-        let name = rel
-            .file_name()
-            .expect("clean paths end in a name")
-            .to_owned();
+        let rel_bytes = rel.as_os_str().as_bytes();
+        let name = rel.file_name().expect("clean paths end in a name");
         if let Some(f) = files.as_deref_mut() {
             // A path the layer names again: a directory again is only its
             // metadata, but anything else replaces what was there, maybe a
             // directory with recorded files below: nothing is recorded.
-            if created.contains(&rel) {
-                if checked.kind.is_dir() {
+            if checked.again {
+                if kind.is_dir() {
                     if let Some(r) = f.record.as_mut() {
-                        r.exclude(rel.as_os_str().as_bytes());
+                        r.exclude(rel_bytes);
                     }
                 } else {
                     f.record = None;
                 }
             }
             // Hard links share an inode: not one path's own.
-            if let (Some(r), tar::EntryType::Link) = (f.record.as_mut(), checked.kind) {
-                r.exclude(rel.as_os_str().as_bytes());
+            if let (Some(r), tar::EntryType::Link) = (f.record.as_mut(), kind) {
+                r.exclude(rel_bytes);
                 if let Some(t) = &checked.link_target {
                     r.exclude(t.as_os_str().as_bytes());
                 }
             }
         }
-        let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
-        let kind = checked.kind;
+        let parent_rel = rel.parent().unwrap_or(Path::new(""));
         let is_file = matches!(
             kind,
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
@@ -332,39 +348,41 @@ fn unpack_limited<R: Read>(
         // file does not move its parent. Any other entry may, so it drops
         // the descriptor and the next entry resolves its parent again.
         let mut parent = match parents.take() {
-            Some(p) if is_file && p.rel == parent_rel => p,
-            _ => OpenParent::open(&root, parent_rel, &raw)?,
+            Some(p)
+                if is_file && p.rel.as_os_str().as_bytes() == parent_rel.as_os_str().as_bytes() =>
+            {
+                p
+            }
+            _ => OpenParent::open(root, parent_rel.to_path_buf(), raw)?,
         };
 
         let header = entry.header().clone();
         let mode = Mode::from_raw_mode(header.mode()? & 0o7777);
         let mut existing_is_dir = false;
         if !is_file {
-            let existing = rfs::statat(&parent.fd, &name, AtFlags::SYMLINK_NOFOLLOW).ok();
+            let existing = rfs::statat(&*parent.fd, name, AtFlags::SYMLINK_NOFOLLOW).ok();
             existing_is_dir = existing
                 .as_ref()
                 .is_some_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
             if existing.is_some() && !(kind.is_dir() && existing_is_dir) {
-                remove_existing(&parent.fd, &name, &raw)?;
+                // It may hold small files still to be made.
+                small.sync()?;
+                remove_existing(&parent.fd, name, raw)?;
             }
         }
         // A mode the create can give (no set-id or sticky bit, which chown
         // would clear, nothing the umask takes away) saves the chmod.
         let mode_at_create = is_file && created_mode_is(mode);
-        // The entry itself, opened without following a symlink, for
-        // chmod and times (chmodat cannot refuse to follow one).
-        let mut node_fd: Option<OwnedFd> = None;
-        let mut file_fd: Option<OwnedFd> = None;
-        // A small plain file, when facts are recorded: read whole, hashed,
-        // and linked from the earlier layer if that has the same.
-        let mut facts: Option<FileFacts> = None;
-        let mut data: Option<Vec<u8>> = None;
         let recording = files.as_ref().is_some_and(|f| f.record.is_some());
+        let size = header.size()?;
         if recording
             && kind == tar::EntryType::Regular
-            && header.size()? <= RECORD_MAX
+            && size <= RECORD_MAX
             && !has_xattrs(&mut entry)?
         {
+            // A small plain file, when facts are recorded: read whole,
+            // hashed, and made (or linked from the earlier layer if that
+            // has the same) beside this thread.
             let owner = if opts.same_owner {
                 Some((header.uid()? as u32, header.gid()? as u32))
             } else if !parent.set_gid()? {
@@ -373,48 +391,62 @@ fn unpack_limited<R: Read>(
                 None // the directory's group, not ours
             };
             if let Some((uid, gid)) = owner {
-                let mut buf = Vec::with_capacity(header.size()? as usize);
+                let mut data = Vec::with_capacity(size as usize);
                 entry
-                    .read_to_end(&mut buf)
-                    .map_err(|e| read_fault(e, &raw))?;
-                let f = FileFacts {
-                    size: buf.len() as u64,
+                    .read_to_end(&mut data)
+                    .map_err(|e| read_fault(e, raw))?;
+                let facts = FileFacts {
+                    size: data.len() as u64,
                     mtime: header.mtime().unwrap_or(0),
                     mode: mode.as_raw_mode(),
                     uid,
                     gid,
-                    sha: sha2::Sha256::digest(&buf).into(),
+                    sha: sha2::Sha256::digest(&data).into(),
                 };
-                let files = files.as_deref_mut().expect("recording");
-                let linked = files
-                    .reuse
-                    .as_mut()
-                    .is_some_and(|r| r.link(&rel, &parent.rel, &name, &f, &parent.fd));
-                if linked {
-                    if let Some(r) = files.record.as_mut() {
-                        r.insert(rel.as_os_str().as_bytes(), f);
-                    }
-                    created.insert(rel);
-                    stats.entries += 1;
-                    parents = Some(parent);
-                    continue;
+                if let Some(r) = files.as_deref_mut().and_then(|f| f.record.as_mut()) {
+                    r.insert(rel_bytes, facts);
                 }
-                facts = Some(f);
-                data = Some(buf);
+                // A file just created already belongs to our ids, unless
+                // its directory is set-group-ID and handed it the
+                // directory's group.
+                let chown = (opts.same_owner && ((uid, gid) != own_ids || parent.set_gid()?))
+                    .then_some((uid, gid));
+                let link = reuse.is_some_and(|r| r.get(rel_bytes) == Some(&facts));
+                let EntryName::Path(rel) = checked.name else {
+                    unreachable!("a path entry")
+                };
+                small.push(SmallFile {
+                    parent: parent.fd.clone(),
+                    rel,
+                    raw: checked.raw,
+                    link,
+                    facts,
+                    data,
+                    mode,
+                    mode_at_create,
+                    chown,
+                })?;
+                stats.entries += 1;
+                parents = Some(parent);
+                continue;
             }
         }
+        // The entry itself, opened without following a symlink, for
+        // chmod and times (chmodat cannot refuse to follow one).
+        let mut node_fd: Option<OwnedFd> = None;
+        let mut file_fd: Option<OwnedFd> = None;
         match kind {
             tar::EntryType::Directory => {
                 if !existing_is_dir {
-                    rfs::mkdirat(&parent.fd, &name, mode).map_err(io_err(&raw, "mkdir"))?;
+                    rfs::mkdirat(&*parent.fd, name, mode).map_err(io_err(raw, "mkdir"))?;
                 }
-                dir_times.push((rel.clone(), header.mtime().unwrap_or(0)));
+                dir_times.push((rel.to_path_buf(), header.mtime().unwrap_or(0)));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let create = || {
                     rfs::openat(
-                        &parent.fd,
-                        &name,
+                        &*parent.fd,
+                        name,
                         OFlags::CREATE
                             | OFlags::EXCL
                             | OFlags::WRONLY
@@ -431,42 +463,38 @@ fn unpack_limited<R: Read>(
                 // remove what is there (never following it) and retry.
                 let fd = match create() {
                     Err(rustix::io::Errno::EXIST) => {
-                        remove_existing(&parent.fd, &name, &raw)?;
+                        small.sync()?;
+                        remove_existing(&parent.fd, name, raw)?;
                         create()
                     }
                     r => r,
                 }
-                .map_err(io_err(&raw, "create"))?;
+                .map_err(io_err(raw, "create"))?;
                 let mut f = File::from(fd);
-                match &data {
-                    Some(d) => f.write_all(d).map_err(|e| read_fault(e, &raw))?,
-                    None => {
-                        io::copy(&mut entry, &mut f).map_err(|e| read_fault(e, &raw))?;
-                    }
-                }
+                io::copy(&mut entry, &mut f).map_err(|e| read_fault(e, raw))?;
                 file_fd = Some(f.into());
             }
             tar::EntryType::Symlink => {
                 let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                rfs::symlinkat(target.as_slice(), &parent.fd, &name)
-                    .map_err(io_err(&raw, "symlink"))?;
+                rfs::symlinkat(target.as_slice(), &*parent.fd, name)
+                    .map_err(io_err(raw, "symlink"))?;
             }
             tar::EntryType::Link => {
                 let target = checked
                     .link_target
+                    .as_deref()
                     .expect("checked hard links have a target");
-                let tparent = ensure_dir(&root, target.parent().unwrap_or(Path::new("")), &raw)?;
+                let tparent = ensure_dir(root, target.parent().unwrap_or(Path::new("")), raw)?;
                 let tname = target.file_name().expect("clean paths end in a name");
-                rfs::linkat(&tparent, tname, &parent.fd, &name, AtFlags::empty())
-                    .map_err(io_err(&raw, "hard link"))?;
+                rfs::linkat(&tparent, tname, &*parent.fd, name, AtFlags::empty())
+                    .map_err(io_err(raw, "hard link"))?;
                 // A hard link shares the target's inode and metadata.
-                created.insert(rel);
                 stats.entries += 1;
                 continue;
             }
             tar::EntryType::Char | tar::EntryType::Block if !devices => {
                 return Err(LayerError::BadEntry {
-                    entry: raw,
+                    entry: show_name(raw),
                     reason: "device nodes are not allowed here".into(),
                 });
             }
@@ -476,13 +504,13 @@ fn unpack_limited<R: Read>(
                     tar::EntryType::Block => (FileType::BlockDevice, device(&header)),
                     _ => (FileType::Fifo, 0),
                 };
-                match rfs::mknodat(&parent.fd, &name, ft, mode, dev) {
+                match rfs::mknodat(&*parent.fd, name, ft, mode, dev) {
                     Ok(()) => {}
                     Err(rustix::io::Errno::PERM) if ft != FileType::Fifo => {
                         stats.skipped_devices += 1;
                         continue;
                     }
-                    Err(e) => return Err(io_err(&raw, "mknod")(e)),
+                    Err(e) => return Err(io_err(raw, "mknod")(e)),
                 }
             }
             _ => unreachable!("EntryCheck admits only the types above"),
@@ -490,12 +518,12 @@ fn unpack_limited<R: Read>(
         if file_fd.is_none() && kind != tar::EntryType::Symlink {
             node_fd = Some(
                 rfs::openat(
-                    &parent.fd,
-                    &name,
+                    &*parent.fd,
+                    name,
                     OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
-                .map_err(io_err(&raw, "open"))?,
+                .map_err(io_err(raw, "open"))?,
             );
         }
 
@@ -508,22 +536,22 @@ fn unpack_limited<R: Read>(
             if !ours {
                 let (u, g) = (rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid));
                 rfs::chownat(
-                    &parent.fd,
-                    &name,
+                    &*parent.fd,
+                    name,
                     Some(u),
                     Some(g),
                     AtFlags::SYMLINK_NOFOLLOW,
                 )
-                .map_err(io_err(&raw, "chown"))?;
+                .map_err(io_err(raw, "chown"))?;
             }
         }
         // After chown, which clears set-id bits.
         match (&file_fd, &node_fd) {
             (Some(_), _) if mode_at_create => {}
-            (Some(fd), _) => rfs::fchmod(fd, mode).map_err(io_err(&raw, "chmod"))?,
+            (Some(fd), _) => rfs::fchmod(fd, mode).map_err(io_err(raw, "chmod"))?,
             // An O_PATH descriptor of a node that is not a symlink: its
             // /proc link reaches exactly that inode.
-            (None, Some(fd)) => rfs::chmod(proc_path(fd), mode).map_err(io_err(&raw, "chmod"))?,
+            (None, Some(fd)) => rfs::chmod(proc_path(fd), mode).map_err(io_err(raw, "chmod"))?,
             (None, None) => {}
         }
         if let Some(exts) = entry.pax_extensions()? {
@@ -538,46 +566,17 @@ fn unpack_limited<R: Read>(
             }
         }
         if !kind.is_dir() {
-            let t = mtime(&header);
+            let t = times(header.mtime().unwrap_or(0));
             let r = match &file_fd {
                 Some(fd) => rfs::futimens(fd, &t),
-                None => rfs::utimensat(&parent.fd, &name, &t, AtFlags::SYMLINK_NOFOLLOW),
+                None => rfs::utimensat(&*parent.fd, name, &t, AtFlags::SYMLINK_NOFOLLOW),
             };
-            r.map_err(io_err(&raw, "set times"))?;
+            r.map_err(io_err(raw, "set times"))?;
         }
-        if let (Some(f), Some(r)) = (facts, files.as_deref_mut().and_then(|f| f.record.as_mut())) {
-            r.insert(rel.as_os_str().as_bytes(), f);
-        }
-        created.insert(rel);
         stats.entries += 1;
         if is_file {
             parents = Some(parent);
         }
-    }
-
-    // Directory times last: creating their children changed them. A later
-    // entry may have replaced a directory, or one above it, with a
-    // symlink: each directory is reached again inside the root
-    // (RESOLVE_IN_ROOT), and its own name is not followed.
-    for (rel, secs) in dir_times.into_iter().rev() {
-        let t = Timestamps {
-            last_access: Timespec {
-                tv_sec: secs as i64,
-                tv_nsec: 0,
-            },
-            last_modification: Timespec {
-                tv_sec: secs as i64,
-                tv_nsec: 0,
-            },
-        };
-        let Some(name) = rel.file_name() else {
-            continue;
-        };
-        let parent_rel = rel.parent().unwrap_or(Path::new(""));
-        let Ok(parent) = open_in_root(&root, parent_rel) else {
-            continue; // gone, or no longer a directory
-        };
-        let _ = rfs::utimensat(&parent, name, &t, AtFlags::SYMLINK_NOFOLLOW);
     }
     Ok(stats)
 }
@@ -595,13 +594,13 @@ fn has_xattrs<R: Read>(entry: &mut tar::Entry<R>) -> Result<bool, LayerError> {
 
 /// An error while reading an entry's data: a decompression fault or the
 /// size limit, else the entry's data is corrupt or cut short.
-fn read_fault(e: io::Error, entry: &str) -> LayerError {
+fn read_fault(e: io::Error, entry: &[u8]) -> LayerError {
     if let Some(LayerError::TooLarge { limit }) =
         e.get_ref().and_then(|i| i.downcast_ref::<LayerError>())
     {
         return LayerError::TooLarge { limit: *limit };
     }
-    crate::layer::truncated(e, entry)
+    crate::layer::truncated(e, &show_name(entry))
 }
 
 fn device(h: &tar::Header) -> u64 {
@@ -610,10 +609,10 @@ fn device(h: &tar::Header) -> u64 {
     rustix::fs::makedev(major, minor)
 }
 
-fn mtime(h: &tar::Header) -> Timestamps {
-    let secs = h.mtime().unwrap_or(0) as i64;
+/// Access and modification times of `secs` (a tar's mtime).
+fn times(secs: u64) -> Timestamps {
     let t = Timespec {
-        tv_sec: secs,
+        tv_sec: secs as i64,
         tv_nsec: 0,
     };
     Timestamps {
@@ -625,17 +624,18 @@ fn mtime(h: &tar::Header) -> Timestamps {
 /// The directory a run of entries is created in, opened inside the root.
 struct OpenParent {
     rel: PathBuf,
-    fd: OwnedFd,
+    /// Shared with the small files made in it on another thread.
+    fd: Arc<OwnedFd>,
     /// Whether it is set-group-ID, asked once per directory.
     set_gid: Option<bool>,
 }
 
 impl OpenParent {
-    fn open(root: &OwnedFd, rel: PathBuf, entry: &str) -> Result<OpenParent, LayerError> {
+    fn open(root: &OwnedFd, rel: PathBuf, entry: &[u8]) -> Result<OpenParent, LayerError> {
         let fd = ensure_dir(root, &rel, entry)?;
         Ok(OpenParent {
             rel,
-            fd,
+            fd: Arc::new(fd),
             set_gid: None,
         })
     }
@@ -644,7 +644,7 @@ impl OpenParent {
         if let Some(s) = self.set_gid {
             return Ok(s);
         }
-        let st = rfs::fstat(&self.fd).map_err(io::Error::from)?;
+        let st = rfs::fstat(&*self.fd).map_err(io::Error::from)?;
         let s = Mode::from_raw_mode(st.st_mode).contains(Mode::SGID);
         self.set_gid = Some(s);
         Ok(s)
@@ -668,7 +668,7 @@ fn created_mode_is(mode: Mode) -> bool {
 
 /// Opens `rel` (a directory inside the root), creating missing components.
 /// `RESOLVE_IN_ROOT` keeps every symlink and `..` inside the root.
-fn ensure_dir(root: &OwnedFd, rel: &Path, entry: &str) -> Result<OwnedFd, LayerError> {
+fn ensure_dir(root: &OwnedFd, rel: &Path, entry: &[u8]) -> Result<OwnedFd, LayerError> {
     match open_in_root(root, rel) {
         Ok(fd) => Ok(fd),
         Err(rustix::io::Errno::NOENT) => {
@@ -698,7 +698,7 @@ fn open_in_root(root: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
 
 /// Removes `name` in `parent` (recursively for a directory) without
 /// following a symlink at `name`.
-fn remove_existing(parent: &OwnedFd, name: &OsStr, entry: &str) -> Result<(), LayerError> {
+fn remove_existing(parent: &OwnedFd, name: &OsStr, entry: &[u8]) -> Result<(), LayerError> {
     let st = match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(rustix::io::Errno::NOENT) => return Ok(()),
@@ -709,7 +709,7 @@ fn remove_existing(parent: &OwnedFd, name: &OsStr, entry: &str) -> Result<(), La
         // component is a real directory, not a symlink, so nothing outside.
         let p = proc_path(parent).join(name);
         std::fs::remove_dir_all(&p).map_err(|e| LayerError::BadEntry {
-            entry: entry.to_string(),
+            entry: show_name(entry),
             reason: format!("removing {}: {e}", show_name(name.as_bytes())),
         })
     } else {
@@ -717,22 +717,22 @@ fn remove_existing(parent: &OwnedFd, name: &OsStr, entry: &str) -> Result<(), La
     }
 }
 
-/// Deletes every child of the directory not created by this layer (an
+/// Deletes every child of the directory not made by this layer (an
 /// opaque whiteout applied onto a tree).
 fn clear_dir_except(
     dir: &OwnedFd,
     dir_rel: &Path,
-    created: &HashSet<PathBuf>,
-    entry: &str,
+    made: &EntryCheck,
+    entry: &[u8],
 ) -> Result<(), LayerError> {
     let listing = std::fs::read_dir(proc_path(dir)).map_err(|e| LayerError::BadEntry {
-        entry: entry.to_string(),
+        entry: show_name(entry),
         reason: format!("listing its directory: {e}"),
     })?;
     for child in listing {
         let child = child?;
         let name = child.file_name();
-        if !created.contains(&dir_rel.join(&name)) {
+        if !made.made(dir_rel.join(&name).as_os_str().as_bytes()) {
             remove_existing(dir, &name, entry)?;
         }
     }

@@ -674,3 +674,177 @@ fn a_failed_unpack_while_written_installs_nothing() {
     let err = store.unpacked_layer(&desc, &id).unwrap_err();
     assert!(err.to_string().contains("escapes the root"), "{err}");
 }
+
+/// Everything a tree says, by relative path: type, mode, owner, mtime,
+/// size, content or link target, and which earlier path shares its inode.
+fn tree_facts(root: &Path) -> Vec<String> {
+    fn walk(
+        root: &Path,
+        rel: &Path,
+        inodes: &mut std::collections::HashMap<u64, String>,
+        out: &mut Vec<String>,
+    ) {
+        let mut names: Vec<_> = fs::read_dir(root.join(rel))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for n in names {
+            let r = rel.join(&n);
+            let p = root.join(&r);
+            let m = fs::symlink_metadata(&p).unwrap();
+            let what = if m.is_symlink() {
+                format!("-> {:?}", fs::read_link(&p).unwrap())
+            } else if m.is_file() {
+                format!("{:?}", fs::read(&p).unwrap())
+            } else {
+                String::new()
+            };
+            let shared = if m.is_file() {
+                let first = inodes.entry(m.ino()).or_insert(r.display().to_string());
+                format!("inode of {first}")
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{} {:o} {}:{} {}.{} {} {what} {shared}",
+                r.display(),
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.size()
+            ));
+            if m.is_dir() {
+                walk(root, &r, inodes, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, Path::new(""), &mut Default::default(), &mut out);
+    out
+}
+
+/// A layer of many small files over many directories (more than the
+/// unpack hands to its file-making thread at a time), with modes, owners,
+/// times, large files, symlinks, hard links to files just made, a
+/// directory named twice and, when `again`, last a file named again and
+/// one replaced by a directory (the layer then records no facts).
+fn many_files_tar(edit: &[u8], again: bool) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut entry =
+        |name: &str, kind: tar::EntryType, mode: u32, owner: u64, link: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_size(data.len() as u64);
+            h.set_mtime(1_600_000_000 + name.len() as u64 * 1000 + data.len() as u64);
+            h.set_uid(owner);
+            h.set_gid(owner);
+            if !link.is_empty() {
+                h.set_link_name(link).unwrap();
+            }
+            b.append_data(&mut h, name, data).unwrap();
+        };
+    let owner = |i: usize| {
+        if rustix::process::geteuid().is_root() {
+            (i % 3) as u64 * 1000
+        } else {
+            0
+        }
+    };
+    entry("ctx/", D, 0o755, 0, "", b"");
+    for d in 0..12 {
+        let dir = format!("ctx/d{d:02}");
+        entry(
+            &format!("{dir}/"),
+            D,
+            if d == 3 { 0o2775 } else { 0o750 },
+            owner(d),
+            "",
+            b"",
+        );
+        for i in 0..60 {
+            let name = format!("{dir}/f{i:02}");
+            let mode = [0o644, 0o755, 0o444, 0o600, 0o4755, 0o1644, 0o666][i % 7];
+            let data = if d == 5 && i == 7 {
+                edit.to_vec()
+            } else if i == 13 {
+                vec![b'x'; 20_000 + d] // above the recorded size
+            } else {
+                format!("{name} {}", "y".repeat(i * 37)).into_bytes()
+            };
+            entry(&name, F, mode, owner(i), "", &data);
+            if i % 20 == 19 {
+                entry(
+                    &format!("{dir}/s{i}"),
+                    S,
+                    0o777,
+                    0,
+                    &format!("f{:02}", i - 1),
+                    b"",
+                );
+                entry(&format!("{dir}/h{i}"), H, 0, 0, &name, b"");
+            }
+        }
+        if d == 7 {
+            // A directory named again: only its metadata.
+            entry("ctx/d02/", D, 0o700, 0, "", b"");
+        }
+    }
+    if again {
+        entry("ctx/d04/f05", F, 0o640, 0, "", b"named again");
+        entry("ctx/d06/f06", D, 0o755, 0, "", b"");
+        entry("ctx/d06/f06/in", F, 0o644, 0, "", b"in");
+    }
+    b.into_inner().unwrap()
+}
+
+/// The unpack that records file facts (and makes small files on a thread
+/// of its own, or links them from a similar layer) makes exactly the tree
+/// the plain unpack makes: content, modes, owners, times and hard links.
+#[test]
+fn a_recording_unpack_makes_the_tree_a_plain_one_makes() {
+    let top = tempfile::tempdir().unwrap();
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    let plain = |t: &[u8], name: &str| {
+        let dir = top.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        unpack(Cursor::new(t), &dir, opts(Whiteouts::Overlay)).unwrap();
+        tree_facts(&dir)
+    };
+    let layer = |t: &[u8]| {
+        let id = image_store::Digest::of_bytes(t);
+        let desc = store
+            .write_blob(image_store::model::media::OCI_LAYER, t)
+            .unwrap();
+        (desc, id)
+    };
+    let a = many_files_tar(b"before", false);
+    let (a_desc, a_id) = layer(&a);
+    let dir_a = store
+        .unpacked_layer_like(&a_desc, &a_id, Some(&a_id))
+        .unwrap();
+    assert_eq!(tree_facts(&dir_a), plain(&a, "plain-a"));
+    assert!(store.layer_files(&a_id).is_some());
+
+    // One file edited: the rest is linked from the layer before.
+    let b = many_files_tar(b"after!", false);
+    let (b_desc, b_id) = layer(&b);
+    let dir_b = store
+        .unpacked_layer_like(&b_desc, &b_id, Some(&a_id))
+        .unwrap();
+    assert_eq!(tree_facts(&dir_b), plain(&b, "plain-b"));
+    let ino = |d: &Path, n: &str| fs::metadata(d.join(n)).unwrap().ino();
+    assert_eq!(ino(&dir_a, "ctx/d09/f30"), ino(&dir_b, "ctx/d09/f30"));
+    assert_ne!(ino(&dir_a, "ctx/d05/f07"), ino(&dir_b, "ctx/d05/f07"));
+
+    let c = many_files_tar(b"after!", true);
+    let (c_desc, c_id) = layer(&c);
+    let dir_c = store
+        .unpacked_layer_like(&c_desc, &c_id, Some(&b_id))
+        .unwrap();
+    assert_eq!(tree_facts(&dir_c), plain(&c, "plain-c"));
+    assert!(store.layer_files(&c_id).is_none());
+}

@@ -363,7 +363,7 @@ fn extract_into<W: Write>(
             let m = h.mtime().unwrap_or(0);
             h.set_mtime(m.min(c));
         }
-        let shown = &c.shown;
+        let shown = &c.shown();
         let fail = |e: io::Error| bad(&format!("tar entry \"{shown}\": {e}"));
         match c.kind {
             tar::EntryType::Link => {

@@ -1,6 +1,7 @@
 //! The rules every layer entry meets (names, types, path lengths, hard
 //! links, total size), checked one entry at a time as a tar streams by.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -18,10 +19,21 @@ const NAME_MAX: usize = 255;
 pub struct CheckedEntry {
     pub name: EntryName,
     pub kind: tar::EntryType,
-    /// The name as shown in messages.
-    pub shown: String,
+    /// The name as the tar has it ([`CheckedEntry::shown`] shows it).
+    pub raw: Vec<u8>,
     /// A hard link's target, cleaned.
     pub link_target: Option<PathBuf>,
+    /// An earlier entry of the layer made the same path, and no whiteout
+    /// removed it since.
+    pub again: bool,
+}
+
+impl CheckedEntry {
+    /// The name as shown in messages, made when one is (not for each
+    /// entry).
+    pub fn shown(&self) -> String {
+        show_name(&self.raw)
+    }
 }
 
 /// The rules every layer entry meets, applied when a layer enters the
@@ -31,8 +43,14 @@ pub struct CheckedEntry {
 /// `strict_links`), and the files add up to no more than the size limit.
 pub struct EntryCheck {
     /// Every path this layer made so far, and whether it is a node that
-    /// cannot hold children (a file, device or fifo).
-    seen: std::collections::HashMap<PathBuf, bool>,
+    /// cannot hold children (a file, device or fifo). Keyed by the cleaned
+    /// path's bytes: hashing a `Path` walks its components.
+    seen: HashMap<Box<[u8]>, bool>,
+    /// The directory of the last entry that passed, none of whose
+    /// ancestors is a file: a run of entries in one directory looks them
+    /// up once. Only that entry was added since, and it is not above its
+    /// own directory.
+    dir_ok: Option<Vec<u8>>,
     strict_links: bool,
     data: u64,
     limit: u64,
@@ -42,6 +60,7 @@ impl EntryCheck {
     pub fn new(limit: u64, strict_links: bool) -> Self {
         EntryCheck {
             seen: Default::default(),
+            dir_ok: None,
             strict_links,
             data: 0,
             limit,
@@ -60,7 +79,7 @@ impl EntryCheck {
             return Ok(None);
         }
         let raw = entry.path_bytes();
-        let shown = show_name(&raw);
+        let shown = || show_name(&raw);
         let Some(name) = classify_name(&raw)? else {
             return Ok(None);
         };
@@ -77,45 +96,54 @@ impl EntryCheck {
                 | T::Fifo
         ) {
             return Err(LayerError::BadEntry {
-                entry: shown,
+                entry: shown(),
                 reason: format!("unsupported tar entry type {}", show_type(kind)),
             });
         }
-        let (dir, full) = match &name {
-            EntryName::Path(p) => (p.parent().unwrap_or(Path::new("")), p.clone()),
-            EntryName::Whiteout { dir, hidden } => (dir.as_path(), dir.join(hidden)),
-            EntryName::Opaque { dir } => (dir.as_path(), dir.join(OsStr::from_bytes(OPAQUE))),
+        let joined;
+        let (dir, full): (&Path, &Path) = match &name {
+            EntryName::Path(p) => (p.parent().unwrap_or(Path::new("")), p),
+            EntryName::Whiteout { dir, hidden } => {
+                joined = dir.join(hidden);
+                (dir, &joined)
+            }
+            EntryName::Opaque { dir } => {
+                joined = dir.join(OsStr::from_bytes(OPAQUE));
+                (dir, &joined)
+            }
         };
+        let (dir, full) = (dir.as_os_str().as_bytes(), full.as_os_str().as_bytes());
         // What no filesystem takes is refused here, naming the entry,
         // rather than failing half-way through an unpack.
-        if full.as_os_str().len() >= PATH_MAX {
+        if full.len() >= PATH_MAX {
             return Err(LayerError::BadEntry {
-                entry: shown,
+                entry: shown(),
                 reason: format!("the path is longer than {} bytes", PATH_MAX - 1),
             });
         }
-        if full.iter().any(|c| c.len() > NAME_MAX) {
+        if full.split(|&b| b == b'/').any(|c| c.len() > NAME_MAX) {
             return Err(LayerError::BadEntry {
-                entry: shown,
+                entry: shown(),
                 reason: format!("a name in the path is longer than {NAME_MAX} bytes"),
             });
         }
-        if let Some(file) = dir
-            .ancestors()
-            .find(|a| self.seen.get(*a).copied().unwrap_or(false))
-        {
-            return Err(LayerError::BadEntry {
-                entry: shown,
-                reason: format!(
-                    "it is inside \"{}\", which this layer made a file, not a directory",
-                    show_name(file.as_os_str().as_bytes())
-                ),
-            });
+        if self.dir_ok.as_deref() != Some(dir) {
+            if let Some(file) = ancestors(dir).find(|a| self.seen.get(*a).copied().unwrap_or(false))
+            {
+                return Err(LayerError::BadEntry {
+                    entry: shown(),
+                    reason: format!(
+                        "it is inside \"{}\", which this layer made a file, not a directory",
+                        show_name(file)
+                    ),
+                });
+            }
         }
         if let EntryName::Whiteout { .. } = &name {
-            self.seen.remove(&full);
+            self.seen.remove(full);
         }
         let mut link_target = None;
+        let mut again = false;
         if let EntryName::Path(path) = &name {
             if kind == T::Link {
                 let target_raw = entry.link_name_bytes().unwrap_or_default();
@@ -123,13 +151,13 @@ impl EntryCheck {
                     Some(EntryName::Path(p)) => p,
                     None if clean_path_bytes(&target_raw)?.is_none() => {
                         return Err(LayerError::BadEntry {
-                            entry: shown,
+                            entry: shown(),
                             reason: "hard link to the root directory".into(),
                         })
                     }
                     _ => {
                         return Err(LayerError::BadEntry {
-                            entry: shown,
+                            entry: shown(),
                             reason: format!(
                                 "hard link to the whiteout \"{}\"",
                                 show_name(&target_raw)
@@ -137,9 +165,9 @@ impl EntryCheck {
                         })
                     }
                 };
-                if self.strict_links && !self.seen.contains_key(&target) {
+                if self.strict_links && !self.seen.contains_key(target.as_os_str().as_bytes()) {
                     return Err(LayerError::DanglingHardlink {
-                        entry: shown,
+                        entry: shown(),
                         target: show_name(&target_raw),
                     });
                 }
@@ -152,14 +180,49 @@ impl EntryCheck {
                     return Err(LayerError::TooLarge { limit: self.limit });
                 }
             }
-            self.seen
-                .insert(path.clone(), !matches!(kind, T::Directory | T::Symlink));
+            let leaf = !matches!(kind, T::Directory | T::Symlink);
+            let path = path.as_os_str().as_bytes();
+            match self.seen.get_mut(path) {
+                Some(v) => {
+                    *v = leaf;
+                    again = true;
+                }
+                None => {
+                    self.seen.insert(path.into(), leaf);
+                }
+            }
+        }
+        if self.dir_ok.as_deref() != Some(dir) {
+            let d = self.dir_ok.get_or_insert_with(Vec::new);
+            d.clear();
+            d.extend_from_slice(dir);
         }
         Ok(Some(CheckedEntry {
             name,
             kind,
-            shown,
+            raw: raw.into_owned(),
             link_target,
+            again,
         }))
     }
+
+    /// Whether an entry so far made `path` (cleaned, relative), and no
+    /// whiteout removed it since.
+    pub fn made(&self, path: &[u8]) -> bool {
+        self.seen.contains_key(path)
+    }
+}
+
+/// `dir` (cleaned, relative) and each directory above it, not the root.
+fn ancestors(dir: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let cuts = dir
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|&(_, &b)| b == b'/')
+        .map(|(i, _)| i);
+    std::iter::once(dir.len())
+        .chain(cuts)
+        .map(move |i| &dir[..i])
+        .filter(|a| !a.is_empty())
 }

@@ -37,6 +37,19 @@ pub fn clean_path(name: &str) -> Result<Option<PathBuf>, LayerError> {
 /// [`clean_path`] for a name as raw bytes (names need not be UTF-8; they are
 /// kept byte for byte).
 pub fn clean_path_bytes(name: &[u8]) -> Result<Option<PathBuf>, LayerError> {
+    // Most names are clean already, but for a leading `./` or `/` and a
+    // directory's trailing `/`: those are taken as they are, in one
+    // allocation (a 100k-entry layer spent 4% of its unpack building
+    // paths component by component).
+    let trimmed = trim_name(name);
+    if is_clean(trimmed) {
+        return Ok(Some(PathBuf::from(OsStr::from_bytes(trimmed))));
+    }
+    clean_components(name)
+}
+
+/// [`clean_path_bytes`] component by component, for any name.
+fn clean_components(name: &[u8]) -> Result<Option<PathBuf>, LayerError> {
     let mut parts: Vec<&OsStr> = Vec::new();
     for c in Path::new(OsStr::from_bytes(name)).components() {
         match c {
@@ -55,6 +68,29 @@ pub fn clean_path_bytes(name: &[u8]) -> Result<Option<PathBuf>, LayerError> {
         return Ok(None);
     }
     Ok(Some(parts.iter().collect()))
+}
+
+/// `name` without leading `/` and `./` and one trailing `/`.
+fn trim_name(mut name: &[u8]) -> &[u8] {
+    loop {
+        if let Some(rest) = name.strip_prefix(b"/") {
+            name = rest;
+        } else if let Some(rest) = name.strip_prefix(b"./") {
+            name = rest;
+        } else {
+            break;
+        }
+    }
+    name.strip_suffix(b"/").unwrap_or(name)
+}
+
+/// A relative path whose components are all names: no empty, `.` or
+/// `..` component (what [`clean_path_bytes`] would collect unchanged).
+fn is_clean(path: &[u8]) -> bool {
+    !path.is_empty()
+        && path
+            .split(|&b| b == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..")
 }
 
 pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -117,5 +153,44 @@ pub fn show_type(kind: tar::EntryType) -> String {
         format!("'{}' ({b})", b as char)
     } else {
         format!("{b}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shortcut for clean names gives what cleaning gives.
+    #[test]
+    fn clean_names_are_taken_as_they_are() {
+        let names: &[&[u8]] = &[
+            b"a",
+            b"a/",
+            b"./a/b",
+            b"/a/b/",
+            b"a//b",
+            b"a/./b",
+            b"a/../b",
+            b"..",
+            b"./..",
+            b"/",
+            b"",
+            b".",
+            b"./",
+            b"a/b/..",
+            b".../a",
+            b"..a/b",
+            b"a/.b/",
+            b"//a",
+            b"././a",
+            b"a/\xff",
+            b"./.wh.x",
+            b"a/b/c/d/e/f",
+        ];
+        for n in names {
+            let fast = clean_path_bytes(n).map_err(|e| e.to_string());
+            let slow = clean_components(n).map_err(|e| e.to_string());
+            assert_eq!(fast, slow, "{}", show_name(n));
+        }
     }
 }

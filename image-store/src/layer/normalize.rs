@@ -49,7 +49,7 @@ fn normalize_limited<R: Read, W: Write>(
         let Some(c) = check.check(&entry)? else {
             continue;
         };
-        let raw_name = c.shown;
+        let raw_name = c.shown();
         let kind = c.kind;
         let mut header = copy_header(entry.header(), &raw_name)?;
         let path = match c.name {
