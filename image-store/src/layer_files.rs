@@ -15,6 +15,7 @@
 //! what precedes it, and one that fails the check (a crash tore it) is
 //! ignored, which only costs writing the files again.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
@@ -63,12 +64,12 @@ impl LayerFiles {
 
     /// Records a file the unpack wrote (or linked) at `path`.
     pub fn insert(&mut self, path: &[u8], facts: FileFacts) {
-        match self.files.get_mut(path) {
+        // One hash of the path: most are new.
+        match self.files.entry(path.into()) {
             // A path written twice in one layer stays unusable.
-            Some(None) => {}
-            Some(slot) => *slot = None,
-            None => {
-                self.files.insert(path.into(), Some(facts));
+            Entry::Occupied(mut slot) => *slot.get_mut() = None,
+            Entry::Vacant(v) => {
+                v.insert(Some(facts));
             }
         }
     }

@@ -316,7 +316,8 @@ fn unpack_entries<R: Read>(
             EntryName::Path(p) => p.as_path(),
         };
         let rel_bytes = rel.as_os_str().as_bytes();
-        let name = rel.file_name().expect("clean paths end in a name");
+        let (parent_bytes, name) = split_rel(rel_bytes);
+        let name = OsStr::from_bytes(name);
         if let Some(f) = files.as_deref_mut() {
             // A path the layer names again: a directory again is only its
             // metadata, but anything else replaces what was there, maybe a
@@ -338,7 +339,7 @@ fn unpack_entries<R: Read>(
                 }
             }
         }
-        let parent_rel = rel.parent().unwrap_or(Path::new(""));
+        let parent_rel = Path::new(OsStr::from_bytes(parent_bytes));
         let is_file = matches!(
             kind,
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse
@@ -348,11 +349,7 @@ fn unpack_entries<R: Read>(
         // file does not move its parent. Any other entry may, so it drops
         // the descriptor and the next entry resolves its parent again.
         let mut parent = match parents.take() {
-            Some(p)
-                if is_file && p.rel.as_os_str().as_bytes() == parent_rel.as_os_str().as_bytes() =>
-            {
-                p
-            }
+            Some(p) if is_file && p.rel.as_os_str().as_bytes() == parent_bytes => p,
             _ => OpenParent::open(root, parent_rel.to_path_buf(), raw)?,
         };
 
@@ -374,10 +371,9 @@ fn unpack_entries<R: Read>(
         // would clear, nothing the umask takes away) saves the chmod.
         let mode_at_create = is_file && created_mode_is(mode);
         let recording = files.as_ref().is_some_and(|f| f.record.is_some());
-        let size = header.size()?;
         if recording
             && kind == tar::EntryType::Regular
-            && size <= RECORD_MAX
+            && entry.size() <= RECORD_MAX
             && !has_xattrs(&mut entry)?
         {
             // A small plain file, when facts are recorded: read whole,
@@ -391,7 +387,7 @@ fn unpack_entries<R: Read>(
                 None // the directory's group, not ours
             };
             if let Some((uid, gid)) = owner {
-                let mut data = Vec::with_capacity(size as usize);
+                let mut data = Vec::with_capacity(entry.size() as usize);
                 entry
                     .read_to_end(&mut data)
                     .map_err(|e| read_fault(e, raw))?;
@@ -681,6 +677,15 @@ fn ensure_dir(root: &OwnedFd, rel: &Path, entry: &[u8]) -> Result<OwnedFd, Layer
             open_in_root(root, rel).map_err(io_err(entry, "opening its parent directory"))
         }
         Err(e) => Err(io_err(entry, "opening its parent directory")(e)),
+    }
+}
+
+/// A cleaned relative path's directory (empty for the root) and name:
+/// `Path::parent` and `file_name` parse components, twice per entry.
+fn split_rel(rel: &[u8]) -> (&[u8], &[u8]) {
+    match rel.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&rel[..i], &rel[i + 1..]),
+        None => (b"", rel),
     }
 }
 

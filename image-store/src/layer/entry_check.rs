@@ -1,6 +1,7 @@
 //! The rules every layer entry meets (names, types, path lengths, hard
 //! links, total size), checked one entry at a time as a tar streams by.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Read;
@@ -102,7 +103,7 @@ impl EntryCheck {
         }
         let joined;
         let (dir, full): (&Path, &Path) = match &name {
-            EntryName::Path(p) => (p.parent().unwrap_or(Path::new("")), p),
+            EntryName::Path(p) => (p.parent().unwrap_or(Path::new("")), p.as_path()),
             EntryName::Whiteout { dir, hidden } => {
                 joined = dir.join(hidden);
                 (dir, &joined)
@@ -182,13 +183,13 @@ impl EntryCheck {
             }
             let leaf = !matches!(kind, T::Directory | T::Symlink);
             let path = path.as_os_str().as_bytes();
-            match self.seen.get_mut(path) {
-                Some(v) => {
-                    *v = leaf;
+            match self.seen.entry(path.into()) {
+                Entry::Occupied(mut o) => {
+                    *o.get_mut() = leaf;
                     again = true;
                 }
-                None => {
-                    self.seen.insert(path.into(), leaf);
+                Entry::Vacant(v) => {
+                    v.insert(leaf);
                 }
             }
         }

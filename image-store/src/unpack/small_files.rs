@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 
-use super::{io_err, open_in_root, remove_existing, times};
+use super::{io_err, open_in_root, remove_existing, split_rel, times};
 use crate::layer::{show_name, LayerError};
 use crate::layer_files::FileFacts;
 
@@ -213,13 +213,10 @@ fn work(
 /// Links `f` from the earlier layer, or creates and writes it: what the
 /// serial unpack does for a regular file (create, owner, mode, times).
 fn make(f: SmallFile, src: Option<&mut LinkSource>) -> Result<(), LayerError> {
-    let name = f.rel.file_name().expect("clean paths end in a name");
-    if f.link {
-        let parent_rel = f.rel.parent().unwrap_or(Path::new(""));
-        if src.is_some_and(|s| s.link(parent_rel.as_os_str().as_bytes(), name, &f.facts, &f.parent))
-        {
-            return Ok(());
-        }
+    let (parent_rel, name) = split_rel(f.rel.as_os_str().as_bytes());
+    let name = OsStr::from_bytes(name);
+    if f.link && src.is_some_and(|s| s.link(parent_rel, name, &f.facts, &f.parent)) {
+        return Ok(());
     }
     let create = || {
         rfs::openat(
