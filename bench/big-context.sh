@@ -3,10 +3,11 @@
 # (d00..d09/s00..s99/f00..f99.txt, ~50 bytes each, mtime @1700000000) built by
 #   FROM localhost/busybox:latest / COPY . /ctx / RUN find /ctx | wc -l
 # in four cases, each with hyperfine: cold (--no-cache after rmi), warm (no
-# change), touch (mtime of one file), edit (content of one file). Not a test.
+# change), touch (mtime of one file), edit (content of one file); then
+# first (into an empty store) with /usr/bin/time for its peak RSS. Not a test.
 #   KILN=target/release/kiln bench/big-context.sh
 # The machine is often shared: read the User+System CPU figures beside the
-# wall-clock medians. Needs: hyperfine busybox-static. Root (RUN).
+# wall-clock medians. Needs: hyperfine busybox-static time. Root (RUN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILN=${KILN:-$PWD/target/release/kiln}
@@ -59,6 +60,16 @@ hyperfine --runs "$RUNS" --export-json "$W/edit.json" \
 for c in cold warm touch edit; do
   jq -r '.results[] | "\(.command): median \(.median) s, user \(.user) s, system \(.system) s"' "$W/$c.json"
 done
+# first: a build into a store that has never seen the context (no stat
+# index, no earlier layer to link from), with its peak RSS (bound: 100 MB).
+F=$W/first-store
+for _ in 1 2; do
+  rm -rf "$F"
+  $KILN --root "$F" import "$W/busybox.tar" localhost/busybox:latest >/dev/null
+  /usr/bin/time -f "first: %e s wall, user %U s, system %S s, peak RSS %M KB" \
+    $KILN --root "$F" build -q --no-cache -t $IMG -f "$W/Dockerfile" "$CTX" >/dev/null
+done
+rm -rf "$F"
 # Every edit leaves a layer the cache keeps: forget them so the store does
 # not grow run after run.
 $K builder prune >/dev/null

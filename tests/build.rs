@@ -323,7 +323,9 @@ fn cache_hits_and_misses_follow_the_inputs() {
     let edited = build(&k, &["-t", "c", c]).ok();
     assert_eq!(hits(&edited), 3, "{}", edited.stderr);
     assert!(
-        edited.stderr.contains("Cache miss at line 5"),
+        edited
+            .stderr
+            .contains("Cache miss at line 5: COPY two.txt /two.txt (what it copies changed)"),
         "{}",
         edited.stderr
     );
@@ -333,7 +335,9 @@ fn cache_hits_and_misses_follow_the_inputs() {
     let arg = build(&k, &["-t", "c", "--build-arg", "LATE=y", c]).ok();
     assert_eq!(hits(&arg), 4, "{}", arg.stderr);
     assert!(
-        arg.stderr.contains("Cache miss at line 6"),
+        arg.stderr.contains(
+            "Cache miss at line 6: ARG LATE=x (a build argument or another value it uses changed)"
+        ),
         "{}",
         arg.stderr
     );

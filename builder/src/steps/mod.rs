@@ -257,8 +257,15 @@ impl StageRun<'_, '_> {
             if !self.opts.no_cache {
                 let why = match self.cache.probe(&probe) {
                     None => "new instruction, or an earlier step changed".to_string(),
-                    Some(old) => cache::changed_input(&old, inputs)
-                        .unwrap_or_else(|| "the instruction changed".to_string()),
+                    // The same text after the same parent: what differs
+                    // is what the step reads, not the instruction.
+                    Some(old) => cache::changed_input(&old, inputs).unwrap_or_else(|| {
+                        match cmd.instruction {
+                            Instruction::Copy(_) | Instruction::Add(_) => "what it copies changed",
+                            _ => "a build argument or another value it uses changed",
+                        }
+                        .to_string()
+                    }),
                 };
                 let reason = format!(
                     "line {}: {} ({why})",
