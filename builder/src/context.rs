@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::dockerignore::{glob_match, MatchInfo, Matcher, PatternError};
@@ -155,7 +155,18 @@ impl BuildContext {
 
     /// Absolute path of a context-relative path.
     pub fn absolute(&self, rel: &Path) -> PathBuf {
-        self.root.join(rel)
+        if rel.is_absolute() || rel.as_os_str().is_empty() {
+            return self.root.join(rel);
+        }
+        // Sized once: `join` grows the root's copy (one per context file).
+        let (root, rel) = (self.root.as_os_str().as_bytes(), rel.as_os_str().as_bytes());
+        let mut p = Vec::with_capacity(root.len() + 1 + rel.len());
+        p.extend_from_slice(root);
+        if !root.ends_with(b"/") {
+            p.push(b'/');
+        }
+        p.extend_from_slice(rel);
+        PathBuf::from(std::ffi::OsString::from_vec(p))
     }
 
     fn decide(

@@ -19,7 +19,7 @@ pub(super) struct Frame {
 /// and reports every non-pruned entry with whether it is hidden (excluded).
 pub(super) struct RawWalk<'a> {
     ctx: &'a BuildContext,
-    inner: Option<DirWalk>,
+    inner: Option<DirWalk<'a>>,
     base: Vec<u8>,
     stack: Vec<Frame>,
     first: Option<(Entry, bool)>,
@@ -48,7 +48,22 @@ impl<'a> RawWalk<'a> {
                 pending,
             });
         }
-        let inner = descend.then(|| DirWalk::new(start_abs, max_depth));
+        // Directories the walk would prune are not read ahead (a hint:
+        // without the parents' match results, as `.dockerignore` matching
+        // of a whole path gives).
+        let under = base.clone();
+        let wanted = move |tail: &[u8]| {
+            let rel = if under.is_empty() {
+                tail.to_vec()
+            } else {
+                join_rel(&under, tail)
+            };
+            !matches!(
+                ctx.decide(&rel, true, &MatchInfo::default()),
+                Ok(Decision::Prune)
+            )
+        };
+        let inner = descend.then(|| DirWalk::new(start_abs, max_depth, wanted));
         RawWalk {
             ctx,
             inner,
@@ -181,7 +196,13 @@ impl Iterator for Walk<'_> {
             } else {
                 self.raw.stack.len()
             };
-            for frame in &mut self.raw.stack[..parents] {
+            let frames = &mut self.raw.stack[..parents];
+            // Most entries have no held-back parent: given as they are (an
+            // entry is a few hundred bytes, moved for every queue step).
+            if frames.iter().all(|f| f.pending.is_none()) {
+                return Some(Ok(entry));
+            }
+            for frame in frames {
                 if let Some(p) = frame.pending.take() {
                     self.queue.push_back(p);
                 }

@@ -331,16 +331,16 @@ pub fn plan(
                             continue;
                         } else {
                             let inode = (md.dev(), md.ino());
-                            match links.get(&inode) {
-                                Some(first) if md.nlink() > 1 && followed.is_none() => {
-                                    Kind::HardLink(first.clone())
-                                }
-                                _ => {
-                                    if md.nlink() > 1 && followed.is_none() {
+                            // Only multiply linked files are looked up.
+                            let linked = md.nlink() > 1 && followed.is_none();
+                            match linked.then(|| links.get(&inode)).flatten() {
+                                Some(first) => Kind::HardLink(first.clone()),
+                                None => {
+                                    if linked {
                                         links.insert(inode, target.clone());
                                     }
                                     Kind::File {
-                                        src: abs.clone(),
+                                        src: std::mem::take(&mut abs),
                                         size: md.len(),
                                         sha,
                                     }
@@ -502,7 +502,8 @@ pub(super) fn join_os(dir: &str, name: &Path) -> PathBuf {
     while let Some(rest) = n.strip_suffix(b"/") {
         n = rest;
     }
-    let mut out = dir.as_bytes().to_vec();
+    let mut out = Vec::with_capacity(dir.len() + 1 + n.len());
+    out.extend_from_slice(dir.as_bytes());
     if !n.is_empty() {
         if !out.is_empty() {
             out.push(b'/');
