@@ -61,8 +61,130 @@ struct Inner {
     /// The position after the last entry found in `data`: where a walk's
     /// next lookup most likely is.
     cursor: usize,
-    /// Entries recorded by this build (new paths, or new stats).
-    changed: HashMap<Box<[u8]>, StatEntry>,
+    /// Entries recorded by this build (new paths, or new stats), encoded
+    /// one after another as in the file: a build of 100k new files keeps
+    /// 100k of them, in 11 MB rather than the 19 MB of a map of boxed
+    /// paths to entries.
+    changed: Changed,
+}
+
+/// The entries a build recorded, found by path through a table of path
+/// hashes; a path whose hash another path holds is found through
+/// `overflow`.
+struct Changed {
+    bytes: Vec<u8>,
+    hash: fn(&[u8]) -> u64,
+    /// Path hash → where its latest entry starts in `bytes`.
+    latest: HashMap<u64, usize>,
+    overflow: HashMap<Box<[u8]>, usize>,
+}
+
+impl Default for Changed {
+    fn default() -> Self {
+        Changed {
+            bytes: Vec::new(),
+            hash: path_hash,
+            latest: HashMap::new(),
+            overflow: HashMap::new(),
+        }
+    }
+}
+
+fn path_hash(path: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
+}
+
+impl Changed {
+    fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
+    fn find(&self, path: &[u8]) -> Option<usize> {
+        if !self.overflow.is_empty() {
+            if let Some(&at) = self.overflow.get(path) {
+                return Some(at);
+            }
+        }
+        let at = *self.latest.get(&(self.hash)(path))?;
+        (entry_path(&self.bytes, at) == path).then_some(at)
+    }
+
+    fn get(&self, path: &[u8]) -> Option<StatEntry> {
+        self.find(path).map(|at| decode_entry(&self.bytes, at))
+    }
+
+    fn insert(&mut self, path: &[u8], e: &StatEntry) {
+        let at = self.bytes.len();
+        put_entry(&mut self.bytes, path, e);
+        match self.latest.entry((self.hash)(path)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(at);
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                if entry_path(&self.bytes, *o.get()) == path {
+                    o.insert(at);
+                } else {
+                    self.overflow.insert(path.into(), at);
+                }
+            }
+        }
+    }
+
+    /// Where the latest entry of each recorded path starts, in
+    /// [`tree_order`] of the paths.
+    fn sorted(&self) -> Vec<usize> {
+        let mut all: Vec<usize> = self
+            .latest
+            .values()
+            .chain(self.overflow.values())
+            .copied()
+            .collect();
+        all.sort_unstable_by(|&a, &b| {
+            tree_order(entry_path(&self.bytes, a), entry_path(&self.bytes, b))
+        });
+        all
+    }
+}
+
+/// The path of the entry starting at `s` of `d` (entries as in the file).
+fn entry_path(d: &[u8], s: usize) -> &[u8] {
+    let len = u32_at(d, s) as usize;
+    &d[s + FIXED..s + FIXED + len]
+}
+
+fn decode_entry(d: &[u8], s: usize) -> StatEntry {
+    StatEntry {
+        stat: FileStat {
+            size: u64_at(d, s + 4),
+            mtime: u64_at(d, s + 12) as i64,
+            mtime_ns: u64_at(d, s + 20) as i64,
+            ctime: u64_at(d, s + 28) as i64,
+            ctime_ns: u64_at(d, s + 36) as i64,
+            ino: u64_at(d, s + 44),
+            mode: u32_at(d, s + 52),
+        },
+        racy: d[s + 56] == 1,
+        sha: d[s + 57..s + 89].try_into().expect("32 bytes"),
+    }
+}
+
+/// Appends one entry as the file holds it.
+fn put_entry(out: &mut Vec<u8>, path: &[u8], e: &StatEntry) {
+    let s = &e.stat;
+    out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+    out.extend_from_slice(&s.size.to_le_bytes());
+    out.extend_from_slice(&s.mtime.to_le_bytes());
+    out.extend_from_slice(&s.mtime_ns.to_le_bytes());
+    out.extend_from_slice(&s.ctime.to_le_bytes());
+    out.extend_from_slice(&s.ctime_ns.to_le_bytes());
+    out.extend_from_slice(&s.ino.to_le_bytes());
+    out.extend_from_slice(&s.mode.to_le_bytes());
+    out.push(e.racy as u8);
+    out.extend_from_slice(&e.sha);
+    out.extend_from_slice(path);
 }
 
 /// What `lstat` says of a context file, as far as the index compares it.
@@ -91,7 +213,7 @@ impl From<&fs::Metadata> for FileStat {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct StatEntry {
     stat: FileStat,
     /// The ctime was too close to the hashing time to trust the stat.
@@ -123,25 +245,11 @@ fn u64_at(d: &[u8], at: usize) -> u64 {
 impl Inner {
     /// The path of the entry starting at `s` (a checked entry of `data`).
     fn path_at(&self, s: usize) -> &[u8] {
-        let len = u32_at(&self.data, s) as usize;
-        &self.data[s + FIXED..s + FIXED + len]
+        entry_path(&self.data, s)
     }
 
     fn entry_at(&self, s: usize) -> StatEntry {
-        let d = &self.data;
-        StatEntry {
-            stat: FileStat {
-                size: u64_at(d, s + 4),
-                mtime: u64_at(d, s + 12) as i64,
-                mtime_ns: u64_at(d, s + 20) as i64,
-                ctime: u64_at(d, s + 28) as i64,
-                ctime_ns: u64_at(d, s + 36) as i64,
-                ino: u64_at(d, s + 44),
-                mode: u32_at(d, s + 52),
-            },
-            racy: d[s + 56] == 1,
-            sha: d[s + 57..s + 89].try_into().expect("32 bytes"),
-        }
+        decode_entry(&self.data, s)
     }
 
     /// The entry as read from the file, if any: the one after the last
@@ -161,7 +269,7 @@ impl Inner {
     fn get(&mut self, rel: &[u8]) -> Option<StatEntry> {
         if !self.changed.is_empty() {
             if let Some(e) = self.changed.get(rel) {
-                return Some(*e);
+                return Some(e);
             }
         }
         self.read_entry(rel)
@@ -170,7 +278,8 @@ impl Inner {
     #[cfg(test)]
     fn len(&self) -> usize {
         let mut n = self.starts.len();
-        for k in self.changed.keys() {
+        for at in self.changed.sorted() {
+            let k = entry_path(&self.changed.bytes, at);
             let listed = self
                 .starts
                 .binary_search_by(|&s| tree_order(self.path_at(s), k))
@@ -274,7 +383,7 @@ impl StatIndex {
             sha,
         };
         if old != Some(entry) {
-            self.inner().changed.insert(rel.into(), entry);
+            self.inner().changed.insert(rel, &entry);
             self.dirty.store(true, Ordering::Relaxed);
         }
         Ok(sha)
@@ -300,41 +409,28 @@ impl StatIndex {
     /// last the CRC-32 of all that. The entries read are copied as they
     /// are, merged with those this build recorded.
     fn encode(inner: &Inner) -> Vec<u8> {
-        let mut changed: Vec<(&[u8], &StatEntry)> =
-            inner.changed.iter().map(|(k, e)| (&k[..], e)).collect();
-        changed.sort_unstable_by(|a, b| tree_order(a.0, b.0));
-        let mut out = Vec::with_capacity(inner.data.len() + changed.len() * (FIXED + 32));
+        let changed = &inner.changed.bytes;
+        let mut out = Vec::with_capacity(inner.data.len() + changed.len() + MAGIC.len() + 4);
         out.extend_from_slice(MAGIC);
-        let put = |out: &mut Vec<u8>, path: &[u8], e: &StatEntry| {
-            let s = &e.stat;
-            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
-            out.extend_from_slice(&s.size.to_le_bytes());
-            out.extend_from_slice(&s.mtime.to_le_bytes());
-            out.extend_from_slice(&s.mtime_ns.to_le_bytes());
-            out.extend_from_slice(&s.ctime.to_le_bytes());
-            out.extend_from_slice(&s.ctime_ns.to_le_bytes());
-            out.extend_from_slice(&s.ino.to_le_bytes());
-            out.extend_from_slice(&s.mode.to_le_bytes());
-            out.push(e.racy as u8);
-            out.extend_from_slice(&e.sha);
-            out.extend_from_slice(path);
+        let copy = |out: &mut Vec<u8>, d: &[u8], s: usize| {
+            let len = u32_at(d, s) as usize;
+            out.extend_from_slice(&d[s..s + FIXED + len]);
         };
-        let mut new = changed.into_iter().peekable();
+        let mut new = inner.changed.sorted().into_iter().peekable();
         for &s in &inner.starts {
             let path = inner.path_at(s);
-            while let Some((p, e)) = new.next_if(|(p, _)| tree_order(p, path) == Order::Less) {
-                put(&mut out, p, e);
+            while let Some(c) =
+                new.next_if(|&c| tree_order(entry_path(changed, c), path) == Order::Less)
+            {
+                copy(&mut out, changed, c);
             }
-            match new.next_if(|(p, _)| *p == path) {
-                Some((p, e)) => put(&mut out, p, e),
-                None => {
-                    let len = u32_at(&inner.data, s) as usize;
-                    out.extend_from_slice(&inner.data[s..s + FIXED + len]);
-                }
+            match new.next_if(|&c| entry_path(changed, c) == path) {
+                Some(c) => copy(&mut out, changed, c),
+                None => copy(&mut out, &inner.data, s),
             }
         }
-        for (p, e) in new {
-            put(&mut out, p, e);
+        for c in new {
+            copy(&mut out, changed, c);
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -396,6 +492,40 @@ fn hash_file_raw(p: &Path) -> std::io::Result<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_whose_hashes_collide_keep_their_own_latest_entries() {
+        let mut c = Changed {
+            hash: |_| 7,
+            ..Default::default()
+        };
+        let entry = |size: u64| StatEntry {
+            stat: FileStat {
+                size,
+                mtime: 1,
+                mtime_ns: 2,
+                ctime: 3,
+                ctime_ns: 4,
+                ino: 5,
+                mode: 0o100644,
+            },
+            racy: false,
+            sha: [size as u8; 32],
+        };
+        c.insert(b"b", &entry(1));
+        c.insert(b"a", &entry(2));
+        c.insert(b"a", &entry(3));
+        c.insert(b"b", &entry(4));
+        assert_eq!(c.get(b"a"), Some(entry(3)));
+        assert_eq!(c.get(b"b"), Some(entry(4)));
+        assert_eq!(c.get(b"c"), None);
+        let order: Vec<&[u8]> = c
+            .sorted()
+            .into_iter()
+            .map(|at| entry_path(&c.bytes, at))
+            .collect();
+        assert_eq!(order, [b"a".as_slice(), b"b".as_slice()]);
+    }
 
     fn now_secs() -> i64 {
         std::time::SystemTime::now()
