@@ -82,6 +82,13 @@ impl LayerStack {
         Some(p.to_string_lossy().into_owned())
     }
 
+    /// [`LayerStack::resolve`], and whether the merged filesystem has what
+    /// it names (`exists` of the result, without a second lookup).
+    pub fn resolve_found(&self, rel: &str) -> Option<(String, bool)> {
+        let (p, found) = self.root()?.resolve_found(Path::new(rel)).ok()?;
+        Some((p.to_string_lossy().into_owned(), found))
+    }
+
     /// The target of the symlink `rel` as the merged filesystem shows it.
     pub fn read_link(&self, rel: &str) -> Option<PathBuf> {
         let root = self.root()?;

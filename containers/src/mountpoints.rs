@@ -73,9 +73,9 @@ impl MountPoints {
                 // image's links (`/var/run -> /run`), not beside them. A
                 // target that loops or goes through a file gets no stub
                 // (which would hide the link): the runner names the error.
-                .filter_map(|(r, dir)| Some((stack.resolve(&r)?, dir)))
-                .filter(|(r, _)| !r.is_empty() && !stack.exists(r))
-                .map(|(rel, dir)| MountPoint { rel, dir })
+                .filter_map(|(r, dir)| Some((stack.resolve_found(&r)?, dir)))
+                .filter(|((r, found), _)| !r.is_empty() && !found)
+                .map(|((rel, _), dir)| MountPoint { rel, dir })
                 .collect(),
         )
     }

@@ -42,22 +42,26 @@ impl Store {
     /// lock, so no writer is running) build scratch directories count too.
     pub(crate) fn stale_temps(&self, collector: bool) -> Vec<StaleTemp> {
         let mut out = Vec::new();
+        // Every command lists these (the first lock it takes): compared
+        // once per directory, not once per entry of a store's many layers.
+        let (layers, tmp) = (self.layers_dir(), self.tmp_dir());
         for dir in self.temp_homes() {
             let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
             };
+            let (in_layers, in_tmp) = (dir == layers, dir == tmp);
             for e in entries.flatten() {
                 let name = e.file_name();
                 let name = name.as_encoded_bytes();
                 let what = if name.starts_with(TEMP_PREFIX.as_bytes()) {
-                    if dir == self.layers_dir() {
+                    if in_layers {
                         "partly unpacked layer"
-                    } else if dir == self.tmp_dir() {
+                    } else if in_tmp {
                         "partial download or import"
                     } else {
                         "partly written file"
                     }
-                } else if dir == self.layers_dir() && name.starts_with(b".lock-") {
+                } else if in_layers && name.starts_with(b".lock-") {
                     "unpack lock file"
                 } else {
                     continue;

@@ -305,17 +305,21 @@ pub(crate) fn all_dirs(id: &str) -> Vec<PathBuf> {
 /// `wanted` accepts: `(id, dir)`. A killed runner leaves them; nothing else
 /// removes them.
 pub(crate) fn empty_kiln_dirs(wanted: &dyn Fn(&str) -> bool) -> Vec<(String, PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for base in own_dirs() {
-        // Co-mounted controllers (cpu,cpuacct) are reached by several names.
-        let Ok(real) = fs::canonicalize(&base) else {
+        // Co-mounted controllers (cpu,cpuacct) are reached by several
+        // names: one directory, told by its inode (one stat, where
+        // resolving the path was a readlink per component, in every
+        // command's start-up cleanup).
+        let Ok(md) = fs::metadata(&base) else {
             continue;
         };
-        if !seen.insert(real.clone()) {
+        if !seen.insert((md.dev(), md.ino())) {
             continue;
         }
-        let Ok(entries) = fs::read_dir(&real) else {
+        let Ok(entries) = fs::read_dir(&base) else {
             continue;
         };
         for e in entries.flatten() {

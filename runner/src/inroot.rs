@@ -160,11 +160,18 @@ impl Root {
     /// written (`..` there taken lexically), as securejoin does for a
     /// mount target. `/var/run/x` with `/var/run -> /run` is `run/x`.
     pub fn resolve(&self, path: &Path) -> io::Result<PathBuf> {
+        self.resolve_found(path).map(|(p, _)| p)
+    }
+
+    /// [`Root::resolve`], and whether the resolved path exists: one walk
+    /// where a resolve and an `lstat` of its result took two (a mount
+    /// target looked up in every layer of a build step's stack).
+    pub fn resolve_found(&self, path: &Path) -> io::Result<(PathBuf, bool)> {
         let mut missing = PathBuf::new();
         match self.walk(path, true, Some(&mut missing)) {
-            Ok(f) => Ok(f.path),
+            Ok(f) => Ok((f.path, true)),
             Err(e) if e.kind() == io::ErrorKind::NotFound && !missing.as_os_str().is_empty() => {
-                Ok(missing)
+                Ok((missing, false))
             }
             Err(e) => Err(e),
         }

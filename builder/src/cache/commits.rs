@@ -11,6 +11,9 @@
 //! to those blobs: the image's config and manifest at the end of a build.
 //! A failure stops it (later jobs are dropped, their temps removed, no
 //! record written) and is the build's error at the next step or at the end.
+//!
+//! It also removes the steps' scratch directories (bundle, overlay work
+//! directory: a dozen directory operations a step need not wait for).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -25,7 +28,14 @@ use crate::error::BuildError;
 
 enum Job {
     Blob(PendingBlob),
-    Record { key: String, rec: Box<Record> },
+    Record {
+        key: String,
+        rec: Box<Record>,
+    },
+    /// A step's scratch directory, whatever else fails (a build's
+    /// scratch root goes after [`Commits::drain`]; if the process dies
+    /// first, the store's stale-temp cleanup removes it).
+    Remove(std::path::PathBuf),
 }
 
 #[derive(Default)]
@@ -126,6 +136,17 @@ impl Commits {
         true
     }
 
+    /// Removes the directory `dir` (a step's scratch) on the thread, or
+    /// here when there is none.
+    pub fn remove(&self, dir: std::path::PathBuf) {
+        if !self.enabled || !self.started() {
+            let _ = image_store::fsutil::remove_tree(&dir);
+            return;
+        }
+        self.shared.lock().jobs.push(Job::Remove(dir));
+        self.shared.changed.notify_all();
+    }
+
     /// Is the blob `digest` queued or being committed?
     pub fn is_pending(&self, digest: &Digest) -> bool {
         self.shared.lock().pending.contains_key(digest)
@@ -140,6 +161,16 @@ impl Commits {
     /// Waits until every queued blob and record is durable (or the thread
     /// failed: its error).
     pub fn wait(&self) -> Result<(), BuildError> {
+        report(&mut self.drained())
+    }
+
+    /// Waits until the thread has done every queued job (a failure stays
+    /// for [`Commits::check`] or [`Commits::wait`] to report).
+    pub fn drain(&self) {
+        drop(self.drained());
+    }
+
+    fn drained(&self) -> MutexGuard<'_, Queue> {
         let mut q = self.shared.lock();
         while !q.jobs.is_empty() || q.busy {
             q = self
@@ -148,7 +179,7 @@ impl Commits {
                 .wait(q)
                 .unwrap_or_else(|p| p.into_inner());
         }
-        report(&mut q)
+        q
     }
 
     /// The thread runs (started now if need be); false if it cannot be.
@@ -202,6 +233,7 @@ fn run_batch(shared: &Shared, roots: &BuildRoots, jobs: Vec<Job>) {
     let mut blobs = Vec::new();
     let mut records = Vec::new();
     let mut digests = Vec::new();
+    let mut scratch = Vec::new();
     for j in jobs {
         match j {
             Job::Blob(b) => {
@@ -209,6 +241,7 @@ fn run_batch(shared: &Shared, roots: &BuildRoots, jobs: Vec<Job>) {
                 blobs.push(b);
             }
             Job::Record { key, rec } => records.push((key, *rec)),
+            Job::Remove(dir) => scratch.push(dir),
         }
     }
     let result = if failed {
@@ -222,6 +255,9 @@ fn run_batch(shared: &Shared, roots: &BuildRoots, jobs: Vec<Job>) {
                 .map_err(StoreError::io(roots.dir()))
         })
     };
+    for dir in scratch {
+        let _ = image_store::fsutil::remove_tree(&dir);
+    }
     let mut q = shared.lock();
     for d in digests {
         if let Some(n) = q.pending.get_mut(&d) {

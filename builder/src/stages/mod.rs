@@ -196,6 +196,8 @@ fn build_inner<'a>(
     for p in pushers {
         p.finish();
     }
+    // The committer removes step scratch directories under it.
+    cache.commits.drain();
     drop(scratch);
     if let Some(i) = index.as_ref().filter(|_| !opts.transient_context) {
         i.save();

@@ -63,7 +63,7 @@ impl StageRun<'_, '_> {
             // Unmounted before the scratch directory below them goes.
             drop(mounts.views);
             let layer = b.store_upper(&upper?)?;
-            let _ = image_store::fsutil::remove_tree(&dir);
+            b.cache.commits.remove(dir);
             Ok(Record {
                 created: b.now.clone(),
                 layer: Some(layer),
