@@ -155,18 +155,15 @@ impl BuildContext {
 
     /// Absolute path of a context-relative path.
     pub fn absolute(&self, rel: &Path) -> PathBuf {
-        if rel.is_absolute() || rel.as_os_str().is_empty() {
+        let root = self.root.as_os_str().as_bytes();
+        if rel.is_absolute() || rel.as_os_str().is_empty() || root.ends_with(b"/") {
             return self.root.join(rel);
         }
         // Sized once: `join` grows the root's copy (one per context file).
-        let (root, rel) = (self.root.as_os_str().as_bytes(), rel.as_os_str().as_bytes());
-        let mut p = Vec::with_capacity(root.len() + 1 + rel.len());
-        p.extend_from_slice(root);
-        if !root.ends_with(b"/") {
-            p.push(b'/');
-        }
-        p.extend_from_slice(rel);
-        PathBuf::from(std::ffi::OsString::from_vec(p))
+        PathBuf::from(std::ffi::OsString::from_vec(join_rel(
+            root,
+            rel.as_os_str().as_bytes(),
+        )))
     }
 
     fn decide(

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::{self, Metadata};
 use std::io;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 
@@ -206,12 +206,7 @@ fn listing<'q>(dir: &Path, prefix: &[u8], queue: impl FnOnce() -> Option<&'q Que
         let tail = if prefix.is_empty() {
             name.into_vec()
         } else {
-            let name = name.into_vec();
-            let mut t = Vec::with_capacity(prefix.len() + 1 + name.len());
-            t.extend_from_slice(prefix);
-            t.push(b'/');
-            t.extend_from_slice(&name);
-            t
+            super::join_rel(prefix, name.as_bytes())
         };
         named.push((tail, is_dir, entry));
     }
@@ -226,7 +221,7 @@ fn listing<'q>(dir: &Path, prefix: &[u8], queue: impl FnOnce() -> Option<&'q Que
     let mut first: Vec<Child> = all.by_ref().take(CHUNK).collect();
     let mut chunks = VecDeque::new();
     // Only a directory larger than a chunk starts the workers.
-    let queue = if first.len() == CHUNK { queue() } else { None };
+    let queue = if all.len() > 0 { queue() } else { None };
     if let Some(q) = queue {
         let mut rest = Vec::new();
         loop {

@@ -53,13 +53,15 @@ impl<'a> RawWalk<'a> {
         // of a whole path gives).
         let under = base.clone();
         let wanted = move |tail: &[u8]| {
+            let joined;
             let rel = if under.is_empty() {
-                tail.to_vec()
+                tail
             } else {
-                join_rel(&under, tail)
+                joined = join_rel(&under, tail);
+                &joined
             };
             !matches!(
-                ctx.decide(&rel, true, &MatchInfo::default()),
+                ctx.decide(rel, true, &MatchInfo::default()),
                 Ok(Decision::Prune)
             )
         };
