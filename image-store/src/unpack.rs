@@ -439,33 +439,13 @@ fn unpack_entries<R: Read>(
                 dir_times.push((rel.to_path_buf(), header.mtime().unwrap_or(0)));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let create = || {
-                    rfs::openat(
-                        &*parent.fd,
-                        name,
-                        OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::WRONLY
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC,
-                        if mode_at_create {
-                            mode
-                        } else {
-                            Mode::from_raw_mode(0o600)
-                        },
-                    )
-                };
-                // Most names are new: create first, and only on EEXIST
-                // remove what is there (never following it) and retry.
-                let fd = match create() {
-                    Err(rustix::io::Errno::EXIST) => {
-                        small.sync()?;
-                        remove_existing(&parent.fd, name, raw)?;
-                        create()
-                    }
-                    r => r,
-                }
-                .map_err(io_err(raw, "create"))?;
+                let fd = create_file(
+                    &parent.fd,
+                    name,
+                    mode_at_create.then_some(mode),
+                    raw,
+                    || small.sync(),
+                )?;
                 let mut f = File::from(fd);
                 io::copy(&mut entry, &mut f).map_err(|e| read_fault(e, raw))?;
                 file_fd = Some(f.into());
@@ -703,6 +683,36 @@ fn open_in_root(root: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
 
 /// Removes `name` in `parent` (recursively for a directory) without
 /// following a symlink at `name`.
+/// Creates the regular file `name` in `parent`, never following a link:
+/// with `mode` when the create gives it exactly, else 0600 until a chmod.
+/// Most names are new: created first, and only on EEXIST is what is there
+/// removed (after `before_remove`), then created again.
+fn create_file(
+    parent: &OwnedFd,
+    name: &OsStr,
+    mode: Option<Mode>,
+    entry: &[u8],
+    before_remove: impl FnOnce() -> Result<(), LayerError>,
+) -> Result<OwnedFd, LayerError> {
+    let create = || {
+        rfs::openat(
+            parent,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            mode.unwrap_or(Mode::from_raw_mode(0o600)),
+        )
+    };
+    match create() {
+        Err(rustix::io::Errno::EXIST) => {
+            before_remove()?;
+            remove_existing(parent, name, entry)?;
+            create()
+        }
+        r => r,
+    }
+    .map_err(io_err(entry, "create"))
+}
+
 fn remove_existing(parent: &OwnedFd, name: &OsStr, entry: &[u8]) -> Result<(), LayerError> {
     let st = match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,

@@ -25,9 +25,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode};
 
-use super::{io_err, open_in_root, remove_existing, split_rel, times};
+use super::{create_file, io_err, open_in_root, split_rel, times};
 use crate::layer::{show_name, LayerError};
 use crate::layer_files::FileFacts;
 
@@ -218,28 +218,13 @@ fn make(f: SmallFile, src: Option<&mut LinkSource>) -> Result<(), LayerError> {
     if f.link && src.is_some_and(|s| s.link(parent_rel, name, &f.facts, &f.parent)) {
         return Ok(());
     }
-    let create = || {
-        rfs::openat(
-            &*f.parent,
-            name,
-            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            if f.mode_at_create {
-                f.mode
-            } else {
-                Mode::from_raw_mode(0o600)
-            },
-        )
-    };
-    // Most names are new: create first, and only on EEXIST remove what
-    // is there (never following it) and retry.
-    let fd = match create() {
-        Err(rustix::io::Errno::EXIST) => {
-            remove_existing(&f.parent, name, &f.raw)?;
-            create()
-        }
-        r => r,
-    }
-    .map_err(io_err(&f.raw, "create"))?;
+    let fd = create_file(
+        &f.parent,
+        name,
+        f.mode_at_create.then_some(f.mode),
+        &f.raw,
+        || Ok(()),
+    )?;
     let mut file = File::from(fd);
     file.write_all(&f.data).map_err(|e| LayerError::BadEntry {
         entry: show_name(&f.raw),
