@@ -117,6 +117,61 @@ fn writes_through_escaping_symlinks_stay_inside() {
     assert!(!Path::new("/pwned-root").exists());
 }
 
+/// The same escapes through a recording unpack (a build's COPY layer),
+/// whose small files are made on a thread of their own: a directory of
+/// files still queued there, replaced by a link out of the root, takes
+/// the files after it inside the root, and nothing lands outside.
+#[test]
+fn a_recording_unpack_writes_through_escaping_symlinks_inside() {
+    let top = tempfile::tempdir().unwrap();
+    let dest = top.path().join("rootfs");
+    let outside = top.path().join("outside");
+    fs::create_dir(&dest).unwrap();
+    fs::create_dir(&outside).unwrap();
+    let abs_out = outside.to_str().unwrap().to_string();
+    let mut entries: Vec<(String, tar::EntryType, String, Vec<u8>)> =
+        vec![("d/".into(), D, String::new(), Vec::new())];
+    // More than one batch of the files thread, all pending when `d` goes.
+    for i in 0..600 {
+        entries.push((format!("d/f{i:03}"), F, String::new(), b"queued".to_vec()));
+    }
+    // Where `d` leads, made inside the root (a link resolves in it).
+    let inside = abs_out.trim_start_matches('/').to_string();
+    // Each of its directories named, so none takes the unpack's time.
+    let mut at = String::new();
+    for part in inside.split('/') {
+        at.push_str(part);
+        at.push('/');
+        entries.push((at.clone(), D, String::new(), Vec::new()));
+    }
+    entries.push(("d".into(), S, abs_out.clone(), Vec::new()));
+    entries.push(("d/pwned".into(), F, String::new(), b"1".to_vec()));
+    entries.push(("up".into(), S, "../../../..".into(), Vec::new()));
+    entries.push(("up/pwned-up".into(), F, String::new(), b"2".to_vec()));
+    let list: Vec<(&str, tar::EntryType, &str, &[u8])> = entries
+        .iter()
+        .map(|(n, k, l, d)| (n.as_str(), *k, l.as_str(), d.as_slice()))
+        .collect();
+    let t = tar_of(&list);
+    let result = image_store::unpack::unpack_recording(
+        Cursor::new(&t),
+        &dest,
+        opts(Whiteouts::Overlay),
+        None,
+    );
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "wrote outside");
+    assert!(!top.path().join("pwned-up").exists(), "wrote outside");
+    assert!(!Path::new("/pwned-up").exists(), "wrote outside");
+    result.unwrap();
+    assert_eq!(fs::read(dest.join(&inside).join("pwned")).unwrap(), b"1");
+    assert_eq!(fs::read(dest.join("pwned-up")).unwrap(), b"2");
+    assert!(fs::symlink_metadata(dest.join("d")).unwrap().is_symlink());
+    let plain = top.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    unpack(Cursor::new(&t), &plain, opts(Whiteouts::Overlay)).unwrap();
+    same_tree(&dest, &plain);
+}
+
 #[test]
 fn hard_links_cannot_reach_outside() {
     let top = tempfile::tempdir().unwrap();
