@@ -38,20 +38,45 @@ pub fn rootfs(dest: &Path) -> Result<(), String> {
     make(dest, None)
 }
 
-static TAR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+static TAR: OnceLock<PathBuf> = OnceLock::new();
 
 /// A deterministic tarball of the busybox rootfs (sorted, mtime 0, owner 0),
-/// made once per test binary, for `kiln import`.
+/// for `kiln import`. Made once per machine, not per test binary: a
+/// `TempDir` held in a static is never dropped, so each test binary used
+/// to leave its own 4 MB copy in the temp directory. The file is named
+/// after what it is made from (the script, and the busybox it copies), and
+/// a new one is renamed into place whole, so concurrent test binaries
+/// either find a complete file or make their own and replace it with the
+/// same bytes.
 pub fn tar() -> &'static Path {
-    &TAR.get_or_init(|| {
+    TAR.get_or_init(|| {
+        let busybox = std::env::var_os("BUSYBOX").unwrap_or_else(|| "/bin/busybox".into());
+        let script_text = std::fs::read(script()).expect("read make-busybox-rootfs.sh");
+        let bb = std::fs::metadata(&busybox)
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                format!("{}:{}:{}", m.len(), m.mtime(), m.ino())
+            })
+            .unwrap_or_default();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&(&script_text, &busybox, bb), &mut h);
+        let name = format!(
+            "kiln-test-busybox-{:016x}.tar",
+            std::hash::Hasher::finish(&h)
+        );
+        let path = std::env::temp_dir().join(name);
+        if path.is_file() {
+            return path;
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let tar = dir.path().join("busybox-rootfs.tar");
         if let Err(e) = make(&dir.path().join("rootfs"), Some(&tar)) {
             panic!("{e}");
         }
-        (dir, tar)
+        std::fs::rename(&tar, &path)
+            .unwrap_or_else(|e| panic!("rename {} to {}: {e}", tar.display(), path.display()));
+        path
     })
-    .1
 }
 
 /// Appends every entry of the busybox tarball to `b` (links as links), for
