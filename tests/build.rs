@@ -757,6 +757,67 @@ fn add_checks_out_git_repositories_at_a_ref() {
     );
 }
 
+/// A build opens its layers once for all its steps and remembers what it
+/// found in them (issue 21): each step still sees what the steps before it
+/// changed in names earlier steps looked up. USER is resolved through
+/// /etc/passwd and /etc/group as each step's stack shows them: edited,
+/// deleted (a whiteout over what the base had) and made again. Two `RUN
+/// true` make the same layer twice: the stack is still mounted (overlayfs
+/// refuses a directory given twice; the copy it fell back to lost the
+/// deletion).
+#[test]
+fn each_run_step_sees_the_users_the_steps_before_it_made() {
+    if !common::is_root() {
+        eprintln!("skipping: RUN steps need root");
+        return;
+    }
+    let k = with_base();
+    let ctx = k.dir.path().join("usersctx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN echo 'app:x:4321:4321::/:/bin/sh' >> /etc/passwd && echo 'app:x:4321:' >> /etc/group\n\
+         RUN true\n\
+         RUN true\n\
+         USER app\n\
+         RUN test \"$(id -u):$(id -g)\" = 4321:4321\n\
+         USER root\n\
+         RUN sed -i 's/^app:x:4321:4321:/app:x:4555:4321:/' /etc/passwd\n\
+         USER app\n\
+         RUN test \"$(id -u):$(id -g)\" = 4555:4321\n\
+         USER root\n\
+         RUN rm /etc/passwd /etc/group\n\
+         USER 7:8\n\
+         RUN test \"$(id -u):$(id -g)\" = 7:8 && test ! -e /etc/passwd\n\
+         USER 0\n\
+         RUN echo 'app:x:4777:4777::/:/bin/sh' > /etc/passwd\n\
+         USER app\n\
+         RUN test \"$(id -u):$(id -g)\" = 4777:4777\n",
+    );
+    let c = ctx.to_str().unwrap();
+    let r = build(&k, &["-t", "users", c]).ok();
+    assert!(!r.stderr.contains("overlay mount failed"), "{}", r.stderr);
+    // A user the stack no longer has is an error, as in the container.
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN echo 'app:x:4321:4321::/:/bin/sh' >> /etc/passwd\n\
+         USER app\n\
+         RUN true\n\
+         USER root\n\
+         RUN rm /etc/passwd\n\
+         USER app\n\
+         RUN true\n",
+    );
+    let r = build(&k, &["-t", "users", c]);
+    assert!(
+        r.code != 0 && r.stderr.contains("USER app"),
+        "{} {}",
+        r.code,
+        r.stderr
+    );
+}
+
 /// Issue 12, item 1: RUN steps get the same device allow-list as `kiln run`.
 #[test]
 fn run_steps_cannot_read_host_devices() {

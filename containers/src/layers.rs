@@ -12,6 +12,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub use runner::inroot::LayerCache;
 use runner::inroot::Root;
 
 /// Layer directories, base first, plus an optional upper directory.
@@ -23,6 +24,9 @@ pub struct LayerStack {
     /// opened for: a build step looks up several paths in one stack of
     /// up to 127 layers, and opening each layer once is enough.
     opened: Mutex<Option<(Vec<PathBuf>, Arc<Root>)>>,
+    /// Where the lower layers were opened before, when they never change
+    /// (a build's): the stack opens only those it is the first to use.
+    cache: Option<Arc<LayerCache>>,
 }
 
 impl Clone for LayerStack {
@@ -31,6 +35,7 @@ impl Clone for LayerStack {
             lowers: self.lowers.clone(),
             upper: self.upper.clone(),
             opened: Mutex::default(),
+            cache: self.cache.clone(),
         }
     }
 }
@@ -41,6 +46,16 @@ impl LayerStack {
             lowers,
             upper: None,
             opened: Mutex::default(),
+            cache: None,
+        }
+    }
+
+    /// A stack of layers that never change while `cache` lives, looked
+    /// into through it ([`LayerCache`]).
+    pub fn cached(lowers: Vec<PathBuf>, cache: Arc<LayerCache>) -> LayerStack {
+        LayerStack {
+            cache: Some(cache),
+            ..LayerStack::new(lowers)
         }
     }
 
@@ -58,7 +73,12 @@ impl LayerStack {
                 return Some(root.clone());
             }
         }
-        let root = Arc::new(Root::layers(&dirs).ok()?);
+        // An upper directory changes: such a stack is opened afresh.
+        let root = match (&self.cache, &self.upper) {
+            (Some(cache), None) => Root::layers_cached(&dirs, cache),
+            _ => Root::layers(&dirs),
+        };
+        let root = Arc::new(root.ok()?);
         *opened = Some((dirs, root.clone()));
         Some(root)
     }

@@ -59,6 +59,8 @@ impl View {
     /// root.
     pub fn mount(layers: &[PathBuf], target: &Path) -> Result<View, ViewError> {
         let made = |root: PathBuf, mounted| View { root, mounted };
+        // A layer given twice shows once (overlayfs refuses the repeat).
+        let layers = &runner::distinct_layers(layers)[..];
         match layers {
             [] => {
                 std::fs::create_dir_all(target)

@@ -15,15 +15,23 @@
 //! layer where the name is not a directory, and an opaque directory
 //! (`trusted.overlay.opaque=y`) hides the layers beneath it.
 //!
+//! Layers that never change (a build's stored layers) can be opened once
+//! for many roots ([`LayerCache`]): each RUN step of a build looks the same
+//! names (`etc`, `etc/passwd`, mount points) up in a stack one layer taller
+//! than the step before, and would otherwise open and stat every layer
+//! again.
+//!
 //! This lives in the runner, the lowest crate that looks into a rootfs, so
 //! the container and build crates (which depend on it) share one resolver.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
@@ -46,8 +54,8 @@ const READ_FLAGS: OFlags = OFlags::RDONLY
 /// A container's root as the host can look into it.
 #[derive(Debug)]
 pub struct Root {
-    /// Directory fds of the layers, topmost first (one for a plain dir).
-    layers: Vec<OwnedFd>,
+    /// Directories of the layers, topmost first (one for a plain dir).
+    layers: Vec<Arc<Dir>>,
     /// Whiteouts and opaque directories mean something.
     overlay: bool,
     /// How many of `layers` the root directory merges: down to the first
@@ -55,7 +63,158 @@ pub struct Root {
     merged: usize,
     /// Top-level directories already merged, by name: looking up
     /// `etc/passwd` then `etc/group` in 100 layers merges `etc` once.
-    top: Mutex<Vec<(OsString, Arc<Vec<OwnedFd>>)>>,
+    top: Mutex<Vec<(OsString, Level)>>,
+}
+
+/// A merged directory: its directory in each layer that contributes,
+/// topmost first.
+type Level = Arc<Vec<Arc<Dir>>>;
+
+/// A directory of a layer; in a layer that never changes, with what its
+/// names were found to be ([`LayerCache`]).
+#[derive(Debug)]
+struct Dir {
+    fd: OwnedFd,
+    memo: Option<Memo>,
+}
+
+#[derive(Debug)]
+struct Memo {
+    names: Mutex<HashMap<OsString, Named>>,
+    budget: Arc<Budget>,
+}
+
+/// What one name of a directory is, as [`Root::entry`] needs it.
+#[derive(Debug, Clone)]
+enum Named {
+    Missing,
+    /// Overlay's whiteout (a 0:0 character device).
+    Whiteout,
+    /// Not a directory (a symlink among them).
+    Other,
+    /// A directory, opened; and whether it is opaque.
+    Dir(Arc<Dir>, bool),
+}
+
+impl Dir {
+    fn plain(fd: OwnedFd) -> Arc<Dir> {
+        Arc::new(Dir { fd, memo: None })
+    }
+
+    /// What `name` is here: remembered in a layer that never changes.
+    fn named(&self, name: &OsStr, overlay: bool) -> io::Result<Named> {
+        let Some(memo) = &self.memo else {
+            return self.look(name, overlay, None);
+        };
+        let mut names = memo.names.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = names.get(name) {
+            return Ok(n.clone());
+        }
+        let n = self.look(name, overlay, Some(&memo.budget))?;
+        let keep = match &n {
+            Named::Dir(d, _) => d.memo.is_some(),
+            _ => memo.budget.take(&memo.budget.names, MEMO_NAMES),
+        };
+        if keep {
+            names.insert(name.to_owned(), n.clone());
+        }
+        Ok(n)
+    }
+
+    fn look(&self, name: &OsStr, overlay: bool, budget: Option<&Arc<Budget>>) -> io::Result<Named> {
+        let st = match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(Named::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if overlay && ft == FileType::CharacterDevice && st.st_rdev == 0 {
+            return Ok(Named::Whiteout);
+        }
+        if ft != FileType::Directory {
+            return Ok(Named::Other);
+        }
+        let fd = rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())?;
+        let opaque = overlay && is_opaque(&fd);
+        // A directory kept open for later lookups holds a descriptor for
+        // the build: a bounded number of them.
+        let memo = budget
+            .filter(|b| b.take(&b.dirs, MEMO_DIRS))
+            .map(|b| Memo::new(b.clone()));
+        Ok(Named::Dir(Arc::new(Dir { fd, memo }), opaque))
+    }
+}
+
+impl Memo {
+    fn new(budget: Arc<Budget>) -> Memo {
+        Memo {
+            names: Mutex::default(),
+            budget,
+        }
+    }
+}
+
+/// How many directories (each an open descriptor) and other names a
+/// [`LayerCache`] keeps, across its layers.
+const MEMO_DIRS: usize = 512;
+const MEMO_NAMES: usize = 16384;
+
+#[derive(Debug, Default)]
+struct Budget {
+    dirs: AtomicUsize,
+    names: AtomicUsize,
+}
+
+impl Budget {
+    /// Counts one more in `used` if it stays within `max`.
+    fn take(&self, used: &AtomicUsize, max: usize) -> bool {
+        used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+    }
+}
+
+/// Layer directories opened once for every [`Root`] made from them with
+/// [`Root::layers_cached`], with what lookups found in them. Only for
+/// layers that never change while the cache lives (a build's stored
+/// layers, which the build's hold on the store keeps): what a name was is
+/// not looked at again. Bounded: past [`MEMO_DIRS`] directories a lookup
+/// opens what it needs as an uncached one does.
+#[derive(Debug, Default)]
+pub struct LayerCache {
+    layers: Mutex<HashMap<PathBuf, (Arc<Dir>, bool)>>,
+    budget: Arc<Budget>,
+}
+
+impl LayerCache {
+    pub fn new() -> LayerCache {
+        LayerCache::default()
+    }
+
+    /// The layer directory `path` and whether it is opaque; `None` when
+    /// it does not exist.
+    fn layer(&self, path: &Path) -> io::Result<Option<(Arc<Dir>, bool)>> {
+        let mut layers = self.layers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = layers.get(path) {
+            return Ok(Some(l.clone()));
+        }
+        let fd = match open_root(path) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let opaque = is_opaque(&fd);
+        if !self.budget.take(&self.budget.dirs, MEMO_DIRS) {
+            return Ok(Some((Dir::plain(fd), opaque)));
+        }
+        let dir = Arc::new(Dir {
+            fd,
+            memo: Some(Memo::new(self.budget.clone())),
+        });
+        layers.insert(path.to_path_buf(), (dir.clone(), opaque));
+        Ok(Some((dir, opaque)))
+    }
 }
 
 /// One name the lookup found: where it is and in which layer.
@@ -103,7 +262,7 @@ enum Entry {
     /// Not a directory (a symlink among them), shown by `level[i]`.
     Other(usize),
     /// A directory: its fd in each layer that contributes, topmost first.
-    Dir(Arc<Vec<OwnedFd>>),
+    Dir(Level),
 }
 
 /// How many top-level directories a [`Root`] keeps merged for its next
@@ -115,7 +274,7 @@ impl Root {
     /// One plain directory (a rootfs): nothing is a whiteout.
     pub fn dir(path: &Path) -> io::Result<Root> {
         Ok(Root {
-            layers: vec![open_root(path)?],
+            layers: vec![Dir::plain(open_root(path)?)],
             overlay: false,
             merged: 1,
             top: Mutex::default(),
@@ -128,15 +287,38 @@ impl Root {
         let mut layers = Vec::new();
         for d in dirs.iter().rev() {
             match open_root(d) {
-                Ok(fd) => layers.push(fd),
+                Ok(fd) => layers.push(Dir::plain(fd)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
         let merged = layers
             .iter()
-            .position(is_opaque)
+            .position(|l| is_opaque(&l.fd))
             .map_or(layers.len(), |i| i + 1);
+        Ok(Root {
+            layers,
+            overlay: true,
+            merged,
+            top: Mutex::default(),
+        })
+    }
+
+    /// [`Root::layers`] of layers that never change, opened (and looked
+    /// into) once for every root `cache` makes: a build step's stack
+    /// opens only the layers the steps before it did not have.
+    pub fn layers_cached(dirs: &[PathBuf], cache: &LayerCache) -> io::Result<Root> {
+        let mut layers = Vec::new();
+        let mut merged = None;
+        for d in dirs.iter().rev() {
+            if let Some((dir, opaque)) = cache.layer(d)? {
+                layers.push(dir);
+                if opaque && merged.is_none() {
+                    merged = Some(layers.len());
+                }
+            }
+        }
+        let merged = merged.unwrap_or(layers.len());
         Ok(Root {
             layers,
             overlay: true,
@@ -183,11 +365,11 @@ impl Root {
         follow_last: bool,
         mut missing: Option<&mut PathBuf>,
     ) -> io::Result<Found> {
-        let top = self.layers.first().ok_or(Errno::NOENT)?;
+        let top = &self.layers.first().ok_or(Errno::NOENT)?.fd;
         let root_level = &self.layers[..self.merged];
         // The directory levels walked below the root (which is
         // `root_level`) and their names.
-        let mut levels: Vec<Arc<Vec<OwnedFd>>> = Vec::new();
+        let mut levels: Vec<Level> = Vec::new();
         let mut names: Vec<OsString> = Vec::new();
         let mut todo = components_reversed(path.as_os_str());
         let mut hops = 0;
@@ -200,12 +382,12 @@ impl Root {
                 continue;
             }
             let level = levels.last().map_or(root_level, |l| l.as_slice());
-            let found_in = |fd: &OwnedFd, names: &[OsString], c: &OsStr| -> io::Result<Found> {
+            let found_in = |dir: &Dir, names: &[OsString], c: &OsStr| -> io::Result<Found> {
                 let mut path: PathBuf = names.iter().collect();
                 path.push(c);
                 Ok(Found {
                     path,
-                    parent: fd.try_clone()?,
+                    parent: dir.fd.try_clone()?,
                     name: c.to_owned(),
                 })
             };
@@ -245,7 +427,7 @@ impl Root {
                     names.push(c);
                 }
                 Entry::Other(i) => {
-                    let st = rustix::fs::statat(&level[i], &c, AtFlags::SYMLINK_NOFOLLOW)?;
+                    let st = rustix::fs::statat(&level[i].fd, &c, AtFlags::SYMLINK_NOFOLLOW)?;
                     let is_link = FileType::from_raw_mode(st.st_mode) == FileType::Symlink;
                     if !is_link || (todo.is_empty() && !follow_last) {
                         if !todo.is_empty() {
@@ -257,7 +439,7 @@ impl Root {
                     if hops > MAX_HOPS {
                         return Err(Errno::LOOP.into());
                     }
-                    let target = rustix::fs::readlinkat(&level[i], &c, Vec::new())?;
+                    let target = rustix::fs::readlinkat(&level[i].fd, &c, Vec::new())?;
                     let target = OsString::from_vec(target.into_bytes());
                     if target.is_empty() {
                         return Err(Errno::NOENT.into());
@@ -289,7 +471,7 @@ impl Root {
                 path.push(&c);
                 Ok(Found {
                     path,
-                    parent: level[i].try_clone()?,
+                    parent: level[i].fd.try_clone()?,
                     name: c,
                 })
             }
@@ -297,9 +479,15 @@ impl Root {
     }
 
     /// The topmost directory of `level` that has `name`.
-    fn first_with(&self, level: &[OwnedFd], name: &OsStr) -> io::Result<usize> {
-        for (i, fd) in level.iter().enumerate() {
-            match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+    fn first_with(&self, level: &[Arc<Dir>], name: &OsStr) -> io::Result<usize> {
+        for (i, dir) in level.iter().enumerate() {
+            if dir.memo.is_some() {
+                if !matches!(dir.named(name, self.overlay)?, Named::Missing) {
+                    return Ok(i);
+                }
+                continue;
+            }
+            match rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(_) => return Ok(i),
                 Err(Errno::NOENT) => {}
                 Err(e) => return Err(e.into()),
@@ -309,31 +497,22 @@ impl Root {
     }
 
     /// What `name` is in the merged directory `level`.
-    fn entry(&self, level: &[OwnedFd], name: &OsStr) -> io::Result<Entry> {
+    fn entry(&self, level: &[Arc<Dir>], name: &OsStr) -> io::Result<Entry> {
         let mut dirs = Vec::new();
-        for (i, fd) in level.iter().enumerate() {
-            let st = match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => st,
-                Err(Errno::NOENT) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let ft = FileType::from_raw_mode(st.st_mode);
-            if self.overlay && ft == FileType::CharacterDevice && st.st_rdev == 0 {
+        for (i, dir) in level.iter().enumerate() {
+            match dir.named(name, self.overlay)? {
+                Named::Missing => continue,
                 // A whiteout: deleted here, and in every layer below.
-                break;
-            }
-            if ft != FileType::Directory {
-                if dirs.is_empty() {
-                    return Ok(Entry::Other(i));
-                }
+                Named::Whiteout => break,
+                Named::Other if dirs.is_empty() => return Ok(Entry::Other(i)),
                 // A non-directory beneath a directory is hidden by it.
-                break;
-            }
-            let child = rustix::fs::openat(fd, name, DIR_FLAGS, Mode::empty())?;
-            let opaque = self.overlay && is_opaque(&child);
-            dirs.push(child);
-            if opaque {
-                break;
+                Named::Other => break,
+                Named::Dir(child, opaque) => {
+                    dirs.push(child);
+                    if opaque {
+                        break;
+                    }
+                }
             }
         }
         if dirs.is_empty() {
@@ -343,7 +522,7 @@ impl Root {
     }
 
     /// [`Root::entry`] of a top-level name, merged once if a directory.
-    fn top_entry(&self, level: &[OwnedFd], name: &OsStr) -> io::Result<Entry> {
+    fn top_entry(&self, level: &[Arc<Dir>], name: &OsStr) -> io::Result<Entry> {
         let mut top = self.top.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, fds)) = top.iter().find(|(n, _)| n == name) {
             return Ok(Entry::Dir(fds.clone()));

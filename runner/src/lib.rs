@@ -64,7 +64,7 @@ pub use etc::rewrite_network as rewrite_etc_network;
 pub use idmap::{rootless_default as rootless_id_maps, IdMap, IdMaps};
 pub use join::{check_executable, exec, resolve_user, ExecOptions};
 pub use oci_spec::runtime::Spec;
-pub use rootfs::{readonly_overlay_data, writable_overlay_data, Rootfs};
+pub use rootfs::{distinct_layers, readonly_overlay_data, writable_overlay_data, Rootfs};
 pub use tty::RawMode;
 
 use std::os::fd::OwnedFd;

@@ -104,11 +104,30 @@ pub fn writable_overlay_data(
     mount_data(lower, Some((upper, work)), false)
 }
 
+/// `lower` (base first) with each layer once, at its topmost place. Two
+/// steps that change nothing but what the runner stubs make the same layer
+/// (`RUN true` twice), and overlayfs refuses a directory given twice
+/// ("conflicting lowerdir path", ELOOP). The merged view is the same
+/// without the lower copy: whatever it shows, the upper copy of the same
+/// directory shows above every layer between them.
+pub fn distinct_layers(lower: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<PathBuf> = lower
+        .iter()
+        .rev()
+        .filter(|p| seen.insert(p.as_path()))
+        .cloned()
+        .collect();
+    out.reverse();
+    out
+}
+
 fn mount_data(
     lower: &[PathBuf],
     rw: Option<(&Path, &Path)>,
     volatile: bool,
 ) -> Result<(String, Option<PathBuf>), RunError> {
+    let lower = &distinct_layers(lower)[..];
     if lower.is_empty() {
         return Err(RunError::InvalidSpec(
             "overlay rootfs without lower layers".into(),
@@ -319,6 +338,19 @@ mod tests {
         .unwrap();
         assert_eq!(d, "lowerdir=/l/b:/l/a,upperdir=/c/up,workdir=/c/work");
         assert!(base.is_none());
+    }
+
+    /// A layer given twice is mounted once, at its topmost place.
+    #[test]
+    fn a_layer_given_twice_is_mounted_once() {
+        let lower: Vec<PathBuf> = ["/l/a", "/l/b", "/l/a", "/l/c", "/l/b"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let (d, _) = overlay_data(&lower, Path::new("/c/up"), Path::new("/c/work"), false).unwrap();
+        assert_eq!(d, "lowerdir=/l/b:/l/c:/l/a,upperdir=/c/up,workdir=/c/work");
+        let (d, _) = readonly_overlay_data(&lower).unwrap();
+        assert_eq!(d, "lowerdir=/l/b:/l/c:/l/a");
     }
 
     #[test]

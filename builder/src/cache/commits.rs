@@ -13,7 +13,10 @@
 //! record written) and is the build's error at the next step or at the end.
 //!
 //! It also removes the steps' scratch directories (bundle, overlay work
-//! directory: a dozen directory operations a step need not wait for).
+//! directory: a dozen directory operations a step need not wait for), and
+//! writes the cache's best-effort hints (a step's probe, the layer a COPY
+//! made last time: a file and a rename each, which nothing in this build
+//! waits for).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -36,6 +39,9 @@ enum Job {
     /// scratch root goes after [`Commits::drain`]; if the process dies
     /// first, the store's stale-temp cleanup removes it).
     Remove(std::path::PathBuf),
+    /// A best-effort hint file ([`super::Cache::put_probe`]): written
+    /// unsynced, an error ignored.
+    Hint(std::path::PathBuf, Vec<u8>),
 }
 
 #[derive(Default)]
@@ -147,6 +153,17 @@ impl Commits {
         self.shared.changed.notify_all();
     }
 
+    /// Writes the hint file `path` (best effort) on the thread, or here
+    /// when there is none.
+    pub fn hint(&self, path: std::path::PathBuf, data: Vec<u8>) {
+        if !self.enabled || !self.started() {
+            write_hint(&path, &data);
+            return;
+        }
+        self.shared.lock().jobs.push(Job::Hint(path, data));
+        self.shared.changed.notify_all();
+    }
+
     /// Is the blob `digest` queued or being committed?
     pub fn is_pending(&self, digest: &Digest) -> bool {
         self.shared.lock().pending.contains_key(digest)
@@ -197,6 +214,15 @@ impl Commits {
     }
 }
 
+/// A hint file, replaced whole (unsynced: a lost one only costs a less
+/// well explained miss or a slower edit); its directory made if need be.
+fn write_hint(path: &std::path::Path, data: &[u8]) {
+    if let Some(d) = path.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let _ = image_store::build_roots::replace_unsynced(path, data);
+}
+
 fn report(q: &mut Queue) -> Result<(), BuildError> {
     match std::mem::replace(&mut q.failure, Failure::Reported) {
         Failure::None => {
@@ -234,6 +260,7 @@ fn run_batch(shared: &Shared, roots: &BuildRoots, jobs: Vec<Job>) {
     let mut records = Vec::new();
     let mut digests = Vec::new();
     let mut scratch = Vec::new();
+    let mut hints = Vec::new();
     for j in jobs {
         match j {
             Job::Blob(b) => {
@@ -242,6 +269,7 @@ fn run_batch(shared: &Shared, roots: &BuildRoots, jobs: Vec<Job>) {
             }
             Job::Record { key, rec } => records.push((key, *rec)),
             Job::Remove(dir) => scratch.push(dir),
+            Job::Hint(path, data) => hints.push((path, data)),
         }
     }
     let result = if failed {
@@ -257,6 +285,10 @@ fn run_batch(shared: &Shared, roots: &BuildRoots, jobs: Vec<Job>) {
     };
     for dir in scratch {
         let _ = image_store::fsutil::remove_tree(&dir);
+    }
+    // Hints whatever failed: they name no blob.
+    for (path, data) in hints {
+        write_hint(&path, &data);
     }
     let mut q = shared.lock();
     for d in digests {

@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use image_store::build_roots::{replace_unsynced, BuildRoots};
+use image_store::build_roots::BuildRoots;
 use image_store::cache_dirs::BuildHints;
 use image_store::{Descriptor, Digest, Store};
 use sha2::{Digest as _, Sha256};
@@ -220,13 +220,10 @@ impl Cache {
     }
 
     /// Best effort: a lost probe only makes a miss less well explained.
+    /// Written off the step's path ([`commits::Commits::hint`]).
     pub fn put_probe(&self, probe: &str, inputs: &[(String, String)]) {
-        let p = self.probe_path(probe);
-        if let Some(d) = p.parent() {
-            let _ = fs::create_dir_all(d);
-        }
         if let Ok(data) = serde_json::to_vec(inputs) {
-            let _ = replace_unsynced(&p, &data);
+            self.commits.hint(self.probe_path(probe), data);
         }
     }
 }
@@ -251,11 +248,8 @@ impl Cache {
     /// Best effort, as the probe: a lost or torn alias only costs hashing
     /// the sources again (the full alias is kept, so a torn one misses).
     pub fn put_content_alias(&self, alias: &str, key: &str) {
-        let p = self.content_alias_path(alias);
-        if let Some(d) = p.parent() {
-            let _ = fs::create_dir_all(d);
-        }
-        let _ = replace_unsynced(&p, format!("{alias} {key}\n").as_bytes());
+        let data = format!("{alias} {key}\n").into_bytes();
+        self.commits.hint(self.content_alias_path(alias), data);
     }
 }
 
@@ -274,11 +268,8 @@ impl Cache {
     /// Best effort, as the probe: a lost hint only means writing every
     /// file of the next edit's layer.
     pub fn put_previous_layer(&self, probe: &str, layer: &Digest) {
-        let p = self.previous_layer_path(probe);
-        if let Some(d) = p.parent() {
-            let _ = fs::create_dir_all(d);
-        }
-        let _ = replace_unsynced(&p, layer.hex().as_bytes());
+        let data = layer.hex().as_bytes().to_vec();
+        self.commits.hint(self.previous_layer_path(probe), data);
     }
 }
 

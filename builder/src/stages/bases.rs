@@ -139,7 +139,8 @@ impl StageRun<'_, '_> {
                     .image(&name)
                     .map_err(|e| BuildError::at(cmd, format!("--from={name}: {e}")))?;
                 let dirs = self.store.unpacked_layers(&img)?;
-                Ok((cache::image_key(img.id()), Lowers { dirs }))
+                let opened = self.b.opened.clone();
+                Ok((cache::image_key(img.id()), Lowers { dirs, opened }))
             }
         }
     }

@@ -80,6 +80,9 @@ pub(crate) struct Builder<'a> {
     /// Unpacked layer directories steps of this build looked up, by diff
     /// ID (the build holds the store's gc lock: none goes away meanwhile).
     pub(crate) unpacked: Mutex<BTreeMap<image_store::Digest, std::path::PathBuf>>,
+    /// Those directories opened, and what steps looked up in them (a
+    /// stored layer never changes): a step opens only its new layers.
+    pub(crate) opened: std::sync::Arc<containers::layers::LayerCache>,
 }
 
 /// Builds the Dockerfile in `opts`; base images missing from the store
@@ -176,6 +179,7 @@ fn build_inner<'a>(
         ),
         similar: Mutex::new(BTreeMap::new()),
         unpacked: Mutex::new(BTreeMap::new()),
+        opened: Default::default(),
     };
     let ingest = store.ingest()?;
     let result = b.run(&ingest).and_then(|out| {

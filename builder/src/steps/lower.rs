@@ -3,19 +3,31 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use containers::layers::{LayerCache, LayerStack};
 
 /// Layer directories, base first.
 #[derive(Debug, Clone, Default)]
 pub struct Lowers {
     pub dirs: Vec<PathBuf>,
+    /// The build's opened layers (stored layers never change while it
+    /// runs): a step looks into its stack without opening every layer
+    /// again.
+    pub opened: Arc<LayerCache>,
 }
 
 impl Lowers {
+    /// The layers as a stack to look into.
+    pub fn stack(&self) -> LayerStack {
+        LayerStack::cached(self.dirs.clone(), self.opened.clone())
+    }
+
     /// Metadata of `rel` as the merged filesystem shows it: the topmost
     /// layer that has it decides; a whiteout there means it is gone
     /// ([`containers::layers::stat`]).
     pub fn stat(&self, rel: &str) -> Option<fs::Metadata> {
-        containers::layers::stat(&self.dirs, rel)
+        self.stack().stat(rel)
     }
 }
 
@@ -109,12 +121,12 @@ impl Lowers {
     /// The content of the regular file `rel` as the merged filesystem
     /// shows it (at most 4 MiB: passwd and group files).
     pub fn read(&self, rel: &str) -> Option<Vec<u8>> {
-        containers::LayerStack::new(self.dirs.clone()).read(rel)
+        self.stack().read(rel)
     }
 
     /// The target of the symlink `rel` as the merged filesystem shows it.
     fn read_link(&self, rel: &str) -> Option<String> {
-        let stack = containers::LayerStack::new(self.dirs.clone());
+        let stack = self.stack();
         Some(stack.read_link(rel)?.to_string_lossy().into_owned())
     }
 }

@@ -340,6 +340,7 @@ impl StageRun<'_, '_> {
         if new.is_empty() {
             return Ok(Lowers {
                 dirs: dirs.into_iter().flatten().collect(),
+                opened: self.b.opened.clone(),
             });
         }
         // Layers known only from an imported cache come now, when a step
@@ -364,6 +365,7 @@ impl StageRun<'_, '_> {
         }
         Ok(Lowers {
             dirs: dirs.into_iter().flatten().collect(),
+            opened: self.b.opened.clone(),
         })
     }
 

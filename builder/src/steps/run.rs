@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use containers::mountpoints::{self, MountPoints};
 use containers::spec::{ContainerSpec, Overrides, SpecError};
-use containers::LayerStack;
 use dockerfile_parser::instructions::ShellOrExec;
 use dockerfile_parser::Heredoc;
 use image_store::ContainerConfig;
@@ -90,7 +89,7 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     };
     // One stack for the user's lookup and the mount points: its layers
     // are opened once.
-    let stack = LayerStack::new(step.lowers.dirs.clone());
+    let stack = step.lowers.stack();
     let mut derived =
         ContainerSpec::from_image_in(step.config, &stack, overrides).map_err(|e| match e {
             SpecError::User { user, message } => {

@@ -241,3 +241,118 @@ fn resolve_keeps_the_missing_rest() {
     assert_eq!(r("/usr/bin").unwrap(), "usr/bin");
     assert!(r("/loop/x").is_err());
 }
+
+/// What a lookup of `path` shows: the file's content, "dir", "link" or the
+/// error.
+fn shows(root: &Root, path: &str) -> String {
+    match root.lookup(Path::new(path), false) {
+        Err(e) => format!("error {:?}", e.raw_os_error()),
+        Ok(f) => {
+            let m = f.metadata().unwrap();
+            if m.is_dir() {
+                format!("dir {}", f.path.display())
+            } else if m.file_type().is_symlink() {
+                format!("link {}", f.read_link().unwrap().display())
+            } else {
+                let mut s = String::new();
+                f.open().unwrap().read_to_string(&mut s).unwrap();
+                format!("file {} {s}", f.path.display())
+            }
+        }
+    }
+}
+
+/// A build's stacks share their layers through one cache, each a layer
+/// taller than the one before: what the lower layers were found to hold
+/// is reused, and each stack still shows what overlayfs would, also when
+/// its new top layer deletes, hides, replaces or links over names the
+/// stacks below it looked up.
+#[test]
+fn cached_layers_show_what_fresh_ones_do() {
+    // SAFETY: geteuid has no preconditions.
+    let root_user = unsafe { libc::geteuid() } == 0;
+    let t = tempfile::tempdir().unwrap();
+    let mut dirs = vec![layer(
+        t.path(),
+        "l0",
+        &[
+            ("etc/passwd", "p0"),
+            ("etc/group", "g0"),
+            ("d/x", "x0"),
+            ("o/old", "old"),
+            ("w/deep/f", "w"),
+            ("r/f", "r"),
+        ],
+        &[("lnk", "etc")],
+    )];
+    dirs.push(layer(
+        t.path(),
+        "l1",
+        &[("etc/passwd", "p1"), ("d/y", "y1")],
+        &[],
+    ));
+    let l2 = layer(t.path(), "l2", &[("o/new", "new"), ("r", "file now")], &[]);
+    if root_user {
+        // Overlay's whiteouts and opaque directories need root.
+        for p in ["etc/group", "w"] {
+            let w = l2.join(p);
+            fs::create_dir_all(w.parent().unwrap()).unwrap();
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &w,
+                rustix::fs::FileType::CharacterDevice,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .unwrap();
+        }
+        rustix::fs::setxattr(
+            l2.join("o"),
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+    }
+    dirs.push(l2);
+    dirs.push(layer(
+        t.path(),
+        "l3",
+        &[("etc/", "")],
+        &[("d/x", "../etc/passwd")],
+    ));
+    let paths = [
+        "etc/passwd",
+        "etc/group",
+        "lnk/passwd",
+        "d/x",
+        "d/y",
+        "o/old",
+        "o/new",
+        "w/deep/f",
+        "r",
+        "r/f",
+        "nope/x",
+        "",
+    ];
+    let cache = LayerCache::new();
+    for n in 1..=dirs.len() {
+        let fresh = Root::layers(&dirs[..n]).unwrap();
+        // Twice: the second time from what the first found.
+        for _ in 0..2 {
+            let cached = Root::layers_cached(&dirs[..n], &cache).unwrap();
+            for p in paths {
+                assert_eq!(shows(&cached, p), shows(&fresh, p), "{n} layers: {p}");
+            }
+        }
+    }
+    let top = Root::layers_cached(&dirs, &cache).unwrap();
+    assert_eq!(shows(&top, "d/x"), "link ../etc/passwd");
+    assert_eq!(read(&top, "d/x").unwrap(), "p1");
+    assert_eq!(shows(&top, "r"), "file r file now");
+    if root_user {
+        assert!(shows(&top, "etc/group").starts_with("error"));
+        assert!(shows(&top, "o/old").starts_with("error"));
+        assert!(shows(&top, "w/deep/f").starts_with("error"));
+    }
+}
