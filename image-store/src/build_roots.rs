@@ -69,7 +69,14 @@ impl Store {
     }
 
     /// Every blob a root keeps alive, read from the roots' own formats.
-    pub(crate) fn pinned_by_roots(&self) -> Result<Vec<Digest>> {
+    /// `live`: what images keep alive. A compressed form pins its blobs
+    /// only while its uncompressed layer lives (an image's, or a step
+    /// record's): once that is collected, so are they. Pinning them for
+    /// good kept every pushed layer's gzip copy after `system prune -a`.
+    pub(crate) fn pinned_by_roots(
+        &self,
+        live: &std::collections::BTreeSet<Digest>,
+    ) -> Result<Vec<Digest>> {
         let dir = self.build_roots().dir;
         let mut out = Vec::new();
         let entries = match fs::read_dir(&dir) {
@@ -77,6 +84,7 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
             Err(e) => return Err(StoreError::io(&dir)(e)),
         };
+        let mut compressed = Vec::new();
         for e in entries {
             let e = e.map_err(StoreError::io(&dir))?;
             let name = e.file_name();
@@ -87,11 +95,20 @@ impl Store {
                 if let Ok(rec) = serde_json::from_slice::<StepRecord>(&data) {
                     out.extend(rec.pinned().cloned());
                 }
-            } else if name.starts_with(crate::compressed::ROOT_PREFIX) {
-                let p = e.path();
-                let text = fs::read_to_string(&p).map_err(StoreError::io(&p))?;
-                out.extend(text.lines().filter_map(|l| l.trim().parse::<Digest>().ok()));
+            } else if let Some(hex) = name.strip_prefix(crate::compressed::ROOT_PREFIX) {
+                let Ok(diff_id) = Digest::from_hex(hex) else {
+                    continue;
+                };
+                compressed.push((diff_id, e.path()));
             }
+        }
+        let records: std::collections::BTreeSet<Digest> = out.iter().cloned().collect();
+        for (diff_id, p) in compressed {
+            if !live.contains(&diff_id) && !records.contains(&diff_id) {
+                continue;
+            }
+            let text = fs::read_to_string(&p).map_err(StoreError::io(&p))?;
+            out.extend(text.lines().filter_map(|l| l.trim().parse::<Digest>().ok()));
         }
         Ok(out)
     }
@@ -296,11 +313,17 @@ mod tests {
             format!("{{\"damaged {}", digest('f')),
         )
         .unwrap();
-        let mut pinned = store.pinned_by_roots().unwrap();
+        // The compressed root's layer (c…) is live: an image has it.
+        let live = [Digest::from_hex(&"c".repeat(64)).unwrap()].into();
+        let mut pinned = store.pinned_by_roots(&live).unwrap();
         pinned.sort();
         assert_eq!(pinned, vec![digest('a'), digest('d')]);
+        // Without it, its compressed forms are not kept.
+        let mut pinned = store.pinned_by_roots(&Default::default()).unwrap();
+        pinned.sort();
+        assert_eq!(pinned, vec![digest('a')]);
         assert_eq!(roots.remove_all().unwrap(), 3);
-        assert!(store.pinned_by_roots().unwrap() == vec![digest('d')]);
+        assert!(store.pinned_by_roots(&live).unwrap() == vec![digest('d')]);
     }
 
     #[test]

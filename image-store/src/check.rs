@@ -169,7 +169,7 @@ impl Store {
 
         // Unreferenced blobs are garbage, not damage.
         let mut roots_live = live.clone();
-        roots_live.extend(self.pinned_by_roots()?);
+        roots_live.extend(self.pinned_by_roots(&live)?);
         for d in self.list_blobs()? {
             if !roots_live.contains(&d) {
                 rep.unreferenced.0 += 1;

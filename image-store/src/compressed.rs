@@ -139,35 +139,48 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets compressed forms of layers no longer in the store and
-    /// deletes their blobs unless an image references them. Cheap when
-    /// nothing is stale (one directory listing).
+    /// Drops the compressed forms of layers that left the store (their
+    /// map files, their root, and their blobs no image references).
+    /// Opportunistic: skipped while anyone (this process included, e.g. a
+    /// push holding the reader lock) uses the store.
     pub fn sweep_compressed(&self) -> Result<()> {
-        let dir = self.kiln_dir().join("roots");
-        let Ok(entries) = fs::read_dir(&dir) else {
-            return Ok(());
-        };
-        let mut stale = Vec::new();
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let Some(hex) = name.to_str().and_then(|n| n.strip_prefix(ROOT_PREFIX)) else {
-                continue;
-            };
-            let Ok(diff_id) = Digest::from_hex(hex) else {
-                continue;
-            };
-            if !self.has_blob(&diff_id) {
-                stale.push((diff_id, e.path()));
-            }
-        }
-        if stale.is_empty() {
+        if !self.has_stale_compressed() {
             return Ok(());
         }
-        // Opportunistic: skipped while anyone (this process included, e.g.
-        // a push holding the reader lock) uses the store.
         let Some(_gc) = self.try_collector_lock()? else {
             return Ok(());
         };
+        self.sweep_compressed_locked()
+    }
+
+    /// The compressed roots whose uncompressed layer is gone.
+    fn stale_compressed(&self) -> Vec<(Digest, PathBuf)> {
+        let dir = self.kiln_dir().join("roots");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let hex = name.to_str()?.strip_prefix(ROOT_PREFIX)?;
+                let diff_id = Digest::from_hex(hex).ok()?;
+                (!self.has_blob(&diff_id)).then(|| (diff_id, e.path()))
+            })
+            .collect()
+    }
+
+    fn has_stale_compressed(&self) -> bool {
+        !self.stale_compressed().is_empty()
+    }
+
+    /// [`Store::sweep_compressed`] for a caller that holds the collector
+    /// lock (garbage collection, right after it removed layers).
+    pub(crate) fn sweep_compressed_locked(&self) -> Result<()> {
+        let stale = self.stale_compressed();
+        if stale.is_empty() {
+            return Ok(());
+        }
         let mut live = BTreeSet::new();
         for img in self.images_locked()? {
             live.insert(img.manifest_digest().clone());
@@ -175,9 +188,6 @@ impl Store {
             live.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
         }
         for (diff_id, root) in stale {
-            if self.has_blob(&diff_id) {
-                continue;
-            }
             let doomed: Vec<Digest> = fs::read_to_string(&root)
                 .unwrap_or_default()
                 .lines()
@@ -391,5 +401,50 @@ mod tests {
         assert!(store
             .compressed_layer(&layer.digest, LayerFormat::Gzip)
             .is_none());
+    }
+
+    /// Garbage collection takes a compressed form with its layer: the
+    /// root that keeps it pins nothing once the layer is unreferenced
+    /// (it kept every pushed layer's gzip copy after `system prune -a`).
+    #[test]
+    fn collecting_a_layer_collects_its_compressed_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layer = store.write_blob(media::OCI_LAYER, &data(100_000)).unwrap();
+        let gz = store
+            .compress_layer(&layer.digest, LayerFormat::Gzip)
+            .unwrap();
+        let zst = store
+            .compress_layer(&layer.digest, LayerFormat::Zstd)
+            .unwrap();
+        // No image and no step record references the layer.
+        store.prune(true, &|_| false).unwrap();
+        for d in [&layer.digest, &gz.digest, &zst.digest] {
+            assert!(!store.has_blob(d), "{d} was kept");
+        }
+        assert!(store
+            .compressed_layer(&layer.digest, LayerFormat::Gzip)
+            .is_none());
+        let roots = fs::read_dir(store.kiln_dir().join("roots"))
+            .unwrap()
+            .count();
+        assert_eq!(roots, 0);
+        // A layer a step record keeps keeps its compressed forms too.
+        let layer = store.write_blob(media::OCI_LAYER, &data(50_000)).unwrap();
+        let gz = store
+            .compress_layer(&layer.digest, LayerFormat::Gzip)
+            .unwrap();
+        store
+            .build_roots()
+            .put(
+                &"1".repeat(64),
+                &crate::build_roots::StepRecord {
+                    created: "2026-12-01T00:00:00Z".into(),
+                    layer: Some(layer.clone()),
+                },
+            )
+            .unwrap();
+        store.prune(true, &|_| false).unwrap();
+        assert!(store.has_blob(&layer.digest) && store.has_blob(&gz.digest));
     }
 }

@@ -386,7 +386,7 @@ impl Store {
             self.clean_stale_temps_locked();
             return Ok(0);
         }
-        for extra in self.pinned_by_roots()? {
+        for extra in self.pinned_by_roots(&live)? {
             live.insert(extra);
         }
         let dead: Vec<Digest> = self
@@ -395,6 +395,8 @@ impl Store {
             .filter(|d| !live.contains(d))
             .collect();
         let freed = self.remove_blobs(&dead)?;
+        // The roots and maps of compressed forms just collected.
+        self.sweep_compressed_locked()?;
         self.remove_unused_layer_dirs(&live)?;
         self.clean_stale_temps_locked();
         Ok(freed)
