@@ -765,6 +765,59 @@ fn add_checks_out_git_repositories_at_a_ref() {
 /// true` make the same layer twice: the stack is still mounted (overlayfs
 /// refuses a directory given twice; the copy it fell back to lost the
 /// deletion).
+/// A store on overlayfs (kiln inside a container): the kernel refuses it
+/// as the upper directory of a RUN step's overlay. The build fails there,
+/// saying so; it used to run the step on a copy of the layers, whose
+/// writes never reached the step's layer: `RUN echo hi > /x` made an
+/// empty layer and the next step found no /x.
+#[test]
+fn a_run_step_whose_overlay_cannot_mount_fails_instead_of_losing_its_changes() {
+    if !common::is_root() {
+        eprintln!("skipping: RUN steps need root");
+        return;
+    }
+    let k = Kiln::new();
+    let base = k.dir.path().join("ovl");
+    for d in ["lower", "upper", "work"] {
+        std::fs::create_dir_all(base.join(d)).unwrap();
+    }
+    std::fs::create_dir_all(k.root()).unwrap();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        base.join("lower").display(),
+        base.join("upper").display(),
+        base.join("work").display()
+    );
+    let st = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(k.root())
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount overlay");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(k.root());
+    k.import_busybox("busybox");
+    let ctx = k.context("FROM busybox\nRUN echo hi > /x\nRUN cat /x\n");
+    let r = build(&k, &["-t", "lost", ctx.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("overlay mount") && r.stderr.contains("--root"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("copying the layers instead"),
+        "{}",
+        r.stderr
+    );
+    assert_ne!(k.run(&["image", "inspect", "lost"]).code, 0);
+}
+
 #[test]
 fn each_run_step_sees_the_users_the_steps_before_it_made() {
     if !common::is_root() {

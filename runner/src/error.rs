@@ -50,6 +50,12 @@ impl RunError {
 
     /// The exit code docker uses for this failure: 127 when the program was
     /// not found, 126 when it cannot be executed, 125 for the runtime's own errors.
+    /// The overlay mount of the container's layers failed (with
+    /// [`crate::RunOptions::copy_fallback`] off, nothing ran).
+    pub fn is_overlay_mount(&self) -> bool {
+        matches!(self, RunError::Setup { step, .. } if step == crate::child::OVERLAY_STEP)
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::NotFound { .. } => 127,

@@ -168,6 +168,13 @@ pub struct RunOptions {
     /// on a host crash: for build steps and `--rm` runs. Default: off (as
     /// docker).
     pub overlay_volatile: bool,
+    /// When the overlay mount fails, run on a copy of the layers instead
+    /// (`bundle/rootfs-copy`). The container's writes then land in that
+    /// copy, not in the upper directory: a caller that takes the upper
+    /// directory as the container's changes (a build step's layer) must
+    /// turn this off, or the changes would be lost without an error.
+    /// Default: on.
+    pub copy_fallback: bool,
     /// Receives non-fatal problems (limits that could not be applied, the
     /// copy fallback, ...). Defaults to printing `WARNING: ...` on stderr.
     pub warn: fn(&str),
@@ -189,6 +196,7 @@ impl RunOptions {
             detach: false,
             id_maps: None,
             overlay_volatile: false,
+            copy_fallback: true,
             warn: print_warning,
             before_start: None,
         }
@@ -547,7 +555,9 @@ fn builtin_start(
     };
     match start_with(&plan, opts, id_maps.as_ref(), &limits, devices) {
         Err(RunError::Setup { step, source })
-            if step == child::OVERLAY_STEP && matches!(opts.rootfs, Rootfs::Overlay { .. }) =>
+            if step == child::OVERLAY_STEP
+                && opts.copy_fallback
+                && matches!(opts.rootfs, Rootfs::Overlay { .. }) =>
         {
             (opts.warn)(&format!(
                 "overlay mount failed ({source}); copying the layers instead"

@@ -455,7 +455,31 @@ fn copy_fallback(e: &Env) -> TestResult {
     expect_stdout(&o, "copied")?;
     check(bundle.join("rootfs-copy/tmp/f").exists(), || {
         "fallback copy not used".into()
-    })
+    })?;
+    // A caller whose changes are the upper directory (a build step) turns
+    // the copy off: the run fails, naming the overlay mount, and runs
+    // nothing (the write would have gone to a copy and been lost).
+    let mut opts = e.opts();
+    let bundle = opts.bundle.clone();
+    opts.rootfs = Rootfs::Overlay {
+        lower: vec![base.join("l1")],
+        upper: base.join("upper2"),
+        work: shm.path().join("work2"),
+    };
+    opts.warn = |_| {};
+    opts.copy_fallback = false;
+    let o = run_captured(&params(&["sh", "-c", "echo lost > /tmp/g"]), opts);
+    let err = match &o.status {
+        Err(e) => e.to_string(),
+        Ok(s) => return Err(format!("ran without its overlay: {s:?}")),
+    };
+    check(err.contains("overlay mount"), || {
+        format!("error does not name the overlay mount: {err}")
+    })?;
+    check(
+        !bundle.join("rootfs-copy").exists() && !base.join("upper2/tmp/g").exists(),
+        || "ran on a copy".into(),
+    )
 }
 
 fn memory_limit(e: &Env) -> TestResult {

@@ -147,6 +147,9 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
     // unpacked layer (rebuilt from the blob when missing): no sync of the
     // store's filesystem at every step's end.
     opts.overlay_volatile = true;
+    // The upper directory is the step's layer: a run on a copy of the
+    // layers would leave it empty and lose the step's changes.
+    opts.copy_fallback = false;
     // On the bridge, the resolver netavark's network gives.
     let bridged_resolv = bridged
         .as_ref()
@@ -206,11 +209,25 @@ pub fn execute(step: &RunStep) -> Result<PathBuf, BuildError> {
         let tail = reader.join().unwrap_or_default();
         (result, tail)
     });
-    let status = result.map_err(|e| BuildError::RunFailed {
-        command: output::truncate_command(&args.join(" ")),
-        code: e.exit_code() as i32,
-        reason: Some(e.to_string()),
-        output: tail.clone(),
+    let status = result.map_err(|e| {
+        let reason = if e.is_overlay_mount() {
+            // Most often a store on overlayfs itself (kiln inside a
+            // container), which the kernel refuses as an upper directory.
+            format!(
+                "{e} (the step's layers are mounted with overlayfs, with their \
+                 changes in {}: that filesystem cannot hold an overlay upper \
+                 directory; use a store (--root) on ext4, xfs, btrfs or tmpfs)",
+                upper.display()
+            )
+        } else {
+            e.to_string()
+        };
+        BuildError::RunFailed {
+            command: output::truncate_command(&args.join(" ")),
+            code: e.exit_code() as i32,
+            reason: Some(reason),
+            output: tail.clone(),
+        }
     })?;
     if !status.success() {
         return Err(BuildError::RunFailed {
