@@ -777,30 +777,7 @@ fn a_run_step_whose_overlay_cannot_mount_fails_instead_of_losing_its_changes() {
         return;
     }
     let k = Kiln::new();
-    let base = k.dir.path().join("ovl");
-    for d in ["lower", "upper", "work"] {
-        std::fs::create_dir_all(base.join(d)).unwrap();
-    }
-    std::fs::create_dir_all(k.root()).unwrap();
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        base.join("lower").display(),
-        base.join("upper").display(),
-        base.join("work").display()
-    );
-    let st = std::process::Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &opts])
-        .arg(k.root())
-        .status()
-        .unwrap();
-    assert!(st.success(), "mount overlay");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(k.root());
+    let _overlay = common::OverlayStore::mount(&k);
     k.import_busybox("busybox");
     let ctx = k.context("FROM busybox\nRUN echo hi > /x\nRUN cat /x\n");
     let r = build(&k, &["-t", "lost", ctx.to_str().unwrap()]);

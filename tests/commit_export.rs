@@ -235,3 +235,53 @@ fn commit_does_not_revive_a_deleted_mount_point() {
     ]);
     assert_eq!(r.stdout, "gone\n", "{}", r.stderr);
 }
+
+/// A container on a store on overlayfs runs on a copy of its layers (its
+/// overlay cannot be mounted there), and its writes land in that copy:
+/// commit, export, diff and cp refuse, where they used to read its empty
+/// upper directory (`commit` made an image without the container's
+/// changes).
+#[test]
+fn a_container_on_a_copy_of_its_layers_is_not_committed_without_its_changes() {
+    if !is_root() {
+        eprintln!("skipping: containers need root");
+        return;
+    }
+    let k = Kiln::new();
+    let _overlay = common::OverlayStore::mount(&k);
+    k.import_busybox("busybox");
+    k.run(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "oncopy",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /x; sleep 60",
+    ])
+    .ok();
+    common::wait_until(
+        "the container wrote /x",
+        std::time::Duration::from_secs(20),
+        || k.run(&["exec", "oncopy", "cat", "/x"]).stdout == "hi\n",
+    );
+    for args in [
+        &["commit", "oncopy", "lost"][..],
+        &["export", "-o", "/dev/null", "oncopy"],
+        &["diff", "oncopy"],
+        &["cp", "oncopy:/x", "-"],
+    ] {
+        let r = k.run(args);
+        assert_eq!(r.code, 125, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("runs on a copy of its image's layers"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert_ne!(k.run(&["image", "inspect", "lost"]).code, 0);
+    k.run(&["rm", "-f", "oncopy"]).ok();
+}

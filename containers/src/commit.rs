@@ -66,6 +66,7 @@ pub fn commit(
 ) -> Result<Committed> {
     let containers = Containers::new(store);
     let c = containers.container(name)?;
+    crate::export::not_on_a_copy(store, &c)?;
     // The base image is looked up inside the transaction that also stores
     // the new image (it holds the writer lock), so an `rmi` cannot delete it
     // in between; on failure the blobs it wrote are removed again.

@@ -33,6 +33,7 @@ pub fn layers(store: &Store, c: &Container) -> Result<Vec<std::path::PathBuf>> {
         ))
     })?;
     let dir = Containers::new(store).container_dir(&c.id);
+    not_on_a_copy(store, c)?;
     for d in [dir.join(INIT_DIR), dir.join("upper")] {
         if d.is_dir() {
             layers.push(d);
@@ -171,4 +172,22 @@ fn with_layers(
     })();
     let _ = fs::remove_dir(&target);
     res
+}
+
+/// A container whose overlay could not be mounted runs on a copy of its
+/// layers (the runner's copy fallback): its writes land in that copy, not
+/// in its upper directory, so its changes cannot be read (`commit`,
+/// `diff`, `export`, `cp` from it) or its files written (`cp` into it)
+/// from outside. Refused, rather than giving a tree without the changes.
+pub(crate) fn not_on_a_copy(store: &Store, c: &Container) -> Result<()> {
+    let dir = Containers::new(store).container_dir(&c.id);
+    if dir.join(runner::COPY_ROOTFS_DIR).exists() {
+        return Err(Error::Invalid(format!(
+            "container {} runs on a copy of its image's layers (its overlay mount failed, \
+             as on a store on overlayfs): its changes are not in its layer, and cannot be \
+             read or written from outside",
+            &c.id[..12]
+        )));
+    }
+    Ok(())
 }

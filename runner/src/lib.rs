@@ -67,6 +67,11 @@ pub use oci_spec::runtime::Spec;
 pub use rootfs::{distinct_layers, readonly_overlay_data, writable_overlay_data, Rootfs};
 pub use tty::RawMode;
 
+/// The directory in the bundle the copy fallback
+/// ([`RunOptions::copy_fallback`]) runs the container on: while it exists,
+/// the container's writes are there and not in its upper directory.
+pub const COPY_ROOTFS_DIR: &str = "rootfs-copy";
+
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
@@ -630,7 +635,7 @@ fn prepare_root(opts: &RunOptions, copy: bool) -> Result<rootfs::RootMount, RunE
             rootfs::ensure_dir(upper)?;
             rootfs::ensure_dir(work)?;
             if copy {
-                let dest = opts.bundle.join("rootfs-copy");
+                let dest = opts.bundle.join(COPY_ROOTFS_DIR);
                 rootfs::flatten(lower, upper, &dest)?;
                 return Ok(rootfs::RootMount::Bind {
                     path: rootfs::cpath(&absolute(&dest)?)?,

@@ -253,3 +253,37 @@ pub fn wait_until(what: &str, limit: std::time::Duration, mut f: impl FnMut() ->
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The store of `k` on an overlayfs mount, as for kiln inside a container
+/// (whose root is overlayfs): the kernel refuses it as an overlay upper
+/// directory. Unmounted when dropped, before `k`'s directory goes.
+pub struct OverlayStore(PathBuf);
+
+impl OverlayStore {
+    pub fn mount(k: &Kiln) -> OverlayStore {
+        let base = k.dir.path().join("ovl");
+        for d in ["lower", "upper", "work"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(k.root()).unwrap();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            base.join("lower").display(),
+            base.join("upper").display(),
+            base.join("work").display()
+        );
+        let st = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(k.root())
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount an overlay at {}", k.root().display());
+        OverlayStore(k.root())
+    }
+}
+
+impl Drop for OverlayStore {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
