@@ -144,13 +144,16 @@ impl Store {
     /// Opportunistic: skipped while anyone (this process included, e.g. a
     /// push holding the reader lock) uses the store.
     pub fn sweep_compressed(&self) -> Result<()> {
-        if !self.has_stale_compressed() {
+        let stale = self.stale_compressed();
+        if stale.is_empty() {
             return Ok(());
         }
         let Some(_gc) = self.try_collector_lock()? else {
             return Ok(());
         };
-        self.sweep_compressed_locked()
+        // A pull may have brought a layer back before the lock was ours.
+        let stale = stale.into_iter().filter(|(d, _)| !self.has_blob(d));
+        self.sweep_stale_locked(stale.collect())
     }
 
     /// The compressed roots whose uncompressed layer is gone.
@@ -170,14 +173,13 @@ impl Store {
             .collect()
     }
 
-    fn has_stale_compressed(&self) -> bool {
-        !self.stale_compressed().is_empty()
-    }
-
     /// [`Store::sweep_compressed`] for a caller that holds the collector
     /// lock (garbage collection, right after it removed layers).
     pub(crate) fn sweep_compressed_locked(&self) -> Result<()> {
-        let stale = self.stale_compressed();
+        self.sweep_stale_locked(self.stale_compressed())
+    }
+
+    fn sweep_stale_locked(&self, stale: Vec<(Digest, PathBuf)>) -> Result<()> {
         if stale.is_empty() {
             return Ok(());
         }
