@@ -1560,3 +1560,51 @@ fn copy_from_a_stage_hits_by_its_layers_without_reading_them() {
         .ok();
     assert_eq!(r.stdout, "second\nsecond\n");
 }
+
+/// `COPY --from` is keyed by the content it copies, as BuildKit's content
+/// checksums make it: a source stage that runs again and makes the same
+/// files leaves the step, and the steps after it, cached (the image is the
+/// same). Different content misses and is copied.
+#[test]
+fn copy_from_a_stage_that_ran_again_with_the_same_output_hits() {
+    let k = with_base();
+    let ctx = k.dir.path().join("samectx");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox AS gen\nCOPY src /src\nRUN mkdir /out && wc -l < /src/a > /out/lines\n\
+         FROM busybox\nCOPY --from=gen /out /out\nRUN cat /out/lines > /seen\n",
+    );
+    write(&ctx.join("src/a"), "one\n");
+    let c = ctx.to_str().unwrap();
+    build(&k, &["-t", "sameout", c]).ok();
+    let id = inspect(&k, "sameout")["Id"].clone();
+
+    // Another line of the same count: the gen stage runs again.
+    write(&ctx.join("src/a"), "two\n");
+    let again = build(&k, &["-t", "sameout", c]).ok();
+    assert!(
+        again
+            .stderr
+            .contains("Cache miss at line 2: COPY src /src (what it copies changed)"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(hits(&again), 2, "{}", again.stderr);
+    assert_eq!(inspect(&k, "sameout")["Id"], id, "{}", again.stderr);
+
+    write(&ctx.join("src/a"), "two\nthree\n");
+    let changed = build(&k, &["-t", "sameout", c]).ok();
+    assert_eq!(hits(&changed), 0, "{}", changed.stderr);
+    let r = k
+        .run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "sameout",
+            "cat",
+            "/seen",
+        ])
+        .ok();
+    assert_eq!(r.stdout.trim(), "2");
+}

@@ -101,9 +101,12 @@ impl StageRun<'_, '_> {
             now: self.now_secs,
         };
         // Sources: the context, or a stage/image view.
-        let mut inputs = Vec::new();
+        let inputs;
         let mut _view = None;
         let mut _owned_ctx = None;
+        // The digests of a stage's files, for this step only: a view's
+        // files are read once each.
+        let view_index = StatIndex::default();
         let planned = match &from {
             None => {
                 let Some(ctx) = self.context.as_ref() else {
@@ -148,8 +151,14 @@ impl StageRun<'_, '_> {
                     })?;
                     return Ok((rec, k));
                 }
-                let (src_state_key, src_lowers) = self.source_of(from, cmd)?;
-                key.part("from", src_state_key.as_bytes());
+                // Keyed by what is copied (each file's sha256 with its
+                // name, mode and owner), not by the source's key: a stage
+                // that ran again and made the same files leaves this step
+                // and the ones after it cached, as BuildKit's content
+                // checksums do. Only a changed source is read for this (the
+                // content alias above answers for the same layers).
+                let (_, src_lowers) = self.source_of(from, cmd)?;
+                key.part("from", b"stage or image content");
                 let target = self.scratch_for("view");
                 let v = view::View::mount(&src_lowers.dirs, &target)?;
                 let ctx = crate::context::BuildContext::new(&v.root, &[] as &[&str])
@@ -158,11 +167,14 @@ impl StageRun<'_, '_> {
                 let ctx = _owned_ctx.insert(ctx);
                 let mut root = copy::SourceRoot {
                     ctx,
-                    index: None,
+                    index: Some(&view_index),
                     inputs: Vec::new(),
                     from: Some(from.clone()),
                 };
-                copy::plan(&params, &mut root, &lowers, &mut key).map_err(|e| e.located(cmd))?
+                let planned = copy::plan(&params, &mut root, &lowers, &mut key)
+                    .map_err(|e| e.located(cmd))?;
+                inputs = root.inputs;
+                planned
             }
         };
         let k = key.finish();
