@@ -1200,6 +1200,32 @@ fn run_bind_mount_from_a_stage_keys_the_step_on_that_stage() {
     assert!(edited.stderr.contains("seen-v2"), "{}", edited.stderr);
 }
 
+/// A RUN's bind mount from a stage is keyed by what the mount shows, as
+/// BuildKit keys it: the stage running again and making the same files
+/// leaves the step (and the steps after it) cached.
+#[test]
+fn run_bind_mount_from_a_stage_that_ran_again_with_the_same_files_hits() {
+    let k = with_base();
+    let ctx = k.dir.path().join("bindsame");
+    write(
+        &ctx.join("Dockerfile"),
+        "FROM busybox AS src\nCOPY data.txt /in/\nRUN mkdir /d && wc -c < /in/data.txt > /d/size\n\
+         FROM busybox\nRUN --mount=type=bind,from=src,source=/d,target=/m cp /m/size /size\nRUN cat /size\n",
+    );
+    write(&ctx.join("data.txt"), "v1\n");
+    let c = ctx.to_str().unwrap();
+    build(&k, &["-t", "bindsame", c]).ok();
+    let id = inspect(&k, "bindsame")["Id"].clone();
+    write(&ctx.join("data.txt"), "v2\n");
+    let again = build(&k, &["-t", "bindsame", c]).ok();
+    assert_eq!(hits(&again), 2, "{}", again.stderr);
+    assert_eq!(inspect(&k, "bindsame")["Id"], id, "{}", again.stderr);
+    write(&ctx.join("data.txt"), "v22\n");
+    let changed = build(&k, &["-t", "bindsame", c]).ok();
+    assert_eq!(hits(&changed), 0, "{}", changed.stderr);
+    assert!(changed.stderr.contains("\n4\n"), "{}", changed.stderr);
+}
+
 /// An edit of one context file: the COPY's new layer links the unchanged
 /// files from the layer the step made before (one inode in both layer
 /// directories), and a write to such a file later, by a RUN step or a

@@ -221,8 +221,6 @@ impl StageRun<'_, '_> {
         cmd: &Command,
         key: &mut cache::KeyHasher,
     ) -> Result<Vec<(String, String)>, BuildError> {
-        use std::os::unix::ffi::OsStrExt;
-        use std::os::unix::fs::MetadataExt;
         let mounts = r
             .expand_mounts(&self.lexer, &self.expansion_env(state))
             .map_err(|e| BuildError::caused_at(cmd, e))?;
@@ -247,12 +245,15 @@ impl StageRun<'_, '_> {
                         );
                         (&owned, Some(&dir_index))
                     }
-                    // A stage or image: its key stands for its content (a
-                    // rebuilt stage has a new one).
+                    // A stage or image: keyed by the content under the
+                    // mount's source, as BuildKit's content checksums key
+                    // it (a stage that ran again and made the same files
+                    // leaves the step cached).
                     _ => {
-                        if let Some(k) = self.source_key(f, cmd)? {
-                            key.part("bind-from", k.as_bytes());
-                        }
+                        let rel = m.source.clone().unwrap_or_default();
+                        let digest = self.bind_source_digest(f, &rel, n, cmd, &mut inputs)?;
+                        key.part("bind-mount", n.to_string().as_bytes())
+                            .part("bind-from-content", digest.as_bytes());
                         continue;
                     }
                 },
@@ -260,37 +261,94 @@ impl StageRun<'_, '_> {
             let rel = m.source.clone().unwrap_or_default();
             key.part("bind-mount", n.to_string().as_bytes())
                 .part("bind-source", rel.as_bytes());
-            // Symlinks on the way resolved inside the context, as the mount
-            // itself resolves them.
-            let found = runner::inroot::Root::dir(ctx.root())
-                .and_then(|r| r.lookup(Path::new(&rel), true))
-                .map_err(|e| BuildError::at(cmd, format!("bind mount source {rel:?}: {e}")))?;
-            let walk = ctx
-                .walk_from(&found.path)
-                .map_err(|e| BuildError::at(cmd, format!("bind mount source {rel:?}: {e}")))?;
-            for entry in walk {
-                let e = entry
-                    .map_err(|e| BuildError::at(cmd, format!("bind mount source {rel:?}: {e}")))?;
-                let name = e.path.as_os_str().as_bytes();
-                let md = &e.metadata;
-                key.part("path", name)
-                    .part("mode", md.mode().to_string().as_bytes());
-                let abs = ctx.absolute(&e.path);
-                if md.file_type().is_symlink() {
-                    let t = std::fs::read_link(&abs).map_err(|e| BuildError::Io(abs.clone(), e))?;
-                    key.part("link", t.as_os_str().as_bytes());
-                } else if md.is_file() {
-                    let shown = String::from_utf8_lossy(name).into_owned();
-                    let sha = match index {
-                        Some(idx) => idx.hash(name, &abs, md),
-                        None => cache::hash_file(&abs),
-                    }
-                    .map_err(|e| BuildError::Io(abs.clone(), e))?;
-                    key.part("sha", sha.as_bytes());
-                    inputs.push((shown, sha));
-                }
-            }
+            tree_key(ctx, index, &rel, false, key, &mut inputs, cmd)?;
         }
         Ok(inputs)
     }
+
+    /// The digest of what a bind mount from the stage or image `from`
+    /// shows under `rel`: each entry's path, mode and owner, a symlink's
+    /// target and a file's sha256. The source's layers never change, so
+    /// the digest is remembered by them (a content alias): an unchanged
+    /// source is neither mounted nor read again.
+    fn bind_source_digest(
+        &self,
+        from: &str,
+        rel: &str,
+        n: usize,
+        cmd: &Command,
+        inputs: &mut Vec<(String, String)>,
+    ) -> Result<String, BuildError> {
+        let alias = self.source_layers(from, cmd)?.map(|layers| {
+            let list: Vec<String> = layers.iter().map(|d| d.to_string()).collect();
+            let mut a = cache::KeyHasher::new("bind-source-content");
+            a.part("layers", list.join(",").as_bytes())
+                .part("source", rel.as_bytes());
+            a.finish()
+        });
+        if let Some(d) = alias.as_ref().and_then(|a| self.cache.content_alias(a)) {
+            return Ok(d);
+        }
+        let (_, lowers) = self.source_of(from, cmd)?;
+        let target = self.scratch_for(&format!("bind-key-{n}"));
+        let v = view::View::mount(&lowers.dirs, &target)?;
+        let ctx = crate::context::BuildContext::new(&v.root, &[] as &[&str])
+            .map_err(|e| BuildError::Invalid(e.to_string()))?;
+        let index = cache::StatIndex::default();
+        let mut h = cache::KeyHasher::new("bind-content");
+        tree_key(&ctx, Some(&index), rel, true, &mut h, inputs, cmd)?;
+        let digest = h.finish();
+        if let Some(a) = &alias {
+            self.cache.put_content_alias(a, &digest);
+        }
+        Ok(digest)
+    }
+}
+
+/// Feeds the tree under `rel` in `ctx` into `key`: each entry's path and
+/// mode (and owner, with `owners`), a symlink's target, a file's sha256
+/// (also pushed to `inputs`, to explain a miss). Symlinks on the way to
+/// `rel` are resolved inside `ctx`, as the mount itself resolves them.
+fn tree_key(
+    ctx: &crate::context::BuildContext,
+    index: Option<&cache::StatIndex>,
+    rel: &str,
+    owners: bool,
+    key: &mut cache::KeyHasher,
+    inputs: &mut Vec<(String, String)>,
+    cmd: &Command,
+) -> Result<(), BuildError> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let failed =
+        |e: &dyn std::fmt::Display| BuildError::at(cmd, format!("bind mount source {rel:?}: {e}"));
+    let found = runner::inroot::Root::dir(ctx.root())
+        .and_then(|r| r.lookup(Path::new(rel), true))
+        .map_err(|e| failed(&e))?;
+    let walk = ctx.walk_from(&found.path).map_err(|e| failed(&e))?;
+    for entry in walk {
+        let e = entry.map_err(|e| failed(&e))?;
+        let name = e.path.as_os_str().as_bytes();
+        let md = &e.metadata;
+        key.part("path", name)
+            .part("mode", md.mode().to_string().as_bytes());
+        if owners {
+            key.part("owner", format!("{}:{}", md.uid(), md.gid()).as_bytes());
+        }
+        let abs = ctx.absolute(&e.path);
+        if md.file_type().is_symlink() {
+            let t = std::fs::read_link(&abs).map_err(|e| BuildError::Io(abs.clone(), e))?;
+            key.part("link", t.as_os_str().as_bytes());
+        } else if md.is_file() {
+            let shown = String::from_utf8_lossy(name).into_owned();
+            let sha = match index {
+                Some(idx) => idx.hash(name, &abs, md),
+                None => cache::hash_file(&abs),
+            }
+            .map_err(|e| BuildError::Io(abs.clone(), e))?;
+            key.part("sha", sha.as_bytes());
+            inputs.push((shown, sha));
+        }
+    }
+    Ok(())
 }
