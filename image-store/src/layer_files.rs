@@ -16,9 +16,10 @@
 //! ignored, which only costs writing the files again.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use crate::digest::Digest;
 use crate::store::Store;
@@ -41,6 +42,48 @@ pub struct FileFacts {
     pub uid: u32,
     pub gid: u32,
     pub sha: [u8; 32],
+}
+
+/// The sha256 of small files' data that the writer of a layer tar vouches
+/// for, by where the data starts in the stream: a build's COPY checked
+/// the bytes it took from the step's previous layer against the digest
+/// its key holds, and the unpack beside it ([`crate::unpacking`]) records
+/// that digest instead of hashing the same bytes again (one pass less
+/// over an edited layer). Only the writer in the same process vouches;
+/// an entry without a vouch, or one the writer vouched for too late, is
+/// hashed as before.
+#[derive(Debug, Default)]
+pub struct Vouched {
+    /// (data offset, size, sha256), offsets rising.
+    queue: Mutex<VecDeque<(u64, u64, [u8; 32])>>,
+}
+
+impl Vouched {
+    /// The data of `size` bytes at `offset` of the stream has this sha256.
+    /// Called in stream order.
+    pub fn vouch(&self, offset: u64, size: u64, sha: [u8; 32]) {
+        self.lock().push_back((offset, size, sha));
+    }
+
+    /// The digest vouched for the data at `offset`, if any; vouches for
+    /// earlier offsets (entries the unpack has passed) are dropped.
+    pub fn take(&self, offset: u64, size: u64) -> Option<[u8; 32]> {
+        let mut q = self.lock();
+        while let Some(&(at, n, sha)) = q.front() {
+            if at > offset {
+                return None;
+            }
+            q.pop_front();
+            if at == offset {
+                return (n == size).then_some(sha);
+            }
+        }
+        None
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, u64, [u8; 32])>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The facts of a layer's files, by path (relative, as bytes).

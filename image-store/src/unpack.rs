@@ -22,7 +22,7 @@ use rustix::fs::{
 use crate::layer::{
     max_layer_size, not_tar, show_name, EntryCheck, EntryName, LayerError, SizeLimit, TarStats,
 };
-use crate::layer_files::{FileFacts, LayerFiles, RECORD_MAX};
+use crate::layer_files::{FileFacts, LayerFiles, Vouched, RECORD_MAX};
 use sha2::Digest as _;
 use small_files::{LinkSource, SmallFile, SmallFiles};
 use std::os::unix::ffi::OsStrExt;
@@ -84,12 +84,14 @@ pub fn unpack<R: Read>(
 
 /// [`unpack`] that also records the facts of the small regular files it
 /// writes ([`crate::layer_files`]), and links from `reuse` the files whose
-/// facts match there instead of writing them.
+/// facts match there instead of writing them. `vouched`: digests the
+/// stream's writer gives for some files' data (see [`Vouched`]).
 pub fn unpack_recording<R: Read>(
     input: R,
     dest: &Path,
     opts: UnpackOptions,
     reuse: Option<Reuse>,
+    vouched: Option<std::sync::Arc<Vouched>>,
 ) -> Result<(UnpackStats, LayerFiles), LayerError> {
     // An edit's layer has about the files of the one it links from: sized
     // once, the map does not hold its old and new tables at once while it
@@ -98,6 +100,7 @@ pub fn unpack_recording<R: Read>(
     let mut files = Files {
         reuse,
         record: Some(LayerFiles::with_capacity(expected)),
+        vouched,
     };
     let stats = unpack_layer(input, dest, opts, Some(&mut files))?;
     Ok((stats, files.record.unwrap_or_default()))
@@ -163,6 +166,7 @@ struct Files {
     /// `None` once the layer turned out to have whiteouts: what they
     /// remove is not tracked, so nothing is recorded.
     record: Option<LayerFiles>,
+    vouched: Option<std::sync::Arc<Vouched>>,
 }
 
 /// Unpacks a tar of plain files (a build context sent as an archive) into
@@ -397,7 +401,11 @@ fn unpack_entries<R: Read>(
                     mode: mode.as_raw_mode(),
                     uid,
                     gid,
-                    sha: sha2::Sha256::digest(&data).into(),
+                    sha: files
+                        .as_ref()
+                        .and_then(|f| f.vouched.as_ref())
+                        .and_then(|v| v.take(entry.raw_file_position(), data.len() as u64))
+                        .unwrap_or_else(|| sha2::Sha256::digest(&data).into()),
                 };
                 if let Some(r) = files.as_deref_mut().and_then(|f| f.record.as_mut()) {
                     r.insert(rel_bytes, facts);

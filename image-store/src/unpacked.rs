@@ -152,7 +152,7 @@ impl Store {
                 }
                 Some(like) => {
                     let reuse = self.reuse_of(like, Some(diff_id));
-                    let (_, files) = unpack_recording(&mut hashing, &tmp, opts, reuse)
+                    let (_, files) = unpack_recording(&mut hashing, &tmp, opts, reuse, None)
                         .map_err(|e| e.in_layer(&desc.digest))?;
                     Some(files)
                 }

@@ -14,13 +14,14 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::fsutil::{self, TempPath};
 use crate::layer::LayerError;
-use crate::layer_files::LayerFiles;
+use crate::layer_files::{LayerFiles, Vouched};
 use crate::store::{BlobWriter, Store};
 use crate::unpack::{unpack_recording, UnpackOptions, Whiteouts};
 use crate::verify::Chunks;
@@ -43,6 +44,9 @@ pub struct UnpackingWriter {
     unpacker: Option<JoinHandle<std::result::Result<LayerFiles, LayerError>>>,
     /// The temp directory and the lock that keeps cleaners away from it.
     tmp: Option<(TempPath, File)>,
+    /// Digests the tar's writer vouches for, which the unpack records
+    /// instead of hashing those files' bytes again.
+    vouched: Arc<Vouched>,
 }
 
 impl Store {
@@ -57,6 +61,7 @@ impl Store {
             tx: None,
             unpacker: None,
             tmp: None,
+            vouched: Arc::default(),
         };
         let parent = self.layers_dir();
         if crate::store::private_dir(&parent).is_err() {
@@ -68,6 +73,7 @@ impl Store {
         let reuse = like.and_then(|l| self.reuse_of(l, None));
         let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(IN_FLIGHT);
         let dest = tmp.to_path_buf();
+        let vouched = w.vouched.clone();
         let spawned = std::thread::Builder::new()
             .name("layer-unpacker".into())
             .spawn(move || {
@@ -76,7 +82,7 @@ impl Store {
                     ..Default::default()
                 };
                 let input = Chunks::new(rx);
-                unpack_recording(input, &dest, opts, reuse).map(|(_, files)| files)
+                unpack_recording(input, &dest, opts, reuse, Some(vouched)).map(|(_, files)| files)
             });
         match spawned {
             Ok(h) => {
@@ -93,6 +99,13 @@ impl Store {
 }
 
 impl UnpackingWriter {
+    /// Where the writer of the tar vouches for the sha256 of files' data
+    /// it has checked (see [`Vouched`]), by their offset in what it wrote
+    /// here.
+    pub fn vouched(&self) -> Arc<Vouched> {
+        self.vouched.clone()
+    }
+
     fn send(&mut self) {
         if self.buf.is_empty() {
             return;

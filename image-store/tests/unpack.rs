@@ -158,6 +158,7 @@ fn a_recording_unpack_writes_through_escaping_symlinks_inside() {
         &dest,
         opts(Whiteouts::Overlay),
         None,
+        None,
     );
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "wrote outside");
     assert!(!top.path().join("pwned-up").exists(), "wrote outside");
@@ -926,4 +927,48 @@ fn a_recording_unpack_makes_the_tree_a_plain_one_makes() {
         .unwrap();
     same_tree(&dir_c, &plain(&c, "plain-c"));
     assert!(store.layer_files(&c_id).is_none());
+}
+
+/// An unpack that records file facts takes the sha256 the stream's writer
+/// vouches for a file's data (by its offset and size) instead of hashing
+/// it; a vouch at another offset or for another size is not used.
+#[test]
+fn recorded_facts_take_the_digests_the_writer_vouches_for() {
+    use image_store::layer_files::Vouched;
+    use sha2::{Digest as _, Sha256};
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [("a", &b"first"[..]), ("b", b"second"), ("c", b"third")] {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let t = b.into_inner().unwrap();
+    // Each data block follows its 512-byte header.
+    let (a_at, b_at, c_at) = (512, 512 * 3, 512 * 5);
+    assert_eq!(&t[b_at..b_at + 6], b"second");
+    let told = [7u8; 32];
+    let vouched = std::sync::Arc::new(Vouched::default());
+    vouched.vouch(a_at as u64, 5, told);
+    vouched.vouch(b_at as u64 + 1, 6, told);
+    vouched.vouch(c_at as u64, 4, told);
+    let top = tempfile::tempdir().unwrap();
+    let dest = top.path().join("layer");
+    fs::create_dir(&dest).unwrap();
+    let (_, files) = image_store::unpack::unpack_recording(
+        Cursor::new(&t),
+        &dest,
+        opts(Whiteouts::Overlay),
+        None,
+        Some(vouched),
+    )
+    .unwrap();
+    let sha = |p: &[u8]| files.get(p).unwrap().sha;
+    assert_eq!(sha(b"a"), told, "the vouch was not taken");
+    assert_eq!(sha(b"b"), <[u8; 32]>::from(Sha256::digest(b"second")));
+    assert_eq!(sha(b"c"), <[u8; 32]>::from(Sha256::digest(b"third")));
+    assert_eq!(fs::read(dest.join("c")).unwrap(), b"third");
 }

@@ -12,6 +12,7 @@ use super::copy_plan::join_os;
 use super::copy_reuse::PreviousLayer;
 
 use crate::error::BuildError;
+use image_store::layer_files::Vouched;
 
 /// One tar entry of the layer to be.
 #[derive(Debug)]
@@ -90,7 +91,11 @@ fn prefetched(e: &Planned) -> Option<(&Path, u64, Option<&[u8; 32]>)> {
     }
 }
 
-type Batch = std::vec::IntoIter<io::Result<Vec<u8>>>;
+/// A small file's data, and whether it was checked against the plan's
+/// sha256 (taken from the previous layer), so the unpack may record that
+/// digest without hashing the bytes again.
+type Fetched = (Vec<u8>, bool);
+type Batch = std::vec::IntoIter<io::Result<Fetched>>;
 
 /// The small files of a layer, read in order by [`READERS`] threads in
 /// batches (batch `j` by reader `j % READERS`): opening, reading and
@@ -138,7 +143,10 @@ impl Prefetch {
                         };
                         let old =
                             sha.and_then(|sha| prev.take(e.dest.as_os_str().as_bytes(), size, sha));
-                        batch.push(old.map_or_else(|| read_exact_size(src, size), Ok));
+                        batch.push(match old {
+                            Some(data) => Ok((data, true)),
+                            None => read_exact_size(src, size).map(|d| (d, false)),
+                        });
                         if batch.len() == BATCH {
                             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                             if tx.send(full.into_iter()).is_err() {
@@ -162,7 +170,7 @@ impl Prefetch {
                         for chunk in files.chunks(BATCH).skip(r).step_by(READERS) {
                             let batch: Vec<_> = chunk
                                 .iter()
-                                .map(|(src, size)| read_exact_size(src, *size))
+                                .map(|(src, size)| read_exact_size(src, *size).map(|d| (d, false)))
                                 .collect();
                             if tx.send(batch.into_iter()).is_err() {
                                 return; // the writer stopped
@@ -180,9 +188,9 @@ impl Prefetch {
     }
 
     /// The data of the next small file (in the order of the entries).
-    fn next(&mut self, src: &Path, size: u64) -> io::Result<Vec<u8>> {
+    fn next(&mut self, src: &Path, size: u64) -> io::Result<Fetched> {
         if self.readers.is_empty() {
-            return read_exact_size(src, size);
+            return read_exact_size(src, size).map(|d| (d, false));
         }
         loop {
             if let Some(r) = self.batch.next() {
@@ -204,14 +212,36 @@ fn read_exact_size(src: &Path, size: u64) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
+/// A writer that counts the bytes written through it (the tar builder
+/// writes each entry whole, so after one its count is the entry's end).
+struct Counted<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let k = self.inner.write(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Writes the planned entries as a tar stream; `clamp` caps mtimes.
 /// `previous` is the layer tar the same step wrote last time (see
-/// [`PreviousLayer`]), if any.
+/// [`PreviousLayer`]), if any. `vouched`: where the sha256 of each file
+/// taken from it (checked against the plan's) is given, by the offset of
+/// its data in `out`, for the unpack of the stream.
 pub fn write_layer<W: Write>(
     entries: &[Planned],
     out: W,
     clamp: Option<u64>,
     previous: Option<&Path>,
+    vouched: Option<&Vouched>,
 ) -> Result<(), BuildError> {
     // Only files the plan hashed can be taken from it (a stage's files
     // are read as before, on all readers).
@@ -223,7 +253,7 @@ pub fn write_layer<W: Write>(
         .and_then(|p| PreviousLayer::open(p, PREFETCH_MAX));
     std::thread::scope(|scope| {
         let mut pre = Prefetch::start(scope, entries, previous);
-        write_entries(entries, out, clamp, &mut pre)
+        write_entries(entries, out, clamp, &mut pre, vouched)
     })
 }
 
@@ -232,8 +262,9 @@ fn write_entries<W: Write>(
     out: W,
     clamp: Option<u64>,
     pre: &mut Prefetch,
+    vouched: Option<&Vouched>,
 ) -> Result<(), BuildError> {
-    let mut b = tar::Builder::new(out);
+    let mut b = tar::Builder::new(Counted { inner: out, n: 0 });
     let io_err = |p: &Path, e: io::Error| BuildError::Io(p.to_path_buf(), e);
     for e in entries {
         let mut h = tar::Header::new_gnu();
@@ -255,9 +286,15 @@ fn write_entries<W: Write>(
             Kind::File { src, size, .. } => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(*size);
-                if prefetched(e).is_some() {
-                    let data = pre.next(src, *size).map_err(|er| io_err(src, er))?;
-                    b.append_data(&mut h, &e.dest, data.as_slice())
+                if let Some((_, _, sha)) = prefetched(e) {
+                    let (data, checked) = pre.next(src, *size).map_err(|er| io_err(src, er))?;
+                    let res = b.append_data(&mut h, &e.dest, data.as_slice());
+                    if let (Ok(()), Some(v), Some(sha), true) = (&res, vouched, sha, checked) {
+                        // The data ends the entry, padded to a block.
+                        let at = b.get_ref().n - size.next_multiple_of(512);
+                        v.vouch(at, *size, *sha);
+                    }
+                    res
                 } else {
                     // Read in large pieces (io::copy reads a plain reader
                     // 8 KiB at a time).
@@ -289,7 +326,7 @@ fn write_entries<W: Write>(
         res.map_err(|er| BuildError::Io(e.dest.clone(), er))?;
     }
     b.into_inner()
-        .and_then(|mut w| w.flush())
+        .and_then(|mut w| w.inner.flush())
         .map_err(|e| BuildError::Io(PathBuf::from("layer"), e))?;
     Ok(())
 }
@@ -392,6 +429,7 @@ fn extract_into<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest as _, Sha256};
 
     /// Files read ahead on the reader threads give the very bytes the
     /// writer gives reading each file itself, big and small mixed.
@@ -422,14 +460,14 @@ mod tests {
             });
         }
         let mut ahead = Vec::new();
-        write_layer(&entries, &mut ahead, None, None).unwrap();
+        write_layer(&entries, &mut ahead, None, None, None).unwrap();
         let mut inline = Vec::new();
         let mut none = Prefetch::none();
-        write_entries(&entries, &mut inline, None, &mut none).unwrap();
+        write_entries(&entries, &mut inline, None, &mut none, None).unwrap();
         assert!(ahead == inline);
         // A file that shrank after planning is an error either way.
         std::fs::write(dir.path().join("f7"), b"x").unwrap();
-        let err = write_layer(&entries, &mut Vec::new(), None, None).unwrap_err();
+        let err = write_layer(&entries, &mut Vec::new(), None, None, None).unwrap_err();
         assert!(err.to_string().contains("shrank"), "{err}");
     }
 
@@ -479,7 +517,7 @@ mod tests {
         let old = context_entries(&src, 300);
         let old_tar = dir.path().join("old.tar");
         let mut w = File::create(&old_tar).unwrap();
-        write_layer(&old, &mut w, None, None).unwrap();
+        write_layer(&old, &mut w, None, None, None).unwrap();
         drop(w);
 
         // Edits: other bytes of the same size, and another size.
@@ -492,18 +530,43 @@ mod tests {
         std::fs::write(src.join("f200"), same_size).unwrap();
         let mut new = context_entries(&src, 300);
         let mut expected = Vec::new();
-        write_layer(&new, &mut expected, None, None).unwrap();
+        write_layer(&new, &mut expected, None, None, None).unwrap();
         let mut reused = Vec::new();
-        write_layer(&new, &mut reused, None, Some(&old_tar)).unwrap();
+        let vouched = Vouched::default();
+        write_layer(&new, &mut reused, None, Some(&old_tar), Some(&vouched)).unwrap();
         assert!(reused == expected);
+        // Each file taken from the old tar is vouched for where its data
+        // is in the new one; the edited files, read from disk, are not.
+        let mut entries = tar::Archive::new(reused.as_slice());
+        let (mut vouches, mut edited) = (0, 0);
+        for e in entries.entries().unwrap() {
+            let e = e.unwrap();
+            if e.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let (at, size) = (e.raw_file_position(), e.size());
+            let name = e.path().unwrap().display().to_string();
+            match vouched.take(at, size) {
+                Some(sha) => {
+                    let data = &reused[at as usize..(at + size) as usize];
+                    assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(data)), "{name}");
+                    vouches += 1;
+                }
+                None => {
+                    assert!(name.ends_with("f100") || name.ends_with("f200"), "{name}");
+                    edited += 1;
+                }
+            }
+        }
+        assert_eq!((vouches, edited), (298, 2));
 
         // An unchanged file that is gone: its bytes come from the old tar.
         let f010 = std::fs::read(src.join("f010")).unwrap();
         std::fs::remove_file(src.join("f010")).unwrap();
         let mut again = Vec::new();
-        write_layer(&new, &mut again, None, Some(&old_tar)).unwrap();
+        write_layer(&new, &mut again, None, Some(&old_tar), None).unwrap();
         assert!(again == expected);
-        assert!(write_layer(&new, &mut Vec::new(), None, None).is_err());
+        assert!(write_layer(&new, &mut Vec::new(), None, None, None).is_err());
         std::fs::write(src.join("f010"), &f010).unwrap();
 
         // A plan hash the old bytes do not have: the file is read.
@@ -511,7 +574,7 @@ mod tests {
             *sha = Some([0; 32]);
         }
         std::fs::remove_file(src.join("f010")).unwrap();
-        assert!(write_layer(&new, &mut Vec::new(), None, Some(&old_tar)).is_err());
+        assert!(write_layer(&new, &mut Vec::new(), None, Some(&old_tar), None).is_err());
     }
 
     #[test]

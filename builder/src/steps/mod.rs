@@ -155,13 +155,14 @@ impl StageRun<'_, '_> {
         let (digest, size) = match unpack {
             Some(like) => {
                 let mut w = self.store.unpacking_writer(blob, like.as_ref());
-                copy_layer::write_layer(planned, &mut w, epoch, previous)
+                let vouched = w.vouched();
+                copy_layer::write_layer(planned, &mut w, epoch, previous, Some(&vouched))
                     .map_err(|e| e.located(cmd))?;
                 w.commit()?
             }
             None => {
                 let mut w = blob;
-                copy_layer::write_layer(planned, &mut w, epoch, previous)
+                copy_layer::write_layer(planned, &mut w, epoch, previous, None)
                     .map_err(|e| e.located(cmd))?;
                 w.commit(None)?
             }
