@@ -1200,32 +1200,6 @@ fn run_bind_mount_from_a_stage_keys_the_step_on_that_stage() {
     assert!(edited.stderr.contains("seen-v2"), "{}", edited.stderr);
 }
 
-/// A RUN's bind mount from a stage is keyed by what the mount shows, as
-/// BuildKit keys it: the stage running again and making the same files
-/// leaves the step (and the steps after it) cached.
-#[test]
-fn run_bind_mount_from_a_stage_that_ran_again_with_the_same_files_hits() {
-    let k = with_base();
-    rebuilt_stage_with_the_same_output(
-        &k,
-        "bindsame",
-        "FROM busybox AS src\nCOPY data.txt /in/\nRUN mkdir /d && wc -c < /in/data.txt > /d/out\n\
-         FROM busybox\nRUN --mount=type=bind,from=src,source=/d,target=/m cp /m/out /seen\nRUN cat /seen\n",
-    );
-    let r = k
-        .run(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "bindsame",
-            "cat",
-            "/seen",
-        ])
-        .ok();
-    assert_eq!(r.stdout.trim(), "6");
-}
-
 /// An edit of one context file: the COPY's new layer links the unchanged
 /// files from the layer the step made before (one inode in both layer
 /// directories), and a write to such a file later, by a RUN step or a
@@ -1587,31 +1561,27 @@ fn copy_from_a_stage_hits_by_its_layers_without_reading_them() {
     assert_eq!(r.stdout, "second\nsecond\n");
 }
 
-/// `COPY --from` is keyed by the content it copies, as BuildKit's content
-/// checksums make it: a source stage that runs again and makes the same
-/// files leaves the step, and the steps after it, cached (the image is the
-/// same). Different content misses and is copied.
+/// `COPY --from` and a RUN's bind mount from a stage are keyed by the
+/// content they read, as BuildKit's content checksums key them: a source
+/// stage that runs again and makes the same files leaves the step, and the
+/// steps after it, cached (the image is the same). Different content
+/// misses and is read.
 #[test]
-fn copy_from_a_stage_that_ran_again_with_the_same_output_hits() {
-    let k = with_base();
-    rebuilt_stage_with_the_same_output(
-        &k,
-        "sameout",
+fn a_stage_that_ran_again_with_the_same_output_leaves_its_readers_cached() {
+    let copy =
         "FROM busybox AS src\nCOPY data.txt /in/\nRUN mkdir /d && wc -l < /in/data.txt > /d/out\n\
-         FROM busybox\nCOPY --from=src /d /d\nRUN cat /d/out > /seen\n",
-    );
-    let r = k
-        .run(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "sameout",
-            "cat",
-            "/seen",
-        ])
-        .ok();
-    assert_eq!(r.stdout.trim(), "2");
+                FROM busybox\nCOPY --from=src /d /d\nRUN cat /d/out > /seen\n";
+    let bind = "FROM busybox AS src\nCOPY data.txt /in/\nRUN mkdir /d && wc -c < /in/data.txt > /d/out\n\
+                FROM busybox\nRUN --mount=type=bind,from=src,source=/d,target=/m cp /m/out /seen\nRUN cat /seen\n";
+    for (name, df, seen) in [("copyfrom", copy, "2"), ("bindfrom", bind, "6")] {
+        // A store each: the two share their first stage.
+        let k = with_base();
+        rebuilt_stage_with_the_same_output(&k, name, df);
+        let r = k
+            .run(&["run", "--rm", "--network", "none", name, "cat", "/seen"])
+            .ok();
+        assert_eq!(r.stdout.trim(), seen, "{name}");
+    }
 }
 
 /// Builds `df` as `name`: its stage `src` reads `data.txt`, whose edit from
