@@ -936,17 +936,11 @@ fn a_recording_unpack_makes_the_tree_a_plain_one_makes() {
 fn recorded_facts_take_the_digests_the_writer_vouches_for() {
     use image_store::layer_files::Vouched;
     use sha2::{Digest as _, Sha256};
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in [("a", &b"first"[..]), ("b", b"second"), ("c", b"third")] {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        h.set_mtime(1_700_000_000);
-        h.set_uid(0);
-        h.set_gid(0);
-        b.append_data(&mut h, name, data).unwrap();
-    }
-    let t = b.into_inner().unwrap();
+    let t = tar_of(&[
+        ("a", F, "", b"first"),
+        ("b", F, "", b"second"),
+        ("c", F, "", b"third"),
+    ]);
     // Each data block follows its 512-byte header.
     let (a_at, b_at, c_at) = (512, 512 * 3, 512 * 5);
     assert_eq!(&t[b_at..b_at + 6], b"second");
