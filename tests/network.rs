@@ -107,6 +107,19 @@ fn host_has_link(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// The host's interfaces attached to bridge `bridge`.
+fn attached_to(bridge: &str) -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path().join("master"))
+                .is_ok_and(|m| m.file_name().is_some_and(|n| n == bridge))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// The firewall rules (iptables-save, counters dropped) that mention any
 /// of `needles`.
 fn rules_with(needles: &[&str]) -> Vec<String> {
@@ -1550,4 +1563,88 @@ fn rootless_rm_removes_the_overlay_work_directory() {
         left.iter().all(|n| n.to_string_lossy().starts_with('.')),
         "{left:?}"
     );
+}
+
+/// A network's bridge and the NAT rules netavark made for it outlive its
+/// last container, as docker's do (so the next `run --rm` does not make
+/// them all again), and go with the network.
+#[test]
+fn a_bridge_and_its_rules_live_as_long_as_the_network() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(k) = setup() else { return };
+    let _c = Cleanup(&k);
+    let net = unique("kskeep");
+    k.run(&["network", "create", &net]).ok();
+    let bridge = bridge_of(&k, &net);
+    let v: serde_json::Value =
+        serde_json::from_str(&out(&k, &["network", "inspect", &net])).unwrap();
+    let subnet = v[0]["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!host_has_link(&bridge), "{bridge} before any container");
+    for _ in 0..2 {
+        k.run(&["run", "--rm", "--network", &net, "busybox", "true"])
+            .ok();
+        assert!(host_has_link(&bridge), "{bridge} went with its container");
+        assert!(!rules_with(&[&subnet]).is_empty(), "{subnet}'s NAT went");
+    }
+    let keepers = attached_to(&bridge);
+    assert_eq!(keepers.len(), 1, "{keepers:?}");
+    // Kept on purpose: not a leftover.
+    let r = k.run(&["system", "check"]);
+    assert!(!r.stdout.contains(&bridge), "{}", r.stdout);
+    // Containers still reach each other on the kept bridge.
+    k.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        &net,
+        "web",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    let url = "http://web/".to_string();
+    let mut last = String::new();
+    let mut ok = false;
+    for _ in 0..50 {
+        let r = k.run(&[
+            "run",
+            "--rm",
+            "--network",
+            &net,
+            "busybox",
+            "wget",
+            "-qO-",
+            &url,
+        ]);
+        if r.code == 0 && r.stdout.contains("hello-from-kiln") {
+            ok = true;
+            break;
+        }
+        last = format!("{} {}", r.stdout, r.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ok, "{url}: {last}");
+    k.run(&["rm", "-f", "web"]).ok();
+    assert!(host_has_link(&bridge));
+
+    k.run(&["network", "rm", &net]).ok();
+    assert!(!host_has_link(&bridge), "{bridge} is left");
+    for l in &keepers {
+        assert!(!host_has_link(l), "keeper {l} is left");
+    }
+    assert_eq!(rules_with(&[&subnet]), Vec::<String>::new());
+    assert_eq!(netns_files(&k), 0);
+    let leases = std::fs::read_dir(Path::new("/run/kiln/leases").join(&bridge))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leases, 0, "a lease on {bridge} is left");
 }

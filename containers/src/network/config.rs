@@ -259,6 +259,9 @@ impl<'s> Networks<'s> {
                 users.join(", ")
             )));
         }
+        // The bridge first: if that fails the network is still there to
+        // remove again.
+        super::keeper::release(&n, &self.run_dir())?;
         let p = self.dir().join(format!("{}.json", n.name));
         fs::remove_file(&p).map_err(Error::io(p))?;
         Ok(n)

@@ -3,12 +3,13 @@
 //! and host port claims (host-wide, under /run/kiln) of its containers
 //! that are gone or no longer hold them, its network namespace files that
 //! no container's network state names, and the bridges of its user
-//! networks that no lease keeps. They are compared with its containers'
-//! `network.json` under `networks.lock`, so a container being set up is
-//! not taken for a leftover. Other stores' are theirs to check (a deleted
-//! store's stale leases are torn down by the next attach to their bridge,
+//! networks that neither a lease nor their keeper ([`super::keeper`])
+//! holds. They are compared with its containers' `network.json` under
+//! `networks.lock`, so a container being set up is not taken for a
+//! leftover. Other stores' are theirs to check (a deleted store's stale
+//! leases are torn down by the next attach to their bridge,
 //! [`super::lease::sweep`]), and the default `kiln0`, which every store
-//! shares, netavark removes with its last container.
+//! shares, is kept for good, as docker's `docker0`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -145,7 +146,9 @@ pub fn check(store: &Store, repair: bool, rep: &mut CheckReport) {
 
     // Bridges: under the host lock, which netavark's setup and teardown
     // hold, so none is half made here. Leases go after teardown, so a
-    // kiln bridge without one is used by no container of any store.
+    // kiln bridge without one is used by no container of any store; without
+    // its keeper too, nothing keeps it on purpose (netavark removes such a
+    // bridge with its last container).
     let Ok(_host) = netavark::host_lock() else {
         return;
     };
@@ -157,7 +160,8 @@ pub fn check(store: &Store, repair: bool, rep: &mut CheckReport) {
         .map(|n| n.interface)
         .collect();
     for b in own_bridges.into_iter().filter(|b| is_bridge(b)) {
-        if lease::bridge_in_use(&b) {
+        // A kept bridge lives as long as its network.
+        if lease::bridge_in_use(&b) || super::keeper::kept(&b) {
             continue;
         }
         let repaired = repair

@@ -7,6 +7,7 @@
 pub mod attach;
 pub mod config;
 pub mod etc;
+pub mod keeper;
 mod lease;
 pub mod leftovers;
 pub mod link;

@@ -259,7 +259,26 @@ fn run(config: &Path, verb: &str, netns: &Path, opts: &Options) -> Result<Vec<u8
 }
 
 /// `netavark setup`: configures `netns`; returns the network's status.
+/// The bridge is then kept for the network's life ([`super::keeper`]).
 pub fn setup(config: &Path, netns: &Path, opts: &Options) -> Result<Status> {
+    let status = setup_once(config, netns, opts)?;
+    if let Some(bridge) = opts.bridge() {
+        // Without its keeper the bridge still works: netavark removes it
+        // with the last container and makes it again for the next one,
+        // as before; only slower. So a host without `ip` is not refused.
+        if let Err(e) = super::keeper::keep(bridge) {
+            eprintln!("kiln: WARNING: keeping bridge {bridge} between containers: {e}");
+        }
+    }
+    Ok(status)
+}
+
+/// `netavark setup` alone, for the stand-in of [`super::keeper::release`].
+pub(super) fn setup_unkept(config: &Path, netns: &Path, opts: &Options) -> Result<()> {
+    setup_once(config, netns, opts).map(drop)
+}
+
+fn setup_once(config: &Path, netns: &Path, opts: &Options) -> Result<Status> {
     let out = run(config, "setup", netns, opts)?;
     let mut all: BTreeMap<String, Status> = serde_json::from_slice(&out)
         .map_err(|e| Error::Invalid(format!("netavark setup: unexpected output: {e}")))?;
