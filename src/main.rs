@@ -40,7 +40,11 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match commands::dispatch(cli) {
+    let res = commands::dispatch(cli);
+    // A clean end: this process's writer marks go (see
+    // image_store::writer_marks); a killed one leaves them to the next.
+    image_store::writer_marks::release();
+    match res {
         Ok(status) => status.into(),
         // Whoever read our output stopped reading: end as a Go CLI (docker)
         // ends on SIGPIPE, quietly and with 128+SIGPIPE.

@@ -494,6 +494,51 @@ fn prune_removes_stale_temps_but_not_live_ones() {
     assert_clean(&k, "after repair");
 }
 
+/// The store's directories (which grow with it: layers, cache probes,
+/// roots) are listed for temps of killed processes only when a writer's
+/// mark says one died, not by every command; then its temps and mark go.
+#[test]
+fn commands_list_the_stores_directories_only_after_a_writer_died() {
+    common::require_tool("strace");
+    let k = Kiln::new();
+    k.import_busybox("busybox");
+    let root = k.root();
+    let probes = root.join("kiln/cache-probes");
+    std::fs::create_dir_all(&probes).unwrap();
+    // Which directories `run` lists, as strace sees it.
+    let lists_probes = |k: &Kiln| -> bool {
+        let log = k.dir.path().join("strace.log");
+        let st = std::process::Command::new("strace")
+            .args(["-f", "-e", "trace=openat", "-o"])
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_kiln"))
+            .arg("--root")
+            .arg(k.root())
+            .args(["run", "--rm", "--network", "none", "busybox", "true"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        let dir = format!("\"{}\", O_RDONLY", probes.display());
+        text.lines()
+            .any(|l| l.contains(&dir) && l.contains("O_DIRECTORY"))
+    };
+    assert!(!lists_probes(&k), "listed with no writer dead");
+    // A writer killed with a temp in `layers/`: its mark is left unheld.
+    let marks = root.join("kiln/locks/writers");
+    std::fs::create_dir_all(&marks).unwrap();
+    let mark = marks.join("1-2-3");
+    std::fs::write(&mark, b"").unwrap();
+    let layer = root.join("kiln/layers/.tmp-1-2-4-unpacking");
+    std::fs::create_dir_all(layer.join("usr")).unwrap();
+    assert!(lists_probes(&k), "not listed after a writer died");
+    assert!(!layer.exists(), "the dead writer's temp is left");
+    assert!(!mark.exists(), "the dead writer's mark is left");
+    assert!(!lists_probes(&k), "listed again once cleaned");
+    assert_clean(&k, "after the cleaning");
+}
+
 /// Imports, tag/rmi loops, image listings, builds and pulls share one
 /// store: every command succeeds and every tag that should exist does.
 #[test]

@@ -109,6 +109,14 @@ impl Store {
                 };
             }
         }
+        // The marks of writers that died only said to look (see
+        // writer_marks): looked, they go, and are no problem themselves.
+        if repair {
+            let marks = crate::writer_marks::marks_dir(&self.kiln_dir());
+            for m in crate::writer_marks::dead(&marks) {
+                let _ = crate::fsutil::remove_if_stale(&m);
+            }
+        }
 
         // index.json and everything it reaches.
         let index = match self.read_index() {

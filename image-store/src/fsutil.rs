@@ -96,6 +96,7 @@ fn create_unique(
 ) -> io::Result<(TempPath, File)> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    crate::writer_marks::mark_for(dir)?;
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()

@@ -383,7 +383,7 @@ impl Store {
         if !whole {
             // An unreadable manifest hides which blobs it keeps alive:
             // delete nothing until `system check --repair` removed it.
-            self.clean_stale_temps_locked();
+            self.clean_stale_temps_locked(true);
             return Ok(0);
         }
         for extra in self.pinned_by_roots(&live)? {
@@ -398,7 +398,7 @@ impl Store {
         // The roots and maps of compressed forms just collected.
         self.sweep_compressed_locked()?;
         self.remove_unused_layer_dirs(&live)?;
-        self.clean_stale_temps_locked();
+        self.clean_stale_temps_locked(true);
         Ok(freed)
     }
 

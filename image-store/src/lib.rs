@@ -25,6 +25,7 @@ pub mod unpack;
 pub mod unpacked;
 pub mod unpacking;
 pub mod verify;
+pub mod writer_marks;
 
 /// The OCI model lives in `oci-model`; these keep `image_store::digest::…`
 /// and `image_store::reference::…` paths working.

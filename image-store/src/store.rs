@@ -53,6 +53,10 @@ impl Store {
         ] {
             private_dir(&d).map_err(StoreError::io(&d))?;
         }
+        crate::writer_marks::track(
+            &store.root,
+            &crate::writer_marks::marks_dir(&store.kiln_dir()),
+        );
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
             let body = format!(
@@ -215,8 +219,9 @@ impl Store {
 
     /// The shared gc lock. The first one a process takes also removes what
     /// killed processes left behind, when no other process holds the lock
-    /// (so it costs one non-blocking lock attempt and a few directory
-    /// listings, once) and tightens the store's modes.
+    /// (so it costs one non-blocking lock attempt and the listing of the
+    /// writer marks, once: the store's directories only after a writer
+    /// died, see [`crate::writer_marks`]) and tightens the store's modes.
     fn shared_gc_lock(&self) -> Result<LockGuard> {
         use std::sync::atomic::{AtomicBool, Ordering};
         static CLEANED: AtomicBool = AtomicBool::new(false);
@@ -224,7 +229,7 @@ impl Store {
         if !CLEANED.swap(true, Ordering::Relaxed) {
             if let Some(_gc) = lock::try_exclusive(&p).map_err(StoreError::io(&p))? {
                 self.tighten_modes();
-                self.clean_stale_temps_locked();
+                self.clean_stale_temps_locked(false);
             }
         }
         lock::shared(&p).map_err(StoreError::io(p))

@@ -1,8 +1,9 @@
 //! Leftovers of killed processes: `.tmp-…` files and directories no live
 //! process holds a lock on (a blob being downloaded, a layer being
 //! unpacked, a JSON file being replaced), unpack lock files, and build
-//! scratch directories. Writers remove them when they start, `prune` and
-//! `system check --repair` too.
+//! scratch directories. The first lock a process takes removes them when
+//! a writer died (its mark is left, [`crate::writer_marks`]); `prune` and
+//! `system check --repair` always look.
 
 use std::fs;
 use std::path::PathBuf;
@@ -73,23 +74,39 @@ impl Store {
             }
         }
         if collector {
-            if let Ok(entries) = fs::read_dir(self.build_scratch_root()) {
-                for e in entries.flatten() {
-                    out.push(StaleTemp {
-                        path: e.path(),
-                        what: "build scratch directory",
-                    });
-                }
-            }
+            out.extend(self.stale_build_scratch());
         }
         out
     }
 
+    /// Build scratch directories: all stale for the collector (no build
+    /// runs while it holds its lock).
+    fn stale_build_scratch(&self) -> Vec<StaleTemp> {
+        fs::read_dir(self.build_scratch_root())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| StaleTemp {
+                path: e.path(),
+                what: "build scratch directory",
+            })
+            .collect()
+    }
+
     /// Removes stale temp state; returns what went. The caller holds the
-    /// collector lock.
-    pub(crate) fn clean_stale_temps_locked(&self) -> Vec<StaleTemp> {
+    /// collector lock. Unless `always`, the store's directories are listed
+    /// only when a writer died: its mark is left (the listing grows with
+    /// the store, the marks with the processes running). Build scratch
+    /// directories are listed either way (one per running build).
+    pub(crate) fn clean_stale_temps_locked(&self, always: bool) -> Vec<StaleTemp> {
+        let marks = crate::writer_marks::marks_dir(&self.kiln_dir());
+        let dead = crate::writer_marks::dead(&marks);
+        let temps = match always || !dead.is_empty() {
+            true => self.stale_temps(true),
+            false => self.stale_build_scratch(),
+        };
         let mut removed = Vec::new();
-        for t in self.stale_temps(true) {
+        for t in temps {
             let gone = if t.what == "build scratch directory" {
                 fsutil::remove_tree(&t.path).is_ok()
             } else {
@@ -98,6 +115,10 @@ impl Store {
             if gone {
                 removed.push(t);
             }
+        }
+        // Last: a cleaner killed before this leaves them to the next one.
+        for m in dead {
+            let _ = fsutil::remove_if_stale(&m);
         }
         if let Some(janitor) = self.janitor {
             janitor(self);
