@@ -107,6 +107,40 @@ fn host_has_link(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// `wget URL` from a new container on network `net` until it gets the
+/// page (the server starting, its name being registered).
+fn fetch_on(k: &Kiln, net: &str, url: &str) {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let r = k.run(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "busybox",
+            "wget",
+            "-qO-",
+            url,
+        ]);
+        if r.code == 0 && r.stdout.contains("hello-from-kiln") {
+            return;
+        }
+        last = format!("{} {}", r.stdout, r.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{url}: {last}");
+}
+
+/// Starts container `web` (httpd on port 80) on network `net`.
+fn serve_web(k: &Kiln, net: &str) {
+    let args = ["--name", "web", "--network", net, "web"];
+    let httpd = ["httpd", "-f", "-p", "80", "-h", "/www"];
+    let mut v = vec!["run", "-d"];
+    v.extend(args);
+    v.extend(httpd);
+    k.run(&v).ok();
+}
+
 /// The host's interfaces attached to bridge `bridge`.
 fn attached_to(bridge: &str) -> Vec<String> {
     std::fs::read_dir("/sys/class/net")
@@ -408,28 +442,7 @@ fn user_network_resolves_names_and_aliases() {
     assert_eq!(inspect[0]["Containers"], serde_json::json!(["web"]));
     assert_eq!(inspect[0]["Labels"]["a"], "b");
     for name in ["web", "db"] {
-        let url = format!("http://{name}/");
-        let mut last = String::new();
-        let mut ok = false;
-        for _ in 0..50 {
-            let r = k.run(&[
-                "run",
-                "--rm",
-                "--network",
-                &net,
-                "busybox",
-                "wget",
-                "-qO-",
-                &url,
-            ]);
-            if r.code == 0 && r.stdout.contains("hello-from-kiln") {
-                ok = true;
-                break;
-            }
-            last = format!("{} {}", r.stdout, r.stderr);
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        assert!(ok, "{url}: {last}");
+        fetch_on(&k, &net, &format!("http://{name}/"));
     }
     let r = k.run(&["network", "rm", &net]).code(125);
     assert!(r.stderr.contains("in use by container web"), "{}", r.stderr);
@@ -771,6 +784,13 @@ fn unique(tag: &str) -> String {
     format!("{tag}{}", std::process::id())
 }
 
+/// A new user network named after `tag` and this test process.
+fn user_network(k: &Kiln, tag: &str) -> String {
+    let net = unique(tag);
+    k.run(&["network", "create", &net]).ok();
+    net
+}
+
 /// Runs `args` in container `c` until it prints `want` (a server starting,
 /// a name being registered), or fails with the last output.
 fn exec_until(k: &Kiln, c: &str, args: &[&str], want: &str) {
@@ -958,8 +978,7 @@ fn a_stopped_container_starts_again_on_its_networks() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
     let _c = Cleanup(&k);
-    let extra = unique("ksextra");
-    k.run(&["network", "create", &extra]).ok();
+    let extra = user_network(&k, "ksextra");
     k.run(&[
         "run",
         "-d",
@@ -1231,8 +1250,7 @@ fn system_check_repairs_what_a_crash_left_of_a_network() {
     );
     // The bridge of one of the store's networks with no container on it
     // (as a crash between netavark's setup and the lease's release leaves).
-    let net = unique("kcheck");
-    k.run(&["network", "create", &net]).ok();
+    let net = user_network(&k, "kcheck");
     let bridge = bridge_of(&k, &net);
     let st = Command::new("ip")
         .args(["link", "add", &bridge, "type", "bridge"])
@@ -1573,8 +1591,7 @@ fn a_bridge_and_its_rules_live_as_long_as_the_network() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(k) = setup() else { return };
     let _c = Cleanup(&k);
-    let net = unique("kskeep");
-    k.run(&["network", "create", &net]).ok();
+    let net = user_network(&k, "kskeep");
     let bridge = bridge_of(&k, &net);
     let v: serde_json::Value =
         serde_json::from_str(&out(&k, &["network", "inspect", &net])).unwrap();
@@ -1595,44 +1612,8 @@ fn a_bridge_and_its_rules_live_as_long_as_the_network() {
     let r = k.run(&["system", "check"]);
     assert!(!r.stdout.contains(&bridge), "{}", r.stdout);
     // Containers still reach each other on the kept bridge.
-    k.run(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--network",
-        &net,
-        "web",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ])
-    .ok();
-    let url = "http://web/".to_string();
-    let mut last = String::new();
-    let mut ok = false;
-    for _ in 0..50 {
-        let r = k.run(&[
-            "run",
-            "--rm",
-            "--network",
-            &net,
-            "busybox",
-            "wget",
-            "-qO-",
-            &url,
-        ]);
-        if r.code == 0 && r.stdout.contains("hello-from-kiln") {
-            ok = true;
-            break;
-        }
-        last = format!("{} {}", r.stdout, r.stderr);
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(ok, "{url}: {last}");
+    serve_web(&k, &net);
+    fetch_on(&k, &net, "http://web/");
     k.run(&["rm", "-f", "web"]).ok();
     assert!(host_has_link(&bridge));
 

@@ -363,8 +363,18 @@ fn allocate(
             ))),
         };
     }
+    lease_first_free(net, holder, |ip| taken(ip).is_some())
+}
+
+/// The first host address of `net` that is not the gateway nor `taken`,
+/// leased host-wide for `holder`.
+pub(super) fn lease_first_free(
+    net: &NetworkDef,
+    holder: &Path,
+    taken: impl Fn(Ipv4Addr) -> bool,
+) -> Result<Ipv4Addr> {
     for ip in net.subnet.hosts() {
-        if ip == net.gateway || taken(ip).is_some() {
+        if ip == net.gateway || taken(ip) {
             continue;
         }
         let claimed = lease::claim(&net.interface, ip, holder).map_err(|e| {

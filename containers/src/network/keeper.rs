@@ -13,7 +13,6 @@
 //! one, and removes them when the network goes ([`release`]).
 
 use std::fs;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -99,7 +98,9 @@ pub(super) fn release(net: &NetworkDef, run_dir: &Path) -> Result<()> {
     let holder = run_dir.join("release").join(&net.id);
     fs::create_dir_all(&holder).map_err(Error::io(&holder))?;
     lease::sweep(&net.interface);
-    let ip = stand_in_address(net, &holder)?;
+    // No container of the store is on it, but a crashed one's lease may
+    // remain.
+    let ip = super::attach::lease_first_free(net, &holder, |_| false)?;
     let id = crate::names::new_id()?;
     let netns = run_dir.join("netns").join(&id);
     let config = run_dir.join("netavark");
@@ -137,23 +138,6 @@ pub(super) fn release(net: &NetworkDef, run_dir: &Path) -> Result<()> {
     lease::release(&net.interface, ip, &holder);
     let _ = fs::remove_dir(&holder);
     res
-}
-
-/// The first address of `net` the stand-in can lease (no container of
-/// the store is on it, but a crashed one's lease may remain).
-fn stand_in_address(net: &NetworkDef, holder: &Path) -> Result<Ipv4Addr> {
-    for ip in net.subnet.hosts().filter(|ip| *ip != net.gateway) {
-        let claimed = lease::claim(&net.interface, ip, holder).map_err(|e| {
-            Error::Invalid(format!("leasing address {ip} on {}: {e}", net.interface))
-        })?;
-        if claimed {
-            return Ok(ip);
-        }
-    }
-    Err(Error::Invalid(format!(
-        "network {} has no free address left to remove its bridge",
-        net.name
-    )))
 }
 
 fn remove_keeper(k: &str) -> Result<()> {
