@@ -96,6 +96,16 @@ fn full_id(k: &Kiln, name: &str) -> String {
     v[0]["Id"].as_str().unwrap().to_string()
 }
 
+/// The subnet of network `name`, as `network inspect` gives it.
+fn subnet_of(k: &Kiln, name: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&out(k, &["network", "inspect", name])).unwrap();
+    v[0]["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// The host bridge of network `name`.
 fn bridge_of(k: &Kiln, name: &str) -> String {
     let v: serde_json::Value =
@@ -1593,12 +1603,7 @@ fn a_bridge_and_its_rules_live_as_long_as_the_network() {
     let _c = Cleanup(&k);
     let net = user_network(&k, "kskeep");
     let bridge = bridge_of(&k, &net);
-    let v: serde_json::Value =
-        serde_json::from_str(&out(&k, &["network", "inspect", &net])).unwrap();
-    let subnet = v[0]["IPAM"]["Config"][0]["Subnet"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let subnet = subnet_of(&k, &net);
     assert!(!host_has_link(&bridge), "{bridge} before any container");
     for _ in 0..2 {
         k.run(&["run", "--rm", "--network", &net, "busybox", "true"])
@@ -1628,4 +1633,22 @@ fn a_bridge_and_its_rules_live_as_long_as_the_network() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(leases, 0, "a lease on {bridge} is left");
+
+    // A bridge that lost its keeper (a removal whose last teardown failed,
+    // tried again) goes with its network too, rules and all.
+    let net = user_network(&k, "kskeep2");
+    let (bridge, subnet) = (bridge_of(&k, &net), subnet_of(&k, &net));
+    k.run(&["run", "--rm", "--network", &net, "busybox", "true"])
+        .ok();
+    for l in attached_to(&bridge) {
+        let st = Command::new("ip")
+            .args(["link", "delete", &l])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    assert!(host_has_link(&bridge) && !rules_with(&[&subnet]).is_empty());
+    k.run(&["network", "rm", &net]).ok();
+    assert!(!host_has_link(&bridge), "{bridge} is left");
+    assert_eq!(rules_with(&[&subnet]), Vec::<String>::new());
 }

@@ -81,13 +81,11 @@ pub(super) fn keep(bridge: &str) -> Result<()> {
 /// Before network `net` is removed: its bridge and rules go, by the one
 /// way netavark removes them, the last container's teardown. A stand-in
 /// container is set up on it, the keeper removed, and the stand-in torn
-/// down. Nothing to do when the bridge is not kept (netavark removed it
-/// with its last container, or none ever ran).
+/// down. Also for a bridge that lost its keeper (a release whose last
+/// teardown failed, tried again). Nothing to do without a bridge (no
+/// container ever ran, or netavark removed it with its last one).
 pub(super) fn release(net: &NetworkDef, run_dir: &Path) -> Result<()> {
     let k = name(&net.interface);
-    if !sys(&k).exists() {
-        return Ok(());
-    }
     if !sys(&net.interface).exists() {
         return remove_keeper(&k);
     }
