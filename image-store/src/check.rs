@@ -113,9 +113,7 @@ impl Store {
         // writer_marks): looked, they go, and are no problem themselves.
         if repair {
             let marks = crate::writer_marks::marks_dir(&self.kiln_dir());
-            for m in crate::writer_marks::dead(&marks) {
-                let _ = crate::fsutil::remove_if_stale(&m);
-            }
+            crate::writer_marks::remove_dead(&crate::writer_marks::dead(&marks));
         }
 
         // index.json and everything it reaches.

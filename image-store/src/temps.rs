@@ -117,9 +117,7 @@ impl Store {
             }
         }
         // Last: a cleaner killed before this leaves them to the next one.
-        for m in dead {
-            let _ = fsutil::remove_if_stale(&m);
-        }
+        crate::writer_marks::remove_dead(&dead);
         if let Some(janitor) = self.janitor {
             janitor(self);
         }

@@ -101,6 +101,14 @@ pub fn release() {
     }
 }
 
+/// Removes the marks of writers that died, once their temps were looked
+/// for (a mark a process took since is held, and stays).
+pub(crate) fn remove_dead(dead: &[PathBuf]) {
+    for m in dead {
+        let _ = crate::fsutil::remove_if_stale(m);
+    }
+}
+
 /// The marks in `marks` that no live process holds.
 pub(crate) fn dead(marks: &Path) -> Vec<PathBuf> {
     fs::read_dir(marks)
