@@ -71,9 +71,8 @@ fn live_temps() -> std::sync::MutexGuard<'static, BTreeMap<PathBuf, bool>> {
 /// Creates a uniquely named empty file in `dir`, locked by this process
 /// for as long as the returned file is open.
 pub fn tempfile_in(dir: &Path) -> io::Result<(TempPath, File)> {
-    create_unique(dir, "", false, |p| {
-        fs::OpenOptions::new().write(true).create_new(true).open(p)
-    })
+    crate::writer_marks::mark_for(dir)?;
+    tempfile_unmarked(dir)
 }
 
 /// Creates a uniquely named empty directory in `dir`; `tag` ends its name
@@ -94,9 +93,26 @@ fn create_unique(
     is_dir: bool,
     create: impl Fn(&Path) -> io::Result<File>,
 ) -> io::Result<(TempPath, File)> {
+    crate::writer_marks::mark_for(dir)?;
+    create_unique_unmarked(dir, tag, is_dir, create)
+}
+
+/// A locked empty file in `dir` named as a temp, without a writer mark:
+/// for the mark itself.
+pub(crate) fn tempfile_unmarked(dir: &Path) -> io::Result<(TempPath, File)> {
+    create_unique_unmarked(dir, "", false, |p| {
+        fs::OpenOptions::new().write(true).create_new(true).open(p)
+    })
+}
+
+fn create_unique_unmarked(
+    dir: &Path,
+    tag: &str,
+    is_dir: bool,
+    create: impl Fn(&Path) -> io::Result<File>,
+) -> io::Result<(TempPath, File)> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    crate::writer_marks::mark_for(dir)?;
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()

@@ -8,7 +8,8 @@
 //! 7.0 ms, on every command. So each process that makes a temp in a store
 //! first holds a mark there: an empty file under `kiln/locks/writers/`,
 //! locked (`flock`) for the rest of its life and removed when it ends
-//! cleanly. A mark nobody holds is a process that died, maybe with temps
+//! cleanly (one of its temps, [`fsutil`]'s: SIGINT and SIGTERM remove it
+//! with the others). A mark nobody holds is a process that died, maybe with temps
 //! left: only then are the store's directories listed, and the mark goes
 //! after them. `prune` and `system check` list them always.
 
@@ -17,12 +18,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::fsutil::{self, TempPath};
+
 struct Tracked {
     /// The store's root: temps under it are the store's.
     root: PathBuf,
     marks: PathBuf,
     /// This process's mark, once it made a temp there.
-    mine: Option<(PathBuf, File)>,
+    mine: Option<(TempPath, File)>,
 }
 
 fn tracked() -> MutexGuard<'static, Vec<Tracked>> {
@@ -61,33 +64,9 @@ pub(crate) fn mark_for(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn new_mark(marks: &Path) -> io::Result<(PathBuf, File)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+fn new_mark(marks: &Path) -> io::Result<(TempPath, File)> {
     fs::create_dir_all(marks)?;
-    loop {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let p = marks.join(format!("{}-{n}-{nanos:x}", std::process::id()));
-        let f = match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        };
-        f.lock()?;
-        // A cleaner that saw the name before the lock was taken removed
-        // it: start over.
-        if f.metadata()
-            .map(|m| std::os::unix::fs::MetadataExt::nlink(&m))?
-            == 0
-        {
-            continue;
-        }
-        return Ok((p, f));
-    }
+    fsutil::tempfile_unmarked(marks)
 }
 
 /// Removes this process's marks: for its clean end, when it has no temp
@@ -95,7 +74,7 @@ fn new_mark(marks: &Path) -> io::Result<(PathBuf, File)> {
 pub fn release() {
     for s in tracked().iter_mut() {
         if let Some((p, f)) = s.mine.take() {
-            let _ = fs::remove_file(&p);
+            let _ = fs::remove_file(&*p);
             drop(f);
         }
     }
@@ -105,7 +84,7 @@ pub fn release() {
 /// for (a mark a process took since is held, and stays).
 pub(crate) fn remove_dead(dead: &[PathBuf]) {
     for m in dead {
-        let _ = crate::fsutil::remove_if_stale(m);
+        let _ = fsutil::remove_if_stale(m);
     }
 }
 
@@ -116,7 +95,7 @@ pub(crate) fn dead(marks: &Path) -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| crate::fsutil::is_stale(p).unwrap_or(false))
+        .filter(|p| fsutil::is_stale(p).unwrap_or(false))
         .collect()
 }
 

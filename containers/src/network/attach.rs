@@ -278,21 +278,14 @@ pub fn attach(
         return Err(e);
     }
     let config = nets.run_dir().join("netavark");
-    let made = netns::create(&netns)
-        .map_err(|e| {
-            Error::Invalid(format!(
-                "creating network namespace {}: {e}",
-                netns.display()
-            ))
-        })
+    let made = netns::make(&netns)
         .and_then(|()| {
             let setup = lease::Setup {
                 netns: netns.clone(),
                 config: config.clone(),
                 options: a.options.clone(),
             };
-            lease::record(&net.interface, ip, who.dir, setup)
-                .map_err(|e| Error::Invalid(format!("recording the lease of {ip}: {e}")))
+            lease::record_setup(&net.interface, ip, who.dir, setup)
         })
         .and_then(|()| netavark::setup(&config, &netns, &a.options));
     let status = match made {
@@ -537,10 +530,7 @@ pub fn join(store: &Store, lock: &NetworkLock, dir: &Path, req: &ConnectRequest)
         options: options.clone(),
     };
     let made = write(dir, &a)
-        .and_then(|()| {
-            lease::record(&net.interface, ip, dir, setup)
-                .map_err(|e| Error::Invalid(format!("recording the lease of {ip}: {e}")))
-        })
+        .and_then(|()| lease::record_setup(&net.interface, ip, dir, setup))
         .and_then(|()| netavark::setup(&config, &a.netns, &options));
     let status = match made {
         Ok(s) => s,

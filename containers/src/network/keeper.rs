@@ -46,7 +46,8 @@ pub fn kept(bridge: &str) -> bool {
     master(&name(bridge)).is_some_and(|m| m == bridge)
 }
 
-fn ip(args: &[&str]) -> Result<()> {
+/// `ip ARGS` (iproute2), its last line of error on failure.
+pub(super) fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -115,16 +116,8 @@ pub(super) fn release(net: &NetworkDef, run_dir: &Path) -> Result<()> {
         config: config.clone(),
         options: options.clone(),
     };
-    let made = lease::record(&net.interface, ip, &holder, setup)
-        .map_err(|e| Error::Invalid(format!("recording the lease of {ip}: {e}")))
-        .and_then(|()| {
-            netns::create(&netns).map_err(|e| {
-                Error::Invalid(format!(
-                    "creating network namespace {}: {e}",
-                    netns.display()
-                ))
-            })
-        })
+    let made = lease::record_setup(&net.interface, ip, &holder, setup)
+        .and_then(|()| netns::make(&netns))
         .and_then(|()| netavark::setup_unkept(&config, &netns, &options));
     let res = made
         .and_then(|()| remove_keeper(&k))

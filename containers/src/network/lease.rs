@@ -191,6 +191,12 @@ pub fn record(bridge: &str, ip: Ipv4Addr, holder: &Path, setup: Setup) -> io::Re
     fs::rename(&tmp, &p)
 }
 
+/// [`record`], its failure as kiln's error.
+pub fn record_setup(bridge: &str, ip: Ipv4Addr, holder: &Path, setup: Setup) -> crate::Result<()> {
+    record(bridge, ip, holder, setup)
+        .map_err(|e| crate::Error::Invalid(format!("recording the lease of {ip}: {e}")))
+}
+
 /// Releases `holder`'s lease on `ip` (one held by another is left).
 pub fn release(bridge: &str, ip: Ipv4Addr, holder: &Path) {
     let holder = absolute(holder);

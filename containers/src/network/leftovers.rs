@@ -13,7 +13,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use image_store::check::{CheckReport, Problem};
 use image_store::Store;
@@ -164,11 +163,7 @@ pub fn check(store: &Store, repair: bool, rep: &mut CheckReport) {
         if lease::bridge_in_use(&b) || super::keeper::kept(&b) {
             continue;
         }
-        let repaired = repair
-            && Command::new("ip")
-                .args(["link", "delete", &b])
-                .output()
-                .is_ok_and(|o| o.status.success());
+        let repaired = repair && super::keeper::ip(&["link", "delete", &b]).is_ok();
         let message = "kiln network bridge with no container on it".to_string();
         rep.problems.push(problem(b, message, repaired));
     }

@@ -14,6 +14,16 @@ fn cpath(p: &Path) -> io::Result<std::ffi::CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))
 }
 
+/// [`create`], its failure as kiln's error naming the path.
+pub fn make(path: &Path) -> crate::Result<()> {
+    create(path).map_err(|e| {
+        crate::Error::Invalid(format!(
+            "creating network namespace {}: {e}",
+            path.display()
+        ))
+    })
+}
+
 /// Creates a new network namespace held by a mount on `path`.
 pub fn create(path: &Path) -> io::Result<()> {
     if let Some(d) = path.parent() {
