@@ -23,6 +23,9 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Each subcommand's flags are made only when it is the one invoked:
+// building all of them is most of a short command's start-up.
+#[command(defer = true)]
 pub enum Command {
     /// Create an image from a rootfs tarball (plain, gzip, zstd, bzip2 or xz)
     Import(ImportArgs),
@@ -154,6 +157,9 @@ pub struct FormatArgs {
 }
 
 #[derive(Subcommand, Debug)]
+// Each subcommand's flags are made only when it is the one invoked:
+// building all of them is most of a short command's start-up.
+#[command(defer = true)]
 pub enum SystemCommand {
     /// Check the store's consistency (exit 1 when problems are found)
     Check(SystemCheckArgs),
@@ -205,6 +211,9 @@ pub struct SystemCheckArgs {
 }
 
 #[derive(Subcommand, Debug)]
+// Each subcommand's flags are made only when it is the one invoked:
+// building all of them is most of a short command's start-up.
+#[command(defer = true)]
 pub enum ImageCommand {
     /// Remove unused images
     Prune(PruneArgs),
@@ -304,6 +313,9 @@ pub struct InspectArgs {
 }
 
 #[derive(Subcommand, Debug)]
+// Each subcommand's flags are made only when it is the one invoked:
+// building all of them is most of a short command's start-up.
+#[command(defer = true)]
 pub enum ContainerCommand {
     /// Show low-level information on containers as JSON
     Inspect(InspectArgs),
@@ -426,6 +438,9 @@ pub struct HistoryArgs {
 }
 
 #[derive(Subcommand, Debug)]
+// Each subcommand's flags are made only when it is the one invoked:
+// building all of them is most of a short command's start-up.
+#[command(defer = true)]
 pub enum BuilderCommand {
     /// Remove the build cache: step records and the layers only they keep
     Prune(BuilderPruneArgs),
@@ -487,4 +502,36 @@ pub struct LoadArgs {
     /// Print only the loaded image IDs
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own checks of every (deferred) subcommand's definitions.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+
+    /// A subcommand's flags are built when it runs (`defer`), after its
+    /// help text was set: a doc comment on an `Args` struct it shares then
+    /// replaces that text, and the commands sharing it read alike.
+    #[test]
+    fn each_command_keeps_its_own_help_text() {
+        fn check(cmd: &mut clap::Command, path: &str) {
+            cmd.build();
+            let mut seen = std::collections::HashMap::new();
+            for sub in cmd.get_subcommands_mut() {
+                let name = format!("{path} {}", sub.get_name());
+                let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+                assert!(!about.is_empty(), "`{name}` has no help text");
+                if let Some(other) = seen.insert(about.clone(), name.clone()) {
+                    panic!("`{name}` and `{other}` both read {about:?}");
+                }
+                check(sub, &name);
+            }
+        }
+        check(&mut super::Cli::command(), "kiln");
+    }
 }

@@ -16,7 +16,8 @@ use runner::spec::Resources;
 use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
 
-/// `kiln run`'s arguments (boxed: the flags are many).
+// `kiln run`'s arguments (boxed: the flags are many). A plain comment: a
+// doc comment would become the help text of `run` and `create`.
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Networking: `--network bridge` (the default as root, as docker's: an address \

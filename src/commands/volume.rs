@@ -14,6 +14,9 @@ use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
 
 #[derive(clap::Subcommand, Debug)]
+// Each subcommand's flags are made only when it is the one invoked:
+// building all of them is most of a short command's start-up.
+#[command(defer = true)]
 pub enum VolumeCommand {
     /// Create a volume
     Create(CreateArgs),

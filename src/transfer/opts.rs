@@ -6,8 +6,9 @@ use anyhow::Result;
 use registry_client::Client;
 use transfer::RegistryAccess;
 
-/// `--tls-verify` and `--cert-dir`: how the registry's TLS is checked
-/// (shared by login and every command that talks to a registry).
+// `--tls-verify` and `--cert-dir`: how the registry's TLS is checked
+// (shared by login and every command that talks to a registry). Plain
+// comments: a doc comment would become those commands' help text.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct TlsOpts {
     /// Require HTTPS and verify certificates (`--tls-verify=false` also
@@ -27,7 +28,8 @@ pub struct TlsOpts {
     pub cert_dir: Option<PathBuf>,
 }
 
-/// `--tls-verify`, `--cert-dir`, `--creds`, `--authfile`.
+// `--tls-verify`, `--cert-dir`, `--creds`, `--authfile` (a plain comment, as
+// above).
 #[derive(clap::Args, Clone, Default)]
 pub struct RegistryOpts {
     #[command(flatten)]
