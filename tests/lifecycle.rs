@@ -461,6 +461,8 @@ fn ps_filters_as_docker() {
         let r = k.run(&["ps", "--filter", bad]).code(125);
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     }
+    // Not left running (with its monitor) after the store is gone.
+    k.run(&["rm", "-f", &a]).ok();
 }
 
 #[test]
