@@ -157,9 +157,7 @@ pub struct FormatArgs {
 }
 
 #[derive(Subcommand, Debug)]
-// Each subcommand's flags are made only when it is the one invoked:
-// building all of them is most of a short command's start-up.
-#[command(defer = true)]
+#[command(defer = true)] // as `cli::Command`'s
 pub enum SystemCommand {
     /// Check the store's consistency (exit 1 when problems are found)
     Check(SystemCheckArgs),
@@ -211,9 +209,7 @@ pub struct SystemCheckArgs {
 }
 
 #[derive(Subcommand, Debug)]
-// Each subcommand's flags are made only when it is the one invoked:
-// building all of them is most of a short command's start-up.
-#[command(defer = true)]
+#[command(defer = true)] // as `cli::Command`'s
 pub enum ImageCommand {
     /// Remove unused images
     Prune(PruneArgs),
@@ -313,9 +309,7 @@ pub struct InspectArgs {
 }
 
 #[derive(Subcommand, Debug)]
-// Each subcommand's flags are made only when it is the one invoked:
-// building all of them is most of a short command's start-up.
-#[command(defer = true)]
+#[command(defer = true)] // as `cli::Command`'s
 pub enum ContainerCommand {
     /// Show low-level information on containers as JSON
     Inspect(InspectArgs),
@@ -438,9 +432,7 @@ pub struct HistoryArgs {
 }
 
 #[derive(Subcommand, Debug)]
-// Each subcommand's flags are made only when it is the one invoked:
-// building all of them is most of a short command's start-up.
-#[command(defer = true)]
+#[command(defer = true)] // as `cli::Command`'s
 pub enum BuilderCommand {
     /// Remove the build cache: step records and the layers only they keep
     Prune(BuilderPruneArgs),

@@ -9,9 +9,7 @@ use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
 
 #[derive(clap::Subcommand, Debug)]
-// Each subcommand's flags are made only when it is the one invoked:
-// building all of them is most of a short command's start-up.
-#[command(defer = true)]
+#[command(defer = true)] // as `cli::Command`'s
 pub enum HealthcheckCommand {
     /// Run a container's health check once: exit 0 when it passes, else
     /// print "unhealthy" (or "starting", in the start period) and exit 1

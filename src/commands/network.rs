@@ -13,9 +13,7 @@ use crate::context::Ctx;
 use crate::exit::{from_containers, Status};
 
 #[derive(clap::Subcommand, Debug)]
-// Each subcommand's flags are made only when it is the one invoked:
-// building all of them is most of a short command's start-up.
-#[command(defer = true)]
+#[command(defer = true)] // as `cli::Command`'s
 pub enum NetworkCommand {
     /// Create a network (a bridge with its own subnet and name resolution)
     Create(CreateArgs),
