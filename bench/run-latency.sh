@@ -31,9 +31,10 @@ PY
 cmds=(-n kiln "$K run --rm --network none localhost/busybox:latest /bin/true"
       -n runc "runc run -b $W/bundle kiln-bench-runc")
 crun_v1=false
+crun_cmd="crun run -b $W/bundle kiln-bench-crun"
 if command -v crun >/dev/null; then
-  if crun run -b "$W/bundle" kiln-bench-crun >/dev/null 2>&1; then
-    cmds+=(-n crun "crun run -b $W/bundle kiln-bench-crun")
+  if $crun_cmd >/dev/null 2>&1; then
+    cmds+=(-n crun "$crun_cmd")
   else
     # crun refuses a hybrid cgroup host whose cgroup2 mount has controllers
     # ("cgroups in hybrid mode not supported"): it is timed as
@@ -47,6 +48,6 @@ cat "$W/results.md"
 if $crun_v1; then
   unshare -m sh -c "mount --make-rprivate / && umount /sys/fs/cgroup/unified &&
     hyperfine -N --warmup 3 --runs $RUNS --export-markdown $W/crun-v1ns.md \
-      -n crun-v1ns 'crun run -b $W/bundle kiln-bench-crun'" >/dev/null
+      -n crun-v1ns '$crun_cmd'" >/dev/null
   cat "$W/crun-v1ns.md"
 fi

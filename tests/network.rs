@@ -634,11 +634,7 @@ fn a_deleted_stores_leftovers_are_torn_down_by_the_next_attach() {
     // The killed container's cgroups: no store knows them any more (as
     // after a user deletes such a store), so the test removes them itself
     // rather than leave them on the host.
-    // (One per hierarchy on a hybrid host, or the cgroup2 root's.)
-    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let _ = std::fs::remove_dir(h.path().join(format!("kiln-{id}")));
-    }
-    let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/kiln-{id}"));
+    runner::remove_cgroups(&id);
 }
 
 /// `--internal`: an address on the network, no route out of it; `--ip`.
