@@ -19,6 +19,7 @@ pub mod lock;
 pub use lock::LockGuard;
 pub mod model;
 mod piped;
+pub mod rewrite;
 pub mod store;
 pub mod temps;
 pub mod unpack;

@@ -13,7 +13,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -24,7 +24,7 @@ use crate::layer::LayerError;
 use crate::layer_files::{LayerFiles, Vouched};
 use crate::store::{BlobWriter, Store};
 use crate::unpack::{unpack_recording, UnpackOptions, Whiteouts};
-use crate::verify::Chunks;
+use crate::verify::{spare_or_new, Chunks};
 
 /// Bytes handed to the unpacking thread at a time, and chunks in flight.
 const CHUNK: usize = 256 << 10;
@@ -41,27 +41,33 @@ pub struct UnpackingWriter {
     buf: Vec<u8>,
     /// `None` once the unpacking thread stopped taking bytes.
     tx: Option<SyncSender<io::Result<Vec<u8>>>>,
+    /// Chunks the unpack is done with, to fill again.
+    spares: Option<Receiver<Vec<u8>>>,
     unpacker: Option<JoinHandle<std::result::Result<LayerFiles, LayerError>>>,
     /// The temp directory and the lock that keeps cleaners away from it.
     tmp: Option<(TempPath, File)>,
-    /// Digests the tar's writer vouches for, which the unpack records
-    /// instead of hashing those files' bytes again.
-    vouched: Arc<Vouched>,
 }
 
 impl Store {
     /// Tees `blob` (an uncompressed layer tar about to be written) into an
     /// unpack; files the unpacked layer `like` has with the same facts are
-    /// linked from there ([`crate::layer_files`]).
-    pub fn unpacking_writer(&self, blob: BlobWriter, like: Option<&Digest>) -> UnpackingWriter {
+    /// linked from there ([`crate::layer_files`]). `vouched`: where the
+    /// tar's writer vouches for the digests of files it checked (it may
+    /// have begun before this writer was made: see [`crate::rewrite`]).
+    pub fn unpacking_writer(
+        &self,
+        blob: BlobWriter,
+        like: Option<&Digest>,
+        vouched: Arc<Vouched>,
+    ) -> UnpackingWriter {
         let mut w = UnpackingWriter {
             store: self.clone(),
             blob: Some(blob),
             buf: Vec::new(),
             tx: None,
+            spares: None,
             unpacker: None,
             tmp: None,
-            vouched: Arc::default(),
         };
         let parent = self.layers_dir();
         if crate::store::private_dir(&parent).is_err() {
@@ -72,8 +78,9 @@ impl Store {
         };
         let reuse = like.and_then(|l| self.reuse_of(l, None));
         let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(IN_FLIGHT);
+        let mut input = Chunks::new(rx);
+        let spares = input.spares(IN_FLIGHT);
         let dest = tmp.to_path_buf();
-        let vouched = w.vouched.clone();
         let spawned = std::thread::Builder::new()
             .name("layer-unpacker".into())
             .spawn(move || {
@@ -81,12 +88,13 @@ impl Store {
                     whiteouts: Whiteouts::Overlay,
                     ..Default::default()
                 };
-                let input = Chunks::new(rx);
                 unpack_recording(input, &dest, opts, reuse, Some(vouched)).map(|(_, files)| files)
             });
         match spawned {
             Ok(h) => {
+                w.buf = Vec::with_capacity(CHUNK);
                 w.tx = Some(tx);
+                w.spares = Some(spares);
                 w.unpacker = Some(h);
                 w.tmp = Some((tmp, lock));
             }
@@ -99,18 +107,15 @@ impl Store {
 }
 
 impl UnpackingWriter {
-    /// Where the writer of the tar vouches for the sha256 of files' data
-    /// it has checked (see [`Vouched`]), by their offset in what it wrote
-    /// here.
-    pub fn vouched(&self) -> Arc<Vouched> {
-        self.vouched.clone()
-    }
-
     fn send(&mut self) {
         if self.buf.is_empty() {
             return;
         }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let next = match &self.spares {
+            Some(spares) => spare_or_new(spares, CHUNK),
+            None => Vec::with_capacity(CHUNK),
+        };
+        let chunk = std::mem::replace(&mut self.buf, next);
         let taken = self
             .tx
             .as_ref()

@@ -71,9 +71,11 @@ pub fn copy_checked<R: Read, W: Write>(
         fault: None,
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let mut chunks = Chunks::new(rx);
+    let spares = chunks.spares(CHUNKS_IN_FLIGHT);
     std::thread::scope(|s| {
-        let checker = s.spawn(move || check_plain(Chunks::new(rx)));
-        decompress_into(&mut tee, compression, &tx);
+        let checker = s.spawn(move || check_plain(chunks));
+        decompress_into(&mut tee, compression, &tx, &spares);
         drop(tx);
         // The rest of the blob is copied even when the layer failed: the
         // caller's digest check of the whole blob (a corrupt download)
@@ -104,6 +106,7 @@ fn decompress_into<R: Read, W: Write>(
     tee: &mut Tee<R, W>,
     compression: Compression,
     tx: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+    spares: &std::sync::mpsc::Receiver<Vec<u8>>,
 ) {
     let mut plain: Box<dyn Read + '_> = match compression {
         Compression::None => Box::new(tee),
@@ -120,7 +123,8 @@ fn decompress_into<R: Read, W: Write>(
         },
     };
     loop {
-        let mut buf = vec![0; CHUNK];
+        let mut buf = spare_or_new(spares, CHUNK);
+        buf.resize(CHUNK, 0);
         let mut filled = 0;
         let end = loop {
             match plain.read(&mut buf[filled..]) {
@@ -167,6 +171,8 @@ pub(crate) struct Chunks {
     cur: Vec<u8>,
     pos: usize,
     done: bool,
+    /// Where chunks read through go back to the sender (see [`Chunks::spares`]).
+    back: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
 }
 
 impl Chunks {
@@ -176,8 +182,26 @@ impl Chunks {
             cur: Vec::new(),
             pos: 0,
             done: false,
+            back: None,
         }
     }
+
+    /// The chunks this reader is done with, emptied, for the sender to
+    /// fill again (up to `n` kept waiting). A new 256 KB buffer per chunk
+    /// cost page faults on every one: glibc maps buffers that large apart
+    /// and unmaps them when freed.
+    pub(crate) fn spares(&mut self, n: usize) -> std::sync::mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(n);
+        self.back = Some(tx);
+        rx
+    }
+}
+
+/// A buffer for the next chunk: one given back, or a new one.
+pub(crate) fn spare_or_new(spares: &std::sync::mpsc::Receiver<Vec<u8>>, cap: usize) -> Vec<u8> {
+    spares
+        .try_recv()
+        .unwrap_or_else(|_| Vec::with_capacity(cap))
 }
 
 impl Read for Chunks {
@@ -195,7 +219,11 @@ impl Read for Chunks {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
                     self.done = chunk.is_empty();
-                    self.cur = chunk;
+                    let mut used = std::mem::replace(&mut self.cur, chunk);
+                    if let (Some(back), true) = (&self.back, used.capacity() > 0) {
+                        used.clear();
+                        let _ = back.try_send(used);
+                    }
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),

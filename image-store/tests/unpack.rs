@@ -642,7 +642,7 @@ fn a_layer_unpacked_while_written_is_installed_as_its_unpack() {
     let top = tempfile::tempdir().unwrap();
     let store = image_store::Store::open(top.path().join("store")).unwrap();
     let write = |t: &[u8], like: Option<&image_store::Digest>| {
-        let mut w = store.unpacking_writer(store.blob_writer().unwrap(), like);
+        let mut w = store.unpacking_writer(store.blob_writer().unwrap(), like, Default::default());
         // In odd pieces, past the thread's chunk size.
         for piece in t.chunks(100_003) {
             w.write_all(piece).unwrap();
@@ -716,7 +716,7 @@ fn a_failed_unpack_while_written_installs_nothing() {
         ("../escape", F, "", b"x"),
         ("after", F, "", &[1u8; 600_000]),
     ]);
-    let mut w = store.unpacking_writer(store.blob_writer().unwrap(), None);
+    let mut w = store.unpacking_writer(store.blob_writer().unwrap(), None, Default::default());
     w.write_all(&t).unwrap();
     let (id, _) = w.commit().unwrap();
     assert!(store.blob_path(&id).exists());

@@ -221,12 +221,28 @@ struct StatEntry {
     sha: [u8; 32],
 }
 
-/// How much younger than the moment of hashing a ctime must be for the
-/// entry to be trusted: file timestamps come from a coarse clock (a jiffy
-/// behind the real time on Linux, whole seconds or two on some
-/// filesystems), so a same-tick change can carry a ctime slightly older
-/// than the fine clock read before hashing.
-const RACY_MARGIN_SECS: i64 = 2;
+/// How much older than the moment of hashing a ctime must be for the
+/// entry to be trusted: file timestamps come from a coarse clock (a jiffy,
+/// 1 to 10 ms, behind the real time on Linux), so a same-tick change can
+/// carry a ctime slightly older than the fine clock read before hashing.
+/// A ctime in whole seconds (no nanoseconds: a filesystem that keeps
+/// seconds, or two) needs [`RACY_MARGIN_COARSE_NS`]. The finer margin
+/// matters to a build right after a checkout or a generated context:
+/// with seconds, every build of the first two seconds hashed it all again.
+const RACY_MARGIN_NS: i128 = 100_000_000;
+const RACY_MARGIN_COARSE_NS: i128 = 2_000_000_000;
+
+/// Whether a file whose stat is `stat`, hashed from `started` (ns since
+/// the epoch), may have changed since in the same timestamp tick.
+fn racy(stat: &FileStat, started: i128) -> bool {
+    let margin = if stat.ctime_ns == 0 {
+        RACY_MARGIN_COARSE_NS
+    } else {
+        RACY_MARGIN_NS
+    };
+    let ctime = i128::from(stat.ctime) * 1_000_000_000 + i128::from(stat.ctime_ns);
+    ctime + margin >= started
+}
 
 const MAGIC: &[u8; 16] = b"kiln-statidx-v4\n";
 /// The CRC-32 after the entries.
@@ -375,11 +391,11 @@ impl StatIndex {
         }
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(i64::MAX, |d| d.as_secs() as i64);
+            .map_or(i128::MAX, |d| d.as_nanos() as i128);
         let sha = hash_file_raw(abs)?;
         let entry = StatEntry {
             stat: *stat,
-            racy: stat.ctime.saturating_add(RACY_MARGIN_SECS) >= started,
+            racy: racy(stat, started),
             sha,
         };
         if old != Some(entry) {
@@ -577,6 +593,26 @@ mod tests {
             again.hash_stat(b"f", &file, &stat).unwrap(),
             sha_of(b"cccc")
         );
+    }
+
+    /// A sub-second ctime is settled 100 ms after it; one in whole
+    /// seconds only 2 s after.
+    #[test]
+    fn the_racy_margin_follows_the_timestamps_grain() {
+        let s = 1_800_000_000i64;
+        let at = |secs: i64, ns: i64| i128::from(secs) * 1_000_000_000 + i128::from(ns);
+        let fine = FileStat {
+            ctime_ns: 500_000_000,
+            ..stat_with_ctime(s)
+        };
+        assert!(racy(&fine, at(s, 550_000_000)));
+        assert!(racy(&fine, at(s, 600_000_000)));
+        assert!(!racy(&fine, at(s, 600_000_001)));
+        assert!(!racy(&fine, at(s + 1, 0)));
+        let coarse = stat_with_ctime(s);
+        assert!(racy(&coarse, at(s + 1, 500_000_000)));
+        assert!(racy(&coarse, at(s + 2, 0)));
+        assert!(!racy(&coarse, at(s + 2, 1)));
     }
 
     /// An old, unchanged stat is trusted across builds (the file is not

@@ -12,7 +12,7 @@ use super::copy_plan::join_os;
 use super::copy_reuse::PreviousLayer;
 
 use crate::error::BuildError;
-use image_store::layer_files::Vouched;
+use image_store::layer_files::{LayerFiles, Vouched};
 
 /// One tar entry of the layer to be.
 #[derive(Debug)]
@@ -232,15 +232,16 @@ impl<W: Write> Write for Counted<W> {
 }
 
 /// Writes the planned entries as a tar stream; `clamp` caps mtimes.
-/// `previous` is the layer tar the same step wrote last time (see
-/// [`PreviousLayer`]), if any. `vouched`: where the sha256 of each file
+/// `previous` is the layer tar the same step wrote last time, with the
+/// store's record of its files (see [`PreviousLayer`]), if any.
+/// `vouched`: where the sha256 of each file
 /// taken from it (checked against the plan's) is given, by the offset of
 /// its data in `out`, for the unpack of the stream.
 pub fn write_layer<W: Write>(
     entries: &[Planned],
     out: W,
     clamp: Option<u64>,
-    previous: Option<&Path>,
+    previous: Option<(&Path, Option<LayerFiles>)>,
     vouched: Option<&Vouched>,
 ) -> Result<(), BuildError> {
     // Only files the plan hashed can be taken from it (a stage's files
@@ -250,7 +251,7 @@ pub fn write_layer<W: Write>(
         .any(|e| matches!(e.kind, Kind::File { sha: Some(_), .. }));
     let previous = previous
         .filter(|_| hashed)
-        .and_then(|p| PreviousLayer::open(p, PREFETCH_MAX));
+        .and_then(|(p, files)| PreviousLayer::open(p, PREFETCH_MAX, files));
     std::thread::scope(|scope| {
         let mut pre = Prefetch::start(scope, entries, previous);
         write_entries(entries, out, clamp, &mut pre, vouched)
@@ -533,7 +534,14 @@ mod tests {
         write_layer(&new, &mut expected, None, None, None).unwrap();
         let mut reused = Vec::new();
         let vouched = Vouched::default();
-        write_layer(&new, &mut reused, None, Some(&old_tar), Some(&vouched)).unwrap();
+        write_layer(
+            &new,
+            &mut reused,
+            None,
+            Some((&old_tar, None)),
+            Some(&vouched),
+        )
+        .unwrap();
         assert!(reused == expected);
         // Each file taken from the old tar is vouched for where its data
         // is in the new one; the edited files, read from disk, are not.
@@ -564,7 +572,7 @@ mod tests {
         let f010 = std::fs::read(src.join("f010")).unwrap();
         std::fs::remove_file(src.join("f010")).unwrap();
         let mut again = Vec::new();
-        write_layer(&new, &mut again, None, Some(&old_tar), None).unwrap();
+        write_layer(&new, &mut again, None, Some((&old_tar, None)), None).unwrap();
         assert!(again == expected);
         assert!(write_layer(&new, &mut Vec::new(), None, None, None).is_err());
         std::fs::write(src.join("f010"), &f010).unwrap();
@@ -574,7 +582,7 @@ mod tests {
             *sha = Some([0; 32]);
         }
         std::fs::remove_file(src.join("f010")).unwrap();
-        assert!(write_layer(&new, &mut Vec::new(), None, Some(&old_tar), None).is_err());
+        assert!(write_layer(&new, &mut Vec::new(), None, Some((&old_tar, None)), None).is_err());
     }
 
     #[test]

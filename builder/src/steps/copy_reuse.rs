@@ -5,17 +5,21 @@
 //! one blob front to back instead of opening every file of the context
 //! again.
 //!
-//! Nothing is trusted from the old blob but bytes that hash to the plan's
-//! sha256 (the digest the step's key is made of), so the new layer is byte
-//! for byte the one reading the files gives. A damaged, missing or
-//! foreign blob only means the files are read: any read or format error
-//! ends the reuse, never the build.
+//! Nothing is taken from the old blob but bytes whose sha256 is the plan's
+//! (the digest the step's key is made of), so the new layer is byte for
+//! byte the one reading the files gives. The store's record of the old
+//! layer's files ([`LayerFiles`], made by the unpack that hashed them)
+//! says which digest each file's bytes have; the bytes of a file it does
+//! not vouch for are hashed here. A damaged, missing or foreign blob only
+//! means the files are read: any read or format error ends the reuse,
+//! never the build.
 
 use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
+use image_store::layer_files::LayerFiles;
 use sha2::{Digest as _, Sha256};
 
 use crate::context::tree_order;
@@ -35,6 +39,8 @@ pub(super) struct PreviousLayer {
     cur: Option<Old>,
     /// The end of the tar, or a read or format error.
     done: bool,
+    /// The store's record of the old layer's files, if it has one.
+    files: Option<LayerFiles>,
 }
 
 struct Old {
@@ -46,14 +52,20 @@ struct Old {
 }
 
 impl PreviousLayer {
-    /// The uncompressed layer tar at `path`; `None` when it cannot be opened.
-    pub(super) fn open(path: &Path, max_data: u64) -> Option<PreviousLayer> {
+    /// The uncompressed layer tar at `path`, and the store's record of its
+    /// files; `None` when it cannot be opened.
+    pub(super) fn open(
+        path: &Path,
+        max_data: u64,
+        files: Option<LayerFiles>,
+    ) -> Option<PreviousLayer> {
         let f = File::open(path).ok()?;
         Some(PreviousLayer {
             r: BufReader::with_capacity(READ_BUF, f),
             max_data,
             cur: None,
             done: false,
+            files,
         })
     }
 
@@ -80,7 +92,14 @@ impl PreviousLayer {
                 Ordering::Greater => return None,
                 Ordering::Equal => {
                     let data = self.cur.take().and_then(|o| o.data)?;
-                    let same = data.len() as u64 == size && Sha256::digest(&data)[..] == sha[..];
+                    if data.len() as u64 != size {
+                        return None;
+                    }
+                    let recorded = self.files.as_ref().and_then(|f| f.get(name));
+                    let same = match recorded {
+                        Some(f) if f.size == size && f.sha == *sha => true,
+                        _ => Sha256::digest(&data)[..] == sha[..],
+                    };
                     return same.then_some(data);
                 }
             }
@@ -210,7 +229,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("layer");
         std::fs::write(&p, &tar).unwrap();
-        let mut prev = PreviousLayer::open(&p, 4096).unwrap();
+        let mut prev = PreviousLayer::open(&p, 4096, None).unwrap();
         assert_eq!(prev.take(b"d/a", 5, &sha(b"alpha")).unwrap(), b"alpha");
         // Other content (the file was edited): not taken.
         assert!(prev.take(b"d/b", 4, &sha(b"BETA")).is_none());
@@ -230,11 +249,48 @@ mod tests {
 
         // A cut or damaged blob gives what it can, then nothing.
         std::fs::write(&p, &tar[..1536]).unwrap();
-        let mut prev = PreviousLayer::open(&p, 4096).unwrap();
+        let mut prev = PreviousLayer::open(&p, 4096, None).unwrap();
         assert_eq!(prev.take(b"d/a", 5, &sha(b"alpha")).unwrap(), b"alpha");
         assert!(prev.take(b"d/c", 5, &sha(b"gamma")).is_none());
         std::fs::write(&p, vec![0xffu8; 4096]).unwrap();
-        let mut prev = PreviousLayer::open(&p, 4096).unwrap();
+        let mut prev = PreviousLayer::open(&p, 4096, None).unwrap();
         assert!(prev.take(b"d/a", 5, &sha(b"alpha")).is_none());
+    }
+
+    /// A file the store's record of the old layer vouches for (same size,
+    /// the plan's sha256) is taken without hashing its bytes; one it has
+    /// other facts for, or none, is hashed.
+    #[test]
+    fn the_layer_record_spares_hashing_what_it_vouches_for() {
+        use image_store::layer_files::FileFacts;
+        let tar = tar_of(&[
+            ("d/", b""),
+            ("d/a", b"alpha"),
+            ("d/b", b"beta"),
+            ("d/c", b"gamma"),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("layer");
+        std::fs::write(&p, &tar).unwrap();
+        let facts = |size, sha| FileFacts {
+            size,
+            mtime: 0,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            sha,
+        };
+        let mut files = LayerFiles::default();
+        // The record's word is what counts for "d/a": a record that said
+        // so of other bytes would have them taken (the store's records are
+        // as trusted as its blob names).
+        files.insert(b"d/a", facts(5, sha(b"ALPHA")));
+        // A stale digest for "d/b": its bytes are hashed, and match.
+        files.insert(b"d/b", facts(4, sha(b"old b")));
+        let mut prev = PreviousLayer::open(&p, 4096, Some(files)).unwrap();
+        assert_eq!(prev.take(b"d/a", 5, &sha(b"ALPHA")).unwrap(), b"alpha");
+        assert_eq!(prev.take(b"d/b", 4, &sha(b"beta")).unwrap(), b"beta");
+        // No record for "d/c": hashed, and its edit is seen.
+        assert!(prev.take(b"d/c", 5, &sha(b"GAMMA")).is_none());
     }
 }

@@ -25,7 +25,9 @@ use std::time::Instant;
 use dockerfile_parser::instructions::{Command, Instruction};
 use dockerfile_parser::shell::Env;
 use image_store::diff::{write_tar_from_dir, DiffOptions};
+use image_store::layer_files::Vouched;
 use image_store::model::{media, History};
+use image_store::rewrite::Rewritten;
 use image_store::Descriptor;
 
 use crate::cache::{self, KeyHasher, Record};
@@ -140,7 +142,10 @@ impl StageRun<'_, '_> {
     /// is written, linking unchanged files from the layer named if any
     /// (see [`Self::layer_read_later`]). `previous`: the layer the step
     /// made last time, whose bytes of unchanged files are taken instead of
-    /// reading each file again ([`copy_layer::write_layer`]).
+    /// reading each file again ([`copy_layer::write_layer`]), and which
+    /// the new layer is compared with as it is written: one that comes
+    /// out the same is neither written nor unpacked again
+    /// ([`image_store::rewrite`]).
     pub(crate) fn planned_layer(
         &self,
         planned: &[copy_layer::Planned],
@@ -148,23 +153,36 @@ impl StageRun<'_, '_> {
         unpack: Option<Option<image_store::Digest>>,
         previous: Option<&image_store::Digest>,
     ) -> Result<Record, BuildError> {
-        let blob = self.store.blob_writer()?;
         let epoch = self.opts.source_date_epoch;
-        let previous = previous.map(|d| self.store.blob_path(d));
-        let previous = previous.as_deref();
+        let previous_blob = previous.map(|d| self.store.blob_path(d));
+        let write = |out: &mut dyn std::io::Write, vouched| {
+            let previous = previous_blob
+                .as_deref()
+                .map(|p| (p, previous.and_then(|d| self.store.layer_files(d))));
+            copy_layer::write_layer(planned, out, epoch, previous, vouched)
+                .map_err(|e| e.located(cmd))
+        };
+        let store = self.store.clone();
         let (digest, size) = match unpack {
             Some(like) => {
-                let mut w = self.store.unpacking_writer(blob, like.as_ref());
-                let vouched = w.vouched();
-                copy_layer::write_layer(planned, &mut w, epoch, previous, Some(&vouched))
-                    .map_err(|e| e.located(cmd))?;
-                w.commit()?
+                let vouched = std::sync::Arc::<Vouched>::default();
+                let v = vouched.clone();
+                let make =
+                    move || Ok(store.unpacking_writer(store.blob_writer()?, like.as_ref(), v));
+                let mut w = self.store.rewrite(previous, make)?;
+                write(&mut w, Some(&vouched))?;
+                match w.finish().map_err(layer_io)? {
+                    Rewritten::Same(d, n) => (d, n),
+                    Rewritten::New(w) => w.commit()?,
+                }
             }
             None => {
-                let mut w = blob;
-                copy_layer::write_layer(planned, &mut w, epoch, previous, None)
-                    .map_err(|e| e.located(cmd))?;
-                w.commit(None)?
+                let mut w = self.store.rewrite(previous, move || store.blob_writer())?;
+                write(&mut w, None)?;
+                match w.finish().map_err(layer_io)? {
+                    Rewritten::Same(d, n) => (d, n),
+                    Rewritten::New(w) => w.commit(None)?,
+                }
             }
         };
         Ok(Record {
@@ -415,6 +433,10 @@ impl Builder<'_> {
         }
         Ok(Descriptor::new(media::OCI_LAYER, digest, size))
     }
+}
+
+fn layer_io(e: std::io::Error) -> BuildError {
+    BuildError::Io(std::path::PathBuf::from("layer"), e)
 }
 
 /// An instruction as BuildKit names its vertex: the keyword upper-cased.
