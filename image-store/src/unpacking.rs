@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::fsutil::{self, TempPath};
 use crate::layer::LayerError;
 use crate::layer_files::{LayerFiles, Vouched};
-use crate::store::{BlobWriter, Store};
+use crate::store::{BlobWriter, PendingBlob, Store};
 use crate::unpack::{unpack_recording, UnpackOptions, Whiteouts};
 use crate::verify::{spare_or_new, Chunks};
 
@@ -128,22 +128,37 @@ impl UnpackingWriter {
 
     /// Commits the blob ([`BlobWriter::commit`]), then installs the
     /// unpacked layer when every byte reached the unpack and it succeeded.
-    pub fn commit(mut self) -> Result<(Digest, u64)> {
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        let (blob, _) = self.finish()?;
+        let (digest, size) = (blob.digest().clone(), blob.size());
+        crate::store::commit_pending(vec![blob])?;
+        Ok((digest, size))
+    }
+
+    /// Ends the blob, hashed but not yet durable ([`BlobWriter::finish`]),
+    /// and installs the unpacked layer when every byte reached the unpack
+    /// and it succeeded. True when the unpacked layer is in place: a build
+    /// may then commit the blob off its path, as it does a RUN's (the next
+    /// step mounts the directory, not the blob).
+    pub fn finish(mut self) -> Result<(PendingBlob, bool)> {
         self.send();
         // The end of the tar, or a stream cut short if the unpack hung up.
         let whole = self
             .tx
             .take()
             .is_some_and(|tx| tx.send(Ok(Vec::new())).is_ok());
-        let blob = self.blob.take().expect("commit is called once");
-        let (digest, size) = blob.commit(None)?;
+        let blob = self.blob.take().expect("finish is called once").finish()?;
         let files = self.unpacker.take().map(|h| h.join());
+        let mut installed = false;
         if let (true, Some(Ok(Ok(files))), Some((tmp, _lock))) = (whole, files, self.tmp.take()) {
             // A failed install leaves the layer to be unpacked later.
-            let _ = self.store.install_unpacked(&tmp, &digest, Some(&files));
+            installed = self
+                .store
+                .install_unpacked(&tmp, blob.digest(), Some(&files))
+                .is_ok();
             let _ = fs::remove_dir_all(&*tmp);
         }
-        Ok((digest, size))
+        Ok((blob, installed))
     }
 }
 

@@ -9,10 +9,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::copy_plan::join_os;
-use super::copy_reuse::PreviousLayer;
+use super::copy_reuse::{LoadRecord, PreviousLayer};
 
 use crate::error::BuildError;
-use image_store::layer_files::{LayerFiles, Vouched};
+use image_store::layer_files::Vouched;
 
 /// One tar entry of the layer to be.
 #[derive(Debug)]
@@ -241,7 +241,7 @@ pub fn write_layer<W: Write>(
     entries: &[Planned],
     out: W,
     clamp: Option<u64>,
-    previous: Option<(&Path, Option<LayerFiles>)>,
+    previous: Option<(&Path, LoadRecord)>,
     vouched: Option<&Vouched>,
 ) -> Result<(), BuildError> {
     // Only files the plan hashed can be taken from it (a stage's files
@@ -538,7 +538,7 @@ mod tests {
             &new,
             &mut reused,
             None,
-            Some((&old_tar, None)),
+            Some((&old_tar, Box::new(|| None))),
             Some(&vouched),
         )
         .unwrap();
@@ -572,7 +572,14 @@ mod tests {
         let f010 = std::fs::read(src.join("f010")).unwrap();
         std::fs::remove_file(src.join("f010")).unwrap();
         let mut again = Vec::new();
-        write_layer(&new, &mut again, None, Some((&old_tar, None)), None).unwrap();
+        write_layer(
+            &new,
+            &mut again,
+            None,
+            Some((&old_tar, Box::new(|| None))),
+            None,
+        )
+        .unwrap();
         assert!(again == expected);
         assert!(write_layer(&new, &mut Vec::new(), None, None, None).is_err());
         std::fs::write(src.join("f010"), &f010).unwrap();
@@ -582,7 +589,14 @@ mod tests {
             *sha = Some([0; 32]);
         }
         std::fs::remove_file(src.join("f010")).unwrap();
-        assert!(write_layer(&new, &mut Vec::new(), None, Some((&old_tar, None)), None).is_err());
+        assert!(write_layer(
+            &new,
+            &mut Vec::new(),
+            None,
+            Some((&old_tar, Box::new(|| None))),
+            None
+        )
+        .is_err());
     }
 
     #[test]

@@ -39,9 +39,24 @@ pub(super) struct PreviousLayer {
     cur: Option<Old>,
     /// The end of the tar, or a read or format error.
     done: bool,
-    /// The store's record of the old layer's files, if it has one.
-    files: Option<LayerFiles>,
+    /// The store's record of the old layer's files, read when a file is
+    /// first asked for that is worth it ([`RECORD_FROM`]).
+    files: Record,
 }
+
+/// Reads the store's record of the old layer's files, if it has one.
+pub type LoadRecord = Box<dyn FnOnce() -> Option<LayerFiles> + Send>;
+
+enum Record {
+    Unread(LoadRecord),
+    Read(Option<LayerFiles>),
+}
+
+/// Files smaller than this are hashed rather than looked up in the record:
+/// hashing a block or a few costs about what a lookup does, and a context
+/// of 100k tiny files is better off without reading a record of 100k
+/// entries first.
+const RECORD_FROM: u64 = 1024;
 
 struct Old {
     /// The entry's name without a trailing `/`; `None` when a pax header
@@ -54,18 +69,14 @@ struct Old {
 impl PreviousLayer {
     /// The uncompressed layer tar at `path`, and the store's record of its
     /// files; `None` when it cannot be opened.
-    pub(super) fn open(
-        path: &Path,
-        max_data: u64,
-        files: Option<LayerFiles>,
-    ) -> Option<PreviousLayer> {
+    pub(super) fn open(path: &Path, max_data: u64, files: LoadRecord) -> Option<PreviousLayer> {
         let f = File::open(path).ok()?;
         Some(PreviousLayer {
             r: BufReader::with_capacity(READ_BUF, f),
             max_data,
             cur: None,
             done: false,
-            files,
+            files: Record::Unread(files),
         })
     }
 
@@ -95,7 +106,9 @@ impl PreviousLayer {
                     if data.len() as u64 != size {
                         return None;
                     }
-                    let recorded = self.files.as_ref().and_then(|f| f.get(name));
+                    let recorded = (size >= RECORD_FROM)
+                        .then(|| self.record().and_then(|f| f.get(name)))
+                        .flatten();
                     let same = match recorded {
                         Some(f) if f.size == size && f.sha == *sha => true,
                         _ => Sha256::digest(&data)[..] == sha[..],
@@ -103,6 +116,20 @@ impl PreviousLayer {
                     return same.then_some(data);
                 }
             }
+        }
+    }
+
+    fn record(&mut self) -> Option<&LayerFiles> {
+        if let Record::Unread(_) = self.files {
+            let Record::Unread(load) = std::mem::replace(&mut self.files, Record::Read(None))
+            else {
+                unreachable!()
+            };
+            self.files = Record::Read(load());
+        }
+        match &self.files {
+            Record::Read(f) => f.as_ref(),
+            Record::Unread(_) => None,
         }
     }
 
@@ -229,7 +256,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("layer");
         std::fs::write(&p, &tar).unwrap();
-        let mut prev = PreviousLayer::open(&p, 4096, None).unwrap();
+        let mut prev = PreviousLayer::open(&p, 4096, Box::new(|| None)).unwrap();
         assert_eq!(prev.take(b"d/a", 5, &sha(b"alpha")).unwrap(), b"alpha");
         // Other content (the file was edited): not taken.
         assert!(prev.take(b"d/b", 4, &sha(b"BETA")).is_none());
@@ -249,25 +276,29 @@ mod tests {
 
         // A cut or damaged blob gives what it can, then nothing.
         std::fs::write(&p, &tar[..1536]).unwrap();
-        let mut prev = PreviousLayer::open(&p, 4096, None).unwrap();
+        let mut prev = PreviousLayer::open(&p, 4096, Box::new(|| None)).unwrap();
         assert_eq!(prev.take(b"d/a", 5, &sha(b"alpha")).unwrap(), b"alpha");
         assert!(prev.take(b"d/c", 5, &sha(b"gamma")).is_none());
         std::fs::write(&p, vec![0xffu8; 4096]).unwrap();
-        let mut prev = PreviousLayer::open(&p, 4096, None).unwrap();
+        let mut prev = PreviousLayer::open(&p, 4096, Box::new(|| None)).unwrap();
         assert!(prev.take(b"d/a", 5, &sha(b"alpha")).is_none());
     }
 
     /// A file the store's record of the old layer vouches for (same size,
     /// the plan's sha256) is taken without hashing its bytes; one it has
-    /// other facts for, or none, is hashed.
+    /// other facts for, or none, or one too small to be worth a lookup,
+    /// is hashed.
     #[test]
     fn the_layer_record_spares_hashing_what_it_vouches_for() {
         use image_store::layer_files::FileFacts;
+        let (a, upper_a) = (vec![b'a'; 1500], vec![b'A'; 1500]);
+        let (b, c) = (vec![b'b'; 2000], vec![b'c'; 3000]);
         let tar = tar_of(&[
             ("d/", b""),
-            ("d/a", b"alpha"),
-            ("d/b", b"beta"),
-            ("d/c", b"gamma"),
+            ("d/a", &a),
+            ("d/b", &b),
+            ("d/c", &c),
+            ("d/t", b"tiny"),
         ]);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("layer");
@@ -284,13 +315,16 @@ mod tests {
         // The record's word is what counts for "d/a": a record that said
         // so of other bytes would have them taken (the store's records are
         // as trusted as its blob names).
-        files.insert(b"d/a", facts(5, sha(b"ALPHA")));
+        files.insert(b"d/a", facts(1500, sha(&upper_a)));
         // A stale digest for "d/b": its bytes are hashed, and match.
-        files.insert(b"d/b", facts(4, sha(b"old b")));
-        let mut prev = PreviousLayer::open(&p, 4096, Some(files)).unwrap();
-        assert_eq!(prev.take(b"d/a", 5, &sha(b"ALPHA")).unwrap(), b"alpha");
-        assert_eq!(prev.take(b"d/b", 4, &sha(b"beta")).unwrap(), b"beta");
+        files.insert(b"d/b", facts(2000, sha(b"old b")));
+        // Too small to look up: hashed, whatever the record says.
+        files.insert(b"d/t", facts(4, sha(b"TINY")));
+        let mut prev = PreviousLayer::open(&p, 4096, Box::new(move || Some(files))).unwrap();
+        assert_eq!(prev.take(b"d/a", 1500, &sha(&upper_a)).unwrap(), a);
+        assert_eq!(prev.take(b"d/b", 2000, &sha(&b)).unwrap(), b);
         // No record for "d/c": hashed, and its edit is seen.
-        assert!(prev.take(b"d/c", 5, &sha(b"GAMMA")).is_none());
+        assert!(prev.take(b"d/c", 3000, &sha(&[b'C'; 3000])).is_none());
+        assert!(prev.take(b"d/t", 4, &sha(b"TINY")).is_none());
     }
 }

@@ -156,9 +156,11 @@ impl StageRun<'_, '_> {
         let epoch = self.opts.source_date_epoch;
         let previous_blob = previous.map(|d| self.store.blob_path(d));
         let write = |out: &mut dyn std::io::Write, vouched| {
-            let previous = previous_blob
-                .as_deref()
-                .map(|p| (p, previous.and_then(|d| self.store.layer_files(d))));
+            let previous = previous_blob.as_deref().zip(previous).map(|(p, d)| {
+                let (store, d) = (self.store.clone(), d.clone());
+                let load: copy_reuse::LoadRecord = Box::new(move || store.layer_files(&d));
+                (p, load)
+            });
             copy_layer::write_layer(planned, out, epoch, previous, vouched)
                 .map_err(|e| e.located(cmd))
         };
@@ -173,7 +175,12 @@ impl StageRun<'_, '_> {
                 write(&mut w, Some(&vouched))?;
                 match w.finish().map_err(layer_io)? {
                     Rewritten::Same(d, n) => (d, n),
-                    Rewritten::New(w) => w.commit()?,
+                    Rewritten::New(w) => {
+                        let (blob, installed) = w.finish()?;
+                        // Without its unpacked copy, the next step unpacks
+                        // the blob: it must be in place first.
+                        self.commit_blob(blob, installed)?
+                    }
                 }
             }
             None => {
@@ -181,7 +188,12 @@ impl StageRun<'_, '_> {
                 write(&mut w, None)?;
                 match w.finish().map_err(layer_io)? {
                     Rewritten::Same(d, n) => (d, n),
-                    Rewritten::New(w) => w.commit(None)?,
+                    // Durable off the path when no later step of this
+                    // build reads it (a WORKDIR's is not unpacked as it is
+                    // written, yet the next step may stack it).
+                    Rewritten::New(w) => {
+                        self.commit_blob(w.finish()?, !self.layer_read_later(cmd))?
+                    }
                 }
             }
         };
@@ -189,6 +201,24 @@ impl StageRun<'_, '_> {
             created: self.now.clone(),
             layer: Some(Descriptor::new(media::OCI_LAYER, digest, size)),
         })
+    }
+
+    /// Names a layer blob written for a step: now, or off the step's path
+    /// when `deferred` ([`crate::cache::commits`]: the build waits for it
+    /// before anything refers to the blob, and the step's record is
+    /// written after it).
+    fn commit_blob(
+        &self,
+        blob: image_store::store::PendingBlob,
+        deferred: bool,
+    ) -> Result<(image_store::Digest, u64), BuildError> {
+        let (digest, size) = (blob.digest().clone(), blob.size());
+        if deferred {
+            self.cache.commits.blob(blob)?;
+        } else {
+            image_store::store::commit_pending(vec![blob])?;
+        }
+        Ok((digest, size))
     }
 
     /// Whether a step after `cmd` stacks this stage's layers as lower
@@ -369,6 +399,12 @@ impl StageRun<'_, '_> {
         for (i, (d, id)) in layers.enumerate() {
             if dirs[i].is_some() {
                 continue;
+            }
+            // A blob still being committed off the path (see
+            // `commit_blob`) is unpacked once it is in place.
+            if self.cache.commits.is_pending(id) && !self.store.layers_dir().join(id.hex()).is_dir()
+            {
+                self.cache.commits.wait()?;
             }
             let like = self.b.similar_to(id);
             let dir = self
