@@ -31,12 +31,12 @@ const CHUNK: usize = 256 << 10;
 const IN_FLIGHT: usize = 8;
 
 /// A [`BlobWriter`] whose bytes are also unpacked, in overlay form, into a
-/// temp directory that [`UnpackingWriter::commit`] installs as the
+/// temp directory that [`UnpackingWriter::finish`] installs as the
 /// unpacked layer of the blob's digest (the diff ID of an uncompressed
 /// layer).
 pub struct UnpackingWriter {
     store: Store,
-    /// Until committed.
+    /// Until finished.
     blob: Option<BlobWriter>,
     buf: Vec<u8>,
     /// `None` once the unpacking thread stopped taking bytes.
@@ -121,18 +121,9 @@ impl UnpackingWriter {
             .as_ref()
             .is_some_and(|tx| tx.send(Ok(chunk)).is_ok());
         if !taken {
-            // The unpack failed; `commit` then installs nothing.
+            // The unpack failed; `finish` then installs nothing.
             self.tx = None;
         }
-    }
-
-    /// Commits the blob ([`BlobWriter::commit`]), then installs the
-    /// unpacked layer when every byte reached the unpack and it succeeded.
-    pub fn commit(self) -> Result<(Digest, u64)> {
-        let (blob, _) = self.finish()?;
-        let (digest, size) = (blob.digest().clone(), blob.size());
-        crate::store::commit_pending(vec![blob])?;
-        Ok((digest, size))
     }
 
     /// Ends the blob, hashed but not yet durable ([`BlobWriter::finish`]),
@@ -164,7 +155,7 @@ impl UnpackingWriter {
 
 impl Write for UnpackingWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = self.blob.as_mut().expect("not committed").write(data)?;
+        let n = self.blob.as_mut().expect("not finished").write(data)?;
         if self.tx.is_some() {
             self.buf.extend_from_slice(&data[..n]);
             if self.buf.len() >= CHUNK {
@@ -175,13 +166,13 @@ impl Write for UnpackingWriter {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.blob.as_mut().expect("not committed").flush()
+        self.blob.as_mut().expect("not finished").flush()
     }
 }
 
 impl Drop for UnpackingWriter {
     fn drop(&mut self) {
-        // Uncommitted: the input stops without its end, so the unpack
+        // Unfinished: the input stops without its end, so the unpack
         // fails; then its directory goes (an installed one was moved).
         self.tx = None;
         if let Some(h) = self.unpacker.take() {

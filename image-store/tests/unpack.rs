@@ -647,7 +647,11 @@ fn a_layer_unpacked_while_written_is_installed_as_its_unpack() {
         for piece in t.chunks(100_003) {
             w.write_all(piece).unwrap();
         }
-        w.commit().unwrap().0
+        let (blob, installed) = w.finish().unwrap();
+        assert!(installed, "the unpacked layer is in place");
+        let id = blob.digest().clone();
+        image_store::store::commit_pending(vec![blob]).unwrap();
+        id
     };
     let big = vec![7u8; 700_000];
     let a = tar_of(&[
@@ -718,7 +722,10 @@ fn a_failed_unpack_while_written_installs_nothing() {
     ]);
     let mut w = store.unpacking_writer(store.blob_writer().unwrap(), None, Default::default());
     w.write_all(&t).unwrap();
-    let (id, _) = w.commit().unwrap();
+    let (blob, installed) = w.finish().unwrap();
+    assert!(!installed, "a failed unpack installs nothing");
+    let id = blob.digest().clone();
+    image_store::store::commit_pending(vec![blob]).unwrap();
     assert!(store.blob_path(&id).exists());
     assert!(!store.layers_dir().join(id.hex()).exists());
     assert!(!top.path().join("store/kiln/escape").exists());

@@ -119,13 +119,12 @@ impl PreviousLayer {
         }
     }
 
+    /// The record, read on first use.
     fn record(&mut self) -> Option<&LayerFiles> {
         if let Record::Unread(_) = self.files {
-            let Record::Unread(load) = std::mem::replace(&mut self.files, Record::Read(None))
-            else {
-                unreachable!()
-            };
-            self.files = Record::Read(load());
+            if let Record::Unread(load) = std::mem::replace(&mut self.files, Record::Read(None)) {
+                self.files = Record::Read(load());
+            }
         }
         match &self.files {
             Record::Read(f) => f.as_ref(),
