@@ -187,9 +187,11 @@ impl Chunks {
     }
 
     /// The chunks this reader is done with, emptied, for the sender to
-    /// fill again (up to `n` kept waiting). A new 256 KB buffer per chunk
-    /// cost page faults on every one: glibc maps buffers that large apart
-    /// and unmaps them when freed.
+    /// fill again (up to `n` kept waiting), instead of a new 256 KB buffer
+    /// per chunk: those came from fresh pages until glibc's mmap threshold
+    /// rose past their size, and from wherever its heap had room after
+    /// (an edit of the w1 bench's 18 MB layer: about 7,500 page faults for
+    /// the whole build, 300 to 800 fewer with this).
     pub(crate) fn spares(&mut self, n: usize) -> std::sync::mpsc::Receiver<Vec<u8>> {
         let (tx, rx) = std::sync::mpsc::sync_channel(n);
         self.back = Some(tx);

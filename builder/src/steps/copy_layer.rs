@@ -234,9 +234,9 @@ impl<W: Write> Write for Counted<W> {
 /// Writes the planned entries as a tar stream; `clamp` caps mtimes.
 /// `previous` is the layer tar the same step wrote last time, with the
 /// store's record of its files (see [`PreviousLayer`]), if any.
-/// `vouched`: where the sha256 of each file
-/// taken from it (checked against the plan's) is given, by the offset of
-/// its data in `out`, for the unpack of the stream.
+/// `vouched`: where the sha256 of each file taken from it (checked against
+/// the plan's) is given, by the offset of its data in `out`, for the
+/// unpack of the stream.
 pub fn write_layer<W: Write>(
     entries: &[Planned],
     out: W,
