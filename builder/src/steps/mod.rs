@@ -203,24 +203,6 @@ impl StageRun<'_, '_> {
         })
     }
 
-    /// Names a layer blob written for a step: now, or off the step's path
-    /// when `deferred` ([`crate::cache::commits`]: the build waits for it
-    /// before anything refers to the blob, and the step's record is
-    /// written after it).
-    fn commit_blob(
-        &self,
-        blob: image_store::store::PendingBlob,
-        deferred: bool,
-    ) -> Result<(image_store::Digest, u64), BuildError> {
-        let (digest, size) = (blob.digest().clone(), blob.size());
-        if deferred {
-            self.cache.commits.blob(blob)?;
-        } else {
-            image_store::store::commit_pending(vec![blob])?;
-        }
-        Ok((digest, size))
-    }
-
     /// Whether a step after `cmd` stacks this stage's layers as lower
     /// directories, so a layer `cmd` writes is best unpacked as it is
     /// written: a later RUN, COPY, ADD or WORKDIR of the stage, or any use
@@ -455,19 +437,33 @@ impl Builder<'_> {
         };
         write_tar_from_dir(upper, &mut w, opts).map_err(image_store::ComposeError::from)?;
         let blob = w.finish()?;
-        let (digest, size) = (blob.digest().clone(), blob.size());
-        let dest = self.store.layers_dir().join(digest.hex());
+        let dest = self.store.layers_dir().join(blob.digest().hex());
         if !dest.exists() && self.opts.source_date_epoch.is_none() {
             let _ = std::fs::create_dir_all(self.store.layers_dir());
             let _ = std::fs::rename(upper, &dest);
         }
-        if dest.is_dir() {
+        // Without the directory, a step that needs the layer unpacks the
+        // blob: it must be in place first.
+        let (digest, size) = self.commit_blob(blob, dest.is_dir())?;
+        Ok(Descriptor::new(media::OCI_LAYER, digest, size))
+    }
+
+    /// Names a layer blob written for a step: now, or off the step's path
+    /// when `deferred` ([`crate::cache::commits`]: the build waits for it
+    /// before anything refers to the blob, and the step's record is
+    /// written after it).
+    fn commit_blob(
+        &self,
+        blob: image_store::store::PendingBlob,
+        deferred: bool,
+    ) -> Result<(image_store::Digest, u64), BuildError> {
+        let (digest, size) = (blob.digest().clone(), blob.size());
+        if deferred {
             self.cache.commits.blob(blob)?;
         } else {
-            // Unpacked from the blob when a step needs it.
             image_store::store::commit_pending(vec![blob])?;
         }
-        Ok(Descriptor::new(media::OCI_LAYER, digest, size))
+        Ok((digest, size))
     }
 }
 
