@@ -1200,13 +1200,15 @@ fn run_bind_mount_from_a_stage_keys_the_step_on_that_stage() {
     assert!(edited.stderr.contains("seen-v2"), "{}", edited.stderr);
 }
 
-/// An edit of one context file: the COPY's new layer links the unchanged
-/// files from the layer the step made before (one inode in both layer
-/// directories), and a write to such a file later, by a RUN step or a
-/// container, lands in that step's or container's own layer: the earlier
-/// image still has the old bytes.
+/// An edit of one context file: the COPY's new layer is unpacked as a
+/// delta over the layer the step made before (its directory holds the
+/// edited file, and the directories above it), and the image stacks both.
+/// A write to an unchanged file later, by a RUN step or a container,
+/// lands in that step's or container's own layer: the earlier image still
+/// has the old bytes. The collector keeps the base while the delta is
+/// used, even with the image and cache that made the base gone.
 #[test]
-fn an_edited_copy_links_unchanged_files_and_later_writes_stay_apart() {
+fn an_edited_copy_is_a_delta_and_later_writes_stay_apart() {
     let k = with_base();
     let ctx = k.dir.path().join("linkctx");
     write(&ctx.join("keep.txt"), "kept\n");
@@ -1228,14 +1230,17 @@ fn an_edited_copy_links_unchanged_files_and_later_writes_stay_apart() {
     };
     let (l1, l2) = (copy_layer("v1"), copy_layer("v2"));
     assert_ne!(l1, l2);
-    use std::os::unix::fs::MetadataExt;
-    let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
-    assert_eq!(ino(&l1.join("keep.txt")), ino(&l2.join("keep.txt")));
-    assert_ne!(ino(&l1.join("edit.txt")), ino(&l2.join("edit.txt")));
+    assert!(l1.join("keep.txt").is_file());
+    assert!(!l2.join("keep.txt").exists(), "the delta has the edit only");
     assert_eq!(
         std::fs::read_to_string(l2.join("edit.txt")).unwrap(),
         "two\n"
     );
+    assert_eq!(
+        std::fs::read_to_string(l1.join("edit.txt")).unwrap(),
+        "one\n"
+    );
+    use std::os::unix::fs::MetadataExt;
 
     // Writes through the new image, in a build and in a container.
     let df3 = k.dir.path().join("Dockerfile.write");
@@ -1258,6 +1263,20 @@ fn an_edited_copy_links_unchanged_files_and_later_writes_stay_apart() {
     );
     let m = std::fs::metadata(l1.join("keep.txt")).unwrap();
     assert_eq!(m.mode() & 0o777, 0o644);
+
+    // v1 and every cache record gone: v2's base stays, as v2 needs it.
+    k.run(&["rmi", "v1", "v3"]).ok();
+    k.run(&["builder", "prune", "-a", "-f"]).ok();
+    k.run(&["system", "prune", "-f"]).ok();
+    assert!(l1.join("keep.txt").is_file(), "the base was collected");
+    let r = k.run(&["run", "--rm", "v2", "cat", "/ctx/keep.txt", "/ctx/edit.txt"]);
+    assert_eq!(r.ok().stdout, "kept\ntwo\n");
+    let check = k.run(&["system", "check"]).ok();
+    assert!(!check.stdout.contains("delta"), "{}", check.stdout);
+    // Without v2 the base goes too.
+    k.run(&["rmi", "v2"]).ok();
+    k.run(&["system", "prune", "-f"]).ok();
+    assert!(!l1.exists() && !l2.exists());
 }
 
 /// An edited context's COPY layer, written with the bytes of unchanged

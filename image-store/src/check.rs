@@ -305,7 +305,26 @@ impl Store {
             }
             let p = e.path();
             match fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.is_dir() => {
+                    // A delta is usable only above its base.
+                    let Some(base) = crate::unpacked::layer_base(&p) else {
+                        continue;
+                    };
+                    if dir.join(base.hex()).is_dir() {
+                        continue;
+                    }
+                    let repaired = repair && self.remove_layer_dir(&p).is_ok();
+                    rep.problems.push(Problem {
+                        kind: "layer",
+                        object: p.display().to_string(),
+                        message: format!(
+                            "is a delta over the unpacked layer {}, which is gone",
+                            base.short()
+                        ),
+                        repaired,
+                        action: "removed (unpacked again when used)",
+                    });
+                }
                 _ => {
                     let repaired = repair && fs::remove_file(&p).is_ok();
                     rep.problems.push(Problem {

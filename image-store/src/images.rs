@@ -414,6 +414,12 @@ impl Store {
         for img in self.images_locked()? {
             diff_ids.extend(img.config.rootfs.diff_ids);
         }
+        // A delta kept keeps its base (bases are whole: one step).
+        let bases: Vec<Digest> = diff_ids
+            .iter()
+            .filter_map(|d| crate::unpacked::layer_base(&dir.join(d.hex())))
+            .collect();
+        diff_ids.extend(bases);
         for e in entries.flatten() {
             let name = e.file_name();
             let Some(name) = name.to_str() else { continue };

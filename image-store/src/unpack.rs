@@ -10,7 +10,7 @@ mod small_files;
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use rustix::fs::{
 use crate::layer::{
     max_layer_size, not_tar, show_name, EntryCheck, EntryName, LayerError, SizeLimit, TarStats,
 };
-use crate::layer_files::{FileFacts, LayerFiles, Vouched, RECORD_MAX};
+use crate::layer_files::{DirFacts, FileFacts, LayerFiles, Vouched, RECORD_MAX};
 use sha2::Digest as _;
 use small_files::{LinkSource, SmallFile, SmallFiles};
 use std::os::unix::ffi::OsStrExt;
@@ -82,10 +82,12 @@ pub fn unpack<R: Read>(
     unpack_layer(input, dest, opts, None)
 }
 
-/// [`unpack`] that also records the facts of the small regular files it
-/// writes ([`crate::layer_files`]), and links from `reuse` the files whose
-/// facts match there instead of writing them. `vouched`: digests the
-/// stream's writer gives for some files' data (see [`Vouched`]).
+/// [`unpack`] that also records the facts of the paths it writes
+/// ([`crate::layer_files`]), and uses `reuse`, an earlier layer of the
+/// same build step: links from it the files whose facts match instead of
+/// writing them, or (a [`Reuse::delta`]) writes only what differs from it.
+/// `vouched`: digests the stream's writer gives for some files' data (see
+/// [`Vouched`]).
 pub fn unpack_recording<R: Read>(
     input: R,
     dest: &Path,
@@ -129,9 +131,11 @@ fn unpack_layer<R: Read>(
 /// An unpacked layer made by the same build step before (the previous
 /// content of a COPY), whose files an unpack links when their facts
 /// match: an edit of one file among many then creates one inode, not all.
+/// Or, as a delta, whose paths it does not make at all.
 pub struct Reuse {
     files: LayerFiles,
-    src: LinkSource,
+    /// `None` for a delta: nothing is linked.
+    src: Option<LinkSource>,
 }
 
 impl Reuse {
@@ -155,9 +159,90 @@ impl Reuse {
         .map_err(io::Error::from)?;
         Ok(Reuse {
             files,
-            src: LinkSource::new(root),
+            src: Some(LinkSource::new(root)),
         })
     }
+
+    /// The facts recorded for an unpacked layer `files` (which must list
+    /// every path of it): the unpack writes only the paths it lacks or
+    /// whose facts differ, and directories above them, so that the
+    /// directory made, stacked as a lower directory right above that
+    /// layer's own, shows the new layer. An edit of one file among 100,000
+    /// then makes four inodes, not 100,000 links. Only a layer that keeps
+    /// every path of the earlier one and has no whiteouts or hard links is
+    /// such a delta; for any other the unpack stops with
+    /// [`LayerError::NotDelta`]. Needs owners set from the tar (root).
+    pub fn delta(files: LayerFiles) -> Reuse {
+        Reuse { files, src: None }
+    }
+}
+
+/// A delta unpack's view of the layer below ([`Reuse::delta`]).
+struct Delta {
+    base: LayerFiles,
+    /// Paths of `base` the new layer has (each counted once: a path named
+    /// twice ends the delta).
+    seen: usize,
+    /// Directories with the facts they have in `base`, made only when
+    /// something below them is.
+    deferred: std::collections::HashMap<Box<[u8]>, DirFacts>,
+}
+
+impl Delta {
+    /// Makes the deferred directories among `dir` and its ancestors, top
+    /// down, as the tar gave them.
+    fn make_ancestors(
+        &mut self,
+        root: &OwnedFd,
+        dir: &[u8],
+        dir_times: &mut Vec<(PathBuf, u64)>,
+        entry: &[u8],
+    ) -> Result<(), LayerError> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        let ends = dir
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .map(|(i, _)| i)
+            .chain((!dir.is_empty()).then_some(dir.len()));
+        for end in ends {
+            let rel = &dir[..end];
+            let Some(facts) = self.deferred.remove(rel) else {
+                continue;
+            };
+            let (parent_bytes, name) = split_rel(rel);
+            let parent = ensure_dir(root, Path::new(OsStr::from_bytes(parent_bytes)), entry)?;
+            let name = OsStr::from_bytes(name);
+            let mode = Mode::from_raw_mode(facts.mode);
+            rfs::mkdirat(&parent, name, mode).map_err(io_err(entry, "mkdir"))?;
+            set_dir_facts(&parent, name, &facts, entry)?;
+            dir_times.push((PathBuf::from(OsStr::from_bytes(rel)), facts.mtime));
+        }
+        Ok(())
+    }
+}
+
+/// Owner, then mode (after chown, which clears set-id bits) of the
+/// directory `name` just made in `parent`.
+fn set_dir_facts(
+    parent: &OwnedFd,
+    name: &OsStr,
+    facts: &DirFacts,
+    entry: &[u8],
+) -> Result<(), LayerError> {
+    let (u, g) = (rfs::Uid::from_raw(facts.uid), rfs::Gid::from_raw(facts.gid));
+    rfs::chownat(parent, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(io_err(entry, "chown"))?;
+    let fd = rfs::openat(
+        parent,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err(entry, "open"))?;
+    rfs::chmod(proc_path(&fd), Mode::from_raw_mode(facts.mode)).map_err(io_err(entry, "chmod"))
 }
 
 /// File facts an unpack records and reuses.
@@ -205,9 +290,23 @@ fn unpack_limited<R: Read>(
     .map_err(io::Error::from)?;
     // The facts to link by stay here; the layer to link from goes with
     // the small files to the thread that makes them.
-    let (reuse, src) = match files.as_deref_mut().and_then(|f| f.reuse.take()) {
-        Some(r) => (Some(r.files), Some(r.src)),
-        None => (None, None),
+    let (reuse, src, mut delta) = match files.as_deref_mut().and_then(|f| f.reuse.take()) {
+        Some(Reuse {
+            files,
+            src: Some(src),
+        }) => (Some(files), Some(src), None),
+        Some(Reuse { files, src: None }) => {
+            if !opts.same_owner {
+                return Err(LayerError::NotDelta("owners are not set from the tar"));
+            }
+            let delta = Delta {
+                base: files,
+                seen: 0,
+                deferred: Default::default(),
+            };
+            (None, None, Some(delta))
+        }
+        None => (None, None, None),
     };
     let mut small = SmallFiles::new(src);
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
@@ -219,12 +318,16 @@ fn unpack_limited<R: Read>(
         devices,
         files,
         reuse.as_ref(),
+        delta.as_mut(),
         &mut small,
         &mut dir_times,
     );
     // The files handed over come before the entry that failed, if one did.
     small.finish()?;
     let stats = res?;
+    if delta.is_some_and(|d| d.seen != d.base.len()) {
+        return Err(LayerError::NotDelta("it removes paths of the layer below"));
+    }
 
     // Directory times last: creating their children changed them. A later
     // entry may have replaced a directory, or one above it, with a
@@ -254,6 +357,7 @@ fn unpack_entries<R: Read>(
     devices: bool,
     mut files: Option<&mut Files>,
     reuse: Option<&LayerFiles>,
+    mut delta: Option<&mut Delta>,
     small: &mut SmallFiles,
     dir_times: &mut Vec<(PathBuf, u64)>,
 ) -> Result<UnpackStats, LayerError> {
@@ -278,6 +382,20 @@ fn unpack_entries<R: Read>(
         };
         let raw = checked.raw.as_slice();
         let kind = checked.kind;
+        if delta.is_some() {
+            let refused = if !matches!(checked.name, EntryName::Path(_)) {
+                Some("it has whiteouts")
+            } else if kind == tar::EntryType::Link {
+                Some("it has hard links")
+            } else if checked.again {
+                Some("it names a path twice")
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                return Err(LayerError::NotDelta(why));
+            }
+        }
         // What may touch a path a small file still to be made has: the
         // same path again, a whiteout, a hard link (to it, maybe).
         if checked.again
@@ -343,6 +461,100 @@ fn unpack_entries<R: Read>(
                 }
             }
         }
+        let header = entry.header().clone();
+        let mode = Mode::from_raw_mode(header.mode()? & 0o7777);
+        let recording = files.as_ref().is_some_and(|f| f.record.is_some());
+        let plain_file = recording && kind == tar::EntryType::Regular && !has_xattrs(&mut entry)?;
+        // A small plain file, when facts are recorded: read whole, hashed,
+        // and made (or linked from the earlier layer if that has the
+        // same) beside this thread. A larger one is hashed as it is
+        // written.
+        let small_file = plain_file && entry.size() <= RECORD_MAX;
+        let large_file = plain_file && !small_file;
+        let header_ids = || -> Result<(u32, u32), LayerError> {
+            Ok((header.uid()? as u32, header.gid()? as u32))
+        };
+        // The owner the unpack gives what it makes (but a small file, whose
+        // directory may hand it its group).
+        let ids = if opts.same_owner {
+            header_ids()?
+        } else {
+            own_ids
+        };
+        let dir_facts = if recording && kind.is_dir() && !has_xattrs(&mut entry)? {
+            Some(DirFacts {
+                mtime: header.mtime().unwrap_or(0),
+                mode: mode.as_raw_mode(),
+                uid: ids.0,
+                gid: ids.1,
+            })
+        } else {
+            None
+        };
+        let link_facts = (recording && kind == tar::EntryType::Symlink).then(|| {
+            let target = entry.link_name_bytes().unwrap_or_default();
+            FileFacts {
+                size: target.len() as u64,
+                mtime: header.mtime().unwrap_or(0),
+                mode: mode.as_raw_mode(),
+                uid: ids.0,
+                gid: ids.1,
+                sha: sha2::Sha256::digest(&target).into(),
+            }
+        });
+        let vouched = files.as_ref().and_then(|f| f.vouched.clone());
+        // A delta leaves out what the layer below has the same (and
+        // records only what it makes); above anything else it makes the
+        // directories it left out.
+        let mut read = None;
+        if let Some(d) = delta.as_deref_mut() {
+            if d.base.contains(rel_bytes) {
+                d.seen += 1;
+            }
+            if let Some(f) = dir_facts.filter(|f| d.base.dir(rel_bytes) == Some(f)) {
+                d.deferred.insert(rel_bytes.into(), f);
+                stats.entries += 1;
+                continue;
+            }
+            if link_facts.is_some() && link_facts.as_ref() == d.base.symlink(rel_bytes) {
+                stats.entries += 1;
+                continue;
+            }
+            if small_file || (large_file && entry.size() <= DELTA_READ_MAX) {
+                // Compared first: by the digest the writer vouched for
+                // without reading the bytes, else read whole and hashed.
+                // A larger file is compared once written, and removed if
+                // the same.
+                let sha = vouched
+                    .as_deref()
+                    .and_then(|v| v.take(entry.raw_file_position(), entry.size()));
+                let (base, size) = (d.base.get(rel_bytes), entry.size());
+                let same = |sha| base.is_some_and(|b| *b == file_facts(&header, size, ids, sha));
+                if sha.is_some_and(same) {
+                    stats.entries += 1;
+                    continue;
+                }
+                let data = read_whole(&mut entry, raw)?;
+                let sha = sha.unwrap_or_else(|| sha2::Sha256::digest(&data).into());
+                if same(sha) {
+                    stats.entries += 1;
+                    continue;
+                }
+                read = Some((data, file_facts(&header, size, ids, sha)));
+            }
+            d.make_ancestors(root, parent_bytes, dir_times, raw)?;
+        }
+        if let Some(r) = files.as_deref_mut().and_then(|f| f.record.as_mut()) {
+            // Files are recorded once read; every other path is listed,
+            // directories and symlinks with their facts.
+            if let Some(f) = dir_facts {
+                r.insert_dir(rel_bytes, f);
+            } else if let Some(f) = link_facts {
+                r.insert_symlink(rel_bytes, f);
+            } else if !plain_file {
+                r.exclude(rel_bytes);
+            }
+        }
         let parent_rel = Path::new(OsStr::from_bytes(parent_bytes));
         let is_file = matches!(
             kind,
@@ -357,8 +569,6 @@ fn unpack_entries<R: Read>(
             _ => OpenParent::open(root, parent_rel.to_path_buf(), raw)?,
         };
 
-        let header = entry.header().clone();
-        let mode = Mode::from_raw_mode(header.mode()? & 0o7777);
         let mut existing_is_dir = false;
         if !is_file {
             let existing = rfs::statat(&*parent.fd, name, AtFlags::SYMLINK_NOFOLLOW).ok();
@@ -374,65 +584,60 @@ fn unpack_entries<R: Read>(
         // A mode the create can give (no set-id or sticky bit, which chown
         // would clear, nothing the umask takes away) saves the chmod.
         let mode_at_create = is_file && created_mode_is(mode);
-        let recording = files.as_ref().is_some_and(|f| f.record.is_some());
-        if recording
-            && kind == tar::EntryType::Regular
-            && entry.size() <= RECORD_MAX
-            && !has_xattrs(&mut entry)?
-        {
-            // A small plain file, when facts are recorded: read whole,
-            // hashed, and made (or linked from the earlier layer if that
-            // has the same) beside this thread.
+        if small_file {
             let owner = if opts.same_owner {
-                Some((header.uid()? as u32, header.gid()? as u32))
+                Some(header_ids()?)
             } else if !parent.set_gid()? {
                 Some(own_ids)
             } else {
                 None // the directory's group, not ours
             };
-            if let Some((uid, gid)) = owner {
-                let mut data = Vec::with_capacity(entry.size() as usize);
-                entry
-                    .read_to_end(&mut data)
-                    .map_err(|e| read_fault(e, raw))?;
-                let facts = FileFacts {
-                    size: data.len() as u64,
-                    mtime: header.mtime().unwrap_or(0),
-                    mode: mode.as_raw_mode(),
-                    uid,
-                    gid,
-                    sha: files
-                        .as_ref()
-                        .and_then(|f| f.vouched.as_ref())
-                        .and_then(|v| v.take(entry.raw_file_position(), data.len() as u64))
-                        .unwrap_or_else(|| sha2::Sha256::digest(&data).into()),
-                };
-                if let Some(r) = files.as_deref_mut().and_then(|f| f.record.as_mut()) {
-                    r.insert(rel_bytes, facts);
+            match owner {
+                Some((uid, gid)) => {
+                    let (data, facts) = match read.take() {
+                        Some(read) => read,
+                        None => {
+                            let sha = vouched
+                                .as_deref()
+                                .and_then(|v| v.take(entry.raw_file_position(), entry.size()));
+                            let data = read_whole(&mut entry, raw)?;
+                            let sha = sha.unwrap_or_else(|| sha2::Sha256::digest(&data).into());
+                            (data, file_facts(&header, entry.size(), (uid, gid), sha))
+                        }
+                    };
+                    if let Some(r) = files.as_deref_mut().and_then(|f| f.record.as_mut()) {
+                        r.insert(rel_bytes, facts);
+                    }
+                    // A file just created already belongs to our ids,
+                    // unless its directory is set-group-ID and handed it
+                    // the directory's group.
+                    let chown = (opts.same_owner && ((uid, gid) != own_ids || parent.set_gid()?))
+                        .then_some((uid, gid));
+                    let link = reuse.is_some_and(|r| r.get(rel_bytes) == Some(&facts));
+                    let EntryName::Path(rel) = checked.name else {
+                        unreachable!("a path entry")
+                    };
+                    small.push(SmallFile {
+                        parent: parent.fd.clone(),
+                        rel,
+                        raw: checked.raw,
+                        link,
+                        facts,
+                        data,
+                        mode,
+                        mode_at_create,
+                        chown,
+                    })?;
+                    stats.entries += 1;
+                    parents = Some(parent);
+                    continue;
                 }
-                // A file just created already belongs to our ids, unless
-                // its directory is set-group-ID and handed it the
-                // directory's group.
-                let chown = (opts.same_owner && ((uid, gid) != own_ids || parent.set_gid()?))
-                    .then_some((uid, gid));
-                let link = reuse.is_some_and(|r| r.get(rel_bytes) == Some(&facts));
-                let EntryName::Path(rel) = checked.name else {
-                    unreachable!("a path entry")
-                };
-                small.push(SmallFile {
-                    parent: parent.fd.clone(),
-                    rel,
-                    raw: checked.raw,
-                    link,
-                    facts,
-                    data,
-                    mode,
-                    mode_at_create,
-                    chown,
-                })?;
-                stats.entries += 1;
-                parents = Some(parent);
-                continue;
+                // Written below, listed without facts.
+                None => {
+                    if let Some(r) = files.as_deref_mut().and_then(|f| f.record.as_mut()) {
+                        r.exclude(rel_bytes);
+                    }
+                }
             }
         }
         // The entry itself, opened without following a symlink, for
@@ -455,7 +660,41 @@ fn unpack_entries<R: Read>(
                     || small.sync(),
                 )?;
                 let mut f = File::from(fd);
-                io::copy(&mut entry, &mut f).map_err(|e| read_fault(e, raw))?;
+                match read.take() {
+                    // A delta's, read to be compared.
+                    Some((data, facts)) => {
+                        f.write_all(&data).map_err(|e| read_fault(e, raw))?;
+                        if let Some(r) = files.as_deref_mut().and_then(|f| f.record.as_mut()) {
+                            r.insert(rel_bytes, facts);
+                        }
+                    }
+                    None if large_file => {
+                        let mut w = HashingFile {
+                            file: &mut f,
+                            sha: sha2::Sha256::new(),
+                            n: 0,
+                        };
+                        io::copy(&mut entry, &mut w).map_err(|e| read_fault(e, raw))?;
+                        let facts = file_facts(&header, w.n, ids, w.sha.finalize().into());
+                        if delta
+                            .as_ref()
+                            .is_some_and(|d| d.base.get(rel_bytes) == Some(&facts))
+                        {
+                            // The layer below has it: not part of the delta.
+                            drop(f);
+                            rfs::unlinkat(&*parent.fd, name, AtFlags::empty())
+                                .map_err(io_err(raw, "unlink"))?;
+                            stats.entries += 1;
+                            continue;
+                        }
+                        if let Some(r) = files.as_deref_mut().and_then(|f| f.record.as_mut()) {
+                            r.insert(rel_bytes, facts);
+                        }
+                    }
+                    None => {
+                        io::copy(&mut entry, &mut f).map_err(|e| read_fault(e, raw))?;
+                    }
+                }
                 file_fd = Some(f.into());
             }
             tar::EntryType::Symlink => {
@@ -563,6 +802,53 @@ fn unpack_entries<R: Read>(
         }
     }
     Ok(stats)
+}
+
+/// A large file of a delta is read whole to be compared with the layer
+/// below up to this size; a larger one is written, hashed as it is, and
+/// removed again if the same.
+const DELTA_READ_MAX: u64 = 1 << 20;
+
+/// A file being written, and the sha256 of what was written to it.
+struct HashingFile<'a> {
+    file: &'a mut File,
+    sha: sha2::Sha256,
+    n: u64,
+}
+
+impl io::Write for HashingFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A regular file's bytes, read whole.
+fn read_whole<R: Read>(entry: &mut tar::Entry<R>, raw: &[u8]) -> Result<Vec<u8>, LayerError> {
+    let mut data = Vec::with_capacity(entry.size() as usize);
+    entry
+        .read_to_end(&mut data)
+        .map_err(|e| read_fault(e, raw))?;
+    Ok(data)
+}
+
+/// The facts of a regular file of `size` bytes with this `sha` that the
+/// entry of `header` makes, owned by `ids`.
+fn file_facts(header: &tar::Header, size: u64, (uid, gid): (u32, u32), sha: [u8; 32]) -> FileFacts {
+    FileFacts {
+        size,
+        mtime: header.mtime().unwrap_or(0),
+        mode: header.mode().unwrap_or(0) & 0o7777,
+        uid,
+        gid,
+        sha,
+    }
 }
 
 /// Extended attributes in the entry's PAX header (the linked inode of an

@@ -1,6 +1,15 @@
 //! Unpacked layers, kept beside the layout in `kiln/layers/<diff-id>/` in
 //! overlayfs form, so containers and RUN steps stack them as lower
 //! directories without unpacking again.
+//!
+//! A layer a build unpacked as it wrote it may be a delta: only what
+//! differs from an earlier unpacked layer (its base), to be stacked right
+//! above the base's directory ([`crate::unpack::Reuse::delta`]). Its
+//! directory names the base in the `trusted.kiln.base` attribute, set
+//! before the directory is renamed into place, so a delta is never seen
+//! without it. A base is always a whole layer; the collector keeps the
+//! bases of the deltas it keeps, and a delta whose base is gone is
+//! unpacked again, whole.
 
 use std::fs;
 use std::io::{BufReader, Read};
@@ -16,12 +25,18 @@ use crate::model::{media, Descriptor};
 use crate::store::Store;
 use crate::unpack::{unpack, unpack_recording, Reuse, UnpackOptions, Whiteouts};
 
+/// The attribute of a delta's directory that names its base (the hex of
+/// its diff ID). In the trusted namespace: processes in containers do not
+/// see it.
+const BASE_XATTR: &str = "trusted.kiln.base";
+
 impl Store {
     pub fn layers_dir(&self) -> PathBuf {
         self.kiln_dir().join("layers")
     }
 
-    /// The unpacked directories of an image's layers, bottom first.
+    /// The unpacked directories of an image's layers, bottom first (a
+    /// delta's base right below it: see the module comment).
     pub fn unpacked_layers(&self, image: &Image) -> Result<Vec<PathBuf>, ComposeError> {
         let diff_ids = &image.config.rootfs.diff_ids;
         if diff_ids.len() != image.manifest.layers.len() {
@@ -41,18 +56,22 @@ impl Store {
             .iter()
             .zip(diff_ids)
             .map(|(desc, diff_id)| self.unpacked_layer(desc, diff_id))
-            .collect()
+            .try_fold(Vec::new(), |mut all, dirs| {
+                all.extend(dirs?);
+                Ok(all)
+            })
     }
 
-    /// Unpacks one layer blob (once) and returns its directory, named by
-    /// a short link (`layers/l/<12 hex>`): overlayfs takes all lower
-    /// directories in one page of mount options, and 127 full paths would
-    /// not fit (docker's overlay2 driver does the same).
+    /// Unpacks one layer blob (once) and returns its directories, bottom
+    /// first: its own, below it its base's when it is a delta. Each is
+    /// named by a short link (`layers/l/<12 hex>`): overlayfs takes all
+    /// lower directories in one page of mount options, and 127 full paths
+    /// would not fit (docker's overlay2 driver does the same).
     pub fn unpacked_layer(
         &self,
         desc: &Descriptor,
         diff_id: &Digest,
-    ) -> Result<PathBuf, ComposeError> {
+    ) -> Result<Vec<PathBuf>, ComposeError> {
         self.unpacked_layer_like(desc, diff_id, None)
     }
 
@@ -65,15 +84,34 @@ impl Store {
         desc: &Descriptor,
         diff_id: &Digest,
         similar: Option<&Digest>,
-    ) -> Result<PathBuf, ComposeError> {
-        let dir = self.unpack_layer_dir(desc, diff_id, similar)?;
-        self.short_link(diff_id).map_err(|e| {
-            StoreError::Io {
-                path: dir,
-                source: e,
-            }
-            .into()
-        })
+    ) -> Result<Vec<PathBuf>, ComposeError> {
+        let base = self.unpack_layer_dir(desc, diff_id, similar)?;
+        base.iter()
+            .chain([diff_id])
+            .map(|d| {
+                self.short_link(d).map_err(|e| {
+                    StoreError::Io {
+                        path: self.layers_dir().join(d.hex()),
+                        source: e,
+                    }
+                    .into()
+                })
+            })
+            .collect()
+    }
+
+    /// What is in place for the layer whose directory is `dir`: `None`
+    /// when nothing usable (no directory, or a delta whose base is gone),
+    /// else the base it is a delta over, if it is one.
+    fn installed(&self, dir: &std::path::Path) -> Option<Option<Digest>> {
+        if !dir.is_dir() {
+            return None;
+        }
+        match layer_base(dir) {
+            None => Some(None),
+            Some(b) if self.layers_dir().join(b.hex()).is_dir() => Some(Some(b)),
+            Some(_) => None,
+        }
     }
 
     fn short_link(&self, diff_id: &Digest) -> std::io::Result<PathBuf> {
@@ -96,16 +134,17 @@ impl Store {
 
     /// `similar`: `None` for a plain unpack (nothing recorded), else a
     /// build's unpack that records file facts and may link from the layer
-    /// named (`Some` of its own diff ID: nothing to link from).
+    /// named (`Some` of its own diff ID: nothing to link from). The base
+    /// of the directory in place, when it is a delta.
     fn unpack_layer_dir(
         &self,
         desc: &Descriptor,
         diff_id: &Digest,
         similar: Option<&Digest>,
-    ) -> Result<PathBuf, ComposeError> {
+    ) -> Result<Option<Digest>, ComposeError> {
         let dir = self.layers_dir().join(diff_id.hex());
-        if dir.is_dir() {
-            return Ok(dir);
+        if let Some(base) = self.installed(&dir) {
+            return Ok(base);
         }
         let parent = self.layers_dir();
         crate::store::private_dir(&parent).map_err(StoreError::io(&parent))?;
@@ -116,8 +155,13 @@ impl Store {
         let lock_path = parent.join(format!(".lock-{}", diff_id.hex()));
         let _lock = crate::lock::exclusive(&lock_path).map_err(StoreError::io(&lock_path))?;
         let _unlink = Unlink(&lock_path);
+        if let Some(base) = self.installed(&dir) {
+            return Ok(base);
+        }
         if dir.is_dir() {
-            return Ok(dir);
+            // A delta without its base: moved aside (a container may
+            // still have it mounted) and unpacked again, whole.
+            self.remove_layer_dir(&dir).map_err(StoreError::io(&dir))?;
         }
         // Locked while it is being filled: a cleaner leaves it alone.
         let (tmp, _tmp_lock) = crate::fsutil::tempdir_in(&parent, &format!("-{}", diff_id.short()))
@@ -168,37 +212,81 @@ impl Store {
                 return Err(e);
             }
         };
-        let installed = self.install_unpacked(&tmp, diff_id, files.as_ref());
+        let installed = self.install_unpacked(&tmp, diff_id, files.as_ref(), None);
         let _ = fs::remove_dir_all(&tmp);
         installed
     }
 
     /// Moves the unpacked layer `tmp` into place as `layers/<diff_id>`
     /// unless it is there already (another process unpacked it first),
-    /// with the facts of its files when recorded. The caller removes `tmp`
-    /// if it is still there.
+    /// with the facts of its files when recorded. `base`: `tmp` is a delta
+    /// over that layer. The caller removes `tmp` if it is still there.
+    /// The base of what is in place then, if a delta.
     pub(crate) fn install_unpacked(
         &self,
         tmp: &std::path::Path,
         diff_id: &Digest,
         files: Option<&LayerFiles>,
-    ) -> Result<PathBuf, ComposeError> {
+        base: Option<&Digest>,
+    ) -> Result<Option<Digest>, ComposeError> {
         let dir = self.layers_dir().join(diff_id.hex());
+        if let Some(b) = base {
+            // Named before the directory is in place: never a delta
+            // without its base, whatever a crash leaves.
+            rustix::fs::setxattr(
+                tmp,
+                BASE_XATTR,
+                b.hex().as_bytes(),
+                rustix::fs::XattrFlags::CREATE,
+            )
+            .map_err(|e| StoreError::io(tmp)(e.into()))?;
+        }
         match fs::rename(tmp, &dir) {
             Ok(()) => {
                 if let Some(f) = files {
-                    self.put_layer_files(diff_id, f);
+                    self.put_layer_files(diff_id, f, base);
                 }
-                Ok(dir)
+                Ok(base.cloned())
             }
-            Err(_) if dir.is_dir() => Ok(dir),
-            Err(e) => Err(StoreError::Io {
-                path: dir,
-                source: e,
-            }
-            .into()),
+            Err(e) => match self.installed(&dir) {
+                Some(b) => Ok(b),
+                None => Err(StoreError::Io {
+                    path: dir,
+                    source: e,
+                }
+                .into()),
+            },
         }
     }
+
+    /// The layer a new one is made a delta against, with its facts, for
+    /// an unpack that would link from the unpacked layer `like`: `like`
+    /// itself when whole, else its own base (so no delta is ever over
+    /// another: a layer's directories are at most two). `None` when that
+    /// layer or its facts are missing.
+    pub(crate) fn delta_base(&self, like: &Digest) -> Option<(Digest, LayerFiles)> {
+        let base = self.installed(&self.layers_dir().join(like.hex()))?;
+        let base = base.unwrap_or_else(|| like.clone());
+        let files = self.layer_files(&base)?;
+        Some((base, files))
+    }
+
+    /// Moves the unpacked layer directory `dir` aside, then deletes it.
+    pub(crate) fn remove_layer_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        let (aside, _lock) = crate::fsutil::tempdir_in(&self.layers_dir(), "-removed")?;
+        fs::rename(dir, &*aside)?;
+        fs::remove_dir_all(&*aside)
+    }
+}
+
+/// The base of the unpacked layer `dir`, if it is a delta.
+pub(crate) fn layer_base(dir: &std::path::Path) -> Option<Digest> {
+    let mut buf = [0u8; 80];
+    let n = rustix::fs::getxattr(dir, BASE_XATTR, &mut buf).ok()?;
+    let hex = std::str::from_utf8(&buf[..n]).ok()?;
+    // Unreadable: named as a base nothing has, so the delta is unusable
+    // and made again.
+    Some(Digest::from_hex(hex).unwrap_or_else(|_| Digest::of_bytes(&buf[..n])))
 }
 
 impl Store {
@@ -208,9 +296,9 @@ impl Store {
         if Some(like) == itself {
             return None;
         }
-        let dir = self.layers_dir().join(like.hex());
-        let files = self.layer_files(like)?;
-        Reuse::open(&dir, files).ok()
+        // A delta's own directory lacks most files: link from its base.
+        let (base, files) = self.delta_base(like)?;
+        Reuse::open(&self.layers_dir().join(base.hex()), files).ok()
     }
 }
 

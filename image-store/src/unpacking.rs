@@ -23,12 +23,15 @@ use crate::fsutil::{self, TempPath};
 use crate::layer::LayerError;
 use crate::layer_files::{LayerFiles, Vouched};
 use crate::store::{BlobWriter, PendingBlob, Store};
-use crate::unpack::{unpack_recording, UnpackOptions, Whiteouts};
+use crate::unpack::{unpack_recording, Reuse, UnpackOptions, Whiteouts};
 use crate::verify::{spare_or_new, Chunks};
 
 /// Bytes handed to the unpacking thread at a time, and chunks in flight.
 const CHUNK: usize = 256 << 10;
 const IN_FLIGHT: usize = 8;
+
+/// The unpack's facts, and the base when it made a delta.
+type Unpacked = (LayerFiles, Option<Digest>);
 
 /// A [`BlobWriter`] whose bytes are also unpacked, in overlay form, into a
 /// temp directory that [`UnpackingWriter::finish`] installs as the
@@ -43,17 +46,23 @@ pub struct UnpackingWriter {
     tx: Option<SyncSender<io::Result<Vec<u8>>>>,
     /// Chunks the unpack is done with, to fill again.
     spares: Option<Receiver<Vec<u8>>>,
-    unpacker: Option<JoinHandle<std::result::Result<LayerFiles, LayerError>>>,
+    unpacker: Option<JoinHandle<std::result::Result<Unpacked, LayerError>>>,
     /// The temp directory and the lock that keeps cleaners away from it.
     tmp: Option<(TempPath, File)>,
 }
 
 impl Store {
     /// Tees `blob` (an uncompressed layer tar about to be written) into an
-    /// unpack; files the unpacked layer `like` has with the same facts are
-    /// linked from there ([`crate::layer_files`]). `vouched`: where the
-    /// tar's writer vouches for the digests of files it checked (it may
-    /// have begun before this writer was made: see [`crate::rewrite`]).
+    /// unpack. With `like`, an unpacked layer the same build step made
+    /// before, it writes only what differs from that layer (or from the
+    /// whole layer below it, if it is a delta itself), as a delta
+    /// ([`crate::unpack::Reuse::delta`]); where owners cannot be set from
+    /// the tar, it links the files `like` has with the same facts
+    /// ([`crate::layer_files`]). A layer that is not a delta over it is not
+    /// installed here: unpacked from its blob when wanted, linking.
+    /// `vouched`: where the tar's writer vouches for the digests of files
+    /// it checked (it may have begun before this writer was made: see
+    /// [`crate::rewrite`]).
     pub fn unpacking_writer(
         &self,
         blob: BlobWriter,
@@ -76,7 +85,8 @@ impl Store {
         let Ok((tmp, lock)) = fsutil::tempdir_in(&parent, "-unpacking") else {
             return w;
         };
-        let reuse = like.and_then(|l| self.reuse_of(l, None));
+        let store = self.clone();
+        let like = like.cloned();
         let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(IN_FLIGHT);
         let mut input = Chunks::new(rx);
         let spares = input.spares(IN_FLIGHT);
@@ -88,7 +98,18 @@ impl Store {
                     whiteouts: Whiteouts::Overlay,
                     ..Default::default()
                 };
-                unpack_recording(input, &dest, opts, reuse, Some(vouched)).map(|(_, files)| files)
+                // The earlier layer's facts are read here, beside the
+                // writer (8 MB for 100,000 files).
+                let (reuse, base) = match like {
+                    Some(l) if opts.same_owner => match store.delta_base(&l) {
+                        Some((b, files)) => (Some(Reuse::delta(files)), Some(b)),
+                        None => (None, None),
+                    },
+                    Some(l) => (store.reuse_of(&l, None), None),
+                    None => (None, None),
+                };
+                unpack_recording(input, &dest, opts, reuse, Some(vouched))
+                    .map(|(_, files)| (files, base))
             });
         match spawned {
             Ok(h) => {
@@ -141,11 +162,13 @@ impl UnpackingWriter {
         let blob = self.blob.take().expect("finish is called once").finish()?;
         let files = self.unpacker.take().map(|h| h.join());
         let mut installed = false;
-        if let (true, Some(Ok(Ok(files))), Some((tmp, _lock))) = (whole, files, self.tmp.take()) {
+        if let (true, Some(Ok(Ok((files, base)))), Some((tmp, _lock))) =
+            (whole, files, self.tmp.take())
+        {
             // A failed install leaves the layer to be unpacked later.
             installed = self
                 .store
-                .install_unpacked(&tmp, blob.digest(), Some(&files))
+                .install_unpacked(&tmp, blob.digest(), Some(&files), base.as_ref())
                 .is_ok();
             let _ = fs::remove_dir_all(&*tmp);
         }

@@ -373,8 +373,9 @@ fn the_unpack_cache_checks_the_diff_id() {
     let victim_desc = store
         .write_blob(image_store::model::media::OCI_LAYER, &victim)
         .unwrap();
-    let dir = store.unpacked_layer(&victim_desc, &victim_id).unwrap();
-    assert_eq!(fs::read(dir.join("bin/sh")).unwrap(), b"victim");
+    let dirs = store.unpacked_layer(&victim_desc, &victim_id).unwrap();
+    assert_eq!(dirs.len(), 1, "a whole layer: {dirs:?}");
+    assert_eq!(fs::read(dirs[0].join("bin/sh")).unwrap(), b"victim");
 }
 
 #[test]
@@ -544,7 +545,10 @@ fn a_similar_layer_links_its_unchanged_files() {
         ("ctx/sub/", D, "", b""),
         ("ctx/sub/", D, "", b""),
     ]);
-    let dir_a = store.unpacked_layer_like(&a, &a_id, Some(&a_id)).unwrap();
+    let dir_a = store
+        .unpacked_layer_like(&a, &a_id, Some(&a_id))
+        .unwrap()
+        .remove(0);
     let facts = store.layer_files(&a_id).expect("facts recorded");
     assert!(facts.get(b"ctx/same").is_some());
     assert!(facts.get(b"ctx/linked").is_none() && facts.get(b"ctx/link2").is_none());
@@ -567,7 +571,10 @@ fn a_similar_layer_links_its_unchanged_files() {
         ("ctx/twice", F, "", b"two"),
         ("ctx/sub/", D, "", b""),
     ]);
-    let dir_b = store.unpacked_layer_like(&b, &b_id, Some(&a_id)).unwrap();
+    let dir_b = store
+        .unpacked_layer_like(&b, &b_id, Some(&a_id))
+        .unwrap()
+        .remove(0);
     let ino = |d: &Path, n: &str| fs::metadata(d.join(n)).unwrap().ino();
     assert_eq!(ino(&dir_a, "ctx/same"), ino(&dir_b, "ctx/same"));
     for n in ["ctx/edited", "ctx/linked"] {
@@ -595,7 +602,10 @@ fn a_similar_layer_links_its_unchanged_files() {
     let c = store
         .write_blob(image_store::model::media::OCI_LAYER, &t)
         .unwrap();
-    let dir_c = store.unpacked_layer_like(&c, &c_id, Some(&b_id)).unwrap();
+    let dir_c = store
+        .unpacked_layer_like(&c, &c_id, Some(&b_id))
+        .unwrap()
+        .remove(0);
     assert_ne!(ino(&dir_b, "ctx/same"), ino(&dir_c, "ctx/same"));
     assert_eq!(
         fs::metadata(dir_c.join("ctx/same")).unwrap().mode() & 0o7777,
@@ -613,7 +623,10 @@ fn damaged_layer_facts_are_ignored() {
     let a = store
         .write_blob(image_store::model::media::OCI_LAYER, &t)
         .unwrap();
-    let dir_a = store.unpacked_layer_like(&a, &a_id, Some(&a_id)).unwrap();
+    let dir_a = store
+        .unpacked_layer_like(&a, &a_id, Some(&a_id))
+        .unwrap()
+        .remove(0);
     let p = store.layer_files_dir().join(a_id.hex());
     let mut data = fs::read(&p).unwrap();
     let n = data.len();
@@ -625,7 +638,10 @@ fn damaged_layer_facts_are_ignored() {
     let b = store
         .write_blob(image_store::model::media::OCI_LAYER, &t)
         .unwrap();
-    let dir_b = store.unpacked_layer_like(&b, &b_id, Some(&a_id)).unwrap();
+    let dir_b = store
+        .unpacked_layer_like(&b, &b_id, Some(&a_id))
+        .unwrap()
+        .remove(0);
     assert_ne!(
         fs::metadata(dir_a.join("f")).unwrap().ino(),
         fs::metadata(dir_b.join("f")).unwrap().ino()
@@ -691,14 +707,28 @@ fn a_layer_unpacked_while_written_is_installed_as_its_unpack() {
         a.len() as u64,
     );
     assert_eq!(
-        fs::canonicalize(store.unpacked_layer(&desc, &a_id).unwrap()).unwrap(),
+        fs::canonicalize(&store.unpacked_layer(&desc, &a_id).unwrap()[0]).unwrap(),
         fs::canonicalize(&dir_a).unwrap()
     );
 
-    let b = tar_of(&[("ctx/", D, "", b""), ("ctx/same", F, "", b"same")]);
+    // Made again with one more file: as root a delta over the layer before
+    // (it does not have the unchanged file at all), else that file linked.
+    let b = tar_of(&[
+        ("ctx/", D, "", b""),
+        ("ctx/same", F, "", b"same"),
+        ("ctx/big", F, "", &big),
+        ("ctx/link", S, "same", b""),
+        ("ctx/new", F, "", b"new"),
+    ]);
     let b_id = write(&b, Some(&a_id));
-    let ino = |d: &Path| fs::metadata(d.join("ctx/same")).unwrap().ino();
-    assert_eq!(ino(&dir_a), ino(&store.layers_dir().join(b_id.hex())));
+    let dir_b = store.layers_dir().join(b_id.hex());
+    assert_eq!(fs::read(dir_b.join("ctx/new")).unwrap(), b"new");
+    if rustix::process::geteuid().is_root() {
+        assert!(!dir_b.join("ctx/same").exists());
+    } else {
+        let ino = |d: &Path| fs::metadata(d.join("ctx/same")).unwrap().ino();
+        assert_eq!(ino(&dir_a), ino(&dir_b));
+    }
     // No temp directory is left behind.
     let temps: Vec<_> = fs::read_dir(store.layers_dir())
         .unwrap()
@@ -800,10 +830,15 @@ fn tree_facts(root: &Path) -> Vec<String> {
 
 /// A layer of many small files over many directories (more than the
 /// unpack hands to its file-making thread at a time), with modes, owners,
-/// times, large files, symlinks, hard links to files just made, a
-/// directory named twice and, when `again`, last a file named again and
-/// one replaced by a directory (the layer then records no facts).
+/// times, large files, symlinks, when `links` hard links to files just
+/// made and a directory named twice, and, when `again`, last a file named
+/// again and one replaced by a directory (the layer then records no
+/// facts).
 fn many_files_tar(edit: &[u8], again: bool) -> Vec<u8> {
+    many_files_tar_with(edit, again, true)
+}
+
+fn many_files_tar_with(edit: &[u8], again: bool, links: bool) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut entry =
         |name: &str, kind: tar::EntryType, mode: u32, owner: u64, link: &str, data: &[u8]| {
@@ -857,10 +892,12 @@ fn many_files_tar(edit: &[u8], again: bool) -> Vec<u8> {
                     &format!("f{:02}", i - 1),
                     b"",
                 );
-                entry(&format!("{dir}/h{i}"), H, 0, 0, &name, b"");
+                if links {
+                    entry(&format!("{dir}/h{i}"), H, 0, 0, &name, b"");
+                }
             }
         }
-        if d == 7 {
+        if d == 7 && links {
             // A directory named again: only its metadata.
             entry("ctx/d02/", D, 0o700, 0, "", b"");
         }
@@ -912,7 +949,8 @@ fn a_recording_unpack_makes_the_tree_a_plain_one_makes() {
     let (a_desc, a_id) = layer(&a);
     let dir_a = store
         .unpacked_layer_like(&a_desc, &a_id, Some(&a_id))
-        .unwrap();
+        .unwrap()
+        .remove(0);
     same_tree(&dir_a, &plain(&a, "plain-a"));
     assert!(store.layer_files(&a_id).is_some());
 
@@ -921,7 +959,8 @@ fn a_recording_unpack_makes_the_tree_a_plain_one_makes() {
     let (b_desc, b_id) = layer(&b);
     let dir_b = store
         .unpacked_layer_like(&b_desc, &b_id, Some(&a_id))
-        .unwrap();
+        .unwrap()
+        .remove(0);
     same_tree(&dir_b, &plain(&b, "plain-b"));
     let ino = |d: &Path, n: &str| fs::metadata(d.join(n)).unwrap().ino();
     assert_eq!(ino(&dir_a, "ctx/d09/f30"), ino(&dir_b, "ctx/d09/f30"));
@@ -931,7 +970,8 @@ fn a_recording_unpack_makes_the_tree_a_plain_one_makes() {
     let (c_desc, c_id) = layer(&c);
     let dir_c = store
         .unpacked_layer_like(&c_desc, &c_id, Some(&b_id))
-        .unwrap();
+        .unwrap()
+        .remove(0);
     same_tree(&dir_c, &plain(&c, "plain-c"));
     assert!(store.layer_files(&c_id).is_none());
 }
@@ -972,4 +1012,203 @@ fn recorded_facts_take_the_digests_the_writer_vouches_for() {
     assert_eq!(sha(b"b"), <[u8; 32]>::from(Sha256::digest(b"second")));
     assert_eq!(sha(b"c"), <[u8; 32]>::from(Sha256::digest(b"third")));
     assert_eq!(fs::read(dest.join("c")).unwrap(), b"third");
+}
+
+/// `upper` stacked on `lower` as overlayfs shows two lower directories
+/// without whiteouts: files of the upper one replace, directories merge
+/// and take the upper one's facts (`cp -a` of one onto a copy of the
+/// other does exactly that).
+fn stacked(lower: &Path, upper: &Path, out: &Path) {
+    for from in [lower, upper] {
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from.join("."))
+            .arg(out)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cp -a {}", from.display());
+    }
+}
+
+/// Regular files under `dir`, as paths relative to it.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() && !p.is_symlink() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A layer made again by the same build step, unpacked as it is written
+/// (as root), is a delta over the one before: its directory holds what
+/// changed and the directories above it, the store gives both directories
+/// for it, and stacked they are the tree a plain unpack makes. The next
+/// edit is a delta over the same whole layer, not over the delta. A layer
+/// that removes a path, or has hard links, is no delta: nothing is
+/// installed as it is written, and its unpack from the blob is whole.
+#[test]
+fn an_edited_layer_is_unpacked_as_a_delta_over_the_one_before() {
+    use sha2::Digest as _;
+    use std::io::{Read, Write};
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: deltas set owners from the tar (root)");
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    let write = |t: &[u8], like: Option<&image_store::Digest>| {
+        let mut w = store.unpacking_writer(store.blob_writer().unwrap(), like, Default::default());
+        w.write_all(t).unwrap();
+        let (blob, installed) = w.finish().unwrap();
+        let desc = image_store::Descriptor::new(
+            image_store::model::media::OCI_LAYER,
+            blob.digest().clone(),
+            t.len() as u64,
+        );
+        image_store::store::commit_pending(vec![blob]).unwrap();
+        (desc, installed)
+    };
+    let plain = |t: &[u8], name: &str| {
+        let dir = top.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        unpack(Cursor::new(t), &dir, opts(Whiteouts::Overlay)).unwrap();
+        dir
+    };
+    let check_stack = |dirs: &[std::path::PathBuf], t: &[u8], name: &str| {
+        let out = top.path().join(format!("stacked-{name}"));
+        fs::create_dir(&out).unwrap();
+        match dirs {
+            [whole] => stacked(whole, whole, &out),
+            [base, delta] => stacked(base, delta, &out),
+            _ => panic!("{dirs:?}"),
+        }
+        same_tree(&out, &plain(t, &format!("plain-{name}")));
+    };
+
+    let a = many_files_tar_with(b"before", false, false);
+    let (a_desc, installed) = write(&a, None);
+    assert!(installed);
+    let a_dirs = store.unpacked_layer(&a_desc, &a_desc.digest).unwrap();
+    assert_eq!(a_dirs.len(), 1);
+    check_stack(&a_dirs, &a, "a");
+
+    // One file edited.
+    let b = many_files_tar_with(b"after!", false, false);
+    let (b_desc, installed) = write(&b, Some(&a_desc.digest));
+    assert!(installed);
+    let b_dirs = store.unpacked_layer(&b_desc, &b_desc.digest).unwrap();
+    assert_eq!(b_dirs.len(), 2, "{b_dirs:?}");
+    assert_eq!(
+        fs::canonicalize(&b_dirs[0]).unwrap(),
+        fs::canonicalize(&a_dirs[0]).unwrap()
+    );
+    assert_eq!(files_in(&b_dirs[1]), ["ctx/d05/f07"]);
+    check_stack(&b_dirs, &b, "b");
+    // Its facts: the base's, with the edit.
+    let (fa, fb) = (
+        store.layer_files(&a_desc.digest).unwrap(),
+        store.layer_files(&b_desc.digest).unwrap(),
+    );
+    assert_eq!(fa.len(), fb.len());
+    assert_eq!(fa.get(b"ctx/d09/f30"), fb.get(b"ctx/d09/f30"));
+    let edited = |f: &image_store::layer_files::LayerFiles| f.get(b"ctx/d05/f07").unwrap().sha;
+    assert_ne!(edited(&fa), edited(&fb));
+    assert_eq!(
+        edited(&fb),
+        <[u8; 32]>::from(sha2::Sha256::digest(b"after!"))
+    );
+
+    // Edited again, a directory's mode changed and a file added in
+    // another: over the whole layer, with both edits.
+    let mut c = tar::Builder::new(Vec::new());
+    let mut old = tar::Archive::new(Cursor::new(many_files_tar_with(b"again", false, false)));
+    for e in old.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut h = e.header().clone();
+        let path = e.path().unwrap().into_owned();
+        if path == Path::new("ctx/d08") {
+            h.set_mode(0o700);
+        }
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        c.append_data(&mut h, &path, &data[..]).unwrap();
+        if path == Path::new("ctx/d10/f59") {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(F);
+            h.set_mode(0o644);
+            h.set_size(3);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            c.append_data(&mut h, "ctx/d10/new", &b"new"[..]).unwrap();
+        }
+    }
+    let c = c.into_inner().unwrap();
+    let (c_desc, installed) = write(&c, Some(&b_desc.digest));
+    assert!(installed);
+    let c_dirs = store.unpacked_layer(&c_desc, &c_desc.digest).unwrap();
+    assert_eq!(
+        fs::canonicalize(&c_dirs[0]).unwrap(),
+        fs::canonicalize(&a_dirs[0]).unwrap(),
+        "a delta is over a whole layer"
+    );
+    assert_eq!(files_in(&c_dirs[1]), ["ctx/d05/f07", "ctx/d10/new"]);
+    check_stack(&c_dirs, &c, "c");
+
+    // One path fewer, or hard links: no delta; the blob's unpack is whole
+    // (and links from the whole layer).
+    let fewer: Vec<u8> = {
+        let mut t = tar::Builder::new(Vec::new());
+        let mut old = tar::Archive::new(Cursor::new(&b));
+        for e in old.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().into_owned();
+            if path == Path::new("ctx/d03/f02") {
+                continue;
+            }
+            let mut h = e.header().clone();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            t.append_data(&mut h, &path, &data[..]).unwrap();
+        }
+        t.into_inner().unwrap()
+    };
+    let linked = many_files_tar_with(b"after!", false, true);
+    for (name, t) in [("fewer", fewer), ("linked", linked)] {
+        let (desc, installed) = write(&t, Some(&b_desc.digest));
+        assert!(!installed, "{name}");
+        let dirs = store
+            .unpacked_layer_like(&desc, &desc.digest, Some(&b_desc.digest))
+            .unwrap();
+        assert_eq!(dirs.len(), 1, "{name}");
+        check_stack(&dirs, &t, name);
+        let ino = |d: &Path| fs::metadata(d.join("ctx/d09/f30")).unwrap().ino();
+        assert_eq!(ino(&dirs[0]), ino(&a_dirs[0]), "{name}");
+    }
+
+    // The base gone (only a crash or a hand does that): the check names
+    // the delta, and the layer is unpacked again, whole.
+    let a_dir = store.layers_dir().join(a_desc.digest.hex());
+    fs::remove_dir_all(&a_dir).unwrap();
+    let rep = store.check(false).unwrap();
+    let named: Vec<_> = rep
+        .problems
+        .iter()
+        .filter(|p| p.message.contains("delta over the unpacked layer"))
+        .map(|p| p.object.clone())
+        .collect();
+    assert_eq!(named.len(), 2, "{:?}", rep.problems);
+    let again = store.unpacked_layer(&b_desc, &b_desc.digest).unwrap();
+    assert_eq!(again.len(), 1);
+    check_stack(&again, &b, "b-again");
 }

@@ -79,7 +79,7 @@ pub(crate) struct Builder<'a> {
     pub(crate) similar: Mutex<BTreeMap<image_store::Digest, image_store::Digest>>,
     /// Unpacked layer directories steps of this build looked up, by diff
     /// ID (the build holds the store's gc lock: none goes away meanwhile).
-    pub(crate) unpacked: Mutex<BTreeMap<image_store::Digest, std::path::PathBuf>>,
+    pub(crate) unpacked: Mutex<BTreeMap<image_store::Digest, Vec<std::path::PathBuf>>>,
     /// Those directories opened, and what steps looked up in them (a
     /// stored layer never changes): a step opens only its new layers.
     pub(crate) opened: std::sync::Arc<containers::layers::LayerCache>,

@@ -360,7 +360,8 @@ impl StageRun<'_, '_> {
         let layers = state.layers.iter().zip(&state.config.rootfs.diff_ids);
         // A step builds on the layers of the step before it and one more:
         // only the layers this build has not looked up yet are.
-        let mut dirs: Vec<Option<std::path::PathBuf>> = {
+        // Each layer's directories: its own, and a delta's base below it.
+        let mut dirs: Vec<Option<Vec<std::path::PathBuf>>> = {
             let known = self.b.unpacked.lock().unwrap_or_else(|p| p.into_inner());
             layers
                 .clone()
@@ -370,7 +371,7 @@ impl StageRun<'_, '_> {
         let new: Vec<usize> = (0..dirs.len()).filter(|&i| dirs[i].is_none()).collect();
         if new.is_empty() {
             return Ok(Lowers {
-                dirs: dirs.into_iter().flatten().collect(),
+                dirs: dirs.into_iter().flatten().flatten().collect(),
                 opened: self.b.opened.clone(),
             });
         }
@@ -401,7 +402,7 @@ impl StageRun<'_, '_> {
             dirs[i] = Some(dir);
         }
         Ok(Lowers {
-            dirs: dirs.into_iter().flatten().collect(),
+            dirs: dirs.into_iter().flatten().flatten().collect(),
             opened: self.b.opened.clone(),
         })
     }

@@ -55,6 +55,11 @@ pub enum LayerError {
         expected: Digest,
         actual: Digest,
     },
+    /// An unpack asked to write only what differs from an earlier layer
+    /// ([`crate::unpack::Reuse::delta`]) found a layer that is not such a
+    /// delta; it is unpacked whole instead.
+    #[error("the layer is not a delta over the one below: {0}")]
+    NotDelta(&'static str),
     /// Any of the above, naming the layer (blob digest) it was found in.
     #[error("layer {layer}: {source}")]
     InLayer {
