@@ -101,17 +101,17 @@ impl Store {
     }
 
     /// What is in place for the layer whose directory is `dir`: `None`
-    /// when nothing usable (no directory, or a delta whose base is gone),
-    /// else the base it is a delta over, if it is one.
+    /// when nothing usable (no directory, or a delta whose base is gone
+    /// or not whole), else the base it is a delta over, if it is one.
     fn installed(&self, dir: &std::path::Path) -> Option<Option<Digest>> {
         if !dir.is_dir() {
             return None;
         }
-        match layer_base(dir) {
-            None => Some(None),
-            Some(b) if self.layers_dir().join(b.hex()).is_dir() => Some(Some(b)),
-            Some(_) => None,
-        }
+        let Some(b) = layer_base(dir) else {
+            return Some(None);
+        };
+        let base = self.layers_dir().join(b.hex());
+        (base.is_dir() && layer_base(&base).is_none()).then_some(Some(b))
     }
 
     fn short_link(&self, diff_id: &Digest) -> std::io::Result<PathBuf> {

@@ -1165,8 +1165,24 @@ fn an_edited_layer_is_unpacked_as_a_delta_over_the_one_before() {
     assert_eq!(files_in(&c_dirs[1]), ["ctx/d05/f07", "ctx/d10/new"]);
     check_stack(&c_dirs, &c, "c");
 
+    // A base that is not whole (no unpack makes one; a hand could): the
+    // delta above it is not used, and is unpacked again, whole.
+    let a_dir = store.layers_dir().join(a_desc.digest.hex());
+    let claim = c_desc.digest.hex();
+    rustix::fs::setxattr(
+        &a_dir,
+        "trusted.kiln.base",
+        claim.as_bytes(),
+        rustix::fs::XattrFlags::CREATE,
+    )
+    .unwrap();
+    let whole = store.unpacked_layer(&b_desc, &b_desc.digest).unwrap();
+    assert_eq!(whole.len(), 1, "{whole:?}");
+    check_stack(&whole, &b, "b-whole");
+    rustix::fs::removexattr(&a_dir, "trusted.kiln.base").unwrap();
+
     // One path fewer, or hard links: no delta; the blob's unpack is whole
-    // (and links from the whole layer).
+    // (and links from the layer before, whole since just above).
     let fewer: Vec<u8> = {
         let mut t = tar::Builder::new(Vec::new());
         let mut old = tar::Archive::new(Cursor::new(&b));
@@ -1193,12 +1209,11 @@ fn an_edited_layer_is_unpacked_as_a_delta_over_the_one_before() {
         assert_eq!(dirs.len(), 1, "{name}");
         check_stack(&dirs, &t, name);
         let ino = |d: &Path| fs::metadata(d.join("ctx/d09/f30")).unwrap().ino();
-        assert_eq!(ino(&dirs[0]), ino(&a_dirs[0]), "{name}");
+        assert_eq!(ino(&dirs[0]), ino(&whole[0]), "{name}");
     }
 
     // The base gone (only a crash or a hand does that): the check names
     // the delta, and the layer is unpacked again, whole.
-    let a_dir = store.layers_dir().join(a_desc.digest.hex());
     fs::remove_dir_all(&a_dir).unwrap();
     let rep = store.check(false).unwrap();
     let named: Vec<_> = rep
@@ -1207,8 +1222,9 @@ fn an_edited_layer_is_unpacked_as_a_delta_over_the_one_before() {
         .filter(|p| p.message.contains("delta over the unpacked layer"))
         .map(|p| p.object.clone())
         .collect();
-    assert_eq!(named.len(), 2, "{:?}", rep.problems);
-    let again = store.unpacked_layer(&b_desc, &b_desc.digest).unwrap();
+    let c_dir = store.layers_dir().join(c_desc.digest.hex());
+    assert_eq!(named, [c_dir.display().to_string()], "{:?}", rep.problems);
+    let again = store.unpacked_layer(&c_desc, &c_desc.digest).unwrap();
     assert_eq!(again.len(), 1);
-    check_stack(&again, &b, "b-again");
+    check_stack(&again, &c, "c-again");
 }
