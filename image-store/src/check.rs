@@ -306,20 +306,18 @@ impl Store {
             let p = e.path();
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() => {
-                    // A delta is usable only above its base.
-                    let Some(base) = crate::unpacked::layer_base(&p) else {
-                        continue;
-                    };
-                    if dir.join(base.hex()).is_dir() {
+                    // A delta is usable only above its base, whole.
+                    if self.installed(&p).is_some() {
                         continue;
                     }
+                    let base = crate::unpacked::layer_base(&p).map(|b| b.short().to_string());
                     let repaired = repair && self.remove_layer_dir(&p).is_ok();
                     rep.problems.push(Problem {
                         kind: "layer",
                         object: p.display().to_string(),
                         message: format!(
-                            "is a delta over the unpacked layer {}, which is gone",
-                            base.short()
+                            "is a delta over the unpacked layer {}, which is gone or not whole",
+                            base.unwrap_or_default()
                         ),
                         repaired,
                         action: "removed (unpacked again when used)",

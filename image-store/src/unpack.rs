@@ -534,8 +534,7 @@ fn unpack_entries<R: Read>(
                     stats.entries += 1;
                     continue;
                 }
-                let data = read_whole(&mut entry, raw)?;
-                let sha = sha.unwrap_or_else(|| sha2::Sha256::digest(&data).into());
+                let (data, sha) = read_hashed(&mut entry, raw, sha)?;
                 if same(sha) {
                     stats.entries += 1;
                     continue;
@@ -600,8 +599,7 @@ fn unpack_entries<R: Read>(
                             let sha = vouched
                                 .as_deref()
                                 .and_then(|v| v.take(entry.raw_file_position(), entry.size()));
-                            let data = read_whole(&mut entry, raw)?;
-                            let sha = sha.unwrap_or_else(|| sha2::Sha256::digest(&data).into());
+                            let (data, sha) = read_hashed(&mut entry, raw, sha)?;
                             (data, file_facts(&header, entry.size(), (uid, gid), sha))
                         }
                     };
@@ -829,13 +827,19 @@ impl io::Write for HashingFile<'_> {
     }
 }
 
-/// A regular file's bytes, read whole.
-fn read_whole<R: Read>(entry: &mut tar::Entry<R>, raw: &[u8]) -> Result<Vec<u8>, LayerError> {
+/// A regular file's bytes, read whole, and their sha256: `vouched`, the
+/// one the stream's writer gave ([`Vouched`]), else hashed here.
+fn read_hashed<R: Read>(
+    entry: &mut tar::Entry<R>,
+    raw: &[u8],
+    vouched: Option<[u8; 32]>,
+) -> Result<(Vec<u8>, [u8; 32]), LayerError> {
     let mut data = Vec::with_capacity(entry.size() as usize);
     entry
         .read_to_end(&mut data)
         .map_err(|e| read_fault(e, raw))?;
-    Ok(data)
+    let sha = vouched.unwrap_or_else(|| sha2::Sha256::digest(&data).into());
+    Ok((data, sha))
 }
 
 /// The facts of a regular file of `size` bytes with this `sha` that the

@@ -103,7 +103,7 @@ impl Store {
     /// What is in place for the layer whose directory is `dir`: `None`
     /// when nothing usable (no directory, or a delta whose base is gone
     /// or not whole), else the base it is a delta over, if it is one.
-    fn installed(&self, dir: &std::path::Path) -> Option<Option<Digest>> {
+    pub(crate) fn installed(&self, dir: &std::path::Path) -> Option<Option<Digest>> {
         if !dir.is_dir() {
             return None;
         }

@@ -1031,6 +1031,31 @@ fn stacked(lower: &Path, upper: &Path, out: &Path) {
     }
 }
 
+/// The tar `t` written again entry by entry: `keep` may change an entry's
+/// header, or drop it (false); `after` may add entries after it.
+fn retar(
+    t: &[u8],
+    mut keep: impl FnMut(&Path, &mut tar::Header) -> bool,
+    mut after: impl FnMut(&Path, &mut tar::Builder<Vec<u8>>),
+) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = tar::Builder::new(Vec::new());
+    let mut old = tar::Archive::new(Cursor::new(t));
+    for e in old.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().into_owned();
+        let mut h = e.header().clone();
+        if !keep(&path, &mut h) {
+            continue;
+        }
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.append_data(&mut h, &path, &data[..]).unwrap();
+        after(&path, &mut out);
+    }
+    out.into_inner().unwrap()
+}
+
 /// Regular files under `dir`, as paths relative to it.
 fn files_in(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -1059,7 +1084,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 #[test]
 fn an_edited_layer_is_unpacked_as_a_delta_over_the_one_before() {
     use sha2::Digest as _;
-    use std::io::{Read, Write};
+    use std::io::Write;
     if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: deltas set owners from the tar (root)");
         return;
@@ -1130,30 +1155,20 @@ fn an_edited_layer_is_unpacked_as_a_delta_over_the_one_before() {
 
     // Edited again, a directory's mode changed and a file added in
     // another: over the whole layer, with both edits.
-    let mut c = tar::Builder::new(Vec::new());
-    let mut old = tar::Archive::new(Cursor::new(many_files_tar_with(b"again", false, false)));
-    for e in old.entries().unwrap() {
-        let mut e = e.unwrap();
-        let mut h = e.header().clone();
-        let path = e.path().unwrap().into_owned();
-        if path == Path::new("ctx/d08") {
-            h.set_mode(0o700);
-        }
-        let mut data = Vec::new();
-        e.read_to_end(&mut data).unwrap();
-        c.append_data(&mut h, &path, &data[..]).unwrap();
-        if path == Path::new("ctx/d10/f59") {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(F);
-            h.set_mode(0o644);
-            h.set_size(3);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(1_700_000_000);
-            c.append_data(&mut h, "ctx/d10/new", &b"new"[..]).unwrap();
-        }
-    }
-    let c = c.into_inner().unwrap();
+    let c = retar(
+        &many_files_tar_with(b"again", false, false),
+        |path, h| {
+            if path == Path::new("ctx/d08") {
+                h.set_mode(0o700);
+            }
+            true
+        },
+        |path, t| {
+            if path == Path::new("ctx/d10/f59") {
+                raw_entry(t, "ctx/d10/new", F, "", b"new");
+            }
+        },
+    );
     let (c_desc, installed) = write(&c, Some(&b_desc.digest));
     assert!(installed);
     let c_dirs = store.unpacked_layer(&c_desc, &c_desc.digest).unwrap();
@@ -1183,22 +1198,7 @@ fn an_edited_layer_is_unpacked_as_a_delta_over_the_one_before() {
 
     // One path fewer, or hard links: no delta; the blob's unpack is whole
     // (and links from the layer before, whole since just above).
-    let fewer: Vec<u8> = {
-        let mut t = tar::Builder::new(Vec::new());
-        let mut old = tar::Archive::new(Cursor::new(&b));
-        for e in old.entries().unwrap() {
-            let mut e = e.unwrap();
-            let path = e.path().unwrap().into_owned();
-            if path == Path::new("ctx/d03/f02") {
-                continue;
-            }
-            let mut h = e.header().clone();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            t.append_data(&mut h, &path, &data[..]).unwrap();
-        }
-        t.into_inner().unwrap()
-    };
+    let fewer = retar(&b, |path, _| path != Path::new("ctx/d03/f02"), |_, _| {});
     let linked = many_files_tar_with(b"after!", false, true);
     for (name, t) in [("fewer", fewer), ("linked", linked)] {
         let (desc, installed) = write(&t, Some(&b_desc.digest));
