@@ -243,8 +243,36 @@ fn kill_9_at_random_points_leaves_a_consistent_store() {
     )
     .unwrap();
 
-    let ops = ["import", "load", "pull", "push", "build", "rmi", "run"];
-    let trials = 28;
+    // An edit build: its COPY is unpacked as a delta over the last one.
+    let ectx = work.path().join("ectx");
+    for i in 0..300 {
+        let f = ectx.join(format!("d{}/f{i:03}", i / 50));
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, format!("file {i}\n")).unwrap();
+    }
+    let edf = work.path().join("Dockerfile.edit");
+    std::fs::write(
+        &edf,
+        "FROM busybox\nCOPY . /ctx\nRUN cat /ctx/d0/f000 >/dev/null\n",
+    )
+    .unwrap();
+    ok(
+        k.run(&[
+            "build",
+            "-q",
+            "-t",
+            "edited",
+            "-f",
+            edf.to_str().unwrap(),
+            ectx.to_str().unwrap(),
+        ]),
+        "the first edit build",
+    );
+
+    let ops = [
+        "import", "load", "pull", "push", "build", "rmi", "run", "edit",
+    ];
+    let trials = 32;
     for t in 0..trials {
         let op = ops[t % ops.len()];
         let big = big_tar(work.path(), 24, 100 + t as u64);
@@ -289,6 +317,20 @@ fn kill_9_at_random_points_leaves_a_consistent_store() {
                 format!("built:{t}"),
                 ctx.to_str().unwrap().into(),
             ],
+            // Killed while its COPY is written, unpacked as a delta, or
+            // committed, or while the RUN above it runs.
+            "edit" => {
+                std::fs::write(ectx.join("d3/f170"), format!("edit {t}\n")).unwrap();
+                vec![
+                    "build".into(),
+                    "-q".into(),
+                    "-t".into(),
+                    "edited".into(),
+                    "-f".into(),
+                    edf.to_str().unwrap().into(),
+                    ectx.to_str().unwrap().into(),
+                ]
+            }
             // Killed while it unpacks a new layer.
             "run" => {
                 let img = format!("runme:{t}");
@@ -319,6 +361,22 @@ fn kill_9_at_random_points_leaves_a_consistent_store() {
             ok(r, &format!("{what}: the command again"));
         }
         assert_clean(&k, &what);
+        if op == "edit" {
+            // The image has the edit and every other file.
+            let r = k.run(&[
+                "run",
+                "--rm",
+                "edited",
+                "cat",
+                "/ctx/d3/f170",
+                "/ctx/d5/f299",
+            ]);
+            assert_eq!(
+                ok(r, &what).stdout,
+                format!("edit {t}\nfile 299\n"),
+                "{what}"
+            );
+        }
         // And the store still runs images.
         if t % 7 == 5 {
             ok(k.run(&["run", "--rm", "busybox", "true"]), &what);
