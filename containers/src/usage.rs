@@ -138,12 +138,13 @@ fn image_files(store: &Store, img: &image_store::Image) -> Vec<PathBuf> {
             .iter()
             .map(|l| store.blob_path(&l.digest)),
     );
+    // A delta's base too: the image needs it, whoever made it.
     out.extend(
         img.config
             .rootfs
             .diff_ids
             .iter()
-            .map(|d| store.layers_dir().join(d.hex())),
+            .flat_map(|d| store.unpacked_dirs_in_place(d)),
     );
     out
 }

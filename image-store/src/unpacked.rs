@@ -100,6 +100,18 @@ impl Store {
             .collect()
     }
 
+    /// The directories in place for the layer `diff_id` (none when it is
+    /// not unpacked), bottom first, without unpacking anything: for
+    /// measuring what an image takes.
+    pub fn unpacked_dirs_in_place(&self, diff_id: &Digest) -> Vec<PathBuf> {
+        let dir = self.layers_dir().join(diff_id.hex());
+        match self.installed(&dir) {
+            None => Vec::new(),
+            Some(None) => vec![dir],
+            Some(Some(base)) => vec![self.layers_dir().join(base.hex()), dir],
+        }
+    }
+
     /// What is in place for the layer whose directory is `dir`: `None`
     /// when nothing usable (no directory, or a delta whose base is gone
     /// or not whole), else the base it is a delta over, if it is one.

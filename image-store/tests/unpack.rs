@@ -1139,6 +1139,14 @@ fn an_edited_layer_is_unpacked_as_a_delta_over_the_one_before() {
     );
     assert_eq!(files_in(&b_dirs[1]), ["ctx/d05/f07"]);
     check_stack(&b_dirs, &b, "b");
+    // What `system df` counts for an image with the layer: both.
+    let in_place = |d: &image_store::Digest| store.unpacked_dirs_in_place(d);
+    let canon = |v: Vec<std::path::PathBuf>| -> Vec<_> {
+        v.iter().map(|p| fs::canonicalize(p).unwrap()).collect()
+    };
+    assert_eq!(canon(in_place(&b_desc.digest)), canon(b_dirs.clone()));
+    assert_eq!(canon(in_place(&a_desc.digest)), canon(a_dirs.clone()));
+    assert!(in_place(&image_store::Digest::of_bytes(b"none")).is_empty());
     // Its facts: the base's, with the edit.
     let (fa, fb) = (
         store.layer_files(&a_desc.digest).unwrap(),
