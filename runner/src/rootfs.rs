@@ -150,7 +150,7 @@ fn mount_data(
     }
     let build = |base: Option<&Path>| {
         let show = |p: &Path| match base {
-            Some(b) => p.strip_prefix(b).unwrap_or(p).display().to_string(),
+            Some(b) => relative(p, b).display().to_string(),
             None => p.display().to_string(),
         };
         let lowers: Vec<String> = lower.iter().rev().map(|p| show(p)).collect();
@@ -178,13 +178,38 @@ fn mount_data(
     let base = common_parent(&all)
         .ok_or_else(|| RunError::InvalidSpec("overlay paths share no parent".into()))?;
     let short = build(Some(&base));
-    if short.len() >= 4000 {
-        return Err(RunError::Unsupported(format!(
-            "{} overlay layers: mount options exceed one page",
-            lower.len()
-        )));
+    if short.len() < 4000 {
+        return Ok((short, Some(base)));
     }
-    Ok((short, Some(base)))
+    // Many layers, a delta's base beside each (up to twice 127): relative
+    // to the layers' own directory, the upper ones reached with `..`.
+    let lowers: Vec<&Path> = lower.iter().map(PathBuf::as_path).collect();
+    if let Some(base) = common_parent(&lowers) {
+        let shorter = build(Some(&base));
+        if shorter.len() < 4000 {
+            return Ok((shorter, Some(base)));
+        }
+    }
+    Err(RunError::Unsupported(format!(
+        "{} overlay layers: mount options exceed one page",
+        lower.len()
+    )))
+}
+
+/// `path` from `base` (both absolute): `..` up to where they part.
+fn relative(path: &Path, base: &Path) -> PathBuf {
+    let mut common = base;
+    let mut up = 0;
+    while !path.starts_with(common) {
+        match common.parent() {
+            Some(p) => common = p,
+            None => break,
+        }
+        up += 1;
+    }
+    let mut out: PathBuf = std::iter::repeat_n("..", up).collect();
+    out.push(path.strip_prefix(common).unwrap_or(path));
+    out
 }
 
 /// Overlay needs at least one lower directory; an image without layers
@@ -367,6 +392,38 @@ mod tests {
         .unwrap();
         assert_eq!(base, Some(PathBuf::from("/var/lib/kiln")));
         assert!(d.len() < 4000 && d.contains("upperdir=c/up"));
+    }
+
+    /// 254 short links (127 layers, each a delta over a base of its own)
+    /// with the upper directories elsewhere in the store: relative to the
+    /// links' directory, the upper ones through `..`.
+    #[test]
+    fn twice_127_short_links_fit_in_one_page() {
+        let lower: Vec<PathBuf> = (0..254)
+            .map(|i| PathBuf::from(format!("/var/lib/kiln/kiln/layers/l/{i:012x}")))
+            .collect();
+        let (d, base) = overlay_data(
+            &lower,
+            Path::new("/var/lib/kiln/kiln/build/1234/run-0-3/upper"),
+            Path::new("/var/lib/kiln/kiln/build/1234/run-0-3/work"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(base, Some(PathBuf::from("/var/lib/kiln/kiln/layers/l")));
+        assert!(d.len() < 4000, "{}", d.len());
+        assert!(
+            d.contains(",upperdir=../../build/1234/run-0-3/upper,"),
+            "{d}"
+        );
+        assert!(d.starts_with("lowerdir=0000000000fd:"), "{d}");
+        assert_eq!(
+            relative(Path::new("/a/b/c"), Path::new("/a/x/y")),
+            PathBuf::from("../../b/c")
+        );
+        assert_eq!(
+            relative(Path::new("/a/b"), Path::new("/a")),
+            PathBuf::from("b")
+        );
     }
 
     #[test]
