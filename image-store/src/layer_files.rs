@@ -77,13 +77,13 @@ pub struct DirFacts {
 
 /// What is known of one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fact {
+pub(crate) enum Fact {
     File(FileFacts),
     /// A symlink: the size and sha256 are its target's.
     Symlink(FileFacts),
     Dir(DirFacts),
-    /// There, and nothing more (a symlink, a large file, a hard link, a
-    /// path named twice).
+    /// There, and nothing more (a device node or fifo, a file with
+    /// extended attributes, a hard link, a path named twice).
     Present,
 }
 
@@ -167,9 +167,9 @@ impl LayerFiles {
         }
     }
 
-    /// Whether the layer has `path`, whatever it is.
-    pub fn contains(&self, path: &[u8]) -> bool {
-        self.files.contains_key(path)
+    /// What is known of `path`, if the layer has it.
+    pub(crate) fn fact(&self, path: &[u8]) -> Option<&Fact> {
+        self.files.get(path)
     }
 
     /// Records a file the unpack wrote (or linked) at `path`.
@@ -198,9 +198,9 @@ impl LayerFiles {
         }
     }
 
-    /// Lists `path` without facts: it is neither a small file nor a
-    /// directory, a hard link of another path, or was replaced in the
-    /// same layer.
+    /// Lists `path` without facts: nothing the unpack records facts of
+    /// (see [`Fact::Present`]), a hard link of another path, or a path
+    /// replaced in the same layer.
     pub fn exclude(&mut self, path: &[u8]) {
         self.files.insert(path.into(), Fact::Present);
     }
@@ -242,11 +242,8 @@ impl LayerFiles {
             match fact {
                 Fact::Present => out.push(KIND_PRESENT),
                 Fact::File(f) | Fact::Symlink(f) => {
-                    out.push(if matches!(fact, Fact::File(_)) {
-                        KIND_FILE
-                    } else {
-                        KIND_SYMLINK
-                    });
+                    let file = matches!(fact, Fact::File(_));
+                    out.push(if file { KIND_FILE } else { KIND_SYMLINK });
                     out.extend_from_slice(&f.size.to_le_bytes());
                     out.extend_from_slice(&f.mtime.to_le_bytes());
                     out.extend_from_slice(&f.mode.to_le_bytes());
@@ -446,9 +443,14 @@ mod tests {
         assert_eq!(back.get(b"a"), None);
         // Listed without facts, yet listed: a delta needs every path.
         for p in [&b"twice"[..], b"linked", b"a/fifo"] {
-            assert!(back.contains(p), "{}", String::from_utf8_lossy(p));
+            assert_eq!(
+                back.fact(p),
+                Some(&Fact::Present),
+                "{}",
+                String::from_utf8_lossy(p)
+            );
         }
-        assert!(!back.contains(b"a/other"));
+        assert!(back.fact(b"a/other").is_none());
         assert_eq!(back.symlink(b"a/symlink"), Some(&facts(6)));
         assert_eq!(back.get(b"a/symlink"), None);
         assert_eq!(back.len(), 7);

@@ -22,7 +22,7 @@ use rustix::fs::{
 use crate::layer::{
     max_layer_size, not_tar, show_name, EntryCheck, EntryName, LayerError, SizeLimit, TarStats,
 };
-use crate::layer_files::{DirFacts, FileFacts, LayerFiles, Vouched, RECORD_MAX};
+use crate::layer_files::{DirFacts, Fact, FileFacts, LayerFiles, Vouched, RECORD_MAX};
 use sha2::Digest as _;
 use small_files::{LinkSource, SmallFile, SmallFiles};
 use std::os::unix::ffi::OsStrExt;
@@ -373,6 +373,7 @@ fn unpack_entries<R: Read>(
         rustix::process::getegid().as_raw(),
     );
 
+    let vouched = files.as_ref().and_then(|f| f.vouched.clone());
     let entries = archive.entries().map_err(|e| not_tar(e, tar_stats))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| not_tar(e, tar_stats))?;
@@ -468,9 +469,10 @@ fn unpack_entries<R: Read>(
         // A small plain file, when facts are recorded: read whole, hashed,
         // and made (or linked from the earlier layer if that has the
         // same) beside this thread. A larger one is hashed as it is
-        // written.
+        // written, for a later delta over this layer: only when owners
+        // are set from the tar, as deltas need (else it is listed only).
         let small_file = plain_file && entry.size() <= RECORD_MAX;
-        let large_file = plain_file && !small_file;
+        let large_file = plain_file && !small_file && opts.same_owner;
         let header_ids = || -> Result<(u32, u32), LayerError> {
             Ok((header.uid()? as u32, header.gid()? as u32))
         };
@@ -502,21 +504,22 @@ fn unpack_entries<R: Read>(
                 sha: sha2::Sha256::digest(&target).into(),
             }
         });
-        let vouched = files.as_ref().and_then(|f| f.vouched.clone());
         // A delta leaves out what the layer below has the same (and
         // records only what it makes); above anything else it makes the
         // directories it left out.
         let mut read = None;
         if let Some(d) = delta.as_deref_mut() {
-            if d.base.contains(rel_bytes) {
+            // One lookup of the path in the layer below, whatever it is.
+            let known = d.base.fact(rel_bytes).copied();
+            if known.is_some() {
                 d.seen += 1;
             }
-            if let Some(f) = dir_facts.filter(|f| d.base.dir(rel_bytes) == Some(f)) {
+            if let Some(f) = dir_facts.filter(|f| known == Some(Fact::Dir(*f))) {
                 d.deferred.insert(rel_bytes.into(), f);
                 stats.entries += 1;
                 continue;
             }
-            if link_facts.is_some() && link_facts.as_ref() == d.base.symlink(rel_bytes) {
+            if link_facts.is_some_and(|f| known == Some(Fact::Symlink(f))) {
                 stats.entries += 1;
                 continue;
             }
@@ -528,8 +531,8 @@ fn unpack_entries<R: Read>(
                 let sha = vouched
                     .as_deref()
                     .and_then(|v| v.take(entry.raw_file_position(), entry.size()));
-                let (base, size) = (d.base.get(rel_bytes), entry.size());
-                let same = |sha| base.is_some_and(|b| *b == file_facts(&header, size, ids, sha));
+                let size = entry.size();
+                let same = |sha| known == Some(Fact::File(file_facts(&header, size, ids, sha)));
                 if sha.is_some_and(same) {
                     stats.entries += 1;
                     continue;
@@ -550,7 +553,7 @@ fn unpack_entries<R: Read>(
                 r.insert_dir(rel_bytes, f);
             } else if let Some(f) = link_facts {
                 r.insert_symlink(rel_bytes, f);
-            } else if !plain_file {
+            } else if !small_file && !large_file {
                 r.exclude(rel_bytes);
             }
         }
