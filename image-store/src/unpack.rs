@@ -108,6 +108,24 @@ pub fn unpack_recording<R: Read>(
     Ok((stats, files.record.unwrap_or_default()))
 }
 
+/// [`unpack`] that makes the layer's small files on threads of their
+/// own ([`small_files`]), as [`unpack_recording`] does, recording nothing:
+/// for a layer a container's root is stacked from (a pulled or loaded
+/// image's first `run`), where creating its many small files is most of
+/// the time and a single thread leaves the machine's other cores idle.
+pub(crate) fn unpack_threaded<R: Read>(
+    input: R,
+    dest: &Path,
+    opts: UnpackOptions,
+) -> Result<UnpackStats, LayerError> {
+    let mut files = Files {
+        reuse: None,
+        record: None,
+        vouched: None,
+    };
+    unpack_layer(input, dest, opts, Some(&mut files))
+}
+
 fn unpack_layer<R: Read>(
     input: R,
     dest: &Path,
@@ -346,8 +364,8 @@ fn unpack_limited<R: Read>(
     Ok(stats)
 }
 
-/// The entries of the tar, each made in `root` or (a small file whose
-/// facts are recorded) handed to `small`.
+/// The entries of the tar, each made in `root` or (a small file, when
+/// `files` is given) handed to `small`.
 #[allow(clippy::too_many_arguments)]
 fn unpack_entries<R: Read>(
     input: R,
@@ -465,14 +483,16 @@ fn unpack_entries<R: Read>(
         let header = entry.header().clone();
         let mode = Mode::from_raw_mode(header.mode()? & 0o7777);
         let recording = files.as_ref().is_some_and(|f| f.record.is_some());
-        let plain_file = recording && kind == tar::EntryType::Regular && !has_xattrs(&mut entry)?;
-        // A small plain file, when facts are recorded: read whole, hashed,
-        // and made (or linked from the earlier layer if that has the
-        // same) beside this thread. A larger one is hashed as it is
-        // written, for a later delta over this layer: only when owners
-        // are set from the tar, as deltas need (else it is listed only).
+        let plain_file =
+            files.is_some() && kind == tar::EntryType::Regular && !has_xattrs(&mut entry)?;
+        // A small plain file: read whole (and hashed, when facts are
+        // recorded), and made (or linked from the earlier layer if that
+        // has the same) beside this thread. A larger one is hashed as it
+        // is written, for a later delta over this layer: only when facts
+        // are recorded and owners are set from the tar, as deltas need
+        // (else it is listed only).
         let small_file = plain_file && entry.size() <= RECORD_MAX;
-        let large_file = plain_file && !small_file && opts.same_owner;
+        let large_file = recording && plain_file && !small_file && opts.same_owner;
         let header_ids = || -> Result<(u32, u32), LayerError> {
             Ok((header.uid()? as u32, header.gid()? as u32))
         };
@@ -601,7 +621,9 @@ fn unpack_entries<R: Read>(
                         None => {
                             let sha = vouched
                                 .as_deref()
-                                .and_then(|v| v.take(entry.raw_file_position(), entry.size()));
+                                .and_then(|v| v.take(entry.raw_file_position(), entry.size()))
+                                // Nothing is recorded: no digest is needed.
+                                .or((!recording).then_some([0; 32]));
                             let (data, sha) = read_hashed(&mut entry, raw, sha)?;
                             (data, file_facts(&header, entry.size(), (uid, gid), sha))
                         }

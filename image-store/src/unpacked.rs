@@ -23,7 +23,7 @@ use crate::layer::LayerError;
 use crate::layer_files::LayerFiles;
 use crate::model::{media, Descriptor};
 use crate::store::Store;
-use crate::unpack::{unpack, unpack_recording, Reuse, UnpackOptions, Whiteouts};
+use crate::unpack::{unpack_recording, unpack_threaded, Reuse, UnpackOptions, Whiteouts};
 
 /// The attribute of a delta's directory that names its base (the hex of
 /// its diff ID). In the trusted namespace: processes in containers do not
@@ -203,7 +203,8 @@ impl Store {
             let mut hashing = HashingReader::new(reader);
             let files = match similar {
                 None => {
-                    unpack(&mut hashing, &tmp, opts).map_err(|e| e.in_layer(&desc.digest))?;
+                    unpack_threaded(&mut hashing, &tmp, opts)
+                        .map_err(|e| e.in_layer(&desc.digest))?;
                     None
                 }
                 Some(like) => {

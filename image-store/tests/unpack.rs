@@ -976,6 +976,30 @@ fn a_recording_unpack_makes_the_tree_a_plain_one_makes() {
     assert!(store.layer_files(&c_id).is_none());
 }
 
+/// A layer unpacked for a container (no earlier layer, nothing recorded)
+/// makes its small files on threads as a build's unpack does: the tree
+/// is the plain unpack's, with whiteouts, hard links, paths named again
+/// and a directory replaced by a symlink among more than two batches of
+/// files.
+#[test]
+fn a_layer_unpacked_for_a_container_makes_the_tree_a_plain_one_makes() {
+    let top = tempfile::tempdir().unwrap();
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    for (i, again) in [false, true].into_iter().enumerate() {
+        let t = many_files_tar(format!("edit {i}").as_bytes(), again);
+        let id = image_store::Digest::of_bytes(&t);
+        let desc = store
+            .write_blob(image_store::model::media::OCI_LAYER, &t)
+            .unwrap();
+        let got = store.unpacked_layer(&desc, &id).unwrap().remove(0);
+        let want = top.path().join(format!("plain-{i}"));
+        fs::create_dir(&want).unwrap();
+        unpack(Cursor::new(&t), &want, opts(Whiteouts::Overlay)).unwrap();
+        same_tree(&got, &want);
+        assert!(store.layer_files(&id).is_none(), "nothing is recorded");
+    }
+}
+
 /// An unpack that records file facts takes the sha256 the stream's writer
 /// vouches for a file's data (by its offset and size) instead of hashing
 /// it; a vouch at another offset or for another size is not used.
