@@ -178,15 +178,12 @@ impl Store {
         // Locked while it is being filled: a cleaner leaves it alone.
         let (tmp, _tmp_lock) = crate::fsutil::tempdir_in(&parent, &format!("-{}", diff_id.short()))
             .map_err(StoreError::io(&parent))?;
-        let result = (|| -> Result<Option<LayerFiles>, ComposeError> {
+        let result = std::thread::scope(|scope| -> Result<Option<LayerFiles>, ComposeError> {
             let blob = BufReader::with_capacity(1 << 20, self.open_blob(&desc.digest)?);
             let reader: Box<dyn Read> = match media::layer_compression(&desc.media_type) {
                 Some(media::Compression::None) => Box::new(blob),
-                Some(media::Compression::Gzip) => {
-                    Box::new(flate2::bufread::MultiGzDecoder::new(blob))
-                }
-                Some(media::Compression::Zstd) => Box::new(
-                    zstd::Decoder::with_buffer(blob)
+                Some(c) => Box::new(
+                    crate::verify::inflated(scope, blob, c)
                         .map_err(|e| LayerError::Io(e).in_layer(&desc.digest))?,
                 ),
                 None => {
@@ -217,7 +214,7 @@ impl Store {
             let (_, actual, _) = hashing.finish();
             LayerError::check_diff_id(&desc.digest, diff_id, &actual)?;
             Ok(files)
-        })();
+        });
         let files = match result {
             Ok(f) => f,
             Err(e) => {

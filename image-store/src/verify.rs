@@ -94,6 +94,32 @@ pub fn copy_checked<R: Read, W: Write>(
     })
 }
 
+/// The plain layer tar inside `raw` (a blob compressed as `compression`
+/// says), inflated on a thread of `scope` while the caller reads it: an
+/// unpack then takes the longer of inflating and its own work (hashing,
+/// checking and making the files) instead of their sum. A failure to
+/// read or inflate comes back as the reader's error.
+pub(crate) fn inflated<'scope, R: Read + Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    raw: R,
+    compression: Compression,
+) -> io::Result<Chunks> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let mut chunks = Chunks::new(rx);
+    let spares = chunks.spares(CHUNKS_IN_FLIGHT);
+    std::thread::Builder::new()
+        .name("layer-inflate".into())
+        .spawn_scoped(scope, move || {
+            let mut tee = Tee {
+                inner: raw,
+                sink: io::sink(),
+                fault: None,
+            };
+            decompress_into(&mut tee, compression, &tx, &spares);
+        })?;
+    Ok(chunks)
+}
+
 /// Chunks between the two threads of [`copy_checked`]: enough to keep
 /// both busy, few enough that memory stays bounded.
 const CHUNKS_IN_FLIGHT: usize = 4;

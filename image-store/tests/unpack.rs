@@ -1000,6 +1000,47 @@ fn a_layer_unpacked_for_a_container_makes_the_tree_a_plain_one_makes() {
     }
 }
 
+/// A compressed layer is inflated on a thread of its own while the unpack
+/// reads it (gzip and zstd): the tree is the plain unpack's, the diff ID
+/// is checked on what was inflated, and a blob that stops in the middle
+/// fails naming the layer, with nothing installed.
+#[test]
+fn compressed_layers_are_inflated_beside_the_unpack() {
+    use std::io::Write as _;
+    let top = tempfile::tempdir().unwrap();
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    let t = many_files_tar(b"inflated", true);
+    let id = image_store::Digest::of_bytes(&t);
+    let want = top.path().join("plain");
+    fs::create_dir(&want).unwrap();
+    unpack(Cursor::new(&t), &want, opts(Whiteouts::Overlay)).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&t).unwrap();
+    let gz = gz.finish().unwrap();
+    let zst = zstd::encode_all(Cursor::new(&t), 1).unwrap();
+    use image_store::model::media::{OCI_LAYER_GZIP, OCI_LAYER_ZSTD};
+
+    // Cut short: an error that names the blob, and no directory.
+    let cut = store
+        .write_blob(OCI_LAYER_GZIP, &gz[..gz.len() / 2])
+        .unwrap();
+    let err = store.unpacked_layer(&cut, &id).unwrap_err().to_string();
+    assert!(err.contains(&cut.digest.to_string()), "{err}");
+    assert!(!store.layers_dir().join(id.hex()).exists());
+    // Whole, but claiming another diff ID: refused.
+    let desc = store.write_blob(OCI_LAYER_GZIP, &gz).unwrap();
+    let other = image_store::Digest::of_bytes(b"another layer");
+    let err = store.unpacked_layer(&desc, &other).unwrap_err().to_string();
+    assert!(err.contains(&other.to_string()), "{err}");
+
+    for (media, blob) in [(OCI_LAYER_GZIP, &gz), (OCI_LAYER_ZSTD, &zst)] {
+        let _ = fs::remove_dir_all(store.layers_dir().join(id.hex()));
+        let desc = store.write_blob(media, blob).unwrap();
+        let got = store.unpacked_layer(&desc, &id).unwrap().remove(0);
+        same_tree(&got, &want);
+    }
+}
+
 /// An unpack that records file facts takes the sha256 the stream's writer
 /// vouches for a file's data (by its offset and size) instead of hashing
 /// it; a vouch at another offset or for another size is not used.
