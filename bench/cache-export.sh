@@ -21,25 +21,7 @@ cd "$(dirname "$0")/.."
 KILN=${KILN:-$PWD/target/release/kiln}
 W=${BENCH_DIR:-/tmp/kiln-bench-cache}
 fresh_busybox_store "$W/a"
-mkdir -p "$W/storage"
-PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-cat > "$W/config.yml" <<CFG
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $W/storage
-http:
-  addr: 127.0.0.1:$PORT
-CFG
-setsid /usr/bin/docker-registry serve "$W/config.yml" >"$W/registry.log" 2>&1 </dev/null &
-echo $! >"$W/pid"
-stop() { kill "$(cat "$W/pid")" 2>/dev/null || true; }
-trap stop EXIT
-for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.05; done
+start_registry "$W"
 
 # The build-small workload of ../shared/bench/w1-build-small.sh.
 CTX=$W/ctx

@@ -13,12 +13,13 @@
 # Needs: hyperfine docker-registry busybox-static python3 curl. Root (run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 KILN=${KILN:-$PWD/target/release/kiln}
 W=${BENCH_DIR:-/tmp/kiln-bench-firstrun}
 RUNS=${RUNS:-7}
 FILES=${FILES:-50000}
 rm -rf "$W"
-mkdir -p "$W/storage"
+mkdir -p "$W"
 fixtures/make-busybox-rootfs.sh "$W/rootfs" "$W/busybox.tar" >/dev/null
 python3 - "$W/rootfs" "$FILES" <<'PY'
 import os, sys
@@ -33,24 +34,7 @@ PY
 tar -C "$W/rootfs" --sort=name --mtime=@1700000000 --owner=0 --group=0 --numeric-owner \
   -cf "$W/rootfs.tar" .
 
-PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-cat > "$W/config.yml" <<CFG
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $W/storage
-http:
-  addr: 127.0.0.1:$PORT
-CFG
-setsid /usr/bin/docker-registry serve "$W/config.yml" >"$W/registry.log" 2>&1 </dev/null &
-echo $! >"$W/pid"
-stop() { kill "$(cat "$W/pid")" 2>/dev/null || true; }
-trap stop EXIT
-for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.05; done
+start_registry "$W"
 
 IMG=127.0.0.1:$PORT/bench/many:latest
 $KILN --root "$W/src" import "$W/rootfs.tar" "$IMG" >/dev/null

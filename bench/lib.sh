@@ -58,3 +58,32 @@ COPY --from=gen /work/src/d01 /app/d01
 CMD ["ls", "/app"]
 DF
 }
+
+# start_registry DIR: a docker-registry on a free loopback port, its
+# storage in DIR/storage (emptied), stopped when the script exits; sets
+# PORT. Returns once it answers /v2/.
+start_registry() {
+  local dir=$1
+  rm -rf "$dir/storage"
+  mkdir -p "$dir/storage"
+  PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  cat > "$dir/config.yml" <<CFG
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+http:
+  addr: 127.0.0.1:$PORT
+CFG
+  setsid /usr/bin/docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
+  echo $! >"$dir/pid"
+  REGISTRY_PID_FILE=$dir/pid
+  trap 'kill "$(cat "$REGISTRY_PID_FILE")" 2>/dev/null || true' EXIT
+  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && return 0; sleep 0.05; done
+  echo "docker-registry did not answer on 127.0.0.1:$PORT (see $dir/registry.log)" >&2
+  return 1
+}
