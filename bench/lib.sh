@@ -59,6 +59,25 @@ CMD ["ls", "/app"]
 DF
 }
 
+# registry_config DIR PORT: DIR/config.yml for a docker-registry on
+# 127.0.0.1:PORT keeping its blobs in DIR/storage (deletes allowed).
+registry_config() {
+  cat > "$1/config.yml" <<CFG
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $1/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$2
+CFG
+}
+
 # start_registry DIR: a docker-registry on a free loopback port, its
 # storage in DIR/storage (emptied), stopped when the script exits; sets
 # PORT. Returns once it answers /v2/.
@@ -67,18 +86,7 @@ start_registry() {
   rm -rf "$dir/storage"
   mkdir -p "$dir/storage"
   PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  cat > "$dir/config.yml" <<CFG
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $dir/storage
-http:
-  addr: 127.0.0.1:$PORT
-CFG
+  registry_config "$dir" "$PORT"
   setsid /usr/bin/docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
   echo $! >"$dir/pid"
   REGISTRY_PID_FILE=$dir/pid

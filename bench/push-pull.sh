@@ -8,6 +8,7 @@
 # blob), pull-cold (after `kiln rmi`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 KILN=${KILN:-$PWD/target/release/kiln}
 W=${BENCH_DIR:-/tmp/kiln-bench-pushpull}
 RUNS=${RUNS:-5}
@@ -15,20 +16,7 @@ TAR=${BIG_TAR:-/tmp/kiln-bench-import/rootfs.tar}
 [ -f "$TAR" ] || bench/import.sh >/dev/null
 rm -rf "$W"; mkdir -p "$W/storage"
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-cat > "$W/config.yml" <<CFG
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $W/storage
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$PORT
-CFG
+registry_config "$W" "$PORT"
 cat > "$W/start.sh" <<SH
 #!/usr/bin/env bash
 # (re)starts the registry with empty storage
