@@ -117,10 +117,11 @@ fn writes_through_escaping_symlinks_stay_inside() {
     assert!(!Path::new("/pwned-root").exists());
 }
 
-/// The same escapes through a recording unpack (a build's COPY layer),
-/// whose small files are made on a thread of their own: a directory of
-/// files still queued there, replaced by a link out of the root, takes
-/// the files after it inside the root, and nothing lands outside.
+/// The same escapes through a recording unpack (a build's COPY layer)
+/// and a container's unpack of a compressed layer, whose small files are
+/// made on threads of their own: a directory of files still queued
+/// there, replaced by a link out of the root, takes the files after it
+/// inside the root, and nothing lands outside.
 #[test]
 fn a_recording_unpack_writes_through_escaping_symlinks_inside() {
     let top = tempfile::tempdir().unwrap();
@@ -171,6 +172,26 @@ fn a_recording_unpack_writes_through_escaping_symlinks_inside() {
     fs::create_dir(&plain).unwrap();
     unpack(Cursor::new(&t), &plain, opts(Whiteouts::Overlay)).unwrap();
     same_tree(&dest, &plain);
+
+    // And through a container's unpack of the layer pulled compressed:
+    // inflated on one thread, its files made on two others.
+    use std::io::Write as _;
+    let store = image_store::Store::open(top.path().join("store")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&t).unwrap();
+    let desc = store
+        .write_blob(
+            image_store::model::media::OCI_LAYER_GZIP,
+            &gz.finish().unwrap(),
+        )
+        .unwrap();
+    let got = store
+        .unpacked_layer(&desc, &image_store::Digest::of_bytes(&t))
+        .unwrap()
+        .remove(0);
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "wrote outside");
+    assert!(!top.path().join("pwned-up").exists(), "wrote outside");
+    same_tree(&got, &plain);
 }
 
 #[test]
