@@ -60,6 +60,9 @@ pub struct Entry {
     pub path: PathBuf,
     /// `lstat` of the path: symlinks are reported as symlinks.
     pub metadata: Metadata,
+    /// Its content's sha256, when the walk hashed it right after that
+    /// stat ([`BuildContext::hash_files_ahead`]).
+    pub hashed: Option<crate::cache::stat_index::Hashed>,
 }
 
 /// An entry selected by a COPY/ADD source.
@@ -79,6 +82,9 @@ pub struct BuildContext {
     /// fsutil's `onlyPrefixExcludeExceptions`: every `!` pattern is a plain
     /// path, so a prefix test tells whether it can reach into a directory.
     prefix_only_exceptions: bool,
+    /// Walks hash small files ahead ([`BuildContext::hash_files_ahead`]).
+    /// (Shared by clones: they walk the same files.)
+    files_ahead: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 enum Decision {
@@ -142,7 +148,16 @@ impl BuildContext {
             root: root.into(),
             matcher,
             prefix_only_exceptions,
+            files_ahead: Default::default(),
         }
+    }
+
+    /// From now on, walks hash small files on their workers, ahead of the
+    /// caller: for a build that will hash every file it walks (its stat
+    /// index is empty), which would otherwise read them one by one.
+    pub fn hash_files_ahead(&self) {
+        self.files_ahead
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn root(&self) -> &Path {
@@ -265,6 +280,7 @@ impl BuildContext {
                 Entry {
                     path: rel_path(rel),
                     metadata,
+                    hashed: None,
                 },
                 hidden,
             )

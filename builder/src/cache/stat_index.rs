@@ -383,16 +383,28 @@ impl StatIndex {
     /// the recorded one while its stat is unchanged and settled, else
     /// read (and recorded).
     pub fn digest(&self, rel: &[u8], abs: &Path, stat: &FileStat) -> std::io::Result<[u8; 32]> {
+        self.digest_read(rel, abs, stat, None)
+    }
+
+    /// [`StatIndex::digest`] with the file maybe read already, right after
+    /// the same stat, by the walk ([`Hashed`]).
+    pub fn digest_read(
+        &self,
+        rel: &[u8],
+        abs: &Path,
+        stat: &FileStat,
+        read: Option<Hashed>,
+    ) -> std::io::Result<[u8; 32]> {
         let old = self.inner().get(rel);
         if let Some(e) = old {
             if !e.racy && e.stat == *stat {
                 return Ok(e.sha);
             }
         }
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(i128::MAX, |d| d.as_nanos() as i128);
-        let sha = hash_file_raw(abs)?;
+        let Hashed { sha, started } = match read {
+            Some(h) => h,
+            None => Hashed::of(abs)?,
+        };
         let entry = StatEntry {
             stat: *stat,
             racy: racy(stat, started),
@@ -403,6 +415,14 @@ impl StatIndex {
             self.dirty.store(true, Ordering::Relaxed);
         }
         Ok(sha)
+    }
+
+    /// Whether the index records no file (the context was never built
+    /// from this store, or its index was lost): then every file walked is
+    /// read and hashed.
+    pub fn is_empty(&self) -> bool {
+        let inner = self.inner();
+        inner.starts.is_empty() && inner.changed.is_empty()
     }
 
     /// Writes the index back if an entry changed (best effort: a lost
@@ -484,19 +504,52 @@ impl StatIndex {
     }
 }
 
+/// A file's sha256, and when its reading started (nanoseconds since the
+/// epoch): an entry is racy when the file's ctime is that close to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Hashed {
+    pub sha: [u8; 32],
+    pub started: i128,
+}
+
+impl Hashed {
+    pub fn of(p: &Path) -> std::io::Result<Hashed> {
+        let started = now_nanos();
+        Hashed::of_file(fs::File::open(p)?, started)
+    }
+
+    /// The file `f`, opened at `started`.
+    pub fn of_file(f: fs::File, started: i128) -> std::io::Result<Hashed> {
+        Ok(Hashed {
+            sha: hash_open(f)?,
+            started,
+        })
+    }
+}
+
+/// Now, in nanoseconds since the epoch.
+pub fn now_nanos() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(i128::MAX, |d| d.as_nanos() as i128)
+}
+
 /// The hex sha256 of a file the stat index does not cover (a followed link).
 pub fn hash_file(p: &Path) -> std::io::Result<String> {
     hash_file_raw(p).map(hex::encode)
 }
 
 fn hash_file_raw(p: &Path) -> std::io::Result<[u8; 32]> {
+    hash_open(fs::File::open(p)?)
+}
+
+fn hash_open(mut f: fs::File) -> std::io::Result<[u8; 32]> {
     thread_local! {
         // One buffer per thread, zeroed once: a fresh array per file was
         // a 64 KiB memset each (6.5 GB of them for the first build of a
         // 100k-file context), and a heap buffer per file an mmap.
         static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
     }
-    let mut f = fs::File::open(p)?;
     let mut h = Sha256::new();
     BUF.with(|buf| {
         let mut buf = buf.borrow_mut();

@@ -65,7 +65,9 @@ impl<'a> RawWalk<'a> {
                 Ok(Decision::Prune)
             )
         };
-        let inner = descend.then(|| DirWalk::new(start_abs, max_depth, wanted));
+        let files_ahead = ctx.files_ahead.load(std::sync::atomic::Ordering::Relaxed);
+        let inner = descend
+            .then(|| DirWalk::new(start_abs, max_depth, wanted).hashing_files_ahead(files_ahead));
         RawWalk {
             ctx,
             inner,
@@ -136,6 +138,7 @@ impl<'a> RawWalk<'a> {
             let entry = Entry {
                 path: PathBuf::from(std::ffi::OsString::from_vec(rel)),
                 metadata,
+                hashed: de.take_hashed(),
             };
             if let Some(rel_slash) = rel_slash {
                 let pending = hidden.then(|| entry.clone());

@@ -100,9 +100,11 @@ pub fn plan(
 
     // The file's sha256 goes into the key, and with the planned entry
     // (the writer may take the bytes from the step's previous layer).
+    // `read`: the walk hashed it already, right after `md`'s stat.
     let hashed = |rel: &Path,
                   abs: &Path,
                   md: &fs::Metadata,
+                  read: Option<crate::cache::stat_index::Hashed>,
                   key: &mut KeyHasher,
                   root: &mut SourceRoot|
      -> Result<Option<[u8; 32]>, BuildError> {
@@ -110,10 +112,11 @@ pub fn plan(
             return Ok(None);
         };
         let sha = idx
-            .digest(
+            .digest_read(
                 rel.as_os_str().as_bytes(),
                 abs,
                 &crate::cache::FileStat::from(md),
+                read,
             )
             .map_err(|e| BuildError::Io(abs.to_path_buf(), e))?;
         let mut hex = [0u8; 64];
@@ -122,6 +125,11 @@ pub fn plan(
         Ok(Some(sha))
     };
 
+    // A build that will hash every file it walks has the walk's workers
+    // hash the small ones ahead of it.
+    if root.index.is_some_and(StatIndex::is_empty) {
+        root.ctx.hash_files_ahead();
+    }
     // The last owner keyed: (uid, gid), "uid:gid" and its length.
     let mut owner = ((u64::MAX, u64::MAX), [0u8; 41], 0);
     for src in &c.sources {
@@ -314,7 +322,7 @@ pub fn plan(
                             key.part("followed", sha.as_bytes());
                             None
                         } else {
-                            hashed(rel, &abs, md, key, root)?
+                            hashed(rel, &abs, md, se.entry.hashed, key, root)?
                         };
                         if p.is_add && is_root && p.copy.unpack != Some(false) && is_archive(&abs) {
                             // Extracted into the destination directory.
