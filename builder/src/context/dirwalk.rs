@@ -22,7 +22,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 
-use rustix::fs::Advice;
+use rustix::fs::{Advice, Mode, OFlags};
 
 use crate::cache::stat_index::Hashed;
 
@@ -66,7 +66,14 @@ impl Child {
             return None;
         }
         let started = crate::cache::stat_index::now_nanos();
-        let f = fs::File::open(self.entry.path()).ok()?;
+        // Not blocking, not following: what took the file's place since
+        // its stat (a FIFO with no writer, a link) is left to the caller.
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOFOLLOW;
+        let fd = rustix::fs::open(self.entry.path(), flags, Mode::empty()).ok()?;
+        let f = fs::File::from(fd);
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            return None;
+        }
         let _ = rustix::fs::fadvise(&f, 0, NonZeroU64::new(md.len()), Advice::WillNeed);
         Some((f, started))
     }
@@ -562,8 +569,8 @@ mod tests {
 
     /// A walk that hashes ahead gives each small regular file the sha256
     /// of its content (on the workers, in chunks and in the first chunk of
-    /// each directory alike), and nothing for directories, symlinks,
-    /// larger files, or a walk that does not.
+    /// each directory alike), and nothing for directories, symlinks, a
+    /// FIFO, larger files, or a walk that does not.
     #[test]
     fn hashing_ahead_gives_small_files_their_digests() {
         use sha2::{Digest as _, Sha256};
@@ -579,6 +586,15 @@ mod tests {
         let large = vec![7u8; HASH_AHEAD_MAX as usize + 1];
         fs::write(d.path().join("large"), &large).unwrap();
         std::os::unix::fs::symlink("d000/f000", d.path().join("link")).unwrap();
+        // Opening a FIFO without a writer would wait forever.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            d.path().join("fifo"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
         let walk = |hash: bool| -> Vec<(String, Option<[u8; 32]>)> {
             DirWalk::new(d.path().to_path_buf(), None, |_| true)
                 .hashing_files_ahead(hash)
@@ -590,7 +606,7 @@ mod tests {
                 .collect()
         };
         let got = walk(true);
-        assert_eq!(got.len(), (AHEAD + 3) * (CHUNK + ADVISED + 2) + 3);
+        assert_eq!(got.len(), (AHEAD + 3) * (CHUNK + ADVISED + 2) + 4);
         for (tail, sha) in &got {
             let p = d.path().join(tail);
             let md = fs::symlink_metadata(&p).unwrap();
