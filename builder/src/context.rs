@@ -152,12 +152,12 @@ impl BuildContext {
         }
     }
 
-    /// From now on, walks hash small files on their workers, ahead of the
-    /// caller: for a build that will hash every file it walks (its stat
-    /// index is empty), which would otherwise read them one by one.
-    pub fn hash_files_ahead(&self) {
+    /// Whether walks from now on hash small files on their workers, ahead
+    /// of the caller: for a plan that will hash every file it walks (its
+    /// stat index is empty), which would otherwise read them one by one.
+    pub fn hash_files_ahead(&self, on: bool) {
         self.files_ahead
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn root(&self) -> &Path {

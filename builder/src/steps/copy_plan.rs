@@ -125,10 +125,12 @@ pub fn plan(
         Ok(Some(sha))
     };
 
-    // A build that will hash every file it walks has the walk's workers
-    // hash the small ones ahead of it.
-    if root.index.is_some_and(StatIndex::is_empty) {
-        root.ctx.hash_files_ahead();
+    // A plan that will hash every file it walks has the walk's workers
+    // hash the small ones ahead of it. Decided per plan: once one COPY of
+    // a first build has recorded the files it hashed, the next finds them
+    // in the index and would hash them ahead for nothing.
+    if let Some(idx) = root.index {
+        root.ctx.hash_files_ahead(idx.is_empty());
     }
     // The last owner keyed: (uid, gid), "uid:gid" and its length.
     let mut owner = ((u64::MAX, u64::MAX), [0u8; 41], 0);
